@@ -1,0 +1,235 @@
+//! The runtime's error type: one variant per rule a file or a call can break.
+
+use crate::op::OpError;
+
+/// Why a model file was rejected or an inference call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// The file is shorter than its header, section table or declared length.
+    Truncated,
+    /// The file does not start with the `.sprig` magic.
+    BadMagic,
+    /// The file's major version is not one this reader understands.
+    UnsupportedVersion {
+        /// Major version in the file.
+        major: u16,
+        /// Minor version in the file.
+        minor: u16,
+    },
+    /// The header's file length differs from the number of bytes given.
+    LengthMismatch {
+        /// Length stated in the header.
+        declared: u64,
+        /// Bytes actually given.
+        actual: u64,
+    },
+    /// The CRC-32 over the payload does not match (the file is corrupted).
+    ChecksumMismatch,
+    /// The section table declares more sections than allowed.
+    TooManySections,
+    /// A section's bytes do not match its CRC-32.
+    SectionChecksumMismatch {
+        /// Section kind.
+        kind: u32,
+    },
+    /// A section lies outside the file or overlaps the header / section table.
+    SectionOutOfBounds {
+        /// Section kind.
+        kind: u32,
+    },
+    /// A section does not start at a 16-byte boundary.
+    SectionMisaligned {
+        /// Section kind.
+        kind: u32,
+    },
+    /// A section kind appears twice.
+    DuplicateSection {
+        /// Section kind.
+        kind: u32,
+    },
+    /// A required section is absent.
+    MissingSection {
+        /// Section kind.
+        kind: u32,
+    },
+    /// A section's length does not fit its record layout.
+    BadSectionLength {
+        /// Section kind.
+        kind: u32,
+    },
+    /// More tensors or operators than the reader accepts.
+    TooManyRecords,
+    /// A string reference is out of bounds or not UTF-8.
+    BadString,
+    /// A tensor record has an unknown role, element type or rank, or an impossible shape.
+    BadTensor {
+        /// Tensor index.
+        tensor: u32,
+    },
+    /// A constant uses a weight encoding this reader does not know.
+    UnsupportedEncoding {
+        /// Tensor index.
+        tensor: u32,
+        /// Encoding code.
+        encoding: u8,
+    },
+    /// A constant's payload lies outside the DATA section.
+    DataOutOfBounds {
+        /// Tensor index.
+        tensor: u32,
+    },
+    /// A constant's payload is not 16-byte aligned.
+    DataMisaligned {
+        /// Tensor index.
+        tensor: u32,
+    },
+    /// A tensor's byte length does not match its shape and encoding.
+    BadDataLength {
+        /// Tensor index.
+        tensor: u32,
+    },
+    /// An arena tensor lies outside the arena.
+    ArenaOutOfBounds {
+        /// Tensor index.
+        tensor: u32,
+    },
+    /// An arena tensor's offset is not 16-byte aligned.
+    ArenaMisaligned {
+        /// Tensor index.
+        tensor: u32,
+    },
+    /// Two arena buffers live at the same time overlap.
+    ArenaOverlap {
+        /// First tensor index.
+        a: u32,
+        /// Second tensor index.
+        b: u32,
+    },
+    /// A tensor's recorded lifetime does not cover its producer and every use.
+    BadLifetime {
+        /// Tensor index.
+        tensor: u32,
+    },
+    /// A tensor's alias does not name an unaliased arena tensor with the same range.
+    BadAlias {
+        /// Tensor index.
+        tensor: u32,
+    },
+    /// The model has no operator.
+    NoOperators,
+    /// The input / output lists are inconsistent with the tensor roles.
+    BadIo,
+    /// An operator kind this reader does not know.
+    UnsupportedOp {
+        /// Operator index.
+        op: u32,
+        /// Kind code.
+        kind: u16,
+    },
+    /// An operator asks for a kernel this reader does not have.
+    UnsupportedKernel {
+        /// Operator index.
+        op: u32,
+        /// Kernel code.
+        kernel: u16,
+    },
+    /// An operator attribute is out of its domain.
+    BadAttribute {
+        /// Operator index.
+        op: u32,
+    },
+    /// An operator has the wrong number of operands.
+    BadArity {
+        /// Operator index.
+        op: u32,
+    },
+    /// An operand id is out of range, reads a value not yet computed, or writes a non-arena tensor.
+    BadOperand {
+        /// Operator index.
+        op: u32,
+    },
+    /// Operand shapes are inconsistent with the operator.
+    ShapeMismatch {
+        /// Operator index.
+        op: u32,
+    },
+    /// An operator's output buffer overlaps one of its inputs.
+    OperandOverlap {
+        /// Operator index.
+        op: u32,
+    },
+    /// The arena given to a session is smaller than the model needs.
+    ArenaTooSmall {
+        /// Bytes needed.
+        needed: u32,
+        /// Bytes given.
+        got: u32,
+    },
+    /// The arena given to a session is not 4-byte aligned.
+    ArenaNotAligned,
+    /// No input / output with that index.
+    NoSuchTensor {
+        /// The index asked for.
+        index: u32,
+    },
+}
+
+impl Error {
+    pub(crate) fn from_op(op: u32, e: OpError) -> Error {
+        match e {
+            OpError::UnknownKind(kind) => Error::UnsupportedOp { op, kind },
+            OpError::BadAttribute => Error::BadAttribute { op },
+            OpError::BadArity => Error::BadArity { op },
+            OpError::ShapeMismatch => Error::ShapeMismatch { op },
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use Error::*;
+        match *self {
+            Truncated => write!(f, "file is truncated"),
+            BadMagic => write!(f, "not a .sprig file (bad magic)"),
+            UnsupportedVersion { major, minor } => write!(f, "unsupported .sprig version {major}.{minor} (this reader reads 1.x)"),
+            LengthMismatch { declared, actual } => write!(f, "header says {declared} bytes but {actual} were given"),
+            ChecksumMismatch => write!(f, "payload checksum mismatch: the file is corrupted"),
+            TooManySections => write!(f, "too many sections"),
+            SectionChecksumMismatch { kind } => write!(f, "section {kind}: checksum mismatch"),
+            SectionOutOfBounds { kind } => write!(f, "section {kind}: out of bounds"),
+            SectionMisaligned { kind } => write!(f, "section {kind}: not 16-byte aligned"),
+            DuplicateSection { kind } => write!(f, "section {kind}: appears twice"),
+            MissingSection { kind } => write!(f, "section {kind}: missing"),
+            BadSectionLength { kind } => write!(f, "section {kind}: length does not fit its records"),
+            TooManyRecords => write!(f, "too many tensors or operators"),
+            BadString => write!(f, "string reference out of bounds or not UTF-8"),
+            BadTensor { tensor } => write!(f, "tensor {tensor}: bad role, element type, rank or shape"),
+            UnsupportedEncoding { tensor, encoding } => write!(f, "tensor {tensor}: unsupported weight encoding {encoding}"),
+            DataOutOfBounds { tensor } => write!(f, "tensor {tensor}: payload outside the data section"),
+            DataMisaligned { tensor } => write!(f, "tensor {tensor}: payload not 16-byte aligned"),
+            BadDataLength { tensor } => write!(f, "tensor {tensor}: byte length does not match shape and encoding"),
+            ArenaOutOfBounds { tensor } => write!(f, "tensor {tensor}: outside the arena"),
+            ArenaMisaligned { tensor } => write!(f, "tensor {tensor}: arena offset not 16-byte aligned"),
+            ArenaOverlap { a, b } => write!(f, "tensors {a} and {b} overlap in the arena while both live"),
+            BadLifetime { tensor } => write!(f, "tensor {tensor}: lifetime does not cover its producer and uses"),
+            BadAlias { tensor } => write!(f, "tensor {tensor}: invalid alias"),
+            NoOperators => write!(f, "model has no operator"),
+            BadIo => write!(f, "input/output lists inconsistent with tensor roles"),
+            UnsupportedOp { op, kind } => write!(f, "operator {op}: unsupported kind {kind}"),
+            UnsupportedKernel { op, kernel } => write!(f, "operator {op}: unsupported kernel {kernel}"),
+            BadAttribute { op } => write!(f, "operator {op}: attribute out of domain"),
+            BadArity { op } => write!(f, "operator {op}: wrong number of operands"),
+            BadOperand { op } => write!(f, "operator {op}: bad operand"),
+            ShapeMismatch { op } => write!(f, "operator {op}: operand shapes inconsistent"),
+            OperandOverlap { op } => write!(f, "operator {op}: output overlaps an input"),
+            ArenaTooSmall { needed, got } => write!(f, "arena too small: need {needed} bytes, got {got}"),
+            ArenaNotAligned => write!(f, "arena not 4-byte aligned"),
+            NoSuchTensor { index } => write!(f, "no input/output with index {index}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

@@ -1,0 +1,128 @@
+//! Byte layout of `.sprig` v1 files (see `docs/FORMAT.md`). Shared by the reader here and the
+//! writer in `sprig-tools`; every multi-byte field is little-endian.
+
+/// File magic.
+pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
+/// Major version: bumped when a v1 reader could misread a file. Readers reject other majors.
+pub const VERSION_MAJOR: u16 = 1;
+/// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
+/// ignore, new encodings / operator kinds / kernels it rejects by name).
+pub const VERSION_MINOR: u16 = 0;
+
+/// Header size in bytes: magic, major, minor, section count, file length, CRC-32, reserved.
+pub const HEADER_LEN: usize = 32;
+/// Section table entry size: kind u32, crc32 u32, offset u64, length u64.
+pub const SECTION_ENTRY_LEN: usize = 24;
+/// Most sections a file may declare.
+pub const MAX_SECTIONS: usize = 64;
+/// Alignment of sections, constant payloads and arena offsets.
+pub const ALIGN: usize = 16;
+
+/// Section kinds.
+pub mod section {
+    #![allow(missing_docs)]
+    pub const META: u32 = 1;
+    pub const STRINGS: u32 = 2;
+    pub const TENSORS: u32 = 3;
+    pub const OPS: u32 = 4;
+    pub const OPERANDS: u32 = 5;
+    pub const DATA: u32 = 6;
+}
+
+/// META section fixed part: producer (string ref), sha256 of the source model, arena length,
+/// arena lower bound, input count, output count; followed by the input then output tensor ids.
+pub const META_FIXED_LEN: usize = 56;
+
+/// Tensor record size.
+pub const TENSOR_RECORD_LEN: usize = 64;
+/// Operator record size.
+pub const OP_RECORD_LEN: usize = 128;
+/// Byte offset of the attribute words in an operator record.
+pub const OP_ATTRS_AT: usize = 24;
+
+/// "No tensor" in the alias field.
+pub const NO_TENSOR: u32 = u32::MAX;
+
+/// Largest number of tensors a file may declare (bounds the quadratic overlap check).
+pub const MAX_TENSORS: usize = 16384;
+/// Largest number of operators.
+pub const MAX_OPS: usize = 16384;
+
+/// What a tensor is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum Role {
+    /// Intermediate value in the arena.
+    Activation = 0,
+    /// Graph input in the arena, written by the caller.
+    Input = 1,
+    /// Graph output in the arena.
+    Output = 2,
+    /// Constant stored in the DATA section.
+    Constant = 3,
+}
+
+impl Role {
+    /// Decodes a stored role byte.
+    pub fn from_u8(b: u8) -> Option<Role> {
+        Some(match b {
+            0 => Role::Activation,
+            1 => Role::Input,
+            2 => Role::Output,
+            3 => Role::Constant,
+            _ => return None,
+        })
+    }
+
+    /// True when the tensor lives in the arena.
+    pub fn in_arena(self) -> bool {
+        self != Role::Constant
+    }
+}
+
+/// Element type codes. Only f32 exists in v1.
+pub const DTYPE_F32: u8 = 1;
+
+/// Weight payload encodings.
+pub mod encoding {
+    #![allow(missing_docs)]
+    /// Arena tensors (no payload).
+    pub const NONE: u8 = 0;
+    /// Dense little-endian f32.
+    pub const F32: u8 = 1;
+    /// Dense little-endian IEEE binary16.
+    pub const F16: u8 = 2;
+
+    /// Human-readable name of an encoding code.
+    pub fn name(code: u8) -> &'static str {
+        match code {
+            NONE => "none",
+            F32 => "f32",
+            F16 => "f16",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Kernel codes (which implementation runs an operator).
+pub mod kernel {
+    #![allow(missing_docs)]
+    /// The plain reference kernel.
+    pub const REFERENCE: u16 = 0;
+
+    /// Human-readable name of a kernel code.
+    pub fn name(code: u16) -> &'static str {
+        match code {
+            REFERENCE => "reference",
+            _ => "unknown",
+        }
+    }
+}
+
+/// CRC-32 (IEEE) used for the payload and section checksums.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(bytes);
+    h.finalize()
+}

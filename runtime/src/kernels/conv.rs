@@ -1,0 +1,386 @@
+//! Conv (1-D / 2-D, grouped / depthwise, strided, dilated, explicitly padded, fused activation).
+
+use super::{sub, sub_mut, Operand};
+use crate::op::{Activation, ConvAttrs, OpError};
+use crate::shape::Shape;
+use crate::view::View;
+
+/// Geometry of one convolution, 1-D convs mapped onto 2-D with `h = kh = 1`.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    c: usize,
+    h: usize,
+    w: usize,
+    m: usize,
+    cg: usize,
+    mg: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    pt: usize,
+    pl: usize,
+}
+
+impl Geom {
+    fn new(a: &ConvAttrs, x: &Shape, w: &Shape, y: &Shape) -> Geom {
+        let two_d = x.rank() == 4;
+        let g = (a.group as usize).max(1);
+        let m = w.dim(0);
+        let (h, kh, oh, sh, dh, pt) = if two_d {
+            (x.dim(2), w.dim(2), y.dim(2), a.stride[0] as usize, a.dilation[0] as usize, a.pads[0] as usize)
+        } else {
+            (1, 1, 1, 1, 1, 0)
+        };
+        let last = if two_d { 3 } else { 2 };
+        Geom {
+            c: x.dim(1),
+            h,
+            w: x.dim(last),
+            m,
+            cg: w.dim(1),
+            mg: m / g,
+            kh,
+            kw: w.dim(last),
+            oh,
+            ow: y.dim(last),
+            sh,
+            sw: a.stride[1] as usize,
+            dh,
+            dw: a.dilation[1] as usize,
+            pt,
+            pl: a.pads[1] as usize,
+        }
+    }
+
+    /// Range of output columns `ox` whose input column `ox * sw + off - pl` lies in `0..w`.
+    #[inline]
+    fn col_range(&self, off: usize) -> (usize, usize) {
+        let lo = if off >= self.pl { 0 } else { (self.pl - off).div_ceil(self.sw) };
+        let hi = if self.w + self.pl > off { (self.w + self.pl - off).div_ceil(self.sw) } else { 0 };
+        (lo, hi.min(self.ow))
+    }
+
+    /// Input row for output row `oy` and kernel row `ky`, if inside the input.
+    #[inline]
+    fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        let iy = oy * self.sh + ky * self.dh;
+        if iy >= self.pt && iy - self.pt < self.h {
+            Some(iy - self.pt)
+        } else {
+            None
+        }
+    }
+}
+
+/// Convolution; inputs `x, w[, bias]` validated by `execute`.
+pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+    let x = &inputs[0];
+    let w = &inputs[1];
+    let bias = inputs.get(2).map(|b| b.view);
+    let g = Geom::new(a, &x.shape, &w.shape, y);
+    match x.view.as_f32() {
+        Some(xs) => conv_fast(&g, xs, w.view, bias, a.act, out),
+        None => conv_naive(&g, x.view, w.view, bias, a.act, out),
+    }
+}
+
+/// Output channel by output channel: the plane starts at the bias, then each weight adds a
+/// scaled, strided run of each input row (contiguous output rows, no per-element bound tests).
+fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
+    let plane = g.oh * g.ow;
+    let in_plane = g.h * g.w;
+    for mo in 0..g.m {
+        let grp = mo.checked_div(g.mg).unwrap_or(0);
+        let ob = sub_mut(out, mo * plane, plane)?;
+        let b0 = bias.map_or(0.0, |b| b.get(mo));
+        ob.fill(b0);
+        for icl in 0..g.cg {
+            let ic = grp * g.cg + icl;
+            if ic >= g.c {
+                return Err(OpError::ShapeMismatch);
+            }
+            let xp = sub(x, ic * in_plane, in_plane)?;
+            let wbase = (mo * g.cg + icl) * g.kh * g.kw;
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let wv = w.get(wbase + ky * g.kw + kx);
+                    let off = kx * g.dw;
+                    let (ox0, ox1) = g.col_range(off);
+                    if ox0 >= ox1 {
+                        continue;
+                    }
+                    let ix0 = ox0 * g.sw + off - g.pl;
+                    for oy in 0..g.oh {
+                        let Some(iy) = g.in_row(oy, ky) else { continue };
+                        let xrow = sub(xp, iy * g.w, g.w)?;
+                        let orow = sub_mut(ob, oy * g.ow, g.ow)?;
+                        let xs = xrow.get(ix0..).unwrap_or(&[]);
+                        let os = orow.get_mut(ox0..ox1).unwrap_or(&mut []);
+                        if g.sw == 1 {
+                            for (o, xv) in os.iter_mut().zip(xs) {
+                                *o += wv * xv;
+                            }
+                        } else {
+                            // Exactly the inputs this output run reads, so indexing is in bounds.
+                            let Some(need) = os.len().checked_sub(1).map(|k| k * g.sw + 1) else {
+                                continue;
+                            };
+                            let Some(xs) = xs.get(..need) else {
+                                return Err(OpError::ShapeMismatch);
+                            };
+                            for (j, o) in os.iter_mut().enumerate() {
+                                *o += wv * xs[j * g.sw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if act != Activation::None {
+            for v in ob.iter_mut() {
+                *v = act.apply(*v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Direct definition, element by element; used when `x` is not a native f32 slice.
+fn conv_naive(g: &Geom, x: View<'_>, w: View<'_>, bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
+    let plane = g.oh * g.ow;
+    for mo in 0..g.m {
+        let grp = mo.checked_div(g.mg).unwrap_or(0);
+        let ob = sub_mut(out, mo * plane, plane)?;
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let mut acc = bias.map_or(0.0, |b| b.get(mo));
+                for icl in 0..g.cg {
+                    let ic = grp * g.cg + icl;
+                    for ky in 0..g.kh {
+                        let Some(iy) = g.in_row(oy, ky) else { continue };
+                        for kx in 0..g.kw {
+                            let ix = ox * g.sw + kx * g.dw;
+                            if ix < g.pl || ix - g.pl >= g.w {
+                                continue;
+                            }
+                            let xv = x.get((ic * g.h + iy) * g.w + ix - g.pl);
+                            acc += xv * w.get(((mo * g.cg + icl) * g.kh + ky) * g.kw + kx);
+                        }
+                    }
+                }
+                if let Some(o) = ob.get_mut(oy * g.ow + ox) {
+                    *o = act.apply(acc);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::Operand;
+    use crate::op::{Activation, ConvAttrs, Op, OpError};
+    use crate::view::View;
+    use proptest::prelude::*;
+
+    /// Textbook convolution in f64 over 2-D index tuples (1-D convs as `h = kh = 1`).
+    #[allow(clippy::too_many_arguments)]
+    fn naive(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[f32]>, a: &ConvAttrs, oh: usize, ow: usize) -> Vec<f64> {
+        let two = xd.len() == 4;
+        let (c, h, wi) = if two { (xd[1], xd[2], xd[3]) } else { (xd[1], 1, xd[2]) };
+        let (m, cg, kh, kw) = if two { (wd[0], wd[1], wd[2], wd[3]) } else { (wd[0], wd[1], 1, wd[2]) };
+        let (sh, dh, pt) = if two { (a.stride[0], a.dilation[0], a.pads[0]) } else { (1, 1, 0) };
+        let (sw, dw, pl) = (a.stride[1], a.dilation[1], a.pads[1]);
+        let g = a.group as usize;
+        let mut y = vec![0.0f64; m * oh * ow];
+        for n in 0..1 {
+            for mo in 0..m {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[mo] as f64);
+                        for icl in 0..cg {
+                            let ic = (mo / (m / g)) * cg + icl;
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (oy * sh as usize + ky * dh as usize) as i64 - pt as i64;
+                                    let ix = (ox * sw as usize + kx * dw as usize) as i64 - pl as i64;
+                                    if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wi as i64 {
+                                        continue;
+                                    }
+                                    let xv = x[((n * c + ic) * h + iy as usize) * wi + ix as usize] as f64;
+                                    let wv = w[((mo * cg + icl) * kh + ky) * kw + kx] as f64;
+                                    acc += xv * wv;
+                                }
+                            }
+                        }
+                        y[(mo * oh + oy) * ow + ox] = match a.act {
+                            Activation::None => acc,
+                            Activation::Relu => acc.max(0.0),
+                            Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
+                        };
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        two_d: bool,
+        g: usize,
+        cg: usize,
+        mg: usize,
+        h: usize,
+        w: usize,
+        kh: usize,
+        kw: usize,
+        attrs: ConvAttrs,
+        bias: bool,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            any::<bool>(),
+            (1usize..=4, 1usize..=3, 1usize..=3),
+            (1usize..=9, 1usize..=11, 1usize..=4, 1usize..=4),
+            ([1u32..=3, 1..=3], [1u32..=3, 1..=3], [0u32..=3, 0..=3, 0..=3, 0..=3]),
+            (any::<bool>(), 0u8..3),
+        )
+            .prop_map(|(two_d, (g, cg, mg), (h, w, kh, kw), (stride, dilation, pads), (bias, act))| {
+                let act = match act {
+                    0 => Activation::None,
+                    1 => Activation::Relu,
+                    _ => Activation::Clip { min: -0.5, max: 0.75 },
+                };
+                let (stride, dilation, pads, h, kh) = if two_d {
+                    (stride, dilation, pads, h, kh)
+                } else {
+                    ([1, stride[1]], [1, dilation[1]], [0, pads[1], 0, pads[3]], 1, 1)
+                };
+                Case { two_d, g, cg, mg, h, w, kh, kw, attrs: ConvAttrs { group: g as u32, stride, dilation, pads, act }, bias }
+            })
+    }
+
+    fn dims(c: &Case) -> (Vec<usize>, Vec<usize>) {
+        let (cin, m) = (c.g * c.cg, c.g * c.mg);
+        if c.two_d {
+            (vec![1, cin, c.h, c.w], vec![m, c.cg, c.kh, c.kw])
+        } else {
+            (vec![1, cin, c.w], vec![m, c.cg, c.kw])
+        }
+    }
+
+    fn check(c: &Case, seed: u64) {
+        let (xd, wd) = dims(c);
+        let x = data(xd.iter().product(), seed);
+        let w = round_f16(&data(wd.iter().product(), seed + 1));
+        let b = data(wd[0], seed + 2);
+        let op = Op::Conv(c.attrs);
+        let mut ins: Vec<(&[f32], &[usize])> = vec![(&x, &xd), (&w, &wd)];
+        let bd = [wd[0]];
+        if c.bias {
+            ins.push((&b, &bd));
+        }
+        let Ok((got, y)) = run(&op, &ins) else {
+            // Window larger than the padded input: rejected by `infer`, nothing to run.
+            return;
+        };
+        let (oh, ow) = if c.two_d { (y.dim(2), y.dim(3)) } else { (1, y.dim(2)) };
+        let want = naive(&x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, oh, ow);
+        assert_close(&got, &want, 1e-5);
+
+        // Weights stored as F16 / unaligned F32 bytes, and a non-native input (naive path).
+        let (w16, w32) = (f16le(&w), f32le(&w));
+        let mk = |xv: View<'static>, wv: View<'static>| {
+            let mut v = vec![Operand { view: xv, shape: sh(&xd) }, Operand { view: wv, shape: sh(&wd) }];
+            if c.bias {
+                v.push(Operand { view: View::F32(Vec::leak(b.clone())), shape: sh(&bd) });
+            }
+            v
+        };
+        let xs: &'static [f32] = Vec::leak(x.clone());
+        let x32: &'static [u8] = Vec::leak(f32le(&x));
+        for wv in [View::F16Le(Vec::leak(w16.clone())), View::F32Le(Vec::leak(w32.clone()))] {
+            let (g2, _) = run_ops(&op, &mk(View::F32(xs), wv)).unwrap();
+            assert_eq!(g2, got);
+            let (g3, _) = run_ops(&op, &mk(View::F32Le(x32), wv)).unwrap();
+            assert_close(&g3, &want, 1e-5);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn matches_naive(c in case(), seed in 0u64..1000) {
+            check(&c, seed);
+        }
+
+        #[test]
+        fn depthwise_matches_naive(c in case(), seed in 0u64..1000) {
+            let g = c.g * 2;
+            check(&Case { cg: 1, mg: 1, g, attrs: ConvAttrs { group: g as u32, ..c.attrs }, ..c.clone() }, seed);
+        }
+    }
+
+    #[test]
+    fn known_2d_example() {
+        // ONNX Conv docs: 5x5 input 0..24, 3x3 ones kernel, pads 1.
+        let x: Vec<f32> = (0..25).map(|v| v as f32).collect();
+        let w = vec![1.0f32; 9];
+        let a = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], act: Activation::None };
+        let (y, s) = run(&Op::Conv(a), &[(&x, &[1, 1, 5, 5]), (&w, &[1, 1, 3, 3])]).unwrap();
+        assert_eq!(s, sh(&[1, 1, 5, 5]));
+        let want = [
+            12., 21., 27., 33., 24., 33., 54., 63., 72., 51., 63., 99., 108., 117., 81., 93., 144., 153., 162., 111., 72., 111., 117.,
+            123., 84.,
+        ];
+        assert_eq!(y, want);
+        // Strided, no padding: [[54, 72], [144, 162]].
+        let a2 = ConvAttrs { stride: [2, 2], pads: [0; 4], ..a };
+        let (y2, _) = run(&Op::Conv(a2), &[(&x, &[1, 1, 5, 5]), (&w, &[1, 1, 3, 3])]).unwrap();
+        assert_eq!(y2, [54., 72., 144., 162.]);
+    }
+
+    #[test]
+    fn large_1d_with_many_channels() {
+        let c = Case {
+            two_d: false,
+            g: 1,
+            cg: 40,
+            mg: 16,
+            h: 1,
+            w: 98,
+            kh: 1,
+            kw: 5,
+            attrs: ConvAttrs { group: 1, stride: [1, 2], dilation: [1, 1], pads: [0, 2, 0, 2], act: Activation::Relu },
+            bias: true,
+        };
+        check(&c, 7);
+    }
+
+    #[test]
+    fn rejects_inconsistent_operands() {
+        let a = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [0; 4], act: Activation::None };
+        let x = [0.0f32; 16];
+        let w = [0.0f32; 4];
+        let ops =
+            [Operand { view: View::F32(&x[..15]), shape: sh(&[1, 1, 4, 4]) }, Operand { view: View::F32(&w), shape: sh(&[1, 1, 2, 2]) }];
+        let mut out = [0.0f32; 9];
+        assert_eq!(super::super::execute(&Op::Conv(a), &ops, &mut out, &sh(&[1, 1, 3, 3])), Err(OpError::ShapeMismatch));
+        let ops = [Operand { view: View::F32(&x), ..ops[0] }, ops[1]];
+        assert_eq!(super::super::execute(&Op::Conv(a), &ops, &mut out[..8], &sh(&[1, 1, 3, 3])), Err(OpError::ShapeMismatch));
+        assert_eq!(super::super::execute(&Op::Conv(a), &ops, &mut out[..8], &sh(&[1, 1, 2, 4])), Err(OpError::ShapeMismatch));
+        assert_eq!(super::super::execute(&Op::Conv(a), &ops[..1], &mut out, &sh(&[1, 1, 3, 3])), Err(OpError::BadArity));
+        let g0 = ConvAttrs { group: 0, ..a };
+        assert_eq!(super::super::execute(&Op::Conv(g0), &ops, &mut out, &sh(&[1, 1, 3, 3])), Err(OpError::BadAttribute));
+        assert_eq!(super::super::execute(&Op::Conv(a), &ops, &mut out, &sh(&[1, 1, 3, 3])), Ok(()));
+    }
+}

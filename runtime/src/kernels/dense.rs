@@ -1,0 +1,138 @@
+//! Dense (fully connected): `y[r, n] = act(sum_k x[r, k] * w[n, k] + bias[n])`.
+
+use super::{chunk, Operand, CHUNK};
+use crate::op::{Activation, OpError};
+use crate::shape::Shape;
+
+/// Dot product with four independent accumulators (lets the compiler vectorise).
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 4];
+    let mut ca = a.chunks_exact(4);
+    let mut cb = b.chunks_exact(4);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += x * y;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// Dense layer; inputs `x [.., K], w [N, K][, bias [N]]` validated by `execute`.
+pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+    let x = &inputs[0];
+    let w = &inputs[1];
+    let k = w.shape.dim(1);
+    let n = w.shape.dim(0);
+    let rows = y.prod(0, y.rank().saturating_sub(1));
+    if n == 0 {
+        return Ok(());
+    }
+    for (col, b) in out.iter_mut().enumerate() {
+        *b = inputs.get(2).map_or(0.0, |b| b.view.get(col % n));
+    }
+    let mut wbuf = [0.0f32; CHUNK];
+    let mut xbuf = [0.0f32; CHUNK];
+    for j in 0..n {
+        let mut k0 = 0;
+        while k0 < k {
+            let len = CHUNK.min(k - k0);
+            let wc = chunk(w.view, j * k + k0, len, &mut wbuf);
+            for r in 0..rows {
+                let xc = chunk(x.view, r * k + k0, len, &mut xbuf);
+                if let Some(o) = out.get_mut(r * n + j) {
+                    *o += dot(wc, xc);
+                }
+            }
+            k0 += len;
+        }
+    }
+    if act != Activation::None {
+        for v in out.iter_mut() {
+            *v = act.apply(*v);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::Operand;
+    use crate::op::{Activation, Op};
+    use crate::view::View;
+    use proptest::prelude::*;
+
+    fn naive(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>, act: Activation) -> Vec<f64> {
+        let mut y = vec![0.0; rows * n];
+        for r in 0..rows {
+            for j in 0..n {
+                let mut acc = b.map_or(0.0, |b| b[j] as f64);
+                for kk in 0..k {
+                    acc += x[r * k + kk] as f64 * w[j * k + kk] as f64;
+                }
+                y[r * n + j] = match act {
+                    Activation::None => acc,
+                    Activation::Relu => acc.max(0.0),
+                    Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
+                };
+            }
+        }
+        y
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+        #[test]
+        fn matches_naive(lead in proptest::collection::vec(1usize..4, 0..3), k in 1usize..600, n in 1usize..6,
+                         bias in any::<bool>(), relu in any::<bool>(), seed in 0u64..1000) {
+            let rows: usize = lead.iter().product();
+            let mut xd = lead.clone();
+            xd.push(k);
+            let x = data(rows * k, seed);
+            let w = round_f16(&data(n * k, seed + 1));
+            let b = data(n, seed + 2);
+            let act = if relu { Activation::Relu } else { Activation::None };
+            let op = Op::Dense { act };
+            let wd = [n, k];
+            let bd = [n];
+            let mut ins: Vec<(&[f32], &[usize])> = vec![(&x, &xd), (&w, &wd)];
+            if bias {
+                ins.push((&b, &bd));
+            }
+            let (got, y) = run(&op, &ins).unwrap();
+            let mut yd = lead.clone();
+            yd.push(n);
+            prop_assert_eq!(y, sh(&yd));
+            let want = naive(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
+            assert_close(&got, &want, 1e-5);
+            // F16 / F32Le weights and F32Le activations agree with the native path.
+            let (w16, w32, x32) = (f16le(&w), f32le(&w), f32le(&x));
+            for wv in [View::F16Le(&w16), View::F32Le(&w32)] {
+                for xv in [View::F32(&x), View::F32Le(&x32)] {
+                    let mut ops = vec![Operand { view: xv, shape: sh(&xd) }, Operand { view: wv, shape: sh(&wd) }];
+                    if bias {
+                        ops.push(Operand { view: View::F32(&b), shape: sh(&bd) });
+                    }
+                    let (g2, _) = run_ops(&op, &ops).unwrap();
+                    prop_assert_eq!(&g2, &got);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clip_activation_and_rank1_input() {
+        let x = [1.0f32, 2.0, 3.0];
+        let w = [1.0f32, 1.0, 1.0, -1.0, 0.0, 0.0, 0.5, 0.5, 0.5];
+        let b = [0.0f32, 0.5, 0.0];
+        let op = Op::Dense { act: Activation::Clip { min: 0.0, max: 5.0 } };
+        let (y, s) = run(&op, &[(&x, &[3]), (&w, &[3, 3]), (&b, &[3])]).unwrap();
+        assert_eq!(s, sh(&[3]));
+        assert_eq!(y, [5.0, 0.0, 3.0]);
+    }
+}

@@ -1,0 +1,238 @@
+//! Reference kernels: plain, obviously-correct loops, one module per kind of operator.
+//!
+//! Contract: [`execute`] is called only with operand shapes accepted by [`Op::infer`] and an
+//! output slice of exactly `out_shape.numel()` elements; under that precondition no kernel
+//! panics or reads out of bounds. [`execute`] re-checks the precondition itself (element counts
+//! of every view, and `Op::infer` against `out_shape`) and returns an error instead of running a
+//! kernel on inconsistent operands.
+//!
+//! All arithmetic is f32; transcendental functions come from `libm` (the crate is `no_std`).
+
+mod affine;
+mod binary;
+mod concat;
+mod conv;
+mod dense;
+mod layernorm;
+mod matmul;
+mod pad;
+mod pool;
+mod reduce;
+mod reshape;
+mod softmax;
+mod transpose;
+mod unary;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+use crate::op::{Op, OpError, MAX_OP_INPUTS};
+use crate::shape::{Shape, MAX_RANK};
+use crate::view::View;
+
+/// One input operand: its elements and shape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Operand<'a> {
+    /// The elements (activation slice or stored constant).
+    pub view: View<'a>,
+    /// The shape.
+    pub shape: Shape,
+}
+
+/// Runs `op` on `inputs`, writing every element of `out`.
+///
+/// Returns `Err(OpError::BadArity)` for a wrong number of inputs, `Err(OpError::BadAttribute)`
+/// for degenerate attributes, and `Err(OpError::ShapeMismatch)` when an input view's length
+/// differs from its shape's element count, when `Op::infer` rejects the input shapes or infers a
+/// shape other than `out_shape`, or when `out.len() != out_shape.numel()`. It never panics.
+pub fn execute(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
+    check(op, inputs, out, out_shape)?;
+    if out.is_empty() {
+        return Ok(());
+    }
+    match op {
+        Op::Conv(a) => conv::conv(a, inputs, out, out_shape),
+        Op::Dense { act } => dense::dense(*act, inputs, out, out_shape),
+        Op::MatMul => matmul::matmul(&inputs[0], &inputs[1], out, out_shape),
+        Op::Binary(k) => binary::binary(*k, &inputs[0], &inputs[1], out, out_shape),
+        Op::Unary(k) => {
+            unary::unary(*k, &inputs[0].view, out);
+            Ok(())
+        }
+        Op::Softmax { axis, log } => softmax::softmax(*axis as usize, *log, &inputs[0], out),
+        Op::MaxPool(p) => pool::pool(p, false, &inputs[0], out, out_shape),
+        Op::AveragePool(p) => pool::pool(p, true, &inputs[0], out, out_shape),
+        Op::GlobalAveragePool => pool::global(true, &inputs[0], out),
+        Op::GlobalMaxPool => pool::global(false, &inputs[0], out),
+        Op::Reshape { .. } => {
+            reshape::reshape(&inputs[0].view, out);
+            Ok(())
+        }
+        Op::Transpose { perm } => transpose::transpose(perm, &inputs[0], out, out_shape),
+        Op::Concat { axis } => concat::concat(*axis as usize, inputs, out, out_shape),
+        Op::Pad { pads, value } => pad::pad(pads, *value, &inputs[0], out, out_shape),
+        Op::ChannelAffine => affine::channel_affine(&inputs[0], &inputs[1].view, &inputs[2].view, out),
+        Op::LayerNorm { axis, epsilon } => layernorm::layer_norm(*axis as usize, *epsilon, &inputs[0], &inputs[1].view, inputs.get(2), out),
+        Op::Reduce { kind, axes, keepdims: _ } => reduce::reduce(*kind, *axes, &inputs[0], out),
+    }
+}
+
+/// Validates arity, attributes, view lengths and the output shape before any kernel runs.
+fn check(op: &Op, inputs: &[Operand<'_>], out: &[f32], out_shape: &Shape) -> Result<(), OpError> {
+    let (lo, hi) = op.arity();
+    if inputs.len() < lo || inputs.len() > hi || inputs.len() > MAX_OP_INPUTS {
+        return Err(OpError::BadArity);
+    }
+    // Attributes that `Op::decode` rejects but a hand-built `Op` might carry (and that would make
+    // `Op::infer` or a kernel divide by zero).
+    match op {
+        Op::Conv(c) if c.group == 0 || c.stride.contains(&0) || c.dilation.contains(&0) => return Err(OpError::BadAttribute),
+        Op::MaxPool(p) | Op::AveragePool(p) if p.kernel.contains(&0) || p.stride.contains(&0) || p.dilation.contains(&0) => {
+            return Err(OpError::BadAttribute)
+        }
+        _ => {}
+    }
+    let mut shapes = [Shape::SCALAR; MAX_OP_INPUTS];
+    for (s, i) in shapes.iter_mut().zip(inputs) {
+        if i.shape.numel() != Some(i.view.len()) {
+            return Err(OpError::ShapeMismatch);
+        }
+        *s = i.shape;
+    }
+    if out_shape.numel() != Some(out.len()) {
+        return Err(OpError::ShapeMismatch);
+    }
+    if op.infer(&shapes[..inputs.len()])? != *out_shape {
+        return Err(OpError::ShapeMismatch);
+    }
+    Ok(())
+}
+
+/// Number of elements decoded at a time from non-native views into a stack buffer.
+pub(crate) const CHUNK: usize = 256;
+
+/// Elements `start..start + len` of `v` as a slice: borrowed in place from native f32 views,
+/// otherwise decoded into `buf` (`len <= buf.len()`; shorter when out of range).
+#[inline]
+pub(crate) fn chunk<'r>(v: View<'r>, start: usize, len: usize, buf: &'r mut [f32]) -> &'r [f32] {
+    if let Some(s) = v.as_f32().and_then(|s| s.get(start..start.saturating_add(len))) {
+        return s;
+    }
+    let n = len.min(buf.len());
+    let b: &'r mut [f32] = buf;
+    let (head, _) = b.split_at_mut(n);
+    let bytes = |w: usize, raw: &'r [u8]| raw.get(start.checked_mul(w)?..start.checked_add(n)?.checked_mul(w)?);
+    match v {
+        View::F16Le(raw) => match bytes(2, raw) {
+            Some(src) => {
+                for (o, c) in head.iter_mut().zip(src.chunks_exact(2)) {
+                    *o = half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
+                }
+            }
+            None => v.read_into(start, head),
+        },
+        View::F32Le(raw) => match bytes(4, raw) {
+            Some(src) => {
+                for (o, c) in head.iter_mut().zip(src.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            None => v.read_into(start, head),
+        },
+        View::F32(_) => v.read_into(start, head),
+    }
+    head
+}
+
+/// `Err(ShapeMismatch)` helper for sub-slicing that should never fail after [`check`].
+#[inline]
+pub(crate) fn sub(s: &[f32], start: usize, len: usize) -> Result<&[f32], OpError> {
+    s.get(start..start.checked_add(len).ok_or(OpError::ShapeMismatch)?).ok_or(OpError::ShapeMismatch)
+}
+
+/// Mutable counterpart of [`sub`].
+#[inline]
+pub(crate) fn sub_mut(s: &mut [f32], start: usize, len: usize) -> Result<&mut [f32], OpError> {
+    s.get_mut(start..start.checked_add(len).ok_or(OpError::ShapeMismatch)?).ok_or(OpError::ShapeMismatch)
+}
+
+/// `max` that propagates NaN from either side (numpy `maximum`).
+#[inline]
+pub(crate) fn fmax(a: f32, b: f32) -> f32 {
+    if a >= b || a.is_nan() {
+        a
+    } else {
+        b
+    }
+}
+
+/// `min` that propagates NaN from either side (numpy `minimum`).
+#[inline]
+pub(crate) fn fmin(a: f32, b: f32) -> f32 {
+    if a <= b || a.is_nan() {
+        a
+    } else {
+        b
+    }
+}
+
+/// Strides of `s` (right-aligned to rank `r`) as seen from a broadcast output of rank `r`:
+/// zero along broadcast (size-1 or missing) axes.
+pub(crate) fn bcast_strides(s: &Shape, r: usize) -> [usize; MAX_RANK] {
+    let mut out = [0usize; MAX_RANK];
+    let st = s.strides();
+    let k = s.rank();
+    for i in 0..k.min(r) {
+        let src = k - 1 - i;
+        let dst = r - 1 - i;
+        if s.dim(src) != 1 {
+            out[dst] = st[src];
+        }
+    }
+    out
+}
+
+/// Row-major odometer over the first `rank` dimensions of `dims`; `next` advances it and
+/// returns false after the last index.
+pub(crate) struct Counter {
+    /// Current index.
+    pub idx: [usize; MAX_RANK],
+    dims: [usize; MAX_RANK],
+    rank: usize,
+}
+
+impl Counter {
+    /// A counter at the zero index.
+    pub fn new(dims: &[usize; MAX_RANK], rank: usize) -> Counter {
+        Counter { idx: [0; MAX_RANK], dims: *dims, rank: rank.min(MAX_RANK) }
+    }
+
+    /// Advances to the next index; false when wrapped around (done).
+    pub fn next(&mut self) -> bool {
+        for i in (0..self.rank).rev() {
+            self.idx[i] += 1;
+            if self.idx[i] < self.dims[i] {
+                return true;
+            }
+            self.idx[i] = 0;
+        }
+        false
+    }
+
+    /// Dot product of the current index with `strides`.
+    #[inline]
+    pub fn offset(&self, strides: &[usize; MAX_RANK]) -> usize {
+        self.idx[..self.rank].iter().zip(strides).map(|(i, s)| i * s).sum()
+    }
+}
+
+/// The dimensions of `s` as a fixed array of `usize`.
+pub(crate) fn dims_of(s: &Shape) -> [usize; MAX_RANK] {
+    let mut d = [0usize; MAX_RANK];
+    for (i, v) in d.iter_mut().enumerate() {
+        *v = s.dim(i);
+    }
+    d
+}

@@ -1,0 +1,274 @@
+//! MaxPool / AveragePool (1-D / 2-D, padded, dilated, ceil_mode) and the global pools.
+//!
+//! Window positions are taken in padded coordinates `p = o * stride + k * dilation`; position
+//! `p` reads input `p - pad_begin` when that lies inside the input. MaxPool ignores padding.
+//! AveragePool divides by the number of in-input positions, or with `count_include_pad` by the
+//! number of positions inside the *padded* input (positions past `pad_end` that only exist
+//! because of `ceil_mode` are never counted, as in onnxruntime and PyTorch). A window with no
+//! position to count yields NaN (average) or -inf (max).
+
+use super::{fmax, sub_mut, Operand};
+use crate::op::{OpError, PoolAttrs};
+use crate::shape::Shape;
+
+/// One spatial axis of a pooling window.
+#[derive(Clone, Copy)]
+struct Axis {
+    len: usize,
+    k: usize,
+    s: usize,
+    d: usize,
+    pb: usize,
+    pe: usize,
+}
+
+impl Axis {
+    /// Input index of window position `k` of output `o`, if inside the input.
+    #[inline]
+    fn input(&self, o: usize, k: usize) -> Option<usize> {
+        let p = o * self.s + k * self.d;
+        if p >= self.pb && p - self.pb < self.len {
+            Some(p - self.pb)
+        } else {
+            None
+        }
+    }
+
+    /// Number of window positions of output `o` counted by the average.
+    fn count(&self, o: usize, include_pad: bool) -> usize {
+        (0..self.k)
+            .filter(|&k| {
+                let p = o * self.s + k * self.d;
+                if include_pad {
+                    p < self.pb + self.len + self.pe
+                } else {
+                    self.input(o, k).is_some()
+                }
+            })
+            .count()
+    }
+}
+
+/// MaxPool (`avg == false`) or AveragePool; shapes validated by `execute`.
+pub(super) fn pool(p: &PoolAttrs, avg: bool, x: &Operand<'_>, out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+    let s = &x.shape;
+    let two_d = s.rank() == 4;
+    let last = s.rank() - 1;
+    let ay = if two_d {
+        Axis {
+            len: s.dim(2),
+            k: p.kernel[0] as usize,
+            s: p.stride[0] as usize,
+            d: p.dilation[0] as usize,
+            pb: p.pads[0] as usize,
+            pe: p.pads[2] as usize,
+        }
+    } else {
+        Axis { len: 1, k: 1, s: 1, d: 1, pb: 0, pe: 0 }
+    };
+    let ax = Axis {
+        len: s.dim(last),
+        k: p.kernel[1] as usize,
+        s: p.stride[1] as usize,
+        d: p.dilation[1] as usize,
+        pb: p.pads[1] as usize,
+        pe: p.pads[3] as usize,
+    };
+    let (oh, ow) = if two_d { (y.dim(2), y.dim(3)) } else { (1, y.dim(2)) };
+    let planes = s.dim(0) * s.dim(1);
+    let in_plane = ay.len * ax.len;
+    for pl in 0..planes {
+        let ob = sub_mut(out, pl * oh * ow, oh * ow)?;
+        let base = pl * in_plane;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = if avg { 0.0 } else { f32::NEG_INFINITY };
+                for ky in 0..ay.k {
+                    let Some(iy) = ay.input(oy, ky) else { continue };
+                    for kx in 0..ax.k {
+                        let Some(ix) = ax.input(ox, kx) else { continue };
+                        let v = x.view.get(base + iy * ax.len + ix);
+                        acc = if avg { acc + v } else { fmax(acc, v) };
+                    }
+                }
+                if avg {
+                    let cnt = ay.count(oy, p.count_include_pad) * ax.count(ox, p.count_include_pad);
+                    acc = if cnt == 0 { f32::NAN } else { acc / cnt as f32 };
+                }
+                if let Some(o) = ob.get_mut(oy * ow + ox) {
+                    *o = acc;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GlobalAveragePool (`avg`) / GlobalMaxPool over all axes after the channel axis.
+pub(super) fn global(avg: bool, x: &Operand<'_>, out: &mut [f32]) -> Result<(), OpError> {
+    let s = &x.shape;
+    let plane = s.prod(2, s.rank());
+    for (pl, o) in out.iter_mut().enumerate() {
+        let base = pl * plane;
+        let v = match x.view.as_f32().and_then(|xs| xs.get(base..base + plane)) {
+            Some(xs) if avg => xs.iter().sum::<f32>(),
+            Some(xs) => xs.iter().copied().fold(f32::NEG_INFINITY, fmax),
+            None if avg => (0..plane).map(|i| x.view.get(base + i)).sum::<f32>(),
+            None => (0..plane).map(|i| x.view.get(base + i)).fold(f32::NEG_INFINITY, fmax),
+        };
+        *o = if avg { v / plane as f32 } else { v };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use crate::op::{Op, PoolAttrs};
+    use proptest::prelude::*;
+
+    fn attrs(k: u32, s: u32, pads: [u32; 4], ceil: bool, incl: bool) -> PoolAttrs {
+        PoolAttrs { kernel: [k, k], stride: [s, s], dilation: [1, 1], pads, ceil_mode: ceil, count_include_pad: incl }
+    }
+
+    /// Builds the padded plane explicitly: `Some(x)` inside the input, `Some(None)` in the
+    /// declared padding, and nothing (`None`) beyond it (positions only `ceil_mode` reaches).
+    #[allow(clippy::type_complexity)]
+    fn naive(x: &[f32], d: &[usize], p: &PoolAttrs, avg: bool, od: &[usize]) -> Vec<f64> {
+        let two = d.len() == 4;
+        let (h, w) = if two { (d[2], d[3]) } else { (1, d[2]) };
+        let (kh, sh, dh, pt, pb) = if two { (p.kernel[0], p.stride[0], p.dilation[0], p.pads[0], p.pads[2]) } else { (1, 1, 1, 0, 0) };
+        let (kw, sw, dw, pl, pr) = (p.kernel[1], p.stride[1], p.dilation[1], p.pads[1], p.pads[3]);
+        let (oh, ow) = if two { (od[2], od[3]) } else { (1, od[2]) };
+        let (hp, wp) = (h + (pt + pb) as usize, w + (pl + pr) as usize);
+        let mut y = vec![];
+        for plane in 0..d[0] * d[1] {
+            let cell = |py: usize, px: usize| -> Option<Option<f64>> {
+                if py >= hp || px >= wp {
+                    return None;
+                }
+                let (iy, ix) = (py as i64 - pt as i64, px as i64 - pl as i64);
+                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                    return Some(None);
+                }
+                Some(Some(x[plane * h * w + iy as usize * w + ix as usize] as f64))
+            };
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut vals = vec![];
+                    let mut padded = 0;
+                    for ky in 0..kh as usize {
+                        for kx in 0..kw as usize {
+                            match cell(oy * sh as usize + ky * dh as usize, ox * sw as usize + kx * dw as usize) {
+                                Some(Some(v)) => vals.push(v),
+                                Some(None) => padded += 1,
+                                None => {}
+                            }
+                        }
+                    }
+                    y.push(if avg {
+                        let n = if p.count_include_pad { vals.len() + padded } else { vals.len() };
+                        if n == 0 {
+                            f64::NAN
+                        } else {
+                            vals.iter().sum::<f64>() / n as f64
+                        }
+                    } else {
+                        vals.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                    });
+                }
+            }
+        }
+        y
+    }
+
+    fn iota(n: usize) -> Vec<f32> {
+        (1..=n).map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn onnx_examples() {
+        let x = iota(16);
+        // maxpool_2d_ceil / averagepool_2d_ceil.
+        let p = attrs(3, 2, [0; 4], true, false);
+        let (y, s) = run(&Op::MaxPool(p), &[(&x, &[1, 1, 4, 4])]).unwrap();
+        assert_eq!(s, sh(&[1, 1, 2, 2]));
+        assert_eq!(y, [11.0, 12.0, 15.0, 16.0]);
+        let (y, _) = run(&Op::AveragePool(p), &[(&x, &[1, 1, 4, 4])]).unwrap();
+        assert_eq!(y, [6.0, 7.5, 12.0, 13.5]);
+        // maxpool_2d_pads / averagepool_2d_pads: 5x5, kernel 5, pads 2.
+        let x = iota(25);
+        let p = attrs(5, 1, [2; 4], false, false);
+        let (y, _) = run(&Op::MaxPool(p), &[(&x, &[1, 1, 5, 5])]).unwrap();
+        let want =
+            [13., 14., 15., 15., 15., 18., 19., 20., 20., 20., 23., 24., 25., 25., 25., 23., 24., 25., 25., 25., 23., 24., 25., 25., 25.];
+        assert_eq!(y, want);
+        let (y, _) = run(&Op::AveragePool(p), &[(&x, &[1, 1, 5, 5])]).unwrap();
+        let want = [
+            7., 7.5, 8., 8.5, 9., 9.5, 10., 10.5, 11., 11.5, 12., 12.5, 13., 13.5, 14., 14.5, 15., 15.5, 16., 16.5, 17., 17.5, 18., 18.5,
+            19.,
+        ];
+        assert_eq!(y, want);
+        // averagepool_2d_pads_count_include_pad (kernel 3, pads 2): corners divide by 9.
+        let p = attrs(3, 1, [2; 4], false, true);
+        let (y, s) = run(&Op::AveragePool(p), &[(&x, &[1, 1, 5, 5])]).unwrap();
+        assert_eq!(s, sh(&[1, 1, 7, 7]));
+        assert_close(&y[..3], &[1.0 / 9.0, 3.0 / 9.0, 6.0 / 9.0], 1e-6);
+        // maxpool_2d_dilations: 4x4, kernel 2, dilation 2 -> [[11, 12], [15, 16]].
+        let p = PoolAttrs { dilation: [2, 2], ..attrs(2, 1, [0; 4], false, false) };
+        let (y, _) = run(&Op::MaxPool(p), &[(&iota(16), &[1, 1, 4, 4])]).unwrap();
+        assert_eq!(y, [11.0, 12.0, 15.0, 16.0]);
+    }
+
+    #[test]
+    fn ceil_mode_divisor_stops_at_padded_input() {
+        // 1-D [1, 2, 3, 4], kernel 3, stride 2, pads 1/1, ceil: windows [-1..1], [1..3], [3..5]
+        // where position 5 lies beyond the padded input (as onnxruntime / PyTorch).
+        let x = [1.0f32, 2.0, 3.0, 4.0];
+        let p =
+            PoolAttrs { kernel: [1, 3], stride: [1, 2], dilation: [1, 1], pads: [0, 1, 0, 1], ceil_mode: true, count_include_pad: true };
+        let (y, s) = run(&Op::AveragePool(p), &[(&x, &[1, 1, 4])]).unwrap();
+        assert_eq!(s, sh(&[1, 1, 3]));
+        assert_eq!(y, [1.0, 3.0, 2.0]);
+        let p = PoolAttrs { count_include_pad: false, ..p };
+        let (y, _) = run(&Op::AveragePool(p), &[(&x, &[1, 1, 4])]).unwrap();
+        assert_eq!(y, [1.5, 3.0, 4.0]);
+        let (y, _) = run(&Op::MaxPool(p), &[(&x, &[1, 1, 4])]).unwrap();
+        assert_eq!(y, [2.0, 4.0, 4.0]);
+    }
+
+    #[test]
+    fn global_pools() {
+        let x = data(2 * 3 * 4 * 5, 9);
+        let (y, s) = run(&Op::GlobalAveragePool, &[(&x, &[2, 3, 4, 5])]).unwrap();
+        assert_eq!(s, sh(&[2, 3, 1, 1]));
+        let want: Vec<f64> = x.chunks(20).map(|c| c.iter().map(|&v| v as f64).sum::<f64>() / 20.0).collect();
+        assert_close(&y, &want, 1e-5);
+        let (y, _) = run(&Op::GlobalMaxPool, &[(&x, &[2, 3, 20])]).unwrap();
+        let want: Vec<f64> = x.chunks(20).map(|c| c.iter().map(|&v| v as f64).fold(f64::MIN, f64::max)).collect();
+        assert_close(&y, &want, 0.0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn matches_naive(two in any::<bool>(), nc in (1usize..3, 1usize..4), hw in (1usize..9, 1usize..9),
+                         k in (1u32..4, 1u32..4), s in (1u32..4, 1u32..4), dil in (1u32..3, 1u32..3),
+                         pads in (0u32..3, 0u32..3, 0u32..3, 0u32..3), ceil in any::<bool>(), incl in any::<bool>(),
+                         avg in any::<bool>(), seed in 0u64..1000) {
+            let pads = (pads.0 % k.0, pads.1 % k.1, pads.2 % k.0, pads.3 % k.1);
+            let p = if two {
+                PoolAttrs { kernel: [k.0, k.1], stride: [s.0, s.1], dilation: [dil.0, dil.1], pads: [pads.0, pads.1, pads.2, pads.3], ceil_mode: ceil, count_include_pad: incl }
+            } else {
+                PoolAttrs { kernel: [1, k.1], stride: [1, s.1], dilation: [1, dil.1], pads: [0, pads.1, 0, pads.3], ceil_mode: ceil, count_include_pad: incl }
+            };
+            let d: Vec<usize> = if two { vec![nc.0, nc.1, hw.0, hw.1] } else { vec![nc.0, nc.1, hw.1] };
+            let x = data(d.iter().product(), seed);
+            let op = if avg { Op::AveragePool(p) } else { Op::MaxPool(p) };
+            if let Ok((got, y)) = run(&op, &[(&x, &d)]) {
+                let od: Vec<usize> = y.dims().iter().map(|&v| v as usize).collect();
+                assert_close(&got, &naive(&x, &d, &p, avg, &od), 1e-5);
+            }
+        }
+    }
+}

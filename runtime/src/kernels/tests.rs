@@ -1,0 +1,149 @@
+//! Cross-kernel robustness: random operators (decoded from random attribute words) on random,
+//! loosely related shapes. Whenever `Op::infer` accepts the shapes, `execute` must succeed and
+//! write every output element; inconsistent lengths must be rejected, never panic.
+
+use super::testutil::*;
+use super::{execute, Operand};
+use crate::op::{Op, OpError, ATTR_WORDS};
+use crate::shape::Shape;
+use crate::view::View;
+use proptest::prelude::*;
+
+fn derive(base: &[usize], how: u8, r: &[usize]) -> Vec<usize> {
+    let last = base.last().copied().unwrap_or(1);
+    match how % 8 {
+        0 => base.to_vec(),
+        1 => base.iter().zip(r).map(|(&d, &x)| if x % 2 == 0 { 1 } else { d }).collect(),
+        2 => base[base.len().min(r[0] % 4)..].to_vec(),
+        3 => vec![base.get(1).copied().unwrap_or(1)],
+        4 => vec![r[1] % 3 + 1, last],
+        5 => {
+            // Conv weight: [M, C / g, k.., k..] for g = r[2] (the group passed in).
+            let g = r[2].max(1);
+            let c = base.get(1).copied().unwrap_or(1);
+            let mut w = vec![g * (r[3] % 3 + 1), c / g];
+            w.extend(base.iter().skip(2).zip(&r[4..]).map(|(_, &k)| k % 3 + 1));
+            w
+        }
+        6 => r[..r[0] % 5].iter().map(|&x| x % 4).collect(),
+        _ => {
+            let mut m = base.to_vec();
+            if m.len() >= 2 {
+                let n = m.len();
+                m[n - 2] = last;
+                m[n - 1] = r[5] % 4 + 1;
+            }
+            m
+        }
+    }
+}
+
+fn view_of<'a>(kind: u8, f: &'a [f32], b32: &'a [u8], b16: &'a [u8]) -> View<'a> {
+    match kind % 3 {
+        0 => View::F32(f),
+        1 => View::F32Le(b32),
+        _ => View::F16Le(b16),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #[test]
+    fn accepted_shapes_always_execute(
+        code in 1u16..=17,
+        words in proptest::collection::vec(0u32..4, ATTR_WORDS),
+        mut base in proptest::collection::vec(0usize..5, 0..7),
+        hows in proptest::collection::vec(any::<u8>(), 3),
+        r in proptest::collection::vec(0usize..1000, 10),
+        views in proptest::collection::vec(any::<u8>(), 3),
+    ) {
+        let mut w = [0u32; ATTR_WORDS];
+        w.copy_from_slice(&words);
+        match code {
+            1 => w[0..5].iter_mut().for_each(|v| *v = (*v).max(1)), // group, strides, dilations
+            7 | 8 => w[0..6].iter_mut().for_each(|v| *v = (*v).max(1)), // kernel, strides, dilations
+            4 => w[0] = (r[6] % 8) as u32,
+            5 => w[0] = (r[6] % 18) as u32,
+            _ => {}
+        }
+        if matches!(code, 1 | 7 | 8) {
+            // Windowed ops: an NCHW / NCL input, attributes consistent with its rank.
+            let two_d = r[8] % 2 == 0;
+            base = vec![if code == 1 { 1 } else { r[7] % 2 + 1 }, r[7] % 4 + 1, r[6] % 7, r[5] % 9];
+            if !two_d {
+                base.remove(2);
+            }
+            if code == 1 {
+                w[0] = w[0].min(3);
+                base[1] = w[0] as usize * (r[7] % 3 + 1);
+                if !two_d {
+                    (w[1], w[3], w[5], w[7]) = (1, 1, 0, 0);
+                }
+            } else {
+                if !two_d {
+                    (w[0], w[2], w[6], w[8]) = (1, 1, 0, 0);
+                }
+                for i in 6..10 {
+                    w[i] %= w[i % 2];
+                }
+            }
+        }
+        let Ok(op) = Op::decode(code, &w) else { return Ok(()) };
+        let (lo, hi) = op.arity();
+        let n = lo + r[9] % (hi - lo + 1).min(3);
+        let shapes: Vec<Vec<usize>> =
+            (0..n)
+                .map(|i| match (i, op) {
+                    (0, _) => base.clone(),
+                    (1, Op::Conv(c)) => {
+                        let mut rc = r.clone();
+                        rc[2] = c.group as usize;
+                        derive(&base, 5, &rc)
+                    }
+                    (2, Op::Conv(c)) => vec![c.group as usize * (r[3] % 3 + 1)],
+                    _ => derive(&base, hows[i % 3], &r),
+                })
+                .collect();
+        let Some(sh_) = shapes.iter().map(|s| Shape::new(s)).collect::<Option<Vec<Shape>>>() else { return Ok(()) };
+        let Ok(y) = op.infer(&sh_) else { return Ok(()) };
+        let Some(numel) = y.numel().filter(|&k| k < 100_000) else { return Ok(()) };
+        let datas: Vec<Vec<f32>> = shapes.iter().enumerate().map(|(i, s)| round_f16(&data(s.iter().product(), i as u64))).collect();
+        let b32: Vec<Vec<u8>> = datas.iter().map(|d| f32le(d)).collect();
+        let b16: Vec<Vec<u8>> = datas.iter().map(|d| f16le(d)).collect();
+        let ops: Vec<Operand<'_>> = (0..n)
+            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i]), shape: sh_[i] })
+            .collect();
+        let mut out = vec![f32::from_bits(0x7fc0_dead); numel];
+        prop_assert_eq!(execute(&op, &ops, &mut out, &y), Ok(()));
+        prop_assert!(out.iter().all(|v| v.to_bits() != 0x7fc0_dead), "{:?} left an output unwritten", op);
+        // All-native views give the same result.
+        let native: Vec<Operand<'_>> = (0..n).map(|i| Operand { view: View::F32(&datas[i]), shape: sh_[i] }).collect();
+        let mut out2 = vec![0.0f32; numel];
+        prop_assert_eq!(execute(&op, &native, &mut out2, &y), Ok(()));
+        for (a, b) in out.iter().zip(&out2) {
+            prop_assert!(a.to_bits() == b.to_bits() || (a - b).abs() <= 1e-5 * a.abs().max(1.0) || (a.is_nan() && b.is_nan()), "{:?}: {} vs {}", op, a, b);
+        }
+        // Inconsistent output length or input length: an error, no panic.
+        if numel > 0 {
+            prop_assert_eq!(execute(&op, &ops, &mut out[..numel - 1], &y), Err(OpError::ShapeMismatch));
+        }
+        let mut bad = ops.clone();
+        if let Some(View::F32(d)) = bad.first().map(|o| o.view) {
+            if !d.is_empty() {
+                bad[0].view = View::F32(&d[1..]);
+                prop_assert_eq!(execute(&op, &bad, &mut out, &y), Err(OpError::ShapeMismatch));
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_output_shape_is_rejected() {
+    let x = [1.0f32; 6];
+    let ops = [Operand { view: View::F32(&x), shape: sh(&[2, 3]) }];
+    let mut out = [0.0f32; 6];
+    let op = Op::Unary(crate::op::UnaryKind::Relu);
+    assert_eq!(execute(&op, &ops, &mut out, &sh(&[3, 2])), Err(OpError::ShapeMismatch));
+    assert_eq!(execute(&op, &ops, &mut out, &sh(&[2, 3])), Ok(()));
+    assert_eq!(execute(&op, &[], &mut out, &sh(&[2, 3])), Err(OpError::BadArity));
+}

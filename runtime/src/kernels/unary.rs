@@ -1,0 +1,211 @@
+//! Element-wise unary operators (activations and elementary functions, via `libm`).
+
+use crate::op::UnaryKind;
+use crate::view::View;
+
+/// Logistic function, without overflow for large `|x|`.
+#[inline]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + libm::expf(-x))
+    } else {
+        let e = libm::expf(x);
+        e / (1.0 + e)
+    }
+}
+
+/// `ln(1 + e^x)` without overflow for large `x`.
+#[inline]
+fn softplus(x: f32) -> f32 {
+    if x > 0.0 {
+        x + libm::log1pf(libm::expf(-x))
+    } else {
+        libm::log1pf(libm::expf(x))
+    }
+}
+
+/// Exact GELU: `0.5 x (1 + erf(x / sqrt 2))`.
+#[inline]
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * core::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// Tanh-approximated GELU.
+#[inline]
+fn gelu_tanh(x: f32) -> f32 {
+    // sqrt(2 / pi)
+    const K: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + libm::tanhf(K * (x + 0.044715 * x * x * x)))
+}
+
+/// `out[i] = f(x[i])`; lengths validated by `execute`.
+pub(super) fn unary(kind: UnaryKind, x: &View<'_>, out: &mut [f32]) {
+    match kind {
+        UnaryKind::Relu => map(x, out, |v| if v < 0.0 { 0.0 } else { v }),
+        UnaryKind::Clip { min, max } => map(x, out, |v| {
+            if v < min {
+                min
+            } else if v > max {
+                max
+            } else {
+                v
+            }
+        }),
+        UnaryKind::LeakyRelu { alpha } => map(x, out, |v| if v < 0.0 { alpha * v } else { v }),
+        UnaryKind::Sigmoid => map(x, out, sigmoid),
+        UnaryKind::Tanh => map(x, out, libm::tanhf),
+        UnaryKind::HardSigmoid { alpha, beta } => map(x, out, |v| clamp01(alpha * v + beta)),
+        UnaryKind::HardSwish => map(x, out, |v| v * clamp01(v / 6.0 + 0.5)),
+        UnaryKind::Erf => map(x, out, libm::erff),
+        UnaryKind::Gelu { tanh_approx: false } => map(x, out, gelu),
+        UnaryKind::Gelu { tanh_approx: true } => map(x, out, gelu_tanh),
+        UnaryKind::Exp => map(x, out, libm::expf),
+        UnaryKind::Log => map(x, out, libm::logf),
+        UnaryKind::Sqrt => map(x, out, libm::sqrtf),
+        UnaryKind::Neg => map(x, out, |v| -v),
+        UnaryKind::Abs => map(x, out, libm::fabsf),
+        UnaryKind::Reciprocal => map(x, out, |v| 1.0 / v),
+        UnaryKind::Elu { alpha } => map(x, out, |v| if v < 0.0 { alpha * libm::expm1f(v) } else { v }),
+        UnaryKind::Softplus => map(x, out, softplus),
+        UnaryKind::Silu => map(x, out, |v| v * sigmoid(v)),
+    }
+}
+
+/// `max(0, min(1, v))`, NaN propagating.
+#[inline]
+fn clamp01(v: f32) -> f32 {
+    v.clamp(0.0, 1.0)
+}
+
+#[inline]
+fn map<F: Fn(f32) -> f32>(x: &View<'_>, out: &mut [f32], f: F) {
+    match x.as_f32() {
+        Some(s) => {
+            for (o, v) in out.iter_mut().zip(s) {
+                *o = f(*v);
+            }
+        }
+        None => {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = f(x.get(i));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::Operand;
+    use crate::op::{Op, UnaryKind};
+    use crate::view::View;
+
+    /// erf in f64: Maclaurin series for |x| < 3, asymptotic erfc expansion beyond.
+    fn erf64(x: f64) -> f64 {
+        if x.abs() >= 3.0 {
+            let a = x.abs();
+            let t = 1.0 / (2.0 * a * a);
+            let erfc = (-a * a).exp() / (a * core::f64::consts::PI.sqrt()) * (1.0 - t + 3.0 * t * t - 15.0 * t * t * t);
+            return x.signum() * (1.0 - erfc);
+        }
+        let mut term = x;
+        let mut sum = x;
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / core::f64::consts::PI.sqrt()
+    }
+
+    fn reference(k: UnaryKind, x: f64) -> f64 {
+        let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+        match k {
+            UnaryKind::Relu => x.max(0.0),
+            UnaryKind::Clip { min, max } => x.max(min as f64).min(max as f64),
+            UnaryKind::LeakyRelu { alpha } => {
+                if x < 0.0 {
+                    alpha as f64 * x
+                } else {
+                    x
+                }
+            }
+            UnaryKind::Sigmoid => sig(x),
+            UnaryKind::Tanh => x.tanh(),
+            UnaryKind::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
+            UnaryKind::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            UnaryKind::Erf => erf64(x),
+            UnaryKind::Gelu { tanh_approx: false } => 0.5 * x * (1.0 + erf64(x / 2f64.sqrt())),
+            UnaryKind::Gelu { tanh_approx: true } => {
+                0.5 * x * (1.0 + ((2.0 / core::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+            }
+            UnaryKind::Exp => x.exp(),
+            UnaryKind::Log => x.ln(),
+            UnaryKind::Sqrt => x.sqrt(),
+            UnaryKind::Neg => -x,
+            UnaryKind::Abs => x.abs(),
+            UnaryKind::Reciprocal => 1.0 / x,
+            UnaryKind::Elu { alpha } => {
+                if x < 0.0 {
+                    alpha as f64 * (x.exp() - 1.0)
+                } else {
+                    x
+                }
+            }
+            UnaryKind::Softplus => (1.0 + x.exp()).ln(),
+            UnaryKind::Silu => x * sig(x),
+        }
+    }
+
+    const KINDS: [UnaryKind; 19] = [
+        UnaryKind::Relu,
+        UnaryKind::Clip { min: -0.5, max: 2.0 },
+        UnaryKind::LeakyRelu { alpha: 0.1 },
+        UnaryKind::Sigmoid,
+        UnaryKind::Tanh,
+        UnaryKind::HardSigmoid { alpha: 0.2, beta: 0.5 },
+        UnaryKind::HardSwish,
+        UnaryKind::Erf,
+        UnaryKind::Gelu { tanh_approx: false },
+        UnaryKind::Gelu { tanh_approx: true },
+        UnaryKind::Exp,
+        UnaryKind::Log,
+        UnaryKind::Sqrt,
+        UnaryKind::Neg,
+        UnaryKind::Abs,
+        UnaryKind::Reciprocal,
+        UnaryKind::Elu { alpha: 1.5 },
+        UnaryKind::Softplus,
+        UnaryKind::Silu,
+    ];
+
+    #[test]
+    fn every_kind_matches_f64_reference() {
+        let mut x: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.02).collect();
+        x.extend([-30.0, -12.0, 12.0, 30.0, 80.0, -80.0, 1e-3, -1e-3]);
+        for k in KINDS {
+            let xs: Vec<f32> = match k {
+                UnaryKind::Log | UnaryKind::Sqrt => x.iter().map(|v| v.abs() + 1e-3).collect(),
+                UnaryKind::Reciprocal => x.iter().filter(|v| v.abs() > 1e-2).copied().collect(),
+                _ => x.clone(),
+            };
+            let (got, _) = run(&Op::Unary(k), &[(&xs, &[xs.len()])]).unwrap();
+            let want: Vec<f64> = xs.iter().map(|&v| reference(k, v as f64)).collect();
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                let err = (g as f64 - w).abs();
+                assert!(err <= 4e-6 * w.abs().max(1.0) || (w.is_infinite() && g as f64 == w), "{k:?} x={} got {g} want {w}", xs[i]);
+            }
+            // Non-native view.
+            let b = f32le(&xs);
+            let (g2, _) = run_ops(&Op::Unary(k), &[Operand { view: View::F32Le(&b), shape: sh(&[xs.len()]) }]).unwrap();
+            assert_eq!(g2, got);
+        }
+    }
+
+    #[test]
+    fn erf_known_values() {
+        let x = [0.0f32, 0.5, 1.0, 2.0, -0.3, 3.5, -6.0];
+        let want = [0.0, 0.5204998778130465, 0.8427007929497149, 0.9953222650189527, -0.3286267594591112, 0.9999992569016276, -1.0];
+        let (y, _) = run(&Op::Unary(UnaryKind::Erf), &[(&x, &[7])]).unwrap();
+        assert_close(&y, &want, 1e-6);
+    }
+}

@@ -1,0 +1,29 @@
+//! sprig runtime: reads `.sprig` files in place and executes them without allocating.
+//!
+//! ```ignore
+//! let model = Model::parse(bytes)?;            // validates everything, borrows `bytes`
+//! let mut arena = [0u8; N];                     // N >= model.arena_len(), 4-byte aligned
+//! let mut s = Session::new(&model, &mut arena)?;
+//! s.input_mut(0)?.copy_from_slice(&x);
+//! s.run()?;
+//! let y = s.output(0)?;
+//! ```
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod format;
+pub mod kernels;
+pub mod model;
+pub mod op;
+pub mod session;
+pub mod shape;
+pub mod view;
+
+pub use error::Error;
+pub use model::{IoInfo, Model, OpInfo, TensorInfo};
+pub use op::{Activation, BinaryKind, ConvAttrs, Op, OpError, PoolAttrs, ReduceKind, UnaryKind};
+pub use session::Session;
+pub use shape::{Shape, MAX_RANK};
+pub use view::View;

@@ -1,0 +1,572 @@
+//! Zero-copy, fully validated view of a `.sprig` file.
+
+use crate::error::Error;
+use crate::format::{self, encoding, kernel, section, Role};
+use crate::op::{Op, ATTR_WORDS, MAX_OP_INPUTS};
+use crate::shape::{Shape, MAX_RANK};
+use crate::view::View;
+use byteorder::{ByteOrder, LE};
+
+fn rd_u16(b: &[u8], at: usize) -> Result<u16, Error> {
+    b.get(at..at + 2).map(LE::read_u16).ok_or(Error::Truncated)
+}
+
+fn rd_u32(b: &[u8], at: usize) -> Result<u32, Error> {
+    b.get(at..at + 4).map(LE::read_u32).ok_or(Error::Truncated)
+}
+
+fn rd_u64(b: &[u8], at: usize) -> Result<u64, Error> {
+    b.get(at..at + 8).map(LE::read_u64).ok_or(Error::Truncated)
+}
+
+/// One tensor record, decoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TensorInfo<'a> {
+    /// ONNX tensor name.
+    pub name: &'a str,
+    /// What the tensor is for.
+    pub role: Role,
+    /// Shape.
+    pub shape: Shape,
+    /// Weight encoding (`encoding::NONE` for arena tensors).
+    pub encoding: u8,
+    /// Arena byte offset (arena tensors) or DATA-relative payload offset (constants).
+    pub offset: u32,
+    /// Byte length of the buffer or payload.
+    pub len: u32,
+    /// First operator index during which the buffer is live.
+    pub first_op: u32,
+    /// Last operator index during which the buffer is live.
+    pub last_op: u32,
+    /// Tensor whose arena buffer this one shares, if any.
+    pub alias: Option<u32>,
+}
+
+/// One operator record, decoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OpInfo<'a> {
+    /// Name of the source node.
+    pub name: &'a str,
+    /// The operator.
+    pub op: Op,
+    /// Kernel code (see [`format::kernel`]).
+    pub kernel: u16,
+    /// Number of input operands.
+    pub n_inputs: usize,
+    /// Index of the first operand in the operand table (inputs, then outputs).
+    operand_start: usize,
+}
+
+/// A validated model borrowing the file bytes. Every accessor is infallible for in-range
+/// indices because [`Model::parse`] checked every record first.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    strings: &'a [u8],
+    tensors: &'a [u8],
+    ops: &'a [u8],
+    operands: &'a [u8],
+    data: &'a [u8],
+    meta: &'a [u8],
+    n_tensors: usize,
+    n_ops: usize,
+    n_inputs: usize,
+    n_outputs: usize,
+    arena_len: u32,
+    arena_lower_bound: u32,
+    minor: u16,
+}
+
+/// A graph input or output: name and shape.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct IoInfo<'a> {
+    /// ONNX name.
+    pub name: &'a str,
+    /// Shape (batch 1).
+    pub shape: Shape,
+    /// Tensor index.
+    pub tensor: u32,
+}
+
+impl<'a> Model<'a> {
+    /// Parses and validates a whole file. Never panics; any byte sequence yields `Ok` or the
+    /// error naming the first rule broken.
+    pub fn parse(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+        if bytes.len() < format::HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if bytes[..8] != format::MAGIC {
+            return Err(Error::BadMagic);
+        }
+        let major = rd_u16(bytes, 8)?;
+        let minor = rd_u16(bytes, 10)?;
+        if major != format::VERSION_MAJOR {
+            return Err(Error::UnsupportedVersion { major, minor });
+        }
+        let n_sections = rd_u32(bytes, 12)? as usize;
+        let file_len = rd_u64(bytes, 16)?;
+        if file_len != bytes.len() as u64 {
+            if file_len > bytes.len() as u64 {
+                return Err(Error::Truncated);
+            }
+            return Err(Error::LengthMismatch { declared: file_len, actual: bytes.len() as u64 });
+        }
+        if format::crc32(&bytes[format::HEADER_LEN..]) != rd_u32(bytes, 24)? {
+            return Err(Error::ChecksumMismatch);
+        }
+        if n_sections > format::MAX_SECTIONS {
+            return Err(Error::TooManySections);
+        }
+        let table_end = format::HEADER_LEN + n_sections * format::SECTION_ENTRY_LEN;
+        if table_end > bytes.len() {
+            return Err(Error::Truncated);
+        }
+        let mut found: [Option<&[u8]>; 7] = [None; 7];
+        for i in 0..n_sections {
+            let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
+            let kind = rd_u32(bytes, e)?;
+            let crc = rd_u32(bytes, e + 4)?;
+            let off = rd_u64(bytes, e + 8)?;
+            let len = rd_u64(bytes, e + 16)?;
+            let end = off.checked_add(len).ok_or(Error::SectionOutOfBounds { kind })?;
+            if off < table_end as u64 || end > bytes.len() as u64 {
+                return Err(Error::SectionOutOfBounds { kind });
+            }
+            if off % format::ALIGN as u64 != 0 {
+                return Err(Error::SectionMisaligned { kind });
+            }
+            let body = &bytes[off as usize..end as usize];
+            if format::crc32(body) != crc {
+                return Err(Error::SectionChecksumMismatch { kind });
+            }
+            if let Some(slot) = found.get_mut(kind as usize).filter(|_| kind != 0) {
+                if slot.is_some() {
+                    return Err(Error::DuplicateSection { kind });
+                }
+                *slot = Some(body);
+            }
+            // Unknown section kinds are skipped: minor versions may add optional sections.
+        }
+        let need = |kind: u32| found[kind as usize].ok_or(Error::MissingSection { kind });
+        let meta = need(section::META)?;
+        let strings = need(section::STRINGS)?;
+        let tensors = need(section::TENSORS)?;
+        let ops = need(section::OPS)?;
+        let operands = need(section::OPERANDS)?;
+        let data = need(section::DATA)?;
+
+        if meta.len() < format::META_FIXED_LEN {
+            return Err(Error::BadSectionLength { kind: section::META });
+        }
+        let n_inputs = rd_u32(meta, 48)? as usize;
+        let n_outputs = rd_u32(meta, 52)? as usize;
+        let io_len = n_inputs.checked_add(n_outputs).and_then(|n| n.checked_mul(4));
+        if io_len.and_then(|l| l.checked_add(format::META_FIXED_LEN)) != Some(meta.len()) {
+            return Err(Error::BadSectionLength { kind: section::META });
+        }
+        for (kind, sec, rec) in [
+            (section::TENSORS, tensors, format::TENSOR_RECORD_LEN),
+            (section::OPS, ops, format::OP_RECORD_LEN),
+            (section::OPERANDS, operands, 4),
+        ] {
+            if sec.len() % rec != 0 {
+                return Err(Error::BadSectionLength { kind });
+            }
+        }
+        let n_tensors = tensors.len() / format::TENSOR_RECORD_LEN;
+        let n_ops = ops.len() / format::OP_RECORD_LEN;
+        if n_tensors > format::MAX_TENSORS || n_ops > format::MAX_OPS {
+            return Err(Error::TooManyRecords);
+        }
+        let model = Model {
+            strings,
+            tensors,
+            ops,
+            operands,
+            data,
+            meta,
+            n_tensors,
+            n_ops,
+            n_inputs,
+            n_outputs,
+            arena_len: rd_u32(meta, 40)?,
+            arena_lower_bound: rd_u32(meta, 44)?,
+            minor,
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
+    fn string(&self, off: u32, len: u32) -> Result<&'a str, Error> {
+        let end = (off as usize).checked_add(len as usize).ok_or(Error::BadString)?;
+        let b = self.strings.get(off as usize..end).ok_or(Error::BadString)?;
+        core::str::from_utf8(b).map_err(|_| Error::BadString)
+    }
+
+    fn decode_tensor(&self, i: usize) -> Result<TensorInfo<'a>, Error> {
+        let t = i as u32;
+        let r = self.tensors.get(i * format::TENSOR_RECORD_LEN..(i + 1) * format::TENSOR_RECORD_LEN).ok_or(Error::Truncated)?;
+        let name = self.string(rd_u32(r, 0)?, rd_u32(r, 4)?)?;
+        let role = Role::from_u8(r[8]).ok_or(Error::BadTensor { tensor: t })?;
+        let (dtype, rank, enc) = (r[9], r[10] as usize, r[11]);
+        if dtype != format::DTYPE_F32 || rank > MAX_RANK {
+            return Err(Error::BadTensor { tensor: t });
+        }
+        let mut dims = [0u32; MAX_RANK];
+        for (k, d) in dims.iter_mut().enumerate().take(rank) {
+            *d = rd_u32(r, 12 + 4 * k)?;
+        }
+        let shape = Shape::from_u32(&dims[..rank]).ok_or(Error::BadTensor { tensor: t })?;
+        let alias = rd_u32(r, 52)?;
+        Ok(TensorInfo {
+            name,
+            role,
+            shape,
+            encoding: enc,
+            offset: rd_u32(r, 36)?,
+            len: rd_u32(r, 40)?,
+            first_op: rd_u32(r, 44)?,
+            last_op: rd_u32(r, 48)?,
+            alias: if alias == format::NO_TENSOR { None } else { Some(alias) },
+        })
+    }
+
+    fn decode_op(&self, i: usize) -> Result<OpInfo<'a>, Error> {
+        let o = i as u32;
+        let r = self.ops.get(i * format::OP_RECORD_LEN..(i + 1) * format::OP_RECORD_LEN).ok_or(Error::Truncated)?;
+        let kind = rd_u16(r, 0)?;
+        let kernel = rd_u16(r, 2)?;
+        let n_inputs = rd_u16(r, 4)? as usize;
+        let n_outputs = rd_u16(r, 6)? as usize;
+        let operand_start = rd_u32(r, 8)? as usize;
+        let name = self.string(rd_u32(r, 12)?, rd_u32(r, 16)?)?;
+        let mut words = [0u32; ATTR_WORDS];
+        for (k, w) in words.iter_mut().enumerate() {
+            *w = rd_u32(r, format::OP_ATTRS_AT + 4 * k)?;
+        }
+        let op = Op::decode(kind, &words).map_err(|e| Error::from_op(o, e))?;
+        if kernel != kernel::REFERENCE {
+            return Err(Error::UnsupportedKernel { op: o, kernel });
+        }
+        let (lo, hi) = op.arity();
+        if n_outputs != 1 || n_inputs < lo || n_inputs > hi || n_inputs > MAX_OP_INPUTS {
+            return Err(Error::BadArity { op: o });
+        }
+        let end = operand_start.checked_add(n_inputs + n_outputs).ok_or(Error::BadOperand { op: o })?;
+        if end > self.operands.len() / 4 {
+            return Err(Error::BadOperand { op: o });
+        }
+        Ok(OpInfo { name, op, kernel, n_inputs, operand_start })
+    }
+
+    fn operand(&self, op: &OpInfo<'_>, k: usize) -> u32 {
+        rd_u32(self.operands, 4 * (op.operand_start + k)).unwrap_or(u32::MAX)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.n_ops == 0 {
+            return Err(Error::NoOperators);
+        }
+        rd_u32(self.meta, 0).and_then(|o| self.string(o, rd_u32(self.meta, 4)?))?;
+        let last = self.n_ops as u32 - 1;
+        // Tensor records on their own.
+        for i in 0..self.n_tensors {
+            let t = self.decode_tensor(i)?;
+            let ti = i as u32;
+            let numel = t.shape.numel().ok_or(Error::BadTensor { tensor: ti })?;
+            if t.role == Role::Constant {
+                let elem = match t.encoding {
+                    encoding::F32 => 4,
+                    encoding::F16 => 2,
+                    encoding::NONE => return Err(Error::BadTensor { tensor: ti }),
+                    e => return Err(Error::UnsupportedEncoding { tensor: ti, encoding: e }),
+                };
+                if numel.checked_mul(elem) != Some(t.len as usize) {
+                    return Err(Error::BadDataLength { tensor: ti });
+                }
+                if !(t.offset as usize).is_multiple_of(format::ALIGN) {
+                    return Err(Error::DataMisaligned { tensor: ti });
+                }
+                if t.offset as u64 + t.len as u64 > self.data.len() as u64 {
+                    return Err(Error::DataOutOfBounds { tensor: ti });
+                }
+                if t.alias.is_some() {
+                    return Err(Error::BadAlias { tensor: ti });
+                }
+            } else {
+                if t.encoding != encoding::NONE {
+                    return Err(Error::BadTensor { tensor: ti });
+                }
+                if numel.checked_mul(4) != Some(t.len as usize) {
+                    return Err(Error::BadDataLength { tensor: ti });
+                }
+                if !(t.offset as usize).is_multiple_of(format::ALIGN) {
+                    return Err(Error::ArenaMisaligned { tensor: ti });
+                }
+                if t.offset as u64 + t.len as u64 > self.arena_len as u64 {
+                    return Err(Error::ArenaOutOfBounds { tensor: ti });
+                }
+                let lifetime_ok = t.first_op <= t.last_op
+                    && t.last_op <= last
+                    && (t.role != Role::Input || t.first_op == 0)
+                    && (t.role != Role::Output || t.last_op == last);
+                if !lifetime_ok {
+                    return Err(Error::BadLifetime { tensor: ti });
+                }
+                if let Some(a) = t.alias {
+                    let root = if (a as usize) < self.n_tensors { Some(self.decode_tensor(a as usize)?) } else { None };
+                    match root {
+                        Some(r) if r.role.in_arena() && r.alias.is_none() && r.offset == t.offset && r.len == t.len && a != ti => {}
+                        _ => return Err(Error::BadAlias { tensor: ti }),
+                    }
+                }
+            }
+        }
+        // Input / output lists: exactly the tensors with those roles, each once.
+        let mut n_in_role = 0usize;
+        let mut n_out_role = 0usize;
+        for i in 0..self.n_tensors {
+            match self.decode_tensor(i)?.role {
+                Role::Input => n_in_role += 1,
+                Role::Output => n_out_role += 1,
+                _ => {}
+            }
+        }
+        if n_in_role != self.n_inputs || n_out_role != self.n_outputs || self.n_outputs == 0 {
+            return Err(Error::BadIo);
+        }
+        for k in 0..self.n_inputs + self.n_outputs {
+            let id = rd_u32(self.meta, format::META_FIXED_LEN + 4 * k)? as usize;
+            let want = if k < self.n_inputs { Role::Input } else { Role::Output };
+            if id >= self.n_tensors || self.decode_tensor(id)?.role != want {
+                return Err(Error::BadIo);
+            }
+            let (lo, hi) = if k < self.n_inputs { (0, self.n_inputs) } else { (self.n_inputs, self.n_inputs + self.n_outputs) };
+            for j in lo..k {
+                if rd_u32(self.meta, format::META_FIXED_LEN + 4 * j)? as usize == id {
+                    return Err(Error::BadIo);
+                }
+            }
+            let _ = hi;
+        }
+        // Operators: decoding, operands, shapes, producer order, lifetimes, in/out disjointness.
+        for i in 0..self.n_ops {
+            let o = self.decode_op(i)?;
+            let oi = i as u32;
+            let mut shapes = [Shape::SCALAR; MAX_OP_INPUTS];
+            for (k, s) in shapes.iter_mut().enumerate().take(o.n_inputs) {
+                let id = self.operand(&o, k) as usize;
+                if id >= self.n_tensors {
+                    return Err(Error::BadOperand { op: oi });
+                }
+                let t = self.decode_tensor(id)?;
+                match t.role {
+                    Role::Constant | Role::Input => {}
+                    Role::Activation | Role::Output => {
+                        if t.first_op >= oi {
+                            return Err(Error::BadOperand { op: oi });
+                        }
+                    }
+                }
+                if t.role.in_arena() && t.last_op < oi {
+                    return Err(Error::BadLifetime { tensor: id as u32 });
+                }
+                *s = t.shape;
+            }
+            let out_id = self.operand(&o, o.n_inputs) as usize;
+            if out_id >= self.n_tensors {
+                return Err(Error::BadOperand { op: oi });
+            }
+            let out = self.decode_tensor(out_id)?;
+            if !matches!(out.role, Role::Activation | Role::Output) {
+                return Err(Error::BadOperand { op: oi });
+            }
+            if out.first_op != oi {
+                return Err(Error::BadLifetime { tensor: out_id as u32 });
+            }
+            let inferred = o.op.infer(&shapes[..o.n_inputs]).map_err(|e| Error::from_op(oi, e))?;
+            if inferred != out.shape {
+                return Err(Error::ShapeMismatch { op: oi });
+            }
+            for k in 0..o.n_inputs {
+                let id = self.operand(&o, k) as usize;
+                let t = self.decode_tensor(id)?;
+                if !t.role.in_arena() {
+                    continue;
+                }
+                let disjoint = t.offset as u64 + t.len as u64 <= out.offset as u64 || out.offset as u64 + out.len as u64 <= t.offset as u64;
+                let aliased_reshape =
+                    matches!(o.op, Op::Reshape { .. }) && t.offset == out.offset && self.root(id)? == self.root(out_id)?;
+                if !(disjoint || aliased_reshape || t.len == 0 || out.len == 0) {
+                    return Err(Error::OperandOverlap { op: oi });
+                }
+            }
+        }
+        // Every activation / output is produced by the operator its lifetime starts at.
+        for i in 0..self.n_tensors {
+            let t = self.decode_tensor(i)?;
+            if matches!(t.role, Role::Activation | Role::Output) {
+                let o = self.decode_op(t.first_op as usize)?;
+                if self.operand(&o, o.n_inputs) as usize != i {
+                    return Err(Error::BadLifetime { tensor: i as u32 });
+                }
+            }
+        }
+        // No two simultaneously live buffers overlap, unless they share one buffer by alias.
+        for i in 0..self.n_tensors {
+            let a = self.decode_tensor(i)?;
+            if !a.role.in_arena() || a.len == 0 {
+                continue;
+            }
+            let ra = self.root(i)?;
+            for j in i + 1..self.n_tensors {
+                let b = self.decode_tensor(j)?;
+                if !b.role.in_arena() || b.len == 0 || self.root(j)? == ra {
+                    continue;
+                }
+                let live = a.first_op <= b.last_op && b.first_op <= a.last_op;
+                let mem = (a.offset as u64) < b.offset as u64 + b.len as u64 && (b.offset as u64) < a.offset as u64 + a.len as u64;
+                if live && mem {
+                    return Err(Error::ArenaOverlap { a: i as u32, b: j as u32 });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn root(&self, i: usize) -> Result<usize, Error> {
+        Ok(self.decode_tensor(i)?.alias.map(|a| a as usize).unwrap_or(i))
+    }
+
+    /// Arena bytes a [`Session`](crate::Session) needs.
+    pub fn arena_len(&self) -> usize {
+        self.arena_len as usize
+    }
+
+    /// The planner's lower bound on the arena (largest sum of simultaneously live buffers).
+    pub fn arena_lower_bound(&self) -> usize {
+        self.arena_lower_bound as usize
+    }
+
+    /// The file's minor version.
+    pub fn minor_version(&self) -> u16 {
+        self.minor
+    }
+
+    /// The producer string (tool and version).
+    pub fn producer(&self) -> &'a str {
+        rd_u32(self.meta, 0).and_then(|o| self.string(o, rd_u32(self.meta, 4)?)).unwrap_or("")
+    }
+
+    /// SHA-256 of the source model file.
+    pub fn source_sha256(&self) -> [u8; 32] {
+        let mut h = [0u8; 32];
+        if let Some(s) = self.meta.get(8..40) {
+            h.copy_from_slice(s);
+        }
+        h
+    }
+
+    /// Number of tensors.
+    pub fn num_tensors(&self) -> usize {
+        self.n_tensors
+    }
+
+    /// Number of operators.
+    pub fn num_ops(&self) -> usize {
+        self.n_ops
+    }
+
+    /// Tensor `i` (`None` when out of range).
+    pub fn tensor(&self, i: usize) -> Option<TensorInfo<'a>> {
+        if i < self.n_tensors {
+            self.decode_tensor(i).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Operator `i` (`None` when out of range).
+    pub fn op(&self, i: usize) -> Option<OpInfo<'a>> {
+        if i < self.n_ops {
+            self.decode_op(i).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Tensor id of operand `k` of operator `op` (inputs first, then the output).
+    pub fn op_operand(&self, op: &OpInfo<'_>, k: usize) -> Option<u32> {
+        if k <= op.n_inputs {
+            Some(self.operand(op, k))
+        } else {
+            None
+        }
+    }
+
+    /// Tensor id of the output of `op`.
+    pub fn op_output(&self, op: &OpInfo<'_>) -> u32 {
+        self.operand(op, op.n_inputs)
+    }
+
+    fn io(&self, k: usize) -> Option<IoInfo<'a>> {
+        let id = rd_u32(self.meta, format::META_FIXED_LEN + 4 * k).ok()?;
+        let t = self.tensor(id as usize)?;
+        Some(IoInfo { name: t.name, shape: t.shape, tensor: id })
+    }
+
+    /// Number of graph inputs.
+    pub fn num_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    /// Number of graph outputs.
+    pub fn num_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    /// Graph input `i`.
+    pub fn input(&self, i: usize) -> Option<IoInfo<'a>> {
+        if i < self.n_inputs {
+            self.io(i)
+        } else {
+            None
+        }
+    }
+
+    /// Graph output `i`.
+    pub fn output(&self, i: usize) -> Option<IoInfo<'a>> {
+        if i < self.n_outputs {
+            self.io(self.n_inputs + i)
+        } else {
+            None
+        }
+    }
+
+    /// Graph inputs in order.
+    pub fn inputs(&self) -> impl Iterator<Item = IoInfo<'a>> + '_ {
+        (0..self.n_inputs).filter_map(move |i| self.input(i))
+    }
+
+    /// Graph outputs in order.
+    pub fn outputs(&self) -> impl Iterator<Item = IoInfo<'a>> + '_ {
+        (0..self.n_outputs).filter_map(move |i| self.output(i))
+    }
+
+    /// Read-only view of a constant's payload, decoded lazily.
+    pub fn constant(&self, t: &TensorInfo<'_>) -> View<'a> {
+        let bytes = self.data.get(t.offset as usize..t.offset as usize + t.len as usize).unwrap_or(&[]);
+        match t.encoding {
+            encoding::F16 => View::F16Le(bytes),
+            _ => {
+                #[cfg(target_endian = "little")]
+                if let Ok(s) = bytemuck::try_cast_slice::<u8, f32>(bytes) {
+                    return View::F32(s);
+                }
+                View::F32Le(bytes)
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Inference over a caller-owned arena.
+
+use crate::error::Error;
+use crate::format::Role;
+use crate::kernels::{self, Operand};
+use crate::model::Model;
+use crate::op::{Op, MAX_OP_INPUTS};
+use crate::view::View;
+
+/// An inference session: a validated model plus the caller's arena. Allocation-free.
+pub struct Session<'m, 'a> {
+    model: &'m Model<'m>,
+    arena: &'a mut [f32],
+}
+
+impl<'m, 'a> Session<'m, 'a> {
+    /// Binds `arena` (at least [`Model::arena_len`] bytes, 4-byte aligned) to `model`.
+    pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        let got = arena.len();
+        if got < model.arena_len() {
+            return Err(Error::ArenaTooSmall { needed: model.arena_len() as u32, got: got.min(u32::MAX as usize) as u32 });
+        }
+        let usable = &mut arena[..model.arena_len() & !3];
+        let arena: &mut [f32] = bytemuck::try_cast_slice_mut(usable).map_err(|_| Error::ArenaNotAligned)?;
+        Ok(Session { model, arena })
+    }
+
+    fn range(&self, tensor: u32) -> core::ops::Range<usize> {
+        match self.model.tensor(tensor as usize) {
+            Some(t) if t.role.in_arena() => {
+                let start = t.offset as usize / 4;
+                start..start + t.len as usize / 4
+            }
+            _ => 0..0,
+        }
+    }
+
+    /// Mutable view of graph input `i`, to be filled before [`Session::run`].
+    pub fn input_mut(&mut self, i: usize) -> Result<&mut [f32], Error> {
+        let io = self.model.input(i).ok_or(Error::NoSuchTensor { index: i as u32 })?;
+        let r = self.range(io.tensor);
+        Ok(&mut self.arena[r])
+    }
+
+    /// Graph output `i` as computed by the last [`Session::run`].
+    pub fn output(&self, i: usize) -> Result<&[f32], Error> {
+        let io = self.model.output(i).ok_or(Error::NoSuchTensor { index: i as u32 })?;
+        Ok(&self.arena[self.range(io.tensor)])
+    }
+
+    /// Runs every operator in order.
+    pub fn run(&mut self) -> Result<(), Error> {
+        self.run_with(|_, _| {})
+    }
+
+    /// Runs every operator, calling `hook(op_index, after)` before (`after == false`) and after
+    /// (`after == true`) each one (for per-layer timing).
+    pub fn run_with(&mut self, mut hook: impl FnMut(usize, bool)) -> Result<(), Error> {
+        let model = self.model;
+        for i in 0..model.num_ops() {
+            let o = model.op(i).ok_or(Error::BadOperand { op: i as u32 })?;
+            let out_id = model.op_output(&o);
+            let out_t = model.tensor(out_id as usize).ok_or(Error::BadOperand { op: i as u32 })?;
+            let out_r = self.range(out_id);
+            hook(i, false);
+            if let Op::Reshape { .. } = o.op {
+                let in_id = model.op_operand(&o, 0).unwrap_or(u32::MAX);
+                let in_r = self.range(in_id);
+                if in_r == out_r {
+                    hook(i, true);
+                    continue;
+                }
+            }
+            let mut ranges: [(usize, usize); MAX_OP_INPUTS] = [(0, 0); MAX_OP_INPUTS];
+            let mut consts = [View::default(); MAX_OP_INPUTS];
+            let mut shapes = [crate::shape::Shape::SCALAR; MAX_OP_INPUTS];
+            let mut is_const = [false; MAX_OP_INPUTS];
+            for k in 0..o.n_inputs {
+                let id = model.op_operand(&o, k).unwrap_or(u32::MAX);
+                let t = model.tensor(id as usize).ok_or(Error::BadOperand { op: i as u32 })?;
+                shapes[k] = t.shape;
+                if t.role == Role::Constant {
+                    consts[k] = model.constant(&t);
+                    is_const[k] = true;
+                } else {
+                    let r = self.range(id);
+                    ranges[k] = (r.start, r.end);
+                }
+            }
+            let (head, rest) = self.arena.split_at_mut(out_r.start);
+            let (out, tail) = rest.split_at_mut(out_r.end - out_r.start);
+            let mut operands = [Operand::default(); MAX_OP_INPUTS];
+            for k in 0..o.n_inputs {
+                let view = if is_const[k] {
+                    consts[k]
+                } else {
+                    let r = ranges[k].0..ranges[k].1;
+                    let s = if r.end <= out_r.start {
+                        head.get(r)
+                    } else if r.start >= out_r.end {
+                        tail.get(r.start - out_r.end..r.end - out_r.end)
+                    } else {
+                        None
+                    };
+                    View::F32(s.ok_or(Error::OperandOverlap { op: i as u32 })?)
+                };
+                operands[k] = Operand { view, shape: shapes[k] };
+            }
+            kernels::execute(&o.op, &operands[..o.n_inputs], out, &out_t.shape).map_err(|e| Error::from_op(i as u32, e))?;
+            hook(i, true);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+use crate::host::HostModel;
+use crate::reference::TractModel;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The .sprig model.
+    model: PathBuf,
+    /// Also time the source ONNX model with tract, on the same input, in the same run.
+    #[arg(long)]
+    onnx: Option<PathBuf>,
+    /// Input samples (the first sample is used); zeros... a deterministic pattern when absent.
+    #[arg(long)]
+    input: Vec<String>,
+    /// Timed iterations (after warm-up).
+    #[arg(long, default_value_t = 200)]
+    iters: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    iters: usize,
+    release_build: bool,
+    sprig_median_us: f64,
+    sprig_p90_us: f64,
+    tract_median_us: Option<f64>,
+    tract_p90_us: Option<f64>,
+    ratio: Option<f64>,
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.9))
+}
+
+fn time(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
+    let warm = (iters / 10).clamp(3, 50);
+    for _ in 0..warm {
+        f()?;
+    }
+    let mut t = Vec::with_capacity(iters);
+    for _ in 0..iters.max(1) {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(percentiles(t))
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let mut m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
+    let shapes = m.input_shapes();
+    let names: Vec<(String, Vec<usize>)> = m.model.inputs().map(|io| io.name.to_string()).zip(shapes.clone()).collect();
+    let inputs: Vec<Vec<f32>> = if a.input.is_empty() {
+        shapes.iter().map(|s| (0..s.iter().product::<usize>()).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect()).collect()
+    } else {
+        super::load_inputs(&a.input, &names)?.iter().map(|x| x.sample(0).to_vec()).collect()
+    };
+    let ins: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
+    let (sm, sp) = time(a.iters, || m.run_in_place(&ins))?;
+    let (tm, tp) = match &a.onnx {
+        Some(p) => {
+            let t = TractModel::load(p, &shapes)?;
+            let tin: Vec<(&[usize], &[f32])> = shapes.iter().map(|s| s.as_slice()).zip(ins.iter().copied()).collect();
+            let (m, p) = time(a.iters, || t.run(&tin).map(|_| ()))?;
+            (Some(m), Some(p))
+        }
+        None => (None, None),
+    };
+    let rep = Report {
+        iters: a.iters,
+        release_build: !cfg!(debug_assertions),
+        sprig_median_us: sm,
+        sprig_p90_us: sp,
+        tract_median_us: tm,
+        tract_p90_us: tp,
+        ratio: tm.map(|t| sm / t),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+        return Ok(());
+    }
+    if cfg!(debug_assertions) {
+        println!("warning: this is a debug build; build with --release for meaningful timings");
+    }
+    println!("sprig: median {:.1} us, p90 {:.1} us ({} iterations, one thread)", sm, sp, a.iters);
+    if let (Some(m), Some(p)) = (tm, tp) {
+        println!("tract: median {:.1} us, p90 {:.1} us", m, p);
+        println!("ratio sprig/tract: {:.2}", sm / m);
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+use crate::compile::{convert_file, write_atomic, ConvertOptions};
+use crate::import::ImportOptions;
+use crate::writer::WeightFormat;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Source ONNX model.
+    onnx: PathBuf,
+    /// Output .sprig file.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Weight storage: f32 (exact) or f16 (half the bytes).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    weights: String,
+    /// Static shape for an input with symbolic dimensions: NAME=D0,D1,... (repeatable).
+    #[arg(long = "input-shape")]
+    input_shape: Vec<String>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let t0 = Instant::now();
+    let opts = ConvertOptions {
+        import: ImportOptions { input_shapes: super::parse_input_shapes(&a.input_shape)? },
+        weights: if a.weights == "f16" { WeightFormat::F16 } else { WeightFormat::F32 },
+    };
+    let c = convert_file(&a.onnx, &opts)?;
+    write_atomic(&a.output, &c.bytes)?;
+    let onnx_bytes = std::fs::metadata(&a.onnx).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{} -> {}: {} operators, {} bytes (ONNX {} bytes), arena {} bytes (lower bound {}), {:.2} s",
+        a.onnx.display(),
+        a.output.display(),
+        c.graph.nodes.len(),
+        c.bytes.len(),
+        onnx_bytes,
+        c.plan.arena_len,
+        c.plan.lower_bound,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,48 @@
+use crate::host::HostModel;
+use crate::stats::model_stats;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The .sprig model.
+    model: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
+    let s = model_stats(&m.model, bytes.len() as u64);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("{}  ({})", a.model.display(), s.producer);
+    println!(
+        "{:<32} {:<18} {:<10} {:<6} {:>18} {:>10} {:>12} {:>12}",
+        "layer", "op", "kernel", "enc", "output", "params", "MACs", "weight B"
+    );
+    for l in &s.layers {
+        let shape = format!("{:?}", l.output_shape);
+        let name: String = if l.name.chars().count() > 32 { l.name.chars().take(31).collect::<String>() + "…" } else { l.name.clone() };
+        println!(
+            "{:<32} {:<18} {:<10} {:<6} {:>18} {:>10} {:>12} {:>12}",
+            name, l.op, l.kernel, l.encoding, shape, l.params, l.macs, l.weight_bytes
+        );
+    }
+    println!();
+    println!("inputs:  {:?}", s.inputs);
+    println!("outputs: {:?}", s.outputs);
+    println!("operators: {}   params: {}   MACs: {}", s.layers.len(), s.params, s.macs);
+    println!("file: {} B   weights: {} B", s.file_bytes, s.weight_bytes);
+    println!(
+        "arena: {} B   lower bound: {} B   ({:.3} x)",
+        s.arena_bytes,
+        s.arena_lower_bound_bytes,
+        s.arena_bytes as f64 / s.arena_lower_bound_bytes.max(1) as f64
+    );
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! The convert pipeline: ONNX file → IR → plan → `.sprig` bytes, checked by the runtime reader.
+
+use crate::import::{import_onnx_bytes, ImportOptions};
+use crate::ir::Graph;
+use crate::plan::{plan, Plan};
+use crate::writer::{write, WeightFormat, WriteOptions};
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Settings for [`convert_file`].
+#[derive(Clone, Debug, Default)]
+pub struct ConvertOptions {
+    /// Import settings (static input shapes).
+    pub import: ImportOptions,
+    /// Weight storage.
+    pub weights: WeightFormat,
+}
+
+/// The result of a conversion.
+pub struct Converted {
+    /// The imported, optimised graph.
+    pub graph: Graph,
+    /// Its memory plan.
+    pub plan: Plan,
+    /// The `.sprig` file bytes (already validated by the runtime reader).
+    pub bytes: Vec<u8>,
+}
+
+/// The producer string written into files.
+pub fn producer() -> String {
+    format!("sprig-tools {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Plans and serialises `graph`, then parses the result with the runtime's validating reader.
+pub fn compile(graph: Graph, weights: WeightFormat, source_sha256: [u8; 32]) -> Result<Converted> {
+    let plan = plan(&graph);
+    let opts = WriteOptions { weights, source_sha256, producer: producer() };
+    let bytes = write(&graph, &plan, &opts)?;
+    sprig_runtime::Model::parse(&bytes).map_err(|e| anyhow::anyhow!("internal error: the written file does not validate: {e}"))?;
+    Ok(Converted { graph, plan, bytes })
+}
+
+/// Imports an ONNX file and compiles it.
+pub fn convert_file(onnx: &Path, opts: &ConvertOptions) -> Result<Converted> {
+    let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
+    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    let graph = import_onnx_bytes(&bytes, &opts.import).with_context(|| format!("importing {}", onnx.display()))?;
+    compile(graph, opts.weights, sha)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder renamed into place,
+/// so a failure never leaves a partial output behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.flush()?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

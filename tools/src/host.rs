@@ -1,0 +1,55 @@
+//! Running `.sprig` models on the host with the runtime (owned arena).
+
+use anyhow::{anyhow, Result};
+use sprig_runtime::{Model, Session};
+
+/// A parsed model with its own arena.
+pub struct HostModel<'a> {
+    /// The validated model.
+    pub model: Model<'a>,
+    arena: Vec<f32>,
+}
+
+impl<'a> HostModel<'a> {
+    /// Parses and validates `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Result<Self> {
+        let model = Model::parse(bytes).map_err(|e| anyhow!("invalid .sprig file: {e}"))?;
+        let arena = vec![0f32; model.arena_len().div_ceil(4)];
+        Ok(HostModel { model, arena })
+    }
+
+    /// Input shapes.
+    pub fn input_shapes(&self) -> Vec<Vec<usize>> {
+        self.model.inputs().map(|io| io.shape.dims().iter().map(|&d| d as usize).collect()).collect()
+    }
+
+    /// Output shapes.
+    pub fn output_shapes(&self) -> Vec<Vec<usize>> {
+        self.model.outputs().map(|io| io.shape.dims().iter().map(|&d| d as usize).collect()).collect()
+    }
+
+    /// Runs one inference; `inputs[i]` fills input i; returns every output.
+    pub fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        let model = self.model;
+        let mut s = Session::new(&model, bytemuck::cast_slice_mut(&mut self.arena)).map_err(|e| anyhow!("{e}"))?;
+        for (i, x) in inputs.iter().enumerate() {
+            let dst = s.input_mut(i).map_err(|e| anyhow!("{e}"))?;
+            if dst.len() != x.len() {
+                return Err(anyhow!("input {i}: {} values given, model needs {}", x.len(), dst.len()));
+            }
+            dst.copy_from_slice(x);
+        }
+        s.run().map_err(|e| anyhow!("inference failed: {e}"))?;
+        (0..model.num_outputs()).map(|i| Ok(s.output(i).map_err(|e| anyhow!("{e}"))?.to_vec())).collect()
+    }
+
+    /// Runs one inference without copying outputs (for timing).
+    pub fn run_in_place(&mut self, inputs: &[&[f32]]) -> Result<()> {
+        let model = self.model;
+        let mut s = Session::new(&model, bytemuck::cast_slice_mut(&mut self.arena)).map_err(|e| anyhow!("{e}"))?;
+        for (i, x) in inputs.iter().enumerate() {
+            s.input_mut(i).map_err(|e| anyhow!("{e}"))?.copy_from_slice(x);
+        }
+        s.run().map_err(|e| anyhow!("inference failed: {e}"))
+    }
+}

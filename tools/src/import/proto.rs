@@ -1,0 +1,76 @@
+//! Reading ONNX protobuf pieces: tensors (initializers, constant attributes) and value infos.
+
+use tract_onnx::pb::{tensor_proto::DataType, TensorProto};
+use tract_onnx::tract_core::prelude::DatumType;
+
+use super::value::{ConstT, Data};
+use super::ImportError;
+
+/// Loads a TensorProto as a constant (raw data, typed fields or external data).
+pub fn load_tensor(t: &TensorProto, name: &str, model_dir: Option<&str>) -> Result<ConstT, ImportError> {
+    let err = |detail: String| ImportError::Tensor { tensor: name.to_string(), detail };
+    let dt = DataType::try_from(t.data_type).map_err(|_| err(format!("unknown data type code {}", t.data_type)))?;
+    let is_float = matches!(dt, DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16);
+    let is_int = matches!(
+        dt,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Uint8
+            | DataType::Uint16
+            | DataType::Uint32
+            | DataType::Uint64
+            | DataType::Bool
+    );
+    if !is_float && !is_int {
+        return Err(err(format!("data type {} is not supported", dt.as_str_name())));
+    }
+    let mut shape = Vec::with_capacity(t.dims.len());
+    for &d in &t.dims {
+        shape.push(usize::try_from(d).map_err(|_| err(format!("negative dimension {d}")))?);
+    }
+    let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| err("too many elements".into()))?;
+    if dt == DataType::Bfloat16 {
+        // tract has no bf16 DatumType: decode raw bytes (or int32_data) by hand.
+        let v: Vec<f32> = if !t.raw_data.is_empty() {
+            t.raw_data.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect()
+        } else {
+            t.int32_data.iter().map(|&x| f32::from_bits((x as u32 & 0xffff) << 16)).collect()
+        };
+        if v.len() != numel {
+            return Err(err(format!("holds {} values for shape {shape:?}", v.len())));
+        }
+        return Ok(ConstT::new(name, shape, Data::F(v)));
+    }
+    let provider = tract_onnx::data_resolver::default();
+    let tt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tract_onnx::tensor::load_tensor(&*provider, t, model_dir)))
+        .map_err(|_| err("the tensor decoder panicked".into()))?
+        .map_err(|e| err(format!("{e:#}")))?;
+    if tt.len() != numel {
+        return Err(err(format!("holds {} values for shape {shape:?}", tt.len())));
+    }
+    let data = if is_float {
+        let c = tt.cast_to::<f32>().map_err(|e| err(format!("{e:#}")))?;
+        let v = c.try_as_plain_ram().and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec())).map_err(|e| err(format!("{e:#}")))?;
+        Data::F(v)
+    } else if tt.datum_type() == DatumType::Bool {
+        let v = tt.try_as_plain_ram().and_then(|v| v.as_slice::<bool>().map(|s| s.to_vec())).map_err(|e| err(format!("{e:#}")))?;
+        Data::I(v.into_iter().map(|b| b as i64).collect())
+    } else {
+        let c = tt.cast_to::<i64>().map_err(|e| err(format!("{e:#}")))?;
+        let v = c.try_as_plain_ram().and_then(|v| v.as_slice::<i64>().map(|s| s.to_vec())).map_err(|e| err(format!("{e:#}")))?;
+        Data::I(v)
+    };
+    Ok(ConstT { name: name.to_string(), shape, data, shared: true })
+}
+
+/// True for ONNX element types the importer treats as float activations.
+pub fn is_float_type(elem_type: i32) -> bool {
+    matches!(DataType::try_from(elem_type), Ok(DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16))
+}
+
+/// Name of an ONNX element type.
+pub fn type_name(elem_type: i32) -> &'static str {
+    DataType::try_from(elem_type).map(|d| d.as_str_name()).unwrap_or("UNKNOWN")
+}

@@ -1,0 +1,668 @@
+//! Import tests: models built in-test from protobuf structs, and smoke tests on the real models.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use sprig_runtime::kernels::{execute, Operand};
+use sprig_runtime::{Activation, Op, Shape, View};
+use tract_onnx::pb::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+
+use super::*;
+use crate::ir::Graph;
+
+// ---------------------------------------------------------------- test interpreter
+
+/// Runs a graph with the runtime's reference kernels; returns the graph outputs.
+pub(crate) fn run_graph(g: &Graph, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let mut vals: Vec<Option<Vec<f32>>> = g.tensors.iter().map(|t| t.data.clone()).collect();
+    for (&t, v) in g.inputs.iter().zip(inputs) {
+        assert_eq!(v.len(), g.tensors[t].numel(), "input size");
+        vals[t] = Some(v.clone());
+    }
+    for n in &g.nodes {
+        let shapes: Vec<Shape> = n.inputs.iter().map(|&t| g.tensors[t].rt_shape()).collect();
+        let ops: Vec<Operand> = n
+            .inputs
+            .iter()
+            .zip(&shapes)
+            .map(|(&t, s)| Operand {
+                view: View::F32(vals[t].as_deref().unwrap_or_else(|| panic!("`{}` not computed", g.tensors[t].name))),
+                shape: *s,
+            })
+            .collect();
+        let o = n.outputs[0];
+        let mut out = vec![0f32; g.tensors[o].numel()];
+        execute(&n.op, &ops, &mut out, &g.tensors[o].rt_shape()).unwrap_or_else(|e| panic!("node {} ({:?}): {e:?}", n.name, n.op));
+        vals[o] = Some(out);
+    }
+    g.outputs.iter().map(|&t| vals[t].clone().expect("output computed")).collect()
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}: element {i}: {x} vs {y}");
+    }
+}
+
+fn lcg(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- model builder
+
+fn attr_i(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
+}
+fn attr_f(name: &str, v: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
+}
+fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
+}
+fn attr_s(name: &str, v: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::String as i32, s: v.as_bytes().to_vec(), ..Default::default() }
+}
+fn node(op: &str, name: &str, ins: &[&str], outs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: outs.iter().map(|s| s.to_string()).collect(),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+fn init_f(name: &str, shape: &[i64], v: Vec<f32>) -> TensorProto {
+    TensorProto { name: name.into(), dims: shape.to_vec(), data_type: DataType::Float as i32, float_data: v, ..Default::default() }
+}
+fn init_i(name: &str, shape: &[i64], v: Vec<i64>) -> TensorProto {
+    TensorProto { name: name.into(), dims: shape.to_vec(), data_type: DataType::Int64 as i32, int64_data: v, ..Default::default() }
+}
+enum D {
+    V(i64),
+    P(&'static str),
+}
+fn vi(name: &str, dims: &[D]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tract_onnx::pb::tensor_shape_proto::Dimension {
+            denotation: String::new(),
+            value: Some(match d {
+                D::V(v) => dimension::Value::DimValue(*v),
+                D::P(p) => dimension::Value::DimParam(p.to_string()),
+            }),
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            denotation: String::new(),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+        }),
+        doc_string: String::new(),
+    }
+}
+fn vis(name: &str, dims: &[i64]) -> ValueInfoProto {
+    vi(name, &dims.iter().map(|&d| D::V(d)).collect::<Vec<_>>())
+}
+fn model(opset: i64, nodes: Vec<NodeProto>, inits: Vec<TensorProto>, inputs: Vec<ValueInfoProto>, outputs: &[&str]) -> ModelProto {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
+        graph: Some(GraphProto {
+            node: nodes,
+            name: "test".into(),
+            initializer: inits,
+            input: inputs,
+            output: outputs.iter().map(|o| vis(o, &[])).collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+fn imp(m: &ModelProto) -> Result<Graph, ImportError> {
+    import_model_proto(m, None, &ImportOptions::default())
+}
+fn imp_raw(m: &ModelProto) -> Graph {
+    ctx::import(m, None, &ImportOptions::default()).expect("raw import")
+}
+
+// ---------------------------------------------------------------- unit tests
+
+#[test]
+fn supported_ops_all_have_handlers() {
+    for op in SUPPORTED_OPS {
+        assert!(ops::handler(op).is_some(), "{op}");
+    }
+}
+
+#[test]
+fn unsupported_model_lists_every_node() {
+    let mut ms = node("Relu", "r", &["x"], &["a"], vec![]);
+    ms.domain = "com.microsoft".into();
+    let m = model(
+        13,
+        vec![
+            node("LSTM", "lstm1", &["x"], &["y"], vec![]),
+            node("Relu", "relu_ok", &["y"], &["z"], vec![]),
+            node("TopK", "", &["z"], &["w"], vec![]),
+            ms,
+            node("Pad", "reflect_pad", &["x", "pads"], &["p"], vec![attr_s("mode", "reflect")]),
+            node("Add", "sum", &["w", "a"], &["s"], vec![]),
+            node("Add", "sum2", &["s", "p"], &["out"], vec![]),
+        ],
+        vec![init_i("pads", &[8], vec![0, 0, 1, 1, 0, 0, 1, 1])],
+        vec![vis("x", &[1, 2, 4, 4])],
+        &["out"],
+    );
+    let e = imp(&m).unwrap_err();
+    let ImportError::Unsupported(list) = &e else { panic!("{e}") };
+    let names: Vec<&str> = list.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["lstm1", "TopK_2", "r", "reflect_pad"]);
+    let msg = e.to_string();
+    assert_eq!(msg.lines().count(), 5, "{msg}");
+    assert!(msg.contains("LSTM") && msg.contains("com.microsoft") && msg.contains("reflect"), "{msg}");
+}
+
+fn conv_bn_relu_model(opset: i64) -> ModelProto {
+    let c = 3;
+    let m = 4;
+    model(
+        opset,
+        vec![
+            node("Conv", "conv", &["x", "w", "b"], &["c"], vec![attr_ints("pads", &[1, 1, 1, 1]), attr_ints("kernel_shape", &[3, 3])]),
+            node("BatchNormalization", "bn", &["c", "g", "beta", "mean", "var"], &["n"], vec![attr_f("epsilon", 1e-3)]),
+            node("Relu", "relu", &["n"], &["y"], vec![]),
+        ],
+        vec![
+            init_f("w", &[m, c, 3, 3], lcg((m * c * 9) as usize, 1)),
+            init_f("b", &[m], lcg(m as usize, 2)),
+            init_f("g", &[m], vec![0.5, 1.5, -1.0, 2.0]),
+            init_f("beta", &[m], vec![0.1, -0.2, 0.3, 0.0]),
+            init_f("mean", &[m], vec![0.05, -0.1, 0.2, 0.0]),
+            init_f("var", &[m], vec![0.5, 1.0, 2.0, 0.25]),
+        ],
+        vec![vis("x", &[1, c, 5, 5])],
+        &["y"],
+    )
+}
+
+#[test]
+fn bn_folding_preserves_function() {
+    let m = conv_bn_relu_model(13);
+    let raw = imp_raw(&m);
+    let g = imp(&m).unwrap();
+    assert_eq!(raw.nodes.len(), 3);
+    assert_eq!(g.nodes.len(), 1);
+    assert_eq!(g.nodes[0].onnx_op, "Conv+BatchNormalization+Relu");
+    assert_eq!(g.nodes[0].name, "conv");
+    assert!(matches!(g.nodes[0].op, Op::Conv(c) if c.act == Activation::Relu));
+    assert_eq!(g.tensors[g.outputs[0]].name, "y");
+    let x = lcg(75, 7);
+    assert_close(&run_graph(&g, &[x.clone()])[0], &run_graph(&raw, &[x])[0], 1e-5, "folded vs unfolded");
+}
+
+fn gemm_model(alpha: f32, beta: f32, trans_a: bool, trans_b: bool, c_shape: Option<&[i64]>) -> (ModelProto, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mm, k, n) = (1usize, 3usize, 4usize);
+    let a = lcg(mm * k, 11);
+    let b = lcg(k * n, 12); // logical B [K, N]
+    let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+    let mut inits = vec![init_f("B", if trans_b { &[4, 3] } else { &[3, 4] }, if trans_b { bt } else { b.clone() })];
+    let mut ins = vec!["A", "B"];
+    let cdata = c_shape.map(|s| lcg(s.iter().product::<i64>() as usize, 13));
+    if let (Some(s), Some(d)) = (c_shape, &cdata) {
+        inits.push(init_f("C", s, d.clone()));
+        ins.push("C");
+    }
+    let m = model(
+        13,
+        vec![node(
+            "Gemm",
+            "gemm",
+            &ins,
+            &["Y"],
+            vec![attr_f("alpha", alpha), attr_f("beta", beta), attr_i("transA", trans_a as i64), attr_i("transB", trans_b as i64)],
+        )],
+        inits,
+        vec![vis("A", if trans_a { &[3, 1] } else { &[1, 3] })],
+        &["Y"],
+    );
+    // Expected: alpha * A B + beta * C (C broadcast to [1, N]).
+    let mut y = vec![0f32; n];
+    for (j, v) in y.iter_mut().enumerate() {
+        *v = alpha * (0..k).map(|p| a[p] * b[p * n + j]).sum::<f32>();
+        if let Some(c) = &cdata {
+            *v += beta * if c.len() == 1 { c[0] } else { c[j] };
+        }
+    }
+    (m, a, y, cdata.unwrap_or_default())
+}
+
+#[test]
+fn gemm_alpha_beta_trans_variants() {
+    let cases: &[(f32, f32, bool, bool, Option<&[i64]>, usize)] = &[
+        (1.0, 1.0, false, true, Some(&[4]), 1),
+        (0.5, 2.0, false, false, Some(&[1, 4]), 1),
+        (2.0, 0.5, false, true, Some(&[]), 1),
+        (1.0, 1.0, false, false, None, 1),
+        (1.5, 1.0, true, true, Some(&[4]), 2),
+    ];
+    for &(alpha, beta, ta, tb, cs, nodes) in cases {
+        let (m, a, y, _) = gemm_model(alpha, beta, ta, tb, cs);
+        let g = imp(&m).unwrap();
+        assert_eq!(g.nodes.len(), nodes, "alpha {alpha} beta {beta} transA {ta} transB {tb} C {cs:?}: {:?}", g.nodes);
+        assert!(g.nodes.iter().any(|n| matches!(n.op, Op::Dense { .. })));
+        assert_close(&run_graph(&g, &[a])[0], &y, 1e-5, "gemm");
+    }
+}
+
+#[test]
+fn gemm_with_full_c_is_dense_plus_add() {
+    // C [M, N] with M = 2 cannot be a bias.
+    let b = lcg(12, 3);
+    let c = lcg(8, 4);
+    let m = model(
+        13,
+        vec![node("Gemm", "g", &["A", "B", "C"], &["Y"], vec![attr_i("transB", 0)])],
+        vec![init_f("B", &[3, 4], b.clone()), init_f("C", &[2, 4], c.clone())],
+        vec![vis("A", &[2, 3])],
+        &["Y"],
+    );
+    let g = imp(&m).unwrap();
+    assert_eq!(g.nodes.len(), 2);
+    let a = lcg(6, 5);
+    let mut y = vec![0f32; 8];
+    for i in 0..2 {
+        for j in 0..4 {
+            y[i * 4 + j] = (0..3).map(|p| a[i * 3 + p] * b[p * 4 + j]).sum::<f32>() + c[i * 4 + j];
+        }
+    }
+    assert_close(&run_graph(&g, &[a])[0], &y, 1e-5, "gemm C[M,N]");
+}
+
+#[test]
+fn auto_pad_same_upper_and_lower() {
+    for (mode, expect_pads) in [("SAME_UPPER", [0u32, 0, 1, 1]), ("SAME_LOWER", [1, 1, 0, 0]), ("VALID", [0, 0, 0, 0])] {
+        let m = model(
+            13,
+            vec![node("Conv", "c", &["x", "w"], &["y"], vec![attr_s("auto_pad", mode), attr_ints("strides", &[2, 2])])],
+            vec![init_f("w", &[2, 1, 2, 2], lcg(8, 1))],
+            vec![vis("x", &[1, 1, 5, 5])],
+            &["y"],
+        );
+        let g = imp(&m).unwrap();
+        let Op::Conv(c) = g.nodes[0].op else { panic!() };
+        // in 5, stride 2 -> out 3, span 2: total pad = (3-1)*2+2-5 = 1.
+        assert_eq!(c.pads, expect_pads, "{mode}");
+        let want = if mode == "VALID" { vec![1, 2, 2, 2] } else { vec![1, 2, 3, 3] };
+        assert_eq!(g.tensors[g.outputs[0]].shape, want, "{mode}");
+    }
+    // Pooling with SAME_UPPER, 1-D.
+    let m = model(
+        13,
+        vec![node(
+            "MaxPool",
+            "p",
+            &["x"],
+            &["y"],
+            vec![attr_s("auto_pad", "SAME_UPPER"), attr_ints("kernel_shape", &[3]), attr_ints("strides", &[2])],
+        )],
+        vec![],
+        vec![vis("x", &[1, 2, 8])],
+        &["y"],
+    );
+    let g = imp(&m).unwrap();
+    let Op::MaxPool(p) = g.nodes[0].op else { panic!() };
+    assert_eq!(p.pads, [0, 0, 0, 1]);
+    assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 2, 4]);
+}
+
+fn softmax_ref(x: &[f32], rows: usize) -> Vec<f32> {
+    let cols = x.len() / rows;
+    let mut y = vec![0f32; x.len()];
+    for r in 0..rows {
+        let s = &x[r * cols..(r + 1) * cols];
+        let mx = s.iter().cloned().fold(f32::MIN, f32::max);
+        let e: Vec<f32> = s.iter().map(|v| (v - mx).exp()).collect();
+        let t: f32 = e.iter().sum();
+        for c in 0..cols {
+            y[r * cols + c] = e[c] / t;
+        }
+    }
+    y
+}
+
+#[test]
+fn softmax_opset_11_vs_13() {
+    let x = lcg(12, 9);
+    let mk = |opset| {
+        model(opset, vec![node("Softmax", "sm", &["x"], &["y"], vec![attr_i("axis", 1)])], vec![], vec![vis("x", &[1, 3, 4])], &["y"])
+    };
+    // Opset 11: normalise over the flattened [3 * 4] row.
+    let g11 = imp(&mk(11)).unwrap();
+    assert_close(&run_graph(&g11, &[x.clone()])[0], &softmax_ref(&x, 1), 1e-5, "opset 11");
+    // Opset 13: normalise along axis 1 (size 3) only.
+    let g13 = imp(&mk(13)).unwrap();
+    assert_eq!(g13.nodes.len(), 1);
+    let xt: Vec<f32> = (0..12).map(|i| x[(i % 3) * 4 + i / 3]).collect(); // [4, 3]
+    let yt = softmax_ref(&xt, 4);
+    let y: Vec<f32> = (0..12).map(|i| yt[(i % 4) * 3 + i / 4]).collect();
+    assert_close(&run_graph(&g13, &[x.clone()])[0], &y, 1e-5, "opset 13");
+    // Opset 11 with trailing dims of size 1 is a plain single-axis softmax.
+    let m = model(11, vec![node("Softmax", "sm", &["x"], &["y"], vec![])], vec![], vec![vis("x", &[1, 10])], &["y"]);
+    let g = imp(&m).unwrap();
+    assert_eq!(g.nodes.len(), 1);
+    assert!(matches!(g.nodes[0].op, Op::Softmax { axis: 1, log: false }));
+}
+
+#[test]
+fn shape_arithmetic_folds_to_one_reshape() {
+    let m = model(
+        13,
+        vec![
+            node("Shape", "shape", &["x"], &["s"], vec![]),
+            node("Gather", "gather", &["s", "zero"], &["n"], vec![attr_i("axis", 0)]),
+            node("Unsqueeze", "unsq", &["n", "axes"], &["n1"], vec![]),
+            node("Concat", "cat", &["n1", "minus1"], &["shp"], vec![attr_i("axis", 0)]),
+            node("Reshape", "reshape", &["x", "shp"], &["y"], vec![]),
+            node("Relu", "relu", &["y"], &["z"], vec![]),
+        ],
+        vec![init_i("zero", &[], vec![0]), init_i("axes", &[1], vec![0]), init_i("minus1", &[1], vec![-1])],
+        vec![vis("x", &[1, 2, 3, 4])],
+        &["z"],
+    );
+    let g = imp(&m).unwrap();
+    assert_eq!(g.nodes.len(), 2, "{:?}", g.nodes);
+    assert!(matches!(g.nodes[0].op, Op::Reshape { shape } if shape.dims() == [1, 24]));
+    assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 24]);
+    // Only the graph input, the reshaped tensor and the output remain.
+    assert_eq!(g.tensors.len(), 3);
+}
+
+#[test]
+fn symbolic_dims() {
+    let mk = |dims: Vec<D>| model(13, vec![node("Relu", "r", &["x"], &["y"], vec![])], vec![], vec![vi("x", &dims)], &["y"]);
+    let g = imp(&mk(vec![D::P("batch"), D::V(3)])).unwrap();
+    assert_eq!(g.tensors[g.inputs[0]].shape, vec![1, 3]);
+    let e = imp(&mk(vec![D::P("N"), D::V(3), D::P("H")])).unwrap_err();
+    assert!(matches!(&e, ImportError::SymbolicDim { input, dim: 2, .. } if input == "x"), "{e}");
+    assert!(e.to_string().contains("--input-shape x="), "{e}");
+    let mut opts = ImportOptions::default();
+    opts.input_shapes.insert("x".into(), vec![1, 3, 7]);
+    let g = import_model_proto(&mk(vec![D::P("N"), D::V(3), D::P("H")]), None, &opts).unwrap();
+    assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 3, 7]);
+}
+
+#[test]
+fn non_finite_weights_are_rejected() {
+    let m = model(
+        13,
+        vec![node("Add", "a", &["x", "bad"], &["y"], vec![])],
+        vec![init_f("bad", &[2], vec![1.0, f32::NAN])],
+        vec![vis("x", &[1, 2])],
+        &["y"],
+    );
+    let e = imp(&m).unwrap_err();
+    assert!(matches!(&e, ImportError::NonFinite { tensor } if tensor == "bad"), "{e}");
+}
+
+#[test]
+fn clip_attribute_and_input_forms_fuse_into_conv() {
+    for opset in [6, 13] {
+        let (clip, inits_extra) = if opset < 11 {
+            (node("Clip", "clip", &["c"], &["y"], vec![attr_f("min", 0.0), attr_f("max", 6.0)]), vec![])
+        } else {
+            (node("Clip", "clip", &["c", "lo", "hi"], &["y"], vec![]), vec![init_f("lo", &[], vec![0.0]), init_f("hi", &[], vec![6.0])])
+        };
+        let mut inits = vec![init_f("w", &[2, 1, 1, 1], vec![10.0, -3.0])];
+        inits.extend(inits_extra);
+        let m = model(opset, vec![node("Conv", "conv", &["x", "w"], &["c"], vec![]), clip], inits, vec![vis("x", &[1, 1, 1, 2])], &["y"]);
+        let g = imp(&m).unwrap();
+        assert_eq!(g.nodes.len(), 1, "opset {opset}");
+        assert!(matches!(g.nodes[0].op, Op::Conv(c) if c.act == Activation::Clip { min: 0.0, max: 6.0 }));
+        assert_eq!(g.nodes[0].onnx_op, "Conv+Clip");
+        assert_close(&run_graph(&g, &[vec![0.5, -1.0]])[0], &[5.0, 0.0, 0.0, 3.0], 1e-6, "clip");
+    }
+}
+
+#[test]
+fn conv_then_channel_bias_add_folds() {
+    // mnist-8 style: Conv without bias, then Add of a [C, 1, 1] constant.
+    let m = model(
+        8,
+        vec![
+            node("Conv", "conv", &["x", "w"], &["c"], vec![attr_ints("kernel_shape", &[1, 1])]),
+            node("Add", "add", &["c", "bias"], &["y"], vec![]),
+        ],
+        vec![init_f("w", &[2, 1, 1, 1], vec![1.0, 2.0]), init_f("bias", &[2, 1, 1], vec![0.5, -0.5])],
+        vec![vis("x", &[1, 1, 2, 2])],
+        &["y"],
+    );
+    let g = imp(&m).unwrap();
+    assert_eq!(g.nodes.len(), 1);
+    assert_eq!(g.nodes[0].onnx_op, "Conv+Add");
+    assert_close(&run_graph(&g, &[vec![1.0, 2.0, 3.0, 4.0]])[0], &[1.5, 2.5, 3.5, 4.5, 1.5, 3.5, 5.5, 7.5], 1e-6, "bias");
+    // A [1, 1, 2, 2] constant varies along space: not a bias.
+    let m = model(
+        13,
+        vec![node("Conv", "conv", &["x", "w"], &["c"], vec![]), node("Add", "add", &["c", "bias"], &["y"], vec![])],
+        vec![init_f("w", &[2, 1, 1, 1], vec![1.0, 2.0]), init_f("bias", &[1, 1, 2, 2], vec![0.5, -0.5, 1.0, 2.0])],
+        vec![vis("x", &[1, 1, 2, 2])],
+        &["y"],
+    );
+    assert_eq!(imp(&m).unwrap().nodes.len(), 2);
+}
+
+#[test]
+fn pad_attribute_and_input_forms() {
+    let x = vec![1.0, 2.0, 3.0, 4.0];
+    let want = vec![0.5, 0.5, 0.5, 0.5, 0.5, 1.0, 2.0, 0.5, 0.5, 3.0, 4.0, 0.5];
+    let m2 = model(
+        2,
+        vec![node("Pad", "p", &["x"], &["y"], vec![attr_ints("pads", &[0, 0, 1, 1, 0, 0, 0, 1]), attr_f("value", 0.5)])],
+        vec![],
+        vec![vis("x", &[1, 1, 2, 2])],
+        &["y"],
+    );
+    let m13 = model(
+        13,
+        vec![node("Pad", "p", &["x", "pads", "v"], &["y"], vec![])],
+        vec![init_i("pads", &[8], vec![0, 0, 1, 1, 0, 0, 0, 1]), init_f("v", &[], vec![0.5])],
+        vec![vis("x", &[1, 1, 2, 2])],
+        &["y"],
+    );
+    for m in [m2, m13] {
+        let g = imp(&m).unwrap();
+        assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 1, 3, 4]);
+        assert_close(&run_graph(&g, &[x.clone()])[0], &want, 0.0, "pad");
+    }
+}
+
+#[test]
+fn identity_dropout_vanish_and_outputs_keep_names() {
+    let m = model(
+        13,
+        vec![
+            node("Identity", "id", &["x"], &["a"], vec![]),
+            node("Dropout", "drop", &["a"], &["b"], vec![]),
+            node("Relu", "relu", &["b"], &["c"], vec![]),
+            node("Identity", "id2", &["c"], &["out"], vec![]),
+            node("Identity", "id3", &["x"], &["copy"], vec![]),
+        ],
+        vec![],
+        vec![vis("x", &[1, 4])],
+        &["out", "copy"],
+    );
+    let g = imp(&m).unwrap();
+    let names: Vec<&str> = g.outputs.iter().map(|&t| g.tensors[t].name.as_str()).collect();
+    assert_eq!(names, ["out", "copy"]);
+    assert_eq!(g.nodes.len(), 2, "{:?}", g.nodes);
+    let r = run_graph(&g, &[vec![-1.0, 2.0, -3.0, 4.0]]);
+    assert_eq!(r[0], vec![0.0, 2.0, 0.0, 4.0]);
+    assert_eq!(r[1], vec![-1.0, 2.0, -3.0, 4.0]);
+}
+
+#[test]
+fn reshape_chains_collapse() {
+    let m = model(
+        13,
+        vec![
+            node("Flatten", "f", &["x"], &["a"], vec![]),
+            node("Unsqueeze", "u", &["a"], &["b"], vec![attr_ints("axes", &[0])]),
+            node("Squeeze", "s", &["b"], &["c"], vec![attr_ints("axes", &[0])]),
+            node("Sigmoid", "sig", &["c"], &["y"], vec![]),
+        ],
+        vec![],
+        vec![vis("x", &[1, 2, 3])],
+        &["y"],
+    );
+    let m = ModelProto { opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 11 }], ..m };
+    let g = imp(&m).unwrap();
+    assert_eq!(g.nodes.len(), 2, "{:?}", g.nodes);
+    assert!(matches!(g.nodes[0].op, Op::Reshape { shape } if shape.dims() == [1, 6]));
+}
+
+#[test]
+fn matmul_constant_weights_become_dense() {
+    let w = lcg(6, 1);
+    let m = model(
+        13,
+        vec![node("MatMul", "mm", &["x", "w"], &["y"], vec![])],
+        vec![init_f("w", &[3, 2], w.clone())],
+        vec![vis("x", &[1, 4, 3])],
+        &["y"],
+    );
+    let g = imp(&m).unwrap();
+    assert!(matches!(g.nodes[0].op, Op::Dense { .. }));
+    assert_eq!(g.tensors[g.nodes[0].inputs[1]].shape, vec![2, 3]);
+    let x = lcg(12, 2);
+    let mut y = vec![0f32; 8];
+    for r in 0..4 {
+        for j in 0..2 {
+            y[r * 2 + j] = (0..3).map(|p| x[r * 3 + p] * w[p * 2 + j]).sum();
+        }
+    }
+    assert_close(&run_graph(&g, &[x])[0], &y, 1e-5, "matmul");
+}
+
+#[test]
+fn garbage_bytes_are_a_parse_error() {
+    let e = import_onnx_bytes(&[0xff, 0xff, 0xff, 0x12, 0x00, 0x99], &ImportOptions::default()).unwrap_err();
+    assert!(matches!(e, ImportError::Parse(_) | ImportError::Graph(_)), "{e}");
+    let e = import_onnx(std::path::Path::new("/nonexistent/model.onnx"), &ImportOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/model.onnx"), "{e}");
+}
+
+// ---------------------------------------------------------------- real models
+
+fn shared_data() -> Option<PathBuf> {
+    let p = std::env::var_os("SPRIG_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    if p.join("models").is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipping: shared data folder {} not found (set SPRIG_SHARED_DATA)", p.display());
+        None
+    }
+}
+
+/// Compares the imported graph against tract on a deterministic random input.
+fn check_against_tract(path: &std::path::Path, g: &Graph) {
+    use tract_onnx::prelude::*;
+    let shape = g.tensors[g.inputs[0]].shape.clone();
+    let x = lcg(shape.iter().product(), 42);
+    let plan = tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.with_input_fact(0, f32::fact(&shape).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .unwrap_or_else(|e| panic!("tract {}: {e:#}", path.display()));
+    let t = Tensor::from_shape(&shape, &x).unwrap();
+    let out = plan.run(tvec![t.into()]).unwrap();
+    let want = out[0].cast_to::<f32>().unwrap().try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+    let got = &run_graph(g, &[x])[0];
+    assert_close(got, &want, 2e-3, &path.display().to_string());
+}
+
+#[test]
+fn real_models_import_and_match_tract() {
+    let Some(dir) = shared_data() else { return };
+    // (file, nodes after passes, output shape)
+    let cases: &[(&str, usize, &[usize])] = &[
+        ("mnist-8.onnx", 6, &[1, 10]),
+        ("kws_dscnn_fp32.onnx", 13, &[1, 12]),
+        ("ic_resnet8_fp32.onnx", 19, &[1, 10]),
+        ("vww_mobilenetv1_96_fp32.onnx", 31, &[1, 2]),
+        ("ad_autoencoder_fp32.onnx", 10, &[1, 640]),
+        ("hello_edge_ds_cnn_s.onnx", 14, &[1, 12]),
+        ("hello_edge_cnn_s.onnx", 9, &[1, 12]),
+        ("hello_edge_dnn_s.onnx", 6, &[1, 12]),
+    ];
+    for &(file, nodes, out) in cases {
+        let p = dir.join("models").join(file);
+        if !p.exists() {
+            eprintln!("skipping {}: not found", p.display());
+            continue;
+        }
+        let g = import_onnx(&p, &ImportOptions::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(g.outputs.len(), 1, "{file}");
+        assert_eq!(g.tensors[g.outputs[0]].shape, out, "{file}");
+        assert_eq!(g.nodes.len(), nodes, "{file}: {:#?}", g.nodes.iter().map(|n| &n.onnx_op).collect::<Vec<_>>());
+        check_against_tract(&p, &g);
+    }
+}
+
+fn read_npy(p: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(p).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    (shape, npy.into_vec::<f32>().unwrap())
+}
+
+#[test]
+fn zoo_models_import_and_match_expected() {
+    let zoo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/zoo");
+    let Ok(rd) = std::fs::read_dir(&zoo) else {
+        eprintln!("skipping: {} not found", zoo.display());
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("model.onnx").exists()).collect();
+    dirs.sort();
+    let mut failures = HashMap::new();
+    for d in &dirs {
+        let g = match import_onnx(&d.join("model.onnx"), &ImportOptions::default()) {
+            Ok(g) => g,
+            Err(e) => {
+                failures.insert(d.display().to_string(), e.to_string());
+                continue;
+            }
+        };
+        let (xin, xe) = (d.join("input.npy"), d.join("expected.npy"));
+        if !(xin.exists() && xe.exists()) {
+            continue;
+        }
+        let (is, x) = read_npy(&xin);
+        let (_, e) = read_npy(&xe);
+        let per_in = x.len() / is[0];
+        let per_out = e.len() / is[0];
+        for s in 0..is[0] {
+            let got = &run_graph(&g, &[x[s * per_in..(s + 1) * per_in].to_vec()])[0];
+            assert_close(got, &e[s * per_out..(s + 1) * per_out], 2e-3, &format!("{} sample {s}", d.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -1,0 +1,14 @@
+//! sprig offline tools: ONNX import, graph passes, memory planning, `.sprig` writing, and
+//! validation against tract.
+
+pub mod cli;
+pub mod compile;
+pub mod host;
+pub mod import;
+pub mod ir;
+pub mod npy;
+pub mod passes;
+pub mod plan;
+pub mod reference;
+pub mod stats;
+pub mod writer;

@@ -1,0 +1,211 @@
+//! Serialises a planned [`Graph`] into `.sprig` v1 bytes (layout in `docs/FORMAT.md`).
+
+use crate::ir::Graph;
+use crate::plan::Plan;
+use byteorder::{WriteBytesExt, LE};
+use half::f16;
+use sprig_runtime::format::{self, encoding, section, Role};
+use sprig_runtime::Op;
+
+/// How constant weights are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    /// Dense f32.
+    #[default]
+    F32,
+    /// Dense f16 for Conv / Dense weight matrices (biases and other constants stay f32).
+    F16,
+}
+
+/// Writer settings.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// Weight storage.
+    pub weights: WeightFormat,
+    /// SHA-256 of the source ONNX file.
+    pub source_sha256: [u8; 32],
+    /// Producer string.
+    pub producer: String,
+}
+
+/// Errors the writer reports.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A tensor is both a graph input and a graph output, or otherwise has no valid role.
+    #[error("tensor `{0}` is both a graph input and a graph output; sprig needs at least one operator between them")]
+    InputIsOutput(String),
+    /// A field exceeds the format's 32-bit limits.
+    #[error("model too large for the .sprig v1 format ({0})")]
+    TooLarge(&'static str),
+    /// A tensor has more dimensions than the runtime supports.
+    #[error("tensor `{0}` has rank {1}; the runtime supports at most 6")]
+    Rank(String, usize),
+}
+
+fn u32_of(x: usize, what: &'static str) -> Result<u32, WriteError> {
+    u32::try_from(x).map_err(|_| WriteError::TooLarge(what))
+}
+
+fn pad_to(buf: &mut Vec<u8>, align: usize) {
+    while !buf.len().is_multiple_of(align) {
+        buf.push(0);
+    }
+}
+
+/// Which constants are stored as f16 under `WeightFormat::F16`: those used only as the weight
+/// operand (index 1) of Conv / Dense.
+pub fn f16_tensors(g: &Graph, weights: WeightFormat) -> Vec<bool> {
+    let mut use_ok = vec![weights == WeightFormat::F16; g.tensors.len()];
+    let mut used = vec![false; g.tensors.len()];
+    for n in &g.nodes {
+        for (k, &t) in n.inputs.iter().enumerate() {
+            used[t] = true;
+            let is_weight = k == 1 && matches!(n.op, Op::Conv(_) | Op::Dense { .. });
+            if !is_weight {
+                use_ok[t] = false;
+            }
+        }
+    }
+    (0..g.tensors.len())
+        .map(|t| use_ok[t] && used[t] && g.tensors[t].data.as_ref().is_some_and(|d| d.iter().all(|v| f16::from_f32(*v).is_finite())))
+        .collect()
+}
+
+/// Produces the file bytes.
+pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, WriteError> {
+    let nt = g.tensors.len();
+    let mut strings: Vec<u8> = Vec::new();
+    let mut add_str = |s: &str| -> Result<(u32, u32), WriteError> {
+        let off = u32_of(strings.len(), "strings")?;
+        strings.extend_from_slice(s.as_bytes());
+        Ok((off, u32_of(s.len(), "string")?))
+    };
+    let producer = add_str(&opts.producer)?;
+    let half = f16_tensors(g, opts.weights);
+
+    let mut data: Vec<u8> = Vec::new();
+    let mut tensors: Vec<u8> = Vec::with_capacity(nt * format::TENSOR_RECORD_LEN);
+    for (i, t) in g.tensors.iter().enumerate() {
+        if t.shape.len() > sprig_runtime::MAX_RANK {
+            return Err(WriteError::Rank(t.name.clone(), t.shape.len()));
+        }
+        let is_in = g.inputs.contains(&i);
+        let is_out = g.outputs.contains(&i);
+        if is_in && is_out {
+            return Err(WriteError::InputIsOutput(t.name.clone()));
+        }
+        let role = match (&t.data, is_in, is_out) {
+            (Some(_), _, _) => Role::Constant,
+            (None, true, _) => Role::Input,
+            (None, _, true) => Role::Output,
+            _ => Role::Activation,
+        };
+        let (name_off, name_len) = add_str(&t.name)?;
+        let (enc, offset, len) = match &t.data {
+            Some(values) => {
+                pad_to(&mut data, format::ALIGN);
+                let off = data.len();
+                let enc = if half[i] {
+                    for v in values {
+                        data.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
+                    }
+                    encoding::F16
+                } else {
+                    for v in values {
+                        data.extend_from_slice(&v.to_le_bytes());
+                    }
+                    encoding::F32
+                };
+                (enc, off, data.len() - off)
+            }
+            None => (encoding::NONE, plan.offsets[i].unwrap_or(0), t.numel() * 4),
+        };
+        let r = &mut tensors;
+        r.write_u32::<LE>(name_off).unwrap();
+        r.write_u32::<LE>(name_len).unwrap();
+        r.extend_from_slice(&[role as u8, format::DTYPE_F32, t.shape.len() as u8, enc]);
+        for k in 0..sprig_runtime::MAX_RANK {
+            r.write_u32::<LE>(u32_of(t.shape.get(k).copied().unwrap_or(0), "dimension")?).unwrap();
+        }
+        r.write_u32::<LE>(u32_of(offset, "offset")?).unwrap();
+        r.write_u32::<LE>(u32_of(len, "tensor bytes")?).unwrap();
+        let (first, last) = if role == Role::Constant { (0, 0) } else { (plan.first[i], plan.last[i]) };
+        r.write_u32::<LE>(u32_of(first, "ops")?).unwrap();
+        r.write_u32::<LE>(u32_of(last, "ops")?).unwrap();
+        let alias = if role == Role::Constant { format::NO_TENSOR } else { plan.alias[i].map(|a| a as u32).unwrap_or(format::NO_TENSOR) };
+        r.write_u32::<LE>(alias).unwrap();
+        r.extend_from_slice(&[0u8; 8]);
+    }
+
+    let mut ops: Vec<u8> = Vec::with_capacity(g.nodes.len() * format::OP_RECORD_LEN);
+    let mut operands: Vec<u8> = Vec::new();
+    for n in &g.nodes {
+        let (name_off, name_len) = add_str(&n.name)?;
+        let start = u32_of(operands.len() / 4, "operands")?;
+        for &t in n.inputs.iter().chain(&n.outputs) {
+            operands.write_u32::<LE>(t as u32).unwrap();
+        }
+        ops.write_u16::<LE>(n.op.kind_code()).unwrap();
+        ops.write_u16::<LE>(format::kernel::REFERENCE).unwrap();
+        ops.write_u16::<LE>(n.inputs.len() as u16).unwrap();
+        ops.write_u16::<LE>(n.outputs.len() as u16).unwrap();
+        ops.write_u32::<LE>(start).unwrap();
+        ops.write_u32::<LE>(name_off).unwrap();
+        ops.write_u32::<LE>(name_len).unwrap();
+        ops.write_u32::<LE>(0).unwrap();
+        for w in n.op.encode() {
+            ops.write_u32::<LE>(w).unwrap();
+        }
+    }
+
+    let mut meta: Vec<u8> = Vec::new();
+    meta.write_u32::<LE>(producer.0).unwrap();
+    meta.write_u32::<LE>(producer.1).unwrap();
+    meta.extend_from_slice(&opts.source_sha256);
+    meta.write_u32::<LE>(u32_of(plan.arena_len, "arena")?).unwrap();
+    meta.write_u32::<LE>(u32_of(plan.lower_bound, "arena")?).unwrap();
+    meta.write_u32::<LE>(g.inputs.len() as u32).unwrap();
+    meta.write_u32::<LE>(g.outputs.len() as u32).unwrap();
+    for &t in g.inputs.iter().chain(&g.outputs) {
+        meta.write_u32::<LE>(t as u32).unwrap();
+    }
+
+    let sections: [(u32, &[u8]); 6] = [
+        (section::META, &meta),
+        (section::STRINGS, &strings),
+        (section::TENSORS, &tensors),
+        (section::OPS, &ops),
+        (section::OPERANDS, &operands),
+        (section::DATA, &data),
+    ];
+    Ok(assemble(&sections))
+}
+
+/// Lays out header, section table and 16-byte-aligned sections, and fills in the checksums.
+pub fn assemble(sections: &[(u32, &[u8])]) -> Vec<u8> {
+    let table_end = format::HEADER_LEN + sections.len() * format::SECTION_ENTRY_LEN;
+    let mut out = vec![0u8; table_end];
+    let mut entries = Vec::new();
+    for (kind, body) in sections {
+        pad_to(&mut out, format::ALIGN);
+        entries.push((*kind, format::crc32(body), out.len() as u64, body.len() as u64));
+        out.extend_from_slice(body);
+    }
+    pad_to(&mut out, format::ALIGN);
+    out[..8].copy_from_slice(&format::MAGIC);
+    out[8..10].copy_from_slice(&format::VERSION_MAJOR.to_le_bytes());
+    out[10..12].copy_from_slice(&format::VERSION_MINOR.to_le_bytes());
+    out[12..16].copy_from_slice(&(sections.len() as u32).to_le_bytes());
+    let file_len = out.len() as u64;
+    out[16..24].copy_from_slice(&file_len.to_le_bytes());
+    for (i, (kind, crc, off, len)) in entries.into_iter().enumerate() {
+        let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
+        out[e..e + 4].copy_from_slice(&kind.to_le_bytes());
+        out[e + 4..e + 8].copy_from_slice(&crc.to_le_bytes());
+        out[e + 8..e + 16].copy_from_slice(&off.to_le_bytes());
+        out[e + 16..e + 24].copy_from_slice(&len.to_le_bytes());
+    }
+    let crc = format::crc32(&out[format::HEADER_LEN..]);
+    out[24..28].copy_from_slice(&crc.to_le_bytes());
+    out
+}

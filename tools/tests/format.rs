@@ -1,0 +1,426 @@
+//! `.sprig` reader: round trip through the writer, and one negative test per error variant.
+
+use sprig_runtime::format::{self, section};
+use sprig_runtime::{Activation, BinaryKind, ConvAttrs, Error, Model, Op, Session, Shape, UnaryKind};
+use sprig_tools::compile::compile;
+use sprig_tools::ir::{Graph, Node};
+use sprig_tools::writer::{assemble, WeightFormat};
+
+/// x[1,2,4,4] → Conv3x3(pad 1, 3 filters)+Relu = a;  x → Sigmoid = b (same shape as x);
+/// GlobalAveragePool(a) = p [1,3,1,1]; Reshape p → [1,3] = r; Dense(r) = d [1,2];
+/// Add(b, b) = e; ReduceMean(e) = f [1,2] ... kept simple: output d and e.
+fn sample_graph() -> Graph {
+    let mut g = Graph::default();
+    let x = g.add_tensor("x", vec![1, 2, 4, 4], None);
+    let w = g.add_tensor("w", vec![3, 2, 3, 3], Some((0..54).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect()));
+    let bias = g.add_tensor("bias", vec![3], Some(vec![0.1, -0.2, 0.3]));
+    let a = g.add_tensor("a", vec![1, 3, 4, 4], None);
+    let b = g.add_tensor("b", vec![1, 2, 4, 4], None);
+    let p = g.add_tensor("p", vec![1, 3, 1, 1], None);
+    let r = g.add_tensor("r", vec![1, 3], None);
+    let dw = g.add_tensor("dw", vec![2, 3], Some(vec![1.0, -1.0, 0.5, 0.25, 2.0, -0.5]));
+    let d = g.add_tensor("d", vec![1, 2], None);
+    let e = g.add_tensor("e", vec![1, 2, 4, 4], None);
+    g.inputs = vec![x];
+    let conv = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], act: Activation::Relu };
+    let mut node = |name: &str, op: Op, inputs: Vec<usize>, out: usize| {
+        g.nodes.push(Node { name: name.into(), onnx_op: name.into(), op, inputs, outputs: vec![out] });
+    };
+    node("conv", Op::Conv(conv), vec![x, w, bias], a);
+    node("sig", Op::Unary(UnaryKind::Sigmoid), vec![x], b);
+    node("gap", Op::GlobalAveragePool, vec![a], p);
+    node("flat", Op::Reshape { shape: Shape::new(&[1, 3]).unwrap() }, vec![p], r);
+    node("fc", Op::Dense { act: Activation::None }, vec![r, dw], d);
+    node("add", Op::Binary(BinaryKind::Add), vec![b, b], e);
+    g.outputs = vec![d, e];
+    g
+}
+
+fn good_file() -> Vec<u8> {
+    compile(sample_graph(), WeightFormat::F32, [7; 32]).unwrap().bytes
+}
+
+fn sections(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
+    let n = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    (0..n)
+        .map(|i| {
+            let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
+            let kind = u32::from_le_bytes(bytes[e..e + 4].try_into().unwrap());
+            let off = u64::from_le_bytes(bytes[e + 8..e + 16].try_into().unwrap()) as usize;
+            let len = u64::from_le_bytes(bytes[e + 16..e + 24].try_into().unwrap()) as usize;
+            (kind, bytes[off..off + len].to_vec())
+        })
+        .collect()
+}
+
+fn rebuild(secs: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
+    assemble(&refs)
+}
+
+/// Applies `f` to the body of section `kind` and rebuilds a file with valid checksums.
+fn edit(kind: u32, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut secs = sections(&good_file());
+    let s = secs.iter_mut().find(|s| s.0 == kind).unwrap();
+    f(&mut s.1);
+    rebuild(&secs)
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn tensor_at(name: &str) -> usize {
+    let g = sample_graph();
+    g.tensors.iter().position(|t| t.name == name).unwrap() * format::TENSOR_RECORD_LEN
+}
+
+fn op_at(i: usize) -> usize {
+    i * format::OP_RECORD_LEN
+}
+
+fn refix_crc(b: &mut [u8]) {
+    let crc = format::crc32(&b[format::HEADER_LEN..]);
+    b[24..28].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn err(bytes: &[u8]) -> Error {
+    Model::parse(bytes).expect_err("the file should be rejected")
+}
+
+#[test]
+fn round_trip_runs_and_matches_hand_computation() {
+    let bytes = good_file();
+    let m = Model::parse(&bytes).unwrap();
+    assert_eq!(m.num_ops(), 6);
+    assert_eq!(m.source_sha256(), [7; 32]);
+    assert!(m.producer().starts_with("sprig-tools"));
+    assert_eq!(m.input(0).unwrap().name, "x");
+    assert_eq!(m.outputs().map(|o| o.name).collect::<Vec<_>>(), ["d", "e"]);
+    assert!(m.arena_len() >= m.arena_lower_bound());
+    let mut arena = vec![0u32; m.arena_len() / 4];
+    let mut s = Session::new(&m, bytemuck::cast_slice_mut(&mut arena)).unwrap();
+    let x: Vec<f32> = (0..32).map(|i| (i as f32 - 16.0) / 8.0).collect();
+    s.input_mut(0).unwrap().copy_from_slice(&x);
+    s.run().unwrap();
+    let e = s.output(1).unwrap();
+    for (i, v) in e.iter().enumerate() {
+        let want = 2.0 / (1.0 + (-x[i]).exp());
+        assert!((v - want).abs() < 1e-6);
+    }
+    // The Reshape is planned in place: p and r share one buffer.
+    let t = |n: &str| (0..m.num_tensors()).map(|i| m.tensor(i).unwrap()).find(|t| t.name == n).unwrap();
+    assert_eq!(t("p").offset, t("r").offset);
+    assert_eq!(s.output(0).unwrap().len(), 2);
+}
+
+#[test]
+fn f16_weights_round_trip_close_to_f32() {
+    let b32 = compile(sample_graph(), WeightFormat::F32, [0; 32]).unwrap().bytes;
+    let b16 = compile(sample_graph(), WeightFormat::F16, [0; 32]).unwrap().bytes;
+    assert!(b16.len() < b32.len());
+    let run = |bytes: &[u8]| {
+        let m = Model::parse(bytes).unwrap();
+        let mut arena = vec![0u32; m.arena_len() / 4];
+        let mut s = Session::new(&m, bytemuck::cast_slice_mut(&mut arena)).unwrap();
+        s.input_mut(0).unwrap().iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32).sin());
+        s.run().unwrap();
+        s.output(0).unwrap().to_vec()
+    };
+    for (a, b) in run(&b32).iter().zip(run(&b16)) {
+        assert!((a - b).abs() < 1e-2, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn every_prefix_and_every_bit_flip_is_rejected_without_panic() {
+    let bytes = good_file();
+    for n in 0..bytes.len() {
+        assert!(Model::parse(&bytes[..n]).is_err(), "prefix of {n} bytes accepted");
+    }
+    for i in (0..bytes.len()).step_by(3) {
+        let mut b = bytes.clone();
+        b[i] ^= 1 << (i % 8);
+        // Either rejected, or (reserved header bytes) harmless; never a panic.
+        if i >= format::HEADER_LEN || i < 28 {
+            assert!(Model::parse(&b).is_err(), "flip at {i} accepted");
+        } else {
+            let _ = Model::parse(&b);
+        }
+    }
+}
+
+#[test]
+fn truncated() {
+    let b = good_file();
+    assert_eq!(err(&b[..20]), Error::Truncated);
+    assert_eq!(err(&b[..b.len() - 16]), Error::Truncated);
+}
+
+#[test]
+fn bad_magic() {
+    let mut b = good_file();
+    b[0] = b'X';
+    assert_eq!(err(&b), Error::BadMagic);
+}
+
+#[test]
+fn unsupported_version() {
+    let mut b = good_file();
+    b[8] = 2;
+    assert_eq!(err(&b), Error::UnsupportedVersion { major: 2, minor: 0 });
+}
+
+#[test]
+fn length_mismatch() {
+    let mut b = good_file();
+    let n = b.len() as u64;
+    b.extend_from_slice(&[0; 16]);
+    assert_eq!(err(&b), Error::LengthMismatch { declared: n, actual: n + 16 });
+}
+
+#[test]
+fn checksum_mismatch() {
+    let mut b = good_file();
+    let last = b.len() - 20;
+    b[last] ^= 0x40;
+    assert_eq!(err(&b), Error::ChecksumMismatch);
+}
+
+#[test]
+fn too_many_sections() {
+    let mut b = good_file();
+    put32(&mut b, 12, 65);
+    assert_eq!(err(&b), Error::TooManySections);
+}
+
+#[test]
+fn section_checksum_mismatch() {
+    let mut b = good_file();
+    let off = u64::from_le_bytes(b[format::HEADER_LEN + 8..format::HEADER_LEN + 16].try_into().unwrap()) as usize;
+    b[off + 8] ^= 1; // inside META's sha256 field
+    refix_crc(&mut b);
+    assert_eq!(err(&b), Error::SectionChecksumMismatch { kind: section::META });
+}
+
+#[test]
+fn section_out_of_bounds() {
+    let mut b = good_file();
+    let e = format::HEADER_LEN + 8;
+    b[e..e + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    refix_crc(&mut b);
+    assert_eq!(err(&b), Error::SectionOutOfBounds { kind: section::META });
+}
+
+#[test]
+fn section_misaligned() {
+    let mut b = good_file();
+    let e = format::HEADER_LEN + 8;
+    let off = u64::from_le_bytes(b[e..e + 8].try_into().unwrap()) + 4;
+    b[e..e + 8].copy_from_slice(&off.to_le_bytes());
+    refix_crc(&mut b);
+    assert_eq!(err(&b), Error::SectionMisaligned { kind: section::META });
+}
+
+#[test]
+fn duplicate_section() {
+    let mut secs = sections(&good_file());
+    secs.push(secs[1].clone());
+    assert_eq!(err(&rebuild(&secs)), Error::DuplicateSection { kind: section::STRINGS });
+}
+
+#[test]
+fn missing_section() {
+    let mut secs = sections(&good_file());
+    secs.retain(|s| s.0 != section::DATA);
+    assert_eq!(err(&rebuild(&secs)), Error::MissingSection { kind: section::DATA });
+}
+
+#[test]
+fn unknown_sections_are_skipped() {
+    let mut secs = sections(&good_file());
+    secs.push((77, vec![1, 2, 3]));
+    assert!(Model::parse(&rebuild(&secs)).is_ok());
+}
+
+#[test]
+fn bad_section_length() {
+    let b = edit(section::TENSORS, |t| t.extend_from_slice(&[0; 4]));
+    assert_eq!(err(&b), Error::BadSectionLength { kind: section::TENSORS });
+}
+
+#[test]
+fn too_many_records() {
+    let b = edit(section::TENSORS, |t| t.resize((format::MAX_TENSORS + 1) * format::TENSOR_RECORD_LEN, 0));
+    assert_eq!(err(&b), Error::TooManyRecords);
+}
+
+#[test]
+fn bad_string() {
+    let at = tensor_at("x");
+    let b = edit(section::TENSORS, |t| put32(t, at + 4, 1 << 30));
+    assert_eq!(err(&b), Error::BadString);
+}
+
+#[test]
+fn bad_tensor() {
+    let at = tensor_at("a");
+    let b = edit(section::TENSORS, |t| t[at + 8] = 9);
+    assert_eq!(err(&b), Error::BadTensor { tensor: 3 });
+}
+
+#[test]
+fn unsupported_encoding() {
+    let at = tensor_at("w");
+    let b = edit(section::TENSORS, |t| t[at + 11] = 42);
+    assert_eq!(err(&b), Error::UnsupportedEncoding { tensor: 1, encoding: 42 });
+}
+
+#[test]
+fn data_out_of_bounds() {
+    let at = tensor_at("w");
+    let b = edit(section::TENSORS, |t| put32(t, at + 36, 1 << 20));
+    assert_eq!(err(&b), Error::DataOutOfBounds { tensor: 1 });
+}
+
+#[test]
+fn data_misaligned() {
+    let at = tensor_at("w");
+    let b = edit(section::TENSORS, |t| {
+        let v = u32::from_le_bytes(t[at + 36..at + 40].try_into().unwrap());
+        put32(t, at + 36, v + 4)
+    });
+    assert_eq!(err(&b), Error::DataMisaligned { tensor: 1 });
+}
+
+#[test]
+fn bad_data_length() {
+    let at = tensor_at("w");
+    let b = edit(section::TENSORS, |t| put32(t, at + 40, 4));
+    assert_eq!(err(&b), Error::BadDataLength { tensor: 1 });
+}
+
+#[test]
+fn arena_out_of_bounds() {
+    let at = tensor_at("d");
+    let b = edit(section::TENSORS, |t| put32(t, at + 36, 1 << 24));
+    assert_eq!(err(&b), Error::ArenaOutOfBounds { tensor: 8 });
+}
+
+#[test]
+fn arena_misaligned() {
+    let at = tensor_at("d");
+    let b = edit(section::TENSORS, |t| put32(t, at + 36, 4));
+    assert_eq!(err(&b), Error::ArenaMisaligned { tensor: 8 });
+}
+
+#[test]
+fn arena_overlap() {
+    // Move `a` (conv output, live 0..=2) and `b` (sigmoid output, live 1..=5) into a fresh region
+    // past the old arena: no operator reads one while writing the other, so only the global
+    // overlap check can catch it.
+    let mut secs = sections(&good_file());
+    let meta = secs.iter_mut().find(|s| s.0 == section::META).unwrap();
+    let arena = u32::from_le_bytes(meta.1[40..44].try_into().unwrap());
+    put32(&mut meta.1, 40, arena * 2);
+    let tensors = secs.iter_mut().find(|s| s.0 == section::TENSORS).unwrap();
+    put32(&mut tensors.1, tensor_at("a") + 36, arena);
+    put32(&mut tensors.1, tensor_at("b") + 36, arena);
+    assert_eq!(err(&rebuild(&secs)), Error::ArenaOverlap { a: 3, b: 4 });
+}
+
+#[test]
+fn bad_lifetime() {
+    let at = tensor_at("a");
+    let b = edit(section::TENSORS, |t| put32(t, at + 48, 0));
+    assert_eq!(err(&b), Error::BadLifetime { tensor: 3 });
+}
+
+#[test]
+fn bad_alias() {
+    let at = tensor_at("a");
+    let b = edit(section::TENSORS, |t| put32(t, at + 52, 3));
+    assert_eq!(err(&b), Error::BadAlias { tensor: 3 });
+}
+
+#[test]
+fn no_operators() {
+    let mut secs = sections(&good_file());
+    for s in secs.iter_mut().filter(|s| s.0 == section::OPS) {
+        s.1.clear();
+    }
+    assert_eq!(err(&rebuild(&secs)), Error::NoOperators);
+}
+
+#[test]
+fn bad_io() {
+    let b = edit(section::META, |m| put32(m, format::META_FIXED_LEN, 1)); // input id → constant `w`
+    assert_eq!(err(&b), Error::BadIo);
+}
+
+#[test]
+fn unsupported_op() {
+    let b = edit(section::OPS, |o| o[op_at(1)..op_at(1) + 2].copy_from_slice(&999u16.to_le_bytes()));
+    assert_eq!(err(&b), Error::UnsupportedOp { op: 1, kind: 999 });
+}
+
+#[test]
+fn unsupported_kernel() {
+    let b = edit(section::OPS, |o| o[op_at(0) + 2..op_at(0) + 4].copy_from_slice(&7u16.to_le_bytes()));
+    assert_eq!(err(&b), Error::UnsupportedKernel { op: 0, kernel: 7 });
+}
+
+#[test]
+fn bad_attribute() {
+    let b = edit(section::OPS, |o| put32(o, op_at(0) + format::OP_ATTRS_AT, 0)); // conv group 0
+    assert_eq!(err(&b), Error::BadAttribute { op: 0 });
+}
+
+#[test]
+fn bad_arity() {
+    let b = edit(section::OPS, |o| o[op_at(0) + 4..op_at(0) + 6].copy_from_slice(&1u16.to_le_bytes()));
+    assert_eq!(err(&b), Error::BadArity { op: 0 });
+}
+
+#[test]
+fn bad_operand() {
+    let b = edit(section::OPERANDS, |o| put32(o, 0, 5000));
+    assert_eq!(err(&b), Error::BadOperand { op: 0 });
+}
+
+#[test]
+fn shape_mismatch() {
+    let at = tensor_at("a"); // [1,3,4,4] → [1,3,2,8]: same bytes, wrong shape for the conv
+    let b = edit(section::TENSORS, |t| {
+        put32(t, at + 12 + 8, 2);
+        put32(t, at + 12 + 12, 8);
+    });
+    assert_eq!(err(&b), Error::ShapeMismatch { op: 0 });
+}
+
+#[test]
+fn operand_overlap() {
+    let (at_x, at_a) = (tensor_at("x"), tensor_at("a"));
+    let b = edit(section::TENSORS, |t| {
+        let off_x = u32::from_le_bytes(t[at_x + 36..at_x + 40].try_into().unwrap());
+        put32(t, at_a + 36, off_x);
+    });
+    assert_eq!(err(&b), Error::OperandOverlap { op: 0 });
+}
+
+#[test]
+fn session_errors() {
+    let bytes = good_file();
+    let m = Model::parse(&bytes).unwrap();
+    let mut small = vec![0u32; 4];
+    assert_eq!(
+        Session::new(&m, bytemuck::cast_slice_mut(&mut small)).err(),
+        Some(Error::ArenaTooSmall { needed: m.arena_len() as u32, got: 16 })
+    );
+    let mut arena = vec![0u32; m.arena_len() / 4 + 1];
+    let bytes_mut: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+    assert_eq!(Session::new(&m, &mut bytes_mut[1..]).err(), Some(Error::ArenaNotAligned));
+    let mut s = Session::new(&m, &mut bytes_mut[..]).unwrap();
+    assert_eq!(s.input_mut(1).err(), Some(Error::NoSuchTensor { index: 1 }));
+    assert_eq!(s.output(2).err(), Some(Error::NoSuchTensor { index: 2 }));
+}
