@@ -11,4 +11,5 @@ pub mod passes;
 pub mod plan;
 pub mod reference;
 pub mod stats;
+pub mod validate;
 pub mod writer;

@@ -25,6 +25,71 @@ fn aligned(bytes: usize) -> usize {
     bytes.div_ceil(ALIGN) * ALIGN
 }
 
+#[derive(Clone, Copy, Debug)]
+enum Strategy {
+    /// Largest buffers first, each at the lowest free offset.
+    SizeFirstFit,
+    /// Largest buffers first, each in the tightest gap that fits (lowest offset on ties).
+    SizeBestFit,
+    /// Buffers in order of first use, each at the lowest free offset.
+    TimeFirstFit,
+    /// Longest-lived buffers first, each at the lowest free offset.
+    LifetimeFirstFit,
+}
+
+impl Strategy {
+    const ALL: [Strategy; 4] = [Strategy::SizeFirstFit, Strategy::SizeBestFit, Strategy::TimeFirstFit, Strategy::LifetimeFirstFit];
+}
+
+/// Places every root buffer with one strategy; returns offsets (indexed by tensor) and arena length.
+fn place(
+    roots: &[TensorId],
+    first: &[usize],
+    last: &[usize],
+    size: &dyn Fn(TensorId) -> usize,
+    strategy: Strategy,
+) -> (Vec<Option<usize>>, usize) {
+    let mut order = roots.to_vec();
+    match strategy {
+        Strategy::SizeFirstFit | Strategy::SizeBestFit => {
+            order.sort_by(|&a, &b| size(b).cmp(&size(a)).then(first[a].cmp(&first[b])).then(a.cmp(&b)))
+        }
+        Strategy::TimeFirstFit => order.sort_by(|&a, &b| first[a].cmp(&first[b]).then(size(b).cmp(&size(a))).then(a.cmp(&b))),
+        Strategy::LifetimeFirstFit => {
+            order.sort_by(|&a, &b| (last[b] - first[b]).cmp(&(last[a] - first[a])).then(size(b).cmp(&size(a))).then(a.cmp(&b)))
+        }
+    }
+    let n = first.len();
+    let mut offsets = vec![None; n];
+    let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // (offset, size, first, last)
+    let mut arena_len = 0usize;
+    for &t in &order {
+        let sz = size(t);
+        let mut busy: Vec<(usize, usize)> = placed.iter().filter(|p| p.2 <= last[t] && first[t] <= p.3).map(|p| (p.0, p.0 + p.1)).collect();
+        busy.sort();
+        // Candidate gaps between busy ranges (the last one is unbounded).
+        let mut gaps: Vec<(usize, usize)> = Vec::new();
+        let mut cur = 0usize;
+        for (s, e) in busy {
+            if s > cur {
+                gaps.push((cur, s - cur));
+            }
+            cur = cur.max(e);
+        }
+        gaps.push((cur, usize::MAX));
+        let fits = gaps.iter().filter(|g| g.1 >= sz);
+        let off = match strategy {
+            Strategy::SizeBestFit => fits.min_by_key(|g| (g.1, g.0)).map(|g| g.0),
+            _ => fits.map(|g| g.0).next(),
+        }
+        .unwrap_or(cur);
+        placed.push((off, sz, first[t], last[t]));
+        offsets[t] = Some(off);
+        arena_len = arena_len.max(off + sz);
+    }
+    (offsets, arena_len)
+}
+
 /// Plans the arena for `g` (nodes must be in execution order).
 pub fn plan(g: &Graph) -> Plan {
     let nt = g.tensors.len();
@@ -76,26 +141,17 @@ pub fn plan(g: &Graph) -> Plan {
     let size = |t: TensorId| aligned(g.tensors[t].numel() * 4);
     let roots: Vec<TensorId> = (0..nt).filter(|&t| !g.is_const(t) && alias[t].is_none()).collect();
 
-    let mut order = roots.clone();
-    order.sort_by(|&a, &b| size(b).cmp(&size(a)).then(g_first[a].cmp(&g_first[b])).then(a.cmp(&b)));
     let mut offsets: Vec<Option<usize>> = vec![None; nt];
-    let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // (offset, size, first, last)
-    let mut arena_len = 0usize;
-    for &t in &order {
-        let sz = size(t);
-        let mut busy: Vec<(usize, usize)> =
-            placed.iter().filter(|p| p.2 <= g_last[t] && g_first[t] <= p.3).map(|p| (p.0, p.0 + p.1)).collect();
-        busy.sort();
-        let mut off = 0usize;
-        for (s, e) in busy {
-            if off + sz <= s {
-                break;
-            }
-            off = off.max(e);
+    let mut arena_len = usize::MAX;
+    for strategy in Strategy::ALL {
+        let (offs, len) = place(&roots, &g_first, &g_last, &size, strategy);
+        if len < arena_len {
+            arena_len = len;
+            offsets = offs;
         }
-        placed.push((off, sz, g_first[t], g_last[t]));
-        offsets[t] = Some(off);
-        arena_len = arena_len.max(off + sz);
+    }
+    if roots.is_empty() {
+        arena_len = 0;
     }
     for t in 0..nt {
         if let Some(r) = alias[t] {

@@ -95,13 +95,4 @@ pub(crate) fn load_inputs(specs: &[String], inputs: &[(String, Vec<usize>)]) -> 
     Ok(out)
 }
 
-/// Index of the largest value (first on ties).
-pub(crate) fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
+pub(crate) use crate::validate::argmax;

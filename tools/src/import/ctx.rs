@@ -321,7 +321,6 @@ pub fn import(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions)
         let d = if domain == "ai.onnx" { "" } else { domain };
         model.opset_import.iter().find(|o| o.domain == d || (d.is_empty() && o.domain == "ai.onnx")).map(|o| o.version).unwrap_or(0)
     };
-    let default_opset = opset_of("");
     let mut cx = Ctx {
         g: Graph::default(),
         values: HashMap::new(),
@@ -424,7 +423,6 @@ pub fn import(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions)
             if unknown_input {
                 Ok(vec![])
             } else {
-                let _ = default_opset;
                 h(&mut cx, &info)
             }
         } else {

@@ -212,7 +212,7 @@ fn bn_folding_preserves_function() {
     assert!(matches!(g.nodes[0].op, Op::Conv(c) if c.act == Activation::Relu));
     assert_eq!(g.tensors[g.outputs[0]].name, "y");
     let x = lcg(75, 7);
-    assert_close(&run_graph(&g, &[x.clone()])[0], &run_graph(&raw, &[x])[0], 1e-5, "folded vs unfolded");
+    assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &run_graph(&raw, &[x])[0], 1e-5, "folded vs unfolded");
 }
 
 fn gemm_model(alpha: f32, beta: f32, trans_a: bool, trans_b: bool, c_shape: Option<&[i64]>) -> (ModelProto, Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -253,7 +253,8 @@ fn gemm_model(alpha: f32, beta: f32, trans_a: bool, trans_b: bool, c_shape: Opti
 
 #[test]
 fn gemm_alpha_beta_trans_variants() {
-    let cases: &[(f32, f32, bool, bool, Option<&[i64]>, usize)] = &[
+    type Case<'a> = (f32, f32, bool, bool, Option<&'a [i64]>, usize);
+    let cases: &[Case] = &[
         (1.0, 1.0, false, true, Some(&[4]), 1),
         (0.5, 2.0, false, false, Some(&[1, 4]), 1),
         (2.0, 0.5, false, true, Some(&[]), 1),
@@ -353,14 +354,14 @@ fn softmax_opset_11_vs_13() {
     };
     // Opset 11: normalise over the flattened [3 * 4] row.
     let g11 = imp(&mk(11)).unwrap();
-    assert_close(&run_graph(&g11, &[x.clone()])[0], &softmax_ref(&x, 1), 1e-5, "opset 11");
+    assert_close(&run_graph(&g11, std::slice::from_ref(&x))[0], &softmax_ref(&x, 1), 1e-5, "opset 11");
     // Opset 13: normalise along axis 1 (size 3) only.
     let g13 = imp(&mk(13)).unwrap();
     assert_eq!(g13.nodes.len(), 1);
     let xt: Vec<f32> = (0..12).map(|i| x[(i % 3) * 4 + i / 3]).collect(); // [4, 3]
     let yt = softmax_ref(&xt, 4);
     let y: Vec<f32> = (0..12).map(|i| yt[(i % 4) * 3 + i / 4]).collect();
-    assert_close(&run_graph(&g13, &[x.clone()])[0], &y, 1e-5, "opset 13");
+    assert_close(&run_graph(&g13, std::slice::from_ref(&x))[0], &y, 1e-5, "opset 13");
     // Opset 11 with trailing dims of size 1 is a plain single-axis softmax.
     let m = model(11, vec![node("Softmax", "sm", &["x"], &["y"], vec![])], vec![], vec![vis("x", &[1, 10])], &["y"]);
     let g = imp(&m).unwrap();
@@ -487,7 +488,7 @@ fn pad_attribute_and_input_forms() {
     for m in [m2, m13] {
         let g = imp(&m).unwrap();
         assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 1, 3, 4]);
-        assert_close(&run_graph(&g, &[x.clone()])[0], &want, 0.0, "pad");
+        assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &want, 0.0, "pad");
     }
 }
 

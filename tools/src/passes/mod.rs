@@ -37,7 +37,8 @@ pub fn optimize(g: &mut Graph) -> Result<(), PassError> {
         g.outputs.iter().map(|&t| (g.tensors[t].name.clone(), g.tensors[t].shape.clone())).collect()
     };
     let before = sig(g);
-    let passes: [(&'static str, fn(&mut Graph)); 6] = [
+    type Pass = (&'static str, fn(&mut Graph));
+    let passes: [Pass; 6] = [
         ("dead-node elimination", eliminate_dead_nodes),
         ("fold ChannelAffine", fold_channel_affine),
         ("fold bias", fold_bias_add),

@@ -7,14 +7,8 @@ use crate::import::value::Val;
 use crate::import::ImportError;
 
 /// Resolves ONNX padding for `spatial` axes: explicit `pads` or `auto_pad`. Returns
-/// `(begins, ends)`. `ks` are effective (dilated) window spans.
-pub fn resolve_pads(
-    n: &NodeInfo,
-    in_dims: &[usize],
-    spans: &[usize],
-    strides: &[usize],
-    ceil_mode: bool,
-) -> Result<(Vec<usize>, Vec<usize>), ImportError> {
+/// `(begins, ends)`. `spans` are the effective (dilated) window extents.
+pub fn resolve_pads(n: &NodeInfo, in_dims: &[usize], spans: &[usize], strides: &[usize]) -> Result<(Vec<usize>, Vec<usize>), ImportError> {
     let sp = in_dims.len();
     let auto = n.attr_s("auto_pad", "NOTSET")?;
     match auto.as_str() {
@@ -31,7 +25,6 @@ pub fn resolve_pads(
         }
         "VALID" => Ok((vec![0; sp], vec![0; sp])),
         "SAME_UPPER" | "SAME_LOWER" => {
-            let _ = ceil_mode;
             let mut b = Vec::with_capacity(sp);
             let mut e = Vec::with_capacity(sp);
             for i in 0..sp {
@@ -110,7 +103,7 @@ pub fn conv(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let strides = spatial_attr(n, "strides", sp)?;
     let dil = spatial_attr(n, "dilations", sp)?;
     let spans: Vec<usize> = (0..sp).map(|i| (ws[2 + i].max(1) - 1) * dil[i] + 1).collect();
-    let (pb, pe) = resolve_pads(n, &xs[2..], &spans, &strides, false)?;
+    let (pb, pe) = resolve_pads(n, &xs[2..], &spans, &strides)?;
     if pb.iter().chain(&pe).any(|&p| p > u32::MAX as usize) {
         return Err(n.attr_err("pads", "too large"));
     }

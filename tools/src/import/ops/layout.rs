@@ -3,7 +3,7 @@
 use sprig_runtime::{BinaryKind, Op, MAX_RANK};
 
 use crate::import::ctx::{Ctx, NodeInfo};
-use crate::import::value::{self, norm_axis, strides, ConstT, Data, Val};
+use crate::import::value::{self, norm_axis, ConstT, Data, Val};
 use crate::import::ImportError;
 
 /// Transpose (default perm reverses the axes).
@@ -76,7 +76,10 @@ pub fn concat(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
         return Err(n.shape_err("no inputs"));
     }
     let r = cx.shape(&ins[0]).len();
-    let a = n.attr_i("axis", if n.opset < 4 { 1 } else { i64::MIN })?;
+    if n.opset >= 4 && n.attr("axis").is_none() {
+        return Err(n.attr_err("axis", "required"));
+    }
+    let a = n.attr_i("axis", 1)?;
     let axis = norm_axis(a, r).ok_or_else(|| n.attr_err("axis", format!("{a} out of range for rank {r}")))?;
     let shapes: Vec<Vec<usize>> = ins.iter().map(|v| cx.shape(v)).collect();
     for s in &shapes {
@@ -113,7 +116,6 @@ pub fn expand(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
         Val::Const(c) => Ok(vec![Val::Const(ConstT { name: n.out(0), ..value::expand(&c, &out) })]),
         x if out == s => Ok(vec![x]),
         x => {
-            let _ = strides(&out);
             let zeros = Val::Const(ConstT::f32(cx.tmp(n, "zeros"), target.clone(), vec![0.0; target.iter().product()]));
             Ok(vec![cx.emit(n, Op::Binary(BinaryKind::Add), &[x, zeros], &n.out(0))?])
         }

@@ -31,7 +31,7 @@ pub fn pool(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let ceil_mode = n.attr_i("ceil_mode", 0)? != 0;
     let count_include_pad = n.attr_i("count_include_pad", 0)? != 0;
     let spans: Vec<usize> = (0..sp).map(|i| (k[i] - 1) * dil[i] + 1).collect();
-    let (pb, pe) = resolve_pads(n, &xs[2..], &spans, &strides, ceil_mode)?;
+    let (pb, pe) = resolve_pads(n, &xs[2..], &spans, &strides)?;
     for i in 0..sp {
         if pb[i] >= k[i] || pe[i] >= k[i] {
             return Err(n.unsupported(format!("padding {}/{} not smaller than the window {}", pb[i], pe[i], k[i])));

@@ -39,7 +39,7 @@ pub fn resolve_reshape(n: &NodeInfo, input: &[usize], target: &[i64], allowzero:
     }
     if let Some(i) = infer {
         let rest: usize = out.iter().product();
-        if rest == 0 || total % rest != 0 {
+        if rest == 0 || !total.is_multiple_of(rest) {
             return Err(n.shape_err(format!("cannot reshape {input:?} to {target:?}")));
         }
         out[i] = total / rest;

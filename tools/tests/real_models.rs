@@ -1,0 +1,147 @@
+//! Every fp32 model in `../shared/data/models` converts, runs on all of its real eval data, and
+//! matches tract: max abs error <= 1e-4 x max |reference|, identical top-1, same accuracy; the
+//! planned arena stays within 1.1 x its lower bound.
+
+mod common;
+
+use sprig_tools::compile::{convert_file, ConvertOptions};
+use sprig_tools::npy::read_f32;
+use sprig_tools::validate::compare;
+use std::time::Instant;
+
+enum Metric {
+    /// Top-1 accuracy against integer labels.
+    Accuracy(&'static str),
+    /// Anomaly detection: AUC over clips of the mean reconstruction error.
+    ClipAuc,
+    /// No labels.
+    None,
+}
+
+fn auc(scores: &[f64], labels: &[f32]) -> f64 {
+    let (mut pairs, mut wins) = (0f64, 0f64);
+    for (i, &si) in scores.iter().enumerate() {
+        for (j, &sj) in scores.iter().enumerate() {
+            if labels[i] == 1.0 && labels[j] == 0.0 {
+                pairs += 1.0;
+                wins += if si > sj {
+                    1.0
+                } else if si == sj {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    wins / pairs.max(1.0)
+}
+
+fn check(model: &str, eval: &str, inputs: &str, metric: Metric) {
+    let Some(data) = common::shared_data() else { return };
+    let onnx = data.join("models").join(model);
+    let t0 = Instant::now();
+    let c = convert_file(&onnx, &ConvertOptions::default()).unwrap_or_else(|e| panic!("{model}: conversion failed: {e:#}"));
+    let convert_s = t0.elapsed().as_secs_f64();
+    let x = read_f32(&data.join("eval").join(eval).join(inputs)).unwrap();
+    let labels = match metric {
+        Metric::Accuracy(l) => Some(read_f32(&data.join("eval").join(eval).join(l)).unwrap().data),
+        _ => None,
+    };
+    let (rep, outs) =
+        compare(&c.bytes, &onnx, std::slice::from_ref(&x), labels.as_deref(), None, 1e-4).unwrap_or_else(|e| panic!("{model}: {e:#}"));
+    let onnx_bytes = std::fs::metadata(&onnx).unwrap().len();
+    let ratio = c.plan.arena_len as f64 / c.plan.lower_bound.max(1) as f64;
+    let mut line = format!(
+        "{model}: {} samples, convert {:.2} s, .sprig {} B vs ONNX {} B, max abs err {:.2e} (rel {:.2e}), top-1 agreement {:.2} %, arena {} B vs lower bound {} B ({:.3}x)",
+        rep.samples, convert_s, c.bytes.len(), onnx_bytes, rep.max_abs_error, rep.relative_max_error, 100.0 * rep.top1_agreement, c.plan.arena_len, c.plan.lower_bound, ratio
+    );
+    if let (Some(s), Some(r)) = (rep.sprig_accuracy, rep.reference_accuracy) {
+        line += &format!(", accuracy sprig {:.2} % / tract {:.2} %", 100.0 * s, 100.0 * r);
+        assert_eq!(s, r, "{model}: accuracy differs");
+    }
+    if let Metric::ClipAuc = metric {
+        let clip = read_f32(&data.join("eval").join(eval).join("clip.npy")).unwrap().data;
+        let clip_labels = read_f32(&data.join("eval").join(eval).join("clip_labels.npy")).unwrap().data;
+        let score = |outs: &[Vec<f32>]| -> Vec<f64> {
+            let mut sum = vec![0f64; clip_labels.len()];
+            let mut cnt = vec![0f64; clip_labels.len()];
+            for (i, o) in outs.iter().enumerate() {
+                let xi = x.sample(i);
+                let mse = o.iter().zip(xi).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / o.len() as f64;
+                sum[clip[i] as usize] += mse;
+                cnt[clip[i] as usize] += 1.0;
+            }
+            sum.iter().zip(&cnt).map(|(s, c)| s / c.max(1.0)).collect()
+        };
+        let (a_s, a_r) = (auc(&score(&outs.sprig), &clip_labels), auc(&score(&outs.reference), &clip_labels));
+        line += &format!(", AUC sprig {a_s:.4} / tract {a_r:.4}");
+        assert!((a_s - a_r).abs() < 1e-9, "{model}: AUC differs");
+    } else {
+        assert_eq!(rep.top1_agreement, 1.0, "{model}: top-1 differs on some samples");
+    }
+    println!("{line}");
+    assert!(rep.pass, "{model}: relative max error {:.3e} > 1e-4", rep.relative_max_error);
+    assert!(ratio <= 1.1, "{model}: arena {} is {:.3}x the lower bound {}", c.plan.arena_len, ratio, c.plan.lower_bound);
+}
+
+#[test]
+fn mnist_8() {
+    check("mnist-8.onnx", "mnist", "inputs.npy", Metric::Accuracy("labels.npy"));
+}
+
+#[test]
+fn kws_dscnn() {
+    check("kws_dscnn_fp32.onnx", "kws01", "inputs.npy", Metric::Accuracy("labels.npy"));
+}
+
+#[test]
+fn ic_resnet8() {
+    check("ic_resnet8_fp32.onnx", "ic01", "inputs.npy", Metric::Accuracy("labels.npy"));
+}
+
+#[test]
+fn vww_mobilenetv1() {
+    check("vww_mobilenetv1_96_fp32.onnx", "vww01", "inputs.npy", Metric::Accuracy("labels.npy"));
+}
+
+#[test]
+fn ad_autoencoder() {
+    check("ad_autoencoder_fp32.onnx", "ad01", "inputs.npy", Metric::ClipAuc);
+}
+
+#[test]
+fn hello_edge_ds_cnn() {
+    check("hello_edge_ds_cnn_s.onnx", "kws01_hello_edge", "inputs.npy", Metric::Accuracy("labels.npy"));
+}
+
+#[test]
+fn hello_edge_cnn() {
+    check("hello_edge_cnn_s.onnx", "kws01_hello_edge", "inputs.npy", Metric::Accuracy("labels.npy"));
+}
+
+#[test]
+fn hello_edge_dnn() {
+    // The DNN takes 25 of the 49 MFCC frames; its eval data is the same clips' first 25 frames.
+    let _ = Metric::None;
+    let Some(data) = common::shared_data() else { return };
+    let full = read_f32(&data.join("eval/kws01_hello_edge/inputs.npy")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let n = full.samples();
+    let mut cut = Vec::with_capacity(n * 250);
+    for i in 0..n {
+        cut.extend_from_slice(&full.sample(i)[..250]);
+    }
+    let path = dir.path().join("x.npy");
+    sprig_tools::npy::write_f32(&path, &sprig_tools::npy::Array { shape: vec![n, 25, 10], data: cut }).unwrap();
+    let onnx = data.join("models/hello_edge_dnn_s.onnx");
+    let c = convert_file(&onnx, &ConvertOptions::default()).unwrap();
+    let x = read_f32(&path).unwrap();
+    let (rep, _) = compare(&c.bytes, &onnx, &[x], None, None, 1e-4).unwrap();
+    println!(
+        "hello_edge_dnn_s.onnx: {} samples (first 25 frames), max abs err {:.2e} (rel {:.2e}), top-1 agreement {:.2} %, arena {} B vs lower bound {} B",
+        rep.samples, rep.max_abs_error, rep.relative_max_error, 100.0 * rep.top1_agreement, c.plan.arena_len, c.plan.lower_bound
+    );
+    assert!(rep.pass);
+    assert_eq!(rep.top1_agreement, 1.0);
+}
