@@ -28,17 +28,17 @@ fn aligned(bytes: usize) -> usize {
 #[derive(Clone, Copy, Debug)]
 enum Strategy {
     /// Largest buffers first, each at the lowest free offset.
-    SizeFirstFit,
+    LargestFirst,
     /// Largest buffers first, each in the tightest gap that fits (lowest offset on ties).
-    SizeBestFit,
+    LargestBestFit,
     /// Buffers in order of first use, each at the lowest free offset.
-    TimeFirstFit,
+    EarliestFirst,
     /// Longest-lived buffers first, each at the lowest free offset.
-    LifetimeFirstFit,
+    LongestFirst,
 }
 
 impl Strategy {
-    const ALL: [Strategy; 4] = [Strategy::SizeFirstFit, Strategy::SizeBestFit, Strategy::TimeFirstFit, Strategy::LifetimeFirstFit];
+    const ALL: [Strategy; 4] = [Strategy::LargestFirst, Strategy::LargestBestFit, Strategy::EarliestFirst, Strategy::LongestFirst];
 }
 
 /// Places every root buffer with one strategy; returns offsets (indexed by tensor) and arena length.
@@ -51,11 +51,11 @@ fn place(
 ) -> (Vec<Option<usize>>, usize) {
     let mut order = roots.to_vec();
     match strategy {
-        Strategy::SizeFirstFit | Strategy::SizeBestFit => {
+        Strategy::LargestFirst | Strategy::LargestBestFit => {
             order.sort_by(|&a, &b| size(b).cmp(&size(a)).then(first[a].cmp(&first[b])).then(a.cmp(&b)))
         }
-        Strategy::TimeFirstFit => order.sort_by(|&a, &b| first[a].cmp(&first[b]).then(size(b).cmp(&size(a))).then(a.cmp(&b))),
-        Strategy::LifetimeFirstFit => {
+        Strategy::EarliestFirst => order.sort_by(|&a, &b| first[a].cmp(&first[b]).then(size(b).cmp(&size(a))).then(a.cmp(&b))),
+        Strategy::LongestFirst => {
             order.sort_by(|&a, &b| (last[b] - first[b]).cmp(&(last[a] - first[a])).then(size(b).cmp(&size(a))).then(a.cmp(&b)))
         }
     }
@@ -79,7 +79,7 @@ fn place(
         gaps.push((cur, usize::MAX));
         let fits = gaps.iter().filter(|g| g.1 >= sz);
         let off = match strategy {
-            Strategy::SizeBestFit => fits.min_by_key(|g| (g.1, g.0)).map(|g| g.0),
+            Strategy::LargestBestFit => fits.min_by_key(|g| (g.1, g.0)).map(|g| g.0),
             _ => fits.map(|g| g.0).next(),
         }
         .unwrap_or(cur);

@@ -31,6 +31,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Measure latency of sprig (and tract on the same model) per inference.
     Bench(bench::Args),
+    /// List the ONNX operators the importer supports.
+    Ops,
 }
 
 /// Parses the arguments and runs the chosen subcommand.
@@ -41,6 +43,12 @@ pub fn main_with(cli: Cli) -> Result<()> {
         Command::Validate(a) => validate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Ops => {
+            for op in crate::import::SUPPORTED_OPS {
+                println!("{op}");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -54,7 +54,18 @@ pub fn binary(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     }
     let mut acc = cx.input(n, 0)?;
     for i in 1..count {
-        let b = cx.input(n, i)?;
+        let mut b = cx.input(n, i)?;
+        if op == BinOp::PRelu && n.opset < 7 {
+            // Before opset 7 a 1-D slope of length C applies per channel (axis 1).
+            let (sa, sb) = (cx.shape(&acc), cx.shape(&b));
+            if let Val::Const(c) = &b {
+                if sb.len() == 1 && sa.len() > 2 && sa[1] == sb[0] {
+                    let mut shape = vec![1; sa.len() - 1];
+                    shape[0] = sb[0];
+                    b = Val::Const(c.reshaped(shape));
+                }
+            }
+        }
         let last = i + 1 == count;
         let out = if last { n.out(0) } else { cx.tmp(n, &format!("acc{i}")) };
         let (sa, sb) = (cx.shape(&acc), cx.shape(&b));
