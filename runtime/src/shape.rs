@@ -102,6 +102,6 @@ impl core::fmt::Display for Shape {
 #[cfg(feature = "defmt")]
 impl defmt::Format for Shape {
     fn format(&self, f: defmt::Formatter) {
-        defmt::write!(f, "{=[u32]}", self.dims())
+        defmt::write!(f, "{=[?]}", self.dims())
     }
 }

@@ -53,3 +53,17 @@ impl<'a> HostModel<'a> {
         s.run().map_err(|e| anyhow!("inference failed: {e}"))
     }
 }
+
+/// Memory-maps a `.sprig` file read-only (the runtime then reads it in place, zero-copy).
+///
+/// The file must not be modified while mapped.
+pub fn map_file(path: &std::path::Path) -> Result<memmap2::Mmap> {
+    use anyhow::Context;
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    if f.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+        return Err(anyhow!("{}: file is empty", path.display()));
+    }
+    // SAFETY: read-only private mapping of a regular file the CLI does not modify; a concurrent
+    // external writer is documented as unsupported.
+    unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))
+}

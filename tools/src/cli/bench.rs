@@ -55,7 +55,7 @@ fn time(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let bytes = crate::host::map_file(&a.model)?;
     let mut m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let shapes = m.input_shapes();
     let names: Vec<(String, Vec<usize>)> = m.model.inputs().map(|io| io.name.to_string()).zip(shapes.clone()).collect();

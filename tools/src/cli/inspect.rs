@@ -13,7 +13,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let bytes = crate::host::map_file(&a.model)?;
     let m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let s = model_stats(&m.model, bytes.len() as u64);
     if a.json {

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let bytes = crate::host::map_file(&a.model)?;
     let mut m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let names: Vec<(String, Vec<usize>)> = m.model.inputs().map(|io| io.name.to_string()).zip(m.input_shapes()).collect();
     let xs = super::load_inputs(&a.input, &names)?;

@@ -1,0 +1,177 @@
+//! The `sprig` binary end to end: happy paths, JSON keys, and bad input (clear error, non-zero
+//! exit, no output file left behind).
+
+mod common;
+
+use sprig_tools::npy::{read_f32, write_f32, Array};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sprig(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sprig")).args(args).output().expect("spawn sprig")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = sprig(args);
+    assert!(o.status.success(), "sprig {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = sprig(args);
+    assert!(!o.status.success(), "sprig {args:?} should fail");
+    String::from_utf8(o.stderr).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    onnx: PathBuf,
+    model: PathBuf,
+    eval: PathBuf,
+    labels: PathBuf,
+}
+
+fn converted() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let models = common::repo_models();
+    let model = dir.path().join("cnn.sprig");
+    let onnx = models.join("digits_cnn.onnx");
+    ok(&["convert", s(&onnx), "-o", s(&model)]);
+    Fixture { onnx, model, eval: models.join("digits_eval.npy"), labels: models.join("digits_eval_labels.npy"), dir }
+}
+
+#[test]
+fn run_writes_one_output_row_per_sample() {
+    let f = converted();
+    let out = f.dir.path().join("y.npy");
+    ok(&["run", s(&f.model), "--input", s(&f.eval), "--output", s(&out)]);
+    let y = read_f32(&out).unwrap();
+    assert_eq!(y.shape, vec![500, 10]);
+    for i in 0..y.samples() {
+        let sum: f32 = y.sample(i).iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "softmax row {i} sums to {sum}");
+    }
+}
+
+#[test]
+fn validate_reports_agreement_and_accuracy() {
+    let f = converted();
+    let out = ok(&["validate", s(&f.model), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--labels", s(&f.labels), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["samples"], 500);
+    assert_eq!(v["pass"], true);
+    assert_eq!(v["top1_agreement"], 1.0);
+    assert_eq!(v["sprig_accuracy"], v["reference_accuracy"]);
+    assert!(v["sprig_accuracy"].as_f64().unwrap() > 0.9);
+}
+
+#[test]
+fn inspect_json_has_the_documented_keys() {
+    let f = converted();
+    let v: serde_json::Value = serde_json::from_str(&ok(&["inspect", s(&f.model), "--json"])).unwrap();
+    for k in ["file_bytes", "weight_bytes", "params", "macs", "arena_bytes", "arena_lower_bound_bytes", "layers"] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+    let layers = v["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    for k in ["name", "op", "macs", "weight_bytes", "encoding", "kernel"] {
+        assert!(layers[0].get(k).is_some(), "layer missing {k}");
+    }
+    // Conv(1→8,3x3)+Conv dw(8,3x3)+Conv(8→16,1x1) on 8x8, Dense 16→10.
+    assert_eq!(v["macs"], 64 * (8 * 9 + 8 * 9 + 16 * 8) + 160);
+    assert_eq!(v["file_bytes"], std::fs::metadata(&f.model).unwrap().len());
+}
+
+#[test]
+fn bench_json_has_sprig_tract_and_ratio() {
+    let f = converted();
+    let out = ok(&["bench", s(&f.model), "--onnx", s(&f.onnx), "--iters", "5", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["sprig_median_us"].as_f64().unwrap() > 0.0);
+    assert!(v["tract_median_us"].as_f64().unwrap() > 0.0);
+    assert!(v["ratio"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn f16_weights_are_smaller_and_still_accurate() {
+    let f = converted();
+    let half = f.dir.path().join("h.sprig");
+    ok(&["convert", s(&f.onnx), "-o", s(&half), "--weights", "f16"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&["inspect", s(&half), "--json"])).unwrap();
+    assert!(v["layers"].as_array().unwrap().iter().any(|l| l["encoding"] == "f16"));
+    let o = sprig(&["validate", s(&half), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--labels", s(&f.labels), "--json", "--tolerance", "1e-2"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["top1_agreement"].as_f64().unwrap() > 0.99, "{v}");
+}
+
+#[test]
+fn malformed_onnx_fails_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"\x08\x07this is not a protobuf model at all \xff\xff\xff").unwrap();
+    let out = dir.path().join("o.sprig");
+    let err = fails(&["convert", s(&bad), "-o", s(&out)]);
+    assert!(err.contains("bad.onnx"), "{err}");
+    assert!(!out.exists());
+    let truncated = dir.path().join("trunc.onnx");
+    let full = std::fs::read(common::repo_models().join("digits_cnn.onnx")).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    let err = fails(&["convert", s(&truncated), "-o", s(&out)]);
+    assert!(err.contains("trunc.onnx"), "{err}");
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "a temporary file was left behind");
+}
+
+#[test]
+fn missing_onnx_names_the_file() {
+    let err = fails(&["convert", "/nonexistent/model.onnx", "-o", "/tmp/never.sprig"]);
+    assert!(err.contains("/nonexistent/model.onnx"), "{err}");
+}
+
+#[test]
+fn corrupt_sprig_is_rejected_by_name() {
+    let f = converted();
+    let mut b = std::fs::read(&f.model).unwrap();
+    let n = b.len();
+    b[n - 40] ^= 0xff;
+    let bad = f.dir.path().join("bad.sprig");
+    std::fs::write(&bad, &b).unwrap();
+    assert!(fails(&["inspect", s(&bad)]).contains("checksum"));
+    std::fs::write(&bad, &b[..n / 2]).unwrap();
+    assert!(fails(&["inspect", s(&bad)]).contains("truncated"));
+    std::fs::write(&bad, b"").unwrap();
+    assert!(fails(&["inspect", s(&bad)]).contains("empty"));
+}
+
+#[test]
+fn wrong_input_shape_and_nan_are_clear_errors() {
+    let f = converted();
+    let wrong = f.dir.path().join("wrong.npy");
+    write_f32(&wrong, &Array { shape: vec![3, 1, 7, 7], data: vec![0.5; 3 * 49] }).unwrap();
+    let out = f.dir.path().join("y.npy");
+    let err = fails(&["run", s(&f.model), "--input", s(&wrong), "--output", s(&out)]);
+    assert!(err.contains("[1, 1, 8, 8]") && err.contains("wrong.npy"), "{err}");
+    assert!(!out.exists());
+    let nan = f.dir.path().join("nan.npy");
+    let mut data = vec![0.5; 2 * 64];
+    data[64 + 5] = f32::NAN;
+    write_f32(&nan, &Array { shape: vec![2, 1, 8, 8], data }).unwrap();
+    let err = fails(&["run", s(&f.model), "--input", s(&nan), "--output", s(&out)]);
+    assert!(err.contains("sample 1") && err.contains("NaN"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn int8_models_are_refused_with_a_reason() {
+    let Some(data) = common::shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.sprig");
+    let err = fails(&["convert", s(&data.join("models/kws_dscnn_int8_qdq.onnx")), "-o", s(&out)]);
+    assert!(err.contains("kws_dscnn_int8_qdq.onnx"), "{err}");
+    assert!(!out.exists());
+    println!("{err}");
+}
