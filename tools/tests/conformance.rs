@@ -300,17 +300,13 @@ struct CaseCx {
 /// indices, ...) and get baked into the model as initializers from the test data.
 fn is_param_type(t: i32) -> bool {
     use tract_onnx::pb::tensor_proto::DataType as D;
-    matches!(
-        D::try_from(t),
-        Ok(D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::Uint8 | D::Uint16 | D::Uint32 | D::Uint64 | D::Bool)
-    )
+    matches!(D::try_from(t), Ok(D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::Uint8 | D::Uint16 | D::Uint32 | D::Uint64 | D::Bool))
 }
 
 /// Runs one case; `baked` is set when integer inputs were turned into initializers.
 fn check_case(dir: &Path, model: &ModelProto, cx: &CaseCx) -> Outcome {
-    let Some(data_dir) = std::fs::read_dir(dir)
-        .ok()
-        .and_then(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).min())
+    let Some(data_dir) =
+        std::fs::read_dir(dir).ok().and_then(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).min())
     else {
         return unsupported("no test data", "no test_data_set_* folder");
     };
@@ -331,7 +327,9 @@ fn check_case(dir: &Path, model: &ModelProto, cx: &CaseCx) -> Outcome {
     for vo in &graph.output {
         match elem_type(vo) {
             Some(ONNX_FLOAT) | None => {}
-            Some(t) => return unsupported(format!("non-f32 output ({})", dtype_name(t)), format!("output `{}` is {}", vo.name, dtype_name(t))),
+            Some(t) => {
+                return unsupported(format!("non-f32 output ({})", dtype_name(t)), format!("output `{}` is {}", vo.name, dtype_name(t)))
+            }
         }
     }
     // Inputs: f32 ones are fed at run time; integer / bool ones (shape, axes, pads, indices
@@ -469,7 +467,7 @@ fn check_case(dir: &Path, model: &ModelProto, cx: &CaseCx) -> Outcome {
             if !ok {
                 bad += 1;
                 let err = if (a - b).is_nan() { f32::INFINITY } else { (a - b).abs() };
-                if worst.map_or(true, |(w, _)| err > w) {
+                if worst.is_none_or(|(w, _)| err > w) {
                     worst = Some((err, j));
                 }
             }
@@ -702,11 +700,8 @@ fn suite_section(suite: &str, results: &[CaseResult]) -> String {
     writeln!(s, "## {suite}\n").unwrap();
     writeln!(s, "conformance: {n_pass} passed, {n_fail} failed, {n_unsup} unsupported\n").unwrap();
 
-    let baked: Vec<&str> = results
-        .iter()
-        .filter(|r| r.baked && matches!(r.outcome, Outcome::Pass))
-        .map(|r| r.name.rsplit('/').next().unwrap())
-        .collect();
+    let baked: Vec<&str> =
+        results.iter().filter(|r| r.baked && matches!(r.outcome, Outcome::Pass)).map(|r| r.name.rsplit('/').next().unwrap()).collect();
     if !baked.is_empty() {
         writeln!(s, "Passing cases whose integer inputs were baked in as constants ({}): {}\n", baked.len(), baked.join(", ")).unwrap();
     }

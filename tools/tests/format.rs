@@ -424,3 +424,56 @@ fn session_errors() {
     assert_eq!(s.input_mut(1).err(), Some(Error::NoSuchTensor { index: 1 }));
     assert_eq!(s.output(2).err(), Some(Error::NoSuchTensor { index: 2 }));
 }
+
+mod mutations {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Runs a model that parsed, with a zeroed arena of the declared size: must not panic.
+    fn run_if_valid(bytes: &[u8]) {
+        if let Ok(m) = Model::parse(bytes) {
+            let mut arena = vec![0u32; m.arena_len().div_ceil(4)];
+            if let Ok(mut s) = Session::new(&m, bytemuck::cast_slice_mut(&mut arena)) {
+                let _ = s.run();
+                for i in 0..m.num_outputs() {
+                    let _ = s.output(i);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Structural fuzzing behind valid checksums: any edit of any section body either is
+        /// rejected with an error or yields a model that runs without panicking.
+        #[test]
+        fn edits_behind_valid_checksums_never_panic(
+            section_pick in 0usize..6,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..6),
+        ) {
+            let mut secs = sections(&good_file());
+            let body = &mut secs[section_pick].1;
+            for (at, v, mode) in edits {
+                if body.is_empty() {
+                    break;
+                }
+                let i = at.index(body.len());
+                match mode {
+                    0 => body[i] = v,
+                    1 => body[i] ^= 1 << (v % 8),
+                    2 => {
+                        // overwrite a whole aligned u32 with a small or extreme value
+                        let j = i & !3;
+                        if j + 4 <= body.len() {
+                            let w: u32 = match v % 4 { 0 => 0, 1 => u32::MAX, 2 => v as u32, _ => 1 << (v % 32) };
+                            body[j..j + 4].copy_from_slice(&w.to_le_bytes());
+                        }
+                    }
+                    _ => body.truncate(i),
+                }
+            }
+            run_if_valid(&rebuild(&secs));
+        }
+    }
+}

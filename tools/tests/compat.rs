@@ -1,0 +1,26 @@
+//! Files written by earlier format versions stay readable and give the same results.
+
+mod common;
+
+use sprig_tools::host::HostModel;
+use sprig_tools::npy::read_f32;
+use sprig_tools::reference::TractModel;
+
+/// `digits_cnn_v1.0.sprig` was written by sprig-tools 0.1.0 (format 1.0) from
+/// `models/digits_cnn.onnx`; never regenerate it.
+#[test]
+fn reads_format_1_0_files() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/digits_cnn_v1.0.sprig")).unwrap();
+    let mut m = HostModel::new(&bytes).unwrap();
+    assert_eq!(m.model.minor_version(), 0);
+    let onnx = common::repo_models().join("digits_cnn.onnx");
+    let tract = TractModel::load(&onnx, &m.input_shapes()).unwrap();
+    let x = read_f32(&common::repo_models().join("digits_eval.npy")).unwrap();
+    for i in 0..20 {
+        let y = m.run(&[x.sample(i)]).unwrap().swap_remove(0);
+        let r = tract.run(&[(&[1, 1, 8, 8], x.sample(i))]).unwrap().swap_remove(0);
+        for (a, b) in y.iter().zip(&r) {
+            assert!((a - b).abs() <= 1e-5, "sample {i}: {a} vs {b}");
+        }
+    }
+}
