@@ -103,7 +103,19 @@ fn f16_weights_are_smaller_and_still_accurate() {
     ok(&["convert", s(&f.onnx), "-o", s(&half), "--weights", "f16"]);
     let v: serde_json::Value = serde_json::from_str(&ok(&["inspect", s(&half), "--json"])).unwrap();
     assert!(v["layers"].as_array().unwrap().iter().any(|l| l["encoding"] == "f16"));
-    let o = sprig(&["validate", s(&half), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--labels", s(&f.labels), "--json", "--tolerance", "1e-2"]);
+    let o = sprig(&[
+        "validate",
+        s(&half),
+        "--onnx",
+        s(&f.onnx),
+        "--input",
+        s(&f.eval),
+        "--labels",
+        s(&f.labels),
+        "--json",
+        "--tolerance",
+        "1e-2",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["top1_agreement"].as_f64().unwrap() > 0.99, "{v}");
 }
@@ -174,4 +186,29 @@ fn int8_models_are_refused_with_a_reason() {
     assert!(err.contains("kws_dscnn_int8_qdq.onnx"), "{err}");
     assert!(!out.exists());
     println!("{err}");
+}
+
+#[test]
+fn multi_input_models_take_named_inputs() {
+    use sprig_runtime::{BinaryKind, Op};
+    use sprig_tools::ir::{Graph, Node};
+    let mut g = Graph::default();
+    let a = g.add_tensor("a", vec![1, 3], None);
+    let b = g.add_tensor("b", vec![1, 3], None);
+    let y = g.add_tensor("y", vec![1, 3], None);
+    g.inputs = vec![a, b];
+    g.outputs = vec![y];
+    g.nodes.push(Node { name: "sub".into(), onnx_op: "Sub".into(), op: Op::Binary(BinaryKind::Sub), inputs: vec![a, b], outputs: vec![y] });
+    let c = sprig_tools::compile::compile(g, sprig_tools::writer::WeightFormat::F32, [0; 32]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("sub.sprig");
+    std::fs::write(&model, &c.bytes).unwrap();
+    let (pa, pb, out) = (dir.path().join("a.npy"), dir.path().join("b.npy"), dir.path().join("y.npy"));
+    write_f32(&pa, &Array { shape: vec![2, 3], data: vec![1., 2., 3., 4., 5., 6.] }).unwrap();
+    write_f32(&pb, &Array { shape: vec![2, 3], data: vec![6., 5., 4., 3., 2., 1.] }).unwrap();
+    let (ia, ib) = (format!("a={}", s(&pa)), format!("b={}", s(&pb)));
+    ok(&["run", s(&model), "--input", &ib, "--input", &ia, "--output", s(&out)]);
+    assert_eq!(read_f32(&out).unwrap().data, vec![-5., -3., -1., 1., 3., 5.]);
+    let err = fails(&["run", s(&model), "--input", &ia, "--output", s(&out)]);
+    assert!(err.contains("input `b`"), "{err}");
 }
