@@ -303,7 +303,7 @@ fn is_param_type(t: i32) -> bool {
     matches!(D::try_from(t), Ok(D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::Uint8 | D::Uint16 | D::Uint32 | D::Uint64 | D::Bool))
 }
 
-/// Runs one case; `baked` is set when integer inputs were turned into initializers.
+/// Runs one case; sets `cx.baked` when integer inputs were turned into initializers.
 fn check_case(dir: &Path, model: &ModelProto, cx: &CaseCx) -> Outcome {
     let Some(data_dir) =
         std::fs::read_dir(dir).ok().and_then(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).min())

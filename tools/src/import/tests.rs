@@ -667,3 +667,30 @@ fn zoo_models_import_and_match_expected() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn wide_concat_becomes_a_tree() {
+    // 40 branches (Sigmoid of x scaled differently) concatenated along channels.
+    let mut nodes = Vec::new();
+    let mut inits = Vec::new();
+    let mut outs: Vec<String> = Vec::new();
+    for i in 0..40 {
+        inits.push(init_f(&format!("k{i}"), &[], vec![i as f32 * 0.1 - 2.0]));
+        nodes.push(node("Mul", &format!("m{i}"), &["x", &format!("k{i}")], &[&format!("b{i}")], vec![]));
+        outs.push(format!("b{i}"));
+    }
+    let refs: Vec<&str> = outs.iter().map(|s| s.as_str()).collect();
+    nodes.push(node("Concat", "cat", &refs, &["y"], vec![attr_i("axis", 1)]));
+    let m = model(13, nodes, inits, vec![vis("x", &[1, 2, 3])], &["y"]);
+    let g = imp(&m).unwrap();
+    assert!(g.nodes.iter().all(|n| n.inputs.len() <= sprig_runtime::op::MAX_OP_INPUTS));
+    let x = lcg(6, 3);
+    let y = run_graph(&g, std::slice::from_ref(&x)).swap_remove(0);
+    assert_eq!(y.len(), 240);
+    for i in 0..40 {
+        for j in 0..6 {
+            let want = x[j] * (i as f32 * 0.1 - 2.0);
+            assert!((y[i * 6 + j] - want).abs() < 1e-6);
+        }
+    }
+}

@@ -96,8 +96,21 @@ pub fn concat(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     if ins.len() == 1 {
         return Ok(ins);
     }
-    if ins.len() > sprig_runtime::op::MAX_OP_INPUTS {
-        return Err(n.unsupported(format!("{} inputs > {}", ins.len(), sprig_runtime::op::MAX_OP_INPUTS)));
+    // Concatenation is associative along one axis: wide Concats become a tree of narrower ones.
+    let mut ins = ins;
+    let mut round = 0;
+    while ins.len() > sprig_runtime::op::MAX_OP_INPUTS {
+        let mut next = Vec::new();
+        for (k, part) in ins.chunks(sprig_runtime::op::MAX_OP_INPUTS).enumerate() {
+            if part.len() == 1 {
+                next.push(part[0].clone());
+            } else {
+                let name = cx.tmp(n, &format!("concat{round}_{k}"));
+                next.push(cx.emit(n, Op::Concat { axis: axis as u8 }, part, &name)?);
+            }
+        }
+        ins = next;
+        round += 1;
     }
     Ok(vec![cx.emit(n, Op::Concat { axis: axis as u8 }, &ins, &n.out(0))?])
 }
