@@ -68,7 +68,7 @@ impl Activation {
 }
 
 /// Convolution attributes (1-D convs use the `[1]` (width) entries; the height entries are then 1 / 0).
-/// Operands: `x [1, C, H, W]` or `[1, C, L]`, `w [M, C/group, kh, kw]` or `[M, C/group, k]`, optional `bias [M]`.
+/// Operands: `x [N, C, H, W]` or `[N, C, L]`, `w [M, C/group, kh, kw]` or `[M, C/group, k]`, optional `bias [M]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConvAttrs {
@@ -648,7 +648,7 @@ impl Op {
                     return Err(OpError::BadAttribute);
                 }
                 let (cin, m) = (x.dim(1), w.dim(0));
-                if x.dim(0) != 1 || cin % g != 0 || m % g != 0 || w.dim(1) * g != cin {
+                if cin % g != 0 || m % g != 0 || w.dim(1) * g != cin {
                     return bad;
                 }
                 if let Some(b) = inputs.get(2) {
@@ -659,7 +659,7 @@ impl Op {
                 if spatial == 1 && (c.stride[0] != 1 || c.dilation[0] != 1 || c.pads[0] != 0 || c.pads[2] != 0) {
                     return Err(OpError::BadAttribute);
                 }
-                let mut out = [1usize, m, 0, 0];
+                let mut out = [x.dim(0), m, 0, 0];
                 for s in 0..spatial {
                     let ax = 2 + s;
                     let hw = if spatial == 1 { 1 } else { s }; // index into the [h, w] attribute pairs

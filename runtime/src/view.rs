@@ -54,6 +54,16 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Elements `start..start + len`, `None` when out of range.
+    pub fn slice(&self, start: usize, len: usize) -> Option<View<'a>> {
+        let end = start.checked_add(len)?;
+        Some(match self {
+            View::F32(s) => View::F32(s.get(start..end)?),
+            View::F32Le(b) => View::F32Le(b.get(start.checked_mul(4)?..end.checked_mul(4)?)?),
+            View::F16Le(b) => View::F16Le(b.get(start.checked_mul(2)?..end.checked_mul(2)?)?),
+        })
+    }
+
     /// The values as a native slice when the storage is native f32.
     #[inline]
     pub fn as_f32(&self) -> Option<&'a [f32]> {

@@ -83,10 +83,16 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
     let w = &inputs[1];
     let bias = inputs.get(2).map(|b| b.view);
     let g = Geom::new(a, &x.shape, &w.shape, y);
-    match x.view.as_f32() {
-        Some(xs) => conv_fast(&g, xs, w.view, bias, a.act, out),
-        None => conv_naive(&g, x.view, w.view, bias, a.act, out),
+    let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
+    for n in 0..x.shape.dim(0) {
+        let xv = x.view.slice(n * in_len, in_len).ok_or(OpError::ShapeMismatch)?;
+        let ob = sub_mut(out, n * out_len, out_len)?;
+        match xv.as_f32() {
+            Some(xs) => conv_fast(&g, xs, w.view, bias, a.act, ob)?,
+            None => conv_naive(&g, xv, w.view, bias, a.act, ob)?,
+        }
     }
+    Ok(())
 }
 
 /// Output channel by output channel: the plane starts at the bias, then each weight adds a
@@ -382,5 +388,29 @@ mod tests {
         let g0 = ConvAttrs { group: 0, ..a };
         assert_eq!(super::super::execute(&Op::Conv(g0), &ops, &mut out, &sh(&[1, 1, 3, 3])), Err(OpError::BadAttribute));
         assert_eq!(super::super::execute(&Op::Conv(a), &ops, &mut out, &sh(&[1, 1, 3, 3])), Ok(()));
+    }
+
+    #[test]
+    fn batched_input_equals_per_sample_runs() {
+        let a = ConvAttrs { group: 2, stride: [2, 1], dilation: [1, 2], pads: [1, 2, 0, 1], act: Activation::Relu };
+        let (xd, wd) = ([3usize, 4, 6, 7], [6usize, 2, 3, 2]);
+        let x: Vec<f32> = (0..3 * 4 * 6 * 7).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let w: Vec<f32> = (0..6 * 2 * 3 * 2).map(|i| ((i * 13 % 29) as f32 - 14.0) / 10.0).collect();
+        let op = Op::Conv(a);
+        let shape = |d: &[usize]| crate::shape::Shape::new(d).unwrap();
+        let y = op.infer(&[shape(&xd), shape(&wd)]).unwrap();
+        assert_eq!(y.dim(0), 3);
+        let per = y.prod(1, 4);
+        let mut out = vec![0.0; y.numel().unwrap()];
+        let ins = [Operand { view: View::F32(&x), shape: shape(&xd) }, Operand { view: View::F32(&w), shape: shape(&wd) }];
+        super::super::execute(&op, &ins, &mut out, &y).unwrap();
+        let y1 = op.infer(&[shape(&[1, 4, 6, 7]), shape(&wd)]).unwrap();
+        for n in 0..3 {
+            let xn = &x[n * 168..(n + 1) * 168];
+            let mut o1 = vec![0.0; per];
+            let ins1 = [Operand { view: View::F32(xn), shape: shape(&[1, 4, 6, 7]) }, ins[1]];
+            super::super::execute(&op, &ins1, &mut o1, &y1).unwrap();
+            assert_eq!(&out[n * per..(n + 1) * per], &o1[..]);
+        }
     }
 }

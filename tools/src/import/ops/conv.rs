@@ -87,9 +87,6 @@ pub fn conv(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
             n.shape_err(format!("input {xs:?} and weight {ws:?} are not a 1-D or 2-D convolution"))
         });
     }
-    if xs[0] != 1 {
-        return Err(n.shape_err(format!("batch size {} (only batch 1 is supported)", xs[0])));
-    }
     let sp = xs.len() - 2;
     if let Some(k) = n.attr_ints("kernel_shape") {
         if k.len() != sp || k.iter().zip(&ws[2..]).any(|(&a, &b)| a as usize != b) {
