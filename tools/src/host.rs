@@ -67,3 +67,34 @@ pub fn map_file(path: &std::path::Path) -> Result<memmap2::Mmap> {
     // external writer is documented as unsupported.
     unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))
 }
+
+impl HostModel<'_> {
+    /// Median wall time per operator (microseconds) over `iters` runs, via the session's hook.
+    pub fn profile(&mut self, inputs: &[&[f32]], iters: usize) -> Result<Vec<f64>> {
+        let model = self.model;
+        let n_ops = model.num_ops();
+        let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(iters); n_ops];
+        for _ in 0..iters.max(1) {
+            let mut s = Session::new(&model, bytemuck::cast_slice_mut(&mut self.arena)).map_err(|e| anyhow!("{e}"))?;
+            for (i, x) in inputs.iter().enumerate() {
+                s.input_mut(i).map_err(|e| anyhow!("{e}"))?.copy_from_slice(x);
+            }
+            let mut start = std::time::Instant::now();
+            s.run_with(|op, after| {
+                if after {
+                    samples[op].push(start.elapsed().as_secs_f64() * 1e6);
+                } else {
+                    start = std::time::Instant::now();
+                }
+            })
+            .map_err(|e| anyhow!("inference failed: {e}"))?;
+        }
+        Ok(samples
+            .into_iter()
+            .map(|mut v| {
+                v.sort_by(|a, b| a.total_cmp(b));
+                v.get(v.len() / 2).copied().unwrap_or(0.0)
+            })
+            .collect())
+    }
+}

@@ -18,9 +18,20 @@ pub struct Args {
     /// Timed iterations (after warm-up).
     #[arg(long, default_value_t = 200)]
     iters: usize,
+    /// Also time each layer (median per operator) and list them.
+    #[arg(long)]
+    per_layer: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LayerTime {
+    name: String,
+    op: String,
+    macs: u64,
+    median_us: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -32,6 +43,8 @@ struct Report {
     tract_median_us: Option<f64>,
     tract_p90_us: Option<f64>,
     ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<Vec<LayerTime>>,
 }
 
 fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
@@ -75,6 +88,19 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => (None, None),
     };
+    let layers = if a.per_layer {
+        let t = m.profile(&ins, a.iters)?;
+        let st = crate::stats::model_stats(&m.model, bytes.len() as u64);
+        Some(
+            st.layers
+                .into_iter()
+                .zip(t)
+                .map(|(l, median_us)| LayerTime { name: l.name, op: l.op, macs: l.macs, median_us })
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        None
+    };
     let rep = Report {
         iters: a.iters,
         release_build: !cfg!(debug_assertions),
@@ -83,6 +109,7 @@ pub fn run(a: Args) -> Result<()> {
         tract_median_us: tm,
         tract_p90_us: tp,
         ratio: tm.map(|t| sm / t),
+        layers,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
@@ -95,6 +122,14 @@ pub fn run(a: Args) -> Result<()> {
     if let (Some(m), Some(p)) = (tm, tp) {
         println!("tract: median {:.1} us, p90 {:.1} us", m, p);
         println!("ratio sprig/tract: {:.2}", sm / m);
+    }
+    if let Some(layers) = &rep.layers {
+        println!();
+        println!("{:<36} {:<18} {:>12} {:>12} {:>10}", "layer", "op", "MACs", "median us", "MMAC/s");
+        for l in layers {
+            let rate = if l.median_us > 0.0 { l.macs as f64 / l.median_us } else { 0.0 };
+            println!("{:<36} {:<18} {:>12} {:>12.1} {:>10.0}", super::short(&l.name, 36), l.op, l.macs, l.median_us, rate);
+        }
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     for l in &s.layers {
         let shape = format!("{:?}", l.output_shape);
-        let name: String = if l.name.chars().count() > 32 { l.name.chars().take(31).collect::<String>() + "…" } else { l.name.clone() };
+        let name = super::short(&l.name, 32);
         println!(
             "{:<32} {:<18} {:<10} {:<6} {:>18} {:>10} {:>12} {:>12}",
             name, l.op, l.kernel, l.encoding, shape, l.params, l.macs, l.weight_bytes

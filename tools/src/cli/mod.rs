@@ -104,3 +104,15 @@ pub(crate) fn load_inputs(specs: &[String], inputs: &[(String, Vec<usize>)]) -> 
 }
 
 pub(crate) use crate::validate::argmax;
+
+/// `name` cut to `width` characters, keeping its end (the distinctive part of long
+/// framework-generated names) behind an ellipsis.
+pub(crate) fn short(name: &str, width: usize) -> String {
+    let n = name.chars().count();
+    if n <= width {
+        name.to_string()
+    } else {
+        let tail: String = name.chars().skip(n - (width - 1)).collect();
+        format!("…{tail}")
+    }
+}
