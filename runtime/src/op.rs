@@ -184,6 +184,18 @@ pub enum UnaryKind {
     Softplus,
     /// `x / (1 + e^-x)` (SiLU / swish).
     Silu,
+    /// Largest integer `<= x`.
+    Floor,
+    /// Smallest integer `>= x`.
+    Ceil,
+    /// Nearest integer, halves to even (ONNX Round).
+    Round,
+    /// `-1`, `0` or `1` by the sign of `x` (NaN stays NaN).
+    Sign,
+    /// `sin(x)`
+    Sin,
+    /// `cos(x)`
+    Cos,
 }
 
 /// Reductions over a set of axes.
@@ -273,6 +285,17 @@ pub enum Op {
         /// Keep reduced axes as size 1.
         keepdims: bool,
     },
+    /// Strided window: output axis `i` has `lens[i]` elements, element `j` taken from input index
+    /// `starts[i] + j * steps[i]` (every index inside the input). Entries beyond the rank are
+    /// `starts = 0`, `steps = 1`, `lens = 0`.
+    Slice {
+        /// First input index per axis.
+        starts: [u32; MAX_RANK],
+        /// Positive step per axis.
+        steps: [u32; MAX_RANK],
+        /// Output extent per axis.
+        lens: [u32; MAX_RANK],
+    },
 }
 
 /// Stable operator kind codes used in the file. Never renumber; append only.
@@ -295,6 +318,7 @@ pub mod kind {
     pub const CHANNEL_AFFINE: u16 = 15;
     pub const LAYER_NORM: u16 = 16;
     pub const REDUCE: u16 = 17;
+    pub const SLICE: u16 = 18;
 }
 
 fn enc_act(a: &Activation, w: &mut [u32]) {
@@ -378,6 +402,7 @@ impl Op {
             Op::ChannelAffine => kind::CHANNEL_AFFINE,
             Op::LayerNorm { .. } => kind::LAYER_NORM,
             Op::Reduce { .. } => kind::REDUCE,
+            Op::Slice { .. } => kind::SLICE,
         }
     }
 
@@ -417,6 +442,12 @@ impl Op {
                 UnaryKind::Elu { .. } => "Elu",
                 UnaryKind::Softplus => "Softplus",
                 UnaryKind::Silu => "Silu",
+                UnaryKind::Floor => "Floor",
+                UnaryKind::Ceil => "Ceil",
+                UnaryKind::Round => "Round",
+                UnaryKind::Sign => "Sign",
+                UnaryKind::Sin => "Sin",
+                UnaryKind::Cos => "Cos",
             },
             Op::Softmax { log: false, .. } => "Softmax",
             Op::Softmax { log: true, .. } => "LogSoftmax",
@@ -436,6 +467,7 @@ impl Op {
                 ReduceKind::Max => "ReduceMax",
                 ReduceKind::Min => "ReduceMin",
             },
+            Op::Slice { .. } => "Slice",
         }
     }
 
@@ -473,6 +505,12 @@ impl Op {
                     UnaryKind::Elu { alpha } => (15, alpha, 0.0),
                     UnaryKind::Softplus => (16, 0.0, 0.0),
                     UnaryKind::Silu => (17, 0.0, 0.0),
+                    UnaryKind::Floor => (18, 0.0, 0.0),
+                    UnaryKind::Ceil => (19, 0.0, 0.0),
+                    UnaryKind::Round => (20, 0.0, 0.0),
+                    UnaryKind::Sign => (21, 0.0, 0.0),
+                    UnaryKind::Sin => (22, 0.0, 0.0),
+                    UnaryKind::Cos => (23, 0.0, 0.0),
                 };
                 w[0] = code;
                 w[1] = f32::to_bits(a);
@@ -505,6 +543,11 @@ impl Op {
                 w[0] = *kind as u32;
                 w[1] = *axes as u32;
                 w[2] = *keepdims as u32;
+            }
+            Op::Slice { starts, steps, lens } => {
+                w[0..MAX_RANK].copy_from_slice(starts);
+                w[MAX_RANK..2 * MAX_RANK].copy_from_slice(steps);
+                w[2 * MAX_RANK..3 * MAX_RANK].copy_from_slice(lens);
             }
         }
         w
@@ -568,6 +611,12 @@ impl Op {
                     15 => UnaryKind::Elu { alpha: a },
                     16 => UnaryKind::Softplus,
                     17 => UnaryKind::Silu,
+                    18 => UnaryKind::Floor,
+                    19 => UnaryKind::Ceil,
+                    20 => UnaryKind::Round,
+                    21 => UnaryKind::Sign,
+                    22 => UnaryKind::Sin,
+                    23 => UnaryKind::Cos,
                     _ => return Err(OpError::BadAttribute),
                 })
             }
@@ -612,6 +661,18 @@ impl Op {
                 axes: if w[1] < (1 << MAX_RANK) { w[1] as u8 } else { return Err(OpError::BadAttribute) },
                 keepdims: dec_bool(w[2])?,
             },
+            kind::SLICE => {
+                let mut starts = [0u32; MAX_RANK];
+                let mut steps = [0u32; MAX_RANK];
+                let mut lens = [0u32; MAX_RANK];
+                starts.copy_from_slice(&w[0..MAX_RANK]);
+                steps.copy_from_slice(&w[MAX_RANK..2 * MAX_RANK]);
+                lens.copy_from_slice(&w[2 * MAX_RANK..3 * MAX_RANK]);
+                if steps.contains(&0) {
+                    return Err(OpError::BadAttribute);
+                }
+                Op::Slice { starts, steps, lens }
+            }
             other => return Err(OpError::UnknownKind(other)),
         })
     }
@@ -847,6 +908,26 @@ impl Op {
                 }
                 Shape::from_u32(&d[..r]).ok_or(OpError::ShapeMismatch)
             }
+            Op::Slice { starts, steps, lens } => {
+                let r = x.rank();
+                for i in r..MAX_RANK {
+                    if starts[i] != 0 || steps[i] != 1 || lens[i] != 0 {
+                        return Err(OpError::BadAttribute);
+                    }
+                }
+                for i in 0..r {
+                    if steps[i] == 0 {
+                        return Err(OpError::BadAttribute);
+                    }
+                    // The last index read (or the start, for an empty axis) must lie inside the input.
+                    let (s, n, d) = (starts[i] as u64, lens[i] as u64, x.dims()[i] as u64);
+                    let ok = if n == 0 { s <= d } else { s.saturating_add((n - 1).saturating_mul(steps[i] as u64)) < d };
+                    if !ok {
+                        return bad;
+                    }
+                }
+                Shape::from_u32(&lens[..r]).ok_or(OpError::ShapeMismatch)
+            }
         }
     }
 }
@@ -919,6 +1000,13 @@ mod tests {
             Op::ChannelAffine,
             Op::LayerNorm { axis: 2, epsilon: 1e-5 },
             Op::Reduce { kind: ReduceKind::Mean, axes: 0b1100, keepdims: true },
+            Op::Slice { starts: [0, 1, 2, 0, 0, 0], steps: [1, 2, 3, 1, 1, 1], lens: [1, 4, 2, 0, 0, 0] },
+            Op::Unary(UnaryKind::Floor),
+            Op::Unary(UnaryKind::Ceil),
+            Op::Unary(UnaryKind::Round),
+            Op::Unary(UnaryKind::Sign),
+            Op::Unary(UnaryKind::Sin),
+            Op::Unary(UnaryKind::Cos),
         ];
         for op in ops {
             assert_eq!(Op::decode(op.kind_code(), &op.encode()), Ok(op));
@@ -961,5 +1049,33 @@ mod tests {
         assert_eq!(t.infer(&[s(&[1, 2, 3, 4])]), Ok(s(&[1, 3, 2, 4])));
         let bad = Op::Transpose { perm: [0, 0, 1, 3, 0, 0] };
         assert_eq!(bad.infer(&[s(&[1, 2, 3, 4])]), Err(OpError::BadAttribute));
+    }
+
+    #[test]
+    fn slice_shapes_and_domain() {
+        let op = |starts: [u32; 6], steps: [u32; 6], lens: [u32; 6]| Op::Slice { starts, steps, lens };
+        // x[0:1, 1:9:2, 2:8:3]
+        let a = op([0, 1, 2, 0, 0, 0], [1, 2, 3, 1, 1, 1], [1, 4, 2, 0, 0, 0]);
+        assert_eq!(a.infer(&[s(&[2, 9, 8])]), Ok(s(&[1, 4, 2])));
+        // The last index read must be inside the input: 1 + 3 * 2 = 7 < 8, but 7 >= 7.
+        assert_eq!(a.infer(&[s(&[2, 8, 8])]), Ok(s(&[1, 4, 2])));
+        assert_eq!(a.infer(&[s(&[2, 7, 8])]), Err(OpError::ShapeMismatch));
+        // Empty axes: the start may be the end of the axis, not beyond.
+        let e = op([3, 0, 0, 0, 0, 0], [1; 6], [0, 2, 0, 0, 0, 0]);
+        assert_eq!(e.infer(&[s(&[3, 2])]), Ok(s(&[0, 2])));
+        assert_eq!(e.infer(&[s(&[2, 2])]), Err(OpError::ShapeMismatch));
+        // Entries beyond the rank must be neutral; steps must be positive.
+        assert_eq!(a.infer(&[s(&[2, 9])]), Err(OpError::BadAttribute));
+        let mut w = a.encode();
+        w[7] = 0;
+        assert_eq!(Op::decode(kind::SLICE, &w), Err(OpError::BadAttribute));
+        assert_eq!(op([0; 6], [0, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]).infer(&[s(&[4])]), Err(OpError::BadAttribute));
+        // Rank 0: a scalar passes through.
+        assert_eq!(op([0; 6], [1; 6], [0; 6]).infer(&[s(&[])]), Ok(s(&[])));
+        // Huge starts or lengths do not overflow.
+        assert_eq!(
+            op([u32::MAX, 0, 0, 0, 0, 0], [u32::MAX, 1, 1, 1, 1, 1], [u32::MAX, 0, 0, 0, 0, 0]).infer(&[s(&[4])]),
+            Err(OpError::ShapeMismatch)
+        );
     }
 }

@@ -19,6 +19,7 @@ mod pad;
 mod pool;
 mod reduce;
 mod reshape;
+mod slice;
 mod softmax;
 mod transpose;
 mod unary;
@@ -76,6 +77,7 @@ pub fn execute(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Sha
         Op::ChannelAffine => affine::channel_affine(&inputs[0], &inputs[1].view, &inputs[2].view, out),
         Op::LayerNorm { axis, epsilon } => layernorm::layer_norm(*axis as usize, *epsilon, &inputs[0], &inputs[1].view, inputs.get(2), out),
         Op::Reduce { kind, axes, keepdims: _ } => reduce::reduce(*kind, *axes, &inputs[0], out),
+        Op::Slice { starts, steps, lens: _ } => slice::slice(starts, steps, &inputs[0], out, out_shape),
     }
 }
 

@@ -50,7 +50,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
     #[test]
     fn accepted_shapes_always_execute(
-        code in 1u16..=17,
+        code in 1u16..=18,
         words in proptest::collection::vec(0u32..4, ATTR_WORDS),
         mut base in proptest::collection::vec(0usize..5, 0..7),
         hows in proptest::collection::vec(any::<u8>(), 3),
@@ -63,7 +63,20 @@ proptest! {
             1 => w[0..5].iter_mut().for_each(|v| *v = (*v).max(1)), // group, strides, dilations
             7 | 8 => w[0..6].iter_mut().for_each(|v| *v = (*v).max(1)), // kernel, strides, dilations
             4 => w[0] = (r[6] % 8) as u32,
-            5 => w[0] = (r[6] % 18) as u32,
+            5 => w[0] = (r[6] % 24) as u32,
+            18 if r[8] % 4 != 0 => {
+                // Slice: neutral entries beyond the rank, windows mostly inside the input.
+                for i in 0..6 {
+                    let d = base.get(i).copied().unwrap_or(0) as u32;
+                    if i >= base.len() {
+                        (w[i], w[6 + i], w[12 + i]) = (0, 1, 0);
+                    } else {
+                        w[6 + i] = w[6 + i].max(1);
+                        w[i] %= d + 1;
+                        w[12 + i] = w[12 + i].min((d - w[i]).div_ceil(w[6 + i]));
+                    }
+                }
+            }
             _ => {}
         }
         if matches!(code, 1 | 7 | 8) {

@@ -68,6 +68,38 @@ pub(super) fn unary(kind: UnaryKind, x: &View<'_>, out: &mut [f32]) {
         UnaryKind::Elu { alpha } => map(x, out, |v| if v < 0.0 { alpha * libm::expm1f(v) } else { v }),
         UnaryKind::Softplus => map(x, out, softplus),
         UnaryKind::Silu => map(x, out, |v| v * sigmoid(v)),
+        UnaryKind::Floor => map(x, out, libm::floorf),
+        UnaryKind::Ceil => map(x, out, libm::ceilf),
+        UnaryKind::Round => map(x, out, round_half_even),
+        UnaryKind::Sign => map(x, out, sign),
+        UnaryKind::Sin => map(x, out, libm::sinf),
+        UnaryKind::Cos => map(x, out, libm::cosf),
+    }
+}
+
+/// Nearest integer with ties to even (ONNX Round, numpy `round`).
+#[inline]
+fn round_half_even(v: f32) -> f32 {
+    let r = libm::roundf(v);
+    if libm::fabsf(v - libm::truncf(v)) == 0.5 {
+        // A tie: `roundf` went away from zero; halving is exact here (|v| >= 0.5).
+        2.0 * libm::roundf(v * 0.5)
+    } else {
+        r
+    }
+}
+
+/// `-1`, `0` or `1` by the sign of `v`; NaN stays NaN, `-0` becomes `0`.
+#[inline]
+fn sign(v: f32) -> f32 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else if v.is_nan() {
+        v
+    } else {
+        0.0
     }
 }
 
@@ -153,10 +185,32 @@ mod tests {
             }
             UnaryKind::Softplus => (1.0 + x.exp()).ln(),
             UnaryKind::Silu => x * sig(x),
+            UnaryKind::Floor => x.floor(),
+            UnaryKind::Ceil => x.ceil(),
+            UnaryKind::Round => {
+                let f = x.floor();
+                match (x - f).partial_cmp(&0.5) {
+                    Some(core::cmp::Ordering::Less) => f,
+                    Some(core::cmp::Ordering::Greater) => f + 1.0,
+                    _ if f % 2.0 == 0.0 => f,
+                    _ => f + 1.0,
+                }
+            }
+            UnaryKind::Sign => {
+                if x.is_nan() {
+                    x
+                } else if x == 0.0 {
+                    0.0
+                } else {
+                    x.signum()
+                }
+            }
+            UnaryKind::Sin => x.sin(),
+            UnaryKind::Cos => x.cos(),
         }
     }
 
-    const KINDS: [UnaryKind; 19] = [
+    const KINDS: [UnaryKind; 25] = [
         UnaryKind::Relu,
         UnaryKind::Clip { min: -0.5, max: 2.0 },
         UnaryKind::LeakyRelu { alpha: 0.1 },
@@ -176,6 +230,12 @@ mod tests {
         UnaryKind::Elu { alpha: 1.5 },
         UnaryKind::Softplus,
         UnaryKind::Silu,
+        UnaryKind::Floor,
+        UnaryKind::Ceil,
+        UnaryKind::Round,
+        UnaryKind::Sign,
+        UnaryKind::Sin,
+        UnaryKind::Cos,
     ];
 
     #[test]
@@ -198,6 +258,22 @@ mod tests {
             let b = f32le(&xs);
             let (g2, _) = run_ops(&Op::Unary(k), &[Operand { view: View::F32Le(&b), shape: sh(&[xs.len()]) }]).unwrap();
             assert_eq!(g2, got);
+        }
+    }
+
+    #[test]
+    fn round_halves_to_even_and_sign_of_specials() {
+        let x = [-2.5f32, -1.5, -0.5, 0.5, 1.5, 2.5, 0.499_999_97, -3.7, 8_388_609.0, 1e30, -0.0, f32::NAN, f32::INFINITY];
+        let (y, _) = run(&Op::Unary(UnaryKind::Round), &[(&x, &[x.len()])]).unwrap();
+        let want = [-2.0, -2.0, -0.0, 0.0, 2.0, 2.0, 0.0, -4.0, 8_388_609.0, 1e30f32 as f64, -0.0, f64::NAN, f64::INFINITY];
+        assert_close(&y, &want, 0.0);
+        let (y, _) = run(&Op::Unary(UnaryKind::Sign), &[(&x, &[x.len()])]).unwrap();
+        let want = [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0, 1.0, 1.0, 0.0, f64::NAN, 1.0];
+        assert_close(&y, &want, 0.0);
+        for k in [UnaryKind::Floor, UnaryKind::Ceil] {
+            let (y, _) = run(&Op::Unary(k), &[(&x, &[x.len()])]).unwrap();
+            let want: Vec<f64> = x.iter().map(|&v| if k == UnaryKind::Floor { v.floor() } else { v.ceil() } as f64).collect();
+            assert_close(&y, &want, 0.0);
         }
     }
 

@@ -694,3 +694,251 @@ fn wide_concat_becomes_a_tree() {
         }
     }
 }
+
+/// numpy-style reference slice of a row-major tensor: per axis, the list of source indices.
+fn take_nd(x: &[f32], shape: &[usize], sel: &[Vec<usize>]) -> Vec<f32> {
+    let st = value::strides(shape);
+    let out: Vec<usize> = sel.iter().map(|v| v.len()).collect();
+    let total: usize = out.iter().product();
+    let mut y = Vec::with_capacity(total);
+    for mut k in 0..total {
+        let mut off = 0;
+        for a in (0..shape.len()).rev() {
+            off += sel[a][k % out[a]] * st[a];
+            k /= out[a];
+        }
+        y.push(x[off]);
+    }
+    y
+}
+
+#[test]
+fn slice_of_activation_attribute_and_input_forms() {
+    let x = lcg(2 * 5 * 6, 7);
+    let shape = [2usize, 5, 6];
+    // axis 1: [-4, 100) step 2 → 1, 3; axis 2: [1, -1) → 1..5; axis 0 untouched.
+    let want_sel = vec![vec![0, 1], vec![1, 3], vec![1, 2, 3, 4]];
+    let want = take_nd(&x, &shape, &want_sel);
+    let m13 = model(
+        13,
+        vec![node("Slice", "s", &["x", "st", "en", "ax", "sp"], &["y"], vec![])],
+        vec![
+            init_i("st", &[2], vec![-4, 1]),
+            init_i("en", &[2], vec![100, -1]),
+            init_i("ax", &[2], vec![-2, 2]),
+            init_i("sp", &[2], vec![2, 1]),
+        ],
+        vec![vis("x", &[2, 5, 6])],
+        &["y"],
+    );
+    let g = imp(&m13).unwrap();
+    assert_eq!(g.nodes.len(), 1);
+    assert!(matches!(g.nodes[0].op, Op::Slice { .. }), "{:?}", g.nodes[0].op);
+    assert_eq!(g.tensors[g.outputs[0]].shape, vec![2, 2, 4]);
+    assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &want, 0.0, "slice opset 13");
+
+    // Opset 1: attributes, unit steps, clamped ends, default axes.
+    let m1 = model(
+        1,
+        vec![node("Slice", "s", &["x"], &["y"], vec![attr_ints("starts", &[1, -3]), attr_ints("ends", &[2, i64::MAX])])],
+        vec![],
+        vec![vis("x", &[2, 5, 6])],
+        &["y"],
+    );
+    let g = imp(&m1).unwrap();
+    let want = take_nd(&x, &shape, &[vec![1], vec![2, 3, 4], (0..6).collect()]);
+    assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &want, 0.0, "slice opset 1");
+
+    // A reversing slice of an activation is unsupported, with the reason.
+    let neg = model(
+        13,
+        vec![node("Slice", "rev", &["x", "st", "en", "ax", "sp"], &["y"], vec![])],
+        vec![init_i("st", &[1], vec![-1]), init_i("en", &[1], vec![i64::MIN]), init_i("ax", &[1], vec![1]), init_i("sp", &[1], vec![-1])],
+        vec![vis("x", &[2, 5, 6])],
+        &["y"],
+    );
+    let e = imp(&neg).unwrap_err();
+    let ImportError::Unsupported(list) = &e else { panic!("{e}") };
+    assert_eq!(list[0].name, "rev");
+    assert!(list[0].reason.contains("negative step"), "{e}");
+
+    // A full slice vanishes; a one-element reversing window is a plain Slice.
+    let one = model(
+        13,
+        vec![node("Slice", "s", &["x", "st", "en", "ax", "sp"], &["y"], vec![]), node("Relu", "r", &["y"], &["z"], vec![])],
+        vec![
+            init_i("st", &[2], vec![3, 0]),
+            init_i("en", &[2], vec![2, 99]),
+            init_i("ax", &[2], vec![1, 2]),
+            init_i("sp", &[2], vec![-1, 1]),
+        ],
+        vec![vis("x", &[2, 5, 6])],
+        &["z"],
+    );
+    let g = imp(&one).unwrap();
+    let want: Vec<f32> = take_nd(&x, &shape, &[vec![0, 1], vec![3], (0..6).collect()]).iter().map(|v| v.max(0.0)).collect();
+    assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &want, 0.0, "one-element reversed slice");
+}
+
+#[test]
+fn split_forms_become_slices() {
+    let x = lcg(3 * 7, 11);
+    let shape = [3usize, 7];
+    let cols = |r: std::ops::Range<usize>| take_nd(&x, &shape, &[vec![0, 1, 2], r.collect()]);
+    let outs = ["a", "b", "c"];
+    let cases: Vec<(ModelProto, Vec<Vec<f32>>)> = vec![
+        // opset 2 attribute.
+        (
+            model(
+                2,
+                vec![node("Split", "sp", &["x"], &outs, vec![attr_i("axis", 1), attr_ints("split", &[2, 4, 1])])],
+                vec![],
+                vec![vis("x", &[3, 7])],
+                &outs,
+            ),
+            vec![cols(0..2), cols(2..6), cols(6..7)],
+        ),
+        // opset 13 input, negative axis.
+        (
+            model(
+                13,
+                vec![node("Split", "sp", &["x", "s"], &outs, vec![attr_i("axis", -1)])],
+                vec![init_i("s", &[3], vec![1, 0, 6])],
+                vec![vis("x", &[3, 7])],
+                &outs,
+            ),
+            vec![cols(0..1), cols(1..1), cols(1..7)],
+        ),
+        // opset 18 num_outputs: ceil(7 / 3) = 3, the last part smaller.
+        (
+            model(
+                18,
+                vec![node("Split", "sp", &["x"], &outs, vec![attr_i("axis", 1), attr_i("num_outputs", 3)])],
+                vec![],
+                vec![vis("x", &[3, 7])],
+                &outs,
+            ),
+            vec![cols(0..3), cols(3..6), cols(6..7)],
+        ),
+    ];
+    for (k, (m, want)) in cases.iter().enumerate() {
+        let g = imp(m).unwrap_or_else(|e| panic!("case {k}: {e}"));
+        assert!(g.nodes.iter().all(|n| matches!(n.op, Op::Slice { .. })), "case {k}: {:?}", g.nodes);
+        let got = run_graph(&g, std::slice::from_ref(&x));
+        for (i, (gv, wv)) in got.iter().zip(want).enumerate() {
+            assert_close(gv, wv, 0.0, &format!("case {k} output {i}"));
+        }
+    }
+    // Equal parts along axis 0, one output unused (not computed).
+    let m = model(13, vec![node("Split", "sp", &["x"], &outs, vec![])], vec![], vec![vis("x", &[3, 7])], &["a", "c"]);
+    let g = imp(&m).unwrap();
+    assert_eq!(g.nodes.len(), 2);
+    let got = run_graph(&g, std::slice::from_ref(&x));
+    assert_eq!(got, vec![x[0..7].to_vec(), x[14..21].to_vec()]);
+    // Sizes that do not add up are an error.
+    let bad = model(
+        13,
+        vec![node("Split", "sp", &["x", "s"], &outs, vec![])],
+        vec![init_i("s", &[3], vec![1, 1, 2])],
+        vec![vis("x", &[3, 7])],
+        &outs,
+    );
+    assert!(matches!(imp(&bad), Err(ImportError::Shape { .. })));
+}
+
+#[test]
+fn rounding_sign_and_trig_on_activations() {
+    let x = vec![-2.5f32, -1.5, -0.7, -0.5, 0.0, 0.5, 1.2, 1.5, 2.5, 3.7];
+    type F = fn(f32) -> f32;
+    let cases: [(&str, F); 6] = [
+        ("Floor", f32::floor),
+        ("Ceil", f32::ceil),
+        ("Round", f32::round_ties_even),
+        ("Sign", |v| if v == 0.0 { 0.0 } else { v.signum() }),
+        ("Sin", f32::sin),
+        ("Cos", f32::cos),
+    ];
+    for (op, f) in cases {
+        let m = model(13, vec![node(op, "u", &["x"], &["y"], vec![])], vec![], vec![vis("x", &[10])], &["y"]);
+        let g = imp(&m).unwrap_or_else(|e| panic!("{op}: {e}"));
+        assert!(matches!(g.nodes[0].op, Op::Unary(_)), "{op}");
+        let want: Vec<f32> = x.iter().map(|&v| f(v)).collect();
+        assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &want, 1e-6, op);
+        // On constants the node is evaluated at import.
+        let mc = model(
+            13,
+            vec![node(op, "u", &["c"], &["k"], vec![]), node("Add", "add", &["x", "k"], &["y"], vec![])],
+            vec![init_f("c", &[10], x.clone())],
+            vec![vis("x", &[10])],
+            &["y"],
+        );
+        let g = imp(&mc).unwrap();
+        assert_eq!(g.nodes.len(), 1, "{op}");
+        let want: Vec<f32> = x.iter().map(|&v| v + f(v)).collect();
+        assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &want, 1e-6, op);
+    }
+}
+
+#[test]
+fn castlike_to_float_is_identity() {
+    let m = model(
+        15,
+        vec![node("CastLike", "cl", &["x", "like"], &["a"], vec![]), node("Relu", "r", &["a"], &["y"], vec![])],
+        vec![init_f("like", &[1], vec![0.0])],
+        vec![vis("x", &[4])],
+        &["y"],
+    );
+    let g = imp(&m).unwrap();
+    assert_eq!(g.nodes.len(), 1);
+    assert_eq!(run_graph(&g, &[vec![-1.0, 2.0, -3.0, 4.0]])[0], vec![0.0, 2.0, 0.0, 4.0]);
+    let to_int = model(
+        15,
+        vec![node("CastLike", "cl", &["x", "like"], &["y"], vec![])],
+        vec![init_i("like", &[1], vec![0])],
+        vec![vis("x", &[4])],
+        &["y"],
+    );
+    assert!(matches!(imp(&to_int), Err(ImportError::Unsupported(_))));
+}
+
+#[test]
+fn matmul_with_1d_operands() {
+    fn mm(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut y = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                y[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        y
+    }
+    let (a, b) = (lcg(4, 1), lcg(2 * 4 * 3, 2));
+    // [K] x [2, K, N] (activation B) → [2, N].
+    let m = model(13, vec![node("MatMul", "mm", &["a", "b"], &["y"], vec![])], vec![], vec![vis("a", &[4]), vis("b", &[2, 4, 3])], &["y"]);
+    let g = imp(&m).unwrap();
+    assert_eq!(g.tensors[g.outputs[0]].shape, vec![2, 3]);
+    let want: Vec<f32> = (0..2).flat_map(|s| mm(&a, &b[s * 12..(s + 1) * 12], 1, 4, 3)).collect();
+    assert_close(&run_graph(&g, &[a.clone(), b.clone()])[0], &want, 1e-5, "1-D A");
+    // [2, 3, K] x [K] (constant B) → [2, 3]: a Dense.
+    let x = lcg(2 * 3 * 4, 3);
+    let m = model(
+        13,
+        vec![node("MatMul", "mm", &["x", "w"], &["y"], vec![])],
+        vec![init_f("w", &[4], a.clone())],
+        vec![vis("x", &[2, 3, 4])],
+        &["y"],
+    );
+    let g = imp(&m).unwrap();
+    assert_eq!(g.tensors[g.outputs[0]].shape, vec![2, 3]);
+    assert!(g.nodes.iter().any(|n| matches!(n.op, Op::Dense { .. })), "{:?}", g.nodes);
+    assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &mm(&x, &a, 6, 4, 1), 1e-5, "1-D B");
+    // [K] x [K] (both activations) → a scalar.
+    let m = model(13, vec![node("MatMul", "mm", &["a", "c"], &["y"], vec![])], vec![], vec![vis("a", &[4]), vis("c", &[4])], &["y"]);
+    let g = imp(&m).unwrap();
+    assert_eq!(g.tensors[g.outputs[0]].shape, Vec::<usize>::new());
+    let c = lcg(4, 9);
+    assert_close(&run_graph(&g, &[a.clone(), c.clone()])[0], &mm(&a, &c, 1, 4, 1), 1e-5, "dot");
+    // Mismatched K is a shape error.
+    let m = model(13, vec![node("MatMul", "mm", &["a", "c"], &["y"], vec![])], vec![], vec![vis("a", &[4]), vis("c", &[5])], &["y"]);
+    assert!(matches!(imp(&m), Err(ImportError::Shape { .. })));
+}

@@ -114,6 +114,12 @@ fn unary_kind(n: &NodeInfo) -> Result<UnaryKind, ImportError> {
         "Reciprocal" => UnaryKind::Reciprocal,
         "Elu" => UnaryKind::Elu { alpha: n.attr_f("alpha", 1.0)? },
         "Softplus" => UnaryKind::Softplus,
+        "Floor" => UnaryKind::Floor,
+        "Ceil" => UnaryKind::Ceil,
+        "Round" => UnaryKind::Round,
+        "Sign" => UnaryKind::Sign,
+        "Sin" => UnaryKind::Sin,
+        "Cos" => UnaryKind::Cos,
         _ => return Err(n.unsupported("only supported on constants")),
     })
 }
@@ -126,7 +132,8 @@ fn eval_const(op_type: &str, c: &ConstT, name: &str) -> Option<ConstT> {
             "Abs" => v.iter().map(|x| x.wrapping_abs()).collect(),
             "Relu" => v.iter().map(|&x| x.max(0)).collect(),
             "Not" => v.iter().map(|&x| (x == 0) as i64).collect(),
-            "Floor" | "Ceil" => v.clone(),
+            "Floor" | "Ceil" | "Round" => v.clone(),
+            "Sign" => v.iter().map(|x| x.signum()).collect(),
             _ => return None,
         };
         return Some(ConstT::new(name, c.shape.clone(), Data::I(r)));

@@ -2,6 +2,7 @@
 
 use sprig_runtime::{Activation, BinaryKind, Op};
 
+use super::reshape_to;
 use crate::import::ctx::{Ctx, NodeInfo};
 use crate::import::value::{self, ConstT, Data, Val};
 use crate::import::ImportError;
@@ -98,25 +99,54 @@ fn scaled_val(cx: &mut Ctx, n: &NodeInfo, v: Val, beta: f32) -> Result<Val, Impo
     })
 }
 
-/// ONNX MatMul: Dense when the second operand is a constant matrix, MatMul otherwise.
+/// ONNX MatMul: Dense when the second operand is a constant matrix, MatMul otherwise. 1-D
+/// operands follow numpy: `A [K]` is multiplied as `[1, K]` and `B [K]` as `[K, 1]`, and the
+/// added axis is removed from the result (Reshapes around the product).
 pub fn matmul(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let a = cx.input(n, 0)?;
     let b = cx.input(n, 1)?;
     let (sa, sb) = (cx.shape(&a), cx.shape(&b));
+    if sa.is_empty() || sb.is_empty() {
+        return Err(n.shape_err(format!("MatMul operands must have rank >= 1, got {sa:?} and {sb:?}")));
+    }
     if sa.len() < 2 || sb.len() < 2 {
         if let (Val::Const(ca), Val::Const(cb)) = (&a, &b) {
-            return Ok(vec![Val::Const(const_matmul(ca, cb).ok_or_else(|| n.shape_err(format!("cannot multiply {sa:?} by {sb:?}")))?)]);
+            if sa.len() <= 2 && sb.len() <= 2 {
+                let c = const_matmul(ca, cb).ok_or_else(|| n.shape_err(format!("cannot multiply {sa:?} by {sb:?}")))?;
+                return Ok(vec![Val::Const(ConstT { name: n.out(0), ..c })]);
+            }
         }
-        return Err(n.unsupported(format!("1-D operand (shapes {sa:?} and {sb:?})")));
+        let (ka, kb) = (sa[sa.len() - 1], sb[sb.len().saturating_sub(2)]);
+        if ka != kb {
+            return Err(n.shape_err(format!("cannot multiply {sa:?} by {sb:?}")));
+        }
+        let a2 = if sa.len() == 1 { reshape_to(cx, n, a, vec![1, sa[0]], &cx.tmp(n, "A_2d"))? } else { a };
+        let b2 = if sb.len() == 1 { reshape_to(cx, n, b, vec![sb[0], 1], &cx.tmp(n, "B_2d"))? } else { b };
+        let y = matmul2(cx, n, a2, b2, &cx.tmp(n, "matmul"))?;
+        // y is [.., M, N]: drop N (= 1) for a 1-D B, then M (= 1) for a 1-D A.
+        let mut out = cx.shape(&y);
+        let r = out.len();
+        if sb.len() == 1 {
+            out.remove(r - 1);
+        }
+        if sa.len() == 1 {
+            out.remove(r - 2);
+        }
+        return Ok(vec![reshape_to(cx, n, y, out, &n.out(0))?]);
     }
+    Ok(vec![matmul2(cx, n, a, b, &n.out(0))?])
+}
+
+/// MatMul of operands of rank >= 2.
+fn matmul2(cx: &mut Ctx, n: &NodeInfo, a: Val, b: Val, out: &str) -> Result<Val, ImportError> {
     if let (Val::Act(_), Val::Const(bc)) = (&a, &b) {
-        if sb.len() == 2 {
+        if bc.shape.len() == 2 {
             let w = value::transpose(bc, &[1, 0]);
             let w = ConstT { name: format!("{}_T", bc.name), ..w };
-            return Ok(vec![cx.emit(n, Op::Dense { act: Activation::None }, &[a, Val::Const(w)], &n.out(0))?]);
+            return cx.emit(n, Op::Dense { act: Activation::None }, &[a, Val::Const(w)], out);
         }
     }
-    Ok(vec![cx.emit(n, Op::MatMul, &[a, b], &n.out(0))?])
+    cx.emit(n, Op::MatMul, &[a, b], out)
 }
 
 /// Plain matrix product of small constants (1-D operands promoted as in numpy).

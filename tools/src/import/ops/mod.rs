@@ -10,6 +10,7 @@ mod pool;
 mod reduce;
 mod reshape;
 mod shape_arith;
+mod slice;
 mod softmax;
 
 use super::ctx::{Ctx, NodeInfo};
@@ -28,7 +29,7 @@ pub fn handler(op_type: &str) -> Option<Handler> {
         "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "PRelu" => elementwise::binary,
         "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or" => elementwise::binary,
         "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "Erf" | "Gelu" | "Exp" | "Log" | "Sqrt" | "Neg"
-        | "Abs" | "Reciprocal" | "Elu" | "Softplus" | "Not" | "Floor" | "Ceil" => elementwise::unary,
+        | "Abs" | "Reciprocal" | "Elu" | "Softplus" | "Not" | "Floor" | "Ceil" | "Round" | "Sign" | "Sin" | "Cos" => elementwise::unary,
         "Clip" => elementwise::clip,
         "Softmax" | "LogSoftmax" => softmax::softmax,
         "MaxPool" | "AveragePool" => pool::pool,
@@ -46,12 +47,14 @@ pub fn handler(op_type: &str) -> Option<Handler> {
         "Expand" => layout::expand,
         "Pad" => pad::pad,
         "Cast" => shape_arith::cast,
+        "CastLike" => shape_arith::cast_like,
         "Constant" => shape_arith::constant,
         "ConstantOfShape" => shape_arith::constant_of_shape,
         "Shape" => shape_arith::shape,
         "Size" => shape_arith::size,
         "Gather" => shape_arith::gather,
-        "Slice" => shape_arith::slice,
+        "Slice" => slice::slice,
+        "Split" => slice::split,
         "Range" => shape_arith::range,
         "Where" => shape_arith::where_,
         _ => return None,

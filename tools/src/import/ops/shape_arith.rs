@@ -1,11 +1,11 @@
 //! Constants and shape arithmetic, evaluated at import: Constant, ConstantOfShape, Shape, Size,
-//! Gather, Slice, Range, Where and Cast.
+//! Gather, Range, Where, Cast and CastLike.
 
 use tract_onnx::pb::tensor_proto::DataType;
 
 use crate::import::ctx::{Ctx, NodeInfo};
 use crate::import::proto::load_tensor;
-use crate::import::value::{broadcast_index, broadcast_shape, norm_axis, strides, ConstT, Data, Val};
+use crate::import::value::{broadcast_index, broadcast_shape, norm_axis, ConstT, Data, Val};
 use crate::import::ImportError;
 
 fn int(name: String, shape: Vec<usize>, v: Vec<i64>) -> Val {
@@ -18,19 +18,46 @@ pub fn cast(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let to = n.attr_i("to", 0)?;
     let dt = DataType::try_from(to as i32).map_err(|_| n.attr_err("to", format!("unknown data type {to}")))?;
     let float = matches!(dt, DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16);
+    let target = if float {
+        Target::Float
+    } else if dt == DataType::Bool {
+        Target::Bool
+    } else {
+        Target::Int
+    };
+    cast_to(n, x, target, dt.as_str_name())
+}
+
+/// CastLike: Cast to the element type of input 1. Activations are always float; constants are
+/// float or integer (bool is not told apart from the integer types).
+pub fn cast_like(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
+    let x = cx.input(n, 0)?;
+    let target = match cx.input(n, 1)? {
+        Val::Const(c) if c.data.is_int() => Target::Int,
+        _ => Target::Float,
+    };
+    cast_to(n, x, target, "an integer type")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Float,
+    Int,
+    Bool,
+}
+
+fn cast_to(n: &NodeInfo, x: Val, target: Target, type_name: &str) -> Result<Vec<Val>, ImportError> {
     match x {
         Val::Const(c) => {
-            let data = if float {
-                Data::F(c.data.to_f32())
-            } else if dt == DataType::Bool {
-                Data::I(c.data.to_f32().iter().map(|&v| (v != 0.0) as i64).collect())
-            } else {
-                Data::I(c.data.to_i64())
+            let data = match target {
+                Target::Float => Data::F(c.data.to_f32()),
+                Target::Bool => Data::I(c.data.to_f32().iter().map(|&v| (v != 0.0) as i64).collect()),
+                Target::Int => Data::I(c.data.to_i64()),
             };
             Ok(vec![Val::Const(ConstT::new(n.out(0), c.shape.clone(), data))])
         }
-        x if float => Ok(vec![x]),
-        _ => Err(n.unsupported(format!("cast of an activation to {}", dt.as_str_name()))),
+        x if target == Target::Float => Ok(vec![x]),
+        _ => Err(n.unsupported(format!("cast of an activation to {type_name}"))),
     }
 }
 
@@ -123,77 +150,6 @@ pub fn gather(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     shape.extend_from_slice(&idx.shape);
     shape.extend_from_slice(&data.shape[axis + 1..]);
     Ok(vec![Val::Const(ConstT::new(n.out(0), shape, data.data.take(&src)))])
-}
-
-/// Slice of constants (a no-op slice of an activation vanishes).
-pub fn slice(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
-    let x = cx.input(n, 0)?;
-    let s = cx.shape(&x);
-    let r = s.len();
-    let (starts, ends, axes, steps) = if n.opset < 10 {
-        let st = n.attr_ints("starts").ok_or_else(|| n.attr_err("starts", "required"))?;
-        let en = n.attr_ints("ends").ok_or_else(|| n.attr_err("ends", "required"))?;
-        (st, en, n.attr_ints("axes"), None)
-    } else {
-        let st = cx.const_input(n, 1, "starts")?.data.to_i64();
-        let en = cx.const_input(n, 2, "ends")?.data.to_i64();
-        let ax = if n.has_input(3) { Some(cx.const_input(n, 3, "axes")?.data.to_i64()) } else { None };
-        let sp = if n.has_input(4) { Some(cx.const_input(n, 4, "steps")?.data.to_i64()) } else { None };
-        (st, en, ax, sp)
-    };
-    let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-        return Err(n.shape_err("starts, ends, axes and steps differ in length"));
-    }
-    // Per-axis index lists.
-    let mut sel: Vec<Vec<usize>> = s.iter().map(|&d| (0..d).collect()).collect();
-    for k in 0..starts.len() {
-        let a = norm_axis(axes[k], r).ok_or_else(|| n.attr_err("axes", format!("{} out of range", axes[k])))?;
-        let d = s[a] as i64;
-        let step = steps[k];
-        if step == 0 {
-            return Err(n.shape_err("step 0"));
-        }
-        let fix = |v: i64, lo: i64, hi: i64| (if v < 0 { v.saturating_add(d) } else { v }).clamp(lo, hi);
-        let mut v = Vec::new();
-        if step > 0 {
-            let (mut i, e) = (fix(starts[k], 0, d), fix(ends[k], 0, d));
-            while i < e {
-                v.push(i as usize);
-                i += step;
-            }
-        } else {
-            let (mut i, e) = (fix(starts[k], 0, d - 1), fix(ends[k], -1, d - 1));
-            while i > e {
-                v.push(i as usize);
-                i += step;
-            }
-        }
-        sel[a] = v;
-    }
-    let out: Vec<usize> = sel.iter().map(|v| v.len()).collect();
-    match x {
-        Val::Const(c) => {
-            let st = strides(&s);
-            let total: usize = out.iter().product();
-            let mut idx = Vec::with_capacity(total);
-            let mut coord = vec![0usize; r];
-            for _ in 0..total {
-                idx.push((0..r).map(|k| sel[k][coord[k]] * st[k]).sum());
-                for k in (0..r).rev() {
-                    coord[k] += 1;
-                    if coord[k] < out[k] {
-                        break;
-                    }
-                    coord[k] = 0;
-                }
-            }
-            Ok(vec![Val::Const(ConstT::new(n.out(0), out, c.data.take(&idx)))])
-        }
-        x if sel.iter().zip(&s).all(|(v, &d)| v.len() == d && v.iter().enumerate().all(|(i, &j)| i == j)) => Ok(vec![x]),
-        _ => Err(n.unsupported("slicing an activation")),
-    }
 }
 
 /// Range of constants.
