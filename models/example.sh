@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
-sprig() { cargo run -q -p sprig-tools --bin sprig -- "$@"; }
+# Built with the whole workspace's features so that `cargo test --workspace` reuses the build.
+cargo build -q --workspace --bins
+sprig() { "${CARGO_TARGET_DIR:-target}/debug/sprig" "$@"; }
 sprig convert models/digits_cnn.onnx -o out/digits_cnn.sprig
 sprig inspect out/digits_cnn.sprig
 sprig run out/digits_cnn.sprig --input models/digits_eval.npy --output out/digits_probs.npy
