@@ -53,18 +53,34 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
     (at(0.5), at(0.9))
 }
 
-fn time(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
+/// Times `f` and, when given, `g` in alternation (f, g, f, g, ...), so that both see the same
+/// machine conditions; returns (median, p90) in microseconds for each.
+#[allow(clippy::type_complexity)]
+fn time_interleaved(
+    iters: usize,
+    mut f: impl FnMut() -> Result<()>,
+    mut g: Option<&mut dyn FnMut() -> Result<()>>,
+) -> Result<((f64, f64), Option<(f64, f64)>)> {
     let warm = (iters / 10).clamp(3, 50);
     for _ in 0..warm {
         f()?;
+        if let Some(g) = g.as_mut() {
+            g()?;
+        }
     }
-    let mut t = Vec::with_capacity(iters);
+    let mut tf = Vec::with_capacity(iters);
+    let mut tg = Vec::with_capacity(iters);
     for _ in 0..iters.max(1) {
         let s = Instant::now();
         f()?;
-        t.push(s.elapsed().as_secs_f64() * 1e6);
+        tf.push(s.elapsed().as_secs_f64() * 1e6);
+        if let Some(g) = g.as_mut() {
+            let s = Instant::now();
+            g()?;
+            tg.push(s.elapsed().as_secs_f64() * 1e6);
+        }
     }
-    Ok(percentiles(t))
+    Ok((percentiles(tf), if tg.is_empty() { None } else { Some(percentiles(tg)) }))
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -78,16 +94,12 @@ pub fn run(a: Args) -> Result<()> {
         super::load_inputs(&a.input, &names)?.iter().map(|x| x.sample(0).to_vec()).collect()
     };
     let ins: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
-    let (sm, sp) = time(a.iters, || m.run_in_place(&ins))?;
-    let (tm, tp) = match &a.onnx {
-        Some(p) => {
-            let t = TractModel::load(p, &shapes)?;
-            let tin: Vec<(&[usize], &[f32])> = shapes.iter().map(|s| s.as_slice()).zip(ins.iter().copied()).collect();
-            let (m, p) = time(a.iters, || t.run(&tin).map(|_| ()))?;
-            (Some(m), Some(p))
-        }
-        None => (None, None),
-    };
+    let tract = a.onnx.as_ref().map(|p| TractModel::load(p, &shapes)).transpose()?;
+    let tin: Vec<(&[usize], &[f32])> = shapes.iter().map(|s| s.as_slice()).zip(ins.iter().copied()).collect();
+    let mut run_tract = || -> Result<()> { tract.as_ref().map_or(Ok(()), |t| t.run(&tin).map(|_| ())) };
+    let other: Option<&mut dyn FnMut() -> Result<()>> = if tract.is_some() { Some(&mut run_tract) } else { None };
+    let ((sm, sp), t) = time_interleaved(a.iters, || m.run_in_place(&ins), other)?;
+    let (tm, tp) = (t.map(|t| t.0), t.map(|t| t.1));
     let layers = if a.per_layer {
         let t = m.profile(&ins, a.iters)?;
         let st = crate::stats::model_stats(&m.model, bytes.len() as u64);
@@ -118,7 +130,7 @@ pub fn run(a: Args) -> Result<()> {
     if cfg!(debug_assertions) {
         println!("warning: this is a debug build; build with --release for meaningful timings");
     }
-    println!("sprig: median {:.1} us, p90 {:.1} us ({} iterations, one thread)", sm, sp, a.iters);
+    println!("sprig: median {:.1} us, p90 {:.1} us ({} iterations, one thread, interleaved with tract when given)", sm, sp, a.iters);
     if let (Some(m), Some(p)) = (tm, tp) {
         println!("tract: median {:.1} us, p90 {:.1} us", m, p);
         println!("ratio sprig/tract: {:.2}", sm / m);
