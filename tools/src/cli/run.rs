@@ -20,7 +20,9 @@ pub fn run(a: Args) -> Result<()> {
     let mut m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let names: Vec<(String, Vec<usize>)> = m.model.inputs().map(|io| io.name.to_string()).zip(m.input_shapes()).collect();
     let xs = super::load_inputs(&a.input, &names)?;
-    let n = xs[0].samples();
+    let Some(n) = xs.first().map(|x| x.samples()) else {
+        anyhow::bail!("{}: the model has no inputs", a.model.display());
+    };
     let out_shape = m.output_shapes()[0].clone();
     let mut data = Vec::with_capacity(n * out_shape.iter().product::<usize>());
     for i in 0..n {
