@@ -23,7 +23,10 @@ pub mod view;
 
 pub use error::Error;
 pub use model::{IoInfo, Model, OpInfo, TensorInfo};
-pub use op::{Activation, BinaryKind, ConvAttrs, Op, OpError, PoolAttrs, ReduceKind, UnaryKind};
+pub use op::{
+    Activation, BinaryKind, ConvAttrs, CoordMode, NearestMode, Op, OpError, PadMode, PoolAttrs, ReduceKind, ResizeAttrs, ResizeMode,
+    UnaryKind,
+};
 pub use session::Session;
 pub use shape::{Shape, MAX_RANK};
 pub use view::View;

@@ -198,6 +198,77 @@ pub enum UnaryKind {
     Cos,
 }
 
+/// How Pad fills the border (ONNX Pad `mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum PadMode {
+    /// Fill with the constant value.
+    #[default]
+    Constant = 0,
+    /// Mirror without repeating the edge element (numpy `reflect`); each pad must be smaller
+    /// than its axis.
+    Reflect = 1,
+    /// Repeat the edge element (numpy `edge`); padded axes must be non-empty.
+    Edge = 2,
+}
+
+/// How Resize rounds a source coordinate to an input index in nearest mode (ONNX `nearest_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum NearestMode {
+    /// Round halves down.
+    RoundPreferFloor = 0,
+    /// Round halves up.
+    RoundPreferCeil = 1,
+    /// Largest integer `<=` the coordinate.
+    Floor = 2,
+    /// Smallest integer `>=` the coordinate.
+    Ceil = 3,
+}
+
+/// Resize interpolation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ResizeMode {
+    /// Nearest input element.
+    Nearest(NearestMode),
+    /// (Bi)linear interpolation between the two (four) neighbours, clamped at the border.
+    Linear,
+}
+
+/// How Resize maps an output coordinate `x` to an input coordinate (ONNX
+/// `coordinate_transformation_mode`); `scale` is the axis scale and `len_out = scale * len_in`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum CoordMode {
+    /// `(x + 0.5) / scale - 0.5`.
+    HalfPixel = 0,
+    /// `x / scale`.
+    Asymmetric = 1,
+    /// `x * (len_in - 1) / (len_out - 1)`, or 0 when `len_out == 1`.
+    AlignCorners = 2,
+    /// `(x + 0.5) / scale - 0.5`, or -0.5 when `len_out == 1`.
+    PytorchHalfPixel = 3,
+}
+
+/// Resize attributes: the last one (`[N, C, L]`) or two (`[N, C, H, W]`) axes are resized; 1-D
+/// uses the `[1]` entries (then `size[0] = 1`, `scale[0] = 0`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ResizeAttrs {
+    /// Output spatial size `[h, w]`.
+    pub size: [u32; 2],
+    /// Scale per axis as given in the model (`> 0`), or 0 for `size / input size`.
+    pub scale: [f32; 2],
+    /// Interpolation.
+    pub mode: ResizeMode,
+    /// Coordinate transformation.
+    pub coord: CoordMode,
+}
+
 /// Reductions over a set of axes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -260,12 +331,14 @@ pub enum Op {
         /// Axis (non-negative).
         axis: u8,
     },
-    /// Constant padding: `pads[i]` before and `pads[rank + i]` after axis `i`.
+    /// Padding: `pads[i]` before and `pads[MAX_RANK + i]` after axis `i`, filled per `mode`.
     Pad {
         /// Pads as in ONNX (begins then ends), non-negative.
         pads: [u32; 2 * MAX_RANK],
-        /// Fill value.
+        /// Fill value (constant mode; kept but unused otherwise).
         value: f32,
+        /// Border mode.
+        mode: PadMode,
     },
     /// Per-channel affine map on axis 1 (unfused BatchNormalization): inputs `x, scale [C], shift [C]`.
     ChannelAffine,
@@ -296,6 +369,8 @@ pub enum Op {
         /// Output extent per axis.
         lens: [u32; MAX_RANK],
     },
+    /// Spatial resize (ONNX Resize / Upsample, modes nearest and linear).
+    Resize(ResizeAttrs),
 }
 
 /// Stable operator kind codes used in the file. Never renumber; append only.
@@ -319,6 +394,7 @@ pub mod kind {
     pub const LAYER_NORM: u16 = 16;
     pub const REDUCE: u16 = 17;
     pub const SLICE: u16 = 18;
+    pub const RESIZE: u16 = 19;
 }
 
 fn enc_act(a: &Activation, w: &mut [u32]) {
@@ -403,6 +479,7 @@ impl Op {
             Op::LayerNorm { .. } => kind::LAYER_NORM,
             Op::Reduce { .. } => kind::REDUCE,
             Op::Slice { .. } => kind::SLICE,
+            Op::Resize(_) => kind::RESIZE,
         }
     }
 
@@ -468,6 +545,7 @@ impl Op {
                 ReduceKind::Min => "ReduceMin",
             },
             Op::Slice { .. } => "Slice",
+            Op::Resize(_) => "Resize",
         }
     }
 
@@ -531,9 +609,10 @@ impl Op {
                 }
             }
             Op::Concat { axis } => w[0] = *axis as u32,
-            Op::Pad { pads, value } => {
+            Op::Pad { pads, value, mode } => {
                 w[0..2 * MAX_RANK].copy_from_slice(pads);
                 w[2 * MAX_RANK] = value.to_bits();
+                w[2 * MAX_RANK + 1] = *mode as u32;
             }
             Op::LayerNorm { axis, epsilon } => {
                 w[0] = *axis as u32;
@@ -548,6 +627,16 @@ impl Op {
                 w[0..MAX_RANK].copy_from_slice(starts);
                 w[MAX_RANK..2 * MAX_RANK].copy_from_slice(steps);
                 w[2 * MAX_RANK..3 * MAX_RANK].copy_from_slice(lens);
+            }
+            Op::Resize(a) => {
+                w[0..2].copy_from_slice(&a.size);
+                w[2] = a.scale[0].to_bits();
+                w[3] = a.scale[1].to_bits();
+                match a.mode {
+                    ResizeMode::Nearest(m) => w[5] = m as u32,
+                    ResizeMode::Linear => w[4] = 1,
+                }
+                w[6] = a.coord as u32;
             }
         }
         w
@@ -643,7 +732,13 @@ impl Op {
             kind::PAD => {
                 let mut pads = [0u32; 2 * MAX_RANK];
                 pads.copy_from_slice(&w[0..2 * MAX_RANK]);
-                Op::Pad { pads, value: finite(f32::from_bits(w[2 * MAX_RANK]))? }
+                let mode = match w[2 * MAX_RANK + 1] {
+                    0 => PadMode::Constant,
+                    1 => PadMode::Reflect,
+                    2 => PadMode::Edge,
+                    _ => return Err(OpError::BadAttribute),
+                };
+                Op::Pad { pads, value: finite(f32::from_bits(w[2 * MAX_RANK]))?, mode }
             }
             kind::CHANNEL_AFFINE => Op::ChannelAffine,
             kind::LAYER_NORM => {
@@ -672,6 +767,28 @@ impl Op {
                     return Err(OpError::BadAttribute);
                 }
                 Op::Slice { starts, steps, lens }
+            }
+            kind::RESIZE => {
+                let scale = [f32::from_bits(w[2]), f32::from_bits(w[3])];
+                if scale.iter().any(|s| !s.is_finite() || *s < 0.0) {
+                    return Err(OpError::BadAttribute);
+                }
+                let mode = match (w[4], w[5]) {
+                    (0, 0) => ResizeMode::Nearest(NearestMode::RoundPreferFloor),
+                    (0, 1) => ResizeMode::Nearest(NearestMode::RoundPreferCeil),
+                    (0, 2) => ResizeMode::Nearest(NearestMode::Floor),
+                    (0, 3) => ResizeMode::Nearest(NearestMode::Ceil),
+                    (1, 0) => ResizeMode::Linear,
+                    _ => return Err(OpError::BadAttribute),
+                };
+                let coord = match w[6] {
+                    0 => CoordMode::HalfPixel,
+                    1 => CoordMode::Asymmetric,
+                    2 => CoordMode::AlignCorners,
+                    3 => CoordMode::PytorchHalfPixel,
+                    _ => return Err(OpError::BadAttribute),
+                };
+                Op::Resize(ResizeAttrs { size: [w[0], w[1]], scale, mode, coord })
             }
             other => return Err(OpError::UnknownKind(other)),
         })
@@ -857,13 +974,24 @@ impl Op {
                 d[a] = u32::try_from(total).map_err(|_| OpError::ShapeMismatch)?;
                 Shape::from_u32(&d[..x.rank()]).ok_or(OpError::ShapeMismatch)
             }
-            Op::Pad { pads, .. } => {
+            Op::Pad { pads, mode, .. } => {
                 let r = x.rank();
                 if pads[r..MAX_RANK].iter().any(|&p| p != 0) || pads[MAX_RANK + r..].iter().any(|&p| p != 0) {
                     return Err(OpError::BadAttribute);
                 }
                 let mut d = [0u32; MAX_RANK];
                 for i in 0..r {
+                    let (dim, pb, pe) = (x.dims()[i], pads[i], pads[MAX_RANK + i]);
+                    let ok = match mode {
+                        PadMode::Constant => true,
+                        // ONNX reflect: every pad smaller than the axis (one mirror image suffices).
+                        PadMode::Reflect => pb < dim.max(1) && pe < dim.max(1),
+                        // Edge: something to repeat on every padded axis.
+                        PadMode::Edge => dim > 0 || (pb == 0 && pe == 0),
+                    };
+                    if !ok {
+                        return Err(OpError::BadAttribute);
+                    }
                     d[i] =
                         x.dims()[i].checked_add(pads[i]).and_then(|v| v.checked_add(pads[MAX_RANK + i])).ok_or(OpError::ShapeMismatch)?;
                 }
@@ -927,6 +1055,30 @@ impl Op {
                     }
                 }
                 Shape::from_u32(&lens[..r]).ok_or(OpError::ShapeMismatch)
+            }
+            Op::Resize(a) => {
+                if a.scale.iter().any(|s| !s.is_finite() || *s < 0.0) {
+                    return Err(OpError::BadAttribute);
+                }
+                let spatial = match x.rank() {
+                    3 => 1,
+                    4 => 2,
+                    _ => return bad,
+                };
+                if spatial == 1 && (a.size[0] != 1 || a.scale[0] != 0.0) {
+                    return Err(OpError::BadAttribute);
+                }
+                let mut d = [0u32; 4];
+                d[..x.rank()].copy_from_slice(x.dims());
+                for s in 0..spatial {
+                    let hw = if spatial == 1 { 1 } else { s };
+                    // Something to sample from.
+                    if a.size[hw] > 0 && d[2 + s] == 0 {
+                        return bad;
+                    }
+                    d[2 + s] = a.size[hw];
+                }
+                Shape::from_u32(&d[..x.rank()]).ok_or(OpError::ShapeMismatch)
             }
         }
     }
@@ -996,7 +1148,9 @@ mod tests {
             Op::Reshape { shape: s(&[1, 64]) },
             Op::Transpose { perm: [0, 2, 3, 1, 0, 0] },
             Op::Concat { axis: 1 },
-            Op::Pad { pads: [0, 0, 1, 1, 0, 0, 0, 0, 2, 2, 0, 0], value: 0.5 },
+            Op::Pad { pads: [0, 0, 1, 1, 0, 0, 0, 0, 2, 2, 0, 0], value: 0.5, mode: PadMode::Constant },
+            Op::Pad { pads: [0, 0, 1, 1, 0, 0, 0, 0, 2, 2, 0, 0], value: 0.0, mode: PadMode::Reflect },
+            Op::Pad { pads: [0, 1, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0], value: 0.0, mode: PadMode::Edge },
             Op::ChannelAffine,
             Op::LayerNorm { axis: 2, epsilon: 1e-5 },
             Op::Reduce { kind: ReduceKind::Mean, axes: 0b1100, keepdims: true },
@@ -1007,6 +1161,19 @@ mod tests {
             Op::Unary(UnaryKind::Sign),
             Op::Unary(UnaryKind::Sin),
             Op::Unary(UnaryKind::Cos),
+            Op::Resize(ResizeAttrs {
+                size: [7, 9],
+                scale: [0.0, 2.5],
+                mode: ResizeMode::Nearest(NearestMode::Ceil),
+                coord: CoordMode::PytorchHalfPixel,
+            }),
+            Op::Resize(ResizeAttrs { size: [1, 4], scale: [0.0, 0.0], mode: ResizeMode::Linear, coord: CoordMode::AlignCorners }),
+            Op::Resize(ResizeAttrs {
+                size: [2, 3],
+                scale: [1.0, 0.5],
+                mode: ResizeMode::Nearest(NearestMode::RoundPreferFloor),
+                coord: CoordMode::HalfPixel,
+            }),
         ];
         for op in ops {
             assert_eq!(Op::decode(op.kind_code(), &op.encode()), Ok(op));
@@ -1049,6 +1216,54 @@ mod tests {
         assert_eq!(t.infer(&[s(&[1, 2, 3, 4])]), Ok(s(&[1, 3, 2, 4])));
         let bad = Op::Transpose { perm: [0, 0, 1, 3, 0, 0] };
         assert_eq!(bad.infer(&[s(&[1, 2, 3, 4])]), Err(OpError::BadAttribute));
+    }
+
+    #[test]
+    fn resize_shapes_and_domain() {
+        let a = ResizeAttrs { size: [1, 6], scale: [0.0, 0.0], mode: ResizeMode::Linear, coord: CoordMode::Asymmetric };
+        assert_eq!(Op::Resize(a).infer(&[s(&[2, 3, 4])]), Ok(s(&[2, 3, 6])));
+        assert_eq!(Op::Resize(ResizeAttrs { size: [5, 6], ..a }).infer(&[s(&[2, 3, 4, 4])]), Ok(s(&[2, 3, 5, 6])));
+        // 1-D needs neutral height entries; nothing to sample from an empty axis.
+        assert_eq!(Op::Resize(ResizeAttrs { size: [2, 6], ..a }).infer(&[s(&[2, 3, 4])]), Err(OpError::BadAttribute));
+        assert_eq!(Op::Resize(a).infer(&[s(&[2, 3, 0])]), Err(OpError::ShapeMismatch));
+        assert_eq!(Op::Resize(ResizeAttrs { size: [1, 0], ..a }).infer(&[s(&[2, 3, 0])]), Ok(s(&[2, 3, 0])));
+        assert_eq!(Op::Resize(a).infer(&[s(&[2, 3])]), Err(OpError::ShapeMismatch));
+        let mut w = Op::Resize(a).encode();
+        w[5] = 1; // a nearest mode with linear interpolation
+        assert_eq!(Op::decode(kind::RESIZE, &w), Err(OpError::BadAttribute));
+        let mut w = Op::Resize(a).encode();
+        w[3] = (-1.0f32).to_bits();
+        assert_eq!(Op::decode(kind::RESIZE, &w), Err(OpError::BadAttribute));
+        w[3] = f32::NAN.to_bits();
+        assert_eq!(Op::decode(kind::RESIZE, &w), Err(OpError::BadAttribute));
+        w[3] = 0;
+        w[6] = 4;
+        assert_eq!(Op::decode(kind::RESIZE, &w), Err(OpError::BadAttribute));
+    }
+
+    #[test]
+    fn pad_modes_domain() {
+        let op = |mode, b: u32, e: u32| {
+            let mut pads = [0u32; 12];
+            pads[1] = b;
+            pads[7] = e;
+            Op::Pad { pads, value: 0.0, mode }
+        };
+        assert_eq!(op(PadMode::Reflect, 2, 2).infer(&[s(&[2, 3])]), Ok(s(&[2, 7])));
+        assert_eq!(op(PadMode::Reflect, 3, 0).infer(&[s(&[2, 3])]), Err(OpError::BadAttribute));
+        assert_eq!(op(PadMode::Reflect, 0, 3).infer(&[s(&[2, 3])]), Err(OpError::BadAttribute));
+        assert_eq!(op(PadMode::Reflect, 1, 0).infer(&[s(&[2, 1])]), Err(OpError::BadAttribute));
+        assert_eq!(op(PadMode::Reflect, 0, 0).infer(&[s(&[2, 0])]), Ok(s(&[2, 0])));
+        assert_eq!(op(PadMode::Edge, 5, 4).infer(&[s(&[2, 1])]), Ok(s(&[2, 10])));
+        assert_eq!(op(PadMode::Edge, 1, 0).infer(&[s(&[2, 0])]), Err(OpError::BadAttribute));
+        assert_eq!(op(PadMode::Constant, 1, 0).infer(&[s(&[2, 0])]), Ok(s(&[2, 1])));
+        // Word 13 holds the mode; old files (word 13 = 0) decode as constant.
+        let mut w = op(PadMode::Edge, 1, 1).encode();
+        assert_eq!(w[13], 2);
+        w[13] = 0;
+        assert_eq!(Op::decode(kind::PAD, &w), Ok(op(PadMode::Constant, 1, 1)));
+        w[13] = 3;
+        assert_eq!(Op::decode(kind::PAD, &w), Err(OpError::BadAttribute));
     }
 
     #[test]

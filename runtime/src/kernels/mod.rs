@@ -19,6 +19,7 @@ mod pad;
 mod pool;
 mod reduce;
 mod reshape;
+mod resize;
 mod slice;
 mod softmax;
 mod transpose;
@@ -29,7 +30,7 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
-use crate::op::{Op, OpError, MAX_OP_INPUTS};
+use crate::op::{Op, OpError, PadMode, MAX_OP_INPUTS};
 use crate::shape::{Shape, MAX_RANK};
 use crate::view::View;
 
@@ -73,11 +74,13 @@ pub fn execute(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Sha
         }
         Op::Transpose { perm } => transpose::transpose(perm, &inputs[0], out, out_shape),
         Op::Concat { axis } => concat::concat(*axis as usize, inputs, out, out_shape),
-        Op::Pad { pads, value } => pad::pad(pads, *value, &inputs[0], out, out_shape),
+        Op::Pad { pads, value, mode: PadMode::Constant } => pad::pad(pads, *value, &inputs[0], out, out_shape),
+        Op::Pad { pads, value: _, mode } => pad::pad_border(pads, *mode, &inputs[0], out, out_shape),
         Op::ChannelAffine => affine::channel_affine(&inputs[0], &inputs[1].view, &inputs[2].view, out),
         Op::LayerNorm { axis, epsilon } => layernorm::layer_norm(*axis as usize, *epsilon, &inputs[0], &inputs[1].view, inputs.get(2), out),
         Op::Reduce { kind, axes, keepdims: _ } => reduce::reduce(*kind, *axes, &inputs[0], out),
         Op::Slice { starts, steps, lens: _ } => slice::slice(starts, steps, &inputs[0], out, out_shape),
+        Op::Resize(a) => resize::resize(a, &inputs[0], out, out_shape),
     }
 }
 

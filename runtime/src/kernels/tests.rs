@@ -50,7 +50,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
     #[test]
     fn accepted_shapes_always_execute(
-        code in 1u16..=18,
+        code in 1u16..=19,
         words in proptest::collection::vec(0u32..4, ATTR_WORDS),
         mut base in proptest::collection::vec(0usize..5, 0..7),
         hows in proptest::collection::vec(any::<u8>(), 3),
@@ -64,6 +64,20 @@ proptest! {
             7 | 8 => w[0..6].iter_mut().for_each(|v| *v = (*v).max(1)), // kernel, strides, dilations
             4 => w[0] = (r[6] % 8) as u32,
             5 => w[0] = (r[6] % 24) as u32,
+            14 if r[8] % 4 != 0 => {
+                // Pad: neutral entries beyond the rank; every mode (word 13: 0..=2, 3 is rejected),
+                // reflect pads mostly below the axis length.
+                for i in 0..6 {
+                    let d = base.get(i).copied().unwrap_or(0) as u32;
+                    for k in [i, 6 + i] {
+                        if i >= base.len() {
+                            w[k] = 0;
+                        } else if w[13] == 1 {
+                            w[k] %= d.max(1);
+                        }
+                    }
+                }
+            }
             18 if r[8] % 4 != 0 => {
                 // Slice: neutral entries beyond the rank, windows mostly inside the input.
                 for i in 0..6 {
@@ -99,6 +113,28 @@ proptest! {
                 for i in 6..10 {
                     w[i] %= w[i % 2];
                 }
+            }
+        }
+        if code == 19 && r[8] % 4 != 0 {
+            // Resize: an NCHW / NCL input, mostly sensible scales (0 = from the sizes), every mode.
+            let two_d = r[8] % 2 == 0;
+            base = vec![r[7] % 2 + 1, r[6] % 3 + 1, r[5] % 5, r[4] % 6];
+            w[0] = (r[3] % 8) as u32;
+            w[1] = (r[2] % 8) as u32;
+            for k in 0..2 {
+                w[2 + k] = match r[1 + k] % 4 {
+                    0 | 1 => 0,
+                    2 => (0.5 + (r[k] % 6) as f32 * 0.75).to_bits(),
+                    _ => w[2 + k], // tiny denormal scales: coordinates far outside the input
+                };
+            }
+            w[4] %= 2;
+            if w[4] == 1 {
+                w[5] = 0;
+            }
+            if !two_d {
+                base.remove(2);
+                (w[0], w[2]) = (1, 0);
             }
         }
         let Ok(op) = Op::decode(code, &w) else { return Ok(()) };

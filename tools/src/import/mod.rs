@@ -77,6 +77,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Transpose",
     "Concat",
     "Pad",
+    "Resize",
+    "Upsample",
     "Slice",
     "Split",
     "Expand",

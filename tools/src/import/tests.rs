@@ -160,7 +160,7 @@ fn unsupported_model_lists_every_node() {
             node("Relu", "relu_ok", &["y"], &["z"], vec![]),
             node("TopK", "", &["z"], &["w"], vec![]),
             ms,
-            node("Pad", "reflect_pad", &["x", "pads"], &["p"], vec![attr_s("mode", "reflect")]),
+            node("Pad", "wrap_pad", &["x", "pads"], &["p"], vec![attr_s("mode", "wrap")]),
             node("Add", "sum", &["w", "a"], &["s"], vec![]),
             node("Add", "sum2", &["s", "p"], &["out"], vec![]),
         ],
@@ -171,10 +171,10 @@ fn unsupported_model_lists_every_node() {
     let e = imp(&m).unwrap_err();
     let ImportError::Unsupported(list) = &e else { panic!("{e}") };
     let names: Vec<&str> = list.iter().map(|u| u.name.as_str()).collect();
-    assert_eq!(names, ["lstm1", "TopK_2", "r", "reflect_pad"]);
+    assert_eq!(names, ["lstm1", "TopK_2", "r", "wrap_pad"]);
     let msg = e.to_string();
     assert_eq!(msg.lines().count(), 5, "{msg}");
-    assert!(msg.contains("LSTM") && msg.contains("com.microsoft") && msg.contains("reflect"), "{msg}");
+    assert!(msg.contains("LSTM") && msg.contains("com.microsoft") && msg.contains("wrap"), "{msg}");
 }
 
 fn conv_bn_relu_model(opset: i64) -> ModelProto {
@@ -490,6 +490,54 @@ fn pad_attribute_and_input_forms() {
         assert_eq!(g.tensors[g.outputs[0]].shape, vec![1, 1, 3, 4]);
         assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &want, 0.0, "pad");
     }
+}
+
+#[test]
+fn pad_reflect_and_edge_modes() {
+    // np.pad([[1, 2, 3], [4, 5, 6]], ((1, 0), (2, 1)), mode)
+    let x = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let reflect = vec![6.0, 5.0, 4.0, 5.0, 6.0, 5.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 6.0, 5.0, 4.0, 5.0, 6.0, 5.0];
+    let edge = vec![1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 4.0, 4.0, 4.0, 5.0, 6.0, 6.0];
+    for (mode, want) in [("reflect", &reflect), ("edge", &edge)] {
+        let m2 = model(
+            2,
+            vec![node("Pad", "p", &["x"], &["y"], vec![attr_ints("pads", &[1, 2, 0, 1]), attr_s("mode", mode)])],
+            vec![],
+            vec![vis("x", &[2, 3])],
+            &["y"],
+        );
+        let m13 = model(
+            13,
+            vec![node("Pad", "p", &["x", "pads"], &["y"], vec![attr_s("mode", mode)])],
+            vec![init_i("pads", &[4], vec![1, 2, 0, 1])],
+            vec![vis("x", &[2, 3])],
+            &["y"],
+        );
+        // Constant input: folded at import.
+        let mc = model(
+            13,
+            vec![node("Pad", "p", &["c", "pads"], &["q"], vec![attr_s("mode", mode)]), node("Add", "a", &["x", "q"], &["y"], vec![])],
+            vec![init_i("pads", &[4], vec![1, 2, 0, 1]), init_f("c", &[2, 3], x.clone())],
+            vec![vis("x", &[3, 6])],
+            &["y"],
+        );
+        for m in [m2, m13] {
+            let g = imp(&m).unwrap();
+            assert_eq!(g.tensors[g.outputs[0]].shape, vec![3, 6]);
+            assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], want, 0.0, mode);
+        }
+        let g = imp(&mc).unwrap();
+        assert_close(&run_graph(&g, &[vec![0.0; 18]])[0], want, 0.0, mode);
+    }
+    // Reflect needs every pad below the axis length.
+    let bad = model(
+        13,
+        vec![node("Pad", "p", &["x", "pads"], &["y"], vec![attr_s("mode", "reflect")])],
+        vec![init_i("pads", &[4], vec![0, 3, 0, 0])],
+        vec![vis("x", &[2, 3])],
+        &["y"],
+    );
+    assert!(matches!(imp(&bad), Err(ImportError::Unsupported(_))));
 }
 
 #[test]
@@ -941,4 +989,131 @@ fn matmul_with_1d_operands() {
     // Mismatched K is a shape error.
     let m = model(13, vec![node("MatMul", "mm", &["a", "c"], &["y"], vec![])], vec![], vec![vis("a", &[4]), vis("c", &[5])], &["y"]);
     assert!(matches!(imp(&m), Err(ImportError::Shape { .. })));
+}
+
+/// Expected outputs from the ONNX node tests that take float scales (graph inputs there, so the
+/// conformance suite cannot import them; here the scales are constants).
+#[test]
+fn resize_and_upsample_with_constant_scales() {
+    let x22 = vec![1.0, 2.0, 3.0, 4.0];
+    let x24: Vec<f32> = (1..=8).map(|v| v as f32).collect();
+    let third = 1.0 / 3.0;
+    let align: Vec<f32> = (0..16).map(|k| 1.0 + 2.0 * (k / 4) as f32 * third + (k % 4) as f32 * third).collect();
+    let r13 = |attrs: Vec<AttributeProto>, scales: Vec<f32>, xs: &[i64]| {
+        model(
+            13,
+            vec![node("Resize", "rs", &["x", "", "scales"], &["y"], attrs)],
+            vec![init_f("scales", &[4], scales)],
+            vec![vis("x", xs)],
+            &["y"],
+        )
+    };
+    // (model, input, output shape, expected output)
+    type Case<'a> = (ModelProto, &'a Vec<f32>, Vec<usize>, Vec<f32>);
+    let cases: Vec<Case> = vec![
+        // test_resize_upsample_scales_linear
+        (
+            r13(vec![attr_s("mode", "linear")], vec![1.0, 1.0, 2.0, 2.0], &[1, 1, 2, 2]),
+            &x22,
+            vec![1, 1, 4, 4],
+            vec![1.0, 1.25, 1.75, 2.0, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3.0, 3.25, 3.75, 4.0],
+        ),
+        // test_resize_upsample_scales_linear_align_corners
+        (
+            r13(
+                vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", "align_corners")],
+                vec![1.0, 1.0, 2.0, 2.0],
+                &[1, 1, 2, 2],
+            ),
+            &x22,
+            vec![1, 1, 4, 4],
+            align,
+        ),
+        // test_resize_downsample_scales_linear
+        (r13(vec![attr_s("mode", "linear")], vec![1.0, 1.0, 0.6, 0.6], &[1, 1, 2, 4]), &x24, vec![1, 1, 1, 2], vec![2.6666665, 4.3333335]),
+        // test_resize_downsample_scales_linear_align_corners: the given scale, not 2 / 4, sets the
+        // coordinates (x * 3 / (2.4 - 1)).
+        (
+            r13(
+                vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", "align_corners")],
+                vec![1.0, 1.0, 0.6, 0.6],
+                &[1, 1, 2, 4],
+            ),
+            &x24,
+            vec![1, 1, 1, 2],
+            vec![1.0, 3.142857],
+        ),
+        // test_resize_downsample_scales_nearest
+        (r13(vec![attr_s("mode", "nearest")], vec![1.0, 1.0, 0.6, 0.6], &[1, 1, 2, 4]), &x24, vec![1, 1, 1, 2], vec![1.0, 3.0]),
+        // test_upsample_nearest (opset 9: scales input) and the opset 7 attribute form.
+        (
+            model(
+                9,
+                vec![node("Upsample", "up", &["x", "scales"], &["y"], vec![])],
+                vec![init_f("scales", &[4], vec![1.0, 1.0, 2.0, 3.0])],
+                vec![vis("x", &[1, 1, 2, 2])],
+                &["y"],
+            ),
+            &x22,
+            vec![1, 1, 4, 6],
+            [[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]; 2].concat().into_iter().chain([[3.0, 3.0, 3.0, 4.0, 4.0, 4.0]; 2].concat()).collect(),
+        ),
+        (
+            model(
+                7,
+                vec![node(
+                    "Upsample",
+                    "up",
+                    &["x"],
+                    &["y"],
+                    vec![AttributeProto {
+                        name: "scales".into(),
+                        r#type: AttributeType::Floats as i32,
+                        floats: vec![1.0, 1.0, 2.0, 3.0],
+                        ..Default::default()
+                    }],
+                )],
+                vec![],
+                vec![vis("x", &[1, 1, 2, 2])],
+                &["y"],
+            ),
+            &x22,
+            vec![1, 1, 4, 6],
+            [[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]; 2].concat().into_iter().chain([[3.0, 3.0, 3.0, 4.0, 4.0, 4.0]; 2].concat()).collect(),
+        ),
+        // Opset 10 Resize: asymmetric linear, 1-D.
+        (
+            model(
+                10,
+                vec![node("Resize", "rs", &["x", "scales"], &["y"], vec![attr_s("mode", "linear")])],
+                vec![init_f("scales", &[3], vec![1.0, 1.0, 2.0])],
+                vec![vis("x", &[1, 1, 4])],
+                &["y"],
+            ),
+            &x24,
+            vec![1, 1, 8],
+            vec![1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.0],
+        ),
+    ];
+    for (k, (m, x, shape, want)) in cases.into_iter().enumerate() {
+        let g = imp(&m).unwrap_or_else(|e| panic!("case {k}: {e}"));
+        assert_eq!(g.tensors[g.outputs[0]].shape, shape, "case {k}");
+        let xin: Vec<f32> = x[..g.tensors[g.inputs[0]].numel()].to_vec();
+        assert_close(&run_graph(&g, &[xin])[0], &want, 1e-6, &format!("case {k}"));
+    }
+    // Scaling N or C, cubic and non-constant scales are unsupported.
+    let bad = [
+        r13(vec![], vec![2.0, 1.0, 2.0, 2.0], &[1, 1, 2, 2]),
+        r13(vec![attr_s("mode", "cubic")], vec![1.0, 1.0, 2.0, 2.0], &[1, 1, 2, 2]),
+        model(
+            13,
+            vec![node("Resize", "rs", &["x", "", "s"], &["y"], vec![])],
+            vec![],
+            vec![vis("x", &[1, 1, 2, 2]), vis("s", &[4])],
+            &["y"],
+        ),
+    ];
+    for m in bad {
+        assert!(matches!(imp(&m), Err(ImportError::Unsupported(_))));
+    }
 }

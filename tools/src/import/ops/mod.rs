@@ -9,6 +9,7 @@ mod pad;
 mod pool;
 mod reduce;
 mod reshape;
+mod resize;
 mod shape_arith;
 mod slice;
 mod softmax;
@@ -46,6 +47,7 @@ pub fn handler(op_type: &str) -> Option<Handler> {
         "Concat" => layout::concat,
         "Expand" => layout::expand,
         "Pad" => pad::pad,
+        "Resize" | "Upsample" => resize::resize,
         "Cast" => shape_arith::cast,
         "CastLike" => shape_arith::cast_like,
         "Constant" => shape_arith::constant,

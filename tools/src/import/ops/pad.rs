@@ -1,6 +1,6 @@
-//! Pad (constant mode): pads from the attribute (opset < 11) or the constant input (>= 11).
+//! Pad (modes constant, reflect, edge): pads from the attribute (opset < 11) or the constant input (>= 11).
 
-use sprig_runtime::{Op, MAX_RANK};
+use sprig_runtime::{Op, PadMode, MAX_RANK};
 
 use super::norm_axes;
 use crate::import::ctx::{Ctx, NodeInfo};
@@ -13,9 +13,12 @@ pub fn pad(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let s = cx.shape(&x);
     let r = s.len();
     let mode = n.attr_s("mode", "constant")?;
-    if mode != "constant" {
-        return Err(n.unsupported(format!("mode `{mode}` (only `constant`)")));
-    }
+    let mode = match mode.as_str() {
+        "constant" => PadMode::Constant,
+        "reflect" => PadMode::Reflect,
+        "edge" => PadMode::Edge,
+        _ => return Err(n.unsupported(format!("mode `{mode}` (only `constant`, `reflect`, `edge`)"))),
+    };
     let (raw, value) = if n.opset < 11 {
         let p = n.attr_ints("pads").or_else(|| n.attr_ints("paddings")).ok_or_else(|| n.attr_err("pads", "required"))?;
         (p, n.attr_f("value", 0.0)?)
@@ -61,8 +64,20 @@ pub fn pad(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     if begin.iter().chain(&end).all(|&p| p == 0) {
         return Ok(vec![x]);
     }
+    for i in 0..r {
+        let ok = match mode {
+            PadMode::Constant => true,
+            PadMode::Reflect => begin[i] < s[i] && end[i] < s[i],
+            PadMode::Edge => s[i] > 0 || begin[i] + end[i] == 0,
+        };
+        if !ok {
+            let what =
+                if mode == PadMode::Reflect { "reflect pads must be smaller than the axis" } else { "edge padding of an empty axis" };
+            return Err(n.unsupported(format!("{what} (axis {i} of {s:?}, pads {} / {})", begin[i], end[i])));
+        }
+    }
     if let Val::Const(c) = &x {
-        return Ok(vec![Val::Const(pad_const(c, &begin, &end, value, &n.out(0)))]);
+        return Ok(vec![Val::Const(pad_const(c, &begin, &end, value, mode, &n.out(0)))]);
     }
     if r > MAX_RANK || begin.iter().chain(&end).any(|&p| p > u32::MAX as usize) {
         return Err(n.unsupported(format!("rank {r} or pads too large")));
@@ -72,22 +87,40 @@ pub fn pad(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
         pads[i] = begin[i] as u32;
         pads[MAX_RANK + i] = end[i] as u32;
     }
-    Ok(vec![cx.emit(n, Op::Pad { pads, value }, &[x], &n.out(0))?])
+    Ok(vec![cx.emit(n, Op::Pad { pads, value, mode }, &[x], &n.out(0))?])
 }
 
-fn pad_const(c: &ConstT, begin: &[usize], end: &[usize], value: f32, name: &str) -> ConstT {
+fn pad_const(c: &ConstT, begin: &[usize], end: &[usize], value: f32, mode: PadMode, name: &str) -> ConstT {
     let out: Vec<usize> = (0..c.shape.len()).map(|i| c.shape[i] + begin[i] + end[i]).collect();
     let total: usize = out.iter().product();
     let src = c.data.to_f32();
     let mut v = vec![value; total];
     let ost = crate::import::value::strides(&out);
     let ist = crate::import::value::strides(&c.shape);
-    for (i, &x) in src.iter().enumerate() {
-        let mut o = 0;
-        for k in 0..c.shape.len() {
-            o += ((i / ist[k]) % c.shape[k] + begin[k]) * ost[k];
+    if mode == PadMode::Constant {
+        for (i, &x) in src.iter().enumerate() {
+            let mut o = 0;
+            for k in 0..c.shape.len() {
+                o += ((i / ist[k]) % c.shape[k] + begin[k]) * ost[k];
+            }
+            v[o] = x;
         }
-        v[o] = x;
+    } else {
+        // Validated: reflect pads < dim, edge-padded axes non-empty.
+        for (o, slot) in v.iter_mut().enumerate() {
+            let mut i = 0;
+            for k in 0..c.shape.len() {
+                let d = c.shape[k] as i64;
+                let j = ((o / ost[k]) % out[k]) as i64 - begin[k] as i64;
+                let j = match mode {
+                    PadMode::Reflect if j < 0 => -j,
+                    PadMode::Reflect if j >= d => 2 * (d - 1) - j,
+                    _ => j.clamp(0, d - 1),
+                };
+                i += j as usize * ist[k];
+            }
+            *slot = src[i];
+        }
     }
     let data = if c.data.is_int() { Data::I(v.iter().map(|&x| x as i64).collect()) } else { Data::F(v) };
     ConstT::new(name, out, data)
