@@ -163,6 +163,31 @@ pub(crate) fn sub_mut(s: &mut [f32], start: usize, len: usize) -> Result<&mut [f
     s.get_mut(start..start.checked_add(len).ok_or(OpError::ShapeMismatch)?).ok_or(OpError::ShapeMismatch)
 }
 
+/// Fills `out[i] = v[start + i * step]`; `ShapeMismatch` when a read falls outside `v`.
+pub(crate) fn read_strided(v: View<'_>, start: usize, step: usize, out: &mut [f32]) -> Result<(), OpError> {
+    let last = match out.len().checked_sub(1) {
+        Some(n) => start.checked_add(n.checked_mul(step).ok_or(OpError::ShapeMismatch)?).ok_or(OpError::ShapeMismatch)?,
+        None => return Ok(()),
+    };
+    if last >= v.len() {
+        return Err(OpError::ShapeMismatch);
+    }
+    match (step, v.as_f32()) {
+        (1, _) => v.read_into(start, out),
+        (_, Some(s)) => {
+            for (o, x) in out.iter_mut().zip(s[start..].iter().step_by(step)) {
+                *o = *x;
+            }
+        }
+        (_, None) => {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = v.get(start + i * step);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `max` that propagates NaN from either side (numpy `maximum`).
 #[inline]
 pub(crate) fn fmax(a: f32, b: f32) -> f32 {

@@ -1,6 +1,6 @@
 //! Slice: a strided window of the input (positive steps).
 
-use super::{dims_of, sub_mut, Counter, Operand};
+use super::{dims_of, read_strided, sub_mut, Counter, Operand};
 use crate::op::OpError;
 use crate::shape::{Shape, MAX_RANK};
 
@@ -26,23 +26,7 @@ pub(super) fn slice(starts: &[u32; MAX_RANK], steps: &[u32; MAX_RANK], x: &Opera
     let mut row = 0;
     loop {
         let at = base + cnt.offset(&st);
-        let orow = sub_mut(out, row * last, last)?;
-        if step == 1 {
-            x.view.read_into(at, orow);
-        } else {
-            match x.view.as_f32() {
-                Some(s) => {
-                    for (i, o) in orow.iter_mut().enumerate() {
-                        *o = s.get(at + i * step).copied().ok_or(OpError::ShapeMismatch)?;
-                    }
-                }
-                None => {
-                    for (i, o) in orow.iter_mut().enumerate() {
-                        *o = x.view.get(at + i * step);
-                    }
-                }
-            }
-        }
+        read_strided(x.view, at, step, sub_mut(out, row * last, last)?)?;
         row += 1;
         if !cnt.next() {
             break;

@@ -1,6 +1,6 @@
 //! Transpose: output axis `i` is input axis `perm[i]`.
 
-use super::{dims_of, sub_mut, Counter, Operand};
+use super::{dims_of, read_strided, sub_mut, Counter, Operand};
 use crate::op::OpError;
 use crate::shape::{Shape, MAX_RANK};
 
@@ -24,19 +24,7 @@ pub(super) fn transpose(perm: &[u8; MAX_RANK], x: &Operand<'_>, out: &mut [f32],
     let mut row = 0;
     loop {
         let base = cnt.offset(&st);
-        let orow = sub_mut(out, row * last, last)?;
-        match x.view.as_f32() {
-            Some(s) => {
-                for (i, o) in orow.iter_mut().enumerate() {
-                    *o = s.get(base + i * step).copied().unwrap_or(0.0);
-                }
-            }
-            None => {
-                for (i, o) in orow.iter_mut().enumerate() {
-                    *o = x.view.get(base + i * step);
-                }
-            }
-        }
+        read_strided(x.view, base, step, sub_mut(out, row * last, last)?)?;
         row += 1;
         if !cnt.next() {
             break;
