@@ -188,6 +188,26 @@ pub(crate) fn read_strided(v: View<'_>, start: usize, step: usize, out: &mut [f3
     Ok(())
 }
 
+/// Copies the strided view of `x` starting at element `base`, with input stride `st[i]` along
+/// output axis `i`, into `out` laid out as `y` (row-major). Slice and Transpose are such views.
+pub(crate) fn copy_strided(x: View<'_>, base: usize, st: &[usize; MAX_RANK], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+    let r = y.rank();
+    if r == 0 {
+        return read_strided(x, base, 1, out.get_mut(..1).unwrap_or(&mut []));
+    }
+    let dims = dims_of(y);
+    let last = dims[r - 1];
+    let mut cnt = Counter::new(&dims, r - 1);
+    let mut row = 0;
+    loop {
+        read_strided(x, base + cnt.offset(st), st[r - 1], sub_mut(out, row * last, last)?)?;
+        row += 1;
+        if !cnt.next() {
+            return Ok(());
+        }
+    }
+}
+
 /// `max` that propagates NaN from either side (numpy `maximum`).
 #[inline]
 pub(crate) fn fmax(a: f32, b: f32) -> f32 {

@@ -1,16 +1,12 @@
 //! Slice: a strided window of the input (positive steps).
 
-use super::{dims_of, read_strided, sub_mut, Counter, Operand};
+use super::{copy_strided, Operand};
 use crate::op::OpError;
 use crate::shape::{Shape, MAX_RANK};
 
 /// Copies input elements `starts[i] + j * steps[i]` into `out` (shape `y`), validated by `execute`.
 pub(super) fn slice(starts: &[u32; MAX_RANK], steps: &[u32; MAX_RANK], x: &Operand<'_>, out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let r = y.rank();
-    if r == 0 {
-        x.view.read_into(0, out);
-        return Ok(());
-    }
     let xs = x.shape.strides();
     // Input offset of the first element, and input stride of each output axis.
     let mut base = 0usize;
@@ -19,20 +15,7 @@ pub(super) fn slice(starts: &[u32; MAX_RANK], steps: &[u32; MAX_RANK], x: &Opera
         base += starts[i] as usize * xs[i];
         st[i] = steps[i] as usize * xs[i];
     }
-    let dims = dims_of(y);
-    let last = dims[r - 1];
-    let step = st[r - 1];
-    let mut cnt = Counter::new(&dims, r - 1);
-    let mut row = 0;
-    loop {
-        let at = base + cnt.offset(&st);
-        read_strided(x.view, at, step, sub_mut(out, row * last, last)?)?;
-        row += 1;
-        if !cnt.next() {
-            break;
-        }
-    }
-    Ok(())
+    copy_strided(x.view, base, &st, out, y)
 }
 
 #[cfg(test)]

@@ -1,36 +1,19 @@
 //! Transpose: output axis `i` is input axis `perm[i]`.
 
-use super::{dims_of, read_strided, sub_mut, Counter, Operand};
+use super::{copy_strided, Operand};
 use crate::op::OpError;
 use crate::shape::{Shape, MAX_RANK};
 
 /// Permutes the axes of `x` into `out` (shape `y`), validated by `execute`.
 pub(super) fn transpose(perm: &[u8; MAX_RANK], x: &Operand<'_>, out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let r = y.rank();
-    if r == 0 {
-        x.view.read_into(0, out);
-        return Ok(());
-    }
     let xs = x.shape.strides();
     // Input stride of each output axis.
     let mut st = [0usize; MAX_RANK];
     for (i, s) in st.iter_mut().enumerate().take(r) {
         *s = xs[perm[i] as usize % MAX_RANK];
     }
-    let dims = dims_of(y);
-    let last = dims[r - 1];
-    let step = st[r - 1];
-    let mut cnt = Counter::new(&dims, r - 1);
-    let mut row = 0;
-    loop {
-        let base = cnt.offset(&st);
-        read_strided(x.view, base, step, sub_mut(out, row * last, last)?)?;
-        row += 1;
-        if !cnt.next() {
-            break;
-        }
-    }
-    Ok(())
+    copy_strided(x.view, 0, &st, out, y)
 }
 
 #[cfg(test)]
