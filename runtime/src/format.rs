@@ -120,9 +120,39 @@ pub mod kernel {
     }
 }
 
-/// CRC-32 (IEEE) used for the payload and section checksums.
+/// CRC-32 lookup tables: slice-by-16 (16 KiB) on hosts; one 1 KiB table without `std`, where
+/// flash is scarce and the checksum runs once per parse.
+#[cfg(feature = "std")]
+type CrcTable = crc::Table<16>;
+#[cfg(not(feature = "std"))]
+type CrcTable = crc::Table<1>;
+static CRC32: crc::Crc<u32, CrcTable> = crc::Crc::<u32, CrcTable>::new(&crc::CRC_32_ISO_HDLC);
+
+/// CRC-32 (IEEE 802.3, as zlib and PNG) used for the payload and section checksums.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(bytes);
-    h.finalize()
+    CRC32.checksum(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crc32;
+
+    #[test]
+    fn crc32_is_the_ieee_check_value_and_every_table_size_agrees() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+        let small = crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+        let mut x = 0x1234_5678u32;
+        let data: std::vec::Vec<u8> = (0..4099)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for n in [0, 1, 3, 15, 16, 17, 255, 4099] {
+            assert_eq!(crc32(&data[..n]), small.checksum(&data[..n]), "length {n}");
+        }
+    }
 }

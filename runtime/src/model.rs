@@ -440,6 +440,12 @@ impl<'a> Model<'a> {
         Ok(self.decode_tensor(i)?.alias.map(|a| a as usize).unwrap_or(i))
     }
 
+    /// The bit set of operator kind codes this model uses (bit `k` = kind `k`), for
+    /// [`crate::Session::run_with_in`].
+    pub fn ops_mask(&self) -> u32 {
+        (0..self.num_ops()).filter_map(|i| self.op(i)).fold(0, |m, o| m | crate::kernels::ops_mask(&[o.op.kind_code()]))
+    }
+
     /// Arena bytes a [`Session`](crate::Session) needs.
     pub fn arena_len(&self) -> usize {
         self.arena_len as usize

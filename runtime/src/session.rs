@@ -55,7 +55,14 @@ impl<'m, 'a> Session<'m, 'a> {
 
     /// Runs every operator, calling `hook(op_index, after)` before (`after == false`) and after
     /// (`after == true`) each one (for per-layer timing).
-    pub fn run_with(&mut self, mut hook: impl FnMut(usize, bool)) -> Result<(), Error> {
+    pub fn run_with(&mut self, hook: impl FnMut(usize, bool)) -> Result<(), Error> {
+        self.run_with_in::<{ kernels::ALL_OPS }>(hook)
+    }
+
+    /// [`Session::run_with`] with only the kernels of the operator kinds in the bit set `OPS`
+    /// linked in (see [`kernels::execute_in`]; [`Model::ops_mask`] gives a model's set). An
+    /// operator outside `OPS` is `Err(Error::UnsupportedOp)`, before it writes anything.
+    pub fn run_with_in<const OPS: u32>(&mut self, mut hook: impl FnMut(usize, bool)) -> Result<(), Error> {
         let model = self.model;
         for i in 0..model.num_ops() {
             let o = model.op(i).ok_or(Error::BadOperand { op: i as u32 })?;
@@ -106,9 +113,51 @@ impl<'m, 'a> Session<'m, 'a> {
                 };
                 operands[k] = Operand { view, shape: shapes[k] };
             }
-            kernels::execute(&o.op, &operands[..o.n_inputs], out, &out_t.shape).map_err(|e| Error::from_op(i as u32, e))?;
+            kernels::execute_in::<OPS>(&o.op, &operands[..o.n_inputs], out, &out_t.shape).map_err(|e| Error::from_op(i as u32, e))?;
             hook(i, true);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::kind;
+
+    #[repr(C, align(16))]
+    struct Aligned<T: ?Sized>(T);
+    static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("../../tools/tests/data/digits_cnn_v1.0.sprig"));
+
+    fn run<const OPS: u32>(model: &Model<'_>) -> Result<[f32; 10], Error> {
+        let mut arena = [0u32; 4096];
+        let mut s = Session::new(model, bytemuck::cast_slice_mut(&mut arena))?;
+        s.input_mut(0)?.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 7) as f32 / 7.0);
+        s.run_with_in::<OPS>(|_, _| {})?;
+        let mut y = [0f32; 10];
+        y.copy_from_slice(s.output(0)?);
+        Ok(y)
+    }
+
+    #[test]
+    fn a_restricted_kernel_set_gives_the_same_outputs_or_names_the_missing_op() {
+        let model = Model::parse(&MODEL.0).unwrap();
+        let mask = model.ops_mask();
+        assert_ne!(mask & kernels::ops_mask(&[kind::CONV]), 0);
+        const CNN: u32 = kernels::ops_mask(&[
+            kind::CONV,
+            kind::DENSE,
+            kind::MAXPOOL,
+            kind::RESHAPE,
+            kind::SOFTMAX,
+            kind::BINARY,
+            kind::UNARY,
+            kind::GLOBAL_AVGPOOL,
+        ]);
+        assert_eq!(mask & !CNN, 0, "digits_cnn uses kinds outside the test's set: {mask:#x}");
+        let all = run::<{ kernels::ALL_OPS }>(&model).unwrap();
+        assert_eq!(run::<CNN>(&model).unwrap(), all);
+        const NO_CONV: u32 = CNN & !kernels::ops_mask(&[kind::CONV]);
+        assert!(matches!(run::<NO_CONV>(&model), Err(Error::UnsupportedOp { kind: kind::CONV, .. })));
     }
 }

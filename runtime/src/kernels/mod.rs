@@ -30,7 +30,7 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
-use crate::op::{Op, OpError, PadMode, MAX_OP_INPUTS};
+use crate::op::{kind, Op, OpError, PadMode, MAX_OP_INPUTS};
 use crate::shape::{Shape, MAX_RANK};
 use crate::view::View;
 
@@ -50,38 +50,76 @@ pub struct Operand<'a> {
 /// differs from its shape's element count, when `Op::infer` rejects the input shapes or infers a
 /// shape other than `out_shape`, or when `out.len() != out_shape.numel()`. It never panics.
 pub fn execute(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
+    execute_in::<{ ALL_OPS }>(op, inputs, out, out_shape)
+}
+
+/// [`execute`] restricted to the operator kinds in the bit set `OPS` (bit `k` = kind code `k`,
+/// see [`ops_mask`]). Kernels of kinds outside `OPS` are not referenced, so the linker drops
+/// them: a firmware built with a model's own set carries only that model's kernels. An operator
+/// outside the set is `Err(OpError::UnknownKind(kind))`.
+pub fn execute_in<const OPS: u32>(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
     check(op, inputs, out, out_shape)?;
     if out.is_empty() {
         return Ok(());
     }
     match op {
-        Op::Conv(a) => conv::conv(a, inputs, out, out_shape),
-        Op::Dense { act } => dense::dense(*act, inputs, out, out_shape),
-        Op::MatMul => matmul::matmul(&inputs[0], &inputs[1], out, out_shape),
-        Op::Binary(k) => binary::binary(*k, &inputs[0], &inputs[1], out, out_shape),
-        Op::Unary(k) => {
+        Op::Conv(a) if const { has::<OPS>(kind::CONV) } => conv::conv(a, inputs, out, out_shape),
+        Op::Dense { act } if const { has::<OPS>(kind::DENSE) } => dense::dense(*act, inputs, out, out_shape),
+        Op::MatMul if const { has::<OPS>(kind::MATMUL) } => matmul::matmul(&inputs[0], &inputs[1], out, out_shape),
+        Op::Binary(k) if const { has::<OPS>(kind::BINARY) } => binary::binary(*k, &inputs[0], &inputs[1], out, out_shape),
+        Op::Unary(k) if const { has::<OPS>(kind::UNARY) } => {
             unary::unary(*k, &inputs[0].view, out);
             Ok(())
         }
-        Op::Softmax { axis, log } => softmax::softmax(*axis as usize, *log, &inputs[0], out),
-        Op::MaxPool(p) => pool::pool(p, false, &inputs[0], out, out_shape),
-        Op::AveragePool(p) => pool::pool(p, true, &inputs[0], out, out_shape),
-        Op::GlobalAveragePool => pool::global(true, &inputs[0], out),
-        Op::GlobalMaxPool => pool::global(false, &inputs[0], out),
-        Op::Reshape { .. } => {
+        Op::Softmax { axis, log } if const { has::<OPS>(kind::SOFTMAX) } => softmax::softmax(*axis as usize, *log, &inputs[0], out),
+        Op::MaxPool(p) if const { has::<OPS>(kind::MAXPOOL) } => pool::pool(p, false, &inputs[0], out, out_shape),
+        Op::AveragePool(p) if const { has::<OPS>(kind::AVGPOOL) } => pool::pool(p, true, &inputs[0], out, out_shape),
+        Op::GlobalAveragePool if const { has::<OPS>(kind::GLOBAL_AVGPOOL) } => pool::global(true, &inputs[0], out),
+        Op::GlobalMaxPool if const { has::<OPS>(kind::GLOBAL_MAXPOOL) } => pool::global(false, &inputs[0], out),
+        Op::Reshape { .. } if const { has::<OPS>(kind::RESHAPE) } => {
             reshape::reshape(&inputs[0].view, out);
             Ok(())
         }
-        Op::Transpose { perm } => transpose::transpose(perm, &inputs[0], out, out_shape),
-        Op::Concat { axis } => concat::concat(*axis as usize, inputs, out, out_shape),
-        Op::Pad { pads, value, mode: PadMode::Constant } => pad::pad(pads, *value, &inputs[0], out, out_shape),
-        Op::Pad { pads, value: _, mode } => pad::pad_border(pads, *mode, &inputs[0], out, out_shape),
-        Op::ChannelAffine => affine::channel_affine(&inputs[0], &inputs[1].view, &inputs[2].view, out),
-        Op::LayerNorm { axis, epsilon } => layernorm::layer_norm(*axis as usize, *epsilon, &inputs[0], &inputs[1].view, inputs.get(2), out),
-        Op::Reduce { kind, axes, keepdims: _ } => reduce::reduce(*kind, *axes, &inputs[0], out),
-        Op::Slice { starts, steps, lens: _ } => slice::slice(starts, steps, &inputs[0], out, out_shape),
-        Op::Resize(a) => resize::resize(a, &inputs[0], out, out_shape),
+        Op::Transpose { perm } if const { has::<OPS>(kind::TRANSPOSE) } => transpose::transpose(perm, &inputs[0], out, out_shape),
+        Op::Concat { axis } if const { has::<OPS>(kind::CONCAT) } => concat::concat(*axis as usize, inputs, out, out_shape),
+        Op::Pad { pads, value, mode: PadMode::Constant } if const { has::<OPS>(kind::PAD) } => {
+            pad::pad(pads, *value, &inputs[0], out, out_shape)
+        }
+        Op::Pad { pads, value: _, mode } if const { has::<OPS>(kind::PAD) } => pad::pad_border(pads, *mode, &inputs[0], out, out_shape),
+        Op::ChannelAffine if const { has::<OPS>(kind::CHANNEL_AFFINE) } => {
+            affine::channel_affine(&inputs[0], &inputs[1].view, &inputs[2].view, out)
+        }
+        Op::LayerNorm { axis, epsilon } if const { has::<OPS>(kind::LAYER_NORM) } => {
+            layernorm::layer_norm(*axis as usize, *epsilon, &inputs[0], &inputs[1].view, inputs.get(2), out)
+        }
+        Op::Reduce { kind, axes, keepdims: _ } if const { has::<OPS>(kind::REDUCE) } => reduce::reduce(*kind, *axes, &inputs[0], out),
+        Op::Slice { starts, steps, lens: _ } if const { has::<OPS>(kind::SLICE) } => {
+            slice::slice(starts, steps, &inputs[0], out, out_shape)
+        }
+        Op::Resize(a) if const { has::<OPS>(kind::RESIZE) } => resize::resize(a, &inputs[0], out, out_shape),
+        _ => Err(OpError::UnknownKind(op.kind_code())),
     }
+}
+
+/// Every operator kind this runtime has a kernel for.
+pub const ALL_OPS: u32 = u32::MAX;
+
+/// The bit set (for [`execute_in`]) holding the given kind codes.
+pub const fn ops_mask(kinds: &[u16]) -> u32 {
+    let mut m = 0;
+    let mut i = 0;
+    while i < kinds.len() {
+        if kinds[i] < 32 {
+            m |= 1 << kinds[i];
+        }
+        i += 1;
+    }
+    m
+}
+
+#[inline(always)]
+const fn has<const OPS: u32>(kind: u16) -> bool {
+    kind < 32 && OPS & (1 << kind) != 0
 }
 
 /// Validates arity, attributes, view lengths and the output shape before any kernel runs.
