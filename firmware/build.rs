@@ -170,8 +170,11 @@ fn run() -> Result<(), String> {
     let _ = writeln!(src, "/// Board this firmware was built for.\npub const BOARD: &str = {:?};", board.name);
     let _ = writeln!(src, "/// The embedded model's file name.\npub const MODEL_NAME: &str = {:?};", file_name(&model_path));
     let _ = writeln!(src, "/// Arena bytes (the model's plan, rounded up to 16).\npub const ARENA_LEN: usize = {arena};");
-    let _ =
-        writeln!(src, "/// Operator kinds the model uses: only their kernels are linked.\npub const OPS: u32 = {:#x};", model.ops_mask());
+    let _ = writeln!(
+        src,
+        "/// Kernels the model uses (kinds and element-wise functions): only these are linked.\npub const OPS: u128 = {:#x};",
+        model.ops_mask()
+    );
     let _ = writeln!(src, "/// Number of operators.\npub const NUM_OPS: usize = {};", model.num_ops());
     let _ = writeln!(src, "/// Elements over all outputs.\npub const OUTPUT_LEN: usize = {output_len};");
     let _ = writeln!(src, "/// Timed inferences.\npub const RUNS: u32 = {runs};");

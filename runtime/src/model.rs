@@ -442,8 +442,8 @@ impl<'a> Model<'a> {
 
     /// The bit set of operator kind codes this model uses (bit `k` = kind `k`), for
     /// [`crate::Session::run_with_in`].
-    pub fn ops_mask(&self) -> u32 {
-        (0..self.num_ops()).filter_map(|i| self.op(i)).fold(0, |m, o| m | crate::kernels::ops_mask(&[o.op.kind_code()]))
+    pub fn ops_mask(&self) -> u128 {
+        (0..self.num_ops()).filter_map(|i| self.op(i)).fold(0, |m, o| m | o.op.feature_bits())
     }
 
     /// Arena bytes a [`Session`](crate::Session) needs.

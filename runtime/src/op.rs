@@ -457,6 +457,38 @@ fn finite(x: f32) -> Result<f32, OpError> {
     }
 }
 
+impl UnaryKind {
+    /// The file's code for this function (attribute word 0).
+    pub fn code(&self) -> u32 {
+        match self {
+            UnaryKind::Relu => 0,
+            UnaryKind::Clip { .. } => 1,
+            UnaryKind::LeakyRelu { .. } => 2,
+            UnaryKind::Sigmoid => 3,
+            UnaryKind::Tanh => 4,
+            UnaryKind::HardSigmoid { .. } => 5,
+            UnaryKind::HardSwish => 6,
+            UnaryKind::Erf => 7,
+            UnaryKind::Gelu { .. } => 8,
+            UnaryKind::Exp => 9,
+            UnaryKind::Log => 10,
+            UnaryKind::Sqrt => 11,
+            UnaryKind::Neg => 12,
+            UnaryKind::Abs => 13,
+            UnaryKind::Reciprocal => 14,
+            UnaryKind::Elu { .. } => 15,
+            UnaryKind::Softplus => 16,
+            UnaryKind::Silu => 17,
+            UnaryKind::Floor => 18,
+            UnaryKind::Ceil => 19,
+            UnaryKind::Round => 20,
+            UnaryKind::Sign => 21,
+            UnaryKind::Sin => 22,
+            UnaryKind::Cos => 23,
+        }
+    }
+}
+
 impl Op {
     /// The file's kind code.
     pub fn kind_code(&self) -> u16 {
@@ -481,6 +513,17 @@ impl Op {
             Op::Slice { .. } => kind::SLICE,
             Op::Resize(_) => kind::RESIZE,
         }
+    }
+
+    /// This operator's bits in a kernel set (see [`crate::kernels::execute_in`]): its kind, plus
+    /// its function for element-wise kinds.
+    pub fn feature_bits(&self) -> u128 {
+        let sub = match self {
+            Op::Unary(k) => 1u128 << (crate::kernels::UNARY_BITS + k.code()),
+            Op::Binary(k) => 1u128 << (crate::kernels::BINARY_BITS + *k as u32),
+            _ => 0,
+        };
+        (1u128 << (self.kind_code() % 64)) | sub
     }
 
     /// A short human-readable name of the operator kind.
@@ -564,32 +607,14 @@ impl Op {
             Op::MatMul | Op::GlobalAveragePool | Op::GlobalMaxPool | Op::ChannelAffine => {}
             Op::Binary(k) => w[0] = *k as u32,
             Op::Unary(k) => {
-                let (code, a, b) = match *k {
-                    UnaryKind::Relu => (0, 0.0, 0.0),
-                    UnaryKind::Clip { min, max } => (1, min, max),
-                    UnaryKind::LeakyRelu { alpha } => (2, alpha, 0.0),
-                    UnaryKind::Sigmoid => (3, 0.0, 0.0),
-                    UnaryKind::Tanh => (4, 0.0, 0.0),
-                    UnaryKind::HardSigmoid { alpha, beta } => (5, alpha, beta),
-                    UnaryKind::HardSwish => (6, 0.0, 0.0),
-                    UnaryKind::Erf => (7, 0.0, 0.0),
-                    UnaryKind::Gelu { tanh_approx } => (8, if tanh_approx { 1.0 } else { 0.0 }, 0.0),
-                    UnaryKind::Exp => (9, 0.0, 0.0),
-                    UnaryKind::Log => (10, 0.0, 0.0),
-                    UnaryKind::Sqrt => (11, 0.0, 0.0),
-                    UnaryKind::Neg => (12, 0.0, 0.0),
-                    UnaryKind::Abs => (13, 0.0, 0.0),
-                    UnaryKind::Reciprocal => (14, 0.0, 0.0),
-                    UnaryKind::Elu { alpha } => (15, alpha, 0.0),
-                    UnaryKind::Softplus => (16, 0.0, 0.0),
-                    UnaryKind::Silu => (17, 0.0, 0.0),
-                    UnaryKind::Floor => (18, 0.0, 0.0),
-                    UnaryKind::Ceil => (19, 0.0, 0.0),
-                    UnaryKind::Round => (20, 0.0, 0.0),
-                    UnaryKind::Sign => (21, 0.0, 0.0),
-                    UnaryKind::Sin => (22, 0.0, 0.0),
-                    UnaryKind::Cos => (23, 0.0, 0.0),
+                let (a, b) = match *k {
+                    UnaryKind::Clip { min, max } => (min, max),
+                    UnaryKind::LeakyRelu { alpha } | UnaryKind::Elu { alpha } => (alpha, 0.0),
+                    UnaryKind::HardSigmoid { alpha, beta } => (alpha, beta),
+                    UnaryKind::Gelu { tanh_approx } => (if tanh_approx { 1.0 } else { 0.0 }, 0.0),
+                    _ => (0.0, 0.0),
                 };
+                let code = k.code();
                 w[0] = code;
                 w[1] = f32::to_bits(a);
                 w[2] = f32::to_bits(b);

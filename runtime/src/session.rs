@@ -62,7 +62,7 @@ impl<'m, 'a> Session<'m, 'a> {
     /// [`Session::run_with`] with only the kernels of the operator kinds in the bit set `OPS`
     /// linked in (see [`kernels::execute_in`]; [`Model::ops_mask`] gives a model's set). An
     /// operator outside `OPS` is `Err(Error::UnsupportedOp)`, before it writes anything.
-    pub fn run_with_in<const OPS: u32>(&mut self, mut hook: impl FnMut(usize, bool)) -> Result<(), Error> {
+    pub fn run_with_in<const OPS: u128>(&mut self, mut hook: impl FnMut(usize, bool)) -> Result<(), Error> {
         let model = self.model;
         for i in 0..model.num_ops() {
             let o = model.op(i).ok_or(Error::BadOperand { op: i as u32 })?;
@@ -129,7 +129,7 @@ mod tests {
     struct Aligned<T: ?Sized>(T);
     static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("../../tools/tests/data/digits_cnn_v1.0.sprig"));
 
-    fn run<const OPS: u32>(model: &Model<'_>) -> Result<[f32; 10], Error> {
+    fn run<const OPS: u128>(model: &Model<'_>) -> Result<[f32; 10], Error> {
         let mut arena = [0u32; 4096];
         let mut s = Session::new(model, bytemuck::cast_slice_mut(&mut arena))?;
         s.input_mut(0)?.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 7) as f32 / 7.0);
@@ -144,7 +144,7 @@ mod tests {
         let model = Model::parse(&MODEL.0).unwrap();
         let mask = model.ops_mask();
         assert_ne!(mask & kernels::ops_mask(&[kind::CONV]), 0);
-        const CNN: u32 = kernels::ops_mask(&[
+        const CNN: u128 = kernels::ops_mask(&[
             kind::CONV,
             kind::DENSE,
             kind::MAXPOOL,
@@ -157,7 +157,25 @@ mod tests {
         assert_eq!(mask & !CNN, 0, "digits_cnn uses kinds outside the test's set: {mask:#x}");
         let all = run::<{ kernels::ALL_OPS }>(&model).unwrap();
         assert_eq!(run::<CNN>(&model).unwrap(), all);
-        const NO_CONV: u32 = CNN & !kernels::ops_mask(&[kind::CONV]);
+        const NO_CONV: u128 = CNN & !kernels::ops_mask(&[kind::CONV]);
         assert!(matches!(run::<NO_CONV>(&model), Err(Error::UnsupportedOp { kind: kind::CONV, .. })));
+    }
+
+    #[test]
+    fn element_wise_functions_outside_the_set_are_refused() {
+        use crate::kernels::{execute_in, ops_mask, Operand, UNARY_BITS};
+        use crate::op::{OpError, UnaryKind};
+        use crate::shape::Shape;
+        let x = [-1.0f32, 2.0];
+        let shape = Shape::new(&[2]).unwrap();
+        let operand = [Operand { view: View::F32(&x), shape }];
+        let mut y = [0f32; 2];
+        const RELU_ONLY: u128 = (ops_mask(&[kind::UNARY]) & ((1u128 << UNARY_BITS) - 1)) | (1u128 << UNARY_BITS);
+        assert_eq!(Op::Unary(UnaryKind::Relu).feature_bits(), RELU_ONLY);
+        execute_in::<RELU_ONLY>(&Op::Unary(UnaryKind::Relu), &operand, &mut y, &shape).unwrap();
+        assert_eq!(y, [0.0, 2.0]);
+        let r = execute_in::<RELU_ONLY>(&Op::Unary(UnaryKind::Sin), &operand, &mut y, &shape);
+        assert_eq!(r, Err(OpError::UnknownKind(kind::UNARY)));
+        assert_eq!(y, [0.0, 2.0], "nothing written");
     }
 }

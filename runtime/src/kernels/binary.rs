@@ -1,21 +1,28 @@
 //! Element-wise binary operators with full numpy (multidirectional) broadcasting.
 
-use super::{bcast_strides, dims_of, fmax, fmin, sub_mut, Counter, Operand};
+use super::{bcast_strides, dims_of, fmax, fmin, has_fn, sub_mut, Counter, Operand, BINARY_BITS};
 use crate::op::{BinaryKind, OpError};
 use crate::shape::Shape;
 use crate::view::View;
 
 /// `out = a (op) b` with broadcasting; shapes validated by `execute`.
-pub(super) fn binary(kind: BinaryKind, a: &Operand<'_>, b: &Operand<'_>, out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+pub(super) fn binary<const OPS: u128>(
+    kind: BinaryKind,
+    a: &Operand<'_>,
+    b: &Operand<'_>,
+    out: &mut [f32],
+    y: &Shape,
+) -> Result<(), OpError> {
     match kind {
-        BinaryKind::Add => run(|p, q| p + q, a, b, out, y),
-        BinaryKind::Sub => run(|p, q| p - q, a, b, out, y),
-        BinaryKind::Mul => run(|p, q| p * q, a, b, out, y),
-        BinaryKind::Div => run(|p, q| p / q, a, b, out, y),
-        BinaryKind::PRelu => run(|p, q| if p < 0.0 { p * q } else { p }, a, b, out, y),
-        BinaryKind::Pow => run(libm::powf, a, b, out, y),
-        BinaryKind::Max => run(fmax, a, b, out, y),
-        BinaryKind::Min => run(fmin, a, b, out, y),
+        BinaryKind::Add if const { has_fn::<OPS>(BINARY_BITS) } => run(|p, q| p + q, a, b, out, y),
+        BinaryKind::Sub if const { has_fn::<OPS>(BINARY_BITS + 1) } => run(|p, q| p - q, a, b, out, y),
+        BinaryKind::Mul if const { has_fn::<OPS>(BINARY_BITS + 2) } => run(|p, q| p * q, a, b, out, y),
+        BinaryKind::Div if const { has_fn::<OPS>(BINARY_BITS + 3) } => run(|p, q| p / q, a, b, out, y),
+        BinaryKind::PRelu if const { has_fn::<OPS>(BINARY_BITS + 4) } => run(|p, q| if p < 0.0 { p * q } else { p }, a, b, out, y),
+        BinaryKind::Pow if const { has_fn::<OPS>(BINARY_BITS + 5) } => run(libm::powf, a, b, out, y),
+        BinaryKind::Max if const { has_fn::<OPS>(BINARY_BITS + 6) } => run(fmax, a, b, out, y),
+        BinaryKind::Min if const { has_fn::<OPS>(BINARY_BITS + 7) } => run(fmin, a, b, out, y),
+        _ => Err(OpError::UnknownKind(crate::op::kind::BINARY)),
     }
 }
 

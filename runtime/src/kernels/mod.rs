@@ -53,11 +53,14 @@ pub fn execute(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Sha
     execute_in::<{ ALL_OPS }>(op, inputs, out, out_shape)
 }
 
-/// [`execute`] restricted to the operator kinds in the bit set `OPS` (bit `k` = kind code `k`,
-/// see [`ops_mask`]). Kernels of kinds outside `OPS` are not referenced, so the linker drops
-/// them: a firmware built with a model's own set carries only that model's kernels. An operator
-/// outside the set is `Err(OpError::UnknownKind(kind))`.
-pub fn execute_in<const OPS: u32>(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
+/// [`execute`] restricted to the kernel set `OPS`: bit `k < 64` = operator kind code `k` (see
+/// [`ops_mask`]), bit `UNARY_BITS + c` = unary function code `c`, bit `BINARY_BITS + c` = binary
+/// function code `c` ([`Op::feature_bits`]; `Model::ops_mask` gives a model's set). Kernels
+/// outside `OPS` are never referenced, so the linker drops them: a firmware built with its
+/// model's set carries only that model's kernels (and, for element-wise ops, only the functions
+/// it uses: no `sin` for a ReLU network). An operator outside the set is
+/// `Err(OpError::UnknownKind(kind))`, before anything is written.
+pub fn execute_in<const OPS: u128>(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
     check(op, inputs, out, out_shape)?;
     if out.is_empty() {
         return Ok(());
@@ -66,11 +69,8 @@ pub fn execute_in<const OPS: u32>(op: &Op, inputs: &[Operand<'_>], out: &mut [f3
         Op::Conv(a) if const { has::<OPS>(kind::CONV) } => conv::conv(a, inputs, out, out_shape),
         Op::Dense { act } if const { has::<OPS>(kind::DENSE) } => dense::dense(*act, inputs, out, out_shape),
         Op::MatMul if const { has::<OPS>(kind::MATMUL) } => matmul::matmul(&inputs[0], &inputs[1], out, out_shape),
-        Op::Binary(k) if const { has::<OPS>(kind::BINARY) } => binary::binary(*k, &inputs[0], &inputs[1], out, out_shape),
-        Op::Unary(k) if const { has::<OPS>(kind::UNARY) } => {
-            unary::unary(*k, &inputs[0].view, out);
-            Ok(())
-        }
+        Op::Binary(k) if const { has::<OPS>(kind::BINARY) } => binary::binary::<OPS>(*k, &inputs[0], &inputs[1], out, out_shape),
+        Op::Unary(k) if const { has::<OPS>(kind::UNARY) } => unary::unary::<OPS>(*k, &inputs[0].view, out),
         Op::Softmax { axis, log } if const { has::<OPS>(kind::SOFTMAX) } => softmax::softmax(*axis as usize, *log, &inputs[0], out),
         Op::MaxPool(p) if const { has::<OPS>(kind::MAXPOOL) } => pool::pool(p, false, &inputs[0], out, out_shape),
         Op::AveragePool(p) if const { has::<OPS>(kind::AVGPOOL) } => pool::pool(p, true, &inputs[0], out, out_shape),
@@ -101,16 +101,27 @@ pub fn execute_in<const OPS: u32>(op: &Op, inputs: &[Operand<'_>], out: &mut [f3
     }
 }
 
-/// Every operator kind this runtime has a kernel for.
-pub const ALL_OPS: u32 = u32::MAX;
+/// Every kernel this runtime has.
+pub const ALL_OPS: u128 = u128::MAX;
+/// First bit of the unary function codes in a kernel set.
+pub const UNARY_BITS: u32 = 64;
+/// First bit of the binary function codes in a kernel set.
+pub const BINARY_BITS: u32 = 96;
 
-/// The bit set (for [`execute_in`]) holding the given kind codes.
-pub const fn ops_mask(kinds: &[u16]) -> u32 {
+/// The kernel set (for [`execute_in`]) holding the given kind codes, with every function of the
+/// element-wise kinds among them.
+pub const fn ops_mask(kinds: &[u16]) -> u128 {
     let mut m = 0;
     let mut i = 0;
     while i < kinds.len() {
-        if kinds[i] < 32 {
+        if kinds[i] < 64 {
             m |= 1 << kinds[i];
+        }
+        if kinds[i] == kind::UNARY {
+            m |= (u32::MAX as u128) << UNARY_BITS;
+        }
+        if kinds[i] == kind::BINARY {
+            m |= (u32::MAX as u128) << BINARY_BITS;
         }
         i += 1;
     }
@@ -118,8 +129,14 @@ pub const fn ops_mask(kinds: &[u16]) -> u32 {
 }
 
 #[inline(always)]
-const fn has<const OPS: u32>(kind: u16) -> bool {
-    kind < 32 && OPS & (1 << kind) != 0
+const fn has<const OPS: u128>(kind: u16) -> bool {
+    kind < 64 && OPS & (1 << kind) != 0
+}
+
+/// Whether function bit `bit` (`UNARY_BITS + code` or `BINARY_BITS + code`) is in `OPS`.
+#[inline(always)]
+pub(crate) const fn has_fn<const OPS: u128>(bit: u32) -> bool {
+    bit < 128 && OPS & (1 << bit) != 0
 }
 
 /// Validates arity, attributes, view lengths and the output shape before any kernel runs.

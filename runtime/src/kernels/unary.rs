@@ -1,6 +1,7 @@
 //! Element-wise unary operators (activations and elementary functions, via `libm`).
 
-use crate::op::UnaryKind;
+use super::{has_fn, UNARY_BITS};
+use crate::op::{OpError, UnaryKind};
 use crate::view::View;
 
 /// Logistic function, without overflow for large `|x|`.
@@ -39,10 +40,10 @@ fn gelu_tanh(x: f32) -> f32 {
 }
 
 /// `out[i] = f(x[i])`; lengths validated by `execute`.
-pub(super) fn unary(kind: UnaryKind, x: &View<'_>, out: &mut [f32]) {
+pub(super) fn unary<const OPS: u128>(kind: UnaryKind, x: &View<'_>, out: &mut [f32]) -> Result<(), OpError> {
     match kind {
-        UnaryKind::Relu => map(x, out, |v| if v < 0.0 { 0.0 } else { v }),
-        UnaryKind::Clip { min, max } => map(x, out, |v| {
+        UnaryKind::Relu if const { has_fn::<OPS>(UNARY_BITS) } => map(x, out, |v| if v < 0.0 { 0.0 } else { v }),
+        UnaryKind::Clip { min, max } if const { has_fn::<OPS>(UNARY_BITS + 1) } => map(x, out, |v| {
             if v < min {
                 min
             } else if v > max {
@@ -51,30 +52,34 @@ pub(super) fn unary(kind: UnaryKind, x: &View<'_>, out: &mut [f32]) {
                 v
             }
         }),
-        UnaryKind::LeakyRelu { alpha } => map(x, out, |v| if v < 0.0 { alpha * v } else { v }),
-        UnaryKind::Sigmoid => map(x, out, sigmoid),
-        UnaryKind::Tanh => map(x, out, libm::tanhf),
-        UnaryKind::HardSigmoid { alpha, beta } => map(x, out, |v| clamp01(alpha * v + beta)),
-        UnaryKind::HardSwish => map(x, out, |v| v * clamp01(v / 6.0 + 0.5)),
-        UnaryKind::Erf => map(x, out, libm::erff),
-        UnaryKind::Gelu { tanh_approx: false } => map(x, out, gelu),
-        UnaryKind::Gelu { tanh_approx: true } => map(x, out, gelu_tanh),
-        UnaryKind::Exp => map(x, out, libm::expf),
-        UnaryKind::Log => map(x, out, libm::logf),
-        UnaryKind::Sqrt => map(x, out, libm::sqrtf),
-        UnaryKind::Neg => map(x, out, |v| -v),
-        UnaryKind::Abs => map(x, out, libm::fabsf),
-        UnaryKind::Reciprocal => map(x, out, |v| 1.0 / v),
-        UnaryKind::Elu { alpha } => map(x, out, |v| if v < 0.0 { alpha * libm::expm1f(v) } else { v }),
-        UnaryKind::Softplus => map(x, out, softplus),
-        UnaryKind::Silu => map(x, out, |v| v * sigmoid(v)),
-        UnaryKind::Floor => map(x, out, libm::floorf),
-        UnaryKind::Ceil => map(x, out, libm::ceilf),
-        UnaryKind::Round => map(x, out, round_half_even),
-        UnaryKind::Sign => map(x, out, sign),
-        UnaryKind::Sin => map(x, out, libm::sinf),
-        UnaryKind::Cos => map(x, out, libm::cosf),
+        UnaryKind::LeakyRelu { alpha } if const { has_fn::<OPS>(UNARY_BITS + 2) } => map(x, out, |v| if v < 0.0 { alpha * v } else { v }),
+        UnaryKind::Sigmoid if const { has_fn::<OPS>(UNARY_BITS + 3) } => map(x, out, sigmoid),
+        UnaryKind::Tanh if const { has_fn::<OPS>(UNARY_BITS + 4) } => map(x, out, libm::tanhf),
+        UnaryKind::HardSigmoid { alpha, beta } if const { has_fn::<OPS>(UNARY_BITS + 5) } => map(x, out, |v| clamp01(alpha * v + beta)),
+        UnaryKind::HardSwish if const { has_fn::<OPS>(UNARY_BITS + 6) } => map(x, out, |v| v * clamp01(v / 6.0 + 0.5)),
+        UnaryKind::Erf if const { has_fn::<OPS>(UNARY_BITS + 7) } => map(x, out, libm::erff),
+        UnaryKind::Gelu { tanh_approx: false } if const { has_fn::<OPS>(UNARY_BITS + 8) } => map(x, out, gelu),
+        UnaryKind::Gelu { tanh_approx: true } if const { has_fn::<OPS>(UNARY_BITS + 8) } => map(x, out, gelu_tanh),
+        UnaryKind::Exp if const { has_fn::<OPS>(UNARY_BITS + 9) } => map(x, out, libm::expf),
+        UnaryKind::Log if const { has_fn::<OPS>(UNARY_BITS + 10) } => map(x, out, libm::logf),
+        UnaryKind::Sqrt if const { has_fn::<OPS>(UNARY_BITS + 11) } => map(x, out, libm::sqrtf),
+        UnaryKind::Neg if const { has_fn::<OPS>(UNARY_BITS + 12) } => map(x, out, |v| -v),
+        UnaryKind::Abs if const { has_fn::<OPS>(UNARY_BITS + 13) } => map(x, out, libm::fabsf),
+        UnaryKind::Reciprocal if const { has_fn::<OPS>(UNARY_BITS + 14) } => map(x, out, |v| 1.0 / v),
+        UnaryKind::Elu { alpha } if const { has_fn::<OPS>(UNARY_BITS + 15) } => {
+            map(x, out, |v| if v < 0.0 { alpha * libm::expm1f(v) } else { v })
+        }
+        UnaryKind::Softplus if const { has_fn::<OPS>(UNARY_BITS + 16) } => map(x, out, softplus),
+        UnaryKind::Silu if const { has_fn::<OPS>(UNARY_BITS + 17) } => map(x, out, |v| v * sigmoid(v)),
+        UnaryKind::Floor if const { has_fn::<OPS>(UNARY_BITS + 18) } => map(x, out, libm::floorf),
+        UnaryKind::Ceil if const { has_fn::<OPS>(UNARY_BITS + 19) } => map(x, out, libm::ceilf),
+        UnaryKind::Round if const { has_fn::<OPS>(UNARY_BITS + 20) } => map(x, out, round_half_even),
+        UnaryKind::Sign if const { has_fn::<OPS>(UNARY_BITS + 21) } => map(x, out, sign),
+        UnaryKind::Sin if const { has_fn::<OPS>(UNARY_BITS + 22) } => map(x, out, libm::sinf),
+        UnaryKind::Cos if const { has_fn::<OPS>(UNARY_BITS + 23) } => map(x, out, libm::cosf),
+        _ => return Err(OpError::UnknownKind(crate::op::kind::UNARY)),
     }
+    Ok(())
 }
 
 /// Nearest integer with ties to even (ONNX Round, numpy `round`).
