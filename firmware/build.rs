@@ -10,6 +10,9 @@
 //! - `SPRIG_RUNS`: timed inferences (default 10).
 //! - `SPRIG_FLASH`, `SPRIG_RAM`: override the board's lengths (`256K`, `1M`, bytes) to model a
 //!   smaller part.
+//! - `SPRIG_OPS`: the kernel set to link instead of the model's own (a `u128` in hex, `0x…`; see
+//!   `sprig_runtime::kernels::execute_in`). For measuring code size per kernel (`sprig size`'s
+//!   table); a model needing a kernel outside the set stops with an error when run.
 //!
 //! Relative paths are relative to `firmware/`.
 
@@ -162,6 +165,10 @@ fn run() -> Result<(), String> {
     println!("cargo::rustc-link-search={}", out.display());
 
     write(&out.join("model.sprig"), &bytes)?;
+    let ops = match env("SPRIG_OPS") {
+        Some(v) => u128::from_str_radix(v.trim().trim_start_matches("0x"), 16).map_err(|_| format!("SPRIG_OPS={v} is not a hex u128"))?,
+        None => model.ops_mask(),
+    };
     let mut src = String::new();
     let runs: u32 = match env("SPRIG_RUNS") {
         Some(s) => s.trim().parse().ok().filter(|&r| r > 0).ok_or_else(|| format!("SPRIG_RUNS={s} is not a positive integer"))?,
@@ -173,7 +180,7 @@ fn run() -> Result<(), String> {
     let _ = writeln!(
         src,
         "/// Kernels the model uses (kinds and element-wise functions): only these are linked.\npub const OPS: u128 = {:#x};",
-        model.ops_mask()
+        ops
     );
     let _ = writeln!(src, "/// Number of operators.\npub const NUM_OPS: usize = {};", model.num_ops());
     let _ = writeln!(src, "/// Elements over all outputs.\npub const OUTPUT_LEN: usize = {output_len};");

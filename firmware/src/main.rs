@@ -7,6 +7,7 @@
 
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::{addr_of, read_volatile, write_volatile};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use cortex_m::peripheral::{syst::SystClkSource, SYST};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use critical_section::Mutex;
@@ -107,11 +108,15 @@ extern "C" {
 
 const PAINT: u32 = 0x5A5A_A5A5;
 
-/// Fills the unused stack below the caller with `PAINT`.
+/// Lowest painted address (the scan for the deepest use starts there).
+static PAINTED_FROM: AtomicUsize = AtomicUsize::new(0);
+
+/// Fills up to `depth` bytes of the unused stack below the caller with `PAINT`.
 #[inline(never)]
-fn paint_stack() {
-    let lo = addr_of!(_stack_end) as usize;
+fn paint_stack(depth: usize) {
     let hi = (cortex_m::register::msp::read() as usize).saturating_sub(64) & !3;
+    let lo = (addr_of!(_stack_end) as usize).max(hi.saturating_sub(depth));
+    PAINTED_FROM.store(lo, Ordering::Relaxed);
     let mut p = lo;
     while p < hi {
         // SAFETY: [lo, hi) is the part of the stack region below the current frame (minus a
@@ -121,11 +126,11 @@ fn paint_stack() {
     }
 }
 
-/// Deepest stack use since `paint_stack`, in bytes below the initial stack pointer.
+/// Deepest stack use since `paint_stack`, in bytes below the initial stack pointer (a use deeper
+/// than the painted depth reads as that depth).
 fn peak_stack() -> usize {
-    let lo = addr_of!(_stack_end) as usize;
     let top = addr_of!(_stack_start) as usize;
-    let mut p = lo;
+    let mut p = PAINTED_FROM.load(Ordering::Relaxed).max(addr_of!(_stack_end) as usize);
     // SAFETY: reads words of the stack region [lo, top), which is mapped RAM.
     while p < top && unsafe { read_volatile(p as *const u32) } == PAINT {
         p += 4;
@@ -187,6 +192,19 @@ fn run() -> Result<(), Error> {
         }
     }
 
+    #[cfg(feature = "bare")]
+    {
+        defmt::println!("sprig firmware (bare harness): board {=str}", model::BOARD);
+        defmt::println!("output {=[?]}", [0f32; 0]);
+        let _ = clock;
+        return Ok(());
+    }
+    #[cfg(not(feature = "bare"))]
+    run_model(clock)
+}
+
+#[cfg(not(feature = "bare"))]
+fn run_model(clock: Clock) -> Result<(), Error> {
     let model = Model::parse(&model::MODEL.0)?;
     let Some(arena) = ARENA.take() else {
         defmt::error!("arena already taken");
@@ -206,8 +224,10 @@ fn run() -> Result<(), Error> {
 
     #[cfg(feature = "profile")]
     let mut per_op = [0u64; model::NUM_OPS];
+    #[cfg(feature = "profile")]
+    let mut per_op_stack = [0usize; model::NUM_OPS];
     let (mut min, mut max, mut sum) = (u64::MAX, 0u64, 0u64);
-    paint_stack();
+    paint_stack(usize::MAX);
     for _ in 0..model::RUNS {
         // The planner may reuse an input's buffer once it is consumed: refill before each run.
         for (i, raw) in model::INPUTS.iter().enumerate() {
@@ -223,7 +243,9 @@ fn run() -> Result<(), Error> {
             #[cfg(feature = "profile")]
             if _after {
                 per_op[_op] += clock.since(t_op);
+                per_op_stack[_op] = per_op_stack[_op].max(peak_stack());
             } else {
+                paint_stack(32 * 1024);
                 t_op = clock.now();
             }
         })?;
@@ -232,8 +254,13 @@ fn run() -> Result<(), Error> {
         max = max.max(dt);
         sum += dt;
     }
+    #[cfg(not(feature = "profile"))]
     let stack = peak_stack();
+    #[cfg(feature = "profile")]
+    let stack = per_op_stack.iter().copied().max().unwrap_or(0);
     let mean = sum / model::RUNS as u64;
+    #[cfg(feature = "profile")]
+    defmt::println!("profile build: the latencies below include stack painting between operators");
     match clock {
         Clock::Dwt => defmt::println!(
             "latency: {=u32} runs, cycles per inference: min {=u64}, mean {=u64}, max {=u64} (DWT CYCCNT)",
@@ -256,7 +283,15 @@ fn run() -> Result<(), Error> {
     for (i, t) in per_op.iter().enumerate() {
         if let Some(o) = model.op(i) {
             let unit = if clock == Clock::Dwt { "cycles" } else { "SysTick ticks" };
-            defmt::println!("op {=usize} {=str}: {=u64} {=str} per inference", i, o.op.name(), t / model::RUNS as u64, unit);
+            defmt::println!(
+                "op {=usize} {=str} (kind {=u16}): {=u64} {=str} per inference, peak stack {=usize} B",
+                i,
+                o.op.name(),
+                o.op.kind_code(),
+                t / model::RUNS as u64,
+                unit,
+                per_op_stack[i]
+            );
         }
     }
 

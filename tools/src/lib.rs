@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod compile;
+pub mod firmware;
 pub mod host;
 pub mod import;
 pub mod ir;
@@ -10,6 +11,7 @@ pub mod npy;
 pub mod passes;
 pub mod plan;
 pub mod reference;
+pub mod size;
 pub mod stats;
 pub mod validate;
 pub mod writer;

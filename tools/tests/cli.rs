@@ -212,3 +212,33 @@ fn multi_input_models_take_named_inputs() {
     let err = fails(&["run", s(&model), "--input", &ia, "--output", s(&out)]);
     assert!(err.contains("input `b`"), "{err}");
 }
+
+#[test]
+fn size_estimates_flash_and_ram_for_every_target_from_the_model_and_its_kernels() {
+    let f = converted();
+    let v: serde_json::Value = serde_json::from_str(&ok(&["size", s(&f.model), "--target", "all", "--json"])).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let file = std::fs::metadata(&f.model).unwrap().len();
+    let inspect: serde_json::Value = serde_json::from_str(&ok(&["inspect", s(&f.model), "--json"])).unwrap();
+    let arena = inspect["arena_bytes"].as_u64().unwrap().div_ceil(16) * 16;
+    for r in rows {
+        let e = &r["estimate"];
+        let parts = e["flash_parts"].as_array().unwrap();
+        let sum: u64 = parts.iter().map(|p| p["bytes"].as_u64().unwrap()).sum();
+        assert_eq!(e["flash"].as_u64().unwrap(), sum);
+        assert_eq!(parts[0]["bytes"].as_u64().unwrap(), file, "the model file is embedded as is");
+        // Only the kernels this model uses: the digits CNN has Conv and Dense, and no Resize.
+        let names: Vec<&str> = parts.iter().map(|p| p["what"].as_str().unwrap()).collect();
+        assert!(names.contains(&"kernel Conv") && names.contains(&"kernel Dense"), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("Resize")), "{names:?}");
+        let ram = e["ram_parts"].as_array().unwrap();
+        assert_eq!(ram[0]["bytes"].as_u64().unwrap(), arena);
+        assert!(ram[1]["bytes"].as_u64().unwrap() > 1024, "a stack estimate");
+        assert!(r["measured"].is_null());
+    }
+    let text = ok(&["size", s(&f.model)]);
+    assert!(text.contains("thumbv7em-none-eabihf") && text.contains("flash") && text.contains("RAM"), "{text}");
+    assert!(fails(&["size", s(&f.model), "--target", "riscv32imc-unknown-none-elf"]).contains("unknown target"));
+    assert!(ok(&["inspect", s(&f.model)]).contains("device (thumbv7em-none-eabihf): flash"));
+}

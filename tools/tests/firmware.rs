@@ -11,8 +11,10 @@ mod common;
 
 use sprig_runtime::Model;
 use sprig_tools::compile::{convert_file, ConvertOptions};
+use sprig_tools::firmware::{parse_log, sections, Build};
 use sprig_tools::host::HostModel;
 use sprig_tools::npy::{read_f32, write_f32, Array};
+use sprig_tools::size::{estimate, table};
 use sprig_tools::stats::model_stats;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,38 +41,6 @@ fn ready() -> Option<PathBuf> {
 /// just built.
 static FIRMWARE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn firmware_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware")
-}
-
-/// `cargo run --release` inside `firmware/` with the given environment; (success, stdout, stderr).
-fn cargo_firmware(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(firmware_dir()).args(args);
-    // Flags meant for the host build must not reach the firmware (they replace its linker args).
-    for k in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
-        cmd.env_remove(k);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("running cargo for the firmware");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// The values of the firmware's `output [v0, v1, …]` line.
-fn parse_output(log: &str) -> Option<Vec<f32>> {
-    let line = log.lines().find(|l| l.contains("output ["))?;
-    let list = line.split_once("output [")?.1.rsplit_once(']')?.0;
-    list.split(',').map(|v| v.trim().parse::<f32>().ok()).collect()
-}
-
-fn field(log: &str, key: &str) -> Option<u64> {
-    let rest = log.split_once(key)?.1;
-    rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
 struct Case {
     name: &'static str,
     onnx: &'static str,
@@ -79,21 +49,6 @@ struct Case {
     take: Option<usize>,
     target: &'static str,
     board: &'static str,
-}
-
-fn sizes(elf: &Path) -> String {
-    let Ok(out) = Command::new("arm-none-eabi-size").arg("-A").arg(elf).output() else {
-        return "sizes: arm-none-eabi-size not found".into();
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let sec = |name: &str| {
-        text.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let flash = sec(".vector_table") + sec(".text") + sec(".rodata") + sec(".data");
-    format!("flash {flash} B (text {} + rodata {}), RAM data+bss {} B", sec(".text"), sec(".rodata"), sec(".data") + sec(".bss"))
 }
 
 /// Builds and runs one case; returns a one-line summary.
@@ -111,39 +66,59 @@ fn run_case(data: &Path, tmp: &Path, c: &Case) -> String {
     let mut host = HostModel::new(&conv.bytes).unwrap();
     let want: Vec<f32> = host.run(&[&x]).unwrap().concat();
 
-    let (ok, stdout, stderr) = cargo_firmware(
-        &["run", "--release", "--target", c.target],
-        &[
-            ("SPRIG_MODEL", sprig.to_str().unwrap()),
-            ("SPRIG_INPUT", input.to_str().unwrap()),
-            ("SPRIG_BOARD", c.board),
-            ("SPRIG_RUNS", "2"),
-            ("SPRIG_TIMEOUT", "600"),
-        ],
-    );
-    assert!(ok, "{}: firmware run failed on {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}", c.name, c.board);
-    let got = parse_output(&stdout).unwrap_or_else(|| panic!("{}: no `output [..]` line in\n{stdout}", c.name));
+    let mut b = Build::new(Some(&sprig), c.target);
+    b.inputs = vec![input];
+    b.board = Some(c.board.into());
+    b.runs = 2;
+    let out = b.exec(true).unwrap();
+    assert!(out.ok, "{}: firmware run failed on {}\n--- stdout\n{}\n--- stderr\n{}", c.name, c.board, out.stdout, out.stderr);
+    let r = parse_log(&out.stdout).unwrap_or_else(|e| panic!("{}: {e:#}\n{}", c.name, out.stdout));
+    let got = r.output;
     assert_eq!(got.len(), want.len(), "{}: output length", c.name);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
     let max_diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(max_diff <= 1e-5 * scale, "{}: firmware output differs from the host by {max_diff:e} (scale {scale:e})", c.name);
     let identical = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
     let macs = model_stats(&host_model, conv.bytes.len() as u64).macs;
-    let insns = stdout.split_once("that is about").and_then(|(_, r)| field(r, ""));
-    let elf = firmware_dir().join("target").join(c.target).join("release/sprig-firmware");
+    let insns = r.qemu_instructions;
+
+    // `sprig size`'s estimate against the measured build: flash within 10 %, and the stack
+    // estimate (the largest peak measured for these kernels on any model) covers the measured
+    // peak with at most 2 KiB to spare.
+    let sec = sections(&out.elf).unwrap();
+    let table = table().unwrap();
+    let ts = table.targets.iter().find(|t| t.target == c.target).unwrap();
+    let e = estimate(&host_model, conv.bytes.len() as u64, ts).unwrap();
+    let input_bytes = 4 * x.len() as u64;
+    let est_flash = e.flash + e.harness_flash + input_bytes;
+    let flash_err = est_flash as f64 / sec.flash() as f64 - 1.0;
+    assert!(
+        flash_err.abs() <= 0.10,
+        "{}: estimated flash {est_flash} B vs measured {} B ({:+.1} %)",
+        c.name,
+        sec.flash(),
+        100.0 * flash_err
+    );
+    let peak = r.stack.unwrap();
+    let est_stack = e.ram - host_model.arena_len().div_ceil(16) as u64 * 16;
+    assert!(peak <= est_stack && est_stack <= peak + 2048, "{}: stack estimate {est_stack} B vs measured peak {peak} B", c.name);
+    let runtime_code = sec.flash() - conv.bytes.len() as u64 - input_bytes - ts.harness_flash;
     format!(
-        "{}: {} ({}), {} outputs {} (max diff {max_diff:.1e}); {} MACs; ~{} instructions/inference ({:.2}/MAC); peak stack {} B; arena {} B; {}",
+        "| {} | {} | {} | {} | {} | {} + {} | {} | {} + {} | {} | {} | {:.2} | {} |",
         c.name,
         c.board,
-        c.target,
-        got.len(),
-        if identical { "bit-identical to the host" } else { "within 1e-5" },
+        if identical { "bit-identical".to_string() } else { format!("max diff {max_diff:.1e}") },
         macs,
+        sec.flash(),
+        sec.text,
+        sec.rodata,
+        runtime_code,
+        sec.ram_static(),
+        peak,
+        sec.ram_static() + peak,
         insns.map_or("?".into(), |v| v.to_string()),
         insns.map_or(f64::NAN, |v| v as f64 / macs.max(1) as f64),
-        field(&stdout, "stack: peak").map_or("?".into(), |v| v.to_string()),
-        host_model.arena_len(),
-        sizes(&elf)
+        format!("{est_flash} / {} ({:+.1} %)", e.ram + e.harness_ram, 100.0 * flash_err),
     )
 }
 
@@ -202,6 +177,8 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an385",
         },
     ];
+    eprintln!("| case | board | outputs vs host | MACs | flash B | text + rodata | runtime code B | RAM data+bss + peak stack | RAM B | instructions/inference | per MAC | `sprig size` flash / RAM estimate |");
+    eprintln!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for c in &cases {
         let line = run_case(&data, tmp.path(), c);
         eprintln!("{line}");
@@ -213,9 +190,11 @@ fn the_default_model_runs_on_a_real_m0_part_and_a_large_model_is_refused_with_si
     let Some(data) = ready() else { return };
     let _lock = FIRMWARE.lock().unwrap_or_else(|e| e.into_inner());
     // The built-in example (the repository's digits CNN) fits the micro:bit's 16 KiB of RAM.
-    let (ok, stdout, stderr) = cargo_firmware(&["run", "--release", "--target", "thumbv6m-none-eabi"], &[("SPRIG_BOARD", "microbit")]);
-    assert!(ok, "default model on microbit failed\n{stdout}\n{stderr}");
-    let y = parse_output(&stdout).expect("output line");
+    let mut b = Build::new(None, "thumbv6m-none-eabi");
+    b.board = Some("microbit".into());
+    let out = b.exec(true).unwrap();
+    assert!(out.ok, "default model on microbit failed\n{}\n{}", out.stdout, out.stderr);
+    let y = parse_log(&out.stdout).unwrap().output;
     assert_eq!(y.len(), 10);
     assert!((y.iter().sum::<f32>() - 1.0).abs() < 1e-4, "softmax outputs sum to 1: {y:?}");
 
@@ -224,16 +203,19 @@ fn the_default_model_runs_on_a_real_m0_part_and_a_large_model_is_refused_with_si
     let conv = convert_file(&data.join("models/mnist-8.onnx"), &ConvertOptions::default()).unwrap();
     let sprig = tmp.path().join("mnist.sprig");
     std::fs::write(&sprig, &conv.bytes).unwrap();
-    let (ok, stdout, stderr) = cargo_firmware(
-        &["build", "--release", "--target", "thumbv6m-none-eabi"],
-        &[("SPRIG_BOARD", "microbit"), ("SPRIG_MODEL", sprig.to_str().unwrap()), ("SPRIG_INPUT", "")],
-    );
-    assert!(!ok, "mnist-8 must not fit the micro:bit\n{stdout}");
+    let mut b = Build::new(Some(&sprig), "thumbv6m-none-eabi");
+    b.board = Some("microbit".into());
+    let out = b.exec(false).unwrap();
+    let stderr = out.stderr;
+    assert!(!out.ok, "mnist-8 must not fit the micro:bit\n{}", out.stdout);
     assert!(stderr.contains("does not fit board `microbit`"), "{stderr}");
     let line = stderr.lines().find(|l| l.contains("RAM: needs")).unwrap_or_else(|| panic!("no RAM line in\n{stderr}"));
     assert!(line.contains(&format!("arena {} B", conv.plan.arena_len.div_ceil(16) * 16)), "{line}");
     assert!(line.contains("has 16384 B"), "{line}");
     // A board name that does not exist is refused with the list of boards.
-    let (ok, _, stderr) = cargo_firmware(&["build", "--release"], &[("SPRIG_BOARD", "no-such-board")]);
+    let mut b = Build::new(None, "thumbv7em-none-eabihf");
+    b.board = Some("no-such-board".into());
+    let out = b.exec(false).unwrap();
+    let (ok, stderr) = (out.ok, out.stderr);
     assert!(!ok && stderr.contains("unknown SPRIG_BOARD `no-such-board`") && stderr.contains("mps2-an386"), "{stderr}");
 }

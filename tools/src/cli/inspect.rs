@@ -44,5 +44,10 @@ pub fn run(a: Args) -> Result<()> {
         s.arena_lower_bound_bytes,
         s.arena_bytes as f64 / s.arena_lower_bound_bytes.max(1) as f64
     );
+    let t = crate::size::table()?;
+    if let Some(ts) = t.targets.first() {
+        let e = crate::size::estimate(&m.model, bytes.len() as u64, ts)?;
+        println!("device ({}): flash {} B, RAM {} B (arena + stack); `sprig size` for detail and other targets", e.target, e.flash, e.ram);
+    }
     Ok(())
 }

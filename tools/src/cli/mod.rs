@@ -4,6 +4,7 @@ mod bench;
 mod convert;
 mod inspect;
 mod run;
+mod size;
 mod validate;
 
 use anyhow::{bail, Context, Result};
@@ -31,6 +32,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Measure latency of sprig (and tract on the same model) per inference.
     Bench(bench::Args),
+    /// Flash and RAM the model needs on a Cortex-M device (estimated, or --measure'd on QEMU).
+    Size(size::Args),
     /// List the ONNX operators the importer supports.
     Ops,
 }
@@ -43,6 +46,7 @@ pub fn main_with(cli: Cli) -> Result<()> {
         Command::Validate(a) => validate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Size(a) => size::run(a),
         Command::Ops => {
             for op in crate::import::SUPPORTED_OPS {
                 println!("{op}");

@@ -1,0 +1,142 @@
+//! Regenerates `tools/data/size_table.json`: flash per kernel and peak stack per operator kind,
+//! measured on real firmware builds for every thumb target.
+//!
+//! Needs the thumb targets, `qemu-system-arm`, `defmt-print` and `../shared/data` (the real models
+//! whose stack is measured). Takes about 15 minutes on 2 cores. Run from the repository root:
+//! `cargo run --release -p sprig-tools --bin sprig-size-table`.
+
+use anyhow::{bail, Context, Result};
+use sprig_runtime::kernels::{BINARY_BITS, UNARY_BITS};
+use sprig_runtime::op::kind;
+use sprig_runtime::Model;
+use sprig_tools::compile::{convert_file, ConvertOptions};
+use sprig_tools::firmware::{parse_log, sections, Build, TARGETS};
+use sprig_tools::size::{SizeTable, TargetSizes};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn flash_of(b: &Build) -> Result<u64> {
+    let out = b.exec(false)?;
+    if !out.ok {
+        bail!("firmware build failed ({:?}, ops {:?}):\n{}", b.target, b.ops, out.stderr);
+    }
+    Ok(sections(&out.elf)?.flash())
+}
+
+fn main() -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = std::env::var_os("SPRIG_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| root.join("../shared/data"));
+    let tmp = tempfile::tempdir()?;
+    // Models whose per-operator stack is measured: the repository's and every fp32 real model.
+    let mut models: Vec<(String, PathBuf)> = Vec::new();
+    for (name, onnx) in [
+        ("digits_cnn", root.join("models/digits_cnn.onnx")),
+        ("digits_mlp", root.join("models/digits_mlp.onnx")),
+        ("mnist-8", data.join("models/mnist-8.onnx")),
+        ("kws_dscnn", data.join("models/kws_dscnn_fp32.onnx")),
+        ("ic_resnet8", data.join("models/ic_resnet8_fp32.onnx")),
+        ("vww_mobilenetv1", data.join("models/vww_mobilenetv1_96_fp32.onnx")),
+        ("ad_autoencoder", data.join("models/ad_autoencoder_fp32.onnx")),
+        ("hello_edge_ds_cnn", data.join("models/hello_edge_ds_cnn_s.onnx")),
+        ("hello_edge_cnn", data.join("models/hello_edge_cnn_s.onnx")),
+        ("hello_edge_dnn", data.join("models/hello_edge_dnn_s.onnx")),
+    ] {
+        let c = convert_file(&onnx, &ConvertOptions::default()).with_context(|| format!("converting {}", onnx.display()))?;
+        let p = tmp.path().join(format!("{name}.sprig"));
+        std::fs::write(&p, &c.bytes)?;
+        models.push((name.to_string(), p));
+    }
+    let default_model = root.join("tools/tests/data/digits_cnn_v1.0.sprig");
+    let default_bytes = std::fs::read(&default_model)?;
+    let default_input = 4 * Model::parse(&default_bytes)?.input(0).context("input")?.shape.numel().unwrap_or(0) as u64;
+    let embedded = default_bytes.len() as u64 + default_input;
+
+    let rustc = std::process::Command::new("rustc").arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())?;
+    let mut targets = Vec::new();
+    for (target, _) in TARGETS {
+        eprintln!("{target}: code sizes");
+        let mut bare = Build::new(None, target);
+        bare.features = vec!["bare".into()];
+        let out = bare.exec(false)?;
+        if !out.ok {
+            bail!("bare build failed: {}", out.stderr);
+        }
+        let harness = sections(&out.elf)?;
+        let with = |ops: u128| {
+            let mut b = Build::new(None, target);
+            b.ops = Some(ops);
+            flash_of(&b)
+        };
+        let base = with(0)?;
+        let mut kinds = BTreeMap::new();
+        for k in 1..=kind::RESIZE {
+            kinds.insert(k, with(1u128 << k)?.saturating_sub(base));
+        }
+        // Functions of an element-wise kind share their loops and broadcasting code. With
+        // single_i = shared + own_i and all = shared + sum(own_i):
+        // shared = (sum(single_i) - all) / (n - 1).
+        let functions = |kind: u16, bits: u32, n: u32| -> Result<(u64, BTreeMap<u32, u64>)> {
+            let kind_base = base + kinds[&kind];
+            let single: Vec<u64> =
+                (0..n).map(|f| Ok(with((1u128 << kind) | (1u128 << (bits + f)))?.saturating_sub(kind_base))).collect::<Result<_>>()?;
+            let all = with((1u128 << kind) | (((1u128 << n) - 1) << bits))?.saturating_sub(kind_base);
+            let shared = (single.iter().sum::<u64>().saturating_sub(all)) / (n as u64 - 1);
+            let shared = shared.min(single.iter().copied().min().unwrap_or(0));
+            Ok((shared, single.iter().enumerate().map(|(f, &v)| (f as u32, v - shared)).collect()))
+        };
+        let (unary_shared, unary) = functions(kind::UNARY, UNARY_BITS, 24)?;
+        let (binary_shared, binary) = functions(kind::BINARY, BINARY_BITS, 8)?;
+        let all_kernels = with(u128::MAX)?.saturating_sub(base);
+
+        eprintln!("{target}: stack per operator kind");
+        let mut stack_kinds: BTreeMap<u16, u64> = BTreeMap::new();
+        let mut stack_max = 0;
+        let mut board = String::new();
+        for (name, path) in &models {
+            let mut b = Build::new(Some(Path::new(path)), target);
+            b.features = vec!["profile".into()];
+            let out = b.exec(true)?;
+            if !out.ok {
+                // A model too large for the target's QEMU board is skipped, not fatal.
+                if out.stderr.contains("does not fit board") {
+                    eprintln!("  {name}: does not fit, skipped");
+                    continue;
+                }
+                bail!("{name} on {target}: {}\n{}", out.stdout, out.stderr);
+            }
+            board = out.stdout.split_once("board ").and_then(|(_, r)| r.split(',').next()).unwrap_or("").to_string();
+            let r = parse_log(&out.stdout)?;
+            for op in &r.ops {
+                let e = stack_kinds.entry(op.kind).or_insert(0);
+                *e = (*e).max(op.stack);
+                stack_max = stack_max.max(op.stack);
+            }
+            eprintln!("  {name}: peak stack {} B", r.stack.unwrap_or(0));
+        }
+        targets.push(TargetSizes {
+            target: target.to_string(),
+            board,
+            harness_flash: harness.flash(),
+            harness_ram: harness.ram_static(),
+            runtime_base: (base - embedded).saturating_sub(harness.flash()),
+            kinds,
+            unary_shared,
+            unary,
+            binary_shared,
+            binary,
+            all_kernels,
+            stack_kinds,
+            stack_max,
+            stack_models: models.iter().map(|(n, _)| n.clone()).collect(),
+        });
+    }
+    let table = SizeTable {
+        generated_by: "cargo run --release -p sprig-tools --bin sprig-size-table (firmware release builds: opt-level 3, fat LTO)".into(),
+        rustc,
+        targets,
+    };
+    let path = root.join("tools/data/size_table.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
