@@ -107,6 +107,31 @@ impl Build {
     }
 }
 
+/// Exact instructions per inference under QEMU, from the TCG instruction-count plugin
+/// (`../shared/tools/qemu-insncount.c`, built as `plugin`): the difference between a run with
+/// three inferences and one with one, halved, so start-up and reporting cancel out.
+pub fn exact_instructions(build: &Build, plugin: &Path) -> Result<u64> {
+    let dir = tempfile::tempdir()?;
+    let mut total = [0u64; 2];
+    for (slot, runs) in [(0, 1u32), (1, 3)] {
+        let out_file = dir.path().join(format!("insns{runs}.txt"));
+        let mut b = build.clone();
+        b.runs = runs;
+        b.env.push(("SPRIG_INSNCOUNT".into(), std::path::absolute(plugin)?.display().to_string()));
+        b.env.push(("SPRIG_INSNCOUNT_OUT".into(), out_file.display().to_string()));
+        let out = b.exec(true)?;
+        if !out.ok {
+            bail!("firmware run with the instruction-count plugin failed:\n{}\n{}", out.stdout, out.stderr);
+        }
+        let text = std::fs::read_to_string(&out_file).with_context(|| format!("the plugin wrote no {}", out_file.display()))?;
+        total[slot] = number_after(&text, "insns_total").context("no insns_total line in the plugin's output")?;
+    }
+    if total[1] <= total[0] {
+        bail!("instruction counts do not grow with the number of inferences ({} then {})", total[0], total[1]);
+    }
+    Ok((total[1] - total[0]) / 2)
+}
+
 /// Sizes of the loadable sections of a firmware ELF, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Sections {

@@ -11,7 +11,7 @@ mod common;
 
 use sprig_runtime::Model;
 use sprig_tools::compile::{convert_file, ConvertOptions};
-use sprig_tools::firmware::{parse_log, sections, Build};
+use sprig_tools::firmware::{exact_instructions, parse_log, sections, Build};
 use sprig_tools::host::HostModel;
 use sprig_tools::npy::{read_f32, write_f32, Array};
 use sprig_tools::size::{estimate, table};
@@ -41,6 +41,18 @@ fn ready() -> Option<PathBuf> {
 /// just built.
 static FIRMWARE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The QEMU instruction-count plugin from `../shared/tools`, built with the host's C compiler.
+fn build_plugin(data: &Path, dir: &Path) -> Option<PathBuf> {
+    let src = data.join("../tools/qemu-insncount.c");
+    let lib = dir.join("libinsncount.so");
+    let built = src.is_file()
+        && Command::new("cc").args(["-shared", "-fPIC", "-O2", "-o"]).arg(&lib).arg(&src).status().is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("note: instruction counts from SysTick only ({} not built)", src.display());
+    }
+    built.then_some(lib)
+}
+
 struct Case {
     name: &'static str,
     onnx: &'static str,
@@ -52,7 +64,7 @@ struct Case {
 }
 
 /// Builds and runs one case; returns a one-line summary.
-fn run_case(data: &Path, tmp: &Path, c: &Case) -> String {
+fn run_case(data: &Path, tmp: &Path, c: &Case, plugin: Option<&Path>) -> String {
     let conv = convert_file(&data.join("models").join(c.onnx), &ConvertOptions::default()).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
     let sprig = tmp.join(format!("{}.sprig", c.name));
     std::fs::write(&sprig, &conv.bytes).unwrap();
@@ -80,7 +92,17 @@ fn run_case(data: &Path, tmp: &Path, c: &Case) -> String {
     assert!(max_diff <= 1e-5 * scale, "{}: firmware output differs from the host by {max_diff:e} (scale {scale:e})", c.name);
     let identical = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
     let macs = model_stats(&host_model, conv.bytes.len() as u64).macs;
-    let insns = r.qemu_instructions;
+    // Exact counts from the TCG plugin where it could be built; they must agree with the
+    // firmware's SysTick-based figure to 1 %.
+    let insns = match plugin {
+        Some(p) => {
+            let exact = exact_instructions(&b, p).unwrap();
+            let tick = r.qemu_instructions.unwrap();
+            assert!((exact as f64 / tick as f64 - 1.0).abs() < 0.01, "{}: plugin {exact} vs SysTick {tick} instructions", c.name);
+            Some(exact)
+        }
+        None => r.qemu_instructions,
+    };
 
     // `sprig size`'s estimate against the measured build: flash within 10 %, and the stack
     // estimate (the largest peak measured for these kernels on any model) covers the measured
@@ -178,10 +200,11 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an385",
         },
     ];
-    eprintln!("| case | board | outputs vs host | MACs | flash B | text + rodata | runtime code B | RAM data+bss + peak stack | RAM B | instructions/inference | per MAC | `sprig size` flash / RAM estimate |");
+    eprintln!("| case | board | outputs vs host | MACs | flash B | text + rodata | runtime code B | RAM data+bss + peak stack | RAM B | instructions/inference (TCG plugin) | per MAC | `sprig size` flash / RAM estimate |");
     eprintln!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let plugin = build_plugin(&data, tmp.path());
     for c in &cases {
-        let line = run_case(&data, tmp.path(), c);
+        let line = run_case(&data, tmp.path(), c, plugin.as_deref());
         eprintln!("{line}");
     }
 }

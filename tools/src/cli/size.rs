@@ -22,6 +22,10 @@ pub struct Args {
     /// Input .npy for --measure (its first sample; default: a synthetic input).
     #[arg(long)]
     input: Vec<PathBuf>,
+    /// With --measure: exact instructions per inference from this QEMU TCG plugin (built from
+    /// ../shared/tools/qemu-insncount.c) instead of the SysTick estimate.
+    #[arg(long, requires = "measure")]
+    insncount: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -67,7 +71,10 @@ fn measure(a: &Args, target: &str, file_len: u64, input_bytes: u64, macs: u64, h
     let s = sections(&out.elf)?;
     let board = out.stdout.split_once("board ").and_then(|(_, r)| r.split(',').next()).unwrap_or("?").to_string();
     let peak = r.stack.unwrap_or(0);
-    let insns = r.qemu_instructions;
+    let insns = match &a.insncount {
+        Some(plugin) => Some(crate::firmware::exact_instructions(&b, plugin)?),
+        None => r.qemu_instructions,
+    };
     Ok(Measured {
         board,
         flash: s.flash(),
@@ -132,7 +139,7 @@ pub fn run(a: Args) -> Result<()> {
             );
             println!("    RAM   {} B (statics {} + peak stack {})", x.ram, x.ram_static, x.peak_stack);
             if let (Some(i), Some(per)) = (x.instructions_per_inference, x.instructions_per_mac) {
-                println!("    {} instructions per inference, {:.2} per MAC ({} MACs)", i, per, r.macs);
+                println!("    {} instructions per inference{}, {:.2} per MAC ({} MACs)", i, if a.insncount.is_some() { " (exact, TCG plugin)" } else { " (SysTick under -icount)" }, per, r.macs);
             }
         }
     }
