@@ -45,8 +45,8 @@ static FIRMWARE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn build_plugin(data: &Path, dir: &Path) -> Option<PathBuf> {
     let src = data.join("../tools/qemu-insncount.c");
     let lib = dir.join("libinsncount.so");
-    let built = src.is_file()
-        && Command::new("cc").args(["-shared", "-fPIC", "-O2", "-o"]).arg(&lib).arg(&src).status().is_ok_and(|s| s.success());
+    let built =
+        src.is_file() && Command::new("cc").args(["-shared", "-fPIC", "-O2", "-o"]).arg(&lib).arg(&src).status().is_ok_and(|s| s.success());
     if !built {
         eprintln!("note: instruction counts from SysTick only ({} not built)", src.display());
     }

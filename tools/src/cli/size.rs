@@ -139,7 +139,13 @@ pub fn run(a: Args) -> Result<()> {
             );
             println!("    RAM   {} B (statics {} + peak stack {})", x.ram, x.ram_static, x.peak_stack);
             if let (Some(i), Some(per)) = (x.instructions_per_inference, x.instructions_per_mac) {
-                println!("    {} instructions per inference{}, {:.2} per MAC ({} MACs)", i, if a.insncount.is_some() { " (exact, TCG plugin)" } else { " (SysTick under -icount)" }, per, r.macs);
+                println!(
+                    "    {} instructions per inference{}, {:.2} per MAC ({} MACs)",
+                    i,
+                    if a.insncount.is_some() { " (exact, TCG plugin)" } else { " (SysTick under -icount)" },
+                    per,
+                    r.macs
+                );
             }
         }
     }
