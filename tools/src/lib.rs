@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod compile;
+pub mod compress;
 pub mod firmware;
 pub mod host;
 pub mod import;
