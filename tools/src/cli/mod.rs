@@ -1,6 +1,7 @@
 //! The `sprig` command line: argument definitions and one module per subcommand.
 
 mod bench;
+mod compress;
 mod convert;
 mod inspect;
 mod run;
@@ -24,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Convert an ONNX model into a .sprig file.
     Convert(convert::Args),
+    /// Compress an ONNX model with unlabeled calibration data (structured pruning) into a .sprig file.
+    Compress(compress::Args),
     /// Run a .sprig model on the samples of one or more .npy files.
     Run(run::Args),
     /// Compare a .sprig model with the source ONNX model (run by tract) on real data.
@@ -42,6 +45,7 @@ enum Command {
 pub fn main_with(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Convert(a) => convert::run(a),
+        Command::Compress(a) => compress::run(a),
         Command::Run(a) => run::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Inspect(a) => inspect::run(a),

@@ -1,4 +1,8 @@
 //! Post-training compression: structured sparsification with the weighted group sparse envelope
 //! (issue #4), codebooks (#5) and activation sparsity (#6).
 
+pub mod calib;
+pub mod channels;
+pub mod layer;
+pub mod prune;
 pub mod wgsef;

@@ -1,0 +1,275 @@
+//! Structured (channel/filter) pruning of a graph, post-training, with unlabeled calibration data
+//! (ALGORITHMS.md §6.1–6.3): for each channel space in graph order, statistics of its consumers'
+//! inputs from the already-pruned prefix and targets from the dense model; exactly k channels
+//! kept (envelope ranking or magnitude ranking); the consumers refit by least squares, with a
+//! bias column that absorbs the mean of what was removed; then the channels are physically
+//! removed. Channels that are zero on every calibration sample are removed first, exactly.
+
+use super::calib::{activations, row_subset, RowLayout};
+use super::channels::{channel_spaces, remove_channels, ChannelSpace};
+use super::layer::{envelope_select, refit_all, top_k, EnvelopeOptions, Problem, Stats};
+use crate::ir::{Graph, TensorId};
+use anyhow::{bail, Context, Result};
+use nalgebra::DMatrix;
+use sprig_runtime::Op;
+
+/// How channels are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Method {
+    /// WGSEF prox-gradient ranking on the layer-wise loss, then least-squares refit.
+    Envelope,
+    /// L1 norm of the producers' filters, then the same refit.
+    Magnitude,
+    /// L1 norm of the producers' filters, no refit (the classic baseline).
+    MagnitudeNoRefit,
+}
+
+/// Pruning settings.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Selection method.
+    pub method: Method,
+    /// Fraction of each space's channels to remove (0..1).
+    pub fraction: f64,
+    /// Calibration rows per consumer at most (positions are subsampled evenly).
+    pub max_rows: usize,
+    /// Envelope settings.
+    pub envelope: EnvelopeOptions,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { method: Method::Envelope, fraction: 0.5, max_rows: 20_000, envelope: EnvelopeOptions::default() }
+    }
+}
+
+/// What happened to one channel space.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SpaceReport {
+    /// Names of the nodes producing the space.
+    pub producers: Vec<String>,
+    /// Channels before.
+    pub channels: usize,
+    /// Channels zero on every calibration sample (removed exactly).
+    pub dead: usize,
+    /// Channels kept.
+    pub kept: usize,
+    /// Mean relative reconstruction error of the consumers after refit (0 = exact).
+    pub relative_error: f64,
+}
+
+/// The result of [`prune`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PruneReport {
+    /// Method used.
+    pub method: Method,
+    /// Per pruned space.
+    pub spaces: Vec<SpaceReport>,
+    /// Spaces left alone, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// A weight layer's matrix `[rows, width + 1]` (bias last) and the tensors holding it.
+fn layer_matrix(g: &Graph, n: usize) -> Result<DMatrix<f64>> {
+    let node = &g.nodes[n];
+    let w = g.tensors[node.inputs[1]].data.as_ref().with_context(|| format!("node `{}` has non-constant weights", node.name))?;
+    let rows = match node.op {
+        Op::Conv(_) => g.tensors[node.inputs[1]].shape[0],
+        Op::Dense { .. } => g.tensors[node.inputs[1]].shape[0],
+        _ => bail!("node `{}` is not a weight layer", node.name),
+    };
+    let width = w.len() / rows.max(1);
+    let bias = node.inputs.get(2).and_then(|&b| g.tensors[b].data.as_ref());
+    Ok(DMatrix::from_fn(rows, width + 1, |r, c| if c < width { w[r * width + c] as f64 } else { bias.map_or(0.0, |b| b[r] as f64) }))
+}
+
+/// Writes `m` (`[rows, width + 1]`, bias last) back into node `n`, adding a bias input when the
+/// node had none and the bias column is not zero.
+fn set_layer_matrix(g: &mut Graph, n: usize, m: &DMatrix<f64>) {
+    let rows = m.nrows();
+    let width = m.ncols() - 1;
+    let w: Vec<f32> = (0..rows).flat_map(|r| (0..width).map(move |c| (r, c))).map(|(r, c)| m[(r, c)] as f32).collect();
+    let b: Vec<f32> = (0..rows).map(|r| m[(r, width)] as f32).collect();
+    let wt = g.nodes[n].inputs[1];
+    g.tensors[wt].data = Some(w);
+    match g.nodes[n].inputs.get(2).copied() {
+        Some(bt) => g.tensors[bt].data = Some(b),
+        None if b.iter().any(|&v| v != 0.0) => {
+            let name = format!("{}.bias", g.nodes[n].name);
+            let bt = g.add_tensor(name, vec![rows], Some(b));
+            g.nodes[n].inputs.push(bt);
+        }
+        None => {}
+    }
+}
+
+/// L1 norm of each channel's filters over the space's producers.
+fn filter_l1(g: &Graph, s: &ChannelSpace) -> Vec<f64> {
+    let mut score = vec![0.0; s.channels];
+    for &p in &s.producers {
+        let node = &g.nodes[p];
+        if let Some(w) = g.tensors[node.inputs[1]].data.as_ref() {
+            let per = w.len() / s.channels.max(1);
+            for (c, sc) in score.iter_mut().enumerate() {
+                *sc += w[c * per..(c + 1) * per].iter().map(|v| v.abs() as f64).sum::<f64>();
+            }
+        }
+    }
+    score
+}
+
+fn space_name(g: &Graph, s: &ChannelSpace) -> String {
+    s.producers.iter().map(|&p| g.nodes[p].name.clone()).collect::<Vec<_>>().join("+")
+}
+
+/// Prunes `g` (an optimised graph) with calibration samples `calib` (one input each).
+pub fn prune(g: &Graph, calib: &[&[f32]], opts: &PruneOptions) -> Result<(Graph, PruneReport)> {
+    if !(0.0..1.0).contains(&opts.fraction) {
+        bail!("prune fraction {} is outside [0, 1)", opts.fraction);
+    }
+    if calib.is_empty() {
+        bail!("no calibration samples");
+    }
+    let dense = g.clone();
+    let mut cur = g.clone();
+    let mut report = PruneReport { method: opts.method, spaces: Vec::new(), skipped: Vec::new() };
+    // Original output channels still alive, per weight node (to pick the dense targets' rows).
+    let mut alive: Vec<Vec<usize>> = cur
+        .nodes
+        .iter()
+        .map(|n| match n.op {
+            Op::Conv(_) | Op::Dense { .. } => (0..cur.tensors[n.inputs[1]].shape[0]).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut order: Vec<ChannelSpace> = channel_spaces(&cur);
+    order.sort_by_key(|s| s.producers.iter().copied().min().unwrap_or(usize::MAX));
+    let keys: Vec<usize> = order.iter().map(|s| s.producers.iter().copied().min().unwrap_or(usize::MAX)).collect();
+    for key in keys {
+        // Re-derive the space on the current graph (shapes change as earlier spaces shrink).
+        let Some(s) = channel_spaces(&cur).into_iter().find(|s| s.producers.iter().copied().min() == Some(key)) else { continue };
+        let name = space_name(&cur, &s);
+        if let Err(reason) = &s.prunable {
+            report.skipped.push((name, reason.clone()));
+            continue;
+        }
+        let c = s.channels;
+        let k_target = ((c as f64) * (1.0 - opts.fraction)).round().max(1.0) as usize;
+        let inputs: Vec<TensorId> = s.consumers.iter().map(|q| cur.nodes[q.node].inputs[0]).collect();
+        let acts = activations(&cur, &inputs, calib).with_context(|| format!("calibrating `{name}`"))?;
+        let acts_dense = activations(&dense, &inputs, calib).with_context(|| format!("calibrating `{name}` (dense)"))?;
+
+        // Dead channels: zero at every consumer input on every sample.
+        let mut dead = vec![true; c];
+        for (j, q) in s.consumers.iter().enumerate() {
+            let lay = RowLayout::of(&cur, q.node)?;
+            let spatial = lay_channel_len(&lay, &cur, q.node, c);
+            for x in &acts[j] {
+                for (ch, d) in dead.iter_mut().enumerate() {
+                    if *d && x[ch * spatial..(ch + 1) * spatial].iter().any(|&v| v != 0.0) {
+                        *d = false;
+                    }
+                }
+            }
+        }
+        let n_dead = dead.iter().filter(|&&d| d).count();
+        let live: Vec<usize> = (0..c).filter(|&ch| !dead[ch]).collect();
+        let k = k_target.min(live.len()).max(1.min(live.len()));
+
+        let (keep, rel_err) = if k == live.len() || live.is_empty() {
+            (live.clone(), 0.0)
+        } else {
+            // Layer problems over the live channels' columns.
+            let mut problems = Vec::new();
+            let mut starts = Vec::new();
+            let mut cols = Vec::new();
+            let mut always = Vec::new();
+            for (j, q) in s.consumers.iter().enumerate() {
+                let lay = RowLayout::of(&cur, q.node)?;
+                let lay_d = RowLayout::of(&dense, q.node)?;
+                let subset = row_subset(lay.rows(), calib.len(), opts.max_rows);
+                let mut st = Stats::new(lay.width() + 1, lay_d.width() + 1);
+                let (mut x, mut xd) = (Vec::new(), Vec::new());
+                for (a, ad) in acts[j].iter().zip(&acts_dense[j]) {
+                    x.clear();
+                    xd.clear();
+                    for &r in &subset {
+                        lay.push_row(a, r, &mut x);
+                        lay_d.push_row(ad, r, &mut xd);
+                    }
+                    st.add(&x, &xd, subset.len());
+                }
+                let w0_full = layer_matrix(&dense, q.node)?;
+                let rows = &alive[q.node];
+                let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
+                problems.push(st.problem(&w0)?);
+                starts.push(layer_matrix(&cur, q.node)?);
+                cols.push(live.iter().map(|&ch| (ch * q.per_channel..(ch + 1) * q.per_channel).collect()).collect::<Vec<Vec<usize>>>());
+                always.push(vec![lay.width()]);
+            }
+            let chosen: Vec<usize> = match opts.method {
+                Method::Envelope => {
+                    let d = vec![1.0; live.len()];
+                    envelope_select(&problems, &starts, &cols, &d, k, &opts.envelope)?.keep
+                }
+                Method::Magnitude | Method::MagnitudeNoRefit => {
+                    let l1 = filter_l1(&cur, &s);
+                    top_k(&live.iter().map(|&ch| l1[ch]).collect::<Vec<_>>(), k)
+                }
+            };
+            let keep: Vec<usize> = chosen.iter().map(|&i| live[i]).collect();
+            let new_w: Vec<DMatrix<f64>> = if opts.method == Method::MagnitudeNoRefit {
+                starts
+                    .iter()
+                    .zip(&cols)
+                    .map(|(w, cs)| {
+                        let mut w = w.clone();
+                        for (i, group) in cs.iter().enumerate() {
+                            if !chosen.contains(&i) {
+                                for &col in group {
+                                    w.column_mut(col).fill(0.0);
+                                }
+                            }
+                        }
+                        w
+                    })
+                    .collect()
+            } else {
+                refit_all(&problems, &cols, &chosen, &always)
+            };
+            let err = problems.iter().zip(&new_w).map(|(p, w): (&Problem, _)| p.relative_error(w)).sum::<f64>() / problems.len() as f64;
+            for (q, w) in s.consumers.iter().zip(&new_w) {
+                set_layer_matrix(&mut cur, q.node, w);
+            }
+            (keep, err)
+        };
+        let remove: Vec<usize> = (0..c).filter(|ch| !keep.contains(ch)).collect();
+        if remove.is_empty() {
+            continue;
+        }
+        remove_channels(&mut cur, &s, &remove).with_context(|| format!("removing channels of `{name}`"))?;
+        for &p in &s.producers {
+            let before = std::mem::take(&mut alive[p]);
+            alive[p] = before.into_iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, v)| v).collect();
+        }
+        report.spaces.push(SpaceReport {
+            producers: name_list(&cur, &s),
+            channels: c,
+            dead: n_dead,
+            kept: keep.len(),
+            relative_error: rel_err,
+        });
+    }
+    Ok((cur, report))
+}
+
+fn name_list(g: &Graph, s: &ChannelSpace) -> Vec<String> {
+    s.producers.iter().map(|&p| g.nodes[p].name.clone()).collect()
+}
+
+/// Values per channel in a consumer's input tensor (H·W for NCHW, 1 for [N, C], the flatten
+/// block for a Dense reading a flattened map).
+fn lay_channel_len(_lay: &RowLayout, g: &Graph, node: usize, channels: usize) -> usize {
+    let x = &g.tensors[g.nodes[node].inputs[0]];
+    (x.numel() / channels.max(1)).max(1)
+}
