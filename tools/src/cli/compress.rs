@@ -1,5 +1,5 @@
 use crate::compile::{compile, write_atomic};
-use crate::compress::prune::{prune, Method, PruneOptions, PruneReport};
+use crate::compress::prune::{prune, Amount, Method, PruneOptions, PruneReport};
 use crate::import::{import_onnx_bytes, ImportOptions};
 use crate::npy::{check_samples, read_f32};
 use crate::stats::model_stats;
@@ -25,7 +25,9 @@ pub struct Args {
     /// Structured pruning GROUP:AMOUNT. GROUP `filter` (output channels, coupled with their
     /// consumers' input channels, depthwise filters and residual partners) or `channel` (the same
     /// coupled set, seen from the consumer). AMOUNT: the fraction of each layer's channels to
-    /// remove, e.g. `filter:0.5`.
+    /// remove, e.g. `filter:0.5`; or a global budget, the fraction of the model's MACs or weight
+    /// parameters kept (`filter:macs=0.7`, `filter:params=0.5`), allocated across layers by least
+    /// marginal reconstruction error.
     #[arg(long)]
     prune: String,
     /// Channel ranking: `envelope` (WGSEF prox-gradient on the layer loss), `magnitude` (filter
@@ -58,7 +60,7 @@ struct Summary {
     prune: PruneReport,
 }
 
-fn parse_prune(s: &str) -> Result<f64> {
+fn parse_prune(s: &str) -> Result<Amount> {
     let (group, amount) = s.split_once(':').with_context(|| format!("--prune {s}: expected GROUP:AMOUNT, e.g. filter:0.5"))?;
     match group {
         "filter" | "channel" => {}
@@ -66,19 +68,29 @@ fn parse_prune(s: &str) -> Result<f64> {
         g if g.starts_with("block:") => bail!("--prune {s}: block groups need the sparse kernels, which are not implemented yet"),
         g => bail!("--prune {s}: unknown group `{g}` (filter, channel)"),
     }
-    if amount.starts_with("macs=") || amount.starts_with("params=") {
-        bail!("--prune {s}: global budgets (macs=, params=) are not implemented yet; give a per-layer fraction such as 0.5");
+    let budget = |v: &str| -> Result<f64> {
+        let f: f64 = v.parse().with_context(|| format!("--prune {s}: `{v}` is not a fraction"))?;
+        if !(f > 0.0 && f <= 1.0) {
+            bail!("--prune {s}: the fraction kept must be in (0, 1]");
+        }
+        Ok(f)
+    };
+    if let Some(v) = amount.strip_prefix("macs=") {
+        return Ok(Amount::Macs(budget(v)?));
+    }
+    if let Some(v) = amount.strip_prefix("params=") {
+        return Ok(Amount::Params(budget(v)?));
     }
     let f: f64 = amount.parse().with_context(|| format!("--prune {s}: `{amount}` is not a fraction"))?;
     if !(0.0..1.0).contains(&f) {
         bail!("--prune {s}: the fraction to remove must be in [0, 1)");
     }
-    Ok(f)
+    Ok(Amount::Fraction(f))
 }
 
 pub fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
-    let fraction = parse_prune(&a.prune)?;
+    let amount = parse_prune(&a.prune)?;
     let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let opts = ImportOptions { input_shapes: super::parse_input_shapes(&a.input_shape)? };
@@ -102,7 +114,7 @@ pub fn run(a: Args) -> Result<()> {
         "magnitude-norefit" => Method::MagnitudeNoRefit,
         _ => Method::Envelope,
     };
-    let popts = PruneOptions { method, fraction, ..PruneOptions::default() };
+    let popts = PruneOptions { method, amount, ..PruneOptions::default() };
     let (pruned, report) = prune(&graph, &samples, &popts)?;
     let out = compile(pruned, weights, sha)?;
     let model = sprig_runtime::Model::parse(&out.bytes).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -24,13 +24,25 @@ pub enum Method {
     MagnitudeNoRefit,
 }
 
+/// How much to prune.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum Amount {
+    /// Remove this fraction of every space's channels (0..1).
+    Fraction(f64),
+    /// Keep this fraction of the model's MACs, allocated across spaces by least marginal
+    /// reconstruction error per MAC (ALGORITHMS.md §6.3).
+    Macs(f64),
+    /// Keep this fraction of the model's weight parameters, allocated the same way.
+    Params(f64),
+}
+
 /// Pruning settings.
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
     /// Selection method.
     pub method: Method,
-    /// Fraction of each space's channels to remove (0..1).
-    pub fraction: f64,
+    /// How much.
+    pub amount: Amount,
     /// Calibration rows per consumer at most (positions are subsampled evenly).
     pub max_rows: usize,
     /// Envelope settings.
@@ -39,7 +51,7 @@ pub struct PruneOptions {
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        PruneOptions { method: Method::Envelope, fraction: 0.5, max_rows: 20_000, envelope: EnvelopeOptions::default() }
+        PruneOptions { method: Method::Envelope, amount: Amount::Fraction(0.5), max_rows: 20_000, envelope: EnvelopeOptions::default() }
     }
 }
 
@@ -124,12 +136,197 @@ fn space_name(g: &Graph, s: &ChannelSpace) -> String {
 
 /// Prunes `g` (an optimised graph) with calibration samples `calib` (one input each).
 pub fn prune(g: &Graph, calib: &[&[f32]], opts: &PruneOptions) -> Result<(Graph, PruneReport)> {
-    if !(0.0..1.0).contains(&opts.fraction) {
-        bail!("prune fraction {} is outside [0, 1)", opts.fraction);
-    }
     if calib.is_empty() {
         bail!("no calibration samples");
     }
+    match opts.amount {
+        Amount::Fraction(f) => {
+            if !(0.0..1.0).contains(&f) {
+                bail!("prune fraction {f} is outside [0, 1)");
+            }
+            run(g, calib, opts, &|c, _| ((c as f64) * (1.0 - f)).round().max(1.0) as usize)
+        }
+        Amount::Macs(f) | Amount::Params(f) => {
+            if !(f > 0.0 && f <= 1.0) {
+                bail!("the budget {f} (fraction kept) is outside (0, 1]");
+            }
+            // Dead channels first (exact), then the allocation on what is left.
+            let (g1, _) = run(g, calib, opts, &|c, _| c)?;
+            let plan = allocate(g, &g1, calib, opts)?;
+            run(g, calib, opts, &|c, key| plan.get(&key).copied().unwrap_or(c))
+        }
+    }
+}
+
+/// Total MACs and weight parameters of the Conv/Dense layers of `g`.
+pub fn layer_costs(g: &Graph) -> (u64, u64) {
+    let (mut macs, mut params) = (0u64, 0u64);
+    for n in &g.nodes {
+        if let Op::Conv(_) | Op::Dense { .. } = n.op {
+            let w = g.tensors[n.inputs[1]].numel() as u64;
+            let out = &g.tensors[n.outputs[0]].shape;
+            let rows = g.tensors[n.inputs[1]].shape[0].max(1) as u64;
+            let positions = out.iter().product::<usize>() as u64 / rows;
+            macs += w * positions;
+            params += w + n.inputs.get(2).map_or(0, |&b| g.tensors[b].numel() as u64);
+        }
+    }
+    (macs, params)
+}
+
+/// Channels to keep per space (keyed by its first producer) so the pruned model meets the
+/// budget: per-space error curves (relative reconstruction error of the refit after keeping the
+/// top j/8 of the live channels by the method's ranking), then greedy steps with the least error
+/// increase per MAC (or parameter) saved until the budget is met.
+fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) -> Result<std::collections::HashMap<usize, usize>> {
+    const LEVELS: usize = 8;
+    let (by_macs, frac) = match opts.amount {
+        Amount::Macs(f) => (true, f),
+        Amount::Params(f) => (false, f),
+        Amount::Fraction(_) => bail!("internal: allocation needs a budget"),
+    };
+    let (m0, p0) = layer_costs(dense);
+    let budget = frac * if by_macs { m0 } else { p0 } as f64;
+    let (m1, p1) = layer_costs(g1);
+    let mut total = if by_macs { m1 } else { p1 } as f64;
+    let mut plan = std::collections::HashMap::new();
+    if total <= budget {
+        return Ok(plan);
+    }
+    struct Curve {
+        key: usize,
+        live: usize,
+        counts: Vec<usize>,
+        err: Vec<f64>,
+        unit: f64,
+        level: usize,
+    }
+    let alive: Vec<Vec<usize>> = g1
+        .nodes
+        .iter()
+        .map(|n| match n.op {
+            Op::Conv(_) | Op::Dense { .. } => (0..g1.tensors[n.inputs[1]].shape[0]).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut curves = Vec::new();
+    for s in channel_spaces(g1) {
+        if s.prunable.is_err() || s.channels < 2 {
+            continue;
+        }
+        let key = s.producers.iter().copied().min().unwrap_or(usize::MAX);
+        let live: Vec<usize> = (0..s.channels).collect();
+        let inputs: Vec<TensorId> = s.consumers.iter().map(|q| g1.nodes[q.node].inputs[0]).collect();
+        let acts = activations(g1, &inputs, calib)?;
+        let lp = build_problems(g1, g1, &alive, &s, &live, &acts, &acts, calib.len(), opts.max_rows)?;
+        let score = ranking(g1, &s, &live, &lp.problems, &lp.starts, &lp.cols, (s.channels / 2).max(1), opts)?;
+        let mut counts = Vec::new();
+        let mut err = Vec::new();
+        for j in 1..=LEVELS {
+            let k = (s.channels * j).div_ceil(LEVELS).max(1);
+            let keep = top_k(&score, k);
+            let w = refit_all(&lp.problems, &lp.cols, &keep, &lp.always);
+            let e = lp.problems.iter().zip(&w).map(|(p, w)| p.relative_error(w)).sum::<f64>() / lp.problems.len() as f64;
+            counts.push(k);
+            err.push(if k == s.channels { 0.0 } else { e });
+        }
+        let (mc, pc) = super::channels::channel_cost(g1, &s);
+        let unit = if by_macs { mc } else { pc } as f64;
+        curves.push(Curve { key, live: s.channels, counts, err, unit, level: LEVELS - 1 });
+    }
+    while total > budget {
+        let best = curves
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.level > 0 && c.unit > 0.0)
+            .map(|(i, c)| {
+                let saved = (c.counts[c.level] - c.counts[c.level - 1]) as f64 * c.unit;
+                (i, (c.err[c.level - 1] - c.err[c.level]).max(0.0) / saved.max(1e-300), saved)
+            })
+            .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+        let Some((i, _, saved)) = best else { break };
+        curves[i].level -= 1;
+        total -= saved;
+    }
+    for c in &curves {
+        if c.counts[c.level] < c.live {
+            plan.insert(c.key, c.counts[c.level]);
+        }
+    }
+    Ok(plan)
+}
+
+/// Score per live channel (higher = keep): the envelope ranking or the filters' L1 norm.
+#[allow(clippy::too_many_arguments)]
+fn ranking(
+    g: &Graph,
+    s: &ChannelSpace,
+    live: &[usize],
+    problems: &[Problem],
+    starts: &[DMatrix<f64>],
+    cols: &super::layer::ChannelColumns,
+    k: usize,
+    opts: &PruneOptions,
+) -> Result<Vec<f64>> {
+    Ok(match opts.method {
+        Method::Envelope => envelope_select(problems, starts, cols, &vec![1.0; live.len()], k.clamp(1, live.len()), &opts.envelope)?.score,
+        Method::Magnitude | Method::MagnitudeNoRefit => {
+            let l1 = filter_l1(g, s);
+            live.iter().map(|&ch| l1[ch]).collect()
+        }
+    })
+}
+
+/// The consumers' layer problems over the live channels of `s`.
+struct LayerProblems {
+    problems: Vec<Problem>,
+    starts: Vec<DMatrix<f64>>,
+    cols: super::layer::ChannelColumns,
+    always: Vec<Vec<usize>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_problems(
+    cur: &Graph,
+    dense: &Graph,
+    alive: &[Vec<usize>],
+    s: &ChannelSpace,
+    live: &[usize],
+    acts: &[Vec<Vec<f32>>],
+    acts_dense: &[Vec<Vec<f32>>],
+    samples: usize,
+    max_rows: usize,
+) -> Result<LayerProblems> {
+    let mut lp = LayerProblems { problems: Vec::new(), starts: Vec::new(), cols: Vec::new(), always: Vec::new() };
+    for (j, q) in s.consumers.iter().enumerate() {
+        let lay = RowLayout::of(cur, q.node)?;
+        let lay_d = RowLayout::of(dense, q.node)?;
+        let subset = row_subset(lay.rows(), samples, max_rows);
+        let mut st = Stats::new(lay.width() + 1, lay_d.width() + 1);
+        let (mut x, mut xd) = (Vec::new(), Vec::new());
+        for (a, ad) in acts[j].iter().zip(&acts_dense[j]) {
+            x.clear();
+            xd.clear();
+            for &r in &subset {
+                lay.push_row(a, r, &mut x);
+                lay_d.push_row(ad, r, &mut xd);
+            }
+            st.add(&x, &xd, subset.len());
+        }
+        let w0_full = layer_matrix(dense, q.node)?;
+        let rows = &alive[q.node];
+        let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
+        lp.problems.push(st.problem(&w0)?);
+        lp.starts.push(layer_matrix(cur, q.node)?);
+        lp.cols.push(live.iter().map(|&ch| (ch * q.per_channel..(ch + 1) * q.per_channel).collect()).collect());
+        lp.always.push(vec![lay.width()]);
+    }
+    Ok(lp)
+}
+
+/// One sequential pass; `keep(c, key)` gives the channels to keep of a space of `c` channels
+/// whose first producer is node `key`.
+fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize, usize) -> usize) -> Result<(Graph, PruneReport)> {
     let dense = g.clone();
     let mut cur = g.clone();
     let mut report = PruneReport { method: opts.method, spaces: Vec::new(), skipped: Vec::new() };
@@ -154,7 +351,7 @@ pub fn prune(g: &Graph, calib: &[&[f32]], opts: &PruneOptions) -> Result<(Graph,
             continue;
         }
         let c = s.channels;
-        let k_target = ((c as f64) * (1.0 - opts.fraction)).round().max(1.0) as usize;
+        let k_target = keep_of(c, key);
         let inputs: Vec<TensorId> = s.consumers.iter().map(|q| cur.nodes[q.node].inputs[0]).collect();
         let acts = activations(&cur, &inputs, calib).with_context(|| format!("calibrating `{name}`"))?;
         let acts_dense = activations(&dense, &inputs, calib).with_context(|| format!("calibrating `{name}` (dense)"))?;
@@ -179,44 +376,9 @@ pub fn prune(g: &Graph, calib: &[&[f32]], opts: &PruneOptions) -> Result<(Graph,
         let (keep, rel_err) = if k == live.len() || live.is_empty() {
             (live.clone(), 0.0)
         } else {
-            // Layer problems over the live channels' columns.
-            let mut problems = Vec::new();
-            let mut starts = Vec::new();
-            let mut cols = Vec::new();
-            let mut always = Vec::new();
-            for (j, q) in s.consumers.iter().enumerate() {
-                let lay = RowLayout::of(&cur, q.node)?;
-                let lay_d = RowLayout::of(&dense, q.node)?;
-                let subset = row_subset(lay.rows(), calib.len(), opts.max_rows);
-                let mut st = Stats::new(lay.width() + 1, lay_d.width() + 1);
-                let (mut x, mut xd) = (Vec::new(), Vec::new());
-                for (a, ad) in acts[j].iter().zip(&acts_dense[j]) {
-                    x.clear();
-                    xd.clear();
-                    for &r in &subset {
-                        lay.push_row(a, r, &mut x);
-                        lay_d.push_row(ad, r, &mut xd);
-                    }
-                    st.add(&x, &xd, subset.len());
-                }
-                let w0_full = layer_matrix(&dense, q.node)?;
-                let rows = &alive[q.node];
-                let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
-                problems.push(st.problem(&w0)?);
-                starts.push(layer_matrix(&cur, q.node)?);
-                cols.push(live.iter().map(|&ch| (ch * q.per_channel..(ch + 1) * q.per_channel).collect()).collect::<Vec<Vec<usize>>>());
-                always.push(vec![lay.width()]);
-            }
-            let chosen: Vec<usize> = match opts.method {
-                Method::Envelope => {
-                    let d = vec![1.0; live.len()];
-                    envelope_select(&problems, &starts, &cols, &d, k, &opts.envelope)?.keep
-                }
-                Method::Magnitude | Method::MagnitudeNoRefit => {
-                    let l1 = filter_l1(&cur, &s);
-                    top_k(&live.iter().map(|&ch| l1[ch]).collect::<Vec<_>>(), k)
-                }
-            };
+            let lp = build_problems(&cur, &dense, &alive, &s, &live, &acts, &acts_dense, calib.len(), opts.max_rows)?;
+            let LayerProblems { problems, starts, cols, always } = lp;
+            let chosen = top_k(&ranking(&cur, &s, &live, &problems, &starts, &cols, k, opts)?, k);
             let keep: Vec<usize> = chosen.iter().map(|&i| live[i]).collect();
             let new_w: Vec<DMatrix<f64>> = if opts.method == Method::MagnitudeNoRefit {
                 starts
