@@ -242,3 +242,37 @@ fn size_estimates_flash_and_ram_for_every_target_from_the_model_and_its_kernels(
     assert!(fails(&["size", s(&f.model), "--target", "riscv32imc-unknown-none-elf"]).contains("unknown target"));
     assert!(ok(&["inspect", s(&f.model)]).contains("device (thumbv7em-none-eabihf): flash"));
 }
+
+#[test]
+fn compress_prunes_with_calibration_data_and_refuses_bad_specs_without_output() {
+    let f = converted();
+    let models = common::repo_models();
+    let calib = models.join("digits_calib.npy");
+    let out = f.dir.path().join("pruned.sprig");
+    let json = f.dir.path().join("r.json");
+    let text = ok(&["compress", s(&f.onnx), "-o", s(&out), "--calib", s(&calib), "--prune", "filter:macs=0.7", "--json", s(&json)]);
+    assert!(text.contains("fewer"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (before, after) = (v["macs_before"].as_u64().unwrap(), v["macs_after"].as_u64().unwrap());
+    assert!(after < before && after as f64 <= 0.75 * before as f64, "{before} -> {after}");
+    assert_eq!(v["prune"]["method"], "Envelope");
+    assert!(!v["prune"]["spaces"].as_array().unwrap().is_empty());
+    // The result runs and validates against the source model on real data (loosely: it is pruned).
+    ok(&["validate", s(&out), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--tolerance", "10"]);
+    for (spec, msg) in [
+        ("filter", "GROUP:AMOUNT"),
+        ("filter:1.5", "[0, 1)"),
+        ("filter:macs=0", "(0, 1]"),
+        ("weight:0.5", "sparse kernels"),
+        ("rows:0.5", "unknown group"),
+    ] {
+        let bad = f.dir.path().join("bad.sprig");
+        let err = fails(&["compress", s(&f.onnx), "-o", s(&bad), "--calib", s(&calib), "--prune", spec]);
+        assert!(err.contains(msg), "{spec}: {err}");
+        assert!(!bad.exists(), "{spec}: no output on failure");
+    }
+    // Calibration data of the wrong shape names the file.
+    let err =
+        fails(&["compress", s(&f.onnx), "-o", s(&out), "--calib", s(&models.join("digits_eval_labels.npy")), "--prune", "filter:0.5"]);
+    assert!(err.contains("digits_eval_labels.npy"), "{err}");
+}
