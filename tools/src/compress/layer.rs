@@ -91,6 +91,14 @@ impl Problem {
     /// argmin f over W supported on `cols` (other columns zero): W_S = B_S (H_SS + δI)⁻¹ with
     /// δ = 1e-6 · mean diag H_SS (dampening for rank-deficient calibration data).
     pub fn refit(&self, cols: &[usize]) -> DMatrix<f64> {
+        self.refit_toward(cols, None, 1e-6)
+    }
+
+    /// argmin over W supported on `cols` of f(W) + (δ/2)||W_S − P_S||², δ = `damp` · mean diag
+    /// H_SS: W_S = (B_S + δ P_S)(H_SS + δI)⁻¹. The ridge pulls toward the prior `p` (the weights
+    /// before the refit; zero when `None`), so directions the calibration data does not excite
+    /// (a Dense layer with fewer samples than inputs) keep their trained values.
+    pub fn refit_toward(&self, cols: &[usize], prior: Option<&DMatrix<f64>>, damp: f64) -> DMatrix<f64> {
         let d = self.h.nrows();
         let mut w = DMatrix::zeros(self.rows, d);
         if cols.is_empty() {
@@ -98,11 +106,11 @@ impl Problem {
         }
         let s = cols.len();
         let mut hs = DMatrix::from_fn(s, s, |i, j| self.h[(cols[i], cols[j])]);
-        let damp = 1e-6 * (hs.trace() / s as f64).max(1e-12);
+        let delta = damp * (hs.trace() / s as f64).max(1e-12);
         for i in 0..s {
-            hs[(i, i)] += damp;
+            hs[(i, i)] += delta;
         }
-        let bs = DMatrix::from_fn(self.rows, s, |r, j| self.b[(r, cols[j])]);
+        let bs = DMatrix::from_fn(self.rows, s, |r, j| self.b[(r, cols[j])] + prior.map_or(0.0, |p| delta * p[(r, cols[j])]));
         // W_S H_SS = B_S  <=>  H_SS W_Sᵀ = B_Sᵀ (H symmetric).
         let sol = match hs.clone().cholesky() {
             Some(ch) => ch.solve(&bs.transpose()),
@@ -258,9 +266,19 @@ pub fn envelope_select(
     Ok(Selection { keep: top_k(&score, k), score })
 }
 
-/// Refits every consumer on the kept channels plus the `always` columns (the bias column):
-/// returns the new weights in the same (unreduced) layout, with removed columns exactly zero.
-pub fn refit_all(problems: &[Problem], cols: &ChannelColumns, keep: &[usize], always: &[Vec<usize>]) -> Vec<DMatrix<f64>> {
+/// Dampening of the refits, relative to the mean diagonal of H (as SparseGPT's 0.01).
+pub const REFIT_DAMP: f64 = 0.01;
+
+/// Refits every consumer on the kept channels plus the `always` columns (the bias column),
+/// pulled toward `priors` (the consumers' current weights) by [`REFIT_DAMP`]: returns the new
+/// weights in the same (unreduced) layout, with removed columns exactly zero.
+pub fn refit_all(
+    problems: &[Problem],
+    cols: &ChannelColumns,
+    keep: &[usize],
+    always: &[Vec<usize>],
+    priors: &[DMatrix<f64>],
+) -> Vec<DMatrix<f64>> {
     problems
         .iter()
         .enumerate()
@@ -269,7 +287,7 @@ pub fn refit_all(problems: &[Problem], cols: &ChannelColumns, keep: &[usize], al
             c.extend(always.get(j).into_iter().flatten().copied());
             c.sort_unstable();
             c.dedup();
-            p.refit(&c)
+            p.refit_toward(&c, priors.get(j), REFIT_DAMP)
         })
         .collect()
 }
@@ -334,7 +352,7 @@ mod tests {
         let (p, w0, cols) = synthetic(8, 3, 4, &[0, 2, 5], 11);
         let keep = vec![0, 2, 5];
         let bias = vec![vec![24]];
-        let w = refit_all(std::slice::from_ref(&p), &cols, &keep, &bias).remove(0);
+        let w = refit_all(std::slice::from_ref(&p), &cols, &keep, &bias, std::slice::from_ref(&w0)).remove(0);
         // Removed columns are exactly zero.
         for g in [1, 3, 4, 6, 7] {
             for &c in &cols[0][g] {

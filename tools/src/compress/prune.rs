@@ -47,11 +47,20 @@ pub struct PruneOptions {
     pub max_rows: usize,
     /// Envelope settings.
     pub envelope: EnvelopeOptions,
+    /// After pruning, refit every Conv/Dense layer in graph order on the pruned prefix's inputs
+    /// against the dense model's outputs (corrects the error that accumulates downstream).
+    pub polish: bool,
 }
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        PruneOptions { method: Method::Envelope, amount: Amount::Fraction(0.5), max_rows: 20_000, envelope: EnvelopeOptions::default() }
+        PruneOptions {
+            method: Method::Envelope,
+            amount: Amount::Fraction(0.5),
+            max_rows: 20_000,
+            envelope: EnvelopeOptions::default(),
+            polish: true,
+        }
     }
 }
 
@@ -225,7 +234,7 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         for j in 1..=LEVELS {
             let k = (s.channels * j).div_ceil(LEVELS).max(1);
             let keep = top_k(&score, k);
-            let w = refit_all(&lp.problems, &lp.cols, &keep, &lp.always);
+            let w = refit_all(&lp.problems, &lp.cols, &keep, &lp.always, &lp.starts);
             let e = lp.problems.iter().zip(&w).map(|(p, w)| p.relative_error(w)).sum::<f64>() / lp.problems.len() as f64;
             counts.push(k);
             err.push(if k == s.channels { 0.0 } else { e });
@@ -397,7 +406,7 @@ fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize,
                     })
                     .collect()
             } else {
-                refit_all(&problems, &cols, &chosen, &always)
+                refit_all(&problems, &cols, &chosen, &always, &starts)
             };
             let err = problems.iter().zip(&new_w).map(|(p, w): (&Problem, _)| p.relative_error(w)).sum::<f64>() / problems.len() as f64;
             for (q, w) in s.consumers.iter().zip(&new_w) {
@@ -422,7 +431,54 @@ fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize,
             relative_error: rel_err,
         });
     }
+    if opts.polish && opts.method != Method::MagnitudeNoRefit && !report.spaces.is_empty() {
+        polish(&dense, &mut cur, &alive, calib, opts.max_rows)?;
+    }
     Ok((cur, report))
+}
+
+/// Refits every Conv (group 1) and Dense layer of `cur`, in graph order, on its inputs from the
+/// pruned prefix against the dense model's outputs (all columns kept, ridge toward the current
+/// weights).
+fn polish(dense: &Graph, cur: &mut Graph, alive: &[Vec<usize>], calib: &[&[f32]], max_rows: usize) -> Result<()> {
+    for n in 0..cur.nodes.len() {
+        let ok = match &cur.nodes[n].op {
+            Op::Dense { .. } => true,
+            Op::Conv(a) => a.group == 1,
+            _ => false,
+        };
+        if !ok || cur.tensors[cur.nodes[n].inputs[1]].data.is_none() {
+            continue;
+        }
+        let input = cur.nodes[n].inputs[0];
+        let acts = activations(cur, &[input], calib)?;
+        let acts_dense = activations(dense, &[input], calib)?;
+        let lay = RowLayout::of(cur, n)?;
+        let lay_d = RowLayout::of(dense, n)?;
+        let subset = row_subset(lay.rows(), calib.len(), max_rows);
+        let mut st = Stats::new(lay.width() + 1, lay_d.width() + 1);
+        let (mut x, mut xd) = (Vec::new(), Vec::new());
+        for (a, ad) in acts[0].iter().zip(&acts_dense[0]) {
+            x.clear();
+            xd.clear();
+            for &r in &subset {
+                lay.push_row(a, r, &mut x);
+                lay_d.push_row(ad, r, &mut xd);
+            }
+            st.add(&x, &xd, subset.len());
+        }
+        let w0_full = layer_matrix(dense, n)?;
+        let rows = &alive[n];
+        let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
+        let p = st.problem(&w0)?;
+        let start = layer_matrix(cur, n)?;
+        let all: Vec<usize> = (0..start.ncols()).collect();
+        let w = p.refit_toward(&all, Some(&start), super::layer::REFIT_DAMP);
+        if p.loss(&w) < p.loss(&start) {
+            set_layer_matrix(cur, n, &w);
+        }
+    }
+    Ok(())
 }
 
 fn name_list(g: &Graph, s: &ChannelSpace) -> Vec<String> {
