@@ -441,7 +441,7 @@ fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize,
 /// pruned prefix against the dense model's outputs (all columns kept, ridge toward the current
 /// weights).
 fn polish(dense: &Graph, cur: &mut Graph, alive: &[Vec<usize>], calib: &[&[f32]], max_rows: usize) -> Result<()> {
-    for n in 0..cur.nodes.len() {
+    for (n, rows) in alive.iter().enumerate().take(cur.nodes.len()) {
         let ok = match &cur.nodes[n].op {
             Op::Dense { .. } => true,
             Op::Conv(a) => a.group == 1,
@@ -468,7 +468,6 @@ fn polish(dense: &Graph, cur: &mut Graph, alive: &[Vec<usize>], calib: &[&[f32]]
             st.add(&x, &xd, subset.len());
         }
         let w0_full = layer_matrix(dense, n)?;
-        let rows = &alive[n];
         let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
         let p = st.problem(&w0)?;
         let start = layer_matrix(cur, n)?;
