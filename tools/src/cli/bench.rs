@@ -12,6 +12,10 @@ pub struct Args {
     /// Also time the source ONNX model with tract, on the same input, in the same run.
     #[arg(long)]
     onnx: Option<PathBuf>,
+    /// Also time another .sprig model of the same inputs (e.g. the dense model beside a pruned
+    /// one), interleaved run by run; reports the speedup over it.
+    #[arg(long, conflicts_with = "onnx")]
+    baseline: Option<PathBuf>,
     /// Input samples (the first sample is used); zeros... a deterministic pattern when absent.
     #[arg(long)]
     input: Vec<String>,
@@ -43,6 +47,10 @@ struct Report {
     tract_median_us: Option<f64>,
     tract_p90_us: Option<f64>,
     ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_median_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speedup_over_baseline: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     layers: Option<Vec<LayerTime>>,
 }
@@ -97,8 +105,28 @@ pub fn run(a: Args) -> Result<()> {
     let tract = a.onnx.as_ref().map(|p| TractModel::load(p, &shapes)).transpose()?;
     let tin: Vec<(&[usize], &[f32])> = shapes.iter().map(|s| s.as_slice()).zip(ins.iter().copied()).collect();
     let mut run_tract = || -> Result<()> { tract.as_ref().map_or(Ok(()), |t| t.run(&tin).map(|_| ())) };
-    let other: Option<&mut dyn FnMut() -> Result<()>> = if tract.is_some() { Some(&mut run_tract) } else { None };
+    let base_bytes = a.baseline.as_ref().map(|p| crate::host::map_file(p)).transpose()?;
+    let mut base = match &base_bytes {
+        Some(b) => {
+            let h = HostModel::new(b)
+                .with_context(|| format!("loading {}", a.baseline.as_ref().map(|p| p.display().to_string()).unwrap_or_default()))?;
+            if h.input_shapes() != shapes {
+                anyhow::bail!("the baseline's inputs {:?} differ from the model's {:?}", h.input_shapes(), shapes);
+            }
+            Some(h)
+        }
+        None => None,
+    };
+    let mut run_base = || -> Result<()> { base.as_mut().map_or(Ok(()), |b| b.run_in_place(&ins)) };
+    let other: Option<&mut dyn FnMut() -> Result<()>> = if tract.is_some() {
+        Some(&mut run_tract)
+    } else if base_bytes.is_some() {
+        Some(&mut run_base)
+    } else {
+        None
+    };
     let ((sm, sp), t) = time_interleaved(a.iters, || m.run_in_place(&ins), other)?;
+    let (bm, t) = if a.baseline.is_some() { (t.map(|t| t.0), None) } else { (None, t) };
     let (tm, tp) = (t.map(|t| t.0), t.map(|t| t.1));
     let layers = if a.per_layer {
         let t = m.profile(&ins, a.iters)?;
@@ -121,6 +149,8 @@ pub fn run(a: Args) -> Result<()> {
         tract_median_us: tm,
         tract_p90_us: tp,
         ratio: tm.map(|t| sm / t),
+        baseline_median_us: bm,
+        speedup_over_baseline: bm.map(|b| b / sm),
         layers,
     };
     if a.json {
@@ -134,6 +164,9 @@ pub fn run(a: Args) -> Result<()> {
     if let (Some(m), Some(p)) = (tm, tp) {
         println!("tract: median {:.1} us, p90 {:.1} us", m, p);
         println!("ratio sprig/tract: {:.2}", sm / m);
+    }
+    if let Some(b) = bm {
+        println!("baseline: median {:.1} us; speedup {:.2}x", b, b / sm);
     }
     if let Some(layers) = &rep.layers {
         println!();

@@ -34,6 +34,9 @@ pub struct Args {
     /// L1 norm), `magnitude-norefit` (filter L1 norm, weights not refit).
     #[arg(long, default_value = "envelope", value_parser = ["envelope", "magnitude", "magnitude-norefit"])]
     prune_method: String,
+    /// Skip the final pass that refits every layer against the dense model's outputs.
+    #[arg(long)]
+    no_polish: bool,
     /// Weight storage: f32 (exact) or f16 (half the bytes).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     weights: String,
@@ -114,7 +117,7 @@ pub fn run(a: Args) -> Result<()> {
         "magnitude-norefit" => Method::MagnitudeNoRefit,
         _ => Method::Envelope,
     };
-    let popts = PruneOptions { method, amount, ..PruneOptions::default() };
+    let popts = PruneOptions { method, amount, polish: !a.no_polish, ..PruneOptions::default() };
     let (pruned, report) = prune(&graph, &samples, &popts)?;
     let out = compile(pruned, weights, sha)?;
     let model = sprig_runtime::Model::parse(&out.bytes).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -327,7 +327,10 @@ fn build_problems(
         let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
         lp.problems.push(st.problem(&w0)?);
         lp.starts.push(layer_matrix(cur, q.node)?);
-        lp.cols.push(live.iter().map(|&ch| (ch * q.per_channel..(ch + 1) * q.per_channel).collect()).collect());
+        // Columns per channel in the layer's row layout (kh·kw taps for a Conv, the flatten
+        // block for a Dense).
+        let per = lay.width() / s.channels.max(1);
+        lp.cols.push(live.iter().map(|&ch| (ch * per..(ch + 1) * per).collect()).collect());
         lp.always.push(vec![lay.width()]);
     }
     Ok(lp)

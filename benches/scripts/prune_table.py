@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Structured-pruning table for every real model in ../shared/data/models.
+
+For each model: calibrate on the first half of its eval inputs (at most 128 samples; MNIST uses
+its own calib.npy), evaluate on the other half. Rows: dead channels only (filter:0), then MAC
+budgets kept (macs=0.7, macs=0.5) with the envelope and the magnitude ranking. Columns: MACs and
+params kept, accuracy (or top-1 agreement where there are no per-sample labels) vs the dense
+model, and the measured speedup of the pruned .sprig over the dense .sprig (`sprig bench
+--baseline`: both timed interleaved in one process, release build, one thread, medians).
+
+Usage (from the repository root, after `cargo build --release -p sprig-tools`):
+    python3 benches/scripts/prune_table.py [--models mnist-8,vww_mobilenetv1_96_fp32] [--out table.md]
+"""
+import argparse, json, os, subprocess, sys, tempfile
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA = os.environ.get("SPRIG_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
+SPRIG = os.path.join(ROOT, "target", "release", "sprig")
+
+MODELS = [
+    # name, eval folder, labels file or None, slice of a sample (first N values) or None
+    ("mnist-8", "mnist", "labels.npy", None),
+    ("kws_dscnn_fp32", "kws01", "labels.npy", None),
+    ("ic_resnet8_fp32", "ic01", "labels.npy", None),
+    ("vww_mobilenetv1_96_fp32", "vww01", "labels.npy", None),
+    ("ad_autoencoder_fp32", "ad01", None, None),
+    ("hello_edge_ds_cnn_s", "kws01_hello_edge", "labels.npy", None),
+    ("hello_edge_cnn_s", "kws01_hello_edge", "labels.npy", None),
+    ("hello_edge_dnn_s", "kws01_hello_edge", "labels.npy", 250),
+]
+RUNS = [("dead only", "filter:0", "envelope"),
+        ("macs=0.7 envelope", "filter:macs=0.7", "envelope"), ("macs=0.7 magnitude", "filter:macs=0.7", "magnitude"),
+        ("macs=0.5 envelope", "filter:macs=0.5", "envelope"), ("macs=0.5 magnitude", "filter:macs=0.5", "magnitude")]
+
+
+def sh(*args):
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}\n{r.stderr}")
+    return r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--iters", default="200")
+    a = ap.parse_args()
+    pick = set(a.models.split(",")) if a.models else None
+    tmp = tempfile.mkdtemp()
+    lines = ["| model | variant | MACs kept | params kept | accuracy (dense) | top-1 agreement | speedup (sprig bench) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, folder, labels, cut in MODELS:
+        if pick and name not in pick:
+            continue
+        onnx = os.path.join(DATA, "models", name + ".onnx")
+        x = np.load(os.path.join(DATA, "eval", folder, "inputs.npy")).astype(np.float32)
+        if cut:
+            x = x.reshape(x.shape[0], -1)[:, :cut].reshape(x.shape[0], 25, 10)
+        half = x.shape[0] // 2
+        if name == "mnist-8":
+            calib, ev = np.load(os.path.join(DATA, "eval", "mnist", "calib.npy")).astype(np.float32)[:128], x
+            lab = np.load(os.path.join(DATA, "eval", folder, labels)) if labels else None
+        else:
+            calib, ev = x[:min(half, 128)], x[half:]
+            lab = np.load(os.path.join(DATA, "eval", folder, labels))[half:] if labels else None
+        cp, ep, lp = [os.path.join(tmp, f"{name}_{k}.npy") for k in ("calib", "eval", "labels")]
+        np.save(cp, calib); np.save(ep, ev)
+        if lab is not None:
+            np.save(lp, lab)
+        dense = os.path.join(tmp, name + ".sprig")
+        sh(SPRIG, "convert", onnx, "-o", dense)
+        for label, spec, method in RUNS:
+            out = os.path.join(tmp, f"{name}_{label.replace(' ', '_')}.sprig")
+            rj = os.path.join(tmp, "r.json")
+            try:
+                sh(SPRIG, "compress", onnx, "-o", out, "--calib", cp, "--prune", spec, "--prune-method", method, "--json", rj)
+            except RuntimeError as e:
+                lines.append(f"| {name} | {label} | failed: {str(e).splitlines()[-1]} | | | | |")
+                continue
+            r = json.load(open(rj))
+            args = [SPRIG, "validate", out, "--onnx", onnx, "--input", ep, "--tolerance", "1000", "--json"]
+            if lab is not None:
+                args += ["--labels", lp]
+            v = json.loads(sh(*args))
+            # Pruned and dense timed interleaved, run by run, in one process.
+            b = json.loads(sh(SPRIG, "bench", out, "--baseline", dense, "--input", ep, "--iters", a.iters, "--json"))
+            acc = "n/a" if lab is None else f"{100 * v['sprig_accuracy']:.2f} % ({100 * v['reference_accuracy']:.2f} %)"
+            lines.append(f"| {name} | {label} | {r['macs_after'] / r['macs_before']:.3f} ({r['macs_before'] / max(r['macs_after'], 1):.2f}x fewer) "
+                         f"| {r['params_after'] / r['params_before']:.3f} | {acc} | {100 * v['top1_agreement']:.1f} % "
+                         f"| {b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.0f} -> {b['sprig_median_us']:.0f} µs) |")
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    if a.out:
+        open(a.out, "w").write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
