@@ -210,14 +210,7 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         unit: f64,
         level: usize,
     }
-    let alive: Vec<Vec<usize>> = g1
-        .nodes
-        .iter()
-        .map(|n| match n.op {
-            Op::Conv(_) | Op::Dense { .. } => (0..g1.tensors[n.inputs[1]].shape[0]).collect(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let alive = all_rows(g1);
     let mut curves = Vec::new();
     for s in channel_spaces(g1) {
         if s.prunable.is_err() || s.channels < 2 {
@@ -227,7 +220,7 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         let live: Vec<usize> = (0..s.channels).collect();
         let inputs: Vec<TensorId> = s.consumers.iter().map(|q| g1.nodes[q.node].inputs[0]).collect();
         let acts = activations(g1, &inputs, calib)?;
-        let lp = build_problems(g1, g1, &alive, &s, &live, &acts, &acts, calib.len(), opts.max_rows)?;
+        let lp = build_problems(g1, g1, &alive, &s, &live, &acts, &acts, opts.max_rows)?;
         let score = ranking(g1, &s, &live, &lp.problems, &lp.starts, &lp.cols, (s.channels / 2).max(1), opts)?;
         let mut counts = Vec::new();
         let mut err = Vec::new();
@@ -286,6 +279,47 @@ fn ranking(
     })
 }
 
+/// The alive output rows of every weight layer of `g`: all of them.
+fn all_rows(g: &Graph) -> Vec<Vec<usize>> {
+    g.nodes
+        .iter()
+        .map(|n| match n.op {
+            Op::Conv(_) | Op::Dense { .. } => (0..g.tensors[n.inputs[1]].shape[0]).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Weight layer `node`'s problem: its inputs in `cur` (`acts`, one per sample) against the dense
+/// model's output rows `rows` computed from the dense inputs (`acts_dense`).
+fn layer_problem(
+    cur: &Graph,
+    dense: &Graph,
+    rows: &[usize],
+    node: usize,
+    acts: &[Vec<f32>],
+    acts_dense: &[Vec<f32>],
+    max_rows: usize,
+) -> Result<Problem> {
+    let lay = RowLayout::of(cur, node)?;
+    let lay_d = RowLayout::of(dense, node)?;
+    let subset = row_subset(lay.rows(), acts.len(), max_rows);
+    let mut st = Stats::new(lay.width() + 1, lay_d.width() + 1);
+    let (mut x, mut xd) = (Vec::new(), Vec::new());
+    for (a, ad) in acts.iter().zip(acts_dense) {
+        x.clear();
+        xd.clear();
+        for &r in &subset {
+            lay.push_row(a, r, &mut x);
+            lay_d.push_row(ad, r, &mut xd);
+        }
+        st.add(&x, &xd, subset.len());
+    }
+    let w0_full = layer_matrix(dense, node)?;
+    let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
+    st.problem(&w0)
+}
+
 /// The consumers' layer problems over the live channels of `s`.
 struct LayerProblems {
     problems: Vec<Problem>,
@@ -303,29 +337,12 @@ fn build_problems(
     live: &[usize],
     acts: &[Vec<Vec<f32>>],
     acts_dense: &[Vec<Vec<f32>>],
-    samples: usize,
     max_rows: usize,
 ) -> Result<LayerProblems> {
     let mut lp = LayerProblems { problems: Vec::new(), starts: Vec::new(), cols: Vec::new(), always: Vec::new() };
     for (j, q) in s.consumers.iter().enumerate() {
         let lay = RowLayout::of(cur, q.node)?;
-        let lay_d = RowLayout::of(dense, q.node)?;
-        let subset = row_subset(lay.rows(), samples, max_rows);
-        let mut st = Stats::new(lay.width() + 1, lay_d.width() + 1);
-        let (mut x, mut xd) = (Vec::new(), Vec::new());
-        for (a, ad) in acts[j].iter().zip(&acts_dense[j]) {
-            x.clear();
-            xd.clear();
-            for &r in &subset {
-                lay.push_row(a, r, &mut x);
-                lay_d.push_row(ad, r, &mut xd);
-            }
-            st.add(&x, &xd, subset.len());
-        }
-        let w0_full = layer_matrix(dense, q.node)?;
-        let rows = &alive[q.node];
-        let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
-        lp.problems.push(st.problem(&w0)?);
+        lp.problems.push(layer_problem(cur, dense, &alive[q.node], q.node, &acts[j], &acts_dense[j], max_rows)?);
         lp.starts.push(layer_matrix(cur, q.node)?);
         // Columns per channel in the layer's row layout (kh·kw taps for a Conv, the flatten
         // block for a Dense).
@@ -343,14 +360,7 @@ fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize,
     let mut cur = g.clone();
     let mut report = PruneReport { method: opts.method, spaces: Vec::new(), skipped: Vec::new() };
     // Original output channels still alive, per weight node (to pick the dense targets' rows).
-    let mut alive: Vec<Vec<usize>> = cur
-        .nodes
-        .iter()
-        .map(|n| match n.op {
-            Op::Conv(_) | Op::Dense { .. } => (0..cur.tensors[n.inputs[1]].shape[0]).collect(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let mut alive = all_rows(&cur);
     let mut order: Vec<ChannelSpace> = channel_spaces(&cur);
     order.sort_by_key(|s| s.producers.iter().copied().min().unwrap_or(usize::MAX));
     let keys: Vec<usize> = order.iter().map(|s| s.producers.iter().copied().min().unwrap_or(usize::MAX)).collect();
@@ -388,7 +398,7 @@ fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize,
         let (keep, rel_err) = if k == live.len() || live.is_empty() {
             (live.clone(), 0.0)
         } else {
-            let lp = build_problems(&cur, &dense, &alive, &s, &live, &acts, &acts_dense, calib.len(), opts.max_rows)?;
+            let lp = build_problems(&cur, &dense, &alive, &s, &live, &acts, &acts_dense, opts.max_rows)?;
             let LayerProblems { problems, starts, cols, always } = lp;
             let chosen = top_k(&ranking(&cur, &s, &live, &problems, &starts, &cols, k, opts)?, k);
             let keep: Vec<usize> = chosen.iter().map(|&i| live[i]).collect();
@@ -456,23 +466,7 @@ fn polish(dense: &Graph, cur: &mut Graph, alive: &[Vec<usize>], calib: &[&[f32]]
         let input = cur.nodes[n].inputs[0];
         let acts = activations(cur, &[input], calib)?;
         let acts_dense = activations(dense, &[input], calib)?;
-        let lay = RowLayout::of(cur, n)?;
-        let lay_d = RowLayout::of(dense, n)?;
-        let subset = row_subset(lay.rows(), calib.len(), max_rows);
-        let mut st = Stats::new(lay.width() + 1, lay_d.width() + 1);
-        let (mut x, mut xd) = (Vec::new(), Vec::new());
-        for (a, ad) in acts[0].iter().zip(&acts_dense[0]) {
-            x.clear();
-            xd.clear();
-            for &r in &subset {
-                lay.push_row(a, r, &mut x);
-                lay_d.push_row(ad, r, &mut xd);
-            }
-            st.add(&x, &xd, subset.len());
-        }
-        let w0_full = layer_matrix(dense, n)?;
-        let w0 = DMatrix::from_fn(rows.len(), w0_full.ncols(), |r, cc| w0_full[(rows[r], cc)]);
-        let p = st.problem(&w0)?;
+        let p = layer_problem(cur, dense, rows, n, &acts[0], &acts_dense[0], max_rows)?;
         let start = layer_matrix(cur, n)?;
         let all: Vec<usize> = (0..start.ncols()).collect();
         let w = p.refit_toward(&all, Some(&start), super::layer::REFIT_DAMP);
