@@ -754,16 +754,7 @@ mod tests {
     use crate::host::HostModel;
     use crate::writer::WeightFormat;
 
-    /// Deterministic values in [-1, 1).
-    fn lcg(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::import::tests::lcg;
 
     /// Hand-built graphs with random constants; output shapes come from the runtime's inference.
     #[derive(Default)]

@@ -6,7 +6,7 @@ mod ctx;
 mod ops;
 mod proto;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod value;
 
 use std::collections::HashMap;

@@ -48,7 +48,8 @@ fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     }
 }
 
-fn lcg(n: usize, seed: u64) -> Vec<f32> {
+/// Deterministic values in [-1, 1).
+pub(crate) fn lcg(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
