@@ -81,10 +81,17 @@ impl Problem {
 
     /// The unconstrained least-squares solution's loss (the floor any selection sits above) and
     /// f(0) = 0: the relative error of W is (f(W) − f*) / (0 − f*).
+    ///
+    /// The denominator is the explainable output energy around its mean (½ E||W* x − E[W* x]||²,
+    /// the last input being the constant 1), so a layer whose outputs are mostly a constant offset
+    /// does not look robust.
     pub fn relative_error(&self, w: &DMatrix<f64>) -> f64 {
-        let all: Vec<usize> = (0..self.h.nrows()).collect();
-        let best = self.loss(&self.refit(&all));
-        let denom = (-best).max(1e-300);
+        let d = self.h.nrows();
+        let all: Vec<usize> = (0..d).collect();
+        let opt = self.refit(&all);
+        let best = self.loss(&opt);
+        let mean = &opt * self.h.column(d - 1);
+        let denom = (-best - 0.5 * mean.norm_squared()).max(1e-12 * (-best).max(1e-300));
         ((self.loss(w) - best) / denom).max(0.0)
     }
 
