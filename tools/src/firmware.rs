@@ -200,6 +200,8 @@ pub struct OpLine {
 /// What the firmware reported.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Report {
+    /// The board named in the firmware's first line.
+    pub board: Option<String>,
     /// Every output value, in output order.
     pub output: Vec<f32>,
     /// Minimum DWT cycles per inference (real cores).
@@ -225,6 +227,9 @@ pub fn parse_log(log: &str) -> Result<Report> {
     let mut r = Report::default();
     let mut have_output = false;
     for line in log.lines() {
+        if line.starts_with("sprig firmware") && r.board.is_none() {
+            r.board = line.split_once("board ").and_then(|(_, b)| b.split(',').next()).map(str::to_string);
+        }
         if let Some((_, list)) = line.split_once("output [") {
             let list = list.rsplit_once(']').map(|(l, _)| l).context("unterminated output list")?;
             r.output = list
@@ -276,6 +281,7 @@ output [1.2539761e-8, 0.0000011555762, -3.5, 7]\n";
         let r = parse_log(log).unwrap();
         assert_eq!(r.output, vec![1.2539761e-8, 0.0000011555762, -3.5, 7.0]);
         assert_eq!((r.ticks, r.qemu_instructions, r.stack, r.cycles), (Some(24817), Some(992680), Some(5820), None));
+        assert_eq!(r.board.as_deref(), Some("mps2-an386"));
         assert_eq!(r.ops.len(), 2);
         assert_eq!(r.ops[1], OpLine { index: 7, name: "Softmax".into(), kind: 6, time: 67, stack: 5748 });
         let dwt = parse_log("latency: 10 runs, cycles per inference: min 1234, mean 1300, max 1400 (DWT CYCCNT)\noutput []").unwrap();

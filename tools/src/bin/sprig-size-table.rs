@@ -104,8 +104,8 @@ fn main() -> Result<()> {
                 }
                 bail!("{name} on {target}: {}\n{}", out.stdout, out.stderr);
             }
-            board = out.stdout.split_once("board ").and_then(|(_, r)| r.split(',').next()).unwrap_or("").to_string();
             let r = parse_log(&out.stdout)?;
+            board = r.board.clone().unwrap_or_default();
             for op in &r.ops {
                 let e = stack_kinds.entry(op.kind).or_insert(0);
                 *e = (*e).max(op.stack);

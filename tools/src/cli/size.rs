@@ -69,14 +69,13 @@ fn measure(a: &Args, target: &str, file_len: u64, input_bytes: u64, macs: u64, h
     }
     let r = parse_log(&out.stdout)?;
     let s = sections(&out.elf)?;
-    let board = out.stdout.split_once("board ").and_then(|(_, r)| r.split(',').next()).unwrap_or("?").to_string();
     let peak = r.stack.unwrap_or(0);
     let insns = match &a.insncount {
         Some(plugin) => Some(crate::firmware::exact_instructions(&b, plugin)?),
         None => r.qemu_instructions,
     };
     Ok(Measured {
-        board,
+        board: r.board.clone().unwrap_or_else(|| "?".into()),
         flash: s.flash(),
         text: s.text,
         rodata: s.rodata,
