@@ -90,6 +90,13 @@ pub enum Error {
         /// Tensor index.
         tensor: u32,
     },
+    /// A block-sparse (`BSR_F32`) constant breaks a rule of its payload layout.
+    BadSparse {
+        /// Tensor index.
+        tensor: u32,
+        /// The rule broken, e.g. `"row_ptr decreases"`.
+        rule: &'static str,
+    },
     /// An arena tensor lies outside the arena.
     ArenaOutOfBounds {
         /// Tensor index.
@@ -210,6 +217,7 @@ impl core::fmt::Display for Error {
             DataOutOfBounds { tensor } => write!(f, "tensor {tensor}: payload outside the data section"),
             DataMisaligned { tensor } => write!(f, "tensor {tensor}: payload not 16-byte aligned"),
             BadDataLength { tensor } => write!(f, "tensor {tensor}: byte length does not match shape and encoding"),
+            BadSparse { tensor, rule } => write!(f, "tensor {tensor}: bad block-sparse payload: {rule}"),
             ArenaOutOfBounds { tensor } => write!(f, "tensor {tensor}: outside the arena"),
             ArenaMisaligned { tensor } => write!(f, "tensor {tensor}: arena offset not 16-byte aligned"),
             ArenaOverlap { a, b } => write!(f, "tensors {a} and {b} overlap in the arena while both live"),

@@ -7,7 +7,7 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 
 /// Header size in bytes: magic, major, minor, section count, file length, CRC-32, reserved.
 pub const HEADER_LEN: usize = 32;
@@ -93,6 +93,9 @@ pub mod encoding {
     pub const F32: u8 = 1;
     /// Dense little-endian IEEE binary16.
     pub const F16: u8 = 2;
+    /// Block-sparse rows of f32 blocks over the `[d0, numel / d0]` matrix (minor 1; layout in
+    /// [`crate::sparse`] and `docs/FORMAT.md`).
+    pub const BSR_F32: u8 = 3;
 
     /// Human-readable name of an encoding code.
     pub fn name(code: u8) -> &'static str {
@@ -100,10 +103,20 @@ pub mod encoding {
             NONE => "none",
             F32 => "f32",
             F16 => "f16",
+            BSR_F32 => "bsr-f32",
             _ => "unknown",
         }
     }
 }
+
+/// Fixed header of a `BSR_F32` payload: `u16 br`, `u16 bc`, `u32 nnzb`, `u32 nbr`, `u32 ncb`.
+pub const BSR_HEADER_LEN: usize = 16;
+/// Most block columns a `BSR_F32` payload may have (block column indices are `u16`).
+pub const BSR_MAX_BLOCK_COLS: usize = 65536;
+
+#[cfg(feature = "std")]
+pub use crate::sparse::encode_bsr;
+pub use crate::sparse::{bsr_len, bsr_matrix};
 
 /// Kernel codes (which implementation runs an operator).
 pub mod kernel {

@@ -19,6 +19,7 @@ pub mod model;
 pub mod op;
 pub mod session;
 pub mod shape;
+pub mod sparse;
 pub mod view;
 
 pub use error::Error;
@@ -29,4 +30,5 @@ pub use op::{
 };
 pub use session::Session;
 pub use shape::{Shape, MAX_RANK};
+pub use sparse::{Bsr, BsrInfo};
 pub use view::View;

@@ -4,6 +4,7 @@ use crate::error::Error;
 use crate::format::{self, encoding, kernel, section, Role};
 use crate::op::{Op, ATTR_WORDS, MAX_OP_INPUTS};
 use crate::shape::{Shape, MAX_RANK};
+use crate::sparse::{self, Bsr, BsrInfo};
 use crate::view::View;
 use byteorder::{ByteOrder, LE};
 
@@ -278,12 +279,13 @@ impl<'a> Model<'a> {
             let numel = t.shape.numel().ok_or(Error::BadTensor { tensor: ti })?;
             if t.role == Role::Constant {
                 let elem = match t.encoding {
-                    encoding::F32 => 4,
-                    encoding::F16 => 2,
+                    encoding::F32 => Some(4),
+                    encoding::F16 => Some(2),
+                    encoding::BSR_F32 => None,
                     encoding::NONE => return Err(Error::BadTensor { tensor: ti }),
                     e => return Err(Error::UnsupportedEncoding { tensor: ti, encoding: e }),
                 };
-                if numel.checked_mul(elem) != Some(t.len as usize) {
+                if elem.is_some_and(|e| numel.checked_mul(e) != Some(t.len as usize)) {
                     return Err(Error::BadDataLength { tensor: ti });
                 }
                 if !(t.offset as usize).is_multiple_of(format::ALIGN) {
@@ -291,6 +293,10 @@ impl<'a> Model<'a> {
                 }
                 if t.offset as u64 + t.len as u64 > self.data.len() as u64 {
                     return Err(Error::DataOutOfBounds { tensor: ti });
+                }
+                if t.encoding == encoding::BSR_F32 {
+                    let (rows, cols) = sparse::bsr_matrix(t.shape.dims());
+                    Bsr::parse(self.payload(&t), rows, cols).map_err(|rule| Error::BadSparse { tensor: ti, rule })?;
                 }
                 if t.alias.is_some() {
                     return Err(Error::BadAlias { tensor: ti });
@@ -440,10 +446,18 @@ impl<'a> Model<'a> {
         Ok(self.decode_tensor(i)?.alias.map(|a| a as usize).unwrap_or(i))
     }
 
-    /// The bit set of operator kind codes this model uses (bit `k` = kind `k`), for
-    /// [`crate::Session::run_with_in`].
+    /// The kernel set this model needs, for [`crate::Session::run_with_in`]: bit `k` = operator
+    /// kind `k`, the element-wise function bits ([`Op::feature_bits`]), and
+    /// [`kernels::SPARSE_BIT`](crate::kernels::SPARSE_BIT) when a constant is block-sparse.
     pub fn ops_mask(&self) -> u128 {
-        (0..self.num_ops()).filter_map(|i| self.op(i)).fold(0, |m, o| m | o.op.feature_bits())
+        let ops = (0..self.num_ops()).filter_map(|i| self.op(i)).fold(0, |m, o| m | o.op.feature_bits());
+        let sparse =
+            (0..self.n_tensors).filter_map(|i| self.tensor(i)).any(|t| t.role == Role::Constant && t.encoding == encoding::BSR_F32);
+        if sparse {
+            ops | 1 << crate::kernels::SPARSE_BIT
+        } else {
+            ops
+        }
     }
 
     /// Arena bytes a [`Session`](crate::Session) needs.
@@ -561,11 +575,28 @@ impl<'a> Model<'a> {
         (0..self.n_outputs).filter_map(move |i| self.output(i))
     }
 
+    fn payload(&self, t: &TensorInfo<'_>) -> &'a [u8] {
+        let end = (t.offset as usize).saturating_add(t.len as usize);
+        self.data.get(t.offset as usize..end).unwrap_or(&[])
+    }
+
+    /// The header of a block-sparse constant (`None` for other tensors), e.g. for its density.
+    pub fn bsr_info(&self, t: &TensorInfo<'_>) -> Option<BsrInfo> {
+        match self.constant(t) {
+            View::Bsr(b) if t.role == Role::Constant => Some(b.info()),
+            _ => None,
+        }
+    }
+
     /// Read-only view of a constant's payload, decoded lazily.
     pub fn constant(&self, t: &TensorInfo<'_>) -> View<'a> {
-        let bytes = self.data.get(t.offset as usize..t.offset as usize + t.len as usize).unwrap_or(&[]);
+        let bytes = self.payload(t);
         match t.encoding {
             encoding::F16 => View::F16Le(bytes),
+            encoding::BSR_F32 => {
+                let (rows, cols) = sparse::bsr_matrix(t.shape.dims());
+                Bsr::split(bytes, rows, cols).map_or(View::F32(&[]), View::Bsr)
+            }
             _ => {
                 #[cfg(target_endian = "little")]
                 if let Ok(s) = bytemuck::try_cast_slice::<u8, f32>(bytes) {

@@ -61,7 +61,8 @@ impl<'m, 'a> Session<'m, 'a> {
 
     /// [`Session::run_with`] with only the kernels of the operator kinds in the bit set `OPS`
     /// linked in (see [`kernels::execute_in`]; [`Model::ops_mask`] gives a model's set). An
-    /// operator outside `OPS` is `Err(Error::UnsupportedOp)`, before it writes anything.
+    /// operator outside `OPS`, or a Dense / Conv with a block-sparse weight when `OPS` lacks
+    /// [`kernels::SPARSE_BIT`], is `Err(Error::UnsupportedOp)`, before it writes anything.
     pub fn run_with_in<const OPS: u128>(&mut self, mut hook: impl FnMut(usize, bool)) -> Result<(), Error> {
         let model = self.model;
         for i in 0..model.num_ops() {

@@ -1,11 +1,14 @@
 //! Read-only element views over activations (`&[f32]`) and stored weight payloads.
 
+use crate::sparse::Bsr;
 use half::f16;
 
 /// A read-only run of f32 values, whatever its storage.
 ///
 /// Constants are read in place from the model bytes: aligned little-endian f32 payloads become
 /// `F32`, others are decoded element by element, so no tensor is ever copied into RAM.
+/// Every variant reads as the same logical dense elements; only Dense and Conv have kernels
+/// that use the block-sparse structure of `Bsr`, other kernels see its elements.
 #[derive(Clone, Copy, Debug)]
 pub enum View<'a> {
     /// Native f32 slice (activations, or aligned f32 weights on little-endian targets).
@@ -14,6 +17,8 @@ pub enum View<'a> {
     F32Le(&'a [u8]),
     /// Little-endian IEEE binary16 bytes.
     F16Le(&'a [u8]),
+    /// Block-sparse f32 payload (`encoding::BSR_F32`), read as its dense elements.
+    Bsr(Bsr<'a>),
 }
 
 impl Default for View<'_> {
@@ -30,6 +35,7 @@ impl<'a> View<'a> {
             View::F32(s) => s.len(),
             View::F32Le(b) => b.len() / 4,
             View::F16Le(b) => b.len() / 2,
+            View::Bsr(b) => b.len(),
         }
     }
 
@@ -51,6 +57,7 @@ impl<'a> View<'a> {
                 Some(w) => f16::from_le_bytes([w[0], w[1]]).to_f32(),
                 None => 0.0,
             },
+            View::Bsr(b) => b.get(i),
         }
     }
 
@@ -61,6 +68,7 @@ impl<'a> View<'a> {
             View::F32(s) => View::F32(s.get(start..end)?),
             View::F32Le(b) => View::F32Le(b.get(start.checked_mul(4)?..end.checked_mul(4)?)?),
             View::F16Le(b) => View::F16Le(b.get(start.checked_mul(2)?..end.checked_mul(2)?)?),
+            View::Bsr(b) => View::Bsr(b.window(start, len)?),
         })
     }
 
@@ -85,6 +93,7 @@ impl<'a> View<'a> {
                     }
                 }
             }
+            View::Bsr(b) => b.read_into(start, out),
             _ => {
                 for (k, o) in out.iter_mut().enumerate() {
                     *o = self.get(start + k);

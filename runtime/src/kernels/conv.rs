@@ -8,17 +8,17 @@ use crate::view::View;
 
 /// Geometry of one convolution, 1-D convs mapped onto 2-D with `h = kh = 1`.
 #[derive(Clone, Copy, Debug)]
-struct Geom {
-    c: usize,
-    h: usize,
-    w: usize,
-    m: usize,
-    cg: usize,
-    mg: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
+pub(super) struct Geom {
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) m: usize,
+    pub(super) cg: usize,
+    pub(super) mg: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
     sh: usize,
     sw: usize,
     dh: usize,
@@ -28,7 +28,7 @@ struct Geom {
 }
 
 impl Geom {
-    fn new(a: &ConvAttrs, x: &Shape, w: &Shape, y: &Shape) -> Geom {
+    pub(super) fn new(a: &ConvAttrs, x: &Shape, w: &Shape, y: &Shape) -> Geom {
         let two_d = x.rank() == 4;
         let g = (a.group as usize).max(1);
         let m = w.dim(0);
@@ -123,42 +123,62 @@ fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Acti
             let wbase = (mo * g.cg + icl) * g.kh * g.kw;
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
-                    let wv = w.get(wbase + ky * g.kw + kx);
-                    let off = kx * g.dw;
-                    let (ox0, ox1) = g.col_range(off);
-                    if ox0 >= ox1 {
-                        continue;
-                    }
-                    let ix0 = ox0 * g.sw + off - g.pl;
-                    for oy in 0..g.oh {
-                        let Some(iy) = g.in_row(oy, ky) else { continue };
-                        let xrow = sub(xp, iy * g.w, g.w)?;
-                        let orow = sub_mut(ob, oy * g.ow, g.ow)?;
-                        let xs = xrow.get(ix0..).unwrap_or(&[]);
-                        let os = orow.get_mut(ox0..ox1).unwrap_or(&mut []);
-                        if g.sw == 1 {
-                            for (o, xv) in os.iter_mut().zip(xs) {
-                                *o += wv * xv;
-                            }
-                        } else {
-                            // Exactly the inputs this output run reads, so indexing is in bounds.
-                            let Some(need) = os.len().checked_sub(1).map(|k| k * g.sw + 1) else {
-                                continue;
-                            };
-                            let Some(xs) = xs.get(..need) else {
-                                return Err(OpError::ShapeMismatch);
-                            };
-                            for (j, o) in os.iter_mut().enumerate() {
-                                *o += wv * xs[j * g.sw];
-                            }
-                        }
-                    }
+                    add_tap(g, xp, w.get(wbase + ky * g.kw + kx), ky, kx, ob)?;
                 }
             }
         }
         if act != Activation::None {
             for v in ob.iter_mut() {
                 *v = act.apply(*v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds `wv` times input plane `xp`, shifted for kernel tap `(ky, kx)`, to output plane `ob`:
+/// every output row whose input row is inside the input, over the output columns whose input
+/// column is (contiguous for stride 1, strided otherwise; no per-element bound tests).
+#[inline]
+pub(super) fn add_tap(g: &Geom, xp: &[f32], wv: f32, ky: usize, kx: usize, ob: &mut [f32]) -> Result<(), OpError> {
+    let off = kx * g.dw;
+    let (ox0, ox1) = g.col_range(off);
+    if ox0 >= ox1 {
+        return Ok(());
+    }
+    let ix0 = ox0 * g.sw + off - g.pl;
+    if g.sw == 1 && g.sh == 1 && ix0 == 0 && ox0 == 0 && ox1 == g.ow && g.ow == g.w {
+        // Whole rows with the same pitch in and out: the rows inside the input are one run.
+        let shift = ky * g.dh;
+        let (lo, hi) = (g.pt.saturating_sub(shift), (g.h + g.pt).saturating_sub(shift).min(g.oh));
+        if lo < hi {
+            let xs = sub(xp, (lo + shift - g.pt) * g.w, (hi - lo) * g.w)?;
+            for (o, xv) in sub_mut(ob, lo * g.ow, (hi - lo) * g.ow)?.iter_mut().zip(xs) {
+                *o += wv * xv;
+            }
+        }
+        return Ok(());
+    }
+    for oy in 0..g.oh {
+        let Some(iy) = g.in_row(oy, ky) else { continue };
+        let xrow = sub(xp, iy * g.w, g.w)?;
+        let orow = sub_mut(ob, oy * g.ow, g.ow)?;
+        let xs = xrow.get(ix0..).unwrap_or(&[]);
+        let os = orow.get_mut(ox0..ox1).unwrap_or(&mut []);
+        if g.sw == 1 {
+            for (o, xv) in os.iter_mut().zip(xs) {
+                *o += wv * xv;
+            }
+        } else {
+            // Exactly the inputs this output run reads, so indexing is in bounds.
+            let Some(need) = os.len().checked_sub(1).map(|k| k * g.sw + 1) else {
+                continue;
+            };
+            let Some(xs) = xs.get(..need) else {
+                return Err(OpError::ShapeMismatch);
+            };
+            for (j, o) in os.iter_mut().enumerate() {
+                *o += wv * xs[j * g.sw];
             }
         }
     }

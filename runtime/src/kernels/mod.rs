@@ -12,7 +12,9 @@ mod affine;
 mod binary;
 mod concat;
 mod conv;
+mod conv_bsr;
 mod dense;
+mod dense_bsr;
 mod layernorm;
 mod matmul;
 mod pad;
@@ -55,19 +57,28 @@ pub fn execute(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Sha
 
 /// [`execute`] restricted to the kernel set `OPS`: bit `k < 64` = operator kind code `k` (see
 /// [`ops_mask`]), bit `UNARY_BITS + c` = unary function code `c`, bit `BINARY_BITS + c` = binary
-/// function code `c` ([`Op::feature_bits`]; `Model::ops_mask` gives a model's set). Kernels
-/// outside `OPS` are never referenced, so the linker drops them: a firmware built with its
-/// model's set carries only that model's kernels (and, for element-wise ops, only the functions
-/// it uses: no `sin` for a ReLU network). An operator outside the set is
-/// `Err(OpError::UnknownKind(kind))`, before anything is written.
+/// function code `c` ([`Op::feature_bits`]), bit [`SPARSE_BIT`] = the block-sparse Dense / Conv
+/// kernels (`Model::ops_mask` gives a model's set). Kernels outside `OPS` are never referenced,
+/// so the linker drops them: a firmware built with its model's set carries only that model's
+/// kernels (and, for element-wise ops, only the functions it uses: no `sin` for a ReLU network).
+/// An operator outside the set, or a Dense / Conv whose weight is [`View::Bsr`] without
+/// [`SPARSE_BIT`] in the set, is `Err(OpError::UnknownKind(kind))`, before anything is written.
 pub fn execute_in<const OPS: u128>(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
     check(op, inputs, out, out_shape)?;
     if out.is_empty() {
         return Ok(());
     }
     match op {
-        Op::Conv(a) if const { has::<OPS>(kind::CONV) } => conv::conv(a, inputs, out, out_shape),
-        Op::Dense { act } if const { has::<OPS>(kind::DENSE) } => dense::dense(*act, inputs, out, out_shape),
+        Op::Conv(a) if const { has::<OPS>(kind::CONV) } => match inputs[1].view {
+            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => conv_bsr::conv_bsr(a, inputs, &w, out, out_shape),
+            View::Bsr(_) => Err(OpError::UnknownKind(kind::CONV)),
+            _ => conv::conv(a, inputs, out, out_shape),
+        },
+        Op::Dense { act } if const { has::<OPS>(kind::DENSE) } => match inputs[1].view {
+            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => dense_bsr::dense_bsr(*act, inputs, &w, out, out_shape),
+            View::Bsr(_) => Err(OpError::UnknownKind(kind::DENSE)),
+            _ => dense::dense(*act, inputs, out, out_shape),
+        },
         Op::MatMul if const { has::<OPS>(kind::MATMUL) } => matmul::matmul(&inputs[0], &inputs[1], out, out_shape),
         Op::Binary(k) if const { has::<OPS>(kind::BINARY) } => binary::binary::<OPS>(*k, &inputs[0], &inputs[1], out, out_shape),
         Op::Unary(k) if const { has::<OPS>(kind::UNARY) } => unary::unary::<OPS>(*k, &inputs[0].view, out),
@@ -105,11 +116,16 @@ pub fn execute_in<const OPS: u128>(op: &Op, inputs: &[Operand<'_>], out: &mut [f
 pub const ALL_OPS: u128 = u128::MAX;
 /// First bit of the unary function codes in a kernel set.
 pub const UNARY_BITS: u32 = 64;
-/// First bit of the binary function codes in a kernel set.
+/// First bit of the binary function codes in a kernel set (codes `0..31`).
 pub const BINARY_BITS: u32 = 96;
+/// Bit of the block-sparse Dense and Conv kernels in a kernel set: without it a Dense / Conv
+/// with a [`View::Bsr`] weight is refused (`UnknownKind`) instead of running the slow generic
+/// path, and firmware for models without block-sparse constants does not link those kernels.
+/// [`ops_mask`] never sets it; `Model::ops_mask` does when a constant is block-sparse.
+pub const SPARSE_BIT: u32 = 127;
 
 /// The kernel set (for [`execute_in`]) holding the given kind codes, with every function of the
-/// element-wise kinds among them.
+/// element-wise kinds among them (add [`SPARSE_BIT`] for block-sparse weights).
 pub const fn ops_mask(kinds: &[u16]) -> u128 {
     let mut m = 0;
     let mut i = 0;
@@ -121,7 +137,7 @@ pub const fn ops_mask(kinds: &[u16]) -> u128 {
             m |= (u32::MAX as u128) << UNARY_BITS;
         }
         if kinds[i] == kind::BINARY {
-            m |= (u32::MAX as u128) << BINARY_BITS;
+            m |= ((u32::MAX >> 1) as u128) << BINARY_BITS;
         }
         i += 1;
     }
@@ -201,7 +217,7 @@ pub(crate) fn chunk<'r>(v: View<'r>, start: usize, len: usize, buf: &'r mut [f32
             }
             None => v.read_into(start, head),
         },
-        View::F32(_) => v.read_into(start, head),
+        View::F32(_) | View::Bsr(_) => v.read_into(start, head),
     }
     head
 }

@@ -1,11 +1,13 @@
 //! Cross-kernel robustness: random operators (decoded from random attribute words) on random,
-//! loosely related shapes. Whenever `Op::infer` accepts the shapes, `execute` must succeed and
-//! write every output element; inconsistent lengths must be rejected, never panic.
+//! loosely related shapes, each operand stored in any view (block-sparse included). Whenever
+//! `Op::infer` accepts the shapes, `execute` must succeed and write every output element;
+//! inconsistent lengths must be rejected, never panic.
 
 use super::testutil::*;
 use super::{execute, Operand};
 use crate::op::{Op, OpError, ATTR_WORDS};
 use crate::shape::Shape;
+use crate::sparse::{bsr_matrix, encode_bsr, Bsr};
 use crate::view::View;
 use proptest::prelude::*;
 
@@ -38,12 +40,24 @@ fn derive(base: &[usize], how: u8, r: &[usize]) -> Vec<usize> {
     }
 }
 
-fn view_of<'a>(kind: u8, f: &'a [f32], b32: &'a [u8], b16: &'a [u8]) -> View<'a> {
-    match kind % 3 {
+fn view_of<'a>(kind: u8, f: &'a [f32], b32: &'a [u8], b16: &'a [u8], bsr: &'a [u8], shape: &[usize]) -> View<'a> {
+    match kind % 4 {
         0 => View::F32(f),
         1 => View::F32Le(b32),
-        _ => View::F16Le(b16),
+        2 => View::F16Le(b16),
+        _ => {
+            let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
+            let (rows, cols) = bsr_matrix(&dims);
+            View::Bsr(Bsr::parse(bsr, rows, cols).expect("the encoder's payload is valid"))
+        }
     }
+}
+
+/// `d` (of shape `shape`) as a block-sparse payload with a block shape picked by `pick`.
+fn bsr_of(d: &[f32], shape: &[usize], pick: usize) -> Vec<u8> {
+    let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
+    let (rows, cols) = bsr_matrix(&dims);
+    encode_bsr(rows, cols, pick % 4 + 1, pick / 4 % 5 + 1, d)
 }
 
 proptest! {
@@ -159,8 +173,9 @@ proptest! {
         let datas: Vec<Vec<f32>> = shapes.iter().enumerate().map(|(i, s)| round_f16(&data(s.iter().product(), i as u64))).collect();
         let b32: Vec<Vec<u8>> = datas.iter().map(|d| f32le(d)).collect();
         let b16: Vec<Vec<u8>> = datas.iter().map(|d| f16le(d)).collect();
+        let bsr: Vec<Vec<u8>> = datas.iter().zip(&shapes).map(|(d, s)| bsr_of(d, s, r[4])).collect();
         let ops: Vec<Operand<'_>> = (0..n)
-            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i]), shape: sh_[i] })
+            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i], &bsr[i], &shapes[i]), shape: sh_[i] })
             .collect();
         let mut out = vec![f32::from_bits(0x7fc0_dead); numel];
         prop_assert_eq!(execute(&op, &ops, &mut out, &y), Ok(()));

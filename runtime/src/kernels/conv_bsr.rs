@@ -1,0 +1,246 @@
+//! Conv with a block-sparse weight: a direct convolution that scatters each stored weight.
+
+use super::conv::{self, add_tap, Geom};
+use super::{sub, sub_mut, Operand, CHUNK};
+use crate::op::{Activation, ConvAttrs, OpError};
+use crate::shape::Shape;
+use crate::sparse::Bsr;
+
+/// Convolution with weight `w` (`[M, C/g, kh, kw]` as the `M × (C/g·kh·kw)` matrix); inputs
+/// `x, w[, bias]` validated by `execute`. Each stored non-zero weight `w[m, c, ky, kx]` adds its
+/// multiple of the shifted input plane of channel `group(m) · C/g + c` to output plane `m`
+/// ([`add_tap`]), so the cost is the stored weights times the output plane. Operands the fast
+/// path cannot take (a non-native input, a window of a constant, unaligned values in blocks
+/// larger than the decode buffer) run the dense kernels, which read the weight element-wise.
+pub(super) fn conv_bsr(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Bsr<'_>, out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+    let x = &inputs[0];
+    let bias = inputs.get(2).map(|b| b.view);
+    let g = Geom::new(a, &x.shape, &inputs[1].shape, y);
+    let taps = g.kh * g.kw;
+    let info = w.info();
+    let fits = w.is_whole() && info.rows == g.m && Some(info.cols) == g.cg.checked_mul(taps) && taps > 0 && g.mg > 0;
+    let Some(xs) = x.view.as_f32().filter(|_| fits) else {
+        return conv::conv(a, inputs, out, y);
+    };
+    let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
+    let (plane, in_plane) = (g.oh * g.ow, g.h * g.w);
+    let (br, bc) = (info.br, info.bc);
+    let mut buf = [0.0f32; CHUNK];
+    for n in 0..x.shape.dim(0) {
+        let xn = sub(xs, n * in_len, in_len)?;
+        let ob = sub_mut(out, n * out_len, out_len)?;
+        for (mo, p) in ob.chunks_exact_mut(plane.max(1)).take(g.m).enumerate() {
+            p.fill(bias.map_or(0.0, |b| b.get(mo)));
+        }
+        let ran = w.for_each_run(&mut buf, |bi, cols, vals| {
+            for (c, blk) in cols.chunks_exact(2).zip(vals.chunks_exact(br * bc)) {
+                let k0 = u16::from_le_bytes([c[0], c[1]]) as usize * bc;
+                for (i, mo) in (bi * br..g.m.min(bi * br + br)).enumerate() {
+                    let grp = mo / g.mg;
+                    let op = sub_mut(ob, mo * plane, plane)?;
+                    let wrow = blk.get(i * bc..i * bc + bc).unwrap_or(&[]);
+                    for (col, &wv) in (k0..info.cols).zip(wrow) {
+                        if wv == 0.0 {
+                            continue;
+                        }
+                        let (icl, t) = (col / taps, col % taps);
+                        let xp = sub(xn, (grp * g.cg + icl) * in_plane, in_plane)?;
+                        add_tap(&g, xp, wv, t / g.kw, t % g.kw, op)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if !ran {
+            return conv::conv(a, inputs, out, y);
+        }
+        if a.act != Activation::None {
+            for v in ob.iter_mut() {
+                *v = a.act.apply(*v);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{execute, execute_in, ops_mask, Operand, SPARSE_BIT};
+    use crate::op::{kind, Activation, ConvAttrs, Op, OpError};
+    use crate::sparse::{encode_bsr, Bsr};
+    use crate::view::View;
+    use proptest::prelude::*;
+
+    /// Textbook batched convolution in f64 (1-D convs as `h = kh = 1`).
+    fn naive(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[f32]>, a: &ConvAttrs, yd: &[usize]) -> Vec<f64> {
+        let two = xd.len() == 4;
+        let (nb, c, h, wi) = if two { (xd[0], xd[1], xd[2], xd[3]) } else { (xd[0], xd[1], 1, xd[2]) };
+        let (m, cg, kh, kw) = if two { (wd[0], wd[1], wd[2], wd[3]) } else { (wd[0], wd[1], 1, wd[2]) };
+        let (oh, ow) = if two { (yd[2], yd[3]) } else { (1, yd[2]) };
+        let (sh, dh, pt) = if two { (a.stride[0], a.dilation[0], a.pads[0]) } else { (1, 1, 0) };
+        let (sw, dw, pl) = (a.stride[1], a.dilation[1], a.pads[1]);
+        let mg = m / a.group as usize;
+        let mut y = vec![0.0f64; nb * m * oh * ow];
+        for n in 0..nb {
+            for mo in 0..m {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[mo] as f64);
+                        for icl in 0..cg {
+                            let ic = (mo / mg) * cg + icl;
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (oy * sh as usize + ky * dh as usize) as i64 - pt as i64;
+                                    let ix = (ox * sw as usize + kx * dw as usize) as i64 - pl as i64;
+                                    if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wi as i64 {
+                                        continue;
+                                    }
+                                    let xv = x[((n * c + ic) * h + iy as usize) * wi + ix as usize] as f64;
+                                    acc += xv * w[((mo * cg + icl) * kh + ky) * kw + kx] as f64;
+                                }
+                            }
+                        }
+                        y[((n * m + mo) * oh + oy) * ow + ox] = match a.act {
+                            Activation::None => acc,
+                            Activation::Relu => acc.max(0.0),
+                            Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
+                        };
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// `w` with the `br × bc` blocks of its `[M, rest]` matrix zeroed where `keep` says so.
+    fn mask_blocks(w: &[f32], m: usize, br: usize, bc: usize, keep: &[bool]) -> Vec<f32> {
+        let cols = w.len() / m.max(1);
+        let ncb = cols.div_ceil(bc);
+        w.iter().enumerate().map(|(i, &v)| if keep[((i / cols) / br * ncb + (i % cols) / bc) % keep.len()] { v } else { 0.0 }).collect()
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        two_d: bool,
+        batch: usize,
+        g: usize,
+        cg: usize,
+        mg: usize,
+        h: usize,
+        w: usize,
+        kh: usize,
+        kw: usize,
+        attrs: ConvAttrs,
+        bias: bool,
+        block: (usize, usize),
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            (any::<bool>(), 1usize..=2),
+            (1usize..=3, 1usize..=4, 1usize..=4),
+            (1usize..=8, 1usize..=10, 1usize..=3, 1usize..=3),
+            ([1u32..=3, 1..=3], [1u32..=2, 1..=2], [0u32..=2, 0..=2, 0..=2, 0..=2]),
+            (any::<bool>(), 0u8..3, 0usize..7),
+        )
+            .prop_map(|((two_d, batch), (g, cg, mg), (h, w, kh, kw), (stride, dilation, pads), (bias, act, blk))| {
+                let act = match act {
+                    0 => Activation::None,
+                    1 => Activation::Relu,
+                    _ => Activation::Clip { min: -0.5, max: 0.75 },
+                };
+                let (stride, dilation, pads, h, kh) = if two_d {
+                    (stride, dilation, pads, h, kh)
+                } else {
+                    ([1, stride[1]], [1, dilation[1]], [0, pads[1], 0, pads[3]], 1, 1)
+                };
+                let m = g * mg;
+                let block = [(1, 1), (1, 4), (4, 1), (4, 4), (2, 3), (m, 1), (3, 5)][blk];
+                let attrs = ConvAttrs { group: g as u32, stride, dilation, pads, act };
+                Case { two_d, batch, g, cg, mg, h, w, kh, kw, attrs, bias, block }
+            })
+    }
+
+    fn check(c: &Case, keep: &[bool], seed: u64) {
+        let (cin, m) = (c.g * c.cg, c.g * c.mg);
+        let (xd, wd) = if c.two_d {
+            (vec![c.batch, cin, c.h, c.w], vec![m, c.cg, c.kh, c.kw])
+        } else {
+            (vec![c.batch, cin, c.w], vec![m, c.cg, c.kw])
+        };
+        let x = data(xd.iter().product(), seed);
+        let (br, bc) = c.block;
+        let w = mask_blocks(&data(wd.iter().product(), seed + 1), m, br, bc, keep);
+        let b = data(m, seed + 2);
+        let op = Op::Conv(c.attrs);
+        let cols = w.len() / m;
+        let payload = encode_bsr(m, cols, br, bc, &w);
+        let unaligned = [&[0u8][..], &payload].concat();
+        for bytes in [&payload[..], &unaligned[1..]] {
+            let bsr = Bsr::parse(bytes, m, cols).unwrap();
+            let mut ops = vec![Operand { view: View::F32(&x), shape: sh(&xd) }, Operand { view: View::Bsr(bsr), shape: sh(&wd) }];
+            if c.bias {
+                ops.push(Operand { view: View::F32(&b), shape: sh(&[m]) });
+            }
+            let Ok((got, y)) = run_ops(&op, &ops) else {
+                // Window larger than the padded input: rejected by `infer`.
+                return;
+            };
+            let want = naive(
+                &x,
+                &xd,
+                &w,
+                &wd,
+                c.bias.then_some(&b[..]),
+                &c.attrs,
+                y.dims().iter().map(|&d| d as usize).collect::<Vec<_>>().as_slice(),
+            );
+            assert_close(&got, &want, 1e-5);
+            // The dense kernels on the same weights agree.
+            ops[1].view = View::F32(&w);
+            let (dense, _) = run_ops(&op, &ops).unwrap();
+            assert_close(&got, &dense.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn matches_naive(c in case(), keep in proptest::collection::vec(proptest::bool::weighted(0.4), 1..40), seed in 0u64..1000) {
+            check(&c, &keep, seed);
+        }
+
+        #[test]
+        fn depthwise_matches_naive(c in case(), keep in proptest::collection::vec(any::<bool>(), 1..40), seed in 0u64..1000) {
+            let g = c.g * 2;
+            check(&Case { cg: 1, mg: 1, g, attrs: ConvAttrs { group: g as u32, ..c.attrs }, block: (c.block.0.min(g), 1), ..c.clone() }, &keep, seed);
+        }
+    }
+
+    #[test]
+    fn all_zero_weights_give_the_bias_and_the_set_needs_the_sparse_bit() {
+        let a = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], act: Activation::None };
+        let x = data(2 * 3 * 5 * 5, 1);
+        let payload = encode_bsr(4, 27, 2, 3, &[0.0; 108]);
+        let bsr = Bsr::parse(&payload, 4, 27).unwrap();
+        assert_eq!(bsr.info().nnzb, 0);
+        let b = [0.5f32, -1.0, f32::MIN_POSITIVE, 3.0];
+        let ops = [
+            Operand { view: View::F32(&x), shape: sh(&[2, 3, 5, 5]) },
+            Operand { view: View::Bsr(bsr), shape: sh(&[4, 3, 3, 3]) },
+            Operand { view: View::F32(&b), shape: sh(&[4]) },
+        ];
+        let (y, s) = run_ops(&Op::Conv(a), &ops).unwrap();
+        assert_eq!(s, sh(&[2, 4, 5, 5]));
+        for (i, v) in y.iter().enumerate() {
+            assert_eq!(v.to_bits(), b[(i / 25) % 4].to_bits());
+        }
+        const DENSE_ONLY: u128 = ops_mask(&[kind::CONV]);
+        let mut out = vec![0.0; 200];
+        assert_eq!(execute_in::<DENSE_ONLY>(&Op::Conv(a), &ops, &mut out, &s), Err(OpError::UnknownKind(kind::CONV)));
+        assert_eq!(execute_in::<{ DENSE_ONLY | 1 << SPARSE_BIT }>(&Op::Conv(a), &ops, &mut out, &s), Ok(()));
+        assert_eq!(out, y);
+        assert_eq!(execute(&Op::Conv(a), &ops, &mut out, &s), Ok(()));
+    }
+}
