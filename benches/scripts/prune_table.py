@@ -8,8 +8,11 @@ params kept, accuracy (or top-1 agreement where there are no per-sample labels) 
 model, and the measured speedup of the pruned .sprig over the dense .sprig (`sprig bench
 --baseline`: both timed interleaved in one process, release build, one thread, medians).
 
+With --in-layer the rows are in-layer groups instead (single weights and 4x1 blocks, stored
+block-sparse where the measured break-even table says so); MACs then count stored weights.
+
 Usage (from the repository root, after `cargo build --release -p sprig-tools`):
-    python3 benches/scripts/prune_table.py [--models mnist-8,vww_mobilenetv1_96_fp32] [--out table.md]
+    python3 benches/scripts/prune_table.py [--in-layer] [--models mnist-8,vww_mobilenetv1_96_fp32] [--out table.md]
 """
 import argparse, json, os, subprocess, sys, tempfile
 import numpy as np
@@ -29,6 +32,8 @@ MODELS = [
     ("hello_edge_cnn_s", "kws01_hello_edge", "labels.npy", None),
     ("hello_edge_dnn_s", "kws01_hello_edge", "labels.npy", 250),
 ]
+IN_LAYER_RUNS = [("weight macs=0.7 envelope", "weight:macs=0.7", "envelope"), ("weight macs=0.7 magnitude", "weight:macs=0.7", "magnitude"),
+                 ("block:4x1 macs=0.5 envelope", "block:4x1:macs=0.5", "envelope"), ("block:4x1 macs=0.5 magnitude", "block:4x1:macs=0.5", "magnitude")]
 RUNS = [("dead only", "filter:0", "envelope"),
         ("macs=0.7 envelope", "filter:macs=0.7", "envelope"), ("macs=0.7 magnitude", "filter:macs=0.7", "magnitude"),
         ("macs=0.5 envelope", "filter:macs=0.5", "envelope"), ("macs=0.5 magnitude", "filter:macs=0.5", "magnitude")]
@@ -41,11 +46,31 @@ def sh(*args):
     return r.stdout
 
 
+def auc(scores, labels):
+    """Area under the ROC curve (probability a random anomaly scores above a random normal clip)."""
+    pos = [s for s, l in zip(scores, labels) if l == 1]
+    neg = [s for s, l in zip(scores, labels) if l == 0]
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / max(len(pos) * len(neg), 1)
+
+
+def ad_auc(model, x, clip, clip_labels, tmp):
+    """AUC over clips of the mean reconstruction MSE of their windows (the MLPerf Tiny AD metric)."""
+    xp, yp = os.path.join(tmp, "ad_in.npy"), os.path.join(tmp, "ad_out.npy")
+    np.save(xp, x)
+    sh(SPRIG, "run", model, "--input", xp, "--output", yp)
+    y = np.load(yp).reshape(x.shape[0], -1)
+    err = ((y - x.reshape(x.shape[0], -1)) ** 2).mean(axis=1)
+    scores = [err[clip == c].mean() for c in range(len(clip_labels))]
+    return auc(scores, list(clip_labels))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="")
     ap.add_argument("--out", default="")
     ap.add_argument("--iters", default="200")
+    ap.add_argument("--in-layer", action="store_true", help="in-layer (weight / block) groups instead of filters")
     a = ap.parse_args()
     pick = set(a.models.split(",")) if a.models else None
     tmp = tempfile.mkdtemp()
@@ -59,7 +84,12 @@ def main():
         if cut:
             x = x.reshape(x.shape[0], -1)[:, :cut].reshape(x.shape[0], 25, 10)
         half = x.shape[0] // 2
-        if name == "mnist-8":
+        if folder == "ad01":
+            # Unlabeled calibration windows spread over the whole set; AUC over all 12 clips.
+            clip = np.load(os.path.join(DATA, "eval", folder, "clip.npy"))
+            clip_labels = np.load(os.path.join(DATA, "eval", folder, "clip_labels.npy"))
+            calib, ev, lab = x[:: max(1, x.shape[0] // 128)][:128], x, None
+        elif name == "mnist-8":
             calib, ev = np.load(os.path.join(DATA, "eval", "mnist", "calib.npy")).astype(np.float32)[:128], x
             lab = np.load(os.path.join(DATA, "eval", folder, labels)) if labels else None
         else:
@@ -71,7 +101,8 @@ def main():
             np.save(lp, lab)
         dense = os.path.join(tmp, name + ".sprig")
         sh(SPRIG, "convert", onnx, "-o", dense)
-        for label, spec, method in RUNS:
+        dense_auc = ad_auc(dense, x, clip, clip_labels, tmp) if folder == "ad01" else None
+        for label, spec, method in (IN_LAYER_RUNS if a.in_layer else RUNS):
             out = os.path.join(tmp, f"{name}_{label.replace(' ', '_')}.sprig")
             rj = os.path.join(tmp, "r.json")
             try:
@@ -86,7 +117,10 @@ def main():
             v = json.loads(sh(*args))
             # Pruned and dense timed interleaved, run by run, in one process.
             b = json.loads(sh(SPRIG, "bench", out, "--baseline", dense, "--input", ep, "--iters", a.iters, "--json"))
-            acc = "n/a" if lab is None else f"{100 * v['sprig_accuracy']:.2f} % ({100 * v['reference_accuracy']:.2f} %)"
+            if dense_auc is not None:
+                acc = f"AUC {ad_auc(out, x, clip, clip_labels, tmp):.3f} ({dense_auc:.3f})"
+            else:
+                acc = "n/a" if lab is None else f"{100 * v['sprig_accuracy']:.2f} % ({100 * v['reference_accuracy']:.2f} %)"
             lines.append(f"| {name} | {label} | {r['macs_after'] / r['macs_before']:.3f} ({r['macs_before'] / max(r['macs_after'], 1):.2f}x fewer) "
                          f"| {r['params_after'] / r['params_before']:.3f} | {acc} | {100 * v['top1_agreement']:.1f} % "
                          f"| {b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.0f} -> {b['sprig_median_us']:.0f} µs) |")

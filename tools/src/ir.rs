@@ -18,6 +18,24 @@ pub struct Tensor {
     pub shape: Vec<usize>,
     /// Values of a constant (row-major), `None` for activations and graph inputs.
     pub data: Option<Vec<f32>>,
+    /// How a constant is stored in the file.
+    pub storage: Storage,
+}
+
+/// Storage of a constant weight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum Storage {
+    /// Every element (f32, or f16 under `WeightFormat::F16`).
+    #[default]
+    Dense,
+    /// Block-sparse rows with `br × bc` blocks over the `[dim0, rest]` matrix: all-zero blocks
+    /// are not stored (`encoding::BSR_F32`).
+    Bsr {
+        /// Block rows.
+        br: usize,
+        /// Block columns.
+        bc: usize,
+    },
 }
 
 impl Tensor {
@@ -63,7 +81,7 @@ pub struct Graph {
 impl Graph {
     /// Adds a tensor and returns its id.
     pub fn add_tensor(&mut self, name: impl Into<String>, shape: Vec<usize>, data: Option<Vec<f32>>) -> TensorId {
-        self.tensors.push(Tensor { name: name.into(), shape, data });
+        self.tensors.push(Tensor { name: name.into(), shape, data, storage: Storage::Dense });
         self.tensors.len() - 1
     }
 

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sprig_runtime::kernels::{BINARY_BITS, UNARY_BITS};
+use sprig_runtime::kernels::{BINARY_BITS, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::Model;
 use std::collections::BTreeMap;
 
@@ -37,6 +37,10 @@ pub struct TargetSizes {
     pub binary: BTreeMap<u32, u64>,
     /// Extra flash of every kernel together (the runtime with its whole kernel set).
     pub all_kernels: u64,
+    /// Extra flash of the block-sparse Dense / Conv kernels (kernel-set bit `SPARSE_BIT`) over
+    /// the dense Dense + Conv kernels.
+    #[serde(default)]
+    pub sparse: Option<u64>,
     /// Peak stack measured while operators of each kind ran (whole program, bytes).
     pub stack_kinds: BTreeMap<u16, u64>,
     /// The largest peak stack measured on any model.
@@ -105,7 +109,8 @@ fn kind_name(model: &Model<'_>, kind: u16) -> String {
 
 /// The estimate for `model` (a file of `file_len` bytes) on `t`.
 pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Estimate> {
-    let mask = model.ops_mask();
+    let sparse_bit = 1u128 << SPARSE_BIT;
+    let mask = model.ops_mask() & !sparse_bit;
     let mut flash_parts = vec![Part { what: "model file (.sprig, embedded as is)".into(), bytes: file_len }];
     flash_parts.push(Part { what: "runtime base (reader, validation, session)".into(), bytes: t.runtime_base });
     let mut stack = 0;
@@ -138,6 +143,12 @@ pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Est
                 flash_parts.push(Part { what: format!("  function {name}"), bytes });
             }
         }
+    }
+    if model.ops_mask() & sparse_bit != 0 {
+        let Some(bytes) = t.sparse else {
+            bail!("the size table for {} has no entry for the block-sparse kernels (regenerate it with sprig-size-table)", t.target)
+        };
+        flash_parts.push(Part { what: "block-sparse Dense/Conv kernels".into(), bytes });
     }
     if !unmeasured.is_empty() {
         stack = stack.max(t.stack_max);

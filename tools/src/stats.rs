@@ -17,9 +17,11 @@ pub struct LayerStats {
     pub encoding: String,
     /// Output shape.
     pub output_shape: Vec<usize>,
-    /// Parameters (elements of constant operands).
+    /// Parameters (elements of constant operands; stored values for block-sparse ones).
     pub params: u64,
-    /// Multiply-accumulates per inference.
+    /// Fraction of the weight operand's elements stored (1 when dense, below 1 when block-sparse).
+    pub weight_density: f64,
+    /// Multiply-accumulates per inference (of stored weights, for block-sparse weights).
     pub macs: u64,
     /// Bytes of constant payloads.
     pub weight_bytes: u64,
@@ -68,12 +70,20 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
         let mut wbytes = 0u64;
         let mut enc = encoding::NONE;
         let mut in_shapes = Vec::new();
+        let mut density = 1.0f64;
         for k in 0..o.n_inputs {
             let id = model.op_operand(&o, k).unwrap_or(0) as usize;
             let Some(t) = model.tensor(id) else { continue };
             in_shapes.push(t.shape);
             if t.role == Role::Constant {
-                let n = t.shape.numel().unwrap_or(0) as u64;
+                let mut n = t.shape.numel().unwrap_or(0) as u64;
+                if let Some(b) = model.bsr_info(&t) {
+                    let d = b.stored_values().min(n as usize) as f64 / n.max(1) as f64;
+                    if k == 1 {
+                        density = d;
+                    }
+                    n = b.stored_values().min(n as usize) as u64;
+                }
                 params += n;
                 wbytes += t.len as u64;
                 if enc == encoding::NONE || k == 1 {
@@ -87,7 +97,7 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
             }
         }
         let out_n = out.numel().unwrap_or(0) as u64;
-        let macs = match o.op {
+        let dense_macs = match o.op {
             Op::Conv(_) => {
                 let w = in_shapes.get(1).copied().unwrap_or_default();
                 out_n * w.prod(1, w.rank()) as u64
@@ -96,6 +106,7 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
             Op::MatMul => out_n * in_shapes.first().map(|s| s.dim(s.rank().saturating_sub(1))).unwrap_or(0) as u64,
             _ => 0,
         };
+        let macs = (dense_macs as f64 * density).round() as u64;
         layers.push(LayerStats {
             name: o.name.to_string(),
             op: o.op.name().to_string(),
@@ -103,6 +114,7 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
             encoding: encoding::name(enc).to_string(),
             output_shape: dims(&out),
             params,
+            weight_density: density,
             macs,
             weight_bytes: wbytes,
         });

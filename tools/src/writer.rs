@@ -105,7 +105,23 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
             Some(values) => {
                 pad_to(&mut data, format::ALIGN);
                 let off = data.len();
-                let enc = if half[i] {
+                let enc = if let crate::ir::Storage::Bsr { br, bc } = t.storage {
+                    let dims: Vec<u32> = t.shape.iter().map(|&d| u32_of(d, "dimension")).collect::<Result<_, _>>()?;
+                    let (rows, cols) = sprig_runtime::format::bsr_matrix(&dims);
+                    if br == 0
+                        || bc == 0
+                        || br > 65535
+                        || bc > 65535
+                        || cols.div_ceil(bc) > format::BSR_MAX_BLOCK_COLS
+                        || values.len() != rows * cols
+                    {
+                        return Err(WriteError::TooLarge(
+                            "block-sparse tensor: blocks of 1..=65535 rows/columns and at most 65536 block columns",
+                        ));
+                    }
+                    data.extend_from_slice(&sprig_runtime::format::encode_bsr(rows, cols, br, bc, values));
+                    encoding::BSR_F32
+                } else if half[i] {
                     for v in values {
                         data.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
                     }

@@ -255,15 +255,16 @@ fn compress_prunes_with_calibration_data_and_refuses_bad_specs_without_output() 
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let (before, after) = (v["macs_before"].as_u64().unwrap(), v["macs_after"].as_u64().unwrap());
     assert!(after < before && after as f64 <= 0.75 * before as f64, "{before} -> {after}");
-    assert_eq!(v["prune"]["method"], "Envelope");
-    assert!(!v["prune"]["spaces"].as_array().unwrap().is_empty());
+    assert_eq!(v["prune"][0]["method"], "Envelope");
+    assert!(!v["prune"][0]["spaces"].as_array().unwrap().is_empty());
     // The result runs and validates against the source model on real data (loosely: it is pruned).
     ok(&["validate", s(&out), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--tolerance", "10"]);
     for (spec, msg) in [
         ("filter", "GROUP:AMOUNT"),
         ("filter:1.5", "[0, 1)"),
         ("filter:macs=0", "(0, 1]"),
-        ("weight:0.5", "sparse kernels"),
+        ("block:0x4:0.5", "block shape"),
+        ("weight:macs=2", "(0, 1]"),
         ("rows:0.5", "unknown group"),
     ] {
         let bad = f.dir.path().join("bad.sprig");
@@ -271,6 +272,27 @@ fn compress_prunes_with_calibration_data_and_refuses_bad_specs_without_output() 
         assert!(err.contains(msg), "{spec}: {err}");
         assert!(!bad.exists(), "{spec}: no output on failure");
     }
+    // In-layer groups: stored block-sparse (forced here), shown by inspect, and still valid.
+    let sparse = f.dir.path().join("sparse.sprig");
+    let text = ok(&[
+        "compress",
+        s(&f.onnx),
+        "-o",
+        s(&sparse),
+        "--calib",
+        s(&calib),
+        "--prune",
+        "block:4x1:0.5",
+        "--sparse-storage",
+        "sparse",
+        "--json",
+        s(&json),
+    ]);
+    assert!(text.contains("bsr 4x1"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(!v["sparsify"][0]["layers"].as_array().unwrap().is_empty());
+    assert!(ok(&["inspect", s(&sparse)]).contains("bsr-f32"));
+    ok(&["validate", s(&sparse), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--tolerance", "10"]);
     // Calibration data of the wrong shape names the file.
     let err =
         fails(&["compress", s(&f.onnx), "-o", s(&out), "--calib", s(&models.join("digits_eval_labels.npy")), "--prune", "filter:0.5"]);

@@ -6,7 +6,7 @@
 //! `cargo run --release -p sprig-tools --bin sprig-size-table`.
 
 use anyhow::{bail, Context, Result};
-use sprig_runtime::kernels::{BINARY_BITS, UNARY_BITS};
+use sprig_runtime::kernels::{BINARY_BITS, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::op::kind;
 use sprig_runtime::Model;
 use sprig_tools::compile::{convert_file, ConvertOptions};
@@ -87,6 +87,8 @@ fn main() -> Result<()> {
         let (unary_shared, unary) = functions(kind::UNARY, UNARY_BITS, 24)?;
         let (binary_shared, binary) = functions(kind::BINARY, BINARY_BITS, 8)?;
         let all_kernels = with(u128::MAX)?.saturating_sub(base);
+        let dense_conv = (1u128 << kind::DENSE) | (1u128 << kind::CONV);
+        let sparse = Some(with(dense_conv | (1u128 << SPARSE_BIT))?.saturating_sub(with(dense_conv)?));
 
         eprintln!("{target}: stack per operator kind");
         let mut stack_kinds: BTreeMap<u16, u64> = BTreeMap::new();
@@ -125,6 +127,7 @@ fn main() -> Result<()> {
             binary_shared,
             binary,
             all_kernels,
+            sparse,
             stack_kinds,
             stack_max,
             stack_models: models.iter().map(|(n, _)| n.clone()).collect(),

@@ -1,5 +1,6 @@
 use crate::compile::{compile, write_atomic};
 use crate::compress::prune::{prune, Amount, Method, PruneOptions, PruneReport};
+use crate::compress::sparsify::{sparsify, BreakEvenTable, Pattern, SparsifyOptions, SparsifyReport, StorageChoice};
 use crate::import::{import_onnx_bytes, ImportOptions};
 use crate::npy::{check_samples, read_f32};
 use crate::stats::model_stats;
@@ -22,18 +23,25 @@ pub struct Args {
     /// Calibration samples to use at most (the first N).
     #[arg(long, default_value_t = 128)]
     calib_samples: usize,
-    /// Structured pruning GROUP:AMOUNT. GROUP `filter` (output channels, coupled with their
-    /// consumers' input channels, depthwise filters and residual partners) or `channel` (the same
-    /// coupled set, seen from the consumer). AMOUNT: the fraction of each layer's channels to
-    /// remove, e.g. `filter:0.5`; or a global budget, the fraction of the model's MACs or weight
-    /// parameters kept (`filter:macs=0.7`, `filter:params=0.5`), allocated across layers by least
-    /// marginal reconstruction error.
-    #[arg(long)]
-    prune: String,
+    /// Pruning GROUP:AMOUNT (repeatable; applied in order, each on the previous result).
+    /// GROUP `filter` (output channels, coupled with their consumers' input channels, depthwise
+    /// filters and residual partners; physically removed) or `channel` (the same coupled set, seen
+    /// from the consumer); or in-layer groups stored block-sparse: `shape` (a kernel position
+    /// across all filters), `block:RxC` (an R×C tile of the layer matrix), `weight` (single
+    /// weights). AMOUNT: the fraction of each layer's groups to remove, e.g. `filter:0.5`; or a
+    /// global budget, the fraction of the model's MACs or weight parameters kept
+    /// (`filter:macs=0.7`, `weight:params=0.3`), allocated across layers by least marginal
+    /// reconstruction error.
+    #[arg(long, required = true)]
+    prune: Vec<String>,
     /// Channel ranking: `envelope` (WGSEF prox-gradient on the layer loss), `magnitude` (filter
     /// L1 norm), `magnitude-norefit` (filter L1 norm, weights not refit).
     #[arg(long, default_value = "envelope", value_parser = ["envelope", "magnitude", "magnitude-norefit"])]
     prune_method: String,
+    /// Storage of layers with in-layer groups: `auto` (block-sparse where the measured
+    /// break-even table for this machine predicts a speedup), `sparse`, or `dense`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "sparse", "dense"])]
+    sparse_storage: String,
     /// Skip the final pass that refits every layer against the dense model's outputs.
     #[arg(long)]
     no_polish: bool,
@@ -60,17 +68,40 @@ struct Summary {
     bytes_after: usize,
     calib_samples: usize,
     seconds: f64,
-    prune: PruneReport,
+    prune: Vec<PruneReport>,
+    sparsify: Vec<SparsifyReport>,
 }
 
-fn parse_prune(s: &str) -> Result<Amount> {
-    let (group, amount) = s.split_once(':').with_context(|| format!("--prune {s}: expected GROUP:AMOUNT, e.g. filter:0.5"))?;
-    match group {
-        "filter" | "channel" => {}
-        "shape" | "weight" => bail!("--prune {s}: `{group}` groups need the sparse kernels, which are not implemented yet"),
-        g if g.starts_with("block:") => bail!("--prune {s}: block groups need the sparse kernels, which are not implemented yet"),
-        g => bail!("--prune {s}: unknown group `{g}` (filter, channel)"),
-    }
+/// What one `--prune` asks for.
+enum Spec {
+    Channels(Amount),
+    InLayer(Pattern, Amount),
+}
+
+fn parse_prune(s: &str) -> Result<Spec> {
+    let (group, amount) = s.rsplit_once(':').with_context(|| format!("--prune {s}: expected GROUP:AMOUNT, e.g. filter:0.5"))?;
+    let pattern = match group {
+        "filter" | "channel" => None,
+        "shape" => Some(Pattern::Shape),
+        "weight" => Some(Pattern::Weight),
+        g if g.starts_with("block:") => {
+            let dims = &g["block:".len()..];
+            let parsed = dims.split_once('x').and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?)));
+            match parsed {
+                Some((r, c)) if (1..=256).contains(&r) && (1..=256).contains(&c) => Some(Pattern::Block(r, c)),
+                _ => bail!("--prune {s}: `{g}` is not a block shape RxC with 1 <= R, C <= 256, e.g. block:4x1"),
+            }
+        }
+        g => bail!("--prune {s}: unknown group `{g}` (filter, channel, shape, block:RxC, weight)"),
+    };
+    let amount = parse_amount(s, amount)?;
+    Ok(match pattern {
+        None => Spec::Channels(amount),
+        Some(p) => Spec::InLayer(p, amount),
+    })
+}
+
+fn parse_amount(s: &str, amount: &str) -> Result<Amount> {
     let budget = |v: &str| -> Result<f64> {
         let f: f64 = v.parse().with_context(|| format!("--prune {s}: `{v}` is not a fraction"))?;
         if !(f > 0.0 && f <= 1.0) {
@@ -93,7 +124,7 @@ fn parse_prune(s: &str) -> Result<Amount> {
 
 pub fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
-    let amount = parse_prune(&a.prune)?;
+    let specs = a.prune.iter().map(|s| parse_prune(s)).collect::<Result<Vec<_>>>()?;
     let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let opts = ImportOptions { input_shapes: super::parse_input_shapes(&a.input_shape)? };
@@ -117,8 +148,36 @@ pub fn run(a: Args) -> Result<()> {
         "magnitude-norefit" => Method::MagnitudeNoRefit,
         _ => Method::Envelope,
     };
-    let popts = PruneOptions { method, amount, polish: !a.no_polish, ..PruneOptions::default() };
-    let (pruned, report) = prune(&graph, &samples, &popts)?;
+    let storage = match a.sparse_storage.as_str() {
+        "sparse" => StorageChoice::Sparse,
+        "dense" => StorageChoice::Dense,
+        _ => StorageChoice::Auto,
+    };
+    let table = BreakEvenTable::builtin();
+    if storage == StorageChoice::Auto && table.is_none() && specs.iter().any(|s| matches!(s, Spec::InLayer(..))) {
+        eprintln!(
+            "note: no sparse-kernel cost table for {}; in-layer sparse layers are stored dense (use --sparse-storage sparse to force)",
+            std::env::consts::ARCH
+        );
+    }
+    let (mut prune_reports, mut sparse_reports) = (Vec::new(), Vec::new());
+    let mut pruned = graph.clone();
+    for spec in specs {
+        match spec {
+            Spec::Channels(amount) => {
+                let popts = PruneOptions { method, amount, polish: !a.no_polish, ..PruneOptions::default() };
+                let (g, r) = prune(&pruned, &samples, &popts)?;
+                pruned = g;
+                prune_reports.push(r);
+            }
+            Spec::InLayer(pattern, amount) => {
+                let sopts = SparsifyOptions { pattern, method, amount, storage, table: table.clone(), ..SparsifyOptions::default() };
+                let (g, r) = sparsify(&pruned, &samples, &sopts)?;
+                pruned = g;
+                sparse_reports.push(r);
+            }
+        }
+    }
     let out = compile(pruned, weights, sha)?;
     let model = sprig_runtime::Model::parse(&out.bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let after = model_stats(&model, out.bytes.len() as u64);
@@ -134,9 +193,10 @@ pub fn run(a: Args) -> Result<()> {
         bytes_after: out.bytes.len(),
         calib_samples: n,
         seconds: t0.elapsed().as_secs_f64(),
-        prune: report,
+        prune: prune_reports,
+        sparsify: sparse_reports,
     };
-    for s in &summary.prune.spaces {
+    for s in summary.prune.iter().flat_map(|r| &r.spaces) {
         println!(
             "  {:<40} {:>4} -> {:>4} channels ({} dead), relative error {:.4}",
             super::short(&s.producers.join("+"), 40),
@@ -146,8 +206,27 @@ pub fn run(a: Args) -> Result<()> {
             s.relative_error
         );
     }
-    for (name, why) in &summary.prune.skipped {
+    for (name, why) in summary.prune.iter().flat_map(|r| &r.skipped) {
         println!("  {:<40} kept whole: {}", super::short(name, 40), why);
+    }
+    for r in &summary.sparsify {
+        for l in &r.layers {
+            let ratio = l.predicted_time_ratio.map_or("not measured".to_string(), |x| format!("{x:.2}x dense time"));
+            println!(
+                "  {:<40} {} groups: {:>6} -> {:>6} kept, density {:.3}, relative error {:.4}, {} ({})",
+                super::short(&l.node, 40),
+                r.pattern,
+                l.groups,
+                l.kept,
+                l.density,
+                l.relative_error,
+                l.storage,
+                ratio
+            );
+        }
+        for (name, why) in &r.skipped {
+            println!("  {:<40} kept whole: {}", super::short(name, 40), why);
+        }
     }
     println!(
         "{} -> {}: MACs {} -> {} ({:.2}x fewer), params {} -> {}, {} -> {} bytes, {} calibration samples, {:.1} s",

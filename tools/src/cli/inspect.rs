@@ -22,15 +22,17 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("{}  ({})", a.model.display(), s.producer);
     println!(
-        "{:<32} {:<18} {:<10} {:<6} {:>18} {:>10} {:>12} {:>12}",
+        "{:<32} {:<18} {:<10} {:<14} {:>18} {:>10} {:>12} {:>12}",
         "layer", "op", "kernel", "enc", "output", "params", "MACs", "weight B"
     );
     for l in &s.layers {
         let shape = format!("{:?}", l.output_shape);
         let name = super::short(&l.name, 32);
+        // Block-sparse weights show the fraction of the matrix stored.
+        let enc = if l.weight_density < 1.0 { format!("{} {:.2}", l.encoding, l.weight_density) } else { l.encoding.clone() };
         println!(
-            "{:<32} {:<18} {:<10} {:<6} {:>18} {:>10} {:>12} {:>12}",
-            name, l.op, l.kernel, l.encoding, shape, l.params, l.macs, l.weight_bytes
+            "{:<32} {:<18} {:<10} {:<14} {:>18} {:>10} {:>12} {:>12}",
+            name, l.op, l.kernel, enc, shape, l.params, l.macs, l.weight_bytes
         );
     }
     println!();

@@ -132,6 +132,43 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// argmin f(W) + (δ/2)||W − P||² over W whose row r is supported on `support[r]` (any other
+    /// entry exactly zero), δ = `damp` · mean diag of each support's H_SS: rows are independent
+    /// given their supports, so rows sharing a support are solved together (one factorisation per
+    /// distinct support).
+    pub fn refit_masked(&self, support: &[Vec<usize>], prior: &DMatrix<f64>, damp: f64) -> DMatrix<f64> {
+        let d = self.h.nrows();
+        let mut w = DMatrix::zeros(self.rows, d);
+        let mut by_support: std::collections::BTreeMap<&[usize], Vec<usize>> = std::collections::BTreeMap::new();
+        for (r, s) in support.iter().enumerate().take(self.rows) {
+            by_support.entry(s.as_slice()).or_default().push(r);
+        }
+        for (cols, rows) in by_support {
+            if cols.is_empty() {
+                continue;
+            }
+            let s = cols.len();
+            let mut hs = DMatrix::from_fn(s, s, |i, j| self.h[(cols[i], cols[j])]);
+            let delta = damp * (hs.trace() / s as f64).max(1e-12);
+            for i in 0..s {
+                hs[(i, i)] += delta;
+            }
+            let bs = DMatrix::from_fn(s, rows.len(), |j, r| self.b[(rows[r], cols[j])] + delta * prior[(rows[r], cols[j])]);
+            let sol = match hs.clone().cholesky() {
+                Some(ch) => ch.solve(&bs),
+                None => hs.lu().solve(&bs).unwrap_or_else(|| DMatrix::zeros(s, rows.len())),
+            };
+            for (j, &c) in cols.iter().enumerate() {
+                for (ri, &r) in rows.iter().enumerate() {
+                    w[(r, c)] = sol[(j, ri)];
+                }
+            }
+        }
+        w
+    }
+}
+
 /// Largest eigenvalue of a symmetric PSD matrix (power iteration).
 fn lambda_max(h: &DMatrix<f64>) -> f64 {
     let n = h.nrows();
@@ -184,6 +221,8 @@ pub struct Selection {
     pub keep: Vec<usize>,
     /// Score per group (higher = more important).
     pub score: Vec<f64>,
+    /// The scores at each stage of the continuation path (the last one is `score`).
+    pub path: Vec<Vec<f64>>,
 }
 
 /// Keeps the k groups with the highest `score` (ties: lower index first).
@@ -233,7 +272,35 @@ pub fn envelope_select(
             }
         }
     }
-    let groups = Groups { members };
+    envelope_rank(problems, w0, &Groups { members }, d, k, opts)
+}
+
+/// The WGSEF prox-gradient ranking of arbitrary `groups` of the flat vector of every consumer's
+/// weights (consumer j's `w0[j]` column-major, after those before it): FISTA on
+/// Σ_j f_j(W_j) + λ Φ_{k,d}(W) for each λ of the schedule (warm-started); the score of a group is
+/// its multiplier u at the last stage, ties broken by r / sqrt(d) (ALGORITHMS.md §2.6). Elements
+/// in no group (the bias column) are not penalised.
+pub fn envelope_rank(
+    problems: &[Problem],
+    w0: &[DMatrix<f64>],
+    groups: &Groups,
+    d: &[f64],
+    k: usize,
+    opts: &EnvelopeOptions,
+) -> Result<Selection> {
+    let m = d.len();
+    if groups.len() != m || problems.len() != w0.len() {
+        bail!("inconsistent layer problem: {} groups, {} weights", groups.len(), m);
+    }
+    if k == 0 || k > m {
+        bail!("cannot keep {k} of {m} groups");
+    }
+    let mut offsets = Vec::with_capacity(problems.len());
+    let mut n = 0;
+    for w in w0 {
+        offsets.push(n);
+        n += w.len();
+    }
     let lip = problems.iter().map(|p| lambda_max(&p.h)).fold(0.0, f64::max).max(1e-300);
     let alpha = 1.0 / lip;
     let flat = |ws: &[DMatrix<f64>]| -> Vec<f64> { ws.iter().flat_map(|w| w.as_slice().to_vec()).collect() };
@@ -243,6 +310,11 @@ pub fn envelope_select(
     let norm0 = flat(w0).iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
     let mut x = flat(w0);
     let mut u = vec![1.0; m];
+    let mut path = Vec::with_capacity(opts.schedule.len());
+    let score_of = |x: &[f64], u: &[f64]| -> Vec<f64> {
+        let r = groups.norms(x);
+        (0..m).map(|g| u[g] + 1e-3 * (r[g] / d[g].sqrt()) / (1.0 + r[g] / d[g].sqrt())).collect()
+    };
     for &t in &opts.schedule {
         let mut v = x.clone();
         let mut tk = 1.0f64;
@@ -256,7 +328,7 @@ pub fn envelope_select(
                 }
             }
             // prox of alpha·λ·Φ with alpha·λ = t / L · L = t (λ = t·L).
-            let info = prox(&mut y, &groups, d, t, k);
+            let info = prox(&mut y, groups, d, t, k);
             u = info.u;
             let tn = 0.5 * (1.0 + (1.0 + 4.0 * tk * tk).sqrt());
             let diff = y.iter().zip(&x).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
@@ -267,10 +339,10 @@ pub fn envelope_select(
                 break;
             }
         }
+        path.push(score_of(&x, &u));
     }
-    let r = groups.norms(&x);
-    let score: Vec<f64> = (0..m).map(|g| u[g] + 1e-3 * (r[g] / d[g].sqrt()) / (1.0 + r[g] / d[g].sqrt())).collect();
-    Ok(Selection { keep: top_k(&score, k), score })
+    let score = path.last().cloned().unwrap_or_else(|| score_of(&x, &u));
+    Ok(Selection { keep: top_k(&score, k), score, path })
 }
 
 /// Dampening of the refits, relative to the mean diagonal of H (as SparseGPT's 0.01).

@@ -5,4 +5,5 @@ pub mod calib;
 pub mod channels;
 pub mod layer;
 pub mod prune;
+pub mod sparsify;
 pub mod wgsef;

@@ -91,7 +91,7 @@ pub struct PruneReport {
 }
 
 /// A weight layer's matrix `[rows, width + 1]` (bias last) and the tensors holding it.
-fn layer_matrix(g: &Graph, n: usize) -> Result<DMatrix<f64>> {
+pub(super) fn layer_matrix(g: &Graph, n: usize) -> Result<DMatrix<f64>> {
     let node = &g.nodes[n];
     let w = g.tensors[node.inputs[1]].data.as_ref().with_context(|| format!("node `{}` has non-constant weights", node.name))?;
     let rows = match node.op {
@@ -106,7 +106,7 @@ fn layer_matrix(g: &Graph, n: usize) -> Result<DMatrix<f64>> {
 
 /// Writes `m` (`[rows, width + 1]`, bias last) back into node `n`, adding a bias input when the
 /// node had none and the bias column is not zero.
-fn set_layer_matrix(g: &mut Graph, n: usize, m: &DMatrix<f64>) {
+pub(super) fn set_layer_matrix(g: &mut Graph, n: usize, m: &DMatrix<f64>) {
     let rows = m.nrows();
     let width = m.ncols() - 1;
     let w: Vec<f32> = (0..rows).flat_map(|r| (0..width).map(move |c| (r, c))).map(|(r, c)| m[(r, c)] as f32).collect();
@@ -197,18 +197,10 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
     let (m0, p0) = layer_costs(dense);
     let budget = frac * if by_macs { m0 } else { p0 } as f64;
     let (m1, p1) = layer_costs(g1);
-    let mut total = if by_macs { m1 } else { p1 } as f64;
+    let total = if by_macs { m1 } else { p1 } as f64;
     let mut plan = std::collections::HashMap::new();
     if total <= budget {
         return Ok(plan);
-    }
-    struct Curve {
-        key: usize,
-        live: usize,
-        counts: Vec<usize>,
-        err: Vec<f64>,
-        unit: f64,
-        level: usize,
     }
     let alive = all_rows(g1);
     let mut curves = Vec::new();
@@ -234,28 +226,47 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         }
         let (mc, pc) = super::channels::channel_cost(g1, &s);
         let unit = if by_macs { mc } else { pc } as f64;
-        curves.push(Curve { key, live: s.channels, counts, err, unit, level: LEVELS - 1 });
+        let cost = counts.iter().map(|&k| k as f64 * unit).collect();
+        curves.push((key, s.channels, counts, Curve { cost, err, level: LEVELS - 1 }));
     }
+    let mut cs: Vec<Curve> = curves.iter().map(|c| c.3.clone()).collect();
+    greedy(&mut cs, total, budget);
+    for (c, lv) in curves.iter().zip(&cs) {
+        if c.2[lv.level] < c.1 {
+            plan.insert(c.0, c.2[lv.level]);
+        }
+    }
+    Ok(plan)
+}
+
+/// One layer's (or space's) error curve for [`greedy`]: at level l it costs `cost[l]` (MACs or
+/// parameters, ascending in l) with relative error `err[l]`; `level` is the chosen level.
+#[derive(Clone, Debug)]
+pub(super) struct Curve {
+    pub cost: Vec<f64>,
+    pub err: Vec<f64>,
+    pub level: usize,
+}
+
+/// Lowers levels one step at a time, always the step with the least error increase per unit of
+/// cost saved, until `total` (the summed cost at the current levels, plus anything fixed) is at
+/// most `budget` or no step is left; returns the final total.
+pub(super) fn greedy(curves: &mut [Curve], mut total: f64, budget: f64) -> f64 {
     while total > budget {
         let best = curves
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.level > 0 && c.unit > 0.0)
+            .filter(|(_, c)| c.level > 0 && c.cost[c.level] > c.cost[c.level - 1])
             .map(|(i, c)| {
-                let saved = (c.counts[c.level] - c.counts[c.level - 1]) as f64 * c.unit;
-                (i, (c.err[c.level - 1] - c.err[c.level]).max(0.0) / saved.max(1e-300), saved)
+                let saved = c.cost[c.level] - c.cost[c.level - 1];
+                (i, (c.err[c.level - 1] - c.err[c.level]).max(0.0) / saved, saved)
             })
             .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
         let Some((i, _, saved)) = best else { break };
         curves[i].level -= 1;
         total -= saved;
     }
-    for c in &curves {
-        if c.counts[c.level] < c.live {
-            plan.insert(c.key, c.counts[c.level]);
-        }
-    }
-    Ok(plan)
+    total
 }
 
 /// Score per live channel (higher = keep): the envelope ranking or the filters' L1 norm.
@@ -280,7 +291,7 @@ fn ranking(
 }
 
 /// The alive output rows of every weight layer of `g`: all of them.
-fn all_rows(g: &Graph) -> Vec<Vec<usize>> {
+pub(super) fn all_rows(g: &Graph) -> Vec<Vec<usize>> {
     g.nodes
         .iter()
         .map(|n| match n.op {
@@ -292,7 +303,7 @@ fn all_rows(g: &Graph) -> Vec<Vec<usize>> {
 
 /// Weight layer `node`'s problem: its inputs in `cur` (`acts`, one per sample) against the dense
 /// model's output rows `rows` computed from the dense inputs (`acts_dense`).
-fn layer_problem(
+pub(super) fn layer_problem(
     cur: &Graph,
     dense: &Graph,
     rows: &[usize],

@@ -1,0 +1,158 @@
+//! Regenerates this machine's entry of `tools/data/sparse_table.json`: the time of the
+//! block-sparse Dense / Conv kernels relative to the dense ones, per tile shape and density, on
+//! layer shapes taken from the real models. `sprig compress` stores a layer block-sparse only
+//! where this table says it is faster.
+//!
+//! Each point times a one-layer model stored dense and the same weights stored block-sparse,
+//! interleaved, and keeps the ratio of the medians. About a minute in a release build:
+//! `cargo run --release -p sprig-tools --bin sprig-sparse-table` (from the repository root).
+
+use anyhow::{Context, Result};
+use sprig_runtime::op::{Activation, ConvAttrs};
+use sprig_runtime::Op;
+use sprig_tools::compile::compile;
+use sprig_tools::compress::sparsify::{table_tile, tiles, BreakEvenEntry, BreakEvenTable, Pattern};
+use sprig_tools::host::HostModel;
+use sprig_tools::ir::{Graph, Node, Storage};
+use sprig_tools::writer::WeightFormat;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A layer shape from a real model.
+struct Family {
+    name: &'static str,
+    /// Where the shape comes from.
+    from: &'static str,
+    /// Input shape and weight shape.
+    x: Vec<usize>,
+    w: Vec<usize>,
+    pad: u32,
+}
+
+fn families() -> Vec<Family> {
+    vec![
+        Family { name: "dense", from: "ad_autoencoder dense 640->128", x: vec![1, 640], w: vec![128, 640], pad: 0 },
+        Family { name: "conv1x1", from: "kws_dscnn pointwise 64->64 on 25x5", x: vec![1, 64, 25, 5], w: vec![64, 64, 1, 1], pad: 0 },
+        Family { name: "conv", from: "ic_resnet8 3x3 32->32 on 16x16", x: vec![1, 32, 16, 16], w: vec![32, 32, 3, 3], pad: 1 },
+    ]
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The one-layer graph of `f` with weights `w`, stored as `storage`.
+fn layer(f: &Family, w: Vec<f32>, storage: Storage) -> Graph {
+    let mut g = Graph::default();
+    let x = g.add_tensor("x", f.x.clone(), None);
+    let m = f.w[0];
+    let wt = g.add_tensor("w", f.w.clone(), Some(w));
+    g.tensors[wt].storage = storage;
+    let b = g.add_tensor("b", vec![m], Some((0..m).map(|i| 0.01 * i as f32).collect()));
+    let (op, yshape) = if f.x.len() == 2 {
+        (Op::Dense { act: Activation::Relu }, vec![1, m])
+    } else {
+        let (h, wd) = (f.x[2], f.x[3]);
+        let (kh, kw) = (f.w[2], f.w[3]);
+        let p = f.pad as usize;
+        let a = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [f.pad; 4], act: Activation::Relu };
+        (Op::Conv(a), vec![1, m, h + 2 * p - kh + 1, wd + 2 * p - kw + 1])
+    };
+    let y = g.add_tensor("y", yshape, None);
+    g.nodes.push(Node { name: "layer".into(), onnx_op: "layer".into(), op, inputs: vec![x, wt, b], outputs: vec![y] });
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    g
+}
+
+/// Median seconds per inference of each model, measured interleaved.
+fn time_pair(a: &[u8], b: &[u8], x: &[f32]) -> Result<(f64, f64)> {
+    let mut ma = HostModel::new(a)?;
+    let mut mb = HostModel::new(b)?;
+    // Iterations per sample so one sample takes about 5 ms.
+    let t = Instant::now();
+    ma.run_in_place(&[x])?;
+    let iters = ((5e-3 / t.elapsed().as_secs_f64().max(1e-7)) as usize).clamp(1, 100_000);
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        for (m, out) in [(&mut ma, &mut ta), (&mut mb, &mut tb)] {
+            let t = Instant::now();
+            for _ in 0..iters {
+                m.run_in_place(&[x])?;
+            }
+            out.push(t.elapsed().as_secs_f64() / iters as f64);
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|p, q| p.partial_cmp(q).unwrap());
+        v[v.len() / 2]
+    };
+    Ok((med(&mut ta), med(&mut tb)))
+}
+
+fn main() -> Result<()> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/sparse_table.json");
+    let mut all: Vec<BreakEvenTable> =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|_| "[]".into())).context("reading the table")?;
+    let densities = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+    let patterns =
+        [Pattern::Weight, Pattern::Block(1, 4), Pattern::Block(4, 1), Pattern::Block(4, 4), Pattern::Block(8, 1), Pattern::Shape];
+    let mut entries = Vec::new();
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for f in families() {
+        let rows = f.w[0];
+        let width: usize = f.w.iter().skip(1).product();
+        let x: Vec<f32> = (0..f.x.iter().product::<usize>()).map(|_| rng.next() as f32 - 0.3).collect();
+        for p in patterns {
+            let tl = tiles(rows, width, p);
+            let (br, bc) = p.tile(rows);
+            let mut ratio = Vec::new();
+            for &d in &densities {
+                // Keep a random round(d · tiles) tiles; every kept weight non-zero.
+                let mut order: Vec<(f64, usize)> = (0..tl.len()).map(|i| (rng.next(), i)).collect();
+                order.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+                let keep = ((d * tl.len() as f64).round() as usize).max(1);
+                let mut w = vec![0f32; rows * width];
+                for &(_, i) in order.iter().take(keep) {
+                    for &(r, c) in &tl[i] {
+                        w[r * width + c] = (rng.next() as f32 - 0.5) + if rng.next() < 0.5 { -0.1 } else { 0.1 };
+                    }
+                }
+                let dense = compile(layer(&f, w.clone(), Storage::Dense), WeightFormat::F32, [0; 32])?;
+                let sparse = compile(layer(&f, w, Storage::Bsr { br, bc }), WeightFormat::F32, [0; 32])?;
+                // The two must agree before their times mean anything.
+                let yd = HostModel::new(&dense.bytes)?.run(&[&x])?;
+                let ys = HostModel::new(&sparse.bytes)?.run(&[&x])?;
+                let err = yd[0].iter().zip(&ys[0]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                anyhow::ensure!(err < 1e-3, "{} {}: sparse and dense outputs differ by {err}", f.name, p.name());
+                let (td, ts) = time_pair(&dense.bytes, &sparse.bytes, &x)?;
+                ratio.push(ts / td);
+                eprintln!(
+                    "{:<8} {:<10} density {:.2}: dense {:>9.1} us, sparse {:>9.1} us, ratio {:.3}",
+                    f.name,
+                    p.name(),
+                    d,
+                    td * 1e6,
+                    ts * 1e6,
+                    ts / td
+                );
+            }
+            let e = BreakEvenEntry { family: f.name.into(), tile: table_tile(p), density: densities.to_vec(), ratio };
+            println!("{:<8} ({}) {:<10} break-even density {:.2}", f.name, f.from, p.name(), e.break_even());
+            entries.push(e);
+        }
+    }
+    let target = std::env::consts::ARCH.to_string();
+    all.retain(|t| t.target != target);
+    all.push(BreakEvenTable { target, entries });
+    all.sort_by(|a, b| a.target.cmp(&b.target));
+    sprig_tools::compile::write_atomic(&path, serde_json::to_string_pretty(&all)?.as_bytes())?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
