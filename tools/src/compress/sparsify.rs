@@ -99,7 +99,7 @@ impl Default for SparsifyOptions {
 pub struct SparseLayer {
     /// Node name.
     pub node: String,
-    /// Kernel family in the break-even table (`dense`, `conv1x1`, `conv`).
+    /// Kernel family in the break-even table (`dense`, `conv1x1`, `conv`, `conv_strided`).
     pub kind: String,
     /// Groups before and kept.
     pub groups: usize,
@@ -133,6 +133,9 @@ pub fn kernel_family(g: &Graph, n: usize) -> &'static str {
     let node = &g.nodes[n];
     match node.op {
         Op::Dense { .. } => "dense",
+        // Strided convolutions are their own family: the table measures stride 1, and the
+        // scatter kernel's strided loads make them much slower per stored weight.
+        Op::Conv(a) if a.stride != [1, 1] => "conv_strided",
         Op::Conv(_) => {
             let w = &g.tensors[node.inputs[1]].shape;
             if w.iter().skip(2).product::<usize>() == 1 {
