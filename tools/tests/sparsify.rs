@@ -3,37 +3,17 @@
 //! with refit beats magnitude without refit.
 
 mod common;
+mod digits;
+
+use digits::{agreement, digits, outputs};
 
 use sprig_runtime::format::encoding;
 use sprig_runtime::Op;
 use sprig_tools::compile::compile;
 use sprig_tools::compress::prune::{Amount, Method};
 use sprig_tools::compress::sparsify::{sparsify, tiles, Pattern, SparsifyOptions, StorageChoice};
-use sprig_tools::host::HostModel;
-use sprig_tools::import::{import_onnx, ImportOptions};
 use sprig_tools::ir::{Graph, Storage};
-use sprig_tools::npy::{read_f32, Array};
 use sprig_tools::writer::WeightFormat;
-
-fn outputs(g: &Graph, x: &Array, range: std::ops::Range<usize>) -> Vec<Vec<f32>> {
-    let c = compile(g.clone(), WeightFormat::F32, [0; 32]).unwrap();
-    let mut m = HostModel::new(&c.bytes).unwrap();
-    range.map(|i| m.run(&[x.sample(i)]).unwrap().concat()).collect()
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter().enumerate().fold(0, |b, (i, &x)| if x > v[b] { i } else { b })
-}
-
-fn agreement(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
-    a.iter().zip(b).filter(|(p, q)| argmax(p) == argmax(q)).count() as f64 / a.len() as f64
-}
-
-fn digits() -> (Graph, Array, Array) {
-    let m = common::repo_models();
-    let g = import_onnx(&m.join("digits_cnn.onnx"), &ImportOptions::default()).unwrap();
-    (g, read_f32(&m.join("digits_calib.npy")).unwrap(), read_f32(&m.join("digits_eval.npy")).unwrap())
-}
 
 fn weight_layers(g: &Graph) -> Vec<usize> {
     (0..g.nodes.len())
