@@ -146,3 +146,14 @@ pub fn row_subset(rows_per_sample: usize, samples: usize, max_rows: usize) -> Ve
     }
     (0..per).map(|i| i * rows_per_sample / per).collect()
 }
+
+/// The fit / held-out split of calibration samples used to make choices the fit data cannot make
+/// honestly (a path stage, a ridge strength): every fourth sample is held out. `None` below 8
+/// samples (then everything is both fit and held out).
+pub fn split_samples<T: Clone>(v: &[T]) -> Option<(Vec<T>, Vec<T>)> {
+    if v.len() < 8 {
+        return None;
+    }
+    let pick = |held: bool| v.iter().enumerate().filter(|(i, _)| (i % 4 == 3) == held).map(|(_, x)| x.clone()).collect();
+    Some((pick(false), pick(true)))
+}

@@ -349,7 +349,7 @@ pub fn envelope_rank(
 pub const REFIT_DAMP: f64 = 0.01;
 
 /// Refits every consumer on the kept channels plus the `always` columns (the bias column),
-/// pulled toward `priors` (the consumers' current weights) by [`REFIT_DAMP`]: returns the new
+/// pulled toward `priors` (the consumers' current weights) by `damp` (e.g. [`REFIT_DAMP`]): returns the new
 /// weights in the same (unreduced) layout, with removed columns exactly zero.
 pub fn refit_all(
     problems: &[Problem],
@@ -357,6 +357,7 @@ pub fn refit_all(
     keep: &[usize],
     always: &[Vec<usize>],
     priors: &[DMatrix<f64>],
+    damp: f64,
 ) -> Vec<DMatrix<f64>> {
     problems
         .iter()
@@ -366,7 +367,7 @@ pub fn refit_all(
             c.extend(always.get(j).into_iter().flatten().copied());
             c.sort_unstable();
             c.dedup();
-            p.refit_toward(&c, priors.get(j), REFIT_DAMP)
+            p.refit_toward(&c, priors.get(j), damp)
         })
         .collect()
 }
@@ -431,7 +432,7 @@ mod tests {
         let (p, w0, cols) = synthetic(8, 3, 4, &[0, 2, 5], 11);
         let keep = vec![0, 2, 5];
         let bias = vec![vec![24]];
-        let w = refit_all(std::slice::from_ref(&p), &cols, &keep, &bias, std::slice::from_ref(&w0)).remove(0);
+        let w = refit_all(std::slice::from_ref(&p), &cols, &keep, &bias, std::slice::from_ref(&w0), REFIT_DAMP).remove(0);
         // Removed columns are exactly zero.
         for g in [1, 3, 4, 6, 7] {
             for &c in &cols[0][g] {

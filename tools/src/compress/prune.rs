@@ -5,9 +5,11 @@
 //! bias column that absorbs the mean of what was removed; then the channels are physically
 //! removed. Channels that are zero on every calibration sample are removed first, exactly.
 
+use super::calib::split_samples;
 use super::calib::{activations, row_subset, RowLayout};
 use super::channels::{channel_spaces, remove_channels, ChannelSpace};
-use super::layer::{envelope_select, refit_all, top_k, EnvelopeOptions, Problem, Stats};
+use super::layer::{envelope_select, refit_all, top_k, EnvelopeOptions, Problem, Stats, REFIT_DAMP};
+use super::sparsify::DAMPS;
 use crate::ir::{Graph, TensorId};
 use anyhow::{bail, Context, Result};
 use nalgebra::DMatrix;
@@ -219,7 +221,7 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         for j in 1..=LEVELS {
             let k = (s.channels * j).div_ceil(LEVELS).max(1);
             let keep = top_k(&score, k);
-            let w = refit_all(&lp.problems, &lp.cols, &keep, &lp.always, &lp.starts);
+            let w = refit_all(&lp.problems, &lp.cols, &keep, &lp.always, &lp.starts, REFIT_DAMP);
             let e = lp.problems.iter().zip(&w).map(|(p, w)| p.relative_error(w)).sum::<f64>() / lp.problems.len() as f64;
             counts.push(k);
             err.push(if k == s.channels { 0.0 } else { e });
@@ -410,13 +412,53 @@ fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize,
             (live.clone(), 0.0)
         } else {
             let lp = build_problems(&cur, &dense, &alive, &s, &live, &acts, &acts_dense, opts.max_rows)?;
-            let LayerProblems { problems, starts, cols, always } = lp;
-            let chosen = top_k(&ranking(&cur, &s, &live, &problems, &starts, &cols, k, opts)?, k);
+            // Fit / held-out problems for the choices the fit data cannot make (path stage, ridge).
+            let split = |v: &[Vec<Vec<f32>>]| -> Option<(Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>)> {
+                let parts: Vec<_> = v.iter().map(|a| split_samples(a)).collect::<Option<_>>()?;
+                Some(parts.into_iter().unzip())
+            };
+            let held = match (split(&acts), split(&acts_dense)) {
+                (Some((fa, va)), Some((fd, vd))) => Some((
+                    build_problems(&cur, &dense, &alive, &s, &live, &fa, &fd, opts.max_rows)?,
+                    build_problems(&cur, &dense, &alive, &s, &live, &va, &vd, opts.max_rows)?,
+                )),
+                _ => None,
+            };
+            let (fit, val) = match &held {
+                Some((f, v)) => (f, v),
+                None => (&lp, &lp),
+            };
+            let val_loss = |w: &[DMatrix<f64>]| -> f64 { val.problems.iter().zip(w).map(|(p, w)| p.loss(w)).sum() };
+            let score = match opts.method {
+                // The envelope's continuation path on the fit samples; the stage whose top-k
+                // refit has the least held-out loss (ALGORITHMS.md §2.6).
+                Method::Envelope => {
+                    let sel = envelope_select(
+                        &fit.problems,
+                        &fit.starts,
+                        &fit.cols,
+                        &vec![1.0; live.len()],
+                        k.clamp(1, live.len()),
+                        &opts.envelope,
+                    )?;
+                    let mut best = (f64::INFINITY, sel.score.clone());
+                    for sc in sel.path {
+                        let l = val_loss(&refit_all(&fit.problems, &fit.cols, &top_k(&sc, k), &fit.always, &fit.starts, REFIT_DAMP));
+                        if l < best.0 {
+                            best = (l, sc);
+                        }
+                    }
+                    best.1
+                }
+                _ => ranking(&cur, &s, &live, &lp.problems, &lp.starts, &lp.cols, k, opts)?,
+            };
+            let LayerProblems { problems, starts, cols, always } = &lp;
+            let chosen = top_k(&score, k);
             let keep: Vec<usize> = chosen.iter().map(|&i| live[i]).collect();
             let new_w: Vec<DMatrix<f64>> = if opts.method == Method::MagnitudeNoRefit {
                 starts
                     .iter()
-                    .zip(&cols)
+                    .zip(cols)
                     .map(|(w, cs)| {
                         let mut w = w.clone();
                         for (i, group) in cs.iter().enumerate() {
@@ -430,7 +472,13 @@ fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize,
                     })
                     .collect()
             } else {
-                refit_all(&problems, &cols, &chosen, &always, &starts)
+                // The same refit for every ranking: the ridge with the least held-out loss.
+                let damp = DAMPS
+                    .iter()
+                    .map(|&dm| (val_loss(&refit_all(&fit.problems, &fit.cols, &chosen, &fit.always, &fit.starts, dm)), dm))
+                    .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
+                    .map_or(REFIT_DAMP, |x| x.1);
+                refit_all(problems, cols, &chosen, always, starts, damp)
             };
             let err = problems.iter().zip(&new_w).map(|(p, w): (&Problem, _)| p.relative_error(w)).sum::<f64>() / problems.len() as f64;
             for (q, w) in s.consumers.iter().zip(&new_w) {
@@ -477,11 +525,26 @@ fn polish(dense: &Graph, cur: &mut Graph, alive: &[Vec<usize>], calib: &[&[f32]]
         let input = cur.nodes[n].inputs[0];
         let acts = activations(cur, &[input], calib)?;
         let acts_dense = activations(dense, &[input], calib)?;
-        let p = layer_problem(cur, dense, rows, n, &acts[0], &acts_dense[0], max_rows)?;
         let start = layer_matrix(cur, n)?;
         let all: Vec<usize> = (0..start.ncols()).collect();
-        let w = p.refit_toward(&all, Some(&start), super::layer::REFIT_DAMP);
-        if p.loss(&w) < p.loss(&start) {
+        let p = layer_problem(cur, dense, rows, n, &acts[0], &acts_dense[0], max_rows)?;
+        // Refit only when it helps on held-out samples, with the ridge that helps most there.
+        let w = match (split_samples(&acts[0]), split_samples(&acts_dense[0])) {
+            (Some((fa, va)), Some((fd, vd))) => {
+                let fit = layer_problem(cur, dense, rows, n, &fa, &fd, max_rows)?;
+                let val = layer_problem(cur, dense, rows, n, &va, &vd, max_rows)?;
+                let best = DAMPS
+                    .iter()
+                    .map(|&dm| (val.loss(&fit.refit_toward(&all, Some(&start), dm)), dm))
+                    .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+                match best {
+                    Some((l, dm)) if l < val.loss(&start) => Some(p.refit_toward(&all, Some(&start), dm)),
+                    _ => None,
+                }
+            }
+            _ => Some(p.refit_toward(&all, Some(&start), REFIT_DAMP)).filter(|w| p.loss(w) < p.loss(&start)),
+        };
+        if let Some(w) = w {
             set_layer_matrix(cur, n, &w);
         }
     }

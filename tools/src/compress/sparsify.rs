@@ -9,7 +9,7 @@
 //! then stored block-sparse when the measured break-even table says the sparse kernel is faster
 //! at its density on the target, dense (with exact zeros) otherwise.
 
-use super::calib::activations;
+use super::calib::{activations, split_samples};
 use super::layer::{envelope_rank, top_k, EnvelopeOptions, Problem, REFIT_DAMP};
 use super::prune::{greedy, layer_matrix, layer_problem, set_layer_matrix, Amount, Curve, Method};
 use super::wgsef::Groups;
@@ -249,10 +249,46 @@ pub fn tiles(rows: usize, width: usize, pattern: Pattern) -> Vec<Vec<(usize, usi
     out
 }
 
+/// A layer's problem on every calibration sample, and on a fit / held-out split of them (every
+/// fourth sample held out when there are at least 8): choices that the fit data alone cannot make
+/// honestly (the path stage, the ridge) are made on the held-out samples.
+pub(super) struct Split {
+    pub all: Problem,
+    pub fit: Problem,
+    pub val: Problem,
+}
+
+impl Split {
+    /// The split problems of weight node `n` of `cur`, with dense targets from `dense`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cur: &Graph,
+        dense: &Graph,
+        rows: &[usize],
+        n: usize,
+        acts: &[Vec<f32>],
+        acts_dense: &[Vec<f32>],
+        max_rows: usize,
+    ) -> Result<Split> {
+        let all = layer_problem(cur, dense, rows, n, acts, acts_dense, max_rows)?;
+        let (Some((fa, va)), Some((fd, vd))) = (split_samples(acts), split_samples(acts_dense)) else {
+            return Ok(Split { fit: all.clone(), val: all.clone(), all });
+        };
+        let fit = layer_problem(cur, dense, rows, n, &fa, &fd, max_rows)?;
+        let val = layer_problem(cur, dense, rows, n, &va, &vd, max_rows)?;
+        Ok(Split { all, fit, val })
+    }
+}
+
+/// Ridge strengths tried for the refit (relative to the mean diagonal of H, toward the trained
+/// weights); the one with the least held-out loss is used.
+pub(super) const DAMPS: [f64; 4] = [REFIT_DAMP, 0.1, 1.0, 10.0];
+
 /// Score per tile (higher = keep) for the layer matrix `w` (`rows × (width + 1)`, bias last).
-/// The envelope ranking is taken along its continuation path (ALGORITHMS.md §2.6): at each λ the
-/// top-k support is refit, and the stage whose support refits to the least layer loss wins.
-fn rank_tiles(problem: &Problem, w: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], k: usize, opts: &SparsifyOptions) -> Result<Vec<f64>> {
+/// The envelope ranking is taken along its continuation path (ALGORITHMS.md §2.6): FISTA on the
+/// fit samples; at each λ the top-k support is refit on them, and the stage whose refit has the
+/// least loss on the held-out samples wins.
+fn rank_tiles(sp: &Split, w: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], k: usize, opts: &SparsifyOptions) -> Result<Vec<f64>> {
     match opts.method {
         Method::Envelope => {
             let rows = w.nrows();
@@ -261,10 +297,10 @@ fn rank_tiles(problem: &Problem, w: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], k
             // Group weight = the tile's share of the layer's MACs (edge tiles are cheaper).
             let d: Vec<f64> = tl.iter().map(|g| g.len() as f64 / full).collect();
             let k = k.clamp(1, tl.len());
-            let sel = envelope_rank(std::slice::from_ref(problem), std::slice::from_ref(w), &groups, &d, k, &opts.envelope)?;
+            let sel = envelope_rank(std::slice::from_ref(&sp.fit), std::slice::from_ref(w), &groups, &d, k, &opts.envelope)?;
             let mut best = (f64::INFINITY, sel.score.clone());
             for s in sel.path {
-                let loss = problem.loss(&apply(problem, w, tl, &top_k(&s, k), true));
+                let loss = sp.val.loss(&apply(&sp.fit, w, tl, &top_k(&s, k), Some(REFIT_DAMP)));
                 if loss < best.0 {
                     best = (loss, s);
                 }
@@ -275,9 +311,24 @@ fn rank_tiles(problem: &Problem, w: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], k
     }
 }
 
-/// The weights after keeping tiles `keep`: refit on each row's kept columns plus the bias
-/// (pulled toward `start`), or `start` masked for the no-refit baseline.
-fn apply(problem: &Problem, start: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], keep: &[usize], refit: bool) -> DMatrix<f64> {
+/// The weights after keeping tiles `keep` (same procedure for every ranking): refit on all
+/// samples with the ridge of [`DAMPS`] whose fit-sample refit has the least held-out loss, or
+/// `start` masked for the no-refit baseline.
+fn refit_kept(sp: &Split, start: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], keep: &[usize], refit: bool) -> DMatrix<f64> {
+    if !refit {
+        return apply(&sp.all, start, tl, keep, None);
+    }
+    let damp = DAMPS
+        .iter()
+        .map(|&dm| (sp.val.loss(&apply(&sp.fit, start, tl, keep, Some(dm))), dm))
+        .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
+        .map_or(REFIT_DAMP, |x| x.1);
+    apply(&sp.all, start, tl, keep, Some(damp))
+}
+
+/// The weights after keeping tiles `keep`: refit on each row's kept columns plus the bias with
+/// ridge `damp` toward `start`, or (`None`) `start` masked.
+fn apply(problem: &Problem, start: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], keep: &[usize], damp: Option<f64>) -> DMatrix<f64> {
     let (rows, width) = (start.nrows(), start.ncols() - 1);
     let mut mask = vec![false; rows * width];
     for &g in keep {
@@ -285,7 +336,7 @@ fn apply(problem: &Problem, start: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], ke
             mask[r * width + c] = true;
         }
     }
-    if !refit {
+    let Some(damp) = damp else {
         let mut w = start.clone();
         for r in 0..rows {
             for c in 0..width {
@@ -295,9 +346,9 @@ fn apply(problem: &Problem, start: &DMatrix<f64>, tl: &[Vec<(usize, usize)>], ke
             }
         }
         return w;
-    }
+    };
     let support: Vec<Vec<usize>> = (0..rows).map(|r| (0..width).filter(|&c| mask[r * width + c]).chain([width]).collect()).collect();
-    problem.refit_masked(&support, start, REFIT_DAMP)
+    problem.refit_masked(&support, start, damp)
 }
 
 /// Weight layers `sparsify` handles: Dense, and Conv with one group.
@@ -371,12 +422,12 @@ pub fn sparsify(g: &Graph, calib: &[&[f32]], opts: &SparsifyOptions) -> Result<(
         let input = cur.nodes[n].inputs[0];
         let acts = activations(&cur, &[input], calib).with_context(|| format!("calibrating `{name}`"))?;
         let acts_dense = activations(&dense, &[input], calib).with_context(|| format!("calibrating `{name}` (dense)"))?;
-        let problem = layer_problem(&cur, &dense, &all_rows[n], n, &acts[0], &acts_dense[0], opts.max_rows)?;
+        let sp = Split::new(&cur, &dense, &all_rows[n], n, &acts[0], &acts_dense[0], opts.max_rows)?;
         let start = layer_matrix(&cur, n)?;
         let k = k.clamp(1, tl.len());
         let w = if k < tl.len() {
-            let keep = top_k(&rank_tiles(&problem, &start, &tl, k, opts)?, k);
-            apply(&problem, &start, &tl, &keep, opts.method != Method::MagnitudeNoRefit)
+            let keep = top_k(&rank_tiles(&sp, &start, &tl, k, opts)?, k);
+            refit_kept(&sp, &start, &tl, &keep, opts.method != Method::MagnitudeNoRefit)
         } else {
             start.clone()
         };
@@ -404,7 +455,7 @@ pub fn sparsify(g: &Graph, calib: &[&[f32]], opts: &SparsifyOptions) -> Result<(
             groups: tl.len(),
             kept: k,
             density: nnz as f64 / numel.max(1) as f64,
-            relative_error: problem.relative_error(&w),
+            relative_error: sp.all.relative_error(&w),
             storage: if sparse { format!("bsr {br}x{bc}") } else { "dense".into() },
             predicted_time_ratio: ratio,
         });
@@ -455,9 +506,9 @@ fn allocate(g: &Graph, layers: &[usize], calib: &[&[f32]], opts: &SparsifyOption
         let tl = tiles(rows, width, opts.pattern);
         let m = tl.len();
         let acts = activations(g, &[g.nodes[n].inputs[0]], calib)?;
-        let problem = layer_problem(g, g, &all_rows[n], n, &acts[0], &acts[0], opts.max_rows)?;
+        let sp = Split::new(g, g, &all_rows[n], n, &acts[0], &acts[0], opts.max_rows)?;
         let start = layer_matrix(g, n)?;
-        let score = rank_tiles(&problem, &start, &tl, (m / 2).max(1), opts)?;
+        let score = rank_tiles(&sp, &start, &tl, (m / 2).max(1), opts)?;
         let (mc, pc) = nnz_cost(g, n);
         let unit = if by_macs { mc } else { pc } / (rows * width).max(1) as f64;
         let (mut cost, mut err, mut cnt) = (Vec::new(), Vec::new(), Vec::new());
@@ -468,7 +519,8 @@ fn allocate(g: &Graph, layers: &[usize], calib: &[&[f32]], opts: &SparsifyOption
             let e = if k == m {
                 0.0
             } else {
-                problem.relative_error(&apply(&problem, &start, &tl, &keep, opts.method != Method::MagnitudeNoRefit))
+                let damp = (opts.method != Method::MagnitudeNoRefit).then_some(REFIT_DAMP);
+                sp.all.relative_error(&apply(&sp.all, &start, &tl, &keep, damp))
             };
             cost.push(size as f64 * unit);
             err.push(e);
