@@ -333,6 +333,9 @@ pub(super) fn layer_problem(
     st.problem(&w0)
 }
 
+/// A tensor's values on each calibration sample.
+type Samples = Vec<Vec<f32>>;
+
 /// The consumers' layer problems over the live channels of `s`.
 struct LayerProblems {
     problems: Vec<Problem>,
@@ -413,7 +416,7 @@ fn run(g: &Graph, calib: &[&[f32]], opts: &PruneOptions, keep_of: &dyn Fn(usize,
         } else {
             let lp = build_problems(&cur, &dense, &alive, &s, &live, &acts, &acts_dense, opts.max_rows)?;
             // Fit / held-out problems for the choices the fit data cannot make (path stage, ridge).
-            let split = |v: &[Vec<Vec<f32>>]| -> Option<(Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>)> {
+            let split = |v: &[Samples]| -> Option<(Vec<Samples>, Vec<Samples>)> {
                 let parts: Vec<_> = v.iter().map(|a| split_samples(a)).collect::<Option<_>>()?;
                 Some(parts.into_iter().unzip())
             };
