@@ -194,11 +194,15 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         (section::OPERANDS, &operands),
         (section::DATA, &data),
     ];
-    Ok(assemble(&sections))
+    // The oldest minor version with every feature used, so older v1 readers still open files
+    // that need nothing newer: 1.1 added block-sparse weights.
+    let minor: u16 = if g.tensors.iter().any(|t| t.data.is_some() && t.storage != crate::ir::Storage::Dense) { 1 } else { 0 };
+    Ok(assemble(&sections, minor))
 }
 
-/// Lays out header, section table and 16-byte-aligned sections, and fills in the checksums.
-pub fn assemble(sections: &[(u32, &[u8])]) -> Vec<u8> {
+/// Lays out header (format version 1.`minor`), section table and 16-byte-aligned sections, and
+/// fills in the checksums.
+pub fn assemble(sections: &[(u32, &[u8])], minor: u16) -> Vec<u8> {
     let table_end = format::HEADER_LEN + sections.len() * format::SECTION_ENTRY_LEN;
     let mut out = vec![0u8; table_end];
     let mut entries = Vec::new();
@@ -210,7 +214,7 @@ pub fn assemble(sections: &[(u32, &[u8])]) -> Vec<u8> {
     pad_to(&mut out, format::ALIGN);
     out[..8].copy_from_slice(&format::MAGIC);
     out[8..10].copy_from_slice(&format::VERSION_MAJOR.to_le_bytes());
-    out[10..12].copy_from_slice(&format::VERSION_MINOR.to_le_bytes());
+    out[10..12].copy_from_slice(&minor.to_le_bytes());
     out[12..16].copy_from_slice(&(sections.len() as u32).to_le_bytes());
     let file_len = out.len() as u64;
     out[16..24].copy_from_slice(&file_len.to_le_bytes());

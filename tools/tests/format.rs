@@ -55,7 +55,7 @@ fn sections(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
 
 fn rebuild(secs: &[(u32, Vec<u8>)]) -> Vec<u8> {
     let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    assemble(&refs)
+    assemble(&refs, 0)
 }
 
 /// Applies `f` to the body of section `kind` and rebuilds a file with valid checksums.
