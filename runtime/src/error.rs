@@ -97,6 +97,13 @@ pub enum Error {
         /// The rule broken, e.g. `"row_ptr decreases"`.
         rule: &'static str,
     },
+    /// A codebook (`CODEBOOK`) constant breaks a rule of its payload layout.
+    BadCodebook {
+        /// Tensor index.
+        tensor: u32,
+        /// The rule broken, e.g. `"row_group entry not below groups"`.
+        rule: &'static str,
+    },
     /// An arena tensor lies outside the arena.
     ArenaOutOfBounds {
         /// Tensor index.
@@ -137,6 +144,14 @@ pub enum Error {
     },
     /// An operator asks for a kernel this reader does not have.
     UnsupportedKernel {
+        /// Operator index.
+        op: u32,
+        /// Kernel code.
+        kernel: u16,
+    },
+    /// An operator asks for a kernel that does not apply to it (`CODEBOOK_LUT` on anything but a
+    /// Dense whose weight is a codebook constant).
+    KernelNotApplicable {
         /// Operator index.
         op: u32,
         /// Kernel code.
@@ -218,6 +233,7 @@ impl core::fmt::Display for Error {
             DataMisaligned { tensor } => write!(f, "tensor {tensor}: payload not 16-byte aligned"),
             BadDataLength { tensor } => write!(f, "tensor {tensor}: byte length does not match shape and encoding"),
             BadSparse { tensor, rule } => write!(f, "tensor {tensor}: bad block-sparse payload: {rule}"),
+            BadCodebook { tensor, rule } => write!(f, "tensor {tensor}: bad codebook payload: {rule}"),
             ArenaOutOfBounds { tensor } => write!(f, "tensor {tensor}: outside the arena"),
             ArenaMisaligned { tensor } => write!(f, "tensor {tensor}: arena offset not 16-byte aligned"),
             ArenaOverlap { a, b } => write!(f, "tensors {a} and {b} overlap in the arena while both live"),
@@ -227,6 +243,11 @@ impl core::fmt::Display for Error {
             BadIo => write!(f, "input/output lists inconsistent with tensor roles"),
             UnsupportedOp { op, kind } => write!(f, "operator {op}: unsupported kind {kind}"),
             UnsupportedKernel { op, kernel } => write!(f, "operator {op}: unsupported kernel {kernel}"),
+            KernelNotApplicable { op, kernel } => write!(
+                f,
+                "operator {op}: kernel {kernel} ({}) does not apply: it needs a Dense whose weight is a codebook constant",
+                crate::format::kernel::name(kernel)
+            ),
             BadAttribute { op } => write!(f, "operator {op}: attribute out of domain"),
             BadArity { op } => write!(f, "operator {op}: wrong number of operands"),
             BadOperand { op } => write!(f, "operator {op}: bad operand"),

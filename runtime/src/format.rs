@@ -7,7 +7,7 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 
 /// Header size in bytes: magic, major, minor, section count, file length, CRC-32, reserved.
 pub const HEADER_LEN: usize = 32;
@@ -96,6 +96,9 @@ pub mod encoding {
     /// Block-sparse rows of f32 blocks over the `[d0, numel / d0]` matrix (minor 1; layout in
     /// [`crate::sparse`] and `docs/FORMAT.md`).
     pub const BSR_F32: u8 = 3;
+    /// Packed `bits`-bit indices into per-group codebooks over the `[d0, numel / d0]` matrix
+    /// (minor 2; layout in [`crate::codebook`] and `docs/FORMAT.md`).
+    pub const CODEBOOK: u8 = 4;
 
     /// Human-readable name of an encoding code.
     pub fn name(code: u8) -> &'static str {
@@ -104,6 +107,7 @@ pub mod encoding {
             F32 => "f32",
             F16 => "f16",
             BSR_F32 => "bsr-f32",
+            CODEBOOK => "codebook",
             _ => "unknown",
         }
     }
@@ -118,16 +122,41 @@ pub const BSR_MAX_BLOCK_COLS: usize = 65536;
 pub use crate::sparse::encode_bsr;
 pub use crate::sparse::{bsr_len, bsr_matrix};
 
+/// Fixed header of a `CODEBOOK` payload: `u8 bits`, `u8 value_type`, `u16 reserved`,
+/// `u32 groups`, `u32 rows`, `u32 cols`.
+pub const CODEBOOK_HEADER_LEN: usize = 16;
+/// Most codebooks (row groups) a `CODEBOOK` payload may have (row groups are `u16`).
+pub const CODEBOOK_MAX_GROUPS: usize = 65536;
+/// Widest index of a `CODEBOOK` payload, in bits (indices are 1 to 8 bits wide).
+pub const CODEBOOK_MAX_BITS: u8 = 8;
+
+/// Codebook value types of a `CODEBOOK` payload (its `value_type` header byte).
+pub mod codebook_value {
+    /// Little-endian f32.
+    pub const F32: u8 = 0;
+    /// Little-endian IEEE binary16.
+    pub const F16: u8 = 1;
+}
+
+pub use crate::codebook::codebook_len;
+#[cfg(feature = "std")]
+pub use crate::codebook::encode_codebook;
+
 /// Kernel codes (which implementation runs an operator).
 pub mod kernel {
     #![allow(missing_docs)]
     /// The plain reference kernel.
     pub const REFERENCE: u16 = 0;
+    /// Dense with a codebook weight (minor 2): per output row, the inputs are summed per
+    /// codeword, then multiplied once by each codeword (`2^bits` products instead of one per
+    /// weight). Only valid on a Dense whose weight is a `CODEBOOK` constant.
+    pub const CODEBOOK_LUT: u16 = 1;
 
     /// Human-readable name of a kernel code.
     pub fn name(code: u16) -> &'static str {
         match code {
             REFERENCE => "reference",
+            CODEBOOK_LUT => "codebook-lut",
             _ => "unknown",
         }
     }

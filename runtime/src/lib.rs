@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod codebook;
 pub mod error;
 pub mod format;
 pub mod kernels;
@@ -22,6 +23,7 @@ pub mod shape;
 pub mod sparse;
 pub mod view;
 
+pub use codebook::{Codebook, CodebookInfo};
 pub use error::Error;
 pub use model::{IoInfo, Model, OpInfo, TensorInfo};
 pub use op::{

@@ -1,5 +1,6 @@
 //! Zero-copy, fully validated view of a `.sprig` file.
 
+use crate::codebook::{Codebook, CodebookInfo};
 use crate::error::Error;
 use crate::format::{self, encoding, kernel, section, Role};
 use crate::op::{Op, ATTR_WORDS, MAX_OP_INPUTS};
@@ -248,7 +249,7 @@ impl<'a> Model<'a> {
             *w = rd_u32(r, format::OP_ATTRS_AT + 4 * k)?;
         }
         let op = Op::decode(kind, &words).map_err(|e| Error::from_op(o, e))?;
-        if kernel != kernel::REFERENCE {
+        if kernel != kernel::REFERENCE && kernel != kernel::CODEBOOK_LUT {
             return Err(Error::UnsupportedKernel { op: o, kernel });
         }
         let (lo, hi) = op.arity();
@@ -281,7 +282,7 @@ impl<'a> Model<'a> {
                 let elem = match t.encoding {
                     encoding::F32 => Some(4),
                     encoding::F16 => Some(2),
-                    encoding::BSR_F32 => None,
+                    encoding::BSR_F32 | encoding::CODEBOOK => None,
                     encoding::NONE => return Err(Error::BadTensor { tensor: ti }),
                     e => return Err(Error::UnsupportedEncoding { tensor: ti, encoding: e }),
                 };
@@ -297,6 +298,10 @@ impl<'a> Model<'a> {
                 if t.encoding == encoding::BSR_F32 {
                     let (rows, cols) = sparse::bsr_matrix(t.shape.dims());
                     Bsr::parse(self.payload(&t), rows, cols).map_err(|rule| Error::BadSparse { tensor: ti, rule })?;
+                }
+                if t.encoding == encoding::CODEBOOK {
+                    let (rows, cols) = sparse::bsr_matrix(t.shape.dims());
+                    Codebook::parse(self.payload(&t), rows, cols).map_err(|rule| Error::BadCodebook { tensor: ti, rule })?;
                 }
                 if t.alias.is_some() {
                     return Err(Error::BadAlias { tensor: ti });
@@ -392,6 +397,13 @@ impl<'a> Model<'a> {
             if out.first_op != oi {
                 return Err(Error::BadLifetime { tensor: out_id as u32 });
             }
+            if o.kernel == kernel::CODEBOOK_LUT {
+                let weight = self.tensor(self.operand(&o, 1) as usize).filter(|_| o.n_inputs > 1);
+                let codebook = weight.is_some_and(|w| w.role == Role::Constant && w.encoding == encoding::CODEBOOK);
+                if !(matches!(o.op, Op::Dense { .. }) && codebook) {
+                    return Err(Error::KernelNotApplicable { op: oi, kernel: o.kernel });
+                }
+            }
             let inferred = o.op.infer(&shapes[..o.n_inputs]).map_err(|e| Error::from_op(oi, e))?;
             if inferred != out.shape {
                 return Err(Error::ShapeMismatch { op: oi });
@@ -448,16 +460,14 @@ impl<'a> Model<'a> {
 
     /// The kernel set this model needs, for [`crate::Session::run_with_in`]: bit `k` = operator
     /// kind `k`, the element-wise function bits ([`Op::feature_bits`]), and
-    /// [`kernels::SPARSE_BIT`](crate::kernels::SPARSE_BIT) when a constant is block-sparse.
+    /// [`kernels::SPARSE_BIT`](crate::kernels::SPARSE_BIT) when a constant is block-sparse,
+    /// [`kernels::CODEBOOK_BIT`](crate::kernels::CODEBOOK_BIT) when one is codebook-quantized.
     pub fn ops_mask(&self) -> u128 {
         let ops = (0..self.num_ops()).filter_map(|i| self.op(i)).fold(0, |m, o| m | o.op.feature_bits());
-        let sparse =
-            (0..self.n_tensors).filter_map(|i| self.tensor(i)).any(|t| t.role == Role::Constant && t.encoding == encoding::BSR_F32);
-        if sparse {
-            ops | 1 << crate::kernels::SPARSE_BIT
-        } else {
-            ops
-        }
+        let uses = |enc: u8| (0..self.n_tensors).filter_map(|i| self.tensor(i)).any(|t| t.role == Role::Constant && t.encoding == enc);
+        let sparse = if uses(encoding::BSR_F32) { 1 << crate::kernels::SPARSE_BIT } else { 0 };
+        let codebook = if uses(encoding::CODEBOOK) { 1 << crate::kernels::CODEBOOK_BIT } else { 0 };
+        ops | sparse | codebook
     }
 
     /// Arena bytes a [`Session`](crate::Session) needs.
@@ -588,6 +598,14 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// The header of a codebook constant (`None` for other tensors), e.g. for its bits per weight.
+    pub fn codebook_info(&self, t: &TensorInfo<'_>) -> Option<CodebookInfo> {
+        match self.constant(t) {
+            View::Codebook(c) if t.role == Role::Constant => Some(c.info()),
+            _ => None,
+        }
+    }
+
     /// Read-only view of a constant's payload, decoded lazily.
     pub fn constant(&self, t: &TensorInfo<'_>) -> View<'a> {
         let bytes = self.payload(t);
@@ -596,6 +614,10 @@ impl<'a> Model<'a> {
             encoding::BSR_F32 => {
                 let (rows, cols) = sparse::bsr_matrix(t.shape.dims());
                 Bsr::split(bytes, rows, cols).map_or(View::F32(&[]), View::Bsr)
+            }
+            encoding::CODEBOOK => {
+                let (rows, cols) = sparse::bsr_matrix(t.shape.dims());
+                Codebook::split(bytes, rows, cols).map_or(View::F32(&[]), View::Codebook)
             }
             _ => {
                 #[cfg(target_endian = "little")]

@@ -60,9 +60,10 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     /// [`Session::run_with`] with only the kernels of the operator kinds in the bit set `OPS`
-    /// linked in (see [`kernels::execute_in`]; [`Model::ops_mask`] gives a model's set). An
-    /// operator outside `OPS`, or a Dense / Conv with a block-sparse weight when `OPS` lacks
-    /// [`kernels::SPARSE_BIT`], is `Err(Error::UnsupportedOp)`, before it writes anything.
+    /// linked in (see [`kernels::execute_in`]; [`Model::ops_mask`] gives a model's set), each
+    /// operator with the kernel its record names. An operator outside `OPS`, or a Dense / Conv
+    /// with a block-sparse (codebook) weight when `OPS` lacks [`kernels::SPARSE_BIT`]
+    /// ([`kernels::CODEBOOK_BIT`]), is `Err(Error::UnsupportedOp)`, before it writes anything.
     pub fn run_with_in<const OPS: u128>(&mut self, mut hook: impl FnMut(usize, bool)) -> Result<(), Error> {
         let model = self.model;
         for i in 0..model.num_ops() {
@@ -114,7 +115,8 @@ impl<'m, 'a> Session<'m, 'a> {
                 };
                 operands[k] = Operand { view, shape: shapes[k] };
             }
-            kernels::execute_in::<OPS>(&o.op, &operands[..o.n_inputs], out, &out_t.shape).map_err(|e| Error::from_op(i as u32, e))?;
+            kernels::execute_kernel_in::<OPS>(&o.op, o.kernel, &operands[..o.n_inputs], out, &out_t.shape)
+                .map_err(|e| Error::from_op(i as u32, e))?;
             hook(i, true);
         }
         Ok(())

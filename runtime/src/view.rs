@@ -1,5 +1,6 @@
 //! Read-only element views over activations (`&[f32]`) and stored weight payloads.
 
+use crate::codebook::Codebook;
 use crate::sparse::Bsr;
 use half::f16;
 
@@ -8,7 +9,8 @@ use half::f16;
 /// Constants are read in place from the model bytes: aligned little-endian f32 payloads become
 /// `F32`, others are decoded element by element, so no tensor is ever copied into RAM.
 /// Every variant reads as the same logical dense elements; only Dense and Conv have kernels
-/// that use the block-sparse structure of `Bsr`, other kernels see its elements.
+/// that use the block-sparse structure of `Bsr` or decode `Codebook` in their loops, other
+/// kernels see their elements.
 #[derive(Clone, Copy, Debug)]
 pub enum View<'a> {
     /// Native f32 slice (activations, or aligned f32 weights on little-endian targets).
@@ -19,6 +21,8 @@ pub enum View<'a> {
     F16Le(&'a [u8]),
     /// Block-sparse f32 payload (`encoding::BSR_F32`), read as its dense elements.
     Bsr(Bsr<'a>),
+    /// Codebook-quantized payload (`encoding::CODEBOOK`), read as its decoded dense elements.
+    Codebook(Codebook<'a>),
 }
 
 impl Default for View<'_> {
@@ -36,6 +40,7 @@ impl<'a> View<'a> {
             View::F32Le(b) => b.len() / 4,
             View::F16Le(b) => b.len() / 2,
             View::Bsr(b) => b.len(),
+            View::Codebook(c) => c.len(),
         }
     }
 
@@ -58,6 +63,7 @@ impl<'a> View<'a> {
                 None => 0.0,
             },
             View::Bsr(b) => b.get(i),
+            View::Codebook(c) => c.get(i),
         }
     }
 
@@ -69,6 +75,7 @@ impl<'a> View<'a> {
             View::F32Le(b) => View::F32Le(b.get(start.checked_mul(4)?..end.checked_mul(4)?)?),
             View::F16Le(b) => View::F16Le(b.get(start.checked_mul(2)?..end.checked_mul(2)?)?),
             View::Bsr(b) => View::Bsr(b.window(start, len)?),
+            View::Codebook(c) => View::Codebook(c.window(start, len)?),
         })
     }
 
@@ -94,11 +101,23 @@ impl<'a> View<'a> {
                 }
             }
             View::Bsr(b) => b.read_into(start, out),
+            View::Codebook(c) => c.read_into(start, out),
             _ => {
                 for (k, o) in out.iter_mut().enumerate() {
                     *o = self.get(start + k);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::View;
+
+    #[test]
+    fn a_view_stays_a_slice_and_five_words() {
+        // The block-sparse and codebook views are a slice and four counts, plus the tag.
+        assert_eq!(core::mem::size_of::<View<'_>>(), 7 * core::mem::size_of::<usize>());
     }
 }

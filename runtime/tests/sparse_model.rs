@@ -2,78 +2,22 @@
 //! re-stored block-sparse runs like the same model with the same (pruned) weights stored dense,
 //! and every payload rule is enforced by `Model::parse`.
 
+mod common;
+
+use common::{parse, placed, run, u32_at, weights, with_constants, DIGITS};
 use proptest::prelude::*;
-use sprig_runtime::format::{self, encode_bsr, encoding, section};
+use sprig_runtime::format::{encode_bsr, encoding};
 use sprig_runtime::kernels::{ops_mask, ALL_OPS, SPARSE_BIT};
 use sprig_runtime::op::kind;
-use sprig_runtime::{BsrInfo, Error, Model, Session, View};
-
-const DIGITS: &[u8] = include_bytes!("../../tools/tests/data/digits_cnn_v1.0.sprig");
+use sprig_runtime::{BsrInfo, Error, Model, View};
 
 /// Weights of the digits CNN (tensor id) and the block shape each is stored with.
 const WEIGHTS: [(usize, usize, usize); 4] = [(15, 2, 3), (2, 1, 1), (5, 4, 4), (11, 4, 1)];
 
 const CNN: u128 = ops_mask(&[kind::CONV, kind::DENSE, kind::MAXPOOL, kind::RESHAPE, kind::SOFTMAX, kind::GLOBAL_AVGPOOL]);
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-/// `file` with constant `t` re-stored as `(encoding, payload)` for each change: payloads are
-/// appended to DATA (16-byte aligned), the records point at them, lengths and CRCs are redone.
-fn with_constants(file: &[u8], changes: &[(usize, u8, Vec<u8>)]) -> Vec<u8> {
-    let n = u32_at(file, 12) as usize;
-    let mut secs: Vec<(u32, Vec<u8>)> = (0..n)
-        .map(|i| {
-            let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
-            let (off, len) = (u64_at(file, e + 8) as usize, u64_at(file, e + 16) as usize);
-            (u32_at(file, e), file[off..off + len].to_vec())
-        })
-        .collect();
-    let data = secs.iter().position(|s| s.0 == section::DATA).unwrap();
-    let tensors = secs.iter().position(|s| s.0 == section::TENSORS).unwrap();
-    for (t, enc, payload) in changes {
-        let d = &mut secs[data].1;
-        d.resize(d.len().next_multiple_of(format::ALIGN), 0);
-        let off = d.len() as u32;
-        d.extend_from_slice(payload);
-        let r = &mut secs[tensors].1[t * format::TENSOR_RECORD_LEN..(t + 1) * format::TENSOR_RECORD_LEN];
-        r[11] = *enc;
-        r[36..40].copy_from_slice(&off.to_le_bytes());
-        r[40..44].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    }
-    let mut out = file[..format::HEADER_LEN].to_vec();
-    out.resize(format::HEADER_LEN + n * format::SECTION_ENTRY_LEN, 0);
-    for (i, (k, body)) in secs.iter().enumerate() {
-        out.resize(out.len().next_multiple_of(format::ALIGN), 0);
-        let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
-        let entry = [
-            k.to_le_bytes().as_slice(),
-            &format::crc32(body).to_le_bytes(),
-            &(out.len() as u64).to_le_bytes(),
-            &(body.len() as u64).to_le_bytes(),
-        ]
-        .concat();
-        out[e..e + format::SECTION_ENTRY_LEN].copy_from_slice(&entry);
-        out.extend_from_slice(body);
-    }
-    out[10..12].copy_from_slice(&format::VERSION_MINOR.to_le_bytes());
-    let len = out.len() as u64;
-    out[16..24].copy_from_slice(&len.to_le_bytes());
-    let crc = format::crc32(&out[format::HEADER_LEN..]);
-    out[24..28].copy_from_slice(&crc.to_le_bytes());
-    out
-}
-
-/// The f32 values of constant `t`.
-fn weights(model: &Model<'_>, t: usize) -> Vec<f32> {
-    let v = model.constant(&model.tensor(t).unwrap());
-    (0..v.len()).map(|i| v.get(i)).collect()
-}
+/// Block-sparse files declare minor version 1, the first with the encoding.
+const MINOR: u16 = 1;
 
 /// Zeroes about half of the `br × bc` blocks of the `[d0, rest]` matrix (a fixed pattern).
 fn prune(w: &[f32], rows: usize, br: usize, bc: usize) -> Vec<f32> {
@@ -94,28 +38,7 @@ fn twins() -> (Vec<u8>, Vec<u8>) {
         dense.push((t, encoding::F32, w.iter().flat_map(|v| v.to_le_bytes()).collect()));
         sparse.push((t, encoding::BSR_F32, encode_bsr(rows, w.len() / rows, br, bc, &w)));
     }
-    (with_constants(DIGITS, &dense), with_constants(DIGITS, &sparse))
-}
-
-/// `bytes` copied to a 16-byte aligned buffer at offset `shift`.
-fn placed(bytes: &[u8], shift: usize) -> (Vec<u128>, std::ops::Range<usize>) {
-    let mut b = vec![0u128; (bytes.len() + shift).div_ceil(16)];
-    let all: &mut [u8] = bytemuck::cast_slice_mut(&mut b);
-    assert_eq!(all.as_ptr() as usize % 16, 0);
-    all[shift..shift + bytes.len()].copy_from_slice(bytes);
-    (b, shift..shift + bytes.len())
-}
-
-fn parse(b: &(Vec<u128>, std::ops::Range<usize>)) -> Result<Model<'_>, Error> {
-    Model::parse(&bytemuck::cast_slice::<u128, u8>(&b.0)[b.1.clone()])
-}
-
-fn run<const OPS: u128>(model: &Model<'_>) -> Result<Vec<f32>, Error> {
-    let mut arena = vec![0u32; model.arena_len().div_ceil(4)];
-    let mut s = Session::new(model, bytemuck::cast_slice_mut(&mut arena))?;
-    s.input_mut(0)?.iter_mut().enumerate().for_each(|(i, v)| *v = ((i * 5) % 11) as f32 / 11.0);
-    s.run_with_in::<OPS>(|_, _| {})?;
-    Ok(s.output(0)?.to_vec())
+    (with_constants(DIGITS, MINOR, &dense), with_constants(DIGITS, MINOR, &sparse))
 }
 
 #[test]
@@ -157,7 +80,7 @@ fn fc_file(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let w = prune(&weights(&model, 11), 10, 4, 3);
     let mut p = encode_bsr(10, 16, 4, 3, &w);
     edit(&mut p);
-    with_constants(DIGITS, &[(11, encoding::BSR_F32, p)])
+    with_constants(DIGITS, MINOR, &[(11, encoding::BSR_F32, p)])
 }
 
 fn fc_with(edit: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
@@ -223,7 +146,7 @@ fn model_parse_names_each_broken_payload_rule() {
     // Weight shapes decide the matrix: the same payload under another record shape is refused.
     let model = Model::parse(DIGITS).unwrap();
     let p = encode_bsr(16, 8, 4, 4, &weights(&model, 5));
-    let file = with_constants(DIGITS, &[(11, encoding::BSR_F32, p)]);
+    let file = with_constants(DIGITS, MINOR, &[(11, encoding::BSR_F32, p)]);
     assert_eq!(parse(&placed(&file, 0)).err(), Some(Error::BadSparse { tensor: 11, rule: "nbr is not ceil(rows / br)" }));
 }
 

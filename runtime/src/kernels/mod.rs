@@ -13,8 +13,10 @@ mod binary;
 mod concat;
 mod conv;
 mod conv_bsr;
+mod conv_codebook;
 mod dense;
 mod dense_bsr;
+mod dense_codebook;
 mod layernorm;
 mod matmul;
 mod pad;
@@ -32,6 +34,7 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
+use crate::format::kernel;
 use crate::op::{kind, Op, OpError, PadMode, MAX_OP_INPUTS};
 use crate::shape::{Shape, MAX_RANK};
 use crate::view::View;
@@ -58,25 +61,50 @@ pub fn execute(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Sha
 /// [`execute`] restricted to the kernel set `OPS`: bit `k < 64` = operator kind code `k` (see
 /// [`ops_mask`]), bit `UNARY_BITS + c` = unary function code `c`, bit `BINARY_BITS + c` = binary
 /// function code `c` ([`Op::feature_bits`]), bit [`SPARSE_BIT`] = the block-sparse Dense / Conv
-/// kernels (`Model::ops_mask` gives a model's set). Kernels outside `OPS` are never referenced,
-/// so the linker drops them: a firmware built with its model's set carries only that model's
-/// kernels (and, for element-wise ops, only the functions it uses: no `sin` for a ReLU network).
-/// An operator outside the set, or a Dense / Conv whose weight is [`View::Bsr`] without
-/// [`SPARSE_BIT`] in the set, is `Err(OpError::UnknownKind(kind))`, before anything is written.
+/// kernels, bit [`CODEBOOK_BIT`] = the codebook Dense / Conv kernels (`Model::ops_mask` gives a
+/// model's set). Kernels outside `OPS` are never referenced, so the linker drops them: a firmware
+/// built with its model's set carries only that model's kernels (and, for element-wise ops, only
+/// the functions it uses: no `sin` for a ReLU network). An operator outside the set, or a Dense /
+/// Conv whose weight is [`View::Bsr`] without [`SPARSE_BIT`] (or [`View::Codebook`] without
+/// [`CODEBOOK_BIT`]) in the set, is `Err(OpError::UnknownKind(kind))`, before anything is written.
 pub fn execute_in<const OPS: u128>(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
+    execute_kernel_in::<OPS>(op, kernel::REFERENCE, inputs, out, out_shape)
+}
+
+/// [`execute_in`] with the kernel chosen by the operator record's kernel code (see
+/// [`format::kernel`](crate::format::kernel)): `REFERENCE` runs what [`execute_in`] runs;
+/// `CODEBOOK_LUT` runs the per-codeword-sums Dense kernel and applies only to a Dense whose weight
+/// is [`View::Codebook`]. Any other pairing of code and operator is `Err(OpError::BadAttribute)`,
+/// before anything is written (`Model::parse` refuses such records).
+pub fn execute_kernel_in<const OPS: u128>(
+    op: &Op,
+    kernel: u16,
+    inputs: &[Operand<'_>],
+    out: &mut [f32],
+    out_shape: &Shape,
+) -> Result<(), OpError> {
     check(op, inputs, out, out_shape)?;
+    let lut = match kernel {
+        kernel::REFERENCE => false,
+        kernel::CODEBOOK_LUT if matches!(op, Op::Dense { .. }) && matches!(inputs.get(1).map(|w| w.view), Some(View::Codebook(_))) => true,
+        _ => return Err(OpError::BadAttribute),
+    };
     if out.is_empty() {
         return Ok(());
     }
     match op {
         Op::Conv(a) if const { has::<OPS>(kind::CONV) } => match inputs[1].view {
             View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => conv_bsr::conv_bsr(a, inputs, &w, out, out_shape),
-            View::Bsr(_) => Err(OpError::UnknownKind(kind::CONV)),
+            View::Codebook(w) if const { has_fn::<OPS>(CODEBOOK_BIT) } => conv_codebook::conv_codebook(a, inputs, &w, out, out_shape),
+            View::Bsr(_) | View::Codebook(_) => Err(OpError::UnknownKind(kind::CONV)),
             _ => conv::conv(a, inputs, out, out_shape),
         },
         Op::Dense { act } if const { has::<OPS>(kind::DENSE) } => match inputs[1].view {
             View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => dense_bsr::dense_bsr(*act, inputs, &w, out, out_shape),
-            View::Bsr(_) => Err(OpError::UnknownKind(kind::DENSE)),
+            View::Codebook(w) if const { has_fn::<OPS>(CODEBOOK_BIT) } => {
+                dense_codebook::dense_codebook(*act, lut, inputs, &w, out, out_shape)
+            }
+            View::Bsr(_) | View::Codebook(_) => Err(OpError::UnknownKind(kind::DENSE)),
             _ => dense::dense(*act, inputs, out, out_shape),
         },
         Op::MatMul if const { has::<OPS>(kind::MATMUL) } => matmul::matmul(&inputs[0], &inputs[1], out, out_shape),
@@ -116,8 +144,14 @@ pub fn execute_in<const OPS: u128>(op: &Op, inputs: &[Operand<'_>], out: &mut [f
 pub const ALL_OPS: u128 = u128::MAX;
 /// First bit of the unary function codes in a kernel set.
 pub const UNARY_BITS: u32 = 64;
-/// First bit of the binary function codes in a kernel set (codes `0..31`).
+/// First bit of the binary function codes in a kernel set (codes `0..30`, bits 96 to 125).
 pub const BINARY_BITS: u32 = 96;
+/// Bit of the codebook Dense and Conv kernels (both the decode-and-dot and the
+/// `CODEBOOK_LUT` kernels) in a kernel set: without it a Dense / Conv with a [`View::Codebook`]
+/// weight is refused (`UnknownKind`), and firmware for models without codebook constants does
+/// not link those kernels. [`ops_mask`] never sets it; `Model::ops_mask` does when a constant is
+/// codebook-quantized.
+pub const CODEBOOK_BIT: u32 = 126;
 /// Bit of the block-sparse Dense and Conv kernels in a kernel set: without it a Dense / Conv
 /// with a [`View::Bsr`] weight is refused (`UnknownKind`) instead of running the slow generic
 /// path, and firmware for models without block-sparse constants does not link those kernels.
@@ -125,7 +159,8 @@ pub const BINARY_BITS: u32 = 96;
 pub const SPARSE_BIT: u32 = 127;
 
 /// The kernel set (for [`execute_in`]) holding the given kind codes, with every function of the
-/// element-wise kinds among them (add [`SPARSE_BIT`] for block-sparse weights).
+/// element-wise kinds among them (add [`SPARSE_BIT`] for block-sparse weights, [`CODEBOOK_BIT`]
+/// for codebook weights).
 pub const fn ops_mask(kinds: &[u16]) -> u128 {
     let mut m = 0;
     let mut i = 0;
@@ -137,7 +172,7 @@ pub const fn ops_mask(kinds: &[u16]) -> u128 {
             m |= (u32::MAX as u128) << UNARY_BITS;
         }
         if kinds[i] == kind::BINARY {
-            m |= ((u32::MAX >> 1) as u128) << BINARY_BITS;
+            m |= ((1u128 << (CODEBOOK_BIT - BINARY_BITS)) - 1) << BINARY_BITS;
         }
         i += 1;
     }
@@ -217,7 +252,7 @@ pub(crate) fn chunk<'r>(v: View<'r>, start: usize, len: usize, buf: &'r mut [f32
             }
             None => v.read_into(start, head),
         },
-        View::F32(_) | View::Bsr(_) => v.read_into(start, head),
+        View::F32(_) | View::Bsr(_) | View::Codebook(_) => v.read_into(start, head),
     }
     head
 }

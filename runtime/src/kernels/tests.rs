@@ -1,10 +1,11 @@
 //! Cross-kernel robustness: random operators (decoded from random attribute words) on random,
-//! loosely related shapes, each operand stored in any view (block-sparse included). Whenever
+//! loosely related shapes, each operand stored in any view (block-sparse and codebook included). Whenever
 //! `Op::infer` accepts the shapes, `execute` must succeed and write every output element;
 //! inconsistent lengths must be rejected, never panic.
 
 use super::testutil::*;
 use super::{execute, Operand};
+use crate::codebook::Codebook;
 use crate::op::{Op, OpError, ATTR_WORDS};
 use crate::shape::Shape;
 use crate::sparse::{bsr_matrix, encode_bsr, Bsr};
@@ -40,17 +41,29 @@ fn derive(base: &[usize], how: u8, r: &[usize]) -> Vec<usize> {
     }
 }
 
-fn view_of<'a>(kind: u8, f: &'a [f32], b32: &'a [u8], b16: &'a [u8], bsr: &'a [u8], shape: &[usize]) -> View<'a> {
-    match kind % 4 {
+/// View kinds: 0 F32, 1 F32Le, 2 F16Le, 3 Bsr, 4 Codebook.
+const VIEW_KINDS: u8 = 5;
+const CODEBOOK_VIEW: u8 = 4;
+
+#[allow(clippy::too_many_arguments)]
+fn view_of<'a>(kind: u8, f: &'a [f32], b32: &'a [u8], b16: &'a [u8], bsr: &'a [u8], cb: &'a [u8], shape: &[usize]) -> View<'a> {
+    let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
+    let (rows, cols) = bsr_matrix(&dims);
+    match kind % VIEW_KINDS {
         0 => View::F32(f),
         1 => View::F32Le(b32),
         2 => View::F16Le(b16),
-        _ => {
-            let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
-            let (rows, cols) = bsr_matrix(&dims);
-            View::Bsr(Bsr::parse(bsr, rows, cols).expect("the encoder's payload is valid"))
-        }
+        3 => View::Bsr(Bsr::parse(bsr, rows, cols).expect("the encoder's payload is valid")),
+        _ => View::Codebook(Codebook::parse(cb, rows, cols).expect("the encoder's payload is valid")),
     }
+}
+
+/// A codebook payload of the shape's matrix with a width, value type and group count picked by
+/// `pick`, and its decoded values.
+fn codebook_of(shape: &[usize], pick: usize, seed: u64) -> (Vec<u8>, Vec<f32>) {
+    let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
+    let (rows, cols) = bsr_matrix(&dims);
+    quantized(rows, cols, (pick % 8) as u8 + 1, (pick / 8).is_multiple_of(2), pick / 16 % 3 + 1, seed)
 }
 
 /// `d` (of shape `shape`) as a block-sparse payload with a block shape picked by `pick`.
@@ -170,12 +183,18 @@ proptest! {
         let Some(sh_) = shapes.iter().map(|s| Shape::new(s)).collect::<Option<Vec<Shape>>>() else { return Ok(()) };
         let Ok(y) = op.infer(&sh_) else { return Ok(()) };
         let Some(numel) = y.numel().filter(|&k| k < 100_000) else { return Ok(()) };
-        let datas: Vec<Vec<f32>> = shapes.iter().enumerate().map(|(i, s)| round_f16(&data(s.iter().product(), i as u64))).collect();
+        let cbs: Vec<(Vec<u8>, Vec<f32>)> = shapes.iter().enumerate().map(|(i, s)| codebook_of(s, r[3], i as u64)).collect();
+        // Codebook operands hold values the codebook represents exactly.
+        let datas: Vec<Vec<f32>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if views[i % 3] % VIEW_KINDS == CODEBOOK_VIEW { cbs[i].1.clone() } else { round_f16(&data(s.iter().product(), i as u64)) })
+            .collect();
         let b32: Vec<Vec<u8>> = datas.iter().map(|d| f32le(d)).collect();
         let b16: Vec<Vec<u8>> = datas.iter().map(|d| f16le(d)).collect();
         let bsr: Vec<Vec<u8>> = datas.iter().zip(&shapes).map(|(d, s)| bsr_of(d, s, r[4])).collect();
         let ops: Vec<Operand<'_>> = (0..n)
-            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i], &bsr[i], &shapes[i]), shape: sh_[i] })
+            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i], &bsr[i], &cbs[i].0, &shapes[i]), shape: sh_[i] })
             .collect();
         let mut out = vec![f32::from_bits(0x7fc0_dead); numel];
         prop_assert_eq!(execute(&op, &ops, &mut out, &y), Ok(()));

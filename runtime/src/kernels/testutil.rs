@@ -93,3 +93,16 @@ pub fn assert_close(got: &[f32], want: &[f64], tol: f64) {
         assert!(ok, "element {i}: got {g}, want {w}\n got: {got:?}\nwant: {want:?}");
     }
 }
+
+/// A random codebook payload for an `n × k` matrix (`groups` codebooks, rows spread over them)
+/// and its decoded values.
+pub fn quantized(n: usize, k: usize, bits: u8, f16_values: bool, groups: usize, seed: u64) -> (Vec<u8>, Vec<f32>) {
+    let q = 1usize << bits;
+    let codebooks = data(groups * q, seed);
+    let row_group: Vec<u16> = (0..n).map(|r| ((r * 7 + seed as usize) % groups) as u16).collect();
+    let indices: Vec<u8> = data(n * k, seed + 1).iter().map(|v| (((v + 1.0) / 2.0 * q as f32) as usize).min(q - 1) as u8).collect();
+    let payload = crate::codebook::encode_codebook(n, k, bits, f16_values, &row_group, &codebooks, &indices);
+    let c = crate::codebook::Codebook::parse(&payload, n, k).expect("the encoder's payload is valid");
+    let decoded = (0..n * k).map(|i| c.get(i)).collect();
+    (payload, decoded)
+}

@@ -1,0 +1,250 @@
+//! Conv with a codebook weight: each output channel's filter is decoded once, a chunk at a time,
+//! and run with the dense convolution's tap loop.
+
+use super::conv::{self, add_tap, Geom};
+use super::{sub, sub_mut, Operand, CHUNK};
+use crate::codebook::{Codebook, Table};
+use crate::op::{Activation, ConvAttrs, OpError};
+use crate::shape::Shape;
+
+/// Convolution with weight `w` (`[M, C/g, kh, kw]` as the `M × (C/g·kh·kw)` matrix); inputs
+/// `x, w[, bias]` validated by `execute`. For each output channel `m`, the filter is decoded into
+/// a stack buffer (`CHUNK` values at a time, once for the whole batch), and each weight
+/// `w[m, c, ky, kx]` adds its multiple of the shifted input plane of channel `group(m) · C/g + c`
+/// to output plane `m` of every sample ([`add_tap`], in the dense kernel's order). Operands the
+/// fast path cannot take (a non-native input, a window of a constant) run the dense kernels,
+/// which read the weight element-wise.
+pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<'_>, out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+    let x = &inputs[0];
+    let bias = inputs.get(2).map(|b| b.view);
+    let g = Geom::new(a, &x.shape, &inputs[1].shape, y);
+    let taps = g.kh * g.kw;
+    let info = w.info();
+    let fits = w.is_whole() && info.rows == g.m && Some(info.cols) == g.cg.checked_mul(taps) && taps > 0 && g.mg > 0;
+    let Some(xs) = x.view.as_f32().filter(|_| fits) else {
+        return conv::conv(a, inputs, out, y);
+    };
+    let batch = x.shape.dim(0);
+    let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
+    let (plane, in_plane) = (g.oh * g.ow, g.h * g.w);
+    let mut table = Table::new();
+    let mut wbuf = [0.0f32; CHUNK];
+    for mo in 0..g.m {
+        let grp = mo / g.mg;
+        let b0 = bias.map_or(0.0, |b| b.get(mo));
+        for n in 0..batch {
+            sub_mut(out, n * out_len + mo * plane, plane)?.fill(b0);
+        }
+        let t = table.of_row(w, mo);
+        let mut c0 = 0;
+        while c0 < info.cols {
+            let len = CHUNK.min(info.cols - c0);
+            let wc = &mut wbuf[..len];
+            w.decode_row(mo, c0, t, wc);
+            for n in 0..batch {
+                let xn = sub(xs, n * in_len, in_len)?;
+                let op = sub_mut(out, n * out_len + mo * plane, plane)?;
+                for (col, &wv) in (c0..).zip(wc.iter()) {
+                    let (icl, tap) = (col / taps, col % taps);
+                    let xp = sub(xn, (grp * g.cg + icl) * in_plane, in_plane)?;
+                    add_tap(&g, xp, wv, tap / g.kw, tap % g.kw, op)?;
+                }
+            }
+            c0 += len;
+        }
+        if a.act != Activation::None {
+            for n in 0..batch {
+                for v in sub_mut(out, n * out_len + mo * plane, plane)?.iter_mut() {
+                    *v = a.act.apply(*v);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{execute_in, ops_mask, Operand, CODEBOOK_BIT, SPARSE_BIT};
+    use crate::codebook::Codebook;
+    use crate::op::{kind, Activation, ConvAttrs, Op, OpError};
+    use crate::view::View;
+    use proptest::prelude::*;
+
+    /// Textbook batched convolution in f64 (1-D convs as `h = kh = 1`).
+    fn naive(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[f32]>, a: &ConvAttrs, yd: &[usize]) -> Vec<f64> {
+        let two = xd.len() == 4;
+        let (nb, c, h, wi) = if two { (xd[0], xd[1], xd[2], xd[3]) } else { (xd[0], xd[1], 1, xd[2]) };
+        let (m, cg, kh, kw) = if two { (wd[0], wd[1], wd[2], wd[3]) } else { (wd[0], wd[1], 1, wd[2]) };
+        let (oh, ow) = if two { (yd[2], yd[3]) } else { (1, yd[2]) };
+        let (sh, dh, pt) = if two { (a.stride[0], a.dilation[0], a.pads[0]) } else { (1, 1, 0) };
+        let (sw, dw, pl) = (a.stride[1], a.dilation[1], a.pads[1]);
+        let mg = m / a.group as usize;
+        let mut y = vec![0.0f64; nb * m * oh * ow];
+        for n in 0..nb {
+            for mo in 0..m {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[mo] as f64);
+                        for icl in 0..cg {
+                            let ic = (mo / mg) * cg + icl;
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (oy * sh as usize + ky * dh as usize) as i64 - pt as i64;
+                                    let ix = (ox * sw as usize + kx * dw as usize) as i64 - pl as i64;
+                                    if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wi as i64 {
+                                        continue;
+                                    }
+                                    let xv = x[((n * c + ic) * h + iy as usize) * wi + ix as usize] as f64;
+                                    acc += xv * w[((mo * cg + icl) * kh + ky) * kw + kx] as f64;
+                                }
+                            }
+                        }
+                        y[((n * m + mo) * oh + oy) * ow + ox] = match a.act {
+                            Activation::None => acc,
+                            Activation::Relu => acc.max(0.0),
+                            Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
+                        };
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        two_d: bool,
+        batch: usize,
+        g: usize,
+        cg: usize,
+        mg: usize,
+        h: usize,
+        w: usize,
+        kh: usize,
+        kw: usize,
+        attrs: ConvAttrs,
+        bias: bool,
+        bits: u8,
+        f16_values: bool,
+        groups: usize,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            (any::<bool>(), 1usize..=3),
+            (1usize..=3, 1usize..=4, 1usize..=4),
+            (1usize..=8, 1usize..=10, 1usize..=3, 1usize..=3),
+            ([1u32..=3, 1..=3], [1u32..=2, 1..=2], [0u32..=2, 0..=2, 0..=2, 0..=2]),
+            (any::<bool>(), 0u8..3, 1u8..=8, any::<bool>(), 1usize..=4),
+        )
+            .prop_map(
+                |((two_d, batch), (g, cg, mg), (h, w, kh, kw), (stride, dilation, pads), (bias, act, bits, f16_values, groups))| {
+                    let act = match act {
+                        0 => Activation::None,
+                        1 => Activation::Relu,
+                        _ => Activation::Clip { min: -0.5, max: 0.75 },
+                    };
+                    let (stride, dilation, pads, h, kh) = if two_d {
+                        (stride, dilation, pads, h, kh)
+                    } else {
+                        ([1, stride[1]], [1, dilation[1]], [0, pads[1], 0, pads[3]], 1, 1)
+                    };
+                    let attrs = ConvAttrs { group: g as u32, stride, dilation, pads, act };
+                    Case { two_d, batch, g, cg, mg, h, w, kh, kw, attrs, bias, bits, f16_values, groups }
+                },
+            )
+    }
+
+    fn check(c: &Case, seed: u64) {
+        let (cin, m) = (c.g * c.cg, c.g * c.mg);
+        let (xd, wd) = if c.two_d {
+            (vec![c.batch, cin, c.h, c.w], vec![m, c.cg, c.kh, c.kw])
+        } else {
+            (vec![c.batch, cin, c.w], vec![m, c.cg, c.kw])
+        };
+        let x = data(xd.iter().product(), seed);
+        let cols = wd[1..].iter().product();
+        let (payload, w) = quantized(m, cols, c.bits, c.f16_values, c.groups, seed + 1);
+        let b = data(m, seed + 2);
+        let op = Op::Conv(c.attrs);
+        let unaligned = [&[0u8][..], &payload].concat();
+        for bytes in [&payload[..], &unaligned[1..]] {
+            let cb = Codebook::parse(bytes, m, cols).unwrap();
+            let mut ops = vec![Operand { view: View::F32(&x), shape: sh(&xd) }, Operand { view: View::Codebook(cb), shape: sh(&wd) }];
+            if c.bias {
+                ops.push(Operand { view: View::F32(&b), shape: sh(&[m]) });
+            }
+            let Ok((got, y)) = run_ops(&op, &ops) else {
+                // Window larger than the padded input: rejected by `infer`.
+                return;
+            };
+            let yd: Vec<usize> = y.dims().iter().map(|&d| d as usize).collect();
+            assert_close(&got, &naive(&x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, &yd), 1e-5);
+            // The dense tap loop on the same weights (non-native, so not the patch kernel) agrees
+            // exactly; the native weights within rounding.
+            let w32 = f32le(&w);
+            ops[1].view = View::F32Le(&w32);
+            let (dense, _) = run_ops(&op, &ops).unwrap();
+            assert_eq!(got, dense);
+            ops[1].view = View::F32(&w);
+            let (native, _) = run_ops(&op, &ops).unwrap();
+            assert_close(&got, &native.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn matches_naive(c in case(), seed in 0u64..1000) {
+            check(&c, seed);
+        }
+
+        #[test]
+        fn depthwise_matches_naive(c in case(), seed in 0u64..1000) {
+            let g = c.g * 2;
+            check(&Case { cg: 1, mg: 1, g, attrs: ConvAttrs { group: g as u32, ..c.attrs }, ..c.clone() }, seed);
+        }
+    }
+
+    #[test]
+    fn filters_longer_than_the_decode_buffer() {
+        // 40 channels × 3 × 3 = 360 weights a filter: two chunks.
+        let c = Case {
+            two_d: true,
+            batch: 2,
+            g: 1,
+            cg: 40,
+            mg: 3,
+            h: 5,
+            w: 6,
+            kh: 3,
+            kw: 3,
+            attrs: ConvAttrs { group: 1, stride: [2, 1], dilation: [1, 1], pads: [1, 1, 1, 1], act: Activation::Relu },
+            bias: true,
+            bits: 3,
+            f16_values: false,
+            groups: 2,
+        };
+        check(&c, 5);
+    }
+
+    #[test]
+    fn the_set_needs_the_codebook_bit() {
+        let a = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], act: Activation::None };
+        let x = data(2 * 3 * 5 * 5, 1);
+        let (payload, _) = quantized(4, 27, 4, true, 2, 3);
+        let cb = Codebook::parse(&payload, 4, 27).unwrap();
+        let ops =
+            [Operand { view: View::F32(&x), shape: sh(&[2, 3, 5, 5]) }, Operand { view: View::Codebook(cb), shape: sh(&[4, 3, 3, 3]) }];
+        let (y, s) = run_ops(&Op::Conv(a), &ops).unwrap();
+        const CONV_ONLY: u128 = ops_mask(&[kind::CONV]);
+        let mut out = vec![0.0; 200];
+        assert_eq!(execute_in::<CONV_ONLY>(&Op::Conv(a), &ops, &mut out, &s), Err(OpError::UnknownKind(kind::CONV)));
+        assert_eq!(execute_in::<{ CONV_ONLY | 1 << SPARSE_BIT }>(&Op::Conv(a), &ops, &mut out, &s), Err(OpError::UnknownKind(kind::CONV)));
+        assert_eq!(out, [0.0; 200], "nothing written");
+        assert_eq!(execute_in::<{ CONV_ONLY | 1 << CODEBOOK_BIT }>(&Op::Conv(a), &ops, &mut out, &s), Ok(()));
+        assert_eq!(out, y);
+    }
+}

@@ -1,0 +1,268 @@
+//! Dense (fully connected) with a codebook weight, decoded inside the loop: decode-and-dot
+//! (kernel `REFERENCE`) or per-codeword sums (kernel `CODEBOOK_LUT`).
+
+use super::dense::{self, dot};
+use super::{chunk, Operand, CHUNK};
+use crate::codebook::{Codebook, Table, TABLE_LEN};
+use crate::op::{Activation, OpError};
+use crate::shape::Shape;
+
+/// Rows of the problem: `rows` input rows of `k` values, `n` outputs per row.
+#[derive(Clone, Copy)]
+struct Dims {
+    rows: usize,
+    k: usize,
+    n: usize,
+}
+
+/// Dense layer with weight `w` (`[N, K]`); inputs `x [.., K], w[, bias [N]]` validated by
+/// `execute`. `lut` picks [`f32_codebook_lut_gemv`], else [`f32_codebook_gemv`]. A window of a
+/// constant runs the dense kernel, which reads the weight element-wise.
+pub(super) fn dense_codebook(
+    act: Activation,
+    lut: bool,
+    inputs: &[Operand<'_>],
+    w: &Codebook<'_>,
+    out: &mut [f32],
+    y: &Shape,
+) -> Result<(), OpError> {
+    let d = Dims { rows: y.prod(0, y.rank().saturating_sub(1)), k: inputs[1].shape.dim(1), n: inputs[1].shape.dim(0) };
+    let info = w.info();
+    if !(w.is_whole() && info.rows == d.n && info.cols == d.k) {
+        return dense::dense(act, inputs, out, y);
+    }
+    if d.n == 0 {
+        return Ok(());
+    }
+    for (col, b) in out.iter_mut().enumerate() {
+        *b = inputs.get(2).map_or(0.0, |b| b.view.get(col % d.n));
+    }
+    if lut {
+        f32_codebook_lut_gemv(d, 1 << info.bits, &inputs[0], w, out)?;
+    } else {
+        f32_codebook_gemv(d, &inputs[0], w, out)?;
+    }
+    if act != Activation::None {
+        for v in out.iter_mut() {
+            *v = act.apply(*v);
+        }
+    }
+    Ok(())
+}
+
+/// Decode and dot: each output row's weights are decoded a chunk at a time into a stack buffer
+/// (once, whatever the number of input rows), then dotted with each input row's chunk; the same
+/// sums, in the same order, as the dense kernel on the decoded weights.
+fn f32_codebook_gemv(d: Dims, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]) -> Result<(), OpError> {
+    let mut table = Table::new();
+    let mut wbuf = [0.0f32; CHUNK];
+    let mut xbuf = [0.0f32; CHUNK];
+    for j in 0..d.n {
+        let t = table.of_row(w, j);
+        let mut k0 = 0;
+        while k0 < d.k {
+            let len = CHUNK.min(d.k - k0);
+            let wc = &mut wbuf[..len];
+            w.decode_row(j, k0, t, wc);
+            for r in 0..d.rows {
+                let xc = chunk(x.view, r * d.k + k0, len, &mut xbuf);
+                *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += dot(wc, xc);
+            }
+            k0 += len;
+        }
+    }
+    Ok(())
+}
+
+/// Per-codeword sums: for each output row, the inputs are summed per codeword index (`q`
+/// partial sums, `q = 2^bits`), then `q` products with the row's codebook give the output: `q`
+/// multiplies per output instead of `k`. The partial sums of up to `TABLE_LEN / q` input rows
+/// share one stack buffer, so each chunk of indices is unpacked once for all of them.
+fn f32_codebook_lut_gemv(d: Dims, q: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]) -> Result<(), OpError> {
+    if !(1..=TABLE_LEN).contains(&q) {
+        return Err(OpError::ShapeMismatch);
+    }
+    let tile = TABLE_LEN / q;
+    let mut table = Table::new();
+    let mut sums = [0.0f32; TABLE_LEN];
+    let mut codes = [0u8; CHUNK];
+    let mut xbuf = [0.0f32; CHUNK];
+    for j in 0..d.n {
+        let t = table.of_row(w, j);
+        let mut r0 = 0;
+        while r0 < d.rows {
+            let nr = tile.min(d.rows - r0);
+            let acc = &mut sums[..nr * q];
+            acc.fill(0.0);
+            let mut k0 = 0;
+            while k0 < d.k {
+                let len = CHUNK.min(d.k - k0);
+                let cs = &mut codes[..len];
+                w.row_codes(j, k0, cs);
+                for (i, s) in acc.chunks_exact_mut(q).enumerate() {
+                    let xc = chunk(x.view, (r0 + i) * d.k + k0, len, &mut xbuf);
+                    for (&c, &xv) in cs.iter().zip(xc) {
+                        if let Some(v) = s.get_mut(c as usize) {
+                            *v += xv;
+                        }
+                    }
+                }
+                k0 += len;
+            }
+            for (i, s) in acc.chunks_exact(q).enumerate() {
+                *out.get_mut((r0 + i) * d.n + j).ok_or(OpError::ShapeMismatch)? += dot(s, &t[..q]);
+            }
+            r0 += nr;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{execute_in, execute_kernel_in, ops_mask, Operand, ALL_OPS, BINARY_BITS, CODEBOOK_BIT, SPARSE_BIT, UNARY_BITS};
+    use crate::codebook::Codebook;
+    use crate::format::kernel;
+    use crate::op::{kind, Activation, BinaryKind, Op, OpError};
+    use crate::view::View;
+    use proptest::prelude::*;
+
+    fn naive(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>, act: Activation) -> Vec<f64> {
+        let mut y = vec![0.0; rows * n];
+        for r in 0..rows {
+            for j in 0..n {
+                let mut acc = b.map_or(0.0, |b| b[j] as f64);
+                for kk in 0..k {
+                    acc += x[r * k + kk] as f64 * w[j * k + kk] as f64;
+                }
+                y[r * n + j] = match act {
+                    Activation::None => acc,
+                    Activation::Relu => acc.max(0.0),
+                    Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
+                };
+            }
+        }
+        y
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn matches_naive(lead in proptest::collection::vec(1usize..4, 0..3), k in 1usize..600, n in 1usize..12, bits in 1u8..=8,
+                         f16_values in any::<bool>(), groups in 1usize..=4, bias in any::<bool>(), act in 0u8..3, seed in 0u64..1000) {
+            let rows: usize = lead.iter().product();
+            let mut xd = lead.clone();
+            xd.push(k);
+            let x = data(rows * k, seed + 2);
+            let (payload, w) = quantized(n, k, bits, f16_values, groups, seed);
+            let b = data(n, seed + 3);
+            let act = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }][act as usize];
+            let op = Op::Dense { act };
+            let want = naive(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
+            let unaligned = [&[0u8][..], &payload].concat();
+            let x32 = f32le(&x);
+            // The dense kernel on the decoded weights, for the exact comparison.
+            let mut dense_ops = vec![Operand { view: View::F32(&x), shape: sh(&xd) }, Operand { view: View::F32(&w), shape: sh(&[n, k]) }];
+            if bias {
+                dense_ops.push(Operand { view: View::F32(&b), shape: sh(&[n]) });
+            }
+            let (dense, _) = run_ops(&op, &dense_ops).unwrap();
+            for bytes in [&payload[..], &unaligned[1..]] {
+                let cb = Codebook::parse(bytes, n, k).unwrap();
+                for xv in [View::F32(&x), View::F32Le(&x32)] {
+                    let mut ops = vec![Operand { view: xv, shape: sh(&xd) }, Operand { view: View::Codebook(cb), shape: sh(&[n, k]) }];
+                    if bias {
+                        ops.push(Operand { view: View::F32(&b), shape: sh(&[n]) });
+                    }
+                    let (got, y) = run_ops(&op, &ops).unwrap();
+                    let mut yd = lead.clone();
+                    yd.push(n);
+                    prop_assert_eq!(y, sh(&yd));
+                    assert_close(&got, &want, 1e-5);
+                    prop_assert_eq!(&got, &dense, "decode-and-dot sums as the dense kernel does");
+                    let mut lut = vec![f32::NAN; got.len()];
+                    prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::CODEBOOK_LUT, &ops, &mut lut, &y), Ok(()));
+                    assert_close(&lut, &want, 2e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_set_needs_the_codebook_bit_and_the_lut_needs_a_codebook_dense() {
+        let x = data(3 * 10, 4);
+        let (payload, w) = quantized(5, 10, 3, false, 2, 7);
+        let cb = Codebook::parse(&payload, 5, 10).unwrap();
+        let b = data(5, 5);
+        let op = Op::Dense { act: Activation::Relu };
+        let ops = [
+            Operand { view: View::F32(&x), shape: sh(&[3, 10]) },
+            Operand { view: View::Codebook(cb), shape: sh(&[5, 10]) },
+            Operand { view: View::F32(&b), shape: sh(&[5]) },
+        ];
+        let (y, s) = run_ops(&op, &ops).unwrap();
+        assert_close(&y, &naive(&x, 3, 10, &w, 5, Some(&b), Activation::Relu), 1e-5);
+        let mut out = vec![0.0; 15];
+        const DENSE_ONLY: u128 = ops_mask(&[kind::DENSE]);
+        for k in [kernel::REFERENCE, kernel::CODEBOOK_LUT] {
+            assert_eq!(execute_kernel_in::<DENSE_ONLY>(&op, k, &ops, &mut out, &s), Err(OpError::UnknownKind(kind::DENSE)));
+            assert_eq!(
+                execute_kernel_in::<{ DENSE_ONLY | 1 << SPARSE_BIT }>(&op, k, &ops, &mut out, &s),
+                Err(OpError::UnknownKind(kind::DENSE))
+            );
+            assert_eq!(out, [0.0; 15], "nothing written");
+        }
+        assert_eq!(execute_in::<{ DENSE_ONLY | 1 << CODEBOOK_BIT }>(&op, &ops, &mut out, &s), Ok(()));
+        assert_eq!(out, y);
+        assert_eq!(execute_kernel_in::<{ DENSE_ONLY | 1 << CODEBOOK_BIT }>(&op, kernel::CODEBOOK_LUT, &ops, &mut out, &s), Ok(()));
+        assert_close(&out, &y.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
+        // The LUT kernel on a dense weight, on another operator, or an unknown kernel code.
+        let dense = [ops[0], Operand { view: View::F32(&w), ..ops[1] }, ops[2]];
+        out.fill(0.0);
+        assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::CODEBOOK_LUT, &dense, &mut out, &s), Err(OpError::BadAttribute));
+        assert_eq!(execute_kernel_in::<ALL_OPS>(&op, 7, &ops, &mut out, &s), Err(OpError::BadAttribute));
+        let relu = Op::Unary(crate::op::UnaryKind::Relu);
+        let one = [ops[0]];
+        let mut o30 = vec![0.0; 30];
+        assert_eq!(execute_kernel_in::<ALL_OPS>(&relu, kernel::CODEBOOK_LUT, &one, &mut o30, &sh(&[3, 10])), Err(OpError::BadAttribute));
+        assert_eq!(out, [0.0; 15], "nothing written");
+    }
+
+    #[test]
+    fn no_function_bit_is_a_weight_kernel_bit() {
+        let functions = ops_mask(&[kind::UNARY, kind::BINARY]);
+        assert_eq!(functions & (1 << CODEBOOK_BIT | 1 << SPARSE_BIT), 0);
+        assert_eq!(functions >> UNARY_BITS, (1 << (CODEBOOK_BIT - UNARY_BITS)) - 1);
+        for k in [
+            BinaryKind::Add,
+            BinaryKind::Sub,
+            BinaryKind::Mul,
+            BinaryKind::Div,
+            BinaryKind::PRelu,
+            BinaryKind::Pow,
+            BinaryKind::Max,
+            BinaryKind::Min,
+        ] {
+            assert!(Op::Binary(k).feature_bits() >> BINARY_BITS != 0);
+            assert_eq!(Op::Binary(k).feature_bits() & (1 << CODEBOOK_BIT | 1 << SPARSE_BIT), 0);
+        }
+    }
+
+    #[test]
+    fn a_window_takes_the_generic_path() {
+        let (n, k) = (6, 7);
+        let (payload, w) = quantized(n, k, 5, true, 3, 11);
+        let cb = Codebook::parse(&payload, n, k).unwrap();
+        let x = data(k, 9);
+        let op = Op::Dense { act: Activation::None };
+        let want = naive(&x, 1, k, &w, n, None, Activation::None);
+        let win = View::Codebook(cb).slice(2 * k, 2 * k).unwrap();
+        let ops = [Operand { view: View::F32(&x), shape: sh(&[k]) }, Operand { view: win, shape: sh(&[2, k]) }];
+        let (got, y) = run_ops(&op, &ops).unwrap();
+        assert_close(&got, &want[2..4], 1e-5);
+        let mut lut = vec![0.0; 2];
+        assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::CODEBOOK_LUT, &ops, &mut lut, &y), Ok(()));
+        assert_close(&lut, &want[2..4], 1e-5);
+    }
+}
