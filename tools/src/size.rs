@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sprig_runtime::kernels::{BINARY_BITS, SPARSE_BIT, UNARY_BITS};
+use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::Model;
 use std::collections::BTreeMap;
 
@@ -41,6 +41,10 @@ pub struct TargetSizes {
     /// the dense Dense + Conv kernels.
     #[serde(default)]
     pub sparse: Option<u64>,
+    /// Extra flash of the codebook Dense / Conv kernels (kernel-set bit `CODEBOOK_BIT`) over the
+    /// dense Dense + Conv kernels.
+    #[serde(default)]
+    pub codebook: Option<u64>,
     /// Peak stack measured while operators of each kind ran (whole program, bytes).
     pub stack_kinds: BTreeMap<u16, u64>,
     /// The largest peak stack measured on any model.
@@ -110,7 +114,8 @@ fn kind_name(model: &Model<'_>, kind: u16) -> String {
 /// The estimate for `model` (a file of `file_len` bytes) on `t`.
 pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Estimate> {
     let sparse_bit = 1u128 << SPARSE_BIT;
-    let mask = model.ops_mask() & !sparse_bit;
+    let codebook_bit = 1u128 << CODEBOOK_BIT;
+    let mask = model.ops_mask() & !sparse_bit & !codebook_bit;
     let mut flash_parts = vec![Part { what: "model file (.sprig, embedded as is)".into(), bytes: file_len }];
     flash_parts.push(Part { what: "runtime base (reader, validation, session)".into(), bytes: t.runtime_base });
     let mut stack = 0;

@@ -6,7 +6,7 @@
 //! `cargo run --release -p sprig-tools --bin sprig-size-table`.
 
 use anyhow::{bail, Context, Result};
-use sprig_runtime::kernels::{BINARY_BITS, SPARSE_BIT, UNARY_BITS};
+use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::op::kind;
 use sprig_runtime::Model;
 use sprig_tools::compile::{convert_file, ConvertOptions};
@@ -88,7 +88,9 @@ fn main() -> Result<()> {
         let (binary_shared, binary) = functions(kind::BINARY, BINARY_BITS, 8)?;
         let all_kernels = with(u128::MAX)?.saturating_sub(base);
         let dense_conv = (1u128 << kind::DENSE) | (1u128 << kind::CONV);
-        let sparse = Some(with(dense_conv | (1u128 << SPARSE_BIT))?.saturating_sub(with(dense_conv)?));
+        let dense_conv_flash = with(dense_conv)?;
+        let sparse = Some(with(dense_conv | (1u128 << SPARSE_BIT))?.saturating_sub(dense_conv_flash));
+        let codebook = Some(with(dense_conv | (1u128 << CODEBOOK_BIT))?.saturating_sub(dense_conv_flash));
 
         eprintln!("{target}: stack per operator kind");
         let mut stack_kinds: BTreeMap<u16, u64> = BTreeMap::new();
@@ -128,6 +130,7 @@ fn main() -> Result<()> {
             binary,
             all_kernels,
             sparse,
+            codebook,
             stack_kinds,
             stack_max,
             stack_models: models.iter().map(|(n, _)| n.clone()).collect(),
