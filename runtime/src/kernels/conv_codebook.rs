@@ -72,47 +72,6 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
-    /// Textbook batched convolution in f64 (1-D convs as `h = kh = 1`).
-    fn naive(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[f32]>, a: &ConvAttrs, yd: &[usize]) -> Vec<f64> {
-        let two = xd.len() == 4;
-        let (nb, c, h, wi) = if two { (xd[0], xd[1], xd[2], xd[3]) } else { (xd[0], xd[1], 1, xd[2]) };
-        let (m, cg, kh, kw) = if two { (wd[0], wd[1], wd[2], wd[3]) } else { (wd[0], wd[1], 1, wd[2]) };
-        let (oh, ow) = if two { (yd[2], yd[3]) } else { (1, yd[2]) };
-        let (sh, dh, pt) = if two { (a.stride[0], a.dilation[0], a.pads[0]) } else { (1, 1, 0) };
-        let (sw, dw, pl) = (a.stride[1], a.dilation[1], a.pads[1]);
-        let mg = m / a.group as usize;
-        let mut y = vec![0.0f64; nb * m * oh * ow];
-        for n in 0..nb {
-            for mo in 0..m {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut acc = b.map_or(0.0, |b| b[mo] as f64);
-                        for icl in 0..cg {
-                            let ic = (mo / mg) * cg + icl;
-                            for ky in 0..kh {
-                                for kx in 0..kw {
-                                    let iy = (oy * sh as usize + ky * dh as usize) as i64 - pt as i64;
-                                    let ix = (ox * sw as usize + kx * dw as usize) as i64 - pl as i64;
-                                    if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wi as i64 {
-                                        continue;
-                                    }
-                                    let xv = x[((n * c + ic) * h + iy as usize) * wi + ix as usize] as f64;
-                                    acc += xv * w[((mo * cg + icl) * kh + ky) * kw + kx] as f64;
-                                }
-                            }
-                        }
-                        y[((n * m + mo) * oh + oy) * ow + ox] = match a.act {
-                            Activation::None => acc,
-                            Activation::Relu => acc.max(0.0),
-                            Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
-                        };
-                    }
-                }
-            }
-        }
-        y
-    }
-
     #[derive(Debug, Clone)]
     struct Case {
         two_d: bool,
@@ -181,7 +140,7 @@ mod tests {
                 return;
             };
             let yd: Vec<usize> = y.dims().iter().map(|&d| d as usize).collect();
-            assert_close(&got, &naive(&x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, &yd), 1e-5);
+            assert_close(&got, &naive_conv(&x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, &yd), 1e-5);
             // The dense tap loop on the same weights (non-native, so not the patch kernel) agrees
             // exactly; the native weights within rounding.
             let w32 = f32le(&w);

@@ -67,24 +67,6 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
-    fn naive(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>, act: Activation) -> Vec<f64> {
-        let mut y = vec![0.0; rows * n];
-        for r in 0..rows {
-            for j in 0..n {
-                let mut acc = b.map_or(0.0, |b| b[j] as f64);
-                for kk in 0..k {
-                    acc += x[r * k + kk] as f64 * w[j * k + kk] as f64;
-                }
-                y[r * n + j] = match act {
-                    Activation::None => acc,
-                    Activation::Relu => acc.max(0.0),
-                    Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
-                };
-            }
-        }
-        y
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(100))]
         #[test]
@@ -108,7 +90,7 @@ mod tests {
             let mut yd = lead.clone();
             yd.push(n);
             prop_assert_eq!(y, sh(&yd));
-            let want = naive(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
+            let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
             assert_close(&got, &want, 1e-5);
             // F16 / F32Le weights and F32Le activations agree with the native path.
             let (w16, w32, x32) = (f16le(&w), f32le(&w), f32le(&x));

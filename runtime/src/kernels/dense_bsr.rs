@@ -218,24 +218,6 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
-    fn naive(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>, act: Activation) -> Vec<f64> {
-        let mut y = vec![0.0; rows * n];
-        for r in 0..rows {
-            for j in 0..n {
-                let mut acc = b.map_or(0.0, |b| b[j] as f64);
-                for kk in 0..k {
-                    acc += x[r * k + kk] as f64 * w[j * k + kk] as f64;
-                }
-                y[r * n + j] = match act {
-                    Activation::None => acc,
-                    Activation::Relu => acc.max(0.0),
-                    Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
-                };
-            }
-        }
-        y
-    }
-
     const BLOCKS: [(usize, usize); 8] = [(1, 1), (1, 4), (4, 1), (4, 4), (2, 3), (0, 1), (1, 8), (3, 2)];
 
     proptest! {
@@ -263,7 +245,7 @@ mod tests {
             let op = Op::Dense { act };
             let payload = encode_bsr(n, k, br, bc, &w);
             let unaligned = [&[0u8][..], &payload].concat();
-            let want = naive(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
+            let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
             for bytes in [&payload[..], &unaligned[1..]] {
                 let bsr = Bsr::parse(bytes, n, k).unwrap();
                 let mut ops = vec![Operand { view: View::F32(&x), shape: sh(&xd) }, Operand { view: View::Bsr(bsr), shape: sh(&[n, k]) }];
@@ -313,7 +295,7 @@ mod tests {
         let x = data(k, 9);
         let x32 = f32le(&x);
         let op = Op::Dense { act: Activation::Relu };
-        let want = naive(&x, 1, k, &w, n, None, Activation::Relu);
+        let want = naive_dense(&x, 1, k, &w, n, None, Activation::Relu);
         for xv in [View::F32(&x), View::F32Le(&x32)] {
             let (got, _) =
                 run_ops(&op, &[Operand { view: xv, shape: sh(&[k]) }, Operand { view: View::Bsr(bsr), shape: sh(&[n, k]) }]).unwrap();

@@ -128,24 +128,6 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
-    fn naive(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>, act: Activation) -> Vec<f64> {
-        let mut y = vec![0.0; rows * n];
-        for r in 0..rows {
-            for j in 0..n {
-                let mut acc = b.map_or(0.0, |b| b[j] as f64);
-                for kk in 0..k {
-                    acc += x[r * k + kk] as f64 * w[j * k + kk] as f64;
-                }
-                y[r * n + j] = match act {
-                    Activation::None => acc,
-                    Activation::Relu => acc.max(0.0),
-                    Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
-                };
-            }
-        }
-        y
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
@@ -159,7 +141,7 @@ mod tests {
             let b = data(n, seed + 3);
             let act = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }][act as usize];
             let op = Op::Dense { act };
-            let want = naive(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
+            let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
             let unaligned = [&[0u8][..], &payload].concat();
             let x32 = f32le(&x);
             // The dense kernel on the decoded weights, for the exact comparison.
@@ -202,7 +184,7 @@ mod tests {
             Operand { view: View::F32(&b), shape: sh(&[5]) },
         ];
         let (y, s) = run_ops(&op, &ops).unwrap();
-        assert_close(&y, &naive(&x, 3, 10, &w, 5, Some(&b), Activation::Relu), 1e-5);
+        assert_close(&y, &naive_dense(&x, 3, 10, &w, 5, Some(&b), Activation::Relu), 1e-5);
         let mut out = vec![0.0; 15];
         const DENSE_ONLY: u128 = ops_mask(&[kind::DENSE]);
         for k in [kernel::REFERENCE, kernel::CODEBOOK_LUT] {
@@ -256,7 +238,7 @@ mod tests {
         let cb = Codebook::parse(&payload, n, k).unwrap();
         let x = data(k, 9);
         let op = Op::Dense { act: Activation::None };
-        let want = naive(&x, 1, k, &w, n, None, Activation::None);
+        let want = naive_dense(&x, 1, k, &w, n, None, Activation::None);
         let win = View::Codebook(cb).slice(2 * k, 2 * k).unwrap();
         let ops = [Operand { view: View::F32(&x), shape: sh(&[k]) }, Operand { view: win, shape: sh(&[2, k]) }];
         let (got, y) = run_ops(&op, &ops).unwrap();
