@@ -12,6 +12,7 @@
 //! bytes each: index `j` of a row is bits `j · bits ..` of the row, least significant bit first.
 
 use crate::format::{codebook_value, CODEBOOK_HEADER_LEN, CODEBOOK_MAX_BITS, CODEBOOK_MAX_GROUPS};
+use crate::span::Span;
 use byteorder::{ByteOrder, LE};
 use half::f16;
 
@@ -92,10 +93,7 @@ impl CodebookInfo {
 #[derive(Clone, Copy, Debug)]
 pub struct Codebook<'a> {
     payload: &'a [u8],
-    rows: usize,
-    cols: usize,
-    start: usize,
-    len: usize,
+    span: Span,
 }
 
 /// The parts of a payload, located from its header.
@@ -325,8 +323,7 @@ impl<'a> Codebook<'a> {
         if codebook_len(rows, cols, bits, value_type == codebook_value::F16, groups) != Some(payload.len()) {
             return Err(len_rule);
         }
-        let len = rows.checked_mul(cols).ok_or(len_rule)?;
-        Ok(Codebook { payload, rows, cols, start: 0, len })
+        Ok(Codebook { payload, span: Span::whole(rows, cols).ok_or(len_rule)? })
     }
 
     /// The payload's parts. `split` checked the header and the length, so they are in range;
@@ -338,15 +335,15 @@ impl<'a> Codebook<'a> {
         let f16 = p.get(1) == Some(&codebook_value::F16);
         let groups = p.get(4..8).map_or(0, LE::read_u32) as usize;
         let vlen = value_len(f16);
-        let rg = CODEBOOK_HEADER_LEN..CODEBOOK_HEADER_LEN.saturating_add(self.rows.saturating_mul(2));
-        let cb_at = codebooks_offset(self.rows).unwrap_or(usize::MAX);
+        let rg = CODEBOOK_HEADER_LEN..CODEBOOK_HEADER_LEN.saturating_add(self.span.rows.saturating_mul(2));
+        let cb_at = codebooks_offset(self.span.rows).unwrap_or(usize::MAX);
         let cb = cb_at..cb_at.saturating_add(groups.saturating_mul(vlen << bits));
-        let ix_at = indices_offset(self.rows, bits, vlen, groups).unwrap_or(usize::MAX);
+        let ix_at = indices_offset(self.span.rows, bits, vlen, groups).unwrap_or(usize::MAX);
         Parts {
             bits,
             f16,
             groups,
-            stride: self.cols.saturating_mul(bits).div_ceil(8),
+            stride: self.span.cols.saturating_mul(bits).div_ceil(8),
             row_group: p.get(rg).unwrap_or(&[]),
             codebooks: p.get(cb).unwrap_or(&[]),
             indices: p.get(ix_at..).unwrap_or(&[]),
@@ -355,12 +352,12 @@ impl<'a> Codebook<'a> {
 
     fn check_contents(&self) -> Result<(), &'static str> {
         let p = self.parts();
-        if (0..self.rows).any(|r| p.group(r) >= p.groups) {
+        if (0..self.span.rows).any(|r| p.group(r) >= p.groups) {
             return Err("row_group entry not below groups");
         }
         let zero = |s: Option<&[u8]>| s.is_some_and(|s| s.iter().all(|&b| b == 0));
-        let rg_end = CODEBOOK_HEADER_LEN + 2 * self.rows;
-        let cb_at = codebooks_offset(self.rows).unwrap_or(rg_end);
+        let rg_end = CODEBOOK_HEADER_LEN + 2 * self.span.rows;
+        let cb_at = codebooks_offset(self.span.rows).unwrap_or(rg_end);
         if !zero(self.payload.get(rg_end..cb_at)) {
             return Err("padding before the codebooks is not zero");
         }
@@ -372,8 +369,8 @@ impl<'a> Codebook<'a> {
         if !finite {
             return Err("codebook value is not finite");
         }
-        let used = (self.cols * p.bits) % 8;
-        if used != 0 && (0..self.rows).any(|r| p.row(r).last().is_none_or(|&b| b >> used != 0)) {
+        let used = (self.span.cols * p.bits) % 8;
+        if used != 0 && (0..self.span.rows).any(|r| p.row(r).last().is_none_or(|&b| b >> used != 0)) {
             return Err("unused trailing index bits of a row are not zero");
         }
         Ok(())
@@ -383,8 +380,8 @@ impl<'a> Codebook<'a> {
     pub fn info(&self) -> CodebookInfo {
         let p = self.parts();
         CodebookInfo {
-            rows: self.rows,
-            cols: self.cols,
+            rows: self.span.rows,
+            cols: self.span.cols,
             bits: p.bits as u8,
             f16_values: p.f16,
             groups: p.groups,
@@ -395,35 +392,28 @@ impl<'a> Codebook<'a> {
     /// Number of logical elements in the view.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.span.len
     }
 
     /// True when the view holds no element.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.span.len == 0
     }
 
     /// True when the view is the whole matrix (not a [`Codebook::window`]).
     #[inline]
     pub fn is_whole(&self) -> bool {
-        self.start == 0 && Some(self.len) == self.rows.checked_mul(self.cols)
+        self.span.is_whole()
     }
 
     /// Logical elements `start..start + len` of this view, `None` when out of range.
     pub fn window(&self, start: usize, len: usize) -> Option<Codebook<'a>> {
-        if start.checked_add(len)? > self.len {
-            return None;
-        }
-        Some(Codebook { start: self.start + start, len, ..*self })
+        Some(Codebook { span: self.span.sub(start, len)?, ..*self })
     }
 
     /// Logical element `i` of the view: `codebook[row_group[r]][index(r, c)]` (0.0 out of range).
     pub fn get(&self, i: usize) -> f32 {
-        if i >= self.len || self.cols == 0 {
-            return 0.0;
-        }
-        let g = self.start + i;
-        let (row, col) = (g / self.cols, g % self.cols);
+        let Some((row, col)) = self.span.locate(i) else { return 0.0 };
         let p = self.parts();
         p.value(p.group(row), index_at(p.row(row), p.bits, col) as usize)
     }
@@ -432,20 +422,15 @@ impl<'a> Codebook<'a> {
     /// row segment at a time, through the codebook of each row's group.
     pub fn read_into(&self, start: usize, out: &mut [f32]) {
         out.fill(0.0);
-        if self.cols == 0 {
+        if self.span.cols == 0 {
             return;
         }
         let p = self.parts();
-        let end = start.saturating_add(out.len()).min(self.len);
         let mut table = Table::new();
-        let mut i = start;
-        while i < end {
-            let g = self.start + i;
-            let (row, c0) = (g / self.cols, g % self.cols);
-            let c1 = (c0 + (end - i)).min(self.cols);
+        let n = out.len();
+        for (row, c0, c1, at) in self.span.segments(start, n) {
             let t = table.of_group(&p, p.group(row));
-            p.decode(row, c0, t, &mut out[i - start..i - start + (c1 - c0)]);
-            i += c1 - c0;
+            p.decode(row, c0, t, &mut out[at..at + (c1 - c0)]);
         }
     }
 

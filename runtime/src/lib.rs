@@ -20,6 +20,7 @@ pub mod model;
 pub mod op;
 pub mod session;
 pub mod shape;
+mod span;
 pub mod sparse;
 pub mod view;
 

@@ -8,6 +8,7 @@
 //! a multiple of 4, and the `nnzb · br · bc` f32 values, block after block, row-major in a block.
 
 use crate::format::{BSR_HEADER_LEN, BSR_MAX_BLOCK_COLS};
+use crate::span::Span;
 use byteorder::{ByteOrder, LE};
 
 /// The matrix `(rows, cols)` a constant of shape `dims` is stored as.
@@ -71,10 +72,7 @@ impl BsrInfo {
 #[derive(Clone, Copy, Debug)]
 pub struct Bsr<'a> {
     payload: &'a [u8],
-    rows: usize,
-    cols: usize,
-    start: usize,
-    len: usize,
+    span: Span,
 }
 
 /// The parts of a payload, located from its header.
@@ -177,8 +175,7 @@ impl<'a> Bsr<'a> {
         if bsr_len(br, bc, nnzb, nbr) != Some(payload.len()) {
             return Err(len_rule);
         }
-        let len = rows.checked_mul(cols).ok_or(len_rule)?;
-        Ok(Bsr { payload, rows, cols, start: 0, len })
+        Ok(Bsr { payload, span: Span::whole(rows, cols).ok_or(len_rule)? })
     }
 
     /// The payload's parts. `split` checked the header and the length, so they are in range;
@@ -237,11 +234,11 @@ impl<'a> Bsr<'a> {
     fn check_edges(&self) -> Result<(), &'static str> {
         let p = self.parts();
         let (br, bc) = (p.br, p.bc);
-        let (rr, rc) = (self.rows % br, self.cols % bc);
+        let (rr, rc) = (self.span.rows % br, self.span.cols % bc);
         if rr == 0 && rc == 0 {
             return Ok(());
         }
-        let ncb = self.cols.div_ceil(bc);
+        let ncb = self.span.cols.div_ceil(bc);
         let rule = "edge block padding outside the matrix is not 0.0";
         for bi in 0..p.nbr {
             let (s, e) = p.block_range(bi).ok_or(rule)?;
@@ -265,48 +262,41 @@ impl<'a> Bsr<'a> {
     pub fn info(&self) -> BsrInfo {
         let p = self.parts();
         BsrInfo {
-            rows: self.rows,
-            cols: self.cols,
+            rows: self.span.rows,
+            cols: self.span.cols,
             br: p.br,
             bc: p.bc,
             nnzb: p.col_idx.len() / 2,
             nbr: p.nbr,
-            ncb: self.cols.div_ceil(p.bc),
+            ncb: self.span.cols.div_ceil(p.bc),
         }
     }
 
     /// Number of logical elements in the view.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.span.len
     }
 
     /// True when the view holds no element.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.span.len == 0
     }
 
     /// True when the view is the whole matrix (not a [`Bsr::window`]).
     #[inline]
     pub fn is_whole(&self) -> bool {
-        self.start == 0 && Some(self.len) == self.rows.checked_mul(self.cols)
+        self.span.is_whole()
     }
 
     /// Logical elements `start..start + len` of this view, `None` when out of range.
     pub fn window(&self, start: usize, len: usize) -> Option<Bsr<'a>> {
-        if start.checked_add(len)? > self.len {
-            return None;
-        }
-        Some(Bsr { start: self.start + start, len, ..*self })
+        Some(Bsr { span: self.span.sub(start, len)?, ..*self })
     }
 
     /// Logical element `i` of the view (0.0 for absent blocks and out of range).
     pub fn get(&self, i: usize) -> f32 {
-        if i >= self.len || self.cols == 0 {
-            return 0.0;
-        }
-        let g = self.start + i;
-        let (row, col) = (g / self.cols, g % self.cols);
+        let Some((row, col)) = self.span.locate(i) else { return 0.0 };
         let p = self.parts();
         match p.find(row, col) {
             Some(b) => p.value((b * p.br + row % p.br) * p.bc + col % p.bc),
@@ -319,13 +309,9 @@ impl<'a> Bsr<'a> {
     pub fn read_into(&self, start: usize, out: &mut [f32]) {
         out.fill(0.0);
         let p = self.parts();
-        let end = start.saturating_add(out.len()).min(self.len);
-        let mut i = start;
-        while i < end {
-            let g = self.start + i;
-            let (row, c0) = (g / self.cols, g % self.cols);
-            let c1 = (c0 + (end - i)).min(self.cols);
-            let seg = &mut out[i - start..i - start + (c1 - c0)];
+        let n = out.len();
+        for (row, c0, c1, at) in self.span.segments(start, n) {
+            let seg = &mut out[at..at + (c1 - c0)];
             if let Some((s, e)) = p.block_range(row / p.br) {
                 for b in s..e {
                     let Some(bj) = p.block_col(b) else { break };
@@ -342,7 +328,6 @@ impl<'a> Bsr<'a> {
                     }
                 }
             }
-            i += c1 - c0;
         }
     }
 
