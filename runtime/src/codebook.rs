@@ -98,7 +98,7 @@ pub struct Codebook<'a> {
 
 /// The parts of a payload, located from its header.
 #[derive(Clone, Copy)]
-struct Parts<'a> {
+pub(crate) struct Parts<'a> {
     /// 1 to 8 (clamped, so shifts never overflow on unchecked payloads).
     bits: usize,
     f16: bool,
@@ -114,13 +114,13 @@ struct Parts<'a> {
 impl<'a> Parts<'a> {
     /// Group of matrix row `row` (0 when out of range).
     #[inline]
-    fn group(&self, row: usize) -> usize {
+    pub(crate) fn group(&self, row: usize) -> usize {
         self.row_group.get(2 * row..2 * row + 2).map_or(0, LE::read_u16) as usize
     }
 
     /// The packed indices of matrix row `row` (empty when out of range).
     #[inline]
-    fn row(&self, row: usize) -> &'a [u8] {
+    pub(crate) fn row(&self, row: usize) -> &'a [u8] {
         let at = row.saturating_mul(self.stride);
         self.indices.get(at..at.saturating_add(self.stride)).unwrap_or(&[])
     }
@@ -143,9 +143,11 @@ impl<'a> Parts<'a> {
         }
     }
 
-    /// Fills `t` with the codebook of group `g` (entries past `2^bits`, or missing, are 0.0).
-    fn load(&self, g: usize, t: &mut [f32; TABLE_LEN]) {
-        t.fill(0.0);
+    /// Fills the first `2^bits` entries of `t` with the codebook of group `g` (missing values
+    /// are 0.0).
+    pub(crate) fn load(&self, g: usize, t: &mut [f32; TABLE_LEN]) {
+        // Entries past 2^bits are never written, so they keep the 0.0 of `Table::new`.
+        t[..1 << self.bits].fill(0.0);
         let cb = self.codebook(g);
         if self.f16 {
             for (v, b) in t.iter_mut().zip(cb.chunks_exact(2)) {
@@ -254,12 +256,76 @@ fn unpack_groups(row: &[u8], bits: usize, c0: usize, out: &mut [u8]) -> usize {
 pub(crate) struct Table {
     values: [f32; TABLE_LEN],
     group: Option<usize>,
+    /// Hosts only (bare-metal stacks are small): for 4- and 2-bit indices, the 2 or 4 weights
+    /// every byte value decodes to, for [`Table::decode`].
+    #[cfg(not(target_os = "none"))]
+    bytes: ByteTables,
+}
+
+/// Per-byte decode tables of one group's codebook.
+#[cfg(not(target_os = "none"))]
+struct ByteTables {
+    pairs: [[f32; 2]; 256],
+    quads: [[f32; 4]; 256],
+    /// Group and width the tables hold.
+    key: Option<(usize, usize)>,
+}
+
+/// Writes the weights of whole bytes `src` through `table` (byte → `P` weights) to the leading
+/// whole `P`-chunks of `out`; returns how many weights.
+#[cfg(not(target_os = "none"))]
+#[inline]
+fn spread<const P: usize>(table: &[[f32; P]; 256], src: &[u8], out: &mut [f32]) -> usize {
+    let mut n = 0;
+    for (o, &b) in out.chunks_exact_mut(P).zip(src) {
+        o.copy_from_slice(&table[b as usize]);
+        n += P;
+    }
+    n
 }
 
 impl Table {
     /// An empty table (loads on first use).
     pub(crate) fn new() -> Table {
-        Table { values: [0.0; TABLE_LEN], group: None }
+        Table {
+            values: [0.0; TABLE_LEN],
+            group: None,
+            #[cfg(not(target_os = "none"))]
+            bytes: ByteTables { pairs: [[0.0; 2]; 256], quads: [[0.0; 4]; 256], key: None },
+        }
+    }
+
+    /// Writes weights `c0..c0 + out.len()` of matrix row `row` of `cb` to `out` (the values
+    /// [`Codebook::get`] gives). On hosts, 4- and 2-bit rows from a byte-aligned `c0` decode a
+    /// byte at a time through per-group byte tables (rebuilt when the row's group changes, so
+    /// callers visit rows group by group).
+    #[inline]
+    pub(crate) fn decode(&mut self, cb: &Codebook<'_>, row: usize, c0: usize, out: &mut [f32]) {
+        let p = cb.parts();
+        let g = p.group(row);
+        self.of_group(&p, g);
+        let t = &self.values;
+        #[cfg(not(target_os = "none"))]
+        if (p.bits == 4 || p.bits == 2) && c0.is_multiple_of(8 / p.bits) {
+            let bt = &mut self.bytes;
+            let per = 8 / p.bits;
+            if bt.key != Some((g, p.bits)) {
+                let mask = (1usize << p.bits) - 1;
+                for b in 0..256usize {
+                    if per == 2 {
+                        bt.pairs[b] = [t[b & mask], t[(b >> 4) & mask]];
+                    } else {
+                        bt.quads[b] = [t[b & mask], t[(b >> 2) & mask], t[(b >> 4) & mask], t[(b >> 6) & mask]];
+                    }
+                }
+                bt.key = Some((g, p.bits));
+            }
+            let src = p.row(row).get(c0 / per..).unwrap_or(&[]);
+            let n = if per == 2 { spread(&bt.pairs, src, out) } else { spread(&bt.quads, src, out) };
+            p.decode(row, c0 + n, t, &mut out[n..]);
+            return;
+        }
+        p.decode(row, c0, t, out);
     }
 
     /// The codebook of matrix row `row` of `cb`.
@@ -329,7 +395,7 @@ impl<'a> Codebook<'a> {
     /// The payload's parts. `split` checked the header and the length, so they are in range;
     /// a payload that was not checked gives empty parts rather than a panic.
     #[inline]
-    fn parts(&self) -> Parts<'a> {
+    pub(crate) fn parts(&self) -> Parts<'a> {
         let p = self.payload;
         let bits = (p.first().copied().unwrap_or(1) as usize).clamp(1, CODEBOOK_MAX_BITS as usize);
         let f16 = p.get(1) == Some(&codebook_value::F16);
@@ -439,6 +505,19 @@ impl<'a> Codebook<'a> {
     #[inline]
     pub(crate) fn decode_row(&self, row: usize, c0: usize, table: &[f32; TABLE_LEN], out: &mut [f32]) {
         self.parts().decode(row, c0, table, out);
+    }
+
+    /// Number of codebooks (row groups).
+    #[inline]
+    pub(crate) fn groups(&self) -> usize {
+        self.parts().groups
+    }
+
+    /// The group of each matrix row (the header parsed once).
+    #[inline]
+    pub(crate) fn group_reader(&self) -> impl Fn(usize) -> usize + Copy + 'a {
+        let p = self.parts();
+        move |row| p.group(row)
     }
 
     /// Writes indices `c0..c0 + out.len()` of matrix row `row` to `out` (each `< 2^bits`).

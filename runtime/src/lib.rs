@@ -10,7 +10,8 @@
 //! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// Unsafe code is confined to the SIMD modules (`kernels::x86`), each use with its SAFETY note.
+#![deny(unsafe_code)]
 
 pub mod codebook;
 pub mod error;

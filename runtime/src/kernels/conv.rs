@@ -69,7 +69,7 @@ impl Geom {
     /// Whether [`conv_patches`] beats the row-run loop. Measured on the real models' layers
     /// (`sprig bench --per-layer`): row runs win only for stride-1 layers with output rows of 24
     /// or more, and for depthwise / few-filter groups (a gathered patch then serves too few dots).
-    fn prefers_patches(&self) -> bool {
+    pub(super) fn prefers_patches(&self) -> bool {
         self.mg >= 4 && self.kh * self.kw <= CHUNK && (self.ow < 24 || self.sw > 1)
     }
 
@@ -190,18 +190,37 @@ pub(super) fn add_tap(g: &Geom, xp: &[f32], wv: f32, ky: usize, kx: usize, ob: &
 /// channels at a time, then every filter of the group takes one contiguous dot product with it.
 /// Requires `kh * kw <= CHUNK` (see [`Geom::prefers_patches`]).
 fn conv_patches(g: &Geom, x: &[f32], w: &[f32], bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
+    let patch = g.cg * g.kh * g.kw;
+    if w.len() < g.m * patch {
+        return Err(OpError::ShapeMismatch);
+    }
+    patches_with(g, x, 1, bias, act, out, |mo, k0, p| dot(&w[mo * patch + k0..mo * patch + k0 + p.len()], p))
+}
+
+/// [`conv_patches`] with the filter side given by `filter_dot(m, k0, patch)`: the dot product of
+/// filter `m`'s weights `k0..k0 + patch.len()` with `patch`. Patch chunks hold a multiple of
+/// `align` input channels (so `k0` is a multiple of `align · kh · kw`).
+pub(super) fn patches_with(
+    g: &Geom,
+    x: &[f32],
+    align: usize,
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+    mut filter_dot: impl FnMut(usize, usize, &[f32]) -> f32,
+) -> Result<(), OpError> {
     let plane = g.oh * g.ow;
     let in_plane = g.h * g.w;
     let taps = g.kh * g.kw;
-    let patch = g.cg * taps;
     let groups = g.m.checked_div(g.mg).unwrap_or(0);
-    if taps == 0 || taps > CHUNK || out.len() < g.m * plane || w.len() < g.m * patch || x.len() < g.c * in_plane {
+    let align = align.max(1);
+    if taps == 0 || taps.saturating_mul(align) > CHUNK || out.len() < g.m * plane || x.len() < g.c * in_plane {
         return Err(OpError::ShapeMismatch);
     }
     for (mo, ob) in out.chunks_exact_mut(plane.max(1)).take(g.m).enumerate() {
         ob.fill(bias.map_or(0.0, |b| b.get(mo)));
     }
-    let per_chunk = CHUNK / taps;
+    let per_chunk = CHUNK / taps / align * align;
     let mut buf = [0.0f32; CHUNK];
     for oy in 0..g.oh {
         for ox in 0..g.ow {
@@ -225,7 +244,7 @@ fn conv_patches(g: &Geom, x: &[f32], w: &[f32], bias: Option<View<'_>>, act: Act
                     }
                     let k0 = c0 * taps;
                     for mo in grp * g.mg..(grp + 1) * g.mg {
-                        out[mo * plane + o] += dot(&w[mo * patch + k0..mo * patch + k0 + len], &buf[..len]);
+                        out[mo * plane + o] += filter_dot(mo, k0, &buf[..len]);
                     }
                     c0 += nc;
                 }

@@ -21,6 +21,12 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
     let taps = g.kh * g.kw;
     let info = w.info();
     let fits = w.is_whole() && info.rows == g.m && Some(info.cols) == g.cg.checked_mul(taps) && taps > 0 && g.mg > 0;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(xs) = x.view.as_f32().filter(|_| fits) {
+        if fused_patches(&g, xs, x.shape.dim(0), w, bias, a.act, out, y)? {
+            return Ok(());
+        }
+    }
     let Some(xs) = x.view.as_f32().filter(|_| fits) else {
         return conv::conv(a, inputs, out, y);
     };
@@ -61,6 +67,51 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         }
     }
     Ok(())
+}
+
+/// On x86-64 with AVX2 + FMA, 2-, 4- and 8-bit codes, at most 16 groups, and layers where the
+/// dense kernel gathers patches: the dense patch loop with every filter dot taken straight from
+/// the packed codes ([`super::x86::dot_codes`]; nothing decoded to memory but the groups'
+/// codebooks). False when it does not apply.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn fused_patches(
+    g: &Geom,
+    xs: &[f32],
+    batch: usize,
+    w: &Codebook<'_>,
+    bias: Option<crate::view::View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+    y: &Shape,
+) -> Result<bool, OpError> {
+    use crate::codebook::TABLE_LEN;
+    const MAX_GROUPS: usize = 16;
+    let info = w.info();
+    let bits = info.bits as usize;
+    let per = 8 / bits.max(1);
+    if !(matches!(bits, 2 | 4 | 8) && info.groups <= MAX_GROUPS && g.prefers_patches() && g.kh * g.kw * per <= CHUNK) {
+        return Ok(false);
+    }
+    if !super::x86::avx2_fma() {
+        return Ok(false);
+    }
+    let p = w.parts();
+    let mut tables = [[0.0f32; TABLE_LEN]; MAX_GROUPS];
+    for (gi, t) in tables.iter_mut().enumerate().take(info.groups) {
+        p.load(gi, t);
+    }
+    let (in_len, out_len) = (g.c * g.h * g.w, y.prod(1, y.rank()));
+    for n in 0..batch {
+        let xn = sub(xs, n * in_len, in_len)?;
+        let on = sub_mut(out, n * out_len, out_len)?;
+        conv::patches_with(g, xn, per, bias, act, on, |mo, k0, patch| {
+            let t = &tables[p.group(mo).min(MAX_GROUPS - 1)];
+            let row = p.row(mo).get(k0 / per..).unwrap_or(&[]);
+            super::x86::dot_codes(bits, t, row, patch)
+        })?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -116,6 +167,20 @@ mod tests {
             )
     }
 
+    /// Whether `fused_patches` takes the case (x86-64 with AVX2 + FMA only).
+    fn fused_applies(c: &Case, ops: &[Operand<'_>], y: &crate::shape::Shape) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let g = super::Geom::new(&c.attrs, &ops[0].shape, &ops[1].shape, y);
+            matches!(c.bits, 2 | 4 | 8) && c.groups <= 16 && g.prefers_patches() && super::super::x86::avx2_fma()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (c, ops, y);
+            false
+        }
+    }
+
     fn check(c: &Case, seed: u64) {
         let (cin, m) = (c.g * c.cg, c.g * c.mg);
         let (xd, wd) = if c.two_d {
@@ -146,7 +211,12 @@ mod tests {
             let w32 = f32le(&w);
             ops[1].view = View::F32Le(&w32);
             let (dense, _) = run_ops(&op, &ops).unwrap();
-            assert_eq!(got, dense);
+            if fused_applies(c, &ops, &y) {
+                // The fused AVX2 patch loop sums in 8 lanes: equal within rounding.
+                assert_close(&got, &dense.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
+            } else {
+                assert_eq!(got, dense);
+            }
             ops[1].view = View::F32(&w);
             let (native, _) = run_ops(&op, &ops).unwrap();
             assert_close(&got, &native.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);

@@ -39,6 +39,7 @@ pub(super) fn dense_codebook(
     }
     if lut {
         f32_codebook_lut_gemv(d, 1 << info.bits, &inputs[0], w, out)?;
+    } else if simd_gemv(d, info.bits as usize, &inputs[0], w, out)? {
     } else {
         f32_codebook_gemv(d, &inputs[0], w, out)?;
     }
@@ -50,6 +51,15 @@ pub(super) fn dense_codebook(
     Ok(())
 }
 
+/// Rows `0..n` group by group when there are a few groups (so each group's decode tables are
+/// built once), else in order.
+fn rows_by_group<'a>(w: &Codebook<'a>, n: usize) -> impl Iterator<Item = usize> + 'a {
+    let groups = w.groups();
+    let by_group = groups > 1 && groups <= 64;
+    let group_of = w.group_reader();
+    (0..if by_group { groups } else { 1 }).flat_map(move |g| (0..n).filter(move |&j| !by_group || group_of(j) == g))
+}
+
 /// Decode and dot: each output row's weights are decoded a chunk at a time into a stack buffer
 /// (once, whatever the number of input rows), then dotted with each input row's chunk; the same
 /// sums, in the same order, as the dense kernel on the decoded weights.
@@ -57,13 +67,12 @@ fn f32_codebook_gemv(d: Dims, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]
     let mut table = Table::new();
     let mut wbuf = [0.0f32; CHUNK];
     let mut xbuf = [0.0f32; CHUNK];
-    for j in 0..d.n {
-        let t = table.of_row(w, j);
+    for j in rows_by_group(w, d.n) {
         let mut k0 = 0;
         while k0 < d.k {
             let len = CHUNK.min(d.k - k0);
             let wc = &mut wbuf[..len];
-            w.decode_row(j, k0, t, wc);
+            table.decode(w, j, k0, wc);
             for r in 0..d.rows {
                 let xc = chunk(x.view, r * d.k + k0, len, &mut xbuf);
                 *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += dot(wc, xc);
@@ -72,6 +81,39 @@ fn f32_codebook_gemv(d: Dims, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]
         }
     }
     Ok(())
+}
+
+/// Decode-and-dot with the AVX2 + FMA inner loop (2-, 4- and 8-bit indices, native f32
+/// inputs); false when it does not apply. Sums in 8 lanes, so it agrees with the dense kernel on
+/// the decoded weights to rounding, not bit for bit.
+#[cfg(target_arch = "x86_64")]
+fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]) -> Result<bool, OpError> {
+    let Some(xs) = x.view.as_f32() else { return Ok(false) };
+    if !(matches!(bits, 2 | 4 | 8) && super::x86::avx2_fma()) {
+        return Ok(false);
+    }
+    // The header parsed once; the table reloaded when the group changes.
+    let p = w.parts();
+    let mut t = [0.0f32; TABLE_LEN];
+    let mut loaded = None;
+    for j in rows_by_group(w, d.n) {
+        let g = p.group(j);
+        if loaded != Some(g) {
+            p.load(g, &mut t);
+            loaded = Some(g);
+        }
+        let row = p.row(j);
+        for r in 0..d.rows {
+            let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
+            *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += super::x86::dot_codes(bits, &t, row, xr);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd_gemv(_: Dims, _: usize, _: &Operand<'_>, _: &Codebook<'_>, _: &mut [f32]) -> Result<bool, OpError> {
+    Ok(false)
 }
 
 /// Per-codeword sums: for each output row, the inputs are summed per codeword index (`q`
@@ -128,6 +170,19 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
+    /// Whether the AVX2 decode-and-dot runs (its sums differ from the scalar order by rounding).
+    fn simd_applies(bits: u8, x: &View<'_>) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            matches!(bits, 2 | 4 | 8) && x.as_f32().is_some() && super::super::x86::avx2_fma()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (bits, x);
+            false
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
@@ -162,7 +217,11 @@ mod tests {
                     yd.push(n);
                     prop_assert_eq!(y, sh(&yd));
                     assert_close(&got, &want, 1e-5);
-                    prop_assert_eq!(&got, &dense, "decode-and-dot sums as the dense kernel does");
+                    if simd_applies(bits, &xv) {
+                        assert_close(&got, &dense.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
+                    } else {
+                        prop_assert_eq!(&got, &dense, "decode-and-dot sums as the dense kernel does");
+                    }
                     let mut lut = vec![f32::NAN; got.len()];
                     prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::CODEBOOK_LUT, &ops, &mut lut, &y), Ok(()));
                     assert_close(&lut, &want, 2e-5);

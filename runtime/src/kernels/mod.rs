@@ -28,6 +28,8 @@ mod slice;
 mod softmax;
 mod transpose;
 mod unary;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
 
 #[cfg(test)]
 mod tests;
