@@ -19,7 +19,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.environ.get("SPRIG_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
-SPRIG = os.path.join(ROOT, "target", "release", "sprig")
+SPRIG = os.environ.get("SPRIG_BIN", os.path.join(ROOT, "target", "release", "sprig"))
 
 MODELS = [
     # name, eval folder, labels file or None, slice of a sample (first N values) or None

@@ -5,6 +5,7 @@
 //! activation placed in the arena by the planner.
 
 use sprig_runtime::{Op, Shape};
+use std::sync::Arc;
 
 /// Index of a tensor in [`Graph::tensors`].
 pub type TensorId = usize;
@@ -23,7 +24,7 @@ pub struct Tensor {
 }
 
 /// Storage of a constant weight.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum Storage {
     /// Every element (f32, or f16 under `WeightFormat::F16`).
     #[default]
@@ -36,6 +37,41 @@ pub enum Storage {
         /// Block columns.
         bc: usize,
     },
+    /// Indices into per-row-group codebooks (`encoding::CODEBOOK`); the tensor's `data` holds
+    /// exactly the decoded values.
+    Codebook(Arc<CodebookData>),
+}
+
+/// A codebook-quantized `[rows, cols]` weight matrix (rows = dim 0).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodebookData {
+    /// Bits per index, 1 to 8.
+    pub bits: u8,
+    /// Codebook values stored as f16 (every value is exactly representable in f16).
+    pub f16_values: bool,
+    /// Group (codebook) of each row.
+    pub row_group: Vec<u16>,
+    /// `groups · 2^bits` values, group after group.
+    pub codebooks: Vec<f32>,
+    /// One index per weight, row-major.
+    pub indices: Vec<u8>,
+    /// Run the consuming Dense layer with the lookup-table kernel (`format::kernel::CODEBOOK_LUT`).
+    pub lut: bool,
+}
+
+impl CodebookData {
+    /// Number of codebooks.
+    pub fn groups(&self) -> usize {
+        self.codebooks.len() >> self.bits
+    }
+
+    /// The weight values the indices decode to.
+    pub fn decode(&self) -> Vec<f32> {
+        let rows = self.row_group.len().max(1);
+        let cols = self.indices.len() / rows;
+        let k = 1usize << self.bits;
+        self.indices.iter().enumerate().map(|(i, &ix)| self.codebooks[self.row_group[i / cols.max(1)] as usize * k + ix as usize]).collect()
+    }
 }
 
 impl Tensor {

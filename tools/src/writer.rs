@@ -37,6 +37,10 @@ pub enum WriteError {
     /// A field exceeds the format's 32-bit limits.
     #[error("model too large for the .sprig v1 format ({0})")]
     TooLarge(&'static str),
+    /// A codebook tensor whose indices, groups or codebooks are malformed or do not decode to
+    /// its values.
+    #[error("codebook tensor `{0}` is inconsistent (its indices and codebooks do not decode to its values, or an f16 codebook value is not exact in f16)")]
+    Codebook(String),
     /// A tensor has more dimensions than the runtime supports.
     #[error("tensor `{0}` has rank {1}; the runtime supports at most 6")]
     Rank(String, usize),
@@ -105,7 +109,32 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
             Some(values) => {
                 pad_to(&mut data, format::ALIGN);
                 let off = data.len();
-                let enc = if let crate::ir::Storage::Bsr { br, bc } = t.storage {
+                let enc = if let crate::ir::Storage::Codebook(cb) = &t.storage {
+                    let dims: Vec<u32> = t.shape.iter().map(|&d| u32_of(d, "dimension")).collect::<Result<_, _>>()?;
+                    let (rows, cols) = sprig_runtime::format::bsr_matrix(&dims);
+                    let consistent = cb.row_group.len() == rows
+                        && cb.indices.len() == rows * cols
+                        && (1..=format::CODEBOOK_MAX_BITS).contains(&cb.bits)
+                        && cb.codebooks.len() == cb.groups() << cb.bits
+                        && (1..=format::CODEBOOK_MAX_GROUPS).contains(&cb.groups())
+                        && cb.row_group.iter().all(|&g| (g as usize) < cb.groups())
+                        && cb.indices.iter().all(|&i| (i as usize) < 1 << cb.bits)
+                        && (!cb.f16_values || cb.codebooks.iter().all(|&v| f16::from_f32(v).to_f32() == v))
+                        && cb.decode() == *values;
+                    if !consistent {
+                        return Err(WriteError::Codebook(t.name.clone()));
+                    }
+                    data.extend_from_slice(&sprig_runtime::format::encode_codebook(
+                        rows,
+                        cols,
+                        cb.bits,
+                        cb.f16_values,
+                        &cb.row_group,
+                        &cb.codebooks,
+                        &cb.indices,
+                    ));
+                    encoding::CODEBOOK
+                } else if let crate::ir::Storage::Bsr { br, bc } = t.storage {
                     let dims: Vec<u32> = t.shape.iter().map(|&d| u32_of(d, "dimension")).collect::<Result<_, _>>()?;
                     let (rows, cols) = sprig_runtime::format::bsr_matrix(&dims);
                     if br == 0
@@ -162,7 +191,9 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
             operands.write_u32::<LE>(t as u32).unwrap();
         }
         ops.write_u16::<LE>(n.op.kind_code()).unwrap();
-        ops.write_u16::<LE>(format::kernel::REFERENCE).unwrap();
+        let lut = matches!(n.op, Op::Dense { .. })
+            && n.inputs.get(1).is_some_and(|&w| matches!(&g.tensors[w].storage, crate::ir::Storage::Codebook(cb) if cb.lut));
+        ops.write_u16::<LE>(if lut { format::kernel::CODEBOOK_LUT } else { format::kernel::REFERENCE }).unwrap();
         ops.write_u16::<LE>(n.inputs.len() as u16).unwrap();
         ops.write_u16::<LE>(n.outputs.len() as u16).unwrap();
         ops.write_u32::<LE>(start).unwrap();
@@ -195,8 +226,18 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         (section::DATA, &data),
     ];
     // The oldest minor version with every feature used, so older v1 readers still open files
-    // that need nothing newer: 1.1 added block-sparse weights.
-    let minor: u16 = if g.tensors.iter().any(|t| t.data.is_some() && t.storage != crate::ir::Storage::Dense) { 1 } else { 0 };
+    // that need nothing newer: 1.1 added block-sparse weights, 1.2 codebook weights and kernels.
+    let minor: u16 = g
+        .tensors
+        .iter()
+        .filter(|t| t.data.is_some())
+        .map(|t| match t.storage {
+            crate::ir::Storage::Dense => 0,
+            crate::ir::Storage::Bsr { .. } => 1,
+            crate::ir::Storage::Codebook(_) => 2,
+        })
+        .max()
+        .unwrap_or(0);
     Ok(assemble(&sections, minor))
 }
 

@@ -11,11 +11,12 @@ use anyhow::{Context, Result};
 use sprig_runtime::op::{Activation, ConvAttrs};
 use sprig_runtime::Op;
 use sprig_tools::compile::compile;
-use sprig_tools::compress::sparsify::{table_tile, tiles, BreakEvenEntry, BreakEvenTable, Pattern};
+use sprig_tools::compress::sparsify::{table_tile, tiles, BreakEvenEntry, BreakEvenTable, CodebookCost, Pattern};
 use sprig_tools::host::HostModel;
-use sprig_tools::ir::{Graph, Node, Storage};
+use sprig_tools::ir::{CodebookData, Graph, Node, Storage};
 use sprig_tools::writer::WeightFormat;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A layer shape from a real model.
@@ -96,6 +97,51 @@ fn time_pair(a: &[u8], b: &[u8], x: &[f32]) -> Result<(f64, f64)> {
     Ok((med(&mut ta), med(&mut tb)))
 }
 
+/// Codebook Dense kernels (decode and lookup table) against dense f32 on the `dense` family's
+/// shape, at 2, 4 and 8 bits with 4 row groups.
+fn codebook_costs(rng: &mut Rng) -> Result<Vec<CodebookCost>> {
+    let f = &families()[0];
+    let (rows, cols) = (f.w[0], f.w[1]);
+    let x: Vec<f32> = (0..cols).map(|_| rng.next() as f32 - 0.3).collect();
+    let mut out = Vec::new();
+    for bits in [2u8, 4, 8] {
+        let k = 1usize << bits;
+        let groups = 4;
+        let codebooks: Vec<f32> = (0..groups * k).map(|_| half::f16::from_f64(rng.next() - 0.5).to_f32()).collect();
+        let row_group: Vec<u16> = (0..rows).map(|r| (r % groups) as u16).collect();
+        let indices: Vec<u8> = (0..rows * cols).map(|_| (rng.next() * k as f64) as u8).collect();
+        let cb = |lut| CodebookData {
+            bits,
+            f16_values: true,
+            row_group: row_group.clone(),
+            codebooks: codebooks.clone(),
+            indices: indices.clone(),
+            lut,
+        };
+        let w = cb(false).decode();
+        let dense = compile(layer(f, w.clone(), Storage::Dense), WeightFormat::F32, [0; 32])?;
+        let mut times = Vec::new();
+        for lut in [false, true] {
+            let c = compile(layer(f, w.clone(), Storage::Codebook(Arc::new(cb(lut)))), WeightFormat::F32, [0; 32])?;
+            let yd = HostModel::new(&dense.bytes)?.run(&[&x])?;
+            let yc = HostModel::new(&c.bytes)?.run(&[&x])?;
+            let err = yd[0].iter().zip(&yc[0]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            anyhow::ensure!(err < 1e-3, "codebook {bits} bits (lut {lut}): outputs differ from dense by {err}");
+            let (td, tc) = time_pair(&dense.bytes, &c.bytes, &x)?;
+            times.push(tc / td);
+            eprintln!(
+                "dense codebook {bits} bits {}: dense {:>8.1} us, codebook {:>8.1} us",
+                if lut { "lut   " } else { "decode" },
+                td * 1e6,
+                tc * 1e6
+            );
+        }
+        println!("dense ({}) codebook {bits} bits: decode {:.2}x, lut {:.2}x dense f32 time", f.from, times[0], times[1]);
+        out.push(CodebookCost { bits, decode_ratio: times[0], lut_ratio: times[1] });
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/sparse_table.json");
     let mut all: Vec<BreakEvenTable> =
@@ -148,9 +194,10 @@ fn main() -> Result<()> {
             entries.push(e);
         }
     }
+    let codebook = codebook_costs(&mut rng)?;
     let target = std::env::consts::ARCH.to_string();
     all.retain(|t| t.target != target);
-    all.push(BreakEvenTable { target, entries });
+    all.push(BreakEvenTable { target, entries, codebook });
     all.sort_by(|a, b| a.target.cmp(&b.target));
     sprig_tools::compile::write_atomic(&path, serde_json::to_string_pretty(&all)?.as_bytes())?;
     println!("wrote {}", path.display());

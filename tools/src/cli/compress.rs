@@ -1,4 +1,5 @@
 use crate::compile::{compile, write_atomic};
+use crate::compress::codebook::{quantize, CodebookMethod, CodebookOptions, CodebookReport, GroupCount, LayerBits, LutChoice};
 use crate::compress::prune::{prune, Amount, Method, PruneOptions, PruneReport};
 use crate::compress::sparsify::{sparsify, BreakEvenTable, Pattern, SparsifyOptions, SparsifyReport, StorageChoice};
 use crate::import::{import_onnx_bytes, ImportOptions};
@@ -32,7 +33,7 @@ pub struct Args {
     /// global budget, the fraction of the model's MACs or weight parameters kept
     /// (`filter:macs=0.7`, `weight:params=0.3`), allocated across layers by least marginal
     /// reconstruction error.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "codebook")]
     prune: Vec<String>,
     /// Channel ranking: `envelope` (WGSEF prox-gradient on the layer loss), `magnitude` (filter
     /// L1 norm), `magnitude-norefit` (filter L1 norm, weights not refit).
@@ -42,6 +43,29 @@ pub struct Args {
     /// break-even table for this machine predicts a speedup), `sparse`, or `dense`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "sparse", "dense"])]
     sparse_storage: String,
+    /// Codebook quantization: every Conv / Dense weight becomes a BITS-bit index (1 to 8) into
+    /// a small codebook of its row group, learnt on the calibration data (after any pruning;
+    /// pruned weights stay exactly zero).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+    codebook: Option<u8>,
+    /// Codebooks per layer (row groups): a number, or `auto` (as many as cost at most 5 % of the
+    /// index bytes, up to 16).
+    #[arg(long, default_value = "auto")]
+    codebook_groups: String,
+    /// Codebook value type.
+    #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
+    codebook_values: String,
+    /// Codebook method: `jlcm` (row groups, data-driven joint refit of codebooks and
+    /// assignments), or the per-tensor baselines `kmeans` (Deep Compression) and `linear`
+    /// (TF-MOT-style linear init).
+    #[arg(long, default_value = "jlcm", value_parser = ["jlcm", "kmeans", "linear"])]
+    codebook_method: String,
+    /// Kernel for codebook Dense layers: `auto` (from the measured cost table), `decode`, `lut`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "decode", "lut"])]
+    codebook_kernel: String,
+    /// Per-layer codebook bits: NODE=BITS, or NODE=f32 to keep a layer dense (repeatable).
+    #[arg(long = "layer-bits")]
+    layer_bits: Vec<String>,
     /// Skip the final pass that refits every layer against the dense model's outputs.
     #[arg(long)]
     no_polish: bool,
@@ -68,8 +92,23 @@ struct Summary {
     bytes_after: usize,
     calib_samples: usize,
     seconds: f64,
+    onnx_bytes: u64,
     prune: Vec<PruneReport>,
     sparsify: Vec<SparsifyReport>,
+    codebook: Option<CodebookReport>,
+}
+
+/// One `--layer-bits NODE=BITS|f32`.
+fn parse_layer_bits(s: &str) -> Result<(String, LayerBits)> {
+    let (node, v) = s.rsplit_once('=').with_context(|| format!("--layer-bits {s}: expected NODE=BITS or NODE=f32"))?;
+    let b = match v {
+        "f32" => LayerBits::Keep,
+        v => match v.parse::<u8>() {
+            Ok(b) if (1..=8).contains(&b) => LayerBits::Bits(b),
+            _ => bail!("--layer-bits {s}: `{v}` is not 1 to 8 bits or f32"),
+        },
+    };
+    Ok((node.to_string(), b))
 }
 
 /// What one `--prune` asks for.
@@ -178,6 +217,48 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
     }
+    let codebook_report = match a.codebook {
+        None => None,
+        Some(bits) => {
+            let in_layer = !sparse_reports.is_empty();
+            // Pruned in-layer weights are quantized too (zeros kept exactly): codebook storage
+            // replaces block-sparse storage.
+            for t in &mut pruned.tensors {
+                if matches!(t.storage, crate::ir::Storage::Bsr { .. }) {
+                    t.storage = crate::ir::Storage::Dense;
+                }
+            }
+            let copts = CodebookOptions {
+                bits,
+                groups: match a.codebook_groups.as_str() {
+                    "auto" => GroupCount::Auto,
+                    v => GroupCount::Fixed(
+                        v.parse()
+                            .ok()
+                            .filter(|&g: &usize| g >= 1)
+                            .with_context(|| format!("--codebook-groups {v}: expected a positive number or `auto`"))?,
+                    ),
+                },
+                f16_values: a.codebook_values == "f16",
+                layer_bits: a.layer_bits.iter().map(|s| parse_layer_bits(s)).collect::<Result<_>>()?,
+                method: match a.codebook_method.as_str() {
+                    "kmeans" => CodebookMethod::KMeans,
+                    "linear" => CodebookMethod::Linear,
+                    _ => CodebookMethod::Jlcm,
+                },
+                keep_zeros: in_layer,
+                lut: match a.codebook_kernel.as_str() {
+                    "decode" => LutChoice::Never,
+                    "lut" => LutChoice::Always,
+                    _ => LutChoice::Auto,
+                },
+                ..CodebookOptions::default()
+            };
+            let (g, r) = quantize(&pruned, &samples, &copts)?;
+            pruned = g;
+            Some(r)
+        }
+    };
     let out = compile(pruned, weights, sha)?;
     let model = sprig_runtime::Model::parse(&out.bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let after = model_stats(&model, out.bytes.len() as u64);
@@ -193,8 +274,10 @@ pub fn run(a: Args) -> Result<()> {
         bytes_after: out.bytes.len(),
         calib_samples: n,
         seconds: t0.elapsed().as_secs_f64(),
+        onnx_bytes: bytes.len() as u64,
         prune: prune_reports,
         sparsify: sparse_reports,
+        codebook: codebook_report,
     };
     for s in summary.prune.iter().flat_map(|r| &r.spaces) {
         println!(
@@ -227,6 +310,32 @@ pub fn run(a: Args) -> Result<()> {
         for (name, why) in &r.skipped {
             println!("  {:<40} kept whole: {}", super::short(name, 40), why);
         }
+    }
+    if let Some(r) = &summary.codebook {
+        for l in &r.layers {
+            println!(
+                "  {:<40} codebook {} bits x {} groups ({:?}): {:>7} -> {:>6} bytes ({:.2} bits/weight), relative error {:.4} (nearest-codeword init {:.4}), {} kernel",
+                super::short(&l.node, 40),
+                l.bits,
+                l.groups,
+                r.method,
+                l.f32_bytes,
+                l.bytes,
+                l.bits_per_weight,
+                l.relative_error,
+                l.relative_error_init,
+                l.kernel
+            );
+        }
+        for (name, why) in &r.skipped {
+            println!("  {:<40} not quantized: {}", super::short(name, 40), why);
+        }
+        println!(
+            "file {} bytes: {:.2}x smaller than the ONNX file ({} bytes)",
+            summary.bytes_after,
+            summary.onnx_bytes as f64 / summary.bytes_after.max(1) as f64,
+            summary.onnx_bytes
+        );
     }
     println!(
         "{} -> {}: MACs {} -> {} ({:.2}x fewer), params {} -> {}, {} -> {} bytes, {} calibration samples, {:.1} s",

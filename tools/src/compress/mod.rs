@@ -3,6 +3,7 @@
 
 pub mod calib;
 pub mod channels;
+pub mod codebook;
 pub mod layer;
 pub mod prune;
 pub mod sparsify;

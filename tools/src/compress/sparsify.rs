@@ -155,6 +155,20 @@ pub struct BreakEvenTable {
     pub target: String,
     /// One row per kernel family and tile.
     pub entries: Vec<BreakEvenEntry>,
+    /// Codebook Dense kernels against dense f32, per index width (the `dense` family's shape).
+    #[serde(default)]
+    pub codebook: Vec<CodebookCost>,
+}
+
+/// Codebook Dense kernel times relative to dense f32 at one index width.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct CodebookCost {
+    /// Bits per index.
+    pub bits: u8,
+    /// Decode-and-dot kernel time / dense f32 time.
+    pub decode_ratio: f64,
+    /// Lookup-table kernel time / dense f32 time.
+    pub lut_ratio: f64,
 }
 
 /// One kernel family and tile: sparse time / dense time at each measured density.
@@ -221,6 +235,12 @@ impl BreakEvenTable {
     pub fn builtin() -> Option<BreakEvenTable> {
         let all: Vec<BreakEvenTable> = serde_json::from_str(include_str!("../../data/sparse_table.json")).ok()?;
         all.into_iter().find(|t| t.target == std::env::consts::ARCH)
+    }
+
+    /// Whether the lookup-table kernel measured faster than decoding at the measured width
+    /// nearest to `bits` (`None` when nothing was measured).
+    pub fn codebook_lut(&self, bits: u8) -> Option<bool> {
+        self.codebook.iter().min_by_key(|c| (c.bits as i32 - bits as i32).abs()).map(|c| c.lut_ratio < c.decode_ratio)
     }
 
     /// The entry for `family` and `pattern`.

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Codebook quantization table (issue #5): for each real model, bits x method -> file size vs the
+f32 ONNX file, accuracy on eval data vs dense, output error; then pruning + codebooks; and the
+latency of the codebook model against the dense .sprig (interleaved `sprig bench --baseline`).
+
+Data split as in prune_table.py: calibrate on the first half of each eval set (at most 128
+samples; MNIST on its calib.npy; AD on 128 windows spread over the set), evaluate on the rest.
+
+    python3 benches/scripts/codebook_table.py [--models a,b] [--bits 2,3,4,8] [--out FILE]
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from prune_table import DATA, MODELS, SPRIG, ad_auc, sh  # noqa: E402
+
+METHODS = ["jlcm", "kmeans", "linear"]
+
+
+def load(name, folder, labels, cut, tmp):
+    x = np.load(os.path.join(DATA, "eval", folder, "inputs.npy")).astype(np.float32)
+    if cut:
+        x = x.reshape(x.shape[0], -1)[:, :cut].reshape(x.shape[0], 25, 10)
+    half = x.shape[0] // 2
+    extra = None
+    if folder == "ad01":
+        clip = np.load(os.path.join(DATA, "eval", folder, "clip.npy"))
+        clip_labels = np.load(os.path.join(DATA, "eval", folder, "clip_labels.npy"))
+        calib, ev, lab = x[:: max(1, x.shape[0] // 128)][:128], x, None
+        extra = (x, clip, clip_labels)
+    elif name == "mnist-8":
+        calib, ev = np.load(os.path.join(DATA, "eval", "mnist", "calib.npy")).astype(np.float32)[:128], x
+        lab = np.load(os.path.join(DATA, "eval", folder, labels))
+    else:
+        calib, ev = x[:min(half, 128)], x[half:]
+        lab = np.load(os.path.join(DATA, "eval", folder, labels))[half:]
+    cp, ep, lp = [os.path.join(tmp, f"{name}_{k}.npy") for k in ("calib", "eval", "labels")]
+    np.save(cp, calib)
+    np.save(ep, ev)
+    if lab is not None:
+        np.save(lp, lab)
+    return cp, ep, (lp if lab is not None else None), extra
+
+
+def score(model, onnx, ep, lp, extra, tmp):
+    args = [SPRIG, "validate", model, "--onnx", onnx, "--input", ep, "--tolerance", "1000", "--json"]
+    if lp:
+        args += ["--labels", lp]
+    v = json.loads(sh(*args))
+    if extra is not None:
+        x, clip, clip_labels = extra
+        return f"AUC {ad_auc(model, x, clip, clip_labels, tmp):.3f}", v
+    return f"{100 * v['sprig_accuracy']:.2f} %", v
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="")
+    ap.add_argument("--bits", default="2,3,4,8")
+    ap.add_argument("--prune", default="filter:params=0.6", help="pruning combined with 4-bit codebooks")
+    ap.add_argument("--iters", default="200")
+    ap.add_argument("--out", default="")
+    a = ap.parse_args()
+    pick = set(a.models.split(",")) if a.models else None
+    tmp = tempfile.mkdtemp()
+    lines = ["| model | variant | bytes (ONNX / .sprig) | smaller than ONNX | accuracy (dense) | top-1 agreement | mean abs output error | latency vs dense .sprig |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, folder, labels, cut in MODELS:
+        if pick and name not in pick:
+            continue
+        onnx = os.path.join(DATA, "models", name + ".onnx")
+        onnx_bytes = os.path.getsize(onnx)
+        cp, ep, lp, extra = load(name, folder, labels, cut, tmp)
+        dense = os.path.join(tmp, name + ".sprig")
+        sh(SPRIG, "convert", onnx, "-o", dense)
+        dense_acc, _ = score(dense, onnx, ep, lp, extra, tmp)
+        runs = [(f"{b} bits {m}", ["--codebook", str(b), "--codebook-method", m]) for b in a.bits.split(",") for m in METHODS]
+        runs.append((f"{a.prune} + 4 bits jlcm", ["--prune", a.prune, "--codebook", "4"]))
+        runs.append((f"{a.prune} + 3 bits jlcm", ["--prune", a.prune, "--codebook", "3"]))
+        for label, extra_args in runs:
+            out = os.path.join(tmp, f"{name}_{label.replace(' ', '_').replace(':', '_').replace('=', '_')}.sprig")
+            rj = os.path.join(tmp, "r.json")
+            try:
+                sh(SPRIG, "compress", onnx, "-o", out, "--calib", cp, "--json", rj, *extra_args)
+            except RuntimeError as e:
+                lines.append(f"| {name} | {label} | failed: {str(e).splitlines()[-1]} | | | | | |")
+                continue
+            r = json.load(open(rj))
+            acc, v = score(out, onnx, ep, lp, extra, tmp)
+            speed = ""
+            if label.startswith("4 bits jlcm") or "+ 4 bits" in label:
+                b = json.loads(sh(SPRIG, "bench", out, "--baseline", dense, "--input", ep, "--iters", a.iters, "--json"))
+                speed = f"{b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.0f} -> {b['sprig_median_us']:.0f} µs)"
+            lines.append(f"| {name} | {label} | {onnx_bytes} / {r['bytes_after']} | {onnx_bytes / r['bytes_after']:.2f}x | {acc} ({dense_acc}) "
+                         f"| {100 * v['top1_agreement']:.1f} % | {v['mean_abs_error']:.3g} | {speed} |")
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    if a.out:
+        open(a.out, "w").write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
