@@ -21,6 +21,9 @@ pub struct LayerStats {
     pub params: u64,
     /// Fraction of the weight operand's elements stored (1 when dense, below 1 when block-sparse).
     pub weight_density: f64,
+    /// Codebook weight operand: index bits, number of codebooks, and payload bits per weight
+    /// (everything included).
+    pub codebook: Option<(u8, usize, f64)>,
     /// Multiply-accumulates per inference (of stored weights, for block-sparse weights).
     pub macs: u64,
     /// Bytes of constant payloads.
@@ -71,6 +74,7 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
         let mut enc = encoding::NONE;
         let mut in_shapes = Vec::new();
         let mut density = 1.0f64;
+        let mut codebook = None;
         for k in 0..o.n_inputs {
             let id = model.op_operand(&o, k).unwrap_or(0) as usize;
             let Some(t) = model.tensor(id) else { continue };
@@ -83,6 +87,9 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
                         density = d;
                     }
                     n = b.stored_values().min(n as usize) as u64;
+                }
+                if let (Some(c), 1) = (model.codebook_info(&t), k) {
+                    codebook = Some((c.bits, c.groups, c.bits_per_weight() as f64));
                 }
                 params += n;
                 wbytes += t.len as u64;
@@ -115,6 +122,7 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
             output_shape: dims(&out),
             params,
             weight_density: density,
+            codebook,
             macs,
             weight_bytes: wbytes,
         });

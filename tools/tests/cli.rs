@@ -298,3 +298,54 @@ fn compress_prunes_with_calibration_data_and_refuses_bad_specs_without_output() 
         fails(&["compress", s(&f.onnx), "-o", s(&out), "--calib", s(&models.join("digits_eval_labels.npy")), "--prune", "filter:0.5"]);
     assert!(err.contains("digits_eval_labels.npy"), "{err}");
 }
+
+#[test]
+fn compress_codebook_writes_a_smaller_valid_file_shown_by_inspect() {
+    let f = converted();
+    let models = common::repo_models();
+    let calib = models.join("digits_calib.npy");
+    let out = f.dir.path().join("cb.sprig");
+    let json = f.dir.path().join("cb.json");
+    let text = ok(&["compress", s(&f.onnx), "-o", s(&out), "--calib", s(&calib), "--codebook", "4", "--json", s(&json)]);
+    assert!(text.contains("codebook 4 bits") && text.contains("smaller than the ONNX file"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let layers = v["codebook"]["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    for l in layers {
+        assert_eq!(l["bits"], 4);
+        // Header, row groups and codebooks dominate only tiny layers.
+        if l["rows"].as_u64().unwrap() * l["cols"].as_u64().unwrap() >= 1000 {
+            assert!(l["bits_per_weight"].as_f64().unwrap() < 5.0, "{l}");
+        }
+    }
+    let (before, after) = (v["bytes_before"].as_u64().unwrap(), v["bytes_after"].as_u64().unwrap());
+    assert!(after < before, "{before} -> {after} bytes");
+    let (cb, f32b): (u64, u64) =
+        layers.iter().map(|l| (l["bytes"].as_u64().unwrap(), l["f32_bytes"].as_u64().unwrap())).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert!(cb * 3 < f32b, "codebook payloads {cb} B for {f32b} B of f32 weights");
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 2, "format 1.2");
+    let shown = ok(&["inspect", s(&out)]);
+    assert!(shown.contains("codebook 4b"), "{shown}");
+    let val: serde_json::Value =
+        serde_json::from_str(&ok(&["validate", s(&out), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--tolerance", "10", "--json"]))
+            .unwrap();
+    assert!(val["top1_agreement"].as_f64().unwrap() >= 0.95, "{val}");
+    // Pruning then codebooks; bad widths and layer names are refused without output.
+    let both = f.dir.path().join("both.sprig");
+    ok(&["compress", s(&f.onnx), "-o", s(&both), "--calib", s(&calib), "--prune", "filter:macs=0.7", "--codebook", "3"]);
+    assert!(std::fs::metadata(&both).unwrap().len() < std::fs::metadata(&out).unwrap().len());
+    for (args, msg) in [
+        (vec!["--codebook", "9"], "9"),
+        (vec!["--codebook", "4", "--layer-bits", "nope=4"], "nope"),
+        (vec!["--codebook", "4", "--layer-bits", "x"], "NODE=BITS"),
+        (vec!["--codebook", "4", "--codebook-groups", "0"], "--codebook-groups"),
+    ] {
+        let bad = f.dir.path().join("bad.sprig");
+        let mut a = vec!["compress", s(&f.onnx), "-o", s(&bad), "--calib", s(&calib)];
+        a.extend(args.iter().copied());
+        let err = fails(&a);
+        assert!(err.contains(msg), "{args:?}: {err}");
+        assert!(!bad.exists());
+    }
+}

@@ -22,16 +22,21 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("{}  ({})", a.model.display(), s.producer);
     println!(
-        "{:<32} {:<18} {:<10} {:<14} {:>18} {:>10} {:>12} {:>12}",
+        "{:<32} {:<18} {:<12} {:<26} {:>18} {:>10} {:>12} {:>12}",
         "layer", "op", "kernel", "enc", "output", "params", "MACs", "weight B"
     );
     for l in &s.layers {
         let shape = format!("{:?}", l.output_shape);
         let name = super::short(&l.name, 32);
-        // Block-sparse weights show the fraction of the matrix stored.
-        let enc = if l.weight_density < 1.0 { format!("{} {:.2}", l.encoding, l.weight_density) } else { l.encoding.clone() };
+        // Block-sparse weights show the fraction of the matrix stored; codebook weights their
+        // index bits, codebooks and payload bits per weight.
+        let enc = match l.codebook {
+            Some((bits, groups, bpw)) => format!("codebook {bits}b x{groups} {bpw:.2}bpw"),
+            None if l.weight_density < 1.0 => format!("{} {:.2}", l.encoding, l.weight_density),
+            None => l.encoding.clone(),
+        };
         println!(
-            "{:<32} {:<18} {:<10} {:<14} {:>18} {:>10} {:>12} {:>12}",
+            "{:<32} {:<18} {:<12} {:<26} {:>18} {:>10} {:>12} {:>12}",
             name, l.op, l.kernel, enc, shape, l.params, l.macs, l.weight_bytes
         );
     }

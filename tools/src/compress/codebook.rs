@@ -19,7 +19,7 @@
 //! Weights that are exactly zero (pruned) stay exactly zero when `keep_zeros` is set: they index
 //! a codeword fixed at 0 and never move.
 
-use super::calib::{activations, RowLayout};
+use super::calib::{activations, split_samples, RowLayout};
 use super::prune::{layer_matrix, set_layer_matrix};
 use crate::ir::{CodebookData, Graph, Storage};
 use anyhow::{bail, Context, Result};
@@ -47,6 +47,13 @@ pub enum GroupCount {
     /// This many (at most the number of rows).
     Fixed(usize),
 }
+
+/// Ridge strengths tried for JLCM (relative to the mean diagonal of H, toward the layer's
+/// weights); the one whose result has the least held-out loss is used.
+pub const RIDGES: [f64; 4] = [0.0, 0.01, 0.1, 1.0];
+
+/// Refit / reassignment rounds when trying a ridge.
+const SELECT_ITER: usize = 8;
 
 /// Codebook bytes allowed for `GroupCount::Auto`, as a fraction of the index bytes.
 pub const AUTO_OVERHEAD: f64 = 0.05;
@@ -131,7 +138,11 @@ pub struct CodebookLayer {
     /// nearest-codeword initialisation and at the end.
     pub relative_error_init: f64,
     pub relative_error: f64,
-    /// The layer loss f after the init and after every step (JLCM: non-increasing).
+    /// Ridge toward the layer's weights (relative to the mean diagonal of H), chosen on held-out
+    /// calibration samples (JLCM).
+    pub ridge: f64,
+    /// The layer loss f (with the ridge) after the init and after every step (JLCM:
+    /// non-increasing).
     pub loss_trace: Vec<f64>,
     /// Kernel: "decode" or "lut".
     pub kernel: String,
@@ -165,6 +176,29 @@ impl LayerLoss {
     /// Weights per row (without the bias).
     pub fn width(&self) -> usize {
         self.b.ncols() - 1
+    }
+
+    /// This loss plus (δ/2)‖W − P‖² over the weights (not the bias), δ = `damp` · mean diagonal
+    /// of each H over the weights: H gains δ on its weight diagonal and B gains δ·P.
+    pub fn with_ridge(&self, prior: &DMatrix<f64>, damp: f64) -> LayerLoss {
+        let width = self.width();
+        let mut out = LayerLoss { hs: self.hs.clone(), row_h: self.row_h.clone(), b: self.b.clone() };
+        if damp <= 0.0 || width == 0 {
+            return out;
+        }
+        let deltas: Vec<f64> = self.hs.iter().map(|h| damp * (0..width).map(|i| h[(i, i)]).sum::<f64>() / width as f64).collect();
+        for (h, &d) in out.hs.iter_mut().zip(&deltas) {
+            for i in 0..width {
+                h[(i, i)] += d;
+            }
+        }
+        for r in 0..out.b.nrows() {
+            let d = deltas[self.row_h[r]];
+            for c in 0..width {
+                out.b[(r, c)] += d * prior[(r, c)];
+            }
+        }
+        out
     }
 
     /// f of row `r` with weights-and-bias `w`.
@@ -909,15 +943,42 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             (CodebookMethod::Jlcm, GroupCount::Fixed(k)) => k.clamp(1, rows.min(sprig_runtime::format::CODEBOOK_MAX_GROUPS)),
             _ => 1,
         };
-        let mut q = init(Some(&loss), &w, bits, groups, opts.method, opts.keep_zeros);
-        let relative_error_init = loss.relative_error(&q.matrix(width));
+        let relative_error_init = loss.relative_error(&init(Some(&loss), &w, bits, groups, opts.method, opts.keep_zeros).matrix(width));
+        let mut ridge = 0.0;
         let mut trace = Vec::new();
-        if opts.method == CodebookMethod::Jlcm {
-            refit_bias(&loss, &mut q);
-            trace = optimise(&loss, &mut q, opts.max_iter);
-        }
+        let mut q = if opts.method == CodebookMethod::Jlcm {
+            // The ridge toward the layer's weights (for inputs the calibration data does not
+            // excite) is chosen on held-out samples, as in pruning.
+            if let (Some((fa, va)), Some((fd, vd))) = (split_samples(&acts[0]), split_samples(&acts_dense[0])) {
+                let fit = layer_loss(&cur, n, &fa, &fd, &w0, opts.max_rows)?;
+                let val = layer_loss(&cur, n, &va, &vd, &w0, opts.max_rows)?;
+                let mut best = f64::INFINITY;
+                for &d in &RIDGES {
+                    let l = fit.with_ridge(&w, d);
+                    let mut q = init(Some(&l), &w, bits, groups, opts.method, opts.keep_zeros);
+                    refit_bias(&l, &mut q);
+                    optimise(&l, &mut q, SELECT_ITER);
+                    let v = val.loss(&q.matrix(width));
+                    if v < best {
+                        (best, ridge) = (v, d);
+                    }
+                }
+            }
+            let l = loss.with_ridge(&w, ridge);
+            let mut q = init(Some(&l), &w, bits, groups, opts.method, opts.keep_zeros);
+            refit_bias(&l, &mut q);
+            trace = optimise(&l, &mut q, opts.max_iter);
+            if opts.f16_values {
+                round_to_f16(Some(&l), &mut q);
+            }
+            q
+        } else {
+            init(Some(&loss), &w, bits, groups, opts.method, opts.keep_zeros)
+        };
         if opts.f16_values {
-            round_to_f16((opts.method == CodebookMethod::Jlcm).then_some(&loss), &mut q);
+            if opts.method != CodebookMethod::Jlcm {
+                round_to_f16(None, &mut q);
+            }
         } else {
             for cb in &mut q.codebooks {
                 for v in cb.iter_mut() {
@@ -959,6 +1020,7 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             bits_per_weight: bytes as f64 * 8.0 / (rows * width).max(1) as f64,
             relative_error_init,
             relative_error,
+            ridge,
             loss_trace: trace,
             kernel: if lut { "lut".into() } else { "decode".into() },
         });
