@@ -52,6 +52,10 @@ pub enum GroupCount {
 /// weights); the one whose result has the least held-out loss is used.
 pub const RIDGES: [f64; 4] = [0.0, 0.01, 0.1, 1.0];
 
+/// Layers with fewer calibration rows than this many per input get a ridge (chosen on held-out
+/// samples); better-determined layers none.
+pub const RIDGE_ROWS_PER_INPUT: usize = 4;
+
 /// Refit / reassignment rounds when trying a ridge.
 const SELECT_ITER: usize = 8;
 
@@ -170,6 +174,8 @@ pub struct LayerLoss {
     pub row_h: Vec<usize>,
     /// `rows × (width + 1)`.
     pub b: DMatrix<f64>,
+    /// Calibration rows (positions over all samples) behind each H.
+    pub seen: usize,
 }
 
 impl LayerLoss {
@@ -182,7 +188,7 @@ impl LayerLoss {
     /// of each H over the weights: H gains δ on its weight diagonal and B gains δ·P.
     pub fn with_ridge(&self, prior: &DMatrix<f64>, damp: f64) -> LayerLoss {
         let width = self.width();
-        let mut out = LayerLoss { hs: self.hs.clone(), row_h: self.row_h.clone(), b: self.b.clone() };
+        let mut out = LayerLoss { hs: self.hs.clone(), row_h: self.row_h.clone(), b: self.b.clone(), seen: self.seen };
         if damp <= 0.0 || width == 0 {
             return out;
         }
@@ -892,7 +898,7 @@ fn layer_loss(cur: &Graph, n: usize, acts: &[Vec<f32>], acts_dense: &[Vec<f32>],
         hs.push(h);
     }
     let row_h = (0..rows).map(|r| r / per_group.max(1)).collect();
-    Ok(LayerLoss { hs, row_h, b })
+    Ok(LayerLoss { hs, row_h, b, seen: subset.len() * acts.len() })
 }
 
 /// Quantizes every eligible layer of `g` with calibration samples `calib`.
@@ -947,9 +953,11 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
         let mut ridge = 0.0;
         let mut trace = Vec::new();
         let mut q = if opts.method == CodebookMethod::Jlcm {
-            // The ridge toward the layer's weights (for inputs the calibration data does not
-            // excite) is chosen on held-out samples, as in pruning.
-            if let (Some((fa, va)), Some((fd, vd))) = (split_samples(&acts[0]), split_samples(&acts_dense[0])) {
+            // With few calibration rows per input (Dense layers fed fewer samples than inputs),
+            // a ridge toward the layer's weights keeps the directions the data does not excite;
+            // its strength is chosen on held-out samples, as in pruning.
+            let few = loss.seen < RIDGE_ROWS_PER_INPUT * (width + 1);
+            if let (true, Some((fa, va)), Some((fd, vd))) = (few, split_samples(&acts[0]), split_samples(&acts_dense[0])) {
                 let fit = layer_loss(&cur, n, &fa, &fd, &w0, opts.max_rows)?;
                 let val = layer_loss(&cur, n, &va, &vd, &w0, opts.max_rows)?;
                 let mut best = f64::INFINITY;
@@ -1159,7 +1167,7 @@ mod tests {
         let h = x.transpose() * &x / n as f64;
         let w = DMatrix::from_fn(rows, d, |_, _| rnd());
         let b = &w * &h;
-        (LayerLoss { hs: vec![h], row_h: vec![0; rows], b }, w)
+        (LayerLoss { hs: vec![h], row_h: vec![0; rows], b, seen: n }, w)
     }
 
     #[test]
