@@ -15,6 +15,22 @@ pub struct ConvertOptions {
     pub import: ImportOptions,
     /// Weight storage.
     pub weights: WeightFormat,
+    /// Drop the names of operators and internal tensors ([`strip_names`]).
+    pub strip_names: bool,
+}
+
+/// Empties the names of every operator and of every tensor that is not a graph input or output
+/// (graph inputs and outputs keep theirs: callers address them by name). Saves the string bytes
+/// in flash; errors and reports then name operators by index.
+pub fn strip_names(g: &mut Graph) {
+    for (i, t) in g.tensors.iter_mut().enumerate() {
+        if !g.inputs.contains(&i) && !g.outputs.contains(&i) {
+            t.name.clear();
+        }
+    }
+    for n in &mut g.nodes {
+        n.name.clear();
+    }
 }
 
 /// The result of a conversion.
@@ -45,7 +61,10 @@ pub fn compile(graph: Graph, weights: WeightFormat, source_sha256: [u8; 32]) -> 
 pub fn convert_file(onnx: &Path, opts: &ConvertOptions) -> Result<Converted> {
     let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
-    let graph = import_onnx_bytes(&bytes, &opts.import).with_context(|| format!("importing {}", onnx.display()))?;
+    let mut graph = import_onnx_bytes(&bytes, &opts.import).with_context(|| format!("importing {}", onnx.display()))?;
+    if opts.strip_names {
+        strip_names(&mut graph);
+    }
     compile(graph, opts.weights, sha)
 }
 

@@ -331,6 +331,12 @@ fn compress_codebook_writes_a_smaller_valid_file_shown_by_inspect() {
         serde_json::from_str(&ok(&["validate", s(&out), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--tolerance", "10", "--json"]))
             .unwrap();
     assert!(val["top1_agreement"].as_f64().unwrap() >= 0.95, "{val}");
+    // Without names the file is smaller and still runs; inspect shows operator indices.
+    let bare = f.dir.path().join("bare.sprig");
+    ok(&["compress", s(&f.onnx), "-o", s(&bare), "--calib", s(&calib), "--codebook", "4", "--strip-names"]);
+    assert!(std::fs::metadata(&bare).unwrap().len() < std::fs::metadata(&out).unwrap().len());
+    assert!(ok(&["inspect", s(&bare)]).contains("#0 "));
+    ok(&["validate", s(&bare), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--tolerance", "10"]);
     // Pruning then codebooks; bad widths and layer names are refused without output.
     let both = f.dir.path().join("both.sprig");
     ok(&["compress", s(&f.onnx), "-o", s(&both), "--calib", s(&calib), "--prune", "filter:macs=0.7", "--codebook", "3"]);

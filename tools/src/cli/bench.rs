@@ -171,9 +171,10 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(layers) = &rep.layers {
         println!();
         println!("{:<36} {:<18} {:>12} {:>12} {:>10}", "layer", "op", "MACs", "median us", "MMAC/s");
-        for l in layers {
+        for (i, l) in layers.iter().enumerate() {
             let rate = if l.median_us > 0.0 { l.macs as f64 / l.median_us } else { 0.0 };
-            println!("{:<36} {:<18} {:>12} {:>12.1} {:>10.0}", super::short(&l.name, 36), l.op, l.macs, l.median_us, rate);
+            let name = if l.name.is_empty() { format!("#{i}") } else { super::short(&l.name, 36) };
+            println!("{:<36} {:<18} {:>12} {:>12.1} {:>10.0}", name, l.op, l.macs, l.median_us, rate);
         }
     }
     Ok(())

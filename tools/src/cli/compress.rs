@@ -72,6 +72,10 @@ pub struct Args {
     /// Weight storage: f32 (exact) or f16 (half the bytes).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     weights: String,
+    /// Drop operator and internal tensor names from the output (smaller file; graph inputs and
+    /// outputs keep theirs). The report still names the layers.
+    #[arg(long)]
+    strip_names: bool,
     /// Static shape for an input with symbolic dimensions: NAME=D0,D1,... (repeatable).
     #[arg(long = "input-shape")]
     input_shape: Vec<String>,
@@ -259,6 +263,9 @@ pub fn run(a: Args) -> Result<()> {
             Some(r)
         }
     };
+    if a.strip_names {
+        crate::compile::strip_names(&mut pruned);
+    }
     let out = compile(pruned, weights, sha)?;
     let model = sprig_runtime::Model::parse(&out.bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let after = model_stats(&model, out.bytes.len() as u64);

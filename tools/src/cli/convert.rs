@@ -15,6 +15,10 @@ pub struct Args {
     /// Weight storage: f32 (exact) or f16 (half the bytes).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     weights: String,
+    /// Drop operator and internal tensor names (smaller file; graph inputs and outputs keep
+    /// theirs, and reports name operators by index).
+    #[arg(long)]
+    strip_names: bool,
     /// Static shape for an input with symbolic dimensions: NAME=D0,D1,... (repeatable).
     #[arg(long = "input-shape")]
     input_shape: Vec<String>,
@@ -25,6 +29,7 @@ pub fn run(a: Args) -> Result<()> {
     let opts = ConvertOptions {
         import: ImportOptions { input_shapes: super::parse_input_shapes(&a.input_shape)? },
         weights: if a.weights == "f16" { WeightFormat::F16 } else { WeightFormat::F32 },
+        strip_names: a.strip_names,
     };
     let c = convert_file(&a.onnx, &opts)?;
     write_atomic(&a.output, &c.bytes)?;

@@ -25,9 +25,10 @@ pub fn run(a: Args) -> Result<()> {
         "{:<32} {:<18} {:<12} {:<26} {:>18} {:>10} {:>12} {:>12}",
         "layer", "op", "kernel", "enc", "output", "params", "MACs", "weight B"
     );
-    for l in &s.layers {
+    for (i, l) in s.layers.iter().enumerate() {
         let shape = format!("{:?}", l.output_shape);
-        let name = super::short(&l.name, 32);
+        // Stripped names show the operator index.
+        let name = if l.name.is_empty() { format!("#{i}") } else { super::short(&l.name, 32) };
         // Block-sparse weights show the fraction of the matrix stored; codebook weights their
         // index bits, codebooks and payload bits per weight.
         let enc = match l.codebook {
