@@ -6,7 +6,8 @@
 //! ([`bsr_matrix`](crate::sparse::bsr_matrix)). Each row belongs to one of `G` groups, and each
 //! weight is a `bits`-bit index into its row's group codebook of `2^bits` values. The payload
 //! (layout and rules in `docs/FORMAT.md`, "Codebook payload") is a 16-byte header `bits u8,
-//! value_type u8, reserved u16, groups u32, rows u32, cols u32`, then `row_group` (`rows` × u16),
+//! value_type u8, reserved u16, groups u32, rows u32, cols u32`, then `row_group` (`rows` ids of
+//! `⌈log2 G⌉` bits, packed least significant bit first; none for one group),
 //! zero padding to a multiple of 4, the `G · 2^bits` codebook values (f32 or f16) group after
 //! group (always a multiple of 4 bytes), and the rows of packed indices, `ceil(cols · bits / 8)`
 //! bytes each: index `j` of a row is bits `j · bits ..` of the row, least significant bit first.
@@ -31,14 +32,44 @@ fn value_len(f16_values: bool) -> usize {
     }
 }
 
-/// Byte offset of the codebooks in a payload with `rows` rows.
-fn codebooks_offset(rows: usize) -> Option<usize> {
-    CODEBOOK_HEADER_LEN.checked_add(rows.checked_mul(2)?)?.checked_next_multiple_of(4)
+/// Bits of one row's group id: `⌈log2 G⌉` (0 for a single group, 16 for 65536).
+pub(crate) fn group_bits(groups: usize) -> usize {
+    if groups <= 1 {
+        0
+    } else {
+        (usize::BITS - (groups - 1).leading_zeros()) as usize
+    }
+}
+
+/// Bytes of the packed row-group ids of `rows` rows.
+fn row_groups_len(rows: usize, groups: usize) -> Option<usize> {
+    Some(rows.checked_mul(group_bits(groups))?.div_ceil(8))
+}
+
+/// Byte offset of the codebooks in a payload with `rows` rows and `groups` groups.
+fn codebooks_offset(rows: usize, groups: usize) -> Option<usize> {
+    CODEBOOK_HEADER_LEN.checked_add(row_groups_len(rows, groups)?)?.checked_next_multiple_of(4)
 }
 
 /// Byte offset of the indices (`bits <= 8`).
 fn indices_offset(rows: usize, bits: usize, value_len: usize, groups: usize) -> Option<usize> {
-    codebooks_offset(rows)?.checked_add(groups.checked_mul(value_len << bits)?)?.checked_next_multiple_of(4)
+    codebooks_offset(rows, groups)?.checked_add(groups.checked_mul(value_len << bits)?)?.checked_next_multiple_of(4)
+}
+
+/// Value `i` of a packed array of `width`-bit values (0 to 16 bits, least significant bit first;
+/// 0 past the bytes).
+#[inline]
+fn packed_at(bytes: &[u8], width: usize, i: usize) -> usize {
+    if width == 0 {
+        return 0;
+    }
+    let Some(p) = i.checked_mul(width) else { return 0 };
+    let (at, shift) = (p / 8, p % 8);
+    let mut v = 0u32;
+    for k in 0..3 {
+        v |= (bytes.get(at + k).copied().unwrap_or(0) as u32) << (8 * k);
+    }
+    ((v >> shift) & ((1u32 << width) - 1)) as usize
 }
 
 /// Exact byte length of a payload for a `rows × cols` matrix with `bits`-bit indices into `groups`
@@ -106,6 +137,8 @@ pub(crate) struct Parts<'a> {
     /// Bytes per row of indices.
     stride: usize,
     row_group: &'a [u8],
+    /// Bits per row-group id.
+    group_bits: usize,
     /// `groups · 2^bits` values.
     codebooks: &'a [u8],
     indices: &'a [u8],
@@ -115,7 +148,7 @@ impl<'a> Parts<'a> {
     /// Group of matrix row `row` (0 when out of range).
     #[inline]
     pub(crate) fn group(&self, row: usize) -> usize {
-        self.row_group.get(2 * row..2 * row + 2).map_or(0, LE::read_u16) as usize
+        packed_at(self.row_group, self.group_bits, row)
     }
 
     /// The packed indices of matrix row `row` (empty when out of range).
@@ -401,8 +434,10 @@ impl<'a> Codebook<'a> {
         let f16 = p.get(1) == Some(&codebook_value::F16);
         let groups = p.get(4..8).map_or(0, LE::read_u32) as usize;
         let vlen = value_len(f16);
-        let rg = CODEBOOK_HEADER_LEN..CODEBOOK_HEADER_LEN.saturating_add(self.span.rows.saturating_mul(2));
-        let cb_at = codebooks_offset(self.span.rows).unwrap_or(usize::MAX);
+        // Clamped so unchecked payloads never shift past 16-bit ids.
+        let gb = group_bits(groups.min(CODEBOOK_MAX_GROUPS));
+        let rg = CODEBOOK_HEADER_LEN..CODEBOOK_HEADER_LEN.saturating_add(self.span.rows.saturating_mul(gb).div_ceil(8));
+        let cb_at = codebooks_offset(self.span.rows, groups).unwrap_or(usize::MAX);
         let cb = cb_at..cb_at.saturating_add(groups.saturating_mul(vlen << bits));
         let ix_at = indices_offset(self.span.rows, bits, vlen, groups).unwrap_or(usize::MAX);
         Parts {
@@ -411,6 +446,7 @@ impl<'a> Codebook<'a> {
             groups,
             stride: self.span.cols.saturating_mul(bits).div_ceil(8),
             row_group: p.get(rg).unwrap_or(&[]),
+            group_bits: gb,
             codebooks: p.get(cb).unwrap_or(&[]),
             indices: p.get(ix_at..).unwrap_or(&[]),
         }
@@ -422,8 +458,12 @@ impl<'a> Codebook<'a> {
             return Err("row_group entry not below groups");
         }
         let zero = |s: Option<&[u8]>| s.is_some_and(|s| s.iter().all(|&b| b == 0));
-        let rg_end = CODEBOOK_HEADER_LEN + 2 * self.span.rows;
-        let cb_at = codebooks_offset(self.span.rows).unwrap_or(rg_end);
+        let used = (self.span.rows * p.group_bits) % 8;
+        if used != 0 && p.row_group.last().is_none_or(|&b| b >> used != 0) {
+            return Err("unused trailing row_group bits are not zero");
+        }
+        let rg_end = CODEBOOK_HEADER_LEN + p.row_group.len();
+        let cb_at = codebooks_offset(self.span.rows, p.groups).unwrap_or(rg_end);
         if !zero(self.payload.get(rg_end..cb_at)) {
             return Err("padding before the codebooks is not zero");
         }
@@ -571,7 +611,18 @@ pub fn encode_codebook(
     for v in [u32_of(groups), u32_of(rows), u32_of(cols)] {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    row_group.iter().for_each(|g| out.extend_from_slice(&g.to_le_bytes()));
+    let gb = group_bits(groups);
+    let at = out.len();
+    out.resize(at + (rows * gb).div_ceil(8), 0);
+    for (r, &g) in row_group.iter().enumerate() {
+        let (byte, shift) = (r * gb / 8, r * gb % 8);
+        let v = (g as u32) << shift;
+        for k in 0..3 {
+            if let Some(b) = out.get_mut(at + byte + k) {
+                *b |= (v >> (8 * k)) as u8;
+            }
+        }
+    }
     out.resize(out.len().next_multiple_of(4), 0);
     for &v in codebooks {
         if f16_values {
@@ -758,20 +809,21 @@ mod tests {
 
     /// A valid 3 × 5 payload with 3-bit indices into 2 f32 codebooks; rows in groups 1, 0, 1.
     fn sample() -> Vec<u8> {
-        let codebooks: Vec<f32> = (0..16).map(|i| i as f32 - 4.5).collect();
+        let codebooks: Vec<f32> = (0..24).map(|i| i as f32 - 4.5).collect();
         let indices: Vec<u8> = (0..15).map(|i| (i * 3 % 8) as u8).collect();
         let p = encode_codebook(3, 5, 3, false, &[1, 0, 1], &codebooks, &indices);
         let c = Codebook::parse(&p, 3, 5).unwrap();
-        assert_eq!(c.info(), CodebookInfo { rows: 3, cols: 5, bits: 3, f16_values: false, groups: 2, bytes: INDICES + 3 * 2 });
+        assert_eq!(c.info(), CodebookInfo { rows: 3, cols: 5, bits: 3, f16_values: false, groups: 3, bytes: INDICES + 3 * 2 });
         assert_eq!(c.get(0), codebooks[8]);
         assert_eq!(c.get(6), codebooks[2]);
         p
     }
 
+    // 3 rows in 3 groups: 2-bit ids, 6 bits in one byte.
     const ROW_GROUP: usize = 16;
-    const PAD: usize = ROW_GROUP + 2 * 3;
+    const PAD: usize = ROW_GROUP + 1;
     const CODEBOOKS: usize = PAD.next_multiple_of(4);
-    const INDICES: usize = CODEBOOKS + 4 * 16;
+    const INDICES: usize = CODEBOOKS + 4 * 24;
 
     fn rule(p: &[u8]) -> &'static str {
         Codebook::parse(p, 3, 5).err().unwrap_or("accepted")
@@ -786,7 +838,7 @@ mod tests {
     #[test]
     fn every_layout_rule_is_checked() {
         let p = sample();
-        assert_eq!((PAD, CODEBOOKS, INDICES), (22, 24, 88));
+        assert_eq!((PAD, CODEBOOKS, INDICES), (17, 20, 116));
         assert_eq!(rule(&p), "accepted");
         assert_eq!(rule(&p[..15]), "payload shorter than its 16-byte header");
         assert_eq!(rule(&with(0, &[0])), "bits is not in 1..=8");
@@ -797,12 +849,17 @@ mod tests {
         assert_eq!(rule(&with(4, &65537u32.to_le_bytes())), "groups exceeds 65536");
         assert_eq!(rule(&with(8, &4u32.to_le_bytes())), "rows is not the matrix rows");
         assert_eq!(rule(&with(12, &6u32.to_le_bytes())), "cols is not the matrix cols");
-        assert_eq!(rule(&with(4, &3u32.to_le_bytes())), "byte length is not the end of the indices");
+        assert_eq!(rule(&with(4, &2u32.to_le_bytes())), "byte length is not the end of the indices");
         assert_eq!(rule(&with(0, &[4])), "byte length is not the end of the indices");
         assert_eq!(rule(&with(1, &[1])), "byte length is not the end of the indices");
         assert_eq!(rule(&p[..p.len() - 1]), "byte length is not the end of the indices");
         assert_eq!(rule(&[&p[..], &[0; 4]].concat()), "byte length is not the end of the indices");
-        assert_eq!(rule(&with(ROW_GROUP + 2, &2u16.to_le_bytes())), "row_group entry not below groups");
+        // Ids 1, 0, 1 are 0b01_00_01; row 1 set to 3 is not below 3 groups.
+        assert_eq!(p[ROW_GROUP], 0x11);
+        assert_eq!(rule(&with(ROW_GROUP, &[0x1D])), "row_group entry not below groups");
+        assert_eq!(rule(&with(ROW_GROUP, &[0x31])), "row_group entry not below groups");
+        assert_eq!(rule(&with(ROW_GROUP, &[0x51])), "unused trailing row_group bits are not zero");
+        assert_eq!(rule(&with(ROW_GROUP, &[0x12])), "accepted");
         assert_eq!(rule(&with(PAD, &[0, 1])), "padding before the codebooks is not zero");
         assert_eq!(rule(&with(CODEBOOKS + 4 * 7, &f32::NAN.to_le_bytes())), "codebook value is not finite");
         assert_eq!(rule(&with(CODEBOOKS + 4 * 15, &f32::NEG_INFINITY.to_le_bytes())), "codebook value is not finite");
@@ -831,7 +888,7 @@ mod tests {
         // padding before the indices is always empty.
         for (bits, f16_values, groups, rows) in (1..=8).flat_map(|b| [(b, false, 1, 0), (b, true, 3, 1), (b, true, 2, 2), (b, false, 5, 3)])
         {
-            let at = codebooks_offset(rows).unwrap() + groups * (value_len(f16_values) << bits);
+            let at = codebooks_offset(rows, groups).unwrap() + groups * (value_len(f16_values) << bits);
             assert_eq!(indices_offset(rows, bits, value_len(f16_values), groups), Some(at));
         }
     }

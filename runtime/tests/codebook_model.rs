@@ -131,8 +131,10 @@ fn the_lut_kernel_is_refused_where_it_does_not_apply() {
 /// indices (4 bytes, 27 bits used) from 96.
 fn conv_file(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let model = Model::parse(DIGITS).unwrap();
-    let (mut p, _) = quantize(&weights(&model, 15), 8, 3, false, 2);
-    assert_eq!(p.len(), 128);
+    // 8 rows of 9 weights, 3 groups: header 0..16, 2-bit row groups 16..18, padding, codebooks
+    // 20..116, indices 116..148 (4 bytes a row).
+    let (mut p, _) = quantize(&weights(&model, 15), 8, 3, false, 3);
+    assert_eq!(p.len(), 148);
     edit(&mut p);
     with_constants(DIGITS, MINOR, &[(15, encoding::CODEBOOK, p)])
 }
@@ -162,9 +164,11 @@ fn model_parse_names_each_broken_payload_rule() {
         ("byte length is not the end of the indices", Box::new(|p| p.push(0))),
         ("byte length is not the end of the indices", Box::new(|p| p.truncate(p.len() - 4))),
         ("byte length is not the end of the indices", Box::new(|p| p[1] = 1)),
-        ("row_group entry not below groups", Box::new(|p| set(p, 16 + 2 * 5, &2u16.to_le_bytes()))),
-        ("codebook value is not finite", Box::new(|p| set(p, 32 + 4 * 9, &f32::INFINITY.to_le_bytes()))),
-        ("unused trailing index bits of a row are not zero", Box::new(|p| p[96 + 4 * 7 + 3] |= 0x20)),
+        // Row 5 (group 1) becomes group 3.
+        ("row_group entry not below groups", Box::new(|p| p[17] |= 0x0C)),
+        ("padding before the codebooks is not zero", Box::new(|p| p[19] = 1)),
+        ("codebook value is not finite", Box::new(|p| set(p, 20 + 4 * 9, &f32::INFINITY.to_le_bytes()))),
+        ("unused trailing index bits of a row are not zero", Box::new(|p| p[116 + 4 * 7 + 3] |= 0x20)),
     ];
     for (rule, edit) in cases {
         let e = conv_with(edit).unwrap_err();
@@ -172,7 +176,7 @@ fn model_parse_names_each_broken_payload_rule() {
         assert_eq!(e.to_string(), format!("tensor 15: bad codebook payload: {rule}"));
     }
     // The last used index bit of a row may be set.
-    assert_eq!(conv_with(|p| p[96 + 3] |= 0x04), Ok(()));
+    assert_eq!(conv_with(|p| p[116 + 3] |= 0x04), Ok(()));
     // Weight shapes decide the matrix: the same payload under another record shape is refused.
     let model = Model::parse(DIGITS).unwrap();
     let (p, _) = quantize(&weights(&model, 11), 10, 2, false, 1);
