@@ -6,7 +6,8 @@ latency of the codebook model against the dense .sprig (interleaved `sprig bench
 Data split as in prune_table.py: calibrate on the first half of each eval set (at most 128
 samples; MNIST on its calib.npy; AD on 128 windows spread over the set), evaluate on the rest.
 
-    python3 benches/scripts/codebook_table.py [--models a,b] [--bits 2,3,4,8] [--out FILE]
+    python3 benches/scripts/codebook_table.py [--models a,b] [--bits 2,3,4,8] [--methods jlcm,kmeans,linear]
+        [--prune filter:params=0.6 | --no-prune] [--out FILE]
 """
 import argparse
 import json
@@ -62,6 +63,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="")
     ap.add_argument("--bits", default="2,3,4,8")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--no-prune", action="store_true", help="skip the pruning + codebook rows")
     ap.add_argument("--prune", default="filter:params=0.6", help="pruning combined with 4-bit codebooks")
     ap.add_argument("--iters", default="200")
     ap.add_argument("--out", default="")
@@ -79,9 +82,12 @@ def main():
         dense = os.path.join(tmp, name + ".sprig")
         sh(SPRIG, "convert", onnx, "-o", dense)
         dense_acc, _ = score(dense, onnx, ep, lp, extra, tmp)
-        runs = [(f"{b} bits {m}", ["--codebook", str(b), "--codebook-method", m]) for b in a.bits.split(",") for m in METHODS]
-        runs.append((f"{a.prune} + 4 bits jlcm", ["--prune", a.prune, "--codebook", "4"]))
-        runs.append((f"{a.prune} + 3 bits jlcm", ["--prune", a.prune, "--codebook", "3"]))
+        runs = [(f"{b} bits {m}", ["--codebook", str(b), "--codebook-method", m]) for b in a.bits.split(",") for m in a.methods.split(",")]
+        if "4" in a.bits.split(",") and "jlcm" in a.methods.split(","):
+            runs.append(("4 bits jlcm --strip-names", ["--codebook", "4", "--strip-names"]))
+        if not a.no_prune:
+            runs.append((f"{a.prune} + 4 bits jlcm", ["--prune", a.prune, "--codebook", "4"]))
+            runs.append((f"{a.prune} + 3 bits jlcm", ["--prune", a.prune, "--codebook", "3"]))
         for label, extra_args in runs:
             out = os.path.join(tmp, f"{name}_{label.replace(' ', '_').replace(':', '_').replace('=', '_')}.sprig")
             rj = os.path.join(tmp, "r.json")
@@ -93,7 +99,7 @@ def main():
             r = json.load(open(rj))
             acc, v = score(out, onnx, ep, lp, extra, tmp)
             speed = ""
-            if label.startswith("4 bits jlcm") or "+ 4 bits" in label:
+            if label == "4 bits jlcm" or "+ 4 bits" in label:
                 b = json.loads(sh(SPRIG, "bench", out, "--baseline", dense, "--input", ep, "--iters", a.iters, "--json"))
                 speed = f"{b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.0f} -> {b['sprig_median_us']:.0f} µs)"
             lines.append(f"| {name} | {label} | {onnx_bytes} / {r['bytes_after']} | {onnx_bytes / r['bytes_after']:.2f}x | {acc} ({dense_acc}) "
