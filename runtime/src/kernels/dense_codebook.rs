@@ -83,15 +83,18 @@ fn f32_codebook_gemv(d: Dims, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]
     Ok(())
 }
 
-/// Decode-and-dot with the AVX2 + FMA inner loop (2-, 4- and 8-bit indices, native f32
-/// inputs); false when it does not apply. Sums in 8 lanes, so it agrees with the dense kernel on
-/// the decoded weights to rounding, not bit for bit.
-#[cfg(target_arch = "x86_64")]
+/// Fused decode-and-dot for 2-, 4- and 8-bit indices and native f32 inputs: each row's codes go
+/// straight into the dot product through its group's codebook (AVX2 + FMA on x86-64 when the
+/// CPU has them, [`dot_codes_scalar`] elsewhere); false when it does not apply. Sums in another
+/// order than the dense kernel, so it agrees with it on the decoded weights to rounding, not bit
+/// for bit.
 fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]) -> Result<bool, OpError> {
     let Some(xs) = x.view.as_f32() else { return Ok(false) };
-    if !(matches!(bits, 2 | 4 | 8) && super::x86::avx2_fma()) {
+    if !matches!(bits, 2 | 4 | 8) {
         return Ok(false);
     }
+    #[cfg(target_arch = "x86_64")]
+    let simd = super::x86::avx2_fma();
     // The header parsed once; the table reloaded when the group changes.
     let p = w.parts();
     let mut t = [0.0f32; TABLE_LEN];
@@ -105,15 +108,51 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
         let row = p.row(j);
         for r in 0..d.rows {
             let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
-            *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += super::x86::dot_codes(bits, &t, row, xr);
+            #[cfg(target_arch = "x86_64")]
+            let v = if simd { super::x86::dot_codes(bits, &t, row, xr) } else { dot_codes_scalar(bits, &t, row, xr) };
+            #[cfg(not(target_arch = "x86_64"))]
+            let v = dot_codes_scalar(bits, &t, row, xr);
+            *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += v;
         }
     }
     Ok(true)
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn simd_gemv(_: Dims, _: usize, _: &Operand<'_>, _: &Codebook<'_>, _: &mut [f32]) -> Result<bool, OpError> {
-    Ok(false)
+/// Σ_j table[code_j] · x[j] over `j < x.len()` for the packed `bits`-bit row `row` (2, 4 or 8;
+/// codes whose bytes are missing count as 0), a byte of codes at a time with one accumulator per
+/// code position in the byte (no unpacking buffer; the `u8`-indexed table needs no bounds checks).
+pub(crate) fn dot_codes_scalar(bits: usize, table: &[f32; TABLE_LEN], row: &[u8], x: &[f32]) -> f32 {
+    let per = 8 / bits.clamp(1, 8);
+    let mask = (1usize << bits.min(8)) - 1;
+    let whole = (x.len() / per).min(row.len());
+    let mut acc = [0.0f32; 4];
+    match per {
+        1 => {
+            for (&b, &xv) in row.iter().zip(x.iter()).take(whole) {
+                acc[0] += table[b as usize] * xv;
+            }
+        }
+        2 => {
+            for (&b, xs) in row.iter().zip(x.chunks_exact(2)).take(whole) {
+                acc[0] += table[(b & 15) as usize] * xs[0];
+                acc[1] += table[(b >> 4) as usize] * xs[1];
+            }
+        }
+        _ => {
+            for (&b, xs) in row.iter().zip(x.chunks_exact(4)).take(whole) {
+                acc[0] += table[(b & 3) as usize] * xs[0];
+                acc[1] += table[((b >> 2) & 3) as usize] * xs[1];
+                acc[2] += table[((b >> 4) & 3) as usize] * xs[2];
+                acc[3] += table[(b >> 6) as usize] * xs[3];
+            }
+        }
+    }
+    let mut tail = 0.0;
+    for (j, &xv) in x.iter().enumerate().skip(whole * per) {
+        let code = row.get(j * bits / 8).map_or(0, |&b| (b as usize >> (j * bits % 8)) & mask);
+        tail += table[code] * xv;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Per-codeword sums: for each output row, the inputs are summed per codeword index (`q`
@@ -164,22 +203,37 @@ fn f32_codebook_lut_gemv(d: Dims, q: usize, x: &Operand<'_>, w: &Codebook<'_>, o
 mod tests {
     use super::super::testutil::*;
     use super::super::{execute_in, execute_kernel_in, ops_mask, Operand, ALL_OPS, BINARY_BITS, CODEBOOK_BIT, SPARSE_BIT, UNARY_BITS};
-    use crate::codebook::Codebook;
+    use crate::codebook::{Codebook, TABLE_LEN};
     use crate::format::kernel;
     use crate::op::{kind, Activation, BinaryKind, Op, OpError};
     use crate::view::View;
     use proptest::prelude::*;
 
-    /// Whether the AVX2 decode-and-dot runs (its sums differ from the scalar order by rounding).
+    /// Whether the fused decode-and-dot runs (its sums differ from the scalar order by rounding).
     fn simd_applies(bits: u8, x: &View<'_>) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            matches!(bits, 2 | 4 | 8) && x.as_f32().is_some() && super::super::x86::avx2_fma()
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (bits, x);
-            false
+        matches!(bits, 2 | 4 | 8) && x.as_f32().is_some()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// The portable fused loop against the definition: every width, any length (ragged
+        /// tails), rows shorter than the input (missing codes are 0).
+        #[test]
+        fn scalar_fused_dot_matches_the_definition(bits in prop_oneof![Just(2usize), Just(4), Just(8)], n in 0usize..100,
+                                                   short in 0usize..3, seed in any::<u64>()) {
+            let mut s = seed | 1;
+            let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let mut table = [0.0f32; TABLE_LEN];
+            for v in table.iter_mut().take(1 << bits) {
+                *v = (next() % 2001) as f32 / 1000.0 - 1.0;
+            }
+            let row: Vec<u8> = (0..(n * bits).div_ceil(8).saturating_sub(short)).map(|_| next() as u8).collect();
+            let x: Vec<f32> = (0..n).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+            let want: f64 = (0..n)
+                .map(|j| table[row.get(j * bits / 8).map_or(0, |&b| (b as usize >> (j * bits % 8)) & ((1 << bits) - 1))] as f64 * x[j] as f64)
+                .sum();
+            let got = super::dot_codes_scalar(bits, &table, &row, &x) as f64;
+            prop_assert!((got - want).abs() <= 1e-5 * (1.0 + n as f64), "{got} vs {want}");
         }
     }
 
