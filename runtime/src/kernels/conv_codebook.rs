@@ -71,7 +71,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
 
 /// On x86-64 with AVX2 + FMA, 2-, 4- and 8-bit codes, at most 16 groups, and layers where the
 /// dense kernel gathers patches: the dense patch loop with every filter dot taken straight from
-/// the packed codes ([`super::x86::dot_codes`]; nothing decoded to memory but the groups'
+/// the packed codes ([`super::x86::Codes::dot`]; nothing decoded to memory but the groups'
 /// codebooks). False when it does not apply.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
@@ -93,9 +93,9 @@ fn fused_patches(
     if !(matches!(bits, 2 | 4 | 8) && info.groups <= MAX_GROUPS && g.prefers_patches() && g.kh * g.kw * per <= CHUNK) {
         return Ok(false);
     }
-    if !super::x86::avx2_fma() {
+    let Some(codes) = super::x86::Codes::detect() else {
         return Ok(false);
-    }
+    };
     let p = w.parts();
     let mut tables = [[0.0f32; TABLE_LEN]; MAX_GROUPS];
     for (gi, t) in tables.iter_mut().enumerate().take(info.groups) {
@@ -108,7 +108,7 @@ fn fused_patches(
         conv::patches_with(g, xn, per, bias, act, on, |mo, k0, patch| {
             let t = &tables[p.group(mo).min(MAX_GROUPS - 1)];
             let row = p.row(mo).get(k0 / per..).unwrap_or(&[]);
-            super::x86::dot_codes(bits, t, row, patch)
+            codes.dot(bits, t, row, patch)
         })?;
     }
     Ok(true)

@@ -51,14 +51,32 @@ pub(super) fn dense_codebook(
     Ok(())
 }
 
-/// Rows `0..n` group by group when there are a few groups (so each group's decode tables are
-/// built once), else in order.
-fn rows_by_group<'a>(w: &Codebook<'a>, n: usize) -> impl Iterator<Item = usize> + 'a {
+/// Calls `visit(row, group)` for rows `0..n`: group by group within blocks of [`GROUP_BLOCK`]
+/// rows when there are a few groups (so each group's decode tables are built once per block),
+/// else in order. Each row's packed group id is read once.
+fn rows_by_group(w: &Codebook<'_>, n: usize, mut visit: impl FnMut(usize, usize) -> Result<(), OpError>) -> Result<(), OpError> {
     let groups = w.groups();
-    let by_group = groups > 1 && groups <= 64;
-    let group_of = w.group_reader();
-    (0..if by_group { groups } else { 1 }).flat_map(move |g| (0..n).filter(move |&j| !by_group || group_of(j) == g))
+    let p = w.parts();
+    if !(groups > 1 && groups <= 64) {
+        return (0..n).try_for_each(|j| visit(j, p.group(j)));
+    }
+    let mut ids = [0u8; GROUP_BLOCK];
+    for r0 in (0..n).step_by(GROUP_BLOCK) {
+        let len = GROUP_BLOCK.min(n - r0);
+        for (i, id) in ids[..len].iter_mut().enumerate() {
+            *id = p.group(r0 + i) as u8;
+        }
+        for g in 0..groups {
+            for (i, _) in ids[..len].iter().enumerate().filter(|(_, &id)| id as usize == g) {
+                visit(r0 + i, g)?;
+            }
+        }
+    }
+    Ok(())
 }
+
+/// Rows whose group ids [`rows_by_group`] reads at a time.
+const GROUP_BLOCK: usize = 256;
 
 /// Decode and dot: each output row's weights are decoded a chunk at a time into a stack buffer
 /// (once, whatever the number of input rows), then dotted with each input row's chunk; the same
@@ -67,7 +85,7 @@ fn f32_codebook_gemv(d: Dims, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]
     let mut table = Table::new();
     let mut wbuf = [0.0f32; CHUNK];
     let mut xbuf = [0.0f32; CHUNK];
-    for j in rows_by_group(w, d.n) {
+    rows_by_group(w, d.n, |j, _| {
         let mut k0 = 0;
         while k0 < d.k {
             let len = CHUNK.min(d.k - k0);
@@ -79,7 +97,8 @@ fn f32_codebook_gemv(d: Dims, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]
             }
             k0 += len;
         }
-    }
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -94,13 +113,12 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
         return Ok(false);
     }
     #[cfg(target_arch = "x86_64")]
-    let simd = super::x86::avx2_fma();
+    let simd = super::x86::Codes::detect();
     // The header parsed once; the table reloaded when the group changes.
     let p = w.parts();
     let mut t = [0.0f32; TABLE_LEN];
     let mut loaded = None;
-    for j in rows_by_group(w, d.n) {
-        let g = p.group(j);
+    rows_by_group(w, d.n, |j, g| {
         if loaded != Some(g) {
             p.load(g, &mut t);
             loaded = Some(g);
@@ -109,12 +127,16 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
         for r in 0..d.rows {
             let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
             #[cfg(target_arch = "x86_64")]
-            let v = if simd { super::x86::dot_codes(bits, &t, row, xr) } else { dot_codes_scalar(bits, &t, row, xr) };
+            let v = match simd {
+                Some(c) => c.dot(bits, &t, row, xr),
+                None => dot_codes_scalar(bits, &t, row, xr),
+            };
             #[cfg(not(target_arch = "x86_64"))]
             let v = dot_codes_scalar(bits, &t, row, xr);
             *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += v;
         }
-    }
+        Ok(())
+    })?;
     Ok(true)
 }
 

@@ -32,15 +32,48 @@ pub(crate) fn avx2_fma() -> bool {
 ///
 /// # Panics
 /// When [`avx2_fma`] is false or `bits` is not 2, 4 or 8.
+#[cfg(test)]
 pub(crate) fn dot_codes(bits: usize, table: &[f32; 256], row: &[u8], x: &[f32]) -> f32 {
-    assert!(avx2_fma() && matches!(bits, 2 | 4 | 8), "dot_codes: AVX2 + FMA and 2, 4 or 8 bits");
+    assert!(avx2_fma(), "dot_codes: AVX2 + FMA");
+    Codes { vl: avx512vl() }.dot(bits, table, row, x)
+}
+
+/// Proof that AVX2 + FMA were detected (only [`Codes::detect`] makes one), with whether AVX-512
+/// F + VL are there too: kernels detect once per call, not once per row.
+#[derive(Clone, Copy)]
+pub(crate) struct Codes {
+    vl: bool,
+}
+
+impl Codes {
+    /// `Some` when the CPU has AVX2 and FMA.
+    #[inline]
+    pub(crate) fn detect() -> Option<Codes> {
+        avx2_fma().then(|| Codes { vl: avx512vl() })
+    }
+
+    /// [`dot_codes`] without detecting again.
+    ///
+    /// # Panics
+    /// When `bits` is not 2, 4 or 8.
+    #[inline]
+    pub(crate) fn dot(self, bits: usize, table: &[f32; 256], row: &[u8], x: &[f32]) -> f32 {
+        assert!(matches!(bits, 2 | 4 | 8), "dot_codes: 2, 4 or 8 bits");
+        dot_codes_detected(self.vl, bits, table, row, x)
+    }
+}
+
+/// The body of [`dot_codes`]; callers hold a [`Codes`] (AVX2 + FMA detected).
+#[inline]
+fn dot_codes_detected(vl: bool, bits: usize, table: &[f32; 256], row: &[u8], x: &[f32]) -> f32 {
     let per = 8 / bits;
     // Whole bytes present in `row`; the rest of `x` goes through the scalar tail.
     let n = x.len().min(row.len() * per);
-    // SAFETY: the CPU has AVX2 and FMA (asserted above), and AVX-512 F + VL where checked.
+    // SAFETY: the CPU has AVX2 and FMA (a `Codes` exists only after detection), and AVX-512
+    // F + VL when `vl`.
     let (head, done) = unsafe {
         match bits {
-            4 if avx512vl() => dot4_vl(table, row, &x[..n]),
+            4 if vl => dot4_vl(table, row, &x[..n]),
             4 => dot4(table, row, &x[..n]),
             2 => dot2(table, row, &x[..n]),
             _ => dot8(table, row, &x[..n]),
