@@ -118,6 +118,45 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
     let p = w.parts();
     let mut t = [0.0f32; TABLE_LEN];
     let mut loaded = None;
+    // x86-64, one input row, 4-bit: rows of the same group go four at a time.
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(c), 1, 4) = (simd, d.rows, bits) {
+        let xr = xs.get(..d.k).ok_or(OpError::ShapeMismatch)?;
+        let mut pend = [0usize; 4];
+        let mut np = 0;
+        let flush = |t: &[f32; TABLE_LEN], pend: &[usize], out: &mut [f32]| -> Result<(), OpError> {
+            if pend.len() == 4 {
+                let v = c
+                    .dot_rows4(4, t, [p.row(pend[0]), p.row(pend[1]), p.row(pend[2]), p.row(pend[3])], xr)
+                    .ok_or(OpError::ShapeMismatch)?;
+                for (&j, v) in pend.iter().zip(v) {
+                    *out.get_mut(j).ok_or(OpError::ShapeMismatch)? += v;
+                }
+            } else {
+                for &j in pend {
+                    *out.get_mut(j).ok_or(OpError::ShapeMismatch)? += c.dot(4, t, p.row(j), xr);
+                }
+            }
+            Ok(())
+        };
+        rows_by_group(w, d.n, |j, g| {
+            if loaded != Some(g) {
+                flush(&t, &pend[..np], out)?;
+                np = 0;
+                p.load(g, &mut t);
+                loaded = Some(g);
+            }
+            pend[np] = j;
+            np += 1;
+            if np == 4 {
+                flush(&t, &pend, out)?;
+                np = 0;
+            }
+            Ok(())
+        })?;
+        flush(&t, &pend[..np], out)?;
+        return Ok(true);
+    }
     rows_by_group(w, d.n, |j, g| {
         if loaded != Some(g) {
             p.load(g, &mut t);

@@ -63,6 +63,81 @@ impl Codes {
     }
 }
 
+impl Codes {
+    /// [`Codes::dot`] of four 4-bit rows sharing one codebook with the same `x` (each input
+    /// loaded once for the four rows); `None` for other widths.
+    #[inline]
+    pub(crate) fn dot_rows4(self, bits: usize, table: &[f32; 256], rows: [&[u8]; 4], x: &[f32]) -> Option<[f32; 4]> {
+        if bits != 4 {
+            return None;
+        }
+        let n = rows.iter().fold(x.len(), |n, r| n.min(r.len() * 2));
+        // SAFETY: the CPU has AVX2 and FMA (a `Codes` exists only after detection), and AVX-512
+        // F + VL when `vl`.
+        let (mut sums, done) = unsafe {
+            if self.vl {
+                rows4_vl(table, rows, &x[..n])
+            } else {
+                rows4(table, rows, &x[..n])
+            }
+        };
+        for (s, row) in sums.iter_mut().zip(rows) {
+            for (j, &xv) in x.iter().enumerate().skip(done) {
+                let code = row.get(j / 2).map_or(0, |&b| (b as usize >> (j % 2 * 4)) & 15);
+                *s += table[code] * xv;
+            }
+        }
+        Some(sums)
+    }
+}
+
+/// The four-row loop of [`Codes::dot_rows4`], `$look` mapping a 32-bit word of 8 codes to their
+/// 8 codebook values.
+macro_rules! rows4_body {
+    ($table:ident, $rows:ident, $x:ident, $look:ident) => {{
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut j = 0;
+        while j + 8 <= $x.len() {
+            // SAFETY (load): j + 8 <= x.len().
+            let xv = unsafe { _mm256_loadu_ps($x.as_ptr().add(j)) };
+            for (a, row) in acc.iter_mut().zip($rows) {
+                let b = u32::from_le_bytes(row[j / 2..j / 2 + 4].try_into().unwrap_or([0; 4]));
+                *a = _mm256_fmadd_ps($look(b), xv, *a);
+            }
+            j += 8;
+        }
+        ([hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])], j)
+    }};
+}
+
+/// Four rows, AVX2: two 8-entry permutes and a blend per 8 codes.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows4(table: &[f32; 256], rows: [&[u8]; 4], x: &[f32]) -> ([f32; 4], usize) {
+    // SAFETY (loads): table has 256 values.
+    let lo = unsafe { _mm256_loadu_ps(table.as_ptr()) };
+    let hi = unsafe { _mm256_loadu_ps(table.as_ptr().add(8)) };
+    let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    let nib = _mm256_set1_epi32(15);
+    let look = |word: u32| {
+        let c = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts), nib);
+        let sel = _mm256_castsi256_ps(_mm256_slli_epi32(c, 28));
+        _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, c), _mm256_permutevar8x32_ps(hi, c), sel)
+    };
+    rows4_body!(table, rows, x, look)
+}
+
+/// Four rows, AVX-512VL: one 16-entry two-table permute per 8 codes.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn rows4_vl(table: &[f32; 256], rows: [&[u8]; 4], x: &[f32]) -> ([f32; 4], usize) {
+    // SAFETY (loads): table has 256 values.
+    let lo = unsafe { _mm256_loadu_ps(table.as_ptr()) };
+    let hi = unsafe { _mm256_loadu_ps(table.as_ptr().add(8)) };
+    let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    let nib = _mm256_set1_epi32(15);
+    let look = |word: u32| _mm256_permutex2var_ps(lo, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts), nib), hi);
+    rows4_body!(table, rows, x, look)
+}
+
 /// The body of [`dot_codes`]; callers hold a [`Codes`] (AVX2 + FMA detected).
 #[inline]
 fn dot_codes_detected(vl: bool, bits: usize, table: &[f32; 256], row: &[u8], x: &[f32]) -> f32 {
@@ -261,6 +336,25 @@ mod tests {
             let got = dot_codes(bits, &table, &row, &x) as f64;
             prop_assert!((got - want).abs() <= 1e-5 * (1.0 + n as f64), "{got} vs {want}");
             if bits == 4 {
+                // Four rows at once (the same row four times, and shifted copies).
+                let c = Codes::detect().unwrap();
+                let r2: Vec<u8> = row.iter().map(|b| b.rotate_left(3)).collect();
+                let four = c.dot_rows4(4, &table, [&row, &r2, &row, &r2], &x).unwrap();
+                let got2 = dot_codes(4, &table, &r2, &x) as f64;
+                for (k, v) in four.iter().enumerate() {
+                    let w = if k % 2 == 0 { want } else { got2 };
+                    prop_assert!((*v as f64 - w).abs() <= 1e-5 * (1.0 + n as f64), "row {k}: {v} vs {w}");
+                }
+                for vl in [false, true] {
+                    if vl && !avx512vl() {
+                        continue;
+                    }
+                    let m = n.min(row.len() * 2);
+                    // SAFETY: AVX2 + FMA checked above, AVX-512 VL when `vl`.
+                    let (h, done) = unsafe { if vl { rows4_vl(&table, [&row; 4], &x[..m]) } else { rows4(&table, [&row; 4], &x[..m]) } };
+                    let wh: f64 = (0..done).map(|j| table[(row[j / 2] as usize >> (j % 2 * 4)) & 15] as f64 * x[j] as f64).sum();
+                    prop_assert!(h.iter().all(|&v| (v as f64 - wh).abs() <= 1e-5 * (1.0 + n as f64)));
+                }
                 // The AVX2-only variant too, where AVX-512 would take over.
                 let m = n.min(row.len() * 2);
                 // SAFETY: AVX2 + FMA checked above.
