@@ -195,59 +195,55 @@ fn hsum(v: __m256) -> f32 {
 /// first `done` inputs (a multiple of 8) and `done`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot4(table: &[f32; 256], row: &[u8], x: &[f32]) -> (f32, usize) {
-    // SAFETY (loads): table has 256 values; x reads stay below j + 8 <= x.len().
+    // SAFETY (loads): table has 256 values.
     let lo = unsafe { _mm256_loadu_ps(table.as_ptr()) };
     let hi = unsafe { _mm256_loadu_ps(table.as_ptr().add(8)) };
     let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     let nib = _mm256_set1_epi32(15);
-    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut j = 0;
     let look = |word: u32| {
         let c = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts), nib);
         let sel = _mm256_castsi256_ps(_mm256_slli_epi32(c, 28));
         _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, c), _mm256_permutevar8x32_ps(hi, c), sel)
     };
-    while j + 16 <= x.len() {
-        let b = u64::from_le_bytes(row[j / 2..j / 2 + 8].try_into().unwrap_or([0; 8]));
-        let (x0, x1) = unsafe { (_mm256_loadu_ps(x.as_ptr().add(j)), _mm256_loadu_ps(x.as_ptr().add(j + 8))) };
-        a0 = _mm256_fmadd_ps(look(b as u32), x0, a0);
-        a1 = _mm256_fmadd_ps(look((b >> 32) as u32), x1, a1);
-        j += 16;
-    }
-    if j + 8 <= x.len() {
-        let b = u32::from_le_bytes(row[j / 2..j / 2 + 4].try_into().unwrap_or([0; 4]));
-        let x0 = unsafe { _mm256_loadu_ps(x.as_ptr().add(j)) };
-        a0 = _mm256_fmadd_ps(look(b), x0, a0);
-        j += 8;
-    }
-    (hsum(_mm256_add_ps(a0, a1)), j)
+    dot4_body!(row, x, look)
 }
+
+/// The one-row 4-bit loop of [`dot4`] and [`dot4_vl`], `$look` mapping a 32-bit word of 8 codes
+/// to their 8 codebook values; two accumulators, 16 codes per step.
+macro_rules! dot4_body {
+    ($row:ident, $x:ident, $look:ident) => {{
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut j = 0;
+        while j + 16 <= $x.len() {
+            let b = u64::from_le_bytes($row[j / 2..j / 2 + 8].try_into().unwrap_or([0; 8]));
+            // SAFETY (loads): j + 16 <= x.len().
+            let (x0, x1) = unsafe { (_mm256_loadu_ps($x.as_ptr().add(j)), _mm256_loadu_ps($x.as_ptr().add(j + 8))) };
+            a0 = _mm256_fmadd_ps($look(b as u32), x0, a0);
+            a1 = _mm256_fmadd_ps($look((b >> 32) as u32), x1, a1);
+            j += 16;
+        }
+        if j + 8 <= $x.len() {
+            let b = u32::from_le_bytes($row[j / 2..j / 2 + 4].try_into().unwrap_or([0; 4]));
+            // SAFETY (load): j + 8 <= x.len().
+            let x0 = unsafe { _mm256_loadu_ps($x.as_ptr().add(j)) };
+            a0 = _mm256_fmadd_ps($look(b), x0, a0);
+            j += 8;
+        }
+        (hsum(_mm256_add_ps(a0, a1)), j)
+    }};
+}
+use dot4_body;
 
 /// [`dot4`] with one 16-entry two-table permute per 8 weights instead of two permutes and a blend.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
 unsafe fn dot4_vl(table: &[f32; 256], row: &[u8], x: &[f32]) -> (f32, usize) {
-    // SAFETY (loads): table has 256 values; x reads stay below j + 8 <= x.len().
+    // SAFETY (loads): table has 256 values.
     let lo = unsafe { _mm256_loadu_ps(table.as_ptr()) };
     let hi = unsafe { _mm256_loadu_ps(table.as_ptr().add(8)) };
     let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     let nib = _mm256_set1_epi32(15);
-    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut j = 0;
     let look = |word: u32| _mm256_permutex2var_ps(lo, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts), nib), hi);
-    while j + 16 <= x.len() {
-        let b = u64::from_le_bytes(row[j / 2..j / 2 + 8].try_into().unwrap_or([0; 8]));
-        let (x0, x1) = unsafe { (_mm256_loadu_ps(x.as_ptr().add(j)), _mm256_loadu_ps(x.as_ptr().add(j + 8))) };
-        a0 = _mm256_fmadd_ps(look(b as u32), x0, a0);
-        a1 = _mm256_fmadd_ps(look((b >> 32) as u32), x1, a1);
-        j += 16;
-    }
-    if j + 8 <= x.len() {
-        let b = u32::from_le_bytes(row[j / 2..j / 2 + 4].try_into().unwrap_or([0; 4]));
-        let x0 = unsafe { _mm256_loadu_ps(x.as_ptr().add(j)) };
-        a0 = _mm256_fmadd_ps(look(b), x0, a0);
-        j += 8;
-    }
-    (hsum(_mm256_add_ps(a0, a1)), j)
+    dot4_body!(row, x, look)
 }
 
 /// 2-bit codes, 8 weights per 2 bytes: one 4-entry lookup.

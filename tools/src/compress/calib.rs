@@ -71,15 +71,27 @@ pub enum RowLayout {
 impl RowLayout {
     /// The layout of weight node `n` of `g` (Conv with group 1, or Dense).
     pub fn of(g: &Graph, n: usize) -> Result<RowLayout> {
+        match &g.nodes[n].op {
+            Op::Conv(a) if a.group != 1 => {
+                let node = &g.nodes[n];
+                bail!("node `{}` ({}) is not a Conv (group 1) or Dense layer", node.name, node.op.name())
+            }
+            _ => RowLayout::of_group(g, n),
+        }
+    }
+
+    /// The layout of weight node `n` of `g`; for a grouped convolution, that of one group: its
+    /// slice of `C / group` input channels (contiguous in the input, group after group).
+    pub fn of_group(g: &Graph, n: usize) -> Result<RowLayout> {
         let node = &g.nodes[n];
         let x = &g.tensors[node.inputs[0]].shape;
         match &node.op {
             Op::Dense { .. } => Ok(RowLayout::Dense { k: x.iter().skip(1).product() }),
-            Op::Conv(a) if a.group == 1 && x.len() == 4 => {
+            Op::Conv(a) if x.len() == 4 => {
                 let w = &g.tensors[node.inputs[1]].shape;
                 let y = &g.tensors[node.outputs[0]].shape;
                 Ok(RowLayout::Conv {
-                    c: x[1],
+                    c: x[1] / (a.group.max(1) as usize),
                     h: x[2],
                     w: x[3],
                     kh: w[2],
@@ -91,7 +103,7 @@ impl RowLayout {
                     ow: y[3],
                 })
             }
-            other => bail!("node `{}` ({}) is not a Conv (group 1) or Dense layer", node.name, other.name()),
+            other => bail!("node `{}` ({}) is not a 2-D Conv or Dense layer", node.name, other.name()),
         }
     }
 

@@ -829,29 +829,7 @@ fn layer_loss(cur: &Graph, n: usize, acts: &[Vec<f32>], acts_dense: &[Vec<f32>],
         _ => 1,
     };
     // Layout of one convolution group: the group-1 layout over its channel slice.
-    let lay = if conv_groups == 1 {
-        RowLayout::of(cur, n)?
-    } else {
-        let x = &cur.tensors[node.inputs[0]].shape;
-        let y = &cur.tensors[node.outputs[0]].shape;
-        let ws = &cur.tensors[node.inputs[1]].shape;
-        let Op::Conv(a) = &node.op else { unreachable!() };
-        if x.len() != 4 || ws.len() != 4 {
-            bail!("node `{}`: grouped convolution must be 2-D", node.name);
-        }
-        RowLayout::Conv {
-            c: x[1] / conv_groups,
-            h: x[2],
-            w: x[3],
-            kh: ws[2],
-            kw: ws[3],
-            stride: [a.stride[0] as usize, a.stride[1] as usize],
-            dilation: [a.dilation[0] as usize, a.dilation[1] as usize],
-            pad: [a.pads[0] as usize, a.pads[1] as usize],
-            oh: y[2],
-            ow: y[3],
-        }
-    };
+    let lay = RowLayout::of_group(cur, n)?;
     if lay.width() != width {
         bail!("node `{}`: calibration rows have {} values but the weights {}", node.name, lay.width(), width);
     }
