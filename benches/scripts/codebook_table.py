@@ -18,34 +18,9 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prune_table import DATA, MODELS, SPRIG, ad_auc, sh  # noqa: E402
+from prune_table import DATA, MODELS, SPRIG, ad_auc, load, sh  # noqa: E402
 
 METHODS = ["jlcm", "kmeans", "linear"]
-
-
-def load(name, folder, labels, cut, tmp):
-    x = np.load(os.path.join(DATA, "eval", folder, "inputs.npy")).astype(np.float32)
-    if cut:
-        x = x.reshape(x.shape[0], -1)[:, :cut].reshape(x.shape[0], 25, 10)
-    half = x.shape[0] // 2
-    extra = None
-    if folder == "ad01":
-        clip = np.load(os.path.join(DATA, "eval", folder, "clip.npy"))
-        clip_labels = np.load(os.path.join(DATA, "eval", folder, "clip_labels.npy"))
-        calib, ev, lab = x[:: max(1, x.shape[0] // 128)][:128], x, None
-        extra = (x, clip, clip_labels)
-    elif name == "mnist-8":
-        calib, ev = np.load(os.path.join(DATA, "eval", "mnist", "calib.npy")).astype(np.float32)[:128], x
-        lab = np.load(os.path.join(DATA, "eval", folder, labels))
-    else:
-        calib, ev = x[:min(half, 128)], x[half:]
-        lab = np.load(os.path.join(DATA, "eval", folder, labels))[half:]
-    cp, ep, lp = [os.path.join(tmp, f"{name}_{k}.npy") for k in ("calib", "eval", "labels")]
-    np.save(cp, calib)
-    np.save(ep, ev)
-    if lab is not None:
-        np.save(lp, lab)
-    return cp, ep, (lp if lab is not None else None), extra
 
 
 def score(model, onnx, ep, lp, extra, tmp):

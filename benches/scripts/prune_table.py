@@ -65,6 +65,35 @@ def ad_auc(model, x, clip, clip_labels, tmp):
     return auc(scores, list(clip_labels))
 
 
+def load(name, folder, labels, cut, tmp):
+    """Writes the calibration / eval (/ labels) split of a model's eval set to `tmp`: the first half
+    (at most 128 samples) calibrates, the rest evaluates; MNIST calibrates on its calib.npy; the AD
+    autoencoder on 128 windows spread over the set, evaluated by AUC over all 12 clips. Returns the
+    three paths (labels None when unlabeled) and, for AD, (inputs, clip, clip_labels)."""
+    x = np.load(os.path.join(DATA, "eval", folder, "inputs.npy")).astype(np.float32)
+    if cut:
+        x = x.reshape(x.shape[0], -1)[:, :cut].reshape(x.shape[0], 25, 10)
+    half = x.shape[0] // 2
+    extra = None
+    if folder == "ad01":
+        clip = np.load(os.path.join(DATA, "eval", folder, "clip.npy"))
+        clip_labels = np.load(os.path.join(DATA, "eval", folder, "clip_labels.npy"))
+        calib, ev, lab = x[:: max(1, x.shape[0] // 128)][:128], x, None
+        extra = (x, clip, clip_labels)
+    elif name == "mnist-8":
+        calib, ev = np.load(os.path.join(DATA, "eval", "mnist", "calib.npy")).astype(np.float32)[:128], x
+        lab = np.load(os.path.join(DATA, "eval", folder, labels))
+    else:
+        calib, ev = x[:min(half, 128)], x[half:]
+        lab = np.load(os.path.join(DATA, "eval", folder, labels))[half:]
+    cp, ep, lp = [os.path.join(tmp, f"{name}_{k}.npy") for k in ("calib", "eval", "labels")]
+    np.save(cp, calib)
+    np.save(ep, ev)
+    if lab is not None:
+        np.save(lp, lab)
+    return cp, ep, (lp if lab is not None else None), extra
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="")
@@ -80,28 +109,12 @@ def main():
         if pick and name not in pick:
             continue
         onnx = os.path.join(DATA, "models", name + ".onnx")
-        x = np.load(os.path.join(DATA, "eval", folder, "inputs.npy")).astype(np.float32)
-        if cut:
-            x = x.reshape(x.shape[0], -1)[:, :cut].reshape(x.shape[0], 25, 10)
-        half = x.shape[0] // 2
-        if folder == "ad01":
-            # Unlabeled calibration windows spread over the whole set; AUC over all 12 clips.
-            clip = np.load(os.path.join(DATA, "eval", folder, "clip.npy"))
-            clip_labels = np.load(os.path.join(DATA, "eval", folder, "clip_labels.npy"))
-            calib, ev, lab = x[:: max(1, x.shape[0] // 128)][:128], x, None
-        elif name == "mnist-8":
-            calib, ev = np.load(os.path.join(DATA, "eval", "mnist", "calib.npy")).astype(np.float32)[:128], x
-            lab = np.load(os.path.join(DATA, "eval", folder, labels)) if labels else None
-        else:
-            calib, ev = x[:min(half, 128)], x[half:]
-            lab = np.load(os.path.join(DATA, "eval", folder, labels))[half:] if labels else None
-        cp, ep, lp = [os.path.join(tmp, f"{name}_{k}.npy") for k in ("calib", "eval", "labels")]
-        np.save(cp, calib); np.save(ep, ev)
-        if lab is not None:
-            np.save(lp, lab)
+        cp, ep, lp, extra = load(name, folder, labels, cut, tmp)
+        if extra is not None:
+            x, clip, clip_labels = extra
         dense = os.path.join(tmp, name + ".sprig")
         sh(SPRIG, "convert", onnx, "-o", dense)
-        dense_auc = ad_auc(dense, x, clip, clip_labels, tmp) if folder == "ad01" else None
+        dense_auc = ad_auc(dense, x, clip, clip_labels, tmp) if extra is not None else None
         for label, spec, method in (IN_LAYER_RUNS if a.in_layer else RUNS):
             out = os.path.join(tmp, f"{name}_{label.replace(' ', '_')}.sprig")
             rj = os.path.join(tmp, "r.json")
@@ -112,7 +125,7 @@ def main():
                 continue
             r = json.load(open(rj))
             args = [SPRIG, "validate", out, "--onnx", onnx, "--input", ep, "--tolerance", "1000", "--json"]
-            if lab is not None:
+            if lp is not None:
                 args += ["--labels", lp]
             v = json.loads(sh(*args))
             # Pruned and dense timed interleaved, run by run, in one process.
@@ -120,7 +133,7 @@ def main():
             if dense_auc is not None:
                 acc = f"AUC {ad_auc(out, x, clip, clip_labels, tmp):.3f} ({dense_auc:.3f})"
             else:
-                acc = "n/a" if lab is None else f"{100 * v['sprig_accuracy']:.2f} % ({100 * v['reference_accuracy']:.2f} %)"
+                acc = "n/a" if lp is None else f"{100 * v['sprig_accuracy']:.2f} % ({100 * v['reference_accuracy']:.2f} %)"
             lines.append(f"| {name} | {label} | {r['macs_after'] / r['macs_before']:.3f} ({r['macs_before'] / max(r['macs_after'], 1):.2f}x fewer) "
                          f"| {r['params_after'] / r['params_before']:.3f} | {acc} | {100 * v['top1_agreement']:.1f} % "
                          f"| {b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.0f} -> {b['sprig_median_us']:.0f} µs) |")

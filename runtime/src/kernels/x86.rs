@@ -8,6 +8,18 @@
 
 use core::arch::x86_64::*;
 
+/// The two 8-entry halves of a 16-value codebook, the per-lane shifts that spread a 32-bit word
+/// of 8 nibbles over 8 lanes, and the nibble mask: the set-up of every 4-bit loop.
+macro_rules! nibble_setup {
+    ($table:ident) => {{
+        let t: &[f32; 256] = $table;
+        // SAFETY (loads): the table has 256 values.
+        let lo = unsafe { _mm256_loadu_ps(t.as_ptr()) };
+        let hi = unsafe { _mm256_loadu_ps(t.as_ptr().add(8)) };
+        (lo, hi, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), _mm256_set1_epi32(15))
+    }};
+}
+
 /// Whether the AVX2 + FMA paths may run on this CPU.
 #[inline]
 pub(crate) fn avx2_fma() -> bool {
@@ -113,11 +125,7 @@ macro_rules! rows4_body {
 /// Four rows, AVX2: two 8-entry permutes and a blend per 8 codes.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn rows4(table: &[f32; 256], rows: [&[u8]; 4], x: &[f32]) -> ([f32; 4], usize) {
-    // SAFETY (loads): table has 256 values.
-    let lo = unsafe { _mm256_loadu_ps(table.as_ptr()) };
-    let hi = unsafe { _mm256_loadu_ps(table.as_ptr().add(8)) };
-    let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-    let nib = _mm256_set1_epi32(15);
+    let (lo, hi, shifts, nib) = nibble_setup!(table);
     let look = |word: u32| {
         let c = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts), nib);
         let sel = _mm256_castsi256_ps(_mm256_slli_epi32(c, 28));
@@ -129,11 +137,7 @@ unsafe fn rows4(table: &[f32; 256], rows: [&[u8]; 4], x: &[f32]) -> ([f32; 4], u
 /// Four rows, AVX-512VL: one 16-entry two-table permute per 8 codes.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
 unsafe fn rows4_vl(table: &[f32; 256], rows: [&[u8]; 4], x: &[f32]) -> ([f32; 4], usize) {
-    // SAFETY (loads): table has 256 values.
-    let lo = unsafe { _mm256_loadu_ps(table.as_ptr()) };
-    let hi = unsafe { _mm256_loadu_ps(table.as_ptr().add(8)) };
-    let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-    let nib = _mm256_set1_epi32(15);
+    let (lo, hi, shifts, nib) = nibble_setup!(table);
     let look = |word: u32| _mm256_permutex2var_ps(lo, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts), nib), hi);
     rows4_body!(table, rows, x, look)
 }
@@ -195,11 +199,7 @@ fn hsum(v: __m256) -> f32 {
 /// first `done` inputs (a multiple of 8) and `done`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot4(table: &[f32; 256], row: &[u8], x: &[f32]) -> (f32, usize) {
-    // SAFETY (loads): table has 256 values.
-    let lo = unsafe { _mm256_loadu_ps(table.as_ptr()) };
-    let hi = unsafe { _mm256_loadu_ps(table.as_ptr().add(8)) };
-    let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-    let nib = _mm256_set1_epi32(15);
+    let (lo, hi, shifts, nib) = nibble_setup!(table);
     let look = |word: u32| {
         let c = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts), nib);
         let sel = _mm256_castsi256_ps(_mm256_slli_epi32(c, 28));
@@ -237,11 +237,7 @@ use dot4_body;
 /// [`dot4`] with one 16-entry two-table permute per 8 weights instead of two permutes and a blend.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
 unsafe fn dot4_vl(table: &[f32; 256], row: &[u8], x: &[f32]) -> (f32, usize) {
-    // SAFETY (loads): table has 256 values.
-    let lo = unsafe { _mm256_loadu_ps(table.as_ptr()) };
-    let hi = unsafe { _mm256_loadu_ps(table.as_ptr().add(8)) };
-    let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-    let nib = _mm256_set1_epi32(15);
+    let (lo, hi, shifts, nib) = nibble_setup!(table);
     let look = |word: u32| _mm256_permutex2var_ps(lo, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts), nib), hi);
     dot4_body!(row, x, look)
 }
