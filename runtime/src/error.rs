@@ -150,7 +150,8 @@ pub enum Error {
         kernel: u16,
     },
     /// An operator asks for a kernel that does not apply to it (`CODEBOOK_LUT` on anything but a
-    /// Dense whose weight is a codebook constant).
+    /// Dense whose weight is a codebook constant; `INPUT_SPARSE` on anything but a Dense or 1×1
+    /// Conv with a plain weight whose input-major shape fits).
     KernelNotApplicable {
         /// Operator index.
         op: u32,
@@ -245,8 +246,13 @@ impl core::fmt::Display for Error {
             UnsupportedKernel { op, kernel } => write!(f, "operator {op}: unsupported kernel {kernel}"),
             KernelNotApplicable { op, kernel } => write!(
                 f,
-                "operator {op}: kernel {kernel} ({}) does not apply: it needs a Dense whose weight is a codebook constant",
-                crate::format::kernel::name(kernel)
+                "operator {op}: kernel {kernel} ({}) does not apply: it needs {}",
+                crate::format::kernel::name(kernel),
+                if kernel == crate::format::kernel::INPUT_SPARSE {
+                    "a Dense, or a 1x1 Conv with group 1 and no padding, whose weight is a plain f32/f16 constant stored input-major"
+                } else {
+                    "a Dense whose weight is a codebook constant"
+                }
             ),
             BadAttribute { op } => write!(f, "operator {op}: attribute out of domain"),
             BadArity { op } => write!(f, "operator {op}: wrong number of operands"),

@@ -7,7 +7,7 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 2;
+pub const VERSION_MINOR: u16 = 3;
 
 /// Header size in bytes: magic, major, minor, section count, file length, CRC-32, reserved.
 pub const HEADER_LEN: usize = 32;
@@ -151,12 +151,18 @@ pub mod kernel {
     /// codeword, then multiplied once by each codeword (`2^bits` products instead of one per
     /// weight). Only valid on a Dense whose weight is a `CODEBOOK` constant.
     pub const CODEBOOK_LUT: u16 = 1;
+    /// Input-sparse Dense or 1×1 Conv (minor 3): the weight constant is stored input-major, its
+    /// dims 0 and 1 swapped (Dense `[K, N]`, Conv `[C, M, 1, 1]`), and zero inputs are skipped.
+    /// Only valid on a Dense, or a Conv with group 1, a 1×1 kernel and no padding, whose weight is
+    /// a plain f32 / f16 constant.
+    pub const INPUT_SPARSE: u16 = 2;
 
     /// Human-readable name of a kernel code.
     pub fn name(code: u16) -> &'static str {
         match code {
             REFERENCE => "reference",
             CODEBOOK_LUT => "codebook-lut",
+            INPUT_SPARSE => "input-sparse",
             _ => "unknown",
         }
     }

@@ -249,7 +249,7 @@ impl<'a> Model<'a> {
             *w = rd_u32(r, format::OP_ATTRS_AT + 4 * k)?;
         }
         let op = Op::decode(kind, &words).map_err(|e| Error::from_op(o, e))?;
-        if kernel != kernel::REFERENCE && kernel != kernel::CODEBOOK_LUT {
+        if !matches!(kernel, kernel::REFERENCE | kernel::CODEBOOK_LUT | kernel::INPUT_SPARSE) {
             return Err(Error::UnsupportedKernel { op: o, kernel });
         }
         let (lo, hi) = op.arity();
@@ -404,6 +404,14 @@ impl<'a> Model<'a> {
                     return Err(Error::KernelNotApplicable { op: oi, kernel: o.kernel });
                 }
             }
+            if o.kernel == kernel::INPUT_SPARSE {
+                let weight = self.tensor(self.operand(&o, 1) as usize).filter(|_| o.n_inputs > 1);
+                let plain = weight.is_some_and(|w| w.role == Role::Constant && matches!(w.encoding, encoding::F32 | encoding::F16));
+                shapes[1] = crate::kernels::input_sparse::swap01(shapes[1]);
+                if !(plain && crate::kernels::input_sparse::applies(&o.op, &shapes[1])) {
+                    return Err(Error::KernelNotApplicable { op: oi, kernel: o.kernel });
+                }
+            }
             let inferred = o.op.infer(&shapes[..o.n_inputs]).map_err(|e| Error::from_op(oi, e))?;
             if inferred != out.shape {
                 return Err(Error::ShapeMismatch { op: oi });
@@ -461,13 +469,17 @@ impl<'a> Model<'a> {
     /// The kernel set this model needs, for [`crate::Session::run_with_in`]: bit `k` = operator
     /// kind `k`, the element-wise function bits ([`Op::feature_bits`]), and
     /// [`kernels::SPARSE_BIT`](crate::kernels::SPARSE_BIT) when a constant is block-sparse,
-    /// [`kernels::CODEBOOK_BIT`](crate::kernels::CODEBOOK_BIT) when one is codebook-quantized.
+    /// [`kernels::CODEBOOK_BIT`](crate::kernels::CODEBOOK_BIT) when one is codebook-quantized,
+    /// [`kernels::INPUT_SPARSE_BIT`](crate::kernels::INPUT_SPARSE_BIT) when an operator runs the
+    /// input-sparse kernel.
     pub fn ops_mask(&self) -> u128 {
         let ops = (0..self.num_ops()).filter_map(|i| self.op(i)).fold(0, |m, o| m | o.op.feature_bits());
         let uses = |enc: u8| (0..self.n_tensors).filter_map(|i| self.tensor(i)).any(|t| t.role == Role::Constant && t.encoding == enc);
         let sparse = if uses(encoding::BSR_F32) { 1 << crate::kernels::SPARSE_BIT } else { 0 };
+        let input_sparse = (0..self.num_ops()).filter_map(|i| self.op(i)).any(|o| o.kernel == kernel::INPUT_SPARSE);
+        let input_sparse = if input_sparse { 1 << crate::kernels::INPUT_SPARSE_BIT } else { 0 };
         let codebook = if uses(encoding::CODEBOOK) { 1 << crate::kernels::CODEBOOK_BIT } else { 0 };
-        ops | sparse | codebook
+        ops | sparse | codebook | input_sparse
     }
 
     /// Arena bytes a [`Session`](crate::Session) needs.

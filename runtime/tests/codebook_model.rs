@@ -122,7 +122,11 @@ fn the_lut_kernel_is_refused_where_it_does_not_apply() {
     let conv = Error::KernelNotApplicable { op: CONV_OP as u32, kernel: kernel::CODEBOOK_LUT };
     assert_eq!(err(&with_kernel(&coded, CONV_OP, kernel::CODEBOOK_LUT)), Some(conv));
     assert_eq!(err(&with_kernel(&coded, 3, kernel::CODEBOOK_LUT)), Some(Error::KernelNotApplicable { op: 3, kernel: 1 }));
-    assert_eq!(err(&with_kernel(&coded, DENSE_OP, 2)), Some(Error::UnsupportedKernel { op: DENSE_OP as u32, kernel: 2 }));
+    assert_eq!(err(&with_kernel(&coded, DENSE_OP, 3)), Some(Error::UnsupportedKernel { op: DENSE_OP as u32, kernel: 3 }));
+    // The input-sparse kernel needs a plain (not codebook) weight.
+    let is = Error::KernelNotApplicable { op: DENSE_OP as u32, kernel: kernel::INPUT_SPARSE };
+    assert_eq!(err(&with_kernel(&coded, DENSE_OP, kernel::INPUT_SPARSE)), Some(is));
+    assert!(is.to_string().contains("input-major"));
     assert_eq!(err(&with_kernel(&coded, DENSE_OP, kernel::CODEBOOK_LUT)), None);
 }
 

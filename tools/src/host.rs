@@ -69,12 +69,17 @@ pub fn map_file(path: &std::path::Path) -> Result<memmap2::Mmap> {
 }
 
 impl HostModel<'_> {
-    /// Median wall time per operator (microseconds) over `iters` runs, via the session's hook.
-    pub fn profile(&mut self, inputs: &[&[f32]], iters: usize) -> Result<Vec<f64>> {
+    /// Wall time per operator (microseconds) of each of `iters` runs, via the session's hook;
+    /// run `i` reads input set `sets[i % sets.len()]` (one slice per graph input).
+    pub fn profile_runs(&mut self, sets: &[Vec<&[f32]>], iters: usize) -> Result<Vec<Vec<f64>>> {
         let model = self.model;
         let n_ops = model.num_ops();
         let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(iters); n_ops];
-        for _ in 0..iters.max(1) {
+        if sets.is_empty() {
+            return Err(anyhow!("no input samples to profile with"));
+        }
+        for it in 0..iters.max(1) {
+            let inputs = &sets[it % sets.len()];
             let mut s = Session::new(&model, bytemuck::cast_slice_mut(&mut self.arena)).map_err(|e| anyhow!("{e}"))?;
             for (i, x) in inputs.iter().enumerate() {
                 s.input_mut(i).map_err(|e| anyhow!("{e}"))?.copy_from_slice(x);
@@ -89,12 +94,17 @@ impl HostModel<'_> {
             })
             .map_err(|e| anyhow!("inference failed: {e}"))?;
         }
-        Ok(samples
-            .into_iter()
-            .map(|mut v| {
-                v.sort_by(|a, b| a.total_cmp(b));
-                v.get(v.len() / 2).copied().unwrap_or(0.0)
-            })
-            .collect())
+        Ok(samples)
     }
+
+    /// Median wall time per operator (microseconds) over `iters` runs on one input set.
+    pub fn profile(&mut self, inputs: &[&[f32]], iters: usize) -> Result<Vec<f64>> {
+        Ok(self.profile_runs(&[inputs.to_vec()], iters)?.into_iter().map(median).collect())
+    }
+}
+
+/// Median of `v` (0 when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

@@ -40,6 +40,10 @@ pub enum Storage {
     /// Indices into per-row-group codebooks (`encoding::CODEBOOK`); the tensor's `data` holds
     /// exactly the decoded values.
     Codebook(Arc<CodebookData>),
+    /// Every element (f32, or f16 under `WeightFormat::F16`), written input-major (dims 0 and 1
+    /// swapped); the consuming Dense or 1×1 Conv runs the input-sparse kernel
+    /// (`format::kernel::INPUT_SPARSE`). `data` and `shape` stay output-major.
+    InputMajor,
 }
 
 /// A codebook-quantized `[rows, cols]` weight matrix (rows = dim 0).

@@ -1,6 +1,8 @@
 //! sprig offline tools: ONNX import, graph passes, memory planning, `.sprig` writing, and
 //! validation against tract.
 
+pub mod analyze;
+pub mod analyze_html;
 pub mod cli;
 pub mod compile;
 pub mod compress;

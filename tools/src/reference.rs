@@ -12,12 +12,22 @@ pub struct TractModel {
 impl TractModel {
     /// Loads `path` with every input fixed to the given shapes (batch 1).
     pub fn load(path: &Path, input_shapes: &[Vec<usize>]) -> Result<Self> {
+        Self::load_with_outputs(path, input_shapes, &[])
+    }
+
+    /// [`TractModel::load`] with the named ONNX tensors as the outputs instead of the model's
+    /// own (none: the model's own), e.g. to observe intermediate activations.
+    pub fn load_with_outputs(path: &Path, input_shapes: &[Vec<usize>], outputs: &[String]) -> Result<Self> {
         let p = path.to_path_buf();
         let shapes = input_shapes.to_vec();
+        let outputs = outputs.to_vec();
         let built = std::panic::catch_unwind(move || -> TractResult<std::sync::Arc<TypedRunnableModel>> {
             let mut m = tract_onnx::onnx().model_for_path(&p)?;
             for (i, s) in shapes.iter().enumerate() {
                 m = m.with_input_fact(i, f32::fact(s).into())?;
+            }
+            if !outputs.is_empty() {
+                m.select_outputs_by_name(&outputs)?;
             }
             m.into_optimized()?.into_runnable()
         })

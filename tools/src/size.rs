@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, SPARSE_BIT, UNARY_BITS};
+use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::Model;
 use std::collections::BTreeMap;
 
@@ -45,6 +45,10 @@ pub struct TargetSizes {
     /// dense Dense + Conv kernels.
     #[serde(default)]
     pub codebook: Option<u64>,
+    /// Extra flash of the input-sparse Dense / 1×1 Conv kernels (kernel-set bit
+    /// `INPUT_SPARSE_BIT`) over the dense Dense + Conv kernels.
+    #[serde(default)]
+    pub input_sparse: Option<u64>,
     /// Peak stack measured while operators of each kind ran (whole program, bytes).
     pub stack_kinds: BTreeMap<u16, u64>,
     /// The largest peak stack measured on any model.
@@ -115,7 +119,8 @@ fn kind_name(model: &Model<'_>, kind: u16) -> String {
 pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Estimate> {
     let sparse_bit = 1u128 << SPARSE_BIT;
     let codebook_bit = 1u128 << CODEBOOK_BIT;
-    let mask = model.ops_mask() & !sparse_bit & !codebook_bit;
+    let input_sparse_bit = 1u128 << INPUT_SPARSE_BIT;
+    let mask = model.ops_mask() & !sparse_bit & !codebook_bit & !input_sparse_bit;
     let mut flash_parts = vec![Part { what: "model file (.sprig, embedded as is)".into(), bytes: file_len }];
     flash_parts.push(Part { what: "runtime base (reader, validation, session)".into(), bytes: t.runtime_base });
     let mut stack = 0;
@@ -154,6 +159,12 @@ pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Est
             bail!("the size table for {} has no entry for the block-sparse kernels (regenerate it with sprig-size-table)", t.target)
         };
         flash_parts.push(Part { what: "block-sparse Dense/Conv kernels".into(), bytes });
+    }
+    if model.ops_mask() & input_sparse_bit != 0 {
+        let Some(bytes) = t.input_sparse else {
+            bail!("the size table for {} has no entry for the input-sparse kernels (regenerate it with sprig-size-table)", t.target)
+        };
+        flash_parts.push(Part { what: "input-sparse Dense/1x1 Conv kernels".into(), bytes });
     }
     if !unmeasured.is_empty() {
         stack = stack.max(t.stack_max);

@@ -78,7 +78,8 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
         for k in 0..o.n_inputs {
             let id = model.op_operand(&o, k).unwrap_or(0) as usize;
             let Some(t) = model.tensor(id) else { continue };
-            in_shapes.push(t.shape);
+            // Input-sparse weights are stored with dims 0 and 1 swapped.
+            in_shapes.push(if k == 1 && o.kernel == kernel::INPUT_SPARSE { swap01(t.shape) } else { t.shape });
             if t.role == Role::Constant {
                 let mut n = t.shape.numel().unwrap_or(0) as u64;
                 if let Some(b) = model.bsr_info(&t) {
@@ -140,4 +141,13 @@ pub fn model_stats(model: &Model<'_>, file_bytes: u64) -> ModelStats {
         outputs: model.outputs().map(|io| (io.name.to_string(), dims(&io.shape))).collect(),
         layers,
     }
+}
+
+/// `s` with dims 0 and 1 swapped.
+fn swap01(s: sprig_runtime::Shape) -> sprig_runtime::Shape {
+    let mut d: Vec<u32> = s.dims().to_vec();
+    if d.len() >= 2 {
+        d.swap(0, 1);
+    }
+    sprig_runtime::Shape::from_u32(&d).unwrap_or(s)
 }

@@ -41,6 +41,9 @@ pub enum WriteError {
     /// its values.
     #[error("codebook tensor `{0}` is inconsistent (its indices and codebooks do not decode to its values, or an f16 codebook value is not exact in f16)")]
     Codebook(String),
+    /// An input-major weight not used exactly as the weight of Dense / 1×1 Conv layers.
+    #[error("tensor `{0}` is stored input-major but is not only the weight of Dense or 1x1 Conv (group 1, no padding) layers")]
+    InputMajor(String),
     /// A tensor has more dimensions than the runtime supports.
     #[error("tensor `{0}` has rank {1}; the runtime supports at most 6")]
     Rank(String, usize),
@@ -73,6 +76,31 @@ pub fn f16_tensors(g: &Graph, weights: WeightFormat) -> Vec<bool> {
     (0..g.tensors.len())
         .map(|t| use_ok[t] && used[t] && g.tensors[t].data.as_ref().is_some_and(|d| d.iter().all(|v| f16::from_f32(*v).is_finite())))
         .collect()
+}
+
+/// Whether constant `t` may be stored input-major: a rank-2+ tensor read only as the weight
+/// (operand 1) of Dense layers, or of Conv layers with group 1, a 1×1 kernel and no padding.
+pub fn input_major_ok(g: &Graph, t: usize) -> bool {
+    let shape = &g.tensors[t].shape;
+    let mut used = false;
+    for n in &g.nodes {
+        for (k, &i) in n.inputs.iter().enumerate() {
+            if i != t {
+                continue;
+            }
+            let ok = k == 1
+                && match n.op {
+                    Op::Dense { .. } => shape.len() == 2,
+                    Op::Conv(a) => a.group == 1 && a.pads == [0; 4] && shape.len() >= 3 && shape[2..].iter().all(|&d| d == 1),
+                    _ => false,
+                };
+            if !ok {
+                return false;
+            }
+            used = true;
+        }
+    }
+    used && !g.outputs.contains(&t)
 }
 
 /// Produces the file bytes.
@@ -150,6 +178,25 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
                     }
                     data.extend_from_slice(&sprig_runtime::format::encode_bsr(rows, cols, br, bc, values));
                     encoding::BSR_F32
+                } else if t.storage == crate::ir::Storage::InputMajor {
+                    let (rows, cols) = (t.shape.first().copied().unwrap_or(0), t.shape.get(1).copied().unwrap_or(0));
+                    let rest = t.numel() / (rows * cols).max(1);
+                    for j in 0..cols {
+                        for r in 0..rows {
+                            for v in &values[(r * cols + j) * rest..(r * cols + j + 1) * rest] {
+                                if half[i] {
+                                    data.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
+                                } else {
+                                    data.extend_from_slice(&v.to_le_bytes());
+                                }
+                            }
+                        }
+                    }
+                    if half[i] {
+                        encoding::F16
+                    } else {
+                        encoding::F32
+                    }
                 } else if half[i] {
                     for v in values {
                         data.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
@@ -165,12 +212,19 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
             }
             None => (encoding::NONE, plan.offsets[i].unwrap_or(0), t.numel() * 4),
         };
+        let mut shape = t.shape.clone();
+        if t.storage == crate::ir::Storage::InputMajor {
+            if !input_major_ok(g, i) {
+                return Err(WriteError::InputMajor(t.name.clone()));
+            }
+            shape.swap(0, 1);
+        }
         let r = &mut tensors;
         r.write_u32::<LE>(name_off).unwrap();
         r.write_u32::<LE>(name_len).unwrap();
-        r.extend_from_slice(&[role as u8, format::DTYPE_F32, t.shape.len() as u8, enc]);
+        r.extend_from_slice(&[role as u8, format::DTYPE_F32, shape.len() as u8, enc]);
         for k in 0..sprig_runtime::MAX_RANK {
-            r.write_u32::<LE>(u32_of(t.shape.get(k).copied().unwrap_or(0), "dimension")?).unwrap();
+            r.write_u32::<LE>(u32_of(shape.get(k).copied().unwrap_or(0), "dimension")?).unwrap();
         }
         r.write_u32::<LE>(u32_of(offset, "offset")?).unwrap();
         r.write_u32::<LE>(u32_of(len, "tensor bytes")?).unwrap();
@@ -193,7 +247,13 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         ops.write_u16::<LE>(n.op.kind_code()).unwrap();
         let lut = matches!(n.op, Op::Dense { .. })
             && n.inputs.get(1).is_some_and(|&w| matches!(&g.tensors[w].storage, crate::ir::Storage::Codebook(cb) if cb.lut));
-        ops.write_u16::<LE>(if lut { format::kernel::CODEBOOK_LUT } else { format::kernel::REFERENCE }).unwrap();
+        let input_sparse = n.inputs.get(1).is_some_and(|&w| g.tensors[w].storage == crate::ir::Storage::InputMajor);
+        let kernel = match (lut, input_sparse) {
+            (true, _) => format::kernel::CODEBOOK_LUT,
+            (_, true) => format::kernel::INPUT_SPARSE,
+            _ => format::kernel::REFERENCE,
+        };
+        ops.write_u16::<LE>(kernel).unwrap();
         ops.write_u16::<LE>(n.inputs.len() as u16).unwrap();
         ops.write_u16::<LE>(n.outputs.len() as u16).unwrap();
         ops.write_u32::<LE>(start).unwrap();
@@ -226,7 +286,8 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         (section::DATA, &data),
     ];
     // The oldest minor version with every feature used, so older v1 readers still open files
-    // that need nothing newer: 1.1 added block-sparse weights, 1.2 codebook weights and kernels.
+    // that need nothing newer: 1.1 added block-sparse weights, 1.2 codebook weights and kernels,
+    // 1.3 the input-sparse kernel.
     let minor: u16 = g
         .tensors
         .iter()
@@ -235,6 +296,7 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
             crate::ir::Storage::Dense => 0,
             crate::ir::Storage::Bsr { .. } => 1,
             crate::ir::Storage::Codebook(_) => 2,
+            crate::ir::Storage::InputMajor => 3,
         })
         .max()
         .unwrap_or(0);

@@ -355,3 +355,75 @@ fn compress_codebook_writes_a_smaller_valid_file_shown_by_inspect() {
         assert!(!bad.exists());
     }
 }
+
+#[test]
+fn analyze_reports_zero_fractions_as_text_json_and_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = common::repo_models();
+    let onnx = models.join("digits_mlp.onnx");
+    let calib = models.join("digits_eval_flat.npy");
+    let (json, html) = (dir.path().join("a.json"), dir.path().join("a.html"));
+    let text = ok(&["analyze", s(&onnx), "--calib", s(&calib), "--json", s(&json), "--html", s(&html)]);
+    assert!(text.contains("exactly zero") && text.contains("Relu_0"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let overall = v["overall_zero_fraction"].as_f64().unwrap();
+    assert!(overall > 0.0 && overall < 1.0, "{overall}");
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    let l = &layers[0];
+    for key in
+        ["node", "op", "output", "zero_fraction", "channels", "channel_zero_fraction", "dead_channels", "consumers", "predicted_speedup"]
+    {
+        assert!(l.get(key).is_some(), "layer lacks `{key}`: {l}");
+    }
+    assert_eq!(l["op"], "Relu");
+    let ch = l["channel_zero_fraction"].as_array().unwrap();
+    assert_eq!(ch.len() as u64, l["channels"].as_u64().unwrap());
+    // The layer fraction is the mean of the channel fractions (every channel has as many elements).
+    let mean = ch.iter().map(|c| c.as_f64().unwrap()).sum::<f64>() / ch.len() as f64;
+    assert!((mean - l["zero_fraction"].as_f64().unwrap()).abs() < 1e-9);
+    for d in l["dead_channels"].as_array().unwrap() {
+        assert_eq!(ch[d.as_u64().unwrap() as usize].as_f64().unwrap(), 1.0);
+    }
+    assert_eq!(l["consumers"][0]["kernel"], "input-sparse");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("Relu_0") && !page.contains("https://"));
+    // A calibration file of the wrong shape names the problem and writes nothing.
+    let bad = dir.path().join("bad.json");
+    let err = fails(&["analyze", s(&onnx), "--calib", s(&models.join("digits_eval_labels.npy")), "--json", s(&bad)]);
+    assert!(err.contains("digits_eval_labels.npy"), "{err}");
+    assert!(!bad.exists());
+}
+
+#[test]
+fn compress_act_sparsity_removes_dead_channels_and_picks_input_sparse_kernels() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = common::repo_models();
+    let onnx = models.join("digits_mlp.onnx");
+    let data = models.join("digits_eval_flat.npy");
+    let (all, never, json) = (dir.path().join("all.sprig"), dir.path().join("never.sprig"), dir.path().join("r.json"));
+    // Calibrated on the data it is validated on: removing channels dead on it changes nothing there.
+    ok(&["compress", s(&onnx), "-o", s(&all), "--calib", s(&data), "--input-sparse", "all", "--json", s(&json)]);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let dead: u64 = v["dead_channels"]["spaces"].as_array().unwrap().iter().map(|s| s["dead"].as_u64().unwrap()).sum();
+    assert!(dead > 0, "{v}");
+    let chosen = v["input_sparse"].as_array().unwrap();
+    assert_eq!(chosen.len(), 2);
+    assert!(chosen.iter().all(|c| c["input_sparse"] == true));
+    let bytes = std::fs::read(&all).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 3, "format 1.3");
+    assert_eq!(ok(&["inspect", s(&all)]).matches("input-sparse").count(), 2);
+    ok(&["validate", s(&all), "--onnx", s(&onnx), "--input", s(&data), "--tolerance", "1e-5"]);
+    ok(&["compress", s(&onnx), "-o", s(&never), "--calib", s(&data), "--input-sparse", "never"]);
+    assert!(!ok(&["inspect", s(&never)]).contains("input-sparse"));
+    let y_all = dir.path().join("all.npy");
+    let y_never = dir.path().join("never.npy");
+    ok(&["run", s(&all), "--input", s(&data), "--output", s(&y_all)]);
+    ok(&["run", s(&never), "--input", s(&data), "--output", s(&y_never)]);
+    let (a, b) = (sprig_tools::npy::read_f32(&y_all).unwrap(), sprig_tools::npy::read_f32(&y_never).unwrap());
+    let worst = a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-5, "input-sparse and dense kernels differ by {worst}");
+    // Nothing asked for.
+    let err = fails(&["compress", s(&onnx), "-o", s(&dir.path().join("x.sprig")), "--calib", s(&data), "--act-sparsity", "off"]);
+    assert!(err.contains("nothing to do"), "{err}");
+}

@@ -10,12 +10,15 @@
 mod common;
 
 use sprig_runtime::Model;
-use sprig_tools::compile::{convert_file, ConvertOptions};
+use sprig_tools::compile::{compile, convert_file, ConvertOptions};
+use sprig_tools::compress::actsparse::{select_input_sparse, InputSparse};
 use sprig_tools::firmware::{exact_instructions, parse_log, sections, Build};
 use sprig_tools::host::HostModel;
+use sprig_tools::import::{import_onnx, ImportOptions};
 use sprig_tools::npy::{read_f32, write_f32, Array};
 use sprig_tools::size::{estimate, table};
 use sprig_tools::stats::model_stats;
+use sprig_tools::writer::WeightFormat;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -61,15 +64,24 @@ struct Case {
     take: Option<usize>,
     target: &'static str,
     board: &'static str,
+    /// Every eligible layer stored input-major and run with the input-sparse kernel.
+    input_sparse: bool,
 }
 
 /// Builds and runs one case; returns a one-line summary.
 fn run_case(data: &Path, tmp: &Path, c: &Case, plugin: Option<&Path>) -> String {
-    let conv = convert_file(&data.join("models").join(c.onnx), &ConvertOptions::default()).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
-    let sprig = tmp.join(format!("{}.sprig", c.name));
-    std::fs::write(&sprig, &conv.bytes).unwrap();
     let eval = read_f32(&data.join("eval").join(c.eval)).unwrap();
     let x = eval.sample(0)[..c.take.unwrap_or(eval.sample_len())].to_vec();
+    let conv = if c.input_sparse {
+        let mut g = import_onnx(&data.join("models").join(c.onnx), &ImportOptions::default()).unwrap();
+        let chosen = select_input_sparse(&mut g, &[&x], None, InputSparse::All).unwrap();
+        assert!(chosen.iter().any(|l| l.input_sparse), "{}: no eligible layer", c.name);
+        compile(g, WeightFormat::F32, [0; 32]).unwrap()
+    } else {
+        convert_file(&data.join("models").join(c.onnx), &ConvertOptions::default()).unwrap_or_else(|e| panic!("{}: {e:#}", c.name))
+    };
+    let sprig = tmp.join(format!("{}.sprig", c.name));
+    std::fs::write(&sprig, &conv.bytes).unwrap();
     let host_model = Model::parse(&conv.bytes).unwrap();
     let in_shape: Vec<usize> = host_model.input(0).unwrap().shape.dims().iter().map(|&d| d as usize).collect();
     let input = tmp.join(format!("{}_x.npy", c.name));
@@ -154,9 +166,33 @@ fn real_models_on_cortex_m_match_the_host() {
     let m33 = "thumbv8m.main-none-eabihf";
     let m0 = "thumbv6m-none-eabi";
     let cases = [
-        Case { name: "mnist_m4", onnx: "mnist-8.onnx", eval: "mnist/inputs.npy", take: None, target: m4, board: "mps2-an386" },
-        Case { name: "kws_dscnn_m4", onnx: "kws_dscnn_fp32.onnx", eval: "kws01/inputs.npy", take: None, target: m4, board: "mps2-an386" },
-        Case { name: "ic_resnet8_m4", onnx: "ic_resnet8_fp32.onnx", eval: "ic01/inputs.npy", take: None, target: m4, board: "mps2-an386" },
+        Case {
+            name: "mnist_m4",
+            onnx: "mnist-8.onnx",
+            eval: "mnist/inputs.npy",
+            take: None,
+            target: m4,
+            board: "mps2-an386",
+            input_sparse: false,
+        },
+        Case {
+            name: "kws_dscnn_m4",
+            onnx: "kws_dscnn_fp32.onnx",
+            eval: "kws01/inputs.npy",
+            take: None,
+            target: m4,
+            board: "mps2-an386",
+            input_sparse: false,
+        },
+        Case {
+            name: "ic_resnet8_m4",
+            onnx: "ic_resnet8_fp32.onnx",
+            eval: "ic01/inputs.npy",
+            take: None,
+            target: m4,
+            board: "mps2-an386",
+            input_sparse: false,
+        },
         Case {
             name: "vww_m4",
             onnx: "vww_mobilenetv1_96_fp32.onnx",
@@ -164,6 +200,7 @@ fn real_models_on_cortex_m_match_the_host() {
             take: None,
             target: m4,
             board: "mps2-an386",
+            input_sparse: false,
         },
         Case {
             name: "ad_autoencoder_m4",
@@ -172,6 +209,7 @@ fn real_models_on_cortex_m_match_the_host() {
             take: None,
             target: m4,
             board: "mps2-an386",
+            input_sparse: false,
         },
         Case {
             name: "hello_edge_dnn_m4",
@@ -180,8 +218,26 @@ fn real_models_on_cortex_m_match_the_host() {
             take: Some(250),
             target: m4,
             board: "mps2-an386",
+            input_sparse: false,
         },
-        Case { name: "mnist_m33", onnx: "mnist-8.onnx", eval: "mnist/inputs.npy", take: None, target: m33, board: "mps2-an505" },
+        Case {
+            name: "hello_edge_dnn_m4_input_sparse",
+            onnx: "hello_edge_dnn_s.onnx",
+            eval: "kws01_hello_edge/inputs.npy",
+            take: Some(250),
+            target: m4,
+            board: "mps2-an386",
+            input_sparse: true,
+        },
+        Case {
+            name: "mnist_m33",
+            onnx: "mnist-8.onnx",
+            eval: "mnist/inputs.npy",
+            take: None,
+            target: m33,
+            board: "mps2-an505",
+            input_sparse: false,
+        },
         Case {
             name: "hello_edge_dnn_m33",
             onnx: "hello_edge_dnn_s.onnx",
@@ -189,8 +245,17 @@ fn real_models_on_cortex_m_match_the_host() {
             take: Some(250),
             target: m33,
             board: "mps2-an505",
+            input_sparse: false,
         },
-        Case { name: "mnist_m0", onnx: "mnist-8.onnx", eval: "mnist/inputs.npy", take: None, target: m0, board: "mps2-an385" },
+        Case {
+            name: "mnist_m0",
+            onnx: "mnist-8.onnx",
+            eval: "mnist/inputs.npy",
+            take: None,
+            target: m0,
+            board: "mps2-an385",
+            input_sparse: false,
+        },
         Case {
             name: "ad_autoencoder_m0",
             onnx: "ad_autoencoder_fp32.onnx",
@@ -198,6 +263,7 @@ fn real_models_on_cortex_m_match_the_host() {
             take: None,
             target: m0,
             board: "mps2-an385",
+            input_sparse: false,
         },
     ];
     eprintln!("| case | board | outputs vs host | MACs | flash B | text + rodata | runtime code B | RAM data+bss + peak stack | RAM B | instructions/inference (TCG plugin) | per MAC | `sprig size` flash / RAM estimate |");

@@ -17,6 +17,7 @@ mod conv_codebook;
 mod dense;
 mod dense_bsr;
 mod dense_codebook;
+pub(crate) mod input_sparse;
 mod layernorm;
 mod matmul;
 mod pad;
@@ -85,14 +86,26 @@ pub fn execute_kernel_in<const OPS: u128>(
     out: &mut [f32],
     out_shape: &Shape,
 ) -> Result<(), OpError> {
-    check(op, inputs, out, out_shape)?;
+    let input_sparse = kernel == kernel::INPUT_SPARSE;
+    check(op, input_sparse, inputs, out, out_shape)?;
     let lut = match kernel {
-        kernel::REFERENCE => false,
+        kernel::REFERENCE | kernel::INPUT_SPARSE => false,
         kernel::CODEBOOK_LUT if matches!(op, Op::Dense { .. }) && matches!(inputs.get(1).map(|w| w.view), Some(View::Codebook(_))) => true,
         _ => return Err(OpError::BadAttribute),
     };
     if out.is_empty() {
         return Ok(());
+    }
+    if input_sparse {
+        return match op {
+            Op::Dense { act } if const { has::<OPS>(kind::DENSE) && has_fn::<OPS>(INPUT_SPARSE_BIT) } => {
+                input_sparse::dense(*act, inputs, out, out_shape)
+            }
+            Op::Conv(a) if const { has::<OPS>(kind::CONV) && has_fn::<OPS>(INPUT_SPARSE_BIT) } => {
+                input_sparse::conv1x1(a, inputs, out, out_shape)
+            }
+            _ => Err(OpError::UnknownKind(op.kind_code())),
+        };
     }
     match op {
         Op::Conv(a) if const { has::<OPS>(kind::CONV) } => match inputs[1].view {
@@ -159,6 +172,12 @@ pub const CODEBOOK_BIT: u32 = 126;
 /// path, and firmware for models without block-sparse constants does not link those kernels.
 /// [`ops_mask`] never sets it; `Model::ops_mask` does when a constant is block-sparse.
 pub const SPARSE_BIT: u32 = 127;
+/// Bit of the input-sparse Dense / 1×1 Conv kernels (kernel code `INPUT_SPARSE`) in a kernel
+/// set: without it an operator whose record names that kernel is refused (`UnknownKind`), and
+/// firmware for models that do not use it does not link it. It is the last operator-kind bit:
+/// kind code 63 is reserved for it. [`ops_mask`] never sets it; `Model::ops_mask` does when an
+/// operator uses the kernel.
+pub const INPUT_SPARSE_BIT: u32 = 63;
 
 /// The kernel set (for [`execute_in`]) holding the given kind codes, with every function of the
 /// element-wise kinds among them (add [`SPARSE_BIT`] for block-sparse weights, [`CODEBOOK_BIT`]
@@ -192,8 +211,10 @@ pub(crate) const fn has_fn<const OPS: u128>(bit: u32) -> bool {
     bit < 128 && OPS & (1 << bit) != 0
 }
 
-/// Validates arity, attributes, view lengths and the output shape before any kernel runs.
-fn check(op: &Op, inputs: &[Operand<'_>], out: &[f32], out_shape: &Shape) -> Result<(), OpError> {
+/// Validates arity, attributes, view lengths and the output shape before any kernel runs; with
+/// `input_sparse`, also that the `INPUT_SPARSE` kernel applies and that its weight (stored
+/// input-major) is a plain dense tensor.
+fn check(op: &Op, input_sparse: bool, inputs: &[Operand<'_>], out: &[f32], out_shape: &Shape) -> Result<(), OpError> {
     let (lo, hi) = op.arity();
     if inputs.len() < lo || inputs.len() > hi || inputs.len() > MAX_OP_INPUTS {
         return Err(OpError::BadArity);
@@ -216,6 +237,13 @@ fn check(op: &Op, inputs: &[Operand<'_>], out: &[f32], out_shape: &Shape) -> Res
     }
     if out_shape.numel() != Some(out.len()) {
         return Err(OpError::ShapeMismatch);
+    }
+    if input_sparse {
+        shapes[1] = input_sparse::swap01(shapes[1]);
+        let plain = matches!(inputs.get(1).map(|w| w.view), Some(View::F32(_) | View::F32Le(_) | View::F16Le(_)));
+        if !plain || !input_sparse::applies(op, &shapes[1]) {
+            return Err(OpError::BadAttribute);
+        }
     }
     if op.infer(&shapes[..inputs.len()])? != *out_shape {
         return Err(OpError::ShapeMismatch);

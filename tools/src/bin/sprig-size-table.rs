@@ -3,10 +3,11 @@
 //!
 //! Needs the thumb targets, `qemu-system-arm`, `defmt-print` and `../shared/data` (the real models
 //! whose stack is measured). Takes about 15 minutes on 2 cores. Run from the repository root:
-//! `cargo run --release -p sprig-tools --bin sprig-size-table`.
+//! `cargo run --release -p sprig-tools --bin sprig-size-table` (`-- --input-sparse` re-measures
+//! only the input-sparse kernels' flash, a few minutes).
 
 use anyhow::{bail, Context, Result};
-use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, SPARSE_BIT, UNARY_BITS};
+use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::op::kind;
 use sprig_runtime::Model;
 use sprig_tools::compile::{convert_file, ConvertOptions};
@@ -51,6 +52,24 @@ fn main() -> Result<()> {
     let default_input = 4 * Model::parse(&default_bytes)?.input(0).context("input")?.shape.numel().unwrap_or(0) as u64;
     let embedded = default_bytes.len() as u64 + default_input;
 
+    let path = root.join("tools/data/size_table.json");
+    if std::env::args().any(|a| a == "--input-sparse") {
+        // Only the input-sparse kernels' flash, into the existing table.
+        let mut table: SizeTable = serde_json::from_str(&std::fs::read_to_string(&path)?).context("reading the size table")?;
+        for t in &mut table.targets {
+            let with = |ops: u128| {
+                let mut b = Build::new(None, &t.target);
+                b.ops = Some(ops);
+                flash_of(&b)
+            };
+            let dense_conv = (1u128 << kind::DENSE) | (1u128 << kind::CONV);
+            t.input_sparse = Some(with(dense_conv | (1u128 << INPUT_SPARSE_BIT))?.saturating_sub(with(dense_conv)?));
+            eprintln!("{}: input-sparse kernels {} B", t.target, t.input_sparse.unwrap_or(0));
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")?;
+        eprintln!("wrote {}", path.display());
+        return Ok(());
+    }
     let rustc = std::process::Command::new("rustc").arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())?;
     let mut targets = Vec::new();
     for (target, _) in TARGETS {
@@ -91,6 +110,7 @@ fn main() -> Result<()> {
         let dense_conv_flash = with(dense_conv)?;
         let sparse = Some(with(dense_conv | (1u128 << SPARSE_BIT))?.saturating_sub(dense_conv_flash));
         let codebook = Some(with(dense_conv | (1u128 << CODEBOOK_BIT))?.saturating_sub(dense_conv_flash));
+        let input_sparse = Some(with(dense_conv | (1u128 << INPUT_SPARSE_BIT))?.saturating_sub(dense_conv_flash));
 
         eprintln!("{target}: stack per operator kind");
         let mut stack_kinds: BTreeMap<u16, u64> = BTreeMap::new();
@@ -131,6 +151,7 @@ fn main() -> Result<()> {
             all_kernels,
             sparse,
             codebook,
+            input_sparse,
             stack_kinds,
             stack_max,
             stack_models: models.iter().map(|(n, _)| n.clone()).collect(),
@@ -141,7 +162,6 @@ fn main() -> Result<()> {
         rustc,
         targets,
     };
-    let path = root.join("tools/data/size_table.json");
     std::fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")?;
     eprintln!("wrote {}", path.display());
     Ok(())

@@ -5,7 +5,8 @@
 //!
 //! Each point times a one-layer model stored dense and the same weights stored block-sparse,
 //! interleaved, and keeps the ratio of the medians. About a minute in a release build:
-//! `cargo run --release -p sprig-tools --bin sprig-sparse-table` (from the repository root).
+//! `cargo run --release -p sprig-tools --bin sprig-sparse-table` (from the repository root);
+//! `-- --input-sparse` re-measures only the input-sparse kernels (ALGORITHMS.md §6.6).
 
 use anyhow::{Context, Result};
 use sprig_runtime::op::{Activation, ConvAttrs};
@@ -142,10 +143,78 @@ fn codebook_costs(rng: &mut Rng) -> Result<Vec<CodebookCost>> {
     Ok(out)
 }
 
+/// The input-sparse kernel against dense, on layer shapes whose inputs follow a ReLU in the real
+/// models, at input densities (fraction of non-zero inputs) from 0 to 1; one entry per shape,
+/// looked up by output count.
+fn input_sparse_costs(rng: &mut Rng) -> Result<Vec<BreakEvenEntry>> {
+    let shapes = [
+        Family { name: "dense", from: "ad_autoencoder dense 128->8", x: vec![1, 128], w: vec![8, 128], pad: 0 },
+        Family { name: "dense", from: "hello_edge_dnn dense 144->12", x: vec![1, 144], w: vec![12, 144], pad: 0 },
+        Family { name: "dense", from: "mnist dense 256->10", x: vec![1, 256], w: vec![10, 256], pad: 0 },
+        Family { name: "dense", from: "kws_dscnn dense 64->12", x: vec![1, 64], w: vec![12, 64], pad: 0 },
+        Family { name: "dense", from: "ad_autoencoder dense 8->128", x: vec![1, 8], w: vec![128, 8], pad: 0 },
+        Family { name: "dense", from: "ad_autoencoder dense 128->128", x: vec![1, 128], w: vec![128, 128], pad: 0 },
+        Family { name: "dense", from: "ad_autoencoder dense 640->128", x: vec![1, 640], w: vec![128, 640], pad: 0 },
+        Family { name: "dense", from: "hello_edge_dnn dense 144->144", x: vec![1, 144], w: vec![144, 144], pad: 0 },
+        Family { name: "dense", from: "ad_autoencoder dense 128->640", x: vec![1, 128], w: vec![640, 128], pad: 0 },
+        Family { name: "conv1x1", from: "kws_dscnn pointwise 64->64 on 25x5", x: vec![1, 64, 25, 5], w: vec![64, 64, 1, 1], pad: 0 },
+        Family { name: "conv1x1", from: "vww pointwise 32->64 on 48x48", x: vec![1, 32, 48, 48], w: vec![64, 32, 1, 1], pad: 0 },
+        Family { name: "conv1x1", from: "vww pointwise 128->128 on 12x12", x: vec![1, 128, 12, 12], w: vec![128, 128, 1, 1], pad: 0 },
+        Family { name: "conv1x1", from: "vww pointwise 256->256 on 3x3", x: vec![1, 256, 3, 3], w: vec![256, 256, 1, 1], pad: 0 },
+    ];
+    let densities = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+    let mut out: Vec<BreakEvenEntry> = Vec::new();
+    for f in &shapes {
+        let w: Vec<f32> = (0..f.w.iter().product::<usize>()).map(|_| rng.next() as f32 - 0.5).collect();
+        let dense = compile(layer(f, w.clone(), Storage::Dense), WeightFormat::F32, [0; 32])?;
+        let sparse = compile(layer(f, w, Storage::InputMajor), WeightFormat::F32, [0; 32])?;
+        let mut ratio = Vec::new();
+        for &d in &densities {
+            let x: Vec<f32> =
+                (0..f.x.iter().product::<usize>()).map(|_| if rng.next() < d { rng.next() as f32 + 0.01 } else { 0.0 }).collect();
+            let yd = HostModel::new(&dense.bytes)?.run(&[&x])?;
+            let ys = HostModel::new(&sparse.bytes)?.run(&[&x])?;
+            let err = yd[0].iter().zip(&ys[0]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            anyhow::ensure!(err < 1e-3, "{}: input-sparse and dense outputs differ by {err}", f.from);
+            let (td, ts) = time_pair(&dense.bytes, &sparse.bytes, &x)?;
+            eprintln!(
+                "input-sparse {:<40} density {d:.2}: dense {:>8.2} us, sparse {:>8.2} us, ratio {:.3}",
+                f.from,
+                td * 1e6,
+                ts * 1e6,
+                ts / td
+            );
+            ratio.push(ts / td);
+        }
+        let e = BreakEvenEntry {
+            family: f.name.into(),
+            tile: [1, 1],
+            density: densities.to_vec(),
+            ratio,
+            outputs: f.w[0],
+            positions: f.x[2..].iter().product(),
+        };
+        println!("input-sparse {:<8} ({}) break-even input density {:.2}", f.name, f.from, e.break_even());
+        out.push(e);
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/sparse_table.json");
     let mut all: Vec<BreakEvenTable> =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|_| "[]".into())).context("reading the table")?;
+    let target = std::env::consts::ARCH.to_string();
+    if std::env::args().any(|a| a == "--input-sparse") {
+        // Only the input-sparse rows of this target's entry.
+        let mut rng = Rng(0x5eed_1234_abcd_0002);
+        let rows = input_sparse_costs(&mut rng)?;
+        let t = all.iter_mut().find(|t| t.target == target).context("no entry for this target yet: run without --input-sparse first")?;
+        t.input_sparse = rows;
+        sprig_tools::compile::write_atomic(&path, serde_json::to_string_pretty(&all)?.as_bytes())?;
+        println!("wrote {}", path.display());
+        return Ok(());
+    }
     let densities = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
     let patterns =
         [Pattern::Weight, Pattern::Block(1, 4), Pattern::Block(4, 1), Pattern::Block(4, 4), Pattern::Block(8, 1), Pattern::Shape];
@@ -189,15 +258,16 @@ fn main() -> Result<()> {
                     ts / td
                 );
             }
-            let e = BreakEvenEntry { family: f.name.into(), tile: table_tile(p), density: densities.to_vec(), ratio };
+            let e =
+                BreakEvenEntry { family: f.name.into(), tile: table_tile(p), density: densities.to_vec(), ratio, outputs: 0, positions: 0 };
             println!("{:<8} ({}) {:<10} break-even density {:.2}", f.name, f.from, p.name(), e.break_even());
             entries.push(e);
         }
     }
     let codebook = codebook_costs(&mut rng)?;
-    let target = std::env::consts::ARCH.to_string();
+    let input_sparse = input_sparse_costs(&mut rng)?;
     all.retain(|t| t.target != target);
-    all.push(BreakEvenTable { target, entries, codebook });
+    all.push(BreakEvenTable { target, entries, codebook, input_sparse });
     all.sort_by(|a, b| a.target.cmp(&b.target));
     sprig_tools::compile::write_atomic(&path, serde_json::to_string_pretty(&all)?.as_bytes())?;
     println!("wrote {}", path.display());

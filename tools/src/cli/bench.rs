@@ -16,13 +16,18 @@ pub struct Args {
     /// one), interleaved run by run; reports the speedup over it.
     #[arg(long, conflicts_with = "onnx")]
     baseline: Option<PathBuf>,
-    /// Input samples (the first sample is used); zeros... a deterministic pattern when absent.
+    /// Input samples; a deterministic pattern when absent.
     #[arg(long)]
     input: Vec<String>,
+    /// Cycle through the first N samples of --input, one per timed run (activation sparsity,
+    /// and so input-sparse kernels, depend on the data).
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
     /// Timed iterations (after warm-up).
     #[arg(long, default_value_t = 200)]
     iters: usize,
-    /// Also time each layer (median per operator) and list them.
+    /// Also time each layer (median per operator) and list them; with --baseline, the baseline's
+    /// layers too (interleaved in rounds), matched by position and name, with the speedup.
     #[arg(long)]
     per_layer: bool,
     /// Print JSON.
@@ -35,7 +40,12 @@ struct LayerTime {
     name: String,
     op: String,
     macs: u64,
+    kernel: String,
     median_us: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_kernel: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,12 +106,19 @@ pub fn run(a: Args) -> Result<()> {
     let mut m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let shapes = m.input_shapes();
     let names: Vec<(String, Vec<usize>)> = m.model.inputs().map(|io| io.name.to_string()).zip(shapes.clone()).collect();
-    let inputs: Vec<Vec<f32>> = if a.input.is_empty() {
-        shapes.iter().map(|s| (0..s.iter().product::<usize>()).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect()).collect()
+    // sets[k][i]: input i of sample k.
+    let sets: Vec<Vec<Vec<f32>>> = if a.input.is_empty() {
+        vec![shapes.iter().map(|s| (0..s.iter().product::<usize>()).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect()).collect()]
     } else {
-        super::load_inputs(&a.input, &names)?.iter().map(|x| x.sample(0).to_vec()).collect()
+        let arrays = super::load_inputs(&a.input, &names)?;
+        let n = arrays.iter().map(|x| x.samples()).min().unwrap_or(0).min(a.samples.max(1));
+        if n == 0 {
+            anyhow::bail!("--input has no samples");
+        }
+        (0..n).map(|k| arrays.iter().map(|x| x.sample(k).to_vec()).collect()).collect()
     };
-    let ins: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
+    let set_refs: Vec<Vec<&[f32]>> = sets.iter().map(|s| s.iter().map(|v| v.as_slice()).collect()).collect();
+    let ins: Vec<&[f32]> = set_refs[0].clone();
     let tract = a.onnx.as_ref().map(|p| TractModel::load(p, &shapes)).transpose()?;
     let tin: Vec<(&[usize], &[f32])> = shapes.iter().map(|s| s.as_slice()).zip(ins.iter().copied()).collect();
     let mut run_tract = || -> Result<()> { tract.as_ref().map_or(Ok(()), |t| t.run(&tin).map(|_| ())) };
@@ -117,7 +134,12 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => None,
     };
-    let mut run_base = || -> Result<()> { base.as_mut().map_or(Ok(()), |b| b.run_in_place(&ins)) };
+    let base_k = std::cell::Cell::new(0usize);
+    let mut run_base = || -> Result<()> {
+        let k = base_k.get();
+        base_k.set(k + 1);
+        base.as_mut().map_or(Ok(()), |b| b.run_in_place(&set_refs[k % set_refs.len()]))
+    };
     let other: Option<&mut dyn FnMut() -> Result<()>> = if tract.is_some() {
         Some(&mut run_tract)
     } else if base_bytes.is_some() {
@@ -125,17 +147,58 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         None
     };
-    let ((sm, sp), t) = time_interleaved(a.iters, || m.run_in_place(&ins), other)?;
+    let mut k = 0usize;
+    let ((sm, sp), t) = time_interleaved(
+        a.iters,
+        || {
+            k += 1;
+            m.run_in_place(&set_refs[(k - 1) % set_refs.len()])
+        },
+        other,
+    )?;
     let (bm, t) = if a.baseline.is_some() { (t.map(|t| t.0), None) } else { (None, t) };
     let (tm, tp) = (t.map(|t| t.0), t.map(|t| t.1));
     let layers = if a.per_layer {
-        let t = m.profile(&ins, a.iters)?;
+        // Rounds alternate between the model and the baseline so both see the same conditions.
+        let rounds = 10;
+        let per = (a.iters / rounds).max(1);
+        let mut mt: Vec<Vec<f64>> = vec![Vec::new(); m.model.num_ops()];
+        let mut bt: Vec<Vec<f64>> = vec![Vec::new(); base.as_ref().map_or(0, |b| b.model.num_ops())];
+        for _ in 0..rounds {
+            for (acc, t) in mt.iter_mut().zip(m.profile_runs(&set_refs, per)?) {
+                acc.extend(t);
+            }
+            if let Some(b) = base.as_mut() {
+                for (acc, t) in bt.iter_mut().zip(b.profile_runs(&set_refs, per)?) {
+                    acc.extend(t);
+                }
+            }
+        }
         let st = crate::stats::model_stats(&m.model, bytes.len() as u64);
+        let bst = base.as_ref().map(|b| crate::stats::model_stats(&b.model, 0));
+        // The baseline's layer at the same position with the same name and op (the same graph
+        // compiled differently), if any.
+        let matching = |i: usize, name: &str, op: &str| -> Option<usize> {
+            let b = bst.as_ref()?;
+            b.layers.get(i).filter(|l| l.name == name && l.op == op).map(|_| i)
+        };
         Some(
             st.layers
                 .into_iter()
-                .zip(t)
-                .map(|(l, median_us)| LayerTime { name: l.name, op: l.op, macs: l.macs, median_us })
+                .zip(mt)
+                .enumerate()
+                .map(|(i, (l, t))| {
+                    let j = matching(i, &l.name, &l.op);
+                    LayerTime {
+                        baseline_us: j.map(|j| crate::host::median(bt[j].clone())),
+                        baseline_kernel: j.and_then(|j| bst.as_ref().map(|b| b.layers[j].kernel.clone())),
+                        name: l.name,
+                        op: l.op,
+                        macs: l.macs,
+                        kernel: l.kernel,
+                        median_us: crate::host::median(t),
+                    }
+                })
                 .collect::<Vec<_>>(),
         )
     } else {
@@ -170,11 +233,17 @@ pub fn run(a: Args) -> Result<()> {
     }
     if let Some(layers) = &rep.layers {
         println!();
-        println!("{:<36} {:<18} {:>12} {:>12} {:>10}", "layer", "op", "MACs", "median us", "MMAC/s");
+        let with_base = layers.iter().any(|l| l.baseline_us.is_some());
+        print!("{:<36} {:<10} {:<14} {:>10} {:>10} {:>8}", "layer", "op", "kernel", "MACs", "median us", "MMAC/s");
+        println!("{}", if with_base { format!(" {:>12} {:>8}", "baseline us", "speedup") } else { String::new() });
         for (i, l) in layers.iter().enumerate() {
             let rate = if l.median_us > 0.0 { l.macs as f64 / l.median_us } else { 0.0 };
             let name = if l.name.is_empty() { format!("#{i}") } else { super::short(&l.name, 36) };
-            println!("{:<36} {:<18} {:>12} {:>12.1} {:>10.0}", name, l.op, l.macs, l.median_us, rate);
+            print!("{:<36} {:<10} {:<14} {:>10} {:>10.2} {:>8.0}", name, l.op, l.kernel, l.macs, l.median_us, rate);
+            match l.baseline_us {
+                Some(b) => println!(" {:>12.2} {:>7.2}x", b, b / l.median_us.max(1e-9)),
+                None => println!(),
+            }
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 use crate::compile::{compile, write_atomic};
+use crate::compress::actsparse::{select_input_sparse, InputSparse, LayerChoice};
 use crate::compress::codebook::{quantize, CodebookMethod, CodebookOptions, CodebookReport, GroupCount, LayerBits, LutChoice};
-use crate::compress::prune::{prune, Amount, Method, PruneOptions, PruneReport};
+use crate::compress::prune::{prune, remove_dead_channels, Amount, Method, PruneOptions, PruneReport};
 use crate::compress::sparsify::{sparsify, BreakEvenTable, Pattern, SparsifyOptions, SparsifyReport, StorageChoice};
 use crate::import::{import_onnx_bytes, ImportOptions};
 use crate::npy::{check_samples, read_f32};
@@ -33,7 +34,7 @@ pub struct Args {
     /// global budget, the fraction of the model's MACs or weight parameters kept
     /// (`filter:macs=0.7`, `weight:params=0.3`), allocated across layers by least marginal
     /// reconstruction error.
-    #[arg(long, required_unless_present = "codebook")]
+    #[arg(long)]
     prune: Vec<String>,
     /// Channel ranking: `envelope` (WGSEF prox-gradient on the layer loss), `magnitude` (filter
     /// L1 norm), `magnitude-norefit` (filter L1 norm, weights not refit).
@@ -66,6 +67,16 @@ pub struct Args {
     /// Per-layer codebook bits: NODE=BITS, or NODE=f32 to keep a layer dense (repeatable).
     #[arg(long = "layer-bits")]
     layer_bits: Vec<String>,
+    /// Activation sparsity (ReLU zeros on the calibration data): `auto` removes channels that are
+    /// zero on every calibration sample and picks input-sparse kernels (see --input-sparse);
+    /// `off` does neither.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "off"])]
+    act_sparsity: String,
+    /// Input-sparse kernels for Dense / 1×1 Conv layers (with --act-sparsity auto): `auto` where
+    /// this machine's measured kernel costs predict a speedup at the layer's calibration input
+    /// sparsity, `all` on every eligible layer, `never`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "all", "never"])]
+    input_sparse: String,
     /// Skip the final pass that refits every layer against the dense model's outputs.
     #[arg(long)]
     no_polish: bool,
@@ -100,6 +111,8 @@ struct Summary {
     prune: Vec<PruneReport>,
     sparsify: Vec<SparsifyReport>,
     codebook: Option<CodebookReport>,
+    dead_channels: Option<PruneReport>,
+    input_sparse: Vec<LayerChoice>,
 }
 
 /// One `--layer-bits NODE=BITS|f32`.
@@ -168,6 +181,9 @@ fn parse_amount(s: &str, amount: &str) -> Result<Amount> {
 pub fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
     let specs = a.prune.iter().map(|s| parse_prune(s)).collect::<Result<Vec<_>>>()?;
+    if specs.is_empty() && a.codebook.is_none() && a.act_sparsity == "off" {
+        bail!("nothing to do: give --prune, --codebook, or --act-sparsity auto");
+    }
     let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let opts = ImportOptions { input_shapes: super::parse_input_shapes(&a.input_shape)? };
@@ -205,6 +221,14 @@ pub fn run(a: Args) -> Result<()> {
     }
     let (mut prune_reports, mut sparse_reports) = (Vec::new(), Vec::new());
     let mut pruned = graph.clone();
+    let act_sparsity = a.act_sparsity != "off";
+    let dead_report = if act_sparsity {
+        let (g, r) = remove_dead_channels(&pruned, &samples).context("removing dead channels")?;
+        pruned = g;
+        Some(r)
+    } else {
+        None
+    };
     for spec in specs {
         match spec {
             Spec::Channels(amount) => {
@@ -263,6 +287,13 @@ pub fn run(a: Args) -> Result<()> {
             Some(r)
         }
     };
+    let input_sparse = match (act_sparsity, a.input_sparse.as_str()) {
+        (false, _) | (_, "never") => Vec::new(),
+        (true, mode) => {
+            let mode = if mode == "all" { InputSparse::All } else { InputSparse::Auto };
+            select_input_sparse(&mut pruned, &samples, table.as_ref(), mode)?
+        }
+    };
     if a.strip_names {
         crate::compile::strip_names(&mut pruned);
     }
@@ -285,7 +316,27 @@ pub fn run(a: Args) -> Result<()> {
         prune: prune_reports,
         sparsify: sparse_reports,
         codebook: codebook_report,
+        dead_channels: dead_report,
+        input_sparse,
     };
+    for s in summary.dead_channels.iter().flat_map(|r| &r.spaces) {
+        println!(
+            "  {:<40} {:>4} -> {:>4} channels: {} zero on every calibration sample, removed",
+            super::short(&s.producers.join("+"), 40),
+            s.channels,
+            s.kept,
+            s.dead
+        );
+    }
+    for l in &summary.input_sparse {
+        println!(
+            "  {:<40} inputs {:5.1} % zero: {} kernel (predicted {})",
+            super::short(&l.node, 40),
+            100.0 * l.input_zero_fraction,
+            if l.input_sparse { "input-sparse" } else { "dense" },
+            l.predicted_speedup.map_or("nothing: no measured cost table".to_string(), |s| format!("{s:.2}x"))
+        );
+    }
     for s in summary.prune.iter().flat_map(|r| &r.spaces) {
         println!(
             "  {:<40} {:>4} -> {:>4} channels ({} dead), relative error {:.4}",

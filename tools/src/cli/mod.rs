@@ -1,5 +1,6 @@
 //! The `sprig` command line: argument definitions and one module per subcommand.
 
+mod analyze;
 mod bench;
 mod compress;
 mod convert;
@@ -27,7 +28,9 @@ pub struct Cli {
 enum Command {
     /// Convert an ONNX model into a .sprig file.
     Convert(convert::Args),
-    /// Compress an ONNX model with unlabeled calibration data (structured pruning) into a .sprig file.
+    /// Measure ReLU activation sparsity of an ONNX model on real data, per layer and channel.
+    Analyze(analyze::Args),
+    /// Compress an ONNX model with unlabeled calibration data (pruning, codebooks, activation sparsity) into a .sprig file.
     Compress(compress::Args),
     /// Run a .sprig model on the samples of one or more .npy files.
     Run(run::Args),
@@ -48,6 +51,7 @@ pub fn main_with(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Convert(a) => convert::run(a),
         Command::Compress(a) => compress::run(a),
+        Command::Analyze(a) => analyze::run(a),
         Command::Run(a) => run::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Inspect(a) => inspect::run(a),

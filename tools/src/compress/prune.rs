@@ -169,6 +169,17 @@ pub fn prune(g: &Graph, calib: &[&[f32]], opts: &PruneOptions) -> Result<(Graph,
     }
 }
 
+/// Removes exactly the channels that are zero at every consumer input on every calibration
+/// sample (dead ReLU channels, ALGORITHMS.md §6.5), with the same coupled surgery as [`prune`]
+/// and no refit: on the calibration data the outputs are unchanged.
+pub fn remove_dead_channels(g: &Graph, calib: &[&[f32]]) -> Result<(Graph, PruneReport)> {
+    if calib.is_empty() {
+        bail!("no calibration samples");
+    }
+    let opts = PruneOptions { polish: false, ..PruneOptions::default() };
+    run(g, calib, &opts, &|c, _| c)
+}
+
 /// Total MACs and weight parameters of the Conv/Dense layers of `g`.
 pub fn layer_costs(g: &Graph) -> (u64, u64) {
     let (mut macs, mut params) = (0u64, 0u64);

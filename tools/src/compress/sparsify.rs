@@ -158,6 +158,10 @@ pub struct BreakEvenTable {
     /// Codebook Dense kernels against dense f32, per index width (the `dense` family's shape).
     #[serde(default)]
     pub codebook: Vec<CodebookCost>,
+    /// Input-sparse kernels against dense: family `dense` or `conv1x1`, tile `[1, 1]`, density
+    /// = fraction of non-zero inputs, one entry per measured layer shape (`outputs` set).
+    #[serde(default)]
+    pub input_sparse: Vec<BreakEvenEntry>,
 }
 
 /// Codebook Dense kernel times relative to dense f32 at one index width.
@@ -182,6 +186,12 @@ pub struct BreakEvenEntry {
     pub density: Vec<f64>,
     /// Sparse time / dense time at each density (median of repeated runs).
     pub ratio: Vec<f64>,
+    /// Input-sparse entries: outputs per position of the measured layer (0 elsewhere).
+    #[serde(default)]
+    pub outputs: usize,
+    /// Input-sparse entries: output positions of the measured layer (1 for Dense; 0 elsewhere).
+    #[serde(default)]
+    pub positions: usize,
 }
 
 impl BreakEvenEntry {
@@ -241,6 +251,20 @@ impl BreakEvenTable {
     /// nearest to `bits` (`None` when nothing was measured).
     pub fn codebook_lut(&self, bits: u8) -> Option<bool> {
         self.codebook.iter().min_by_key(|c| (c.bits as i32 - bits as i32).abs()).map(|c| c.lut_ratio < c.decode_ratio)
+    }
+
+    /// Predicted input-sparse time / dense time for a `family` (`dense` or `conv1x1`) layer with
+    /// `outputs` outputs at each of `positions` positions whose inputs are non-zero with
+    /// probability `density`: the measured shape nearest in output count and positions (log
+    /// scale; the worst of ties), `None` when the family was not measured. The kernel's
+    /// per-input cost is one pass over the outputs, so the output count sets the overhead's
+    /// share; positions set how well the dense kernel amortises its own.
+    pub fn input_sparse_ratio(&self, family: &str, outputs: usize, positions: usize, density: f64) -> Option<f64> {
+        let ln = |v: usize| (v.max(1) as f64).ln();
+        let dist = |e: &BreakEvenEntry| (ln(e.outputs) - ln(outputs)).abs() + (ln(e.positions) - ln(positions)).abs();
+        let fam = self.input_sparse.iter().filter(|e| e.family == family);
+        let best = fam.clone().map(dist).min_by(|a, b| a.total_cmp(b))?;
+        fam.filter(|e| dist(e) <= best + 1e-9).filter_map(|e| e.ratio_at(density)).max_by(|a, b| a.total_cmp(b))
     }
 
     /// The entry for `family` and `pattern`.
@@ -581,7 +605,14 @@ mod tests {
 
     #[test]
     fn break_even_interpolates_the_crossing() {
-        let e = BreakEvenEntry { family: "dense".into(), tile: [1, 1], density: vec![0.1, 0.3, 0.5], ratio: vec![0.4, 0.8, 1.2] };
+        let e = BreakEvenEntry {
+            family: "dense".into(),
+            tile: [1, 1],
+            density: vec![0.1, 0.3, 0.5],
+            ratio: vec![0.4, 0.8, 1.2],
+            outputs: 0,
+            positions: 0,
+        };
         assert!((e.break_even() - 0.4).abs() < 1e-9);
         assert!((e.ratio_at(0.2).unwrap() - 0.6).abs() < 1e-9);
         assert_eq!(e.ratio_at(0.9), Some(1.2));

@@ -228,8 +228,28 @@ pub fn import_onnx_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<crate::ir
     import_model_proto(&model, None, opts)
 }
 
+/// Imports an ONNX model from its serialized bytes without the optimization passes: one node per
+/// ONNX node (constants folded), every ONNX tensor keeps its name, so intermediate tensors (e.g.
+/// each Relu output) can be observed as the source model computes them.
+pub fn import_onnx_bytes_unoptimized(bytes: &[u8], opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {
+    use tract_onnx::tract_core::prelude::Framework;
+    let model = std::panic::catch_unwind(|| {
+        let mut r = bytes;
+        tract_onnx::onnx().proto_model_for_read(&mut r)
+    })
+    .map_err(|_| ImportError::Parse("the protobuf parser panicked".into()))?
+    .map_err(|e| ImportError::Parse(format!("{e:#}")))?;
+    import_proto(&model, None, opts)
+}
+
 /// Imports a decoded model. `model_dir` locates external data.
 pub fn import_model_proto(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {
+    let mut g = import_proto(model, model_dir, opts)?;
+    crate::passes::optimize(&mut g)?;
+    Ok(g)
+}
+
+fn import_proto(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx::import(model, model_dir, opts)));
     let mut g = match r {
         Ok(r) => r?,
@@ -238,6 +258,6 @@ pub fn import_model_proto(model: &ModelProto, model_dir: Option<&str>, opts: &Im
             return Err(ImportError::Graph(format!("internal error while importing (panic: {msg})")));
         }
     };
-    crate::passes::optimize(&mut g)?;
+    crate::ir::Graph::compact(&mut g);
     Ok(g)
 }

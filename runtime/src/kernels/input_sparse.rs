@@ -1,0 +1,298 @@
+//! Input-sparse Dense and 1×1 Conv (kernel `INPUT_SPARSE`, ALGORITHMS.md §6.6): the weight is
+//! stored input-major (dims 0 and 1 swapped: Dense `[K, N]`, Conv `[C, M, 1, 1]`), so every input
+//! value scales one contiguous weight row, and zero inputs are skipped.
+//!
+//! Guarantee: for finite weights the result equals the dense kernel's up to the order of the
+//! f32 additions (a skipped term is an exact `±0 · w`). Non-finite weights facing a zero input
+//! are skipped too, where the dense kernel would produce NaN; the tool never writes such weights.
+//! NaN and infinite *inputs* are not zero and propagate as in the dense kernel.
+
+use super::{chunk, Operand, CHUNK};
+use crate::op::{Activation, ConvAttrs, Op, OpError};
+use crate::shape::Shape;
+use crate::view::View;
+
+/// Whether the `INPUT_SPARSE` kernel applies to `op` with a weight of logical (output-major)
+/// shape `w`: a Dense, or a Conv with group 1, a 1×1 kernel and no padding.
+pub(crate) fn applies(op: &Op, w: &Shape) -> bool {
+    match op {
+        Op::Dense { .. } => w.rank() == 2,
+        Op::Conv(a) => a.group == 1 && a.pads == [0; 4] && w.rank() >= 3 && (2..w.rank()).all(|d| w.dim(d) == 1),
+        _ => false,
+    }
+}
+
+/// `s` with dims 0 and 1 swapped (between stored input-major and logical output-major shapes).
+pub(crate) fn swap01(s: Shape) -> Shape {
+    if s.rank() < 2 {
+        return s;
+    }
+    let mut d = [0u32; crate::shape::MAX_RANK];
+    d[..s.rank()].copy_from_slice(s.dims());
+    d.swap(0, 1);
+    Shape::from_u32(&d[..s.rank()]).unwrap_or(s)
+}
+
+/// `acc[j] = bias[o0 + j] + Σ_{c : x(c) ≠ 0} x(c) · wt[c, o0 + j]` for `j < acc.len()`: one
+/// block of the `n` outputs of one position with `k` inputs. Stack: one f32 and one u16 block
+/// (1.5 KiB at CHUNK = 256), less than the dense kernel's, for Cortex-M stacks.
+#[inline]
+fn accumulate(mut x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize, bias: Option<View<'_>>, o0: usize, acc: &mut [f32]) {
+    let len = acc.len();
+    let mut wbuf = [0.0f32; CHUNK];
+    // Offsets of the non-zero inputs of one block of up to CHUNK inputs.
+    let mut nz = [0u16; CHUNK];
+    let native = wt.as_f32();
+    match bias {
+        Some(b) => acc.copy_from_slice(&chunk(b, o0, len, &mut wbuf)[..len]),
+        None => acc.fill(0.0),
+    }
+    let mut c0 = 0;
+    while c0 < k {
+        let cl = CHUNK.min(k - c0);
+        // Branch-free compaction: mispredicted zero tests would cost more than the skipped
+        // multiplies at mid sparsity.
+        let mut m = 0;
+        for i in 0..cl {
+            nz[m] = i as u16;
+            m += (x(c0 + i) != 0.0) as usize;
+        }
+        for &i in &nz[..m] {
+            let c = c0 + i as usize;
+            let xv = x(c);
+            let at = c * n + o0;
+            let wc = match native.and_then(|w| w.get(at..at + len)) {
+                Some(w) => w,
+                None => chunk(wt, at, len, &mut wbuf),
+            };
+            for (a, w) in acc.iter_mut().zip(wc) {
+                *a += xv * w;
+            }
+        }
+        c0 += cl;
+    }
+}
+
+/// Dense on inputs `x [.., K], wt [K, N][, bias [N]]` (weight stored input-major); sums build up
+/// in the output row itself.
+pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+    let (x, wt) = (&inputs[0], &inputs[1]);
+    let (k, n) = (wt.shape.dim(0), wt.shape.dim(1));
+    let rows = y.prod(0, y.rank().saturating_sub(1));
+    let bias = inputs.get(2).map(|b| b.view);
+    let mut xbuf = [0.0f32; 1];
+    for r in 0..rows {
+        let o = out.get_mut(r * n..(r + 1) * n).ok_or(OpError::ShapeMismatch)?;
+        let native = x.view.as_f32().and_then(|s| s.get(r * k..(r + 1) * k));
+        for (b, block) in o.chunks_mut(CHUNK).enumerate() {
+            match native {
+                Some(xs) => accumulate(|c| xs[c], k, wt.view, n, bias, b * CHUNK, block),
+                // Non-native input views (never activations in a session): element by element.
+                None => {
+                    let xv = x.view;
+                    accumulate(
+                        |c| chunk(xv, r * k + c, 1, &mut xbuf).first().copied().unwrap_or(0.0),
+                        k,
+                        wt.view,
+                        n,
+                        bias,
+                        b * CHUNK,
+                        block,
+                    )
+                }
+            }
+        }
+        if act != Activation::None {
+            for v in o.iter_mut() {
+                *v = act.apply(*v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 1×1 Conv (group 1, no padding, any stride) on `x [N, C, H, W]`, `wt [C, M, 1, 1]` (input-major),
+/// `bias [M]`, output `[N, M, OH, OW]`; 1-D convolutions are `[N, C, L]`.
+pub(super) fn conv1x1(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+    let (x, wt) = (&inputs[0], &inputs[1]);
+    let (c, m) = (wt.shape.dim(0), wt.shape.dim(1));
+    let two_d = x.shape.rank() == 4;
+    let (h, w) = if two_d { (x.shape.dim(2), x.shape.dim(3)) } else { (1, x.shape.dim(2)) };
+    let (oh, ow) = if two_d { (y.dim(2), y.dim(3)) } else { (1, y.dim(2)) };
+    let (sh, sw) = if two_d { (a.stride[0] as usize, a.stride[1] as usize) } else { (1, a.stride[1] as usize) };
+    let bias = inputs.get(2).map(|b| b.view);
+    let (hw, ohw) = (h * w, oh * ow);
+    let mut acc = [0.0f32; CHUNK];
+    let mut xbuf = [0.0f32; 1];
+    for b in 0..x.shape.dim(0) {
+        let xb = b * c * hw;
+        let ob = b * m * ohw;
+        for p in 0..ohw {
+            let q = xb + (p / ow) * sh * w + (p % ow) * sw;
+            let mut o0 = 0;
+            while o0 < m {
+                let block = &mut acc[..CHUNK.min(m - o0)];
+                match x.view.as_f32() {
+                    Some(xs) => accumulate(|ch| xs.get(q + ch * hw).copied().unwrap_or(0.0), c, wt.view, m, bias, o0, block),
+                    None => {
+                        let xv = x.view;
+                        accumulate(
+                            |ch| chunk(xv, q + ch * hw, 1, &mut xbuf).first().copied().unwrap_or(0.0),
+                            c,
+                            wt.view,
+                            m,
+                            bias,
+                            o0,
+                            block,
+                        )
+                    }
+                }
+                for (j, &v) in block.iter().enumerate() {
+                    if let Some(o) = out.get_mut(ob + (o0 + j) * ohw + p) {
+                        *o = a.act.apply(v);
+                    }
+                }
+                o0 += block.len();
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{execute_kernel_in, Operand, ALL_OPS, INPUT_SPARSE_BIT};
+    use crate::format::kernel;
+    use crate::op::{Activation, ConvAttrs, Op, OpError};
+    use crate::view::View;
+    use proptest::prelude::*;
+
+    /// `v` with a fraction `zeros` of its elements (chosen by `seed`) set to zero.
+    fn sparsify(mut v: Vec<f32>, zeros: f64, seed: u64) -> Vec<f32> {
+        let r = data(v.len(), seed ^ 0x5eed);
+        for (x, r) in v.iter_mut().zip(r) {
+            if ((r as f64 + 1.0) / 2.0) < zeros {
+                *x = if r > 0.0 { 0.0 } else { -0.0 };
+            }
+        }
+        v
+    }
+
+    /// `[a, b, rest..]` row-major → `[b, a, rest..]`.
+    fn transpose01(w: &[f32], a: usize, b: usize) -> Vec<f32> {
+        let rest = w.len() / (a * b);
+        let mut t = vec![0.0; w.len()];
+        for i in 0..a {
+            for j in 0..b {
+                t[(j * a + i) * rest..(j * a + i + 1) * rest].copy_from_slice(&w[(i * b + j) * rest..(i * b + j + 1) * rest]);
+            }
+        }
+        t
+    }
+
+    const ZEROS: [f64; 4] = [0.0, 0.5, 0.9, 1.0];
+    const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn dense_matches_naive(lead in proptest::collection::vec(1usize..4, 0..3), k in 1usize..300, n in 1usize..600,
+                               zi in 0usize..4, f16 in any::<bool>(), bias in any::<bool>(), act in 0usize..3, seed in 0u64..1000) {
+            let rows: usize = lead.iter().product();
+            let mut xd = lead.clone();
+            xd.push(k);
+            let x = sparsify(data(rows * k, seed), ZEROS[zi], seed);
+            let w = round_f16(&data(n * k, seed + 1));
+            let b = data(n, seed + 2);
+            let op = Op::Dense { act: ACTS[act] };
+            let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), ACTS[act]);
+            let wt = transpose01(&w, n, k);
+            let wt16 = f16le(&wt);
+            let wview = if f16 { View::F16Le(&wt16) } else { View::F32(&wt) };
+            let mut ops = vec![Operand { view: View::F32(&x), shape: sh(&xd) }, Operand { view: wview, shape: sh(&[k, n]) }];
+            if bias {
+                ops.push(Operand { view: View::F32(&b), shape: sh(&[n]) });
+            }
+            let mut yd = lead.clone();
+            yd.push(n);
+            let y = sh(&yd);
+            let mut got = vec![f32::NAN; rows * n];
+            prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
+            assert_close(&got, &want, 1e-5);
+        }
+
+        #[test]
+        fn conv1x1_matches_naive(batch in 1usize..3, c in 1usize..40, m in 1usize..300, h in 1usize..7, w in 1usize..7, one_d in any::<bool>(),
+                                 stride in 1u32..3, zi in 0usize..4, bias in any::<bool>(), act in 0usize..3, seed in 0u64..1000) {
+            let (xd, wd): (Vec<usize>, Vec<usize>) = if one_d { (vec![batch, c, w], vec![m, c, 1]) } else { (vec![batch, c, h, w], vec![m, c, 1, 1]) };
+            let a = ConvAttrs { group: 1, stride: [if one_d { 1 } else { stride }, stride], dilation: [1, 1], pads: [0; 4], act: ACTS[act] };
+            let op = Op::Conv(a);
+            let x = sparsify(data(xd.iter().product(), seed), ZEROS[zi], seed);
+            let wv = data(m * c, seed + 1);
+            let b = data(m, seed + 2);
+            let y = op.infer(&[sh(&xd), sh(&wd)]).unwrap();
+            let yd: Vec<usize> = y.dims().iter().map(|&d| d as usize).collect();
+            let want = naive_conv(&x, &xd, &wv, &wd, bias.then_some(&b[..]), &a, &yd);
+            let wt = transpose01(&wv, m, c);
+            let mut wtd = wd.clone();
+            wtd.swap(0, 1);
+            let mut ops = vec![Operand { view: View::F32(&x), shape: sh(&xd) }, Operand { view: View::F32(&wt), shape: sh(&wtd) }];
+            if bias {
+                ops.push(Operand { view: View::F32(&b), shape: sh(&[m]) });
+            }
+            let mut got = vec![f32::NAN; y.numel().unwrap()];
+            prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
+            assert_close(&got, &want, 1e-5);
+        }
+    }
+
+    #[test]
+    fn nan_and_infinite_inputs_propagate() {
+        let x = [0.0, f32::NAN, 0.0, f32::INFINITY];
+        let w = [1.0f32; 8]; // [K=4, N=2]
+        let ops = [Operand { view: View::F32(&x), shape: sh(&[1, 4]) }, Operand { view: View::F32(&w), shape: sh(&[4, 2]) }];
+        let mut out = [0.0; 2];
+        assert_eq!(
+            execute_kernel_in::<ALL_OPS>(&Op::Dense { act: Activation::None }, kernel::INPUT_SPARSE, &ops, &mut out, &sh(&[1, 2])),
+            Ok(())
+        );
+        assert!(out.iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn refused_where_it_does_not_apply() {
+        let x = data(2 * 9, 1);
+        let w = data(3 * 2 * 9, 2);
+        let y = sh(&[1, 3, 1, 1]);
+        let mut out = [0.0; 3];
+        // A 3×3 kernel is not 1×1.
+        let conv = Op::Conv(ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [0; 4], act: Activation::None });
+        let ops = [Operand { view: View::F32(&x), shape: sh(&[1, 2, 3, 3]) }, Operand { view: View::F32(&w), shape: sh(&[2, 3, 3, 3]) }];
+        assert_eq!(execute_kernel_in::<ALL_OPS>(&conv, kernel::INPUT_SPARSE, &ops, &mut out, &y), Err(OpError::BadAttribute));
+        // Padding.
+        let padded = Op::Conv(ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], act: Activation::None });
+        let w1 = data(6, 3);
+        let ops =
+            [Operand { view: View::F32(&x[..2]), shape: sh(&[1, 2, 1, 1]) }, Operand { view: View::F32(&w1), shape: sh(&[2, 3, 1, 1]) }];
+        let mut o9 = [0.0; 27];
+        assert_eq!(
+            execute_kernel_in::<ALL_OPS>(&padded, kernel::INPUT_SPARSE, &ops, &mut o9, &sh(&[1, 3, 3, 3])),
+            Err(OpError::BadAttribute)
+        );
+        // A unary operator.
+        let relu = Op::Unary(crate::op::UnaryKind::Relu);
+        let one = [Operand { view: View::F32(&x[..3]), shape: sh(&[3]) }];
+        assert_eq!(execute_kernel_in::<ALL_OPS>(&relu, kernel::INPUT_SPARSE, &one, &mut out, &sh(&[3])), Err(OpError::BadAttribute));
+        // Without the sparse kernels in the set.
+        let dense = Op::Dense { act: Activation::None };
+        let wd = data(6, 4);
+        let ops = [Operand { view: View::F32(&x[..2]), shape: sh(&[1, 2]) }, Operand { view: View::F32(&wd), shape: sh(&[2, 3]) }];
+        const NO_SPARSE: u128 = !(1u128 << INPUT_SPARSE_BIT);
+        assert!(matches!(
+            execute_kernel_in::<NO_SPARSE>(&dense, kernel::INPUT_SPARSE, &ops, &mut out, &sh(&[1, 3])),
+            Err(OpError::UnknownKind(_))
+        ));
+        assert_eq!(execute_kernel_in::<ALL_OPS>(&dense, kernel::INPUT_SPARSE, &ops, &mut out, &sh(&[1, 3])), Ok(()));
+    }
+}
