@@ -10,6 +10,8 @@ For each model (calibration / evaluation split as in prune_table.py):
    measured cost table predicts a speedup) against the dense `sprig convert`: accuracy (AUC for
    the AD autoencoder) on the evaluation half, and the end-to-end speedup (`sprig bench
    --baseline`, interleaved, one thread, cycling over 32 evaluation samples).
+   The same with `--act-threshold auto` (FATReLU thresholds within a 1 % CETT bound): the
+   mean zero fraction of the thresholded layers before and after, accuracy, speedup.
 3. Per eligible layer (Dense, 1x1 Conv): calibration input zero fraction, the predicted speedup,
    whether `auto` chose the input-sparse kernel, and the measured per-layer speedup of the
    input-sparse kernel over the dense one on the same graph (`--input-sparse all` against
@@ -64,8 +66,9 @@ def main():
     a = ap.parse_args()
     pick = set(a.models.split(",")) if a.models else None
     tmp = tempfile.mkdtemp()
-    summary = ["| model | ReLU-family tensors | zero fraction (overall / mean of layers) | max \\|sprig − onnxruntime\\| per layer | dead channels removed | accuracy dense → auto | speedup auto vs dense |",
-               "|---|---|---|---|---|---|---|"]
+    summary = ["| model | ReLU-family tensors | zero fraction (overall / mean of layers) | max \\|sprig − onnxruntime\\| per layer | dead channels removed | accuracy dense → auto | speedup auto vs dense "
+               "| + `--act-threshold auto`: mean zeros before → after, accuracy, speedup vs dense |",
+               "|---|---|---|---|---|---|---|---|"]
     per_layer = ["| model | layer | MACs | input zero % | predicted | auto chose | measured input-sparse vs dense (same graph) |",
                  "|---|---|---|---|---|---|---|"]
     for name, folder, labels, cut in MODELS:
@@ -89,11 +92,19 @@ def main():
             sh(SPRIG, "compress", onnx, "-o", files[mode], "--calib", cp, "--input-sparse", mode, "--json", rj)
             if mode == "auto":
                 r = json.load(open(rj))
+        thr = os.path.join(tmp, f"{name}_thr.sprig")
+        tj = os.path.join(tmp, f"{name}_thr.json")
+        sh(SPRIG, "compress", onnx, "-o", thr, "--calib", cp, "--act-threshold", "auto", "--json", tj)
+        tl = [l for l in json.load(open(tj))["thresholds"]["layers"]]
+        zb = 100 * sum(l["zero_before"] for l in tl) / max(len(tl), 1)
+        za = 100 * sum(l["zero_after"] for l in tl) / max(len(tl), 1)
+        bt = json.loads(sh(SPRIG, "bench", thr, "--baseline", dense, "--input", ep, "--samples", "32", "--iters", a.iters, "--json"))
+        thr_cell = f"{zb:.1f} → {za:.1f} %, {accuracy(thr, onnx, ep, lp, extra, tmp)}, {bt['speedup_over_baseline']:.2f}x"
         dead = sum(s["dead"] for s in (r["dead_channels"] or {}).get("spaces", []))
         acc = f"{accuracy(dense, onnx, ep, lp, extra, tmp)} → {accuracy(files['auto'], onnx, ep, lp, extra, tmp)}"
         b = json.loads(sh(SPRIG, "bench", files["auto"], "--baseline", dense, "--input", ep, "--samples", "32", "--iters", a.iters, "--json"))
         summary.append(f"| {name} | {len(relu)} | {100 * rep['overall_zero_fraction']:.1f} % / {100 * rep['mean_layer_zero_fraction']:.1f} % "
-                       f"| {diff:.3f} pt | {dead} | {acc} | {b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.1f} → {b['sprig_median_us']:.1f} µs) |")
+                       f"| {diff:.3f} pt | {dead} | {acc} | {b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.1f} → {b['sprig_median_us']:.1f} µs) | {thr_cell} |")
         print(summary[-1], flush=True)
         if r["input_sparse"]:
             pl = json.loads(sh(SPRIG, "bench", files["all"], "--baseline", files["never"], "--input", ep, "--samples", "32",

@@ -40,6 +40,12 @@ pub enum Activation {
         /// Upper bound.
         max: f32,
     },
+    /// `x` where `x > alpha`, else 0 (ONNX ThresholdedRelu; FATReLU, ALGORITHMS.md §4.2 step
+    /// 3, §6.5): written by `sprig compress --act-threshold` in place of a fused ReLU. Format 1.3.
+    Threshold {
+        /// Threshold (finite).
+        alpha: f32,
+    },
 }
 
 impl Activation {
@@ -61,6 +67,13 @@ impl Activation {
                     max
                 } else {
                     y
+                }
+            }
+            Activation::Threshold { alpha } => {
+                if x > alpha {
+                    x
+                } else {
+                    0.0
                 }
             }
         }
@@ -406,6 +419,10 @@ fn enc_act(a: &Activation, w: &mut [u32]) {
             w[1] = min.to_bits();
             w[2] = max.to_bits();
         }
+        Activation::Threshold { alpha } => {
+            w[0] = 3;
+            w[1] = alpha.to_bits();
+        }
     }
 }
 
@@ -414,6 +431,7 @@ fn dec_act(w: &[u32]) -> Result<Activation, OpError> {
         0 => Activation::None,
         1 => Activation::Relu,
         2 => Activation::Clip { min: f32::from_bits(w[1]), max: f32::from_bits(w[2]) },
+        3 if f32::from_bits(w[1]).is_finite() => Activation::Threshold { alpha: f32::from_bits(w[1]) },
         _ => return Err(OpError::BadAttribute),
     })
 }
@@ -1149,6 +1167,24 @@ mod tests {
     }
 
     #[test]
+    fn threshold_keeps_values_above_alpha_only_and_needs_a_finite_alpha() {
+        let t = Activation::Threshold { alpha: 0.5 };
+        assert_eq!([t.apply(0.75), t.apply(0.5), t.apply(0.25), t.apply(-1.0), t.apply(f32::NAN)], [0.75, 0.0, 0.0, 0.0, 0.0]);
+        // alpha 0 is a ReLU.
+        for x in [-2.0f32, -0.0, 0.0, 1e-30, 3.5] {
+            assert_eq!(Activation::Threshold { alpha: 0.0 }.apply(x).to_bits(), Activation::Relu.apply(x).to_bits());
+        }
+        let mut w = [0u32; ATTR_WORDS];
+        w[0] = 3;
+        for bad in [f32::NAN, f32::INFINITY] {
+            w[1] = bad.to_bits();
+            assert_eq!(Op::decode(kind::DENSE, &w), Err(OpError::BadAttribute));
+        }
+        w[1] = 0.25f32.to_bits();
+        assert_eq!(Op::decode(kind::DENSE, &w), Ok(Op::Dense { act: Activation::Threshold { alpha: 0.25 } }));
+    }
+
+    #[test]
     fn encode_decode_round_trips_every_kind() {
         let pool =
             PoolAttrs { kernel: [3, 3], stride: [2, 2], dilation: [1, 1], pads: [1, 0, 1, 0], ceil_mode: true, count_include_pad: false };
@@ -1161,6 +1197,7 @@ mod tests {
                 act: Activation::Clip { min: 0.0, max: 6.0 },
             }),
             Op::Dense { act: Activation::Relu },
+            Op::Dense { act: Activation::Threshold { alpha: 0.125 } },
             Op::MatMul,
             Op::Binary(BinaryKind::PRelu),
             Op::Unary(UnaryKind::HardSigmoid { alpha: 0.2, beta: 0.5 }),

@@ -108,6 +108,7 @@ fn activation_kind(op: &Op) -> Option<bool> {
     let relu_act = |a: &Activation| match a {
         Activation::Relu => true,
         Activation::Clip { min, .. } => *min == 0.0,
+        Activation::Threshold { alpha } => *alpha >= 0.0,
         Activation::None => false,
     };
     match op {

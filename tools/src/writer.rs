@@ -287,8 +287,8 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
     ];
     // The oldest minor version with every feature used, so older v1 readers still open files
     // that need nothing newer: 1.1 added block-sparse weights, 1.2 codebook weights and kernels,
-    // 1.3 the input-sparse kernel.
-    let minor: u16 = g
+    // 1.3 the input-sparse kernel and the fused threshold activation.
+    let storage_minor = g
         .tensors
         .iter()
         .filter(|t| t.data.is_some())
@@ -300,6 +300,12 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         })
         .max()
         .unwrap_or(0);
+    let threshold = g.nodes.iter().any(|n| match n.op {
+        Op::Conv(a) => matches!(a.act, sprig_runtime::op::Activation::Threshold { .. }),
+        Op::Dense { act } => matches!(act, sprig_runtime::op::Activation::Threshold { .. }),
+        _ => false,
+    });
+    let minor: u16 = storage_minor.max(if threshold { 3 } else { 0 });
     Ok(assemble(&sections, minor))
 }
 

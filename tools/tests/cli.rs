@@ -426,4 +426,38 @@ fn compress_act_sparsity_removes_dead_channels_and_picks_input_sparse_kernels() 
     // Nothing asked for.
     let err = fails(&["compress", s(&onnx), "-o", s(&dir.path().join("x.sprig")), "--calib", s(&data), "--act-sparsity", "off"]);
     assert!(err.contains("nothing to do"), "{err}");
+    // FATReLU thresholds: reported per layer within the bound, and their effect on the outputs.
+    let (thr, tj) = (dir.path().join("thr.sprig"), dir.path().join("thr.json"));
+    let text = ok(&[
+        "compress",
+        s(&onnx),
+        "-o",
+        s(&thr),
+        "--calib",
+        s(&data),
+        "--act-threshold",
+        "auto",
+        "--act-threshold-eps",
+        "0.02",
+        "--json",
+        s(&tj),
+    ]);
+    assert!(text.contains("thresholds change the calibration outputs"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tj).unwrap()).unwrap();
+    let layers = v["thresholds"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{v}");
+    let l = &layers[0];
+    assert!(l["threshold"].as_f64().unwrap() > 0.0 && l["cett"].as_f64().unwrap() <= 0.02, "{l}");
+    assert!(l["zero_after"].as_f64().unwrap() >= l["zero_before"].as_f64().unwrap());
+    assert!(v["thresholds"]["top1_agreement"].as_f64().unwrap() > 0.9);
+    let val: serde_json::Value =
+        serde_json::from_str(&ok(&["validate", s(&thr), "--onnx", s(&onnx), "--input", s(&data), "--tolerance", "10", "--json"])).unwrap();
+    assert!((val["top1_agreement"].as_f64().unwrap() - v["thresholds"]["top1_agreement"].as_f64().unwrap()).abs() < 1e-9, "{val}");
+    for bad in ["-1", "nope", "inf"] {
+        let out = dir.path().join("bad.sprig");
+        let arg = format!("--act-threshold={bad}");
+        let err = fails(&["compress", s(&onnx), "-o", s(&out), "--calib", s(&data), &arg]);
+        assert!(err.contains("--act-threshold"), "{err}");
+        assert!(!out.exists());
+    }
 }

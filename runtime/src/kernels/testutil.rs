@@ -141,6 +141,13 @@ pub fn naive_conv(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[
                         Activation::None => acc,
                         Activation::Relu => acc.max(0.0),
                         Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
+                        Activation::Threshold { alpha } => {
+                            if acc > alpha as f64 {
+                                acc
+                            } else {
+                                0.0
+                            }
+                        }
                     };
                 }
             }
@@ -162,6 +169,13 @@ pub fn naive_dense(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, b: Opt
                 Activation::None => acc,
                 Activation::Relu => acc.max(0.0),
                 Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
+                Activation::Threshold { alpha } => {
+                    if acc > alpha as f64 {
+                        acc
+                    } else {
+                        0.0
+                    }
+                }
             };
         }
     }

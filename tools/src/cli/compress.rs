@@ -1,5 +1,5 @@
 use crate::compile::{compile, write_atomic};
-use crate::compress::actsparse::{select_input_sparse, InputSparse, LayerChoice};
+use crate::compress::actsparse::{choose_thresholds, select_input_sparse, InputSparse, LayerChoice, ThresholdMode, ThresholdReport};
 use crate::compress::codebook::{quantize, CodebookMethod, CodebookOptions, CodebookReport, GroupCount, LayerBits, LutChoice};
 use crate::compress::prune::{prune, remove_dead_channels, Amount, Method, PruneOptions, PruneReport};
 use crate::compress::sparsify::{sparsify, BreakEvenTable, Pattern, SparsifyOptions, SparsifyReport, StorageChoice};
@@ -72,6 +72,16 @@ pub struct Args {
     /// `off` does neither.
     #[arg(long, default_value = "auto", value_parser = ["auto", "off"])]
     act_sparsity: String,
+    /// FATReLU thresholds (changes the model): `auto` replaces each fused ReLU whose output
+    /// feeds only Conv / Dense layers by `x > t ? x : 0` with the largest candidate t whose
+    /// output-error bound (CETT over its consumers, ALGORITHMS.md §6.5) stays within
+    /// --act-threshold-eps on the calibration data; a number T uses T on every such layer. The
+    /// thresholds and their effect on the calibration outputs are reported.
+    #[arg(long)]
+    act_threshold: Option<String>,
+    /// The CETT bound of `--act-threshold auto`.
+    #[arg(long, default_value_t = 0.01)]
+    act_threshold_eps: f64,
     /// Input-sparse kernels for Dense / 1×1 Conv layers (with --act-sparsity auto): `auto` where
     /// this machine's measured kernel costs predict a speedup at the layer's calibration input
     /// sparsity, `all` on every eligible layer, `never`.
@@ -112,6 +122,7 @@ struct Summary {
     sparsify: Vec<SparsifyReport>,
     codebook: Option<CodebookReport>,
     dead_channels: Option<PruneReport>,
+    thresholds: Option<ThresholdReport>,
     input_sparse: Vec<LayerChoice>,
 }
 
@@ -181,8 +192,8 @@ fn parse_amount(s: &str, amount: &str) -> Result<Amount> {
 pub fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
     let specs = a.prune.iter().map(|s| parse_prune(s)).collect::<Result<Vec<_>>>()?;
-    if specs.is_empty() && a.codebook.is_none() && a.act_sparsity == "off" {
-        bail!("nothing to do: give --prune, --codebook, or --act-sparsity auto");
+    if specs.is_empty() && a.codebook.is_none() && a.act_sparsity == "off" && a.act_threshold.is_none() {
+        bail!("nothing to do: give --prune, --codebook, --act-threshold, or --act-sparsity auto");
     }
     let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
@@ -228,6 +239,25 @@ pub fn run(a: Args) -> Result<()> {
         Some(r)
     } else {
         None
+    };
+    let thresholds = match &a.act_threshold {
+        None => None,
+        Some(v) => {
+            let mode = match v.as_str() {
+                "auto" => {
+                    if !(a.act_threshold_eps > 0.0 && a.act_threshold_eps < 1.0) {
+                        bail!("--act-threshold-eps {}: expected a bound in (0, 1)", a.act_threshold_eps);
+                    }
+                    ThresholdMode::Auto { eps: a.act_threshold_eps }
+                }
+                v => match v.parse::<f32>() {
+                    Ok(t) if t > 0.0 && t.is_finite() => ThresholdMode::Fixed(t),
+                    _ => bail!("--act-threshold {v}: expected `auto` or a positive threshold"),
+                },
+            };
+            let r = choose_thresholds(&mut pruned, &samples, mode).context("choosing activation thresholds")?;
+            Some(r)
+        }
     };
     for spec in specs {
         match spec {
@@ -317,6 +347,7 @@ pub fn run(a: Args) -> Result<()> {
         sparsify: sparse_reports,
         codebook: codebook_report,
         dead_channels: dead_report,
+        thresholds,
         input_sparse,
     };
     for s in summary.dead_channels.iter().flat_map(|r| &r.spaces) {
@@ -326,6 +357,26 @@ pub fn run(a: Args) -> Result<()> {
             s.channels,
             s.kept,
             s.dead
+        );
+    }
+    if let Some(r) = &summary.thresholds {
+        for l in &r.layers {
+            match (l.threshold, &l.skipped) {
+                (Some(t), _) => println!(
+                    "  {:<40} threshold {t:.4}: zeros {:5.1} % -> {:5.1} %, CETT {:.4}",
+                    super::short(&l.node, 40),
+                    100.0 * l.zero_before,
+                    100.0 * l.zero_after,
+                    l.cett.unwrap_or(f64::NAN)
+                ),
+                (None, Some(why)) => println!("  {:<40} kept ReLU: {why}", super::short(&l.node, 40)),
+                _ => {}
+            }
+        }
+        println!(
+            "  thresholds change the calibration outputs by at most {:.2e} (relative to max |output|); top-1 agreement {:.2} %",
+            r.output_relative_max_error,
+            100.0 * r.top1_agreement
         );
     }
     for l in &summary.input_sparse {
