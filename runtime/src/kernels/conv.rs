@@ -333,6 +333,13 @@ mod tests {
                             Activation::None => acc,
                             Activation::Relu => acc.max(0.0),
                             Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
+                            Activation::Threshold { alpha } => {
+                                if acc > alpha as f64 {
+                                    acc
+                                } else {
+                                    0.0
+                                }
+                            }
                         };
                     }
                 }
