@@ -159,6 +159,12 @@ pub(crate) struct Parts<'a> {
 }
 
 impl<'a> Parts<'a> {
+    /// Bits per index.
+    #[inline]
+    pub(crate) fn bits(&self) -> usize {
+        self.bits
+    }
+
     /// Group of matrix row `row` (0 when out of range).
     #[inline]
     pub(crate) fn group(&self, row: usize) -> usize {

@@ -406,7 +406,8 @@ impl<'a> Model<'a> {
             }
             if o.kernel == kernel::INPUT_SPARSE {
                 let weight = self.tensor(self.operand(&o, 1) as usize).filter(|_| o.n_inputs > 1);
-                let plain = weight.is_some_and(|w| w.role == Role::Constant && matches!(w.encoding, encoding::F32 | encoding::F16));
+                let plain = weight
+                    .is_some_and(|w| w.role == Role::Constant && matches!(w.encoding, encoding::F32 | encoding::F16 | encoding::CODEBOOK));
                 shapes[1] = crate::kernels::input_sparse::swap01(shapes[1]);
                 if !(plain && crate::kernels::input_sparse::applies(&o.op, &shapes[1])) {
                     return Err(Error::KernelNotApplicable { op: oi, kernel: o.kernel });

@@ -123,9 +123,11 @@ fn the_lut_kernel_is_refused_where_it_does_not_apply() {
     assert_eq!(err(&with_kernel(&coded, CONV_OP, kernel::CODEBOOK_LUT)), Some(conv));
     assert_eq!(err(&with_kernel(&coded, 3, kernel::CODEBOOK_LUT)), Some(Error::KernelNotApplicable { op: 3, kernel: 1 }));
     assert_eq!(err(&with_kernel(&coded, DENSE_OP, 3)), Some(Error::UnsupportedKernel { op: DENSE_OP as u32, kernel: 3 }));
-    // The input-sparse kernel needs a plain (not codebook) weight.
-    let is = Error::KernelNotApplicable { op: DENSE_OP as u32, kernel: kernel::INPUT_SPARSE };
-    assert_eq!(err(&with_kernel(&coded, DENSE_OP, kernel::INPUT_SPARSE)), Some(is));
+    // The input-sparse kernel reads its weight input-major: this output-major one does not fit,
+    // and on a Conv with a 3x3 kernel it does not apply at all.
+    assert_eq!(err(&with_kernel(&coded, DENSE_OP, kernel::INPUT_SPARSE)), Some(Error::ShapeMismatch { op: DENSE_OP as u32 }));
+    let is = Error::KernelNotApplicable { op: CONV_OP as u32, kernel: kernel::INPUT_SPARSE };
+    assert_eq!(err(&with_kernel(&coded, CONV_OP, kernel::INPUT_SPARSE)), Some(is));
     assert!(is.to_string().contains("input-major"));
     assert_eq!(err(&with_kernel(&coded, DENSE_OP, kernel::CODEBOOK_LUT)), None);
 }

@@ -44,6 +44,10 @@ pub enum Storage {
     /// swapped); the consuming Dense or 1×1 Conv runs the input-sparse kernel
     /// (`format::kernel::INPUT_SPARSE`). `data` and `shape` stay output-major.
     InputMajor,
+    /// Codebook indices over the input-major matrix (`[dim1, dim0]`: rows are the layer's
+    /// inputs, row groups over inputs), run by the input-sparse kernel; `data` (output-major)
+    /// holds exactly the decoded values.
+    InputMajorCodebook(Arc<CodebookData>),
 }
 
 /// A codebook-quantized `[rows, cols]` weight matrix (rows = dim 0).

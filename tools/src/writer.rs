@@ -78,6 +78,18 @@ pub fn f16_tensors(g: &Graph, weights: WeightFormat) -> Vec<bool> {
         .collect()
 }
 
+/// The row-major `[a, b, rest..]` values as `[b, a, rest..]`.
+pub fn swap01_values(values: &[f32], a: usize, b: usize) -> Vec<f32> {
+    let rest = values.len() / (a * b).max(1);
+    let mut out = Vec::with_capacity(values.len());
+    for j in 0..b {
+        for i in 0..a {
+            out.extend_from_slice(&values[(i * b + j) * rest..(i * b + j + 1) * rest]);
+        }
+    }
+    out
+}
+
 /// Whether constant `t` may be stored input-major: a rank-2+ tensor read only as the weight
 /// (operand 1) of Dense layers, or of Conv layers with group 1, a 1×1 kernel and no padding.
 pub fn input_major_ok(g: &Graph, t: usize) -> bool {
@@ -137,8 +149,28 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
             Some(values) => {
                 pad_to(&mut data, format::ALIGN);
                 let off = data.len();
-                let enc = if let crate::ir::Storage::Codebook(cb) = &t.storage {
-                    let dims: Vec<u32> = t.shape.iter().map(|&d| u32_of(d, "dimension")).collect::<Result<_, _>>()?;
+                let input_major_cb = match &t.storage {
+                    crate::ir::Storage::InputMajorCodebook(cb) => Some(cb),
+                    _ => None,
+                };
+                let codebook = match &t.storage {
+                    crate::ir::Storage::Codebook(cb) | crate::ir::Storage::InputMajorCodebook(cb) => Some(cb),
+                    _ => None,
+                };
+                let enc = if let Some(cb) = codebook {
+                    let mut dims: Vec<u32> = t.shape.iter().map(|&d| u32_of(d, "dimension")).collect::<Result<_, _>>()?;
+                    // Input-major payloads are over the matrix with dims 0 and 1 swapped.
+                    let transposed;
+                    let values = if input_major_cb.is_some() {
+                        if dims.len() < 2 {
+                            return Err(WriteError::InputMajor(t.name.clone()));
+                        }
+                        dims.swap(0, 1);
+                        transposed = swap01_values(values, t.shape[0], t.shape[1]);
+                        &transposed
+                    } else {
+                        values
+                    };
                     let (rows, cols) = sprig_runtime::format::bsr_matrix(&dims);
                     let consistent = cb.row_group.len() == rows
                         && cb.indices.len() == rows * cols
@@ -180,16 +212,11 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
                     encoding::BSR_F32
                 } else if t.storage == crate::ir::Storage::InputMajor {
                     let (rows, cols) = (t.shape.first().copied().unwrap_or(0), t.shape.get(1).copied().unwrap_or(0));
-                    let rest = t.numel() / (rows * cols).max(1);
-                    for j in 0..cols {
-                        for r in 0..rows {
-                            for v in &values[(r * cols + j) * rest..(r * cols + j + 1) * rest] {
-                                if half[i] {
-                                    data.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
-                                } else {
-                                    data.extend_from_slice(&v.to_le_bytes());
-                                }
-                            }
+                    for v in swap01_values(values, rows, cols) {
+                        if half[i] {
+                            data.extend_from_slice(&f16::from_f32(v).to_le_bytes());
+                        } else {
+                            data.extend_from_slice(&v.to_le_bytes());
                         }
                     }
                     if half[i] {
@@ -213,7 +240,7 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
             None => (encoding::NONE, plan.offsets[i].unwrap_or(0), t.numel() * 4),
         };
         let mut shape = t.shape.clone();
-        if t.storage == crate::ir::Storage::InputMajor {
+        if matches!(t.storage, crate::ir::Storage::InputMajor | crate::ir::Storage::InputMajorCodebook(_)) {
             if !input_major_ok(g, i) {
                 return Err(WriteError::InputMajor(t.name.clone()));
             }
@@ -247,7 +274,10 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         ops.write_u16::<LE>(n.op.kind_code()).unwrap();
         let lut = matches!(n.op, Op::Dense { .. })
             && n.inputs.get(1).is_some_and(|&w| matches!(&g.tensors[w].storage, crate::ir::Storage::Codebook(cb) if cb.lut));
-        let input_sparse = n.inputs.get(1).is_some_and(|&w| g.tensors[w].storage == crate::ir::Storage::InputMajor);
+        let input_sparse = n
+            .inputs
+            .get(1)
+            .is_some_and(|&w| matches!(g.tensors[w].storage, crate::ir::Storage::InputMajor | crate::ir::Storage::InputMajorCodebook(_)));
         let kernel = match (lut, input_sparse) {
             (true, _) => format::kernel::CODEBOOK_LUT,
             (_, true) => format::kernel::INPUT_SPARSE,
@@ -296,7 +326,7 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
             crate::ir::Storage::Dense => 0,
             crate::ir::Storage::Bsr { .. } => 1,
             crate::ir::Storage::Codebook(_) => 2,
-            crate::ir::Storage::InputMajor => 3,
+            crate::ir::Storage::InputMajor | crate::ir::Storage::InputMajorCodebook(_) => 3,
         })
         .max()
         .unwrap_or(0);

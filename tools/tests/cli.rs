@@ -423,6 +423,13 @@ fn compress_act_sparsity_removes_dead_channels_and_picks_input_sparse_kernels() 
     let (a, b) = (sprig_tools::npy::read_f32(&y_all).unwrap(), sprig_tools::npy::read_f32(&y_never).unwrap());
     let worst = a.data.iter().zip(&b.data).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-5, "input-sparse and dense kernels differ by {worst}");
+    // Codebooks quantized input-major for the input-sparse kernel.
+    let cb = dir.path().join("cb.sprig");
+    ok(&["compress", s(&onnx), "-o", s(&cb), "--calib", s(&data), "--codebook", "4", "--input-sparse", "all"]);
+    let shown = ok(&["inspect", s(&cb)]);
+    assert_eq!(shown.matches("input-sparse").count(), 2, "{shown}");
+    assert_eq!(shown.matches("codebook 4b").count(), 2, "{shown}");
+    ok(&["validate", s(&cb), "--onnx", s(&onnx), "--input", s(&data), "--tolerance", "10"]);
     // Nothing asked for.
     let err = fails(&["compress", s(&onnx), "-o", s(&dir.path().join("x.sprig")), "--calib", s(&data), "--act-sparsity", "off"]);
     assert!(err.contains("nothing to do"), "{err}");

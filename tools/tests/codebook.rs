@@ -130,3 +130,50 @@ fn pruned_zeros_stay_zero_and_layer_bits_override() {
     assert!(quantize(&p, &samples, &bad).unwrap_err().to_string().contains("nope"));
     assert!(quantize(&p, &samples, &CodebookOptions { bits: 9, ..CodebookOptions::default() }).is_err());
 }
+
+#[test]
+fn input_major_codebooks_run_the_quantized_graph_with_the_input_sparse_kernel() {
+    use sprig_runtime::format::kernel;
+    use sprig_tools::host::HostModel;
+    use sprig_tools::import::{import_onnx, ImportOptions};
+    let models = common::repo_models();
+    let g = import_onnx(&models.join("digits_mlp.onnx"), &ImportOptions::default()).unwrap();
+    let x = sprig_tools::npy::read_f32(&models.join("digits_eval_flat.npy")).unwrap();
+    let samples: Vec<&[f32]> = (0..64).map(|i| x.sample(i)).collect();
+    let names: Vec<String> = g.nodes.iter().filter(|n| matches!(n.op, sprig_runtime::Op::Dense { .. })).map(|n| n.name.clone()).collect();
+    assert_eq!(names.len(), 2);
+    for bits in [2u8, 4, 8] {
+        let opts = CodebookOptions { bits, input_major: names.clone(), ..CodebookOptions::default() };
+        let (q, report) = run(&g, &samples, &opts);
+        assert_eq!(report.layers.len(), 2);
+        for l in &report.layers {
+            assert_eq!(l.kernel, "input-sparse");
+            assert!(l.relative_error <= l.relative_error_init + 1e-12, "{}: {} > {}", l.node, l.relative_error, l.relative_error_init);
+            for p in l.loss_trace.windows(2) {
+                assert!(p[1] <= p[0], "{}: loss rose {} -> {}", l.node, p[0], p[1]);
+            }
+        }
+        for n in q.nodes.iter().filter(|n| names.contains(&n.name)) {
+            assert!(matches!(q.tensors[n.inputs[1]].storage, Storage::InputMajorCodebook(_)));
+        }
+        // The file runs the input-sparse kernel on the codes and matches the quantized graph
+        // with its decoded weights stored plain.
+        let file = compile(q.clone(), WeightFormat::F32, [0; 32]).unwrap();
+        assert_eq!(u16::from_le_bytes([file.bytes[10], file.bytes[11]]), 3);
+        let m = sprig_runtime::Model::parse(&file.bytes).unwrap();
+        let kernels: Vec<u16> = (0..m.num_ops()).filter_map(|i| m.op(i)).map(|o| o.kernel).collect();
+        assert_eq!(kernels.iter().filter(|&&k| k == kernel::INPUT_SPARSE).count(), 2);
+        let mut plain = q.clone();
+        for t in &mut plain.tensors {
+            t.storage = Storage::Dense;
+        }
+        let reference = compile(plain, WeightFormat::F32, [0; 32]).unwrap();
+        let (mut a, mut b) = (HostModel::new(&file.bytes).unwrap(), HostModel::new(&reference.bytes).unwrap());
+        for s in &samples {
+            let (ya, yb) = (a.run(&[s]).unwrap().concat(), b.run(&[s]).unwrap().concat());
+            for (p, r) in ya.iter().zip(&yb) {
+                assert!((p - r).abs() <= 1e-5, "{bits} bits: {p} vs {r}");
+            }
+        }
+    }
+}

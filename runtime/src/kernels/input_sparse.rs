@@ -38,6 +38,11 @@ pub(crate) fn swap01(s: Shape) -> Shape {
 /// (1.5 KiB at CHUNK = 256), less than the dense kernel's, for Cortex-M stacks.
 #[inline]
 fn accumulate(mut x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize, bias: Option<View<'_>>, o0: usize, acc: &mut [f32]) {
+    if let View::Codebook(cb) = wt {
+        if cb.is_whole() {
+            return accumulate_codebook(x, k, &cb, bias, o0, acc);
+        }
+    }
     let len = acc.len();
     let mut wbuf = [0.0f32; CHUNK];
     // Offsets of the non-zero inputs of one block of up to CHUNK inputs.
@@ -67,6 +72,101 @@ fn accumulate(mut x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize,
             };
             for (a, w) in acc.iter_mut().zip(wc) {
                 *a += xv * w;
+            }
+        }
+        c0 += cl;
+    }
+}
+
+/// [`accumulate`] for a whole codebook weight (rows = inputs, ALGORITHMS.md §6.6): each
+/// non-zero input scales its row group's codebook once (`2^bits` products), then adds the scaled
+/// codeword of every output's index, with no further multiply. Stack: one `2^8`-entry f32 table
+/// and small index buffers.
+#[inline(never)]
+fn accumulate_codebook(
+    mut x: impl FnMut(usize) -> f32,
+    k: usize,
+    cb: &crate::codebook::Codebook<'_>,
+    bias: Option<View<'_>>,
+    o0: usize,
+    acc: &mut [f32],
+) {
+    use crate::codebook::TABLE_LEN;
+    let len = acc.len();
+    let p = cb.parts();
+    let mut table = [0.0f32; TABLE_LEN];
+    match bias {
+        Some(b) => {
+            let mut buf = [0.0f32; CHUNK];
+            acc.copy_from_slice(&chunk(b, o0, len, &mut buf)[..len]);
+        }
+        None => acc.fill(0.0),
+    }
+    const RUN: usize = 64;
+    let mut codes = [0u8; RUN];
+    let mut nz = [0u16; RUN];
+    let mut c0 = 0;
+    while c0 < k {
+        let cl = RUN.min(k - c0);
+        let mut m = 0;
+        for i in 0..cl {
+            nz[m] = i as u16;
+            m += (x(c0 + i) != 0.0) as usize;
+        }
+        for &i in &nz[..m] {
+            let c = c0 + i as usize;
+            let xv = x(c);
+            p.load(p.group(c), &mut table);
+            for t in table[..1 << p.bits()].iter_mut() {
+                *t *= xv;
+            }
+            let row = p.row(c);
+            // 8-, 4- and 2-bit rows read codes straight from their bytes (`o0` is a multiple of
+            // CHUNK, so the block starts on a byte); other widths unpack runs.
+            match p.bits() {
+                8 => {
+                    for (a, &b) in acc.iter_mut().zip(row.get(o0..).unwrap_or(&[])) {
+                        *a += table[b as usize];
+                    }
+                }
+                4 => {
+                    let bytes = row.get(o0 / 2..).unwrap_or(&[]);
+                    let mut pairs = acc.chunks_exact_mut(2);
+                    for (a, &b) in (&mut pairs).zip(bytes) {
+                        a[0] += table[(b & 15) as usize];
+                        a[1] += table[(b >> 4) as usize];
+                    }
+                    if let ([a], Some(&b)) = (pairs.into_remainder(), bytes.get(len / 2)) {
+                        *a += table[(b & 15) as usize];
+                    }
+                }
+                2 => {
+                    let bytes = row.get(o0 / 4..).unwrap_or(&[]);
+                    let mut quads = acc.chunks_exact_mut(4);
+                    for (a, &b) in (&mut quads).zip(bytes) {
+                        a[0] += table[(b & 3) as usize];
+                        a[1] += table[(b >> 2 & 3) as usize];
+                        a[2] += table[(b >> 4 & 3) as usize];
+                        a[3] += table[(b >> 6) as usize];
+                    }
+                    let rest = quads.into_remainder();
+                    if let Some(&b) = bytes.get(len / 4) {
+                        for (q, a) in rest.iter_mut().enumerate() {
+                            *a += table[(b >> (2 * q) & 3) as usize];
+                        }
+                    }
+                }
+                bits => {
+                    let mut j0 = 0;
+                    while j0 < len {
+                        let run = RUN.min(len - j0);
+                        crate::codebook::unpack(row, bits, o0 + j0, &mut codes[..run]);
+                        for (a, &code) in acc[j0..j0 + run].iter_mut().zip(&codes[..run]) {
+                            *a += table[code as usize];
+                        }
+                        j0 += run;
+                    }
+                }
             }
         }
         c0 += cl;
@@ -243,6 +343,49 @@ mod tests {
             }
             let mut got = vec![f32::NAN; y.numel().unwrap()];
             prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
+            assert_close(&got, &want, 1e-5);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+        #[test]
+        fn codebook_dense_matches_naive(rows in 1usize..3, k in 1usize..200, n in 1usize..300, bits in 1u8..=8, f16_values in any::<bool>(),
+                                        groups in 1usize..=4, zi in 0usize..4, bias in any::<bool>(), act in 0usize..3, seed in 0u64..1000) {
+            // The stored matrix is input-major: K rows (row groups over inputs) of N indices.
+            let (payload, wt) = quantized(k, n, bits, f16_values, groups, seed);
+            let w = transpose01(&wt, k, n);
+            let x = sparsify(data(rows * k, seed + 5), ZEROS[zi], seed);
+            let b = data(n, seed + 6);
+            let op = Op::Dense { act: ACTS[act] };
+            let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), ACTS[act]);
+            let cb = crate::codebook::Codebook::parse(&payload, k, n).unwrap();
+            let mut ops = vec![Operand { view: View::F32(&x), shape: sh(&[rows, k]) }, Operand { view: View::Codebook(cb), shape: sh(&[k, n]) }];
+            if bias {
+                ops.push(Operand { view: View::F32(&b), shape: sh(&[n]) });
+            }
+            let mut got = vec![f32::NAN; rows * n];
+            prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::INPUT_SPARSE, &ops, &mut got, &sh(&[rows, n])), Ok(()));
+            assert_close(&got, &want, 1e-5);
+        }
+
+        #[test]
+        fn codebook_conv1x1_matches_naive(c in 1usize..30, m in 1usize..80, h in 1usize..5, w in 1usize..5, bits in 1u8..=8,
+                                          groups in 1usize..=4, zi in 0usize..4, seed in 0u64..1000) {
+            let (xd, wd) = (vec![1, c, h, w], vec![m, c, 1, 1]);
+            let a = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [0; 4], act: Activation::Relu };
+            let x = sparsify(data(c * h * w, seed), ZEROS[zi], seed);
+            let (payload, wt) = quantized(c, m, bits, true, groups, seed);
+            let wv = transpose01(&wt, c, m);
+            let b = data(m, seed + 2);
+            let y = Op::Conv(a).infer(&[sh(&xd), sh(&wd)]).unwrap();
+            let yd: Vec<usize> = y.dims().iter().map(|&d| d as usize).collect();
+            let want = naive_conv(&x, &xd, &wv, &wd, Some(&b), &a, &yd);
+            let cb = crate::codebook::Codebook::parse(&payload, c, m).unwrap();
+            let ops = [Operand { view: View::F32(&x), shape: sh(&xd) }, Operand { view: View::Codebook(cb), shape: sh(&[c, m, 1, 1]) },
+                       Operand { view: View::F32(&b), shape: sh(&[m]) }];
+            let mut got = vec![f32::NAN; y.numel().unwrap()];
+            prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&Op::Conv(a), kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
             assert_close(&got, &want, 1e-5);
         }
     }

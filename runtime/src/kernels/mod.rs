@@ -213,7 +213,7 @@ pub(crate) const fn has_fn<const OPS: u128>(bit: u32) -> bool {
 
 /// Validates arity, attributes, view lengths and the output shape before any kernel runs; with
 /// `input_sparse`, also that the `INPUT_SPARSE` kernel applies and that its weight (stored
-/// input-major) is a plain dense tensor.
+/// input-major) is a dense or codebook tensor.
 fn check(op: &Op, input_sparse: bool, inputs: &[Operand<'_>], out: &[f32], out_shape: &Shape) -> Result<(), OpError> {
     let (lo, hi) = op.arity();
     if inputs.len() < lo || inputs.len() > hi || inputs.len() > MAX_OP_INPUTS {
@@ -240,7 +240,7 @@ fn check(op: &Op, input_sparse: bool, inputs: &[Operand<'_>], out: &[f32], out_s
     }
     if input_sparse {
         shapes[1] = input_sparse::swap01(shapes[1]);
-        let plain = matches!(inputs.get(1).map(|w| w.view), Some(View::F32(_) | View::F32Le(_) | View::F16Le(_)));
+        let plain = matches!(inputs.get(1).map(|w| w.view), Some(View::F32(_) | View::F32Le(_) | View::F16Le(_) | View::Codebook(_)));
         if !plain || !input_sparse::applies(op, &shapes[1]) {
             return Err(OpError::BadAttribute);
         }

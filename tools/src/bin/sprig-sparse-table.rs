@@ -196,6 +196,57 @@ fn input_sparse_costs(rng: &mut Rng) -> Result<Vec<BreakEvenEntry>> {
         };
         println!("input-sparse {:<8} ({}) break-even input density {:.2}", f.name, f.from, e.break_even());
         out.push(e);
+
+        // 4-bit codebooks, 4 groups: input-major (input-sparse kernel) against output-major
+        // (the codebook decode kernel), each checked against dense f32 on its decoded weights.
+        let (m, k) = (f.w[0], f.w[1]);
+        let random_codebook = |rows: usize, cols: usize, rng: &mut Rng| CodebookData {
+            bits: 4,
+            f16_values: true,
+            row_group: (0..rows).map(|r| (r % 4) as u16).collect(),
+            codebooks: (0..64).map(|_| half::f16::from_f64(rng.next() - 0.5).to_f32()).collect(),
+            indices: (0..rows * cols).map(|_| (rng.next() * 16.0) as u8).collect(),
+            lut: false,
+        };
+        let out_major = random_codebook(m, k, rng);
+        let in_major = random_codebook(k, m, rng);
+        let w_out = out_major.decode();
+        let w_in = sprig_tools::writer::swap01_values(&in_major.decode(), k, m);
+        let cb_out = compile(layer(f, w_out.clone(), Storage::Codebook(Arc::new(out_major))), WeightFormat::F32, [0; 32])?;
+        let cb_in = compile(layer(f, w_in.clone(), Storage::InputMajorCodebook(Arc::new(in_major))), WeightFormat::F32, [0; 32])?;
+        let dense_out = compile(layer(f, w_out, Storage::Dense), WeightFormat::F32, [0; 32])?;
+        let dense_in = compile(layer(f, w_in, Storage::Dense), WeightFormat::F32, [0; 32])?;
+        let mut ratio = Vec::new();
+        for &d in &densities {
+            let x: Vec<f32> =
+                (0..f.x.iter().product::<usize>()).map(|_| if rng.next() < d { rng.next() as f32 + 0.01 } else { 0.0 }).collect();
+            for (c, dn) in [(&cb_out, &dense_out), (&cb_in, &dense_in)] {
+                let yc = HostModel::new(&c.bytes)?.run(&[&x])?;
+                let yd = HostModel::new(&dn.bytes)?.run(&[&x])?;
+                let err = yd[0].iter().zip(&yc[0]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                anyhow::ensure!(err < 1e-3, "{}: codebook and dense outputs differ by {err}", f.from);
+            }
+            let (to, ti) = time_pair(&cb_out.bytes, &cb_in.bytes, &x)?;
+            eprintln!(
+                "input-sparse codebook {:<40} density {d:.2}: decode {:>8.2} us, input-sparse {:>8.2} us, ratio {:.3}",
+                f.from,
+                to * 1e6,
+                ti * 1e6,
+                ti / to
+            );
+            ratio.push(ti / to);
+        }
+        let fam = format!("{}-codebook", f.name);
+        let e = BreakEvenEntry {
+            family: fam.clone(),
+            tile: [1, 1],
+            density: densities.to_vec(),
+            ratio,
+            outputs: m,
+            positions: f.x[2..].iter().product(),
+        };
+        println!("input-sparse {fam:<16} ({}) break-even input density {:.2}", f.from, e.break_even());
+        out.push(e);
     }
     Ok(out)
 }

@@ -1,5 +1,7 @@
 use crate::compile::{compile, write_atomic};
-use crate::compress::actsparse::{choose_thresholds, select_input_sparse, InputSparse, LayerChoice, ThresholdMode, ThresholdReport};
+use crate::compress::actsparse::{
+    choose_thresholds, input_major_codebook_layers, select_input_sparse, InputSparse, LayerChoice, ThresholdMode, ThresholdReport,
+};
 use crate::compress::codebook::{quantize, CodebookMethod, CodebookOptions, CodebookReport, GroupCount, LayerBits, LutChoice};
 use crate::compress::prune::{prune, remove_dead_channels, Amount, Method, PruneOptions, PruneReport};
 use crate::compress::sparsify::{sparsify, BreakEvenTable, Pattern, SparsifyOptions, SparsifyReport, StorageChoice};
@@ -275,6 +277,7 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
     }
+    let mut codebook_choices = Vec::new();
     let codebook_report = match a.codebook {
         None => None,
         Some(bits) => {
@@ -312,6 +315,17 @@ pub fn run(a: Args) -> Result<()> {
                 },
                 ..CodebookOptions::default()
             };
+            // Layers whose inputs are sparse enough get input-major codebooks (input-sparse
+            // kernel) instead; pruned zeros need the output-major layout.
+            let mut copts = copts;
+            if act_sparsity && a.input_sparse != "never" && !in_layer {
+                let mode = if a.input_sparse == "all" { InputSparse::All } else { InputSparse::Auto };
+                let layer_bits: Vec<&String> = copts.layer_bits.iter().map(|(n, _)| n).collect();
+                let chosen = input_major_codebook_layers(&pruned, &samples, table.as_ref(), mode)?;
+                copts.input_major =
+                    chosen.iter().filter(|c| c.input_sparse && !layer_bits.contains(&&c.node)).map(|c| c.node.clone()).collect();
+                codebook_choices = chosen;
+            }
             let (g, r) = quantize(&pruned, &samples, &copts)?;
             pruned = g;
             Some(r)
@@ -321,7 +335,11 @@ pub fn run(a: Args) -> Result<()> {
         (false, _) | (_, "never") => Vec::new(),
         (true, mode) => {
             let mode = if mode == "all" { InputSparse::All } else { InputSparse::Auto };
-            select_input_sparse(&mut pruned, &samples, table.as_ref(), mode)?
+            let mut v = select_input_sparse(&mut pruned, &samples, table.as_ref(), mode)?;
+            // Codebook layers: the decision taken before quantization.
+            let coded: Vec<LayerChoice> = codebook_choices.into_iter().filter(|c| !v.iter().any(|p| p.node == c.node)).collect();
+            v.extend(coded);
+            v
         }
     };
     if a.strip_names {
@@ -384,7 +402,12 @@ pub fn run(a: Args) -> Result<()> {
             "  {:<40} inputs {:5.1} % zero: {} kernel (predicted {})",
             super::short(&l.node, 40),
             100.0 * l.input_zero_fraction,
-            if l.input_sparse { "input-sparse" } else { "dense" },
+            match (l.input_sparse, l.family.ends_with("-codebook")) {
+                (true, false) => "input-sparse",
+                (true, true) => "input-sparse codebook",
+                (false, false) => "dense",
+                (false, true) => "codebook decode",
+            },
             l.predicted_speedup.map_or("nothing: no measured cost table".to_string(), |s| format!("{s:.2}x"))
         );
     }

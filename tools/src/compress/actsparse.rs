@@ -43,6 +43,31 @@ pub struct LayerChoice {
 /// Chooses input-sparse kernels for the eligible layers of `g` (weights stored plain dense, read
 /// by that layer only) and marks the chosen weights [`Storage::InputMajor`].
 pub fn select_input_sparse(g: &mut Graph, calib: &[&[f32]], table: Option<&BreakEvenTable>, mode: InputSparse) -> Result<Vec<LayerChoice>> {
+    let out = choose(g, calib, table, mode, "")?;
+    for c in out.iter().filter(|c| c.input_sparse) {
+        if let Some(n) = g.nodes.iter().position(|n| n.name == c.node) {
+            let w = g.nodes[n].inputs[1];
+            g.tensors[w].storage = Storage::InputMajor;
+        }
+    }
+    Ok(out)
+}
+
+/// The layers of `g` (before codebook quantization) worth quantizing input-major for the
+/// input-sparse codebook kernel: judged against the codebook decode kernel by the table's
+/// `dense-codebook` / `conv1x1-codebook` rows (measured at 4 bits).
+pub fn input_major_codebook_layers(
+    g: &Graph,
+    calib: &[&[f32]],
+    table: Option<&BreakEvenTable>,
+    mode: InputSparse,
+) -> Result<Vec<LayerChoice>> {
+    choose(g, calib, table, mode, "-codebook")
+}
+
+/// Input zero fraction, predicted speedup (table family + `suffix`) and the decision for every
+/// Dense / 1×1 Conv whose plain weight is read by that layer only.
+fn choose(g: &Graph, calib: &[&[f32]], table: Option<&BreakEvenTable>, mode: InputSparse, suffix: &str) -> Result<Vec<LayerChoice>> {
     let eligible: Vec<(usize, &'static str)> = (0..g.nodes.len())
         .filter_map(|n| {
             let node = &g.nodes[n];
@@ -62,23 +87,20 @@ pub fn select_input_sparse(g: &mut Graph, calib: &[&[f32]], table: Option<&Break
     for (&(n, fam), a) in eligible.iter().zip(&acts) {
         let (z, total) = a.iter().fold((0usize, 0usize), |(z, t), s| (z + s.iter().filter(|&&v| v == 0.0).count(), t + s.len()));
         let zero = z as f64 / total.max(1) as f64;
+        let family = format!("{fam}{suffix}");
         let speedup = table
             .and_then(|t| {
                 let (o, p) = layer_shape(g, n);
-                t.input_sparse_ratio(fam, o, p, 1.0 - zero)
+                t.input_sparse_ratio(&family, o, p, 1.0 - zero)
             })
             .map(|r| 1.0 / r.max(1e-9));
         let chosen = match mode {
             InputSparse::All => true,
             InputSparse::Auto => speedup.is_some_and(|s| s >= MIN_SPEEDUP),
         };
-        if chosen {
-            let w = g.nodes[n].inputs[1];
-            g.tensors[w].storage = Storage::InputMajor;
-        }
         out.push(LayerChoice {
             node: g.nodes[n].name.clone(),
-            family: fam.to_string(),
+            family,
             input_zero_fraction: zero,
             predicted_speedup: speedup,
             input_sparse: chosen,

@@ -103,6 +103,9 @@ pub struct CodebookOptions {
     pub max_rows: usize,
     /// Kernel choice for Dense layers.
     pub lut: LutChoice,
+    /// Layers (node names) to quantize input-major for the input-sparse kernel: row groups and
+    /// codebooks over the layer's inputs ([`quantize_input_major`]).
+    pub input_major: Vec<String>,
 }
 
 impl Default for CodebookOptions {
@@ -117,6 +120,7 @@ impl Default for CodebookOptions {
             max_iter: 40,
             max_rows: 4096,
             lut: LutChoice::Auto,
+            input_major: Vec::new(),
         }
     }
 }
@@ -628,6 +632,188 @@ pub fn init(loss: Option<&LayerLoss>, w: &DMatrix<f64>, bits: u8, g: usize, meth
     Quantized { bits, row_group, codebooks, idx, pinned, zero_word, bias }
 }
 
+/// An input-major codebook quantization: the `[width, rows]` (inputs × outputs) index matrix.
+pub struct InputMajor {
+    /// Codebook payload data over the input-major matrix (row groups over inputs).
+    pub data: CodebookData,
+    /// Decoded weights and bias, `rows × (width + 1)` (output-major).
+    pub matrix: DMatrix<f64>,
+    /// The layer loss after each refit round (non-increasing).
+    pub loss_trace: Vec<f64>,
+    /// Decoded weights and bias after the initial nearest-codeword assignment (exact bias).
+    pub init_matrix: DMatrix<f64>,
+}
+
+/// Quantizes the weights `w` (`rows × (width + 1)`, bias last) of a layer with one H (Dense, or
+/// a Conv with group 1) **input-major** for the input-sparse kernel (ALGORITHMS.md §6.6): the
+/// inputs are grouped by the quantiles of their weight columns, each input group gets one
+/// codebook (sensitivity-weighted exact 1-D k-means init, weights diag H, nearest assignment),
+/// then the exact least-squares refit of all `G · 2^bits` codewords jointly (the inputs of a
+/// group share codewords across every output, so the groups couple through H), the exact bias
+/// and neighbour-only reassignment alternate until the loss stops falling; values are rounded to
+/// f16 when asked, and the bias refit once more. Every step is an exact minimiser or an accepted
+/// descent move, so the recorded loss never rises.
+pub fn quantize_input_major(l: &LayerLoss, w: &DMatrix<f64>, bits: u8, groups: usize, f16_values: bool, max_iter: usize) -> InputMajor {
+    let rows = w.nrows();
+    let width = w.ncols() - 1;
+    let k = 1usize << bits;
+    let h = &l.hs[0];
+    // Input-major values: column c of W is row c here.
+    let flat_t: Vec<f64> = (0..width).flat_map(|c| (0..rows).map(move |r| (r, c))).map(|(r, c)| w[(r, c)]).collect();
+    let row_group = group_rows(&flat_t, width, rows, groups.clamp(1, width.max(1)));
+    let g_count = row_group.iter().copied().max().map_or(1, |m| m + 1);
+    let mut codebooks: Vec<Vec<f64>> = (0..g_count)
+        .map(|gi| {
+            let (mut vals, mut wts) = (Vec::new(), Vec::new());
+            for c in (0..width).filter(|&c| row_group[c] == gi) {
+                vals.extend_from_slice(&flat_t[c * rows..(c + 1) * rows]);
+                wts.extend(std::iter::repeat_n(h[(c, c)].max(1e-12), rows));
+            }
+            let mut cb = if vals.is_empty() { vec![0.0] } else { kmeans_1d_exact(&vals, &wts, k) };
+            cb.resize(k, *cb.last().unwrap_or(&0.0));
+            cb
+        })
+        .collect();
+    let mut idx: Vec<u8> = (0..width * rows).map(|i| nearest(&codebooks[row_group[i / rows.max(1)]], flat_t[i]) as u8).collect();
+    let mut bias: Vec<f64> = (0..rows).map(|r| w[(r, width)]).collect();
+    let decode = |cbs: &[Vec<f64>], idx: &[u8], bias: &[f64]| {
+        DMatrix::from_fn(rows, width + 1, |r, c| if c < width { cbs[row_group[c]][idx[c * rows + r] as usize] } else { bias[r] })
+    };
+    let refit_bias = |m: &DMatrix<f64>, bias: &mut Vec<f64>| {
+        let hb = h[(width, width)];
+        if hb > 0.0 {
+            for (r, b) in bias.iter_mut().enumerate() {
+                let s: f64 = (0..width).map(|c| h[(width, c)] * m[(r, c)]).sum();
+                *b = (l.b[(r, width)] - s) / hb;
+            }
+        }
+    };
+    refit_bias(&decode(&codebooks, &idx, &bias), &mut bias);
+    let init_matrix = decode(&codebooks, &idx, &bias);
+    let mut trace = vec![l.loss(&init_matrix)];
+    let unknowns = g_count * k;
+    for _ in 0..max_iter.max(1) {
+        // A θ = r over every codeword θ_j = codebooks[j / k][j % k].
+        let mut a = DMatrix::<f64>::zeros(unknowns, unknowns);
+        let mut rhs = vec![0.0; unknowns];
+        let slot = |c: usize, r: usize| row_group[c] * k + idx[c * rows + r] as usize;
+        for (r, &br) in bias.iter().enumerate() {
+            let js: Vec<usize> = (0..width).map(|c| slot(c, r)).collect();
+            for c in 0..width {
+                rhs[js[c]] += l.b[(r, c)] - br * h[(c, width)];
+                for c2 in 0..width {
+                    a[(js[c], js[c2])] += h[(c, c2)];
+                }
+            }
+        }
+        // Unused codewords (zero rows) keep their value; a tiny ridge toward the current values
+        // keeps the system definite.
+        let damp = 1e-9 * (0..unknowns).map(|j| a[(j, j)]).fold(0.0, f64::max).max(1e-300);
+        for j in 0..unknowns {
+            let cur = codebooks[j / k][j % k];
+            a[(j, j)] += damp;
+            rhs[j] += damp * cur;
+        }
+        let Some(ch) = a.cholesky() else { break };
+        let theta = ch.solve(&DMatrix::from_column_slice(unknowns, 1, &rhs));
+        let mut new: Vec<Vec<f64>> = (0..g_count).map(|gi| (0..k).map(|j| theta[(gi * k + j, 0)]).collect()).collect();
+        let mut new_idx = idx.clone();
+        sort_input_major(&mut new, &row_group, &mut new_idx, rows);
+        let mut nb = bias.clone();
+        refit_bias(&decode(&new, &new_idx, &nb), &mut nb);
+        reassign_input_major(l, &new, &row_group, &mut new_idx, &nb, rows);
+        refit_bias(&decode(&new, &new_idx, &nb), &mut nb);
+        let f = l.loss(&decode(&new, &new_idx, &nb));
+        let last = *trace.last().unwrap_or(&f64::INFINITY);
+        if !f.is_finite() || f > last {
+            break;
+        }
+        codebooks = new;
+        idx = new_idx;
+        bias = nb;
+        trace.push(f);
+        if last - f <= 1e-7 * last.abs().max(1e-300) {
+            break;
+        }
+    }
+    let to_stored = |v: f64| if f16_values { f16::from_f64(v).to_f64() } else { v as f32 as f64 };
+    for cb in &mut codebooks {
+        for v in cb.iter_mut() {
+            *v = to_stored(*v);
+        }
+    }
+    refit_bias(&decode(&codebooks, &idx, &bias), &mut bias);
+    let matrix = decode(&codebooks, &idx, &bias);
+    let data = CodebookData {
+        bits,
+        f16_values,
+        row_group: row_group.iter().map(|&g| g as u16).collect(),
+        codebooks: codebooks.iter().flat_map(|c| c.iter().map(|&v| v as f32)).collect(),
+        indices: idx,
+        lut: false,
+    };
+    InputMajor { data, matrix, loss_trace: trace, init_matrix }
+}
+
+/// Sorts each codebook of an input-major quantization ascending, remapping the indices
+/// (`idx[c · rows + r]`) so the decoded weights are unchanged.
+fn sort_input_major(codebooks: &mut [Vec<f64>], row_group: &[usize], idx: &mut [u8], rows: usize) {
+    for (g, cb) in codebooks.iter_mut().enumerate() {
+        let mut order: Vec<usize> = (0..cb.len()).collect();
+        order.sort_by(|&a, &b| cb[a].total_cmp(&cb[b]));
+        let mut pos = vec![0u8; cb.len()];
+        for (i, &o) in order.iter().enumerate() {
+            pos[o] = i as u8;
+        }
+        *cb = order.iter().map(|&o| cb[o]).collect();
+        for c in (0..row_group.len()).filter(|&c| row_group[c] == g) {
+            for i in &mut idx[c * rows..(c + 1) * rows] {
+                *i = pos[*i as usize];
+            }
+        }
+    }
+}
+
+/// One pass of neighbour-only reassignment for an input-major quantization (§3.2 reading, as
+/// [`reassign`]): each index moves to the adjacent codeword of its (sorted) codebook only when
+/// the layer loss drops, with each output row's gradient kept exact.
+fn reassign_input_major(l: &LayerLoss, codebooks: &[Vec<f64>], row_group: &[usize], idx: &mut [u8], bias: &[f64], rows: usize) -> usize {
+    let h = &l.hs[0];
+    let width = l.width();
+    let mut moves = 0;
+    for r in 0..rows {
+        let mut w: Vec<f64> = (0..width).map(|c| codebooks[row_group[c]][idx[c * rows + r] as usize]).collect();
+        w.push(bias[r]);
+        let mut grad: Vec<f64> = (0..=width).map(|c| (0..=width).map(|c2| h[(c, c2)] * w[c2]).sum::<f64>() - l.b[(r, c)]).collect();
+        for c in 0..width {
+            let cb = &codebooks[row_group[c]];
+            let a = idx[c * rows + r] as usize;
+            let hcc = h[(c, c)];
+            let mut best = (0.0, a);
+            for cand in [a.wrapping_sub(1), a + 1] {
+                if cand >= cb.len() {
+                    continue;
+                }
+                let d = cb[cand] - cb[a];
+                let delta = d * grad[c] + 0.5 * d * d * hcc;
+                if delta < best.0 - 1e-15 {
+                    best = (delta, cand);
+                }
+            }
+            if best.1 != a {
+                let d = cb[best.1] - cb[a];
+                idx[c * rows + r] = best.1 as u8;
+                w[c] += d;
+                for (c2, g) in grad.iter_mut().enumerate() {
+                    *g += d * h[(c2, c)];
+                }
+                moves += 1;
+            }
+        }
+    }
+    moves
+}
+
 /// The exact bias minimiser of each row given its quantized weights.
 fn refit_bias(l: &LayerLoss, q: &mut Quantized) {
     let width = l.width();
@@ -927,6 +1113,60 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             (CodebookMethod::Jlcm, GroupCount::Fixed(k)) => k.clamp(1, rows.min(sprig_runtime::format::CODEBOOK_MAX_GROUPS)),
             _ => 1,
         };
+        let wt = cur.nodes[n].inputs[1];
+        if opts.input_major.contains(&name) {
+            let fits = loss.hs.len() == 1
+                && !opts.keep_zeros
+                && crate::analyze::input_sparse_family(&cur, n, cur.nodes[n].inputs[0]).is_some()
+                && matches!(cur.nodes[n].op, Op::Dense { .. } | Op::Conv(_));
+            if !fits {
+                bail!("layer `{name}` cannot be quantized input-major (needs a Dense or 1x1 Conv without pruned zeros)");
+            }
+            let g_in = match opts.groups {
+                GroupCount::Auto => auto_groups(width, rows, bits, opts.f16_values),
+                GroupCount::Fixed(k) => k.clamp(1, width.min(sprig_runtime::format::CODEBOOK_MAX_GROUPS)),
+            };
+            // Ridge toward the trained weights, chosen on held-out samples as for JLCM.
+            let mut ridge = 0.0;
+            let few = loss.seen < RIDGE_ROWS_PER_INPUT * (width + 1);
+            if let (true, Some((fa, va)), Some((fd, vd))) = (few, split_samples(&acts[0]), split_samples(&acts_dense[0])) {
+                let fit = layer_loss(&cur, n, &fa, &fd, &w0, opts.max_rows)?;
+                let val = layer_loss(&cur, n, &va, &vd, &w0, opts.max_rows)?;
+                let mut best = f64::INFINITY;
+                for &d in &RIDGES {
+                    let q = quantize_input_major(&fit.with_ridge(&w, d), &w, bits, g_in, opts.f16_values, SELECT_ITER);
+                    let v = val.loss(&q.matrix);
+                    if v < best {
+                        (best, ridge) = (v, d);
+                    }
+                }
+            }
+            let im = quantize_input_major(&loss.with_ridge(&w, ridge), &w, bits, g_in, opts.f16_values, opts.max_iter.min(10));
+            let relative_error = loss.relative_error(&im.matrix);
+            set_layer_matrix(&mut cur, n, &im.matrix);
+            // The decoded values are the weights, exactly (output-major).
+            let decoded_t = im.data.decode();
+            cur.tensors[wt].data = Some(crate::writer::swap01_values(&decoded_t, width, rows));
+            let groups = im.data.groups();
+            let bytes = sprig_runtime::format::codebook_len(width, rows, bits, opts.f16_values, groups).unwrap_or(0);
+            report.layers.push(CodebookLayer {
+                node: name,
+                rows,
+                cols: width,
+                bits,
+                groups,
+                bytes,
+                f32_bytes: rows * width * 4,
+                bits_per_weight: bytes as f64 * 8.0 / (rows * width).max(1) as f64,
+                relative_error_init: loss.relative_error(&im.init_matrix),
+                relative_error,
+                ridge,
+                loss_trace: im.loss_trace,
+                kernel: "input-sparse".into(),
+            });
+            cur.tensors[wt].storage = Storage::InputMajorCodebook(Arc::new(im.data));
+            continue;
+        }
         let relative_error_init = loss.relative_error(&init(Some(&loss), &w, bits, groups, opts.method, opts.keep_zeros).matrix(width));
         let mut ridge = 0.0;
         let mut trace = Vec::new();
@@ -991,7 +1231,6 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             indices: q.idx.clone(),
             lut,
         };
-        let wt = cur.nodes[n].inputs[1];
         // The decoded values are the weights, exactly.
         cur.tensors[wt].data = Some(cb.decode());
         let bytes = sprig_runtime::format::codebook_len(rows, width, bits, opts.f16_values, cb.groups()).unwrap_or(0);
