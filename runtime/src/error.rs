@@ -249,7 +249,7 @@ impl core::fmt::Display for Error {
                 "operator {op}: kernel {kernel} ({}) does not apply: it needs {}",
                 crate::format::kernel::name(kernel),
                 if kernel == crate::format::kernel::INPUT_SPARSE {
-                    "a Dense, or a 1x1 Conv with group 1 and no padding, whose weight is a plain f32/f16 constant stored input-major"
+                    "a Dense, or a 1x1 Conv with group 1 and no padding, whose weight is an f32, f16 or codebook constant stored input-major"
                 } else {
                     "a Dense whose weight is a codebook constant"
                 }

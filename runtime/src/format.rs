@@ -154,7 +154,7 @@ pub mod kernel {
     /// Input-sparse Dense or 1×1 Conv (minor 3): the weight constant is stored input-major, its
     /// dims 0 and 1 swapped (Dense `[K, N]`, Conv `[C, M, 1, 1]`), and zero inputs are skipped.
     /// Only valid on a Dense, or a Conv with group 1, a 1×1 kernel and no padding, whose weight is
-    /// a plain f32 / f16 constant.
+    /// an f32, f16 or codebook constant (a codebook's rows are then the inputs).
     pub const INPUT_SPARSE: u16 = 2;
 
     /// Human-readable name of a kernel code.

@@ -70,16 +70,19 @@ fn print_report(rep: &ActivationReport) {
         let consumers: Vec<String> = l
             .consumers
             .iter()
-            .map(|c| match (c.kernel.as_str(), c.predicted_speedup, c.window_zero_fraction) {
-                ("input-sparse", Some(s), _) => format!("{} input-sparse {s:.2}x", c.node),
-                ("input-sparse", None, _) => format!("{} input-sparse", c.node),
-                ("window", _, Some(w)) => format!("{} {:.1} % zero windows", c.node, 100.0 * w),
-                _ => c.node.clone(),
+            .map(|c| {
+                let node = super::short(&c.node, 32);
+                match (c.kernel.as_str(), c.predicted_speedup, c.window_zero_fraction) {
+                    ("input-sparse", Some(s), _) => format!("{node} input-sparse {s:.2}x"),
+                    ("input-sparse", None, _) => format!("{node} input-sparse"),
+                    ("window", _, Some(w)) => format!("{node} {:.1} % zero windows", 100.0 * w),
+                    _ => node,
+                }
             })
             .collect();
         println!(
             "{:<36} {:<10} {:>8.2} {:>10} {:>8} {:>8.2}%  {}{}",
-            l.node,
+            super::short(&l.node, 36),
             l.op,
             100.0 * l.zero_fraction,
             format!("{}/{}", l.dead_channels.len(), l.channels),
