@@ -77,8 +77,11 @@ pub fn execute_in<const OPS: u128>(op: &Op, inputs: &[Operand<'_>], out: &mut [f
 /// [`execute_in`] with the kernel chosen by the operator record's kernel code (see
 /// [`format::kernel`](crate::format::kernel)): `REFERENCE` runs what [`execute_in`] runs;
 /// `CODEBOOK_LUT` runs the per-codeword-sums Dense kernel and applies only to a Dense whose weight
-/// is [`View::Codebook`]. Any other pairing of code and operator is `Err(OpError::BadAttribute)`,
-/// before anything is written (`Model::parse` refuses such records).
+/// is [`View::Codebook`]; `INPUT_SPARSE` runs the input-sparse kernel and applies only to a Dense
+/// or a 1×1 Conv (group 1, no padding) whose weight, f32, f16 or codebook, is stored input-major
+/// (its shape has dims 0 and 1 swapped), and needs [`INPUT_SPARSE_BIT`] in `OPS`. Any other
+/// pairing of code and operator is `Err(OpError::BadAttribute)`, before anything is written
+/// (`Model::parse` refuses such records).
 pub fn execute_kernel_in<const OPS: u128>(
     op: &Op,
     kernel: u16,
