@@ -37,7 +37,7 @@ pub(crate) fn swap01(s: Shape) -> Shape {
 /// block of the `n` outputs of one position with `k` inputs. Stack: one f32 and one u16 block
 /// (1.5 KiB at CHUNK = 256), less than the dense kernel's, for Cortex-M stacks.
 #[inline]
-fn accumulate(mut x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize, bias: Option<View<'_>>, o0: usize, acc: &mut [f32]) {
+fn accumulate(x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize, bias: Option<View<'_>>, o0: usize, acc: &mut [f32]) {
     if let View::Codebook(cb) = wt {
         if cb.is_whole() {
             return accumulate_codebook(x, k, &cb, bias, o0, acc);
@@ -45,18 +45,39 @@ fn accumulate(mut x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize,
     }
     let len = acc.len();
     let mut wbuf = [0.0f32; CHUNK];
-    // Offsets of the non-zero inputs of one block of up to CHUNK inputs.
-    let mut nz = [0u16; CHUNK];
     let native = wt.as_f32();
+    set_bias(acc, bias, o0, &mut wbuf);
+    for_each_nonzero::<CHUNK>(x, k, |c, xv| {
+        let at = c * n + o0;
+        let wc = match native.and_then(|w| w.get(at..at + len)) {
+            Some(w) => w,
+            None => chunk(wt, at, len, &mut wbuf),
+        };
+        for (a, w) in acc.iter_mut().zip(wc) {
+            *a += xv * w;
+        }
+    });
+}
+
+/// `acc` = `bias[o0..]` (zeros without a bias).
+#[inline]
+fn set_bias(acc: &mut [f32], bias: Option<View<'_>>, o0: usize, buf: &mut [f32; CHUNK]) {
+    let len = acc.len();
     match bias {
-        Some(b) => acc.copy_from_slice(&chunk(b, o0, len, &mut wbuf)[..len]),
+        Some(b) => acc.copy_from_slice(&chunk(b, o0, len, buf)[..len]),
         None => acc.fill(0.0),
     }
+}
+
+/// Calls `f(c, x(c))` for every input `c < k` with `x(c) != 0`, in order. The non-zero inputs of
+/// each block of `B` are compacted without branches first: mispredicted zero tests would cost
+/// more than the skipped multiplies at mid sparsity.
+#[inline(always)]
+fn for_each_nonzero<const B: usize>(mut x: impl FnMut(usize) -> f32, k: usize, mut f: impl FnMut(usize, f32)) {
+    let mut nz = [0u16; B];
     let mut c0 = 0;
     while c0 < k {
-        let cl = CHUNK.min(k - c0);
-        // Branch-free compaction: mispredicted zero tests would cost more than the skipped
-        // multiplies at mid sparsity.
+        let cl = B.min(k - c0);
         let mut m = 0;
         for i in 0..cl {
             nz[m] = i as u16;
@@ -64,15 +85,7 @@ fn accumulate(mut x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize,
         }
         for &i in &nz[..m] {
             let c = c0 + i as usize;
-            let xv = x(c);
-            let at = c * n + o0;
-            let wc = match native.and_then(|w| w.get(at..at + len)) {
-                Some(w) => w,
-                None => chunk(wt, at, len, &mut wbuf),
-            };
-            for (a, w) in acc.iter_mut().zip(wc) {
-                *a += xv * w;
-            }
+            f(c, x(c));
         }
         c0 += cl;
     }
@@ -84,7 +97,7 @@ fn accumulate(mut x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize,
 /// and small index buffers.
 #[inline(never)]
 fn accumulate_codebook(
-    mut x: impl FnMut(usize) -> f32,
+    x: impl FnMut(usize) -> f32,
     k: usize,
     cb: &crate::codebook::Codebook<'_>,
     bias: Option<View<'_>>,
@@ -95,82 +108,66 @@ fn accumulate_codebook(
     let len = acc.len();
     let p = cb.parts();
     let mut table = [0.0f32; TABLE_LEN];
-    match bias {
-        Some(b) => {
-            let mut buf = [0.0f32; CHUNK];
-            acc.copy_from_slice(&chunk(b, o0, len, &mut buf)[..len]);
-        }
-        None => acc.fill(0.0),
+    {
+        let mut buf = [0.0f32; CHUNK];
+        set_bias(acc, bias, o0, &mut buf);
     }
     const RUN: usize = 64;
     let mut codes = [0u8; RUN];
-    let mut nz = [0u16; RUN];
-    let mut c0 = 0;
-    while c0 < k {
-        let cl = RUN.min(k - c0);
-        let mut m = 0;
-        for i in 0..cl {
-            nz[m] = i as u16;
-            m += (x(c0 + i) != 0.0) as usize;
+    for_each_nonzero::<RUN>(x, k, |c, xv| {
+        p.load(p.group(c), &mut table);
+        for t in table[..1 << p.bits()].iter_mut() {
+            *t *= xv;
         }
-        for &i in &nz[..m] {
-            let c = c0 + i as usize;
-            let xv = x(c);
-            p.load(p.group(c), &mut table);
-            for t in table[..1 << p.bits()].iter_mut() {
-                *t *= xv;
+        let row = p.row(c);
+        // 8-, 4- and 2-bit rows read codes straight from their bytes (`o0` is a multiple of
+        // CHUNK, so the block starts on a byte); other widths unpack runs.
+        match p.bits() {
+            8 => {
+                for (a, &b) in acc.iter_mut().zip(row.get(o0..).unwrap_or(&[])) {
+                    *a += table[b as usize];
+                }
             }
-            let row = p.row(c);
-            // 8-, 4- and 2-bit rows read codes straight from their bytes (`o0` is a multiple of
-            // CHUNK, so the block starts on a byte); other widths unpack runs.
-            match p.bits() {
-                8 => {
-                    for (a, &b) in acc.iter_mut().zip(row.get(o0..).unwrap_or(&[])) {
-                        *a += table[b as usize];
-                    }
+            4 => {
+                let bytes = row.get(o0 / 2..).unwrap_or(&[]);
+                let mut pairs = acc.chunks_exact_mut(2);
+                for (a, &b) in (&mut pairs).zip(bytes) {
+                    a[0] += table[(b & 15) as usize];
+                    a[1] += table[(b >> 4) as usize];
                 }
-                4 => {
-                    let bytes = row.get(o0 / 2..).unwrap_or(&[]);
-                    let mut pairs = acc.chunks_exact_mut(2);
-                    for (a, &b) in (&mut pairs).zip(bytes) {
-                        a[0] += table[(b & 15) as usize];
-                        a[1] += table[(b >> 4) as usize];
-                    }
-                    if let ([a], Some(&b)) = (pairs.into_remainder(), bytes.get(len / 2)) {
-                        *a += table[(b & 15) as usize];
-                    }
+                if let ([a], Some(&b)) = (pairs.into_remainder(), bytes.get(len / 2)) {
+                    *a += table[(b & 15) as usize];
                 }
-                2 => {
-                    let bytes = row.get(o0 / 4..).unwrap_or(&[]);
-                    let mut quads = acc.chunks_exact_mut(4);
-                    for (a, &b) in (&mut quads).zip(bytes) {
-                        a[0] += table[(b & 3) as usize];
-                        a[1] += table[(b >> 2 & 3) as usize];
-                        a[2] += table[(b >> 4 & 3) as usize];
-                        a[3] += table[(b >> 6) as usize];
-                    }
-                    let rest = quads.into_remainder();
-                    if let Some(&b) = bytes.get(len / 4) {
-                        for (q, a) in rest.iter_mut().enumerate() {
-                            *a += table[(b >> (2 * q) & 3) as usize];
-                        }
-                    }
+            }
+            2 => {
+                let bytes = row.get(o0 / 4..).unwrap_or(&[]);
+                let mut quads = acc.chunks_exact_mut(4);
+                for (a, &b) in (&mut quads).zip(bytes) {
+                    a[0] += table[(b & 3) as usize];
+                    a[1] += table[(b >> 2 & 3) as usize];
+                    a[2] += table[(b >> 4 & 3) as usize];
+                    a[3] += table[(b >> 6) as usize];
                 }
-                bits => {
-                    let mut j0 = 0;
-                    while j0 < len {
-                        let run = RUN.min(len - j0);
-                        crate::codebook::unpack(row, bits, o0 + j0, &mut codes[..run]);
-                        for (a, &code) in acc[j0..j0 + run].iter_mut().zip(&codes[..run]) {
-                            *a += table[code as usize];
-                        }
-                        j0 += run;
+                let rest = quads.into_remainder();
+                if let Some(&b) = bytes.get(len / 4) {
+                    for (q, a) in rest.iter_mut().enumerate() {
+                        *a += table[(b >> (2 * q) & 3) as usize];
                     }
                 }
             }
+            bits => {
+                let mut j0 = 0;
+                while j0 < len {
+                    let run = RUN.min(len - j0);
+                    crate::codebook::unpack(row, bits, o0 + j0, &mut codes[..run]);
+                    for (a, &code) in acc[j0..j0 + run].iter_mut().zip(&codes[..run]) {
+                        *a += table[code as usize];
+                    }
+                    j0 += run;
+                }
+            }
         }
-        c0 += cl;
-    }
+    });
 }
 
 /// Dense on inputs `x [.., K], wt [K, N][, bias [N]]` (weight stored input-major); sums build up

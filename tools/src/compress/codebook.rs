@@ -1113,6 +1113,26 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             (CodebookMethod::Jlcm, GroupCount::Fixed(k)) => k.clamp(1, rows.min(sprig_runtime::format::CODEBOOK_MAX_GROUPS)),
             _ => 1,
         };
+        // With few calibration rows per input (Dense layers fed fewer samples than inputs), a
+        // ridge toward the layer's weights keeps the directions the data does not excite; its
+        // strength is the one whose fit (`fit_one` on the ridged fit loss) has the least
+        // held-out loss, as in pruning.
+        let select_ridge = |fit_one: &dyn Fn(&LayerLoss) -> DMatrix<f64>| -> Result<f64> {
+            let few = loss.seen < RIDGE_ROWS_PER_INPUT * (width + 1);
+            let (true, Some((fa, va)), Some((fd, vd))) = (few, split_samples(&acts[0]), split_samples(&acts_dense[0])) else {
+                return Ok(0.0);
+            };
+            let fit = layer_loss(&cur, n, &fa, &fd, &w0, opts.max_rows)?;
+            let val = layer_loss(&cur, n, &va, &vd, &w0, opts.max_rows)?;
+            let mut best = (f64::INFINITY, 0.0);
+            for &d in &RIDGES {
+                let v = val.loss(&fit_one(&fit.with_ridge(&w, d)));
+                if v < best.0 {
+                    best = (v, d);
+                }
+            }
+            Ok(best.1)
+        };
         let wt = cur.nodes[n].inputs[1];
         if opts.input_major.contains(&name) {
             let fits = loss.hs.len() == 1
@@ -1126,21 +1146,7 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
                 GroupCount::Auto => auto_groups(width, rows, bits, opts.f16_values),
                 GroupCount::Fixed(k) => k.clamp(1, width.min(sprig_runtime::format::CODEBOOK_MAX_GROUPS)),
             };
-            // Ridge toward the trained weights, chosen on held-out samples as for JLCM.
-            let mut ridge = 0.0;
-            let few = loss.seen < RIDGE_ROWS_PER_INPUT * (width + 1);
-            if let (true, Some((fa, va)), Some((fd, vd))) = (few, split_samples(&acts[0]), split_samples(&acts_dense[0])) {
-                let fit = layer_loss(&cur, n, &fa, &fd, &w0, opts.max_rows)?;
-                let val = layer_loss(&cur, n, &va, &vd, &w0, opts.max_rows)?;
-                let mut best = f64::INFINITY;
-                for &d in &RIDGES {
-                    let q = quantize_input_major(&fit.with_ridge(&w, d), &w, bits, g_in, opts.f16_values, SELECT_ITER);
-                    let v = val.loss(&q.matrix);
-                    if v < best {
-                        (best, ridge) = (v, d);
-                    }
-                }
-            }
+            let ridge = select_ridge(&|l: &LayerLoss| quantize_input_major(l, &w, bits, g_in, opts.f16_values, SELECT_ITER).matrix)?;
             let im = quantize_input_major(&loss.with_ridge(&w, ridge), &w, bits, g_in, opts.f16_values, opts.max_iter.min(10));
             let relative_error = loss.relative_error(&im.matrix);
             set_layer_matrix(&mut cur, n, &im.matrix);
@@ -1171,25 +1177,12 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
         let mut ridge = 0.0;
         let mut trace = Vec::new();
         let mut q = if opts.method == CodebookMethod::Jlcm {
-            // With few calibration rows per input (Dense layers fed fewer samples than inputs),
-            // a ridge toward the layer's weights keeps the directions the data does not excite;
-            // its strength is chosen on held-out samples, as in pruning.
-            let few = loss.seen < RIDGE_ROWS_PER_INPUT * (width + 1);
-            if let (true, Some((fa, va)), Some((fd, vd))) = (few, split_samples(&acts[0]), split_samples(&acts_dense[0])) {
-                let fit = layer_loss(&cur, n, &fa, &fd, &w0, opts.max_rows)?;
-                let val = layer_loss(&cur, n, &va, &vd, &w0, opts.max_rows)?;
-                let mut best = f64::INFINITY;
-                for &d in &RIDGES {
-                    let l = fit.with_ridge(&w, d);
-                    let mut q = init(Some(&l), &w, bits, groups, opts.method, opts.keep_zeros);
-                    refit_bias(&l, &mut q);
-                    optimise(&l, &mut q, SELECT_ITER);
-                    let v = val.loss(&q.matrix(width));
-                    if v < best {
-                        (best, ridge) = (v, d);
-                    }
-                }
-            }
+            ridge = select_ridge(&|l: &LayerLoss| {
+                let mut q = init(Some(l), &w, bits, groups, opts.method, opts.keep_zeros);
+                refit_bias(l, &mut q);
+                optimise(l, &mut q, SELECT_ITER);
+                q.matrix(width)
+            })?;
             let l = loss.with_ridge(&w, ridge);
             let mut q = init(Some(&l), &w, bits, groups, opts.method, opts.keep_zeros);
             refit_bias(&l, &mut q);

@@ -218,28 +218,25 @@ pub fn import_onnx(path: &Path, opts: &ImportOptions) -> Result<crate::ir::Graph
 
 /// Imports an ONNX model from its serialized bytes (external data is not available).
 pub fn import_onnx_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {
-    use tract_onnx::tract_core::prelude::Framework;
-    let model = std::panic::catch_unwind(|| {
-        let mut r = bytes;
-        tract_onnx::onnx().proto_model_for_read(&mut r)
-    })
-    .map_err(|_| ImportError::Parse("the protobuf parser panicked".into()))?
-    .map_err(|e| ImportError::Parse(format!("{e:#}")))?;
-    import_model_proto(&model, None, opts)
+    import_model_proto(&parse_bytes(bytes)?, None, opts)
 }
 
 /// Imports an ONNX model from its serialized bytes without the optimization passes: one node per
 /// ONNX node (constants folded), every ONNX tensor keeps its name, so intermediate tensors (e.g.
 /// each Relu output) can be observed as the source model computes them.
 pub fn import_onnx_bytes_unoptimized(bytes: &[u8], opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {
+    import_proto(&parse_bytes(bytes)?, None, opts)
+}
+
+/// The protobuf model in `bytes`; a parser panic is an error.
+fn parse_bytes(bytes: &[u8]) -> Result<ModelProto, ImportError> {
     use tract_onnx::tract_core::prelude::Framework;
-    let model = std::panic::catch_unwind(|| {
+    std::panic::catch_unwind(|| {
         let mut r = bytes;
         tract_onnx::onnx().proto_model_for_read(&mut r)
     })
     .map_err(|_| ImportError::Parse("the protobuf parser panicked".into()))?
-    .map_err(|e| ImportError::Parse(format!("{e:#}")))?;
-    import_proto(&model, None, opts)
+    .map_err(|e| ImportError::Parse(format!("{e:#}")))
 }
 
 /// Imports a decoded model. `model_dir` locates external data.
