@@ -24,7 +24,7 @@ import argparse, json, os, sys, tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prune_table import DATA, MODELS, SPRIG, ad_auc, load, sh  # noqa: E402
+from prune_table import SPRIG, ad_auc, sh, splits  # noqa: E402
 
 
 def ort_zero_fractions(onnx_path, names, calib):
@@ -64,18 +64,13 @@ def main():
     ap.add_argument("--out", default="")
     ap.add_argument("--iters", default="2000")
     a = ap.parse_args()
-    pick = set(a.models.split(",")) if a.models else None
     tmp = tempfile.mkdtemp()
     summary = ["| model | ReLU-family tensors | zero fraction (overall / mean of layers) | max \\|sprig − onnxruntime\\| per layer | dead channels removed | accuracy dense → auto | speedup auto vs dense "
                "| + `--act-threshold auto`: mean zeros before → after, accuracy, speedup vs dense |",
                "|---|---|---|---|---|---|---|---|"]
     per_layer = ["| model | layer | MACs | input zero % | predicted | auto chose | measured input-sparse vs dense (same graph) |",
                  "|---|---|---|---|---|---|---|"]
-    for name, folder, labels, cut in MODELS:
-        if pick and name not in pick:
-            continue
-        onnx = os.path.join(DATA, "models", name + ".onnx")
-        cp, ep, lp, extra = load(name, folder, labels, cut, tmp)
+    for name, onnx, cp, ep, lp, extra in splits(a.models, tmp):
         aj = os.path.join(tmp, name + "_analyze.json")
         sh(SPRIG, "analyze", onnx, "--calib", cp, "--json", aj)
         rep = json.load(open(aj))

@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prune_table import DATA, MODELS, SPRIG, ad_auc, load, sh  # noqa: E402
+from prune_table import SPRIG, ad_auc, sh, splits  # noqa: E402
 
 METHODS = ["jlcm", "kmeans", "linear"]
 
@@ -44,16 +44,11 @@ def main():
     ap.add_argument("--iters", default="200")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
-    pick = set(a.models.split(",")) if a.models else None
     tmp = tempfile.mkdtemp()
     lines = ["| model | variant | bytes (ONNX / .sprig) | smaller than ONNX | accuracy (dense) | top-1 agreement | mean abs output error | latency vs dense .sprig |",
              "|---|---|---|---|---|---|---|---|"]
-    for name, folder, labels, cut in MODELS:
-        if pick and name not in pick:
-            continue
-        onnx = os.path.join(DATA, "models", name + ".onnx")
+    for name, onnx, cp, ep, lp, extra in splits(a.models, tmp):
         onnx_bytes = os.path.getsize(onnx)
-        cp, ep, lp, extra = load(name, folder, labels, cut, tmp)
         dense = os.path.join(tmp, name + ".sprig")
         sh(SPRIG, "convert", onnx, "-o", dense)
         dense_acc, _ = score(dense, onnx, ep, lp, extra, tmp)

@@ -14,7 +14,7 @@ import argparse, json, os, sys, tempfile, time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prune_table import DATA, MODELS, SPRIG, load, sh  # noqa: E402
+from prune_table import SPRIG, sh, splits  # noqa: E402
 
 
 def ort_median_us(onnx_path, samples, iters):
@@ -46,15 +46,10 @@ def main():
     ap.add_argument("--samples", default="32")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
-    pick = set(a.models.split(",")) if a.models else None
     tmp = tempfile.mkdtemp()
     lines = ["| model | MACs | sprig dense µs | sprig auto µs | tract µs | onnxruntime µs | dense / tract | dense / onnxruntime | auto / onnxruntime |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name, folder, labels, cut in MODELS:
-        if pick and name not in pick:
-            continue
-        onnx = os.path.join(DATA, "models", name + ".onnx")
-        cp, ep, _, _ = load(name, folder, labels, cut, tmp)
+    for name, onnx, cp, ep, _, _ in splits(a.models, tmp):
         dense = os.path.join(tmp, name + ".sprig")
         auto = os.path.join(tmp, name + "_auto.sprig")
         sh(SPRIG, "convert", onnx, "-o", dense)

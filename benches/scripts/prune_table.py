@@ -94,6 +94,16 @@ def load(name, folder, labels, cut, tmp):
     return cp, ep, (lp if lab is not None else None), extra
 
 
+def splits(models_arg, tmp):
+    """For each model of MODELS named in the comma-separated `models_arg` (all when empty): its
+    name, ONNX path and `load`'s calibration / eval / labels paths and AD extras."""
+    pick = set(models_arg.split(",")) if models_arg else None
+    for name, folder, labels, cut in MODELS:
+        if pick and name not in pick:
+            continue
+        yield (name, os.path.join(DATA, "models", name + ".onnx")) + tuple(load(name, folder, labels, cut, tmp))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="")
@@ -101,15 +111,10 @@ def main():
     ap.add_argument("--iters", default="200")
     ap.add_argument("--in-layer", action="store_true", help="in-layer (weight / block) groups instead of filters")
     a = ap.parse_args()
-    pick = set(a.models.split(",")) if a.models else None
     tmp = tempfile.mkdtemp()
     lines = ["| model | variant | MACs kept | params kept | accuracy (dense) | top-1 agreement | speedup (sprig bench) |",
              "|---|---|---|---|---|---|---|"]
-    for name, folder, labels, cut in MODELS:
-        if pick and name not in pick:
-            continue
-        onnx = os.path.join(DATA, "models", name + ".onnx")
-        cp, ep, lp, extra = load(name, folder, labels, cut, tmp)
+    for name, onnx, cp, ep, lp, extra in splits(a.models, tmp):
         if extra is not None:
             x, clip, clip_labels = extra
         dense = os.path.join(tmp, name + ".sprig")
