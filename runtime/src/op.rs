@@ -49,6 +49,60 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Applies the activation to every value of `xs`: the same result as [`Activation::apply`]
+    /// on each, with the kind matched once so the loop is branch-free and vectorises.
+    #[inline]
+    pub fn apply_all(&self, xs: &mut [f32]) {
+        match *self {
+            Activation::None => {}
+            Activation::Relu => {
+                for v in xs {
+                    *v = if *v > 0.0 { *v } else { 0.0 };
+                }
+            }
+            Activation::Clip { min, max } => {
+                for v in xs {
+                    let y = if *v < min { min } else { *v };
+                    *v = if y > max { max } else { y };
+                }
+            }
+            Activation::Threshold { alpha } => {
+                for v in xs {
+                    *v = if *v > alpha { *v } else { 0.0 };
+                }
+            }
+        }
+    }
+
+    /// `dst[i] = apply(src[i])` over the shorter length: one branch-free loop per kind (a
+    /// select between two buffers vectorises to a blend).
+    #[inline]
+    pub fn apply_to(&self, dst: &mut [f32], src: &[f32]) {
+        match *self {
+            Activation::None => {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = *s;
+                }
+            }
+            Activation::Relu => {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = if s > 0.0 { s } else { 0.0 };
+                }
+            }
+            Activation::Clip { min, max } => {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    let y = if s < min { min } else { s };
+                    *d = if y > max { max } else { y };
+                }
+            }
+            Activation::Threshold { alpha } => {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = if s > alpha { s } else { 0.0 };
+                }
+            }
+        }
+    }
+
     /// Applies the activation to one value.
     #[inline]
     pub fn apply(&self, x: f32) -> f32 {

@@ -1,6 +1,8 @@
 //! Conv (1-D / 2-D, grouped / depthwise, strided, dilated, explicitly padded, fused activation).
 
 use super::dense::dot;
+use super::depthwise;
+use super::gemm::{self, Micro};
 use super::{sub, sub_mut, Operand, CHUNK};
 use crate::op::{Activation, ConvAttrs, OpError};
 use crate::shape::Shape;
@@ -19,12 +21,12 @@ pub(super) struct Geom {
     pub(super) kw: usize,
     pub(super) oh: usize,
     pub(super) ow: usize,
-    sh: usize,
-    sw: usize,
-    dh: usize,
-    dw: usize,
-    pt: usize,
-    pl: usize,
+    pub(super) sh: usize,
+    pub(super) sw: usize,
+    pub(super) dh: usize,
+    pub(super) dw: usize,
+    pub(super) pt: usize,
+    pub(super) pl: usize,
 }
 
 impl Geom {
@@ -95,10 +97,23 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
     for n in 0..x.shape.dim(0) {
         let xv = x.view.slice(n * in_len, in_len).ok_or(OpError::ShapeMismatch)?;
         let ob = sub_mut(out, n * out_len, out_len)?;
-        match (xv.as_f32(), w.view.as_f32()) {
-            (Some(xs), Some(ws)) if g.prefers_patches() => conv_patches(&g, xs, ws, bias, a.act, ob)?,
-            (Some(xs), _) => conv_fast(&g, xs, w.view, bias, a.act, ob)?,
-            (None, _) => conv_naive(&g, xv, w.view, bias, a.act, ob)?,
+        let simd = gemm::simd();
+        match (xv.as_f32(), w.view.as_f32(), simd) {
+            (Some(xs), Some(ws), Some(mk)) if gemm::applies(&g) => mk.run(
+                #[inline(always)]
+                || gemm::conv(mk, &g, xs, ws, bias, a.act, ob),
+            )?,
+            (Some(xs), _, Some(mk)) if depthwise::applies(&g) => mk.run(
+                #[inline(always)]
+                || depthwise::depthwise(&g, xs, w.view, bias, a.act, ob),
+            )?,
+            (Some(xs), _, Some(mk)) => mk.run(
+                #[inline(always)]
+                || conv_fast(&g, xs, w.view, bias, a.act, ob),
+            )?,
+            (Some(xs), Some(ws), None) if g.prefers_patches() => conv_patches(&g, xs, ws, bias, a.act, ob)?,
+            (Some(xs), _, None) => conv_fast(&g, xs, w.view, bias, a.act, ob)?,
+            (None, _, _) => conv_naive(&g, xv, w.view, bias, a.act, ob)?,
         }
     }
     Ok(())
@@ -106,6 +121,8 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
 
 /// Output channel by output channel: the plane starts at the bias, then each weight adds a
 /// scaled, strided run of each input row (contiguous output rows, no per-element bound tests).
+/// Forced inline where a SIMD caller compiles it for wider registers ([`Micro::run`]).
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
     let plane = g.oh * g.ow;
     let in_plane = g.h * g.w;
@@ -128,9 +145,7 @@ fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Acti
             }
         }
         if act != Activation::None {
-            for v in ob.iter_mut() {
-                *v = act.apply(*v);
-            }
+            act.apply_all(ob);
         }
     }
     Ok(())
@@ -139,7 +154,8 @@ fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Acti
 /// Adds `wv` times input plane `xp`, shifted for kernel tap `(ky, kx)`, to output plane `ob`:
 /// every output row whose input row is inside the input, over the output columns whose input
 /// column is (contiguous for stride 1, strided otherwise; no per-element bound tests).
-#[inline]
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), inline)]
 pub(super) fn add_tap(g: &Geom, xp: &[f32], wv: f32, ky: usize, kx: usize, ob: &mut [f32]) -> Result<(), OpError> {
     let off = kx * g.dw;
     let (ox0, ox1) = g.col_range(off);
@@ -252,9 +268,7 @@ pub(super) fn patches_with(
         }
     }
     if act != Activation::None {
-        for v in out[..g.m * plane].iter_mut() {
-            *v = act.apply(*v);
-        }
+        act.apply_all(&mut out[..g.m * plane]);
     }
     Ok(())
 }

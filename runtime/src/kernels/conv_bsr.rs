@@ -55,9 +55,7 @@ pub(super) fn conv_bsr(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Bsr<'_>, out: 
             return conv::conv(a, inputs, out, y);
         }
         if a.act != Activation::None {
-            for v in ob.iter_mut() {
-                *v = a.act.apply(*v);
-            }
+            a.act.apply_all(ob);
         }
     }
     Ok(())

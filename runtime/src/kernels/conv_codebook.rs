@@ -60,9 +60,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         }
         if a.act != Activation::None {
             for n in 0..batch {
-                for v in sub_mut(out, n * out_len + mo * plane, plane)?.iter_mut() {
-                    *v = a.act.apply(*v);
-                }
+                a.act.apply_all(sub_mut(out, n * out_len + mo * plane, plane)?);
             }
         }
     }

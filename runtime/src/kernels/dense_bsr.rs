@@ -49,9 +49,7 @@ pub(super) fn dense_bsr(act: Activation, inputs: &[Operand<'_>], w: &Bsr<'_>, ou
         return dense::dense(act, inputs, out, y);
     }
     if act != Activation::None {
-        for v in out.iter_mut() {
-            *v = act.apply(*v);
-        }
+        act.apply_all(out);
     }
     Ok(())
 }

@@ -200,9 +200,7 @@ pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y:
             }
         }
         if act != Activation::None {
-            for v in o.iter_mut() {
-                *v = act.apply(*v);
-            }
+            act.apply_all(o);
         }
     }
     Ok(())

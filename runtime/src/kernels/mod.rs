@@ -17,9 +17,13 @@ mod conv_codebook;
 mod dense;
 mod dense_bsr;
 mod dense_codebook;
+mod depthwise;
+pub(crate) mod gemm;
 pub(crate) mod input_sparse;
 mod layernorm;
 mod matmul;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
 mod pad;
 mod pool;
 mod reduce;

@@ -34,6 +34,16 @@ impl Axis {
         }
     }
 
+    /// Input range `lo..hi` read by output `o`'s window when undilated (`d == 1`): the
+    /// positions of [`Axis::input`] that lie inside the input (empty when none do).
+    #[inline]
+    fn inside(&self, o: usize) -> (usize, usize) {
+        let start = o * self.s;
+        let lo = start.max(self.pb) - self.pb;
+        let hi = (start + self.k).min(self.pb + self.len).saturating_sub(self.pb);
+        (lo.min(hi), hi)
+    }
+
     /// Number of window positions of output `o` counted by the average.
     fn count(&self, o: usize, include_pad: bool) -> usize {
         (0..self.k)
@@ -83,12 +93,27 @@ pub(super) fn pool(p: &PoolAttrs, avg: bool, x: &Operand<'_>, out: &mut [f32], y
         for oy in 0..oh {
             for ox in 0..ow {
                 let mut acc = if avg { 0.0 } else { f32::NEG_INFINITY };
-                for ky in 0..ay.k {
-                    let Some(iy) = ay.input(oy, ky) else { continue };
-                    for kx in 0..ax.k {
-                        let Some(ix) = ax.input(ox, kx) else { continue };
-                        let v = x.view.get(base + iy * ax.len + ix);
-                        acc = if avg { acc + v } else { fmax(acc, v) };
+                match (x.view.as_f32(), ax.d) {
+                    // Native input, undilated rows: each window row is one slice, summed (or
+                    // maxed) in the same order as the element loop below.
+                    (Some(xs), 1) => {
+                        let (lo, hi) = ax.inside(ox);
+                        for ky in 0..ay.k {
+                            let Some(iy) = ay.input(oy, ky) else { continue };
+                            let row = base + iy * ax.len;
+                            let seg = xs.get(row + lo..row + hi).ok_or(OpError::ShapeMismatch)?;
+                            acc = if avg { seg.iter().fold(acc, |a, v| a + v) } else { seg.iter().copied().fold(acc, fmax) };
+                        }
+                    }
+                    _ => {
+                        for ky in 0..ay.k {
+                            let Some(iy) = ay.input(oy, ky) else { continue };
+                            for kx in 0..ax.k {
+                                let Some(ix) = ax.input(ox, kx) else { continue };
+                                let v = x.view.get(base + iy * ax.len + ix);
+                                acc = if avg { acc + v } else { fmax(acc, v) };
+                            }
+                        }
                     }
                 }
                 if avg {

@@ -293,11 +293,266 @@ unsafe fn dot8(table: &[f32; 256], row: &[u8], x: &[f32]) -> (f32, usize) {
     (hsum(_mm256_add_ps(a0, a1)), j)
 }
 
+/// Proof that AVX2 + FMA were detected (only [`Fma::detect`] makes one), with whether AVX-512
+/// F + VL are there too: the f32 GEMM tile, dot products and the vectorised depthwise loops
+/// behind it may run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fma {
+    avx512: bool,
+}
+
+impl Fma {
+    /// `Some` when the CPU has AVX2 and FMA.
+    #[inline]
+    pub(crate) fn detect() -> Option<Fma> {
+        avx2_fma().then(|| Fma { avx512: avx512vl() })
+    }
+
+    /// The same capability without the AVX-512 tile (tests of the AVX2 path on AVX-512 CPUs).
+    #[cfg(test)]
+    pub(crate) fn avx2_only(self) -> Fma {
+        Fma { avx512: false }
+    }
+
+    /// Most rows [`Fma::tile`] takes: 12 with AVX-512 (one 16-lane register per row), else 6.
+    #[inline]
+    pub(crate) fn rows(self) -> usize {
+        if self.avx512 {
+            12
+        } else {
+            6
+        }
+    }
+
+    /// `c[i·ldc + j] += Σ_{k<kc} a[i·lda + k] · b[k·ldb + j]` for `i < R`, `j < 16`
+    /// (sums taken per `(i, j)` in `k` order, each step one fused multiply-add).
+    ///
+    /// # Panics
+    /// When `R` is 0 or more than [`Fma::rows`], or a slice is shorter than the indices above
+    /// need.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn tile<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+        assert!(R >= 1 && R <= self.rows(), "tile: 1..={} rows", self.rows());
+        if kc == 0 {
+            return;
+        }
+        assert!(
+            a.len() >= (R - 1) * lda + kc && b.len() >= (kc - 1) * ldb + 16 && c.len() >= (R - 1) * ldc + 16,
+            "tile: operands too short"
+        );
+        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected (`self`); every index read
+        // or written is bounded by the lengths asserted above.
+        unsafe {
+            if self.avx512 {
+                tile_avx512::<R>(kc, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc)
+            } else {
+                tile_avx2::<R>(kc, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc)
+            }
+        }
+    }
+
+    /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < 16`.
+    #[inline]
+    pub(crate) fn window16(self, dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32) {
+        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected; both arrays hold 16 values.
+        unsafe {
+            if self.avx512 {
+                window16_avx512(dst, src, lo, span)
+            } else {
+                window16_avx2(dst, src, lo, span)
+            }
+        }
+    }
+
+    /// `Σ_k w_r[k] · x[k]` for the four rows `w_r` (each at least `x.len()` long), each input
+    /// loaded once for the four rows; 8 lanes per row, so the order differs from [`super::dense::dot`].
+    ///
+    /// # Panics
+    /// When a row is shorter than `x`.
+    #[inline]
+    pub(crate) fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+        assert!(w.iter().all(|r| r.len() >= x.len()), "dot4: rows shorter than x");
+        // SAFETY: AVX2 + FMA detected; indices below `x.len()` on every row (asserted).
+        unsafe { dot4_f32(w, x) }
+    }
+
+    /// `Σ_k a[k] · b[k]` over the shorter length, 8 lanes.
+    #[inline]
+    pub(crate) fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        // SAFETY: AVX2 + FMA detected; indices below `n`.
+        unsafe { dot_f32(&a[..n], &b[..n]) }
+    }
+
+    /// Runs `f` in a function compiled for AVX2 + FMA, so loops the compiler vectorises inside
+    /// it use 8-lane registers (the result is what `f` computes; only instruction choice differs).
+    #[inline]
+    pub(crate) fn run<T>(self, f: impl FnOnce() -> T) -> T {
+        // SAFETY: AVX2 + FMA detected (`self`).
+        unsafe { run_avx2(f) }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+/// [`Fma::tile`] on raw pointers; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for (i, r) in acc.iter_mut().enumerate() {
+        // SAFETY (all loads and stores here): bounded by the caller's length checks.
+        unsafe {
+            r[0] = _mm256_loadu_ps(c.add(i * ldc));
+            r[1] = _mm256_loadu_ps(c.add(i * ldc + 8));
+        }
+    }
+    for k in 0..kc {
+        let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(k * ldb)), _mm256_loadu_ps(b.add(k * ldb + 8))) };
+        for (i, r) in acc.iter_mut().enumerate() {
+            let av = unsafe { _mm256_broadcast_ss(&*a.add(i * lda + k)) };
+            r[0] = _mm256_fmadd_ps(av, b0, r[0]);
+            r[1] = _mm256_fmadd_ps(av, b1, r[1]);
+        }
+    }
+    for (i, r) in acc.iter().enumerate() {
+        unsafe {
+            _mm256_storeu_ps(c.add(i * ldc), r[0]);
+            _mm256_storeu_ps(c.add(i * ldc + 8), r[1]);
+        }
+    }
+}
+
+/// [`Fma::tile`] with one 16-lane register per row; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn tile_avx512<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+    let mut acc = [_mm512_setzero_ps(); R];
+    for (i, r) in acc.iter_mut().enumerate() {
+        // SAFETY (all loads and stores here): bounded by the caller's length checks.
+        *r = unsafe { _mm512_loadu_ps(c.add(i * ldc)) };
+    }
+    for k in 0..kc {
+        let bv = unsafe { _mm512_loadu_ps(b.add(k * ldb)) };
+        for (i, r) in acc.iter_mut().enumerate() {
+            *r = _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *a.add(i * lda + k) }), bv, *r);
+        }
+    }
+    for (i, r) in acc.iter().enumerate() {
+        unsafe { _mm512_storeu_ps(c.add(i * ldc), *r) };
+    }
+}
+
+/// [`Fma::window16`] with a lane mask.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn window16_avx512(dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32) {
+    let keep = if span >= 16 { u32::MAX } else { (1u32 << span) - 1 };
+    let m = (keep << lo.min(31)) as __mmask16;
+    // SAFETY: 16 values on each side.
+    unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), _mm512_maskz_loadu_ps(m, src.as_ptr())) }
+}
+
+/// [`Fma::window16`] with compare masks.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn window16_avx2(dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32) {
+    let lo_v = _mm256_set1_epi32(lo.min(1 << 20) as i32 - 1);
+    let hi_v = _mm256_set1_epi32((lo.min(1 << 20) + span.min(1 << 20)) as i32);
+    for h in 0..2 {
+        let idx = _mm256_setr_epi32(8 * h, 8 * h + 1, 8 * h + 2, 8 * h + 3, 8 * h + 4, 8 * h + 5, 8 * h + 6, 8 * h + 7);
+        let m = _mm256_and_si256(_mm256_cmpgt_epi32(idx, lo_v), _mm256_cmpgt_epi32(hi_v, idx));
+        // SAFETY: lanes 8h..8h+8 of 16-value arrays.
+        unsafe {
+            let v = _mm256_loadu_ps(src.as_ptr().add(8 * h as usize));
+            _mm256_storeu_ps(dst.as_mut_ptr().add(8 * h as usize), _mm256_and_ps(v, _mm256_castsi256_ps(m)));
+        }
+    }
+}
+
+/// [`Fma::dot4`]; the caller guarantees every row holds `x.len()` values.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    let n = x.len();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: k + 8 <= n <= every row's length.
+        let xv = unsafe { _mm256_loadu_ps(x.as_ptr().add(k)) };
+        for (a, r) in acc.iter_mut().zip(&w) {
+            *a = _mm256_fmadd_ps(unsafe { _mm256_loadu_ps(r.as_ptr().add(k)) }, xv, *a);
+        }
+        k += 8;
+    }
+    let mut out = [0.0f32; 4];
+    for ((o, a), r) in out.iter_mut().zip(&acc).zip(&w) {
+        *o = hsum(*a) + x[k..].iter().zip(&r[k..n]).map(|(x, w)| x * w).sum::<f32>();
+    }
+    out
+}
+
+/// [`Fma::dot`] on equal-length slices.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut k = 0;
+    while k + 16 <= n {
+        // SAFETY: k + 16 <= n.
+        unsafe {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(k)), _mm256_loadu_ps(b.as_ptr().add(k)), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(k + 8)), _mm256_loadu_ps(b.as_ptr().add(k + 8)), a1);
+        }
+        k += 16;
+    }
+    hsum(_mm256_add_ps(a0, a1)) + a[k..n].iter().zip(&b[k..n]).map(|(x, y)| x * y).sum::<f32>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::vec::Vec;
+
+    /// Plain `c += a · b` over one tile, in f64.
+    #[allow(clippy::too_many_arguments)]
+    fn tile_ref(r: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &[f32], ldc: usize) -> Vec<f64> {
+        let mut out: Vec<f64> = c.iter().map(|&v| v as f64).collect();
+        for i in 0..r {
+            for j in 0..16 {
+                out[i * ldc + j] += (0..kc).map(|k| a[i * lda + k] as f64 * b[k * ldb + j] as f64).sum::<f64>();
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Both tiles (AVX2 6-row, AVX-512 12-row where the CPU has it) against the plain
+        /// product, with padded strides and untouched elements between rows.
+        #[test]
+        fn tile_matches_the_plain_product(r in 1usize..=12, kc in 0usize..40, pad_a in 0usize..5, pad_b in 0usize..5, pad_c in 0usize..5, seed in any::<u64>()) {
+            let Some(f) = Fma::detect() else { return Ok(()) };
+            let mut s = seed | 1;
+            let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s % 2001) as f32 / 1000.0 - 1.0 };
+            let (lda, ldb, ldc) = (kc + pad_a, 16 + pad_b, 16 + pad_c);
+            let a: Vec<f32> = (0..r * lda).map(|_| next()).collect();
+            let b: Vec<f32> = (0..kc.max(1) * ldb).map(|_| next()).collect();
+            let c0: Vec<f32> = (0..r * ldc).map(|_| next()).collect();
+            let want = tile_ref(r, kc, &a, lda, &b, ldb, &c0, ldc);
+            for mk in [f, f.avx2_only()] {
+                if r > mk.rows() {
+                    continue;
+                }
+                let mut c = c0.clone();
+                macro_rules! go { ($($n:literal)*) => { match r { $($n => mk.tile::<$n>(kc, &a, lda, &b, ldb, &mut c, ldc),)* _ => unreachable!() } } }
+                go!(1 2 3 4 5 6 7 8 9 10 11 12);
+                for (i, (g, w)) in c.iter().zip(&want).enumerate() {
+                    prop_assert!((*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "elem {i}: {g} vs {w}");
+                }
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]

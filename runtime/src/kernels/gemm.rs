@@ -1,0 +1,480 @@
+//! Register-blocked f32 Conv and Dense on CPUs with a SIMD micro-kernel (x86-64 AVX2 + FMA,
+//! aarch64 NEON): a Conv group is the product `out[m, p] = Σ_k W[m, k] · B[k, p]` with
+//! `k = (c, ky, kx)` and `p` the output pixel, computed in tiles of [`MR`] filters × [`NR`]
+//! pixels held in registers.
+//!
+//! `B` is never built whole: a 1×1, stride-1, unpadded Conv reads it straight from the input
+//! planes; otherwise the `KC × NR` panel of one pixel tile is gathered on the stack (zeros for
+//! padding) and serves every filter of the group. Weights are read in place, row-major as the
+//! file stores them. Results equal the plain loops up to summation order (each `(m, p)` sums
+//! its products in `k` order with fused multiply-adds, starting from the bias).
+
+use super::conv::Geom;
+use crate::op::{Activation, OpError};
+use crate::view::View;
+
+/// Pixels per tile (two 8-lane or four 4-lane registers per filter row).
+pub(super) const NR: usize = 16;
+/// Most filters per tile (each [`Micro`] says how many it takes).
+pub(super) const MR: usize = 12;
+/// Reduction depth of one gathered panel (`KC × NR` floats = 16 KiB on the stack).
+const KC: usize = 256;
+
+/// The SIMD micro-kernels of one CPU: a detected capability, `Copy` so it is checked once per
+/// kernel call.
+pub(super) trait Micro: Copy {
+    /// Most rows `tile` takes (at most [`MR`]).
+    fn rows(self) -> usize;
+    /// `c[i·ldc + j] += Σ_{k<kc} a[i·lda + k] · b[k·ldb + j]` for `i < R ≤ MR`, `j < NR`.
+    #[allow(clippy::too_many_arguments)]
+    fn tile<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize);
+    /// Four dot products of rows with the same `x`.
+    fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4];
+    /// One dot product over the shorter length.
+    fn dot(self, a: &[f32], b: &[f32]) -> f32;
+    /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < NR`.
+    fn window16(self, dst: &mut [f32; NR], src: &[f32; NR], lo: u32, span: u32);
+    /// Runs `f` where the compiler may use this CPU's vector registers.
+    fn run<T>(self, f: impl FnOnce() -> T) -> T;
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! impl_micro {
+    ($t:ty) => {
+        impl Micro for $t {
+            #[inline]
+            fn rows(self) -> usize {
+                <$t>::rows(self)
+            }
+            #[inline]
+            fn tile<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+                <$t>::tile::<R>(self, kc, a, lda, b, ldb, c, ldc)
+            }
+            #[inline]
+            fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+                <$t>::dot4(self, w, x)
+            }
+            #[inline]
+            fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+                <$t>::dot(self, a, b)
+            }
+            #[inline]
+            fn window16(self, dst: &mut [f32; NR], src: &[f32; NR], lo: u32, span: u32) {
+                <$t>::window16(self, dst, src, lo, span)
+            }
+            #[inline]
+            fn run<T>(self, f: impl FnOnce() -> T) -> T {
+                <$t>::run(self, f)
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+impl_micro!(super::x86::Fma);
+#[cfg(target_arch = "aarch64")]
+impl_micro!(super::neon::Neon);
+
+/// This CPU's micro-kernels, if it has any.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(super) fn simd() -> Option<impl Micro> {
+    super::x86::Fma::detect()
+}
+
+/// This CPU's micro-kernels, if it has any.
+#[cfg(target_arch = "aarch64")]
+#[inline]
+pub(super) fn simd() -> Option<impl Micro> {
+    Some(super::neon::Neon)
+}
+
+/// This CPU's micro-kernels, if it has any.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[inline]
+pub(super) fn simd() -> Option<NoSimd> {
+    None
+}
+
+/// Stand-in on targets without micro-kernels (never constructed).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[derive(Clone, Copy)]
+pub(super) enum NoSimd {}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+impl Micro for NoSimd {
+    fn rows(self) -> usize {
+        match self {}
+    }
+    fn tile<const R: usize>(self, _: usize, _: &[f32], _: usize, _: &[f32], _: usize, _: &mut [f32], _: usize) {
+        match self {}
+    }
+    fn dot4(self, _: [&[f32]; 4], _: &[f32]) -> [f32; 4] {
+        match self {}
+    }
+    fn dot(self, _: &[f32], _: &[f32]) -> f32 {
+        match self {}
+    }
+    fn window16(self, _: &mut [f32; NR], _: &[f32; NR], _: u32, _: u32) {
+        match self {}
+    }
+    fn run<T>(self, _: impl FnOnce() -> T) -> T {
+        match self {}
+    }
+}
+
+/// Whether the tiled product beats the per-channel loops: enough filters per group to share a
+/// gathered panel (depthwise and few-filter groups keep the row-run loop).
+pub(super) fn applies(g: &Geom) -> bool {
+    g.mg >= 4
+}
+
+/// One `R`-row tile, `R` chosen at run time.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn tile_rows<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+    match r {
+        12 => mk.tile::<12>(kc, a, lda, b, ldb, c, ldc),
+        11 => mk.tile::<11>(kc, a, lda, b, ldb, c, ldc),
+        10 => mk.tile::<10>(kc, a, lda, b, ldb, c, ldc),
+        9 => mk.tile::<9>(kc, a, lda, b, ldb, c, ldc),
+        8 => mk.tile::<8>(kc, a, lda, b, ldb, c, ldc),
+        7 => mk.tile::<7>(kc, a, lda, b, ldb, c, ldc),
+        6 => mk.tile::<6>(kc, a, lda, b, ldb, c, ldc),
+        5 => mk.tile::<5>(kc, a, lda, b, ldb, c, ldc),
+        4 => mk.tile::<4>(kc, a, lda, b, ldb, c, ldc),
+        3 => mk.tile::<3>(kc, a, lda, b, ldb, c, ldc),
+        2 => mk.tile::<2>(kc, a, lda, b, ldb, c, ldc),
+        _ => mk.tile::<1>(kc, a, lda, b, ldb, c, ldc),
+    }
+}
+
+/// Conv of one batch item with f32 weights `w` (`[m, cg, kh, kw]`): `out` (`[m, oh, ow]`)
+/// becomes `act(bias + W ∗ x)`. Errors when a slice is shorter than the geometry needs. Forced
+/// inline so the caller's [`Micro::run`] compiles its loops for the SIMD registers.
+#[inline(always)]
+pub(super) fn conv<M: Micro>(
+    mk: M,
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    let taps = g.kh * g.kw;
+    let kdim = g.cg * taps;
+    let plane = g.oh * g.ow;
+    let in_plane = g.h * g.w;
+    let groups = g.m.checked_div(g.mg).unwrap_or(0);
+    if w.len() < g.m * kdim || x.len() < g.c * in_plane || out.len() < g.m * plane || groups * g.cg > g.c || taps == 0 {
+        return Err(OpError::ShapeMismatch);
+    }
+    let direct = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
+    let mut panel = [0.0f32; KC * NR];
+    // The tile being summed: starts at the bias (first K chunk) or the partial sums in `out`,
+    // and leaves through the activation (last K chunk) — so `out` is written once per chunk.
+    let mut cbuf = [0.0f32; MR * NR];
+    let mr = mk.rows().min(MR);
+    for grp in 0..groups {
+        let xg = &x[grp * g.cg * in_plane..(grp + 1) * g.cg * in_plane];
+        let (m_lo, m_hi) = (grp * g.mg, (grp + 1) * g.mg);
+        let mut p0 = 0;
+        while p0 < plane {
+            let np = NR.min(plane - p0);
+            let ow = g.ow.max(1);
+            let wins = if direct || np < NR || p0 % ow + NR > ow { None } else { windows(g, p0 / ow, p0 % ow) };
+            let mut k0 = 0;
+            while k0 < kdim {
+                let kc = KC.min(kdim - k0);
+                let last = k0 + kc == kdim;
+                let (b, ldb): (&[f32], usize) = if direct && np == NR {
+                    (&xg[k0 * in_plane + p0..], in_plane)
+                } else {
+                    gather(mk, g, xg, k0, kc, p0, np, wins.as_ref(), &mut panel);
+                    (&panel[..], NR)
+                };
+                let mut m0 = m_lo;
+                while m0 < m_hi {
+                    let r = mr.min(m_hi - m0);
+                    for i in 0..r {
+                        let row = &mut cbuf[i * NR..(i + 1) * NR];
+                        let at = (m0 + i) * plane + p0;
+                        if k0 == 0 {
+                            row.fill(bias.map_or(0.0, |b| b.get(m0 + i)));
+                        } else if np == NR {
+                            row.copy_from_slice(&out[at..at + NR]);
+                        } else {
+                            row[..np].copy_from_slice(&out[at..at + np]);
+                        }
+                    }
+                    tile_rows(mk, r, kc, &w[m0 * kdim + k0..], kdim, b, ldb, &mut cbuf, NR);
+                    let post = if last { act } else { Activation::None };
+                    for i in 0..r {
+                        let at = (m0 + i) * plane + p0;
+                        let src = &cbuf[i * NR..(i + 1) * NR];
+                        // Constant lengths for full tiles, so the copy is a few vector moves.
+                        if np == NR {
+                            post.apply_to(&mut out[at..at + NR], src);
+                        } else {
+                            post.apply_to(&mut out[at..at + np], src);
+                        }
+                    }
+                    m0 += r;
+                }
+                k0 += kc;
+            }
+            p0 += np;
+        }
+    }
+    Ok(())
+}
+
+/// Fills `panel[kk·NR + j]` with `B[k0 + kk, p0 + j]` for `kk < kc`, `j < np` (the input value
+/// under tap `k` of output pixel `p`, 0 in the padding) and 0 for `j ≥ np`. `xg` holds the
+/// group's `cg` input planes; `k0 + kc ≤ cg·kh·kw` and `p0 + np ≤ oh·ow`. Inline into the
+/// SIMD caller.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gather<M: Micro>(
+    mk: M,
+    g: &Geom,
+    xg: &[f32],
+    k0: usize,
+    kc: usize,
+    p0: usize,
+    np: usize,
+    wins: Option<&Windows>,
+    panel: &mut [f32; KC * NR],
+) {
+    let taps = g.kh * g.kw;
+    let in_plane = g.h * g.w;
+    // The tile's pixels as runs within one output row: (first j, length, output row, first
+    // output column).
+    let mut runs = [(0usize, 0usize, 0usize, 0usize); NR];
+    let mut nruns = 0;
+    let (mut j, ow) = (0, g.ow.max(1));
+    while j < np {
+        let (oy, ox) = ((p0 + j) / ow, (p0 + j) % ow);
+        let len = (ow - ox).min(np - j);
+        runs[nruns] = (j, len, oy, ox);
+        nruns += 1;
+        j += len;
+    }
+    let runs = &runs[..nruns];
+    let (mut ic, mut t) = (k0 / taps, k0 % taps);
+    if let Some(tab) = wins {
+        {
+            const IDX: [u32; NR] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+            for kk in 0..kc {
+                let xp = &xg[ic * in_plane..(ic + 1) * in_plane];
+                let Ok(row) = <&mut [f32; NR]>::try_from(&mut panel[kk * NR..(kk + 1) * NR]) else { continue };
+                let (ws, lo, span) = tab[t];
+                if span == 0 {
+                    *row = [0.0; NR];
+                } else if g.sw == 1 {
+                    let Ok(win) = <&[f32; NR]>::try_from(&xp[ws..ws + NR]) else { continue };
+                    mk.window16(row, win, lo, span);
+                } else {
+                    let win = &xp[ws..=ws + (NR - 1) * g.sw];
+                    for (j, (d, i)) in row.iter_mut().zip(IDX).enumerate() {
+                        let keep = (i.wrapping_sub(lo) < span) as u32;
+                        *d = f32::from_bits(win[j * g.sw].to_bits() & keep.wrapping_neg());
+                    }
+                }
+                t += 1;
+                if t == taps {
+                    t = 0;
+                    ic += 1;
+                }
+            }
+            return;
+        }
+    }
+    for kk in 0..kc {
+        let (ky, kx) = (t / g.kw, t % g.kw);
+        let xp = &xg[ic * in_plane..(ic + 1) * in_plane];
+        let row = &mut panel[kk * NR..(kk + 1) * NR];
+        if nruns == 1 && np == NR && g.sw == 1 {
+            let (_, _, oy, ox) = runs[0];
+            let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
+            let ix = (ox + kx * g.dw).wrapping_sub(g.pl);
+            if iy < g.h && ix < g.w && ix + NR <= g.w {
+                // The common interior case, constant length: a few vector moves.
+                let at = iy * g.w + ix;
+                row.copy_from_slice(&xp[at..at + NR]);
+                t += 1;
+                if t == taps {
+                    t = 0;
+                    ic += 1;
+                }
+                continue;
+            }
+        }
+        for &(j0, len, oy, ox) in runs {
+            let seg = &mut row[j0..j0 + len];
+            let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
+            if iy >= g.h {
+                seg.fill(0.0);
+                continue;
+            }
+            let xr = &xp[iy * g.w..(iy + 1) * g.w];
+            // Input column of seg[i] is `base + i·sw` (signed); the in-input `i` form lo..hi.
+            let base = (ox * g.sw + kx * g.dw) as isize - g.pl as isize;
+            let sw = g.sw as isize;
+            let lo = if base >= 0 { 0 } else { ((-base + sw - 1) / sw) as usize };
+            let hi = if base >= g.w as isize { 0 } else { ((g.w as isize - base + sw - 1) / sw) as usize }.min(len);
+            let lo = lo.min(hi);
+            seg[..lo].fill(0.0);
+            seg[hi..].fill(0.0);
+            if lo < hi {
+                let start = (base + lo as isize * sw) as usize;
+                if g.sw == 1 {
+                    seg[lo..hi].copy_from_slice(&xr[start..start + (hi - lo)]);
+                } else {
+                    for (d, v) in seg[lo..hi].iter_mut().zip(xr[start..].iter().step_by(g.sw)) {
+                        *d = *v;
+                    }
+                }
+            }
+        }
+        row[np..].fill(0.0);
+        t += 1;
+        if t == taps {
+            t = 0;
+            ic += 1;
+        }
+    }
+}
+
+/// Most kernel taps [`windows`] tabulates.
+const MAX_TAPS: usize = 64;
+
+/// Per kernel tap of one full tile (one output row, [`NR`] pixels): `(ws, lo, span)`: tile
+/// pixel `j` reads input-plane element `ws + j·sw` when `lo ≤ j < lo + span`, padding (0)
+/// otherwise; `span == 0` for a tap whose input row is padding.
+type Windows = [(usize, u32, u32); MAX_TAPS];
+
+/// [`Windows`] of the tile in output row `oy` from column `ox`; `None` when the kernel has more
+/// than [`MAX_TAPS`] taps or some window `ws ..= ws + (NR-1)·sw` would leave the plane (the
+/// caller then gathers by runs).
+fn windows(g: &Geom, oy: usize, ox: usize) -> Option<Windows> {
+    if g.kh * g.kw > MAX_TAPS {
+        return None;
+    }
+    let mut tab = [(0, 0, 0); MAX_TAPS];
+    let in_plane = (g.h * g.w) as isize;
+    let (w, sw) = (g.w as isize, g.sw as isize);
+    for (t, e) in tab.iter_mut().enumerate().take(g.kh * g.kw) {
+        let (ky, kx) = (t / g.kw, t % g.kw);
+        let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
+        if iy >= g.h {
+            continue;
+        }
+        let base = (ox * g.sw + kx * g.dw) as isize - g.pl as isize;
+        let ws = iy as isize * w + base;
+        if ws < 0 || ws + (NR as isize - 1) * sw >= in_plane {
+            return None;
+        }
+        let lo = if base >= 0 { 0 } else { (-base + sw - 1) / sw };
+        let hi = if base >= w { 0 } else { ((w - base + sw - 1) / sw).min(NR as isize) };
+        *e = (ws as usize, lo.min(hi) as u32, (hi - lo).max(0) as u32);
+    }
+    Some(tab)
+}
+
+/// Dense with f32 weights `w` (`[n, k]`) on `rows` input rows `x` (`[rows, k]`): `out`
+/// (`[rows, n]`) becomes `act(bias + x · Wᵀ)`. Errors when a slice is too short.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn dense<M: Micro>(
+    mk: M,
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    if w.len() < n * k || x.len() < rows * k || out.len() < rows * n {
+        return Err(OpError::ShapeMismatch);
+    }
+    for r in 0..rows {
+        let xr = &x[r * k..(r + 1) * k];
+        let or = &mut out[r * n..(r + 1) * n];
+        let mut j = 0;
+        while j + 4 <= n {
+            let d = mk.dot4([&w[j * k..], &w[(j + 1) * k..], &w[(j + 2) * k..], &w[(j + 3) * k..]], xr);
+            or[j..j + 4].copy_from_slice(&d);
+            j += 4;
+        }
+        for (jj, o) in or.iter_mut().enumerate().skip(j) {
+            *o = mk.dot(&w[jj * k..(jj + 1) * k], xr);
+        }
+        for (jj, o) in or.iter_mut().enumerate() {
+            *o = act.apply(*o + bias.map_or(0.0, |b| b.get(jj)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::Operand;
+    use crate::op::{Activation, ConvAttrs, Op};
+    use crate::view::View;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// The tiled Conv (used whenever a group has 4+ filters on a SIMD CPU) against the
+        /// f64 definition: ragged pixel and filter tails, K over one panel, strides, dilation,
+        /// padding, groups, 1-D.
+        #[test]
+        fn tiled_conv_matches_naive(c_per in 1usize..40, mg in 4usize..15, groups in 1usize..3, h in 1usize..12, wd in 1usize..21,
+                                   k in 1usize..4, s in 1usize..3, d in 1usize..3, p in 0usize..3, one_d in any::<bool>(),
+                                   act in 0u8..3, seed in 0u64..1000) {
+            let (kh, sh, dh, ph, hh) = if one_d { (1, 1, 1, 0, 1) } else { (k, s, d, p, h) };
+            prop_assume!(hh + 2 * ph > (kh - 1) * dh && wd + 2 * p > (k - 1) * d);
+            let c = c_per * groups;
+            let m = mg * groups;
+            let x = data(c * hh * wd, seed);
+            let w = data(m * c_per * kh * k, seed + 1);
+            let b = data(m, seed + 2);
+            let act = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }][act as usize];
+            let attrs = ConvAttrs {
+                group: groups as u32,
+                stride: [sh as u32, s as u32],
+                dilation: [dh as u32, d as u32],
+                pads: [ph as u32, p as u32, ph as u32, p as u32],
+                act,
+            };
+            let (xd, wdims): (Vec<usize>, Vec<usize>) = if one_d { (vec![1, c, wd], vec![m, c_per, k]) } else { (vec![1, c, hh, wd], vec![m, c_per, kh, k]) };
+            let op = Op::Conv(attrs);
+            let (got, y) = run(&op, &[(&x, &xd), (&w, &wdims), (&b, &[m])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
+            assert_close(&got, &want, 1e-5);
+        }
+
+        /// Dense through the SIMD dot products against the f64 definition (ragged rows and K).
+        #[test]
+        fn simd_dense_matches_naive(rows in 1usize..4, k in 1usize..300, n in 1usize..11, seed in 0u64..1000) {
+            let x = data(rows * k, seed);
+            let w = data(n * k, seed + 1);
+            let b = data(n, seed + 2);
+            let op = Op::Dense { act: Activation::Relu };
+            let ops = [
+                Operand { view: View::F32(&x), shape: sh(&[rows, k]) },
+                Operand { view: View::F32(&w), shape: sh(&[n, k]) },
+                Operand { view: View::F32(&b), shape: sh(&[n]) },
+            ];
+            let (got, _) = run_ops(&op, &ops).unwrap();
+            let want = naive_dense(&x, rows, k, &w, n, Some(&b), Activation::Relu);
+            assert_close(&got, &want, 1e-5);
+        }
+    }
+}
