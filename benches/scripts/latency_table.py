@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Latency of every real model: sprig (dense, and with the default activation-sparsity kernels)
-beside tract and onnxruntime, batch 1, one thread, on real evaluation samples.
+"""Latency of every real model: sprig's variants (dense with the portable loops and with this
+CPU's SIMD kernels, activation sparsity, pruned, 4-bit codebook, combined) beside tract and
+onnxruntime on the dense ONNX model, batch 1, one thread, on real evaluation samples.
 
 sprig and tract are timed interleaved by `sprig bench --onnx` (medians of the same run);
 onnxruntime (the PyPI wheel, intra- and inter-op threads 1, all graph optimizations on) is timed
@@ -39,6 +40,17 @@ def ort_median_us(onnx_path, samples, iters):
     return float(np.median(times))
 
 
+VARIANTS = [
+    # name, sprig arguments after the ONNX path and output, extra `sprig bench` flags
+    ("dense (portable loops)", ["convert"], ["--no-simd"]),
+    ("dense", ["convert"], []),
+    ("auto (activation sparsity)", ["compress"], []),
+    ("pruned filter:macs=0.7", ["compress", "--prune", "filter:macs=0.7", "--act-sparsity", "off"], []),
+    ("codebook 4-bit", ["compress", "--codebook", "4", "--act-sparsity", "off"], []),
+    ("combined (pruned + 4-bit + auto)", ["compress", "--prune", "filter:macs=0.7", "--codebook", "4"], []),
+]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="")
@@ -47,21 +59,31 @@ def main():
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
-    lines = ["| model | MACs | sprig dense µs | sprig auto µs | tract µs | onnxruntime µs | dense / tract | dense / onnxruntime | auto / onnxruntime |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = []
     for name, onnx, cp, ep, _, _ in splits(a.models, tmp):
-        dense = os.path.join(tmp, name + ".sprig")
-        auto = os.path.join(tmp, name + "_auto.sprig")
-        sh(SPRIG, "convert", onnx, "-o", dense)
-        sh(SPRIG, "compress", onnx, "-o", auto, "--calib", cp)
-        bd = json.loads(sh(SPRIG, "bench", dense, "--onnx", onnx, "--input", ep, "--samples", a.samples, "--iters", a.iters, "--json"))
-        ba = json.loads(sh(SPRIG, "bench", auto, "--onnx", onnx, "--input", ep, "--samples", a.samples, "--iters", a.iters, "--json"))
-        macs = json.loads(sh(SPRIG, "inspect", dense, "--json"))["macs"]
         ev = np.load(ep).astype(np.float32)[: int(a.samples)]
         o = ort_median_us(onnx, list(ev), int(a.iters))
-        d, au, t = bd["sprig_median_us"], ba["sprig_median_us"], bd["tract_median_us"]
-        lines.append(f"| {name} | {macs} | {d:.1f} | {au:.1f} | {t:.1f} | {o:.1f} | {d / t:.2f} | {d / o:.2f} | {au / o:.2f} |")
-        print(lines[-1], flush=True)
+        lines += ["", f"**{name}** (onnxruntime on the dense ONNX: {o:.1} µs)", "",
+                  "| variant | MACs | sprig µs | tract µs (dense ONNX) | sprig / tract | GMAC/s | onnxruntime µs | sprig / onnxruntime | ideal speedup (MACs) | measured speedup |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        dense_us = dense_macs = None
+        for label, args, flags in VARIANTS:
+            out = os.path.join(tmp, f"{name}_{len(lines)}.sprig")
+            cmd = [SPRIG, args[0], onnx, "-o", out] + (["--calib", cp] if args[0] == "compress" else []) + args[1:]
+            try:
+                sh(*cmd)
+            except Exception as e:  # noqa: BLE001 - report and go on
+                lines.append(f"| {label} | not built: {str(e).splitlines()[-1] if str(e) else e} | | | | | | | | |")
+                continue
+            b = json.loads(sh(SPRIG, "bench", out, "--onnx", onnx, "--input", ep, "--samples", a.samples, "--iters", a.iters, "--json", *flags))
+            macs = json.loads(sh(SPRIG, "inspect", out, "--json"))["macs"]
+            d, t = b["sprig_median_us"], b["tract_median_us"]
+            if label == "dense":
+                dense_us, dense_macs = d, macs
+            ideal = f"{dense_macs / macs:.2f}x" if dense_macs and label != "dense" and not flags else ""
+            meas = f"{dense_us / d:.2f}x" if dense_us and label != "dense" and not flags else ""
+            lines.append(f"| {label} | {macs} | {d:.1f} | {t:.1f} | {d / t:.2f} | {macs / d / 1e3:.2f} | {o:.1f} | {d / o:.2f} | {ideal} | {meas} |")
+            print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     if a.out:
         open(a.out, "w").write(text)

@@ -75,24 +75,55 @@ impl_micro!(super::x86::Fma);
 #[cfg(target_arch = "aarch64")]
 impl_micro!(super::neon::Neon);
 
+/// Whether the SIMD kernels may run (host builds can turn them off to measure the portable
+/// loops beside them; see [`crate::kernels::set_simd`]).
+#[cfg(feature = "std")]
+pub(super) static SIMD_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+#[inline]
+fn simd_on() -> bool {
+    #[cfg(feature = "std")]
+    {
+        SIMD_ON.load(core::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        true
+    }
+}
+
 /// This CPU's micro-kernels, if it has any.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(super) fn simd() -> Option<impl Micro> {
-    super::x86::Fma::detect()
+    super::x86::Fma::detect().filter(|_| simd_on())
 }
 
 /// This CPU's micro-kernels, if it has any.
 #[cfg(target_arch = "aarch64")]
 #[inline]
 pub(super) fn simd() -> Option<impl Micro> {
-    Some(super::neon::Neon)
+    simd_on().then_some(super::neon::Neon)
+}
+
+/// Name of the f32 Conv / Dense kernels this CPU runs: `avx512`, `avx2+fma`, `neon` or `portable`.
+pub fn simd_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(f) = super::x86::Fma::detect().filter(|_| simd_on()) {
+        return if f.rows() > 6 { "avx512" } else { "avx2+fma" };
+    }
+    #[cfg(target_arch = "aarch64")]
+    if simd_on() {
+        return "neon";
+    }
+    "portable"
 }
 
 /// This CPU's micro-kernels, if it has any.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 #[inline]
 pub(super) fn simd() -> Option<NoSimd> {
+    let _ = simd_on;
     None
 }
 
@@ -123,10 +154,11 @@ impl Micro for NoSimd {
     }
 }
 
-/// Whether the tiled product beats the per-channel loops: enough filters per group to share a
-/// gathered panel (depthwise and few-filter groups keep the row-run loop).
+/// Whether a Conv runs as the tiled product: every Conv but depthwise ones (one filter per
+/// input channel). The choice does not depend on the filter count, so removing filters or
+/// channels that are exactly zero (pruning surgery) leaves every other output bit unchanged.
 pub(super) fn applies(g: &Geom) -> bool {
-    g.mg >= 4
+    !(g.cg == 1 && g.mg == 1)
 }
 
 /// One `R`-row tile, `R` chosen at run time.

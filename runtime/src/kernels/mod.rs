@@ -46,6 +46,16 @@ use crate::op::{kind, Op, OpError, PadMode, MAX_OP_INPUTS};
 use crate::shape::{Shape, MAX_RANK};
 use crate::view::View;
 
+pub use gemm::simd_name;
+
+/// Turns the SIMD f32 Conv / Dense / depthwise kernels on or off for the whole process (on by
+/// default where the CPU has them). Off, every layer runs the portable loops: benchmarks use
+/// this to time both on the same model. Results differ only by summation order.
+#[cfg(feature = "std")]
+pub fn set_simd(on: bool) {
+    gemm::SIMD_ON.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// One input operand: its elements and shape.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Operand<'a> {

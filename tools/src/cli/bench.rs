@@ -26,10 +26,14 @@ pub struct Args {
     /// Timed iterations (after warm-up).
     #[arg(long, default_value_t = 200)]
     iters: usize,
-    /// Also time each layer (median per operator) and list them; with --baseline, the baseline's
-    /// layers too (interleaved in rounds), matched by position and name, with the speedup.
-    #[arg(long)]
+    /// Also time each layer (median per operator) and list them with their share of the
+    /// inference; with --baseline, the baseline's layers too (interleaved in rounds), matched
+    /// by position and name, with the speedup.
+    #[arg(long, visible_alias = "profile")]
     per_layer: bool,
+    /// Run the portable loops instead of this CPU's SIMD kernels (to measure what they gain).
+    #[arg(long)]
+    no_simd: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -51,6 +55,7 @@ struct LayerTime {
 #[derive(Debug, Serialize)]
 struct Report {
     iters: usize,
+    kernels: &'static str,
     release_build: bool,
     sprig_median_us: f64,
     sprig_p90_us: f64,
@@ -102,6 +107,9 @@ fn time_interleaved(
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.no_simd {
+        sprig_runtime::kernels::set_simd(false);
+    }
     let bytes = crate::host::map_file(&a.model)?;
     let mut m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
     let shapes = m.input_shapes();
@@ -206,6 +214,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let rep = Report {
         iters: a.iters,
+        kernels: sprig_runtime::kernels::simd_name(),
         release_build: !cfg!(debug_assertions),
         sprig_median_us: sm,
         sprig_p90_us: sp,
@@ -223,7 +232,13 @@ pub fn run(a: Args) -> Result<()> {
     if cfg!(debug_assertions) {
         println!("warning: this is a debug build; build with --release for meaningful timings");
     }
-    println!("sprig: median {:.1} us, p90 {:.1} us ({} iterations, one thread, interleaved with tract when given)", sm, sp, a.iters);
+    println!(
+        "sprig: median {:.1} us, p90 {:.1} us ({} iterations, one thread, {} kernels, interleaved with tract when given)",
+        sm,
+        sp,
+        a.iters,
+        sprig_runtime::kernels::simd_name()
+    );
     if let (Some(m), Some(p)) = (tm, tp) {
         println!("tract: median {:.1} us, p90 {:.1} us", m, p);
         println!("ratio sprig/tract: {:.2}", sm / m);
@@ -234,12 +249,14 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(layers) = &rep.layers {
         println!();
         let with_base = layers.iter().any(|l| l.baseline_us.is_some());
-        print!("{:<36} {:<10} {:<14} {:>10} {:>10} {:>8}", "layer", "op", "kernel", "MACs", "median us", "MMAC/s");
+        let total: f64 = layers.iter().map(|l| l.median_us).sum::<f64>().max(1e-9);
+        print!("{:<36} {:<10} {:<14} {:>10} {:>10} {:>6} {:>8}", "layer", "op", "kernel", "MACs", "median us", "share", "MMAC/s");
         println!("{}", if with_base { format!(" {:>12} {:>8}", "baseline us", "speedup") } else { String::new() });
         for (i, l) in layers.iter().enumerate() {
             let rate = if l.median_us > 0.0 { l.macs as f64 / l.median_us } else { 0.0 };
             let name = if l.name.is_empty() { format!("#{i}") } else { super::short(&l.name, 36) };
-            print!("{:<36} {:<10} {:<14} {:>10} {:>10.2} {:>8.0}", name, l.op, l.kernel, l.macs, l.median_us, rate);
+            let share = format!("{:.1}%", 100.0 * l.median_us / total);
+            print!("{:<36} {:<10} {:<14} {:>10} {:>10.2} {:>6} {:>8.0}", name, l.op, l.kernel, l.macs, l.median_us, share, rate);
             match l.baseline_us {
                 Some(b) => println!(" {:>12.2} {:>7.2}x", b, b / l.median_us.max(1e-9)),
                 None => println!(),

@@ -1,0 +1,100 @@
+//! One benchmark per f32 kernel kind on layer shapes taken from the real models, batch 1, one
+//! thread: this CPU's SIMD kernels (`simd`: AVX-512 / AVX2+FMA / NEON, see
+//! `sprig_runtime::kernels::simd_name`) beside the portable loops they replace (`portable`),
+//! with `Throughput::Elements(MACs)` so criterion reports MAC/s.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sprig_runtime::kernels::{execute, set_simd, Operand};
+use sprig_runtime::op::{Activation, ConvAttrs, Op};
+use sprig_runtime::shape::Shape;
+use sprig_runtime::view::View;
+use std::time::Duration;
+
+/// Deterministic values in [-1, 1).
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+struct Case {
+    name: &'static str,
+    op: Op,
+    x: Vec<usize>,
+    w: Vec<usize>,
+    y: Vec<usize>,
+    macs: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv(name: &'static str, c: usize, h: usize, w: usize, m: usize, k: usize, s: usize, pad: usize, group: usize) -> Case {
+    let oh = (h + 2 * pad - k) / s + 1;
+    let ow = (w + 2 * pad - k) / s + 1;
+    let cg = c / group;
+    let attrs = ConvAttrs { group: group as u32, stride: [s as u32; 2], dilation: [1; 2], pads: [pad as u32; 4], act: Activation::Relu };
+    Case {
+        name,
+        op: Op::Conv(attrs),
+        x: vec![1, c, h, w],
+        w: vec![m, cg, k, k],
+        y: vec![1, m, oh, ow],
+        macs: (m * cg * k * k * oh * ow) as u64,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // ic_resnet8 stage 1 / 2, kws_dscnn and vww pointwise, vww / kws depthwise, ad_autoencoder Dense.
+        conv("conv3x3_16x32x32_to16", 16, 32, 32, 16, 3, 1, 1, 1),
+        conv("conv3x3_s2_16x32x32_to32", 16, 32, 32, 32, 3, 2, 1, 1),
+        conv("conv3x3_64x8x8_to64", 64, 8, 8, 64, 3, 1, 1, 1),
+        conv("conv1x1_64x25x5_to64", 64, 25, 5, 64, 1, 1, 0, 1),
+        conv("conv1x1_128x12x12_to128", 128, 12, 12, 128, 1, 1, 0, 1),
+        conv("depthwise3x3_64x25x5", 64, 25, 5, 64, 3, 1, 1, 64),
+        conv("depthwise3x3_s2_64x24x24", 64, 24, 24, 64, 3, 2, 1, 64),
+        Case {
+            name: "dense_640_to_128",
+            op: Op::Dense { act: Activation::Relu },
+            x: vec![1, 640],
+            w: vec![128, 640],
+            y: vec![1, 128],
+            macs: 640 * 128,
+        },
+    ]
+}
+
+fn kernels(c: &mut Criterion) {
+    for case in cases() {
+        let numel = |d: &[usize]| d.iter().product::<usize>();
+        let x = data(numel(&case.x), 1);
+        let w = data(numel(&case.w), 2);
+        let b = data(case.w[0], 3);
+        let shape = |d: &[usize]| Shape::new(d).expect("shape");
+        let ops = [
+            Operand { view: View::F32(&x), shape: shape(&case.x) },
+            Operand { view: View::F32(&w), shape: shape(&case.w) },
+            Operand { view: View::F32(&b), shape: shape(&case.w[..1]) },
+        ];
+        let y_shape = shape(&case.y);
+        let mut out = vec![0.0f32; numel(&case.y)];
+        let mut g = c.benchmark_group(case.name);
+        g.throughput(Throughput::Elements(case.macs));
+        g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(30);
+        for (label, on) in [("simd", true), ("portable", false)] {
+            set_simd(on);
+            g.bench_function(label, |bch| bch.iter(|| execute(&case.op, &ops, &mut out, &y_shape).expect("kernel")));
+        }
+        set_simd(true);
+        g.finish();
+    }
+    eprintln!("note: `simd` ran the {} kernels", sprig_runtime::kernels::simd_name());
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);
