@@ -12,6 +12,7 @@ use crate::sparse::Bsr;
 /// ([`add_tap`]), so the cost is the stored weights times the output plane. Operands the fast
 /// path cannot take (a non-native input, a window of a constant, unaligned values in blocks
 /// larger than the decode buffer) run the dense kernels, which read the weight element-wise.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 pub(super) fn conv_bsr(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Bsr<'_>, out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let x = &inputs[0];
     let bias = inputs.get(2).map(|b| b.view);

@@ -20,6 +20,7 @@ struct Dims {
 /// Operands the fast path cannot take (a non-native input, a window of a constant, unaligned
 /// values in blocks larger than the decode buffer) run the dense kernel, which reads the weight
 /// element-wise.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 pub(super) fn dense_bsr(act: Activation, inputs: &[Operand<'_>], w: &Bsr<'_>, out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let d = Dims { rows: y.prod(0, y.rank().saturating_sub(1)), k: inputs[1].shape.dim(1), n: inputs[1].shape.dim(0) };
     let info = w.info();
@@ -60,6 +61,7 @@ fn col_of(c: &[u8]) -> usize {
 }
 
 /// 1×1 blocks (CSR): output `bi` of each input row is a gathered dot product, four partial sums.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 fn f32_csr_gemv(d: Dims, bi: usize, cols: &[u8], vals: &[f32], xs: &[f32], out: &mut [f32]) -> Result<(), OpError> {
     for r in 0..d.rows {
         let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
@@ -84,6 +86,7 @@ fn f32_csr_gemv(d: Dims, bi: usize, cols: &[u8], vals: &[f32], xs: &[f32], out: 
 /// block row and are reduced once (two such sets, even and odd blocks, when `BR · BC <= 4`, so
 /// short blocks do not wait on one another). Ragged edge blocks take the same loop: columns past
 /// `k` are skipped, rows past `n` are not written (their stored values are 0.0).
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 fn f32_bsr_gemv_fixed<const BR: usize, const BC: usize>(
     d: Dims,
     bi: usize,
@@ -152,6 +155,7 @@ fn accumulate<const BR: usize, const BC: usize>(acc: &mut [[f32; BC]; BR], k0: u
 /// row keeps its sum in a register across the blocks, one short dot product per block, unrolled
 /// when `BC == bc` (`BC == 0`: any `bc`; ragged blocks take that loop too).
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 fn f32_bsr_gemv<const BC: usize>(
     d: Dims,
     br: usize,

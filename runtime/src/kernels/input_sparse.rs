@@ -172,6 +172,7 @@ fn accumulate_codebook(
 
 /// Dense on inputs `x [.., K], wt [K, N][, bias [N]]` (weight stored input-major); sums build up
 /// in the output row itself.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let (x, wt) = (&inputs[0], &inputs[1]);
     let (k, n) = (wt.shape.dim(0), wt.shape.dim(1));
@@ -208,6 +209,7 @@ pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y:
 
 /// 1×1 Conv (group 1, no padding, any stride) on `x [N, C, H, W]`, `wt [C, M, 1, 1]` (input-major),
 /// `bias [M]`, output `[N, M, OH, OW]`; 1-D convolutions are `[N, C, L]`.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 pub(super) fn conv1x1(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let (x, wt) = (&inputs[0], &inputs[1]);
     let (c, m) = (wt.shape.dim(0), wt.shape.dim(1));

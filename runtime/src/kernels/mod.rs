@@ -48,6 +48,18 @@ use crate::view::View;
 
 pub use gemm::simd_name;
 
+/// Runs `f`, compiled for this CPU's SIMD registers where it has a micro-kernel set (the
+/// block-sparse and input-sparse kernels are written as plain loops the compiler vectorises;
+/// they are forced inline on those targets so this reaches them). A plain call elsewhere.
+#[inline(always)]
+fn with_simd<T>(f: impl FnOnce() -> T) -> T {
+    use gemm::Micro;
+    match gemm::simd() {
+        Some(mk) => mk.run(f),
+        None => f(),
+    }
+}
+
 /// Turns the SIMD f32 Conv / Dense / depthwise kernels on or off for the whole process (on by
 /// default where the CPU has them). Off, every layer runs the portable loops: benchmarks use
 /// this to time both on the same model. Results differ only by summation order.
@@ -116,23 +128,27 @@ pub fn execute_kernel_in<const OPS: u128>(
     if input_sparse {
         return match op {
             Op::Dense { act } if const { has::<OPS>(kind::DENSE) && has_fn::<OPS>(INPUT_SPARSE_BIT) } => {
-                input_sparse::dense(*act, inputs, out, out_shape)
+                with_simd(#[inline(always)] || input_sparse::dense(*act, inputs, out, out_shape))
             }
             Op::Conv(a) if const { has::<OPS>(kind::CONV) && has_fn::<OPS>(INPUT_SPARSE_BIT) } => {
-                input_sparse::conv1x1(a, inputs, out, out_shape)
+                with_simd(#[inline(always)] || input_sparse::conv1x1(a, inputs, out, out_shape))
             }
             _ => Err(OpError::UnknownKind(op.kind_code())),
         };
     }
     match op {
         Op::Conv(a) if const { has::<OPS>(kind::CONV) } => match inputs[1].view {
-            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => conv_bsr::conv_bsr(a, inputs, &w, out, out_shape),
+            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => {
+                with_simd(#[inline(always)] || conv_bsr::conv_bsr(a, inputs, &w, out, out_shape))
+            }
             View::Codebook(w) if const { has_fn::<OPS>(CODEBOOK_BIT) } => conv_codebook::conv_codebook(a, inputs, &w, out, out_shape),
             View::Bsr(_) | View::Codebook(_) => Err(OpError::UnknownKind(kind::CONV)),
             _ => conv::conv(a, inputs, out, out_shape),
         },
         Op::Dense { act } if const { has::<OPS>(kind::DENSE) } => match inputs[1].view {
-            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => dense_bsr::dense_bsr(*act, inputs, &w, out, out_shape),
+            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => {
+                with_simd(#[inline(always)] || dense_bsr::dense_bsr(*act, inputs, &w, out, out_shape))
+            }
             View::Codebook(w) if const { has_fn::<OPS>(CODEBOOK_BIT) } => {
                 dense_codebook::dense_codebook(*act, lut, inputs, &w, out, out_shape)
             }
