@@ -95,7 +95,7 @@ pub(super) fn depthwise(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>
 /// `dst.copy_from_slice(src)` for the short rows of small planes, inline (a `memcpy` call per
 /// row of a few values would cost more than the copy).
 #[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
+pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
     let mut d = dst.chunks_exact_mut(8);
     let mut s = src.chunks_exact(8);
     for (a, b) in (&mut d).zip(&mut s) {

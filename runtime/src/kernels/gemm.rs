@@ -323,10 +323,11 @@ fn gather<M: Micro>(
             return;
         }
     }
+    let (mut ky, mut kx) = (t / g.kw, t % g.kw);
     for kk in 0..kc {
-        let (ky, kx) = (t / g.kw, t % g.kw);
         let xp = &xg[ic * in_plane..(ic + 1) * in_plane];
         let row = &mut panel[kk * NR..(kk + 1) * NR];
+        let mut done = false;
         if nruns == 1 && np == NR && g.sw == 1 {
             let (_, _, oy, ox) = runs[0];
             let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
@@ -335,15 +336,10 @@ fn gather<M: Micro>(
                 // The common interior case, constant length: a few vector moves.
                 let at = iy * g.w + ix;
                 row.copy_from_slice(&xp[at..at + NR]);
-                t += 1;
-                if t == taps {
-                    t = 0;
-                    ic += 1;
-                }
-                continue;
+                done = true;
             }
         }
-        for &(j0, len, oy, ox) in runs {
+        for &(j0, len, oy, ox) in runs.iter().filter(|_| !done) {
             let seg = &mut row[j0..j0 + len];
             let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
             if iy >= g.h {
@@ -354,15 +350,29 @@ fn gather<M: Micro>(
             // Input column of seg[i] is `base + i·sw` (signed); the in-input `i` form lo..hi.
             let base = (ox * g.sw + kx * g.dw) as isize - g.pl as isize;
             let sw = g.sw as isize;
-            let lo = if base >= 0 { 0 } else { ((-base + sw - 1) / sw) as usize };
-            let hi = if base >= g.w as isize { 0 } else { ((g.w as isize - base + sw - 1) / sw) as usize }.min(len);
+            let w = g.w as isize;
+            // No division for stride 1 (this runs per tap and run).
+            let (lo, hi) = if sw == 1 {
+                ((-base).max(0) as usize, (w - base).max(0) as usize)
+            } else {
+                (
+                    if base >= 0 { 0 } else { ((-base + sw - 1) / sw) as usize },
+                    if base >= w { 0 } else { ((w - base + sw - 1) / sw) as usize },
+                )
+            };
+            let hi = hi.min(len);
             let lo = lo.min(hi);
-            seg[..lo].fill(0.0);
-            seg[hi..].fill(0.0);
+            for v in &mut seg[..lo] {
+                *v = 0.0;
+            }
+            for v in &mut seg[hi..] {
+                *v = 0.0;
+            }
             if lo < hi {
                 let start = (base + lo as isize * sw) as usize;
                 if g.sw == 1 {
-                    seg[lo..hi].copy_from_slice(&xr[start..start + (hi - lo)]);
+                    // Short runs (narrow planes): inline moves, not a `memcpy` call each.
+                    super::depthwise::copy_short(&mut seg[lo..hi], &xr[start..start + (hi - lo)]);
                 } else {
                     for (d, v) in seg[lo..hi].iter_mut().zip(xr[start..].iter().step_by(g.sw)) {
                         *d = *v;
@@ -372,8 +382,13 @@ fn gather<M: Micro>(
         }
         row[np..].fill(0.0);
         t += 1;
+        kx += 1;
+        if kx == g.kw {
+            kx = 0;
+            ky += 1;
+        }
         if t == taps {
-            t = 0;
+            (t, ky, kx) = (0, 0, 0);
             ic += 1;
         }
     }

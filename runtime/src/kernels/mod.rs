@@ -127,28 +127,32 @@ pub fn execute_kernel_in<const OPS: u128>(
     }
     if input_sparse {
         return match op {
-            Op::Dense { act } if const { has::<OPS>(kind::DENSE) && has_fn::<OPS>(INPUT_SPARSE_BIT) } => {
-                with_simd(#[inline(always)] || input_sparse::dense(*act, inputs, out, out_shape))
-            }
-            Op::Conv(a) if const { has::<OPS>(kind::CONV) && has_fn::<OPS>(INPUT_SPARSE_BIT) } => {
-                with_simd(#[inline(always)] || input_sparse::conv1x1(a, inputs, out, out_shape))
-            }
+            Op::Dense { act } if const { has::<OPS>(kind::DENSE) && has_fn::<OPS>(INPUT_SPARSE_BIT) } => with_simd(
+                #[inline(always)]
+                || input_sparse::dense(*act, inputs, out, out_shape),
+            ),
+            Op::Conv(a) if const { has::<OPS>(kind::CONV) && has_fn::<OPS>(INPUT_SPARSE_BIT) } => with_simd(
+                #[inline(always)]
+                || input_sparse::conv1x1(a, inputs, out, out_shape),
+            ),
             _ => Err(OpError::UnknownKind(op.kind_code())),
         };
     }
     match op {
         Op::Conv(a) if const { has::<OPS>(kind::CONV) } => match inputs[1].view {
-            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => {
-                with_simd(#[inline(always)] || conv_bsr::conv_bsr(a, inputs, &w, out, out_shape))
-            }
+            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => with_simd(
+                #[inline(always)]
+                || conv_bsr::conv_bsr(a, inputs, &w, out, out_shape),
+            ),
             View::Codebook(w) if const { has_fn::<OPS>(CODEBOOK_BIT) } => conv_codebook::conv_codebook(a, inputs, &w, out, out_shape),
             View::Bsr(_) | View::Codebook(_) => Err(OpError::UnknownKind(kind::CONV)),
             _ => conv::conv(a, inputs, out, out_shape),
         },
         Op::Dense { act } if const { has::<OPS>(kind::DENSE) } => match inputs[1].view {
-            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => {
-                with_simd(#[inline(always)] || dense_bsr::dense_bsr(*act, inputs, &w, out, out_shape))
-            }
+            View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => with_simd(
+                #[inline(always)]
+                || dense_bsr::dense_bsr(*act, inputs, &w, out, out_shape),
+            ),
             View::Codebook(w) if const { has_fn::<OPS>(CODEBOOK_BIT) } => {
                 dense_codebook::dense_codebook(*act, lut, inputs, &w, out, out_shape)
             }
