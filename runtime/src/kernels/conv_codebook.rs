@@ -21,6 +21,53 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
     let taps = g.kh * g.kw;
     let info = w.info();
     let fits = w.is_whole() && info.rows == g.m && Some(info.cols) == g.cg.checked_mul(taps) && taps > 0 && g.mg > 0;
+    // SIMD CPUs: the register-tiled Conv with each filter chunk decoded once per inference.
+    if let (Some(xs), Some(mk)) = (x.view.as_f32().filter(|_| fits && super::gemm::decoded_applies(&g)), super::gemm::simd()) {
+        use super::gemm::Micro;
+        let batch = x.shape.dim(0);
+        let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
+        let mut table = Table::new();
+        for n in 0..batch {
+            let xn = sub(xs, n * in_len, in_len)?;
+            let on = sub_mut(out, n * out_len, out_len)?;
+            let decode = |m: usize, k0: usize, buf: &mut [f32]| {
+                let t = table.of_row(w, m);
+                w.decode_row(m, k0, t, buf);
+            };
+            mk.run(
+                #[inline(always)]
+                || super::gemm::conv_decoded(mk, &g, xn, decode, bias, a.act, on),
+            )?;
+        }
+        return Ok(());
+    }
+    // SIMD CPUs, depthwise: the whole (small) filter bank decoded once, then the dense
+    // depthwise kernel.
+    const DW_MAX: usize = 4096;
+    if let (Some(xs), Some(mk)) = (
+        x.view.as_f32().filter(|_| fits && g.cg == 1 && g.mg == 1 && g.m * taps <= DW_MAX && super::depthwise::applies(&g)),
+        super::gemm::simd(),
+    ) {
+        use super::gemm::Micro;
+        let mut wbuf = [0.0f32; DW_MAX];
+        let mut table = Table::new();
+        for m in 0..g.m {
+            let t = table.of_row(w, m);
+            w.decode_row(m, 0, t, &mut wbuf[m * taps..(m + 1) * taps]);
+        }
+        let wv = crate::view::View::F32(&wbuf[..g.m * taps]);
+        let batch = x.shape.dim(0);
+        let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
+        for n in 0..batch {
+            let xn = sub(xs, n * in_len, in_len)?;
+            let on = sub_mut(out, n * out_len, out_len)?;
+            mk.run(
+                #[inline(always)]
+                || super::depthwise::depthwise(&g, xn, wv, bias, a.act, on),
+            )?;
+        }
+        return Ok(());
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(xs) = x.view.as_f32().filter(|_| fits) {
         if fused_patches(&g, xs, x.shape.dim(0), w, bias, a.act, out, y)? {
@@ -209,8 +256,9 @@ mod tests {
             let w32 = f32le(&w);
             ops[1].view = View::F32Le(&w32);
             let (dense, _) = run_ops(&op, &ops).unwrap();
-            if fused_applies(c, &ops, &y) {
-                // The fused AVX2 patch loop sums in 8 lanes: equal within rounding.
+            if fused_applies(c, &ops, &y) || crate::kernels::gemm::simd().is_some() {
+                // The fused AVX2 patch loop sums in 8 lanes, the SIMD tiles with fused
+                // multiply-adds: equal within rounding.
                 assert_close(&got, &dense.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
             } else {
                 assert_eq!(got, dense);

@@ -229,34 +229,147 @@ pub(super) fn conv<M: Micro>(
                 let mut m0 = m_lo;
                 while m0 < m_hi {
                     let r = mr.min(m_hi - m0);
-                    for i in 0..r {
-                        let row = &mut cbuf[i * NR..(i + 1) * NR];
-                        let at = (m0 + i) * plane + p0;
-                        if k0 == 0 {
-                            row.fill(bias.map_or(0.0, |b| b.get(m0 + i)));
-                        } else if np == NR {
-                            row.copy_from_slice(&out[at..at + NR]);
-                        } else {
-                            row[..np].copy_from_slice(&out[at..at + np]);
-                        }
-                    }
-                    tile_rows(mk, r, kc, &w[m0 * kdim + k0..], kdim, b, ldb, &mut cbuf, NR);
-                    let post = if last { act } else { Activation::None };
-                    for i in 0..r {
-                        let at = (m0 + i) * plane + p0;
-                        let src = &cbuf[i * NR..(i + 1) * NR];
-                        // Constant lengths for full tiles, so the copy is a few vector moves.
-                        if np == NR {
-                            post.apply_to(&mut out[at..at + NR], src);
-                        } else {
-                            post.apply_to(&mut out[at..at + np], src);
-                        }
-                    }
+                    let t = TileAt { m0, r, p0, np, plane, first: k0 == 0, last };
+                    t.run(mk, kc, &w[m0 * kdim + k0..], kdim, b, ldb, bias, act, &mut cbuf, out);
                     m0 += r;
                 }
                 k0 += kc;
             }
             p0 += np;
+        }
+    }
+    Ok(())
+}
+
+/// Where one register tile sits in the output: filters `m0 .. m0 + r`, pixels `p0 .. p0 + np`
+/// of planes of `plane` pixels; whether its K chunk is the first and the last.
+struct TileAt {
+    m0: usize,
+    r: usize,
+    p0: usize,
+    np: usize,
+    plane: usize,
+    first: bool,
+    last: bool,
+}
+
+impl TileAt {
+    /// Adds one K chunk (`a`: `r` rows at pitch `lda`; `b`: the panel at pitch `ldb`) to the
+    /// tile: it starts at the bias (first chunk) or the partial sums in `out`, and leaves
+    /// through the activation (last chunk), so `out` is written once per chunk.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn run<M: Micro>(
+        &self,
+        mk: M,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        bias: Option<View<'_>>,
+        act: Activation,
+        cbuf: &mut [f32; MR * NR],
+        out: &mut [f32],
+    ) {
+        let (np, plane) = (self.np, self.plane);
+        for i in 0..self.r {
+            let row = &mut cbuf[i * NR..(i + 1) * NR];
+            let at = (self.m0 + i) * plane + self.p0;
+            if self.first {
+                row.fill(bias.map_or(0.0, |b| b.get(self.m0 + i)));
+            } else if np == NR {
+                row.copy_from_slice(&out[at..at + NR]);
+            } else {
+                row[..np].copy_from_slice(&out[at..at + np]);
+            }
+        }
+        tile_rows(mk, self.r, kc, a, lda, b, ldb, cbuf, NR);
+        let post = if self.last { act } else { Activation::None };
+        for i in 0..self.r {
+            let at = (self.m0 + i) * plane + self.p0;
+            let src = &cbuf[i * NR..(i + 1) * NR];
+            // Constant lengths for full tiles, so the copy is a few vector moves.
+            if np == NR {
+                post.apply_to(&mut out[at..at + NR], src);
+            } else {
+                post.apply_to(&mut out[at..at + np], src);
+            }
+        }
+    }
+}
+
+/// Floats of decoded weights [`conv_decoded`] keeps on the stack (32 KiB).
+const ABUF: usize = 8192;
+
+/// Whether [`conv_decoded`] takes this Conv: not depthwise, and a 16-deep chunk of every
+/// filter of a group fits [`ABUF`].
+pub(super) fn decoded_applies(g: &Geom) -> bool {
+    applies(g) && g.mg.max(1) * 16 <= ABUF
+}
+
+/// [`conv`] with weights decoded on the fly: `decode(m, k0, buf)` writes filter `m`'s weights
+/// `k0 .. k0 + buf.len()` (flattened `[cg, kh, kw]`) into `buf`. Each weight is decoded once per
+/// call: per K chunk (sized so the whole group's chunk fits [`ABUF`]), every filter's chunk is
+/// decoded, then each pixel tile's panel is gathered once and serves every filter tile. Same
+/// sums as [`conv`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_decoded<M: Micro>(
+    mk: M,
+    g: &Geom,
+    x: &[f32],
+    mut decode: impl FnMut(usize, usize, &mut [f32]),
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    let taps = g.kh * g.kw;
+    let kdim = g.cg * taps;
+    let plane = g.oh * g.ow;
+    let in_plane = g.h * g.w;
+    let groups = g.m.checked_div(g.mg).unwrap_or(0);
+    // Chunk depth: a multiple of 16 up to KC whose whole-group chunk fits the buffer.
+    let kcd = (ABUF / g.mg.max(1)).min(KC) / 16 * 16;
+    if x.len() < g.c * in_plane || out.len() < g.m * plane || groups * g.cg > g.c || taps == 0 || kcd == 0 {
+        return Err(OpError::ShapeMismatch);
+    }
+    let direct = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
+    let mut panel = [0.0f32; KC * NR];
+    let mut abuf = [0.0f32; ABUF];
+    let mut cbuf = [0.0f32; MR * NR];
+    let mr = mk.rows().min(MR);
+    let ow = g.ow.max(1);
+    for grp in 0..groups {
+        let xg = &x[grp * g.cg * in_plane..(grp + 1) * g.cg * in_plane];
+        let (m_lo, m_hi) = (grp * g.mg, (grp + 1) * g.mg);
+        let mut k0 = 0;
+        while k0 < kdim {
+            let kc = kcd.min(kdim - k0);
+            let last = k0 + kc == kdim;
+            for (i, m) in (m_lo..m_hi).enumerate() {
+                decode(m, k0, &mut abuf[i * kc..(i + 1) * kc]);
+            }
+            let mut p0 = 0;
+            while p0 < plane {
+                let np = NR.min(plane - p0);
+                let (b, ldb): (&[f32], usize) = if direct && np == NR {
+                    (&xg[k0 * in_plane + p0..], in_plane)
+                } else {
+                    let wins = if direct || np < NR || p0 % ow + NR > ow { None } else { windows(g, p0 / ow, p0 % ow) };
+                    gather(mk, g, xg, k0, kc, p0, np, wins.as_ref(), &mut panel);
+                    (&panel[..], NR)
+                };
+                let mut m0 = m_lo;
+                while m0 < m_hi {
+                    let r = mr.min(m_hi - m0);
+                    let t = TileAt { m0, r, p0, np, plane, first: k0 == 0, last };
+                    t.run(mk, kc, &abuf[(m0 - m_lo) * kc..], kc, b, ldb, bias, act, &mut cbuf, out);
+                    m0 += r;
+                }
+                p0 += np;
+            }
+            k0 += kc;
         }
     }
     Ok(())
