@@ -59,15 +59,25 @@ fn rows_by_group(w: &Codebook<'_>, n: usize, mut visit: impl FnMut(usize, usize)
         return (0..n).try_for_each(|j| visit(j, p.group(j)));
     }
     let mut ids = [0u8; GROUP_BLOCK];
+    let mut order = [0u16; GROUP_BLOCK];
     for r0 in (0..n).step_by(GROUP_BLOCK) {
         let len = GROUP_BLOCK.min(n - r0);
+        // Counting sort of the block's rows by group (stable, so rows stay in order per group).
+        let mut start = [0u16; 65];
         for (i, id) in ids[..len].iter_mut().enumerate() {
-            *id = p.group(r0 + i) as u8;
+            *id = p.group(r0 + i).min(63) as u8;
+            start[*id as usize + 1] += 1;
         }
-        for g in 0..groups {
-            for (i, _) in ids[..len].iter().enumerate().filter(|(_, &id)| id as usize == g) {
-                visit(r0 + i, g)?;
-            }
+        for g in 0..64 {
+            start[g + 1] += start[g];
+        }
+        let mut next = start;
+        for (i, &id) in ids[..len].iter().enumerate() {
+            order[next[id as usize] as usize] = i as u16;
+            next[id as usize] += 1;
+        }
+        for &i in &order[..len] {
+            visit(r0 + i as usize, ids[i as usize] as usize)?;
         }
     }
     Ok(())
