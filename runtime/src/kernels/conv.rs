@@ -210,12 +210,22 @@ fn conv_patches(g: &Geom, x: &[f32], w: &[f32], bias: Option<View<'_>>, act: Act
     if w.len() < g.m * patch {
         return Err(OpError::ShapeMismatch);
     }
-    patches_with(g, x, 1, bias, act, out, |mo, k0, p| dot(&w[mo * patch + k0..mo * patch + k0 + p.len()], p))
+    patches_with(g, x, 1, bias, act, out, |m0, k0, p, dots| {
+        let row = |i: usize| &w[(m0 + i) * patch + k0..(m0 + i) * patch + k0 + p.len()];
+        if let Ok(d4) = <&mut [f32; 4]>::try_from(&mut *dots) {
+            *d4 = super::dense::dot4([row(0), row(1), row(2), row(3)], p);
+        } else {
+            for (i, d) in dots.iter_mut().enumerate() {
+                *d = dot(row(i), p);
+            }
+        }
+    })
 }
 
-/// [`conv_patches`] with the filter side given by `filter_dot(m, k0, patch)`: the dot product of
-/// filter `m`'s weights `k0..k0 + patch.len()` with `patch`. Patch chunks hold a multiple of
-/// `align` input channels (so `k0` is a multiple of `align · kh · kw`).
+/// [`conv_patches`] with the filter side given by `filter_dots(m0, k0, patch, dots)`: `dots[i]`
+/// becomes the dot product of filter `m0 + i`'s weights `k0..k0 + patch.len()` with `patch`, for
+/// up to 4 filters of one group at a time. Patch chunks hold a multiple of `align` input channels
+/// (so `k0` is a multiple of `align · kh · kw`).
 pub(super) fn patches_with(
     g: &Geom,
     x: &[f32],
@@ -223,7 +233,7 @@ pub(super) fn patches_with(
     bias: Option<View<'_>>,
     act: Activation,
     out: &mut [f32],
-    mut filter_dot: impl FnMut(usize, usize, &[f32]) -> f32,
+    mut filter_dots: impl FnMut(usize, usize, &[f32], &mut [f32]),
 ) -> Result<(), OpError> {
     let plane = g.oh * g.ow;
     let in_plane = g.h * g.w;
@@ -259,8 +269,15 @@ pub(super) fn patches_with(
                         }
                     }
                     let k0 = c0 * taps;
-                    for mo in grp * g.mg..(grp + 1) * g.mg {
-                        out[mo * plane + o] += filter_dot(mo, k0, &buf[..len]);
+                    let mut m0 = grp * g.mg;
+                    while m0 < (grp + 1) * g.mg {
+                        let nf = 4.min((grp + 1) * g.mg - m0);
+                        let mut dots = [0.0f32; 4];
+                        filter_dots(m0, k0, &buf[..len], &mut dots[..nf]);
+                        for (i, d) in dots[..nf].iter().enumerate() {
+                            out[(m0 + i) * plane + o] += d;
+                        }
+                        m0 += nf;
                     }
                     c0 += nc;
                 }
@@ -426,6 +443,18 @@ mod tests {
         let (oh, ow) = if c.two_d { (y.dim(2), y.dim(3)) } else { (1, y.dim(2)) };
         let want = naive(&x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, oh, ow);
         assert_close(&got, &want, 1e-5);
+
+        // The portable paths (what Cortex-M runs), called directly whatever this CPU has.
+        let g = super::Geom::new(&c.attrs, &sh(&xd), &sh(&wd), &y);
+        let bv = c.bias.then_some(View::F32(&b));
+        let mut port = vec![f32::NAN; got.len()];
+        super::conv_fast(&g, &x, View::F32(&w), bv, c.attrs.act, &mut port).unwrap();
+        assert_close(&port, &want, 1e-5);
+        if g.kh * g.kw <= super::CHUNK {
+            port.fill(f32::NAN);
+            super::conv_patches(&g, &x, &w, bv, c.attrs.act, &mut port).unwrap();
+            assert_close(&port, &want, 1e-5);
+        }
 
         // Weights stored as F16 / unaligned F32 bytes, and a non-native input (naive path).
         let (w16, w32) = (f16le(&w), f32le(&w));

@@ -150,10 +150,12 @@ fn fused_patches(
     for n in 0..batch {
         let xn = sub(xs, n * in_len, in_len)?;
         let on = sub_mut(out, n * out_len, out_len)?;
-        conv::patches_with(g, xn, per, bias, act, on, |mo, k0, patch| {
-            let t = &tables[p.group(mo).min(MAX_GROUPS - 1)];
-            let row = p.row(mo).get(k0 / per..).unwrap_or(&[]);
-            codes.dot(bits, t, row, patch)
+        conv::patches_with(g, xn, per, bias, act, on, |m0, k0, patch, dots| {
+            for (i, d) in dots.iter_mut().enumerate() {
+                let t = &tables[p.group(m0 + i).min(MAX_GROUPS - 1)];
+                let row = p.row(m0 + i).get(k0 / per..).unwrap_or(&[]);
+                *d = codes.dot(bits, t, row, patch);
+            }
         })?;
     }
     Ok(true)

@@ -22,6 +22,24 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
+/// Four dot products of rows `w[i]` (each at least `x.len()` long) with the same `x`, each
+/// input loaded once for the four rows; each row sums in `k` order (register blocking for
+/// scalar FPUs such as the Cortex-M4F's: 2.25 instead of 3.25 instructions per MAC).
+#[inline]
+pub(crate) fn dot4(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    let n = x.len();
+    let (w0, w1, w2, w3) = (&w[0][..n], &w[1][..n], &w[2][..n], &w[3][..n]);
+    let mut acc = [0.0f32; 4];
+    for k in 0..n {
+        let xv = x[k];
+        acc[0] += w0[k] * xv;
+        acc[1] += w1[k] * xv;
+        acc[2] += w2[k] * xv;
+        acc[3] += w3[k] * xv;
+    }
+    acc
+}
+
 /// Dense layer; inputs `x [.., K], w [N, K][, bias [N]]` validated by `execute`.
 pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let x = &inputs[0];
@@ -37,6 +55,28 @@ pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y:
     }
     for (col, b) in out.iter_mut().enumerate() {
         *b = inputs.get(2).map_or(0.0, |b| b.view.get(col % n));
+    }
+    if let (Some(xs), Some(ws)) = (x.view.as_f32(), w.view.as_f32()) {
+        // Native operands: four outputs per pass over the input row.
+        if xs.len() < rows * k || ws.len() < n * k || out.len() < rows * n {
+            return Err(OpError::ShapeMismatch);
+        }
+        for r in 0..rows {
+            let xr = &xs[r * k..(r + 1) * k];
+            let mut j = 0;
+            while j + 4 <= n {
+                let d = dot4([&ws[j * k..], &ws[(j + 1) * k..], &ws[(j + 2) * k..], &ws[(j + 3) * k..]], xr);
+                for (i, v) in d.iter().enumerate() {
+                    out[r * n + j + i] += v;
+                }
+                j += 4;
+            }
+            for jj in j..n {
+                out[r * n + jj] += dot(&ws[jj * k..(jj + 1) * k], xr);
+            }
+        }
+        act.apply_all(out);
+        return Ok(());
     }
     let mut wbuf = [0.0f32; CHUNK];
     let mut xbuf = [0.0f32; CHUNK];
@@ -111,6 +151,18 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    proptest! {
+        /// The portable four-row dot (Cortex-M's Dense and patch Conv) against f64 sums.
+        #[test]
+        fn dot4_matches_f64(k in 0usize..300, extra in 0usize..3, seed in 0u64..1000) {
+            let x = data(k, seed);
+            let rows: Vec<Vec<f32>> = (0..4).map(|i| data(k + extra, seed + 1 + i)).collect();
+            let got = super::dot4([&rows[0], &rows[1], &rows[2], &rows[3]], &x);
+            let want: Vec<f64> = rows.iter().map(|r| r.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum()).collect();
+            assert_close(&got, &want, 1e-5);
         }
     }
 
