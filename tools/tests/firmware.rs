@@ -105,13 +105,19 @@ fn run_case(data: &Path, tmp: &Path, c: &Case, plugin: Option<&Path>) -> String 
     let identical = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
     let macs = model_stats(&host_model, conv.bytes.len() as u64).macs;
     // Exact counts from the TCG plugin where it could be built; they must agree with the
-    // firmware's SysTick-based figure (ticks × 40 under `-icount shift=0`, an estimate) to 2 %.
-    // (After the register-blocked Cortex-M loops, mnist on the M4 reads 1.3 % high by SysTick.)
+    // firmware's SysTick-based figure (ticks × 40 under `-icount shift=0`, an estimate) to 2 %
+    // plus 10 000 instructions: the plugin's per-run difference also counts the input decode
+    // and output report outside the SysTick window (measured: hello_edge_dnn 6 214 more by the
+    // plugin; mnist 1.3 % more by SysTick).
     let insns = match plugin {
         Some(p) => {
             let exact = exact_instructions(&b, p).unwrap();
             let tick = r.qemu_instructions.unwrap();
-            assert!((exact as f64 / tick as f64 - 1.0).abs() < 0.02, "{}: plugin {exact} vs SysTick {tick} instructions", c.name);
+            assert!(
+                exact.abs_diff(tick) as f64 <= 0.02 * exact as f64 + 10_000.0,
+                "{}: plugin {exact} vs SysTick {tick} instructions",
+                c.name
+            );
             Some(exact)
         }
         None => r.qemu_instructions,
