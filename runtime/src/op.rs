@@ -55,22 +55,9 @@ impl Activation {
     pub fn apply_all(&self, xs: &mut [f32]) {
         match *self {
             Activation::None => {}
-            Activation::Relu => {
-                for v in xs {
-                    *v = if *v > 0.0 { *v } else { 0.0 };
-                }
-            }
-            Activation::Clip { min, max } => {
-                for v in xs {
-                    let y = if *v < min { min } else { *v };
-                    *v = if y > max { max } else { y };
-                }
-            }
-            Activation::Threshold { alpha } => {
-                for v in xs {
-                    *v = if *v > alpha { *v } else { 0.0 };
-                }
-            }
+            Activation::Relu => xs.iter_mut().for_each(|v| *v = relu(*v)),
+            Activation::Clip { min, max } => xs.iter_mut().for_each(|v| *v = clip(*v, min, max)),
+            Activation::Threshold { alpha } => xs.iter_mut().for_each(|v| *v = threshold(*v, alpha)),
         }
     }
 
@@ -78,28 +65,12 @@ impl Activation {
     /// select between two buffers vectorises to a blend).
     #[inline]
     pub fn apply_to(&self, dst: &mut [f32], src: &[f32]) {
+        let pairs = dst.iter_mut().zip(src);
         match *self {
-            Activation::None => {
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d = *s;
-                }
-            }
-            Activation::Relu => {
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = if s > 0.0 { s } else { 0.0 };
-                }
-            }
-            Activation::Clip { min, max } => {
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    let y = if s < min { min } else { s };
-                    *d = if y > max { max } else { y };
-                }
-            }
-            Activation::Threshold { alpha } => {
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = if s > alpha { s } else { 0.0 };
-                }
-            }
+            Activation::None => pairs.for_each(|(d, &s)| *d = s),
+            Activation::Relu => pairs.for_each(|(d, &s)| *d = relu(s)),
+            Activation::Clip { min, max } => pairs.for_each(|(d, &s)| *d = clip(s, min, max)),
+            Activation::Threshold { alpha } => pairs.for_each(|(d, &s)| *d = threshold(s, alpha)),
         }
     }
 
@@ -108,29 +79,40 @@ impl Activation {
     pub fn apply(&self, x: f32) -> f32 {
         match *self {
             Activation::None => x,
-            Activation::Relu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    0.0
-                }
-            }
-            Activation::Clip { min, max } => {
-                let y = if x < min { min } else { x };
-                if y > max {
-                    max
-                } else {
-                    y
-                }
-            }
-            Activation::Threshold { alpha } => {
-                if x > alpha {
-                    x
-                } else {
-                    0.0
-                }
-            }
+            Activation::Relu => relu(x),
+            Activation::Clip { min, max } => clip(x, min, max),
+            Activation::Threshold { alpha } => threshold(x, alpha),
         }
+    }
+}
+
+// The one definition of each kind, written as selects so loops over them vectorise. NaN maps
+// to 0 through ReLU and Threshold and stays NaN through Clip.
+#[inline(always)]
+fn relu(x: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+#[inline(always)]
+fn clip(x: f32, min: f32, max: f32) -> f32 {
+    let y = if x < min { min } else { x };
+    if y > max {
+        max
+    } else {
+        y
+    }
+}
+
+#[inline(always)]
+fn threshold(x: f32, alpha: f32) -> f32 {
+    if x > alpha {
+        x
+    } else {
+        0.0
     }
 }
 
