@@ -243,7 +243,7 @@ mod tests {
                 }
             }
             let b = data(n, seed + 2);
-            let act = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }][act as usize];
+            let act = ACTS[act as usize];
             let op = Op::Dense { act };
             let payload = encode_bsr(n, k, br, bc, &w);
             let unaligned = [&[0u8][..], &payload].concat();

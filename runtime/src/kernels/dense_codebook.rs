@@ -317,7 +317,7 @@ mod tests {
             let x = data(rows * k, seed + 2);
             let (payload, w) = quantized(n, k, bits, f16_values, groups, seed);
             let b = data(n, seed + 3);
-            let act = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }][act as usize];
+            let act = ACTS[act as usize];
             let op = Op::Dense { act };
             let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
             let unaligned = [&[0u8][..], &payload].concat();

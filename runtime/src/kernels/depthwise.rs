@@ -120,9 +120,8 @@ pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use crate::op::{Activation, ConvAttrs, Op};
+    use crate::op::ConvAttrs;
     use proptest::prelude::*;
-    use std::vec::Vec;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
@@ -132,23 +131,14 @@ mod tests {
         fn depthwise_matches_naive(c in 1usize..6, h in 1usize..30, wd in 1usize..30, k in 1usize..6, s in 1usize..4, d in 1usize..3,
                                    pads in [0usize..3, 0..3, 0..3, 0..3], act in 0u8..3, seed in 0u64..1000) {
             prop_assume!(h + pads[0] + pads[2] > (k - 1) * d && wd + pads[1] + pads[3] > (k - 1) * d);
-            let x = data(c * h * wd, seed);
-            let w = data(c * k * k, seed + 1);
-            let b = data(c, seed + 2);
-            let act = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }][act as usize];
             let attrs = ConvAttrs {
                 group: c as u32,
                 stride: [s as u32, s as u32],
                 dilation: [d as u32, d as u32],
                 pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
-                act,
+                act: ACTS[act as usize],
             };
-            let xd = [1, c, h, wd];
-            let wdims = [c, 1, k, k];
-            let (got, y) = run(&Op::Conv(attrs), &[(&x, &xd), (&w, &wdims), (&b, &[c])]).unwrap();
-            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
-            assert_close(&got, &want, 1e-5);
+            check_conv(&[1, c, h, wd], &[c, 1, k, k], attrs, seed);
         }
     }
 }

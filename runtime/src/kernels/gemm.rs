@@ -181,6 +181,101 @@ fn tile_rows<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: &[f
     }
 }
 
+/// The geometry both tiled Convs share, checked against the slices once per call.
+struct Plan<'g> {
+    g: &'g Geom,
+    /// Rows of `B` (`cg·kh·kw`), pixels per output plane, floats per input plane, groups.
+    kdim: usize,
+    plane: usize,
+    in_plane: usize,
+    groups: usize,
+    /// A 1×1, stride-1, unpadded Conv: `B` is the input planes themselves.
+    direct: bool,
+}
+
+impl<'g> Plan<'g> {
+    /// Errors when `x` (`x_len` floats) or `out` (`out_len`) is shorter than `g` needs, the
+    /// groups ask for more channels than there are, or the kernel has no taps.
+    fn new(g: &'g Geom, x_len: usize, out_len: usize) -> Result<Self, OpError> {
+        let taps = g.kh * g.kw;
+        let (plane, in_plane) = (g.oh * g.ow, g.h * g.w);
+        let groups = g.m.checked_div(g.mg).unwrap_or(0);
+        if x_len < g.c * in_plane || out_len < g.m * plane || groups * g.cg > g.c || taps == 0 {
+            return Err(OpError::ShapeMismatch);
+        }
+        let direct = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
+        Ok(Plan { g, kdim: g.cg * taps, plane, in_plane, groups, direct })
+    }
+
+    /// Group `grp`'s input planes and its filters' range.
+    fn group<'x>(&self, x: &'x [f32], grp: usize) -> (&'x [f32], usize, usize) {
+        let n = self.g.cg * self.in_plane;
+        (&x[grp * n..(grp + 1) * n], grp * self.g.mg, (grp + 1) * self.g.mg)
+    }
+
+    /// The window table of the pixel tile at `p0` (`np` pixels), when it is full, lies in one
+    /// output row and needs gathering.
+    fn windows(&self, p0: usize, np: usize) -> Option<Windows> {
+        let ow = self.g.ow.max(1);
+        if self.direct || np < NR || p0 % ow + NR > ow {
+            None
+        } else {
+            windows(self.g, p0 / ow, p0 % ow)
+        }
+    }
+
+    /// Rows `k0 .. k0 + kc` of `B` for pixels `p0 .. p0 + np`, with their pitch: the input
+    /// planes in place when direct and full, else `panel` gathered.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn b<'a, M: Micro>(
+        &self,
+        mk: M,
+        xg: &'a [f32],
+        k0: usize,
+        kc: usize,
+        p0: usize,
+        np: usize,
+        wins: Option<&Windows>,
+        panel: &'a mut [f32; KC * NR],
+    ) -> (&'a [f32], usize) {
+        if self.direct && np == NR {
+            (&xg[k0 * self.in_plane + p0..], self.in_plane)
+        } else {
+            gather(mk, self.g, xg, k0, kc, p0, np, wins, panel);
+            (&panel[..], NR)
+        }
+    }
+
+    /// Adds one K chunk (`kc` deep, the first and/or last of the sum) to filters `m_lo ..
+    /// m_hi` at pixels `p0 .. p0 + np`, tile by tile: `a` holds filter `m_lo + i`'s chunk at
+    /// `a[i·lda ..]`, `b` the panel at pitch `ldb`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn tiles<M: Micro>(
+        &self,
+        mk: M,
+        (m_lo, m_hi): (usize, usize),
+        (p0, np): (usize, usize),
+        (kc, first, last): (usize, bool, bool),
+        (a, lda): (&[f32], usize),
+        (b, ldb): (&[f32], usize),
+        bias: Option<View<'_>>,
+        act: Activation,
+        cbuf: &mut [f32; MR * NR],
+        out: &mut [f32],
+    ) {
+        let mr = mk.rows().min(MR);
+        let mut m0 = m_lo;
+        while m0 < m_hi {
+            let r = mr.min(m_hi - m0);
+            let t = TileAt { m0, r, p0, np, plane: self.plane, first, last };
+            t.run(mk, kc, &a[(m0 - m_lo) * lda..], lda, b, ldb, bias, act, cbuf, out);
+            m0 += r;
+        }
+    }
+}
+
 /// Conv of one batch item with f32 weights `w` (`[m, cg, kh, kw]`): `out` (`[m, oh, ow]`)
 /// becomes `act(bias + W ∗ x)`. Errors when a slice is shorter than the geometry needs. Forced
 /// inline so the caller's [`Micro::run`] compiles its loops for the SIMD registers.
@@ -194,45 +289,25 @@ pub(super) fn conv<M: Micro>(
     act: Activation,
     out: &mut [f32],
 ) -> Result<(), OpError> {
-    let taps = g.kh * g.kw;
-    let kdim = g.cg * taps;
-    let plane = g.oh * g.ow;
-    let in_plane = g.h * g.w;
-    let groups = g.m.checked_div(g.mg).unwrap_or(0);
-    if w.len() < g.m * kdim || x.len() < g.c * in_plane || out.len() < g.m * plane || groups * g.cg > g.c || taps == 0 {
+    let pl = Plan::new(g, x.len(), out.len())?;
+    let kdim = pl.kdim;
+    if w.len() < g.m * kdim {
         return Err(OpError::ShapeMismatch);
     }
-    let direct = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
     let mut panel = [0.0f32; KC * NR];
-    // The tile being summed: starts at the bias (first K chunk) or the partial sums in `out`,
-    // and leaves through the activation (last K chunk) — so `out` is written once per chunk.
     let mut cbuf = [0.0f32; MR * NR];
-    let mr = mk.rows().min(MR);
-    for grp in 0..groups {
-        let xg = &x[grp * g.cg * in_plane..(grp + 1) * g.cg * in_plane];
-        let (m_lo, m_hi) = (grp * g.mg, (grp + 1) * g.mg);
+    for grp in 0..pl.groups {
+        let (xg, m_lo, m_hi) = pl.group(x, grp);
         let mut p0 = 0;
-        while p0 < plane {
-            let np = NR.min(plane - p0);
-            let ow = g.ow.max(1);
-            let wins = if direct || np < NR || p0 % ow + NR > ow { None } else { windows(g, p0 / ow, p0 % ow) };
+        while p0 < pl.plane {
+            let np = NR.min(pl.plane - p0);
+            let wins = pl.windows(p0, np);
             let mut k0 = 0;
             while k0 < kdim {
                 let kc = KC.min(kdim - k0);
-                let last = k0 + kc == kdim;
-                let (b, ldb): (&[f32], usize) = if direct && np == NR {
-                    (&xg[k0 * in_plane + p0..], in_plane)
-                } else {
-                    gather(mk, g, xg, k0, kc, p0, np, wins.as_ref(), &mut panel);
-                    (&panel[..], NR)
-                };
-                let mut m0 = m_lo;
-                while m0 < m_hi {
-                    let r = mr.min(m_hi - m0);
-                    let t = TileAt { m0, r, p0, np, plane, first: k0 == 0, last };
-                    t.run(mk, kc, &w[m0 * kdim + k0..], kdim, b, ldb, bias, act, &mut cbuf, out);
-                    m0 += r;
-                }
+                let b = pl.b(mk, xg, k0, kc, p0, np, wins.as_ref(), &mut panel);
+                let a = (&w[m_lo * kdim + k0..], kdim);
+                pl.tiles(mk, (m_lo, m_hi), (p0, np), (kc, k0 == 0, k0 + kc == kdim), a, b, bias, act, &mut cbuf, out);
                 k0 += kc;
             }
             p0 += np;
@@ -324,49 +399,30 @@ pub(super) fn conv_decoded<M: Micro>(
     act: Activation,
     out: &mut [f32],
 ) -> Result<(), OpError> {
-    let taps = g.kh * g.kw;
-    let kdim = g.cg * taps;
-    let plane = g.oh * g.ow;
-    let in_plane = g.h * g.w;
-    let groups = g.m.checked_div(g.mg).unwrap_or(0);
+    let pl = Plan::new(g, x.len(), out.len())?;
+    let kdim = pl.kdim;
     // Chunk depth: a multiple of 16 up to KC whose whole-group chunk fits the buffer.
     let kcd = (ABUF / g.mg.max(1)).min(KC) / 16 * 16;
-    if x.len() < g.c * in_plane || out.len() < g.m * plane || groups * g.cg > g.c || taps == 0 || kcd == 0 {
+    if kcd == 0 {
         return Err(OpError::ShapeMismatch);
     }
-    let direct = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
     let mut panel = [0.0f32; KC * NR];
     let mut abuf = [0.0f32; ABUF];
     let mut cbuf = [0.0f32; MR * NR];
-    let mr = mk.rows().min(MR);
-    let ow = g.ow.max(1);
-    for grp in 0..groups {
-        let xg = &x[grp * g.cg * in_plane..(grp + 1) * g.cg * in_plane];
-        let (m_lo, m_hi) = (grp * g.mg, (grp + 1) * g.mg);
+    for grp in 0..pl.groups {
+        let (xg, m_lo, m_hi) = pl.group(x, grp);
         let mut k0 = 0;
         while k0 < kdim {
             let kc = kcd.min(kdim - k0);
-            let last = k0 + kc == kdim;
             for (i, m) in (m_lo..m_hi).enumerate() {
                 decode(m, k0, &mut abuf[i * kc..(i + 1) * kc]);
             }
             let mut p0 = 0;
-            while p0 < plane {
-                let np = NR.min(plane - p0);
-                let (b, ldb): (&[f32], usize) = if direct && np == NR {
-                    (&xg[k0 * in_plane + p0..], in_plane)
-                } else {
-                    let wins = if direct || np < NR || p0 % ow + NR > ow { None } else { windows(g, p0 / ow, p0 % ow) };
-                    gather(mk, g, xg, k0, kc, p0, np, wins.as_ref(), &mut panel);
-                    (&panel[..], NR)
-                };
-                let mut m0 = m_lo;
-                while m0 < m_hi {
-                    let r = mr.min(m_hi - m0);
-                    let t = TileAt { m0, r, p0, np, plane, first: k0 == 0, last };
-                    t.run(mk, kc, &abuf[(m0 - m_lo) * kc..], kc, b, ldb, bias, act, &mut cbuf, out);
-                    m0 += r;
-                }
+            while p0 < pl.plane {
+                let np = NR.min(pl.plane - p0);
+                let b = pl.b(mk, xg, k0, kc, p0, np, pl.windows(p0, np).as_ref(), &mut panel);
+                let chunk = (kc, k0 == 0, k0 + kc == kdim);
+                pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, (&abuf[..], kc), b, bias, act, &mut cbuf, out);
                 p0 += np;
             }
             k0 += kc;
@@ -586,7 +642,6 @@ mod tests {
     use crate::op::{Activation, ConvAttrs, Op};
     use crate::view::View;
     use proptest::prelude::*;
-    use std::vec::Vec;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
@@ -599,25 +654,19 @@ mod tests {
                                    act in 0u8..3, seed in 0u64..1000) {
             let (kh, sh, dh, ph, hh) = if one_d { (1, 1, 1, 0, 1) } else { (k, s, d, p, h) };
             prop_assume!(hh + 2 * ph > (kh - 1) * dh && wd + 2 * p > (k - 1) * d);
-            let c = c_per * groups;
-            let m = mg * groups;
-            let x = data(c * hh * wd, seed);
-            let w = data(m * c_per * kh * k, seed + 1);
-            let b = data(m, seed + 2);
-            let act = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }][act as usize];
+            let (c, m) = (c_per * groups, mg * groups);
             let attrs = ConvAttrs {
                 group: groups as u32,
                 stride: [sh as u32, s as u32],
                 dilation: [dh as u32, d as u32],
                 pads: [ph as u32, p as u32, ph as u32, p as u32],
-                act,
+                act: ACTS[act as usize],
             };
-            let (xd, wdims): (Vec<usize>, Vec<usize>) = if one_d { (vec![1, c, wd], vec![m, c_per, k]) } else { (vec![1, c, hh, wd], vec![m, c_per, kh, k]) };
-            let op = Op::Conv(attrs);
-            let (got, y) = run(&op, &[(&x, &xd), (&w, &wdims), (&b, &[m])]).unwrap();
-            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
-            assert_close(&got, &want, 1e-5);
+            if one_d {
+                check_conv(&[1, c, wd], &[m, c_per, k], attrs, seed);
+            } else {
+                check_conv(&[1, c, hh, wd], &[m, c_per, kh, k], attrs, seed);
+            }
         }
 
         /// Dense through the SIMD dot products against the f64 definition (ragged rows and K).

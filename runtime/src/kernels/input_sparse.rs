@@ -289,7 +289,6 @@ mod tests {
     }
 
     const ZEROS: [f64; 4] = [0.0, 0.5, 0.9, 1.0];
-    const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }];
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]

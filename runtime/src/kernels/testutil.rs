@@ -156,6 +156,20 @@ pub fn naive_conv(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[
     y
 }
 
+/// The fused activations the kernel property tests draw from.
+pub const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }];
+
+/// Runs one f32 Conv with input dims `xd`, weight dims `wd` and a bias (random data from
+/// `seed`) through [`execute`] and asserts it matches [`naive_conv`] within 1e-5.
+pub fn check_conv(xd: &[usize], wd: &[usize], attrs: ConvAttrs, seed: u64) {
+    let x = data(xd.iter().product(), seed);
+    let w = data(wd.iter().product(), seed + 1);
+    let b = data(wd[0], seed + 2);
+    let (got, y) = run(&Op::Conv(attrs), &[(&x, xd), (&w, wd), (&b, &[wd[0]])]).unwrap();
+    let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+    assert_close(&got, &naive_conv(&x, xd, &w, wd, Some(&b), &attrs, &yd), 1e-5);
+}
+
 /// Textbook dense layer in f64: the reference every Dense kernel is tested against.
 pub fn naive_dense(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, b: Option<&[f32]>, act: Activation) -> Vec<f64> {
     let mut y = vec![0.0; rows * n];
