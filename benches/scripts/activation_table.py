@@ -24,7 +24,7 @@ import argparse, json, os, sys, tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prune_table import SPRIG, ad_auc, sh, splits  # noqa: E402
+from prune_table import SPRIG, ad_auc, bench, build, emit, sh, splits  # noqa: E402
 
 
 def ort_zero_fractions(onnx_path, names, calib):
@@ -79,31 +79,27 @@ def main():
         diff = max(abs(l["zero_fraction"] - z) for l, z in zip(relu, ort_z)) * 100
 
         dense = os.path.join(tmp, name + ".sprig")
-        sh(SPRIG, "convert", onnx, "-o", dense)
+        build(onnx, dense)
         files = {}
         for mode in ("auto", "all", "never"):
             files[mode] = os.path.join(tmp, f"{name}_{mode}.sprig")
-            rj = os.path.join(tmp, f"{name}_{mode}.json")
-            sh(SPRIG, "compress", onnx, "-o", files[mode], "--calib", cp, "--input-sparse", mode, "--json", rj)
+            rep_mode = build(onnx, files[mode], cp, "--input-sparse", mode)
             if mode == "auto":
-                r = json.load(open(rj))
+                r = rep_mode
         thr = os.path.join(tmp, f"{name}_thr.sprig")
-        tj = os.path.join(tmp, f"{name}_thr.json")
-        sh(SPRIG, "compress", onnx, "-o", thr, "--calib", cp, "--act-threshold", "auto", "--json", tj)
-        tl = [l for l in json.load(open(tj))["thresholds"]["layers"]]
+        tl = build(onnx, thr, cp, "--act-threshold", "auto")["thresholds"]["layers"]
         zb = 100 * sum(l["zero_before"] for l in tl) / max(len(tl), 1)
         za = 100 * sum(l["zero_after"] for l in tl) / max(len(tl), 1)
-        bt = json.loads(sh(SPRIG, "bench", thr, "--baseline", dense, "--input", ep, "--samples", "32", "--iters", a.iters, "--json"))
+        bt = bench(thr, ep, a.iters, "--baseline", dense, "--samples", "32")
         thr_cell = f"{zb:.1f} → {za:.1f} %, {accuracy(thr, onnx, ep, lp, extra, tmp)}, {bt['speedup_over_baseline']:.2f}x"
         dead = sum(s["dead"] for s in (r["dead_channels"] or {}).get("spaces", []))
         acc = f"{accuracy(dense, onnx, ep, lp, extra, tmp)} → {accuracy(files['auto'], onnx, ep, lp, extra, tmp)}"
-        b = json.loads(sh(SPRIG, "bench", files["auto"], "--baseline", dense, "--input", ep, "--samples", "32", "--iters", a.iters, "--json"))
+        b = bench(files["auto"], ep, a.iters, "--baseline", dense, "--samples", "32")
         summary.append(f"| {name} | {len(relu)} | {100 * rep['overall_zero_fraction']:.1f} % / {100 * rep['mean_layer_zero_fraction']:.1f} % "
                        f"| {diff:.3f} pt | {dead} | {acc} | {b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.1f} → {b['sprig_median_us']:.1f} µs) | {thr_cell} |")
         print(summary[-1], flush=True)
         if r["input_sparse"]:
-            pl = json.loads(sh(SPRIG, "bench", files["all"], "--baseline", files["never"], "--input", ep, "--samples", "32",
-                               "--iters", a.iters, "--per-layer", "--json"))
+            pl = bench(files["all"], ep, a.iters, "--baseline", files["never"], "--samples", "32", "--per-layer")
             times = {l["name"]: l for l in pl["layers"]}
             for c in r["input_sparse"]:
                 t = times.get(c["node"])
@@ -113,10 +109,7 @@ def main():
                 per_layer.append(f"| {name} | {c['node'][-40:]} | {outs} | {100 * c['input_zero_fraction']:.1f} | {pred} "
                                  f"| {'input-sparse' if c['input_sparse'] else 'dense'} | {measured} |")
                 print(per_layer[-1], flush=True)
-    text = "\n".join(summary) + "\n\n" + "\n".join(per_layer) + "\n"
-    if a.out:
-        open(a.out, "w").write(text)
-    print(text)
+    emit("\n".join(summary) + "\n\n" + "\n".join(per_layer) + "\n", a.out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prune_table import SPRIG, ad_auc, sh, splits  # noqa: E402
+from prune_table import SPRIG, ad_auc, build, emit, failure, sh, speedup, splits  # noqa: E402
 
 METHODS = ["jlcm", "kmeans", "linear"]
 
@@ -50,7 +50,7 @@ def main():
     for name, onnx, cp, ep, lp, extra in splits(a.models, tmp):
         onnx_bytes = os.path.getsize(onnx)
         dense = os.path.join(tmp, name + ".sprig")
-        sh(SPRIG, "convert", onnx, "-o", dense)
+        build(onnx, dense)
         dense_acc, _ = score(dense, onnx, ep, lp, extra, tmp)
         runs = [(f"{b} bits {m}", ["--codebook", str(b), "--codebook-method", m]) for b in a.bits.split(",") for m in a.methods.split(",")]
         if "4" in a.bits.split(",") and "jlcm" in a.methods.split(","):
@@ -60,25 +60,17 @@ def main():
             runs.append((f"{a.prune} + 3 bits jlcm", ["--prune", a.prune, "--codebook", "3"]))
         for label, extra_args in runs:
             out = os.path.join(tmp, f"{name}_{label.replace(' ', '_').replace(':', '_').replace('=', '_')}.sprig")
-            rj = os.path.join(tmp, "r.json")
             try:
-                sh(SPRIG, "compress", onnx, "-o", out, "--calib", cp, "--json", rj, *extra_args)
+                r = build(onnx, out, cp, *extra_args)
             except RuntimeError as e:
-                lines.append(f"| {name} | {label} | failed: {str(e).splitlines()[-1]} | | | | | |")
+                lines.append(f"| {name} | {label} | failed: {failure(e)} | | | | | |")
                 continue
-            r = json.load(open(rj))
             acc, v = score(out, onnx, ep, lp, extra, tmp)
-            speed = ""
-            if label == "4 bits jlcm" or "+ 4 bits" in label:
-                b = json.loads(sh(SPRIG, "bench", out, "--baseline", dense, "--input", ep, "--iters", a.iters, "--json"))
-                speed = f"{b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.0f} -> {b['sprig_median_us']:.0f} µs)"
+            speed = speedup(out, dense, ep, a.iters) if label == "4 bits jlcm" or "+ 4 bits" in label else ""
             lines.append(f"| {name} | {label} | {onnx_bytes} / {r['bytes_after']} | {onnx_bytes / r['bytes_after']:.2f}x | {acc} ({dense_acc}) "
                          f"| {100 * v['top1_agreement']:.1f} % | {v['mean_abs_error']:.3g} | {speed} |")
             print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    if a.out:
-        open(a.out, "w").write(text)
-    print(text)
+    emit("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse, json, os, sys, tempfile, time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from prune_table import SPRIG, sh, splits  # noqa: E402
+from prune_table import SPRIG, bench, build, emit, failure, sh, splits  # noqa: E402
 
 
 def ort_median_us(onnx_path, samples, iters):
@@ -69,13 +69,12 @@ def main():
         dense_us = dense_macs = None
         for label, args, flags in VARIANTS:
             out = os.path.join(tmp, f"{name}_{len(lines)}.sprig")
-            cmd = [SPRIG, args[0], onnx, "-o", out] + (["--calib", cp] if args[0] == "compress" else []) + args[1:]
             try:
-                sh(*cmd)
-            except Exception as e:  # noqa: BLE001 - report and go on
-                lines.append(f"| {label} | not built: {str(e).splitlines()[-1] if str(e) else e} | | | | | | | | |")
+                build(onnx, out, cp if args[0] == "compress" else None, *args[1:])
+            except RuntimeError as e:
+                lines.append(f"| {label} | not built: {failure(e)} | | | | | | | | |")
                 continue
-            b = json.loads(sh(SPRIG, "bench", out, "--onnx", onnx, "--input", ep, "--samples", a.samples, "--iters", a.iters, "--json", *flags))
+            b = bench(out, ep, a.iters, "--onnx", onnx, "--samples", a.samples, *flags)
             macs = json.loads(sh(SPRIG, "inspect", out, "--json"))["macs"]
             d, t = b["sprig_median_us"], b["tract_median_us"]
             if label == "dense":
@@ -84,10 +83,7 @@ def main():
             meas = f"{dense_us / d:.2f}x" if dense_us and label != "dense" and not flags else ""
             lines.append(f"| {label} | {macs} | {d:.1f} | {t:.1f} | {d / t:.2f} | {macs / d / 1e3:.2f} | {o:.1f} | {d / o:.2f} | {ideal} | {meas} |")
             print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    if a.out:
-        open(a.out, "w").write(text)
-    print(text)
+    emit("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,40 @@ def splits(models_arg, tmp):
         yield (name, os.path.join(DATA, "models", name + ".onnx")) + tuple(load(name, folder, labels, cut, tmp))
 
 
+def build(onnx, out, calib=None, *args):
+    """`sprig compress ONNX -o OUT --calib CALIB --json … ARGS` and its JSON report, or, without
+    `calib`, `sprig convert ONNX -o OUT ARGS` and None. Raises RuntimeError naming the failure."""
+    if calib is None:
+        sh(SPRIG, "convert", onnx, "-o", out, *args)
+        return None
+    rj = out + ".json"
+    sh(SPRIG, "compress", onnx, "-o", out, "--calib", calib, "--json", rj, *args)
+    return json.load(open(rj))
+
+
+def failure(e):
+    """The last line of a failed build's message (the error sprig printed)."""
+    return str(e).splitlines()[-1] if str(e) else repr(e)
+
+
+def bench(model, ep, iters, *args):
+    """`sprig bench MODEL --input EP --iters ITERS --json ARGS` as a dict."""
+    return json.loads(sh(SPRIG, "bench", model, "--input", ep, "--iters", str(iters), "--json", *args))
+
+
+def speedup(model, baseline, ep, iters, *args):
+    """MODEL against BASELINE timed interleaved in one process: `1.23x (456 -> 371 µs)`."""
+    b = bench(model, ep, iters, "--baseline", baseline, *args)
+    return f"{b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.0f} -> {b['sprig_median_us']:.0f} µs)"
+
+
+def emit(text, path):
+    """Prints the finished table and writes it to `path` when one is given."""
+    if path:
+        open(path, "w").write(text)
+    print(text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="")
@@ -118,35 +152,28 @@ def main():
         if extra is not None:
             x, clip, clip_labels = extra
         dense = os.path.join(tmp, name + ".sprig")
-        sh(SPRIG, "convert", onnx, "-o", dense)
+        build(onnx, dense)
         dense_auc = ad_auc(dense, x, clip, clip_labels, tmp) if extra is not None else None
         for label, spec, method in (IN_LAYER_RUNS if a.in_layer else RUNS):
             out = os.path.join(tmp, f"{name}_{label.replace(' ', '_')}.sprig")
-            rj = os.path.join(tmp, "r.json")
             try:
-                sh(SPRIG, "compress", onnx, "-o", out, "--calib", cp, "--prune", spec, "--prune-method", method, "--json", rj)
+                r = build(onnx, out, cp, "--prune", spec, "--prune-method", method)
             except RuntimeError as e:
-                lines.append(f"| {name} | {label} | failed: {str(e).splitlines()[-1]} | | | | |")
+                lines.append(f"| {name} | {label} | failed: {failure(e)} | | | | |")
                 continue
-            r = json.load(open(rj))
             args = [SPRIG, "validate", out, "--onnx", onnx, "--input", ep, "--tolerance", "1000", "--json"]
             if lp is not None:
                 args += ["--labels", lp]
             v = json.loads(sh(*args))
-            # Pruned and dense timed interleaved, run by run, in one process.
-            b = json.loads(sh(SPRIG, "bench", out, "--baseline", dense, "--input", ep, "--iters", a.iters, "--json"))
             if dense_auc is not None:
                 acc = f"AUC {ad_auc(out, x, clip, clip_labels, tmp):.3f} ({dense_auc:.3f})"
             else:
                 acc = "n/a" if lp is None else f"{100 * v['sprig_accuracy']:.2f} % ({100 * v['reference_accuracy']:.2f} %)"
             lines.append(f"| {name} | {label} | {r['macs_after'] / r['macs_before']:.3f} ({r['macs_before'] / max(r['macs_after'], 1):.2f}x fewer) "
                          f"| {r['params_after'] / r['params_before']:.3f} | {acc} | {100 * v['top1_agreement']:.1f} % "
-                         f"| {b['speedup_over_baseline']:.2f}x ({b['baseline_median_us']:.0f} -> {b['sprig_median_us']:.0f} µs) |")
+                         f"| {speedup(out, dense, ep, a.iters)} |")
             print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    if a.out:
-        open(a.out, "w").write(text)
-    print(text)
+    emit("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":
