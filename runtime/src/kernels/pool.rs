@@ -34,14 +34,12 @@ impl Axis {
         }
     }
 
-    /// Input range `lo..hi` read by output `o`'s window when undilated (`d == 1`): the
-    /// positions of [`Axis::input`] that lie inside the input (empty when none do).
-    #[inline]
-    fn inside(&self, o: usize) -> (usize, usize) {
-        let start = o * self.s;
-        let lo = start.max(self.pb) - self.pb;
-        let hi = (start + self.k).min(self.pb + self.len).saturating_sub(self.pb);
-        (lo.min(hi), hi)
+    /// Outputs `lo .. hi` whose window position `k` lies inside the input.
+    fn outputs_inside(&self, k: usize) -> (usize, usize) {
+        let off = k * self.d;
+        let lo = if off >= self.pb { 0 } else { (self.pb - off).div_ceil(self.s) };
+        let hi = if self.pb + self.len > off { (self.pb + self.len - off).div_ceil(self.s) } else { 0 };
+        (lo, hi)
     }
 
     /// Number of window positions of output `o` counted by the average.
@@ -87,44 +85,93 @@ pub(super) fn pool(p: &PoolAttrs, avg: bool, x: &Operand<'_>, out: &mut [f32], y
     let (oh, ow) = if two_d { (y.dim(2), y.dim(3)) } else { (1, y.dim(2)) };
     let planes = s.dim(0) * s.dim(1);
     let in_plane = ay.len * ax.len;
+    // Per window column (the first MAX_K), the outputs it reads inside the input.
+    let mut cols = [(0, 0); MAX_K];
+    for (kx, c) in cols.iter_mut().enumerate().take(ax.k) {
+        *c = ax.outputs_inside(kx);
+    }
     for pl in 0..planes {
         let ob = sub_mut(out, pl * oh * ow, oh * ow)?;
         let base = pl * in_plane;
         for oy in 0..oh {
-            for ox in 0..ow {
-                let mut acc = if avg { 0.0 } else { f32::NEG_INFINITY };
-                match (x.view.as_f32(), ax.d) {
-                    // Native input, undilated rows: each window row is one slice, summed (or
-                    // maxed) in the same order as the element loop below.
-                    (Some(xs), 1) => {
-                        let (lo, hi) = ax.inside(ox);
-                        for ky in 0..ay.k {
-                            let Some(iy) = ay.input(oy, ky) else { continue };
-                            let row = base + iy * ax.len;
-                            let seg = xs.get(row + lo..row + hi).ok_or(OpError::ShapeMismatch)?;
-                            acc = if avg { seg.iter().fold(acc, |a, v| a + v) } else { seg.iter().copied().fold(acc, fmax) };
+            let orow = &mut ob[oy * ow..(oy + 1) * ow];
+            if let Some(xs) = x.view.as_f32() {
+                pool_row(xs, base, &ay, &ax, &cols, oy, avg, orow)?;
+            } else {
+                for (ox, o) in orow.iter_mut().enumerate() {
+                    let mut acc = if avg { 0.0 } else { f32::NEG_INFINITY };
+                    for ky in 0..ay.k {
+                        let Some(iy) = ay.input(oy, ky) else { continue };
+                        for kx in 0..ax.k {
+                            let Some(ix) = ax.input(ox, kx) else { continue };
+                            let v = x.view.get(base + iy * ax.len + ix);
+                            acc = if avg { acc + v } else { fmax(acc, v) };
                         }
                     }
-                    _ => {
-                        for ky in 0..ay.k {
-                            let Some(iy) = ay.input(oy, ky) else { continue };
-                            for kx in 0..ax.k {
-                                let Some(ix) = ax.input(ox, kx) else { continue };
-                                let v = x.view.get(base + iy * ax.len + ix);
-                                acc = if avg { acc + v } else { fmax(acc, v) };
-                            }
-                        }
-                    }
-                }
-                if avg {
-                    let cnt = ay.count(oy, p.count_include_pad) * ax.count(ox, p.count_include_pad);
-                    acc = if cnt == 0 { f32::NAN } else { acc / cnt as f32 };
-                }
-                if let Some(o) = ob.get_mut(oy * ow + ox) {
                     *o = acc;
                 }
             }
+            if avg {
+                let cy = ay.count(oy, p.count_include_pad);
+                for (ox, o) in orow.iter_mut().enumerate() {
+                    let cnt = cy * ax.count(ox, p.count_include_pad);
+                    *o = if cnt == 0 { f32::NAN } else { *o / cnt as f32 };
+                }
+            }
         }
+    }
+    Ok(())
+}
+
+/// Output columns [`pool_row`] keeps in registers / on the stack at a time.
+const CH: usize = 64;
+/// Window columns whose output ranges `pool` tabulates.
+const MAX_K: usize = 16;
+
+/// Output row `oy` of one plane (input plane at `xs[base..]`) before the average's division:
+/// the sum or max over the window positions inside the input, in window order (rows, then
+/// columns) — what the element-wise definition gives — taken one window position at a time
+/// across a run of output columns. `cols[kx]` is `ax.outputs_inside(kx)` for `kx < MAX_K`.
+#[allow(clippy::too_many_arguments)]
+fn pool_row(
+    xs: &[f32],
+    base: usize,
+    ay: &Axis,
+    ax: &Axis,
+    cols: &[(usize, usize); MAX_K],
+    oy: usize,
+    avg: bool,
+    orow: &mut [f32],
+) -> Result<(), OpError> {
+    let ow = orow.len();
+    let mut ox0 = 0;
+    while ox0 < ow {
+        let n = CH.min(ow - ox0);
+        let mut acc = [if avg { 0.0 } else { f32::NEG_INFINITY }; CH];
+        for ky in 0..ay.k {
+            let Some(iy) = ay.input(oy, ky) else { continue };
+            let row = xs.get(base + iy * ax.len..base + (iy + 1) * ax.len).ok_or(OpError::ShapeMismatch)?;
+            for kx in 0..ax.k {
+                let off = kx * ax.d;
+                let (lo, hi) = cols.get(kx).copied().unwrap_or_else(|| ax.outputs_inside(kx));
+                let (lo, hi) = (lo.max(ox0), hi.min(ox0 + n));
+                if lo >= hi {
+                    continue;
+                }
+                let first = lo * ax.s + off - ax.pb;
+                // Indexed, not `step_by`: its length costs a division per call.
+                let src = &row[first..=first + (hi - lo - 1) * ax.s];
+                let dst = &mut acc[lo - ox0..hi - ox0];
+                let s = ax.s;
+                if avg {
+                    dst.iter_mut().enumerate().for_each(|(i, a)| *a += src[i * s]);
+                } else {
+                    dst.iter_mut().enumerate().for_each(|(i, a)| *a = fmax(*a, src[i * s]));
+                }
+            }
+        }
+        orow[ox0..ox0 + n].copy_from_slice(&acc[..n]);
+        ox0 += n;
     }
     Ok(())
 }
@@ -277,7 +324,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
-        fn matches_naive(two in any::<bool>(), nc in (1usize..3, 1usize..4), hw in (1usize..9, 1usize..9),
+        fn matches_naive(two in any::<bool>(), nc in (1usize..3, 1usize..4), hw in (1usize..9, prop_oneof![1usize..9, 60usize..140]),
                          k in (1u32..4, 1u32..4), s in (1u32..4, 1u32..4), dil in (1u32..3, 1u32..3),
                          pads in (0u32..3, 0u32..3, 0u32..3, 0u32..3), ceil in any::<bool>(), incl in any::<bool>(),
                          avg in any::<bool>(), seed in 0u64..1000) {
