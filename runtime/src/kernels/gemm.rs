@@ -34,6 +34,10 @@ pub(super) trait Micro: Copy {
     fn dot(self, a: &[f32], b: &[f32]) -> f32;
     /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < NR`.
     fn window16(self, dst: &mut [f32; NR], src: &[f32; NR], lo: u32, span: u32);
+    /// Row `r` of `dst` ([`NR`] values each) gets `src[idx[j] + off]` in the lanes `j` set in
+    /// `mask`, `(off, mask) = rows[r]`, when that index lies in `src`; 0 elsewhere:
+    /// [`gather_rows_scalar`].
+    fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; NR], rows: &[(i32, u16)]);
     /// Runs `f` where the compiler may use this CPU's vector registers.
     fn run<T>(self, f: impl FnOnce() -> T) -> T;
 }
@@ -61,6 +65,10 @@ macro_rules! impl_micro {
             #[inline]
             fn window16(self, dst: &mut [f32; NR], src: &[f32; NR], lo: u32, span: u32) {
                 <$t>::window16(self, dst, src, lo, span)
+            }
+            #[inline]
+            fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; NR], rows: &[(i32, u16)]) {
+                <$t>::gather_rows(self, dst, src, idx, rows)
             }
             #[inline]
             fn run<T>(self, f: impl FnOnce() -> T) -> T {
@@ -149,6 +157,9 @@ impl Micro for NoSimd {
     fn window16(self, _: &mut [f32; NR], _: &[f32; NR], _: u32, _: u32) {
         match self {}
     }
+    fn gather_rows(self, _: &mut [f32], _: &[f32], _: &[i32; NR], _: &[(i32, u16)]) {
+        match self {}
+    }
     fn run<T>(self, _: impl FnOnce() -> T) -> T {
         match self {}
     }
@@ -213,15 +224,16 @@ impl<'g> Plan<'g> {
         (&x[grp * n..(grp + 1) * n], grp * self.g.mg, (grp + 1) * self.g.mg)
     }
 
-    /// The window table of the pixel tile at `p0` (`np` pixels), when it is full, lies in one
-    /// output row and needs gathering.
-    fn windows(&self, p0: usize, np: usize) -> Option<Windows> {
+    /// How the panel of the pixel tile at `p0` (`np` pixels) is gathered (unused when the Conv
+    /// is direct and the tile full).
+    fn source(&self, p0: usize, np: usize) -> Source {
         let ow = self.g.ow.max(1);
-        if self.direct || np < NR || p0 % ow + NR > ow {
-            None
-        } else {
-            windows(self.g, p0 / ow, p0 % ow)
+        if !self.direct && np == NR && p0 % ow + NR <= ow && self.g.sw == 1 {
+            if let Some(w) = windows(self.g, p0 / ow, p0 % ow) {
+                return Source::Window(w);
+            }
         }
+        Indices::new(self.g, p0, np).map_or(Source::Runs, Source::Index)
     }
 
     /// Rows `k0 .. k0 + kc` of `B` for pixels `p0 .. p0 + np`, with their pitch: the input
@@ -236,13 +248,13 @@ impl<'g> Plan<'g> {
         kc: usize,
         p0: usize,
         np: usize,
-        wins: Option<&Windows>,
+        src: &Source,
         panel: &'a mut [f32; KC * NR],
     ) -> (&'a [f32], usize) {
         if self.direct && np == NR {
             (&xg[k0 * self.in_plane + p0..], self.in_plane)
         } else {
-            gather(mk, self.g, xg, k0, kc, p0, np, wins, panel);
+            gather(mk, self.g, xg, k0, kc, p0, np, src, panel);
             (&panel[..], NR)
         }
     }
@@ -301,11 +313,11 @@ pub(super) fn conv<M: Micro>(
         let mut p0 = 0;
         while p0 < pl.plane {
             let np = NR.min(pl.plane - p0);
-            let wins = pl.windows(p0, np);
+            let src = pl.source(p0, np);
             let mut k0 = 0;
             while k0 < kdim {
                 let kc = KC.min(kdim - k0);
-                let b = pl.b(mk, xg, k0, kc, p0, np, wins.as_ref(), &mut panel);
+                let b = pl.b(mk, xg, k0, kc, p0, np, &src, &mut panel);
                 let a = (&w[m_lo * kdim + k0..], kdim);
                 pl.tiles(mk, (m_lo, m_hi), (p0, np), (kc, k0 == 0, k0 + kc == kdim), a, b, bias, act, &mut cbuf, out);
                 k0 += kc;
@@ -420,7 +432,7 @@ pub(super) fn conv_decoded<M: Micro>(
             let mut p0 = 0;
             while p0 < pl.plane {
                 let np = NR.min(pl.plane - p0);
-                let b = pl.b(mk, xg, k0, kc, p0, np, pl.windows(p0, np).as_ref(), &mut panel);
+                let b = pl.b(mk, xg, k0, kc, p0, np, &pl.source(p0, np), &mut panel);
                 let chunk = (kc, k0 == 0, k0 + kc == kdim);
                 pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, (&abuf[..], kc), b, bias, act, &mut cbuf, out);
                 p0 += np;
@@ -437,19 +449,44 @@ pub(super) fn conv_decoded<M: Micro>(
 /// SIMD caller.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gather<M: Micro>(
-    mk: M,
-    g: &Geom,
-    xg: &[f32],
-    k0: usize,
-    kc: usize,
-    p0: usize,
-    np: usize,
-    wins: Option<&Windows>,
-    panel: &mut [f32; KC * NR],
-) {
+fn gather<M: Micro>(mk: M, g: &Geom, xg: &[f32], k0: usize, kc: usize, p0: usize, np: usize, src: &Source, panel: &mut [f32; KC * NR]) {
     let taps = g.kh * g.kw;
     let in_plane = g.h * g.w;
+    let (mut ic, mut t) = (k0 / taps, k0 % taps);
+    let next = |t: &mut usize, ic: &mut usize| {
+        *t += 1;
+        if *t == taps {
+            *t = 0;
+            *ic += 1;
+        }
+    };
+    match src {
+        Source::Window(tab) => {
+            for kk in 0..kc {
+                let xp = &xg[ic * in_plane..(ic + 1) * in_plane];
+                let Ok(row) = <&mut [f32; NR]>::try_from(&mut panel[kk * NR..(kk + 1) * NR]) else { continue };
+                let (ws, lo, span) = tab[t];
+                if span == 0 {
+                    *row = [0.0; NR];
+                } else if let Ok(win) = <&[f32; NR]>::try_from(&xp[ws..ws + NR]) {
+                    mk.window16(row, win, lo, span);
+                }
+                next(&mut t, &mut ic);
+            }
+            return;
+        }
+        Source::Index(ix) => {
+            // Offsets from the group's first plane (they fit i32: `Indices::new`).
+            let mut rows = [(0i32, 0u16); KC];
+            for r in rows.iter_mut().take(kc) {
+                *r = ((ic * in_plane) as i32 + ix.off[t], ix.mask[t]);
+                next(&mut t, &mut ic);
+            }
+            mk.gather_rows(&mut panel[..kc * NR], xg, &ix.idx, &rows[..kc]);
+            return;
+        }
+        Source::Runs => {}
+    }
     // The tile's pixels as runs within one output row: (first j, length, output row, first
     // output column).
     let mut runs = [(0usize, 0usize, 0usize, 0usize); NR];
@@ -463,35 +500,6 @@ fn gather<M: Micro>(
         j += len;
     }
     let runs = &runs[..nruns];
-    let (mut ic, mut t) = (k0 / taps, k0 % taps);
-    if let Some(tab) = wins {
-        {
-            const IDX: [u32; NR] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-            for kk in 0..kc {
-                let xp = &xg[ic * in_plane..(ic + 1) * in_plane];
-                let Ok(row) = <&mut [f32; NR]>::try_from(&mut panel[kk * NR..(kk + 1) * NR]) else { continue };
-                let (ws, lo, span) = tab[t];
-                if span == 0 {
-                    *row = [0.0; NR];
-                } else if g.sw == 1 {
-                    let Ok(win) = <&[f32; NR]>::try_from(&xp[ws..ws + NR]) else { continue };
-                    mk.window16(row, win, lo, span);
-                } else {
-                    let win = &xp[ws..=ws + (NR - 1) * g.sw];
-                    for (j, (d, i)) in row.iter_mut().zip(IDX).enumerate() {
-                        let keep = (i.wrapping_sub(lo) < span) as u32;
-                        *d = f32::from_bits(win[j * g.sw].to_bits() & keep.wrapping_neg());
-                    }
-                }
-                t += 1;
-                if t == taps {
-                    t = 0;
-                    ic += 1;
-                }
-            }
-            return;
-        }
-    }
     let (mut ky, mut kx) = (t / g.kw, t % g.kw);
     for kk in 0..kc {
         let xp = &xg[ic * in_plane..(ic + 1) * in_plane];
@@ -566,37 +574,111 @@ fn gather<M: Micro>(
 /// Most kernel taps [`windows`] tabulates.
 const MAX_TAPS: usize = 64;
 
-/// Per kernel tap of one full tile (one output row, [`NR`] pixels): `(ws, lo, span)`: tile
-/// pixel `j` reads input-plane element `ws + j·sw` when `lo ≤ j < lo + span`, padding (0)
+/// Per kernel tap of one full tile (one output row, [`NR`] pixels, stride 1): `(ws, lo, span)`:
+/// tile pixel `j` reads input-plane element `ws + j` when `lo ≤ j < lo + span`, padding (0)
 /// otherwise; `span == 0` for a tap whose input row is padding.
 type Windows = [(usize, u32, u32); MAX_TAPS];
 
-/// [`Windows`] of the tile in output row `oy` from column `ox`; `None` when the kernel has more
-/// than [`MAX_TAPS`] taps or some window `ws ..= ws + (NR-1)·sw` would leave the plane (the
-/// caller then gathers by runs).
+/// [`Windows`] of the tile in output row `oy` from column `ox`; `None` when the stride is not 1,
+/// the kernel has more than [`MAX_TAPS`] taps or some window `ws .. ws + NR` would leave the
+/// plane.
 fn windows(g: &Geom, oy: usize, ox: usize) -> Option<Windows> {
-    if g.kh * g.kw > MAX_TAPS {
+    if g.kh * g.kw > MAX_TAPS || g.sw != 1 {
         return None;
     }
     let mut tab = [(0, 0, 0); MAX_TAPS];
     let in_plane = (g.h * g.w) as isize;
-    let (w, sw) = (g.w as isize, g.sw as isize);
+    let w = g.w as isize;
     for (t, e) in tab.iter_mut().enumerate().take(g.kh * g.kw) {
         let (ky, kx) = (t / g.kw, t % g.kw);
         let iy = (oy * g.sh + ky * g.dh).wrapping_sub(g.pt);
         if iy >= g.h {
             continue;
         }
-        let base = (ox * g.sw + kx * g.dw) as isize - g.pl as isize;
+        let base = (ox + kx * g.dw) as isize - g.pl as isize;
         let ws = iy as isize * w + base;
-        if ws < 0 || ws + (NR as isize - 1) * sw >= in_plane {
+        if ws < 0 || ws + NR as isize > in_plane {
             return None;
         }
-        let lo = if base >= 0 { 0 } else { (-base + sw - 1) / sw };
-        let hi = if base >= w { 0 } else { ((w - base + sw - 1) / sw).min(NR as isize) };
+        let lo = (-base).max(0);
+        let hi = (w - base).clamp(0, NR as isize);
         *e = (ws as usize, lo.min(hi) as u32, (hi - lo).max(0) as u32);
     }
     Some(tab)
+}
+
+/// Per pixel tile (any shape: several output rows, any stride, dilation or padding), the panel
+/// row of tap `t` is `x[idx[j] + off[t]]` for the lanes `j` set in `mask[t]` and 0 elsewhere:
+/// lane `j` is a pixel of the tile whose input under tap `t` lies inside the plane.
+struct Indices {
+    idx: [i32; NR],
+    off: [i32; MAX_TAPS],
+    mask: [u16; MAX_TAPS],
+}
+
+impl Indices {
+    /// The table of pixels `p0 .. p0 + np`; `None` when the kernel has more than [`MAX_TAPS`]
+    /// taps or offsets in the group's planes do not fit `i32`.
+    fn new(g: &Geom, p0: usize, np: usize) -> Option<Indices> {
+        let taps = g.kh * g.kw;
+        if taps > MAX_TAPS || g.cg.checked_mul(g.h)?.checked_mul(g.w)? > i32::MAX as usize / 4 {
+            return None;
+        }
+        let (h, w, ow) = (g.h as i64, g.w as i64, g.ow.max(1));
+        let mut tab = Indices { idx: [0; NR], off: [0; MAX_TAPS], mask: [0; MAX_TAPS] };
+        // Input row and column of each pixel's tap (0, 0), possibly in the padding.
+        let (mut y0, mut x0) = ([0i64; NR], [0i64; NR]);
+        for j in 0..np.min(NR) {
+            let (oy, ox) = ((p0 + j) / ow, (p0 + j) % ow);
+            y0[j] = (oy as i64) * g.sh as i64 - g.pt as i64;
+            x0[j] = (ox as i64) * g.sw as i64 - g.pl as i64;
+            tab.idx[j] = i32::try_from(y0[j] * w + x0[j]).ok()?;
+        }
+        // A lane is inside under tap (ky, kx) when its row is inside under ky and its column
+        // under kx: the masks are per kernel row times per kernel column.
+        let lanes =
+            |base: &[i64; NR], d: i64, n: i64| (0..np.min(NR)).filter(|&j| (0..n).contains(&(base[j] + d))).fold(0u16, |m, j| m | 1 << j);
+        let mut cols = [0u16; MAX_TAPS];
+        for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
+            *c = lanes(&x0, (kx * g.dw) as i64, w);
+        }
+        for ky in 0..g.kh {
+            let (dy, rows) = ((ky * g.dh) as i64, lanes(&y0, (ky * g.dh) as i64, h));
+            for (kx, &c) in cols.iter().enumerate().take(g.kw) {
+                let t = ky * g.kw + kx;
+                tab.off[t] = i32::try_from(dy * w + (kx * g.dw) as i64).ok()?;
+                tab.mask[t] = rows & c;
+            }
+        }
+        Some(tab)
+    }
+}
+
+/// How a pixel tile's panel is gathered. Lives on the stack for one pixel tile (no allocation
+/// to box the larger variant into).
+#[allow(clippy::large_enum_variant)]
+enum Source {
+    /// One output row at stride 1: a masked 16-wide window per tap.
+    Window(Windows),
+    /// A masked index gather per tap.
+    Index(Indices),
+    /// Row runs, one copy each (kernels with more than [`MAX_TAPS`] taps, huge planes).
+    Runs,
+}
+
+/// [`Micro::gather_rows`]'s definition, and the loop of CPUs without a gather instruction.
+#[cfg(any(target_arch = "aarch64", test))]
+#[inline]
+pub(super) fn gather_rows_scalar(dst: &mut [f32], src: &[f32], idx: &[i32; NR], rows: &[(i32, u16)]) {
+    for (row, &(off, mask)) in dst.chunks_exact_mut(NR).zip(rows) {
+        for (j, (d, &i)) in row.iter_mut().zip(idx).enumerate() {
+            let at = i.wrapping_add(off);
+            *d = match src.get(at as usize) {
+                Some(&v) if mask >> j & 1 == 1 && at >= 0 => v,
+                _ => 0.0,
+            };
+        }
+    }
 }
 
 /// Dense with f32 weights `w` (`[n, k]`) on `rows` input rows `x` (`[rows, k]`): `out`
@@ -666,6 +748,24 @@ mod tests {
                 check_conv(&[1, c, wd], &[m, c_per, k], attrs, seed);
             } else {
                 check_conv(&[1, c, hh, wd], &[m, c_per, kh, k], attrs, seed);
+            }
+        }
+
+        /// The x86 masked gathers (AVX-512 and AVX2) against their definition, with lanes
+        /// masked off, negative and past the end.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn gather_rows_match_scalar(len in 0usize..200, idx in proptest::array::uniform16(-50i32..250),
+                                    rows in proptest::collection::vec((-100i32..100, any::<u16>()), 0..5), seed in 0u64..1000) {
+            let src = data(len, seed);
+            let mut want = vec![f32::NAN; 16 * rows.len()];
+            super::gather_rows_scalar(&mut want, &src, &idx, &rows);
+            if let Some(f) = super::super::x86::Fma::detect() {
+                for mk in [f, f.avx2_only()] {
+                    let mut got = vec![f32::NAN; 16 * rows.len()];
+                    mk.gather_rows(&mut got, &src, &idx, &rows);
+                    prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                }
             }
         }
 

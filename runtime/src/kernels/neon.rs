@@ -88,6 +88,12 @@ impl Neon {
         }
     }
 
+    /// [`super::gemm::gather_rows_scalar`] (NEON has no gather instruction).
+    #[inline]
+    pub(crate) fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; 16], rows: &[(i32, u16)]) {
+        super::gemm::gather_rows_scalar(dst, src, idx, rows)
+    }
+
     /// Runs `f` (NEON is always on, so this is a plain call).
     #[inline]
     pub(crate) fn run<T>(self, f: impl FnOnce() -> T) -> T {

@@ -365,6 +365,25 @@ impl Fma {
         }
     }
 
+    /// Row `r` of `dst` (16 values each, as many rows as both hold) gets `src[idx[j] + off]`
+    /// in the lanes `j` set in `mask`, with `(off, mask) = rows[r]`, when that index lies in
+    /// `0 .. src.len()`; `0.0` in the other lanes (a total function: lanes out of range are masked
+    /// off, never read).
+    #[inline]
+    pub(crate) fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; 16], rows: &[(i32, u16)]) {
+        let n = rows.len().min(dst.len() / 16);
+        let len = src.len().min(i32::MAX as usize) as i32;
+        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected; `dst` holds `16·n` values;
+        // every lane read is masked to `0 ≤ index < len ≤ src.len()`.
+        unsafe {
+            if self.avx512 {
+                gather_rows_avx512(dst.as_mut_ptr(), src.as_ptr(), len, idx, &rows[..n])
+            } else {
+                gather_rows_avx2(dst.as_mut_ptr(), src.as_ptr(), len, idx, &rows[..n])
+            }
+        }
+    }
+
     /// `Σ_k w_r[k] · x[k]` for the four rows `w_r` (each at least `x.len()` long), each input
     /// loaded once for the four rows; 8 lanes per row, so the order differs from [`super::dense::dot`].
     ///
@@ -466,6 +485,46 @@ unsafe fn window16_avx2(dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32
         unsafe {
             let v = _mm256_loadu_ps(src.as_ptr().add(8 * h as usize));
             _mm256_storeu_ps(dst.as_mut_ptr().add(8 * h as usize), _mm256_and_ps(v, _mm256_castsi256_ps(m)));
+        }
+    }
+}
+
+/// [`Fma::gather_rows`] with AVX-512 masked gathers; the caller guarantees `src` holds `len`
+/// values and `dst` `16·rows.len()`.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn gather_rows_avx512(dst: *mut f32, src: *const f32, len: i32, idx: &[i32; 16], rows: &[(i32, u16)]) {
+    // SAFETY: 16 values in `idx`; row `r` of `dst` in bounds (caller); lanes outside `0 .. len`
+    // (unsigned compare) are masked.
+    unsafe {
+        let (base, lenv) = (_mm512_loadu_si512(idx.as_ptr().cast()), _mm512_set1_epi32(len));
+        for (r, &(off, mask)) in rows.iter().enumerate() {
+            let vi = _mm512_add_epi32(base, _mm512_set1_epi32(off));
+            let k = _mm512_mask_cmplt_epu32_mask(mask, vi, lenv);
+            _mm512_storeu_ps(dst.add(16 * r), _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), k, vi, src));
+        }
+    }
+}
+
+/// [`Fma::gather_rows`] with AVX2 masked gathers (two per row); the caller guarantees `src`
+/// holds `len` values and `dst` `16·rows.len()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gather_rows_avx2(dst: *mut f32, src: *const f32, len: i32, idx: &[i32; 16], rows: &[(i32, u16)]) {
+    let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let lenv = _mm256_set1_epi32(len);
+    // SAFETY: 16 values in `idx`.
+    let base = unsafe { [_mm256_loadu_si256(idx.as_ptr().cast()), _mm256_loadu_si256(idx.as_ptr().add(8).cast())] };
+    for (r, &(off, mask)) in rows.iter().enumerate() {
+        for (h, b) in base.iter().enumerate() {
+            let mv = _mm256_set1_epi32(((mask >> (8 * h)) & 0xff) as i32);
+            let on = _mm256_cmpeq_epi32(_mm256_and_si256(mv, bits), bits);
+            let vi = _mm256_add_epi32(*b, _mm256_set1_epi32(off));
+            let inside = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), vi), _mm256_cmpgt_epi32(lenv, vi));
+            let m = _mm256_castsi256_ps(_mm256_and_si256(on, inside));
+            // SAFETY: lanes outside `0 .. len` are masked; row `r` of `dst` in bounds (caller).
+            unsafe {
+                let v = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), src, vi, m);
+                _mm256_storeu_ps(dst.add(16 * r + 8 * h), v);
+            }
         }
     }
 }
