@@ -100,6 +100,11 @@ impl<'a> View<'a> {
                     }
                 }
             }
+            View::F32Le(b) if b.len() / 4 >= start.saturating_add(out.len()) => {
+                for (o, w) in out.iter_mut().zip(b[4 * start..].chunks_exact(4)) {
+                    *o = f32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                }
+            }
             View::Bsr(b) => b.read_into(start, out),
             View::Codebook(c) => c.read_into(start, out),
             _ => {
