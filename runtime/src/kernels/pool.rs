@@ -34,6 +34,16 @@ impl Axis {
         }
     }
 
+    /// Input range `lo..hi` read by output `o`'s window when undilated (`d == 1`): the
+    /// positions of [`Axis::input`] that lie inside the input (empty when none do).
+    #[inline]
+    fn inside(&self, o: usize) -> (usize, usize) {
+        let start = o * self.s;
+        let lo = start.max(self.pb) - self.pb;
+        let hi = (start + self.k).min(self.pb + self.len).saturating_sub(self.pb);
+        (lo.min(hi), hi)
+    }
+
     /// Outputs `lo .. hi` whose window position `k` lies inside the input.
     fn outputs_inside(&self, k: usize) -> (usize, usize) {
         let off = k * self.d;
@@ -95,20 +105,61 @@ pub(super) fn pool(p: &PoolAttrs, avg: bool, x: &Operand<'_>, out: &mut [f32], y
         let base = pl * in_plane;
         for oy in 0..oh {
             let orow = &mut ob[oy * ow..(oy + 1) * ow];
-            if let Some(xs) = x.view.as_f32() {
-                pool_row(xs, base, &ay, &ax, &cols, oy, avg, orow)?;
-            } else {
-                for (ox, o) in orow.iter_mut().enumerate() {
-                    let mut acc = if avg { 0.0 } else { f32::NEG_INFINITY };
-                    for ky in 0..ay.k {
-                        let Some(iy) = ay.input(oy, ky) else { continue };
-                        for kx in 0..ax.k {
-                            let Some(ix) = ax.input(ox, kx) else { continue };
-                            let v = x.view.get(base + iy * ax.len + ix);
-                            acc = if avg { acc + v } else { fmax(acc, v) };
+            // Passes across the row (one per window position) or one window at a time
+            // (one slice per window row): whichever makes fewer, longer runs (8: about what
+            // starting a run costs, in elements).
+            let by_row = ax.k * (8 + ow) <= ow * (8 + ax.k) || ax.d != 1;
+            match x.view.as_f32() {
+                Some(xs) if by_row => pool_row(xs, base, &ay, &ax, &cols, oy, avg, orow)?,
+                Some(xs) => {
+                    for (ox, o) in orow.iter_mut().enumerate() {
+                        let mut acc = if avg { 0.0 } else { f32::NEG_INFINITY };
+                        let (lo, hi) = ax.inside(ox);
+                        // A window of whole rows (global-like pools) is one contiguous slice.
+                        if lo == 0 && hi == ax.len && ay.d == 1 {
+                            let rows = (0..ay.k).filter_map(|ky| ay.input(oy, ky));
+                            if let (Some(first), Some(last)) = (rows.clone().next(), rows.clone().next_back()) {
+                                let seg = xs.get(base + first * ax.len..base + (last + 1) * ax.len).ok_or(OpError::ShapeMismatch)?;
+                                *o = if avg { lanes(seg, 0.0, |a, v| a + v) } else { lanes(seg, f32::NEG_INFINITY, fmax) };
+                                continue;
+                            }
                         }
+                        // Narrow windows: one running sum (or max) per window column, so the
+                        // rows' adds are independent; combined across columns at the end.
+                        let mut colv = [acc; COLS];
+                        let narrow = hi - lo <= COLS;
+                        for ky in 0..ay.k {
+                            let Some(iy) = ay.input(oy, ky) else { continue };
+                            let row = base + iy * ax.len;
+                            let seg = xs.get(row + lo..row + hi).ok_or(OpError::ShapeMismatch)?;
+                            if narrow {
+                                for (c, &v) in colv.iter_mut().zip(seg) {
+                                    *c = if avg { *c + v } else { fmax(*c, v) };
+                                }
+                            } else {
+                                acc = if avg { seg.iter().fold(acc, |a, v| a + v) } else { seg.iter().copied().fold(acc, fmax) };
+                            }
+                        }
+                        if narrow {
+                            let cols = &colv[..hi - lo];
+                            acc = if avg { cols.iter().sum() } else { cols.iter().copied().fold(acc, fmax) };
+                        }
+                        *o = acc;
                     }
-                    *o = acc;
+                }
+                None => {
+                    for (ox, o) in orow.iter_mut().enumerate() {
+                        let mut acc = if avg { 0.0 } else { f32::NEG_INFINITY };
+                        for ky in 0..ay.k {
+                            let Some(iy) = ay.input(oy, ky) else { continue };
+                            for kx in 0..ax.k {
+                                let Some(ix) = ax.input(ox, kx) else { continue };
+                                let v = x.view.get(base + iy * ax.len + ix);
+                                acc = if avg { acc + v } else { fmax(acc, v) };
+                            }
+                        }
+                        *o = acc;
+                    }
                 }
             }
             if avg {
@@ -123,8 +174,25 @@ pub(super) fn pool(p: &PoolAttrs, avg: bool, x: &Operand<'_>, out: &mut [f32], y
     Ok(())
 }
 
+/// `f` folded over `xs` in eight interleaved lanes from `init`, then across the lanes: the
+/// sum or max of a long run without one long dependency chain.
+#[inline]
+fn lanes(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
+    let mut acc = [init; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = f(*a, v);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(init, |a, &v| f(a, v));
+    acc.iter().fold(tail, |a, &v| f(a, v))
+}
+
 /// Output columns [`pool_row`] keeps in registers / on the stack at a time.
 const CH: usize = 64;
+/// Widest window whose columns the one-window-at-a-time path sums separately.
+const COLS: usize = 16;
 /// Window columns whose output ranges `pool` tabulates.
 const MAX_K: usize = 16;
 
