@@ -105,7 +105,7 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
             )?,
             (Some(xs), _, Some(mk)) if depthwise::applies(&g) => mk.run(
                 #[inline(always)]
-                || depthwise::depthwise(&g, xs, w.view, bias, a.act, ob),
+                || depthwise::depthwise(mk, &g, xs, w.view, bias, a.act, ob),
             )?,
             (Some(xs), _, Some(mk)) => mk.run(
                 #[inline(always)]

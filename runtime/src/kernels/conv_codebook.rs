@@ -63,7 +63,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             let on = sub_mut(out, n * out_len, out_len)?;
             mk.run(
                 #[inline(always)]
-                || super::depthwise::depthwise(&g, xn, wv, bias, a.act, on),
+                || super::depthwise::depthwise(mk, &g, xn, wv, bias, a.act, on),
             )?;
         }
         return Ok(());
