@@ -9,7 +9,7 @@ right after in this process with the same samples, alternating samples the same 
 microseconds; this VM's noise is about ±15 %.
 
 Usage (from the repository root, after `cargo build --release -p sprig-tools`):
-    python3 benches/scripts/latency_table.py [--models mnist-8,ad_autoencoder_fp32] [--iters 500] [--out table.md]
+    python3 benches/scripts/latency_table.py [--models mnist-8,ad_autoencoder_fp32] [--variants dense] [--iters 500] [--out table.md]
 """
 import argparse, json, os, sys, tempfile, time
 import numpy as np
@@ -57,17 +57,21 @@ def main():
     ap.add_argument("--iters", default="500")
     ap.add_argument("--samples", default="32")
     ap.add_argument("--out", default="")
+    ap.add_argument("--variants", default="", help="comma-separated variant labels to run (all when empty)")
     a = ap.parse_args()
+    pick = set(a.variants.split(",")) if a.variants else None
     tmp = tempfile.mkdtemp()
     lines = []
     for name, onnx, cp, ep, _, _ in splits(a.models, tmp):
         ev = np.load(ep).astype(np.float32)[: int(a.samples)]
         o = ort_median_us(onnx, list(ev), int(a.iters))
-        lines += ["", f"**{name}** (onnxruntime on the dense ONNX: {o:.1} µs)", "",
+        lines += ["", f"**{name}** (onnxruntime on the dense ONNX: {o:.1f} µs)", "",
                   "| variant | MACs | sprig µs | tract µs (dense ONNX) | sprig / tract | GMAC/s | onnxruntime µs | sprig / onnxruntime | ideal speedup (MACs) | measured speedup |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         dense_us = dense_macs = None
         for label, args, flags in VARIANTS:
+            if pick and label not in pick:
+                continue
             out = os.path.join(tmp, f"{name}_{len(lines)}.sprig")
             try:
                 build(onnx, out, cp if args[0] == "compress" else None, *args[1:])
