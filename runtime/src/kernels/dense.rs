@@ -53,9 +53,7 @@ pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y:
     if let (Some(xs), Some(ws), Some(mk)) = (x.view.as_f32(), w.view.as_f32(), super::gemm::simd()) {
         return super::gemm::dense(mk, xs, rows, k, ws, n, inputs.get(2).map(|b| b.view), act, out);
     }
-    for (col, b) in out.iter_mut().enumerate() {
-        *b = inputs.get(2).map_or(0.0, |b| b.view.get(col % n));
-    }
+    super::bias_rows(inputs.get(2), n, out);
     if let (Some(xs), Some(ws)) = (x.view.as_f32(), w.view.as_f32()) {
         // Native operands: four outputs per pass over the input row.
         if xs.len() < rows * k || ws.len() < n * k || out.len() < rows * n {

@@ -31,9 +31,7 @@ pub(super) fn dense_bsr(act: Activation, inputs: &[Operand<'_>], w: &Bsr<'_>, ou
     if d.n == 0 {
         return Ok(());
     }
-    for (col, b) in out.iter_mut().enumerate() {
-        *b = inputs.get(2).map_or(0.0, |b| b.view.get(col % d.n));
-    }
+    super::bias_rows(inputs.get(2), d.n, out);
     let mut buf = [0.0f32; CHUNK];
     let ran = match (info.br, info.bc) {
         (1, 1) => w.for_each_run(&mut buf, |bi, cols, vals| f32_csr_gemv(d, bi, cols, vals, xs, out))?,

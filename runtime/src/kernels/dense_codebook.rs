@@ -34,9 +34,7 @@ pub(super) fn dense_codebook(
     if d.n == 0 {
         return Ok(());
     }
-    for (col, b) in out.iter_mut().enumerate() {
-        *b = inputs.get(2).map_or(0.0, |b| b.view.get(col % d.n));
-    }
+    super::bias_rows(inputs.get(2), d.n, out);
     if lut {
         f32_codebook_lut_gemv(d, 1 << info.bits, &inputs[0], w, out)?;
     } else if simd_gemv(d, info.bits as usize, &inputs[0], w, out)? {
@@ -82,6 +80,10 @@ fn rows_by_group(w: &Codebook<'_>, n: usize, mut visit: impl FnMut(usize, usize)
     }
     Ok(())
 }
+
+/// Inputs per parity [`simd_gemv`] splits `x` into on the stack (16 KiB both).
+#[cfg(target_arch = "x86_64")]
+const SPLIT: usize = 2048;
 
 /// Rows whose group ids [`rows_by_group`] reads at a time.
 const GROUP_BLOCK: usize = 256;
@@ -130,13 +132,25 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
     #[cfg(target_arch = "x86_64")]
     if let (Some(c), 1, 4) = (simd, d.rows, bits) {
         let xr = xs.get(..d.k).ok_or(OpError::ShapeMismatch)?;
+        // With AVX-512, `x` split by parity once for every row ([`Codes::dot_rows4_split`]).
+        let (mut xe, mut xo) = ([0.0f32; SPLIT], [0.0f32; SPLIT]);
+        let split = c.wide() && d.k <= 2 * SPLIT;
+        if split {
+            for (i, pair) in xr.chunks(2).enumerate() {
+                xe[i] = pair[0];
+                xo[i] = pair.get(1).copied().unwrap_or(0.0);
+            }
+        }
+        let (xe, xo) = (&xe[..d.k.div_ceil(2).min(SPLIT)], &xo[..d.k.div_ceil(2).min(SPLIT)]);
         let mut pend = [0usize; 4];
         let mut np = 0;
         let flush = |t: &[f32; TABLE_LEN], pend: &[usize], out: &mut [f32]| -> Result<(), OpError> {
-            if pend.len() == 4 {
-                let v = c
-                    .dot_rows4(4, t, [p.row(pend[0]), p.row(pend[1]), p.row(pend[2]), p.row(pend[3])], xr)
-                    .ok_or(OpError::ShapeMismatch)?;
+            if pend.len() == 4 || (split && !pend.is_empty()) {
+                // With the split loop a partial batch repeats its last row (results dropped).
+                let at = |i: usize| pend[i.min(pend.len() - 1)];
+                let rows = [p.row(at(0)), p.row(at(1)), p.row(at(2)), p.row(at(3))];
+                let v = if split { c.dot_rows4_split(t, rows, xr, xe, xo) } else { c.dot_rows4(4, t, rows, xr) };
+                let v = v.ok_or(OpError::ShapeMismatch)?;
                 for (&j, v) in pend.iter().zip(v) {
                     *out.get_mut(j).ok_or(OpError::ShapeMismatch)? += v;
                 }

@@ -381,6 +381,16 @@ pub(crate) fn copy_strided(x: View<'_>, base: usize, st: &[usize; MAX_RANK], out
     }
 }
 
+/// Sets every `n`-wide row of `out` to `bias` (zeros without one): where a Dense sum starts.
+pub(super) fn bias_rows(bias: Option<&Operand<'_>>, n: usize, out: &mut [f32]) {
+    for row in out.chunks_mut(n.max(1)) {
+        match bias {
+            Some(b) => b.view.read_into(0, row),
+            None => row.fill(0.0),
+        }
+    }
+}
+
 /// `max` that propagates NaN from either side (numpy `maximum`).
 #[inline]
 pub(crate) fn fmax(a: f32, b: f32) -> f32 {

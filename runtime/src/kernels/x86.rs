@@ -47,7 +47,7 @@ pub(crate) fn avx2_fma() -> bool {
 #[cfg(test)]
 pub(crate) fn dot_codes(bits: usize, table: &[f32; 256], row: &[u8], x: &[f32]) -> f32 {
     assert!(avx2_fma(), "dot_codes: AVX2 + FMA");
-    Codes { vl: avx512vl() }.dot(bits, table, row, x)
+    Codes { vl: avx512vl(), bw: false }.dot(bits, table, row, x)
 }
 
 /// Proof that AVX2 + FMA were detected (only [`Codes::detect`] makes one), with whether AVX-512
@@ -55,13 +55,15 @@ pub(crate) fn dot_codes(bits: usize, table: &[f32; 256], row: &[u8], x: &[f32]) 
 #[derive(Clone, Copy)]
 pub(crate) struct Codes {
     vl: bool,
+    /// AVX-512 BW too (masked byte loads): the split 4-bit loop.
+    bw: bool,
 }
 
 impl Codes {
     /// `Some` when the CPU has AVX2 and FMA.
     #[inline]
     pub(crate) fn detect() -> Option<Codes> {
-        avx2_fma().then(|| Codes { vl: avx512vl() })
+        avx2_fma().then(|| Codes { vl: avx512vl(), bw: avx512vl() && avx512bw() })
     }
 
     /// [`dot_codes`] without detecting again.
@@ -100,6 +102,79 @@ impl Codes {
             }
         }
         Some(sums)
+    }
+}
+
+impl Codes {
+    /// Whether [`Codes::dot_rows4_split`] runs (AVX-512 F, VL and BW).
+    #[inline]
+    pub(crate) fn wide(self) -> bool {
+        self.vl && self.bw
+    }
+
+    /// [`Codes::dot_rows4`] for 4-bit rows with AVX-512, given `x` split by parity as well
+    /// (`xe[i] = x[2i]`, `xo[i] = x[2i + 1]`): 32 codes of a row take one byte-to-lane widening
+    /// and two 16-entry permutes. `None` without AVX-512 F, VL and BW.
+    #[inline]
+    pub(crate) fn dot_rows4_split(self, table: &[f32; 256], rows: [&[u8]; 4], x: &[f32], xe: &[f32], xo: &[f32]) -> Option<[f32; 4]> {
+        if !self.wide() {
+            return None;
+        }
+        let n = rows.iter().fold(x.len(), |n, r| n.min(r.len() * 2)).min(2 * xe.len()).min(2 * xo.len());
+        // SAFETY: AVX-512 F, VL and BW detected; `n` bounds every read (see the function).
+        let (mut sums, done) = unsafe { rows4_split(table, rows, xe, xo, n) };
+        for (s, row) in sums.iter_mut().zip(rows) {
+            for (j, &xv) in x.iter().enumerate().skip(done) {
+                let code = row.get(j / 2).map_or(0, |&b| (b as usize >> (j % 2 * 4)) & 15);
+                *s += table[code] * xv;
+            }
+        }
+        Some(sums)
+    }
+}
+
+/// The loop of [`Codes::dot_rows4_split`] over codes `0 .. n` (the last partial block
+/// masked); the caller guarantees `n ≤ 2·len` for `xe`, `xo` and every row. Returns the sums
+/// and `n`.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn rows4_split(table: &[f32; 256], rows: [&[u8]; 4], xe: &[f32], xo: &[f32], n: usize) -> ([f32; 4], usize) {
+    // SAFETY (loads): the table has 256 values; `h + 16 ≤ n / 2` below bounds `xe`, `xo` and
+    // every row.
+    unsafe {
+        let tbl = _mm512_loadu_ps(table.as_ptr());
+        let nib = _mm512_set1_epi32(15);
+        let (mut ae, mut ao) = ([_mm512_setzero_ps(); 4], [_mm512_setzero_ps(); 4]);
+        let mut j = 0;
+        while j + 32 <= n {
+            let h = j / 2;
+            let (ve, vo) = (_mm512_loadu_ps(xe.as_ptr().add(h)), _mm512_loadu_ps(xo.as_ptr().add(h)));
+            for ((e, o), row) in ae.iter_mut().zip(ao.iter_mut()).zip(rows) {
+                // Lane i: byte h + i, codes j + 2i (low nibble) and j + 2i + 1 (high).
+                let b = _mm512_cvtepu8_epi32(_mm_loadu_si128(row.as_ptr().add(h).cast()));
+                *e = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_and_si512(b, nib), tbl), ve, *e);
+                *o = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(b), tbl), vo, *o);
+            }
+            j += 32;
+        }
+        // The last partial block: bytes and inputs loaded and summed under lane masks (masked
+        // lanes are not read).
+        if j < n {
+            let (h, rem) = (j / 2, n - j);
+            let (ne, no) = (rem.div_ceil(2), rem / 2);
+            let (me, mo) = (((1u32 << ne) - 1) as __mmask16, ((1u32 << no) - 1) as __mmask16);
+            let (ve, vo) = (_mm512_maskz_loadu_ps(me, xe.as_ptr().add(h)), _mm512_maskz_loadu_ps(mo, xo.as_ptr().add(h)));
+            for ((e, o), row) in ae.iter_mut().zip(ao.iter_mut()).zip(rows) {
+                let b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(me, row.as_ptr().add(h).cast()));
+                *e = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(_mm512_and_si512(b, nib), tbl), ve, *e, me);
+                *o = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(b), tbl), vo, *o, mo);
+            }
+            j = n;
+        }
+        let mut s = [0.0f32; 4];
+        for (s, (e, o)) in s.iter_mut().zip(ae.iter().zip(&ao)) {
+            *s = _mm512_reduce_add_ps(_mm512_add_ps(*e, *o));
+        }
+        (s, j)
     }
 }
 
@@ -165,6 +240,23 @@ fn dot_codes_detected(vl: bool, bits: usize, table: &[f32; 256], row: &[u8], x: 
         tail += table[code] * xv;
     }
     head + tail
+}
+
+/// Whether AVX-512 BW is available (masked byte loads).
+#[inline]
+pub(crate) fn avx512bw() -> bool {
+    #[cfg(target_feature = "avx512bw")]
+    {
+        true
+    }
+    #[cfg(all(feature = "std", not(target_feature = "avx512bw")))]
+    {
+        std::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(all(not(feature = "std"), not(target_feature = "avx512bw")))]
+    {
+        false
+    }
 }
 
 /// Whether AVX-512 F and VL are available too (the 16-entry two-table permute).
@@ -650,6 +742,15 @@ mod tests {
                 for (k, v) in four.iter().enumerate() {
                     let w = if k % 2 == 0 { want } else { got2 };
                     prop_assert!((*v as f64 - w).abs() <= 1e-5 * (1.0 + n as f64), "row {k}: {v} vs {w}");
+                }
+                if c.wide() {
+                    let xe: Vec<f32> = x.iter().step_by(2).copied().collect();
+                    let xo: Vec<f32> = x.iter().skip(1).step_by(2).copied().collect();
+                    let split = c.dot_rows4_split(&table, [&row, &r2, &row, &r2], &x, &xe, &xo).unwrap();
+                    for (k, v) in split.iter().enumerate() {
+                        let w = if k % 2 == 0 { want } else { got2 };
+                        prop_assert!((*v as f64 - w).abs() <= 1e-5 * (1.0 + n as f64), "split row {k}: {v} vs {w}");
+                    }
                 }
                 for vl in [false, true] {
                     if vl && !avx512vl() {
