@@ -215,7 +215,7 @@ impl<'a> Parts<'a> {
 
     /// Writes weights `c0..c0 + out.len()` of matrix row `row` to `out`, through `table` (the
     /// codebook of the row's group).
-    fn decode(&self, row: usize, c0: usize, table: &[f32; TABLE_LEN], out: &mut [f32]) {
+    pub(crate) fn decode(&self, row: usize, c0: usize, table: &[f32; TABLE_LEN], out: &mut [f32]) {
         let r = self.row(row);
         let mut codes = [0u8; DECODE_RUN];
         let mut c = c0;
@@ -337,6 +337,51 @@ fn spread<const P: usize>(table: &[[f32; P]; 256], src: &[u8], out: &mut [f32]) 
     n
 }
 
+/// Byte-pair decode tables of up to [`PAIR_GROUPS`] groups of a 4-bit payload, each built on
+/// first use and kept for the whole call: filters of mixed groups (rows not sorted by group)
+/// decode through them without rebuilding a table per row (32 KiB, hosts only).
+#[cfg(not(target_os = "none"))]
+pub(crate) struct PairTables {
+    pairs: [[[f32; 2]; 256]; PAIR_GROUPS],
+    built: u32,
+    values: [f32; TABLE_LEN],
+}
+
+/// Groups [`PairTables`] holds.
+#[cfg(not(target_os = "none"))]
+pub(crate) const PAIR_GROUPS: usize = 16;
+
+#[cfg(not(target_os = "none"))]
+impl PairTables {
+    /// Empty tables.
+    pub(crate) fn new() -> PairTables {
+        PairTables { pairs: [[[0.0; 2]; 256]; PAIR_GROUPS], built: 0, values: [0.0; TABLE_LEN] }
+    }
+
+    /// Whether `p` decodes through these tables: 4-bit codes, at most [`PAIR_GROUPS`] groups.
+    pub(crate) fn apply(p: &Parts<'_>) -> bool {
+        p.bits == 4 && p.groups <= PAIR_GROUPS
+    }
+
+    /// [`Table::decode_parts`] for a payload where [`PairTables::apply`] holds: the same values.
+    #[inline]
+    pub(crate) fn decode(&mut self, p: &Parts<'_>, row: usize, c0: usize, out: &mut [f32]) {
+        let g = p.group(row).min(PAIR_GROUPS - 1);
+        if self.built & (1 << g) == 0 {
+            p.load(g, &mut self.values);
+            for (b, e) in self.pairs[g].iter_mut().enumerate() {
+                *e = [self.values[b & 15], self.values[b >> 4]];
+            }
+            self.built |= 1 << g;
+        }
+        let n = if c0.is_multiple_of(2) { spread(&self.pairs[g], p.row(row).get(c0 / 2..).unwrap_or(&[]), out) } else { 0 };
+        if n < out.len() {
+            p.load(g, &mut self.values);
+            p.decode(row, c0 + n, &self.values, &mut out[n..]);
+        }
+    }
+}
+
 impl Table {
     /// An empty table (loads on first use).
     pub(crate) fn new() -> Table {
@@ -354,9 +399,14 @@ impl Table {
     /// callers visit rows group by group).
     #[inline]
     pub(crate) fn decode(&mut self, cb: &Codebook<'_>, row: usize, c0: usize, out: &mut [f32]) {
-        let p = cb.parts();
+        self.decode_parts(&cb.parts(), row, c0, out);
+    }
+
+    /// [`Table::decode`] with the payload's parts already located (hot loops locate them once).
+    #[inline]
+    pub(crate) fn decode_parts(&mut self, p: &Parts<'_>, row: usize, c0: usize, out: &mut [f32]) {
         let g = p.group(row);
-        self.of_group(&p, g);
+        self.of_group(p, g);
         let t = &self.values;
         #[cfg(not(target_os = "none"))]
         if (p.bits == 4 || p.bits == 2) && c0.is_multiple_of(8 / p.bits) {
@@ -386,6 +436,11 @@ impl Table {
     pub(crate) fn of_row(&mut self, cb: &Codebook<'_>, row: usize) -> &[f32; TABLE_LEN] {
         let p = cb.parts();
         self.of_group(&p, p.group(row))
+    }
+
+    /// [`Table::of_row`] with the payload's parts already located (hot loops locate them once).
+    pub(crate) fn of_parts_row(&mut self, p: &Parts<'_>, row: usize) -> &[f32; TABLE_LEN] {
+        self.of_group(p, p.group(row))
     }
 
     fn of_group(&mut self, p: &Parts<'_>, g: usize) -> &[f32; TABLE_LEN] {
@@ -558,13 +613,6 @@ impl<'a> Codebook<'a> {
             let t = table.of_group(&p, p.group(row));
             p.decode(row, c0, t, &mut out[at..at + (c1 - c0)]);
         }
-    }
-
-    /// Writes weights `c0..c0 + out.len()` of matrix row `row` to `out`; `table` must be
-    /// [`Table::of_row`] of this row.
-    #[inline]
-    pub(crate) fn decode_row(&self, row: usize, c0: usize, table: &[f32; TABLE_LEN], out: &mut [f32]) {
-        self.parts().decode(row, c0, table, out);
     }
 
     /// Number of codebooks (row groups).

@@ -27,12 +27,19 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
         let mut table = Table::new();
+        let parts = w.parts();
+        // 4-bit codes of a few groups: every group's byte table kept for the whole call.
+        #[cfg(not(target_os = "none"))]
+        let (mut pairs, pair_tables) = (crate::codebook::PairTables::new(), crate::codebook::PairTables::apply(&parts));
         for n in 0..batch {
             let xn = sub(xs, n * in_len, in_len)?;
             let on = sub_mut(out, n * out_len, out_len)?;
             let decode = |m: usize, k0: usize, buf: &mut [f32]| {
-                let t = table.of_row(w, m);
-                w.decode_row(m, k0, t, buf);
+                #[cfg(not(target_os = "none"))]
+                if pair_tables {
+                    return pairs.decode(&parts, m, k0, buf);
+                }
+                table.decode_parts(&parts, m, k0, buf);
             };
             mk.run(
                 #[inline(always)]
@@ -51,9 +58,10 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         use super::gemm::Micro;
         let mut wbuf = [0.0f32; DW_MAX];
         let mut table = Table::new();
+        let parts = w.parts();
         for m in 0..g.m {
-            let t = table.of_row(w, m);
-            w.decode_row(m, 0, t, &mut wbuf[m * taps..(m + 1) * taps]);
+            let t = table.of_parts_row(&parts, m);
+            parts.decode(m, 0, t, &mut wbuf[m * taps..(m + 1) * taps]);
         }
         let wv = crate::view::View::F32(&wbuf[..g.m * taps]);
         let batch = x.shape.dim(0);
@@ -82,18 +90,19 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
     let (plane, in_plane) = (g.oh * g.ow, g.h * g.w);
     let mut table = Table::new();
     let mut wbuf = [0.0f32; CHUNK];
+    let parts = w.parts();
     for mo in 0..g.m {
         let grp = mo / g.mg;
         let b0 = bias.map_or(0.0, |b| b.get(mo));
         for n in 0..batch {
             sub_mut(out, n * out_len + mo * plane, plane)?.fill(b0);
         }
-        let t = table.of_row(w, mo);
+        let t = table.of_parts_row(&parts, mo);
         let mut c0 = 0;
         while c0 < info.cols {
             let len = CHUNK.min(info.cols - c0);
             let wc = &mut wbuf[..len];
-            w.decode_row(mo, c0, t, wc);
+            parts.decode(mo, c0, t, wc);
             for n in 0..batch {
                 let xn = sub(xs, n * in_len, in_len)?;
                 let op = sub_mut(out, n * out_len + mo * plane, plane)?;
