@@ -3,7 +3,9 @@
 CPU's SIMD kernels, activation sparsity, pruned, 4-bit codebook, combined) beside tract and
 onnxruntime on the dense ONNX model, batch 1, one thread, on real evaluation samples.
 
-sprig and tract are timed interleaved by `sprig bench --onnx` (medians of the same run);
+sprig and tract are timed interleaved by `sprig bench --onnx` (medians of the same run); the
+measured speedup of a variant over dense is the ratio of their sprig/tract ratios, so drift of
+the machine between rows cancels (tract always runs the same dense ONNX);
 onnxruntime (the PyPI wheel, intra- and inter-op threads 1, all graph optimizations on) is timed
 right after in this process with the same samples, alternating samples the same way. Medians in
 microseconds; this VM's noise is about ±15 %.
@@ -82,9 +84,11 @@ def main():
             macs = json.loads(sh(SPRIG, "inspect", out, "--json"))["macs"]
             d, t = b["sprig_median_us"], b["tract_median_us"]
             if label == "dense":
-                dense_us, dense_macs = d, macs
+                dense_us, dense_macs = d / t, macs
             ideal = f"{dense_macs / macs:.2f}x" if dense_macs and label != "dense" and not flags else ""
-            meas = f"{dense_us / d:.2f}x" if dense_us and label != "dense" and not flags else ""
+            # Each variant over the dense model, both as ratios to tract's time on the same dense
+            # ONNX measured beside them: the machine's drift between rows cancels.
+            meas = f"{dense_us / (d / t):.2f}x" if dense_us and label != "dense" and not flags else ""
             lines.append(f"| {label} | {macs} | {d:.1f} | {t:.1f} | {d / t:.2f} | {macs / d / 1e3:.2f} | {o:.1f} | {d / o:.2f} | {ideal} | {meas} |")
             print(lines[-1], flush=True)
     emit("\n".join(lines) + "\n", a.out)
