@@ -180,27 +180,27 @@ pub(super) fn depthwise<M: Micro>(
     out: &mut [f32],
 ) -> Result<(), OpError> {
     let st = Setup::new(g, x.len(), w.len())?;
+    let a = Args { x, w, bias, act };
     if st.blocks() {
-        blocked(mk, g, &st, x, w, bias, act, out)
+        blocked(mk, g, &st, &a, out)
     } else {
-        per_channel(g, &st, x, w, bias, act, out)
+        per_channel(g, &st, &a, out)
     }
+}
+
+/// The operands of one depthwise call.
+struct Args<'a> {
+    x: &'a [f32],
+    w: View<'a>,
+    bias: Option<View<'a>>,
+    act: Activation,
 }
 
 /// [`depthwise`] one channel at a time: one contiguous pass per tap over its phase plane.
 #[inline(always)]
-fn per_channel(
-    g: &Geom,
-    st: &Setup,
-    x: &[f32],
-    w: View<'_>,
-    bias: Option<View<'_>>,
-    act: Activation,
-    out: &mut [f32],
-) -> Result<(), OpError> {
-    let (l, taps) = (&st.l, st.taps);
-    let (in_plane, plane) = (g.h * g.w, g.oh * g.ow);
-    let off = &st.off[..taps];
+fn per_channel(g: &Geom, st: &Setup, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
+    let (l, taps, off, plane) = (&st.l, st.taps, &st.off[..st.taps], g.oh * g.ow);
+    let (x, w, bias, act, in_plane) = (a.x, a.w, a.bias, a.act, st.in_plane);
     let mut wt = [0.0f32; MAX_TAPS];
     let mut ph = [0.0f32; BUF];
     let mut op = [0.0f32; BUF];
@@ -250,20 +250,9 @@ fn per_channel(
 /// [`depthwise`] on [`LANES`] channels at a time, interleaved: every output position sums
 /// the bias and then each tap as one vector of channels, and is scattered back to the planes.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn blocked<M: Micro>(
-    mk: M,
-    g: &Geom,
-    st: &Setup,
-    x: &[f32],
-    w: View<'_>,
-    bias: Option<View<'_>>,
-    act: Activation,
-    out: &mut [f32],
-) -> Result<(), OpError> {
-    let (l, taps) = (&st.l, st.taps);
-    let (in_plane, plane) = (g.h * g.w, g.oh * g.ow);
-    let off = &st.off[..taps];
+fn blocked<M: Micro>(mk: M, g: &Geom, st: &Setup, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
+    let (l, taps, off, plane) = (&st.l, st.taps, &st.off[..st.taps], g.oh * g.ow);
+    let (x, w, bias, act, in_plane) = (a.x, a.w, a.bias, a.act, st.in_plane);
     let mut wt = [[0.0f32; LANES]; MAX_TAPS];
     let mut ph = [0.0f32; BUF_BLOCK];
     let ph = &mut ph[..l.s * l.s * l.phase_len * LANES];
@@ -395,11 +384,12 @@ mod tests {
             let st = super::Setup::new(&g, x.len(), w.len()).unwrap();
             let simd = super::super::gemm::simd().filter(|_| st.blocks());
             let mut got = vec![f32::NAN; want.len()];
-            super::per_channel(&g, &st, &x, View::F32(&w), Some(View::F32(&b)), attrs.act, &mut got).unwrap();
+            let a = super::Args { x: &x, w: View::F32(&w), bias: Some(View::F32(&b)), act: attrs.act };
+            super::per_channel(&g, &st, &a, &mut got).unwrap();
             assert_close(&got, &want, 1e-5);
             if let Some(mk) = simd {
                 let mut got = vec![f32::NAN; want.len()];
-                super::blocked(mk, &g, &st, &x, View::F32(&w), Some(View::F32(&b)), attrs.act, &mut got).unwrap();
+                super::blocked(mk, &g, &st, &a, &mut got).unwrap();
                 assert_close(&got, &want, 1e-5);
             }
         }
