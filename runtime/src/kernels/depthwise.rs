@@ -1,9 +1,15 @@
-//! Depthwise Conv (one filter per input channel) on CPUs with SIMD. Each channel's plane is
-//! split into its `s × s` stride phases (`s` the stride; one phase at stride 1), each a
-//! zero-bordered stack plane whose row pitch is also the extended output's; every kernel tap
-//! is then one contiguous pass over one phase plane that the compiler vectorises, with no
-//! per-row or per-border work and no strided loads. Columns past the output width are
-//! computed into the buffer and dropped.
+//! Depthwise Conv (one filter per input channel) on CPUs with SIMD.
+//!
+//! - **Same-pitch layers** (stride 1, output rows as wide as the input's: "same" padding along
+//!   rows, the usual depthwise layer): every tap of an output position reads one fixed offset
+//!   away in the flattened input plane, so [`planes`] sums straight from the input with
+//!   masked loads (lanes whose tap falls in the padding are masked off), 64 positions × every
+//!   channel per mask set, with no copies.
+//! - **Other layers**: each channel's plane is split into its `s × s` stride phases (`s` the
+//!   stride), each a zero-bordered stack plane whose row pitch is also the extended output's;
+//!   every kernel tap is then one contiguous pass over one phase plane, with no per-row or
+//!   per-border work and no strided loads. Columns past the output width are computed into
+//!   the buffer and dropped.
 //!
 //! Each output sums the bias, then the taps in `(ky, kx)` order (padding taps add `w · 0`), as
 //! the row-run loop does.
@@ -49,11 +55,18 @@ fn layout(g: &Geom) -> Option<Layout> {
 /// Whether [`depthwise`] takes this layer: depthwise multiplier 1, equal strides, and phase
 /// planes small enough for the stack buffers.
 pub(super) fn applies(g: &Geom) -> bool {
-    layout(g).is_some()
+    layout(g).is_some() || same_pitch(g)
+}
+
+/// Whether the plane kernel ([`planes`]) takes this layer: depthwise multiplier 1, stride 1,
+/// output rows as wide as the input rows (so an output position and the input position of each
+/// tap differ by one offset per tap), at most [`MAX_TAPS`] taps.
+fn same_pitch(g: &Geom) -> bool {
+    g.cg == 1 && g.mg == 1 && g.sh == 1 && g.sw == 1 && g.ow == g.w && g.kh * g.kw <= MAX_TAPS && g.kh * g.kw > 0 && g.oh > 0 && g.w > 0
 }
 
 /// Most taps per filter (larger kernels keep the row-run loop).
-const MAX_TAPS: usize = 64;
+pub(super) const MAX_TAPS: usize = 64;
 /// Extended-output floats summed in registers at a time (four AVX2 or two AVX-512 registers).
 const CB: usize = 32;
 
@@ -179,8 +192,11 @@ pub(super) fn depthwise<M: Micro>(
     act: Activation,
     out: &mut [f32],
 ) -> Result<(), OpError> {
-    let st = Setup::new(g, x.len(), w.len())?;
     let a = Args { x, w, bias, act };
+    if same_pitch(g) {
+        return planes(mk, g, &a, out);
+    }
+    let st = Setup::new(g, x.len(), w.len())?;
     if st.blocks() {
         blocked(mk, g, &st, &a, out)
     } else {
@@ -311,6 +327,193 @@ fn blocked<M: Micro>(mk: M, g: &Geom, st: &Setup, a: &Args<'_>, out: &mut [f32])
     Ok(())
 }
 
+/// Blocks of 16 output positions one [`Taps`] group covers.
+pub(super) const TB: usize = 4;
+
+/// One group of `TB · 16` consecutive positions `j0 ..` of a depthwise layer's flattened
+/// output plane, for a layer whose output rows have the input's pitch: tap `t` of position `j`
+/// reads input position `j + d[t]` of the same channel, in the lanes of `masks[k][t]` (block
+/// `k`, lane `i` = position `j0 + 16k + i`); the other lanes add `w · 0`. Only `store[k]`'s lanes
+/// are output positions.
+///
+/// Guarantees (by construction, and checked again in [`Taps::new`]): every masked-in lane
+/// reads inside `0 .. in_plane` and every stored lane lies inside `0 .. out_plane`, so the SIMD
+/// kernels may load and store them without bounds tests.
+pub(super) struct Taps {
+    taps: usize,
+    j0: usize,
+    d: [isize; MAX_TAPS],
+    masks: [[u16; MAX_TAPS]; TB],
+    store: [u16; TB],
+    in_plane: usize,
+    out_plane: usize,
+}
+
+impl Taps {
+    /// Layer `g` ([`same_pitch`] holds), positioned at its first group.
+    fn new(g: &Geom) -> Taps {
+        let taps = g.kh * g.kw;
+        let mut d = [0isize; MAX_TAPS];
+        for (t, dt) in d.iter_mut().enumerate().take(taps) {
+            let (dy, dx) = (((t / g.kw) * g.dh) as isize - g.pt as isize, ((t % g.kw) * g.dw) as isize - g.pl as isize);
+            *dt = dy * g.w as isize + dx;
+        }
+        let mut t = Taps { taps, j0: 0, d, masks: [[0; MAX_TAPS]; TB], store: [0; TB], in_plane: g.h * g.w, out_plane: g.oh * g.ow };
+        t.at(g, 0);
+        t
+    }
+
+    /// Moves to the group at `j0`.
+    fn at(&mut self, g: &Geom, j0: usize) {
+        let (taps, in_plane, out_plane) = (self.taps, self.in_plane, self.out_plane);
+        self.j0 = j0;
+        // Lanes `lo .. hi` of a block.
+        let bits = |lo: usize, hi: usize| if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
+        for k in 0..TB {
+            // Lanes whose kernel row `ky` / column `kx` lies inside the input, one run of
+            // lanes along an output row at a time.
+            let (mut rows, mut cols) = ([0u16; MAX_TAPS], [0u16; MAX_TAPS]);
+            let (start, end) = (j0 + 16 * k, (j0 + 16 * k + 16).min(out_plane));
+            let st = bits(0, end.saturating_sub(start));
+            let mut p = start;
+            while p < end {
+                let (oy, ox) = (p / g.ow, p % g.ow);
+                let (a, n) = (p - start, (g.ow - ox).min(end - p));
+                for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
+                    if (oy + ky * g.dh).checked_sub(g.pt).is_some_and(|iy| iy < g.h) {
+                        *r |= bits(a, a + n);
+                    }
+                }
+                for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
+                    // Output columns whose input column `ox + kx·dw - pl` lies in `0 .. w`.
+                    let (lo, hi) = (g.pl.saturating_sub(kx * g.dw), (g.w + g.pl).saturating_sub(kx * g.dw));
+                    *c |= bits(a + lo.saturating_sub(ox), (a + hi.saturating_sub(ox)).min(a + n));
+                }
+                p += n;
+            }
+            // The guarantee, checked on the lowest and highest lane of every mask.
+            let inside = |m: u16, base: isize, len: usize| {
+                m == 0 || {
+                    let (lo, hi) = (base + m.trailing_zeros() as isize, base + 15 - m.leading_zeros() as isize);
+                    lo >= 0 && (hi as usize) < len
+                }
+            };
+            let at = (j0 + 16 * k) as isize;
+            self.store[k] = if inside(st, at, out_plane) { st } else { 0 };
+            for (t, (m, &dt)) in self.masks[k].iter_mut().zip(&self.d).enumerate().take(taps) {
+                let v = rows[t / g.kw] & cols[t % g.kw];
+                *m = if inside(v, at + dt, in_plane) { v } else { 0 };
+            }
+        }
+    }
+
+    /// Taps per filter.
+    #[inline]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn taps(&self) -> usize {
+        self.taps
+    }
+
+    /// First position of the group.
+    #[inline]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn j0(&self) -> usize {
+        self.j0
+    }
+
+    /// Input offset of each tap.
+    #[inline]
+    pub(super) fn d(&self) -> &[isize] {
+        &self.d[..self.taps]
+    }
+
+    /// Lanes of block `k` that tap `t` reads.
+    #[inline]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn mask(&self, k: usize, t: usize) -> u16 {
+        self.masks[k][t]
+    }
+
+    /// Lanes of each block that are output positions.
+    #[inline]
+    pub(super) fn store(&self) -> [u16; TB] {
+        self.store
+    }
+
+    /// Floats per input and per output channel plane.
+    #[inline]
+    pub(super) fn planes(&self) -> (usize, usize) {
+        (self.in_plane, self.out_plane)
+    }
+
+    /// Channels a call on these slices covers (every slice long enough for all of them).
+    #[inline]
+    pub(super) fn channels(&self, x: &[f32], w: &[f32], b: &[f32], out: &[f32]) -> usize {
+        let n = b.len().min(w.len() / self.taps.max(1));
+        let n = n.min(x.len().checked_div(self.in_plane).unwrap_or(0));
+        n.min(out.len().checked_div(self.out_plane).unwrap_or(0))
+    }
+}
+
+/// The definition the SIMD versions of [`Micro::dw_taps`] follow: for channel `c` below
+/// [`Taps::channels`] and each stored lane, `out = b[c] + Σ_t w[c·taps + t] · v_t` in `t` order
+/// (multiply, then add), with `v_t` the input value of tap `t` in its masked-in lanes and 0 in
+/// the others.
+#[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
+pub(super) fn dw_taps_scalar(t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+    let n = t.channels(x, w, b, out);
+    let (taps, (ip, op)) = (t.taps, t.planes());
+    for c in 0..n {
+        let (xc, wc) = (&x[c * ip..(c + 1) * ip], &w[c * taps..(c + 1) * taps]);
+        for (k, &st) in t.store().iter().enumerate() {
+            for i in (0..16).filter(|i| st >> i & 1 == 1) {
+                let j = t.j0 + 16 * k + i;
+                let mut acc = b[c];
+                for (tp, (&wv, &dt)) in wc.iter().zip(t.d()).enumerate() {
+                    let v = if t.masks[k][tp] >> i & 1 == 1 { xc.get((j as isize + dt) as usize).copied().unwrap_or(0.0) } else { 0.0 };
+                    acc += wv * v;
+                }
+                out[c * op + j] = acc;
+            }
+        }
+    }
+}
+
+/// Floats of filters [`planes`] decodes at a time.
+const PLANE_W: usize = 1024;
+
+/// [`depthwise`] for [`same_pitch`] layers, straight from the input planes (no copies): groups
+/// of `TB · 16` output positions, each summed over every channel with masked loads.
+#[inline(always)]
+fn planes<M: Micro>(mk: M, g: &Geom, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
+    let (taps, in_plane, plane) = (g.kh * g.kw, g.h * g.w, g.oh * g.ow);
+    if a.x.len() < g.m * in_plane || a.w.len() < g.m * taps || out.len() < g.m * plane || g.m > g.c {
+        return Err(OpError::ShapeMismatch);
+    }
+    let mut wb = [0.0f32; PLANE_W];
+    let mut bb = [0.0f32; PLANE_W / 16];
+    let mut t = Taps::new(g);
+    let mut c0 = 0;
+    while c0 < g.m {
+        let n = (PLANE_W / taps).min(bb.len()).min(g.m - c0);
+        a.w.read_into(c0 * taps, &mut wb[..n * taps]);
+        match a.bias {
+            Some(bv) => bv.read_into(c0, &mut bb[..n]),
+            None => bb.fill(0.0),
+        }
+        let (x, o) = (&a.x[c0 * in_plane..(c0 + n) * in_plane], &mut out[c0 * plane..(c0 + n) * plane]);
+        let mut j0 = 0;
+        while j0 < plane {
+            t.at(g, j0);
+            mk.dw_taps(&t, x, &wb[..n * taps], &bb[..n], o);
+            j0 += 16 * TB;
+        }
+        a.act.apply_all(o);
+        c0 += n;
+    }
+    Ok(())
+}
+
 /// `dst.copy_from_slice(src)` for the short rows of small planes, inline (a `memcpy` call per
 /// row of a few values would cost more than the copy).
 #[inline(always)]
@@ -362,6 +565,40 @@ mod tests {
             check_conv(&[1, c, h, wd], &[c, 1, k, k], attrs, seed);
         }
 
+        /// The plane kernel ("same" padding along rows, stride 1), called directly on every
+        /// SIMD tier of this CPU, against the f64 definition; each tier's groups equal the
+        /// scalar definition bit for bit. Channel counts past one weight chunk, planes of one
+        /// to many blocks, dilation, uneven row padding.
+        #[test]
+        fn planes_match_naive(c in 1usize..80, h in 1usize..14, wd in 1usize..14, kh in 1usize..4, kw in 1usize..5, d in 1usize..3,
+                              pt in 0usize..3, pb in 0usize..3, pl in 0usize..8, act in 0u8..3, seed in 0u64..1000) {
+            let pl = pl % ((kw - 1) * d + 1);
+            let pr = (kw - 1) * d - pl;
+            prop_assume!(h + pt + pb > (kh - 1) * d);
+            let attrs = ConvAttrs {
+                group: c as u32,
+                stride: [1, 1],
+                dilation: [d as u32, d as u32],
+                pads: [pt as u32, pl as u32, pb as u32, pr as u32],
+                act: ACTS[act as usize],
+            };
+            let (xd, wdims) = ([1, c, h, wd], [c, 1, kh, kw]);
+            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&[c])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
+            prop_assert!(super::same_pitch(&g));
+            let (x, w, b) = (data(c * h * wd, seed), data(c * kh * kw, seed + 1), data(c, seed + 2));
+            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
+            let a = super::Args { x: &x, w: View::F32(&w), bias: Some(View::F32(&b)), act: attrs.act };
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f) = super::super::x86::Fma::detect() {
+                check_planes(f, &g, &a, &want);
+                check_planes(f.avx2_only(), &g, &a, &want);
+            }
+            #[cfg(target_arch = "aarch64")]
+            check_planes(super::super::neon::Neon, &g, &a, &want);
+        }
+
         /// Both kernels, called directly, against the f64 definition (the dispatch picks one by
         /// plane size): channel counts around the block width, strides, dilation, padding.
         #[test]
@@ -393,5 +630,34 @@ mod tests {
                 assert_close(&got, &want, 1e-5);
             }
         }
+    }
+
+    /// [`super::planes`] on tier `mk` against `want`, and each of its groups against
+    /// [`super::dw_taps_scalar`] bit for bit.
+    #[allow(dead_code)]
+    fn check_planes<M: super::super::gemm::Micro>(mk: M, g: &Geom, a: &super::Args<'_>, want: &[f64]) {
+        let mut got = vec![f32::NAN; want.len()];
+        super::planes(mk, g, a, &mut got).unwrap();
+        assert_close(&got, want, 1e-5);
+        let (x, w, b) = (
+            a.x,
+            match a.w {
+                View::F32(w) => w,
+                _ => unreachable!(),
+            },
+            match a.bias {
+                Some(View::F32(b)) => b,
+                _ => unreachable!(),
+            },
+        );
+        let mut t = super::Taps::new(g);
+        let (mut tier, mut scalar) = (vec![f32::NAN; want.len()], vec![f32::NAN; want.len()]);
+        for j0 in (0..g.oh * g.ow).step_by(16 * super::TB) {
+            t.at(g, j0);
+            mk.dw_taps(&t, x, w, b, &mut tier);
+            super::dw_taps_scalar(&t, x, w, b, &mut scalar);
+        }
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&tier), bits(&scalar));
     }
 }

@@ -38,6 +38,8 @@ pub(super) trait Micro: Copy {
     /// `mask`, `(off, mask) = rows[r]`, when that index lies in `src`; 0 elsewhere:
     /// [`gather_rows_scalar`].
     fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; NR], rows: &[(i32, u16)]);
+    /// One depthwise position group over every channel: [`super::depthwise::dw_taps_scalar`].
+    fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]);
     /// Runs `f` where the compiler may use this CPU's vector registers.
     fn run<T>(self, f: impl FnOnce() -> T) -> T;
 }
@@ -69,6 +71,10 @@ macro_rules! impl_micro {
             #[inline]
             fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; NR], rows: &[(i32, u16)]) {
                 <$t>::gather_rows(self, dst, src, idx, rows)
+            }
+            #[inline]
+            fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+                <$t>::dw_taps(self, t, x, w, b, out)
             }
             #[inline]
             fn run<T>(self, f: impl FnOnce() -> T) -> T {
@@ -158,6 +164,9 @@ impl Micro for NoSimd {
         match self {}
     }
     fn gather_rows(self, _: &mut [f32], _: &[f32], _: &[i32; NR], _: &[(i32, u16)]) {
+        match self {}
+    }
+    fn dw_taps(self, _: &super::depthwise::Taps, _: &[f32], _: &[f32], _: &[f32], _: &mut [f32]) {
         match self {}
     }
     fn run<T>(self, _: impl FnOnce() -> T) -> T {

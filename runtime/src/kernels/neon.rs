@@ -94,6 +94,13 @@ impl Neon {
         super::gemm::gather_rows_scalar(dst, src, idx, rows)
     }
 
+    /// [`super::depthwise::dw_taps_scalar`] (NEON has no masked loads; the compiler vectorises
+    /// what it can).
+    #[inline]
+    pub(super) fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+        super::depthwise::dw_taps_scalar(t, x, w, b, out)
+    }
+
     /// Runs `f` (NEON is always on, so this is a plain call).
     #[inline]
     pub(crate) fn run<T>(self, f: impl FnOnce() -> T) -> T {

@@ -6,6 +6,7 @@
 //! time otherwise (`-C target-feature=+avx2,+fma`).
 #![allow(unsafe_code)]
 
+use super::depthwise::{Taps, MAX_TAPS, TB};
 use core::arch::x86_64::*;
 
 /// The two 8-entry halves of a 16-value codebook, the per-lane shifts that spread a 32-bit word
@@ -496,6 +497,23 @@ impl Fma {
         unsafe { dot_f32(&a[..n], &b[..n]) }
     }
 
+    /// [`super::depthwise::dw_taps_scalar`] with masked loads and stores: one 16-lane AVX-512
+    /// register per block, or two 8-lane AVX2 halves.
+    #[inline]
+    pub(super) fn dw_taps(self, t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+        let n = t.channels(x, w, b, out);
+        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected; channels below `n` have
+        // their planes, filters and bias inside the slices (`Taps::channels`), and every lane
+        // loaded or stored lies inside its plane (the `Taps` guarantee).
+        unsafe {
+            if self.avx512 {
+                dw_taps_avx512(t, x.as_ptr(), w.as_ptr(), b.as_ptr(), out.as_mut_ptr(), n)
+            } else {
+                dw_taps_avx2(t, x.as_ptr(), w.as_ptr(), b.as_ptr(), out.as_mut_ptr(), n)
+            }
+        }
+    }
+
     /// Runs `f` in a function compiled for AVX2 + FMA, so loops the compiler vectorises inside
     /// it use 8-lane registers (the result is what `f` computes; only instruction choice differs).
     #[inline]
@@ -577,6 +595,69 @@ unsafe fn window16_avx2(dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32
         unsafe {
             let v = _mm256_loadu_ps(src.as_ptr().add(8 * h as usize));
             _mm256_storeu_ps(dst.as_mut_ptr().add(8 * h as usize), _mm256_and_ps(v, _mm256_castsi256_ps(m)));
+        }
+    }
+}
+
+/// [`Fma::dw_taps`] for `n` channels with AVX-512; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dw_taps_avx512(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
+    let (taps, (ip, op), j0, st) = (t.taps(), t.planes(), t.j0() as isize, t.store());
+    for c in 0..n {
+        // SAFETY: channel `c` below `n` (caller); masked-out lanes are not accessed, so the
+        // wrapped addresses of empty blocks are never dereferenced.
+        unsafe {
+            let (xc, wc) = (x.add(c * ip), w.add(c * taps));
+            let mut acc = [_mm512_set1_ps(*b.add(c)); TB];
+            for (tp, &dt) in t.d().iter().enumerate() {
+                let wv = _mm512_set1_ps(*wc.add(tp));
+                let base = xc.wrapping_offset(j0 + dt);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let v = _mm512_maskz_loadu_ps(t.mask(k, tp), base.wrapping_add(16 * k));
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(wv, v));
+                }
+            }
+            let oc = out.add(c * op).wrapping_offset(j0);
+            for (k, a) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], *a);
+            }
+        }
+    }
+}
+
+/// [`Fma::dw_taps`] for `n` channels with AVX2 masked loads; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_taps_avx2(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
+    let (taps, (ip, op), j0, st) = (t.taps(), t.planes(), t.j0() as isize, t.store());
+    let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let mut lanes = [[_mm256_setzero_si256(); 2 * TB]; MAX_TAPS];
+    let mut sv = [_mm256_setzero_si256(); 2 * TB];
+    for q in 0..2 * TB {
+        let sh = 8 * (q % 2);
+        let m = _mm256_set1_epi32(((st[q / 2] >> sh) & 0xff) as i32);
+        sv[q] = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits), bits);
+        for (tp, l) in lanes.iter_mut().enumerate().take(taps) {
+            let m = _mm256_set1_epi32(((t.mask(q / 2, tp) >> sh) & 0xff) as i32);
+            l[q] = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits), bits);
+        }
+    }
+    for c in 0..n {
+        // SAFETY: channel `c` below `n` (caller); masked-out lanes are not accessed.
+        unsafe {
+            let (xc, wc) = (x.add(c * ip), w.add(c * taps));
+            let mut acc = [_mm256_set1_ps(*b.add(c)); 2 * TB];
+            for (tp, (&dt, l)) in t.d().iter().zip(&lanes).enumerate() {
+                let wv = _mm256_set1_ps(*wc.add(tp));
+                let base = xc.wrapping_offset(j0 + dt);
+                for (q, a) in acc.iter_mut().enumerate() {
+                    let v = _mm256_maskload_ps(base.wrapping_add(8 * q), l[q]);
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, v));
+                }
+            }
+            let oc = out.add(c * op).wrapping_offset(j0);
+            for (q, a) in acc.iter().enumerate() {
+                _mm256_maskstore_ps(oc.wrapping_add(8 * q), sv[q], *a);
+            }
         }
     }
 }
