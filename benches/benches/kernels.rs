@@ -56,6 +56,10 @@ fn cases() -> Vec<Case> {
         conv("conv3x3_64x8x8_to64", 64, 8, 8, 64, 3, 1, 1, 1),
         conv("conv1x1_64x25x5_to64", 64, 25, 5, 64, 1, 1, 0, 1),
         conv("conv1x1_128x12x12_to128", 128, 12, 12, 128, 1, 1, 0, 1),
+        // vww's stem and first pointwise, mnist's first Conv (few channels, large planes).
+        conv("conv3x3_s2_3x96x96_to8", 3, 96, 96, 8, 3, 2, 1, 1),
+        conv("conv1x1_8x48x48_to16", 8, 48, 48, 16, 1, 1, 0, 1),
+        conv("conv5x5_1x28x28_to8", 1, 28, 28, 8, 5, 1, 2, 1),
         conv("depthwise3x3_64x25x5", 64, 25, 5, 64, 3, 1, 1, 64),
         conv("depthwise3x3_s2_64x24x24", 64, 24, 24, 64, 3, 2, 1, 64),
         Case {

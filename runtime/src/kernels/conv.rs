@@ -62,7 +62,7 @@ impl Geom {
 
     /// Range of output columns `ox` whose input column `ox * sw + off - pl` lies in `0..w`.
     #[inline]
-    fn col_range(&self, off: usize) -> (usize, usize) {
+    pub(super) fn col_range(&self, off: usize) -> (usize, usize) {
         let lo = if off >= self.pl { 0 } else { (self.pl - off).div_ceil(self.sw) };
         let hi = if self.w + self.pl > off { (self.w + self.pl - off).div_ceil(self.sw) } else { 0 };
         (lo, hi.min(self.ow))
@@ -77,7 +77,7 @@ impl Geom {
 
     /// Input row for output row `oy` and kernel row `ky`, if inside the input.
     #[inline]
-    fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
+    pub(super) fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
         let iy = oy * self.sh + ky * self.dh;
         if iy >= self.pt && iy - self.pt < self.h {
             Some(iy - self.pt)

@@ -38,6 +38,9 @@ pub(super) trait Micro: Copy {
     /// `mask`, `(off, mask) = rows[r]`, when that index lies in `src`; 0 elsewhere:
     /// [`gather_rows_scalar`].
     fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; NR], rows: &[(i32, u16)]);
+    /// [`Micro::gather_rows`] with consecutive indices `idx[j] = base + j`, as masked
+    /// contiguous loads: [`load_rows_scalar`].
+    fn load_rows(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]);
     /// One depthwise position group over every channel: [`super::depthwise::dw_taps_scalar`].
     fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]);
     /// Runs `f` where the compiler may use this CPU's vector registers.
@@ -71,6 +74,10 @@ macro_rules! impl_micro {
             #[inline]
             fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; NR], rows: &[(i32, u16)]) {
                 <$t>::gather_rows(self, dst, src, idx, rows)
+            }
+            #[inline]
+            fn load_rows(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) {
+                <$t>::load_rows(self, dst, src, base, rows)
             }
             #[inline]
             fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
@@ -166,6 +173,9 @@ impl Micro for NoSimd {
     fn gather_rows(self, _: &mut [f32], _: &[f32], _: &[i32; NR], _: &[(i32, u16)]) {
         match self {}
     }
+    fn load_rows(self, _: &mut [f32], _: &[f32], _: i32, _: &[(i32, u16)]) {
+        match self {}
+    }
     fn dw_taps(self, _: &super::depthwise::Taps, _: &[f32], _: &[f32], _: &[f32], _: &mut [f32]) {
         match self {}
     }
@@ -211,6 +221,8 @@ struct Plan<'g> {
     groups: usize,
     /// A 1×1, stride-1, unpadded Conv: `B` is the input planes themselves.
     direct: bool,
+    /// Per kernel column `kx`, the output columns whose input column lies inside the input.
+    cols: [(usize, usize); MAX_TAPS],
 }
 
 impl<'g> Plan<'g> {
@@ -224,7 +236,11 @@ impl<'g> Plan<'g> {
             return Err(OpError::ShapeMismatch);
         }
         let direct = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
-        Ok(Plan { g, kdim: g.cg * taps, plane, in_plane, groups, direct })
+        let mut cols = [(0, 0); MAX_TAPS];
+        for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
+            *c = g.col_range(kx * g.dw);
+        }
+        Ok(Plan { g, kdim: g.cg * taps, plane, in_plane, groups, direct, cols })
     }
 
     /// Group `grp`'s input planes and its filters' range.
@@ -236,13 +252,17 @@ impl<'g> Plan<'g> {
     /// How the panel of the pixel tile at `p0` (`np` pixels) is gathered (unused when the Conv
     /// is direct and the tile full).
     fn source(&self, p0: usize, np: usize) -> Source {
+        if self.direct && np == NR {
+            // Read in place ([`Plan::b`]): nothing to plan.
+            return Source::Runs;
+        }
         let ow = self.g.ow.max(1);
         if !self.direct && np == NR && p0 % ow + NR <= ow && self.g.sw == 1 {
             if let Some(w) = windows(self.g, p0 / ow, p0 % ow) {
                 return Source::Window(w);
             }
         }
-        Indices::new(self.g, p0, np).map_or(Source::Runs, Source::Index)
+        Indices::new(self.g, p0, np, &self.cols).map_or(Source::Runs, Source::Index)
     }
 
     /// Rows `k0 .. k0 + kc` of `B` for pixels `p0 .. p0 + np`, with their pitch: the input
@@ -286,10 +306,14 @@ impl<'g> Plan<'g> {
         cbuf: &mut [f32; MR * NR],
         out: &mut [f32],
     ) {
+        // Rows split evenly over the fewest tiles: a short last tile would hold too few
+        // independent sums to hide the multiply-add latency (16 filters run as 8 + 8, not 12 + 4).
         let mr = mk.rows().min(MR);
-        let mut m0 = m_lo;
+        let tiles = (m_hi - m_lo).div_ceil(mr);
+        let (mut m0, mut done) = (m_lo, 0);
         while m0 < m_hi {
-            let r = mr.min(m_hi - m0);
+            let r = (m_hi - m0).div_ceil(tiles.saturating_sub(done).max(1)).min(mr);
+            done += 1;
             let t = TileAt { m0, r, p0, np, plane: self.plane, first, last };
             t.run(mk, kc, &a[(m0 - m_lo) * lda..], lda, b, ldb, bias, act, cbuf, out);
             m0 += r;
@@ -369,11 +393,15 @@ impl TileAt {
         out: &mut [f32],
     ) {
         let (np, plane) = (self.np, self.plane);
+        let mut b0 = [0.0f32; MR];
+        if let (true, Some(b)) = (self.first, bias) {
+            b.read_into(self.m0, &mut b0[..self.r]);
+        }
         for i in 0..self.r {
             let row = &mut cbuf[i * NR..(i + 1) * NR];
             let at = (self.m0 + i) * plane + self.p0;
             if self.first {
-                row.fill(bias.map_or(0.0, |b| b.get(self.m0 + i)));
+                row.fill(b0[i]);
             } else if np == NR {
                 row.copy_from_slice(&out[at..at + NR]);
             } else {
@@ -485,13 +513,24 @@ fn gather<M: Micro>(mk: M, g: &Geom, xg: &[f32], k0: usize, kc: usize, p0: usize
             return;
         }
         Source::Index(ix) => {
-            // Offsets from the group's first plane (they fit i32: `Indices::new`).
-            let mut rows = [(0i32, 0u16); KC];
-            for r in rows.iter_mut().take(kc) {
-                *r = ((ic * in_plane) as i32 + ix.off[t], ix.mask[t]);
-                next(&mut t, &mut ic);
+            // Offsets from the group's first plane (they fit i32: `Indices::new`), a few rows
+            // at a time (a short table to fill).
+            let mut rows = [(0i32, 0u16); 32];
+            let mut k = 0;
+            while k < kc {
+                let n = rows.len().min(kc - k);
+                for r in rows.iter_mut().take(n) {
+                    *r = ((ic * in_plane) as i32 + ix.off[t], ix.mask[t]);
+                    next(&mut t, &mut ic);
+                }
+                let dst = &mut panel[k * NR..(k + n) * NR];
+                if ix.step {
+                    mk.load_rows(dst, xg, ix.idx[0], &rows[..n]);
+                } else {
+                    mk.gather_rows(dst, xg, &ix.idx, &rows[..n]);
+                }
+                k += n;
             }
-            mk.gather_rows(&mut panel[..kc * NR], xg, &ix.idx, &rows[..kc]);
             return;
         }
         Source::Runs => {}
@@ -623,40 +662,52 @@ struct Indices {
     idx: [i32; NR],
     off: [i32; MAX_TAPS],
     mask: [u16; MAX_TAPS],
+    /// `idx[j] = idx[0] + j` for every pixel of the tile (stride 1, output rows as wide as the
+    /// input's): each panel row is one masked contiguous load.
+    step: bool,
 }
 
 impl Indices {
     /// The table of pixels `p0 .. p0 + np`; `None` when the kernel has more than [`MAX_TAPS`]
     /// taps or offsets in the group's planes do not fit `i32`.
-    fn new(g: &Geom, p0: usize, np: usize) -> Option<Indices> {
+    fn new(g: &Geom, p0: usize, np: usize, col_ranges: &[(usize, usize); MAX_TAPS]) -> Option<Indices> {
         let taps = g.kh * g.kw;
         if taps > MAX_TAPS || g.cg.checked_mul(g.h)?.checked_mul(g.w)? > i32::MAX as usize / 4 {
             return None;
         }
-        let (h, w, ow) = (g.h as i64, g.w as i64, g.ow.max(1));
-        let mut tab = Indices { idx: [0; NR], off: [0; MAX_TAPS], mask: [0; MAX_TAPS] };
-        // Input row and column of each pixel's tap (0, 0), possibly in the padding.
-        let (mut y0, mut x0) = ([0i64; NR], [0i64; NR]);
-        for j in 0..np.min(NR) {
-            let (oy, ox) = ((p0 + j) / ow, (p0 + j) % ow);
-            y0[j] = (oy as i64) * g.sh as i64 - g.pt as i64;
-            x0[j] = (ox as i64) * g.sw as i64 - g.pl as i64;
-            tab.idx[j] = i32::try_from(y0[j] * w + x0[j]).ok()?;
+        let (w, ow, np) = (g.w as i64, g.ow.max(1), np.min(NR));
+        let mut tab = Indices { idx: [0; NR], off: [0; MAX_TAPS], mask: [0; MAX_TAPS], step: false };
+        // Per kernel row / column, the lanes whose input row / column lies inside the input,
+        // one run of lanes along an output row at a time.
+        let (mut rows, mut cols) = ([0u16; MAX_TAPS], [0u16; MAX_TAPS]);
+        let bits = |lo: usize, hi: usize| if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
+        let (mut a, mut oy, mut ox) = (0, p0 / ow, p0 % ow);
+        while a < np {
+            let n = (ow - ox).min(np - a);
+            let run = bits(a, a + n);
+            let iy0 = (oy * g.sh) as i64 - g.pt as i64;
+            for j in a..a + n {
+                tab.idx[j] = i32::try_from(iy0 * w + ((ox + j - a) * g.sw) as i64 - g.pl as i64).ok()?;
+            }
+            for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
+                if g.in_row(oy, ky).is_some() {
+                    *r |= run;
+                }
+            }
+            for (c, &(lo, hi)) in cols.iter_mut().zip(col_ranges).take(g.kw) {
+                *c |= bits(a + lo.saturating_sub(ox), (a + hi.saturating_sub(ox)).min(a + n));
+            }
+            (a, oy, ox) = (a + n, oy + 1, 0);
         }
+        tab.step = (0..np).all(|j| tab.idx[j] == tab.idx[0].wrapping_add(j as i32));
         // A lane is inside under tap (ky, kx) when its row is inside under ky and its column
-        // under kx: the masks are per kernel row times per kernel column.
-        let lanes =
-            |base: &[i64; NR], d: i64, n: i64| (0..np.min(NR)).filter(|&j| (0..n).contains(&(base[j] + d))).fold(0u16, |m, j| m | 1 << j);
-        let mut cols = [0u16; MAX_TAPS];
-        for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
-            *c = lanes(&x0, (kx * g.dw) as i64, w);
-        }
-        for ky in 0..g.kh {
-            let (dy, rows) = ((ky * g.dh) as i64, lanes(&y0, (ky * g.dh) as i64, h));
+        // under kx.
+        for (ky, &r) in rows.iter().enumerate().take(g.kh) {
+            let dy = (ky * g.dh) as i64;
             for (kx, &c) in cols.iter().enumerate().take(g.kw) {
                 let t = ky * g.kw + kx;
                 tab.off[t] = i32::try_from(dy * w + (kx * g.dw) as i64).ok()?;
-                tab.mask[t] = rows & c;
+                tab.mask[t] = r & c;
             }
         }
         Some(tab)
@@ -688,6 +739,16 @@ pub(super) fn gather_rows_scalar(dst: &mut [f32], src: &[f32], idx: &[i32; NR], 
             };
         }
     }
+}
+
+/// [`gather_rows_scalar`] with `idx[j] = base + j`.
+#[cfg(any(target_arch = "aarch64", test))]
+pub(super) fn load_rows_scalar(dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) {
+    let mut idx = [0i32; NR];
+    for (j, v) in idx.iter_mut().enumerate() {
+        *v = base.wrapping_add(j as i32);
+    }
+    gather_rows_scalar(dst, src, &idx, rows)
 }
 
 /// Dense with f32 weights `w` (`[n, k]`) on `rows` input rows `x` (`[rows, k]`): `out`
@@ -773,6 +834,24 @@ mod tests {
                 for mk in [f, f.avx2_only()] {
                     let mut got = vec![f32::NAN; 16 * rows.len()];
                     mk.gather_rows(&mut got, &src, &idx, &rows);
+                    prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                }
+            }
+        }
+
+        /// The x86 masked contiguous loads (AVX-512 and AVX2) against their definition, with
+        /// lanes masked off, before the start and past the end.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn load_rows_match_scalar(len in 0usize..200, base in -50i32..250,
+                                  rows in proptest::collection::vec((-100i32..100, any::<u16>()), 0..5), seed in 0u64..1000) {
+            let src = data(len, seed);
+            let mut want = vec![f32::NAN; 16 * rows.len()];
+            super::load_rows_scalar(&mut want, &src, base, &rows);
+            if let Some(f) = super::super::x86::Fma::detect() {
+                for mk in [f, f.avx2_only()] {
+                    let mut got = vec![f32::NAN; 16 * rows.len()];
+                    mk.load_rows(&mut got, &src, base, &rows);
                     prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                 }
             }

@@ -94,6 +94,12 @@ impl Neon {
         super::gemm::gather_rows_scalar(dst, src, idx, rows)
     }
 
+    /// [`super::gemm::load_rows_scalar`].
+    #[inline]
+    pub(crate) fn load_rows(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) {
+        super::gemm::load_rows_scalar(dst, src, base, rows)
+    }
+
     /// [`super::depthwise::dw_taps_scalar`] (NEON has no masked loads; the compiler vectorises
     /// what it can).
     #[inline]

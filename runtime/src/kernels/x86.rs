@@ -497,6 +497,21 @@ impl Fma {
         unsafe { dot_f32(&a[..n], &b[..n]) }
     }
 
+    /// [`super::gemm::load_rows_scalar`] with masked contiguous loads.
+    #[inline]
+    pub(crate) fn load_rows(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) {
+        let n = rows.len().min(dst.len() / 16);
+        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected; `dst` holds `16·n` values;
+        // only lanes with an index in `0 .. src.len()` are loaded.
+        unsafe {
+            if self.avx512 {
+                load_rows_avx512(dst.as_mut_ptr(), src.as_ptr(), src.len(), base, &rows[..n])
+            } else {
+                load_rows_avx2(dst.as_mut_ptr(), src.as_ptr(), src.len(), base, &rows[..n])
+            }
+        }
+    }
+
     /// [`super::depthwise::dw_taps_scalar`] with masked loads and stores: one 16-lane AVX-512
     /// register per block, or two 8-lane AVX2 halves.
     #[inline]
@@ -595,6 +610,44 @@ unsafe fn window16_avx2(dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32
         unsafe {
             let v = _mm256_loadu_ps(src.as_ptr().add(8 * h as usize));
             _mm256_storeu_ps(dst.as_mut_ptr().add(8 * h as usize), _mm256_and_ps(v, _mm256_castsi256_ps(m)));
+        }
+    }
+}
+
+/// Row `r`'s start in `src` and its lanes `j` whose index `start + j` lies in `0 .. len`
+/// ([`Fma::load_rows`]).
+#[inline(always)]
+fn row_lanes(base: i32, (off, mask): (i32, u16), len: usize) -> (isize, u16) {
+    let start = base.wrapping_add(off) as i64;
+    let len = len.min(i32::MAX as usize) as i64;
+    let (lo, hi) = ((-start).clamp(0, 16), (len - start).clamp(0, 16));
+    let range = if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
+    (start as isize, mask & range)
+}
+
+/// [`Fma::load_rows`] with AVX-512 masked loads; the caller guarantees `src` holds `len`
+/// values and `dst` `16·rows.len()`.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn load_rows_avx512(dst: *mut f32, src: *const f32, len: usize, base: i32, rows: &[(i32, u16)]) {
+    for (r, &row) in rows.iter().enumerate() {
+        let (start, m) = row_lanes(base, row, len);
+        // SAFETY: row `r` of `dst` in bounds (caller); masked-out lanes are not accessed.
+        unsafe { _mm512_storeu_ps(dst.add(16 * r), _mm512_maskz_loadu_ps(m, src.wrapping_offset(start))) }
+    }
+}
+
+/// [`Fma::load_rows`] with AVX2 masked loads; the caller guarantees `src` holds `len` values
+/// and `dst` `16·rows.len()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn load_rows_avx2(dst: *mut f32, src: *const f32, len: usize, base: i32, rows: &[(i32, u16)]) {
+    let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (r, &row) in rows.iter().enumerate() {
+        let (start, m) = row_lanes(base, row, len);
+        for h in 0..2 {
+            let mv = _mm256_set1_epi32(((m >> (8 * h)) & 0xff) as i32);
+            let on = _mm256_cmpeq_epi32(_mm256_and_si256(mv, bits), bits);
+            // SAFETY: row `r` of `dst` in bounds (caller); masked-out lanes are not accessed.
+            unsafe { _mm256_storeu_ps(dst.add(16 * r + 8 * h), _mm256_maskload_ps(src.wrapping_offset(start).wrapping_add(8 * h), on)) }
         }
     }
 }
