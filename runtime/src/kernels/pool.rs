@@ -216,9 +216,25 @@ fn pool_row(
     while ox0 < ow {
         let n = CH.min(ow - ox0);
         let mut acc = [if avg { 0.0 } else { f32::NEG_INFINITY }; CH];
+        // Windows that tile the row exactly (kernel = stride, no padding or dilation, every
+        // window inside the input): one pass per window row over consecutive chunks.
+        let tiled = ax.k == ax.s && ax.d == 1 && ax.pb == 0 && ow * ax.s <= ax.len;
         for ky in 0..ay.k {
             let Some(iy) = ay.input(oy, ky) else { continue };
             let row = xs.get(base + iy * ax.len..base + (iy + 1) * ax.len).ok_or(OpError::ShapeMismatch)?;
+            if tiled {
+                let src = &row[ox0 * ax.s..(ox0 + n) * ax.s];
+                let dst = &mut acc[..n];
+                match (avg, ax.s) {
+                    (true, 2) => chunks::<2>(dst, src, |a, v| a + v),
+                    (false, 2) => chunks::<2>(dst, src, fmax),
+                    (true, 3) => chunks::<3>(dst, src, |a, v| a + v),
+                    (false, 3) => chunks::<3>(dst, src, fmax),
+                    (true, _) => chunks_n(dst, src, ax.s, |a, v| a + v),
+                    (false, _) => chunks_n(dst, src, ax.s, fmax),
+                }
+                continue;
+            }
             for kx in 0..ax.k {
                 let off = kx * ax.d;
                 let (lo, hi) = cols.get(kx).copied().unwrap_or_else(|| ax.outputs_inside(kx));
@@ -230,11 +246,10 @@ fn pool_row(
                 // Indexed, not `step_by`: its length costs a division per call.
                 let src = &row[first..=first + (hi - lo - 1) * ax.s];
                 let dst = &mut acc[lo - ox0..hi - ox0];
-                let s = ax.s;
                 if avg {
-                    dst.iter_mut().enumerate().for_each(|(i, a)| *a += src[i * s]);
+                    strided(dst, src, ax.s, |a, v| a + v);
                 } else {
-                    dst.iter_mut().enumerate().for_each(|(i, a)| *a = fmax(*a, src[i * s]));
+                    strided(dst, src, ax.s, fmax);
                 }
             }
         }
@@ -242,6 +257,52 @@ fn pool_row(
         ox0 += n;
     }
     Ok(())
+}
+
+/// `dst[i] = f(…f(dst[i], src[i·S])…, src[i·S + S - 1])` for `i < dst.len()` (`src` holds
+/// `S·dst.len()` values): windows of a constant width, so the compiler unrolls and vectorises.
+#[inline(always)]
+fn chunks<const S: usize>(dst: &mut [f32], src: &[f32], f: impl Fn(f32, f32) -> f32) {
+    for (a, w) in dst.iter_mut().zip(src.chunks_exact(S)) {
+        let Ok(w) = <&[f32; S]>::try_from(w) else { continue };
+        for &v in w {
+            *a = f(*a, v);
+        }
+    }
+}
+
+/// [`chunks`] for a width known at run time.
+#[inline(always)]
+fn chunks_n(dst: &mut [f32], src: &[f32], s: usize, f: impl Fn(f32, f32) -> f32) {
+    for (a, w) in dst.iter_mut().zip(src.chunks_exact(s.max(1))) {
+        for &v in w {
+            *a = f(*a, v);
+        }
+    }
+}
+
+/// `dst[i] = f(dst[i], src[i·s])` for `i < dst.len()`, where `src` holds `(dst.len() - 1)·s + 1`
+/// values. Strides 1 and 2 (nearly every pool) run without per-value bound tests, so the
+/// compiler vectorises them where the target has vectors.
+#[inline(always)]
+fn strided(dst: &mut [f32], src: &[f32], s: usize, f: impl Fn(f32, f32) -> f32) {
+    match (s, dst.split_last_mut()) {
+        (_, None) => {}
+        (1, _) => {
+            for (a, &v) in dst.iter_mut().zip(src) {
+                *a = f(*a, v);
+            }
+        }
+        (2, Some((last, body))) => {
+            for (a, p) in body.iter_mut().zip(src.chunks_exact(2)) {
+                *a = f(*a, p[0]);
+            }
+            if let Some(&v) = src.get(2 * body.len()) {
+                *last = f(*last, v);
+            }
+        }
+        _ => dst.iter_mut().enumerate().for_each(|(i, a)| *a = f(*a, src[i * s])),
+    }
 }
 
 /// GlobalAveragePool (`avg`) / GlobalMaxPool over all axes after the channel axis.
