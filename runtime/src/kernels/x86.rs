@@ -652,16 +652,32 @@ unsafe fn load_rows_avx2(dst: *mut f32, src: *const f32, len: usize, base: i32, 
     }
 }
 
-/// [`Fma::dw_taps`] for `n` channels with AVX-512; the caller guarantees the bounds.
+/// [`Fma::dw_taps`] for `n` channels with AVX-512; the caller guarantees the bounds. Only
+/// the blocks holding output positions are summed (a plane of 9 positions takes one).
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn dw_taps_avx512(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        match t.store().iter().rposition(|&m| m != 0) {
+            Some(0) => dw_taps_avx512_n::<1>(t, x, w, b, out, n),
+            Some(1) => dw_taps_avx512_n::<2>(t, x, w, b, out, n),
+            Some(2) => dw_taps_avx512_n::<3>(t, x, w, b, out, n),
+            Some(_) => dw_taps_avx512_n::<TB>(t, x, w, b, out, n),
+            None => {}
+        }
+    }
+}
+
+/// [`dw_taps_avx512`] on the first `NB` blocks.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
     let (taps, (ip, op), j0, st) = (t.taps(), t.planes(), t.j0() as isize, t.store());
     for c in 0..n {
         // SAFETY: channel `c` below `n` (caller); masked-out lanes are not accessed, so the
         // wrapped addresses of empty blocks are never dereferenced.
         unsafe {
             let (xc, wc) = (x.add(c * ip), w.add(c * taps));
-            let mut acc = [_mm512_set1_ps(*b.add(c)); TB];
+            let mut acc = [_mm512_set1_ps(*b.add(c)); NB];
             for (tp, &dt) in t.d().iter().enumerate() {
                 let wv = _mm512_set1_ps(*wc.add(tp));
                 let base = xc.wrapping_offset(j0 + dt);
