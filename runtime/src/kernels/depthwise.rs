@@ -55,15 +55,41 @@ fn layout(g: &Geom) -> Option<Layout> {
 /// Whether [`depthwise`] takes this layer: depthwise multiplier 1, equal strides, and phase
 /// planes small enough for the stack buffers.
 pub(super) fn applies(g: &Geom) -> bool {
-    layout(g).is_some() || same_pitch(g)
+    layout(g).is_some() || plane_layout(g).is_some()
 }
 
-/// Whether the plane kernel ([`planes`]) takes this layer: depthwise multiplier 1, stride 1,
-/// output rows as wide as the input rows (so an output position and the input position of each
-/// tap differ by one offset per tap), at most [`MAX_TAPS`] taps.
-fn same_pitch(g: &Geom) -> bool {
-    g.cg == 1 && g.mg == 1 && g.sh == 1 && g.sw == 1 && g.ow == g.w && g.kh * g.kw <= MAX_TAPS && g.kh * g.kw > 0 && g.oh > 0 && g.w > 0
+/// How the plane kernel ([`planes`]) reads a layer's input: at stride 1, the input planes in
+/// place (output rows as wide as the input's); at stride `s ≥ 2`, each channel split into its
+/// `s × s` stride phases, each `rows × ow` at the output's pitch, so that at either stride
+/// every tap of an output position reads one fixed offset away.
+#[derive(Clone, Copy)]
+struct PlaneLayout {
+    s: usize,
+    /// Floats per phase plane (`⌈h / s⌉` rows of `ow`) and per channel.
+    phase_len: usize,
+    in_plane: usize,
 }
+
+/// The [`PlaneLayout`] of `g`: depthwise multiplier 1, equal strides, at most [`MAX_TAPS`]
+/// taps; at stride 1 output rows as wide as the input's, at stride `s ≥ 2` every phase row
+/// no wider than an output row (`⌈w / s⌉ ≤ ow`, "same" padding) and one channel's phases
+/// within [`PHASE_BUF`].
+fn plane_layout(g: &Geom) -> Option<PlaneLayout> {
+    let (s, taps) = (g.sw, g.kh * g.kw);
+    if g.cg != 1 || g.mg != 1 || g.sh != s || s == 0 || taps == 0 || taps > MAX_TAPS || g.oh == 0 || g.ow == 0 || g.w == 0 || g.h == 0 {
+        return None;
+    }
+    if s == 1 {
+        return (g.ow == g.w).then_some(PlaneLayout { s, phase_len: g.h * g.w, in_plane: g.h * g.w });
+    }
+    let rows = g.h.div_ceil(s);
+    let phase_len = rows * g.ow;
+    let in_plane = s.checked_mul(s)?.checked_mul(phase_len)?;
+    (g.w.div_ceil(s) <= g.ow && in_plane <= PHASE_BUF).then_some(PlaneLayout { s, phase_len, in_plane })
+}
+
+/// Floats of phase planes [`planes`] keeps on the stack (32 KiB).
+const PHASE_BUF: usize = 8192;
 
 /// Most taps per filter (larger kernels keep the row-run loop).
 pub(super) const MAX_TAPS: usize = 64;
@@ -193,8 +219,8 @@ pub(super) fn depthwise<M: Micro>(
     out: &mut [f32],
 ) -> Result<(), OpError> {
     let a = Args { x, w, bias, act };
-    if same_pitch(g) {
-        return planes(mk, g, &a, out);
+    if let Some(pl) = plane_layout(g) {
+        return planes(mk, g, pl, &a, out);
     }
     let st = Setup::new(g, x.len(), w.len())?;
     if st.blocks() {
@@ -343,6 +369,8 @@ pub(super) struct Taps {
     taps: usize,
     j0: usize,
     d: [isize; MAX_TAPS],
+    /// Per kernel column, the output columns whose input column lies inside the input.
+    cols: [(usize, usize); MAX_TAPS],
     masks: [[u16; MAX_TAPS]; TB],
     store: [u16; TB],
     in_plane: usize,
@@ -350,15 +378,23 @@ pub(super) struct Taps {
 }
 
 impl Taps {
-    /// Layer `g` ([`same_pitch`] holds), positioned at its first group.
-    fn new(g: &Geom) -> Taps {
-        let taps = g.kh * g.kw;
+    /// Layer `g` read through `pl`, positioned at its first group.
+    fn new(g: &Geom, pl: PlaneLayout) -> Taps {
+        let (taps, s) = (g.kh * g.kw, pl.s as isize);
         let mut d = [0isize; MAX_TAPS];
         for (t, dt) in d.iter_mut().enumerate().take(taps) {
+            // Input row `oy·s + dy` lies in phase row `oy + dy div s` of phase `dy mod s`.
             let (dy, dx) = (((t / g.kw) * g.dh) as isize - g.pt as isize, ((t % g.kw) * g.dw) as isize - g.pl as isize);
-            *dt = dy * g.w as isize + dx;
+            let phase = dy.rem_euclid(s) * s + dx.rem_euclid(s);
+            let pitch = if pl.s == 1 { g.w } else { g.ow } as isize;
+            *dt = phase * pl.phase_len as isize + dy.div_euclid(s) * pitch + dx.div_euclid(s);
         }
-        let mut t = Taps { taps, j0: 0, d, masks: [[0; MAX_TAPS]; TB], store: [0; TB], in_plane: g.h * g.w, out_plane: g.oh * g.ow };
+        let mut cols = [(0, 0); MAX_TAPS];
+        for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
+            *c = g.col_range(kx * g.dw);
+        }
+        let (in_plane, out_plane) = (pl.in_plane, g.oh * g.ow);
+        let mut t = Taps { taps, j0: 0, d, cols, masks: [[0; MAX_TAPS]; TB], store: [0; TB], in_plane, out_plane };
         t.at(g, 0);
         t
     }
@@ -380,13 +416,11 @@ impl Taps {
                 let (oy, ox) = (p / g.ow, p % g.ow);
                 let (a, n) = (p - start, (g.ow - ox).min(end - p));
                 for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
-                    if (oy + ky * g.dh).checked_sub(g.pt).is_some_and(|iy| iy < g.h) {
+                    if g.in_row(oy, ky).is_some() {
                         *r |= bits(a, a + n);
                     }
                 }
-                for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
-                    // Output columns whose input column `ox + kx·dw - pl` lies in `0 .. w`.
-                    let (lo, hi) = (g.pl.saturating_sub(kx * g.dw), (g.w + g.pl).saturating_sub(kx * g.dw));
+                for (c, &(lo, hi)) in cols.iter_mut().zip(&self.cols).take(g.kw) {
                     *c |= bits(a + lo.saturating_sub(ox), (a + hi.saturating_sub(ox)).min(a + n));
                 }
                 p += n;
@@ -482,26 +516,40 @@ pub(super) fn dw_taps_scalar(t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mu
 /// Floats of filters [`planes`] decodes at a time.
 const PLANE_W: usize = 1024;
 
-/// [`depthwise`] for [`same_pitch`] layers, straight from the input planes (no copies): groups
-/// of `TB · 16` output positions, each summed over every channel with masked loads.
+/// [`depthwise`] for layers with a [`PlaneLayout`]: groups of `TB · 16` output positions, each
+/// summed over every channel with masked loads, from the input planes in place (stride 1) or
+/// from their stride phases copied to the stack a few channels at a time.
 #[inline(always)]
-fn planes<M: Micro>(mk: M, g: &Geom, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
+fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
     let (taps, in_plane, plane) = (g.kh * g.kw, g.h * g.w, g.oh * g.ow);
     if a.x.len() < g.m * in_plane || a.w.len() < g.m * taps || out.len() < g.m * plane || g.m > g.c {
         return Err(OpError::ShapeMismatch);
     }
     let mut wb = [0.0f32; PLANE_W];
     let mut bb = [0.0f32; PLANE_W / 16];
-    let mut t = Taps::new(g);
+    let mut ph = [0.0f32; PHASE_BUF];
+    // Channels per chunk: their filters fit `wb`, and at stride ≥ 2 their phases fit `ph`.
+    let per = (PLANE_W / taps).min(bb.len());
+    let per = if pl.s == 1 { per } else { per.min(PHASE_BUF / pl.in_plane.max(1)) };
+    let mut t = Taps::new(g, pl);
     let mut c0 = 0;
     while c0 < g.m {
-        let n = (PLANE_W / taps).min(bb.len()).min(g.m - c0);
+        let n = per.min(g.m - c0);
         a.w.read_into(c0 * taps, &mut wb[..n * taps]);
         match a.bias {
             Some(bv) => bv.read_into(c0, &mut bb[..n]),
             None => bb.fill(0.0),
         }
-        let (x, o) = (&a.x[c0 * in_plane..(c0 + n) * in_plane], &mut out[c0 * plane..(c0 + n) * plane]);
+        let xc = &a.x[c0 * in_plane..(c0 + n) * in_plane];
+        let x = if pl.s == 1 {
+            xc
+        } else {
+            for (src, dst) in xc.chunks_exact(in_plane).zip(ph.chunks_exact_mut(pl.in_plane)) {
+                split_phases(g, pl, src, dst);
+            }
+            &ph[..n * pl.in_plane]
+        };
+        let o = &mut out[c0 * plane..(c0 + n) * plane];
         let mut j0 = 0;
         while j0 < plane {
             t.at(g, j0);
@@ -512,6 +560,34 @@ fn planes<M: Micro>(mk: M, g: &Geom, a: &Args<'_>, out: &mut [f32]) -> Result<()
         c0 += n;
     }
     Ok(())
+}
+
+/// Writes channel plane `src` (`h × w`) as its `s × s` stride phases into `dst`: phase
+/// `(py, px)` row `ry` column `rx` holds input `(ry·s + py, rx·s + px)`, at
+/// `(py·s + px)·phase_len + ry·ow + rx`. Cells outside the input are left as they are (the
+/// kernel never reads them).
+#[inline(always)]
+fn split_phases(g: &Geom, pl: PlaneLayout, src: &[f32], dst: &mut [f32]) {
+    let s = pl.s;
+    for (iy, row) in src.chunks_exact(g.w).enumerate().take(g.h) {
+        let (py, ry) = (iy % s, iy / s);
+        for px in 0..s.min(g.w) {
+            let n = (g.w - px).div_ceil(s);
+            let at = (py * s + px) * pl.phase_len + ry * g.ow;
+            let Some(d) = dst.get_mut(at..at + n) else { continue };
+            if let (2, Some((last, body))) = (s, d.split_last_mut()) {
+                // Pairs of a checked slice: no per-value bound test.
+                for (v, p) in body.iter_mut().zip(row[px..].chunks_exact(2)) {
+                    *v = p[0];
+                }
+                *last = row[px + 2 * body.len()];
+            } else {
+                for (i, v) in d.iter_mut().enumerate() {
+                    *v = row[px + i * s];
+                }
+            }
+        }
+    }
 }
 
 /// `dst.copy_from_slice(src)` for the short rows of small planes, inline (a `memcpy` call per
@@ -586,8 +662,42 @@ mod tests {
             let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&[c])]).unwrap();
             let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
             let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
-            prop_assert!(super::same_pitch(&g));
+            let pl = super::plane_layout(&g);
+            prop_assert!(pl.is_some());
             let (x, w, b) = (data(c * h * wd, seed), data(c * kh * kw, seed + 1), data(c, seed + 2));
+            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
+            let a = super::Args { x: &x, w: View::F32(&w), bias: Some(View::F32(&b)), act: attrs.act };
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f) = super::super::x86::Fma::detect() {
+                check_planes(f, &g, &a, &want);
+                check_planes(f.avx2_only(), &g, &a, &want);
+            }
+            #[cfg(target_arch = "aarch64")]
+            check_planes(super::super::neon::Neon, &g, &a, &want);
+        }
+
+        /// The plane kernel on strided layers with "same" padding (each channel read through
+        /// its stride phases), called directly on every SIMD tier, against the f64 definition.
+        #[test]
+        fn strided_planes_match_naive(c in 1usize..40, h in 1usize..30, wd in 1usize..30, k in 1usize..5, s in 2usize..4, d in 1usize..3,
+                                      split in 0usize..3, act in 0u8..3, seed in 0u64..1000) {
+            // SAME padding: ⌈w / s⌉ outputs per axis, the padding split `split`-wise.
+            let pad = |n: usize| ((n.div_ceil(s) - 1) * s + (k - 1) * d + 1).saturating_sub(n);
+            let (ph, pw) = (pad(h), pad(wd));
+            let (pt, pl) = (ph * split / 2, pw * split / 2);
+            let attrs = ConvAttrs {
+                group: c as u32,
+                stride: [s as u32, s as u32],
+                dilation: [d as u32, d as u32],
+                pads: [pt as u32, pl as u32, (ph - pt) as u32, (pw - pl) as u32],
+                act: ACTS[act as usize],
+            };
+            let (xd, wdims) = ([1, c, h, wd], [c, 1, k, k]);
+            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&[c])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
+            prop_assume!(super::plane_layout(&g).is_some());
+            let (x, w, b) = (data(c * h * wd, seed), data(c * k * k, seed + 1), data(c, seed + 2));
             let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
             let a = super::Args { x: &x, w: View::F32(&w), bias: Some(View::F32(&b)), act: attrs.act };
             #[cfg(target_arch = "x86_64")]
@@ -636,11 +746,11 @@ mod tests {
     /// [`super::dw_taps_scalar`] bit for bit.
     #[allow(dead_code)]
     fn check_planes<M: super::super::gemm::Micro>(mk: M, g: &Geom, a: &super::Args<'_>, want: &[f64]) {
+        let pl = super::plane_layout(g).unwrap();
         let mut got = vec![f32::NAN; want.len()];
-        super::planes(mk, g, a, &mut got).unwrap();
+        super::planes(mk, g, pl, a, &mut got).unwrap();
         assert_close(&got, want, 1e-5);
-        let (x, w, b) = (
-            a.x,
+        let (w, b) = (
             match a.w {
                 View::F32(w) => w,
                 _ => unreachable!(),
@@ -650,12 +760,22 @@ mod tests {
                 _ => unreachable!(),
             },
         );
-        let mut t = super::Taps::new(g);
+        // The kernel's input: the planes themselves, or their phases.
+        let x = if pl.s == 1 {
+            a.x.to_vec()
+        } else {
+            let mut ph = vec![0.0f32; g.m * pl.in_plane];
+            for (src, dst) in a.x.chunks_exact(g.h * g.w).zip(ph.chunks_exact_mut(pl.in_plane)) {
+                super::split_phases(g, pl, src, dst);
+            }
+            ph
+        };
+        let mut t = super::Taps::new(g, pl);
         let (mut tier, mut scalar) = (vec![f32::NAN; want.len()], vec![f32::NAN; want.len()]);
         for j0 in (0..g.oh * g.ow).step_by(16 * super::TB) {
             t.at(g, j0);
-            mk.dw_taps(&t, x, w, b, &mut tier);
-            super::dw_taps_scalar(&t, x, w, b, &mut scalar);
+            mk.dw_taps(&t, &x, w, b, &mut tier);
+            super::dw_taps_scalar(&t, &x, w, b, &mut scalar);
         }
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&tier), bits(&scalar));
