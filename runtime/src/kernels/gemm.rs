@@ -780,8 +780,17 @@ pub(super) fn dense<M: Micro>(
         for (jj, o) in or.iter_mut().enumerate().skip(j) {
             *o = mk.dot(&w[jj * k..(jj + 1) * k], xr);
         }
-        for (jj, o) in or.iter_mut().enumerate() {
-            *o = act.apply(*o + bias.map_or(0.0, |b| b.get(jj)));
+        // Bias read a run at a time (one `View::get` per output costs more than its add).
+        let mut bb = [0.0f32; 64];
+        for (c, chunk) in or.chunks_mut(bb.len()).enumerate() {
+            let bb = &mut bb[..chunk.len()];
+            match bias {
+                Some(b) => b.read_into(c * 64, bb),
+                None => bb.fill(0.0),
+            }
+            for (o, &bv) in chunk.iter_mut().zip(bb.iter()) {
+                *o = act.apply(*o + bv);
+            }
         }
     }
     Ok(())

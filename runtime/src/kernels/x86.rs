@@ -478,15 +478,23 @@ impl Fma {
     }
 
     /// `Σ_k w_r[k] · x[k]` for the four rows `w_r` (each at least `x.len()` long), each input
-    /// loaded once for the four rows; 8 lanes per row, so the order differs from [`super::dense::dot`].
+    /// loaded once for the four rows; 16 lanes per row with AVX-512 (the tail masked), else 8,
+    /// so the order differs from [`super::dense::dot`].
     ///
     /// # Panics
     /// When a row is shorter than `x`.
     #[inline]
     pub(crate) fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
         assert!(w.iter().all(|r| r.len() >= x.len()), "dot4: rows shorter than x");
-        // SAFETY: AVX2 + FMA detected; indices below `x.len()` on every row (asserted).
-        unsafe { dot4_f32(w, x) }
+        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected; indices below `x.len()`
+        // on every row (asserted).
+        unsafe {
+            if self.avx512 {
+                dot4_f32_avx512(w, x)
+            } else {
+                dot4_f32(w, x)
+            }
+        }
     }
 
     /// `Σ_k a[k] · b[k]` over the shorter length, 8 lanes.
@@ -790,6 +798,27 @@ unsafe fn dot4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
         *o = hsum(*a) + x[k..].iter().zip(&r[k..n]).map(|(x, w)| x * w).sum::<f32>();
     }
     out
+}
+
+/// [`Fma::dot4`] with AVX-512; the caller guarantees every row holds `x.len()` values.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dot4_f32_avx512(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    let n = x.len();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut k = 0;
+    while k < n {
+        // Lanes `k .. min(k + 16, n)`; masked-out lanes are not accessed.
+        let m = if n - k >= 16 { u16::MAX } else { (1u16 << (n - k)) - 1 };
+        // SAFETY: only lanes below n <= every row's length are loaded.
+        unsafe {
+            let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(k));
+            for (a, r) in acc.iter_mut().zip(&w) {
+                *a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r.as_ptr().add(k)), xv, *a);
+            }
+        }
+        k += 16;
+    }
+    [_mm512_reduce_add_ps(acc[0]), _mm512_reduce_add_ps(acc[1]), _mm512_reduce_add_ps(acc[2]), _mm512_reduce_add_ps(acc[3])]
 }
 
 /// [`Fma::dot`] on equal-length slices.
