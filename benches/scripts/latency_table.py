@@ -6,9 +6,12 @@ onnxruntime on the dense ONNX model, batch 1, one thread, on real evaluation sam
 sprig and tract are timed interleaved by `sprig bench --onnx` (medians of the same run); the
 measured speedup of a variant over dense is the ratio of their sprig/tract ratios, so drift of
 the machine between rows cancels (tract always runs the same dense ONNX);
-onnxruntime (the PyPI wheel, intra- and inter-op threads 1, all graph optimizations on) is timed
-right after in this process with the same samples, alternating samples the same way. Medians in
-microseconds; this VM's noise is about ±15 %.
+onnxruntime (the PyPI wheel, intra- and inter-op threads 1, all graph optimizations on) runs in
+this process on the same samples, cycled the same way: it and the dense .sprig (alone, as
+onnxruntime runs: timing beside tract evicts each one's weights from the caches) are timed
+alternately in seven rounds, and dense's sprig / onnxruntime is the median of the per-round
+ratios; a variant's is that divided by its speedup over dense. Medians in microseconds; this
+VM's noise is about ±15 % between rounds, more across minutes.
 
 Usage (from the repository root, after `cargo build --release -p sprig-tools`):
     python3 benches/scripts/latency_table.py [--models mnist-8,ad_autoencoder_fp32] [--variants dense] [--iters 500] [--out table.md]
@@ -20,26 +23,45 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prune_table import SPRIG, bench, build, emit, failure, sh, splits  # noqa: E402
 
 
-def ort_median_us(onnx_path, samples, iters):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    s = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
-    inp = s.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    xs = [x.reshape(shape).astype(np.float32) for x in samples]
-    for x in xs[: min(len(xs), 20)]:
-        s.run(None, {inp.name: x})
-    times = []
-    for i in range(iters):
-        x = xs[i % len(xs)]
-        t = time.perf_counter()
-        s.run(None, {inp.name: x})
-        times.append((time.perf_counter() - t) * 1e6)
-    return float(np.median(times))
+class Ort:
+    """One onnxruntime session on the dense ONNX (PyPI wheel, one thread, all graph
+    optimizations), fed the given samples in turn."""
+
+    def __init__(self, onnx_path, samples):
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.s = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+        self.inp = self.s.get_inputs()[0]
+        shape = [d if isinstance(d, int) else 1 for d in self.inp.shape]
+        self.xs = [x.reshape(shape).astype(np.float32) for x in samples]
+        for x in self.xs[: min(len(self.xs), 20)]:
+            self.s.run(None, {self.inp.name: x})
+
+    def median_us(self, iters):
+        times = []
+        for i in range(iters):
+            x = self.xs[i % len(self.xs)]
+            t = time.perf_counter()
+            self.s.run(None, {self.inp.name: x})
+            times.append((time.perf_counter() - t) * 1e6)
+        return float(np.median(times))
+
+
+def dense_vs_ort(ort, model, ep, iters, samples, rounds=7):
+    """sprig (dense .sprig) and onnxruntime timed alternately, `rounds` times: the median of the
+    per-round ratios (drift of the machine between rounds cancels) and of each one's medians."""
+    r, s_us, o_us = [], [], []
+    for _ in range(rounds):
+        s = bench(model, ep, iters, "--samples", samples)["sprig_median_us"]
+        o = ort.median_us(int(iters))
+        r.append(s / o)
+        s_us.append(s)
+        o_us.append(o)
+    return float(np.median(r)), float(np.median(s_us)), float(np.median(o_us))
 
 
 VARIANTS = [
@@ -66,11 +88,13 @@ def main():
     lines = []
     for name, onnx, cp, ep, _, _ in splits(a.models, tmp):
         ev = np.load(ep).astype(np.float32)[: int(a.samples)]
-        o = ort_median_us(onnx, list(ev), int(a.iters))
-        lines += ["", f"**{name}** (onnxruntime on the dense ONNX: {o:.1f} µs)", "",
+        ort = Ort(onnx, list(ev))
+        head = len(lines)
+        lines += ["", "", "",
                   "| variant | MACs | sprig µs | tract µs (dense ONNX) | sprig / tract | GMAC/s | onnxruntime µs | sprig / onnxruntime | ideal speedup (MACs) | measured speedup |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         dense_us = dense_macs = None
+        vs_ort = o = None
         for label, args, flags in VARIANTS:
             if pick and label not in pick:
                 continue
@@ -85,11 +109,19 @@ def main():
             d, t = b["sprig_median_us"], b["tract_median_us"]
             if label == "dense":
                 dense_us, dense_macs = d / t, macs
+                vs_ort, alone, o = dense_vs_ort(ort, out, ep, a.iters, a.samples)
+                lines[head + 1] = (f"**{name}** (timed alternately in seven rounds: dense sprig {alone:.1f} µs, onnxruntime on the dense ONNX "
+                                   f"{o:.1f} µs, median ratio {vs_ort:.2f})")
             ideal = f"{dense_macs / macs:.2f}x" if dense_macs and label != "dense" and not flags else ""
             # Each variant over the dense model, both as ratios to tract's time on the same dense
             # ONNX measured beside them: the machine's drift between rows cancels.
-            meas = f"{dense_us / (d / t):.2f}x" if dense_us and label != "dense" and not flags else ""
-            lines.append(f"| {label} | {macs} | {d:.1f} | {t:.1f} | {d / t:.2f} | {macs / d / 1e3:.2f} | {o:.1f} | {d / o:.2f} | {ideal} | {meas} |")
+            sp = dense_us / (d / t) if dense_us and label != "dense" else None
+            meas = f"{sp:.2f}x" if sp and not flags else ""
+            # Against onnxruntime: dense's alternated ratio, divided by the variant's
+            # drift-free speedup over dense.
+            ratio = vs_ort if label == "dense" else (vs_ort / sp if vs_ort and sp else None)
+            o_txt, r_txt = (f"{o:.1f}", f"{ratio:.2f}") if ratio else ("", "")
+            lines.append(f"| {label} | {macs} | {d:.1f} | {t:.1f} | {d / t:.2f} | {macs / d / 1e3:.2f} | {o_txt} | {r_txt} | {ideal} | {meas} |")
             print(lines[-1], flush=True)
     emit("\n".join(lines) + "\n", a.out)
 
