@@ -28,6 +28,14 @@ pub(super) trait Micro: Copy {
     /// `c[i·ldc + j] += Σ_{k<kc} a[i·lda + k] · b[k·ldb + j]` for `i < R ≤ MR`, `j < NR`.
     #[allow(clippy::too_many_arguments)]
     fn tile<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize);
+    /// [`Micro::tile`] over `2·NR` columns (the same sums; one pass over `a` where the CPU has
+    /// the registers for it).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+        self.tile::<R>(kc, a, lda, b, ldb, c, ldc);
+        self.tile::<R>(kc, a, lda, b.get(NR..).unwrap_or(&[]), ldb, c.get_mut(NR..).unwrap_or(&mut []), ldc);
+    }
     /// Four dot products of rows with the same `x`.
     fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4];
     /// One dot product over the shorter length.
@@ -58,6 +66,10 @@ macro_rules! impl_micro {
             #[inline]
             fn tile<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
                 <$t>::tile::<R>(self, kc, a, lda, b, ldb, c, ldc)
+            }
+            #[inline]
+            fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+                <$t>::tile2::<R>(self, kc, a, lda, b, ldb, c, ldc)
             }
             #[inline]
             fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
@@ -211,6 +223,26 @@ fn tile_rows<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: &[f
     }
 }
 
+/// [`tile_rows`] over `2·NR` columns.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn tile_rows2<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+    match r {
+        12 => mk.tile2::<12>(kc, a, lda, b, ldb, c, ldc),
+        11 => mk.tile2::<11>(kc, a, lda, b, ldb, c, ldc),
+        10 => mk.tile2::<10>(kc, a, lda, b, ldb, c, ldc),
+        9 => mk.tile2::<9>(kc, a, lda, b, ldb, c, ldc),
+        8 => mk.tile2::<8>(kc, a, lda, b, ldb, c, ldc),
+        7 => mk.tile2::<7>(kc, a, lda, b, ldb, c, ldc),
+        6 => mk.tile2::<6>(kc, a, lda, b, ldb, c, ldc),
+        5 => mk.tile2::<5>(kc, a, lda, b, ldb, c, ldc),
+        4 => mk.tile2::<4>(kc, a, lda, b, ldb, c, ldc),
+        3 => mk.tile2::<3>(kc, a, lda, b, ldb, c, ldc),
+        2 => mk.tile2::<2>(kc, a, lda, b, ldb, c, ldc),
+        _ => mk.tile2::<1>(kc, a, lda, b, ldb, c, ldc),
+    }
+}
+
 /// The geometry both tiled Convs share, checked against the slices once per call.
 struct Plan<'g> {
     g: &'g Geom,
@@ -252,7 +284,7 @@ impl<'g> Plan<'g> {
     /// How the panel of the pixel tile at `p0` (`np` pixels) is gathered (unused when the Conv
     /// is direct and the tile full).
     fn source(&self, p0: usize, np: usize) -> Source {
-        if self.direct && np == NR {
+        if self.direct && np.is_multiple_of(NR) {
             // Read in place ([`Plan::b`]): nothing to plan.
             return Source::Runs;
         }
@@ -280,7 +312,7 @@ impl<'g> Plan<'g> {
         src: &Source,
         panel: &'a mut [f32; KC * NR],
     ) -> (&'a [f32], usize) {
-        if self.direct && np == NR {
+        if self.direct && np.is_multiple_of(NR) {
             (&xg[k0 * self.in_plane + p0..], self.in_plane)
         } else {
             gather(mk, self.g, xg, k0, kc, p0, np, src, panel);
@@ -303,7 +335,7 @@ impl<'g> Plan<'g> {
         (b, ldb): (&[f32], usize),
         bias: Option<View<'_>>,
         act: Activation,
-        cbuf: &mut [f32; MR * NR],
+        cbuf: &mut [f32; MR * 2 * NR],
         out: &mut [f32],
     ) {
         // Rows split evenly over the fewest tiles: a short last tile would hold too few
@@ -340,12 +372,13 @@ pub(super) fn conv<M: Micro>(
         return Err(OpError::ShapeMismatch);
     }
     let mut panel = [0.0f32; KC * NR];
-    let mut cbuf = [0.0f32; MR * NR];
+    let mut cbuf = [0.0f32; MR * 2 * NR];
     for grp in 0..pl.groups {
         let (xg, m_lo, m_hi) = pl.group(x, grp);
         let mut p0 = 0;
         while p0 < pl.plane {
-            let np = NR.min(pl.plane - p0);
+            // In-place 1×1 tiles go two at a time (one pass over the weights per pair).
+            let np = if pl.direct && pl.plane - p0 >= 2 * NR { 2 * NR } else { NR.min(pl.plane - p0) };
             let src = pl.source(p0, np);
             let mut k0 = 0;
             while k0 < kdim {
@@ -389,35 +422,43 @@ impl TileAt {
         ldb: usize,
         bias: Option<View<'_>>,
         act: Activation,
-        cbuf: &mut [f32; MR * NR],
+        cbuf: &mut [f32; MR * 2 * NR],
         out: &mut [f32],
     ) {
         let (np, plane) = (self.np, self.plane);
+        // Columns of the tile: two register tiles side by side for a pair.
+        let w = if np > NR { 2 * NR } else { NR };
         let mut b0 = [0.0f32; MR];
         if let (true, Some(b)) = (self.first, bias) {
             b.read_into(self.m0, &mut b0[..self.r]);
         }
         for i in 0..self.r {
-            let row = &mut cbuf[i * NR..(i + 1) * NR];
+            let row = &mut cbuf[i * w..(i + 1) * w];
             let at = (self.m0 + i) * plane + self.p0;
             if self.first {
                 row.fill(b0[i]);
-            } else if np == NR {
-                row.copy_from_slice(&out[at..at + NR]);
+            } else if np == w {
+                row.copy_from_slice(&out[at..at + w]);
             } else {
                 row[..np].copy_from_slice(&out[at..at + np]);
             }
         }
-        tile_rows(mk, self.r, kc, a, lda, b, ldb, cbuf, NR);
+        if w > NR {
+            tile_rows2(mk, self.r, kc, a, lda, b, ldb, cbuf, w);
+        } else {
+            tile_rows(mk, self.r, kc, a, lda, b, ldb, cbuf, w);
+        }
         let post = if self.last { act } else { Activation::None };
         for i in 0..self.r {
             let at = (self.m0 + i) * plane + self.p0;
-            let src = &cbuf[i * NR..(i + 1) * NR];
+            let src = &cbuf[i * w..(i + 1) * w];
             // Constant lengths for full tiles, so the copy is a few vector moves.
             if np == NR {
-                post.apply_to(&mut out[at..at + NR], src);
+                post.apply_to(&mut out[at..at + NR], &src[..NR]);
+            } else if np == 2 * NR {
+                post.apply_to(&mut out[at..at + 2 * NR], src);
             } else {
-                post.apply_to(&mut out[at..at + np], src);
+                post.apply_to(&mut out[at..at + np], &src[..np]);
             }
         }
     }
@@ -457,7 +498,7 @@ pub(super) fn conv_decoded<M: Micro>(
     }
     let mut panel = [0.0f32; KC * NR];
     let mut abuf = [0.0f32; ABUF];
-    let mut cbuf = [0.0f32; MR * NR];
+    let mut cbuf = [0.0f32; MR * 2 * NR];
     for grp in 0..pl.groups {
         let (xg, m_lo, m_hi) = pl.group(x, grp);
         let mut k0 = 0;
