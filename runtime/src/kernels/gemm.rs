@@ -28,13 +28,13 @@ pub(super) trait Micro: Copy {
     /// `c[i·ldc + j] += Σ_{k<kc} a[i·lda + k] · b[k·ldb + j]` for `i < R ≤ MR`, `j < NR`.
     #[allow(clippy::too_many_arguments)]
     fn tile<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize);
-    /// [`Micro::tile`] over `2·NR` columns (the same sums; one pass over `a` where the CPU has
-    /// the registers for it).
+    /// [`Micro::tile`] over `2·NR` columns, the first `NR` of `b` from `b0`, the next from `b1`
+    /// (both at pitch `ldb`): the same sums, one pass over `a` where the CPU has the registers.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
-        self.tile::<R>(kc, a, lda, b, ldb, c, ldc);
-        self.tile::<R>(kc, a, lda, b.get(NR..).unwrap_or(&[]), ldb, c.get_mut(NR..).unwrap_or(&mut []), ldc);
+    fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: [&[f32]; 2], ldb: usize, c: &mut [f32], ldc: usize) {
+        self.tile::<R>(kc, a, lda, b[0], ldb, c, ldc);
+        self.tile::<R>(kc, a, lda, b[1], ldb, c.get_mut(NR..).unwrap_or(&mut []), ldc);
     }
     /// Four dot products of rows with the same `x`.
     fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4];
@@ -68,7 +68,7 @@ macro_rules! impl_micro {
                 <$t>::tile::<R>(self, kc, a, lda, b, ldb, c, ldc)
             }
             #[inline]
-            fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+            fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: [&[f32]; 2], ldb: usize, c: &mut [f32], ldc: usize) {
                 <$t>::tile2::<R>(self, kc, a, lda, b, ldb, c, ldc)
             }
             #[inline]
@@ -226,7 +226,7 @@ fn tile_rows<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: &[f
 /// [`tile_rows`] over `2·NR` columns.
 #[inline]
 #[allow(clippy::too_many_arguments)]
-fn tile_rows2<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+fn tile_rows2<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: [&[f32]; 2], ldb: usize, c: &mut [f32], ldc: usize) {
     match r {
         12 => mk.tile2::<12>(kc, a, lda, b, ldb, c, ldc),
         11 => mk.tile2::<11>(kc, a, lda, b, ldb, c, ldc),
@@ -241,6 +241,14 @@ fn tile_rows2<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: &[
         2 => mk.tile2::<2>(kc, a, lda, b, ldb, c, ldc),
         _ => mk.tile2::<1>(kc, a, lda, b, ldb, c, ldc),
     }
+}
+
+/// The `B` operand of a tile: its first [`NR`] columns from `b[0]`, the next `NR` (a pair of
+/// pixel tiles) from `b[1]`, both at pitch `ldb`.
+#[derive(Clone, Copy)]
+struct Bop<'a> {
+    b: [&'a [f32]; 2],
+    ldb: usize,
 }
 
 /// The geometry both tiled Convs share, checked against the slices once per call.
@@ -332,7 +340,7 @@ impl<'g> Plan<'g> {
         (p0, np): (usize, usize),
         (kc, first, last): (usize, bool, bool),
         (a, lda): (&[f32], usize),
-        (b, ldb): (&[f32], usize),
+        b: Bop<'_>,
         bias: Option<View<'_>>,
         act: Activation,
         cbuf: &mut [f32; MR * 2 * NR],
@@ -347,7 +355,7 @@ impl<'g> Plan<'g> {
             let r = (m_hi - m0).div_ceil(tiles.saturating_sub(done).max(1)).min(mr);
             done += 1;
             let t = TileAt { m0, r, p0, np, plane: self.plane, first, last };
-            t.run(mk, kc, &a[(m0 - m_lo) * lda..], lda, b, ldb, bias, act, cbuf, out);
+            t.run(mk, kc, &a[(m0 - m_lo) * lda..], lda, b, bias, act, cbuf, out);
             m0 += r;
         }
     }
@@ -371,20 +379,23 @@ pub(super) fn conv<M: Micro>(
     if w.len() < g.m * kdim {
         return Err(OpError::ShapeMismatch);
     }
-    let mut panel = [0.0f32; KC * NR];
+    let (mut panel, mut panel1) = ([0.0f32; KC * NR], [0.0f32; KC * NR]);
     let mut cbuf = [0.0f32; MR * 2 * NR];
     for grp in 0..pl.groups {
         let (xg, m_lo, m_hi) = pl.group(x, grp);
         let mut p0 = 0;
         while p0 < pl.plane {
-            // In-place 1×1 tiles go two at a time (one pass over the weights per pair).
-            let np = if pl.direct && pl.plane - p0 >= 2 * NR { 2 * NR } else { NR.min(pl.plane - p0) };
-            let src = pl.source(p0, np);
+            // Full pixel tiles go two at a time: one pass over the weights per pair.
+            let pair = pl.plane - p0 >= 2 * NR;
+            let np = if pair { 2 * NR } else { NR.min(pl.plane - p0) };
+            let srcs = [pl.source(p0, np.min(NR)), if pair { pl.source(p0 + NR, NR) } else { Source::Runs }];
             let mut k0 = 0;
             while k0 < kdim {
                 let kc = KC.min(kdim - k0);
-                let b = pl.b(mk, xg, k0, kc, p0, np, &src, &mut panel);
+                let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np.min(NR), &srcs[0], &mut panel);
+                let b1 = if pair { pl.b(mk, xg, k0, kc, p0 + NR, NR, &srcs[1], &mut panel1).0 } else { b0 };
                 let a = (&w[m_lo * kdim + k0..], kdim);
+                let b = Bop { b: [b0, b1], ldb };
                 pl.tiles(mk, (m_lo, m_hi), (p0, np), (kc, k0 == 0, k0 + kc == kdim), a, b, bias, act, &mut cbuf, out);
                 k0 += kc;
             }
@@ -418,8 +429,7 @@ impl TileAt {
         kc: usize,
         a: &[f32],
         lda: usize,
-        b: &[f32],
-        ldb: usize,
+        b: Bop<'_>,
         bias: Option<View<'_>>,
         act: Activation,
         cbuf: &mut [f32; MR * 2 * NR],
@@ -444,9 +454,9 @@ impl TileAt {
             }
         }
         if w > NR {
-            tile_rows2(mk, self.r, kc, a, lda, b, ldb, cbuf, w);
+            tile_rows2(mk, self.r, kc, a, lda, b.b, b.ldb, cbuf, w);
         } else {
-            tile_rows(mk, self.r, kc, a, lda, b, ldb, cbuf, w);
+            tile_rows(mk, self.r, kc, a, lda, b.b[0], b.ldb, cbuf, w);
         }
         let post = if self.last { act } else { Activation::None };
         for i in 0..self.r {
@@ -510,9 +520,9 @@ pub(super) fn conv_decoded<M: Micro>(
             let mut p0 = 0;
             while p0 < pl.plane {
                 let np = NR.min(pl.plane - p0);
-                let b = pl.b(mk, xg, k0, kc, p0, np, &pl.source(p0, np), &mut panel);
+                let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np, &pl.source(p0, np), &mut panel);
                 let chunk = (kc, k0 == 0, k0 + kc == kdim);
-                pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, (&abuf[..], kc), b, bias, act, &mut cbuf, out);
+                pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, (&abuf[..], kc), Bop { b: [b0, b0], ldb }, bias, act, &mut cbuf, out);
                 p0 += np;
             }
             k0 += kc;

@@ -39,9 +39,9 @@ impl Neon {
     /// [`Neon::tile`] over 32 columns, as two 16-column tiles.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
-        self.tile::<R>(kc, a, lda, b, ldb, c, ldc);
-        self.tile::<R>(kc, a, lda, b.get(16..).unwrap_or(&[]), ldb, c.get_mut(16..).unwrap_or(&mut []), ldc)
+    pub(crate) fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: [&[f32]; 2], ldb: usize, c: &mut [f32], ldc: usize) {
+        self.tile::<R>(kc, a, lda, b[0], ldb, c, ldc);
+        self.tile::<R>(kc, a, lda, b[1], ldb, c.get_mut(16..).unwrap_or(&mut []), ldc)
     }
 
     /// `Σ_k w_r[k] · x[k]` for the four rows `w_r`, each input loaded once for the four rows.
