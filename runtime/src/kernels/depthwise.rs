@@ -658,22 +658,7 @@ mod tests {
                 pads: [pt as u32, pl as u32, pb as u32, pr as u32],
                 act: ACTS[act as usize],
             };
-            let (xd, wdims) = ([1, c, h, wd], [c, 1, kh, kw]);
-            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&[c])]).unwrap();
-            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-            let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
-            let pl = super::plane_layout(&g);
-            prop_assert!(pl.is_some());
-            let (x, w, b) = (data(c * h * wd, seed), data(c * kh * kw, seed + 1), data(c, seed + 2));
-            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
-            let a = super::Args { x: &x, w: View::F32(&w), bias: Some(View::F32(&b)), act: attrs.act };
-            #[cfg(target_arch = "x86_64")]
-            if let Some(f) = super::super::x86::Fma::detect() {
-                check_planes(f, &g, &a, &want);
-                check_planes(f.avx2_only(), &g, &a, &want);
-            }
-            #[cfg(target_arch = "aarch64")]
-            check_planes(super::super::neon::Neon, &g, &a, &want);
+            prop_assert!(check_plane_layer(attrs, [1, c, h, wd], [c, 1, kh, kw], seed));
         }
 
         /// The plane kernel on strided layers with "same" padding (each channel read through
@@ -692,21 +677,7 @@ mod tests {
                 pads: [pt as u32, pl as u32, (ph - pt) as u32, (pw - pl) as u32],
                 act: ACTS[act as usize],
             };
-            let (xd, wdims) = ([1, c, h, wd], [c, 1, k, k]);
-            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&[c])]).unwrap();
-            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-            let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
-            prop_assume!(super::plane_layout(&g).is_some());
-            let (x, w, b) = (data(c * h * wd, seed), data(c * k * k, seed + 1), data(c, seed + 2));
-            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
-            let a = super::Args { x: &x, w: View::F32(&w), bias: Some(View::F32(&b)), act: attrs.act };
-            #[cfg(target_arch = "x86_64")]
-            if let Some(f) = super::super::x86::Fma::detect() {
-                check_planes(f, &g, &a, &want);
-                check_planes(f.avx2_only(), &g, &a, &want);
-            }
-            #[cfg(target_arch = "aarch64")]
-            check_planes(super::super::neon::Neon, &g, &a, &want);
+            prop_assume!(check_plane_layer(attrs, [1, c, h, wd], [c, 1, k, k], seed));
         }
 
         /// Both kernels, called directly, against the f64 definition (the dispatch picks one by
@@ -740,6 +711,30 @@ mod tests {
                 assert_close(&got, &want, 1e-5);
             }
         }
+    }
+
+    /// The depthwise layer `attrs` on input `xd` and filters `wd` (random data from `seed`)
+    /// through [`check_planes`] on every SIMD tier of this CPU; false when the plane kernel
+    /// does not take the layer.
+    fn check_plane_layer(attrs: ConvAttrs, xd: [usize; 4], wd: [usize; 4], seed: u64) -> bool {
+        let c = xd[1];
+        let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wd), sh(&[c])]).unwrap();
+        let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+        let g = Geom::new(&attrs, &sh(&xd), &sh(&wd), &y);
+        if super::plane_layout(&g).is_none() {
+            return false;
+        }
+        let (x, w, b) = (data(xd.iter().product(), seed), data(wd.iter().product(), seed + 1), data(c, seed + 2));
+        let want = naive_conv(&x, &xd, &w, &wd, Some(&b), &attrs, &yd);
+        let a = super::Args { x: &x, w: View::F32(&w), bias: Some(View::F32(&b)), act: attrs.act };
+        #[cfg(target_arch = "x86_64")]
+        if let Some(f) = super::super::x86::Fma::detect() {
+            check_planes(f, &g, &a, &want);
+            check_planes(f.avx2_only(), &g, &a, &want);
+        }
+        #[cfg(target_arch = "aarch64")]
+        check_planes(super::super::neon::Neon, &g, &a, &want);
+        true
     }
 
     /// [`super::planes`] on tier `mk` against `want`, and each of its groups against
