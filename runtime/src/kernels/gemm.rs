@@ -36,6 +36,16 @@ pub(super) trait Micro: Copy {
         self.tile::<R>(kc, a, lda, b[0], ldb, c, ldc);
         self.tile::<R>(kc, a, lda, b[1], ldb, c.get_mut(NR..).unwrap_or(&mut []), ldc);
     }
+    /// Whether [`Micro::tile2_tab`] reads `B` in place (else the caller gathers a panel).
+    #[inline]
+    fn tabbed(self) -> bool {
+        false
+    }
+    /// [`Micro::tile2`] with `B` read in place: row `k`'s half `h` holds `src[start + j]` in the
+    /// lanes `j` of `mask` and 0 elsewhere, `(start, mask) = t.rows()[k][h]`, for `k < kc`. Only
+    /// called when [`Micro::tabbed`].
+    #[allow(clippy::too_many_arguments)]
+    fn tile2_tab<const R: usize>(self, kc: usize, a: &[f32], lda: usize, src: &[f32], t: &RowTab, c: &mut [f32], ldc: usize);
     /// Four dot products of rows with the same `x`.
     fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4];
     /// One dot product over the shorter length.
@@ -70,6 +80,14 @@ macro_rules! impl_micro {
             #[inline]
             fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: [&[f32]; 2], ldb: usize, c: &mut [f32], ldc: usize) {
                 <$t>::tile2::<R>(self, kc, a, lda, b, ldb, c, ldc)
+            }
+            #[inline]
+            fn tabbed(self) -> bool {
+                <$t>::tabbed(self)
+            }
+            #[inline]
+            fn tile2_tab<const R: usize>(self, kc: usize, a: &[f32], lda: usize, src: &[f32], t: &RowTab, c: &mut [f32], ldc: usize) {
+                <$t>::tile2_tab::<R>(self, kc, a, lda, src, t, c, ldc)
             }
             #[inline]
             fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
@@ -173,6 +191,9 @@ impl Micro for NoSimd {
     fn tile<const R: usize>(self, _: usize, _: &[f32], _: usize, _: &[f32], _: usize, _: &mut [f32], _: usize) {
         match self {}
     }
+    fn tile2_tab<const R: usize>(self, _: usize, _: &[f32], _: usize, _: &[f32], _: &RowTab, _: &mut [f32], _: usize) {
+        match self {}
+    }
     fn dot4(self, _: [&[f32]; 4], _: &[f32]) -> [f32; 4] {
         match self {}
     }
@@ -243,12 +264,194 @@ fn tile_rows2<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: [&
     }
 }
 
+/// [`tile_rows2`] with `B` read in place ([`Micro::tile2_tab`]).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn tile_rows2_tab<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, src: &[f32], t: &RowTab, c: &mut [f32], ldc: usize) {
+    match r {
+        12 => mk.tile2_tab::<12>(kc, a, lda, src, t, c, ldc),
+        11 => mk.tile2_tab::<11>(kc, a, lda, src, t, c, ldc),
+        10 => mk.tile2_tab::<10>(kc, a, lda, src, t, c, ldc),
+        9 => mk.tile2_tab::<9>(kc, a, lda, src, t, c, ldc),
+        8 => mk.tile2_tab::<8>(kc, a, lda, src, t, c, ldc),
+        7 => mk.tile2_tab::<7>(kc, a, lda, src, t, c, ldc),
+        6 => mk.tile2_tab::<6>(kc, a, lda, src, t, c, ldc),
+        5 => mk.tile2_tab::<5>(kc, a, lda, src, t, c, ldc),
+        4 => mk.tile2_tab::<4>(kc, a, lda, src, t, c, ldc),
+        3 => mk.tile2_tab::<3>(kc, a, lda, src, t, c, ldc),
+        2 => mk.tile2_tab::<2>(kc, a, lda, src, t, c, ldc),
+        _ => mk.tile2_tab::<1>(kc, a, lda, src, t, c, ldc),
+    }
+}
+
 /// The `B` operand of a tile: its first [`NR`] columns from `b[0]`, the next `NR` (a pair of
-/// pixel tiles) from `b[1]`, both at pitch `ldb`.
+/// pixel tiles) from `b[1]`, both at pitch `ldb`; or a pair's rows read in place from `src`
+/// through a [`RowTab`].
 #[derive(Clone, Copy)]
-struct Bop<'a> {
-    b: [&'a [f32]; 2],
-    ldb: usize,
+enum Bop<'a> {
+    Panel { b: [&'a [f32]; 2], ldb: usize },
+    Tab { src: &'a [f32], t: &'a RowTab },
+}
+
+/// Most `B` rows (`cg·kh·kw`) a [`RowTab`] holds.
+const TABK: usize = 1024;
+
+/// Where each row of a pixel-tile pair's `B` lies in the group's input planes, for the rows of
+/// one K chunk: `rows()[k][h] = (start, mask)`, half `h`'s lane `j` being
+/// `src[shift() + start + j]` when bit `j` of `mask` is set, 0 otherwise.
+///
+/// Guarantee (what makes the in-place kernels sound): every lane set in a mask has
+/// `0 ≤ shift() + start + j < len()`. Only [`RowTab::pair`] and [`RowTab::chunk`] write the
+/// table: the first clears lanes that would leave their input plane, and keeps the rows of the
+/// previous pair (with a new shift) only when every tap moved by the same offset with the same
+/// lanes; the second builds rows inside `len`.
+pub(super) struct RowTab {
+    rows: [[(i32, u16); 2]; TABK],
+    /// Rows built (0: to build), and the chunk `k0 .. k0 + kc` that `rows()` shows.
+    built: usize,
+    k0: usize,
+    kc: usize,
+    shift: isize,
+    /// Per tap and half, lane 0's offset from its plane and the lanes inside the plane, for the
+    /// current pair.
+    taps: [[(i32, u16); 2]; MAX_TAPS],
+    ntaps: usize,
+    in_plane: usize,
+    len: usize,
+}
+
+impl RowTab {
+    /// An empty table.
+    fn new() -> RowTab {
+        RowTab { rows: [[(0, 0); 2]; TABK], built: 0, k0: 0, kc: 0, shift: 0, taps: [[(0, 0); 2]; MAX_TAPS], ntaps: 0, in_plane: 0, len: 0 }
+    }
+
+    /// Takes the taps of a pixel-tile pair whose panel rows are contiguous masked runs
+    /// ([`Source::Window`], or [`Source::Index`] with consecutive pixels), for `kdim` rows of
+    /// `B` over input planes of `in_plane` floats, `len` floats in all. False when a source is
+    /// not of that kind, `kdim` is over [`TABK`] or offsets do not fit `i32`.
+    fn pair(&mut self, srcs: &[Source; 2], ntaps: usize, kdim: usize, in_plane: usize, len: usize) -> bool {
+        if ntaps == 0 || ntaps > MAX_TAPS || kdim > TABK || len > i32::MAX as usize / 2 {
+            return false;
+        }
+        let plane = in_plane as i64;
+        let mut same = self.built == kdim && (self.ntaps, self.in_plane, self.len) == (ntaps, in_plane, len);
+        let mut delta = None;
+        for (h, src) in srcs.iter().enumerate() {
+            for t in 0..ntaps {
+                let (start, mask) = match src {
+                    Source::Window(tab) => {
+                        let (ws, lo, span) = tab[t];
+                        let (lo, hi) = (lo.min(16), (lo + span).min(16));
+                        (ws as i64, if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 })
+                    }
+                    Source::Index(ix) if ix.step => (ix.idx[0] as i64 + ix.off[t] as i64, ix.mask[t]),
+                    _ => {
+                        self.built = 0;
+                        return false;
+                    }
+                };
+                // Lanes leaving the plane cleared (none do for these sources; the table's
+                // guarantee does not rest on that).
+                let (lo, hi) = ((-start).clamp(0, 16), (plane - start).clamp(0, 16));
+                let m = mask & if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
+                let new = if m == 0 { (0, 0) } else { (start as i32, m) };
+                let old = self.taps[t][h];
+                if m != old.1 {
+                    same = false;
+                } else if m != 0 {
+                    let d = new.0 as i64 - old.0 as i64;
+                    same &= *delta.get_or_insert(d) == d;
+                }
+                self.taps[t][h] = new;
+            }
+        }
+        (self.ntaps, self.in_plane, self.len) = (ntaps, in_plane, len);
+        match (same, delta) {
+            (true, Some(d)) => self.shift += d as isize,
+            (true, None) => {}
+            _ => self.build(kdim),
+        }
+        true
+    }
+
+    /// Rows `0 .. kdim` from the current taps: `B` row `k` is tap `k % ntaps` of input plane
+    /// `k / ntaps`; planes past `len` read nothing.
+    fn build(&mut self, kdim: usize) {
+        let (ntaps, in_plane, len) = (self.ntaps.max(1), self.in_plane, self.len);
+        let kdim = kdim.min(TABK);
+        let (mut ic, mut t) = (0, 0);
+        for row in self.rows.iter_mut().take(kdim) {
+            let base = if (ic + 1) * in_plane <= len { Some((ic * in_plane) as i32) } else { None };
+            for (r, &(start, m)) in row.iter_mut().zip(&self.taps[t]) {
+                *r = match base {
+                    Some(b) if m != 0 => (b + start, m),
+                    _ => (0, 0),
+                };
+            }
+            t += 1;
+            if t == ntaps {
+                (t, ic) = (0, ic + 1);
+            }
+        }
+        (self.built, self.shift) = (kdim, 0);
+    }
+
+    /// Shows rows `k0 .. k0 + kc` (clamped to the rows built) through [`RowTab::rows`].
+    fn chunk(&mut self, k0: usize, kc: usize) {
+        self.k0 = k0.min(self.built);
+        self.kc = kc.min(self.built - self.k0);
+    }
+
+    /// The rows of the current chunk.
+    #[inline]
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    pub(super) fn rows(&self) -> &[[(i32, u16); 2]] {
+        &self.rows[self.k0..self.k0 + self.kc]
+    }
+
+    /// What every row's `start` is relative to.
+    #[inline]
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    pub(super) fn shift(&self) -> isize {
+        self.shift
+    }
+
+    /// Floats the source must hold (every lane read lies below).
+    #[inline]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// [`Micro::tile2_tab`]'s definition: the rows gathered into a panel, then [`Micro::tile2`].
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn tile2_tab_panel<M: Micro, const R: usize>(
+    mk: M,
+    kc: usize,
+    a: &[f32],
+    lda: usize,
+    src: &[f32],
+    t: &RowTab,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let mut panel = [0.0f32; KC * 2 * NR];
+    let kc = kc.min(t.rows().len());
+    for (row, r) in panel.chunks_exact_mut(2 * NR).zip(&t.rows()[..kc]) {
+        for (h, &(start, mask)) in r.iter().enumerate() {
+            for (j, v) in row[h * NR..(h + 1) * NR].iter_mut().enumerate() {
+                let at = t.shift() as i64 + start as i64 + j as i64;
+                *v = match src.get(at as usize) {
+                    Some(&x) if mask >> j & 1 == 1 && at >= 0 => x,
+                    _ => 0.0,
+                };
+            }
+        }
+    }
+    mk.tile2::<R>(kc, a, lda, [&panel[..], &panel[NR..]], 2 * NR, c, ldc);
 }
 
 /// The geometry both tiled Convs share, checked against the slices once per call.
@@ -381,6 +584,8 @@ pub(super) fn conv<M: Micro>(
     }
     let (mut panel, mut panel1) = ([0.0f32; KC * NR], [0.0f32; KC * NR]);
     let mut cbuf = [0.0f32; MR * 2 * NR];
+    let mut tab = RowTab::new();
+    let ntaps = g.kh * g.kw;
     for grp in 0..pl.groups {
         let (xg, m_lo, m_hi) = pl.group(x, grp);
         let mut p0 = 0;
@@ -389,14 +594,23 @@ pub(super) fn conv<M: Micro>(
             let pair = pl.plane - p0 >= 2 * NR;
             let np = if pair { 2 * NR } else { NR.min(pl.plane - p0) };
             let srcs = [pl.source(p0, np.min(NR)), if pair { pl.source(p0 + NR, NR) } else { Source::Runs }];
+            // A pair whose rows are contiguous masked runs is read in place, without a panel.
+            let tabbed = pair && mk.tabbed() && tab.pair(&srcs, ntaps, kdim, pl.in_plane, xg.len());
             let mut k0 = 0;
             while k0 < kdim {
                 let kc = KC.min(kdim - k0);
-                let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np.min(NR), &srcs[0], &mut panel);
-                let b1 = if pair { pl.b(mk, xg, k0, kc, p0 + NR, NR, &srcs[1], &mut panel1).0 } else { b0 };
                 let a = (&w[m_lo * kdim + k0..], kdim);
-                let b = Bop { b: [b0, b1], ldb };
-                pl.tiles(mk, (m_lo, m_hi), (p0, np), (kc, k0 == 0, k0 + kc == kdim), a, b, bias, act, &mut cbuf, out);
+                let chunk = (kc, k0 == 0, k0 + kc == kdim);
+                if tabbed {
+                    tab.chunk(k0, kc);
+                    let b = Bop::Tab { src: xg, t: &tab };
+                    pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, a, b, bias, act, &mut cbuf, out);
+                } else {
+                    let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np.min(NR), &srcs[0], &mut panel);
+                    let b1 = if pair { pl.b(mk, xg, k0, kc, p0 + NR, NR, &srcs[1], &mut panel1).0 } else { b0 };
+                    let b = Bop::Panel { b: [b0, b1], ldb };
+                    pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, a, b, bias, act, &mut cbuf, out);
+                }
                 k0 += kc;
             }
             p0 += np;
@@ -453,10 +667,10 @@ impl TileAt {
                 row[..np].copy_from_slice(&out[at..at + np]);
             }
         }
-        if w > NR {
-            tile_rows2(mk, self.r, kc, a, lda, b.b, b.ldb, cbuf, w);
-        } else {
-            tile_rows(mk, self.r, kc, a, lda, b.b[0], b.ldb, cbuf, w);
+        match b {
+            Bop::Panel { b, ldb } if w > NR => tile_rows2(mk, self.r, kc, a, lda, b, ldb, cbuf, w),
+            Bop::Panel { b, ldb } => tile_rows(mk, self.r, kc, a, lda, b[0], ldb, cbuf, w),
+            Bop::Tab { src, t } => tile_rows2_tab(mk, self.r, kc, a, lda, src, t, cbuf, w),
         }
         let post = if self.last { act } else { Activation::None };
         for i in 0..self.r {
@@ -522,7 +736,7 @@ pub(super) fn conv_decoded<M: Micro>(
                 let np = NR.min(pl.plane - p0);
                 let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np, &pl.source(p0, np), &mut panel);
                 let chunk = (kc, k0 == 0, k0 + kc == kdim);
-                pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, (&abuf[..], kc), Bop { b: [b0, b0], ldb }, bias, act, &mut cbuf, out);
+                pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, (&abuf[..], kc), Bop::Panel { b: [b0, b0], ldb }, bias, act, &mut cbuf, out);
                 p0 += np;
             }
             k0 += kc;
@@ -914,6 +1128,30 @@ mod tests {
                     mk.load_rows(&mut got, &src, base, &rows);
                     prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                 }
+            }
+        }
+
+        /// The in-place pair kernel (AVX-512 rows read through a `RowTab`) against gathered
+        /// panels (the AVX2 tiles): bit-identical outputs on stride-1 Convs with padding and
+        /// dilation, planes of several pairs (rows reused with a shift, rebuilt where the
+        /// padding changes the lanes), K over one chunk.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn tab_pairs_match_panels(c in 1usize..40, m in 1usize..20, h in 1usize..20, w in 1usize..40, k in 1usize..4,
+                                  d in 1usize..3, p in 0usize..3, seed in 0u64..1000) {
+            prop_assume!(h + 2 * p > (k - 1) * d && w + 2 * p > (k - 1) * d);
+            let (oh, ow) = (h + 2 * p - (k - 1) * d, w + 2 * p - (k - 1) * d);
+            let g = super::super::conv::Geom { c, h, w, m, cg: c, mg: m, kh: k, kw: k, oh, ow, sh: 1, sw: 1, dh: d, dw: d, pt: p, pl: p };
+            let x = data(c * h * w, seed);
+            let wt = data(m * c * k * k, seed + 1);
+            let b = data(m, seed + 2);
+            if let Some(f) = super::super::x86::Fma::detect() {
+                let run = |mk: super::super::x86::Fma| {
+                    let mut out = vec![f32::NAN; m * oh * ow];
+                    super::conv(mk, &g, &x, &wt, Some(View::F32(&b)), Activation::Relu, &mut out).unwrap();
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                prop_assert_eq!(run(f), run(f.avx2_only()));
             }
         }
 

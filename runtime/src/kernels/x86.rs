@@ -471,6 +471,50 @@ impl Fma {
         unsafe { tile2_avx512::<R>(kc, a.as_ptr(), lda, [b[0].as_ptr(), b[1].as_ptr()], ldb, c.as_mut_ptr(), ldc) }
     }
 
+    /// Whether [`Fma::tile2_tab`] reads `B` in place (AVX-512: one masked load per row and
+    /// half); otherwise it gathers a panel first.
+    #[inline]
+    pub(super) fn tabbed(self) -> bool {
+        self.avx512
+    }
+
+    /// [`super::gemm::tile2_tab_panel`] (the same sums), with AVX-512 reading each row of `B`
+    /// straight from `src` with one masked load per half.
+    ///
+    /// # Panics
+    /// As [`Fma::tile2`]; or when `src` is shorter than `t.len()` or `t` has fewer than `kc` rows.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn tile2_tab<const R: usize>(
+        self,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        src: &[f32],
+        t: &super::gemm::RowTab,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        if !self.avx512 {
+            return super::gemm::tile2_tab_panel::<_, R>(self, kc, a, lda, src, t, c, ldc);
+        }
+        assert!(R >= 1 && R <= self.rows(), "tile2_tab: 1..={} rows", self.rows());
+        if kc == 0 {
+            return;
+        }
+        assert!(
+            a.len() >= (R - 1) * lda + kc && c.len() >= (R - 1) * ldc + 32 && src.len() >= t.len() && t.rows().len() >= kc,
+            "tile2_tab: operands too short"
+        );
+        // SAFETY: AVX-512 F detected (`self`); `a` and `c` bounded by the lengths asserted
+        // above; every lane loaded from `src` (at `shift + start + j`) lies in
+        // `0 .. t.len() ≤ src.len()` (the `RowTab` guarantee), and masked-off lanes are not
+        // accessed, so the wrapped pointers are dereferenced only inside `src`.
+        unsafe {
+            tile2_tab_avx512::<R>(kc, a.as_ptr(), lda, src.as_ptr().wrapping_offset(t.shift()), t.rows().as_ptr(), c.as_mut_ptr(), ldc)
+        }
+    }
+
     /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < 16`.
     #[inline]
     pub(crate) fn window16(self, dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32) {
@@ -563,13 +607,25 @@ impl Fma {
         }
     }
 
-    /// Runs `f` in a function compiled for AVX2 + FMA, so loops the compiler vectorises inside
-    /// it use 8-lane registers (the result is what `f` computes; only instruction choice differs).
+    /// Runs `f` in a function compiled for AVX2 + FMA (and AVX-512 F + VL when detected), so
+    /// the SIMD helpers `f` calls inline into it and loops the compiler vectorises use the wide
+    /// registers (the result is what `f` computes; only instruction choice differs).
     #[inline]
     pub(crate) fn run<T>(self, f: impl FnOnce() -> T) -> T {
-        // SAFETY: AVX2 + FMA detected (`self`).
-        unsafe { run_avx2(f) }
+        // SAFETY: AVX2 + FMA detected (`self`), and AVX-512 F + VL when `avx512`.
+        unsafe {
+            if self.avx512 {
+                run_avx512(f)
+            } else {
+                run_avx2(f)
+            }
+        }
     }
+}
+
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn run_avx512<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -617,6 +673,47 @@ unsafe fn tile2_avx512<const R: usize>(kc: usize, a: *const f32, lda: usize, b: 
     }
     for k in 0..kc {
         let (b0, b1) = unsafe { (_mm512_loadu_ps(b[0].add(k * ldb)), _mm512_loadu_ps(b[1].add(k * ldb))) };
+        for (i, r) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_ps(unsafe { *a.add(i * lda + k) });
+            r[0] = _mm512_fmadd_ps(av, b0, r[0]);
+            r[1] = _mm512_fmadd_ps(av, b1, r[1]);
+        }
+    }
+    for (i, r) in acc.iter().enumerate() {
+        unsafe {
+            _mm512_storeu_ps(c.add(i * ldc), r[0]);
+            _mm512_storeu_ps(c.add(i * ldc + 16), r[1]);
+        }
+    }
+}
+
+/// [`Fma::tile2_tab`] on raw pointers; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn tile2_tab_avx512<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    src: *const f32,
+    rows: *const [(i32, u16); 2],
+    c: *mut f32,
+    ldc: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for (i, r) in acc.iter_mut().enumerate() {
+        // SAFETY (all loads and stores here): bounded by the caller's length checks; masked-off
+        // lanes of the `B` loads are not accessed.
+        unsafe {
+            r[0] = _mm512_loadu_ps(c.add(i * ldc));
+            r[1] = _mm512_loadu_ps(c.add(i * ldc + 16));
+        }
+    }
+    for k in 0..kc {
+        let ([(s0, m0), (s1, m1)], b0, b1);
+        unsafe {
+            [(s0, m0), (s1, m1)] = *rows.add(k);
+            b0 = _mm512_maskz_loadu_ps(m0, src.wrapping_offset(s0 as isize));
+            b1 = _mm512_maskz_loadu_ps(m1, src.wrapping_offset(s1 as isize));
+        }
         for (i, r) in acc.iter_mut().enumerate() {
             let av = _mm512_set1_ps(unsafe { *a.add(i * lda + k) });
             r[0] = _mm512_fmadd_ps(av, b0, r[0]);
