@@ -334,6 +334,8 @@ mod tests {
             let act = ACTS[act as usize];
             let op = Op::Dense { act };
             let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
+            let abs = |v: &[f32]| v.iter().map(|v| v.abs()).collect::<Vec<_>>();
+            let scale = naive_dense(&abs(&x), rows, k, &abs(&w), n, None, Activation::None);
             let unaligned = [&[0u8][..], &payload].concat();
             let x32 = f32le(&x);
             // The dense kernel on the decoded weights, for the exact comparison.
@@ -353,10 +355,10 @@ mod tests {
                     let mut yd = lead.clone();
                     yd.push(n);
                     prop_assert_eq!(y, sh(&yd));
-                    assert_close(&got, &want, 1e-5);
+                    assert_close_scaled(&got, &want, &scale, 1e-5);
                     if simd_applies(bits, &xv) || crate::kernels::gemm::simd().is_some() {
                         // Either side sums in SIMD lanes: same values up to summation order.
-                        assert_close(&got, &dense.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
+                        assert_close_scaled(&got, &dense.iter().map(|&v| v as f64).collect::<Vec<_>>(), &scale, 1e-5);
                     } else {
                         prop_assert_eq!(&got, &dense, "decode-and-dot sums as the dense kernel does");
                     }

@@ -36,16 +36,34 @@ pub(super) trait Micro: Copy {
         self.tile::<R>(kc, a, lda, b[0], ldb, c, ldc);
         self.tile::<R>(kc, a, lda, b[1], ldb, c.get_mut(NR..).unwrap_or(&mut []), ldc);
     }
-    /// Whether [`Micro::tile2_tab`] reads `B` in place (else the caller gathers a panel).
+    /// Whether pixel-tile pairs go through a [`RowTab`] (read in place by
+    /// [`Micro::tile_out`]) rather than a gathered panel.
     #[inline]
     fn tabbed(self) -> bool {
         false
     }
-    /// [`Micro::tile2`] with `B` read in place: row `k`'s half `h` holds `src[start + j]` in the
-    /// lanes `j` of `mask` and 0 elsewhere, `(start, mask) = t.rows()[k][h]`, for `k < kc`. Only
-    /// called when [`Micro::tabbed`].
+    /// A whole tile in registers, where the CPU can: rows `i < R` of `out` (pitch `ldo`),
+    /// columns `j < np ≤ 2·NR`, become `post(start + Σ_{k<kc} a[i·lda + k] · B[k][j])`, with
+    /// `start` = `bias[i]` when given (the first K chunk) or `out`'s value, and `post` = `act`
+    /// when given (the last chunk); `B` as [`TileAt::run`] reads it. The same sums and the same
+    /// activation as the buffered tile. False (nothing written) when this CPU has no such kernel
+    /// for the operand.
     #[allow(clippy::too_many_arguments)]
-    fn tile2_tab<const R: usize>(self, kc: usize, a: &[f32], lda: usize, src: &[f32], t: &RowTab, c: &mut [f32], ldc: usize);
+    #[inline]
+    fn tile_out<const R: usize>(
+        self,
+        _kc: usize,
+        _a: &[f32],
+        _lda: usize,
+        _b: Bop<'_>,
+        _out: &mut [f32],
+        _ldo: usize,
+        _np: usize,
+        _bias: Option<&[f32]>,
+        _act: Option<Activation>,
+    ) -> bool {
+        false
+    }
     /// Four dot products of rows with the same `x`.
     fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4];
     /// One dot product over the shorter length.
@@ -86,8 +104,19 @@ macro_rules! impl_micro {
                 <$t>::tabbed(self)
             }
             #[inline]
-            fn tile2_tab<const R: usize>(self, kc: usize, a: &[f32], lda: usize, src: &[f32], t: &RowTab, c: &mut [f32], ldc: usize) {
-                <$t>::tile2_tab::<R>(self, kc, a, lda, src, t, c, ldc)
+            fn tile_out<const R: usize>(
+                self,
+                kc: usize,
+                a: &[f32],
+                lda: usize,
+                b: Bop<'_>,
+                out: &mut [f32],
+                ldo: usize,
+                np: usize,
+                bias: Option<&[f32]>,
+                act: Option<Activation>,
+            ) -> bool {
+                <$t>::tile_out::<R>(self, kc, a, lda, b, out, ldo, np, bias, act)
             }
             #[inline]
             fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
@@ -191,9 +220,6 @@ impl Micro for NoSimd {
     fn tile<const R: usize>(self, _: usize, _: &[f32], _: usize, _: &[f32], _: usize, _: &mut [f32], _: usize) {
         match self {}
     }
-    fn tile2_tab<const R: usize>(self, _: usize, _: &[f32], _: usize, _: &[f32], _: &RowTab, _: &mut [f32], _: usize) {
-        match self {}
-    }
     fn dot4(self, _: [&[f32]; 4], _: &[f32]) -> [f32; 4] {
         match self {}
     }
@@ -264,23 +290,23 @@ fn tile_rows2<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: [&
     }
 }
 
-/// [`tile_rows2`] with `B` read in place ([`Micro::tile2_tab`]).
+/// [`tile_rows2`] with `B` read through a [`RowTab`] ([`tile2_tab_panel`]).
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn tile_rows2_tab<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, src: &[f32], t: &RowTab, c: &mut [f32], ldc: usize) {
     match r {
-        12 => mk.tile2_tab::<12>(kc, a, lda, src, t, c, ldc),
-        11 => mk.tile2_tab::<11>(kc, a, lda, src, t, c, ldc),
-        10 => mk.tile2_tab::<10>(kc, a, lda, src, t, c, ldc),
-        9 => mk.tile2_tab::<9>(kc, a, lda, src, t, c, ldc),
-        8 => mk.tile2_tab::<8>(kc, a, lda, src, t, c, ldc),
-        7 => mk.tile2_tab::<7>(kc, a, lda, src, t, c, ldc),
-        6 => mk.tile2_tab::<6>(kc, a, lda, src, t, c, ldc),
-        5 => mk.tile2_tab::<5>(kc, a, lda, src, t, c, ldc),
-        4 => mk.tile2_tab::<4>(kc, a, lda, src, t, c, ldc),
-        3 => mk.tile2_tab::<3>(kc, a, lda, src, t, c, ldc),
-        2 => mk.tile2_tab::<2>(kc, a, lda, src, t, c, ldc),
-        _ => mk.tile2_tab::<1>(kc, a, lda, src, t, c, ldc),
+        12 => tile2_tab_panel::<M, 12>(mk, kc, a, lda, src, t, c, ldc),
+        11 => tile2_tab_panel::<M, 11>(mk, kc, a, lda, src, t, c, ldc),
+        10 => tile2_tab_panel::<M, 10>(mk, kc, a, lda, src, t, c, ldc),
+        9 => tile2_tab_panel::<M, 9>(mk, kc, a, lda, src, t, c, ldc),
+        8 => tile2_tab_panel::<M, 8>(mk, kc, a, lda, src, t, c, ldc),
+        7 => tile2_tab_panel::<M, 7>(mk, kc, a, lda, src, t, c, ldc),
+        6 => tile2_tab_panel::<M, 6>(mk, kc, a, lda, src, t, c, ldc),
+        5 => tile2_tab_panel::<M, 5>(mk, kc, a, lda, src, t, c, ldc),
+        4 => tile2_tab_panel::<M, 4>(mk, kc, a, lda, src, t, c, ldc),
+        3 => tile2_tab_panel::<M, 3>(mk, kc, a, lda, src, t, c, ldc),
+        2 => tile2_tab_panel::<M, 2>(mk, kc, a, lda, src, t, c, ldc),
+        _ => tile2_tab_panel::<M, 1>(mk, kc, a, lda, src, t, c, ldc),
     }
 }
 
@@ -288,9 +314,41 @@ fn tile_rows2_tab<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, s
 /// pixel tiles) from `b[1]`, both at pitch `ldb`; or a pair's rows read in place from `src`
 /// through a [`RowTab`].
 #[derive(Clone, Copy)]
-enum Bop<'a> {
+pub(super) enum Bop<'a> {
     Panel { b: [&'a [f32]; 2], ldb: usize },
     Tab { src: &'a [f32], t: &'a RowTab },
+}
+
+/// [`Micro::tile_out`] with `R = r` chosen at run time.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn tile_rows_out<M: Micro>(
+    mk: M,
+    r: usize,
+    kc: usize,
+    a: &[f32],
+    lda: usize,
+    b: Bop<'_>,
+    out: &mut [f32],
+    ldo: usize,
+    np: usize,
+    bias: Option<&[f32]>,
+    act: Option<Activation>,
+) -> bool {
+    match r {
+        12 => mk.tile_out::<12>(kc, a, lda, b, out, ldo, np, bias, act),
+        11 => mk.tile_out::<11>(kc, a, lda, b, out, ldo, np, bias, act),
+        10 => mk.tile_out::<10>(kc, a, lda, b, out, ldo, np, bias, act),
+        9 => mk.tile_out::<9>(kc, a, lda, b, out, ldo, np, bias, act),
+        8 => mk.tile_out::<8>(kc, a, lda, b, out, ldo, np, bias, act),
+        7 => mk.tile_out::<7>(kc, a, lda, b, out, ldo, np, bias, act),
+        6 => mk.tile_out::<6>(kc, a, lda, b, out, ldo, np, bias, act),
+        5 => mk.tile_out::<5>(kc, a, lda, b, out, ldo, np, bias, act),
+        4 => mk.tile_out::<4>(kc, a, lda, b, out, ldo, np, bias, act),
+        3 => mk.tile_out::<3>(kc, a, lda, b, out, ldo, np, bias, act),
+        2 => mk.tile_out::<2>(kc, a, lda, b, out, ldo, np, bias, act),
+        _ => mk.tile_out::<1>(kc, a, lda, b, out, ldo, np, bias, act),
+    }
 }
 
 /// Most `B` rows (`cg·kh·kw`) a [`RowTab`] holds.
@@ -298,7 +356,8 @@ const TABK: usize = 1024;
 
 /// Where each row of a pixel-tile pair's `B` lies in the group's input planes, for the rows of
 /// one K chunk: `rows()[k][h] = (start, mask)`, half `h`'s lane `j` being
-/// `src[shift() + start + j]` when bit `j` of `mask` is set, 0 otherwise.
+/// `src[shift() + start + j]` when bit `j` of `mask` is set, 0 otherwise (masks use bits
+/// `0 .. 16`; 32-bit so the table has no padding and clears as one block).
 ///
 /// Guarantee (what makes the in-place kernels sound): every lane set in a mask has
 /// `0 ≤ shift() + start + j < len()`. Only [`RowTab::pair`] and [`RowTab::chunk`] write the
@@ -306,7 +365,7 @@ const TABK: usize = 1024;
 /// previous pair (with a new shift) only when every tap moved by the same offset with the same
 /// lanes; the second builds rows inside `len`.
 pub(super) struct RowTab {
-    rows: [[(i32, u16); 2]; TABK],
+    rows: [[(i32, u32); 2]; TABK],
     /// Rows built (0: to build), and the chunk `k0 .. k0 + kc` that `rows()` shows.
     built: usize,
     k0: usize,
@@ -314,7 +373,7 @@ pub(super) struct RowTab {
     shift: isize,
     /// Per tap and half, lane 0's offset from its plane and the lanes inside the plane, for the
     /// current pair.
-    taps: [[(i32, u16); 2]; MAX_TAPS],
+    taps: [[(i32, u32); 2]; MAX_TAPS],
     ntaps: usize,
     in_plane: usize,
     len: usize,
@@ -326,11 +385,12 @@ impl RowTab {
         RowTab { rows: [[(0, 0); 2]; TABK], built: 0, k0: 0, kc: 0, shift: 0, taps: [[(0, 0); 2]; MAX_TAPS], ntaps: 0, in_plane: 0, len: 0 }
     }
 
-    /// Takes the taps of a pixel-tile pair whose panel rows are contiguous masked runs
-    /// ([`Source::Window`], or [`Source::Index`] with consecutive pixels), for `kdim` rows of
+    /// Takes the taps of the first `halves` (1 or 2) tiles of a pixel-tile pair whose panel rows
+    /// are contiguous masked runs ([`Source::Window`], or [`Source::Index`] with consecutive
+    /// pixels; a missing second tile reads nothing), for `kdim` rows of
     /// `B` over input planes of `in_plane` floats, `len` floats in all. False when a source is
     /// not of that kind, `kdim` is over [`TABK`] or offsets do not fit `i32`.
-    fn pair(&mut self, srcs: &[Source; 2], ntaps: usize, kdim: usize, in_plane: usize, len: usize) -> bool {
+    fn pair(&mut self, srcs: &[Source; 2], halves: usize, ntaps: usize, kdim: usize, in_plane: usize, len: usize) -> bool {
         if ntaps == 0 || ntaps > MAX_TAPS || kdim > TABK || len > i32::MAX as usize / 2 {
             return false;
         }
@@ -340,6 +400,8 @@ impl RowTab {
         for (h, src) in srcs.iter().enumerate() {
             for t in 0..ntaps {
                 let (start, mask) = match src {
+                    // No second tile: no lanes.
+                    _ if h >= halves => (0, 0),
                     Source::Window(tab) => {
                         let (ws, lo, span) = tab[t];
                         let (lo, hi) = (lo.min(16), (lo + span).min(16));
@@ -355,9 +417,9 @@ impl RowTab {
                 // guarantee does not rest on that).
                 let (lo, hi) = ((-start).clamp(0, 16), (plane - start).clamp(0, 16));
                 let m = mask & if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
-                let new = if m == 0 { (0, 0) } else { (start as i32, m) };
+                let new = if m == 0 { (0, 0) } else { (start as i32, m as u32) };
                 let old = self.taps[t][h];
-                if m != old.1 {
+                if m as u32 != old.1 {
                     same = false;
                 } else if m != 0 {
                     let d = new.0 as i64 - old.0 as i64;
@@ -406,7 +468,7 @@ impl RowTab {
     /// The rows of the current chunk.
     #[inline]
     #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
-    pub(super) fn rows(&self) -> &[[(i32, u16); 2]] {
+    pub(super) fn rows(&self) -> &[[(i32, u32); 2]] {
         &self.rows[self.k0..self.k0 + self.kc]
     }
 
@@ -425,8 +487,8 @@ impl RowTab {
     }
 }
 
-/// [`Micro::tile2_tab`]'s definition: the rows gathered into a panel, then [`Micro::tile2`].
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// A tile whose `B` rows are read through `t` ([`RowTab::rows`]), on CPUs without
+/// [`Micro::tile_out`] for it: the rows gathered into a panel, then [`Micro::tile2`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn tile2_tab_panel<M: Micro, const R: usize>(
     mk: M,
@@ -495,7 +557,12 @@ impl<'g> Plan<'g> {
     /// How the panel of the pixel tile at `p0` (`np` pixels) is gathered (unused when the Conv
     /// is direct and the tile full).
     fn source(&self, p0: usize, np: usize) -> Source {
-        if self.direct && np.is_multiple_of(NR) {
+        self.source_in(p0, np, true)
+    }
+
+    /// [`Plan::source`]; when not `in_place`, a full tile of a direct Conv gets its table too.
+    fn source_in(&self, p0: usize, np: usize, in_place: bool) -> Source {
+        if self.direct && np.is_multiple_of(NR) && in_place {
             // Read in place ([`Plan::b`]): nothing to plan.
             return Source::Runs;
         }
@@ -509,7 +576,7 @@ impl<'g> Plan<'g> {
     }
 
     /// Rows `k0 .. k0 + kc` of `B` for pixels `p0 .. p0 + np`, with their pitch: the input
-    /// planes in place when direct and full, else `panel` gathered.
+    /// planes in place when `in_place`, direct and full, else `panel` gathered.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn b<'a, M: Micro>(
@@ -522,8 +589,9 @@ impl<'g> Plan<'g> {
         np: usize,
         src: &Source,
         panel: &'a mut [f32; KC * NR],
+        in_place: bool,
     ) -> (&'a [f32], usize) {
-        if self.direct && np.is_multiple_of(NR) {
+        if in_place && self.direct && np.is_multiple_of(NR) {
             (&xg[k0 * self.in_plane + p0..], self.in_plane)
         } else {
             gather(mk, self.g, xg, k0, kc, p0, np, src, panel);
@@ -582,20 +650,61 @@ pub(super) fn conv<M: Micro>(
     if w.len() < g.m * kdim {
         return Err(OpError::ShapeMismatch);
     }
-    let (mut panel, mut panel1) = ([0.0f32; KC * NR], [0.0f32; KC * NR]);
-    let mut cbuf = [0.0f32; MR * 2 * NR];
     let mut tab = RowTab::new();
+    // The panels (32 KiB to clear) only once a pixel tile needs one.
+    if let Some(at) = conv_loop(mk, &pl, x, w, bias, act, out, &mut tab, (0, 0), None) {
+        let mut panels = [[0.0f32; KC * NR]; 2];
+        conv_loop(mk, &pl, x, w, bias, act, out, &mut tab, at, Some(&mut panels));
+    }
+    Ok(())
+}
+
+/// The pixel tiles of [`conv`] from group `grp`, pixel `p0` on (`(grp, p0)` = `from`), each
+/// read in place (direct Convs, [`RowTab`] pairs) or through `panels`. Without panels, stops at
+/// the first tile that needs them and returns where it stopped; `None` once done. The slices
+/// were checked by [`Plan::new`] and `conv`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn conv_loop<M: Micro>(
+    mk: M,
+    pl: &Plan<'_>,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+    tab: &mut RowTab,
+    from: (usize, usize),
+    mut panels: Option<&mut [[f32; KC * NR]; 2]>,
+) -> Option<(usize, usize)> {
+    let (g, kdim) = (pl.g, pl.kdim);
     let ntaps = g.kh * g.kw;
-    for grp in 0..pl.groups {
+    let mut cbuf = [0.0f32; MR * 2 * NR];
+    for grp in from.0..pl.groups {
         let (xg, m_lo, m_hi) = pl.group(x, grp);
-        let mut p0 = 0;
+        let mut p0 = if grp == from.0 { from.1 } else { 0 };
         while p0 < pl.plane {
-            // Full pixel tiles go two at a time: one pass over the weights per pair.
-            let pair = pl.plane - p0 >= 2 * NR;
-            let np = if pair { 2 * NR } else { NR.min(pl.plane - p0) };
-            let srcs = [pl.source(p0, np.min(NR)), if pair { pl.source(p0 + NR, NR) } else { Source::Runs }];
-            // A pair whose rows are contiguous masked runs is read in place, without a panel.
-            let tabbed = pair && mk.tabbed() && tab.pair(&srcs, ntaps, kdim, pl.in_plane, xg.len());
+            let rest = pl.plane - p0;
+            // Full tiles of a direct Conv read the input planes in place (a last tile and a
+            // partial one go as one in-place pair when the CPU reads pairs through `tab`).
+            let in_place = pl.direct && (rest >= 2 * NR || (rest >= NR && !mk.tabbed()));
+            // Otherwise up to two pixel tiles at a time (one pass over the weights), read in
+            // place through `tab` when their rows are contiguous masked runs.
+            let np = if in_place || !mk.tabbed() {
+                if rest >= 2 * NR {
+                    2 * NR
+                } else {
+                    NR.min(rest)
+                }
+            } else {
+                rest.min(2 * NR)
+            };
+            let pair = np > NR;
+            let srcs = [pl.source_in(p0, np.min(NR), in_place), if pair { pl.source_in(p0 + NR, np - NR, in_place) } else { Source::Runs }];
+            let tabbed = !in_place && mk.tabbed() && tab.pair(&srcs, 1 + pair as usize, ntaps, kdim, pl.in_plane, xg.len());
+            if !tabbed && !in_place && panels.is_none() {
+                return Some((grp, p0));
+            }
             let mut k0 = 0;
             while k0 < kdim {
                 let kc = KC.min(kdim - k0);
@@ -603,11 +712,17 @@ pub(super) fn conv<M: Micro>(
                 let chunk = (kc, k0 == 0, k0 + kc == kdim);
                 if tabbed {
                     tab.chunk(k0, kc);
-                    let b = Bop::Tab { src: xg, t: &tab };
+                    let b = Bop::Tab { src: xg, t: tab };
+                    pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, a, b, bias, act, &mut cbuf, out);
+                } else if in_place {
+                    let at = k0 * pl.in_plane + p0;
+                    let b = Bop::Panel { b: [&xg[at..], &xg[at + if pair { NR } else { 0 }..]], ldb: pl.in_plane };
                     pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, a, b, bias, act, &mut cbuf, out);
                 } else {
-                    let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np.min(NR), &srcs[0], &mut panel);
-                    let b1 = if pair { pl.b(mk, xg, k0, kc, p0 + NR, NR, &srcs[1], &mut panel1).0 } else { b0 };
+                    // (Present: checked before the first chunk.)
+                    let Some([p, p1]) = panels.as_deref_mut() else { return Some((grp, p0)) };
+                    let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np.min(NR), &srcs[0], p, false);
+                    let b1 = if pair { pl.b(mk, xg, k0, kc, p0 + NR, np - NR, &srcs[1], p1, false).0 } else { b0 };
                     let b = Bop::Panel { b: [b0, b1], ldb };
                     pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, a, b, bias, act, &mut cbuf, out);
                 }
@@ -616,7 +731,7 @@ pub(super) fn conv<M: Micro>(
             p0 += np;
         }
     }
-    Ok(())
+    None
 }
 
 /// Where one register tile sits in the output: filters `m0 .. m0 + r`, pixels `p0 .. p0 + np`
@@ -650,12 +765,18 @@ impl TileAt {
         out: &mut [f32],
     ) {
         let (np, plane) = (self.np, self.plane);
-        // Columns of the tile: two register tiles side by side for a pair.
-        let w = if np > NR { 2 * NR } else { NR };
         let mut b0 = [0.0f32; MR];
         if let (true, Some(b)) = (self.first, bias) {
             b.read_into(self.m0, &mut b0[..self.r]);
         }
+        // Straight into `out` where the CPU has the kernel.
+        let at0 = self.m0 * plane + self.p0;
+        let ends = (self.first.then_some(&b0[..self.r]), self.last.then_some(act));
+        if tile_rows_out(mk, self.r, kc, a, lda, b, &mut out[at0..], plane, np, ends.0, ends.1) {
+            return;
+        }
+        // Columns of the tile: two register tiles side by side for a pair.
+        let w = if np > NR || matches!(b, Bop::Tab { .. }) { 2 * NR } else { NR };
         for i in 0..self.r {
             let row = &mut cbuf[i * w..(i + 1) * w];
             let at = (self.m0 + i) * plane + self.p0;
@@ -734,7 +855,7 @@ pub(super) fn conv_decoded<M: Micro>(
             let mut p0 = 0;
             while p0 < pl.plane {
                 let np = NR.min(pl.plane - p0);
-                let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np, &pl.source(p0, np), &mut panel);
+                let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np, &pl.source(p0, np), &mut panel, true);
                 let chunk = (kc, k0 == 0, k0 + kc == kdim);
                 pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, (&abuf[..], kc), Bop::Panel { b: [b0, b0], ldb }, bias, act, &mut cbuf, out);
                 p0 += np;
@@ -1131,14 +1252,15 @@ mod tests {
             }
         }
 
-        /// The in-place pair kernel (AVX-512 rows read through a `RowTab`) against gathered
-        /// panels (the AVX2 tiles): bit-identical outputs on stride-1 Convs with padding and
-        /// dilation, planes of several pairs (rows reused with a shift, rebuilt where the
-        /// padding changes the lanes), K over one chunk.
+        /// The AVX-512 tiles (pairs read through a `RowTab` or in place, bias and activation
+        /// in registers, partial pairs masked) against the buffered AVX2 tiles on gathered
+        /// panels: bit-identical outputs on stride-1 Convs with padding and dilation (1×1
+        /// unpadded ones are direct), planes of several pairs (rows reused with a shift, rebuilt
+        /// where the padding changes the lanes), K over one chunk, every activation.
         #[cfg(target_arch = "x86_64")]
         #[test]
         fn tab_pairs_match_panels(c in 1usize..40, m in 1usize..20, h in 1usize..20, w in 1usize..40, k in 1usize..4,
-                                  d in 1usize..3, p in 0usize..3, seed in 0u64..1000) {
+                                  d in 1usize..3, p in 0usize..3, act in 0usize..4, bias in any::<bool>(), seed in 0u64..1000) {
             prop_assume!(h + 2 * p > (k - 1) * d && w + 2 * p > (k - 1) * d);
             let (oh, ow) = (h + 2 * p - (k - 1) * d, w + 2 * p - (k - 1) * d);
             let g = super::super::conv::Geom { c, h, w, m, cg: c, mg: m, kh: k, kw: k, oh, ow, sh: 1, sw: 1, dh: d, dw: d, pt: p, pl: p };
@@ -1146,9 +1268,10 @@ mod tests {
             let wt = data(m * c * k * k, seed + 1);
             let b = data(m, seed + 2);
             if let Some(f) = super::super::x86::Fma::detect() {
+                let act = [ACTS[0], ACTS[1], ACTS[2], Activation::Threshold { alpha: 0.1 }][act];
                 let run = |mk: super::super::x86::Fma| {
                     let mut out = vec![f32::NAN; m * oh * ow];
-                    super::conv(mk, &g, &x, &wt, Some(View::F32(&b)), Activation::Relu, &mut out).unwrap();
+                    super::conv(mk, &g, &x, &wt, bias.then_some(View::F32(&b)), act, &mut out).unwrap();
                     out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                 };
                 prop_assert_eq!(run(f), run(f.avx2_only()));

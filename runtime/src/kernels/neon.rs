@@ -44,26 +44,28 @@ impl Neon {
         self.tile::<R>(kc, a, lda, b[1], ldb, c.get_mut(16..).unwrap_or(&mut []), ldc)
     }
 
-    /// NEON reads `B` through a panel ([`super::gemm::Micro::tabbed`] is false).
+    /// NEON gathers panels ([`super::gemm::Micro::tabbed`] is false).
     #[inline]
     pub(super) fn tabbed(self) -> bool {
         false
     }
 
-    /// [`super::gemm::tile2_tab_panel`].
+    /// No in-register tile on NEON: the buffered tile runs.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn tile2_tab<const R: usize>(
+    pub(super) fn tile_out<const R: usize>(
         self,
-        kc: usize,
-        a: &[f32],
-        lda: usize,
-        src: &[f32],
-        t: &super::gemm::RowTab,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
-        super::gemm::tile2_tab_panel::<_, R>(self, kc, a, lda, src, t, c, ldc)
+        _kc: usize,
+        _a: &[f32],
+        _lda: usize,
+        _b: super::gemm::Bop<'_>,
+        _out: &mut [f32],
+        _ldo: usize,
+        _np: usize,
+        _bias: Option<&[f32]>,
+        _act: Option<crate::op::Activation>,
+    ) -> bool {
+        false
     }
 
     /// `Σ_k w_r[k] · x[k]` for the four rows `w_r`, each input loaded once for the four rows.

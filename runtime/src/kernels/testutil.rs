@@ -94,6 +94,18 @@ pub fn assert_close(got: &[f32], want: &[f64], tol: f64) {
     }
 }
 
+/// [`assert_close`] with element `i`'s bound `tol · max(scale[i], 1)`: for a dot product,
+/// `scale` = Σ|w·x| bounds the rounding of an f32 sum in any order, however much its terms
+/// cancel.
+#[track_caller]
+pub fn assert_close_scaled(got: &[f32], want: &[f64], scale: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "length");
+    for (i, ((&g, &w), &s)) in got.iter().zip(want).zip(scale).enumerate() {
+        let ok = (g as f64 - w).abs() <= tol * s.abs().max(1.0) || (w.is_nan() && g.is_nan());
+        assert!(ok, "element {i}: got {g}, want {w} (scale {s})");
+    }
+}
+
 /// A random codebook payload for an `n × k` matrix (`groups` codebooks, rows spread over them)
 /// and its decoded values.
 pub fn quantized(n: usize, k: usize, bits: u8, f16_values: bool, groups: usize, seed: u64) -> (Vec<u8>, Vec<f32>) {

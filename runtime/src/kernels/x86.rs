@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 use super::depthwise::{Taps, MAX_TAPS, TB};
+use crate::op::Activation;
 use core::arch::x86_64::*;
 
 /// The two 8-entry halves of a 16-value codebook, the per-lane shifts that spread a 32-bit word
@@ -471,48 +472,66 @@ impl Fma {
         unsafe { tile2_avx512::<R>(kc, a.as_ptr(), lda, [b[0].as_ptr(), b[1].as_ptr()], ldb, c.as_mut_ptr(), ldc) }
     }
 
-    /// Whether [`Fma::tile2_tab`] reads `B` in place (AVX-512: one masked load per row and
-    /// half); otherwise it gathers a panel first.
+    /// Whether pixel-tile pairs go through a `RowTab` ([`Fma::tile_out`] reads it in place
+    /// with AVX-512).
     #[inline]
     pub(super) fn tabbed(self) -> bool {
         self.avx512
     }
 
-    /// [`super::gemm::tile2_tab_panel`] (the same sums), with AVX-512 reading each row of `B`
-    /// straight from `src` with one masked load per half.
+    /// [`super::gemm::Micro::tile_out`] with AVX-512 (pairs, and tiles read through a
+    /// `RowTab`): the sums start from the bias or `out` and leave through the activation in
+    /// registers, with masked loads and stores for the `np` columns.
     ///
     /// # Panics
-    /// As [`Fma::tile2`]; or when `src` is shorter than `t.len()` or `t` has fewer than `kc` rows.
+    /// When a slice is shorter than the tile needs.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn tile2_tab<const R: usize>(
+    pub(super) fn tile_out<const R: usize>(
         self,
         kc: usize,
         a: &[f32],
         lda: usize,
-        src: &[f32],
-        t: &super::gemm::RowTab,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
-        if !self.avx512 {
-            return super::gemm::tile2_tab_panel::<_, R>(self, kc, a, lda, src, t, c, ldc);
+        b: super::gemm::Bop<'_>,
+        out: &mut [f32],
+        ldo: usize,
+        np: usize,
+        bias: Option<&[f32]>,
+        act: Option<Activation>,
+    ) -> bool {
+        use super::gemm::Bop;
+        if !self.avx512 || R == 0 || R > self.rows() || np == 0 || np > 32 {
+            return false;
         }
-        assert!(R >= 1 && R <= self.rows(), "tile2_tab: 1..={} rows", self.rows());
-        if kc == 0 {
-            return;
+        if let Bop::Panel { .. } = b {
+            if np <= 16 {
+                return false;
+            }
         }
-        assert!(
-            a.len() >= (R - 1) * lda + kc && c.len() >= (R - 1) * ldc + 32 && src.len() >= t.len() && t.rows().len() >= kc,
-            "tile2_tab: operands too short"
-        );
-        // SAFETY: AVX-512 F detected (`self`); `a` and `c` bounded by the lengths asserted
-        // above; every lane loaded from `src` (at `shift + start + j`) lies in
-        // `0 .. t.len() ≤ src.len()` (the `RowTab` guarantee), and masked-off lanes are not
-        // accessed, so the wrapped pointers are dereferenced only inside `src`.
-        unsafe {
-            tile2_tab_avx512::<R>(kc, a.as_ptr(), lda, src.as_ptr().wrapping_offset(t.shift()), t.rows().as_ptr(), c.as_mut_ptr(), ldc)
+        assert!(kc == 0 || a.len() >= (R - 1) * lda + kc, "tile_out: a too short");
+        assert!(out.len() >= (R - 1) * ldo + np, "tile_out: out too short");
+        assert!(bias.is_none_or(|b| b.len() >= R), "tile_out: bias too short");
+        let lanes = |n: usize| if n >= 16 { u16::MAX } else { ((1u32 << n) - 1) as u16 };
+        let m = (lanes(np), lanes(np.saturating_sub(16)));
+        let bias = bias.map(|b| b.as_ptr());
+        let (a, c) = (a.as_ptr(), out.as_mut_ptr());
+        match b {
+            Bop::Panel { b, ldb } => {
+                assert!(kc == 0 || b.iter().all(|b| b.len() >= (kc - 1) * ldb + 16), "tile_out: b too short");
+                // SAFETY: AVX-512 F detected (`self`); `a`, `b`, `bias` and the `np` columns of
+                // the `R` rows of `out` are inside their slices (asserted above); masked-off
+                // lanes are not accessed.
+                unsafe { out_panel_avx512::<R>(kc, a, lda, [b[0].as_ptr(), b[1].as_ptr()], ldb, c, ldo, m, bias, act) }
+            }
+            Bop::Tab { src, t } => {
+                assert!(src.len() >= t.len() && t.rows().len() >= kc, "tile_out: rows too short");
+                let src = src.as_ptr().wrapping_offset(t.shift());
+                // SAFETY: as above; every lane loaded from `src` lies inside it (the `RowTab`
+                // guarantee).
+                unsafe { out_tab_avx512::<R>(kc, a, lda, src, t.rows().as_ptr(), c, ldo, m, bias, act) }
+            }
         }
+        true
     }
 
     /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < 16`.
@@ -687,44 +706,122 @@ unsafe fn tile2_avx512<const R: usize>(kc: usize, a: *const f32, lda: usize, b: 
     }
 }
 
-/// [`Fma::tile2_tab`] on raw pointers; the caller guarantees the bounds.
+/// `act` on 16 lanes, as [`Activation::apply`] does on each (the same selects: ReLU and
+/// Threshold send NaN to 0, Clip keeps it).
+#[inline(always)]
+fn act_zmm(act: Option<Activation>, v: __m512) -> __m512 {
+    // SAFETY: only reached from AVX-512 F functions (the callers below).
+    unsafe {
+        match act {
+            None | Some(Activation::None) => v,
+            // `max(a, b)` = `a > b ? a : b`: `v > 0 ? v : 0`.
+            Some(Activation::Relu) => _mm512_max_ps(v, _mm512_setzero_ps()),
+            // `min < v ? ... `: `max(min, v)` = `min > v ? min : v`, then `max < y ? max : y`.
+            Some(Activation::Clip { min, max }) => _mm512_min_ps(_mm512_set1_ps(max), _mm512_max_ps(_mm512_set1_ps(min), v)),
+            Some(Activation::Threshold { alpha }) => _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_set1_ps(alpha)), v),
+        }
+    }
+}
+
+/// The body of [`Fma::tile_out`]: `load(k)` gives row `k` of `B` (both halves); the caller
+/// guarantees the bounds.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn out_core<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    load: impl Fn(usize) -> (__m512, __m512),
+    c: *mut f32,
+    ldc: usize,
+    (m0, m1): (u16, u16),
+    bias: Option<*const f32>,
+    act: Option<Activation>,
+) {
+    // SAFETY (all loads and stores here): bounded by the caller's checks; masked-off lanes are
+    // not accessed.
+    let mut acc: [[__m512; 2]; R] = match bias {
+        Some(b) => core::array::from_fn(|i| [unsafe { _mm512_set1_ps(*b.add(i)) }; 2]),
+        None => core::array::from_fn(|i| unsafe {
+            [_mm512_maskz_loadu_ps(m0, c.add(i * ldc)), _mm512_maskz_loadu_ps(m1, c.add(i * ldc).wrapping_add(16))]
+        }),
+    };
+    for k in 0..kc {
+        let (b0, b1) = load(k);
+        for (i, r) in acc.iter_mut().enumerate() {
+            unsafe {
+                let av = _mm512_set1_ps(*a.add(i * lda + k));
+                r[0] = _mm512_fmadd_ps(av, b0, r[0]);
+                r[1] = _mm512_fmadd_ps(av, b1, r[1]);
+            }
+        }
+    }
+    // SAFETY: the caller's guarantee.
+    unsafe { out_store::<R>(acc, c, ldc, (m0, m1), act) }
+}
+
+/// The stores of [`out_core`], apart so the activation's constants do not take registers the
+/// accumulators need during the sum; the caller guarantees the bounds.
 #[target_feature(enable = "avx2,fma,avx512f")]
-unsafe fn tile2_tab_avx512<const R: usize>(
+#[inline(never)]
+unsafe fn out_store<const R: usize>(acc: [[__m512; 2]; R], c: *mut f32, ldc: usize, (m0, m1): (u16, u16), act: Option<Activation>) {
+    for (i, r) in acc.iter().enumerate() {
+        // SAFETY: the caller's guarantee; masked-off lanes are not accessed.
+        unsafe {
+            _mm512_mask_storeu_ps(c.add(i * ldc), m0, act_zmm(act, r[0]));
+            _mm512_mask_storeu_ps(c.add(i * ldc).wrapping_add(16), m1, act_zmm(act, r[1]));
+        }
+    }
+}
+
+/// [`Fma::tile_out`] of a pair of panels; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn out_panel_avx512<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: [*const f32; 2],
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    m: (u16, u16),
+    bias: Option<*const f32>,
+    act: Option<Activation>,
+) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let load = |k: usize| (_mm512_loadu_ps(b[0].add(k * ldb)), _mm512_loadu_ps(b[1].add(k * ldb)));
+        out_core::<R>(kc, a, lda, load, c, ldc, m, bias, act)
+    }
+}
+
+/// [`Fma::tile_out`] of a pair read through a `RowTab` (`src` already shifted); the caller
+/// guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn out_tab_avx512<const R: usize>(
     kc: usize,
     a: *const f32,
     lda: usize,
     src: *const f32,
-    rows: *const [(i32, u16); 2],
+    rows: *const [(i32, u32); 2],
     c: *mut f32,
     ldc: usize,
+    m: (u16, u16),
+    bias: Option<*const f32>,
+    act: Option<Activation>,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    for (i, r) in acc.iter_mut().enumerate() {
-        // SAFETY (all loads and stores here): bounded by the caller's length checks; masked-off
-        // lanes of the `B` loads are not accessed.
-        unsafe {
-            r[0] = _mm512_loadu_ps(c.add(i * ldc));
-            r[1] = _mm512_loadu_ps(c.add(i * ldc + 16));
-        }
-    }
-    for k in 0..kc {
-        let ([(s0, m0), (s1, m1)], b0, b1);
-        unsafe {
-            [(s0, m0), (s1, m1)] = *rows.add(k);
-            b0 = _mm512_maskz_loadu_ps(m0, src.wrapping_offset(s0 as isize));
-            b1 = _mm512_maskz_loadu_ps(m1, src.wrapping_offset(s1 as isize));
-        }
-        for (i, r) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(unsafe { *a.add(i * lda + k) });
-            r[0] = _mm512_fmadd_ps(av, b0, r[0]);
-            r[1] = _mm512_fmadd_ps(av, b1, r[1]);
-        }
-    }
-    for (i, r) in acc.iter().enumerate() {
-        unsafe {
-            _mm512_storeu_ps(c.add(i * ldc), r[0]);
-            _mm512_storeu_ps(c.add(i * ldc + 16), r[1]);
-        }
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed.
+    unsafe {
+        let load = |k: usize| {
+            let [(s0, m0), (s1, m1)] = *rows.add(k);
+            (
+                _mm512_maskz_loadu_ps(m0 as u16, src.wrapping_offset(s0 as isize)),
+                _mm512_maskz_loadu_ps(m1 as u16, src.wrapping_offset(s1 as isize)),
+            )
+        };
+        out_core::<R>(kc, a, lda, load, c, ldc, m, bias, act)
     }
 }
 
@@ -1004,6 +1101,55 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The 16-lane activations equal [`Activation::apply`] bit for bit, on NaN, signed zeros,
+    /// infinities and the bounds themselves.
+    #[test]
+    fn act_zmm_matches_apply() {
+        if !avx512vl() {
+            return;
+        }
+        let vals: [f32; 16] = [
+            f32::NAN,
+            -f32::NAN,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            -0.5,
+            0.25,
+            -0.25,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-40,
+            -1e-40,
+            3.0,
+            0.5000001,
+        ];
+        let acts = [
+            Activation::None,
+            Activation::Relu,
+            Activation::Clip { min: -0.5, max: 0.5 },
+            Activation::Clip { min: 0.0, max: 6.0 },
+            Activation::Threshold { alpha: 0.25 },
+            Activation::Threshold { alpha: -0.0 },
+        ];
+        #[target_feature(enable = "avx512f")]
+        fn lanes(act: Activation, v: &[f32; 16]) -> [f32; 16] {
+            let mut out = [0.0f32; 16];
+            // SAFETY: 16 values each side.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), act_zmm(Some(act), _mm512_loadu_ps(v.as_ptr()))) };
+            out
+        }
+        for act in acts {
+            // SAFETY: AVX-512 F detected above.
+            let got = unsafe { lanes(act, &vals) };
+            for (g, v) in got.iter().zip(vals) {
+                assert_eq!(g.to_bits(), act.apply(v).to_bits(), "{act:?} of {v}");
+            }
+        }
     }
 
     proptest! {
