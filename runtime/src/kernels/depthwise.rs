@@ -375,7 +375,14 @@ pub(super) struct Taps {
     store: [u16; TB],
     in_plane: usize,
     out_plane: usize,
+    /// `masks` and `store` of the first [`CACHED`] groups, once worked out (`Some`): the
+    /// channel chunks of a layer reuse them.
+    cache: [Option<([[u16; MAX_TAPS]; TB], [u16; TB])>; CACHED],
 }
+
+/// Groups of a layer whose masks a [`Taps`] keeps (planes up to `CACHED · TB · 16` positions
+/// have all of theirs kept: the stride-2 layers, split into small channel chunks).
+const CACHED: usize = 9;
 
 impl Taps {
     /// Layer `g` read through `pl`, positioned at its first group.
@@ -394,15 +401,28 @@ impl Taps {
             *c = g.col_range(kx * g.dw);
         }
         let (in_plane, out_plane) = (pl.in_plane, g.oh * g.ow);
-        let mut t = Taps { taps, j0: 0, d, cols, masks: [[0; MAX_TAPS]; TB], store: [0; TB], in_plane, out_plane };
+        let mut t = Taps { taps, j0: 0, d, cols, masks: [[0; MAX_TAPS]; TB], store: [0; TB], in_plane, out_plane, cache: [None; CACHED] };
         t.at(g, 0);
         t
     }
 
-    /// Moves to the group at `j0`.
+    /// Moves to the group at `j0` (the masks of `g`, the layer this `Taps` was made for).
     fn at(&mut self, g: &Geom, j0: usize) {
-        let (taps, in_plane, out_plane) = (self.taps, self.in_plane, self.out_plane);
+        let slot = (j0 % (16 * TB) == 0).then_some(j0 / (16 * TB)).filter(|&b| b < CACHED);
         self.j0 = j0;
+        if let Some(&Some((masks, store))) = slot.map(|b| &self.cache[b]) {
+            (self.masks, self.store) = (masks, store);
+            return;
+        }
+        self.work_out(g, j0);
+        if let Some(b) = slot {
+            self.cache[b] = Some((self.masks, self.store));
+        }
+    }
+
+    /// The masks of the group at `j0`.
+    fn work_out(&mut self, g: &Geom, j0: usize) {
+        let (taps, in_plane, out_plane) = (self.taps, self.in_plane, self.out_plane);
         // Lanes `lo .. hi` of a block.
         let bits = |lo: usize, hi: usize| if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
         for k in 0..TB {
