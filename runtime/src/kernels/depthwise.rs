@@ -377,8 +377,11 @@ pub(super) struct Taps {
     out_plane: usize,
     /// `masks` and `store` of the first [`CACHED`] groups, once worked out (`Some`): the
     /// channel chunks of a layer reuse them.
-    cache: [Option<([[u16; MAX_TAPS]; TB], [u16; TB])>; CACHED],
+    cache: [Option<GroupMasks>; CACHED],
 }
+
+/// One group's `masks` and `store` (see [`Taps`]).
+type GroupMasks = ([[u16; MAX_TAPS]; TB], [u16; TB]);
 
 /// Groups of a layer whose masks a [`Taps`] keeps (planes up to `CACHED · TB · 16` positions
 /// have all of theirs kept: the stride-2 layers, split into small channel chunks).
@@ -408,7 +411,7 @@ impl Taps {
 
     /// Moves to the group at `j0` (the masks of `g`, the layer this `Taps` was made for).
     fn at(&mut self, g: &Geom, j0: usize) {
-        let slot = (j0 % (16 * TB) == 0).then_some(j0 / (16 * TB)).filter(|&b| b < CACHED);
+        let slot = j0.is_multiple_of(16 * TB).then_some(j0 / (16 * TB)).filter(|&b| b < CACHED);
         self.j0 = j0;
         if let Some(&Some((masks, store))) = slot.map(|b| &self.cache[b]) {
             (self.masks, self.store) = (masks, store);
