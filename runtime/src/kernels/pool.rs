@@ -100,6 +100,16 @@ pub(super) fn pool(p: &PoolAttrs, avg: bool, x: &Operand<'_>, out: &mut [f32], y
     for (kx, c) in cols.iter_mut().enumerate().take(ax.k) {
         *c = ax.outputs_inside(kx);
     }
+    // One window over each whole plane (the pool before a classifier): one slice per plane,
+    // the same sums and division as below.
+    let whole = |a: &Axis| a.k == a.len && a.d == 1 && a.pb == 0 && a.pe == 0;
+    if let (1, 1, true, true, Some(xs)) = (oh, ow, whole(&ay), whole(&ax), x.view.as_f32()) {
+        for (pl, o) in sub_mut(out, 0, planes)?.iter_mut().enumerate() {
+            let seg = xs.get(pl * in_plane..(pl + 1) * in_plane).ok_or(OpError::ShapeMismatch)?;
+            *o = if avg { lanes(seg, 0.0, |a, v| a + v) / in_plane as f32 } else { lanes(seg, f32::NEG_INFINITY, fmax) };
+        }
+        return Ok(());
+    }
     for pl in 0..planes {
         let ob = sub_mut(out, pl * oh * ow, oh * ow)?;
         let base = pl * in_plane;
@@ -305,15 +315,16 @@ fn strided(dst: &mut [f32], src: &[f32], s: usize, f: impl Fn(f32, f32) -> f32) 
     }
 }
 
-/// GlobalAveragePool (`avg`) / GlobalMaxPool over all axes after the channel axis.
+/// GlobalAveragePool (`avg`) / GlobalMaxPool over all axes after the channel axis (the same
+/// sums as a window over the whole plane).
 pub(super) fn global(avg: bool, x: &Operand<'_>, out: &mut [f32]) -> Result<(), OpError> {
     let s = &x.shape;
     let plane = s.prod(2, s.rank());
     for (pl, o) in out.iter_mut().enumerate() {
         let base = pl * plane;
         let v = match x.view.as_f32().and_then(|xs| xs.get(base..base + plane)) {
-            Some(xs) if avg => xs.iter().sum::<f32>(),
-            Some(xs) => xs.iter().copied().fold(f32::NEG_INFINITY, fmax),
+            Some(xs) if avg => lanes(xs, 0.0, |a, v| a + v),
+            Some(xs) => lanes(xs, f32::NEG_INFINITY, fmax),
             None if avg => (0..plane).map(|i| x.view.get(base + i)).sum::<f32>(),
             None => (0..plane).map(|i| x.view.get(base + i)).fold(f32::NEG_INFINITY, fmax),
         };
@@ -448,6 +459,24 @@ mod tests {
         let (y, _) = run(&Op::GlobalMaxPool, &[(&x, &[2, 3, 20])]).unwrap();
         let want: Vec<f64> = x.chunks(20).map(|c| c.iter().map(|&v| v as f64).fold(f64::MIN, f64::max)).collect();
         assert_close(&y, &want, 0.0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+        /// A window over each whole plane (the fast path before classifiers) against the naive
+        /// pool, and bit for bit against the global pool.
+        #[test]
+        fn whole_plane_windows(two in any::<bool>(), nc in (1usize..3, 1usize..5), hw in (1usize..30, 1usize..30), avg in any::<bool>(), seed in 0u64..1000) {
+            let (h, w) = if two { hw } else { (1, hw.1) };
+            let p = PoolAttrs { kernel: [h as u32, w as u32], stride: [1, 1], dilation: [1, 1], pads: [0; 4], ceil_mode: false, count_include_pad: false };
+            let d: Vec<usize> = if two { vec![nc.0, nc.1, h, w] } else { vec![nc.0, nc.1, w] };
+            let x = data(d.iter().product(), seed);
+            let (got, y) = run(&if avg { Op::AveragePool(p) } else { Op::MaxPool(p) }, &[(&x, &d)]).unwrap();
+            let od: Vec<usize> = y.dims().iter().map(|&v| v as usize).collect();
+            assert_close(&got, &naive(&x, &d, &p, avg, &od), 1e-5);
+            let (global, _) = run(&if avg { Op::GlobalAveragePool } else { Op::GlobalMaxPool }, &[(&x, &d)]).unwrap();
+            prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), global.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
     }
 
     proptest! {

@@ -723,53 +723,54 @@ fn act_zmm(act: Option<Activation>, v: __m512) -> __m512 {
     }
 }
 
-/// The body of [`Fma::tile_out`]: `load(k)` gives row `k` of `B` (both halves); the caller
-/// guarantees the bounds.
+/// The body of [`Fma::tile_out`] over `H` (1 or 2) 16-lane halves: `load(k)` gives row `k`
+/// of `B`; the caller guarantees the bounds.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn out_core<const R: usize>(
+unsafe fn out_core<const R: usize, const H: usize>(
     kc: usize,
     a: *const f32,
     lda: usize,
-    load: impl Fn(usize) -> (__m512, __m512),
+    load: impl Fn(usize) -> [__m512; H],
     c: *mut f32,
     ldc: usize,
-    (m0, m1): (u16, u16),
+    m: [u16; H],
     bias: Option<*const f32>,
     act: Option<Activation>,
 ) {
     // SAFETY (all loads and stores here): bounded by the caller's checks; masked-off lanes are
     // not accessed.
-    let mut acc: [[__m512; 2]; R] = match bias {
-        Some(b) => core::array::from_fn(|i| [unsafe { _mm512_set1_ps(*b.add(i)) }; 2]),
-        None => core::array::from_fn(|i| unsafe {
-            [_mm512_maskz_loadu_ps(m0, c.add(i * ldc)), _mm512_maskz_loadu_ps(m1, c.add(i * ldc).wrapping_add(16))]
-        }),
+    let mut acc: [[__m512; H]; R] = match bias {
+        Some(b) => core::array::from_fn(|i| [unsafe { _mm512_set1_ps(*b.add(i)) }; H]),
+        None => {
+            core::array::from_fn(|i| core::array::from_fn(|h| unsafe { _mm512_maskz_loadu_ps(m[h], c.add(i * ldc).wrapping_add(16 * h)) }))
+        }
     };
     for k in 0..kc {
-        let (b0, b1) = load(k);
+        let b = load(k);
         for (i, r) in acc.iter_mut().enumerate() {
             unsafe {
                 let av = _mm512_set1_ps(*a.add(i * lda + k));
-                r[0] = _mm512_fmadd_ps(av, b0, r[0]);
-                r[1] = _mm512_fmadd_ps(av, b1, r[1]);
+                for (r, &b) in r.iter_mut().zip(&b) {
+                    *r = _mm512_fmadd_ps(av, b, *r);
+                }
             }
         }
     }
     // SAFETY: the caller's guarantee.
-    unsafe { out_store::<R>(acc, c, ldc, (m0, m1), act) }
+    unsafe { out_store::<R, H>(acc, c, ldc, m, act) }
 }
 
 /// The stores of [`out_core`], apart so the activation's constants do not take registers the
-/// accumulators need during the sum; the caller guarantees the bounds.
+/// accumulators need during the sum (and the accumulators stay in registers: passed by value,
+/// not borrowed); the caller guarantees the bounds.
 #[target_feature(enable = "avx2,fma,avx512f")]
 #[inline(never)]
-unsafe fn out_store<const R: usize>(acc: [[__m512; 2]; R], c: *mut f32, ldc: usize, (m0, m1): (u16, u16), act: Option<Activation>) {
+unsafe fn out_store<const R: usize, const H: usize>(acc: [[__m512; H]; R], c: *mut f32, ldc: usize, m: [u16; H], act: Option<Activation>) {
     for (i, r) in acc.iter().enumerate() {
-        // SAFETY: the caller's guarantee; masked-off lanes are not accessed.
-        unsafe {
-            _mm512_mask_storeu_ps(c.add(i * ldc), m0, act_zmm(act, r[0]));
-            _mm512_mask_storeu_ps(c.add(i * ldc).wrapping_add(16), m1, act_zmm(act, r[1]));
+        for (h, &v) in r.iter().enumerate() {
+            // SAFETY: the caller's guarantee; masked-off lanes are not accessed.
+            unsafe { _mm512_mask_storeu_ps(c.add(i * ldc).wrapping_add(16 * h), m[h], act_zmm(act, v)) }
         }
     }
 }
@@ -791,8 +792,8 @@ unsafe fn out_panel_avx512<const R: usize>(
 ) {
     // SAFETY: the caller's guarantee.
     unsafe {
-        let load = |k: usize| (_mm512_loadu_ps(b[0].add(k * ldb)), _mm512_loadu_ps(b[1].add(k * ldb)));
-        out_core::<R>(kc, a, lda, load, c, ldc, m, bias, act)
+        let load = |k: usize| [_mm512_loadu_ps(b[0].add(k * ldb)), _mm512_loadu_ps(b[1].add(k * ldb))];
+        out_core::<R, 2>(kc, a, lda, load, c, ldc, [m.0, m.1], bias, act)
     }
 }
 
@@ -814,14 +815,22 @@ unsafe fn out_tab_avx512<const R: usize>(
 ) {
     // SAFETY: the caller's guarantee; masked-off lanes are not accessed.
     unsafe {
+        if m.1 == 0 {
+            // One tile: the first half only.
+            let load = |k: usize| {
+                let [(s0, m0), _] = *rows.add(k);
+                [_mm512_maskz_loadu_ps(m0 as u16, src.wrapping_offset(s0 as isize))]
+            };
+            return out_core::<R, 1>(kc, a, lda, load, c, ldc, [m.0], bias, act);
+        }
         let load = |k: usize| {
             let [(s0, m0), (s1, m1)] = *rows.add(k);
-            (
+            [
                 _mm512_maskz_loadu_ps(m0 as u16, src.wrapping_offset(s0 as isize)),
                 _mm512_maskz_loadu_ps(m1 as u16, src.wrapping_offset(s1 as isize)),
-            )
+            ]
         };
-        out_core::<R>(kc, a, lda, load, c, ldc, m, bias, act)
+        out_core::<R, 2>(kc, a, lda, load, c, ldc, [m.0, m.1], bias, act)
     }
 }
 
