@@ -362,8 +362,9 @@ pub(super) const TB: usize = 4;
 /// `k`, lane `i` = position `j0 + 16k + i`); the other lanes add `w · 0`. Only `store[k]`'s lanes
 /// are output positions.
 ///
-/// Guarantees (by construction, and checked again in [`Taps::new`]): every masked-in lane
-/// reads inside `0 .. in_plane` and every stored lane lies inside `0 .. out_plane`, so the SIMD
+/// Guarantees (by construction, and checked again when a group's masks are worked out, or for
+/// a group given masks worked out for another, on all its lanes): every masked-in lane reads
+/// inside `0 .. in_plane` and every stored lane lies inside `0 .. out_plane`, so the SIMD
 /// kernels may load and store them without bounds tests.
 pub(super) struct Taps {
     taps: usize,
@@ -375,17 +376,27 @@ pub(super) struct Taps {
     store: [u16; TB],
     in_plane: usize,
     out_plane: usize,
-    /// `masks` and `store` of the first [`CACHED`] groups, once worked out (`Some`): the
-    /// channel chunks of a layer reuse them.
-    cache: [Option<GroupMasks>; CACHED],
+    /// Groups' `masks` and `store` once worked out, by [`Taps::key`] (filled in turn).
+    cache: [Option<(Key, GroupMasks)>; CACHED],
+    next: usize,
+    /// Least and greatest tap offset.
+    dmin: isize,
+    dmax: isize,
 }
 
 /// One group's `masks` and `store` (see [`Taps`]).
 type GroupMasks = ([[u16; MAX_TAPS]; TB], [u16; TB]);
 
-/// Groups of a layer whose masks a [`Taps`] keeps (planes up to `CACHED · TB · 16` positions
-/// have all of theirs kept: the stride-2 layers, split into small channel chunks).
-const CACHED: usize = 9;
+/// Which groups share masks: `(true, r)` every interior group starting at column `r` of an
+/// output row; `(false, b)` group `b` itself.
+type Key = (bool, usize);
+
+/// Group masks a [`Taps`] keeps: the interior groups of a layer come in at most a few column
+/// phases, and a small plane (the stride-2 layers, split into small channel chunks) has few
+/// groups in all.
+const CACHED: usize = 16;
+/// Groups [`Taps::key`] keys by their index.
+const FIRST: usize = 9;
 
 impl Taps {
     /// Layer `g` read through `pl`, positioned at its first group.
@@ -404,23 +415,56 @@ impl Taps {
             *c = g.col_range(kx * g.dw);
         }
         let (in_plane, out_plane) = (pl.in_plane, g.oh * g.ow);
-        let mut t = Taps { taps, j0: 0, d, cols, masks: [[0; MAX_TAPS]; TB], store: [0; TB], in_plane, out_plane, cache: [None; CACHED] };
+        let (dmin, dmax) = (d[..taps].iter().copied().min().unwrap_or(0), d[..taps].iter().copied().max().unwrap_or(0));
+        let mut t = Taps {
+            taps,
+            j0: 0,
+            d,
+            cols,
+            masks: [[0; MAX_TAPS]; TB],
+            store: [0; TB],
+            in_plane,
+            out_plane,
+            cache: [None; CACHED],
+            next: 0,
+            dmin,
+            dmax,
+        };
         t.at(g, 0);
         t
     }
 
     /// Moves to the group at `j0` (the masks of `g`, the layer this `Taps` was made for).
     fn at(&mut self, g: &Geom, j0: usize) {
-        let slot = j0.is_multiple_of(16 * TB).then_some(j0 / (16 * TB)).filter(|&b| b < CACHED);
         self.j0 = j0;
-        if let Some(&Some((masks, store))) = slot.map(|b| &self.cache[b]) {
+        let key = self.key(g, j0);
+        if let Some(&(_, (masks, store))) = self.cache.iter().flatten().find(|(k, _)| Some(*k) == key) {
             (self.masks, self.store) = (masks, store);
             return;
         }
         self.work_out(g, j0);
-        if let Some(b) = slot {
-            self.cache[b] = Some((self.masks, self.store));
+        if let Some(k) = key {
+            self.cache[self.next] = Some((k, (self.masks, self.store)));
+            self.next = (self.next + 1) % CACHED;
         }
+    }
+
+    /// The cache key of the group at `j0`, if its masks may be shared. An interior group (every
+    /// position an output position, every kernel row of its output rows inside the input, and
+    /// every tap of every lane inside the input plane whatever the masks) has the masks of any
+    /// other starting at the same output column: each lane's kernel rows are all in, and its
+    /// kernel columns depend on its output column only.
+    fn key(&self, g: &Geom, j0: usize) -> Option<Key> {
+        let (span, ow) = (16 * TB, g.ow.max(1));
+        if j0 + span <= self.out_plane {
+            let (oy0, oy1) = (j0 / ow, (j0 + span - 1) / ow);
+            let rows = (0..g.kh).all(|ky| g.in_row(oy0, ky).is_some() && g.in_row(oy1, ky).is_some());
+            let inside = j0 as isize + self.dmin >= 0 && (j0 + span - 1) as isize + self.dmax < self.in_plane as isize;
+            if rows && inside {
+                return Some((true, j0 % ow));
+            }
+        }
+        (j0.is_multiple_of(span) && j0 / span < FIRST).then_some((false, j0 / span))
     }
 
     /// The masks of the group at `j0`.
@@ -550,7 +594,14 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
     }
     let mut wb = [0.0f32; PLANE_W];
     let mut bb = [0.0f32; PLANE_W / 16];
-    let mut ph = [0.0f32; PHASE_BUF];
+    // The phase buffer (32 KiB to clear) only for strided layers.
+    let mut ph_store;
+    let ph: &mut [f32] = if pl.s == 1 {
+        &mut []
+    } else {
+        ph_store = [0.0f32; PHASE_BUF];
+        &mut ph_store
+    };
     // Channels per chunk: their filters fit `wb`, and at stride ≥ 2 their phases fit `ph`.
     let per = (PLANE_W / taps).min(bb.len());
     let per = if pl.s == 1 { per } else { per.min(PHASE_BUF / pl.in_plane.max(1)) };
@@ -682,6 +733,25 @@ mod tests {
                 act: ACTS[act as usize],
             };
             prop_assert!(check_plane_layer(attrs, [1, c, h, wd], [c, 1, kh, kw], seed));
+        }
+
+        /// The plane kernel on planes of many position groups, so interior groups share masks
+        /// worked out once for another group (rows as narrow as 3 and as wide as 48, "same"
+        /// padding, strides 1 and 2), on every SIMD tier, against the f64 definition.
+        #[test]
+        fn large_planes_match_naive(c in 1usize..4, h in 20usize..60, wi in 0usize..7, k in 1usize..4, s in 1usize..3,
+                                    act in 0u8..3, seed in 0u64..1000) {
+            let wd = [3, 5, 8, 12, 16, 24, 48][wi];
+            let pad = |n: usize| ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
+            let (ph, pw) = (pad(h), pad(wd));
+            let attrs = ConvAttrs {
+                group: c as u32,
+                stride: [s as u32, s as u32],
+                dilation: [1, 1],
+                pads: [(ph / 2) as u32, (pw / 2) as u32, (ph - ph / 2) as u32, (pw - pw / 2) as u32],
+                act: ACTS[act as usize],
+            };
+            prop_assert!(check_plane_layer(attrs, [1, c, h, wd], [c, 1, k, k], seed));
         }
 
         /// The plane kernel on strided layers with "same" padding (each channel read through
