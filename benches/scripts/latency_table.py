@@ -10,11 +10,13 @@ onnxruntime (the PyPI wheel, intra- and inter-op threads 1, all graph optimizati
 this process on the same samples, cycled the same way: it and the dense .sprig (alone, as
 onnxruntime runs: timing beside tract evicts each one's weights from the caches) are timed
 alternately in seven rounds, and dense's sprig / onnxruntime is the median of the per-round
-ratios; a variant's is that divided by its speedup over dense. Medians in microseconds; this
-VM's noise is about ±15 % between rounds, more across minutes.
+ratios; a variant's is that divided by its speedup over dense. Everything runs pinned to one
+CPU (`--cpu`, default 0): this VM's two cores differ (one ran every runner about 1.9x slower, and
+noisier, than the other), so a process landing on the other core skewed a ratio by up to 2x.
+Medians in microseconds.
 
 Usage (from the repository root, after `cargo build --release -p sprig-tools`):
-    python3 benches/scripts/latency_table.py [--models mnist-8,ad_autoencoder_fp32] [--variants dense] [--iters 500] [--out table.md]
+    python3 benches/scripts/latency_table.py [--models mnist-8,ad_autoencoder_fp32] [--variants dense] [--iters 500] [--cpu 0] [--out table.md]
 """
 import argparse, json, os, sys, tempfile, time
 import numpy as np
@@ -82,7 +84,13 @@ def main():
     ap.add_argument("--samples", default="32")
     ap.add_argument("--out", default="")
     ap.add_argument("--variants", default="", help="comma-separated variant labels to run (all when empty)")
+    ap.add_argument("--cpu", type=int, default=0,
+                    help="CPU this script and every process it starts are pinned to, so sprig, tract and onnxruntime run on the same core (-1: no pinning)")
     a = ap.parse_args()
+    if a.cpu >= 0 and hasattr(os, "sched_setaffinity"):
+        # Cores of a VM differ in speed and in their neighbours' load: timings compared across
+        # runners are only fair on one core.
+        os.sched_setaffinity(0, {a.cpu})
     pick = set(a.variants.split(",")) if a.variants else None
     tmp = tempfile.mkdtemp()
     lines = []
