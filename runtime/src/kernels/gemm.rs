@@ -85,8 +85,9 @@ pub(super) trait Micro: Copy {
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! impl_micro {
-    ($t:ty) => {
+    ($t:ty $(, { $($extra:item)* })?) => {
         impl Micro for $t {
+            $($($extra)*)?
             #[inline]
             fn rows(self) -> usize {
                 <$t>::rows(self)
@@ -94,29 +95,6 @@ macro_rules! impl_micro {
             #[inline]
             fn tile<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
                 <$t>::tile::<R>(self, kc, a, lda, b, ldb, c, ldc)
-            }
-            #[inline]
-            fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: [&[f32]; 2], ldb: usize, c: &mut [f32], ldc: usize) {
-                <$t>::tile2::<R>(self, kc, a, lda, b, ldb, c, ldc)
-            }
-            #[inline]
-            fn tabbed(self) -> bool {
-                <$t>::tabbed(self)
-            }
-            #[inline]
-            fn tile_out<const R: usize>(
-                self,
-                kc: usize,
-                a: &[f32],
-                lda: usize,
-                b: Bop<'_>,
-                out: &mut [f32],
-                ldo: usize,
-                np: usize,
-                bias: Option<&[f32]>,
-                act: Option<Activation>,
-            ) -> bool {
-                <$t>::tile_out::<R>(self, kc, a, lda, b, out, ldo, np, bias, act)
             }
             #[inline]
             fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
@@ -151,7 +129,27 @@ macro_rules! impl_micro {
 }
 
 #[cfg(target_arch = "x86_64")]
-impl_micro!(super::x86::Fma);
+impl_micro!(super::x86::Fma, {
+    #[inline]
+    fn tabbed(self) -> bool {
+        super::x86::Fma::tabbed(self)
+    }
+    #[inline]
+    fn tile_out<const R: usize>(
+        self,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        b: Bop<'_>,
+        out: &mut [f32],
+        ldo: usize,
+        np: usize,
+        bias: Option<&[f32]>,
+        act: Option<Activation>,
+    ) -> bool {
+        super::x86::Fma::tile_out::<R>(self, kc, a, lda, b, out, ldo, np, bias, act)
+    }
+});
 #[cfg(target_arch = "aarch64")]
 impl_micro!(super::neon::Neon);
 

@@ -36,38 +36,6 @@ impl Neon {
         unsafe { tile_neon::<R>(kc, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
     }
 
-    /// [`Neon::tile`] over 32 columns, as two 16-column tiles.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: [&[f32]; 2], ldb: usize, c: &mut [f32], ldc: usize) {
-        self.tile::<R>(kc, a, lda, b[0], ldb, c, ldc);
-        self.tile::<R>(kc, a, lda, b[1], ldb, c.get_mut(16..).unwrap_or(&mut []), ldc)
-    }
-
-    /// NEON gathers panels ([`super::gemm::Micro::tabbed`] is false).
-    #[inline]
-    pub(super) fn tabbed(self) -> bool {
-        false
-    }
-
-    /// No in-register tile on NEON: the buffered tile runs.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn tile_out<const R: usize>(
-        self,
-        _kc: usize,
-        _a: &[f32],
-        _lda: usize,
-        _b: super::gemm::Bop<'_>,
-        _out: &mut [f32],
-        _ldo: usize,
-        _np: usize,
-        _bias: Option<&[f32]>,
-        _act: Option<crate::op::Activation>,
-    ) -> bool {
-        false
-    }
-
     /// `Σ_k w_r[k] · x[k]` for the four rows `w_r`, each input loaded once for the four rows.
     ///
     /// # Panics

@@ -446,32 +446,6 @@ impl Fma {
         }
     }
 
-    /// [`Fma::tile`] over 32 columns, the first 16 of `b` from `b[0]`, the next from `b[1]`: with
-    /// AVX-512 one pass over `a` (two registers per row), else two 16-column tiles; the same
-    /// sums either way.
-    ///
-    /// # Panics
-    /// As [`Fma::tile`], with 32 columns.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn tile2<const R: usize>(self, kc: usize, a: &[f32], lda: usize, b: [&[f32]; 2], ldb: usize, c: &mut [f32], ldc: usize) {
-        if !self.avx512 {
-            self.tile::<R>(kc, a, lda, b[0], ldb, c, ldc);
-            return self.tile::<R>(kc, a, lda, b[1], ldb, c.get_mut(16..).unwrap_or(&mut []), ldc);
-        }
-        assert!(R >= 1 && R <= self.rows(), "tile2: 1..={} rows", self.rows());
-        if kc == 0 {
-            return;
-        }
-        assert!(
-            a.len() >= (R - 1) * lda + kc && b.iter().all(|b| b.len() >= (kc - 1) * ldb + 16) && c.len() >= (R - 1) * ldc + 32,
-            "tile2: operands too short"
-        );
-        // SAFETY: AVX-512 F detected (`self`); every index read or written is bounded by the
-        // lengths asserted above.
-        unsafe { tile2_avx512::<R>(kc, a.as_ptr(), lda, [b[0].as_ptr(), b[1].as_ptr()], ldb, c.as_mut_ptr(), ldc) }
-    }
-
     /// Whether pixel-tile pairs go through a `RowTab` ([`Fma::tile_out`] reads it in place
     /// with AVX-512).
     #[inline]
@@ -675,33 +649,6 @@ unsafe fn tile_avx2<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *co
         unsafe {
             _mm256_storeu_ps(c.add(i * ldc), r[0]);
             _mm256_storeu_ps(c.add(i * ldc + 8), r[1]);
-        }
-    }
-}
-
-/// [`Fma::tile2`] with two 16-lane registers per row; the caller guarantees the bounds.
-#[target_feature(enable = "avx2,fma,avx512f")]
-unsafe fn tile2_avx512<const R: usize>(kc: usize, a: *const f32, lda: usize, b: [*const f32; 2], ldb: usize, c: *mut f32, ldc: usize) {
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    for (i, r) in acc.iter_mut().enumerate() {
-        // SAFETY (all loads and stores here): bounded by the caller's length checks.
-        unsafe {
-            r[0] = _mm512_loadu_ps(c.add(i * ldc));
-            r[1] = _mm512_loadu_ps(c.add(i * ldc + 16));
-        }
-    }
-    for k in 0..kc {
-        let (b0, b1) = unsafe { (_mm512_loadu_ps(b[0].add(k * ldb)), _mm512_loadu_ps(b[1].add(k * ldb))) };
-        for (i, r) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(unsafe { *a.add(i * lda + k) });
-            r[0] = _mm512_fmadd_ps(av, b0, r[0]);
-            r[1] = _mm512_fmadd_ps(av, b1, r[1]);
-        }
-    }
-    for (i, r) in acc.iter().enumerate() {
-        unsafe {
-            _mm512_storeu_ps(c.add(i * ldc), r[0]);
-            _mm512_storeu_ps(c.add(i * ldc + 16), r[1]);
         }
     }
 }
