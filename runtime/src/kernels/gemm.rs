@@ -288,26 +288,6 @@ fn tile_rows2<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, b: [&
     }
 }
 
-/// [`tile_rows2`] with `B` read through a [`RowTab`] ([`tile2_tab_panel`]).
-#[inline]
-#[allow(clippy::too_many_arguments)]
-fn tile_rows2_tab<M: Micro>(mk: M, r: usize, kc: usize, a: &[f32], lda: usize, src: &[f32], t: &RowTab, c: &mut [f32], ldc: usize) {
-    match r {
-        12 => tile2_tab_panel::<M, 12>(mk, kc, a, lda, src, t, c, ldc),
-        11 => tile2_tab_panel::<M, 11>(mk, kc, a, lda, src, t, c, ldc),
-        10 => tile2_tab_panel::<M, 10>(mk, kc, a, lda, src, t, c, ldc),
-        9 => tile2_tab_panel::<M, 9>(mk, kc, a, lda, src, t, c, ldc),
-        8 => tile2_tab_panel::<M, 8>(mk, kc, a, lda, src, t, c, ldc),
-        7 => tile2_tab_panel::<M, 7>(mk, kc, a, lda, src, t, c, ldc),
-        6 => tile2_tab_panel::<M, 6>(mk, kc, a, lda, src, t, c, ldc),
-        5 => tile2_tab_panel::<M, 5>(mk, kc, a, lda, src, t, c, ldc),
-        4 => tile2_tab_panel::<M, 4>(mk, kc, a, lda, src, t, c, ldc),
-        3 => tile2_tab_panel::<M, 3>(mk, kc, a, lda, src, t, c, ldc),
-        2 => tile2_tab_panel::<M, 2>(mk, kc, a, lda, src, t, c, ldc),
-        _ => tile2_tab_panel::<M, 1>(mk, kc, a, lda, src, t, c, ldc),
-    }
-}
-
 /// The `B` operand of a tile: its first [`NR`] columns from `b[0]`, the next `NR` (a pair of
 /// pixel tiles) from `b[1]`, both at pitch `ldb`; or a pair's rows read in place from `src`
 /// through a [`RowTab`].
@@ -485,22 +465,10 @@ impl RowTab {
     }
 }
 
-/// A tile whose `B` rows are read through `t` ([`RowTab::rows`]), on CPUs without
-/// [`Micro::tile_out`] for it: the rows gathered into a panel, then [`Micro::tile2`].
-#[allow(clippy::too_many_arguments)]
-pub(super) fn tile2_tab_panel<M: Micro, const R: usize>(
-    mk: M,
-    kc: usize,
-    a: &[f32],
-    lda: usize,
-    src: &[f32],
-    t: &RowTab,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    let mut panel = [0.0f32; KC * 2 * NR];
-    let kc = kc.min(t.rows().len());
-    for (row, r) in panel.chunks_exact_mut(2 * NR).zip(&t.rows()[..kc]) {
+/// Rows `0 .. kc` of the pair read through `t` (half `h` at columns `h·NR ..`), written into
+/// `panel` at pitch `2·NR`: for CPUs without [`Micro::tile_out`] for the operand.
+fn tab_panel(src: &[f32], t: &RowTab, kc: usize, panel: &mut [f32; KC * 2 * NR]) {
+    for (row, r) in panel.chunks_exact_mut(2 * NR).zip(t.rows().iter().take(kc)) {
         for (h, &(start, mask)) in r.iter().enumerate() {
             for (j, v) in row[h * NR..(h + 1) * NR].iter_mut().enumerate() {
                 let at = t.shift() as i64 + start as i64 + j as i64;
@@ -511,7 +479,6 @@ pub(super) fn tile2_tab_panel<M: Micro, const R: usize>(
             }
         }
     }
-    mk.tile2::<R>(kc, a, lda, [&panel[..], &panel[NR..]], 2 * NR, c, ldc);
 }
 
 /// The geometry both tiled Convs share, checked against the slices once per call.
@@ -789,7 +756,11 @@ impl TileAt {
         match b {
             Bop::Panel { b, ldb } if w > NR => tile_rows2(mk, self.r, kc, a, lda, b, ldb, cbuf, w),
             Bop::Panel { b, ldb } => tile_rows(mk, self.r, kc, a, lda, b[0], ldb, cbuf, w),
-            Bop::Tab { src, t } => tile_rows2_tab(mk, self.r, kc, a, lda, src, t, cbuf, w),
+            Bop::Tab { src, t } => {
+                let mut panel = [0.0f32; KC * 2 * NR];
+                tab_panel(src, t, kc, &mut panel);
+                tile_rows2(mk, self.r, kc.min(t.rows().len()), a, lda, [&panel[..], &panel[NR..]], 2 * NR, cbuf, w)
+            }
         }
         let post = if self.last { act } else { Activation::None };
         for i in 0..self.r {
