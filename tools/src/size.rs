@@ -9,6 +9,7 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
+use sprig_runtime::op::kind::{CONV, DENSE};
 use sprig_runtime::Model;
 use std::collections::BTreeMap;
 
@@ -49,6 +50,15 @@ pub struct TargetSizes {
     /// `INPUT_SPARSE_BIT`) over the dense Dense + Conv kernels.
     #[serde(default)]
     pub input_sparse: Option<u64>,
+    /// The same three extras measured per operator kind (Dense alone, Conv alone): bit →
+    /// (kind → bytes). The runtime links a variant's code only for the kinds the model has, so a
+    /// Dense-only model pays for the Dense part alone. Absent in older tables.
+    #[serde(default)]
+    pub variant_kinds: BTreeMap<u32, BTreeMap<u16, u64>>,
+    /// Peak stack measured while Dense / Conv operators ran with each variant (bit → bytes), on
+    /// real models stored block-sparse, as codebooks and input-major. Absent in older tables.
+    #[serde(default)]
+    pub variant_stack: BTreeMap<u32, u64>,
     /// Peak stack measured while operators of each kind ran (whole program, bytes).
     pub stack_kinds: BTreeMap<u16, u64>,
     /// The largest peak stack measured on any model.
@@ -117,10 +127,7 @@ fn kind_name(model: &Model<'_>, kind: u16) -> String {
 
 /// The estimate for `model` (a file of `file_len` bytes) on `t`.
 pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Estimate> {
-    let sparse_bit = 1u128 << SPARSE_BIT;
-    let codebook_bit = 1u128 << CODEBOOK_BIT;
-    let input_sparse_bit = 1u128 << INPUT_SPARSE_BIT;
-    let mask = model.ops_mask() & !sparse_bit & !codebook_bit & !input_sparse_bit;
+    let mask = model.ops_mask() & !(1u128 << SPARSE_BIT) & !(1u128 << CODEBOOK_BIT) & !(1u128 << INPUT_SPARSE_BIT);
     let mut flash_parts = vec![Part { what: "model file (.sprig, embedded as is)".into(), bytes: file_len }];
     flash_parts.push(Part { what: "runtime base (reader, validation, session)".into(), bytes: t.runtime_base });
     let mut stack = 0;
@@ -154,17 +161,30 @@ pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Est
             }
         }
     }
-    if model.ops_mask() & sparse_bit != 0 {
-        let Some(bytes) = t.sparse else {
-            bail!("the size table for {} has no entry for the block-sparse kernels (regenerate it with sprig-size-table)", t.target)
+    for (bit, whole, what) in [
+        (SPARSE_BIT, t.sparse, "block-sparse Dense/Conv kernels"),
+        (CODEBOOK_BIT, t.codebook, "codebook Dense/Conv kernels"),
+        (INPUT_SPARSE_BIT, t.input_sparse, "input-sparse Dense/1x1 Conv kernels"),
+    ] {
+        if model.ops_mask() & (1u128 << bit) == 0 {
+            continue;
+        }
+        let Some(whole) = whole else {
+            bail!("the size table for {} has no entry for the {what} (regenerate it with sprig-size-table)", t.target)
         };
-        flash_parts.push(Part { what: "block-sparse Dense/Conv kernels".into(), bytes });
-    }
-    if model.ops_mask() & input_sparse_bit != 0 {
-        let Some(bytes) = t.input_sparse else {
-            bail!("the size table for {} has no entry for the input-sparse kernels (regenerate it with sprig-size-table)", t.target)
+        // Per kind when measured: the kinds this model has, at most the measured whole.
+        let bytes = match t.variant_kinds.get(&bit) {
+            Some(per) => {
+                let used = [DENSE, CONV].into_iter().filter(|&k| model.ops_mask() & (1u128 << k) != 0);
+                used.map(|k| per.get(&k).copied().unwrap_or(whole)).sum::<u64>().min(whole)
+            }
+            None => whole,
         };
-        flash_parts.push(Part { what: "input-sparse Dense/1x1 Conv kernels".into(), bytes });
+        flash_parts.push(Part { what: what.into(), bytes });
+        match t.variant_stack.get(&bit) {
+            Some(&st) => stack = stack.max(st),
+            None => unmeasured.push(what.to_string()),
+        }
     }
     if !unmeasured.is_empty() {
         stack = stack.max(t.stack_max);

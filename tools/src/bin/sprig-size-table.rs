@@ -4,7 +4,8 @@
 //! Needs the thumb targets, `qemu-system-arm`, `defmt-print` and `../shared/data` (the real models
 //! whose stack is measured). Takes about 15 minutes on 2 cores. Run from the repository root:
 //! `cargo run --release -p sprig-tools --bin sprig-size-table` (`-- --input-sparse` re-measures
-//! only the input-sparse kernels' flash, a few minutes).
+//! only the input-sparse kernels' flash, `-- --variant-kinds` only the block-sparse, codebook and
+//! input-sparse kernels' flash per operator kind; a few minutes each).
 
 use anyhow::{bail, Context, Result};
 use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
@@ -70,6 +71,16 @@ fn main() -> Result<()> {
         eprintln!("wrote {}", path.display());
         return Ok(());
     }
+    if std::env::args().any(|a| a == "--variant-kinds") {
+        let mut table: SizeTable = serde_json::from_str(&std::fs::read_to_string(&path)?).context("reading the size table")?;
+        for t in &mut table.targets {
+            t.variant_kinds = variant_kinds(&t.target)?;
+            t.variant_stack = variant_stack(&data, tmp.path(), &t.target)?;
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")?;
+        eprintln!("wrote {}", path.display());
+        return Ok(());
+    }
     let rustc = std::process::Command::new("rustc").arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())?;
     let mut targets = Vec::new();
     for (target, _) in TARGETS {
@@ -111,6 +122,8 @@ fn main() -> Result<()> {
         let sparse = Some(with(dense_conv | (1u128 << SPARSE_BIT))?.saturating_sub(dense_conv_flash));
         let codebook = Some(with(dense_conv | (1u128 << CODEBOOK_BIT))?.saturating_sub(dense_conv_flash));
         let input_sparse = Some(with(dense_conv | (1u128 << INPUT_SPARSE_BIT))?.saturating_sub(dense_conv_flash));
+        let variant_kinds = variant_kinds(target)?;
+        let variant_stack = variant_stack(&data, tmp.path(), target)?;
 
         eprintln!("{target}: stack per operator kind");
         let mut stack_kinds: BTreeMap<u16, u64> = BTreeMap::new();
@@ -152,6 +165,8 @@ fn main() -> Result<()> {
             sparse,
             codebook,
             input_sparse,
+            variant_kinds,
+            variant_stack,
             stack_kinds,
             stack_max,
             stack_models: models.iter().map(|(n, _)| n.clone()).collect(),
@@ -165,4 +180,82 @@ fn main() -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// Extra flash of each kernel variant (block-sparse, codebook, input-sparse) over the dense kernel
+/// of Dense alone and of Conv alone, on `target`.
+fn variant_kinds(target: &str) -> Result<BTreeMap<u32, BTreeMap<u16, u64>>> {
+    let with = |ops: u128| {
+        let mut b = Build::new(None, target);
+        b.ops = Some(ops);
+        flash_of(&b)
+    };
+    let mut out = BTreeMap::new();
+    for k in [kind::DENSE, kind::CONV] {
+        let plain = with(1u128 << k)?;
+        for bit in [SPARSE_BIT, CODEBOOK_BIT, INPUT_SPARSE_BIT] {
+            let extra = with((1u128 << k) | (1u128 << bit))?.saturating_sub(plain);
+            eprintln!("{target}: kind {k} variant bit {bit}: {extra} B");
+            out.entry(bit).or_insert_with(BTreeMap::new).insert(k, extra);
+        }
+    }
+    Ok(out)
+}
+
+/// Peak stack of the Dense / Conv operators of real models stored block-sparse, as 4-bit
+/// codebooks and input-major (kws_dscnn: Conv and Dense; hello_edge_dnn: Dense), per variant bit.
+fn variant_stack(data: &Path, tmp: &Path, target: &str) -> Result<BTreeMap<u32, u64>> {
+    use sprig_tools::compress::actsparse::{select_input_sparse, InputSparse};
+    use sprig_tools::compress::codebook::{quantize, CodebookOptions};
+    use sprig_tools::compress::prune::{Amount, Method};
+    use sprig_tools::compress::sparsify::{sparsify, Pattern, SparsifyOptions, StorageChoice};
+    use sprig_tools::import::{import_onnx, ImportOptions};
+    let mut out = BTreeMap::new();
+    for (onnx, eval, take) in
+        [("kws_dscnn_fp32.onnx", "kws01/inputs.npy", None), ("hello_edge_dnn_s.onnx", "kws01_hello_edge/inputs.npy", Some(250))]
+    {
+        let g = import_onnx(&data.join("models").join(onnx), &ImportOptions::default())?;
+        let x = sprig_tools::npy::read_f32(&data.join("eval").join(eval))?;
+        let len = take.unwrap_or(x.sample_len());
+        let calib: Vec<&[f32]> = (0..16).map(|i| &x.sample(i)[..len]).collect();
+        for bit in [SPARSE_BIT, CODEBOOK_BIT, INPUT_SPARSE_BIT] {
+            let g = match bit {
+                SPARSE_BIT => {
+                    let o = SparsifyOptions {
+                        pattern: Pattern::Block(4, 1),
+                        method: Method::Magnitude,
+                        amount: Amount::Fraction(0.5),
+                        storage: StorageChoice::Sparse,
+                        ..SparsifyOptions::default()
+                    };
+                    sparsify(&g, &calib, &o)?.0
+                }
+                CODEBOOK_BIT => quantize(&g, &calib, &CodebookOptions::default())?.0,
+                _ => {
+                    let mut g = g.clone();
+                    select_input_sparse(&mut g, &calib, None, InputSparse::All)?;
+                    g
+                }
+            };
+            let c = sprig_tools::compile::compile(g, sprig_tools::writer::WeightFormat::F32, [0; 32])?;
+            let p = tmp.join(format!("variant_{bit}_{onnx}.sprig"));
+            std::fs::write(&p, &c.bytes)?;
+            let mut b = Build::new(Some(&p), target);
+            b.features = vec!["profile".into()];
+            let run = b.exec(true)?;
+            if !run.ok {
+                if run.stderr.contains("does not fit board") {
+                    eprintln!("  {onnx} variant bit {bit}: does not fit, skipped");
+                    continue;
+                }
+                bail!("{onnx} variant bit {bit} on {target}: {}\n{}", run.stdout, run.stderr);
+            }
+            let r = parse_log(&run.stdout)?;
+            let peak = r.ops.iter().filter(|o| o.kind == kind::DENSE || o.kind == kind::CONV).map(|o| o.stack).max().unwrap_or(0);
+            eprintln!("{target}: {onnx} variant bit {bit}: peak stack {peak} B");
+            let e = out.entry(bit).or_insert(0);
+            *e = (*e).max(peak);
+        }
+    }
+    Ok(out)
 }
