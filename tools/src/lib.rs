@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod analyze_html;
+pub mod budget;
 pub mod cli;
 pub mod compile;
 pub mod compress;

@@ -17,16 +17,16 @@ use std::time::Instant;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Source ONNX model.
-    onnx: PathBuf,
+    pub(super) onnx: PathBuf,
     /// Output .sprig file (written only when everything succeeded).
     #[arg(short, long)]
-    output: PathBuf,
+    pub(super) output: PathBuf,
     /// Unlabeled calibration data (.npy, samples on the first axis).
     #[arg(long)]
-    calib: PathBuf,
+    pub(super) calib: PathBuf,
     /// Calibration samples to use at most (the first N).
     #[arg(long, default_value_t = 128)]
-    calib_samples: usize,
+    pub(super) calib_samples: usize,
     /// Pruning GROUP:AMOUNT (repeatable; applied in order, each on the previous result).
     /// GROUP `filter` (output channels, coupled with their consumers' input channels, depthwise
     /// filters and residual partners; physically removed) or `channel` (the same coupled set, seen
@@ -101,10 +101,40 @@ pub struct Args {
     strip_names: bool,
     /// Static shape for an input with symbolic dimensions: NAME=D0,D1,... (repeatable).
     #[arg(long = "input-shape")]
-    input_shape: Vec<String>,
+    pub(super) input_shape: Vec<String>,
     /// Write the report as JSON to this file.
     #[arg(long)]
-    json: Option<PathBuf>,
+    pub(super) json: Option<PathBuf>,
+    /// Fit a device instead of applying given methods: `flash=256KiB,ram=64KiB[,macs=2M]`
+    /// (sizes in B, KB, KiB, MB, MiB; MACs with k, M, G). Chooses the pruning level, per-layer
+    /// codebook bits and kernels with the least calibration-output error within the budget
+    /// (flash: the file plus the runtime code of the kernels used; RAM: arena plus stack, as
+    /// `sprig size` estimates them for --target).
+    #[arg(long, conflicts_with_all = ["prune", "codebook", "layer_bits", "act_threshold"])]
+    pub(super) budget: Option<String>,
+    /// With --budget: largest relative output error (‖y − y_dense‖ / ‖y_dense‖ on the
+    /// calibration data) accepted.
+    #[arg(long, requires = "budget")]
+    pub(super) max_error: Option<f64>,
+    /// With --budget: eval inputs (.npy) for the accuracy and fidelity figures (default: the
+    /// calibration data).
+    #[arg(long, requires = "budget")]
+    pub(super) eval: Option<PathBuf>,
+    /// With --eval: integer class labels (N,) for top-1 accuracy.
+    #[arg(long, requires = "eval")]
+    pub(super) labels: Option<PathBuf>,
+    /// With --budget: eval samples used at most.
+    #[arg(long, default_value_t = 500)]
+    pub(super) eval_samples: usize,
+    /// With --budget: write the report as one self-contained HTML file.
+    #[arg(long, requires = "budget")]
+    pub(super) report: Option<PathBuf>,
+    /// With --budget: target triple the flash / RAM budget is for.
+    #[arg(long, default_value = "thumbv7em-none-eabihf")]
+    pub(super) target: String,
+    /// No progress display.
+    #[arg(long, short)]
+    pub(super) quiet: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -192,6 +222,9 @@ fn parse_amount(s: &str, amount: &str) -> Result<Amount> {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.budget.is_some() {
+        return super::fit::run(a);
+    }
     let t0 = Instant::now();
     let specs = a.prune.iter().map(|s| parse_prune(s)).collect::<Result<Vec<_>>>()?;
     if specs.is_empty() && a.codebook.is_none() && a.act_sparsity == "off" && a.act_threshold.is_none() {

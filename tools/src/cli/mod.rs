@@ -4,6 +4,7 @@ mod analyze;
 mod bench;
 mod compress;
 mod convert;
+mod fit;
 mod inspect;
 mod run;
 mod size;
