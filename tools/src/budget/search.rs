@@ -237,6 +237,11 @@ fn build(g: Graph, opts: &SearchOptions) -> Result<(Graph, Vec<u8>, Estimate, u6
     Ok((c.graph, c.bytes, est, macs))
 }
 
+/// Refit rounds and calibration rows of the per-layer curve fits: a quarter of a full fit's
+/// rows and rounds. The curves only rank options; the allocation chosen is then fitted in full.
+const CURVE_ITER: usize = 10;
+const CURVE_ROWS: usize = 1024;
+
 fn codebook_opts(layer_bits: Vec<(String, LayerBits)>, bits: u8) -> CodebookOptions {
     CodebookOptions { bits, layer_bits, method: CodebookMethod::Jlcm, f16_values: true, ..CodebookOptions::default() }
 }
@@ -248,7 +253,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
     let mut explored: Vec<Candidate> = Vec::new();
     let mut frontier = Vec::new();
     let mut best: Option<(usize, Built)> = None;
-    let mut worse_in_a_row = 0;
+    let mut worse_in_a_row = 0usize;
     // The smallest flash and RAM reached, with the estimate they came from.
     let mut min_flash: Option<(u64, Estimate)> = None;
     let mut min_ram: Option<(u64, Estimate)> = None;
@@ -329,7 +334,8 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
             let mut curves: Vec<LayerCurve> = Vec::new();
             for &bits in &opts.bits {
                 (opts.progress)(&format!("{:.0} % MACs: {bits}-bit codebook curves", level * 100.0));
-                let (_, rep) = quantize(&g, samples, &codebook_opts(Vec::new(), bits))?;
+                let copts = CodebookOptions { max_iter: CURVE_ITER, max_rows: CURVE_ROWS, ..codebook_opts(Vec::new(), bits) };
+                let (_, rep) = quantize(&g, samples, &copts)?;
                 for l in &rep.layers {
                     let i = match curves.iter().position(|c| c.node == l.node) {
                         Some(i) => i,
@@ -438,9 +444,9 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
             } else {
                 worse_in_a_row += 1;
             }
-            // Pruning more only removes MACs: once nothing is quantized, or two levels in a row
-            // measured worse than the best, further levels cannot be expected to win.
-            if all_kept || worse_in_a_row >= 2 {
+            // Pruning more only removes MACs: once nothing is quantized, or a level measured
+            // worse than the best, further levels are not expected to win.
+            if all_kept || worse_in_a_row >= 1 {
                 queue.retain(|q| q.1);
             }
         }

@@ -169,6 +169,21 @@ pub struct CodebookReport {
     pub skipped: Vec<(String, String)>,
 }
 
+/// `Σ a_i b_i` in eight interleaved partial sums (vectorizable; the order is fixed, so equal
+/// inputs give equal results).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 /// A layer's quadratic loss f(W) = Σ_r ½ w_r H_{h(r)} w_rᵀ − w_r · b_r, with w_r = [weights, bias].
 /// Rows of a grouped convolution see different inputs, hence one H per convolution group.
 pub struct LayerLoss {
@@ -221,8 +236,7 @@ impl LayerLoss {
                 continue;
             }
             // H is symmetric: column i is row i.
-            let hi: f64 = h[i * d..(i + 1) * d].iter().zip(w).map(|(a, b)| a * b).sum();
-            s += w[i] * (0.5 * hi - self.b[(r, i)]);
+            s += w[i] * (0.5 * dot(&h[i * d..(i + 1) * d], w) - self.b[(r, i)]);
         }
         s
     }
@@ -836,31 +850,29 @@ fn refit_codebooks(l: &LayerLoss, q: &mut Quantized) {
     let groups = q.codebooks.len();
     let mut qm = vec![DMatrix::<f64>::zeros(k, k); groups];
     let mut qv = vec![vec![0.0; k]; groups];
-    let mut hp = vec![0.0; width * k];
+    let mut free = vec![false; width];
     for r in 0..q.row_group.len() {
         let g = q.row_group[r];
         let h = &l.hs[l.row_h[r]];
-        let free = |c: usize| !q.pinned[r * width + c] && q.zero_word[g] != Some(q.idx[r * width + c] as usize);
-        hp.iter_mut().for_each(|v| *v = 0.0);
+        let idx = &q.idx[r * width..(r + 1) * width];
+        for (c, f) in free.iter_mut().enumerate() {
+            *f = !q.pinned[r * width + c] && q.zero_word[g] != Some(idx[c] as usize);
+        }
+        // Q[a_i, a_c] += H[c, i] over free pairs (H symmetric): column a_c of Q is contiguous.
+        let qg = qm[g].as_mut_slice();
         for c in 0..width {
-            if !free(c) {
+            if !free[c] {
                 continue;
             }
-            let a = q.idx[r * width + c] as usize;
+            let a = idx[c] as usize;
             let col = &h.as_slice()[c * (width + 1)..c * (width + 1) + width];
-            for (i, v) in col.iter().enumerate() {
-                hp[i * k + a] += v;
+            let qcol = &mut qg[a * k..(a + 1) * k];
+            for ((&v, &f), &ai) in col.iter().zip(&free).zip(idx) {
+                if f {
+                    qcol[ai as usize] += v;
+                }
             }
             qv[g][a] += l.b[(r, c)] - q.bias[r] * h[(c, width)];
-        }
-        for i in 0..width {
-            if !free(i) {
-                continue;
-            }
-            let a = q.idx[r * width + i] as usize;
-            for b in 0..k {
-                qm[g][(a, b)] += hp[i * k + b];
-            }
         }
     }
     for g in 0..groups {
