@@ -42,6 +42,33 @@ fn a_mac_budget_is_met() {
 }
 
 #[test]
+fn an_arena_budget_is_met_by_pruning_where_memory_peaks() {
+    let Some(data) = common::shared_data() else { return };
+    let g = import_onnx(&data.join("models/kws_dscnn_fp32.onnx"), &ImportOptions::default()).unwrap();
+    let x = read_f32(&data.join("eval/kws01/inputs.npy")).unwrap();
+    let samples: Vec<&[f32]> = (0..32).map(|i| x.sample(i)).collect();
+    let arena = |g: &sprig_tools::ir::Graph| sprig_tools::plan::plan(g).arena_len as u64;
+    let limit = arena(&g) * 9 / 10;
+    let (p, _) = prune(&g, &samples, &PruneOptions { amount: Amount::Arena(limit), ..PruneOptions::default() }).unwrap();
+    assert!(arena(&p) <= limit, "arena {} over {limit}", arena(&p));
+    // kws holds two equal 64-channel buffers at every layer: each space shrinks about as much as
+    // the arena must, far less than a MAC budget reaching the same arena.
+    let (before, after) = (layer_costs(&g).0, layer_costs(&p).0);
+    assert!(after as f64 >= 0.7 * before as f64, "MACs {before} -> {after}");
+    let (m, _) = prune(&g, &samples, &PruneOptions { amount: Amount::Macs(0.9), ..PruneOptions::default() }).unwrap();
+    eprintln!(
+        "kws: arena {} -> {} B keeps {after} of {before} MACs; a 0.9 MAC budget leaves the arena at {} B",
+        arena(&g),
+        arena(&p),
+        arena(&m)
+    );
+    // Already within the limit: nothing is removed.
+    let (same, report) = prune(&g, &samples, &PruneOptions { amount: Amount::Arena(arena(&g)), ..PruneOptions::default() }).unwrap();
+    assert_eq!(layer_costs(&same).0, before);
+    assert!(report.spaces.iter().all(|s| s.kept == s.channels - s.dead), "{:?}", report.spaces);
+}
+
+#[test]
 fn the_envelope_is_at_least_as_faithful_as_magnitude_and_refit_beats_no_refit() {
     let (g, calib, eval) = digits();
     let samples: Vec<&[f32]> = (0..128).map(|i| calib.sample(i)).collect();

@@ -272,20 +272,30 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
             }
         }
     };
-    while let Some((level, _)) = queue.pop_front() {
-        let g = if level >= 1.0 {
+    let base_macs = crate::compress::prune::layer_costs(base).0.max(1) as f64;
+    let mut arena_tried = false;
+    while let Some((step, _)) = queue.pop_front() {
+        // A ladder level, or (level < 0) a prune to an arena of -level bytes.
+        let g = if step >= 1.0 {
             base.clone()
         } else {
-            (opts.progress)(&format!("pruning to {:.0} % of the MACs", level * 100.0));
-            let popts = PruneOptions { method: Method::Envelope, amount: Amount::Macs(level), ..PruneOptions::default() };
+            let amount = if step < 0.0 { Amount::Arena((-step) as u64) } else { Amount::Macs(step) };
+            (opts.progress)(&match amount {
+                Amount::Arena(a) => format!("pruning the peak activations to a {a} B arena"),
+                _ => format!("pruning to {:.0} % of the MACs", step * 100.0),
+            });
+            let popts = PruneOptions { method: Method::Envelope, amount, ..PruneOptions::default() };
             match prune(base, samples, &popts) {
                 Ok((g, _)) => g,
                 Err(e) => {
-                    explored.push(Candidate { macs_kept: level, note: Some(format!("pruning failed: {e:#}")), ..Candidate::default() });
+                    let kept = step.max(0.0);
+                    explored.push(Candidate { macs_kept: kept, note: Some(format!("pruning failed: {e:#}")), ..Candidate::default() });
                     continue;
                 }
             }
         };
+        let arena_step = step < 0.0;
+        let level = if arena_step { crate::compress::prune::layer_costs(&g).0 as f64 / base_macs } else { step };
         (opts.progress)(&format!("{:.0} % MACs: dense build", level * 100.0));
         let mut keep = g.clone();
         kept_input_sparse(&mut keep, samples, opts.table.as_ref())?;
@@ -304,16 +314,31 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
                 why.push(format!("RAM {} B over the budget (arena {} B)", keep_est.ram, keep_est.ram_parts[0].bytes));
             }
             cand.note = Some(why.join("; "));
-            bad = Some(bad.map_or(level, |b: f64| b.min(level)));
-            refine(&mut queue, bad, good);
+            if arena_step {
+                cand.note = Some(format!("pruned for the arena: {}", why.join("; ")));
+            } else {
+                bad = Some(bad.map_or(level, |b: f64| b.min(level)));
+                refine(&mut queue, bad, good);
+            }
+            // RAM over at the full model: first try removing channels only where the arena
+            // peaks (the MAC ladder prunes everywhere).
+            if let (Some(limit), false, false) = (b.ram, within(keep_est.ram, b.ram), arena_tried) {
+                let stack = keep_est.ram.saturating_sub(keep_est.ram_parts[0].bytes);
+                if limit > stack + 64 {
+                    queue.push_front((-((limit - stack - 64) as f64), true));
+                }
+                arena_tried = true;
+            }
             if min_flash.as_ref().is_none_or(|(f, _)| keep_est.flash < *f) {
                 min_flash = Some((keep_est.flash, keep_est.clone()));
             }
             explored.push(cand);
             continue;
         }
-        good = Some(good.map_or(level, |g: f64| g.max(level)));
-        refine(&mut queue, bad, good);
+        if !arena_step {
+            good = Some(good.map_or(level, |g: f64| g.max(level)));
+            refine(&mut queue, bad, good);
+        }
         // Kept f32 everywhere already fits: no codebook error is needed at this level.
         let built = if within(keep_est.flash, b.flash) {
             (opts.progress)(&format!("{:.0} % MACs: measuring", level * 100.0));

@@ -36,6 +36,10 @@ pub enum Amount {
     Macs(f64),
     /// Keep this fraction of the model's weight parameters, allocated the same way.
     Params(f64),
+    /// Bring the static arena (activation memory, [`crate::plan::plan`]) to at most this many
+    /// bytes: steps that shrink the arena are taken by least error increase per byte saved, so
+    /// only the spaces whose tensors make the peak lose channels.
+    Arena(u64),
 }
 
 /// Pruning settings.
@@ -166,7 +170,78 @@ pub fn prune(g: &Graph, calib: &[&[f32]], opts: &PruneOptions) -> Result<(Graph,
             let plan = allocate(g, &g1, calib, opts)?;
             run(g, calib, opts, &|c, key| plan.get(&key).copied().unwrap_or(c))
         }
+        Amount::Arena(_) => {
+            let (g1, _) = run(g, calib, opts, &|c, _| c)?;
+            let plan = allocate(g, &g1, calib, opts)?;
+            run(g, calib, opts, &|c, key| plan.get(&key).copied().unwrap_or(c))
+        }
     }
+}
+
+/// Arena bytes of `g` with each space's channel count set (shapes only: `light` is `g` without
+/// constant payloads, `spaces[i]` = (tensors, axes) of curve i, `counts[i]` its channels), and the
+/// excess: the sum over operators of the bytes live during it beyond `limit`. The excess falls
+/// with every step that shrinks a buffer live where memory is over the limit, even while another
+/// operator still sets the arena.
+fn arena_with(light: &Graph, spaces: &[(Vec<TensorId>, Vec<usize>)], counts: &[usize], limit: u64) -> (usize, u64) {
+    let mut g = light.clone();
+    for ((ts, axes), &k) in spaces.iter().zip(counts) {
+        for (&t, &ax) in ts.iter().zip(axes) {
+            if let Some(d) = g.tensors[t].shape.get_mut(ax) {
+                *d = k;
+            }
+        }
+    }
+    let p = crate::plan::plan(&g);
+    let mut live = vec![0u64; g.nodes.len().max(1)];
+    for t in 0..g.tensors.len() {
+        if p.offsets[t].is_some() && p.alias[t].is_none() {
+            let bytes = (4 * g.tensors[t].numel() as u64).div_ceil(16) * 16;
+            let end = p.last[t].min(live.len() - 1);
+            for l in &mut live[p.first[t]..=end] {
+                *l += bytes;
+            }
+        }
+    }
+    (p.arena_len, live.iter().map(|&l| l.saturating_sub(limit)).sum())
+}
+
+/// Arena-driven allocation: from every curve at its top level, repeatedly takes the one-level
+/// step that shrinks the arena with the least error increase per byte, until the arena is at
+/// most `limit` or no step shrinks it. Returns the arena reached.
+fn greedy_arena(g1: &Graph, curves: &mut [Curve], counts: &[Vec<usize>], spaces: &[(Vec<TensorId>, Vec<usize>)], limit: u64) -> usize {
+    let mut light = g1.clone();
+    for t in &mut light.tensors {
+        if t.data.is_some() {
+            t.data = Some(Vec::new());
+        }
+    }
+    let at = |curves: &[Curve]| -> Vec<usize> { curves.iter().zip(counts).map(|(c, k)| k[c.level]).collect() };
+    let (mut cur, mut excess) = arena_with(&light, spaces, &at(curves), limit);
+    while cur as u64 > limit {
+        let mut best: Option<(usize, f64, usize, u64)> = None;
+        for i in 0..curves.len() {
+            let c = &curves[i];
+            if c.level == 0 {
+                continue;
+            }
+            let mut ks = at(curves);
+            ks[i] = counts[i][c.level - 1];
+            let (a, x) = arena_with(&light, spaces, &ks, limit);
+            let gain = cur.saturating_sub(a) as u64 + excess.saturating_sub(x);
+            if gain == 0 {
+                continue;
+            }
+            let r = (c.err[c.level - 1] - c.err[c.level]).max(0.0) / gain as f64;
+            if best.is_none_or(|b| r < b.1) {
+                best = Some((i, r, a, x));
+            }
+        }
+        let Some((i, _, a, x)) = best else { break };
+        curves[i].level -= 1;
+        (cur, excess) = (a, x);
+    }
+    cur
 }
 
 /// Removes exactly the channels that are zero at every consumer input on every calibration
@@ -205,6 +280,7 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
     let (by_macs, frac) = match opts.amount {
         Amount::Macs(f) => (true, f),
         Amount::Params(f) => (false, f),
+        Amount::Arena(_) => (true, 1.0),
         Amount::Fraction(_) => bail!("internal: allocation needs a budget"),
     };
     let (m0, p0) = layer_costs(dense);
@@ -212,9 +288,17 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
     let (m1, p1) = layer_costs(g1);
     let total = if by_macs { m1 } else { p1 } as f64;
     let mut plan = std::collections::HashMap::new();
-    if total <= budget {
+    let arena_limit = match opts.amount {
+        Amount::Arena(b) => Some(b),
+        _ => None,
+    };
+    if arena_limit.is_none() && total <= budget {
         return Ok(plan);
     }
+    if arena_limit.is_some_and(|b| crate::plan::plan(g1).arena_len as u64 <= b) {
+        return Ok(plan);
+    }
+    let mut space_tensors = Vec::new();
     let alive = all_rows(g1);
     let mut curves = Vec::new();
     for s in channel_spaces(g1) {
@@ -241,9 +325,18 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         let unit = if by_macs { mc } else { pc } as f64;
         let cost = counts.iter().map(|&k| k as f64 * unit).collect();
         curves.push((key, s.channels, counts, Curve { cost, err, level: LEVELS - 1 }));
+        space_tensors.push((s.tensors.clone(), s.axes.clone()));
     }
     let mut cs: Vec<Curve> = curves.iter().map(|c| c.3.clone()).collect();
-    greedy(&mut cs, total, budget);
+    match arena_limit {
+        Some(limit) => {
+            let counts: Vec<Vec<usize>> = curves.iter().map(|c| c.2.clone()).collect();
+            greedy_arena(g1, &mut cs, &counts, &space_tensors, limit);
+        }
+        None => {
+            greedy(&mut cs, total, budget);
+        }
+    }
     for (c, lv) in curves.iter().zip(&cs) {
         if c.2[lv.level] < c.1 {
             plan.insert(c.0, c.2[lv.level]);

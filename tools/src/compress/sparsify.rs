@@ -454,6 +454,7 @@ pub fn sparsify(g: &Graph, calib: &[&[f32]], opts: &SparsifyOptions) -> Result<(
             }
             allocate(g, &layers, calib, opts, f)?
         }
+        Amount::Arena(_) => bail!("an arena budget applies to filter pruning (in-layer groups do not shrink activations)"),
     };
     let dense = g.clone();
     let mut cur = g.clone();
