@@ -870,5 +870,6 @@ fn the_cli_report_of_a_real_search_renders_as_its_json_says() {
     let Some(found) = check_report_in_chromium(&html, &json) else { return };
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(found.bars >= report["layers"].as_array().unwrap().len(), "{found:?}");
-    assert!(found.curve_points >= 2, "{found:?}");
+    // At least the chosen candidate is on the curve (the check matched it to the JSON).
+    assert!(found.curve_points >= 1, "{found:?}");
 }
