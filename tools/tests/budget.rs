@@ -4,29 +4,10 @@
 
 mod common;
 
+use common::{fails, ok, s};
+
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn sprig(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sprig")).args(args).output().expect("spawn sprig")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = sprig(args);
-    assert!(o.status.success(), "sprig {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = sprig(args);
-    assert!(!o.status.success(), "sprig {args:?} should fail");
-    String::from_utf8(o.stderr).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()

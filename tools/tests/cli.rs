@@ -3,29 +3,10 @@
 
 mod common;
 
+use common::{fails, ok, s, sprig};
+
 use sprig_tools::npy::{read_f32, write_f32, Array};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn sprig(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sprig")).args(args).output().expect("spawn sprig")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = sprig(args);
-    assert!(o.status.success(), "sprig {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = sprig(args);
-    assert!(!o.status.success(), "sprig {args:?} should fail");
-    String::from_utf8(o.stderr).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use std::path::PathBuf;
 
 struct Fixture {
     dir: tempfile::TempDir,
