@@ -108,3 +108,40 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
+
+/// Median and 90th percentile of `v` (not empty).
+pub fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.9))
+}
+
+/// Times `f` and, when given, `g` in alternation (f, g, f, g, ...), so that both see the same
+/// machine conditions; returns (median, p90) in microseconds for each.
+#[allow(clippy::type_complexity)]
+pub fn time_interleaved(
+    iters: usize,
+    mut f: impl FnMut() -> Result<()>,
+    mut g: Option<&mut dyn FnMut() -> Result<()>>,
+) -> Result<((f64, f64), Option<(f64, f64)>)> {
+    let warm = (iters / 10).clamp(3, 50);
+    for _ in 0..warm {
+        f()?;
+        if let Some(g) = g.as_mut() {
+            g()?;
+        }
+    }
+    let mut tf = Vec::with_capacity(iters);
+    let mut tg = Vec::with_capacity(iters);
+    for _ in 0..iters.max(1) {
+        let s = std::time::Instant::now();
+        f()?;
+        tf.push(s.elapsed().as_secs_f64() * 1e6);
+        if let Some(g) = g.as_mut() {
+            let s = std::time::Instant::now();
+            g()?;
+            tg.push(s.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok((percentiles(tf), if tg.is_empty() { None } else { Some(percentiles(tg)) }))
+}

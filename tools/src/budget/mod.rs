@@ -21,7 +21,7 @@ use crate::size::{estimate, TargetSizes};
 use crate::stats::model_stats;
 use crate::writer::WeightFormat;
 use anyhow::{anyhow, Result};
-use report::{Budget, BudgetReport, Fidelity, LayerRow, Side};
+use report::{Budget, BudgetReport, LayerRow, Side};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -49,46 +49,24 @@ pub struct FitInput<'a> {
     pub latency_iters: usize,
 }
 
-/// Relative L2 error, max error and top-1 agreement of `got` against `want`.
-fn fidelity_of(got: &[Vec<f32>], want: &[Vec<f32>]) -> Fidelity {
-    let (mut num, mut den, mut max, mut agree) = (0f64, 0f64, 0f64, 0usize);
-    for (y, r) in got.iter().zip(want) {
-        for (&a, &b) in y.iter().zip(r) {
-            let d = a as f64 - b as f64;
-            num += d * d;
-            den += b as f64 * b as f64;
-            max = max.max(if d.is_nan() { f64::INFINITY } else { d.abs() });
-        }
-        agree += (crate::validate::argmax(y) == crate::validate::argmax(r)) as usize;
-    }
-    let rel = if num == 0.0 { 0.0 } else { (num / den.max(f64::MIN_POSITIVE)).sqrt() };
-    Fidelity {
-        samples: got.len(),
-        relative_error: if rel.is_nan() { f64::INFINITY } else { rel },
-        max_abs_error: max,
-        top1_agreement: agree as f64 / got.len().max(1) as f64,
-    }
-}
-
-/// Median µs per inference of `a` and `b`, timed alternately in rounds on the same inputs.
+/// Median µs per inference of `a` and `b`, timed alternately on the same inputs.
 fn latencies(a: &[u8], b: &[u8], samples: &[&[f32]], iters: usize) -> Result<(f64, f64)> {
     let (mut ma, mut mb) = (HostModel::new(a)?, HostModel::new(b)?);
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
     let n = samples.len().max(1);
-    for i in 0..iters.max(1) + 5 {
-        let x = [samples[i % n]];
-        let t = std::time::Instant::now();
-        ma.run_in_place(&x)?;
-        let da = t.elapsed().as_secs_f64() * 1e6;
-        let t = std::time::Instant::now();
-        mb.run_in_place(&x)?;
-        let db = t.elapsed().as_secs_f64() * 1e6;
-        if i >= 5 {
-            ta.push(da);
-            tb.push(db);
-        }
-    }
-    Ok((crate::host::median(ta), crate::host::median(tb)))
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut run_b = || {
+        j += 1;
+        mb.run_in_place(&[samples[(j - 1) % n]])
+    };
+    let ((ta, _), tb) = crate::host::time_interleaved(
+        iters,
+        || {
+            i += 1;
+            ma.run_in_place(&[samples[(i - 1) % n]])
+        },
+        Some(&mut run_b),
+    )?;
+    Ok((ta, tb.map_or(ta, |t| t.0)))
 }
 
 /// One side's figures: sizes, eval agreement with tract on the ONNX model, accuracy.
@@ -107,7 +85,7 @@ fn side(bytes: &[u8], inp: &FitInput, eval: &[Array], latency: f64, predicted: O
         latency_us_predicted: predicted,
         latency_us_measured: latency,
         accuracy: rep.sprig_accuracy,
-        vs_onnx: fidelity_of(&outs.sprig, &outs.reference),
+        vs_onnx: search::fidelity_of(&outs.sprig, &outs.reference),
     })
 }
 

@@ -152,28 +152,33 @@ fn split_unit<'a>(v: &'a str, key: &str) -> Result<(&'a str, u64)> {
 
 /// Output error of `bytes` against reference outputs on `samples` (first output only).
 pub fn fidelity(bytes: &[u8], samples: &[&[f32]], reference: &[Vec<f32>]) -> Result<Fidelity> {
-    let mut m = HostModel::new(bytes)?;
+    let got = outputs(bytes, samples)?;
+    if let Some((y, r)) = got.iter().zip(reference).find(|(y, r)| y.len() != r.len()) {
+        anyhow::bail!("output size changed: {} values, dense model {}", y.len(), r.len());
+    }
+    Ok(fidelity_of(&got, reference))
+}
+
+/// Relative L2 error `sqrt(Σ‖y − r‖² / Σ‖r‖²)`, max |y − r| (∞ for NaN) and top-1 agreement of
+/// `got` against `want`.
+pub fn fidelity_of(got: &[Vec<f32>], want: &[Vec<f32>]) -> Fidelity {
     let (mut num, mut den, mut max, mut agree) = (0f64, 0f64, 0f64, 0usize);
-    for (i, (x, r)) in samples.iter().zip(reference).enumerate() {
-        let y = m.run(&[x]).with_context(|| format!("calibration sample {i}"))?.swap_remove(0);
-        if y.len() != r.len() {
-            anyhow::bail!("output size changed: {} values, dense model {}", y.len(), r.len());
-        }
+    for (y, r) in got.iter().zip(want) {
         for (&a, &b) in y.iter().zip(r) {
             let d = a as f64 - b as f64;
             num += d * d;
             den += b as f64 * b as f64;
             max = max.max(if d.is_nan() { f64::INFINITY } else { d.abs() });
         }
-        agree += (crate::validate::argmax(&y) == crate::validate::argmax(r)) as usize;
+        agree += (crate::validate::argmax(y) == crate::validate::argmax(r)) as usize;
     }
-    let relative_error = if num == 0.0 { 0.0 } else { (num / den.max(f64::MIN_POSITIVE)).sqrt() };
-    Ok(Fidelity {
-        samples: samples.len(),
-        relative_error: if relative_error.is_nan() { f64::INFINITY } else { relative_error },
+    let rel = if num == 0.0 { 0.0 } else { (num / den.max(f64::MIN_POSITIVE)).sqrt() };
+    Fidelity {
+        samples: got.len(),
+        relative_error: if rel.is_nan() { f64::INFINITY } else { rel },
         max_abs_error: max,
-        top1_agreement: agree as f64 / samples.len().max(1) as f64,
-    })
+        top1_agreement: agree as f64 / got.len().max(1) as f64,
+    }
 }
 
 /// First output of `bytes` on every sample.
@@ -260,42 +265,45 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
     let mut min_macs = u64::MAX;
     let mut min_error: Option<f64> = None;
     let within = |v: u64, lim: Option<u64>| lim.is_none_or(|l| v <= l);
-    // Ladder levels, then refinements: when a level meets the RAM / MAC limits and a larger one
-    // did not, up to two bisection steps look for the least pruning that meets them.
-    let mut queue: std::collections::VecDeque<(f64, bool)> = opts.levels.iter().map(|&l| (l, false)).collect();
+    // Ladder levels (`Amount::Macs`), then refinements (kept by `retain`): when a level meets the
+    // RAM / MAC limits and a larger one did not, up to two bisection steps look for the least
+    // pruning that meets them; an `Amount::Arena` step when the full model is over RAM.
+    let mut queue: std::collections::VecDeque<(Amount, bool)> = opts.levels.iter().map(|&l| (Amount::Macs(l), false)).collect();
     let (mut bad, mut good, mut refinements): (Option<f64>, Option<f64>, usize) = (None, None, 0);
-    let mut refine = |queue: &mut std::collections::VecDeque<(f64, bool)>, bad: Option<f64>, good: Option<f64>| {
+    let mut refine = |queue: &mut std::collections::VecDeque<(Amount, bool)>, bad: Option<f64>, good: Option<f64>| {
         if let (Some(u), Some(l)) = (bad, good) {
             if refinements < 2 && u - l > 0.02 {
-                queue.push_front(((u + l) / 2.0, true));
+                queue.push_front((Amount::Macs((u + l) / 2.0), true));
                 refinements += 1;
             }
         }
     };
     let base_macs = crate::compress::prune::layer_costs(base).0.max(1) as f64;
     let mut arena_tried = false;
-    while let Some((step, _)) = queue.pop_front() {
-        // A ladder level, or (level < 0) a prune to an arena of -level bytes.
-        let g = if step >= 1.0 {
+    while let Some((amount, _)) = queue.pop_front() {
+        let arena_step = matches!(amount, Amount::Arena(_));
+        let g = if amount == Amount::Macs(1.0) {
             base.clone()
         } else {
-            let amount = if step < 0.0 { Amount::Arena((-step) as u64) } else { Amount::Macs(step) };
             (opts.progress)(&match amount {
                 Amount::Arena(a) => format!("pruning the peak activations to a {a} B arena"),
-                _ => format!("pruning to {:.0} % of the MACs", step * 100.0),
+                Amount::Macs(l) => format!("pruning to {:.0} % of the MACs", l * 100.0),
+                a => format!("pruning ({a:?})"),
             });
             let popts = PruneOptions { method: Method::Envelope, amount, ..PruneOptions::default() };
             match prune(base, samples, &popts) {
                 Ok((g, _)) => g,
                 Err(e) => {
-                    let kept = step.max(0.0);
+                    let kept = if let Amount::Macs(l) = amount { l } else { 0.0 };
                     explored.push(Candidate { macs_kept: kept, note: Some(format!("pruning failed: {e:#}")), ..Candidate::default() });
                     continue;
                 }
             }
         };
-        let arena_step = step < 0.0;
-        let level = if arena_step { crate::compress::prune::layer_costs(&g).0 as f64 / base_macs } else { step };
+        let level = match amount {
+            Amount::Macs(l) => l,
+            _ => crate::compress::prune::layer_costs(&g).0 as f64 / base_macs,
+        };
         (opts.progress)(&format!("{:.0} % MACs: dense build", level * 100.0));
         let mut keep = g.clone();
         kept_input_sparse(&mut keep, samples, opts.table.as_ref())?;
@@ -325,7 +333,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
             if let (Some(limit), false, false) = (b.ram, within(keep_est.ram, b.ram), arena_tried) {
                 let stack = keep_est.ram.saturating_sub(keep_est.ram_parts[0].bytes);
                 if limit > stack + 64 {
-                    queue.push_front((-((limit - stack - 64) as f64), true));
+                    queue.push_front((Amount::Arena(limit - stack - 64), true));
                 }
                 arena_tried = true;
             }

@@ -3,7 +3,6 @@ use crate::reference::TractModel;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -70,42 +69,6 @@ struct Report {
     layers: Option<Vec<LayerTime>>,
 }
 
-fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.9))
-}
-
-/// Times `f` and, when given, `g` in alternation (f, g, f, g, ...), so that both see the same
-/// machine conditions; returns (median, p90) in microseconds for each.
-#[allow(clippy::type_complexity)]
-fn time_interleaved(
-    iters: usize,
-    mut f: impl FnMut() -> Result<()>,
-    mut g: Option<&mut dyn FnMut() -> Result<()>>,
-) -> Result<((f64, f64), Option<(f64, f64)>)> {
-    let warm = (iters / 10).clamp(3, 50);
-    for _ in 0..warm {
-        f()?;
-        if let Some(g) = g.as_mut() {
-            g()?;
-        }
-    }
-    let mut tf = Vec::with_capacity(iters);
-    let mut tg = Vec::with_capacity(iters);
-    for _ in 0..iters.max(1) {
-        let s = Instant::now();
-        f()?;
-        tf.push(s.elapsed().as_secs_f64() * 1e6);
-        if let Some(g) = g.as_mut() {
-            let s = Instant::now();
-            g()?;
-            tg.push(s.elapsed().as_secs_f64() * 1e6);
-        }
-    }
-    Ok((percentiles(tf), if tg.is_empty() { None } else { Some(percentiles(tg)) }))
-}
-
 pub fn run(a: Args) -> Result<()> {
     if a.no_simd {
         sprig_runtime::kernels::set_simd(false);
@@ -156,7 +119,7 @@ pub fn run(a: Args) -> Result<()> {
         None
     };
     let mut k = 0usize;
-    let ((sm, sp), t) = time_interleaved(
+    let ((sm, sp), t) = crate::host::time_interleaved(
         a.iters,
         || {
             k += 1;
