@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compile;
 pub mod compress;
 pub mod firmware;
+pub mod harness;
 pub mod host;
 pub mod import;
 pub mod ir;

@@ -33,16 +33,46 @@ impl Array {
 /// Reads an `.npy` file of any real numeric dtype as f32.
 pub fn read_f32(path: &Path) -> Result<Array> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..]).with_context(|| format!("{}: not a valid .npy file", path.display()))?;
+    read_f32_bytes(&bytes, &path.display().to_string())
+}
+
+/// Parses `.npy` bytes of any real numeric dtype as f32; `name` labels every error.
+///
+/// Guarantees: never panics, and never allocates more than the data the bytes actually hold
+/// (a header that declares a shape larger than the payload is rejected before any allocation).
+pub fn read_f32_bytes(bytes: &[u8], name: &str) -> Result<Array> {
+    let npy = npyz::NpyFile::new(bytes).with_context(|| format!("{name}: not a valid .npy file"))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();
     let dtype = npy.dtype();
     let descr = match &dtype {
         npyz::DType::Plain(t) => t.to_string(),
-        other => bail!("{}: unsupported dtype {other:?} (need a plain numeric array)", path.display()),
+        other => bail!("{name}: unsupported dtype {other:?} (need a plain numeric array)"),
     };
-    let ctx = || format!("{}: reading {descr} data", path.display());
-    let data: Vec<f32> = match descr.trim_start_matches(['<', '|', '=']) {
+    let code = descr.trim_start_matches(['<', '>', '|', '=']);
+    let width = match code {
+        "f4" | "i4" => 4,
+        "f8" | "i8" => 8,
+        "i2" => 2,
+        "i1" | "u1" | "b1" => 1,
+        other => bail!("{name}: unsupported dtype `{other}` (need f4, f8 or an integer type)"),
+    };
+    let elems = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let need = elems.and_then(|n| n.checked_mul(width));
+    let header = bytes.len() - npy_payload_len(bytes);
+    match need {
+        Some(n) if n <= bytes.len() - header => {}
+        _ => bail!(
+            "{name}: shape {shape:?} of {descr} needs {} bytes of data but the file holds {} (truncated or corrupt header)",
+            need.map_or("more than 2^64".to_string(), |n| n.to_string()),
+            bytes.len() - header
+        ),
+    }
+    if order == npyz::Order::Fortran && shape.len() > 1 {
+        bail!("{name}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
+    }
+    let ctx = || format!("{name}: reading {descr} data");
+    let data: Vec<f32> = match code {
         "f4" => npy.into_vec::<f32>().with_context(ctx)?,
         "f8" => npy.into_vec::<f64>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
         "i8" => npy.into_vec::<i64>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
@@ -50,16 +80,30 @@ pub fn read_f32(path: &Path) -> Result<Array> {
         "i2" => npy.into_vec::<i16>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
         "i1" => npy.into_vec::<i8>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
         "u1" => npy.into_vec::<u8>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
-        "b1" => npy.into_vec::<bool>().with_context(ctx)?.into_iter().map(|v| v as u8 as f32).collect(),
-        other => bail!("{}: unsupported dtype `{other}` (need f4, f8 or an integer type)", path.display()),
+        _ => npy.into_vec::<bool>().with_context(ctx)?.into_iter().map(|v| v as u8 as f32).collect(),
     };
-    if order == npyz::Order::Fortran && shape.len() > 1 {
-        bail!("{}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray", path.display());
-    }
-    if data.len() != shape.iter().product::<usize>() {
-        bail!("{}: data length {} does not match shape {:?}", path.display(), data.len(), shape);
+    if data.len() != elems.unwrap_or(0) {
+        bail!("{name}: data length {} does not match shape {:?}", data.len(), shape);
     }
     Ok(Array { shape, data })
+}
+
+/// Bytes after the `.npy` header (magic, version, header length, header text); 0 when the
+/// preamble is too short to say (the caller has already parsed the header by then).
+fn npy_payload_len(bytes: &[u8]) -> usize {
+    if bytes.len() < 10 {
+        return 0;
+    }
+    let (len_at, len_size) = if bytes[6] == 1 { (8, 2) } else { (8, 4) };
+    if bytes.len() < len_at + len_size {
+        return 0;
+    }
+    let hlen = if len_size == 2 {
+        u16::from_le_bytes([bytes[8], bytes[9]]) as usize
+    } else {
+        u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize
+    };
+    bytes.len().saturating_sub(len_at + len_size + hlen)
 }
 
 /// Writes an f32 array to `.npy` atomically.

@@ -72,7 +72,7 @@ impl<'a> NodeInfo<'a> {
         match self.attr(name) {
             None => Ok(default),
             Some(a) if a.r#type == AttributeType::Int as i32 || (a.r#type == 0 && a.ints.is_empty()) => Ok(a.i),
-            Some(_) => Err(self.attr_err(name, "expected an integer")),
+            Some(a) => Err(self.attr_err(name, format!("expected an integer, found type {}", attr_type_name(a.r#type)))),
         }
     }
 
@@ -82,7 +82,7 @@ impl<'a> NodeInfo<'a> {
             None => Ok(default),
             Some(a) if a.r#type == AttributeType::Float as i32 || a.r#type == 0 => Ok(a.f),
             Some(a) if a.r#type == AttributeType::Int as i32 => Ok(a.i as f32),
-            Some(_) => Err(self.attr_err(name, "expected a float")),
+            Some(a) => Err(self.attr_err(name, format!("expected a float, found type {}", attr_type_name(a.r#type)))),
         }
     }
 
@@ -90,13 +90,22 @@ impl<'a> NodeInfo<'a> {
     pub fn attr_s(&self, name: &str, default: &str) -> Result<String, ImportError> {
         match self.attr(name) {
             None => Ok(default.to_string()),
-            Some(a) => String::from_utf8(a.s.clone()).map_err(|_| self.attr_err(name, "not valid UTF-8")),
+            Some(a) if a.r#type == AttributeType::String as i32 || a.r#type == 0 => {
+                String::from_utf8(a.s.clone()).map_err(|_| self.attr_err(name, "not valid UTF-8"))
+            }
+            Some(a) => Err(self.attr_err(name, format!("expected a string, found type {}", attr_type_name(a.r#type)))),
         }
     }
 
     /// Integer-list attribute.
-    pub fn attr_ints(&self, name: &str) -> Option<Vec<i64>> {
-        self.attr(name).map(|a| if a.ints.is_empty() && a.r#type == AttributeType::Int as i32 { vec![a.i] } else { a.ints.clone() })
+    /// A single INT is read as a one-element list; any other declared type is an error.
+    pub fn attr_ints(&self, name: &str) -> Result<Option<Vec<i64>>, ImportError> {
+        match self.attr(name) {
+            None => Ok(None),
+            Some(a) if a.r#type == AttributeType::Ints as i32 || (a.r#type == 0 && a.i == 0) => Ok(Some(a.ints.clone())),
+            Some(a) if a.r#type == AttributeType::Int as i32 => Ok(Some(vec![a.i])),
+            Some(a) => Err(self.attr_err(name, format!("expected a list of integers, found type {}", attr_type_name(a.r#type)))),
+        }
     }
 
     /// True when input `i` is given (present and not the empty name).
@@ -259,6 +268,9 @@ impl Ctx {
             let shapes: Vec<String> = ids.iter().map(|&t| format!("{:?}", self.g.tensors[t].shape)).collect();
             n.shape_err(format!("{} rejects input shapes {} ({e:?})", op.name(), shapes.join(", ")))
         })?;
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|k| k > super::MAX_ELEMENTS) {
+            return Err(n.shape_err(format!("output shape {shape:?} has more elements than the limit of {} (2^28)", super::MAX_ELEMENTS)));
+        }
         let name = if self.reserved.contains(out) { self.unique(out) } else { self.unique_derived(out) };
         let t = self.g.add_tensor(name, shape, None);
         let mut node_name = n.next_node_name();
@@ -286,6 +298,9 @@ fn fold(op: &Op, cs: &[&ConstT], out: &str) -> Option<ConstT> {
     let out_shape = op.infer(&shapes).ok()?;
     let datas: Vec<Vec<f32>> = cs.iter().map(|c| c.data.to_f32()).collect();
     let n = out_shape.numel()?;
+    if n > super::MAX_ELEMENTS {
+        return None;
+    }
     let r = std::panic::catch_unwind(|| {
         let operands: Vec<Operand> = datas.iter().zip(&shapes).map(|(d, s)| Operand { view: View::F32(d), shape: *s }).collect();
         let mut o = vec![0f32; n];
@@ -293,6 +308,28 @@ fn fold(op: &Op, cs: &[&ConstT], out: &str) -> Option<ConstT> {
     })
     .ok()??;
     Some(ConstT::f32(out, out_shape.dims().iter().map(|&d| d as usize).collect(), r))
+}
+
+/// ONNX name of an attribute type code.
+fn attr_type_name(code: i32) -> String {
+    AttributeType::try_from(code).map_or_else(|_| format!("code {code}"), |t| t.as_str_name().to_string())
+}
+
+/// Newest default-domain opset the importer knows the semantics of (the newest in the
+/// conformance cases it is tested on); a newer model may use operator versions it would misread.
+pub const MAX_OPSET: i64 = 27;
+
+/// Refuses models without a usable default-domain opset, or with one newer than [`MAX_OPSET`].
+fn check_opset(model: &ModelProto) -> Result<(), ImportError> {
+    let v = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map(|o| o.version);
+    match v {
+        None => Err(ImportError::Graph("the model declares no opset for the default ONNX domain (opset_import)".into())),
+        Some(v) if v < 1 => Err(ImportError::Graph(format!("the model declares opset {v} for the default ONNX domain; opsets start at 1"))),
+        Some(v) if v > MAX_OPSET => Err(ImportError::Graph(format!(
+            "the model uses opset {v}, newer than the newest sprig knows ({MAX_OPSET}); re-export it with opset {MAX_OPSET} or older"
+        ))),
+        Some(_) => Ok(()),
+    }
 }
 
 fn declared_shape(vi: &tract_onnx::pb::ValueInfoProto) -> (i32, Option<Vec<Result<usize, String>>>) {
@@ -330,7 +367,22 @@ pub fn import(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions)
         node_names: HashSet::new(),
         const_cache: HashMap::new(),
     };
-    for n in &graph.node {
+    check_opset(model)?;
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for i in graph.input.iter().map(|v| v.name.as_str()).chain(graph.initializer.iter().map(|t| t.name.as_str())) {
+        producer.insert(i, usize::MAX);
+    }
+    for (idx, n) in graph.node.iter().enumerate() {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if let Some(prev) = producer.insert(o, idx) {
+                let by = |i: usize| match graph.node.get(i) {
+                    Some(p) if !p.name.is_empty() => format!("node `{}`", p.name),
+                    Some(p) => format!("node {i} ({})", p.op_type),
+                    None => "a graph input or initializer".to_string(),
+                };
+                return Err(ImportError::Graph(format!("value `{o}` is produced more than once (by {} and {})", by(prev), by(idx))));
+            }
+        }
         cx.reserved.extend(n.output.iter().cloned());
         cx.used.extend(n.input.iter().filter(|s| !s.is_empty()).cloned());
     }
@@ -357,6 +409,16 @@ pub fn import(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions)
     for vi in &graph.input {
         if cx.values.contains_key(&vi.name) {
             continue; // initializer listed as an input: a constant
+        }
+        if let Some(type_proto::Value::TensorType(tt)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            let dims = tt.shape.iter().flat_map(|s| s.dim.iter());
+            for (axis, d) in dims.enumerate() {
+                if let Some(dimension::Value::DimValue(v)) = d.value {
+                    if v < 0 {
+                        return Err(ImportError::Graph(format!("graph input `{}` has negative dimension {v} at axis {axis}", vi.name)));
+                    }
+                }
+            }
         }
         let (elem, declared) = declared_shape(vi);
         if elem != 0 && !proto::is_float_type(elem) {
@@ -401,6 +463,13 @@ pub fn import(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions)
         };
         if shape.len() > MAX_RANK {
             return Err(ImportError::Graph(format!("graph input `{}` has rank {} > {MAX_RANK}", vi.name, shape.len())));
+        }
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|n| n > super::MAX_ELEMENTS) {
+            return Err(ImportError::Graph(format!(
+                "graph input `{}` has shape {shape:?}: more elements than the limit of {} (2^28)",
+                vi.name,
+                super::MAX_ELEMENTS
+            )));
         }
         cx.taken.insert(vi.name.clone());
         let t = cx.g.add_tensor(vi.name.clone(), shape, None);

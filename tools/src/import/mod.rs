@@ -3,6 +3,8 @@
 //! operators, then runs [`crate::passes::optimize`].
 
 mod ctx;
+#[cfg(test)]
+mod hostile_tests;
 mod ops;
 mod proto;
 #[cfg(test)]
@@ -201,6 +203,10 @@ impl fmt::Display for UnsupportedNode {
         write!(f, "node `{}` ({} from {} opset {}): {}", self.name, self.op_type, dom, self.opset, self.reason)
     }
 }
+
+/// Largest tensor the importer accepts: 2^28 elements (1 GiB as f32), far above anything an edge
+/// device runs. Bounds every allocation a hostile shape could ask for.
+pub const MAX_ELEMENTS: usize = 1 << 28;
 
 /// Imports an ONNX file.
 pub fn import_onnx(path: &Path, opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {

@@ -31,6 +31,37 @@ pub fn load_tensor(t: &TensorProto, name: &str, model_dir: Option<&str>) -> Resu
         shape.push(usize::try_from(d).map_err(|_| err(format!("negative dimension {d}")))?);
     }
     let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| err("too many elements".into()))?;
+    if numel > super::MAX_ELEMENTS {
+        return Err(err(format!("shape {shape:?} has more elements than the limit of {} (2^28)", super::MAX_ELEMENTS)));
+    }
+    let width = match dt {
+        DataType::Double | DataType::Int64 | DataType::Uint64 => 8,
+        DataType::Float | DataType::Int32 | DataType::Uint32 => 4,
+        DataType::Float16 | DataType::Bfloat16 | DataType::Int16 | DataType::Uint16 => 2,
+        _ => 1,
+    };
+    let external = t.data_location == Some(tract_onnx::pb::tensor_proto::DataLocation::External as i32);
+    if external {
+        check_external(t, numel * width, model_dir).map_err(err)?;
+    } else if !t.raw_data.is_empty() && t.raw_data.len() != numel * width {
+        return Err(err(format!(
+            "raw data holds {} bytes but shape {shape:?} of {} needs {}",
+            t.raw_data.len(),
+            dt.as_str_name(),
+            numel * width
+        )));
+    } else if t.raw_data.is_empty() {
+        let have = match dt {
+            DataType::Float => t.float_data.len(),
+            DataType::Double => t.double_data.len(),
+            DataType::Int64 => t.int64_data.len(),
+            DataType::Uint32 | DataType::Uint64 => t.uint64_data.len(),
+            _ => t.int32_data.len(),
+        };
+        if have != numel {
+            return Err(err(format!("holds {have} values for shape {shape:?}")));
+        }
+    }
     if dt == DataType::Bfloat16 {
         // tract has no bf16 DatumType: decode raw bytes (or int32_data) by hand.
         let v: Vec<f32> = if !t.raw_data.is_empty() {
@@ -63,6 +94,44 @@ pub fn load_tensor(t: &TensorProto, name: &str, model_dir: Option<&str>) -> Resu
         Data::I(v)
     };
     Ok(ConstT { name: name.to_string(), shape, data, shared: true })
+}
+
+/// Checks an external-data reference before anything is read: the location must be a relative
+/// path that stays inside the model's folder (no `..`, not absolute, no symbolic link out of it),
+/// and the stated byte range must lie in the file and hold exactly `need` bytes.
+fn check_external(t: &TensorProto, need: usize, model_dir: Option<&str>) -> Result<(), String> {
+    use std::path::{Component, Path};
+    let get = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.as_str());
+    let loc = get("location").unwrap_or("");
+    let Some(dir) = model_dir else {
+        return Err(format!("external data (`{loc}`) cannot be read: the model was given as bytes, with no folder"));
+    };
+    if loc.is_empty() {
+        return Err("external data without a `location`".into());
+    }
+    let rel = Path::new(loc);
+    if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(format!("external data location `{loc}` leaves the model's folder (absolute, `..` or a drive prefix)"));
+    }
+    let dir = if dir.is_empty() { "." } else { dir };
+    let canon_dir = std::fs::canonicalize(dir).map_err(|e| format!("external data `{loc}`: model folder {dir}: {e}"))?;
+    let file = std::fs::canonicalize(Path::new(dir).join(rel)).map_err(|e| format!("external data `{loc}`: {e}"))?;
+    if !file.starts_with(&canon_dir) {
+        return Err(format!("external data location `{loc}` resolves outside the model's folder (to {})", file.display()));
+    }
+    let size = std::fs::metadata(&file).map_err(|e| format!("external data `{loc}`: {e}"))?.len();
+    let num = |k: &str| -> Result<Option<u64>, String> {
+        get(k).map(|v| v.parse::<u64>().map_err(|_| format!("external data `{loc}`: {k} `{v}` is not a byte count"))).transpose()
+    };
+    let offset = num("offset")?.unwrap_or(0);
+    let length = num("length")?.unwrap_or(size.saturating_sub(offset));
+    if offset.checked_add(length).is_none_or(|end| end > size) {
+        return Err(format!("external data `{loc}`: bytes {offset}..{offset}+{length} lie beyond the file's {size} bytes"));
+    }
+    if length != need as u64 {
+        return Err(format!("external data `{loc}`: {length} bytes where the shape needs {need}"));
+    }
+    Ok(())
 }
 
 /// True for ONNX element types the importer treats as float activations.

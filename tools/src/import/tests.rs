@@ -61,19 +61,19 @@ pub(crate) fn lcg(n: usize, seed: u64) -> Vec<f32> {
 
 // ---------------------------------------------------------------- model builder
 
-fn attr_i(name: &str, v: i64) -> AttributeProto {
+pub(super) fn attr_i(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
 }
-fn attr_f(name: &str, v: f32) -> AttributeProto {
+pub(super) fn attr_f(name: &str, v: f32) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
 }
-fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+pub(super) fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
 }
-fn attr_s(name: &str, v: &str) -> AttributeProto {
+pub(super) fn attr_s(name: &str, v: &str) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::String as i32, s: v.as_bytes().to_vec(), ..Default::default() }
 }
-fn node(op: &str, name: &str, ins: &[&str], outs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+pub(super) fn node(op: &str, name: &str, ins: &[&str], outs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         op_type: op.into(),
         name: name.into(),
@@ -83,17 +83,17 @@ fn node(op: &str, name: &str, ins: &[&str], outs: &[&str], attrs: Vec<AttributeP
         ..Default::default()
     }
 }
-fn init_f(name: &str, shape: &[i64], v: Vec<f32>) -> TensorProto {
+pub(super) fn init_f(name: &str, shape: &[i64], v: Vec<f32>) -> TensorProto {
     TensorProto { name: name.into(), dims: shape.to_vec(), data_type: DataType::Float as i32, float_data: v, ..Default::default() }
 }
-fn init_i(name: &str, shape: &[i64], v: Vec<i64>) -> TensorProto {
+pub(super) fn init_i(name: &str, shape: &[i64], v: Vec<i64>) -> TensorProto {
     TensorProto { name: name.into(), dims: shape.to_vec(), data_type: DataType::Int64 as i32, int64_data: v, ..Default::default() }
 }
-enum D {
+pub(super) enum D {
     V(i64),
     P(&'static str),
 }
-fn vi(name: &str, dims: &[D]) -> ValueInfoProto {
+pub(super) fn vi(name: &str, dims: &[D]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|d| tract_onnx::pb::tensor_shape_proto::Dimension {
@@ -116,10 +116,16 @@ fn vi(name: &str, dims: &[D]) -> ValueInfoProto {
         doc_string: String::new(),
     }
 }
-fn vis(name: &str, dims: &[i64]) -> ValueInfoProto {
+pub(super) fn vis(name: &str, dims: &[i64]) -> ValueInfoProto {
     vi(name, &dims.iter().map(|&d| D::V(d)).collect::<Vec<_>>())
 }
-fn model(opset: i64, nodes: Vec<NodeProto>, inits: Vec<TensorProto>, inputs: Vec<ValueInfoProto>, outputs: &[&str]) -> ModelProto {
+pub(super) fn model(
+    opset: i64,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: &[&str],
+) -> ModelProto {
     ModelProto {
         ir_version: 8,
         opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
@@ -134,7 +140,7 @@ fn model(opset: i64, nodes: Vec<NodeProto>, inits: Vec<TensorProto>, inputs: Vec
         ..Default::default()
     }
 }
-fn imp(m: &ModelProto) -> Result<Graph, ImportError> {
+pub(super) fn imp(m: &ModelProto) -> Result<Graph, ImportError> {
     import_model_proto(m, None, &ImportOptions::default())
 }
 fn imp_raw(m: &ModelProto) -> Graph {

@@ -13,7 +13,7 @@ pub fn resolve_pads(n: &NodeInfo, in_dims: &[usize], spans: &[usize], strides: &
     let auto = n.attr_s("auto_pad", "NOTSET")?;
     match auto.as_str() {
         "NOTSET" | "" => {
-            let pads = n.attr_ints("pads").unwrap_or_else(|| vec![0; 2 * sp]);
+            let pads = n.attr_ints("pads")?.unwrap_or_else(|| vec![0; 2 * sp]);
             if pads.len() != 2 * sp {
                 return Err(n.attr_err("pads", format!("expected {} values, got {}", 2 * sp, pads.len())));
             }
@@ -48,7 +48,7 @@ pub fn resolve_pads(n: &NodeInfo, in_dims: &[usize], spans: &[usize], strides: &
 
 /// Reads a per-spatial-axis attribute (strides, dilations) with default 1.
 pub fn spatial_attr(n: &NodeInfo, name: &str, sp: usize) -> Result<Vec<usize>, ImportError> {
-    match n.attr_ints(name) {
+    match n.attr_ints(name)? {
         None => Ok(vec![1; sp]),
         Some(v) if v.len() == sp && v.iter().all(|&x| x >= 1 && x <= u32::MAX as i64) => Ok(v.iter().map(|&x| x as usize).collect()),
         Some(v) => Err(n.attr_err(name, format!("expected {sp} positive values, got {v:?}"))),
@@ -88,7 +88,7 @@ pub fn conv(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
         });
     }
     let sp = xs.len() - 2;
-    if let Some(k) = n.attr_ints("kernel_shape") {
+    if let Some(k) = n.attr_ints("kernel_shape")? {
         if k.len() != sp || k.iter().zip(&ws[2..]).any(|(&a, &b)| a as usize != b) {
             return Err(n.attr_err("kernel_shape", format!("{k:?} does not match the weight shape {ws:?}")));
         }

@@ -10,7 +10,7 @@ use crate::import::ImportError;
 pub fn transpose(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let x = cx.input(n, 0)?;
     let r = cx.shape(&x).len();
-    let perm: Vec<usize> = match n.attr_ints("perm") {
+    let perm: Vec<usize> = match n.attr_ints("perm")? {
         Some(p) => {
             let mut seen = vec![false; r];
             let mut v = Vec::with_capacity(r);

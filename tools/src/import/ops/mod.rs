@@ -66,7 +66,7 @@ pub fn handler(op_type: &str) -> Option<Handler> {
 /// Reads an axes list from attribute `axes` (older opsets) or input `input_idx` (newer), which
 /// must then be constant. `None` when neither is given.
 pub fn axes_attr_or_input(cx: &Ctx, n: &NodeInfo, input_idx: usize) -> Result<Option<Vec<i64>>, ImportError> {
-    if let Some(a) = n.attr_ints("axes") {
+    if let Some(a) = n.attr_ints("axes")? {
         return Ok(Some(a));
     }
     if n.has_input(input_idx) {

@@ -20,7 +20,10 @@ pub fn pad(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
         _ => return Err(n.unsupported(format!("mode `{mode}` (only `constant`, `reflect`, `edge`)"))),
     };
     let (raw, value) = if n.opset < 11 {
-        let p = n.attr_ints("pads").or_else(|| n.attr_ints("paddings")).ok_or_else(|| n.attr_err("pads", "required"))?;
+        let p = match n.attr_ints("pads")? {
+            Some(p) => p,
+            None => n.attr_ints("paddings")?.ok_or_else(|| n.attr_err("pads", "required"))?,
+        };
         (p, n.attr_f("value", 0.0)?)
     } else {
         let p = cx.const_input(n, 1, "pads")?.data.to_i64();

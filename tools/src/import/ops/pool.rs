@@ -21,7 +21,7 @@ pub fn pool(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
         return Err(n.shape_err(format!("input {xs:?} is not [N, C, L] or [N, C, H, W]")));
     }
     let sp = xs.len() - 2;
-    let k = n.attr_ints("kernel_shape").ok_or_else(|| n.attr_err("kernel_shape", "required"))?;
+    let k = n.attr_ints("kernel_shape")?.ok_or_else(|| n.attr_err("kernel_shape", "required"))?;
     if k.len() != sp || k.iter().any(|&v| v < 1 || v > u32::MAX as i64) {
         return Err(n.attr_err("kernel_shape", format!("expected {sp} positive values, got {k:?}")));
     }

@@ -56,7 +56,7 @@ pub fn reshape(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let target = if n.has_input(1) {
         cx.const_input(n, 1, "shape")?.data.to_i64()
     } else {
-        n.attr_ints("shape").ok_or_else(|| n.attr_err("shape", "required (no shape input)"))?
+        n.attr_ints("shape")?.ok_or_else(|| n.attr_err("shape", "required (no shape input)"))?
     };
     let allowzero = n.attr_i("allowzero", 0)? != 0;
     let s = cx.shape(&x);

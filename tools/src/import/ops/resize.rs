@@ -50,7 +50,7 @@ pub fn resize(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
             return Err(n.unsupported("antialias"));
         }
         // Opset 18 `axes`: scales / sizes name only these axes; the others keep their size.
-        if let Some(axes) = n.attr_ints("axes") {
+        if let Some(axes) = n.attr_ints("axes")? {
             let norm: Vec<usize> = axes
                 .iter()
                 .map(|&a| crate::import::value::norm_axis(a, r).ok_or_else(|| n.attr_err("axes", format!("axis {a} out of range"))))

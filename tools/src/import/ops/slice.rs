@@ -99,9 +99,9 @@ pub fn slice(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let s = cx.shape(&x);
     let r = s.len();
     let (starts, ends, axes, steps) = if n.opset < 10 {
-        let st = n.attr_ints("starts").ok_or_else(|| n.attr_err("starts", "required"))?;
-        let en = n.attr_ints("ends").ok_or_else(|| n.attr_err("ends", "required"))?;
-        (st, en, n.attr_ints("axes"), None)
+        let st = n.attr_ints("starts")?.ok_or_else(|| n.attr_err("starts", "required"))?;
+        let en = n.attr_ints("ends")?.ok_or_else(|| n.attr_err("ends", "required"))?;
+        (st, en, n.attr_ints("axes")?, None)
     } else {
         let st = cx.const_input(n, 1, "starts")?.data.to_i64();
         let en = cx.const_input(n, 2, "ends")?.data.to_i64();
@@ -149,7 +149,7 @@ pub fn split(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
             None
         }
     } else {
-        n.attr_ints("split")
+        n.attr_ints("split")?
     };
     let sizes: Vec<i64> = match given {
         Some(v) => v,

@@ -1,0 +1,4 @@
+//! cargo-fuzz target: see `sprig_tools::harness::npy_read` for the input and the guarantees checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sprig_tools::harness::npy_read(data));
