@@ -757,7 +757,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(400)))]
         #[test]
         fn encode_then_read_gives_the_reference_decode(rows in 0usize..12, cols in 0usize..40, bits in 1u8..=8, f16_values in any::<bool>(),
                                                          groups in 1usize..=4, seed in any::<u64>(), win in (0usize..1000, 0usize..1000)) {

@@ -27,6 +27,11 @@ pub enum Error {
     },
     /// The CRC-32 over the payload does not match (the file is corrupted).
     ChecksumMismatch,
+    /// The header's own CRC-32 (format 1.4 and later) does not match (the header is corrupted).
+    HeaderChecksumMismatch,
+    /// A file older than 1.4 has non-zero reserved header bytes (corrupted, or a 1.4+ file whose
+    /// minor version byte was damaged).
+    NonZeroReserved,
     /// The section table declares more sections than allowed.
     TooManySections,
     /// A section's bytes do not match its CRC-32.
@@ -219,6 +224,8 @@ impl core::fmt::Display for Error {
             UnsupportedVersion { major, minor } => write!(f, "unsupported .sprig version {major}.{minor} (this reader reads 1.x)"),
             LengthMismatch { declared, actual } => write!(f, "header says {declared} bytes but {actual} were given"),
             ChecksumMismatch => write!(f, "payload checksum mismatch: the file is corrupted"),
+            HeaderChecksumMismatch => write!(f, "header checksum mismatch: the header is corrupted"),
+            NonZeroReserved => write!(f, "reserved header bytes are not zero in a pre-1.4 file: the header is corrupted"),
             TooManySections => write!(f, "too many sections"),
             SectionChecksumMismatch { kind } => write!(f, "section {kind}: checksum mismatch"),
             SectionOutOfBounds { kind } => write!(f, "section {kind}: out of bounds"),

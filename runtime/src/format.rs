@@ -7,9 +7,13 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 3;
+pub const VERSION_MINOR: u16 = 4;
+/// First minor version whose header carries its own CRC-32 (bytes 28..32, over bytes 0..28), so
+/// that with the payload CRC every byte of the file is covered. Earlier files hold 0 there.
+pub const HEADER_CRC_MINOR: u16 = 4;
 
-/// Header size in bytes: magic, major, minor, section count, file length, CRC-32, reserved.
+/// Header size in bytes: magic, major, minor, section count, file length, payload CRC-32, header
+/// CRC-32 (reserved and zero before 1.4).
 pub const HEADER_LEN: usize = 32;
 /// Section table entry size: kind u32, crc32 u32, offset u64, length u64.
 pub const SECTION_ENTRY_LEN: usize = 24;

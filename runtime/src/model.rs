@@ -107,6 +107,14 @@ impl<'a> Model<'a> {
         if major != format::VERSION_MAJOR {
             return Err(Error::UnsupportedVersion { major, minor });
         }
+        let header_crc = rd_u32(bytes, 28)?;
+        if minor >= format::HEADER_CRC_MINOR {
+            if format::crc32(&bytes[..28]) != header_crc {
+                return Err(Error::HeaderChecksumMismatch);
+            }
+        } else if header_crc != 0 {
+            return Err(Error::NonZeroReserved);
+        }
         let n_sections = rd_u32(bytes, 12)? as usize;
         let file_len = rd_u64(bytes, 16)?;
         if file_len != bytes.len() as u64 {

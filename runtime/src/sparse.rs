@@ -470,7 +470,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(400)))]
         #[test]
         fn encode_then_read_gives_the_dense_matrix(((rows, cols), (br, bc)) in (0usize..20, 0usize..40).prop_flat_map(|(r, c)| (Just((r, c)), block_shape(r))),
                                                    d in density(), seed in any::<u64>(), win in (0usize..1000, 0usize..1000)) {

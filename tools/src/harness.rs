@@ -83,6 +83,10 @@ pub fn refix_checksums(file: &mut [u8]) {
     }
     let crc = format::crc32(&file[format::HEADER_LEN..]);
     file[24..28].copy_from_slice(&crc.to_le_bytes());
+    if u16::from_le_bytes([file[10], file[11]]) >= format::HEADER_CRC_MINOR {
+        let crc = format::crc32(&file[..28]);
+        file[28..32].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 fn bytemuck_bytes(store: &mut [u128]) -> &mut [u8] {
@@ -91,11 +95,13 @@ fn bytemuck_bytes(store: &mut [u128]) -> &mut [u8] {
 
 /// Runs a parsed model twice in one session and once in a fresh one, with inputs taken from
 /// `fill` (a fixed pattern when empty, cycled otherwise, read as f32 bit patterns so NaN and Inf
-/// occur); every run that succeeds must give bit-identical outputs.
-fn run_model(model: &Model<'_>, fill: &[u8]) {
+/// occur); every run that succeeds must give bit-identical outputs. Returns the output bits of
+/// the first session, or `None` when the model was not run (arena over [`MAX_ARENA`]) or a run
+/// was refused.
+pub fn run_model(model: &Model<'_>, fill: &[u8]) -> Option<Vec<Vec<u32>>> {
     let need = model.arena_len();
     if need > MAX_ARENA {
-        return;
+        return None;
     }
     let mut arena = vec![0u32; need.div_ceil(4) + 1];
     let arena_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
@@ -113,9 +119,10 @@ fn run_model(model: &Model<'_>, fill: &[u8]) {
     }
     let arena_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let second = run_once(model, &mut arena_bytes[..need], fill, 1);
-    if let (Some(a), Some(b)) = (first, second) {
+    if let (Some(a), Some(b)) = (&first, &second) {
         assert!(a == b, "a fresh session over a dirty arena gave different output bits than the first session");
     }
+    first
 }
 
 /// Output bits of `runs` runs in one session (asserted identical); `None` if the session or a run

@@ -41,6 +41,24 @@ pub fn read_f32(path: &Path) -> Result<Array> {
 /// Guarantees: never panics, and never allocates more than the data the bytes actually hold
 /// (a header that declares a shape larger than the payload is rejected before any allocation).
 pub fn read_f32_bytes(bytes: &[u8], name: &str) -> Result<Array> {
+    // npyz parses the header as a Python literal with a backtracking parser that takes time
+    // exponential in bracket nesting (found by fuzzing: 100 `[` took minutes). A plain array's
+    // header nests two deep (`{… (3, 4) …}`); refuse anything deeper before parsing.
+    let depth = npy_header_text(bytes)
+        .iter()
+        .scan(0i32, |d, &c| {
+            *d += match c {
+                b'(' | b'[' | b'{' => 1,
+                b')' | b']' | b'}' => -1,
+                _ => 0,
+            };
+            Some(*d)
+        })
+        .max()
+        .unwrap_or(0);
+    if depth > 3 {
+        bail!("{name}: the .npy header nests brackets {depth} deep (a plain numeric array's header nests 2)");
+    }
     let npy = npyz::NpyFile::new(bytes).with_context(|| format!("{name}: not a valid .npy file"))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();
@@ -86,6 +104,16 @@ pub fn read_f32_bytes(bytes: &[u8], name: &str) -> Result<Array> {
         bail!("{name}: data length {} does not match shape {:?}", data.len(), shape);
     }
     Ok(Array { shape, data })
+}
+
+/// The `.npy` header's text (the Python dict literal), or nothing when the preamble is short.
+fn npy_header_text(bytes: &[u8]) -> &[u8] {
+    let (at, hlen): (usize, usize) = match bytes.get(6) {
+        Some(1) if bytes.len() >= 10 => (10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+        Some(_) if bytes.len() >= 12 => (12, u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize),
+        _ => return &[],
+    };
+    &bytes[at..bytes.len().min(at.saturating_add(hlen))]
 }
 
 /// Bytes after the `.npy` header (magic, version, header length, header text); 0 when the

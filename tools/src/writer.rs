@@ -339,9 +339,10 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
     Ok(assemble(&sections, minor))
 }
 
-/// Lays out header (format version 1.`minor`), section table and 16-byte-aligned sections, and
-/// fills in the checksums.
+/// Lays out header (format version 1.`minor`, at least 1.4 since every file now carries the
+/// header checksum), section table and 16-byte-aligned sections, and fills in the checksums.
 pub fn assemble(sections: &[(u32, &[u8])], minor: u16) -> Vec<u8> {
+    let minor = minor.max(format::HEADER_CRC_MINOR);
     let table_end = format::HEADER_LEN + sections.len() * format::SECTION_ENTRY_LEN;
     let mut out = vec![0u8; table_end];
     let mut entries = Vec::new();
@@ -366,5 +367,7 @@ pub fn assemble(sections: &[(u32, &[u8])], minor: u16) -> Vec<u8> {
     }
     let crc = format::crc32(&out[format::HEADER_LEN..]);
     out[24..28].copy_from_slice(&crc.to_le_bytes());
+    let crc = format::crc32(&out[..28]);
+    out[28..32].copy_from_slice(&crc.to_le_bytes());
     out
 }

@@ -61,7 +61,7 @@ fn codebook_files_run_the_quantized_graph_and_jlcm_beats_the_baselines() {
             let m = sprig_runtime::Model::parse(&c.bytes).unwrap();
             let cbs = (0..m.num_tensors()).filter(|&i| m.tensor(i).is_some_and(|t| t.encoding == encoding::CODEBOOK)).count();
             assert_eq!(cbs, report.layers.len());
-            assert_eq!(m.minor_version(), 2, "codebook files are format 1.2");
+            assert_eq!(m.minor_version(), 4, "files are format 1.4 (codebooks need 1.2, the header checksum 1.4)");
             let mut d = q.clone();
             for t in &mut d.tensors {
                 t.storage = Storage::Dense;

@@ -82,6 +82,10 @@ fn op_at(i: usize) -> usize {
 fn refix_crc(b: &mut [u8]) {
     let crc = format::crc32(&b[format::HEADER_LEN..]);
     b[24..28].copy_from_slice(&crc.to_le_bytes());
+    if u16::from_le_bytes([b[10], b[11]]) >= format::HEADER_CRC_MINOR {
+        let crc = format::crc32(&b[..28]);
+        b[28..32].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 fn err(bytes: &[u8]) -> Error {
@@ -132,22 +136,59 @@ fn f16_weights_round_trip_close_to_f32() {
     }
 }
 
+/// Every byte of a file is covered: each single-byte corruption (every position, every other
+/// value) is rejected, by the rule that guards that byte.
 #[test]
-fn every_prefix_and_every_bit_flip_is_rejected_without_panic() {
+fn every_single_byte_corruption_is_rejected_by_the_rule_guarding_it() {
+    let bytes = good_file();
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), format::VERSION_MINOR);
+    let mut b = bytes.clone();
+    let mut rejected = 0usize;
+    for i in 0..bytes.len() {
+        for d in 1..=255u8 {
+            b[i] = bytes[i] ^ d;
+            let e = Model::parse(&b).expect_err("a corrupted byte was accepted");
+            let want = match i {
+                0..8 => Error::BadMagic,
+                8..10 => Error::UnsupportedVersion { major: u16::from_le_bytes([b[8], b[9]]), minor: format::VERSION_MINOR },
+                10..12 if u16::from_le_bytes([b[10], b[11]]) < format::HEADER_CRC_MINOR => Error::NonZeroReserved,
+                10..32 => Error::HeaderChecksumMismatch,
+                _ => Error::ChecksumMismatch,
+            };
+            assert_eq!(e, want, "byte {i} xor {d:#04x}");
+            assert!(!e.to_string().is_empty());
+            rejected += 1;
+        }
+        b[i] = bytes[i];
+    }
+    assert_eq!(rejected, bytes.len() * 255);
+}
+
+/// Every truncation and every extension is rejected as such.
+#[test]
+fn every_truncation_and_extension_is_rejected() {
     let bytes = good_file();
     for n in 0..bytes.len() {
-        assert!(Model::parse(&bytes[..n]).is_err(), "prefix of {n} bytes accepted");
+        assert_eq!(Model::parse(&bytes[..n]).err(), Some(Error::Truncated), "prefix of {n} bytes");
     }
-    for i in (0..bytes.len()).step_by(3) {
+    for extra in [1usize, 3, 16, 4096] {
         let mut b = bytes.clone();
-        b[i] ^= 1 << (i % 8);
-        // Either rejected, or (reserved header bytes) harmless; never a panic.
-        if !(28..format::HEADER_LEN).contains(&i) {
-            assert!(Model::parse(&b).is_err(), "flip at {i} accepted");
-        } else {
-            let _ = Model::parse(&b);
-        }
+        b.resize(bytes.len() + extra, 0);
+        let want = Error::LengthMismatch { declared: bytes.len() as u64, actual: b.len() as u64 };
+        assert_eq!(Model::parse(&b).err(), Some(want), "{extra} bytes appended");
     }
+}
+
+/// Files written before 1.4 (no header checksum) still read; their reserved bytes must be zero.
+#[test]
+fn pre_header_checksum_files_read_and_need_zero_reserved_bytes() {
+    let mut b = good_file();
+    b[10..12].copy_from_slice(&3u16.to_le_bytes());
+    b[28..32].fill(0);
+    let m = Model::parse(&b).expect("a 1.3 file");
+    assert_eq!(m.minor_version(), 3);
+    b[30] = 1;
+    assert_eq!(err(&b), Error::NonZeroReserved);
 }
 
 #[test]
@@ -168,7 +209,7 @@ fn bad_magic() {
 fn unsupported_version() {
     let mut b = good_file();
     b[8] = 2;
-    assert_eq!(err(&b), Error::UnsupportedVersion { major: 2, minor: 0 });
+    assert_eq!(err(&b), Error::UnsupportedVersion { major: 2, minor: format::VERSION_MINOR });
 }
 
 #[test]
@@ -188,9 +229,24 @@ fn checksum_mismatch() {
 }
 
 #[test]
+fn header_checksum_mismatch() {
+    let mut b = good_file();
+    b[12] ^= 1; // the section count, covered by the header CRC only
+    assert_eq!(err(&b), Error::HeaderChecksumMismatch);
+}
+
+#[test]
+fn non_zero_reserved() {
+    let mut b = good_file();
+    b[10..12].copy_from_slice(&2u16.to_le_bytes()); // minor damaged to a pre-1.4 value
+    assert_eq!(err(&b), Error::NonZeroReserved);
+}
+
+#[test]
 fn too_many_sections() {
     let mut b = good_file();
     put32(&mut b, 12, 65);
+    refix_crc(&mut b);
     assert_eq!(err(&b), Error::TooManySections);
 }
 

@@ -223,7 +223,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         #[test]
         fn broadcasting_matches_naive((ad, bd) in shapes(), k in 0usize..8, seed in 0u64..1000, swap in any::<bool>()) {
             if swap {

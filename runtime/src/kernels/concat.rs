@@ -27,7 +27,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         #[test]
         fn matches_naive(d in proptest::collection::vec(1usize..4, 1..5), ax in 0usize..4,
                          sizes in proptest::collection::vec(0usize..4, 1..5), seed in 0u64..1000) {

@@ -476,7 +476,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(400)))]
         #[test]
         fn matches_naive(c in case(), seed in 0u64..1000) {
             check(&c, seed);

@@ -163,7 +163,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         #[test]
         fn matches_naive(c in case(), keep in proptest::collection::vec(proptest::bool::weighted(0.4), 1..40), seed in 0u64..1000) {
             check(&c, &keep, seed);

@@ -107,7 +107,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(100))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(100)))]
         #[test]
         fn matches_naive(lead in proptest::collection::vec(1usize..4, 0..3), k in 1usize..600, n in 1usize..6,
                          bias in any::<bool>(), relu in any::<bool>(), seed in 0u64..1000) {

@@ -221,7 +221,7 @@ mod tests {
     const BLOCKS: [(usize, usize); 8] = [(1, 1), (1, 4), (4, 1), (4, 4), (2, 3), (0, 1), (1, 8), (3, 2)];
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         #[test]
         fn matches_naive(lead in proptest::collection::vec(1usize..4, 0..3), k in 1usize..300, n in 1usize..12,
                          blk in 0usize..BLOCKS.len(), density in prop_oneof![Just(0.0), Just(0.1), Just(0.5), Just(1.0)],

@@ -298,7 +298,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(500))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(500)))]
         /// The portable fused loop against the definition: every width, any length (ragged
         /// tails), rows shorter than the input (missing codes are 0).
         #[test]
@@ -321,7 +321,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         #[test]
         fn matches_naive(lead in proptest::collection::vec(1usize..4, 0..3), k in 1usize..600, n in 1usize..12, bits in 1u8..=8,
                          f16_values in any::<bool>(), groups in 1usize..=4, bias in any::<bool>(), act in 0u8..3, seed in 0u64..1000) {

@@ -698,7 +698,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         /// Against the f64 definition over random depthwise geometries (the kernel runs when
         /// the CPU has SIMD micro-kernels; elsewhere this checks the row-run loop).
         #[test]

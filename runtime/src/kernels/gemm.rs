@@ -1160,7 +1160,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         /// The tiled Conv (used whenever a group has 4+ filters on a SIMD CPU) against the
         /// f64 definition: ragged pixel and filter tails, K over one panel, strides, dilation,
         /// padding, groups, 1-D.

@@ -291,7 +291,7 @@ mod tests {
     const ZEROS: [f64; 4] = [0.0, 0.5, 0.9, 1.0];
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         #[test]
         fn dense_matches_naive(lead in proptest::collection::vec(1usize..4, 0..3), k in 1usize..300, n in 1usize..600,
                                zi in 0usize..4, f16 in any::<bool>(), bias in any::<bool>(), act in 0usize..3, seed in 0u64..1000) {
@@ -344,7 +344,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(150))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(150)))]
         #[test]
         fn codebook_dense_matches_naive(rows in 1usize..3, k in 1usize..200, n in 1usize..300, bits in 1u8..=8, f16_values in any::<bool>(),
                                         groups in 1usize..=4, zi in 0usize..4, bias in any::<bool>(), act in 0usize..3, seed in 0u64..1000) {

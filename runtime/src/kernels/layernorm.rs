@@ -41,7 +41,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(150))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(150)))]
         #[test]
         fn matches_naive(d in proptest::collection::vec(1usize..6, 1..5), ax in 0usize..4, beta in any::<bool>(), seed in 0u64..1000) {
             let axis = ax % d.len();

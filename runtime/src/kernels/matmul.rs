@@ -97,7 +97,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(150))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(150)))]
         #[test]
         fn matches_naive((ba, bb) in batch(), m in 1usize..5, k in 1usize..7, n in 1usize..6, seed in 0u64..1000) {
             let mut ad = ba.clone();

@@ -39,7 +39,7 @@ pub(crate) mod x86;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use crate::format::kernel;
 use crate::op::{kind, Op, OpError, PadMode, MAX_OP_INPUTS};

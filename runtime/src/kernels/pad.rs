@@ -123,7 +123,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         #[test]
         fn matches_naive(d in proptest::collection::vec(0usize..4, 0..7), p in proptest::collection::vec(0u32..3, 12), seed in 0u64..1000) {
             let r = d.len();
@@ -143,7 +143,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         #[test]
         fn reflect_and_edge_match_numpy(d in proptest::collection::vec(1usize..5, 0..6), p in proptest::collection::vec(0u32..6, 12), reflect: bool, seed in 0u64..1000) {
             let r = d.len();

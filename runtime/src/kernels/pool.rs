@@ -462,7 +462,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(100))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(100)))]
         /// A window over each whole plane (the fast path before classifiers) against the naive
         /// pool, and bit for bit against the global pool.
         #[test]
@@ -480,7 +480,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(400)))]
         #[test]
         fn matches_naive(two in any::<bool>(), nc in (1usize..3, 1usize..4), hw in (1usize..9, prop_oneof![1usize..9, 60usize..140]),
                          k in (1u32..4, 1u32..4), s in (1u32..4, 1u32..4), dil in (1u32..3, 1u32..3),

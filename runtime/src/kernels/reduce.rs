@@ -64,7 +64,7 @@ mod tests {
     const KINDS: [ReduceKind; 4] = [ReduceKind::Mean, ReduceKind::Sum, ReduceKind::Max, ReduceKind::Min];
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         #[test]
         fn matches_naive(d in proptest::collection::vec(1usize..5, 0..7), mask in 0u8..64, k in 0usize..4,
                          keep in any::<bool>(), seed in 0u64..1000) {

@@ -212,7 +212,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(400)))]
         #[test]
         fn matches_onnx_reference(
             two_d: bool, n in 1usize..3, c in 1usize..3, ih in 1usize..6, iw in 1usize..6,

@@ -27,7 +27,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         #[test]
         fn matches_naive(d in proptest::collection::vec(0usize..6, 0..7), p in proptest::collection::vec(any::<u32>(), 18), seed in 0u64..1000) {
             let r = d.len();

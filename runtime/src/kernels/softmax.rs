@@ -66,7 +66,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         #[test]
         fn matches_naive(d in proptest::collection::vec(1usize..5, 1..5), ax in 0usize..4, log in any::<bool>(),
                          scale in prop_oneof![Just(1.0f32), Just(30.0), Just(1000.0)], seed in 0u64..1000) {

@@ -74,7 +74,7 @@ fn bsr_of(d: &[f32], shape: &[usize], pick: usize) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(3000)))]
     #[test]
     fn accepted_shapes_always_execute(
         code in 1u16..=19,
@@ -229,4 +229,86 @@ fn wrong_output_shape_is_rejected() {
     assert_eq!(execute(&op, &ops, &mut out, &sh(&[3, 2])), Err(OpError::ShapeMismatch));
     assert_eq!(execute(&op, &ops, &mut out, &sh(&[2, 3])), Ok(()));
     assert_eq!(execute(&op, &[], &mut out, &sh(&[2, 3])), Err(OpError::BadArity));
+}
+
+/// NaN and ±Inf follow IEEE 754 arithmetic through every kernel, with the documented choices
+/// (docs/RELIABILITY.md): ReLU and Threshold are `maxNum(x, 0)`-like (NaN → 0), Clip keeps NaN,
+/// max/min pooling and reductions propagate NaN (numpy `maximum`), and no kernel fails or panics.
+/// Checked on every dispatch path the host takes (scalar, AVX2, AVX-512 / NEON).
+#[test]
+fn nan_and_inf_follow_the_documented_ieee_semantics() {
+    use crate::op::{Activation, BinaryKind, PoolAttrs, UnaryKind};
+    let (nan, inf) = (f32::NAN, f32::INFINITY);
+    let same = |got: &[f32], want: &[f32], what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{what}[{i}]: got {g}, want {w}");
+        }
+    };
+    // 37 values so SIMD bodies and scalar tails both see every special.
+    let base = [nan, inf, -inf, 1.0, -2.0, 0.0, -0.0];
+    let x: Vec<f32> = (0..37).map(|i| base[i % 7]).collect();
+    let n = [x.len()];
+    let map = |f: &dyn Fn(f32) -> f32| x.iter().map(|&v| f(v)).collect::<Vec<f32>>();
+
+    let (y, _) = run(&Op::Unary(UnaryKind::Relu), &[(&x, &n)]).unwrap();
+    same(&y, &map(&|v| if v > 0.0 { v } else { 0.0 }), "relu");
+    let (y, _) = run(&Op::Unary(UnaryKind::Clip { min: -1.0, max: 1.0 }), &[(&x, &n)]).unwrap();
+    same(&y, &map(&|v| if v.is_nan() { v } else { v.clamp(-1.0, 1.0) }), "clip");
+    let (y, _) = run(&Op::Unary(UnaryKind::Sigmoid), &[(&x, &n)]).unwrap();
+    same(
+        &y,
+        &map(&|v| {
+            if v.is_nan() {
+                v
+            } else if v == inf {
+                1.0
+            } else if v == -inf {
+                0.0
+            } else {
+                1.0 / (1.0 + (-v).exp())
+            }
+        }),
+        "sigmoid",
+    );
+    let (y, _) = run(&Op::Unary(UnaryKind::Tanh), &[(&x, &n)]).unwrap();
+    same(&y, &map(&|v| if v.is_nan() { v } else { v.tanh() }), "tanh");
+
+    let one = [1.0f32];
+    let (y, _) = run(&Op::Binary(BinaryKind::Add), &[(&x, &n), (&one, &[1])]).unwrap();
+    same(&y, &map(&|v| v + 1.0), "add");
+    let zero = [0.0f32];
+    let (y, _) = run(&Op::Binary(BinaryKind::Mul), &[(&x, &n), (&zero, &[1])]).unwrap();
+    same(&y, &map(&|v| v * 0.0), "mul by zero (inf * 0 = NaN)");
+
+    // Dense: a NaN or an infinity times a zero weight poisons the sum; +inf and -inf cancel to NaN.
+    let dense = Op::Dense { act: Activation::None };
+    let xs = [[inf, 1.0], [inf, -inf], [nan, 1.0], [1.0, 2.0]];
+    for (k, row) in xs.iter().enumerate() {
+        for (w, want) in [([0.0f32, 1.0], [row[0] * 0.0 + row[1]]), ([1.0, 1.0], [row[0] + row[1]])] {
+            let (y, _) = run(&dense, &[(row, &[1, 2]), (&w, &[1, 2])]).unwrap();
+            same(&y, &want, &format!("dense x{k} w{w:?}"));
+        }
+    }
+    let (y, _) = run(&Op::Dense { act: Activation::Relu }, &[(&[nan, 1.0], &[1, 2]), (&[1.0, 1.0], &[1, 2])]).unwrap();
+    same(&y, &[0.0], "dense + fused relu of NaN");
+
+    // Pools: max propagates NaN wherever it is in the window; average of +inf and -inf is NaN.
+    let p = PoolAttrs { kernel: [1, 3], stride: [1, 3], dilation: [1, 1], pads: [0; 4], ceil_mode: false, count_include_pad: false };
+    let px = [1.0, nan, 3.0, nan, 1.0, 2.0, 1.0, 2.0, nan, inf, 1.0, 2.0, inf, -inf, 0.0, -inf, -inf, -inf];
+    let (y, _) = run(&Op::MaxPool(p), &[(&px, &[1, 1, 1, 18])]).unwrap();
+    same(&y, &[nan, nan, nan, inf, inf, -inf], "maxpool");
+    let (y, _) = run(&Op::AveragePool(p), &[(&px, &[1, 1, 1, 18])]).unwrap();
+    same(&y, &[nan, nan, nan, inf, nan, -inf], "avgpool");
+    let (y, _) = run(&Op::GlobalMaxPool, &[(&x, &[1, 1, 37])]).unwrap();
+    same(&y, &[nan], "global max pool");
+
+    // Softmax: an infinite logit makes the row NaN (inf - inf); -inf logits get probability 0.
+    let sm = Op::Softmax { axis: 1, log: false };
+    let (y, _) = run(&sm, &[(&[inf, 1.0, 2.0], &[1, 3])]).unwrap();
+    same(&y, &[nan, nan, nan], "softmax +inf");
+    let (y, _) = run(&sm, &[(&[-inf, 0.0, 0.0], &[1, 3])]).unwrap();
+    same(&y, &[0.0, 0.5, 0.5], "softmax -inf");
+    let (y, _) = run(&sm, &[(&[nan, 0.0, 0.0], &[1, 3])]).unwrap();
+    same(&y, &[nan, nan, nan], "softmax NaN");
 }

@@ -207,3 +207,18 @@ pub fn naive_dense(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, b: Opt
     }
     y
 }
+
+/// Property-test case count: `n` natively, a few under Miri (which interprets every
+/// instruction and is ~10⁴× slower), where the point is to execute each `unsafe` path.
+pub const fn cases(n: u32) -> u32 {
+    if cfg!(miri) {
+        let k = n / 100;
+        if k < 3 {
+            3
+        } else {
+            k
+        }
+    } else {
+        n
+    }
+}

@@ -25,7 +25,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         #[test]
         fn matches_naive(d in proptest::collection::vec(1usize..5, 0..7), keys in proptest::collection::vec(any::<u32>(), 6)) {
             let r = d.len();

@@ -42,7 +42,9 @@ fn gelu_tanh(x: f32) -> f32 {
 /// `out[i] = f(x[i])`; lengths validated by `execute`.
 pub(super) fn unary<const OPS: u128>(kind: UnaryKind, x: &View<'_>, out: &mut [f32]) -> Result<(), OpError> {
     match kind {
-        UnaryKind::Relu if const { has_fn::<OPS>(UNARY_BITS) } => map(x, out, |v| if v < 0.0 { 0.0 } else { v }),
+        // The same definition as the fused activation (NaN and -0 map to +0), so fusing a Relu into
+        // its producer never changes a bit.
+        UnaryKind::Relu if const { has_fn::<OPS>(UNARY_BITS) } => map(x, out, |v| crate::op::Activation::Relu.apply(v)),
         UnaryKind::Clip { min, max } if const { has_fn::<OPS>(UNARY_BITS + 1) } => map(x, out, |v| {
             if v < min {
                 min
@@ -157,7 +159,13 @@ mod tests {
     fn reference(k: UnaryKind, x: f64) -> f64 {
         let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
         match k {
-            UnaryKind::Relu => x.max(0.0),
+            UnaryKind::Relu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.0
+                }
+            }
             UnaryKind::Clip { min, max } => x.max(min as f64).min(max as f64),
             UnaryKind::LeakyRelu { alpha } => {
                 if x < 0.0 {

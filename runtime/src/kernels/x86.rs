@@ -1137,7 +1137,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         /// Both tiles (AVX2 6-row, AVX-512 12-row where the CPU has it) against the plain
         /// product, with padded strides and untouched elements between rows.
         #[test]
@@ -1165,7 +1165,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(500))]
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(500)))]
         /// Against the plain loop: every width, any length (ragged tails), rows shorter than
         /// the input (missing codes are 0).
         #[test]

@@ -47,6 +47,10 @@ pub fn with_sections(file: &[u8], minor: u16, edit: impl FnOnce(&mut [(u32, Vec<
     out[16..24].copy_from_slice(&len.to_le_bytes());
     let crc = format::crc32(&out[format::HEADER_LEN..]);
     out[24..28].copy_from_slice(&crc.to_le_bytes());
+    if u16::from_le_bytes([out[10], out[11]]) >= format::HEADER_CRC_MINOR {
+        let crc = format::crc32(&out[..28]);
+        out[28..32].copy_from_slice(&crc.to_le_bytes());
+    }
     out
 }
 
