@@ -1,6 +1,6 @@
 //! The convert pipeline: ONNX file → IR → plan → `.sprig` bytes, checked by the runtime reader.
 
-use crate::import::{import_onnx_bytes, ImportOptions};
+use crate::import::{import_onnx_file_bytes, ImportOptions};
 use crate::ir::Graph;
 use crate::plan::{plan, Plan};
 use crate::writer::{write, WeightFormat, WriteOptions};
@@ -61,7 +61,7 @@ pub fn compile(graph: Graph, weights: WeightFormat, source_sha256: [u8; 32]) -> 
 pub fn convert_file(onnx: &Path, opts: &ConvertOptions) -> Result<Converted> {
     let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
-    let mut graph = import_onnx_bytes(&bytes, &opts.import).with_context(|| format!("importing {}", onnx.display()))?;
+    let mut graph = import_onnx_file_bytes(&bytes, &onnx, &opts.import).with_context(|| format!("importing {}", onnx.display()))?;
     if opts.strip_names {
         strip_names(&mut graph);
     }

@@ -240,3 +240,62 @@ fn every_rejection_rule_has_a_test_and_a_doc_line() {
         assert!(doc.contains(&format!("`{v}`")), "rejection rule `{v}` is missing from docs/RELIABILITY.md");
     }
 }
+
+/// From the command line: a hostile ONNX file, a corrupted `.sprig` and a truncated `.npy` each
+/// fail with a message naming the file and the rule, and no output file is left behind.
+#[test]
+fn the_cli_names_the_problem_and_writes_nothing() {
+    use prost::Message;
+    use tract_onnx::pb::{tensor_proto::DataLocation, ModelProto, StringStringEntryProto};
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("m");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(dir.path().join("secret.bin"), [0u8; 4096]).unwrap();
+    // The repo's CNN with its first initializer moved to external data outside the folder.
+    let mut m = ModelProto::decode(&*std::fs::read(root().join("models/digits_cnn.onnx")).unwrap()).unwrap();
+    let t = &mut m.graph.as_mut().unwrap().initializer[0];
+    let tname = t.name.clone();
+    let raw = if t.raw_data.is_empty() { t.float_data.iter().flat_map(|v| v.to_le_bytes()).collect() } else { t.raw_data.clone() };
+    t.raw_data.clear();
+    t.float_data.clear();
+    t.data_location = Some(DataLocation::External as i32);
+    t.external_data = vec![StringStringEntryProto { key: "location".into(), value: "../secret.bin".into() }];
+    let onnx = sub.join("hostile.onnx");
+    std::fs::write(&onnx, m.encode_to_vec()).unwrap();
+    let out = dir.path().join("out.sprig");
+    let e = common::fails(&["convert", common::s(&onnx), "-o", common::s(&out)]);
+    assert!(e.contains(&format!("tensor `{tname}`")) && e.contains("../secret.bin") && e.contains("leaves the model's folder"), "{e}");
+    assert!(!out.exists());
+    // The same weights as external data inside the folder convert, to the same model as inline.
+    std::fs::write(sub.join("w.bin"), &raw).unwrap();
+    m.graph.as_mut().unwrap().initializer[0].external_data[0].value = "w.bin".into();
+    std::fs::write(&onnx, m.encode_to_vec()).unwrap();
+    common::ok(&["convert", common::s(&onnx), "-o", common::s(&out)]);
+
+    // A .sprig with one flipped payload byte.
+    let good = dir.path().join("good.sprig");
+    common::ok(&["convert", common::s(&root().join("models/digits_cnn.onnx")), "-o", common::s(&good)]);
+    let (a, b) = (
+        Model::parse(&std::fs::read(&out).unwrap()).unwrap().num_tensors(),
+        Model::parse(&std::fs::read(&good).unwrap()).unwrap().num_tensors(),
+    );
+    assert_eq!(a, b);
+    let mut b = std::fs::read(&good).unwrap();
+    let k = b.len() - 40;
+    b[k] ^= 0x10;
+    let bad = dir.path().join("bad.sprig");
+    std::fs::write(&bad, &b).unwrap();
+    let x = root().join("models/digits_eval.npy");
+    let y = dir.path().join("y.npy");
+    let e = common::fails(&["run", common::s(&bad), "--input", common::s(&x), "--output", common::s(&y)]);
+    assert!(e.contains("bad.sprig") && e.contains("checksum"), "{e}");
+    assert!(!y.exists());
+
+    // A truncated .npy.
+    let xb = std::fs::read(&x).unwrap();
+    let short = dir.path().join("short.npy");
+    std::fs::write(&short, &xb[..xb.len() / 2]).unwrap();
+    let e = common::fails(&["run", common::s(&good), "--input", common::s(&short), "--output", common::s(&y)]);
+    assert!(e.contains("short.npy") && e.contains("truncated or corrupt header"), "{e}");
+    assert!(!y.exists());
+}

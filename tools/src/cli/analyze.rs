@@ -1,7 +1,7 @@
 use crate::analyze::{analyze, ActivationReport};
 use crate::compile::write_atomic;
 use crate::compress::sparsify::BreakEvenTable;
-use crate::import::{import_onnx_bytes_unoptimized, ImportOptions};
+use crate::import::{import_onnx_file_bytes_unoptimized, ImportOptions};
 use crate::npy::{check_samples, read_f32};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
     let opts = ImportOptions { input_shapes: super::parse_input_shapes(&a.input_shape)? };
-    let g = import_onnx_bytes_unoptimized(&bytes, &opts).with_context(|| format!("importing {}", a.onnx.display()))?;
+    let g = import_onnx_file_bytes_unoptimized(&bytes, &a.onnx, &opts).with_context(|| format!("importing {}", a.onnx.display()))?;
     if g.inputs.len() != 1 {
         bail!("analyze needs a single-input model; this one has {} inputs", g.inputs.len());
     }

@@ -5,7 +5,7 @@ use crate::compress::actsparse::{
 use crate::compress::codebook::{quantize, CodebookMethod, CodebookOptions, CodebookReport, GroupCount, LayerBits, LutChoice};
 use crate::compress::prune::{prune, remove_dead_channels, Amount, Method, PruneOptions, PruneReport};
 use crate::compress::sparsify::{sparsify, BreakEvenTable, Pattern, SparsifyOptions, SparsifyReport, StorageChoice};
-use crate::import::{import_onnx_bytes, ImportOptions};
+use crate::import::{import_onnx_file_bytes, ImportOptions};
 use crate::npy::{check_samples, read_f32};
 use crate::stats::model_stats;
 use crate::writer::WeightFormat;
@@ -233,7 +233,7 @@ pub fn run(a: Args) -> Result<()> {
     let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let opts = ImportOptions { input_shapes: super::parse_input_shapes(&a.input_shape)? };
-    let graph = import_onnx_bytes(&bytes, &opts).with_context(|| format!("importing {}", a.onnx.display()))?;
+    let graph = import_onnx_file_bytes(&bytes, &a.onnx, &opts).with_context(|| format!("importing {}", a.onnx.display()))?;
     let weights = if a.weights == "f16" { WeightFormat::F16 } else { WeightFormat::F32 };
     let dense = compile(graph.clone(), weights, sha)?;
     let dense_model = sprig_runtime::Model::parse(&dense.bytes).map_err(|e| anyhow::anyhow!("{e}"))?;

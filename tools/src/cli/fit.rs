@@ -6,7 +6,7 @@ use super::compress::Args;
 use crate::budget::report::BudgetReport;
 use crate::budget::{fit, search::parse_budget, FitInput};
 use crate::compile::write_atomic;
-use crate::import::{import_onnx_bytes, ImportOptions};
+use crate::import::{import_onnx_file_bytes, ImportOptions};
 use crate::npy::{check_samples, read_f32};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -92,7 +92,7 @@ pub fn run(a: Args) -> Result<()> {
     let bytes = std::fs::read(&a.onnx).with_context(|| format!("reading {}", a.onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let opts = ImportOptions { input_shapes: super::parse_input_shapes(&a.input_shape)? };
-    let graph = import_onnx_bytes(&bytes, &opts).with_context(|| format!("importing {}", a.onnx.display()))?;
+    let graph = import_onnx_file_bytes(&bytes, &a.onnx, &opts).with_context(|| format!("importing {}", a.onnx.display()))?;
     if graph.inputs.len() != 1 {
         bail!("compress needs a single-input model; this one has {} inputs", graph.inputs.len());
     }

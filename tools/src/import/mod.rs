@@ -227,6 +227,26 @@ pub fn import_onnx_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<crate::ir
     import_model_proto(&parse_bytes(bytes)?, None, opts)
 }
 
+/// Imports the bytes of the ONNX file at `path` (already read, e.g. to hash them); external data
+/// is resolved inside `path`'s folder.
+pub fn import_onnx_file_bytes(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {
+    import_model_proto(&parse_bytes(bytes)?, Some(&model_dir(path)), opts)
+}
+
+/// [`import_onnx_file_bytes`] without the optimization passes (see
+/// [`import_onnx_bytes_unoptimized`]).
+pub fn import_onnx_file_bytes_unoptimized(bytes: &[u8], path: &Path, opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {
+    import_proto(&parse_bytes(bytes)?, Some(&model_dir(path)), opts)
+}
+
+/// The folder external data of the model at `path` is resolved in.
+fn model_dir(path: &Path) -> String {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_string_lossy().into_owned(),
+        _ => ".".to_string(),
+    }
+}
+
 /// Imports an ONNX model from its serialized bytes without the optimization passes: one node per
 /// ONNX node (constants folded), every ONNX tensor keeps its name, so intermediate tensors (e.g.
 /// each Relu output) can be observed as the source model computes them.
