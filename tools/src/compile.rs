@@ -61,7 +61,7 @@ pub fn compile(graph: Graph, weights: WeightFormat, source_sha256: [u8; 32]) -> 
 pub fn convert_file(onnx: &Path, opts: &ConvertOptions) -> Result<Converted> {
     let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
-    let mut graph = import_onnx_file_bytes(&bytes, &onnx, &opts.import).with_context(|| format!("importing {}", onnx.display()))?;
+    let mut graph = import_onnx_file_bytes(&bytes, onnx, &opts.import).with_context(|| format!("importing {}", onnx.display()))?;
     if opts.strip_names {
         strip_names(&mut graph);
     }
