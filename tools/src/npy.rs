@@ -59,6 +59,10 @@ pub fn read_f32_bytes(bytes: &[u8], name: &str) -> Result<Array> {
     if depth > 3 {
         bail!("{name}: the .npy header nests brackets {depth} deep (a plain numeric array's header nests 2)");
     }
+    // npyz multiplies the shape without overflow checks (found by fuzzing).
+    if header_shape_overflows(npy_header_text(bytes)) {
+        bail!("{name}: the .npy header's shape has more than 2^61 elements (corrupt header)");
+    }
     let npy = npyz::NpyFile::new(bytes).with_context(|| format!("{name}: not a valid .npy file"))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();
@@ -114,6 +118,25 @@ fn npy_header_text(bytes: &[u8]) -> &[u8] {
         _ => return &[],
     };
     &bytes[at..bytes.len().min(at.saturating_add(hlen))]
+}
+
+/// True when the `shape` tuple in a `.npy` header text multiplies (times 8 bytes) past u64, in
+/// the order written. Only a guard in front of npyz; npyz remains the parser.
+fn header_shape_overflows(header: &[u8]) -> bool {
+    let h = String::from_utf8_lossy(header);
+    let Some(rest) = h.find("shape").map(|i| &h[i..]) else { return false };
+    let Some(open) = rest.find('(') else { return false };
+    let Some(len) = rest[open..].find(')') else { return false };
+    let mut bytes: u64 = 8;
+    for t in rest[open + 1..open + len].split(',') {
+        if let Ok(d) = t.trim().trim_end_matches('L').parse::<u64>() {
+            match bytes.checked_mul(d) {
+                Some(b) => bytes = b,
+                None => return true,
+            }
+        }
+    }
+    false
 }
 
 /// Bytes after the `.npy` header (magic, version, header length, header text); 0 when the

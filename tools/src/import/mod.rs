@@ -208,6 +208,11 @@ impl fmt::Display for UnsupportedNode {
 /// device runs. Bounds every allocation a hostile shape could ask for.
 pub const MAX_ELEMENTS: usize = 1 << 28;
 
+/// Elements of `shape` when that is at most [`MAX_ELEMENTS`] (and the product does not overflow).
+pub(crate) fn capped_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS)
+}
+
 /// Imports an ONNX file.
 pub fn import_onnx(path: &Path, opts: &ImportOptions) -> Result<crate::ir::Graph, ImportError> {
     use tract_onnx::tract_core::prelude::Framework;

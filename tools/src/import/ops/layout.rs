@@ -125,6 +125,9 @@ pub fn expand(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
     let target: Vec<usize> = target.iter().map(|&d| d as usize).collect();
     let s = cx.shape(&x);
     let out = value::broadcast_shape(&s, &target).ok_or_else(|| n.shape_err(format!("{s:?} does not broadcast to {target:?}")))?;
+    if crate::import::capped_numel(&out).is_none() {
+        return Err(n.shape_err(format!("expanding {s:?} to {target:?} gives more elements than the limit of 2^28")));
+    }
     match x {
         Val::Const(c) => Ok(vec![Val::Const(ConstT { name: n.out(0), ..value::expand(&c, &out) })]),
         x if out == s => Ok(vec![x]),

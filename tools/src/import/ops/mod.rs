@@ -95,7 +95,7 @@ pub fn rt_shape(n: &NodeInfo, s: &[usize]) -> Result<sprig_runtime::Shape, Impor
 /// Emits a Reshape (or reshapes a constant) to `shape`.
 pub fn reshape_to(cx: &mut Ctx, n: &NodeInfo, x: Val, shape: Vec<usize>, out: &str) -> Result<Val, ImportError> {
     let have = cx.shape(&x);
-    if have.iter().product::<usize>() != shape.iter().product::<usize>() {
+    if Some(have.iter().product::<usize>()) != crate::import::capped_numel(&shape) {
         return Err(n.shape_err(format!("cannot reshape {have:?} to {shape:?}")));
     }
     match x {

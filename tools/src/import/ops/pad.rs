@@ -79,6 +79,10 @@ pub fn pad(cx: &mut Ctx, n: &NodeInfo) -> Result<Vec<Val>, ImportError> {
             return Err(n.unsupported(format!("{what} (axis {i} of {s:?}, pads {} / {})", begin[i], end[i])));
         }
     }
+    let out: Option<Vec<usize>> = (0..r).map(|i| s.get(i)?.checked_add(begin[i])?.checked_add(end[i])).collect();
+    if out.as_deref().and_then(crate::import::capped_numel).is_none() {
+        return Err(n.shape_err(format!("pads {raw:?} on {s:?} give more elements than the limit of 2^28 (or are negative)")));
+    }
     if let Val::Const(c) = &x {
         return Ok(vec![Val::Const(pad_const(c, &begin, &end, value, mode, &n.out(0)))]);
     }

@@ -37,14 +37,15 @@ pub fn resolve_reshape(n: &NodeInfo, input: &[usize], target: &[i64], allowzero:
             _ => return Err(n.shape_err(format!("invalid target shape {target:?}"))),
         }
     }
+    let too_big = || n.shape_err(format!("target shape {target:?} has more elements than the limit of 2^28"));
     if let Some(i) = infer {
-        let rest: usize = out.iter().product();
+        let rest = crate::import::capped_numel(&out).ok_or_else(too_big)?;
         if rest == 0 || !total.is_multiple_of(rest) {
             return Err(n.shape_err(format!("cannot reshape {input:?} to {target:?}")));
         }
         out[i] = total / rest;
     }
-    if out.iter().product::<usize>() != total {
+    if crate::import::capped_numel(&out).ok_or_else(too_big)? != total {
         return Err(n.shape_err(format!("cannot reshape {input:?} ({total} elements) to {target:?}")));
     }
     Ok(out)
