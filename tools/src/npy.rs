@@ -61,7 +61,7 @@ pub fn read_f32_bytes(bytes: &[u8], name: &str) -> Result<Array> {
     }
     // npyz multiplies the shape without overflow checks (found by fuzzing).
     if header_shape_overflows(npy_header_text(bytes)) {
-        bail!("{name}: the .npy header's shape has more than 2^61 elements (corrupt header)");
+        bail!("{name}: the .npy header's shape is not a tuple of plain integers with fewer than 2^61 elements (corrupt header)");
     }
     let npy = npyz::NpyFile::new(bytes).with_context(|| format!("{name}: not a valid .npy file"))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
@@ -120,23 +120,29 @@ fn npy_header_text(bytes: &[u8]) -> &[u8] {
     &bytes[at..bytes.len().min(at.saturating_add(hlen))]
 }
 
-/// True when the `shape` tuple in a `.npy` header text multiplies (times 8 bytes) past u64, in
-/// the order written. Only a guard in front of npyz; npyz remains the parser.
+/// True when the `shape` tuple in a `.npy` header text holds anything but plain non-negative
+/// integers (npyz's Python-literal parser also evaluates expressions such as `8000…-9842`), or
+/// multiplies (times 8 bytes) past u64 in the order written. Only a guard in front of npyz.
 fn header_shape_overflows(header: &[u8]) -> bool {
     let h = String::from_utf8_lossy(header);
-    let Some(rest) = h.find("shape").map(|i| &h[i..]) else { return false };
-    let Some(open) = rest.find('(') else { return false };
-    let Some(len) = rest[open..].find(')') else { return false };
-    let mut bytes: u64 = 8;
-    for t in rest[open + 1..open + len].split(',') {
-        if let Ok(d) = t.trim().trim_end_matches('L').parse::<u64>() {
-            match bytes.checked_mul(d) {
+    // Every `shape` key (a dict literal may repeat one; the last wins in Python).
+    h.match_indices("shape").any(|(i, _)| {
+        let rest = &h[i..];
+        let Some(open) = rest.find('(') else { return false };
+        let Some(len) = rest[open..].find(')') else { return false };
+        let mut bytes: u64 = 8;
+        for t in rest[open + 1..open + len].split(',') {
+            let t = t.trim();
+            if t.is_empty() {
+                continue; // the trailing comma of `(3,)`
+            }
+            match t.trim_end_matches('L').parse::<u64>().ok().and_then(|d| bytes.checked_mul(d)) {
                 Some(b) => bytes = b,
                 None => return true,
             }
         }
-    }
-    false
+        false
+    })
 }
 
 /// Bytes after the `.npy` header (magic, version, header length, header text); 0 when the
