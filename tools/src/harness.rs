@@ -27,6 +27,11 @@ use crate::writer::WeightFormat;
 /// Largest arena (bytes) a harness run allocates; bigger models are parsed but not run.
 pub const MAX_ARENA: usize = 64 << 20;
 
+/// Most multiply-accumulates per inference a harness run executes (the largest real model,
+/// ic_resnet8, has 12.5 M): a structural edit that multiplies the batch by 1000 is valid, only
+/// slow, and under the sanitizers would read as a hang.
+pub const MAX_MACS: u64 = 32_000_000;
+
 /// `.sprig` bytes: parse, and run whatever parses.
 ///
 /// `data[0]` selects variants: bit 0 recomputes every section CRC and the header CRC and bit 1
@@ -96,11 +101,11 @@ fn bytemuck_bytes(store: &mut [u128]) -> &mut [u8] {
 /// Runs a parsed model twice in one session and once in a fresh one, with inputs taken from
 /// `fill` (a fixed pattern when empty, cycled otherwise, read as f32 bit patterns so NaN and Inf
 /// occur); every run that succeeds must give bit-identical outputs. Returns the output bits of
-/// the first session, or `None` when the model was not run (arena over [`MAX_ARENA`]) or a run
-/// was refused.
+/// the first session, or `None` when the model was not run (arena over [`MAX_ARENA`] or work over
+/// [`MAX_MACS`]) or a run was refused.
 pub fn run_model(model: &Model<'_>, fill: &[u8]) -> Option<Vec<Vec<u32>>> {
     let need = model.arena_len();
-    if need > MAX_ARENA {
+    if need > MAX_ARENA || crate::stats::model_stats(model, 0).macs > MAX_MACS {
         return None;
     }
     let mut arena = vec![0u32; need.div_ceil(4) + 1];
@@ -285,10 +290,23 @@ pub fn onnx_edit(data: &[u8]) {
     let Ok(which) = u.int_in_range(0..=bases.len() - 1) else { return };
     let Ok(edits) = u.arbitrary::<Vec<Edit>>() else { return };
     let (path, base) = &bases[which];
+    let debug = std::env::var_os("SPRIG_FUZZ_DEBUG").is_some();
+    if debug {
+        eprintln!("base {}\nedits {edits:#?}", path.display());
+    }
     let mut m = base.clone();
     apply_edits(&mut m, edits);
     let dir = path.parent().map(|d| d.to_string_lossy().into_owned());
-    if let Ok(g) = import_model_proto(&m, dir.as_deref(), &ImportOptions::default()) {
+    let r = import_model_proto(&m, dir.as_deref(), &ImportOptions::default());
+    if debug {
+        match &r {
+            Ok(g) => g.nodes.iter().for_each(|n| {
+                eprintln!("{} {:?} -> {:?}", n.name, n.op, n.outputs.iter().map(|&t| &g.tensors[t].shape).collect::<Vec<_>>())
+            }),
+            Err(e) => eprintln!("import error: {e}"),
+        }
+    }
+    if let Ok(g) = r {
         compile_and_run(g);
     }
 }
