@@ -475,8 +475,16 @@ mod tests {
         fn encode_then_read_gives_the_dense_matrix(((rows, cols), (br, bc)) in (0usize..20, 0usize..40).prop_flat_map(|(r, c)| (Just((r, c)), block_shape(r))),
                                                    d in density(), seed in any::<u64>(), win in (0usize..1000, 0usize..1000)) {
             let dense = matrix(rows, cols, br, bc, d, seed);
-            let payload = encode_bsr(rows, cols, br, bc, &dense);
-            let b = Bsr::parse(&payload, rows, cols).unwrap();
+            let encoded = encode_bsr(rows, cols, br, bc, &dense);
+            // A u32-backed copy at byte offsets 0 and 1: 4-byte aligned and not, whatever address
+            // the allocator (or Miri, which randomises them) gave the encoder's Vec<u8>.
+            let mut store = vec![0u32; encoded.len().div_ceil(4) + 1];
+            let n_bytes = encoded.len();
+            bytemuck::cast_slice_mut::<u32, u8>(&mut store)[..n_bytes].copy_from_slice(&encoded);
+            let mut store1 = vec![0u32; encoded.len().div_ceil(4) + 1];
+            bytemuck::cast_slice_mut::<u32, u8>(&mut store1)[1..=n_bytes].copy_from_slice(&encoded);
+            let payload = &bytemuck::cast_slice::<u32, u8>(&store)[..n_bytes];
+            let b = Bsr::parse(payload, rows, cols).unwrap();
             let info = b.info();
             let nonzero_blocks = (0..rows.div_ceil(br) * cols.div_ceil(bc))
                 .filter(|&blk| {
@@ -510,8 +518,7 @@ mod tests {
             }
             prop_assert!(View::Bsr(b).slice(s, n - s + 1).is_none());
             // Unaligned bytes read the same.
-            let shifted = [&[0u8][..], &payload].concat();
-            let u = Bsr::parse(&shifted[1..], rows, cols).unwrap();
+            let u = Bsr::parse(&bytemuck::cast_slice::<u32, u8>(&store1)[1..=n_bytes], rows, cols).unwrap();
             prop_assert!(u.parts().values_f32().is_none());
             prop_assert!(b.parts().values_f32().is_some(), "the encoder's buffer is 4-byte aligned");
             for (i, &v) in dense.iter().enumerate() {

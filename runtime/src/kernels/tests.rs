@@ -239,10 +239,13 @@ fn wrong_output_shape_is_rejected() {
 fn nan_and_inf_follow_the_documented_ieee_semantics() {
     use crate::op::{Activation, BinaryKind, PoolAttrs, UnaryKind};
     let (nan, inf) = (f32::NAN, f32::INFINITY);
+    // Specials and exact results compare by bits; other finite values within 1e-6 relative,
+    // since the expectations' `exp` / `tanh` come from the platform (and Miri perturbs them).
     let same = |got: &[f32], want: &[f32], what: &str| {
         assert_eq!(got.len(), want.len(), "{what}");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{what}[{i}]: got {g}, want {w}");
+            let close = w.is_finite() && *w != 0.0 && (g - w).abs() <= 1e-6 * w.abs();
+            assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()) || close, "{what}[{i}]: got {g}, want {w}");
         }
     };
     // 37 values so SIMD bodies and scalar tails both see every special.
