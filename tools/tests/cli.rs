@@ -305,7 +305,7 @@ fn compress_codebook_writes_a_smaller_valid_file_shown_by_inspect() {
         layers.iter().map(|l| (l["bytes"].as_u64().unwrap(), l["f32_bytes"].as_u64().unwrap())).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     assert!(cb * 3 < f32b, "codebook payloads {cb} B for {f32b} B of f32 weights");
     let bytes = std::fs::read(&out).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 2, "format 1.2");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 4, "format 1.4 (codebooks need 1.2, the header checksum 1.4)");
     let shown = ok(&["inspect", s(&out)]);
     assert!(shown.contains("codebook 4b"), "{shown}");
     let val: serde_json::Value =
@@ -392,7 +392,7 @@ fn compress_act_sparsity_removes_dead_channels_and_picks_input_sparse_kernels() 
     assert_eq!(chosen.len(), 2);
     assert!(chosen.iter().all(|c| c["input_sparse"] == true));
     let bytes = std::fs::read(&all).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 3, "format 1.3");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 4, "format 1.4 (input-sparse needs 1.3, the header checksum 1.4)");
     assert_eq!(ok(&["inspect", s(&all)]).matches("input-sparse").count(), 2);
     ok(&["validate", s(&all), "--onnx", s(&onnx), "--input", s(&data), "--tolerance", "1e-5"]);
     ok(&["compress", s(&onnx), "-o", s(&never), "--calib", s(&data), "--input-sparse", "never"]);
