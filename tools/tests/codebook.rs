@@ -159,7 +159,11 @@ fn input_major_codebooks_run_the_quantized_graph_with_the_input_sparse_kernel() 
         // The file runs the input-sparse kernel on the codes and matches the quantized graph
         // with its decoded weights stored plain.
         let file = compile(q.clone(), WeightFormat::F32, [0; 32]).unwrap();
-        assert_eq!(u16::from_le_bytes([file.bytes[10], file.bytes[11]]), 3);
+        assert_eq!(
+            u16::from_le_bytes([file.bytes[10], file.bytes[11]]),
+            4,
+            "input-major codebooks need 1.3; every file carries the 1.4 header checksum"
+        );
         let m = sprig_runtime::Model::parse(&file.bytes).unwrap();
         let kernels: Vec<u16> = (0..m.num_ops()).filter_map(|i| m.op(i)).map(|o| o.kernel).collect();
         assert_eq!(kernels.iter().filter(|&&k| k == kernel::INPUT_SPARSE).count(), 2);
