@@ -70,6 +70,17 @@ pub(crate) fn finite_f16_to_f32(h: u16) -> f32 {
     }
 }
 
+/// Codeword `code` of the stored codebook bytes `cb` (f16 or f32 little-endian; 0.0 past its
+/// bytes).
+#[inline]
+pub(crate) fn codeword(cb: &[u8], f16: bool, code: usize) -> f32 {
+    if f16 {
+        cb.get(2 * code..2 * code + 2).map_or(0.0, |b| f16::from_bits(LE::read_u16(b)).to_f32())
+    } else {
+        cb.get(4 * code..4 * code + 4).map_or(0.0, LE::read_f32)
+    }
+}
+
 /// Value `i` of a packed array of `width`-bit values (0 to 16 bits, least significant bit first;
 /// 0 past the bytes).
 #[inline]
@@ -178,8 +189,39 @@ impl<'a> Parts<'a> {
         self.indices.get(at..at.saturating_add(self.stride)).unwrap_or(&[])
     }
 
+    /// Number of codebooks (row groups).
+    #[inline]
+    pub(crate) fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// Bytes per row of indices.
+    #[inline]
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// The packed indices, row after row ([`Parts::stride`] bytes each).
+    #[inline]
+    pub(crate) fn indices(&self) -> &'a [u8] {
+        self.indices
+    }
+
+    /// Every group's stored codebook, group after group.
+    #[inline]
+    pub(crate) fn codebooks(&self) -> &'a [u8] {
+        self.codebooks
+    }
+
+    /// Whether codewords are stored as f16 (else f32), little-endian.
+    #[inline]
+    pub(crate) fn f16(&self) -> bool {
+        self.f16
+    }
+
     /// The stored bytes of the codebook of group `g` (empty when out of range).
-    fn codebook(&self, g: usize) -> &'a [u8] {
+    #[inline]
+    pub(crate) fn codebook(&self, g: usize) -> &'a [u8] {
         let n = value_len(self.f16) << self.bits;
         let at = g.saturating_mul(n);
         self.codebooks.get(at..at.saturating_add(n)).unwrap_or(&[])
@@ -188,12 +230,7 @@ impl<'a> Parts<'a> {
     /// Codeword `code` of group `g` (0.0 when out of range).
     #[inline]
     fn value(&self, g: usize, code: usize) -> f32 {
-        let cb = self.codebook(g);
-        if self.f16 {
-            cb.get(2 * code..2 * code + 2).map_or(0.0, |b| f16::from_bits(LE::read_u16(b)).to_f32())
-        } else {
-            cb.get(4 * code..4 * code + 4).map_or(0.0, LE::read_f32)
-        }
+        codeword(self.codebook(g), self.f16, code)
     }
 
     /// Fills the first `2^bits` entries of `t` with the codebook of group `g` (missing values

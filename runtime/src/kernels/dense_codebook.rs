@@ -2,6 +2,8 @@
 //! (kernel `REFERENCE`) or per-codeword sums (kernel `CODEBOOK_LUT`).
 
 use super::dense::{self, dot};
+#[cfg(target_arch = "x86_64")]
+use super::x86::Codes;
 use super::{chunk, Operand, CHUNK};
 use crate::codebook::{Codebook, Table, TABLE_LEN};
 use crate::op::{Activation, OpError};
@@ -81,9 +83,9 @@ fn rows_by_group(w: &Codebook<'_>, n: usize, mut visit: impl FnMut(usize, usize)
     Ok(())
 }
 
-/// Inputs per parity [`simd_gemv`] splits `x` into on the stack (16 KiB both).
+/// Inputs per chunk that [`wide_gemv`] splits by parity on the stack (2 KiB; even).
 #[cfg(target_arch = "x86_64")]
-const SPLIT: usize = 2048;
+const SPLIT_CODES: usize = 512;
 
 /// Rows whose group ids [`rows_by_group`] reads at a time.
 const GROUP_BLOCK: usize = 256;
@@ -124,33 +126,28 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
     }
     #[cfg(target_arch = "x86_64")]
     let simd = super::x86::Codes::detect();
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(c), 4) = (simd, bits) {
+        // Where it does not apply (more than 16 groups; or a partial payload, never after
+        // parsing) the loops below run instead: it checks before it writes.
+        if c.wide() && wide_gemv(c, d, xs, w, out)? {
+            return Ok(true);
+        }
+    }
     // The header parsed once; the table reloaded when the group changes.
     let p = w.parts();
     let mut t = [0.0f32; TABLE_LEN];
     let mut loaded = None;
-    // x86-64, one input row, 4-bit: rows of the same group go four at a time.
+    // x86-64 without AVX-512, one input row, 4-bit: rows of the same group go four at a time.
     #[cfg(target_arch = "x86_64")]
     if let (Some(c), 1, 4) = (simd, d.rows, bits) {
         let xr = xs.get(..d.k).ok_or(OpError::ShapeMismatch)?;
-        // With AVX-512, `x` split by parity once for every row ([`Codes::dot_rows4_split`]).
-        let (mut xe, mut xo) = ([0.0f32; SPLIT], [0.0f32; SPLIT]);
-        let split = c.wide() && d.k <= 2 * SPLIT;
-        if split {
-            for (i, pair) in xr.chunks(2).enumerate() {
-                xe[i] = pair[0];
-                xo[i] = pair.get(1).copied().unwrap_or(0.0);
-            }
-        }
-        let (xe, xo) = (&xe[..d.k.div_ceil(2).min(SPLIT)], &xo[..d.k.div_ceil(2).min(SPLIT)]);
         let mut pend = [0usize; 4];
         let mut np = 0;
         let flush = |t: &[f32; TABLE_LEN], pend: &[usize], out: &mut [f32]| -> Result<(), OpError> {
-            if pend.len() == 4 || (split && !pend.is_empty()) {
-                // With the split loop a partial batch repeats its last row (results dropped).
-                let at = |i: usize| pend[i.min(pend.len() - 1)];
-                let rows = [p.row(at(0)), p.row(at(1)), p.row(at(2)), p.row(at(3))];
-                let v = if split { c.dot_rows4_split(t, rows, xr, xe, xo) } else { c.dot_rows4(4, t, rows, xr) };
-                let v = v.ok_or(OpError::ShapeMismatch)?;
+            if pend.len() == 4 {
+                let rows = [p.row(pend[0]), p.row(pend[1]), p.row(pend[2]), p.row(pend[3])];
+                let v = c.dot_rows4(4, t, rows, xr).ok_or(OpError::ShapeMismatch)?;
                 for (&j, v) in pend.iter().zip(v) {
                     *out.get_mut(j).ok_or(OpError::ShapeMismatch)? += v;
                 }
@@ -198,6 +195,42 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
         }
         Ok(())
     })?;
+    Ok(true)
+}
+
+/// The AVX-512 4-bit kernel: per input row and per chunk of [`SPLIT_CODES`] inputs (split by
+/// parity on the stack once for every output row), [`Codes::gemv4_split`] adds the chunk's
+/// sums to the outputs. False, before writing, with more than 16 groups, or when `w` does not
+/// hold every row's codes (never after parsing).
+#[cfg(target_arch = "x86_64")]
+fn wide_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32]) -> Result<bool, OpError> {
+    let p = w.parts();
+    if p.groups() > 16 || p.stride() < d.k.div_ceil(2) || p.indices().len() < d.n.saturating_mul(p.stride()) {
+        return Ok(false);
+    }
+    let (mut xe, mut xo) = ([0.0f32; SPLIT_CODES / 2], [0.0f32; SPLIT_CODES / 2]);
+    for r in 0..d.rows {
+        let outr = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
+        let mut k0 = 0;
+        while k0 < d.k {
+            let len = SPLIT_CODES.min(d.k - k0);
+            let xr = xs.get(r * d.k + k0..r * d.k + k0 + len).ok_or(OpError::ShapeMismatch)?;
+            let pairs = xr.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                (xe[len / 2], xo[len / 2]) = (*last, 0.0);
+            }
+            for ((e, o), pair) in xe.iter_mut().zip(xo.iter_mut()).zip(pairs) {
+                (*e, *o) = (pair[0], pair[1]);
+            }
+            let (xe, xo) = (&xe[..len.div_ceil(2)], &xo[..len.div_ceil(2)]);
+            // `k0` is a multiple of SPLIT_CODES, so the chunk starts on a byte.
+            let b0 = k0 / 2;
+            if !c.gemv4_split(&p, b0, xr, xe, xo, outr) {
+                return Err(OpError::ShapeMismatch);
+            }
+            k0 += len;
+        }
+    }
     Ok(true)
 }
 

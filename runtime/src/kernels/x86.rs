@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 use super::depthwise::{Taps, MAX_TAPS, TB};
+use crate::codebook::Parts;
 use crate::op::Activation;
 use core::arch::x86_64::*;
 
@@ -107,77 +108,205 @@ impl Codes {
     }
 }
 
+/// Rows of one codebook that [`Codes::dot_rows_split`] sums at a time.
+pub(crate) const SPLIT_ROWS: usize = 8;
+
 impl Codes {
-    /// Whether [`Codes::dot_rows4_split`] runs (AVX-512 F, VL and BW).
+    /// Whether [`Codes::dot_rows_split`] runs (AVX-512 F, VL and BW).
     #[inline]
     pub(crate) fn wide(self) -> bool {
         self.vl && self.bw
     }
 
-    /// [`Codes::dot_rows4`] for 4-bit rows with AVX-512, given `x` split by parity as well
-    /// (`xe[i] = x[2i]`, `xo[i] = x[2i + 1]`): 32 codes of a row take one byte-to-lane widening
-    /// and two 16-entry permutes. `None` without AVX-512 F, VL and BW.
-    #[inline]
-    pub(crate) fn dot_rows4_split(self, table: &[f32; 256], rows: [&[u8]; 4], x: &[f32], xe: &[f32], xo: &[f32]) -> Option<[f32; 4]> {
-        if !self.wide() {
+    /// [`Codes::dot`] of `books.len() ≤ SPLIT_ROWS` 4-bit rows with the same `x`: row `i` is
+    /// `rows[i·stride ..][.. stride]` and goes through the codebook whose stored bytes are
+    /// `books[i]` (16 f16 or f32 little-endian values, as `f16` says; missing values are 0.0).
+    /// Takes `x` split by parity as well (`xe[i] = x[2i]`, `xo[i] = x[2i + 1]`). Entry `i` of
+    /// the result belongs to row `i` (the rest are 0). `None` without AVX-512 F, VL and BW, with
+    /// more than [`SPLIT_ROWS`] rows, or when `rows` is shorter than `books.len()` rows. (The
+    /// tests' entry to the loop [`Codes::gemv4_split`] runs.)
+    #[cfg(test)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dot_rows_split(
+        self,
+        books: &[&[u8]],
+        f16: bool,
+        rows: &[u8],
+        stride: usize,
+        x: &[f32],
+        xe: &[f32],
+        xo: &[f32],
+    ) -> Option<[f32; SPLIT_ROWS]> {
+        let nr = books.len();
+        if !self.wide() || nr > SPLIT_ROWS || rows.len() < nr.saturating_mul(stride) {
             return None;
         }
-        let n = rows.iter().fold(x.len(), |n, r| n.min(r.len() * 2)).min(2 * xe.len()).min(2 * xo.len());
-        // SAFETY: AVX-512 F, VL and BW detected; `n` bounds every read (see the function).
-        let (mut sums, done) = unsafe { rows4_split(table, rows, xe, xo, n) };
-        for (s, row) in sums.iter_mut().zip(rows) {
-            for (j, &xv) in x.iter().enumerate().skip(done) {
+        let n = x.len().min(2 * stride).min(2 * xe.len()).min(2 * xo.len());
+        let mut sums = [0.0f32; SPLIT_ROWS];
+        macro_rules! go {
+            ($($r:literal)*) => {
+                match nr {
+                    // SAFETY: AVX-512 F, VL and BW detected; `n ≤ 2·stride` and
+                    // `nr·stride ≤ rows.len()` bound the rows, `n ≤ 2·len` bounds `xe`, `xo`.
+                    $($r => unsafe {
+                        let tbl: [__m512; $r] = core::array::from_fn(|i| table16(books[i], f16));
+                        _mm256_storeu_ps(sums.as_mut_ptr(), rows_split::<$r>(tbl, rows.as_ptr(), stride, xe.as_ptr(), xo.as_ptr(), n));
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8);
+        for (i, (s, book)) in sums.iter_mut().zip(books).enumerate() {
+            let row = &rows[i * stride..(i + 1) * stride];
+            for (j, &xv) in x.iter().enumerate().skip(n) {
                 let code = row.get(j / 2).map_or(0, |&b| (b as usize >> (j % 2 * 4)) & 15);
-                *s += table[code] * xv;
+                *s += crate::codebook::codeword(book, f16, code) * xv;
             }
         }
         Some(sums)
     }
+
+    /// `out[j] += Σ_i codebook(group(j))[code(j, 2·b0 + i)] · x[i]` for every row `j <
+    /// out.len()` of the 4-bit codebook `p` ([`SPLIT_ROWS`] rows at a time, each through its
+    /// group's codebook held in a register), given `x` split by parity as well (as
+    /// [`Codes::dot_rows_split`]). False, with `out` untouched, without AVX-512 F, VL and BW,
+    /// for other widths, with more than 16 groups, or when `p` does not hold every row's codes
+    /// `2·b0 .. 2·b0 + x.len()`.
+    pub(crate) fn gemv4_split(self, p: &Parts<'_>, b0: usize, x: &[f32], xe: &[f32], xo: &[f32], out: &mut [f32]) -> bool {
+        let (n, stride) = (x.len(), p.stride());
+        if !self.wide()
+            || p.bits() != 4
+            || p.groups() > 16
+            || n > 2 * xe.len().min(xo.len())
+            || b0.checked_add(n.div_ceil(2)).is_none_or(|end| end > stride)
+            || p.indices().len() < out.len().saturating_mul(stride)
+        {
+            return false;
+        }
+        // SAFETY: AVX-512 F, VL and BW detected; the checks above are `gemv4_split_core`'s.
+        unsafe { gemv4_split_core(p, b0, xe, xo, n, out) };
+        true
+    }
 }
 
-/// The loop of [`Codes::dot_rows4_split`] over codes `0 .. n` (the last partial block
-/// masked); the caller guarantees `n ≤ 2·len` for `xe`, `xo` and every row. Returns the sums
-/// and `n`.
+/// The loop of [`Codes::gemv4_split`]; the caller guarantees `b0 + ⌈n/2⌉ ≤ stride`,
+/// `out.len()·stride ≤ indices.len()`, `n ≤ 2·len` for `xe` and `xo`, and at most 16 groups.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
-unsafe fn rows4_split(table: &[f32; 256], rows: [&[u8]; 4], xe: &[f32], xo: &[f32], n: usize) -> ([f32; 4], usize) {
-    // SAFETY (loads): the table has 256 values; `h + 16 ≤ n / 2` below bounds `xe`, `xo` and
-    // every row.
+unsafe fn gemv4_split_core(p: &Parts<'_>, b0: usize, xe: &[f32], xo: &[f32], n: usize, out: &mut [f32]) {
+    let (books, f16, stride) = (p.codebooks(), p.f16(), p.stride());
+    let bl = if f16 { 32 } else { 64 };
+    // The codebooks in registers, converted once per call; entry 16, and any group past the
+    // stored codebooks, is zeros (as `Parts::load`).
+    let mut cache = [_mm512_setzero_ps(); 17];
+    for (g, t) in cache.iter_mut().enumerate().take(p.groups().min(16)) {
+        *t = table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16);
+    }
+    let tab = |j: usize| cache[p.group(j).min(16)];
+    // SAFETY: the rows `j0 ..` start inside `indices` (`j0 < out.len()`), and `rows_split`
+    // reads at most `⌈n/2⌉` bytes past `b0` of each (see the caller's guarantees).
     unsafe {
-        let tbl = _mm512_loadu_ps(table.as_ptr());
-        let nib = _mm512_set1_epi32(15);
-        let (mut ae, mut ao) = ([_mm512_setzero_ps(); 4], [_mm512_setzero_ps(); 4]);
+        let base = p.indices().as_ptr().add(b0);
+        let (xe, xo) = (xe.as_ptr(), xo.as_ptr());
+        let mut chunks = out.chunks_exact_mut(SPLIT_ROWS);
+        let mut j0 = 0;
+        for o in &mut chunks {
+            let tbl: [__m512; SPLIT_ROWS] = core::array::from_fn(|r| tab(j0 + r));
+            let s = rows_split::<SPLIT_ROWS>(tbl, base.add(j0 * stride), stride, xe, xo, n);
+            _mm256_storeu_ps(o.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), s));
+            j0 += SPLIT_ROWS;
+        }
+        let rest = chunks.into_remainder();
+        let mut sums = [0.0f32; SPLIT_ROWS];
+        macro_rules! go {
+            ($($r:literal)*) => {
+                match rest.len() {
+                    $($r => {
+                        let tbl: [__m512; $r] = core::array::from_fn(|r| tab(j0 + r));
+                        _mm256_storeu_ps(sums.as_mut_ptr(), rows_split::<$r>(tbl, base.add(j0 * stride), stride, xe, xo, n));
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7);
+        for (o, s) in rest.iter_mut().zip(sums) {
+            *o += s;
+        }
+    }
+}
+
+/// The 16 codewords of stored codebook bytes `cb` (f16 or f32 little-endian) in one register;
+/// values past the bytes are 0.0 (masked lanes are not read). f16 values convert exactly.
+#[inline]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+fn table16(cb: &[u8], f16: bool) -> __m512 {
+    if f16 {
+        let m = (((1u32 << (cb.len() / 2).min(16)) - 1) & 0xffff) as __mmask16;
+        // SAFETY: only the first `cb.len() / 2` halves are read.
+        _mm512_cvtph_ps(unsafe { _mm256_maskz_loadu_epi16(m, cb.as_ptr().cast()) })
+    } else {
+        let m = (((1u32 << (cb.len() / 4).min(16)) - 1) & 0xffff) as __mmask16;
+        // SAFETY: only the first `cb.len() / 4` values are read.
+        unsafe { _mm512_maskz_loadu_ps(m, cb.as_ptr().cast()) }
+    }
+}
+
+/// Sums over codes `0 .. n` of `R ≤ SPLIT_ROWS` 4-bit rows starting at `rows`, `stride` bytes
+/// apart, row `r` through codebook `tbl[r]`; lane `r` of the result is row `r`'s sum (lanes
+/// from `R` on are 0). The last partial block of 32 codes is masked. The caller guarantees that
+/// `⌈n/2⌉` bytes of each row and `⌈n/2⌉` values of `xe` and `xo` are readable.
+#[inline]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn rows_split<const R: usize>(tbl: [__m512; R], rows: *const u8, stride: usize, xe: *const f32, xo: *const f32, n: usize) -> __m256 {
+    // SAFETY (loads): `h + 16 ≤ n / 2` below bounds the full blocks, and the masked loads read
+    // only lanes below `n`.
+    unsafe {
+        let (mut ae, mut ao) = ([_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
         let mut j = 0;
+        // `vpermps` reads only an index's low 4 bits: the low nibble needs no mask, and the
+        // high nibble is the widened byte shifted right by 4.
         while j + 32 <= n {
             let h = j / 2;
-            let (ve, vo) = (_mm512_loadu_ps(xe.as_ptr().add(h)), _mm512_loadu_ps(xo.as_ptr().add(h)));
-            for ((e, o), row) in ae.iter_mut().zip(ao.iter_mut()).zip(rows) {
+            let (ve, vo) = (_mm512_loadu_ps(xe.add(h)), _mm512_loadu_ps(xo.add(h)));
+            for r in 0..R {
                 // Lane i: byte h + i, codes j + 2i (low nibble) and j + 2i + 1 (high).
-                let b = _mm512_cvtepu8_epi32(_mm_loadu_si128(row.as_ptr().add(h).cast()));
-                *e = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_and_si512(b, nib), tbl), ve, *e);
-                *o = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(b), tbl), vo, *o);
+                let b = _mm512_cvtepu8_epi32(_mm_loadu_si128(rows.add(r * stride + h).cast()));
+                ae[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(b, tbl[r]), ve, ae[r]);
+                ao[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(b), tbl[r]), vo, ao[r]);
             }
             j += 32;
         }
-        // The last partial block: bytes and inputs loaded and summed under lane masks (masked
-        // lanes are not read).
         if j < n {
             let (h, rem) = (j / 2, n - j);
             let (ne, no) = (rem.div_ceil(2), rem / 2);
             let (me, mo) = (((1u32 << ne) - 1) as __mmask16, ((1u32 << no) - 1) as __mmask16);
-            let (ve, vo) = (_mm512_maskz_loadu_ps(me, xe.as_ptr().add(h)), _mm512_maskz_loadu_ps(mo, xo.as_ptr().add(h)));
-            for ((e, o), row) in ae.iter_mut().zip(ao.iter_mut()).zip(rows) {
-                let b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(me, row.as_ptr().add(h).cast()));
-                *e = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(_mm512_and_si512(b, nib), tbl), ve, *e, me);
-                *o = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(b), tbl), vo, *o, mo);
+            let (ve, vo) = (_mm512_maskz_loadu_ps(me, xe.add(h)), _mm512_maskz_loadu_ps(mo, xo.add(h)));
+            for r in 0..R {
+                let b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(me, rows.add(r * stride + h).cast()));
+                ae[r] = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(b, tbl[r]), ve, ae[r], me);
+                ao[r] = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(b), tbl[r]), vo, ao[r], mo);
             }
-            j = n;
         }
-        let mut s = [0.0f32; 4];
-        for (s, (e, o)) in s.iter_mut().zip(ae.iter().zip(&ao)) {
-            *s = _mm512_reduce_add_ps(_mm512_add_ps(*e, *o));
+        // Each row to 8 lanes, then the eight rows reduced together (absent rows are zero).
+        let mut y = [_mm256_setzero_ps(); SPLIT_ROWS];
+        for r in 0..R {
+            let s = _mm512_add_ps(ae[r], ao[r]);
+            y[r] = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(s))));
         }
-        (s, j)
+        hsum8(y)
     }
+}
+
+/// Lane `i` of the result is the sum of the eight lanes of `v[i]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum8(v: [__m256; 8]) -> __m256 {
+    let (h01, h23) = (_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    let (h45, h67) = (_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    // Per 128-bit half: [v0, v1, v2, v3] partial sums (low half's lanes, then the high half's).
+    let (q0, q1) = (_mm256_hadd_ps(h01, h23), _mm256_hadd_ps(h45, h67));
+    _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(q0, q1), _mm256_permute2f128_ps::<0x31>(q0, q1))
 }
 
 /// The four-row loop of [`Codes::dot_rows4`], `$look` mapping a 32-bit word of 8 codes to their
@@ -1205,11 +1334,36 @@ mod tests {
                 if c.wide() {
                     let xe: Vec<f32> = x.iter().step_by(2).copied().collect();
                     let xo: Vec<f32> = x.iter().skip(1).step_by(2).copied().collect();
-                    let split = c.dot_rows4_split(&table, [&row, &r2, &row, &r2], &x, &xe, &xo).unwrap();
-                    for (k, v) in split.iter().enumerate() {
-                        let w = if k % 2 == 0 { want } else { got2 };
-                        prop_assert!((*v as f64 - w).abs() <= 1e-5 * (1.0 + n as f64), "split row {k}: {v} vs {w}");
+                    // Every batch size, alternating the two rows.
+                    for nr in 1..=SPLIT_ROWS {
+                        let stride = row.len();
+                        let rows: Vec<u8> = (0..nr).flat_map(|k| if k % 2 == 0 { row.clone() } else { r2.clone() }).collect();
+                        // The table as stored f32 and f16 bytes (the values are multiples of
+                        // 1/1000 in [-1, 1]: f16 rounds them, so the f16 rows are checked
+                        // against the f32 rows within f16's precision).
+                        let b32: Vec<u8> = table[..16].iter().flat_map(|v| v.to_le_bytes()).collect();
+                        let books = vec![&b32[..]; nr];
+                        let split = c.dot_rows_split(&books, false, &rows, stride, &x, &xe, &xo).unwrap();
+                        let b16: Vec<u8> = table[..16].iter().flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes()).collect();
+                        let t16: Vec<f32> = table[..16].iter().map(|v| half::f16::from_f32(*v).to_f32()).collect();
+                        let h16 = c.dot_rows_split(&vec![&b16[..]; nr], true, &rows, stride, &x, &xe, &xo).unwrap();
+                        for (k, v) in h16.iter().enumerate().take(nr) {
+                            let r = if k % 2 == 0 { &row } else { &r2 };
+                            let w: f64 = (0..n).map(|j| t16[r.get(j / 2).map_or(0, |&b| (b as usize >> (j % 2 * 4)) & 15)] as f64 * x[j] as f64).sum();
+                            prop_assert!((*v as f64 - w).abs() <= 1e-5 * (1.0 + n as f64), "f16 split row {k} of {nr}: {v} vs {w}");
+                        }
+                        for (k, v) in split.iter().enumerate() {
+                            let w = if k >= nr { 0.0 } else if k % 2 == 0 { want } else { got2 };
+                            prop_assert!((*v as f64 - w).abs() <= 1e-5 * (1.0 + n as f64), "split row {k} of {nr}: {v} vs {w}");
+                        }
                     }
+                    let b32: Vec<u8> = table[..16].iter().flat_map(|v| v.to_le_bytes()).collect();
+                    prop_assert!(c.dot_rows_split(&[&b32[..]; SPLIT_ROWS + 1], false, &row.repeat(SPLIT_ROWS + 1), row.len(), &x, &xe, &xo).is_none());
+                    prop_assert!(row.is_empty() || c.dot_rows_split(&[&b32[..]; 2], false, &row, row.len(), &x, &xe, &xo).is_none());
+                    // A short codebook reads as zeros past its bytes.
+                    let short = c.dot_rows_split(&[&b32[..4]], false, &row, row.len(), &x, &xe, &xo).unwrap()[0] as f64;
+                    let ws: f64 = (0..n).filter(|&j| row.get(j / 2).map_or(0, |&b| (b as usize >> (j % 2 * 4)) & 15) == 0).map(|j| table[0] as f64 * x[j] as f64).sum();
+                    prop_assert!((short - ws).abs() <= 1e-5 * (1.0 + n as f64), "short codebook: {short} vs {ws}");
                 }
                 for vl in [false, true] {
                     if vl && !avx512vl() {

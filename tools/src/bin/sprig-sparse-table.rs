@@ -6,7 +6,10 @@
 //! Each point times a one-layer model stored dense and the same weights stored block-sparse,
 //! interleaved, and keeps the ratio of the medians. About a minute in a release build:
 //! `cargo run --release -p sprig-tools --bin sprig-sparse-table` (from the repository root);
-//! `-- --input-sparse` re-measures only the input-sparse kernels (ALGORITHMS.md §6.6).
+//! `-- --input-sparse` re-measures only the input-sparse kernels (ALGORITHMS.md §6.6);
+//! `-- --codebook-fc [NAME]` only prints the 4-bit codebook Dense kernel against dense f32 on
+//! every fully connected shape of the real models (those whose source contains NAME; the table
+//! is not written).
 
 use anyhow::{Context, Result};
 use sprig_runtime::op::{Activation, ConvAttrs};
@@ -251,11 +254,63 @@ fn input_sparse_costs(rng: &mut Rng) -> Result<Vec<BreakEvenEntry>> {
     Ok(out)
 }
 
+/// Every fully connected layer shape of the real models (inputs, outputs, source).
+const FC_SHAPES: [(usize, usize, &str); 10] = [
+    (250, 144, "hello_edge_dnn fc1"),
+    (144, 144, "hello_edge_dnn fc2/fc3"),
+    (144, 12, "hello_edge_dnn fc4"),
+    (640, 128, "ad_autoencoder enc1"),
+    (128, 128, "ad_autoencoder enc2-4/dec1-3"),
+    (128, 8, "ad_autoencoder bottleneck"),
+    (8, 128, "ad_autoencoder dec0"),
+    (128, 640, "ad_autoencoder out"),
+    (256, 10, "mnist-8 fc"),
+    (64, 12, "kws_dscnn fc"),
+];
+
+/// 4-bit codebook Dense (the decode kernel, as many row groups as `sprig compress` picks, rows
+/// assigned to groups at random) against dense f32 on the same decoded weights, on every FC
+/// shape of the real models; prints one line per shape.
+fn codebook_fc(rng: &mut Rng, only: Option<&str>) -> Result<()> {
+    println!("{:<32} {:>9} {:>6} {:>10} {:>12} {:>8}", "layer (inputs -> outputs)", "groups", "bits", "dense us", "codebook us", "ratio");
+    for (k, m, from) in FC_SHAPES {
+        if only.is_some_and(|o| !from.contains(o)) {
+            continue;
+        }
+        let f = Family { name: "dense", from, x: vec![1, k], w: vec![m, k], pad: 0 };
+        let bits = 4u8;
+        let groups = sprig_tools::compress::codebook::auto_groups(m, k, bits, true);
+        let data = CodebookData {
+            bits,
+            f16_values: true,
+            row_group: (0..m).map(|_| ((rng.next() * groups as f64) as usize).min(groups - 1) as u16).collect(),
+            codebooks: (0..groups << bits).map(|_| half::f16::from_f64(rng.next() - 0.5).to_f32()).collect(),
+            indices: (0..m * k).map(|_| (rng.next() * 16.0) as u8).collect(),
+            lut: false,
+        };
+        let w = data.decode();
+        let x: Vec<f32> = (0..k).map(|_| rng.next() as f32 - 0.3).collect();
+        let dense = compile(layer(&f, w.clone(), Storage::Dense), WeightFormat::F32, [0; 32])?;
+        let cb = compile(layer(&f, w, Storage::Codebook(Arc::new(data))), WeightFormat::F32, [0; 32])?;
+        let yd = HostModel::new(&dense.bytes)?.run(&[&x])?;
+        let yc = HostModel::new(&cb.bytes)?.run(&[&x])?;
+        let err = yd[0].iter().zip(&yc[0]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        anyhow::ensure!(err < 1e-3, "{from}: codebook and dense outputs differ by {err}");
+        let (td, tc) = time_pair(&dense.bytes, &cb.bytes, &x)?;
+        println!("{:<32} {groups:>9} {bits:>6} {:>10.2} {:>12.2} {:>8.2}", format!("{from} ({k} -> {m})"), td * 1e6, tc * 1e6, tc / td);
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/sparse_table.json");
     let mut all: Vec<BreakEvenTable> =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|_| "[]".into())).context("reading the table")?;
     let target = std::env::consts::ARCH.to_string();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--codebook-fc") {
+        return codebook_fc(&mut Rng(0x5eed_1234_abcd_0003), args.get(i + 1).map(String::as_str));
+    }
     if std::env::args().any(|a| a == "--input-sparse") {
         // Only the input-sparse rows of this target's entry.
         let mut rng = Rng(0x5eed_1234_abcd_0002);
