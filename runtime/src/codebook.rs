@@ -190,30 +190,35 @@ impl<'a> Parts<'a> {
     }
 
     /// Number of codebooks (row groups).
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn groups(&self) -> usize {
         self.groups
     }
 
     /// Bytes per row of indices.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn stride(&self) -> usize {
         self.stride
     }
 
     /// The packed indices, row after row ([`Parts::stride`] bytes each).
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn indices(&self) -> &'a [u8] {
         self.indices
     }
 
     /// Every group's stored codebook, group after group.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn codebooks(&self) -> &'a [u8] {
         self.codebooks
     }
 
     /// Whether codewords are stored as f16 (else f32), little-endian.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn f16(&self) -> bool {
         self.f16

@@ -138,22 +138,38 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
     let p = w.parts();
     let mut t = [0.0f32; TABLE_LEN];
     let mut loaded = None;
-    // x86-64 without AVX-512, one input row, 4-bit: rows of the same group go four at a time.
-    #[cfg(target_arch = "x86_64")]
-    if let (Some(c), 1, 4) = (simd, d.rows, bits) {
-        let xr = xs.get(..d.k).ok_or(OpError::ShapeMismatch)?;
+    // The dot product of one row, AVX2 where detected, else the portable fused loop.
+    let one = |bits: usize, t: &[f32; TABLE_LEN], row: &[u8], x: &[f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = simd {
+            return c.dot(bits, t, row, x);
+        }
+        dot_codes_scalar(bits, t, row, x)
+    };
+    // 4-bit (x86-64 without AVX-512, and every other target): rows of the same group go four at
+    // a time, each input loaded once for the four.
+    if bits == 4 {
+        let four = |t: &[f32; TABLE_LEN], rows: [&[u8]; 4], x: &[f32]| {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v) = simd.and_then(|c| c.dot_rows4(4, t, rows, x)) {
+                return v;
+            }
+            dot_codes4_rows4(t, rows, x)
+        };
         let mut pend = [0usize; 4];
         let mut np = 0;
         let flush = |t: &[f32; TABLE_LEN], pend: &[usize], out: &mut [f32]| -> Result<(), OpError> {
-            if pend.len() == 4 {
-                let rows = [p.row(pend[0]), p.row(pend[1]), p.row(pend[2]), p.row(pend[3])];
-                let v = c.dot_rows4(4, t, rows, xr).ok_or(OpError::ShapeMismatch)?;
-                for (&j, v) in pend.iter().zip(v) {
-                    *out.get_mut(j).ok_or(OpError::ShapeMismatch)? += v;
-                }
-            } else {
-                for &j in pend {
-                    *out.get_mut(j).ok_or(OpError::ShapeMismatch)? += c.dot(4, t, p.row(j), xr);
+            for r in 0..d.rows {
+                let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
+                if let [j0, j1, j2, j3] = *pend {
+                    let v = four(t, [p.row(j0), p.row(j1), p.row(j2), p.row(j3)], xr);
+                    for (&j, v) in pend.iter().zip(v) {
+                        *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += v;
+                    }
+                } else {
+                    for &j in pend {
+                        *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += one(4, t, p.row(j), xr);
+                    }
                 }
             }
             Ok(())
@@ -184,14 +200,7 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
         let row = p.row(j);
         for r in 0..d.rows {
             let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
-            #[cfg(target_arch = "x86_64")]
-            let v = match simd {
-                Some(c) => c.dot(bits, &t, row, xr),
-                None => dot_codes_scalar(bits, &t, row, xr),
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let v = dot_codes_scalar(bits, &t, row, xr);
-            *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += v;
+            *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += one(bits, &t, row, xr);
         }
         Ok(())
     })?;
@@ -269,6 +278,45 @@ pub(crate) fn dot_codes_scalar(bits: usize, table: &[f32; TABLE_LEN], row: &[u8]
         tail += table[code] * xv;
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// [`dot_codes_scalar`] of four 4-bit rows through one table with the same `x`, each input pair
+/// loaded once for two rows (register blocking for scalar FPUs such as the Cortex-M4F's); each
+/// row sums in `k` order. Codes whose bytes are missing count as 0.
+pub(crate) fn dot_codes4_rows4(table: &[f32; TABLE_LEN], rows: [&[u8]; 4], x: &[f32]) -> [f32; 4] {
+    let whole = rows.iter().fold(x.len() / 2, |n, r| n.min(r.len()));
+    let mut acc = [0.0f32; 4];
+    // Two rows per pass: four rows at once would not fit the Cortex-M4's 13 general registers
+    // (the table base and row pointers spill to the stack).
+    for (a, r) in acc.chunks_exact_mut(2).zip(rows.chunks_exact(2)) {
+        let (r0, r1) = (&r[0][..whole], &r[1][..whole]);
+        let (mut a0, mut a1) = (0.0f32, 0.0f32);
+        // Eight codes per 32-bit word: each code is one shift-and-mask of the word.
+        let (x8, w0, w1) = (x.chunks_exact(8), r0.chunks_exact(4), r1.chunks_exact(4));
+        let done = 8 * w0.len();
+        for ((xs, w0), w1) in x8.zip(w0).zip(w1) {
+            let (c0, c1) = (u32::from_le_bytes([w0[0], w0[1], w0[2], w0[3]]), u32::from_le_bytes([w1[0], w1[1], w1[2], w1[3]]));
+            for (i, &xv) in xs.iter().enumerate() {
+                a0 += table[((c0 >> (4 * i)) & 15) as usize] * xv;
+                a1 += table[((c1 >> (4 * i)) & 15) as usize] * xv;
+            }
+        }
+        for ((xs, &b0), &b1) in x[done..].chunks_exact(2).zip(&r0[done / 2..]).zip(&r1[done / 2..]) {
+            let (x0, x1) = (xs[0], xs[1]);
+            a0 += table[(b0 & 15) as usize] * x0;
+            a1 += table[(b1 & 15) as usize] * x0;
+            a0 += table[(b0 >> 4) as usize] * x1;
+            a1 += table[(b1 >> 4) as usize] * x1;
+        }
+        (a[0], a[1]) = (a0, a1);
+    }
+    for (a, row) in acc.iter_mut().zip(rows) {
+        for (j, &xv) in x.iter().enumerate().skip(2 * whole) {
+            let code = row.get(j / 2).map_or(0, |&b| (b as usize >> (j % 2 * 4)) & 15);
+            *a += table[code] * xv;
+        }
+    }
+    acc
 }
 
 /// Per-codeword sums: for each output row, the inputs are summed per codeword index (`q`
@@ -350,6 +398,28 @@ mod tests {
                 .sum();
             let got = super::dot_codes_scalar(bits, &table, &row, &x) as f64;
             prop_assert!((got - want).abs() <= 1e-5 * (1.0 + n as f64), "{got} vs {want}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(500)))]
+        /// The portable four-row 4-bit loop against the definition: any length (odd tails),
+        /// rows of different lengths (missing codes are 0).
+        #[test]
+        fn four_row_loop_matches_the_definition(n in 0usize..100, short in proptest::collection::vec(0usize..3, 4), seed in any::<u64>()) {
+            let mut s = seed | 1;
+            let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let mut table = [0.0f32; TABLE_LEN];
+            for v in table.iter_mut().take(16) {
+                *v = (next() % 2001) as f32 / 1000.0 - 1.0;
+            }
+            let rows: Vec<Vec<u8>> = short.iter().map(|&sh| (0..n.div_ceil(2).saturating_sub(sh)).map(|_| next() as u8).collect()).collect();
+            let x: Vec<f32> = (0..n).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+            let got = super::dot_codes4_rows4(&table, [&rows[0], &rows[1], &rows[2], &rows[3]], &x);
+            for (g, row) in got.iter().zip(&rows) {
+                let want: f64 = (0..n).map(|j| table[row.get(j / 2).map_or(0, |&b| (b as usize >> (j % 2 * 4)) & 15)] as f64 * x[j] as f64).sum();
+                prop_assert!((*g as f64 - want).abs() <= 1e-5 * (1.0 + n as f64), "{g} vs {want}");
+            }
         }
     }
 
