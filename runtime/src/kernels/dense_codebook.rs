@@ -83,9 +83,9 @@ fn rows_by_group(w: &Codebook<'_>, n: usize, mut visit: impl FnMut(usize, usize)
     Ok(())
 }
 
-/// Inputs per chunk that [`wide_gemv`] splits by parity on the stack (2 KiB; even).
-#[cfg(target_arch = "x86_64")]
-const SPLIT_CODES: usize = 512;
+/// Inputs per chunk that [`wide_gemv`] splits by parity on the stack (4 KiB; even).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const SPLIT_CODES: usize = 1024;
 
 /// Rows whose group ids [`rows_by_group`] reads at a time.
 const GROUP_BLOCK: usize = 256;
@@ -398,6 +398,30 @@ mod tests {
                 .sum();
             let got = super::dot_codes_scalar(bits, &table, &row, &x) as f64;
             prop_assert!((got - want).abs() <= 1e-5 * (1.0 + n as f64), "{got} vs {want}");
+        }
+    }
+
+    /// Inputs longer than one parity-split chunk of the AVX-512 kernel (the chunks' sums add up),
+    /// with 1 to 20 groups (more than 16 take the other loops), batched rows, both value types.
+    #[test]
+    fn long_rows_and_many_groups_match_naive() {
+        for (k, n, groups, rows, f16_values) in
+            [(2 * super::SPLIT_CODES + 37, 11, 3, 2, true), (super::SPLIT_CODES + 1, 9, 16, 1, false), (300, 19, 20, 2, true)]
+        {
+            let (payload, w) = quantized(n, k, 4, f16_values, groups, k as u64);
+            let x = data(rows * k, 5);
+            let b = data(n, 6);
+            let want = naive_dense(&x, rows, k, &w, n, Some(&b), Activation::Relu);
+            let abs = |v: &[f32]| v.iter().map(|v| v.abs()).collect::<Vec<_>>();
+            let scale = naive_dense(&abs(&x), rows, k, &abs(&w), n, None, Activation::None);
+            let cb = Codebook::parse(&payload, n, k).unwrap();
+            let ops = [
+                Operand { view: View::F32(&x), shape: sh(&[rows, k]) },
+                Operand { view: View::Codebook(cb), shape: sh(&[n, k]) },
+                Operand { view: View::F32(&b), shape: sh(&[n]) },
+            ];
+            let (got, _) = run_ops(&Op::Dense { act: Activation::Relu }, &ops).unwrap();
+            assert_close_scaled(&got, &want, &scale, 1e-5);
         }
     }
 
