@@ -7,6 +7,31 @@ use crate::codebook::{Codebook, Table};
 use crate::op::{Activation, ConvAttrs, OpError};
 use crate::shape::Shape;
 
+/// Filter weights [`conv_codebook`] decodes onto the stack at once for the dense Conv kernel
+/// (32 KiB).
+const WHOLE: usize = 8192;
+
+/// Writes filters `m0 ..` of `w` (`kdim` weights each) into `buf` (whole filters): 4-bit rows
+/// with AVX-512 16 weights per permute, the others through `decode(m, 0, filter)`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn decode_filters(
+    parts: &crate::codebook::Parts<'_>,
+    m0: usize,
+    kdim: usize,
+    buf: &mut [f32],
+    decode: &mut impl FnMut(usize, usize, &mut [f32]),
+) {
+    #[cfg(target_arch = "x86_64")]
+    let codes = super::x86::Codes::detect();
+    for (i, f) in buf.chunks_exact_mut(kdim.max(1)).enumerate() {
+        #[cfg(target_arch = "x86_64")]
+        if codes.is_some_and(|c| c.decode4(parts, m0 + i, f)) {
+            continue;
+        }
+        decode(m0 + i, 0, f);
+    }
+}
+
 /// Convolution with weight `w` (`[M, C/g, kh, kw]` as the `M × (C/g·kh·kw)` matrix); inputs
 /// `x, w[, bias]` validated by `execute`. For each output channel `m`, the filter is decoded into
 /// a stack buffer (`CHUNK` values at a time, once for the whole batch), and each weight
@@ -31,19 +56,62 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         // 4-bit codes of a few groups: every group's byte table kept for the whole call.
         #[cfg(not(target_os = "none"))]
         let (mut pairs, pair_tables) = (crate::codebook::PairTables::new(), crate::codebook::PairTables::apply(&parts));
+        let mut decode = |m: usize, k0: usize, buf: &mut [f32]| {
+            #[cfg(not(target_os = "none"))]
+            if pair_tables {
+                return pairs.decode(&parts, m, k0, buf);
+            }
+            table.decode_parts(&parts, m, k0, buf);
+        };
+        // Whole filters decoded onto the stack, a block of them at a time, run the dense Conv
+        // kernel itself (in-place and row-table tiles, register pairs): every filter at once
+        // when they fit, else blocks of whole register tiles of a group-1 Conv. The same sums
+        // as the dense kernel on the decoded weights.
+        let kdim = info.cols;
+        let rows = if g.m * kdim <= WHOLE {
+            g.m
+        } else if g.mg == g.m {
+            WHOLE / kdim / super::gemm::MR * super::gemm::MR
+        } else {
+            0
+        };
+        if rows > 0 {
+            let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
+                for m0 in (0..g.m).step_by(rows) {
+                    let r = rows.min(g.m - m0);
+                    let wb = wbuf.get_mut(..r * kdim).ok_or(OpError::ShapeMismatch)?;
+                    decode_filters(&parts, m0, kdim, wb, &mut decode);
+                    // A block of a group-1 Conv is a group-1 Conv of `r` filters.
+                    let gb = if r == g.m { g } else { Geom { m: r, mg: r, ..g } };
+                    let bias_b = match bias {
+                        Some(b) => Some(b.slice(m0, r).ok_or(OpError::ShapeMismatch)?),
+                        None => None,
+                    };
+                    for n in 0..batch {
+                        let xn = sub(xs, n * in_len, in_len)?;
+                        let on = sub_mut(out, n * out_len + m0 * g.oh * g.ow, r * g.oh * g.ow)?;
+                        mk.run(
+                            #[inline(always)]
+                            || super::gemm::conv(mk, &gb, xn, wb, bias_b, a.act, on),
+                        )?;
+                    }
+                }
+                Ok(())
+            };
+            // Only as many floats cleared as the largest block needs, in three sizes.
+            match rows * kdim {
+                0..=1024 => run(&mut [0.0f32; 1024])?,
+                1025..=4096 => run(&mut [0.0f32; 4096])?,
+                _ => run(&mut [0.0f32; WHOLE])?,
+            }
+            return Ok(());
+        }
         for n in 0..batch {
             let xn = sub(xs, n * in_len, in_len)?;
             let on = sub_mut(out, n * out_len, out_len)?;
-            let decode = |m: usize, k0: usize, buf: &mut [f32]| {
-                #[cfg(not(target_os = "none"))]
-                if pair_tables {
-                    return pairs.decode(&parts, m, k0, buf);
-                }
-                table.decode_parts(&parts, m, k0, buf);
-            };
             mk.run(
                 #[inline(always)]
-                || super::gemm::conv_decoded(mk, &g, xn, decode, bias, a.act, on),
+                || super::gemm::conv_decoded(mk, &g, xn, &mut decode, bias, a.act, on),
             )?;
         }
         return Ok(());
@@ -56,23 +124,28 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         super::gemm::simd(),
     ) {
         use super::gemm::Micro;
-        let mut wbuf = [0.0f32; DW_MAX];
         let mut table = Table::new();
         let parts = w.parts();
-        for m in 0..g.m {
-            let t = table.of_parts_row(&parts, m);
-            parts.decode(m, 0, t, &mut wbuf[m * taps..(m + 1) * taps]);
-        }
-        let wv = crate::view::View::F32(&wbuf[..g.m * taps]);
+        let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.decode_parts(&parts, m, k0, buf);
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
-        for n in 0..batch {
-            let xn = sub(xs, n * in_len, in_len)?;
-            let on = sub_mut(out, n * out_len, out_len)?;
-            mk.run(
-                #[inline(always)]
-                || super::depthwise::depthwise(mk, &g, xn, wv, bias, a.act, on),
-            )?;
+        let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
+            let wb = wbuf.get_mut(..g.m * taps).ok_or(OpError::ShapeMismatch)?;
+            decode_filters(&parts, 0, taps, wb, &mut decode);
+            let wv = crate::view::View::F32(wb);
+            for n in 0..batch {
+                let xn = sub(xs, n * in_len, in_len)?;
+                let on = sub_mut(out, n * out_len, out_len)?;
+                mk.run(
+                    #[inline(always)]
+                    || super::depthwise::depthwise(mk, &g, xn, wv, bias, a.act, on),
+                )?;
+            }
+            Ok(())
+        };
+        match g.m * taps {
+            0..=1024 => run(&mut [0.0f32; 1024])?,
+            _ => run(&mut [0.0f32; DW_MAX])?,
         }
         return Ok(());
     }
@@ -314,6 +387,34 @@ mod tests {
             groups: 2,
         };
         check(&c, 5);
+    }
+
+    /// Layers too large to decode at once (32 KiB): blocks of whole filters (group 1), and the
+    /// chunked decoder (grouped Convs, and filters longer than a block of 12 can hold).
+    #[test]
+    fn filter_banks_larger_than_the_stack_block() {
+        // (groups, channels per group, filters per group): 30 filters of 576 weights in blocks
+        // of 12; two groups of 12 filters of 360; 12 filters of 720.
+        for (g, cg, mg) in [(1, 64, 30), (2, 40, 12), (1, 80, 12)] {
+            assert!(g * mg * cg * 9 > super::WHOLE);
+            let c = Case {
+                two_d: true,
+                batch: 2,
+                g,
+                cg,
+                mg,
+                h: 5,
+                w: 6,
+                kh: 3,
+                kw: 3,
+                attrs: ConvAttrs { group: g as u32, stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], act: Activation::Relu },
+                bias: true,
+                bits: 4,
+                f16_values: true,
+                groups: 3,
+            };
+            check(&c, 7);
+        }
     }
 
     #[test]

@@ -190,6 +190,51 @@ impl Codes {
     }
 }
 
+impl Codes {
+    /// Writes the first `out.len()` weights of 4-bit row `row` of `p` (through its group's
+    /// codebook) to `out`, 16 per permute: the values [`Parts::decode`] gives. False, with `out`
+    /// untouched, without AVX-512 F, VL and BW, for other widths, or when the row holds fewer
+    /// codes.
+    pub(crate) fn decode4(self, p: &Parts<'_>, row: usize, out: &mut [f32]) -> bool {
+        let codes = p.row(row);
+        if !self.wide() || p.bits() != 4 || codes.len() < out.len().div_ceil(2) {
+            return false;
+        }
+        let bl = if p.f16() { 32 } else { 64 };
+        let at = p.group(row) * bl;
+        // SAFETY: AVX-512 F, VL and BW detected; `codes` holds `⌈out.len()/2⌉` bytes.
+        unsafe { decode4_core(table16(p.codebooks().get(at..at + bl).unwrap_or(&[]), p.f16()), codes, out) };
+        true
+    }
+}
+
+/// The loop of [`Codes::decode4`]; the caller guarantees `⌈out.len()/2⌉ ≤ codes.len()`.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: &mut [f32]) {
+    let n = out.len();
+    // Lane i takes byte i / 2, shifted right by 4 for odd i (`vpermps` reads the low 4 bits).
+    let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+    let mut j = 0;
+    // SAFETY: full blocks read bytes `j/2 .. j/2 + 8 ≤ ⌈n/2⌉` and write `j .. j + 16 ≤ n`; the
+    // last block reads and writes only its lanes below `n`.
+    unsafe {
+        while j + 16 <= n {
+            let b = _mm_shuffle_epi8(_mm_loadl_epi64(codes.as_ptr().add(j / 2).cast()), dup);
+            let v = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), tbl);
+            _mm512_storeu_ps(out.as_mut_ptr().add(j), v);
+            j += 16;
+        }
+        if j < n {
+            let rem = n - j;
+            let bytes = ((1u32 << rem.div_ceil(2)) - 1) as __mmask16;
+            let b = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(bytes, codes.as_ptr().add(j / 2).cast()), dup);
+            let v = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), tbl);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), ((1u32 << rem) - 1) as __mmask16, v);
+        }
+    }
+}
+
 /// The loop of [`Codes::gemv4_split`]; the caller guarantees `b0 + ⌈n/2⌉ ≤ stride`,
 /// `out.len()·stride ≤ indices.len()`, `n ≤ 2·len` for `xe` and `xo`, and at most 16 groups.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
@@ -1289,6 +1334,31 @@ mod tests {
                 for (i, (g, w)) in c.iter().zip(&want).enumerate() {
                     prop_assert!((*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "elem {i}: {g} vs {w}");
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
+        /// The AVX-512 4-bit decode gives the stored weights for every prefix length of a row.
+        #[test]
+        fn decode4_matches_the_stored_weights(rows in 1usize..6, cols in 1usize..80, groups in 1usize..4, f16_values in any::<bool>(),
+                                              seed in 0u64..1000) {
+            let Some(c) = Codes::detect().filter(|c| c.wide()) else { return Ok(()) };
+            let (payload, w) = crate::kernels::testutil::quantized(rows, cols, 4, f16_values, groups, seed);
+            let cb = crate::codebook::Codebook::parse(&payload, rows, cols).unwrap();
+            let p = cb.parts();
+            for r in 0..rows {
+                for len in [cols, cols / 2, 1] {
+                    let mut out = vec![f32::NAN; len + 1];
+                    prop_assert!(c.decode4(&p, r, &mut out[..len]));
+                    prop_assert_eq!(&out[..len], &w[r * cols..r * cols + len]);
+                    prop_assert!(out[len].is_nan(), "wrote past the end");
+                }
+                // More weights than the row holds: refused, untouched.
+                let mut long = vec![0.0f32; 2 * cols.div_ceil(2) + 1];
+                prop_assert!(!c.decode4(&p, r, &mut long));
+                prop_assert!(long.iter().all(|&v| v == 0.0));
             }
         }
     }
