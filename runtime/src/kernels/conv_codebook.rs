@@ -22,12 +22,10 @@ fn decode_filters(
     decode: &mut impl FnMut(usize, usize, &mut [f32]),
 ) {
     #[cfg(target_arch = "x86_64")]
-    let codes = super::x86::Codes::detect();
+    if super::x86::Codes::detect().is_some_and(|c| c.decode4_rows(parts, m0, kdim, buf)) {
+        return;
+    }
     for (i, f) in buf.chunks_exact_mut(kdim.max(1)).enumerate() {
-        #[cfg(target_arch = "x86_64")]
-        if codes.is_some_and(|c| c.decode4(parts, m0 + i, f)) {
-            continue;
-        }
         decode(m0 + i, 0, f);
     }
 }
@@ -53,16 +51,6 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
         let mut table = Table::new();
         let parts = w.parts();
-        // 4-bit codes of a few groups: every group's byte table kept for the whole call.
-        #[cfg(not(target_os = "none"))]
-        let (mut pairs, pair_tables) = (crate::codebook::PairTables::new(), crate::codebook::PairTables::apply(&parts));
-        let mut decode = |m: usize, k0: usize, buf: &mut [f32]| {
-            #[cfg(not(target_os = "none"))]
-            if pair_tables {
-                return pairs.decode(&parts, m, k0, buf);
-            }
-            table.decode_parts(&parts, m, k0, buf);
-        };
         // Whole filters decoded onto the stack, a block of them at a time, run the dense Conv
         // kernel itself (in-place and row-table tiles, register pairs): every filter at once
         // when they fit, else blocks of whole register tiles of a group-1 Conv. The same sums
@@ -76,6 +64,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             0
         };
         if rows > 0 {
+            let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.decode_parts(&parts, m, k0, buf);
             let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
                 for m0 in (0..g.m).step_by(rows) {
                     let r = rows.min(g.m - m0);
@@ -106,6 +95,17 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             }
             return Ok(());
         }
+        // Filter chunks decoded per K chunk: 4-bit codes of a few groups decode through every
+        // group's byte table, kept for the whole call (32 KiB to clear, so only here).
+        #[cfg(not(target_os = "none"))]
+        let (mut pairs, pair_tables) = (crate::codebook::PairTables::new(), crate::codebook::PairTables::apply(&parts));
+        let mut decode = |m: usize, k0: usize, buf: &mut [f32]| {
+            #[cfg(not(target_os = "none"))]
+            if pair_tables {
+                return pairs.decode(&parts, m, k0, buf);
+            }
+            table.decode_parts(&parts, m, k0, buf);
+        };
         for n in 0..batch {
             let xn = sub(xs, n * in_len, in_len)?;
             let on = sub_mut(out, n * out_len, out_len)?;

@@ -191,24 +191,52 @@ impl Codes {
 }
 
 impl Codes {
-    /// Writes the first `out.len()` weights of 4-bit row `row` of `p` (through its group's
-    /// codebook) to `out`, 16 per permute: the values [`Parts::decode`] gives. False, with `out`
-    /// untouched, without AVX-512 F, VL and BW, for other widths, or when the row holds fewer
-    /// codes.
-    pub(crate) fn decode4(self, p: &Parts<'_>, row: usize, out: &mut [f32]) -> bool {
-        let codes = p.row(row);
-        if !self.wide() || p.bits() != 4 || codes.len() < out.len().div_ceil(2) {
+    /// Writes 4-bit rows `m0 ..` of `p` (the first `kdim` weights of each, through its group's
+    /// codebook) to `out`, `kdim` floats a row, as many rows as `out` holds (`out.len()` a
+    /// multiple of `kdim`): the values [`Parts::decode`] gives, 16 per permute. False, with
+    /// `out` untouched, without AVX-512 F, VL and BW, for other widths, with more than 16
+    /// groups, or when a row holds fewer than `kdim` codes or is missing.
+    pub(crate) fn decode4_rows(self, p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) -> bool {
+        let (stride, rows) = (p.stride(), out.len() / kdim.max(1));
+        if !self.wide()
+            || p.bits() != 4
+            || p.groups() > 16
+            || kdim == 0
+            || !out.len().is_multiple_of(kdim)
+            || stride < kdim.div_ceil(2)
+            || m0.checked_add(rows).and_then(|e| e.checked_mul(stride)).is_none_or(|end| end > p.indices().len())
+        {
             return false;
         }
-        let bl = if p.f16() { 32 } else { 64 };
-        let at = p.group(row) * bl;
-        // SAFETY: AVX-512 F, VL and BW detected; `codes` holds `⌈out.len()/2⌉` bytes.
-        unsafe { decode4_core(table16(p.codebooks().get(at..at + bl).unwrap_or(&[]), p.f16()), codes, out) };
+        // SAFETY: AVX-512 F, VL and BW detected; rows `m0 .. m0 + rows` lie in `indices` and
+        // hold `⌈kdim/2⌉` bytes each (checked above).
+        unsafe { decode4_rows_core(p, m0, kdim, out) };
         true
     }
 }
 
-/// The loop of [`Codes::decode4`]; the caller guarantees `⌈out.len()/2⌉ ≤ codes.len()`.
+/// The loop of [`Codes::decode4_rows`] (its checks are the caller's guarantees).
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn decode4_rows_core(p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) {
+    let (books, f16, stride) = (p.codebooks(), p.f16(), p.stride());
+    let bl = if f16 { 32 } else { 64 };
+    // As in `gemv4_split_core`: the codebooks converted once; entry 16 (and any group past the
+    // stored codebooks) is zeros.
+    let mut cache = [_mm512_setzero_ps(); 17];
+    for (g, t) in cache.iter_mut().enumerate().take(p.groups().min(16)) {
+        *t = table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16);
+    }
+    let codes = p.indices();
+    for (i, f) in out.chunks_exact_mut(kdim).enumerate() {
+        let at = (m0 + i) * stride;
+        // SAFETY: the row's `⌈kdim/2⌉` bytes lie in `codes` (the caller's guarantee).
+        unsafe { decode4_core(cache[p.group(m0 + i).min(16)], codes.get_unchecked(at..at + stride), f) };
+    }
+}
+
+/// The first `out.len()` weights of the 4-bit row `codes` through codebook `tbl`; the caller
+/// guarantees `⌈out.len()/2⌉ ≤ codes.len()`.
+#[inline]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
 unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: &mut [f32]) {
     let n = out.len();
@@ -1340,25 +1368,31 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
-        /// The AVX-512 4-bit decode gives the stored weights for every prefix length of a row.
+        /// The AVX-512 4-bit decode gives the stored weights of every run of rows, for prefixes
+        /// of every length.
         #[test]
-        fn decode4_matches_the_stored_weights(rows in 1usize..6, cols in 1usize..80, groups in 1usize..4, f16_values in any::<bool>(),
+        fn decode4_rows_matches_the_stored_weights(rows in 1usize..6, cols in 1usize..80, groups in 1usize..4, f16_values in any::<bool>(),
                                               seed in 0u64..1000) {
             let Some(c) = Codes::detect().filter(|c| c.wide()) else { return Ok(()) };
             let (payload, w) = crate::kernels::testutil::quantized(rows, cols, 4, f16_values, groups, seed);
             let cb = crate::codebook::Codebook::parse(&payload, rows, cols).unwrap();
             let p = cb.parts();
-            for r in 0..rows {
-                for len in [cols, cols / 2, 1] {
-                    let mut out = vec![f32::NAN; len + 1];
-                    prop_assert!(c.decode4(&p, r, &mut out[..len]));
-                    prop_assert_eq!(&out[..len], &w[r * cols..r * cols + len]);
-                    prop_assert!(out[len].is_nan(), "wrote past the end");
+            for m0 in 0..rows {
+                for len in [cols, cols / 2, 1].into_iter().filter(|&l| l > 0) {
+                    let n = rows - m0;
+                    let mut out = vec![f32::NAN; n * len + 1];
+                    prop_assert!(c.decode4_rows(&p, m0, len, &mut out[..n * len]));
+                    for i in 0..n {
+                        prop_assert_eq!(&out[i * len..(i + 1) * len], &w[(m0 + i) * cols..(m0 + i) * cols + len]);
+                    }
+                    prop_assert!(out[n * len].is_nan(), "wrote past the end");
                 }
-                // More weights than the row holds: refused, untouched.
+                // More weights than a row holds, or rows past the last: refused, untouched.
                 let mut long = vec![0.0f32; 2 * cols.div_ceil(2) + 1];
-                prop_assert!(!c.decode4(&p, r, &mut long));
-                prop_assert!(long.iter().all(|&v| v == 0.0));
+                prop_assert!(!c.decode4_rows(&p, m0, long.len(), &mut long));
+                let mut past = vec![0.0f32; 2 * cols];
+                prop_assert!(!c.decode4_rows(&p, rows - 1, cols, &mut past));
+                prop_assert!(long.iter().chain(&past).all(|&v| v == 0.0));
             }
         }
     }
