@@ -53,13 +53,16 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         let parts = w.parts();
         // Whole filters decoded onto the stack, a block of them at a time, run the dense Conv
         // kernel itself (in-place and row-table tiles, register pairs): every filter at once
-        // when they fit, else blocks of whole register tiles of a group-1 Conv. The same sums
-        // as the dense kernel on the decoded weights.
+        // when they fit, else two blocks of a group-1 Conv. The same sums as the dense kernel on
+        // the decoded weights.
         let kdim = info.cols;
+        // Whole register tiles of filters per block; more than two blocks would gather every
+        // input panel that many times, where the chunked decoder gathers each once.
+        let block = WHOLE / kdim.max(1) / super::gemm::MR * super::gemm::MR;
         let rows = if g.m * kdim <= WHOLE {
             g.m
-        } else if g.mg == g.m {
-            WHOLE / kdim / super::gemm::MR * super::gemm::MR
+        } else if g.mg == g.m && block > 0 && g.m.div_ceil(block) <= 2 {
+            block
         } else {
             0
         };
@@ -389,13 +392,14 @@ mod tests {
         check(&c, 5);
     }
 
-    /// Layers too large to decode at once (32 KiB): blocks of whole filters (group 1), and the
-    /// chunked decoder (grouped Convs, and filters longer than a block of 12 can hold).
+    /// Layers too large to decode at once (32 KiB): two blocks of whole filters (group 1), and
+    /// the chunked decoder (more blocks, grouped Convs, filters longer than a block of 12 holds).
     #[test]
     fn filter_banks_larger_than_the_stack_block() {
-        // (groups, channels per group, filters per group): 30 filters of 576 weights in blocks
-        // of 12; two groups of 12 filters of 360; 12 filters of 720.
-        for (g, cg, mg) in [(1, 64, 30), (2, 40, 12), (1, 80, 12)] {
+        // (groups, channels per group, filters per group): 20 filters of 576 weights in blocks
+        // of 12 and 8; 30 such filters (three blocks: chunked); two groups of 12 filters of 360;
+        // 12 filters of 720.
+        for (g, cg, mg) in [(1, 64, 20), (1, 64, 30), (2, 40, 12), (1, 80, 12)] {
             assert!(g * mg * cg * 9 > super::WHOLE);
             let c = Case {
                 two_d: true,
