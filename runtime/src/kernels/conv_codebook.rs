@@ -53,15 +53,21 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         let parts = w.parts();
         // Whole filters decoded onto the stack, a block of them at a time, run the dense Conv
         // kernel itself (in-place and row-table tiles, register pairs): every filter at once
-        // when they fit, else two blocks of a group-1 Conv. The same sums as the dense kernel on
-        // the decoded weights.
+        // when they fit, else blocks of a group-1 Conv. The same sums as the dense kernel on the
+        // decoded weights.
         let kdim = info.cols;
         // Whole register tiles of filters per block; more than two blocks would gather every
-        // input panel that many times, where the chunked decoder gathers each once.
-        let block = WHOLE / kdim.max(1) / super::gemm::MR * super::gemm::MR;
+        // input panel that many times, where the chunked decoder gathers each once, unless the
+        // output plane is one pixel pair (its panels are small, and the chunked decoder's K
+        // chunks would be shallow).
+        let most = WHOLE / kdim.max(1);
+        let blocks = g.m.div_ceil(most.max(1));
+        // Whole register tiles per block where that takes no more blocks, else equal blocks.
+        let tiled = most / super::gemm::MR * super::gemm::MR;
+        let block = if tiled > 0 && g.m.div_ceil(tiled) == blocks { tiled } else { g.m.div_ceil(blocks.max(1)) };
         let rows = if g.m * kdim <= WHOLE {
             g.m
-        } else if g.mg == g.m && block > 0 && g.m.div_ceil(block) <= 2 {
+        } else if g.mg == g.m && most > 0 && (blocks <= 2 || g.oh * g.ow <= 2 * super::gemm::NR) {
             block
         } else {
             0
@@ -98,13 +104,23 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             }
             return Ok(());
         }
-        // Filter chunks decoded per K chunk: 4-bit codes of a few groups decode through every
-        // group's byte table, kept for the whole call (32 KiB to clear, so only here).
+        // Filter chunks decoded per K chunk: 4-bit codes of at most 16 groups through the
+        // codebooks held in registers (AVX-512), else through every group's byte table, kept
+        // for the whole call (32 KiB to clear, so only then).
+        #[cfg(target_arch = "x86_64")]
+        let books = super::x86::Codes::detect().and_then(|c| c.books4(&parts));
+        #[cfg(all(not(target_arch = "x86_64"), not(target_os = "none")))]
+        let books: Option<()> = None;
         #[cfg(not(target_os = "none"))]
-        let (mut pairs, pair_tables) = (crate::codebook::PairTables::new(), crate::codebook::PairTables::apply(&parts));
+        let mut pairs = (books.is_none() && crate::codebook::PairTables::apply(&parts)).then(crate::codebook::PairTables::new);
         let mut decode = |m: usize, k0: usize, buf: &mut [f32]| {
+            // 4-bit with AVX-512: 16 weights per permute (the chunks start on even `k0`).
+            #[cfg(target_arch = "x86_64")]
+            if books.is_some_and(|b| b.decode(&parts, m, k0, buf)) {
+                return;
+            }
             #[cfg(not(target_os = "none"))]
-            if pair_tables {
+            if let Some(pairs) = pairs.as_mut() {
                 return pairs.decode(&parts, m, k0, buf);
             }
             table.decode_parts(&parts, m, k0, buf);
@@ -392,14 +408,15 @@ mod tests {
         check(&c, 5);
     }
 
-    /// Layers too large to decode at once (32 KiB): two blocks of whole filters (group 1), and
-    /// the chunked decoder (more blocks, grouped Convs, filters longer than a block of 12 holds).
+    /// Layers too large to decode at once (32 KiB): blocks of whole filters (group 1), and the
+    /// chunked decoder (more than two blocks on a larger plane, grouped Convs).
     #[test]
     fn filter_banks_larger_than_the_stack_block() {
-        // (groups, channels per group, filters per group): 20 filters of 576 weights in blocks
-        // of 12 and 8; 30 such filters (three blocks: chunked); two groups of 12 filters of 360;
-        // 12 filters of 720.
-        for (g, cg, mg) in [(1, 64, 20), (1, 64, 30), (2, 40, 12), (1, 80, 12)] {
+        // (groups, channels per group, filters per group, output rows of 6 pixels): 20 filters
+        // of 576 weights in blocks of 12 and 8; 30 such filters (three blocks: chunked on a
+        // 42-pixel plane, blocked on a 30-pixel one); two groups of 12 filters of 360 (chunked);
+        // 12 filters of 720 (two blocks of 6).
+        for (g, cg, mg, h) in [(1, 64, 20, 7), (1, 64, 30, 7), (1, 64, 30, 5), (2, 40, 12, 7), (1, 80, 12, 7)] {
             assert!(g * mg * cg * 9 > super::WHOLE);
             let c = Case {
                 two_d: true,
@@ -407,7 +424,7 @@ mod tests {
                 g,
                 cg,
                 mg,
-                h: 5,
+                h,
                 w: 6,
                 kh: 3,
                 kw: 3,

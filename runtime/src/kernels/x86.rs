@@ -215,17 +215,59 @@ impl Codes {
     }
 }
 
-/// The loop of [`Codes::decode4_rows`] (its checks are the caller's guarantees).
+/// The codebooks of a 4-bit payload with at most 16 groups, converted once into registers
+/// (only [`Codes::books4`] makes one, after AVX-512 F, VL and BW were detected).
+#[derive(Clone, Copy)]
+pub(crate) struct Books4 {
+    cache: [__m512; 17],
+}
+
+impl Codes {
+    /// [`Books4`] of `p`: `None` without AVX-512 F, VL and BW, for other widths or with more
+    /// than 16 groups.
+    pub(crate) fn books4(self, p: &Parts<'_>) -> Option<Books4> {
+        if !self.wide() || p.bits() != 4 || p.groups() > 16 {
+            return None;
+        }
+        // SAFETY: AVX-512 F, VL and BW detected.
+        Some(Books4 { cache: unsafe { books4_core(p) } })
+    }
+}
+
+/// Every group's codebook in a register; entry 16 (and any group past the stored codebooks) is
+/// zeros, as `Parts::load` reads missing values.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
-unsafe fn decode4_rows_core(p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) {
-    let (books, f16, stride) = (p.codebooks(), p.f16(), p.stride());
+fn books4_core(p: &Parts<'_>) -> [__m512; 17] {
+    let (books, f16) = (p.codebooks(), p.f16());
     let bl = if f16 { 32 } else { 64 };
-    // As in `gemv4_split_core`: the codebooks converted once; entry 16 (and any group past the
-    // stored codebooks) is zeros.
     let mut cache = [_mm512_setzero_ps(); 17];
     for (g, t) in cache.iter_mut().enumerate().take(p.groups().min(16)) {
         *t = table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16);
     }
+    cache
+}
+
+impl Books4 {
+    /// Writes weights `k0 .. k0 + out.len()` of row `row` of `p` (the payload these books came
+    /// from) to `out`: the values [`Parts::decode`] gives. False, with `out` untouched, for an odd
+    /// `k0` or when the row holds fewer codes.
+    #[inline]
+    pub(crate) fn decode(&self, p: &Parts<'_>, row: usize, k0: usize, out: &mut [f32]) -> bool {
+        let codes = p.row(row);
+        if !k0.is_multiple_of(2) || codes.len() < (k0 + out.len()).div_ceil(2) {
+            return false;
+        }
+        // SAFETY: a `Books4` exists only after AVX-512 F, VL and BW were detected; the row
+        // holds bytes `k0/2 .. ⌈(k0 + out.len())/2⌉`.
+        unsafe { decode4_core(self.cache[p.group(row).min(16)], &codes[k0 / 2..], out) };
+        true
+    }
+}
+
+/// The loop of [`Codes::decode4_rows`] (its checks are the caller's guarantees).
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn decode4_rows_core(p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) {
+    let (stride, cache) = (p.stride(), books4_core(p));
     let codes = p.indices();
     for (i, f) in out.chunks_exact_mut(kdim).enumerate() {
         let at = (m0 + i) * stride;
@@ -267,14 +309,7 @@ unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: &mut [f32]) {
 /// `out.len()·stride ≤ indices.len()`, `n ≤ 2·len` for `xe` and `xo`, and at most 16 groups.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
 unsafe fn gemv4_split_core(p: &Parts<'_>, b0: usize, xe: &[f32], xo: &[f32], n: usize, out: &mut [f32]) {
-    let (books, f16, stride) = (p.codebooks(), p.f16(), p.stride());
-    let bl = if f16 { 32 } else { 64 };
-    // The codebooks in registers, converted once per call; entry 16, and any group past the
-    // stored codebooks, is zeros (as `Parts::load`).
-    let mut cache = [_mm512_setzero_ps(); 17];
-    for (g, t) in cache.iter_mut().enumerate().take(p.groups().min(16)) {
-        *t = table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16);
-    }
+    let (stride, cache) = (p.stride(), books4_core(p));
     let tab = |j: usize| cache[p.group(j).min(16)];
     // SAFETY: the rows `j0 ..` start inside `indices` (`j0 < out.len()`), and `rows_split`
     // reads at most `⌈n/2⌉` bytes past `b0` of each (see the caller's guarantees).
