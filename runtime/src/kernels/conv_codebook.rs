@@ -116,7 +116,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         let mut decode = |m: usize, k0: usize, buf: &mut [f32]| {
             // 4-bit with AVX-512: 16 weights per permute (the chunks start on even `k0`).
             #[cfg(target_arch = "x86_64")]
-            if books.is_some_and(|b| b.decode(&parts, m, k0, buf)) {
+            if books.as_ref().is_some_and(|b| b.decode(&parts, m, k0, buf)) {
                 return;
             }
             #[cfg(not(target_os = "none"))]

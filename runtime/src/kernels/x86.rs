@@ -216,8 +216,8 @@ impl Codes {
 }
 
 /// The codebooks of a 4-bit payload with at most 16 groups, converted once into registers
-/// (only [`Codes::books4`] makes one, after AVX-512 F, VL and BW were detected).
-#[derive(Clone, Copy)]
+/// (only [`Codes::books4`] makes one, after AVX-512 F, VL and BW were detected). Not `Copy`:
+/// it is 1 KiB, borrowed per decode.
 pub(crate) struct Books4 {
     cache: [__m512; 17],
 }
