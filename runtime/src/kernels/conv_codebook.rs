@@ -22,7 +22,7 @@ fn decode_filters(
     decode: &mut impl FnMut(usize, usize, &mut [f32]),
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::x86::Codes::detect().is_some_and(|c| c.decode4_rows(parts, m0, kdim, buf)) {
+    if super::x86::Codes::detect().and_then(|c| c.books4(parts)).is_some_and(|b| b.decode_rows(parts, m0, kdim, buf)) {
         return;
     }
     for (i, f) in buf.chunks_exact_mut(kdim.max(1)).enumerate() {

@@ -190,31 +190,6 @@ impl Codes {
     }
 }
 
-impl Codes {
-    /// Writes 4-bit rows `m0 ..` of `p` (the first `kdim` weights of each, through its group's
-    /// codebook) to `out`, `kdim` floats a row, as many rows as `out` holds (`out.len()` a
-    /// multiple of `kdim`): the values [`Parts::decode`] gives, 16 per permute. False, with
-    /// `out` untouched, without AVX-512 F, VL and BW, for other widths, with more than 16
-    /// groups, or when a row holds fewer than `kdim` codes or is missing.
-    pub(crate) fn decode4_rows(self, p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) -> bool {
-        let (stride, rows) = (p.stride(), out.len() / kdim.max(1));
-        if !self.wide()
-            || p.bits() != 4
-            || p.groups() > 16
-            || kdim == 0
-            || !out.len().is_multiple_of(kdim)
-            || stride < kdim.div_ceil(2)
-            || m0.checked_add(rows).and_then(|e| e.checked_mul(stride)).is_none_or(|end| end > p.indices().len())
-        {
-            return false;
-        }
-        // SAFETY: AVX-512 F, VL and BW detected; rows `m0 .. m0 + rows` lie in `indices` and
-        // hold `⌈kdim/2⌉` bytes each (checked above).
-        unsafe { decode4_rows_core(p, m0, kdim, out) };
-        true
-    }
-}
-
 /// The codebooks of a 4-bit payload with at most 16 groups, converted once into registers
 /// (only [`Codes::books4`] makes one, after AVX-512 F, VL and BW were detected). Not `Copy`:
 /// it is 1 KiB, borrowed per decode.
@@ -248,6 +223,26 @@ fn books4_core(p: &Parts<'_>) -> [__m512; 17] {
 }
 
 impl Books4 {
+    /// Writes rows `m0 ..` of `p` (the payload these books came from), the first `kdim` weights
+    /// of each, to `out`, `kdim` floats a row, as many rows as `out` holds (`out.len()` a
+    /// multiple of `kdim`): the values [`Parts::decode`] gives, 16 per permute, with one check
+    /// for the whole run. False, with `out` untouched, when a row holds fewer than `kdim`
+    /// codes or is missing.
+    pub(crate) fn decode_rows(&self, p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) -> bool {
+        let (stride, rows) = (p.stride(), out.len() / kdim.max(1));
+        if kdim == 0
+            || !out.len().is_multiple_of(kdim)
+            || stride < kdim.div_ceil(2)
+            || m0.checked_add(rows).and_then(|e| e.checked_mul(stride)).is_none_or(|end| end > p.indices().len())
+        {
+            return false;
+        }
+        // SAFETY: a `Books4` exists only after AVX-512 F, VL and BW were detected; each row's
+        // `⌈kdim/2⌉ ≤ stride` bytes lie in `indices` (checked above).
+        unsafe { decode_rows_core(&self.cache, p, m0, kdim, out) };
+        true
+    }
+
     /// Writes weights `k0 .. k0 + out.len()` of row `row` of `p` (the payload these books came
     /// from) to `out`: the values [`Parts::decode`] gives. False, with `out` untouched, for an odd
     /// `k0` or when the row holds fewer codes.
@@ -264,11 +259,11 @@ impl Books4 {
     }
 }
 
-/// The loop of [`Codes::decode4_rows`] (its checks are the caller's guarantees).
+/// The loop of [`Books4::decode_rows`], in one AVX-512 function so each row's decode inlines
+/// (its checks are the caller's guarantees).
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
-unsafe fn decode4_rows_core(p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) {
-    let (stride, cache) = (p.stride(), books4_core(p));
-    let codes = p.indices();
+unsafe fn decode_rows_core(cache: &[__m512; 17], p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) {
+    let (stride, codes) = (p.stride(), p.indices());
     for (i, f) in out.chunks_exact_mut(kdim).enumerate() {
         let at = (m0 + i) * stride;
         // SAFETY: the row's `⌈kdim/2⌉` bytes lie in `codes` (the caller's guarantee).
@@ -1406,17 +1401,18 @@ mod tests {
         /// The AVX-512 4-bit decode gives the stored weights of every run of rows, for prefixes
         /// of every length.
         #[test]
-        fn decode4_rows_matches_the_stored_weights(rows in 1usize..6, cols in 1usize..80, groups in 1usize..4, f16_values in any::<bool>(),
+        fn books4_decode_rows_matches_the_stored_weights(rows in 1usize..6, cols in 1usize..80, groups in 1usize..4, f16_values in any::<bool>(),
                                               seed in 0u64..1000) {
             let Some(c) = Codes::detect().filter(|c| c.wide()) else { return Ok(()) };
             let (payload, w) = crate::kernels::testutil::quantized(rows, cols, 4, f16_values, groups, seed);
             let cb = crate::codebook::Codebook::parse(&payload, rows, cols).unwrap();
             let p = cb.parts();
+            let books = c.books4(&p).unwrap();
             for m0 in 0..rows {
                 for len in [cols, cols / 2, 1].into_iter().filter(|&l| l > 0) {
                     let n = rows - m0;
                     let mut out = vec![f32::NAN; n * len + 1];
-                    prop_assert!(c.decode4_rows(&p, m0, len, &mut out[..n * len]));
+                    prop_assert!(books.decode_rows(&p, m0, len, &mut out[..n * len]));
                     for i in 0..n {
                         prop_assert_eq!(&out[i * len..(i + 1) * len], &w[(m0 + i) * cols..(m0 + i) * cols + len]);
                     }
@@ -1424,9 +1420,9 @@ mod tests {
                 }
                 // More weights than a row holds, or rows past the last: refused, untouched.
                 let mut long = vec![0.0f32; 2 * cols.div_ceil(2) + 1];
-                prop_assert!(!c.decode4_rows(&p, m0, long.len(), &mut long));
+                prop_assert!(!books.decode_rows(&p, m0, long.len(), &mut long));
                 let mut past = vec![0.0f32; 2 * cols];
-                prop_assert!(!c.decode4_rows(&p, rows - 1, cols, &mut past));
+                prop_assert!(!books.decode_rows(&p, rows - 1, cols, &mut past));
                 prop_assert!(long.iter().chain(&past).all(|&v| v == 0.0));
             }
         }
