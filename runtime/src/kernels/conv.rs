@@ -98,22 +98,27 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
         let xv = x.view.slice(n * in_len, in_len).ok_or(OpError::ShapeMismatch)?;
         let ob = sub_mut(out, n * out_len, out_len)?;
         let simd = gemm::simd();
-        match (xv.as_f32(), w.view.as_f32(), simd) {
-            (Some(xs), Some(ws), Some(mk)) if gemm::applies(&g) => mk.run(
+        let stem = simd.filter(|mk| mk.dw_s2_ready()).and(depthwise::S2::stem(&g));
+        match (xv.as_f32(), w.view.as_f32(), simd, stem) {
+            (Some(xs), Some(ws), Some(mk), Some(st)) => mk.run(
+                #[inline(always)]
+                || depthwise::stem(mk, st, g.m, xs, ws, bias, a.act, ob),
+            )?,
+            (Some(xs), Some(ws), Some(mk), _) if gemm::applies(&g) => mk.run(
                 #[inline(always)]
                 || gemm::conv(mk, &g, xs, ws, bias, a.act, ob),
             )?,
-            (Some(xs), _, Some(mk)) if depthwise::applies(&g) => mk.run(
+            (Some(xs), _, Some(mk), _) if depthwise::applies(&g) => mk.run(
                 #[inline(always)]
                 || depthwise::depthwise(mk, &g, xs, w.view, bias, a.act, ob),
             )?,
-            (Some(xs), _, Some(mk)) => mk.run(
+            (Some(xs), _, Some(mk), _) => mk.run(
                 #[inline(always)]
                 || conv_fast(&g, xs, w.view, bias, a.act, ob),
             )?,
-            (Some(xs), Some(ws), None) if g.prefers_patches() => conv_patches(&g, xs, ws, bias, a.act, ob)?,
-            (Some(xs), _, None) => conv_fast(&g, xs, w.view, bias, a.act, ob)?,
-            (None, _, _) => conv_naive(&g, xv, w.view, bias, a.act, ob)?,
+            (Some(xs), Some(ws), None, _) if g.prefers_patches() => conv_patches(&g, xs, ws, bias, a.act, ob)?,
+            (Some(xs), _, None, _) => conv_fast(&g, xs, w.view, bias, a.act, ob)?,
+            (None, _, _, _) => conv_naive(&g, xv, w.view, bias, a.act, ob)?,
         }
     }
     Ok(())

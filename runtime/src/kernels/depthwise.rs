@@ -219,6 +219,9 @@ pub(super) fn depthwise<M: Micro>(
     out: &mut [f32],
 ) -> Result<(), OpError> {
     let a = Args { x, w, bias, act };
+    if let Some(s2) = S2::of(g).filter(|_| mk.dw_s2_ready()) {
+        return strided(mk, g, s2, &a, out);
+    }
     if let Some(pl) = plane_layout(g) {
         return planes(mk, g, pl, &a, out);
     }
@@ -636,6 +639,197 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
     Ok(())
 }
 
+/// Geometry of a stride-2 depthwise layer (multiplier 1, no dilation, at most [`MAX_TAPS`]
+/// taps) that [`Micro::dw_s2`] reads in place: output `(oy, ox)` of a channel reads input
+/// `(2·oy + ky - pt, 2·ox + kx - pl)` for tap `(ky, kx)`, 0 outside the plane.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct S2 {
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) pt: usize,
+    pub(super) pl: usize,
+    /// Input channels each filter reads (1 for depthwise layers).
+    pub(super) cg: usize,
+}
+
+/// Most input channels of a stride-2 Conv that [`Micro::conv_s2`] takes (network stems: RGB
+/// or grey images); wider layers have enough reduction depth for the tiled product.
+const STEM_CG: usize = 4;
+
+impl S2 {
+    /// `Some` for stride-2 depthwise layers whose offsets fit `isize` comfortably.
+    pub(super) fn of(g: &Geom) -> Option<S2> {
+        let taps = g.kh * g.kw;
+        let fits = [g.h, g.w, g.oh, g.ow, g.pt, g.pl, g.kh, g.kw].iter().all(|&v| v < 1 << 24) && g.h * g.w < 1 << 30;
+        (g.cg == 1
+            && g.mg == 1
+            && (g.sh, g.sw, g.dh, g.dw) == (2, 2, 1, 1)
+            && taps > 0
+            && taps <= MAX_TAPS
+            && g.oh > 0
+            && g.ow > 0
+            && g.h > 0
+            && g.w > 0
+            && fits)
+            .then_some(S2 { h: g.h, w: g.w, oh: g.oh, ow: g.ow, kh: g.kh, kw: g.kw, pt: g.pt, pl: g.pl, cg: 1 })
+    }
+
+    /// `Some` for stride-2, group-1 Convs of at most [`STEM_CG`] input channels and kernels
+    /// at most 3 wide (the stems of image networks), whose offsets fit `isize` comfortably.
+    pub(super) fn stem(g: &Geom) -> Option<S2> {
+        let fits = [g.h, g.w, g.oh, g.ow, g.pt, g.pl, g.kh].iter().all(|&v| v < 1 << 24) && g.h * g.w < 1 << 30;
+        (g.mg == g.m
+            && g.cg == g.c
+            && super::gemm::applies(g)
+            && (1..=STEM_CG).contains(&g.cg)
+            && (g.sh, g.sw, g.dh, g.dw) == (2, 2, 1, 1)
+            && (1..=3).contains(&g.kw)
+            && g.kh > 0
+            && g.kh * g.kw <= MAX_TAPS
+            && g.m > 0
+            && g.oh > 0
+            && g.ow > 0
+            && g.h > 0
+            && g.w > 0
+            && fits)
+            .then_some(S2 { h: g.h, w: g.w, oh: g.oh, ow: g.ow, kh: g.kh, kw: g.kw, pt: g.pt, pl: g.pl, cg: g.cg })
+    }
+
+    /// Filters a [`Micro::conv_s2`] call on these slices covers (every slice long enough).
+    #[inline]
+    pub(super) fn filters(&self, x: &[f32], w: &[f32], b: &[f32], out: &[f32]) -> usize {
+        if x.len() < self.cg * self.h * self.w {
+            return 0;
+        }
+        let n = b.len().min(w.len() / (self.cg * self.kh * self.kw).max(1));
+        n.min(out.len().checked_div(self.oh * self.ow).unwrap_or(0))
+    }
+
+    /// Channels a call on these slices covers (every slice long enough for all of them).
+    #[inline]
+    pub(super) fn channels(&self, x: &[f32], w: &[f32], b: &[f32], out: &[f32]) -> usize {
+        let n = b.len().min(w.len() / (self.kh * self.kw).max(1));
+        let n = n.min(x.len().checked_div(self.h * self.w).unwrap_or(0));
+        n.min(out.len().checked_div(self.oh * self.ow).unwrap_or(0))
+    }
+}
+
+/// The definition the SIMD versions of [`Micro::dw_s2`] follow: for channel `c` below
+/// [`S2::channels`] and each output, `out = act(b[c] + Σ w[c·taps + t] · v_t)` summed in tap
+/// order `(ky, kx)` (multiply, then add), `v_t` the input value or 0 in the padding.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) fn dw_s2_scalar(s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+    let n = s.channels(x, w, b, out);
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    for c in 0..n {
+        let (xc, wc) = (&x[c * ip..(c + 1) * ip], &w[c * taps..(c + 1) * taps]);
+        for oy in 0..s.oh {
+            for ox in 0..s.ow {
+                let mut acc = b[c];
+                for (t, &wv) in wc.iter().enumerate() {
+                    let (iy, ix) = ((2 * oy + t / s.kw).checked_sub(s.pt), (2 * ox + t % s.kw).checked_sub(s.pl));
+                    let v = match (iy, ix) {
+                        (Some(iy), Some(ix)) if iy < s.h && ix < s.w => xc[iy * s.w + ix],
+                        _ => 0.0,
+                    };
+                    acc += wv * v;
+                }
+                out[c * op + oy * s.ow + ox] = act.apply(acc);
+            }
+        }
+    }
+}
+
+/// The definition the SIMD versions of [`Micro::conv_s2`] follow: for filter `f` below
+/// [`S2::filters`] and each output, `out = act(b[f] + Σ w[f, c, ky, kx] · v)` summed in
+/// `(c, ky, kx)` order with fused multiply-adds, `v` the input value or 0 in the padding: the
+/// sums of the tiled product ([`super::gemm::conv`]), bit for bit.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) fn conv_s2_scalar(s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+    let n = s.filters(x, w, b, out);
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    for f in 0..n {
+        for oy in 0..s.oh {
+            for ox in 0..s.ow {
+                let mut acc = b[f];
+                for c in 0..s.cg {
+                    for t in 0..taps {
+                        let (iy, ix) = ((2 * oy + t / s.kw).checked_sub(s.pt), (2 * ox + t % s.kw).checked_sub(s.pl));
+                        let v = match (iy, ix) {
+                            (Some(iy), Some(ix)) if iy < s.h && ix < s.w => x[c * ip + iy * s.w + ix],
+                            _ => 0.0,
+                        };
+                        acc = libm::fmaf(w[(f * s.cg + c) * taps + t], v, acc);
+                    }
+                }
+                out[f * op + oy * s.ow + ox] = act.apply(acc);
+            }
+        }
+    }
+}
+
+/// A stride-2 stem Conv ([`S2::stem`]) of one batch item with f32 weights, on CPUs with
+/// [`Micro::conv_s2`]: the input planes read in place, 256 filters at a time.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn stem<M: Micro>(
+    mk: M,
+    s: S2,
+    m: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    let (k, plane) = (s.cg * s.kh * s.kw, s.oh * s.ow);
+    if x.len() < s.cg * s.h * s.w || w.len() < m * k || out.len() < m * plane {
+        return Err(OpError::ShapeMismatch);
+    }
+    let mut bb = [0.0f32; 256];
+    let mut f0 = 0;
+    while f0 < m {
+        let n = bb.len().min(m - f0);
+        match bias {
+            Some(bv) => bv.read_into(f0, &mut bb[..n]),
+            None => bb.fill(0.0),
+        }
+        mk.conv_s2(&s, x, &w[f0 * k..(f0 + n) * k], &bb[..n], act, &mut out[f0 * plane..(f0 + n) * plane]);
+        f0 += n;
+    }
+    Ok(())
+}
+
+/// [`depthwise`] for stride-2 layers on CPUs with [`Micro::dw_s2`]: the input planes read in
+/// place, no phase copies; filters decoded a chunk of channels at a time.
+#[inline(always)]
+fn strided<M: Micro>(mk: M, g: &Geom, s: S2, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
+    let (taps, in_plane, plane) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    if a.x.len() < g.m * in_plane || a.w.len() < g.m * taps || out.len() < g.m * plane || g.m > g.c {
+        return Err(OpError::ShapeMismatch);
+    }
+    let mut wb = [0.0f32; PLANE_W];
+    let mut bb = [0.0f32; PLANE_W / 16];
+    let per = (PLANE_W / taps).min(bb.len());
+    let mut c0 = 0;
+    while c0 < g.m {
+        let n = per.min(g.m - c0);
+        a.w.read_into(c0 * taps, &mut wb[..n * taps]);
+        match a.bias {
+            Some(bv) => bv.read_into(c0, &mut bb[..n]),
+            None => bb.fill(0.0),
+        }
+        let (xc, o) = (&a.x[c0 * in_plane..(c0 + n) * in_plane], &mut out[c0 * plane..(c0 + n) * plane]);
+        mk.dw_s2(&s, xc, &wb[..n * taps], &bb[..n], a.act, o);
+        c0 += n;
+    }
+    Ok(())
+}
+
 /// Writes channel plane `src` (`h × w`) as its `s × s` stride phases into `dst`: phase
 /// `(py, px)` row `ry` column `rx` holds input `(ry·s + py, rx·s + px)`, at
 /// `(py·s + px)·phase_len + ry·ow + rx`. Cells outside the input are left as they are (the
@@ -802,6 +996,53 @@ mod tests {
                 let mut got = vec![f32::NAN; want.len()];
                 super::blocked(mk, &g, &st, &a, &mut got).unwrap();
                 assert_close(&got, &want, 1e-5);
+            }
+        }
+
+        /// The stride-2 kernels that read the input in place, on every SIMD tier of this CPU:
+        /// depthwise layers and stems (group 1, at most 4 input channels) equal their scalar
+        /// definitions bit for bit, the definitions agree with the f64 one, and the stem's sums
+        /// equal the tiled product's bit for bit. Rows of one to several 16-output segments,
+        /// any padding (windows starting before the row), kernels 1 to 4 wide.
+        #[test]
+        fn stride2_kernels_match_their_definitions(c in 1usize..40, cg in 1usize..5, m in 1usize..20, h in 1usize..30, wd in 1usize..70,
+                                                  kh in 1usize..4, kw in 1usize..5, pads in [0usize..3, 0..3, 0..3, 0..3],
+                                                  act in 0u8..3, stem in any::<bool>(), seed in 0u64..1000) {
+            let kw = if stem { kw.min(3) } else { kw };
+            prop_assume!(h + pads[0] + pads[2] >= kh && wd + pads[1] + pads[3] >= kw);
+            let (xd, wdims, group) = if stem { ([1, cg, h, wd], [m, cg, kh, kw], 1) } else { ([1, c, h, wd], [c, 1, kh, kw], c) };
+            let attrs = ConvAttrs {
+                group: group as u32,
+                stride: [2, 2],
+                dilation: [1, 1],
+                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
+                act: ACTS[act as usize],
+            };
+            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
+            let s2 = if stem { super::S2::stem(&g) } else { super::S2::of(&g) };
+            prop_assume!(s2.is_some() && !(stem && cg == 1 && m == 1));
+            let s2 = s2.unwrap();
+            let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(wdims[0], seed + 2));
+            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
+            let run = |f: &dyn Fn(&mut [f32])| {
+                let mut got = vec![f32::NAN; want.len()];
+                f(&mut got);
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let def = run(&|o| if stem { super::conv_s2_scalar(&s2, &x, &w, &b, attrs.act, o) } else { super::dw_s2_scalar(&s2, &x, &w, &b, attrs.act, o) });
+            assert_close(&def.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f) = super::super::x86::Fma::detect() {
+                for mk in [f, f.avx2_only()] {
+                    let got = run(&|o| if stem { mk.conv_s2(&s2, &x, &w, &b, attrs.act, o) } else { mk.dw_s2(&s2, &x, &w, &b, attrs.act, o) });
+                    prop_assert_eq!(&got, &def);
+                    if stem {
+                        let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &g, &x, &w, Some(View::F32(&b)), attrs.act, o)).unwrap());
+                        prop_assert_eq!(&tiled, &def);
+                    }
+                }
             }
         }
     }

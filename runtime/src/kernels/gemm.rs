@@ -79,6 +79,25 @@ pub(super) trait Micro: Copy {
     fn load_rows(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]);
     /// One depthwise position group over every channel: [`super::depthwise::dw_taps_scalar`].
     fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]);
+    /// Whether [`Micro::dw_s2`] has a kernel on this CPU (else stride-2 depthwise layers go
+    /// through their stride phases).
+    #[inline]
+    fn dw_s2_ready(self) -> bool {
+        false
+    }
+    /// A stride-2 depthwise layer over every channel the slices hold, read in place:
+    /// [`super::depthwise::dw_s2_scalar`].
+    #[inline]
+    fn dw_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        super::depthwise::dw_s2_scalar(s, x, w, b, act, out)
+    }
+    /// A stride-2 stem Conv ([`super::depthwise::S2::stem`]) over every filter the slices
+    /// hold, read in place: [`super::depthwise::conv_s2_scalar`]. Only called when
+    /// [`Micro::dw_s2_ready`].
+    #[inline]
+    fn conv_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        super::depthwise::conv_s2_scalar(s, x, w, b, act, out)
+    }
     /// Runs `f` where the compiler may use this CPU's vector registers.
     fn run<T>(self, f: impl FnOnce() -> T) -> T;
 }
@@ -133,6 +152,18 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn tabbed(self) -> bool {
         super::x86::Fma::tabbed(self)
+    }
+    #[inline]
+    fn dw_s2_ready(self) -> bool {
+        super::x86::Fma::dw_s2_ready(self)
+    }
+    #[inline]
+    fn dw_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        super::x86::Fma::dw_s2(self, s, x, w, b, act, out)
+    }
+    #[inline]
+    fn conv_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        super::x86::Fma::conv_s2(self, s, x, w, b, act, out)
     }
     #[inline]
     fn tile_out<const R: usize>(

@@ -6,7 +6,7 @@
 //! time otherwise (`-C target-feature=+avx2,+fma`).
 #![allow(unsafe_code)]
 
-use super::depthwise::{Taps, MAX_TAPS, TB};
+use super::depthwise::{Taps, MAX_TAPS, S2, TB};
 use crate::codebook::Parts;
 use crate::op::Activation;
 use core::arch::x86_64::*;
@@ -832,6 +832,44 @@ impl Fma {
         }
     }
 
+    /// Whether [`Fma::dw_s2`] has its kernel: AVX-512 (the even-lane permute of two registers).
+    #[inline]
+    pub(super) fn dw_s2_ready(self) -> bool {
+        self.avx512
+    }
+
+    /// [`super::depthwise::dw_s2_scalar`], bit for bit: 16 outputs of a row per register, each
+    /// tap one pair of masked loads of the input row (lanes in the padding masked off) and an
+    /// even-lane permute, four output rows at a time; the activation applied in registers.
+    #[inline]
+    pub(super) fn dw_s2(self, s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        let n = s.channels(x, w, b, out);
+        if !self.avx512 {
+            return super::depthwise::dw_s2_scalar(s, x, w, b, act, out);
+        }
+        // SAFETY: AVX-512 F detected; channels below `n` have their planes, filters, bias and
+        // outputs inside the slices (`S2::channels`); every lane loaded lies inside its input
+        // row (the column masks) of a row inside the plane (rows outside load nothing), and
+        // every lane stored is an output of the channel.
+        unsafe { dw_s2_avx512(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n) }
+    }
+
+    /// [`super::depthwise::conv_s2_scalar`], bit for bit: 16 outputs of a row per register for
+    /// eight filters and two output rows at a time, each input row loaded once per 16 outputs
+    /// and split into its tap vectors, the activation applied in registers.
+    #[inline]
+    pub(super) fn conv_s2(self, s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        let n = s.filters(x, w, b, out);
+        if !self.avx512 || s.kw > 3 {
+            return super::depthwise::conv_s2_scalar(s, x, w, b, act, out);
+        }
+        // SAFETY: AVX-512 F detected; filters below `n` have their weights, bias and outputs
+        // inside the slices and the `cg` input planes are inside `x` (`S2::filters`); every
+        // lane loaded lies inside its input row of a row inside the plane, and every lane
+        // stored is an output of the filter.
+        unsafe { conv_s2_avx512(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n) }
+    }
+
     /// Runs `f` in a function compiled for AVX2 + FMA (and AVX-512 F + VL when detected), so
     /// the SIMD helpers `f` calls inline into it and loops the compiler vectorises use the wide
     /// registers (the result is what `f` computes; only instruction choice differs).
@@ -1160,6 +1198,230 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
             let oc = out.add(c * op).wrapping_offset(j0);
             for (k, a) in acc.iter().enumerate() {
                 _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], *a);
+            }
+        }
+    }
+}
+
+/// Even lanes `0, 2, …, 30` of a register pair.
+const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+/// Output rows [`dw_s2_avx512`] sums together.
+const S2_ROWS: usize = 4;
+
+/// Odd lanes `1, 3, …, 31` of a register pair.
+const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31];
+
+/// [`Fma::dw_s2`] for `n` channels; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dw_s2_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        if s.kw <= 3 {
+            dw_s2_narrow(s, x, w, b, act, out, n)
+        } else {
+            dw_s2_wide(s, x, w, b, act, out, n)
+        }
+    }
+}
+
+/// [`dw_s2_avx512`] for kernels at most 3 wide: each input row of a block of output rows is
+/// loaded once per 16 outputs (a 48-lane window) and split into the three tap vectors (even
+/// lanes, odd lanes, even lanes one further), which every output row reading it then uses.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dw_s2_narrow(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    let (wi, hi) = (s.w as isize, s.h as isize);
+    // Input rows a block of output rows reads.
+    let span = 2 * (S2_ROWS - 1) + s.kh;
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed, so the wrapped
+    // addresses of rows and columns in the padding are never dereferenced.
+    unsafe {
+        let (even, odd) = (_mm512_loadu_si512(EVEN.as_ptr().cast()), _mm512_loadu_si512(ODD.as_ptr().cast()));
+        for ox0 in (0..s.ow).step_by(16) {
+            let store = (u32::MAX >> (32 - (s.ow - ox0).min(16))) as u16;
+            // The window of input columns `col .. col + 48` and its lanes inside the row.
+            let col = 2 * ox0 as isize - s.pl as isize;
+            let masks = s2_window(col, wi, s.kw);
+            for c in 0..n {
+                let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
+                let b0 = _mm512_set1_ps(*b.add(c));
+                let mut oy = 0;
+                while oy < s.oh {
+                    let mut acc = [b0; S2_ROWS];
+                    let iy0 = (2 * oy) as isize - s.pt as isize;
+                    for j in 0..span {
+                        let iy = iy0 + j as isize;
+                        let tv = if (0..hi).contains(&iy) {
+                            s2_taps(xc.wrapping_offset(iy * wi + col), masks, even, odd)
+                        } else {
+                            [_mm512_setzero_ps(); 3]
+                        };
+                        // Output row `r` reads this row as kernel row `j - 2r`: rows in
+                        // increasing `ky`, so each output sums its taps in `(ky, kx)` order.
+                        for (r, a) in acc.iter_mut().enumerate() {
+                            let Some(ky) = j.checked_sub(2 * r).filter(|&ky| ky < s.kh) else { continue };
+                            for (kx, v) in tv.iter().enumerate().take(s.kw) {
+                                *a = _mm512_add_ps(*a, _mm512_mul_ps(_mm512_set1_ps(*wc.add(ky * s.kw + kx)), *v));
+                            }
+                        }
+                    }
+                    for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
+                        _mm512_mask_storeu_ps(oc.add((oy + r) * s.ow), store, act_zmm(Some(act), *a));
+                    }
+                    oy += S2_ROWS;
+                }
+            }
+        }
+    }
+}
+
+/// The three tap vectors of 16 stride-2 outputs from the input row at `p` (a 48-lane window,
+/// lanes `m0`, `m1`, `m2` inside the row): input lanes `0, 2, …, 30`, `1, 3, …, 31` and
+/// `2, 4, …, 32`.
+#[inline(always)]
+unsafe fn s2_taps(p: *const f32, (m0, m1, m2): (u16, u16, u16), even: __m512i, odd: __m512i) -> [__m512; 3] {
+    // SAFETY: the caller's guarantee that the masked-in lanes are inside the row; AVX-512 F
+    // in every caller.
+    unsafe {
+        let v0 = _mm512_maskz_loadu_ps(m0, p);
+        let v1 = _mm512_maskz_loadu_ps(m1, p.wrapping_add(16));
+        let v2 = _mm512_maskz_loadu_ps(m2, p.wrapping_add(32));
+        let e = _mm512_permutex2var_ps(v0, even, v1);
+        let o = _mm512_permutex2var_ps(v0, odd, v1);
+        [e, o, _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(_mm512_castps_si512(v2), _mm512_castps_si512(e)))]
+    }
+}
+
+/// The lanes of the 48-lane window of input columns `col ..` inside a row of `w` columns, as
+/// three 16-lane masks (the third empty unless `kw` is 3).
+#[inline(always)]
+fn s2_window(col: isize, w: isize, kw: usize) -> (u16, u16, u16) {
+    let (lo, hi) = ((-col).clamp(0, 48) as u32, (w - col).clamp(0, 48) as u32);
+    let m = if hi > lo { (1u64 << hi) - (1u64 << lo) } else { 0 };
+    (m as u16, (m >> 16) as u16, if kw == 3 { (m >> 32) as u16 } else { 0 })
+}
+
+/// Filters [`conv_s2_avx512`] sums together.
+const S2_FILTERS: usize = 8;
+/// Output rows [`conv_s2_avx512`] sums together.
+const S2_STEM_ROWS: usize = 2;
+
+/// [`Fma::conv_s2`] for `n` filters (kernels at most 3 wide); the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn conv_s2_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    let k = s.cg * taps;
+    let (wi, hi) = (s.w as isize, s.h as isize);
+    let span = 2 * (S2_STEM_ROWS - 1) + s.kh;
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed, so the wrapped
+    // addresses of rows and columns in the padding are never dereferenced; filters past `n`
+    // in a block read the last filter's weights and are not stored.
+    unsafe {
+        let (even, odd) = (_mm512_loadu_si512(EVEN.as_ptr().cast()), _mm512_loadu_si512(ODD.as_ptr().cast()));
+        for ox0 in (0..s.ow).step_by(16) {
+            let store = (u32::MAX >> (32 - (s.ow - ox0).min(16))) as u16;
+            let col = 2 * ox0 as isize - s.pl as isize;
+            let masks = s2_window(col, wi, s.kw);
+            for f0 in (0..n).step_by(S2_FILTERS) {
+                let nf = S2_FILTERS.min(n - f0);
+                let mut wf = [w; S2_FILTERS];
+                for (i, p) in wf.iter_mut().enumerate() {
+                    *p = w.add((f0 + i.min(nf - 1)) * k);
+                }
+                let mut oy = 0;
+                while oy < s.oh {
+                    let mut acc = [[_mm512_setzero_ps(); S2_FILTERS]; S2_STEM_ROWS];
+                    for row in acc.iter_mut() {
+                        for (i, a) in row.iter_mut().enumerate() {
+                            *a = _mm512_set1_ps(*b.add(f0 + i.min(nf - 1)));
+                        }
+                    }
+                    let iy0 = (2 * oy) as isize - s.pt as isize;
+                    for c in 0..s.cg {
+                        let xc = x.add(c * ip);
+                        for j in 0..span {
+                            let iy = iy0 + j as isize;
+                            let tv = if (0..hi).contains(&iy) {
+                                s2_taps(xc.wrapping_offset(iy * wi + col), masks, even, odd)
+                            } else {
+                                [_mm512_setzero_ps(); 3]
+                            };
+                            // Output row `r` reads this row as kernel row `j - 2r`; with `c`
+                            // outermost each output sums in `(c, ky, kx)` order.
+                            for (r, row) in acc.iter_mut().enumerate() {
+                                let Some(ky) = j.checked_sub(2 * r).filter(|&ky| ky < s.kh) else { continue };
+                                for (kx, v) in tv.iter().enumerate().take(s.kw) {
+                                    let t = c * taps + ky * s.kw + kx;
+                                    for (a, wp) in row.iter_mut().zip(&wf) {
+                                        *a = _mm512_fmadd_ps(_mm512_set1_ps(*wp.add(t)), *v, *a);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for (r, row) in acc.iter().enumerate().take(s.oh - oy) {
+                        for (i, a) in row.iter().enumerate().take(nf) {
+                            _mm512_mask_storeu_ps(out.add((f0 + i) * op + (oy + r) * s.ow + ox0), store, act_zmm(Some(act), *a));
+                        }
+                    }
+                    oy += S2_STEM_ROWS;
+                }
+            }
+        }
+    }
+}
+
+/// [`dw_s2_avx512`] for any kernel width: each tap one pair of masked loads of the input row
+/// and an even-lane permute.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dw_s2_wide(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    let (wi, hi) = (s.w as isize, s.h as isize);
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed, so the wrapped
+    // addresses of rows and columns in the padding are never dereferenced.
+    unsafe {
+        let even = _mm512_loadu_si512(EVEN.as_ptr().cast());
+        // Per kernel column: the first input column of the segment's 32-lane window, and the
+        // lanes of the window inside the row.
+        let mut cols = [(0isize, 0u16, 0u16); MAX_TAPS];
+        for ox0 in (0..s.ow).step_by(16) {
+            let store = (u32::MAX >> (32 - (s.ow - ox0).min(16))) as u16;
+            for (kx, c) in cols.iter_mut().enumerate().take(s.kw) {
+                let col = 2 * ox0 as isize + kx as isize - s.pl as isize;
+                let (lo, hi) = ((-col).clamp(0, 32) as u32, (wi - col).clamp(0, 32) as u32);
+                let m = if hi > lo { ((1u64 << hi) - (1u64 << lo)) as u32 } else { 0 };
+                *c = (col, m as u16, (m >> 16) as u16);
+            }
+            for c in 0..n {
+                let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
+                let b0 = _mm512_set1_ps(*b.add(c));
+                let mut oy = 0;
+                while oy < s.oh {
+                    let mut acc = [b0; S2_ROWS];
+                    for ky in 0..s.kh {
+                        // Per output row: where its input row starts, and whether it is one.
+                        let mut rows = [(0isize, false); S2_ROWS];
+                        for (r, row) in rows.iter_mut().enumerate() {
+                            let iy = (2 * (oy + r) + ky) as isize - s.pt as isize;
+                            *row = (iy * wi, oy + r < s.oh && (0..hi).contains(&iy));
+                        }
+                        for (kx, &(col, ml, mh)) in cols.iter().enumerate().take(s.kw) {
+                            let wv = _mm512_set1_ps(*wc.add(ky * s.kw + kx));
+                            for (a, &(at, inside)) in acc.iter_mut().zip(&rows) {
+                                let (ml, mh) = if inside { (ml, mh) } else { (0, 0) };
+                                let p = xc.wrapping_offset(at + col);
+                                let v0 = _mm512_maskz_loadu_ps(ml, p);
+                                let v1 = _mm512_maskz_loadu_ps(mh, p.wrapping_add(16));
+                                let v = _mm512_permutex2var_ps(v0, even, v1);
+                                *a = _mm512_add_ps(*a, _mm512_mul_ps(wv, v));
+                            }
+                        }
+                    }
+                    for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
+                        _mm512_mask_storeu_ps(oc.add((oy + r) * s.ow), store, act_zmm(Some(act), *a));
+                    }
+                    oy += S2_ROWS;
+                }
             }
         }
     }
