@@ -696,6 +696,20 @@ fn conv_loop<M: Micro>(
                 rest.min(2 * NR)
             };
             let pair = np > NR;
+            if in_place && np.is_multiple_of(NR) {
+                // Read in place: no source to plan (and no tables to copy per tile).
+                let mut k0 = 0;
+                while k0 < kdim {
+                    let kc = KC.min(kdim - k0);
+                    let a = (&w[m_lo * kdim + k0..], kdim);
+                    let at = k0 * pl.in_plane + p0;
+                    let b = Bop::Panel { b: [&xg[at..], &xg[at + if pair { NR } else { 0 }..]], ldb: pl.in_plane };
+                    pl.tiles(mk, (m_lo, m_hi), (p0, np), (kc, k0 == 0, k0 + kc == kdim), a, b, bias, act, &mut cbuf, out);
+                    k0 += kc;
+                }
+                p0 += np;
+                continue;
+            }
             let srcs = [pl.source_in(p0, np.min(NR), in_place), if pair { pl.source_in(p0 + NR, np - NR, in_place) } else { Source::Runs }];
             let tabbed = !in_place && mk.tabbed() && tab.pair(&srcs, 1 + pair as usize, ntaps, kdim, pl.in_plane, xg.len());
             if !tabbed && !in_place && panels.is_none() {
