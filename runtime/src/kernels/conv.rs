@@ -98,30 +98,44 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
         let xv = x.view.slice(n * in_len, in_len).ok_or(OpError::ShapeMismatch)?;
         let ob = sub_mut(out, n * out_len, out_len)?;
         let simd = gemm::simd();
-        let stem = simd.filter(|mk| mk.dw_s2_ready()).and(depthwise::S2::stem(&g));
-        match (xv.as_f32(), w.view.as_f32(), simd, stem) {
-            (Some(xs), Some(ws), Some(mk), Some(st)) => mk.run(
+        match (xv.as_f32(), w.view.as_f32(), simd) {
+            (Some(xs), Some(ws), Some(mk)) if gemm::applies(&g) => mk.run(
                 #[inline(always)]
-                || depthwise::stem(mk, st, g.m, xs, ws, bias, a.act, ob),
+                || conv_simd(mk, &g, xs, ws, bias, a.act, ob),
             )?,
-            (Some(xs), Some(ws), Some(mk), _) if gemm::applies(&g) => mk.run(
-                #[inline(always)]
-                || gemm::conv(mk, &g, xs, ws, bias, a.act, ob),
-            )?,
-            (Some(xs), _, Some(mk), _) if depthwise::applies(&g) => mk.run(
+            (Some(xs), _, Some(mk)) if depthwise::applies(mk, &g) => mk.run(
                 #[inline(always)]
                 || depthwise::depthwise(mk, &g, xs, w.view, bias, a.act, ob),
             )?,
-            (Some(xs), _, Some(mk), _) => mk.run(
+            (Some(xs), _, Some(mk)) => mk.run(
                 #[inline(always)]
                 || conv_fast(&g, xs, w.view, bias, a.act, ob),
             )?,
-            (Some(xs), Some(ws), None, _) if g.prefers_patches() => conv_patches(&g, xs, ws, bias, a.act, ob)?,
-            (Some(xs), _, None, _) => conv_fast(&g, xs, w.view, bias, a.act, ob)?,
-            (None, _, _, _) => conv_naive(&g, xv, w.view, bias, a.act, ob)?,
+            (Some(xs), Some(ws), None) if g.prefers_patches() => conv_patches(&g, xs, ws, bias, a.act, ob)?,
+            (Some(xs), _, None) => conv_fast(&g, xs, w.view, bias, a.act, ob)?,
+            (None, _, _) => conv_naive(&g, xv, w.view, bias, a.act, ob)?,
         }
     }
     Ok(())
+}
+
+/// A Conv that is not depthwise ([`gemm::applies`]), f32 weights `w`, on a SIMD CPU: the
+/// stride-2 stem kernel where it applies ([`depthwise::S2::stem`]), else the tiled product;
+/// both give the same sums. Forced inline so the caller's [`Micro::run`] reaches the loops.
+#[inline(always)]
+pub(super) fn conv_simd<M: Micro>(
+    mk: M,
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    match depthwise::S2::stem(g).filter(|_| mk.dw_s2_ready()) {
+        Some(s) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),
+        None => gemm::conv(mk, g, x, w, bias, act, out),
+    }
 }
 
 /// Output channel by output channel: the plane starts at the bias, then each weight adds a

@@ -90,7 +90,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
                         let on = sub_mut(out, n * out_len + m0 * g.oh * g.ow, r * g.oh * g.ow)?;
                         mk.run(
                             #[inline(always)]
-                            || super::gemm::conv(mk, &gb, xn, wb, bias_b, a.act, on),
+                            || super::conv::conv_simd(mk, &gb, xn, wb, bias_b, a.act, on),
                         )?;
                     }
                 }
@@ -139,8 +139,8 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
     // depthwise kernel.
     const DW_MAX: usize = 4096;
     if let (Some(xs), Some(mk)) = (
-        x.view.as_f32().filter(|_| fits && g.cg == 1 && g.mg == 1 && g.m * taps <= DW_MAX && super::depthwise::applies(&g)),
-        super::gemm::simd(),
+        x.view.as_f32().filter(|_| fits && g.cg == 1 && g.mg == 1 && g.m * taps <= DW_MAX),
+        super::gemm::simd().filter(|&mk| super::depthwise::applies(mk, &g)),
     ) {
         use super::gemm::Micro;
         let mut table = Table::new();

@@ -52,10 +52,10 @@ fn layout(g: &Geom) -> Option<Layout> {
     (s * s * phase_len <= BUF && g.oh * pitch <= BUF).then_some(Layout { s, pitch, rows, phase_len })
 }
 
-/// Whether [`depthwise`] takes this layer: depthwise multiplier 1, equal strides, and phase
-/// planes small enough for the stack buffers.
-pub(super) fn applies(g: &Geom) -> bool {
-    layout(g).is_some() || plane_layout(g).is_some()
+/// Whether [`depthwise`] takes this layer on `mk`: depthwise multiplier 1, equal strides, and
+/// phase planes small enough for the stack buffers, or a stride-2 layer `mk` reads in place.
+pub(super) fn applies<M: Micro>(mk: M, g: &Geom) -> bool {
+    layout(g).is_some() || plane_layout(g).is_some() || (mk.dw_s2_ready() && S2::of(g).is_some())
 }
 
 /// How the plane kernel ([`planes`]) reads a layer's input: at stride 1, the input planes in
