@@ -1217,7 +1217,15 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
                 }
             }
         }
-        let m = q.matrix(width);
+        let mut m = q.matrix(width);
+        if opts.f16_values {
+            // The bias goes to f16 with the codebooks (the writer stores the bias of an f16
+            // codebook layer in f16 when every value is exact): rounded here, so the layer's
+            // error and the next layers' calibration see the stored values.
+            for r in 0..rows {
+                m[(r, width)] = f16::from_f64(m[(r, width)]).to_f64();
+            }
+        }
         let relative_error = loss.relative_error(&m);
         set_layer_matrix(&mut cur, n, &m);
         let is_dense_op = matches!(cur.nodes[n].op, Op::Dense { .. });
