@@ -1216,10 +1216,78 @@ const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 3
 unsafe fn dw_s2_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
     // SAFETY: the caller's guarantee.
     unsafe {
-        if s.kw <= 3 {
+        if s.kw <= 3 && s.ow < 4 {
+            dw_s2_packed::<4>(s, x, w, b, act, out, n)
+        } else if s.kw <= 3 && s.ow < 8 {
+            dw_s2_packed::<2>(s, x, w, b, act, out, n)
+        } else if s.kw <= 3 {
             dw_s2_narrow(s, x, w, b, act, out, n)
         } else {
             dw_s2_wide(s, x, w, b, act, out, n)
+        }
+    }
+}
+
+/// [`dw_s2_avx512`] for kernels at most 3 wide on rows narrower than `16 / P` outputs: `P`
+/// output rows share a register (`G = 16 / P` lanes each). Per kernel row, each output row's
+/// input row is loaded as a `2G`-lane window into its part of a register pair, which the even,
+/// odd and shifted-even permutes turn into the three tap vectors of all `P` rows at once.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dw_s2_packed<const P: usize>(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    let g = 16 / P;
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    let (wi, hi) = (s.w as isize, s.h as isize);
+    // Lane `l` of the third tap vector: input lane `2l + 2` of its row's window (the last lane
+    // of each row, no output since `ow < g`, takes any lane of its window).
+    let mut e1 = [0i32; 16];
+    for (l, v) in e1.iter_mut().enumerate() {
+        let end = (l / g + 1) * 2 * g;
+        *v = if 2 * l + 2 < end { 2 * l + 2 } else { 2 * l } as i32;
+    }
+    // The window's lanes inside the row: input columns `-pl + i`, `i < 2g`.
+    let col = -(s.pl as isize);
+    let (lo, hi_c) = ((-col).clamp(0, 2 * g as isize) as u32, (wi - col).clamp(0, 2 * g as isize) as u32);
+    let win = if hi_c > lo { (1u32 << hi_c) - (1u32 << lo) } else { 0 };
+    let rows_store = (1u32 << s.ow) - 1;
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed, so the wrapped
+    // addresses of rows and columns in the padding (and of the part-register loads, shifted
+    // back by their lane offset) are never dereferenced.
+    unsafe {
+        let (even, odd, e1) =
+            (_mm512_loadu_si512(EVEN.as_ptr().cast()), _mm512_loadu_si512(ODD.as_ptr().cast()), _mm512_loadu_si512(e1.as_ptr().cast()));
+        for c in 0..n {
+            let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op));
+            let b0 = _mm512_set1_ps(*b.add(c));
+            let mut oy = 0;
+            while oy < s.oh {
+                let mut acc = b0;
+                for ky in 0..s.kh {
+                    let mut v = [_mm512_setzero_ps(); 2];
+                    for q in 0..P {
+                        let iy = (2 * (oy + q) + ky) as isize - s.pt as isize;
+                        if oy + q >= s.oh || !(0..hi).contains(&iy) {
+                            continue;
+                        }
+                        // Row `q`'s window: lanes `q·2g ..` of the pair.
+                        let (r, off) = (q * 2 * g / 16, q * 2 * g % 16);
+                        let p = xc.wrapping_offset(iy * wi + col - off as isize);
+                        v[r] = _mm512_mask_loadu_ps(v[r], (win << off) as u16, p);
+                    }
+                    let tv = [
+                        _mm512_permutex2var_ps(v[0], even, v[1]),
+                        _mm512_permutex2var_ps(v[0], odd, v[1]),
+                        _mm512_permutex2var_ps(v[0], e1, v[1]),
+                    ];
+                    for (kx, t) in tv.iter().enumerate().take(s.kw) {
+                        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(*wc.add(ky * s.kw + kx)), *t));
+                    }
+                }
+                let acc = act_zmm(Some(act), acc);
+                for q in 0..P.min(s.oh - oy) {
+                    _mm512_mask_storeu_ps(oc.add((oy + q) * s.ow).wrapping_sub(q * g), (rows_store << (q * g)) as u16, acc);
+                }
+                oy += P;
+            }
         }
     }
 }
