@@ -98,9 +98,24 @@ pub(super) trait Micro: Copy {
     fn conv_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
         super::depthwise::conv_s2_scalar(s, x, w, b, act, out)
     }
+    /// An input-major 1×1 Conv at stride 1 over a whole plane of at most [`IM_PLANE`]
+    /// positions, on one batch item: `out[o·hw + p] = act(bias[o] + Σ_c x[c·hw + p] · wt[c·m + o])`
+    /// summed in `c` order with fused multiply-adds, inputs `c` that are zero at every position
+    /// skipped (an exact `±0 · w` for finite weights). `bias` is empty or `m` long. False (nothing
+    /// written) when this CPU has no such kernel or a slice is too short.
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    #[inline]
+    fn im_1x1(self, _x: &[f32], _hw: usize, _c: usize, _wt: &[f32], _m: usize, _bias: &[f32], _act: Activation, _out: &mut [f32]) -> bool {
+        false
+    }
     /// Runs `f` where the compiler may use this CPU's vector registers.
     fn run<T>(self, f: impl FnOnce() -> T) -> T;
 }
+
+/// Most positions [`Micro::im_1x1`] takes.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(super) const IM_PLANE: usize = 36;
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! impl_micro {
@@ -166,6 +181,10 @@ impl_micro!(super::x86::Fma, {
         super::x86::Fma::conv_s2(self, s, x, w, b, act, out)
     }
     #[inline]
+    fn im_1x1(self, x: &[f32], hw: usize, c: usize, wt: &[f32], m: usize, bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
+        super::x86::Fma::im_1x1(self, x, hw, c, wt, m, bias, act, out)
+    }
+    #[inline]
     fn tile_out<const R: usize>(
         self,
         kc: usize,
@@ -182,7 +201,12 @@ impl_micro!(super::x86::Fma, {
     }
 });
 #[cfg(target_arch = "aarch64")]
-impl_micro!(super::neon::Neon);
+impl_micro!(super::neon::Neon, {
+    #[inline]
+    fn im_1x1(self, x: &[f32], hw: usize, c: usize, wt: &[f32], m: usize, bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
+        super::neon::Neon::im_1x1(self, x, hw, c, wt, m, bias, act, out)
+    }
+});
 
 /// Whether the SIMD kernels may run (host builds can turn them off to measure the portable
 /// loops beside them; see [`crate::kernels::set_simd`]).

@@ -107,6 +107,64 @@ impl Neon {
         super::depthwise::dw_taps_scalar(t, x, w, b, out)
     }
 
+    /// [`super::gemm::Micro::im_1x1`] with NEON: 16 outputs × up to 4 positions in registers
+    /// (the last `m mod 16` outputs one at a time).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn im_1x1(
+        self,
+        x: &[f32],
+        hw: usize,
+        c: usize,
+        wt: &[f32],
+        m: usize,
+        bias: &[f32],
+        act: crate::op::Activation,
+        out: &mut [f32],
+    ) -> bool {
+        let fits = (1..=super::gemm::IM_PLANE).contains(&hw)
+            && x.len() >= c * hw
+            && wt.len() >= c * m
+            && out.len() >= m * hw
+            && (bias.is_empty() || bias.len() >= m);
+        if !fits {
+            return false;
+        }
+        let full = m / 16 * 16;
+        let b = if bias.is_empty() { None } else { Some(bias.as_ptr()) };
+        let mut p0 = 0;
+        while p0 < hw {
+            let np = 4.min(hw - p0);
+            // SAFETY: positions `p0 .. p0 + np` lie inside every input and output plane, inputs
+            // below `c` and outputs below `full ≤ m` inside the slices (checked above).
+            unsafe {
+                let (xp, op) = (x.as_ptr().add(p0), out.as_mut_ptr().add(p0));
+                match np {
+                    4 => im_1x1_neon::<4>(xp, hw, c, wt.as_ptr(), m, full, b, act, op),
+                    3 => im_1x1_neon::<3>(xp, hw, c, wt.as_ptr(), m, full, b, act, op),
+                    2 => im_1x1_neon::<2>(xp, hw, c, wt.as_ptr(), m, full, b, act, op),
+                    _ => im_1x1_neon::<1>(xp, hw, c, wt.as_ptr(), m, full, b, act, op),
+                }
+            }
+            p0 += np;
+        }
+        // The last outputs, one at a time (the same sums).
+        for o in full..m {
+            for p in 0..hw {
+                let mut acc = bias.get(o).copied().unwrap_or(0.0);
+                for ci in 0..c {
+                    let blk = p / 4 * 4;
+                    if x[ci * hw + blk..ci * hw + (blk + 4).min(hw)].iter().all(|&v| v == 0.0) {
+                        continue;
+                    }
+                    acc = libm::fmaf(x[ci * hw + p], wt[ci * m + o], acc);
+                }
+                out[o * hw + p] = act.apply(acc);
+            }
+        }
+        true
+    }
+
     /// Runs `f` (NEON is always on, so this is a plain call).
     #[inline]
     pub(crate) fn run<T>(self, f: impl FnOnce() -> T) -> T {
@@ -138,6 +196,59 @@ unsafe fn tile_neon<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *co
         for (i, r) in acc.iter().enumerate() {
             for (q, v) in r.iter().enumerate() {
                 vst1q_f32(c.add(i * ldc + 4 * q), *v);
+            }
+        }
+    }
+}
+
+/// [`Neon::im_1x1`] for the `NP` positions at `x` / `out` and the outputs below `full` (a
+/// multiple of 16); the caller guarantees the bounds.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn im_1x1_neon<const NP: usize>(
+    x: *const f32,
+    hw: usize,
+    c: usize,
+    wt: *const f32,
+    m: usize,
+    full: usize,
+    bias: Option<*const f32>,
+    act: crate::op::Activation,
+    out: *mut f32,
+) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        for o0 in (0..full).step_by(16) {
+            let mut start = [vdupq_n_f32(0.0); 4];
+            if let Some(b) = bias {
+                for (i, v) in start.iter_mut().enumerate() {
+                    *v = vld1q_f32(b.add(o0 + 4 * i));
+                }
+            }
+            let mut acc = [start; NP];
+            for ci in 0..c {
+                let xr = x.add(ci * hw);
+                // Inputs zero at every position of the block add nothing.
+                if (0..NP).all(|p| *xr.add(p) == 0.0) {
+                    continue;
+                }
+                let wr = wt.add(ci * m + o0);
+                let w = [vld1q_f32(wr), vld1q_f32(wr.add(4)), vld1q_f32(wr.add(8)), vld1q_f32(wr.add(12))];
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let xv = vdupq_n_f32(*xr.add(p));
+                    for (a, &w) in a.iter_mut().zip(&w) {
+                        *a = vfmaq_f32(*a, xv, w);
+                    }
+                }
+            }
+            for (p, a) in acc.iter().enumerate() {
+                let mut t = [0.0f32; 16];
+                for (i, v) in a.iter().enumerate() {
+                    vst1q_f32(t.as_mut_ptr().add(4 * i), *v);
+                }
+                for (j, &v) in t.iter().enumerate() {
+                    *out.add((o0 + j) * hw + p) = act.apply(v);
+                }
             }
         }
     }

@@ -870,6 +870,64 @@ impl Fma {
         unsafe { conv_s2_avx512(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n) }
     }
 
+    /// [`super::gemm::Micro::im_1x1`] with AVX-512: 32 outputs × up to 12 positions in
+    /// registers, one pair of weight-row loads and one broadcast per position and input.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn im_1x1(
+        self,
+        x: &[f32],
+        hw: usize,
+        c: usize,
+        wt: &[f32],
+        m: usize,
+        bias: &[f32],
+        act: Activation,
+        out: &mut [f32],
+    ) -> bool {
+        let fits = (1..=super::gemm::IM_PLANE).contains(&hw)
+            && x.len() >= c * hw
+            && wt.len() >= c * m
+            && out.len() >= m * hw
+            && (bias.is_empty() || bias.len() >= m)
+            && m * hw < i32::MAX as usize;
+        if !fits {
+            return false;
+        }
+        let b = if bias.is_empty() { None } else { Some(bias.as_ptr()) };
+        if !self.avx512 {
+            // SAFETY: AVX2 + FMA detected; the bounds checked above.
+            unsafe { im_1x1_avx2(x.as_ptr(), hw, c, wt.as_ptr(), m, b, act, out.as_mut_ptr()) };
+            return true;
+        }
+        let mut p0 = 0;
+        while p0 < hw {
+            let np = IM_BLOCK.min(hw - p0);
+            // SAFETY: AVX-512 F detected; positions `p0 .. p0 + np` lie inside every input and
+            // output plane, inputs below `c` and outputs below `m` inside the slices (checked
+            // above); the weight and bias loads are masked to the outputs below `m`.
+            unsafe {
+                let (xp, op) = (x.as_ptr().add(p0), out.as_mut_ptr().add(p0));
+                match np {
+                    12 => im_1x1_avx512::<12>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    11 => im_1x1_avx512::<11>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    10 => im_1x1_avx512::<10>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    9 => im_1x1_avx512::<9>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    8 => im_1x1_avx512::<8>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    7 => im_1x1_avx512::<7>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    6 => im_1x1_avx512::<6>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    5 => im_1x1_avx512::<5>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    4 => im_1x1_avx512::<4>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    3 => im_1x1_avx512::<3>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    2 => im_1x1_avx512::<2>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                    _ => im_1x1_avx512::<1>(xp, hw, c, wt.as_ptr(), m, b, act, op),
+                }
+            }
+            p0 += np;
+        }
+        true
+    }
+
     /// Runs `f` in a function compiled for AVX2 + FMA (and AVX-512 F + VL when detected), so
     /// the SIMD helpers `f` calls inline into it and loops the compiler vectorises use the wide
     /// registers (the result is what `f` computes; only instruction choice differs).
@@ -1198,6 +1256,156 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
             let oc = out.add(c * op).wrapping_offset(j0);
             for (k, a) in acc.iter().enumerate() {
                 _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], *a);
+            }
+        }
+    }
+}
+
+/// Positions [`im_1x1_avx512`] sums together.
+const IM_BLOCK: usize = 12;
+
+/// [`Fma::im_1x1`] for the `NP` positions at `x` / `out` (of planes of `hw`); the caller
+/// guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn im_1x1_avx512<const NP: usize>(
+    x: *const f32,
+    hw: usize,
+    c: usize,
+    wt: *const f32,
+    m: usize,
+    bias: Option<*const f32>,
+    act: Activation,
+    out: *mut f32,
+) {
+    let pmask = (u32::MAX >> (32 - NP)) as u16;
+    let stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(hw as i32));
+    // SAFETY: the caller's guarantee; loads and stores past output `m` are masked off.
+    unsafe {
+        for o0 in (0..m).step_by(32) {
+            let left = m - o0;
+            let mk =
+                [(u32::MAX >> (32 - left.min(16))) as u16, if left > 16 { (u32::MAX >> (32 - (left - 16).min(16))) as u16 } else { 0 }];
+            let start = match bias {
+                Some(b) => [_mm512_maskz_loadu_ps(mk[0], b.add(o0)), _mm512_maskz_loadu_ps(mk[1], b.wrapping_add(o0 + 16))],
+                None => [_mm512_setzero_ps(); 2],
+            };
+            let mut acc = [start; NP];
+            for ci in 0..c {
+                let xr = x.add(ci * hw);
+                // Inputs zero at every position add nothing.
+                if _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(pmask, _mm512_maskz_loadu_ps(pmask, xr), _mm512_setzero_ps()) == 0 {
+                    continue;
+                }
+                let wr = wt.add(ci * m + o0);
+                let w = [_mm512_maskz_loadu_ps(mk[0], wr), _mm512_maskz_loadu_ps(mk[1], wr.wrapping_add(16))];
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*xr.add(p));
+                    a[0] = _mm512_fmadd_ps(xv, w[0], a[0]);
+                    a[1] = _mm512_fmadd_ps(xv, w[1], a[1]);
+                }
+            }
+            // Output `o0 + j` of position `p` at `(o0 + j)·hw + p`: one scatter per half.
+            for (p, a) in acc.iter().enumerate() {
+                let base = out.add(o0 * hw + p);
+                _mm512_mask_i32scatter_ps::<4>(base.cast(), mk[0], stride, act_zmm(Some(act), a[0]));
+                if mk[1] != 0 {
+                    _mm512_mask_i32scatter_ps::<4>(base.add(16 * hw).cast(), mk[1], stride, act_zmm(Some(act), a[1]));
+                }
+            }
+        }
+    }
+}
+
+/// Positions [`im_1x1_avx2`] sums together.
+const IM_BLOCK2: usize = 6;
+
+/// [`Fma::im_1x1`] with AVX2 + FMA: 16 outputs × up to [`IM_BLOCK2`] positions in registers;
+/// the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn im_1x1_avx2(
+    x: *const f32,
+    hw: usize,
+    c: usize,
+    wt: *const f32,
+    m: usize,
+    bias: Option<*const f32>,
+    act: Activation,
+    out: *mut f32,
+) {
+    let mut p0 = 0;
+    while p0 < hw {
+        let np = IM_BLOCK2.min(hw - p0);
+        // SAFETY: the caller's guarantee, for positions `p0 .. p0 + np`.
+        unsafe {
+            let (xp, op) = (x.add(p0), out.add(p0));
+            match np {
+                6 => im_1x1_avx2_n::<6>(xp, hw, c, wt, m, bias, act, op),
+                5 => im_1x1_avx2_n::<5>(xp, hw, c, wt, m, bias, act, op),
+                4 => im_1x1_avx2_n::<4>(xp, hw, c, wt, m, bias, act, op),
+                3 => im_1x1_avx2_n::<3>(xp, hw, c, wt, m, bias, act, op),
+                2 => im_1x1_avx2_n::<2>(xp, hw, c, wt, m, bias, act, op),
+                _ => im_1x1_avx2_n::<1>(xp, hw, c, wt, m, bias, act, op),
+            }
+        }
+        p0 += np;
+    }
+}
+
+/// [`im_1x1_avx2`] for the `NP` positions at `x` / `out`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn im_1x1_avx2_n<const NP: usize>(
+    x: *const f32,
+    hw: usize,
+    c: usize,
+    wt: *const f32,
+    m: usize,
+    bias: Option<*const f32>,
+    act: Activation,
+    out: *mut f32,
+) {
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // SAFETY: the caller's guarantee; weight, bias and input loads past output `m` or position
+    // `NP` are masked off.
+    unsafe {
+        let pm = _mm256_cmpgt_epi32(_mm256_set1_epi32(NP as i32), lane);
+        for o0 in (0..m).step_by(16) {
+            let left = m - o0;
+            let mk = [
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(left.min(8) as i32), lane),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(left.saturating_sub(8).min(8) as i32), lane),
+            ];
+            let start = match bias {
+                Some(b) => [_mm256_maskload_ps(b.add(o0), mk[0]), _mm256_maskload_ps(b.wrapping_add(o0 + 8), mk[1])],
+                None => [_mm256_setzero_ps(); 2],
+            };
+            let mut acc = [start; NP];
+            for ci in 0..c {
+                let xr = x.add(ci * hw);
+                // Inputs zero at every position add nothing.
+                let xv = _mm256_maskload_ps(xr, pm);
+                if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(xv, _mm256_setzero_ps())) == 0 {
+                    continue;
+                }
+                let wr = wt.add(ci * m + o0);
+                let w = [_mm256_maskload_ps(wr, mk[0]), _mm256_maskload_ps(wr.wrapping_add(8), mk[1])];
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let b = _mm256_broadcast_ss(&*xr.add(p));
+                    a[0] = _mm256_fmadd_ps(b, w[0], a[0]);
+                    a[1] = _mm256_fmadd_ps(b, w[1], a[1]);
+                }
+            }
+            let mut tile = [[0.0f32; 16]; NP];
+            for (t, a) in tile.iter_mut().zip(&acc) {
+                _mm256_storeu_ps(t.as_mut_ptr(), a[0]);
+                _mm256_storeu_ps(t.as_mut_ptr().add(8), a[1]);
+            }
+            for (p, t) in tile.iter().enumerate() {
+                for (j, &v) in t.iter().enumerate().take(left.min(16)) {
+                    *out.add((o0 + j) * hw + p) = act.apply(v);
+                }
             }
         }
     }
