@@ -61,15 +61,15 @@ fn pad_to(buf: &mut Vec<u8>, align: usize) {
 
 /// Which constants are stored as f16: under `WeightFormat::F16` those used only as the weight
 /// operand (index 1) of Conv / Dense; in any case those used only as the bias (operand 2) of
-/// Conv / Dense layers whose weights are codebooks with f16 values, when every value is exact
-/// in f16 (lossless: `sprig compress --codebook` rounds those biases).
+/// Conv layers whose weights are codebooks with f16 values, when every value is exact in f16
+/// (lossless: `sprig compress --codebook` rounds those biases).
 pub fn f16_tensors(g: &Graph, weights: WeightFormat) -> Vec<bool> {
     let mut use_ok = vec![weights == WeightFormat::F16; g.tensors.len()];
     let mut bias_ok = vec![true; g.tensors.len()];
     let mut used = vec![false; g.tensors.len()];
     for n in &g.nodes {
         let layer = matches!(n.op, Op::Conv(_) | Op::Dense { .. });
-        let f16_book = layer
+        let f16_book = matches!(n.op, Op::Conv(_))
             && n.inputs.get(1).is_some_and(|&w| {
                 matches!(&g.tensors[w].storage, crate::ir::Storage::Codebook(cb) | crate::ir::Storage::InputMajorCodebook(cb) if cb.f16_values)
             });

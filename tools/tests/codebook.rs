@@ -61,11 +61,11 @@ fn codebook_files_run_the_quantized_graph_and_jlcm_beats_the_baselines() {
             let m = sprig_runtime::Model::parse(&c.bytes).unwrap();
             let cbs = (0..m.num_tensors()).filter(|&i| m.tensor(i).is_some_and(|t| t.encoding == encoding::CODEBOOK)).count();
             assert_eq!(cbs, report.layers.len());
-            // Their biases are rounded to f16 and stored as f16 (half the bytes, no loss).
+            // Conv biases are rounded to f16 and stored as f16 (half the bytes, no loss).
             let mut f16_biases = 0;
             for l in &report.layers {
                 let node = q.nodes.iter().find(|x| x.name == l.node).unwrap();
-                let Some(&bt) = node.inputs.get(2) else { continue };
+                let (true, Some(&bt)) = (matches!(node.op, sprig_runtime::op::Op::Conv(_)), node.inputs.get(2)) else { continue };
                 let b = q.tensors[bt].data.as_ref().unwrap();
                 assert!(b.iter().all(|&v| half::f16::from_f32(v).to_f32().to_bits() == v.to_bits()), "{}: bias not exact in f16", l.node);
                 let stored = (0..m.num_tensors()).filter_map(|i| m.tensor(i)).find(|t| t.name == q.tensors[bt].name).unwrap();

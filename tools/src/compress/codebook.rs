@@ -1218,10 +1218,11 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             }
         }
         let mut m = q.matrix(width);
-        if opts.f16_values {
-            // The bias goes to f16 with the codebooks (the writer stores the bias of an f16
-            // codebook layer in f16 when every value is exact): rounded here, so the layer's
-            // error and the next layers' calibration see the stored values.
+        if opts.f16_values && matches!(cur.nodes[n].op, Op::Conv(_)) {
+            // A Conv's bias goes to f16 with the codebooks (the writer stores the bias of an
+            // f16-codebook Conv in f16 when every value is exact): rounded here, so the layer's
+            // error and the next layers' calibration see the stored values. Dense layers keep
+            // f32 biases (read per call, where converting costs more than it saves).
             for r in 0..rows {
                 m[(r, width)] = f16::from_f64(m[(r, width)]).to_f64();
             }
