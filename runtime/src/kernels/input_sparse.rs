@@ -335,8 +335,14 @@ mod tests {
         #[cfg(target_arch = "aarch64")]
         tiers.push(Box::new(|x, hw, c, wt, m, b, act, o| super::super::neon::Neon.im_1x1(x, hw, c, wt, m, b, act, o)));
         let mut seed = 0u64;
-        for hw in [1usize, 2, 3, 5, 6, 9, 12, 13, 16, 25, 36] {
-            for (c, m) in [(1usize, 1usize), (3, 17), (8, 16), (40, 33), (17, 100), (64, 300)] {
+        // Under Miri (which checks the AVX2 tier's pointer arithmetic) a few small shapes.
+        let (planes, shapes): (&[usize], &[(usize, usize)]) = if cfg!(miri) {
+            (&[1, 5, 7, 13], &[(3, 17), (2, 40)])
+        } else {
+            (&[1, 2, 3, 5, 6, 9, 12, 13, 16, 25, 36], &[(1, 1), (3, 17), (8, 16), (40, 33), (17, 100), (64, 300)])
+        };
+        for &hw in planes {
+            for &(c, m) in shapes {
                 for zeros in ZEROS {
                     seed += 1;
                     let x = sparsify(data(c * hw, seed), zeros, seed);
