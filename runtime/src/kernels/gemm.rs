@@ -117,6 +117,14 @@ pub(super) trait Micro: Copy {
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(super) const IM_PLANE: usize = 36;
 
+/// Whether an [`Micro::im_1x1`] call's plane is small enough and its slices long enough (the
+/// bounds every tier's kernel relies on).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline]
+pub(super) fn im_fits(x: &[f32], hw: usize, c: usize, wt: &[f32], m: usize, bias: &[f32], out: &[f32]) -> bool {
+    (1..=IM_PLANE).contains(&hw) && x.len() >= c * hw && wt.len() >= c * m && out.len() >= m * hw && (bias.is_empty() || bias.len() >= m)
+}
+
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! impl_micro {
     ($t:ty $(, { $($extra:item)* })?) => {

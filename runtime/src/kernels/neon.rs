@@ -122,12 +122,7 @@ impl Neon {
         act: crate::op::Activation,
         out: &mut [f32],
     ) -> bool {
-        let fits = (1..=super::gemm::IM_PLANE).contains(&hw)
-            && x.len() >= c * hw
-            && wt.len() >= c * m
-            && out.len() >= m * hw
-            && (bias.is_empty() || bias.len() >= m);
-        if !fits {
+        if !super::gemm::im_fits(x, hw, c, wt, m, bias, out) {
             return false;
         }
         let full = m / 16 * 16;

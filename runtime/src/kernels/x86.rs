@@ -885,13 +885,8 @@ impl Fma {
         act: Activation,
         out: &mut [f32],
     ) -> bool {
-        let fits = (1..=super::gemm::IM_PLANE).contains(&hw)
-            && x.len() >= c * hw
-            && wt.len() >= c * m
-            && out.len() >= m * hw
-            && (bias.is_empty() || bias.len() >= m)
-            && m * hw < i32::MAX as usize;
-        if !fits {
+        // The scatter's lane offsets are i32.
+        if !super::gemm::im_fits(x, hw, c, wt, m, bias, out) || m * hw >= i32::MAX as usize {
             return false;
         }
         let b = if bias.is_empty() { None } else { Some(bias.as_ptr()) };
