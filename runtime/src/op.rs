@@ -172,6 +172,9 @@ pub enum BinaryKind {
     Max = 6,
     /// `min(a, b)`
     Min = 7,
+    /// `max(a + b, 0)`: a residual Add followed by a Relu, fused by the tool (one pass over the
+    /// tensor and one record fewer than the pair). NaN propagates as it does through Relu.
+    AddRelu = 8,
 }
 
 /// Element-wise unary operators; `a` and `b` are the parameters named per variant.
@@ -596,6 +599,7 @@ impl Op {
                 BinaryKind::Pow => "Pow",
                 BinaryKind::Max => "Max",
                 BinaryKind::Min => "Min",
+                BinaryKind::AddRelu => "Add+Relu",
             },
             Op::Unary(k) => match k {
                 UnaryKind::Relu => "Relu",
@@ -755,6 +759,7 @@ impl Op {
                 5 => BinaryKind::Pow,
                 6 => BinaryKind::Max,
                 7 => BinaryKind::Min,
+                8 => BinaryKind::AddRelu,
                 _ => return Err(OpError::BadAttribute),
             }),
             kind::UNARY => {

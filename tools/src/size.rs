@@ -226,7 +226,7 @@ mod tests {
                 assert!(ts.kinds.contains_key(&kind), "{}: kind {kind}", ts.target);
             }
             assert_eq!(ts.unary.len(), 24, "{}", ts.target);
-            assert_eq!(ts.binary.len(), 8, "{}", ts.target);
+            assert_eq!(ts.binary.len(), 9, "{}", ts.target);
             assert!(ts.runtime_base > 1000 && ts.harness_flash > 1000, "{}", ts.target);
             assert!(ts.stack_max >= ts.stack_kinds.values().copied().max().unwrap_or(0));
         }

@@ -22,6 +22,9 @@ pub(super) fn binary<const OPS: u128>(
         BinaryKind::Pow if const { has_fn::<OPS>(BINARY_BITS + 5) } => run(libm::powf, a, b, out, y),
         BinaryKind::Max if const { has_fn::<OPS>(BINARY_BITS + 6) } => run(fmax, a, b, out, y),
         BinaryKind::Min if const { has_fn::<OPS>(BINARY_BITS + 7) } => run(fmin, a, b, out, y),
+        BinaryKind::AddRelu if const { has_fn::<OPS>(BINARY_BITS + 8) } => {
+            run(|p, q| crate::op::Activation::Relu.apply(p + q), a, b, out, y)
+        }
         _ => Err(OpError::UnknownKind(crate::op::kind::BINARY)),
     }
 }
@@ -152,7 +155,7 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
-    const KINDS: [BinaryKind; 8] = [
+    const KINDS: [BinaryKind; 9] = [
         BinaryKind::Add,
         BinaryKind::Sub,
         BinaryKind::Mul,
@@ -161,6 +164,7 @@ mod tests {
         BinaryKind::Pow,
         BinaryKind::Max,
         BinaryKind::Min,
+        BinaryKind::AddRelu,
     ];
 
     fn f(k: BinaryKind, a: f64, b: f64) -> f64 {
@@ -179,6 +183,7 @@ mod tests {
             BinaryKind::Pow => a.powf(b),
             BinaryKind::Max => a.max(b),
             BinaryKind::Min => a.min(b),
+            BinaryKind::AddRelu => (a + b).max(0.0),
         }
     }
 

@@ -551,6 +551,7 @@ mod tests {
             BinaryKind::Pow,
             BinaryKind::Max,
             BinaryKind::Min,
+            BinaryKind::AddRelu,
         ] {
             assert!(Op::Binary(k).feature_bits() >> BINARY_BITS != 0);
             assert_eq!(Op::Binary(k).feature_bits() & (1 << CODEBOOK_BIT | 1 << SPARSE_BIT), 0);

@@ -115,7 +115,7 @@ fn main() -> Result<()> {
             Ok((shared, single.iter().enumerate().map(|(f, &v)| (f as u32, v - shared)).collect()))
         };
         let (unary_shared, unary) = functions(kind::UNARY, UNARY_BITS, 24)?;
-        let (binary_shared, binary) = functions(kind::BINARY, BINARY_BITS, 8)?;
+        let (binary_shared, binary) = functions(kind::BINARY, BINARY_BITS, 9)?;
         let all_kernels = with(u128::MAX)?.saturating_sub(base);
         let dense_conv = (1u128 << kind::DENSE) | (1u128 << kind::CONV);
         let dense_conv_flash = with(dense_conv)?;

@@ -661,7 +661,7 @@ fn real_models_import_and_match_tract() {
     let cases: &[(&str, usize, &[usize])] = &[
         ("mnist-8.onnx", 6, &[1, 10]),
         ("kws_dscnn_fp32.onnx", 13, &[1, 12]),
-        ("ic_resnet8_fp32.onnx", 19, &[1, 10]),
+        ("ic_resnet8_fp32.onnx", 16, &[1, 10]),
         ("vww_mobilenetv1_96_fp32.onnx", 31, &[1, 2]),
         ("ad_autoencoder_fp32.onnx", 10, &[1, 640]),
         ("hello_edge_ds_cnn_s.onnx", 14, &[1, 12]),

@@ -1,6 +1,7 @@
-//! Fuses a Relu / Clip that follows a Conv / Dense into the operator's `act`.
+//! Fuses a Relu / Clip that follows a Conv / Dense into the operator's `act`, and a Relu that
+//! follows an Add into one `Add+Relu` (residual blocks).
 
-use sprig_runtime::{Activation, Op, UnaryKind};
+use sprig_runtime::{Activation, BinaryKind, Op, UnaryKind};
 
 use super::{absorb, producer, single_internal_use};
 use crate::ir::Graph;
@@ -20,6 +21,7 @@ pub fn fuse_activations(g: &mut Graph) {
             let free = match g.nodes[p].op {
                 Op::Conv(c) => c.act == Activation::None,
                 Op::Dense { act } => act == Activation::None,
+                Op::Binary(BinaryKind::Add) => act == Activation::Relu,
                 _ => false,
             };
             if free && single_internal_use(g, x) {
@@ -31,6 +33,7 @@ pub fn fuse_activations(g: &mut Graph) {
         match &mut g.nodes[p].op {
             Op::Conv(c) => c.act = act,
             Op::Dense { act: slot } => *slot = act,
+            Op::Binary(k) => *k = BinaryKind::AddRelu,
             _ => unreachable!(),
         }
         absorb(g, p, a);

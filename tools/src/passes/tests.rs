@@ -61,6 +61,40 @@ fn activation_not_fused_when_intermediate_is_shared_or_an_output() {
 }
 
 #[test]
+fn residual_add_and_relu_fuse_into_one_operator() {
+    // relu(conv(x) + x2) where the Add reads two activations: one Add+Relu node, the Relu's
+    // output tensor kept; its values equal the pair's.
+    let mut g = Graph::default();
+    let x = g.add_tensor("x", vec![1, 2, 2, 2], None);
+    g.inputs.push(x);
+    let e = node(&mut g, "exp", Op::Unary(UnaryKind::Exp), vec![x], vec![1, 2, 2, 2]);
+    let s = node(&mut g, "add", Op::Binary(BinaryKind::Add), vec![x, e], vec![1, 2, 2, 2]);
+    let r = node(&mut g, "relu", Op::Unary(UnaryKind::Relu), vec![s], vec![1, 2, 2, 2]);
+    g.outputs.push(r);
+    let before = g.clone();
+    optimize(&mut g).unwrap();
+    assert_eq!(g.nodes.len(), 2);
+    assert_eq!(g.nodes[1].op, Op::Binary(BinaryKind::AddRelu));
+    assert_eq!(g.nodes[1].onnx_op, "Add+Relu");
+    assert_eq!(g.tensors[g.outputs[0]].name, "relu_out");
+    let xs: Vec<f32> = vec![-3.0, -1.0, -0.5, 0.0, 0.25, 1.0, -2.0, 4.0];
+    let run = |g: &Graph| {
+        let c = crate::compile::compile(g.clone(), crate::writer::WeightFormat::F32, [0; 32]).unwrap();
+        crate::host::HostModel::new(&c.bytes).unwrap().run(&[&xs]).unwrap()
+    };
+    let (fused, pair) = (run(&g), run(&before));
+    assert_eq!(fused, pair);
+    assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0));
+    // An Add whose sum is also read elsewhere keeps its Relu separate.
+    let mut g = before.clone();
+    let t = node(&mut g, "tanh", Op::Unary(UnaryKind::Tanh), vec![s], vec![1, 2, 2, 2]);
+    g.outputs.push(t);
+    optimize(&mut g).unwrap();
+    assert!(g.nodes.iter().any(|n| n.op == Op::Binary(BinaryKind::Add)));
+    assert!(g.nodes.iter().any(|n| n.op == Op::Unary(UnaryKind::Relu)));
+}
+
+#[test]
 fn dense_bias_and_scale_fold() {
     let mut g = Graph::default();
     let x = g.add_tensor("x", vec![1, 2], None);
