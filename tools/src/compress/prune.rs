@@ -272,9 +272,10 @@ pub fn layer_costs(g: &Graph) -> (u64, u64) {
 }
 
 /// Channels to keep per space (keyed by its first producer) so the pruned model meets the
-/// budget: per-space error curves (relative reconstruction error of the refit after keeping the
-/// top j/8 of the live channels by the method's ranking), then greedy steps with the least error
-/// increase per MAC (or parameter) saved until the budget is met.
+/// budget: per-space error curves (the relative error at the model's outputs, [`OutputProbe`],
+/// when only that space keeps the top j/8 of its live channels by the method's ranking, with its
+/// consumers refit), then greedy steps with the least error increase per MAC (or parameter)
+/// saved until the budget is met.
 fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) -> Result<std::collections::HashMap<usize, usize>> {
     const LEVELS: usize = 8;
     let (by_macs, frac) = match opts.amount {
@@ -301,6 +302,7 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
     let mut space_tensors = Vec::new();
     let alive = all_rows(g1);
     let mut curves = Vec::new();
+    let probe = OutputProbe::new(g1, calib)?;
     for s in channel_spaces(g1) {
         if s.prunable.is_err() || s.channels < 2 {
             continue;
@@ -311,15 +313,54 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         let acts = activations(g1, &inputs, calib)?;
         let lp = build_problems(g1, g1, &alive, &s, &live, &acts, &acts, opts.max_rows)?;
         let score = ranking(g1, &s, &live, &lp.problems, &lp.starts, &lp.cols, (s.channels / 2).max(1), opts)?;
+        // Per fold: the consumers' problems on the other folds' samples (to refit) and on the
+        // fold's own (to pick the ridge), so each level's error is measured on samples its refit
+        // never saw. A refit scored on its own samples looks best exactly where it overfits (a
+        // classifier refit on few samples).
+        let folds: Vec<(Vec<usize>, LayerProblems, LayerProblems)> = cv_folds(calib.len())
+            .into_iter()
+            .map(|(fit, held)| -> Result<_> {
+                let pick = |idx: &[usize]| -> Vec<Samples> { acts.iter().map(|a| idx.iter().map(|&i| a[i].clone()).collect()).collect() };
+                let (fa, ha) = (pick(&fit), pick(&held));
+                let f = build_problems(g1, g1, &alive, &s, &live, &fa, &fa, opts.max_rows)?;
+                let h = build_problems(g1, g1, &alive, &s, &live, &ha, &ha, opts.max_rows)?;
+                Ok((held, f, h))
+            })
+            .collect::<Result<_>>()?;
         let mut counts = Vec::new();
         let mut err = Vec::new();
         for j in 1..=LEVELS {
             let k = (s.channels * j).div_ceil(LEVELS).max(1);
             let keep = top_k(&score, k);
-            let w = refit_all(&lp.problems, &lp.cols, &keep, &lp.always, &lp.starts, REFIT_DAMP);
-            let e = lp.problems.iter().zip(&w).map(|(p, w)| p.relative_error(w)).sum::<f64>() / lp.problems.len() as f64;
             counts.push(k);
-            err.push(if k == s.channels { 0.0 } else { e });
+            if k == s.channels {
+                err.push(0.0);
+                continue;
+            }
+            // The error this level causes at the model's outputs, not in the consumers alone: a
+            // space feeding the classifier costs more per unit of local error than one early in
+            // the network (ALGORITHMS.md §6.3, allocation by marginal loss).
+            let remove: Vec<usize> = (0..s.channels).filter(|ch| keep.binary_search(ch).is_err()).collect();
+            let mut e = 0.0;
+            for (held, fit, val) in &folds {
+                let loss = |dm: f64| -> f64 {
+                    let w = refit_all(&fit.problems, &fit.cols, &keep, &fit.always, &fit.starts, dm);
+                    val.problems.iter().zip(&w).map(|(p, w)| p.loss(w)).sum()
+                };
+                let damp = DAMPS
+                    .iter()
+                    .map(|&dm| (loss(dm), dm))
+                    .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
+                    .map_or(REFIT_DAMP, |x| x.1);
+                let w = refit_all(&fit.problems, &fit.cols, &keep, &fit.always, &fit.starts, damp);
+                let mut trial = g1.clone();
+                for (q, w) in s.consumers.iter().zip(&w) {
+                    set_layer_matrix(&mut trial, q.node, w);
+                }
+                remove_channels(&mut trial, &s, &remove).with_context(|| format!("trial pruning of `{}`", space_name(g1, &s)))?;
+                e += probe.error(&trial, calib, held)? / folds.len() as f64;
+            }
+            err.push(e);
         }
         let (mc, pc) = super::channels::channel_cost(g1, &s);
         let unit = if by_macs { mc } else { pc } as f64;
@@ -335,6 +376,7 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         }
         None => {
             greedy(&mut cs, total, budget);
+            refine(&mut cs, &|lv: &[usize]| exact_cost(g1, &curves, lv, by_macs), budget)?;
         }
     }
     for (c, lv) in curves.iter().zip(&cs) {
@@ -343,6 +385,128 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
         }
     }
     Ok(plan)
+}
+
+/// The exact MACs (or parameters) of `g1` with the space of each curve `(key, channels, counts,
+/// _)` cut to `counts[levels[i]]` channels. Spaces shrink each other's layers (a Conv between two
+/// pruned spaces loses rows and columns), which the per-space costs of [`greedy`] miss.
+fn exact_cost(g1: &Graph, curves: &[(usize, usize, Vec<usize>, Curve)], levels: &[usize], by_macs: bool) -> Result<f64> {
+    let mut t = g1.clone();
+    for ((key, c, counts, _), &lv) in curves.iter().zip(levels) {
+        let k = counts[lv];
+        if k >= *c {
+            continue;
+        }
+        let Some(s) = channel_spaces(&t).into_iter().find(|s| s.producers.iter().copied().min() == Some(*key)) else { continue };
+        // Costs do not depend on which channels go.
+        let remove: Vec<usize> = (k.min(s.channels)..s.channels).collect();
+        remove_channels(&mut t, &s, &remove).context("costing an allocation")?;
+    }
+    let (m, p) = layer_costs(&t);
+    Ok(if by_macs { m } else { p } as f64)
+}
+
+/// Corrects an allocation from [`greedy`] with the exact `cost` of a choice of levels: lowers
+/// levels (least error increase per unit of exact cost saved) while over `budget`, then raises
+/// them (largest error decrease per unit of exact cost added) while one more step fits. Returns
+/// the exact cost reached.
+fn refine(cs: &mut [Curve], cost: &dyn Fn(&[usize]) -> Result<f64>, budget: f64) -> Result<f64> {
+    let levels = |cs: &[Curve]| cs.iter().map(|c| c.level).collect::<Vec<_>>();
+    let mut t = cost(&levels(cs))?;
+    while t > budget {
+        let mut best: Option<(usize, f64, f64)> = None;
+        for i in 0..cs.len() {
+            if cs[i].level == 0 {
+                continue;
+            }
+            let mut lv = levels(cs);
+            lv[i] -= 1;
+            let ti = cost(&lv)?;
+            if ti >= t {
+                continue;
+            }
+            let r = (cs[i].err[lv[i]] - cs[i].err[cs[i].level]).max(0.0) / (t - ti);
+            if best.is_none_or(|b| r < b.1) {
+                best = Some((i, r, ti));
+            }
+        }
+        let Some((i, _, ti)) = best else { return Ok(t) };
+        cs[i].level -= 1;
+        t = ti;
+    }
+    loop {
+        let mut best: Option<(usize, f64, f64)> = None;
+        for i in 0..cs.len() {
+            let c = &cs[i];
+            if c.level + 1 >= c.err.len() || c.err[c.level] <= c.err[c.level + 1] {
+                continue;
+            }
+            let mut lv = levels(cs);
+            lv[i] += 1;
+            let ti = cost(&lv)?;
+            if ti > budget {
+                continue;
+            }
+            let r = (c.err[c.level] - c.err[c.level + 1]) / (ti - t).max(f64::MIN_POSITIVE);
+            if best.is_none_or(|b| r > b.1) {
+                best = Some((i, r, ti));
+            }
+        }
+        let Some((i, _, ti)) = best else { return Ok(t) };
+        cs[i].level += 1;
+        t = ti;
+    }
+}
+
+/// The outputs an allocation compares against the model before pruning. A Softmax output is
+/// read at its input (the logits), where a change to a confident sample still registers.
+pub(super) struct OutputProbe {
+    tensors: Vec<TensorId>,
+    reference: Vec<Samples>,
+}
+
+impl OutputProbe {
+    /// The probe of `g`'s outputs and their values on `calib`.
+    pub(super) fn new(g: &Graph, calib: &[&[f32]]) -> Result<OutputProbe> {
+        let tensors: Vec<TensorId> = g
+            .outputs
+            .iter()
+            .map(|&t| match g.nodes.iter().find(|n| n.outputs.contains(&t)) {
+                Some(n) if matches!(n.op, Op::Softmax { .. }) => n.inputs[0],
+                _ => t,
+            })
+            .collect();
+        let reference = activations(g, &tensors, calib)?;
+        Ok(OutputProbe { tensors, reference })
+    }
+
+    /// Σ over the probed tensors of ‖y − y_ref‖² / ‖y_ref‖² on the samples `idx` of `calib`, for
+    /// a graph `g` with the same outputs (shapes included) as the probe's.
+    pub(super) fn error(&self, g: &Graph, calib: &[&[f32]], idx: &[usize]) -> Result<f64> {
+        let samples: Vec<&[f32]> = idx.iter().map(|&i| calib[i]).collect();
+        let got = activations(g, &self.tensors, &samples)?;
+        let mut total = 0.0;
+        for (y, r) in got.iter().zip(&self.reference) {
+            let (mut num, mut den) = (0.0f64, 0.0f64);
+            for (ys, &i) in y.iter().zip(idx) {
+                for (&a, &b) in ys.iter().zip(&r[i]) {
+                    num += (a as f64 - b as f64).powi(2);
+                    den += (b as f64).powi(2);
+                }
+            }
+            total += if num.is_finite() { num / den.max(f64::MIN_POSITIVE) } else { f64::MAX };
+        }
+        Ok(total)
+    }
+}
+
+/// Four cross-validation folds of `n` samples as (fit, held-out) index lists, sample i held out
+/// in fold i mod 4; below 8 samples one fold that fits and scores on everything.
+pub(super) fn cv_folds(n: usize) -> Vec<(Vec<usize>, Vec<usize>)> {
+    if n < 8 {
+        return vec![((0..n).collect(), (0..n).collect())];
+    }
+    (0..4).map(|f| ((0..n).filter(|i| i % 4 != f).collect(), (0..n).filter(|i| i % 4 == f).collect())).collect()
 }
 
 /// One layer's (or space's) error curve for [`greedy`]: at level l it costs `cost[l]` (MACs or
@@ -356,8 +520,35 @@ pub(super) struct Curve {
 
 /// Lowers levels one step at a time, always the step with the least error increase per unit of
 /// cost saved, until `total` (the summed cost at the current levels, plus anything fixed) is at
-/// most `budget` or no step is left; returns the final total.
+/// most `budget` or no step is left; then gives back what the last coarse steps overshot: raises
+/// levels, the step with the largest error decrease per unit of cost first, while the total stays
+/// within the budget. Returns the final total (at most `budget` whenever the first phase got
+/// there).
 pub(super) fn greedy(curves: &mut [Curve], mut total: f64, budget: f64) -> f64 {
+    total = lower(curves, total, budget);
+    if total > budget {
+        return total;
+    }
+    loop {
+        let best = curves
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.level + 1 < c.cost.len())
+            .filter_map(|(i, c)| {
+                let extra = c.cost[c.level + 1] - c.cost[c.level];
+                let gain = c.err[c.level] - c.err[c.level + 1];
+                (extra > 0.0 && gain > 0.0 && total + extra <= budget).then_some((i, gain / extra, extra))
+            })
+            .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+        let Some((i, _, extra)) = best else { break };
+        curves[i].level += 1;
+        total += extra;
+    }
+    total
+}
+
+/// The first phase of [`greedy`].
+fn lower(curves: &mut [Curve], mut total: f64, budget: f64) -> f64 {
     while total > budget {
         let best = curves
             .iter()
@@ -667,4 +858,94 @@ fn name_list(g: &Graph, s: &ChannelSpace) -> Vec<String> {
 fn lay_channel_len(_lay: &RowLayout, g: &Graph, node: usize, channels: usize) -> usize {
     let x = &g.tensors[g.nodes[node].inputs[0]];
     (x.numel() / channels.max(1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Node;
+    use sprig_runtime::op::Activation;
+
+    #[test]
+    fn every_sample_is_held_out_exactly_once_and_never_fits_its_own_fold() {
+        for n in [0usize, 1, 7, 8, 9, 50, 128] {
+            let folds = cv_folds(n);
+            let mut held = vec![0; n];
+            for (fit, h) in &folds {
+                for &i in h {
+                    held[i] += 1;
+                    if n >= 8 {
+                        assert!(!fit.contains(&i), "n = {n}: sample {i} fits the fold it scores");
+                    }
+                }
+                assert!(fit.iter().chain(h).all(|&i| i < n));
+            }
+            assert!(held.iter().all(|&c| c == 1), "n = {n}: {held:?}");
+        }
+    }
+
+    #[test]
+    fn the_allocation_meets_the_budget_and_gives_back_what_coarse_steps_overshoot() {
+        // A fine set whose top four steps are nearly free, and a big set whose one step saves
+        // 60 at small error. For a budget of 50 the first phase takes the four free steps
+        // (100 → 80), then the big one (→ 20): 30 under the budget. The second phase raises
+        // the fine set back to the top (→ 40); raising the big set would break the budget.
+        let fine_err = |l: usize| if l >= 4 { (8 - l) as f64 * 1e-4 } else { 4e-4 + (4 - l) as f64 };
+        let mut curves = vec![
+            Curve { cost: vec![0.0, 60.0], err: vec![0.01, 0.0], level: 1 },
+            Curve { cost: (0..=8).map(|l| 5.0 * l as f64).collect(), err: (0..=8).map(fine_err).collect(), level: 8 },
+        ];
+        let total = greedy(&mut curves, 100.0, 50.0);
+        assert_eq!((curves[0].level, curves[1].level, total), (0, 8, 40.0));
+        assert_eq!(lower(&mut [Curve { level: 1, ..curves[0].clone() }, Curve { level: 8, ..curves[1].clone() }], 100.0, 50.0), 20.0);
+        // Out of reach: everything at its lowest level, total above the budget.
+        let mut curves = vec![Curve { cost: vec![10.0, 20.0], err: vec![1.0, 0.0], level: 1 }];
+        assert_eq!(greedy(&mut curves, 20.0, 5.0), 10.0);
+        assert_eq!(curves[0].level, 0);
+    }
+
+    /// x [1, 3] → Dense (2 rows) → Softmax.
+    fn classifier(w: Vec<f32>) -> Graph {
+        let mut g = Graph::default();
+        let x = g.add_tensor("x", vec![1, 3], None);
+        g.inputs.push(x);
+        let wt = g.add_tensor("w", vec![2, 3], Some(w));
+        let z = g.add_tensor("z", vec![1, 2], None);
+        let y = g.add_tensor("y", vec![1, 2], None);
+        g.nodes.push(Node {
+            name: "fc".into(),
+            onnx_op: "Gemm".into(),
+            op: Op::Dense { act: Activation::None },
+            inputs: vec![x, wt],
+            outputs: vec![z],
+        });
+        g.nodes.push(Node {
+            name: "sm".into(),
+            onnx_op: "Softmax".into(),
+            op: Op::Softmax { axis: 1, log: false },
+            inputs: vec![z],
+            outputs: vec![y],
+        });
+        g.outputs.push(y);
+        g
+    }
+
+    #[test]
+    fn the_output_probe_reads_logits_and_measures_relative_error() {
+        let xs: Vec<Vec<f32>> = (0..6).map(|i| vec![i as f32, 1.0, -(i as f32) / 2.0]).collect();
+        let calib: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+        let w = vec![1.0, 2.0, -1.0, 0.5, -0.5, 3.0];
+        let g = classifier(w.clone());
+        let probe = OutputProbe::new(&g, &calib).unwrap();
+        assert_eq!(probe.tensors, vec![g.nodes[0].outputs[0]], "a Softmax is read at its input");
+        let all: Vec<usize> = (0..6).collect();
+        assert_eq!(probe.error(&g, &calib, &all).unwrap(), 0.0);
+        // Scaling every logit by 1.1 is a relative error of exactly 0.01.
+        let g2 = classifier(w.iter().map(|v| v * 1.1).collect());
+        let e = probe.error(&g2, &calib, &all).unwrap();
+        assert!((e - 0.01).abs() < 1e-5, "{e}");
+        // On a subset of samples, still relative to those samples' reference values.
+        let e = probe.error(&g2, &calib, &[1, 4]).unwrap();
+        assert!((e - 0.01).abs() < 1e-5, "{e}");
+    }
 }
