@@ -7,7 +7,10 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 4;
+pub const VERSION_MINOR: u16 = 5;
+/// First minor version with binary function 8, Add+Relu (a 1.4 reader rejects it with
+/// `BadAttribute`).
+pub const ADD_RELU_MINOR: u16 = 5;
 /// First minor version whose header carries its own CRC-32 (bytes 28..32, over bytes 0..28), so
 /// that with the payload CRC every byte of the file is covered. Earlier files hold 0 there.
 pub const HEADER_CRC_MINOR: u16 = 4;

@@ -350,7 +350,8 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         Op::Dense { act } => matches!(act, sprig_runtime::op::Activation::Threshold { .. }),
         _ => false,
     });
-    let minor: u16 = storage_minor.max(if threshold { 3 } else { 0 });
+    let add_relu = g.nodes.iter().any(|n| n.op == Op::Binary(sprig_runtime::BinaryKind::AddRelu));
+    let minor: u16 = storage_minor.max(if threshold { 3 } else { 0 }).max(if add_relu { format::ADD_RELU_MINOR } else { 0 });
     Ok(assemble(&sections, minor))
 }
 

@@ -31,7 +31,8 @@ fn sample_graph() -> Graph {
     node("gap", Op::GlobalAveragePool, vec![a], p);
     node("flat", Op::Reshape { shape: Shape::new(&[1, 3]).unwrap() }, vec![p], r);
     node("fc", Op::Dense { act: Activation::None }, vec![r, dw], d);
-    node("add", Op::Binary(BinaryKind::Add), vec![b, b], e);
+    // Add+Relu: the newest operator, so the file declares the newest minor version.
+    node("add", Op::Binary(BinaryKind::AddRelu), vec![b, b], e);
     g.outputs = vec![d, e];
     g
 }
