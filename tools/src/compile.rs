@@ -62,24 +62,33 @@ pub const SMALL_PLANE: usize = 36;
 pub fn pack_small_planes(g: &mut Graph) -> usize {
     let mut packed = 0;
     for n in 0..g.nodes.len() {
-        let node = &g.nodes[n];
-        let sprig_runtime::op::Op::Conv(a) = node.op else { continue };
-        let (Some(&w), Some(&y)) = (node.inputs.get(1), node.outputs.first()) else { continue };
-        let (ws, ys) = (&g.tensors[w].shape, &g.tensors[y].shape);
-        let plane: usize = ys.iter().skip(2).product();
-        let ok = a.stride == [1, 1]
-            && ys.len() >= 3
-            && plane <= SMALL_PLANE
-            && ws.first().is_some_and(|&m| m <= 1024)
-            && g.tensors[w].storage == crate::ir::Storage::Dense
-            && g.tensors[w].data.as_ref().is_some_and(|d| d.iter().all(|v| v.is_finite()))
-            && crate::writer::input_major_ok(g, w);
-        if ok {
+        if small_plane(g, n) {
+            let w = g.nodes[n].inputs[1];
             g.tensors[w].storage = crate::ir::Storage::InputMajor;
             packed += 1;
         }
     }
     packed
+}
+
+/// Whether node `n` is a pointwise layer the small-plane kernel takes: a stride-1 Conv over a
+/// plane of at most [`SMALL_PLANE`] positions, with at most 1024 filters and 1024 inputs, whose
+/// plain, finite weight may be stored input-major. Codebook quantization stores these layers'
+/// codebooks input-major too (the kernel decodes blocks of outputs onto the stack).
+pub fn small_plane(g: &Graph, n: usize) -> bool {
+    let node = &g.nodes[n];
+    let sprig_runtime::op::Op::Conv(a) = node.op else { return false };
+    let (Some(&w), Some(&y)) = (node.inputs.get(1), node.outputs.first()) else { return false };
+    let (ws, ys) = (&g.tensors[w].shape, &g.tensors[y].shape);
+    let plane: usize = ys.iter().skip(2).product();
+    a.stride == [1, 1]
+        && ys.len() >= 3
+        && plane <= SMALL_PLANE
+        && ws.first().is_some_and(|&m| m <= 1024)
+        && ws.get(1).is_some_and(|&c| c <= 1024)
+        && g.tensors[w].storage == crate::ir::Storage::Dense
+        && g.tensors[w].data.as_ref().is_some_and(|d| d.iter().all(|v| v.is_finite()))
+        && crate::writer::input_major_ok(g, w)
 }
 
 /// Plans and serialises `graph`, then parses the result with the runtime's validating reader.

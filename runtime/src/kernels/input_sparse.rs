@@ -207,6 +207,83 @@ pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y:
     Ok(())
 }
 
+/// Decoded weights [`small_plane_codebook`] holds on the stack at once (32 KiB).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const IM_DECODED: usize = 8192;
+
+/// The small-plane kernel ([`super::gemm::Micro::im_1x1`]) on an input-major codebook weight
+/// `cb` (`c` rows of `m`): a block of outputs at a time, each input's weights for the block
+/// decoded onto the stack (contiguous in its row), then the f32 tiles, so every weight is decoded
+/// once per call and the sums are the f32 kernel's on the decoded weights. False (nothing
+/// written) when the layer does not fit the kernel (plane, filter count, slices) or this CPU
+/// has no such kernel.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[allow(clippy::too_many_arguments)]
+fn small_plane_codebook(
+    xs: &[f32],
+    cb: &crate::codebook::Codebook<'_>,
+    bias: Option<View<'_>>,
+    act: Activation,
+    hw: usize,
+    c: usize,
+    m: usize,
+    batch: usize,
+    out: &mut [f32],
+) -> Result<bool, OpError> {
+    use super::gemm::Micro;
+    // Outputs per block: a multiple of 8 whose decoded block fits the stack buffer.
+    let block = (IM_DECODED / c.max(1)).min(m) / 8 * 8;
+    let info = cb.info();
+    let Some(mk) = super::gemm::simd() else { return Ok(false) };
+    if !(1..=super::gemm::IM_PLANE).contains(&hw) || m > IM_BIAS || block == 0 || !cb.is_whole() || info.rows != c || info.cols != m {
+        return Ok(false);
+    }
+    let mut bb = [0.0f32; IM_BIAS];
+    if let Some(bv) = bias {
+        bv.read_into(0, &mut bb[..m]);
+    }
+    // Inputs zero at every position of every batch item: the kernel skips them, so their
+    // weights are not decoded (held at zero instead).
+    let mut live = [false; IM_DECODED / 8];
+    for (ci, l) in live.iter_mut().enumerate().take(c) {
+        *l = (0..batch).any(|n| xs.get((n * c + ci) * hw..(n * c + ci + 1) * hw).is_none_or(|p| p.iter().any(|&v| v != 0.0)));
+    }
+    let mut buf = [0.0f32; IM_DECODED];
+    let mut table = crate::codebook::Table::new();
+    let parts = cb.parts();
+    #[cfg(target_arch = "x86_64")]
+    let books = super::x86::Codes::detect().and_then(|k| k.books4(&parts));
+    let mut o0 = 0;
+    while o0 < m {
+        let nb = block.min(m - o0);
+        let w = &mut buf[..c * nb];
+        for (ci, row) in w.chunks_exact_mut(nb).enumerate() {
+            if !live[ci] {
+                row.fill(0.0);
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if books.as_ref().is_some_and(|b| b.decode(&parts, ci, o0, row)) {
+                continue;
+            }
+            // Short runs: the group's values, without the per-group byte tables.
+            let t = table.of_parts_row(&parts, ci);
+            parts.decode(ci, o0, t, row);
+        }
+        let b = if bias.is_some() { &bb[o0..o0 + nb] } else { &bb[..0] };
+        for n in 0..batch {
+            let xn = super::sub(xs, n * c * hw, c * hw)?;
+            let on = super::sub_mut(out, n * m * hw + o0 * hw, nb * hw)?;
+            if !mk.im_1x1(xn, hw, c, w, nb, b, act, on) {
+                // The per-position loop then writes every output.
+                return Ok(false);
+            }
+        }
+        o0 += nb;
+    }
+    Ok(true)
+}
+
 /// Most filters of a 1×1 Conv the blocked small-plane kernel takes (its bias on the stack).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const IM_BIAS: usize = 1024;
@@ -244,6 +321,12 @@ pub(super) fn conv1x1(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y:
             done &= mk.im_1x1(xn, hw, c, wts, m, b, a.act, on);
         }
         if done {
+            return Ok(());
+        }
+    }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if let (Some(xs), View::Codebook(cb), true) = (x.view.as_f32(), wt.view, hw == ohw) {
+        if small_plane_codebook(xs, &cb, bias, a.act, hw, c, m, x.shape.dim(0), out)? {
             return Ok(());
         }
     }
@@ -469,6 +552,64 @@ mod tests {
             let mut got = vec![f32::NAN; y.numel().unwrap()];
             prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&Op::Conv(a), kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
             assert_close(&got, &want, 1e-5);
+        }
+    }
+
+    /// On small planes an input-major codebook weight runs the f32 small-plane kernel a block of
+    /// outputs at a time: bit for bit the f32 kernel's result on the decoded weights, for several
+    /// blocks with a ragged last one, every width (4-bit through the AVX-512 decoder), batches,
+    /// and zero inputs skipped. Shapes the kernel cannot take fall back to the per-position loop.
+    #[test]
+    fn small_plane_codebook_equals_the_f32_kernel_on_decoded_weights() {
+        let cases: &[(usize, usize, [usize; 2], u8, usize)] = if cfg!(miri) {
+            &[(20, 24, [2, 2], 4, 1)]
+        } else {
+            &[
+                (300, 100, [3, 3], 4, 2),
+                (40, 37, [6, 6], 3, 1),
+                (1024, 16, [2, 2], 4, 1),
+                (7, 8, [1, 1], 8, 1),
+                (64, 130, [3, 1], 2, 1),
+                (1100, 8, [2, 2], 4, 1),
+            ]
+        };
+        for (i, &(c, m, [h, w], bits, batch)) in cases.iter().enumerate() {
+            let seed = 40 + i as u64;
+            let (payload, wt) = quantized(c, m, bits, true, 3, seed);
+            let x = sparsify(data(batch * c * h * w, seed + 1), 0.3, seed);
+            let mut x = x;
+            // Whole zero channels, which the kernel skips.
+            for n in 0..batch {
+                for ch in (0..c).step_by(3) {
+                    x[(n * c + ch) * h * w..(n * c + ch + 1) * h * w].fill(0.0);
+                }
+            }
+            let b = data(m, seed + 2);
+            let a = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [0; 4], act: Activation::Relu };
+            let y = sh(&[batch, m, h, w]);
+            let cb = crate::codebook::Codebook::parse(&payload, c, m).unwrap();
+            let run = |wv: View<'_>| {
+                let ops = [
+                    Operand { view: View::F32(&x), shape: sh(&[batch, c, h, w]) },
+                    Operand { view: wv, shape: sh(&[c, m, 1, 1]) },
+                    Operand { view: View::F32(&b), shape: sh(&[m]) },
+                ];
+                let mut got = vec![f32::NAN; batch * m * h * w];
+                assert_eq!(execute_kernel_in::<ALL_OPS>(&Op::Conv(a), kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
+                got
+            };
+            let (coded, plain) = (run(View::Codebook(cb)), run(View::F32(&wt)));
+            // 1100 inputs leave no block of 8 outputs within the stack buffer: the fallback.
+            if c * 8 <= super::IM_DECODED {
+                assert_eq!(
+                    coded.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "case {i}"
+                );
+            }
+            let wv = transpose01(&wt, c, m);
+            let want = naive_conv(&x, &[batch, c, h, w], &wv, &[m, c, 1, 1], Some(&b), &a, &[batch, m, h, w]);
+            assert_close(&coded, &want, 1e-4);
         }
     }
 

@@ -359,6 +359,17 @@ pub fn run(a: Args) -> Result<()> {
                     chosen.iter().filter(|c| c.input_sparse && !layer_bits.contains(&&c.node)).map(|c| c.node.clone()).collect();
                 codebook_choices = chosen;
             }
+            // Pointwise layers on small planes run the small-plane kernel, which reads its
+            // weight input-major, whatever their input sparsity.
+            if !in_layer {
+                let layer_bits: Vec<&String> = copts.layer_bits.iter().map(|(n, _)| n).collect();
+                for n in 0..pruned.nodes.len() {
+                    let name = &pruned.nodes[n].name;
+                    if crate::compile::small_plane(&pruned, n) && !copts.input_major.contains(name) && !layer_bits.contains(&name) {
+                        copts.input_major.push(name.clone());
+                    }
+                }
+            }
             let (g, r) = quantize(&pruned, &samples, &copts)?;
             pruned = g;
             Some(r)
