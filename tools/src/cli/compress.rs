@@ -360,8 +360,9 @@ pub fn run(a: Args) -> Result<()> {
                 codebook_choices = chosen;
             }
             // Pointwise layers on small planes run the small-plane kernel, which reads its
-            // weight input-major, whatever their input sparsity.
-            if !in_layer {
+            // weight input-major, whatever their input sparsity. The input-major quantizer is
+            // JLCM's: the k-means and linear baselines keep their own, output-major.
+            if !in_layer && copts.method == CodebookMethod::Jlcm {
                 let layer_bits: Vec<&String> = copts.layer_bits.iter().map(|(n, _)| n).collect();
                 for n in 0..pruned.nodes.len() {
                     let name = &pruned.nodes[n].name;
