@@ -524,27 +524,17 @@ pub(super) struct Curve {
 /// levels, the step with the largest error decrease per unit of cost first, while the total stays
 /// within the budget. Returns the final total (at most `budget` whenever the first phase got
 /// there).
-pub(super) fn greedy(curves: &mut [Curve], mut total: f64, budget: f64) -> f64 {
-    total = lower(curves, total, budget);
+pub(super) fn greedy(curves: &mut [Curve], total: f64, budget: f64) -> f64 {
+    let total = lower(curves, total, budget);
     if total > budget {
         return total;
     }
-    loop {
-        let best = curves
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.level + 1 < c.cost.len())
-            .filter_map(|(i, c)| {
-                let extra = c.cost[c.level + 1] - c.cost[c.level];
-                let gain = c.err[c.level] - c.err[c.level + 1];
-                (extra > 0.0 && gain > 0.0 && total + extra <= budget).then_some((i, gain / extra, extra))
-            })
-            .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
-        let Some((i, _, extra)) = best else { break };
-        curves[i].level += 1;
-        total += extra;
-    }
-    total
+    // The give-back is [`refine`]'s, on the additive cost: what is fixed plus each curve's
+    // cost at its level.
+    let costs: Vec<Vec<f64>> = curves.iter().map(|c| c.cost.clone()).collect();
+    let fixed = total - curves.iter().map(|c| c.cost[c.level]).sum::<f64>();
+    let additive = |lv: &[usize]| -> Result<f64> { Ok(fixed + costs.iter().zip(lv).map(|(c, &l)| c[l]).sum::<f64>()) };
+    refine(curves, &additive, budget).unwrap_or(total)
 }
 
 /// The first phase of [`greedy`].
