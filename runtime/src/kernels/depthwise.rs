@@ -371,6 +371,8 @@ pub(super) const TB: usize = 4;
 /// kernels may load and store them without bounds tests.
 pub(super) struct Taps {
     taps: usize,
+    /// Applied to each output as it is stored.
+    act: Activation,
     j0: usize,
     d: [isize; MAX_TAPS],
     /// Per kernel column, the output columns whose input column lies inside the input.
@@ -402,8 +404,9 @@ const CACHED: usize = 16;
 const FIRST: usize = 9;
 
 impl Taps {
-    /// Layer `g` read through `pl`, positioned at its first group.
-    fn new(g: &Geom, pl: PlaneLayout) -> Taps {
+    /// Layer `g` read through `pl`, its outputs passed through `act`, positioned at its first
+    /// group.
+    fn new(g: &Geom, pl: PlaneLayout, act: Activation) -> Taps {
         let (taps, s) = (g.kh * g.kw, pl.s as isize);
         let mut d = [0isize; MAX_TAPS];
         for (t, dt) in d.iter_mut().enumerate().take(taps) {
@@ -421,6 +424,7 @@ impl Taps {
         let (dmin, dmax) = (d[..taps].iter().copied().min().unwrap_or(0), d[..taps].iter().copied().max().unwrap_or(0));
         let mut t = Taps {
             taps,
+            act,
             j0: 0,
             d,
             cols,
@@ -518,6 +522,13 @@ impl Taps {
         self.taps
     }
 
+    /// The activation each output goes through as it is stored.
+    #[inline]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn act(&self) -> Activation {
+        self.act
+    }
+
     /// First position of the group.
     #[inline]
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -560,9 +571,9 @@ impl Taps {
 }
 
 /// The definition the SIMD versions of [`Micro::dw_taps`] follow: for channel `c` below
-/// [`Taps::channels`] and each stored lane, `out = b[c] + Σ_t w[c·taps + t] · v_t` in `t` order
-/// (multiply, then add), with `v_t` the input value of tap `t` in its masked-in lanes and 0 in
-/// the others.
+/// [`Taps::channels`] and each stored lane, `out = act(b[c] + Σ_t w[c·taps + t] · v_t)` in `t`
+/// order (multiply, then add), with `v_t` the input value of tap `t` in its masked-in lanes and
+/// 0 in the others, and `act` the [`Taps`]' activation.
 #[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
 pub(super) fn dw_taps_scalar(t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
     let n = t.channels(x, w, b, out);
@@ -577,7 +588,7 @@ pub(super) fn dw_taps_scalar(t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mu
                     let v = if t.masks[k][tp] >> i & 1 == 1 { xc.get((j as isize + dt) as usize).copied().unwrap_or(0.0) } else { 0.0 };
                     acc += wv * v;
                 }
-                out[c * op + j] = acc;
+                out[c * op + j] = t.act.apply(acc);
             }
         }
     }
@@ -608,7 +619,8 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
     // Channels per chunk: their filters fit `wb`, and at stride ≥ 2 their phases fit `ph`.
     let per = (PLANE_W / taps).min(bb.len());
     let per = if pl.s == 1 { per } else { per.min(PHASE_BUF / pl.in_plane.max(1)) };
-    let mut t = Taps::new(g, pl);
+    // The activation is applied as each output is stored.
+    let mut t = Taps::new(g, pl, a.act);
     let mut c0 = 0;
     while c0 < g.m {
         let n = per.min(g.m - c0);
@@ -633,7 +645,6 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
             mk.dw_taps(&t, x, &wb[..n * taps], &bb[..n], o);
             j0 += 16 * TB;
         }
-        a.act.apply_all(o);
         c0 += n;
     }
     Ok(())
@@ -1099,7 +1110,7 @@ mod tests {
             }
             ph
         };
-        let mut t = super::Taps::new(g, pl);
+        let mut t = super::Taps::new(g, pl, a.act);
         let (mut tier, mut scalar) = (vec![f32::NAN; want.len()], vec![f32::NAN; want.len()]);
         for j0 in (0..g.oh * g.ow).step_by(16 * super::TB) {
             t.at(g, j0);

@@ -993,6 +993,22 @@ fn act_zmm(act: Option<Activation>, v: __m512) -> __m512 {
     }
 }
 
+/// `act` on 8 lanes, as [`Activation::apply`] does on each (the selects of [`act_zmm`]).
+#[inline(always)]
+fn act_ymm(act: Activation, v: __m256) -> __m256 {
+    // SAFETY: only reached from AVX2 functions (the callers below).
+    unsafe {
+        match act {
+            Activation::None => v,
+            // `max(a, b)` = `a > b ? a : b`: `v > 0 ? v : 0`.
+            Activation::Relu => _mm256_max_ps(v, _mm256_setzero_ps()),
+            // `max(min, v)` = `min > v ? min : v`, then `max < y ? max : y`.
+            Activation::Clip { min, max } => _mm256_min_ps(_mm256_set1_ps(max), _mm256_max_ps(_mm256_set1_ps(min), v)),
+            Activation::Threshold { alpha } => _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_set1_ps(alpha)), v),
+        }
+    }
+}
+
 /// The body of [`Fma::tile_out`] over `H` (1 or 2) 16-lane halves: `load(k)` gives row `k`
 /// of `B`; the caller guarantees the bounds.
 #[inline(always)]
@@ -1229,7 +1245,7 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
             for (h, acc) in acc.iter().enumerate() {
                 let oc = out.add((c + h) * op).wrapping_offset(j0);
                 for (k, a) in acc.iter().enumerate() {
-                    _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], *a);
+                    _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(Some(t.act()), *a));
                 }
             }
         }
@@ -1250,7 +1266,7 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
             }
             let oc = out.add(c * op).wrapping_offset(j0);
             for (k, a) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], *a);
+                _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(Some(t.act()), *a));
             }
         }
     }
@@ -1701,9 +1717,24 @@ unsafe fn dw_s2_wide(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: A
 /// [`Fma::dw_taps`] for `n` channels with AVX2 masked loads; the caller guarantees the bounds.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dw_taps_avx2(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
+    // SAFETY: the caller's guarantee; the mask table holds every tap.
+    unsafe {
+        match t.taps() {
+            0..=9 => dw_taps_avx2_n::<9>(t, x, w, b, out, n),
+            10..=25 => dw_taps_avx2_n::<25>(t, x, w, b, out, n),
+            _ => dw_taps_avx2_n::<MAX_TAPS>(t, x, w, b, out, n),
+        }
+    }
+}
+
+/// [`dw_taps_avx2`] with a lane mask table for `T ≥ taps` taps (`T · 256` bytes cleared per
+/// call, not `MAX_TAPS · 256`).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_taps_avx2_n<const T: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
     let (taps, (ip, op), j0, st) = (t.taps(), t.planes(), t.j0() as isize, t.store());
+    debug_assert!(taps <= T, "the dispatcher picks T ≥ taps");
     let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    let mut lanes = [[_mm256_setzero_si256(); 2 * TB]; MAX_TAPS];
+    let mut lanes = [[_mm256_setzero_si256(); 2 * TB]; T];
     let mut sv = [_mm256_setzero_si256(); 2 * TB];
     for q in 0..2 * TB {
         let sh = 8 * (q % 2);
@@ -1729,7 +1760,7 @@ unsafe fn dw_taps_avx2(t: &Taps, x: *const f32, w: *const f32, b: *const f32, ou
             }
             let oc = out.add(c * op).wrapping_offset(j0);
             for (q, a) in acc.iter().enumerate() {
-                _mm256_maskstore_ps(oc.wrapping_add(8 * q), sv[q], *a);
+                _mm256_maskstore_ps(oc.wrapping_add(8 * q), sv[q], act_ymm(t.act(), *a));
             }
         }
     }
@@ -1852,8 +1883,8 @@ mod tests {
         out
     }
 
-    /// The 16-lane activations equal [`Activation::apply`] bit for bit, on NaN, signed zeros,
-    /// infinities and the bounds themselves.
+    /// The 16- and 8-lane activations equal [`Activation::apply`] bit for bit, on NaN, signed
+    /// zeros, infinities and the bounds themselves.
     #[test]
     fn act_zmm_matches_apply() {
         if !avx512vl() {
@@ -1892,11 +1923,23 @@ mod tests {
             unsafe { _mm512_storeu_ps(out.as_mut_ptr(), act_zmm(Some(act), _mm512_loadu_ps(v.as_ptr()))) };
             out
         }
+        #[target_feature(enable = "avx2")]
+        fn halves(act: Activation, v: &[f32; 16]) -> [f32; 16] {
+            let mut out = [0.0f32; 16];
+            // SAFETY: 16 values each side, 8 per half.
+            unsafe {
+                for h in 0..2 {
+                    _mm256_storeu_ps(out.as_mut_ptr().add(8 * h), act_ymm(act, _mm256_loadu_ps(v.as_ptr().add(8 * h))));
+                }
+            }
+            out
+        }
         for act in acts {
-            // SAFETY: AVX-512 F detected above.
-            let got = unsafe { lanes(act, &vals) };
-            for (g, v) in got.iter().zip(vals) {
-                assert_eq!(g.to_bits(), act.apply(v).to_bits(), "{act:?} of {v}");
+            // SAFETY: AVX-512 F (hence AVX2) detected above.
+            for got in unsafe { [lanes(act, &vals), halves(act, &vals)] } {
+                for (g, v) in got.iter().zip(vals) {
+                    assert_eq!(g.to_bits(), act.apply(v).to_bits(), "{act:?} of {v}");
+                }
             }
         }
     }
