@@ -58,10 +58,13 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         // when they fit, else blocks of a group-1 Conv. The same sums as the dense kernel on the
         // decoded weights.
         let kdim = info.cols;
-        // Whole register tiles of filters per block; more than two blocks would gather every
-        // input panel that many times, where the chunked decoder gathers each once, unless the
-        // output plane is one pixel pair (its panels are small, and the chunked decoder's K
-        // chunks would be shallow).
+        // Whole register tiles of filters per block; more than two blocks, or blocks of fewer
+        // than two register tiles, would gather every input panel again for too few filters,
+        // where the chunked decoder gathers each once, unless the output plane is one pixel
+        // pair (its panels are small, and the chunked decoder's K chunks would be shallow).
+        // Measured: ResNet-8's 64 filters of 576 in two blocks of 32 run at 0.80 of dense
+        // (chunked 0.53); hello_edge_cnn's 30 filters of 1120 in two blocks of 15 at 0.63
+        // (chunked 0.80).
         let most = WHOLE / kdim.max(1);
         let blocks = g.m.div_ceil(most.max(1));
         // Whole register tiles per block where that takes no more blocks, else equal blocks.
@@ -69,7 +72,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         let block = if tiled > 0 && g.m.div_ceil(tiled) == blocks { tiled } else { g.m.div_ceil(blocks.max(1)) };
         let rows = if g.m * kdim <= WHOLE {
             g.m
-        } else if g.mg == g.m && most > 0 && (blocks <= 2 || g.oh * g.ow <= 2 * super::gemm::NR) {
+        } else if g.mg == g.m && most > 0 && ((blocks <= 2 && block >= 2 * super::gemm::MR) || g.oh * g.ow <= 2 * super::gemm::NR) {
             block
         } else {
             0
@@ -417,11 +420,12 @@ mod tests {
     /// chunked decoder (more than two blocks on a larger plane, grouped Convs).
     #[test]
     fn filter_banks_larger_than_the_stack_block() {
-        // (groups, channels per group, filters per group, output rows of 6 pixels): 20 filters
-        // of 1152 weights in blocks of 12 and 8; 40 such filters (three blocks: chunked on a
-        // 42-pixel plane, blocked on a 30-pixel one); two groups of 12 filters of 864 (chunked);
-        // 12 filters of 1584 (two blocks of 6).
-        for (g, cg, mg, h) in [(1, 128, 20, 7), (1, 128, 40, 7), (1, 128, 40, 5), (2, 96, 12, 7), (1, 176, 12, 7)] {
+        // (groups, channels per group, filters per group, output rows of 6 pixels): 48 filters
+        // of 576 weights in two blocks of 24; 20 filters of 1152 (blocks of 12 would be under
+        // two register tiles: chunked); 40 such filters (three blocks: chunked on a 42-pixel
+        // plane, blocked on a 30-pixel one); two groups of 12 filters of 864 (chunked); 12
+        // filters of 1584 (two blocks of 6 on a 30-pixel plane).
+        for (g, cg, mg, h) in [(1, 64, 48, 7), (1, 128, 20, 7), (1, 128, 40, 7), (1, 128, 40, 5), (2, 96, 12, 7), (1, 176, 12, 5)] {
             assert!(g * mg * cg * 9 > super::WHOLE);
             let c = Case {
                 two_d: true,
