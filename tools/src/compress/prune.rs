@@ -343,16 +343,16 @@ fn allocate(dense: &Graph, g1: &Graph, calib: &[&[f32]], opts: &PruneOptions) ->
             let remove: Vec<usize> = (0..s.channels).filter(|ch| keep.binary_search(ch).is_err()).collect();
             let mut e = 0.0;
             for (held, fit, val) in &folds {
-                let loss = |dm: f64| -> f64 {
-                    let w = refit_all(&fit.problems, &fit.cols, &keep, &fit.always, &fit.starts, dm);
-                    val.problems.iter().zip(&w).map(|(p, w)| p.loss(w)).sum()
-                };
-                let damp = DAMPS
+                // The refit whose ridge has the least held-out layer loss.
+                let refit = |dm: f64| refit_all(&fit.problems, &fit.cols, &keep, &fit.always, &fit.starts, dm);
+                let w = DAMPS
                     .iter()
-                    .map(|&dm| (loss(dm), dm))
+                    .map(|&dm| {
+                        let w = refit(dm);
+                        (val.problems.iter().zip(&w).map(|(p, w)| p.loss(w)).sum::<f64>(), w)
+                    })
                     .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
-                    .map_or(REFIT_DAMP, |x| x.1);
-                let w = refit_all(&fit.problems, &fit.cols, &keep, &fit.always, &fit.starts, damp);
+                    .map_or_else(|| refit(REFIT_DAMP), |x| x.1);
                 let mut trial = g1.clone();
                 for (q, w) in s.consumers.iter().zip(&w) {
                     set_layer_matrix(&mut trial, q.node, w);
