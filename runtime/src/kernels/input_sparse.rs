@@ -250,7 +250,8 @@ fn small_plane_codebook(
         *l = (0..batch).any(|n| xs.get((n * c + ci) * hw..(n * c + ci + 1) * hw).is_none_or(|p| p.iter().any(|&v| v != 0.0)));
     }
     let mut buf = [0.0f32; IM_DECODED];
-    let mut table = crate::codebook::Table::new();
+    // Only the rows the AVX-512 decoder does not take need the group tables (7 KiB to clear).
+    let mut table: Option<crate::codebook::Table> = None;
     let parts = cb.parts();
     #[cfg(target_arch = "x86_64")]
     let books = super::x86::Codes::detect().and_then(|k| k.books4(&parts));
@@ -258,12 +259,7 @@ fn small_plane_codebook(
     while o0 < m {
         let nb = block.min(m - o0);
         let w = &mut buf[..c * nb];
-        // 4-bit with AVX-512: every row of the block in one pass, 16 weights per permute.
-        #[cfg(target_arch = "x86_64")]
-        let done = books.as_ref().is_some_and(|b| b.decode_cols(&parts, o0, nb, &live[..c], w));
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = false;
-        for (ci, row) in w.chunks_exact_mut(nb).enumerate().filter(|_| !done) {
+        for (ci, row) in w.chunks_exact_mut(nb).enumerate() {
             if !live[ci] {
                 row.fill(0.0);
                 continue;
@@ -273,7 +269,7 @@ fn small_plane_codebook(
                 continue;
             }
             // Short runs: the group's values, without the per-group byte tables.
-            let t = table.of_parts_row(&parts, ci);
+            let t = table.get_or_insert_with(crate::codebook::Table::new).of_parts_row(&parts, ci);
             parts.decode(ci, o0, t, row);
         }
         let b = if bias.is_some() { &bb[o0..o0 + nb] } else { &bb[..0] };

@@ -259,45 +259,6 @@ impl Books4 {
     }
 }
 
-impl Books4 {
-    /// Writes weights `k0 .. k0 + n` of every row `r` of `p` (the payload these books came from)
-    /// with `live[r]` to `out[r·n .. (r + 1)·n]`, zeros for the other rows, `out.len() / n` rows
-    /// from row 0: the values [`Parts::decode`] gives, 16 per permute, with one check for the
-    /// whole run. False, with `out` untouched, for an odd `k0`, a short `live`, or when a row
-    /// holds fewer codes or is missing.
-    pub(crate) fn decode_cols(&self, p: &Parts<'_>, k0: usize, n: usize, live: &[bool], out: &mut [f32]) -> bool {
-        let (stride, rows) = (p.stride(), out.len() / n.max(1));
-        if n == 0
-            || !k0.is_multiple_of(2)
-            || !out.len().is_multiple_of(n)
-            || live.len() < rows
-            || k0.checked_add(n).is_none_or(|e| stride < e.div_ceil(2))
-            || rows.checked_mul(stride).is_none_or(|end| end > p.indices().len())
-        {
-            return false;
-        }
-        // SAFETY: a `Books4` exists only after AVX-512 F, VL and BW were detected; each row's
-        // bytes `k0/2 .. ⌈(k0 + n)/2⌉ ≤ stride` lie in `indices` (checked above).
-        unsafe { decode_cols_core(&self.cache, p, k0, n, live, out) };
-        true
-    }
-}
-
-/// The loop of [`Books4::decode_cols`] (its checks are the caller's guarantees).
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
-unsafe fn decode_cols_core(cache: &[__m512; 17], p: &Parts<'_>, k0: usize, n: usize, live: &[bool], out: &mut [f32]) {
-    let (stride, codes) = (p.stride(), p.indices());
-    for (r, (f, &l)) in out.chunks_exact_mut(n).zip(live).enumerate() {
-        if !l {
-            f.fill(0.0);
-            continue;
-        }
-        let at = r * stride + k0 / 2;
-        // SAFETY: the row's bytes `k0/2 .. ⌈(k0 + n)/2⌉` lie in `codes` (the caller's guarantee).
-        unsafe { decode4_core(cache[p.group(r).min(16)], codes.get_unchecked(at..r * stride + stride), f) };
-    }
-}
-
 /// The loop of [`Books4::decode_rows`], in one AVX-512 function so each row's decode inlines
 /// (its checks are the caller's guarantees).
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
@@ -1260,7 +1221,7 @@ unsafe fn dw_taps_avx512(t: &Taps, x: *const f32, w: *const f32, b: *const f32, 
 /// [`dw_taps_avx512`] on the first `NB` blocks.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
-    let (taps, (ip, op), j0, st) = (t.taps(), t.planes(), t.j0() as isize, t.store());
+    let (taps, (ip, op), j0, st, act) = (t.taps(), t.planes(), t.j0() as isize, t.store(), Some(t.act()));
     // Channels two at a time: twice the independent sums, each mask loaded once for both.
     let mut c = 0;
     while c + 2 <= n {
@@ -1284,7 +1245,7 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
             for (h, acc) in acc.iter().enumerate() {
                 let oc = out.add((c + h) * op).wrapping_offset(j0);
                 for (k, a) in acc.iter().enumerate() {
-                    _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(Some(t.act()), *a));
+                    _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(act, *a));
                 }
             }
         }
@@ -1305,7 +1266,7 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
             }
             let oc = out.add(c * op).wrapping_offset(j0);
             for (k, a) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(Some(t.act()), *a));
+                _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(act, *a));
             }
         }
     }
@@ -1770,7 +1731,7 @@ unsafe fn dw_taps_avx2(t: &Taps, x: *const f32, w: *const f32, b: *const f32, ou
 /// call, not `MAX_TAPS · 256`).
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dw_taps_avx2_n<const T: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
-    let (taps, (ip, op), j0, st) = (t.taps(), t.planes(), t.j0() as isize, t.store());
+    let (taps, (ip, op), j0, st, act) = (t.taps(), t.planes(), t.j0() as isize, t.store(), t.act());
     debug_assert!(taps <= T, "the dispatcher picks T ≥ taps");
     let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     let mut lanes = [[_mm256_setzero_si256(); 2 * TB]; T];
@@ -1799,7 +1760,7 @@ unsafe fn dw_taps_avx2_n<const T: usize>(t: &Taps, x: *const f32, w: *const f32,
             }
             let oc = out.add(c * op).wrapping_offset(j0);
             for (q, a) in acc.iter().enumerate() {
-                _mm256_maskstore_ps(oc.wrapping_add(8 * q), sv[q], act_ymm(t.act(), *a));
+                _mm256_maskstore_ps(oc.wrapping_add(8 * q), sv[q], act_ymm(act, *a));
             }
         }
     }
@@ -2016,7 +1977,7 @@ mod tests {
         /// The AVX-512 4-bit decode gives the stored weights of every run of rows, for prefixes
         /// of every length.
         #[test]
-        fn books4_decode_rows_and_cols_match_the_stored_weights(rows in 1usize..6, cols in 1usize..80, groups in 1usize..4, f16_values in any::<bool>(),
+        fn books4_decode_rows_matches_the_stored_weights(rows in 1usize..6, cols in 1usize..80, groups in 1usize..4, f16_values in any::<bool>(),
                                               seed in 0u64..1000) {
             let Some(c) = Codes::detect().filter(|c| c.wide()) else { return Ok(()) };
             let (payload, w) = crate::kernels::testutil::quantized(rows, cols, 4, f16_values, groups, seed);
@@ -2040,24 +2001,6 @@ mod tests {
                 prop_assert!(!books.decode_rows(&p, rows - 1, cols, &mut past));
                 prop_assert!(long.iter().chain(&past).all(|&v| v == 0.0));
             }
-            // Columns `k0 .. k0 + n` of every row, dead rows zero; odd `k0` and overlong runs refused.
-            let live: Vec<bool> = (0..rows).map(|r| (seed >> r) & 1 == 0).collect();
-            for k0 in (0..cols).step_by(2) {
-                for n in [cols - k0, (cols - k0).div_ceil(2)] {
-                    let mut out = vec![f32::NAN; rows * n + 1];
-                    prop_assert!(books.decode_cols(&p, k0, n, &live, &mut out[..rows * n]));
-                    for r in 0..rows {
-                        let want: Vec<f32> = if live[r] { w[r * cols + k0..r * cols + k0 + n].to_vec() } else { vec![0.0; n] };
-                        prop_assert_eq!(&out[r * n..(r + 1) * n], &want[..]);
-                    }
-                    prop_assert!(out[rows * n].is_nan(), "wrote past the end");
-                }
-            }
-            let over = 2 * p.stride() + 1;
-            let mut out = vec![0.0f32; rows * over];
-            prop_assert!(!books.decode_cols(&p, 1, 1, &live, &mut out[..rows]));
-            prop_assert!(!books.decode_cols(&p, 0, over, &live, &mut out));
-            prop_assert!(out.iter().all(|&v| v == 0.0));
         }
     }
 
