@@ -26,12 +26,16 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     fn range(&self, tensor: u32) -> core::ops::Range<usize> {
-        match self.model.tensor(tensor as usize) {
-            Some(t) if t.role.in_arena() => {
-                let start = t.offset as usize / 4;
-                start..start + t.len as usize / 4
-            }
-            _ => 0..0,
+        self.model.tensor(tensor as usize).map_or(0..0, |t| Self::range_of(&t))
+    }
+
+    /// The arena floats of `t` (empty for constants).
+    fn range_of(t: &crate::model::TensorInfo<'_>) -> core::ops::Range<usize> {
+        if t.role.in_arena() {
+            let start = t.offset as usize / 4;
+            start..start + t.len as usize / 4
+        } else {
+            0..0
         }
     }
 
@@ -70,7 +74,7 @@ impl<'m, 'a> Session<'m, 'a> {
             let o = model.op(i).ok_or(Error::BadOperand { op: i as u32 })?;
             let out_id = model.op_output(&o);
             let out_t = model.tensor(out_id as usize).ok_or(Error::BadOperand { op: i as u32 })?;
-            let out_r = self.range(out_id);
+            let out_r = Self::range_of(&out_t);
             hook(i, false);
             if let Op::Reshape { .. } = o.op {
                 let in_id = model.op_operand(&o, 0).unwrap_or(u32::MAX);
@@ -92,7 +96,7 @@ impl<'m, 'a> Session<'m, 'a> {
                     consts[k] = model.constant(&t);
                     is_const[k] = true;
                 } else {
-                    let r = self.range(id);
+                    let r = Self::range_of(&t);
                     ranges[k] = (r.start, r.end);
                 }
             }
