@@ -66,6 +66,14 @@ pub enum Error {
     },
     /// More tensors or operators than the reader accepts.
     TooManyRecords,
+    /// A packed record (format 1.6) ends inside a value, has bytes after its last value, or holds
+    /// a value that is not in shortest LEB128 form, above `u32::MAX` or out of its field's range.
+    BadRecord {
+        /// Section kind.
+        kind: u32,
+        /// Record index (tensor or operator).
+        index: u32,
+    },
     /// A string reference is out of bounds or not UTF-8.
     BadString,
     /// A tensor record has an unknown role, element type or rank, or an impossible shape.
@@ -234,6 +242,7 @@ impl core::fmt::Display for Error {
             MissingSection { kind } => write!(f, "section {kind}: missing"),
             BadSectionLength { kind } => write!(f, "section {kind}: length does not fit its records"),
             TooManyRecords => write!(f, "too many tensors or operators"),
+            BadRecord { kind, index } => write!(f, "section {kind}, record {index}: truncated, trailing bytes, or a value out of range"),
             BadString => write!(f, "string reference out of bounds or not UTF-8"),
             BadTensor { tensor } => write!(f, "tensor {tensor}: bad role, element type, rank or shape"),
             UnsupportedEncoding { tensor, encoding } => write!(f, "tensor {tensor}: unsupported weight encoding {encoding}"),

@@ -7,7 +7,12 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 5;
+pub const VERSION_MINOR: u16 = 6;
+/// First minor version whose tensor, operator and operand tables may be packed (sections
+/// [`section::TENSORS_PACKED`], [`section::OPS_PACKED`], [`section::OPERANDS16`]). Earlier files
+/// have only the fixed-size tables; a 1.5 reader skips the packed sections and reports the fixed
+/// ones missing.
+pub const PACKED_MINOR: u16 = 6;
 /// First minor version with binary function 8, Add+Relu (a 1.4 reader rejects it with
 /// `BadAttribute`).
 pub const ADD_RELU_MINOR: u16 = 5;
@@ -34,6 +39,14 @@ pub mod section {
     pub const OPS: u32 = 4;
     pub const OPERANDS: u32 = 5;
     pub const DATA: u32 = 6;
+    /// Packed tensor records (from 1.6; instead of `TENSORS`): see [`super::packed`].
+    pub const TENSORS_PACKED: u32 = 7;
+    /// Packed operator records (from 1.6; instead of `OPS`).
+    pub const OPS_PACKED: u32 = 8;
+    /// `u16` tensor ids (from 1.6; instead of `OPERANDS`).
+    pub const OPERANDS16: u32 = 9;
+    /// One more than the largest kind this reader knows.
+    pub const KINDS_END: usize = 10;
 }
 
 /// META section fixed part: producer (string ref), sha256 of the source model, arena length,
@@ -175,6 +188,146 @@ pub mod kernel {
     }
 }
 
+/// Packed tables (format 1.6): variable-length records of LEB128 values behind an offset index,
+/// so that a small model's tables take a few hundred bytes instead of 64 per tensor and 128 per
+/// operator, while any record is still found in constant time.
+///
+/// A packed section is `u32 count`, `u8 index width` (2 or 4), three zero bytes, `count` little-
+/// endian start offsets of that width, then the record area. Record `i` spans from its start to
+/// the next record's start (the last to the end of the section); starts begin at 0 and never
+/// decrease. Every value in a record is an unsigned LEB128 of at most 5 bytes, at most `u32::MAX`,
+/// in its shortest form, and a record holds exactly its values (see `docs/FORMAT.md` for the
+/// fields).
+pub mod packed {
+    /// Bytes before the index: count, width, three zero bytes.
+    pub const HEADER_LEN: usize = 8;
+    /// Constant payload and arena offsets are stored divided by this (they are 16-aligned).
+    pub const OFFSET_UNIT: u32 = super::ALIGN as u32;
+
+    /// A checked packed section: `count` records behind an index of `width`-byte starts.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Table<'a> {
+        index: &'a [u8],
+        area: &'a [u8],
+        count: usize,
+        width: usize,
+    }
+
+    impl<'a> Table<'a> {
+        /// Checks the header and the index (width, zero padding, lengths, starts beginning at 0,
+        /// non-decreasing and inside the area); `None` names none of these, the caller reports the
+        /// section.
+        pub fn parse(body: &'a [u8], max_count: usize) -> Option<Table<'a>> {
+            let head = body.get(..HEADER_LEN)?;
+            let count = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            let width = head[4] as usize;
+            if !(width == 2 || width == 4) || head[5..].iter().any(|&b| b != 0) || count > max_count {
+                return None;
+            }
+            let end = count.checked_mul(width)?.checked_add(HEADER_LEN)?;
+            let index = body.get(HEADER_LEN..end)?;
+            let area = &body[end..];
+            let t = Table { index, area, count, width };
+            if count == 0 && !area.is_empty() {
+                return None;
+            }
+            let mut prev = 0;
+            for i in 0..count {
+                let s = t.start(i);
+                if (i == 0 && s != 0) || s < prev || s > area.len() {
+                    return None;
+                }
+                prev = s;
+            }
+            Some(t)
+        }
+
+        fn start(&self, i: usize) -> usize {
+            let b = &self.index[i * self.width..(i + 1) * self.width];
+            match *b {
+                [a, b] => u16::from_le_bytes([a, b]) as usize,
+                [a, b, c, d] => u32::from_le_bytes([a, b, c, d]) as usize,
+                _ => usize::MAX,
+            }
+        }
+
+        /// Number of records.
+        pub fn len(&self) -> usize {
+            self.count
+        }
+
+        /// True when the table has no records.
+        pub fn is_empty(&self) -> bool {
+            self.count == 0
+        }
+
+        /// The bytes of record `i`, or `None` when `i` is out of range.
+        pub fn record(&self, i: usize) -> Option<&'a [u8]> {
+            if i >= self.count {
+                return None;
+            }
+            let end = if i + 1 == self.count { self.area.len() } else { self.start(i + 1) };
+            self.area.get(self.start(i)..end)
+        }
+    }
+
+    /// Reads the LEB128 values of one record in order.
+    #[derive(Clone, Debug)]
+    pub struct Values<'a> {
+        bytes: &'a [u8],
+    }
+
+    impl<'a> Values<'a> {
+        /// Values of `record`.
+        pub fn new(record: &'a [u8]) -> Self {
+            Values { bytes: record }
+        }
+
+        /// The next value; `None` when the record ends inside or before it, or it is longer than
+        /// 5 bytes, above `u32::MAX`, or not in its shortest form.
+        #[allow(clippy::should_implement_trait)]
+        pub fn next(&mut self) -> Option<u32> {
+            let mut v: u64 = 0;
+            for (k, &b) in self.bytes.iter().enumerate().take(5) {
+                v |= u64::from(b & 0x7f) << (7 * k);
+                if b & 0x80 == 0 {
+                    if (k > 0 && b == 0) || v > u64::from(u32::MAX) {
+                        return None;
+                    }
+                    self.bytes = &self.bytes[k + 1..];
+                    return Some(v as u32);
+                }
+            }
+            None
+        }
+
+        /// True when every byte of the record has been read.
+        pub fn is_done(&self) -> bool {
+            self.bytes.is_empty()
+        }
+
+        /// The bytes not read yet.
+        pub fn rest(&self) -> &'a [u8] {
+            self.bytes
+        }
+    }
+
+    /// Writes `v` as LEB128 into `out`; returns the number of bytes (1 to 5).
+    pub fn encode(mut v: u32, out: &mut [u8; 5]) -> usize {
+        let mut n = 0;
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out[n] = b;
+                return n + 1;
+            }
+            out[n] = b | 0x80;
+            n += 1;
+        }
+    }
+}
+
 /// CRC-32 lookup tables: slice-by-16 (16 KiB) on hosts; one 1 KiB table without `std`, where
 /// flash is scarce and the checksum runs once per parse.
 #[cfg(feature = "std")]
@@ -191,6 +344,44 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::crc32;
+    use super::packed::{encode, Table, Values};
+
+    #[test]
+    fn leb128_round_trips_and_rejects_overlong_truncated_and_oversized_values() {
+        for v in [0u32, 1, 127, 128, 300, 16383, 16384, 1 << 21, 1 << 28, u32::MAX - 1, u32::MAX] {
+            let mut b = [0u8; 5];
+            let n = encode(v, &mut b);
+            let mut r = Values::new(&b[..n]);
+            assert_eq!(r.next(), Some(v), "{v}");
+            assert!(r.is_done());
+            assert_eq!(Values::new(&b[..n - 1]).next(), None, "truncated {v}");
+        }
+        // 0 written in two bytes, 2^32 in five, and a sixth continuation byte.
+        for bad in [&[0x80u8, 0x00][..], &[0x80, 0x80, 0x80, 0x80, 0x10], &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &[]] {
+            assert_eq!(Values::new(bad).next(), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn packed_table_index_is_checked() {
+        // Two records, 2-byte starts 0 and 2, area "abcde": records "ab" and "cde".
+        let good = [2u8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 2, 0, b'a', b'b', b'c', b'd', b'e'];
+        let t = Table::parse(&good, 16).unwrap();
+        assert_eq!((t.len(), t.record(0), t.record(1), t.record(2)), (2, Some(&b"ab"[..]), Some(&b"cde"[..]), None));
+        let mut bad = std::vec::Vec::new();
+        for (at, v) in [(4, 3u8), (5, 1), (8, 1), (10, 6), (0, 9)] {
+            let mut b = good;
+            b[at] = v;
+            bad.push(b.to_vec());
+        }
+        bad.push(good[..11].to_vec());
+        for b in &bad {
+            assert!(Table::parse(b, 16).is_none(), "{b:?}");
+        }
+        assert!(Table::parse(&good, 1).is_none(), "count above the cap");
+        assert!(Table::parse(&[0, 0, 0, 0, 2, 0, 0, 0], 16).unwrap().is_empty());
+        assert!(Table::parse(&[0, 0, 0, 0, 2, 0, 0, 0, 1], 16).is_none(), "bytes outside every record");
+    }
 
     #[test]
     fn crc32_is_the_ieee_check_value_and_every_table_size_agrees() {

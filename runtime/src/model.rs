@@ -2,6 +2,7 @@
 
 use crate::codebook::{Codebook, CodebookInfo};
 use crate::error::Error;
+use crate::format::packed::{self, Values};
 use crate::format::{self, encoding, kernel, section, Role};
 use crate::op::{Op, ATTR_WORDS, MAX_OP_INPUTS};
 use crate::shape::{Shape, MAX_RANK};
@@ -61,14 +62,77 @@ pub struct OpInfo<'a> {
     operand_start: usize,
 }
 
+/// A table of records: fixed-size (format 1.0 to 1.5, and 1.6 files that keep them) or packed
+/// (1.6, [`format::packed`]).
+#[derive(Clone, Copy, Debug)]
+enum Records<'a> {
+    Fixed(&'a [u8], usize),
+    Packed(packed::Table<'a>),
+}
+
+impl<'a> Records<'a> {
+    /// The fixed table of `kind` or the packed one of `packed_kind`, whichever the file has.
+    fn of(body: &'a [u8], kind: u32, rec: usize, packed_kind: u32, is_packed: bool, max: usize) -> Result<Self, Error> {
+        let r = if is_packed {
+            Records::Packed(packed::Table::parse(body, usize::MAX).ok_or(Error::BadSectionLength { kind: packed_kind })?)
+        } else if !body.len().is_multiple_of(rec) {
+            return Err(Error::BadSectionLength { kind });
+        } else {
+            Records::Fixed(body, rec)
+        };
+        if r.len() > max {
+            return Err(Error::TooManyRecords);
+        }
+        Ok(r)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Records::Fixed(b, rec) => b.len() / rec,
+            Records::Packed(t) => t.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&'a [u8]> {
+        match self {
+            Records::Fixed(b, rec) => b.get(i.checked_mul(*rec)?..(i + 1).checked_mul(*rec)?),
+            Records::Packed(t) => t.record(i),
+        }
+    }
+}
+
+/// Reads every value of packed record `r` (record `index` of section `kind`) into `out`; returns
+/// how many there are, or `BadRecord` when one is malformed or there are more than `out` holds.
+/// One decoder for every field keeps the reader small on microcontrollers.
+#[inline(never)]
+fn packed_values(r: &[u8], out: &mut [u32], kind: u32, index: usize) -> Result<usize, Error> {
+    let bad = Error::BadRecord { kind, index: index as u32 };
+    let mut v = Values::new(r);
+    let mut n = 0;
+    while let Some(&b) = v.rest().first() {
+        let slot = out.get_mut(n).ok_or(bad)?;
+        // Most values are one byte: read those without the general decoder.
+        if b < 0x80 {
+            *slot = u32::from(b);
+            v = Values::new(&v.rest()[1..]);
+        } else {
+            *slot = v.next().ok_or(bad)?;
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// A validated model borrowing the file bytes. Every accessor is infallible for in-range
 /// indices because [`Model::parse`] checked every record first.
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a> {
     strings: &'a [u8],
-    tensors: &'a [u8],
-    ops: &'a [u8],
+    tensors: Records<'a>,
+    ops: Records<'a>,
     operands: &'a [u8],
+    /// Bytes per operand id: 4 (`OPERANDS`) or 2 (`OPERANDS16`).
+    operand_width: usize,
     data: &'a [u8],
     meta: &'a [u8],
     n_tensors: usize,
@@ -133,7 +197,8 @@ impl<'a> Model<'a> {
         if table_end > bytes.len() {
             return Err(Error::Truncated);
         }
-        let mut found: [Option<&[u8]>; 7] = [None; 7];
+        let mut found: [Option<&[u8]>; section::KINDS_END] = [None; section::KINDS_END];
+        let packed_ok = minor >= format::PACKED_MINOR;
         for i in 0..n_sections {
             let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
             let kind = rd_u32(bytes, e)?;
@@ -151,7 +216,8 @@ impl<'a> Model<'a> {
             if format::crc32(body) != crc {
                 return Err(Error::SectionChecksumMismatch { kind });
             }
-            if let Some(slot) = found.get_mut(kind as usize).filter(|_| kind != 0) {
+            let known = kind != 0 && (packed_ok || kind < section::TENSORS_PACKED);
+            if let Some(slot) = found.get_mut(kind as usize).filter(|_| known) {
                 if slot.is_some() {
                     return Err(Error::DuplicateSection { kind });
                 }
@@ -162,9 +228,16 @@ impl<'a> Model<'a> {
         let need = |kind: u32| found[kind as usize].ok_or(Error::MissingSection { kind });
         let meta = need(section::META)?;
         let strings = need(section::STRINGS)?;
-        let tensors = need(section::TENSORS)?;
-        let ops = need(section::OPS)?;
-        let operands = need(section::OPERANDS)?;
+        // Each table is either fixed or packed (1.6), never both.
+        let either = |fixed: u32, packed: u32| match (found[fixed as usize], found[packed as usize]) {
+            (Some(_), Some(_)) => Err(Error::DuplicateSection { kind: packed }),
+            (Some(b), None) => Ok((b, false)),
+            (None, Some(b)) => Ok((b, true)),
+            (None, None) => Err(Error::MissingSection { kind: fixed }),
+        };
+        let (tensors, tensors_packed) = either(section::TENSORS, section::TENSORS_PACKED)?;
+        let (ops, ops_packed) = either(section::OPS, section::OPS_PACKED)?;
+        let (operands, operands16) = either(section::OPERANDS, section::OPERANDS16)?;
         let data = need(section::DATA)?;
 
         if meta.len() < format::META_FIXED_LEN {
@@ -176,25 +249,26 @@ impl<'a> Model<'a> {
         if io_len.and_then(|l| l.checked_add(format::META_FIXED_LEN)) != Some(meta.len()) {
             return Err(Error::BadSectionLength { kind: section::META });
         }
-        for (kind, sec, rec) in [
-            (section::TENSORS, tensors, format::TENSOR_RECORD_LEN),
-            (section::OPS, ops, format::OP_RECORD_LEN),
-            (section::OPERANDS, operands, 4),
-        ] {
-            if sec.len() % rec != 0 {
-                return Err(Error::BadSectionLength { kind });
-            }
+        let tensors = Records::of(
+            tensors,
+            section::TENSORS,
+            format::TENSOR_RECORD_LEN,
+            section::TENSORS_PACKED,
+            tensors_packed,
+            format::MAX_TENSORS,
+        )?;
+        let ops = Records::of(ops, section::OPS, format::OP_RECORD_LEN, section::OPS_PACKED, ops_packed, format::MAX_OPS)?;
+        let (operand_width, operands_kind) = if operands16 { (2, section::OPERANDS16) } else { (4, section::OPERANDS) };
+        if !operands.len().is_multiple_of(operand_width) {
+            return Err(Error::BadSectionLength { kind: operands_kind });
         }
-        let n_tensors = tensors.len() / format::TENSOR_RECORD_LEN;
-        let n_ops = ops.len() / format::OP_RECORD_LEN;
-        if n_tensors > format::MAX_TENSORS || n_ops > format::MAX_OPS {
-            return Err(Error::TooManyRecords);
-        }
+        let (n_tensors, n_ops) = (tensors.len(), ops.len());
         let model = Model {
             strings,
             tensors,
             ops,
             operands,
+            operand_width,
             data,
             meta,
             n_tensors,
@@ -215,46 +289,89 @@ impl<'a> Model<'a> {
         core::str::from_utf8(b).map_err(|_| Error::BadString)
     }
 
+    // Not inlined: its locals must not stay on the stack of the operator loop while a kernel
+    // runs (the Cortex-M stack budget is measured).
+    #[inline(never)]
     fn decode_tensor(&self, i: usize) -> Result<TensorInfo<'a>, Error> {
         let t = i as u32;
-        let r = self.tensors.get(i * format::TENSOR_RECORD_LEN..(i + 1) * format::TENSOR_RECORD_LEN).ok_or(Error::Truncated)?;
-        let name = self.string(rd_u32(r, 0)?, rd_u32(r, 4)?)?;
-        let role = Role::from_u8(r[8]).ok_or(Error::BadTensor { tensor: t })?;
-        let (dtype, rank, enc) = (r[9], r[10] as usize, r[11]);
-        if dtype != format::DTYPE_F32 || rank > MAX_RANK {
-            return Err(Error::BadTensor { tensor: t });
-        }
+        let r = self.tensors.get(i).ok_or(Error::Truncated)?;
+        let bad = Error::BadTensor { tensor: t };
         let mut dims = [0u32; MAX_RANK];
-        for (k, d) in dims.iter_mut().enumerate().take(rank) {
-            *d = rd_u32(r, 12 + 4 * k)?;
+        let (name, role, rank, enc, offset, len, first_op, last_op, alias);
+        if let Records::Packed(_) = self.tensors {
+            // name offset, name length, role, encoding, rank, dims, offset / 16, length, first
+            // op, last op, alias + 1 (0: none).
+            let mut a = [0u32; 10 + MAX_RANK];
+            let n = packed_values(r, &mut a, section::TENSORS_PACKED, i)?;
+            let rec = Error::BadRecord { kind: section::TENSORS_PACKED, index: t };
+            rank = a[4] as usize;
+            if n < 5 {
+                return Err(rec);
+            }
+            if rank > MAX_RANK {
+                return Err(bad);
+            }
+            if n != 10 + rank {
+                return Err(rec);
+            }
+            name = self.string(a[0], a[1])?;
+            role = u8::try_from(a[2]).ok().and_then(Role::from_u8).ok_or(bad)?;
+            enc = u8::try_from(a[3]).map_err(|_| bad)?;
+            dims[..rank].copy_from_slice(&a[5..5 + rank]);
+            let tail = &a[5 + rank..10 + rank];
+            offset = tail[0].checked_mul(packed::OFFSET_UNIT).ok_or(bad)?;
+            (len, first_op, last_op, alias) = (tail[1], tail[2], tail[3], tail[4].checked_sub(1));
+        } else {
+            name = self.string(rd_u32(r, 0)?, rd_u32(r, 4)?)?;
+            role = Role::from_u8(r[8]).ok_or(bad)?;
+            let dtype;
+            (dtype, rank, enc) = (r[9], r[10] as usize, r[11]);
+            if dtype != format::DTYPE_F32 || rank > MAX_RANK {
+                return Err(bad);
+            }
+            for (k, d) in dims.iter_mut().enumerate().take(rank) {
+                *d = rd_u32(r, 12 + 4 * k)?;
+            }
+            (offset, len, first_op, last_op) = (rd_u32(r, 36)?, rd_u32(r, 40)?, rd_u32(r, 44)?, rd_u32(r, 48)?);
+            alias = Some(rd_u32(r, 52)?).filter(|&a| a != format::NO_TENSOR);
         }
-        let shape = Shape::from_u32(&dims[..rank]).ok_or(Error::BadTensor { tensor: t })?;
-        let alias = rd_u32(r, 52)?;
-        Ok(TensorInfo {
-            name,
-            role,
-            shape,
-            encoding: enc,
-            offset: rd_u32(r, 36)?,
-            len: rd_u32(r, 40)?,
-            first_op: rd_u32(r, 44)?,
-            last_op: rd_u32(r, 48)?,
-            alias: if alias == format::NO_TENSOR { None } else { Some(alias) },
-        })
+        let shape = Shape::from_u32(&dims[..rank]).ok_or(bad)?;
+        Ok(TensorInfo { name, role, shape, encoding: enc, offset, len, first_op, last_op, alias })
     }
 
+    // Not inlined: its locals must not stay on the stack of the operator loop while a kernel
+    // runs (the Cortex-M stack budget is measured).
+    #[inline(never)]
     fn decode_op(&self, i: usize) -> Result<OpInfo<'a>, Error> {
         let o = i as u32;
-        let r = self.ops.get(i * format::OP_RECORD_LEN..(i + 1) * format::OP_RECORD_LEN).ok_or(Error::Truncated)?;
-        let kind = rd_u16(r, 0)?;
-        let kernel = rd_u16(r, 2)?;
-        let n_inputs = rd_u16(r, 4)? as usize;
-        let n_outputs = rd_u16(r, 6)? as usize;
-        let operand_start = rd_u32(r, 8)? as usize;
-        let name = self.string(rd_u32(r, 12)?, rd_u32(r, 16)?)?;
+        let r = self.ops.get(i).ok_or(Error::Truncated)?;
         let mut words = [0u32; ATTR_WORDS];
-        for (k, w) in words.iter_mut().enumerate() {
-            *w = rd_u32(r, format::OP_ATTRS_AT + 4 * k)?;
+        let (kind, kernel, n_inputs, n_outputs, operand_start, name);
+        if let Records::Packed(_) = self.ops {
+            // kind, kernel, inputs, outputs, first operand, name offset, name length, number of
+            // attribute words given (the rest are 0), the words.
+            let bad = Error::BadRecord { kind: section::OPS_PACKED, index: o };
+            let mut a = [0u32; 8 + ATTR_WORDS];
+            let n = packed_values(r, &mut a, section::OPS_PACKED, i)?;
+            if n < 8 || n != 8 + a[7] as usize {
+                return Err(bad);
+            }
+            kind = u16::try_from(a[0]).map_err(|_| bad)?;
+            kernel = u16::try_from(a[1]).map_err(|_| bad)?;
+            (n_inputs, n_outputs, operand_start) = (a[2] as usize, a[3] as usize, a[4] as usize);
+            name = self.string(a[5], a[6])?;
+            // Words past the given ones stay 0.
+            words.copy_from_slice(&a[8..]);
+        } else {
+            kind = rd_u16(r, 0)?;
+            kernel = rd_u16(r, 2)?;
+            n_inputs = rd_u16(r, 4)? as usize;
+            n_outputs = rd_u16(r, 6)? as usize;
+            operand_start = rd_u32(r, 8)? as usize;
+            name = self.string(rd_u32(r, 12)?, rd_u32(r, 16)?)?;
+            for (k, w) in words.iter_mut().enumerate() {
+                *w = rd_u32(r, format::OP_ATTRS_AT + 4 * k)?;
+            }
         }
         let op = Op::decode(kind, &words).map_err(|e| Error::from_op(o, e))?;
         if !matches!(kernel, kernel::REFERENCE | kernel::CODEBOOK_LUT | kernel::INPUT_SPARSE) {
@@ -265,14 +382,19 @@ impl<'a> Model<'a> {
             return Err(Error::BadArity { op: o });
         }
         let end = operand_start.checked_add(n_inputs + n_outputs).ok_or(Error::BadOperand { op: o })?;
-        if end > self.operands.len() / 4 {
+        if end > self.operands.len() / self.operand_width {
             return Err(Error::BadOperand { op: o });
         }
         Ok(OpInfo { name, op, kernel, n_inputs, operand_start })
     }
 
     fn operand(&self, op: &OpInfo<'_>, k: usize) -> u32 {
-        rd_u32(self.operands, 4 * (op.operand_start + k)).unwrap_or(u32::MAX)
+        let at = self.operand_width * (op.operand_start + k);
+        if self.operand_width == 2 {
+            rd_u16(self.operands, at).map(u32::from).unwrap_or(u32::MAX)
+        } else {
+            rd_u32(self.operands, at).unwrap_or(u32::MAX)
+        }
     }
 
     fn validate(&self) -> Result<(), Error> {

@@ -322,37 +322,172 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         meta.write_u32::<LE>(t as u32).unwrap();
     }
 
+    let (tensors, ops, operands) = pack_tables(&tensors, &ops, &operands)?;
     let sections: [(u32, &[u8]); 6] = [
         (section::META, &meta),
         (section::STRINGS, &strings),
-        (section::TENSORS, &tensors),
-        (section::OPS, &ops),
-        (section::OPERANDS, &operands),
+        (section::TENSORS_PACKED, &tensors),
+        (section::OPS_PACKED, &ops),
+        (section::OPERANDS16, &operands),
         (section::DATA, &data),
     ];
-    // The oldest minor version with every feature used, so older v1 readers still open files
-    // that need nothing newer: 1.1 added block-sparse weights, 1.2 codebook weights and kernels,
-    // 1.3 the input-sparse kernel and the fused threshold activation.
-    let storage_minor = g
-        .tensors
-        .iter()
-        .filter(|t| t.data.is_some())
-        .map(|t| match t.storage {
-            crate::ir::Storage::Dense => 0,
-            crate::ir::Storage::Bsr { .. } => 1,
-            crate::ir::Storage::Codebook(_) => 2,
-            crate::ir::Storage::InputMajor | crate::ir::Storage::InputMajorCodebook(_) => 3,
+    // Packed tables need 1.6, which every other feature predates; `unpack_tables` rewrites a
+    // file for older readers.
+    Ok(assemble(&sections, format::PACKED_MINOR))
+}
+
+fn put_values(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>) {
+    let mut b = [0u8; 5];
+    for v in values {
+        let n = format::packed::encode(v, &mut b);
+        out.extend_from_slice(&b[..n]);
+    }
+}
+
+/// A packed table (`docs/FORMAT.md`, packed tables) of `records`, with 2-byte starts when they
+/// fit.
+fn packed_table(records: &[Vec<u8>]) -> Result<Vec<u8>, WriteError> {
+    let starts: Vec<usize> = records.iter().scan(0, |at, r| Some(std::mem::replace(at, *at + r.len()))).collect();
+    let width: u8 = if starts.last().is_none_or(|&s| s <= u16::MAX as usize) { 2 } else { 4 };
+    let mut out = Vec::new();
+    out.write_u32::<LE>(u32_of(records.len(), "records")?).unwrap();
+    out.extend_from_slice(&[width, 0, 0, 0]);
+    for &s in &starts {
+        if width == 2 {
+            out.write_u16::<LE>(s as u16).unwrap();
+        } else {
+            out.write_u32::<LE>(u32_of(s, "packed table")?).unwrap();
+        }
+    }
+    for r in records {
+        out.extend_from_slice(r);
+    }
+    Ok(out)
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn le16(b: &[u8], at: usize) -> u32 {
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) as u32
+}
+
+/// Bodies of the TENSORS_PACKED, OPS_PACKED and OPERANDS16 sections.
+pub type PackedTables = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The packed forms (format 1.6) of fixed-size TENSORS, OPS and OPERANDS tables: the same
+/// values, so a reader decodes identical tensors and operators from either.
+pub fn pack_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<PackedTables, WriteError> {
+    let mut trecs = Vec::new();
+    for r in tensors.chunks_exact(format::TENSOR_RECORD_LEN) {
+        let rank = r[10] as usize;
+        let offset = le32(r, 36);
+        if !offset.is_multiple_of(format::packed::OFFSET_UNIT) || r[9] != format::DTYPE_F32 || rank > sprig_runtime::MAX_RANK {
+            return Err(WriteError::TooLarge("a tensor record that packed tables cannot hold"));
+        }
+        let alias = le32(r, 52);
+        let mut v = vec![le32(r, 0), le32(r, 4), r[8] as u32, r[11] as u32, rank as u32];
+        v.extend((0..rank).map(|k| le32(r, 12 + 4 * k)));
+        v.extend([offset / format::packed::OFFSET_UNIT, le32(r, 40), le32(r, 44), le32(r, 48)]);
+        v.push(if alias == format::NO_TENSOR { 0 } else { alias + 1 });
+        let mut rec = Vec::new();
+        put_values(&mut rec, v);
+        trecs.push(rec);
+    }
+    let mut orecs = Vec::new();
+    for r in ops.chunks_exact(format::OP_RECORD_LEN) {
+        let words: Vec<u32> = (0..sprig_runtime::op::ATTR_WORDS).map(|k| le32(r, format::OP_ATTRS_AT + 4 * k)).collect();
+        let n_words = words.iter().rposition(|&w| w != 0).map_or(0, |k| k + 1);
+        let mut rec = Vec::new();
+        put_values(&mut rec, [le16(r, 0), le16(r, 2), le16(r, 4), le16(r, 6), le32(r, 8), le32(r, 12), le32(r, 16), n_words as u32]);
+        put_values(&mut rec, words[..n_words].iter().copied());
+        orecs.push(rec);
+    }
+    let mut ids = Vec::with_capacity(operands.len() / 2);
+    for id in operands.chunks_exact(4).map(|b| le32(b, 0)) {
+        ids.write_u16::<LE>(u16::try_from(id).map_err(|_| WriteError::TooLarge("tensor ids above 65535"))?).unwrap();
+    }
+    Ok((packed_table(&trecs)?, packed_table(&orecs)?, ids))
+}
+
+/// `file` (a valid `.sprig`) with packed tables rewritten as fixed-size ones, declaring format
+/// 1.5 (the newest without packed tables), for readers older than 1.6. Files whose tables are
+/// already fixed come back unchanged.
+pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
+    let model = sprig_runtime::Model::parse(file)?;
+    let n = le32(file, 12) as usize;
+    let mut secs: Vec<(u32, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
+            let off = u64::from_le_bytes(file[e + 8..e + 16].try_into().unwrap()) as usize;
+            let len = u64::from_le_bytes(file[e + 16..e + 24].try_into().unwrap()) as usize;
+            (le32(file, e), file[off..off + len].to_vec())
         })
-        .max()
-        .unwrap_or(0);
-    let threshold = g.nodes.iter().any(|n| match n.op {
-        Op::Conv(a) => matches!(a.act, sprig_runtime::op::Activation::Threshold { .. }),
-        Op::Dense { act } => matches!(act, sprig_runtime::op::Activation::Threshold { .. }),
-        _ => false,
-    });
-    let add_relu = g.nodes.iter().any(|n| n.op == Op::Binary(sprig_runtime::BinaryKind::AddRelu));
-    let minor: u16 = storage_minor.max(if threshold { 3 } else { 0 }).max(if add_relu { format::ADD_RELU_MINOR } else { 0 });
-    Ok(assemble(&sections, minor))
+        .collect();
+    if !secs.iter().any(|s| matches!(s.0, section::TENSORS_PACKED | section::OPS_PACKED | section::OPERANDS16)) {
+        return Ok(file.to_vec());
+    }
+    let records = |body: &[u8]| -> Vec<Vec<u32>> {
+        let t = format::packed::Table::parse(body, usize::MAX).expect("validated by parse");
+        (0..t.len())
+            .map(|i| {
+                let mut v = format::packed::Values::new(t.record(i).unwrap());
+                std::iter::from_fn(|| v.next()).collect()
+            })
+            .collect()
+    };
+    for (kind, body) in secs.iter_mut() {
+        match *kind {
+            section::TENSORS_PACKED => {
+                let mut out = Vec::new();
+                for v in records(body) {
+                    let rank = v[4] as usize;
+                    out.write_u32::<LE>(v[0]).unwrap();
+                    out.write_u32::<LE>(v[1]).unwrap();
+                    out.extend_from_slice(&[v[2] as u8, format::DTYPE_F32, rank as u8, v[3] as u8]);
+                    for k in 0..sprig_runtime::MAX_RANK {
+                        out.write_u32::<LE>(if k < rank { v[5 + k] } else { 0 }).unwrap();
+                    }
+                    let t = &v[5 + rank..];
+                    out.write_u32::<LE>(t[0] * format::packed::OFFSET_UNIT).unwrap();
+                    for &x in &t[1..4] {
+                        out.write_u32::<LE>(x).unwrap();
+                    }
+                    out.write_u32::<LE>(t[4].checked_sub(1).unwrap_or(format::NO_TENSOR)).unwrap();
+                    out.extend_from_slice(&[0u8; 8]);
+                }
+                *kind = section::TENSORS;
+                *body = out;
+            }
+            section::OPS_PACKED => {
+                let mut out = Vec::new();
+                for v in records(body) {
+                    for &x in &v[..4] {
+                        out.write_u16::<LE>(x as u16).unwrap();
+                    }
+                    for &x in &v[4..7] {
+                        out.write_u32::<LE>(x).unwrap();
+                    }
+                    out.write_u32::<LE>(0).unwrap();
+                    for k in 0..sprig_runtime::op::ATTR_WORDS {
+                        out.write_u32::<LE>(v.get(8 + k).copied().unwrap_or(0)).unwrap();
+                    }
+                }
+                *kind = section::OPS;
+                *body = out;
+            }
+            section::OPERANDS16 => {
+                *body = body.chunks_exact(2).flat_map(|b| (le16(b, 0)).to_le_bytes()).collect();
+                *kind = section::OPERANDS;
+            }
+            _ => {}
+        }
+    }
+    let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
+    let out = assemble(&refs, format::PACKED_MINOR - 1);
+    debug_assert_eq!(sprig_runtime::Model::parse(&out).map(|m| m.num_ops()), Ok(model.num_ops()));
+    Ok(out)
 }
 
 /// Lays out header (format version 1.`minor`, at least 1.4 since every file now carries the

@@ -78,6 +78,22 @@ fn bench_json_has_sprig_tract_and_ratio() {
 }
 
 #[test]
+fn fixed_tables_write_format_1_5_with_identical_outputs() {
+    let f = converted();
+    let fixed = f.dir.path().join("fixed.sprig");
+    ok(&["convert", s(&f.onnx), "-o", s(&fixed), "--fixed-tables"]);
+    let (p, x) = (std::fs::read(&f.model).unwrap(), std::fs::read(&fixed).unwrap());
+    assert_eq!((u16::from_le_bytes([p[10], p[11]]), u16::from_le_bytes([x[10], x[11]])), (6, 5));
+    assert!(x.len() > p.len(), "{} vs {}", x.len(), p.len());
+    let run = |m: &PathBuf, out: &str| {
+        let o = f.dir.path().join(out);
+        ok(&["run", s(m), "--input", s(&f.eval), "--output", s(&o)]);
+        read_f32(&o).unwrap().data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    assert_eq!(run(&f.model, "p.npy"), run(&fixed, "x.npy"));
+}
+
+#[test]
 fn f16_weights_are_smaller_and_still_accurate() {
     let f = converted();
     let half = f.dir.path().join("h.sprig");
@@ -305,7 +321,7 @@ fn compress_codebook_writes_a_smaller_valid_file_shown_by_inspect() {
         layers.iter().map(|l| (l["bytes"].as_u64().unwrap(), l["f32_bytes"].as_u64().unwrap())).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     assert!(cb * 3 < f32b, "codebook payloads {cb} B for {f32b} B of f32 weights");
     let bytes = std::fs::read(&out).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 4, "format 1.4 (codebooks need 1.2, the header checksum 1.4)");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 6, "format 1.6 (packed tables)");
     let shown = ok(&["inspect", s(&out)]);
     assert!(shown.contains("codebook 4b"), "{shown}");
     let val: serde_json::Value =
@@ -392,7 +408,7 @@ fn compress_act_sparsity_removes_dead_channels_and_picks_input_sparse_kernels() 
     assert_eq!(chosen.len(), 2);
     assert!(chosen.iter().all(|c| c["input_sparse"] == true));
     let bytes = std::fs::read(&all).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 4, "format 1.4 (input-sparse needs 1.3, the header checksum 1.4)");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 6, "format 1.6 (packed tables)");
     assert_eq!(ok(&["inspect", s(&all)]).matches("input-sparse").count(), 2);
     ok(&["validate", s(&all), "--onnx", s(&onnx), "--input", s(&data), "--tolerance", "1e-5"]);
     ok(&["compress", s(&onnx), "-o", s(&never), "--calib", s(&data), "--input-sparse", "never"]);

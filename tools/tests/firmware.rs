@@ -134,10 +134,12 @@ fn run_case(data: &Path, tmp: &Path, c: &Case, plugin: Option<&Path>) -> String 
         None => r.qemu_instructions,
     };
 
-    // `sprig size`'s estimate against the measured build: flash within 10 % (or at most 12 KiB
+    // `sprig size`'s estimate against the measured build: flash within 10 % (or at most 14 KiB
     // over: the estimate adds kernel increments each measured alone, so code two kernels share
-    // is counted twice, about 11 KiB on the small models, which a small file makes a large
-    // percentage; an overestimate is the safe side for a budget), and the stack
+    // is counted twice, 11–13 KiB on the small models (13.2 KiB on hello_edge_dnn at 4 bits
+    // since the packed-table reader, which adds 2.2 KiB to the bare runtime but 0.7 KiB beside
+    // every kernel), which a small file makes a large percentage; an overestimate is the safe
+    // side for a budget), and the stack
     // estimate (the largest peak measured for these kernels on any model) covers the measured
     // peak with at most 2 KiB to spare.
     let sec = sections(&out.elf).unwrap();
@@ -148,7 +150,7 @@ fn run_case(data: &Path, tmp: &Path, c: &Case, plugin: Option<&Path>) -> String 
     let est_flash = e.flash + e.harness_flash + input_bytes;
     let flash_err = est_flash as f64 / sec.flash() as f64 - 1.0;
     assert!(
-        flash_err.abs() <= 0.10 || (est_flash >= sec.flash() && est_flash - sec.flash() <= 12 * 1024),
+        flash_err.abs() <= 0.10 || (est_flash >= sec.flash() && est_flash - sec.flash() <= 14 * 1024),
         "{}: estimated flash {est_flash} B vs measured {} B ({:+.1} %)",
         c.name,
         sec.flash(),

@@ -4,7 +4,7 @@ use sprig_runtime::format::{self, section};
 use sprig_runtime::{Activation, BinaryKind, ConvAttrs, Error, Model, Op, Session, Shape, UnaryKind};
 use sprig_tools::compile::compile;
 use sprig_tools::ir::{Graph, Node};
-use sprig_tools::writer::{assemble, WeightFormat};
+use sprig_tools::writer::{assemble, pack_tables, unpack_tables, WeightFormat};
 
 /// x[1,2,4,4] → Conv3x3(pad 1, 3 filters)+Relu = a;  x → Sigmoid = b (same shape as x);
 /// GlobalAveragePool(a) = p [1,3,1,1]; Reshape p → [1,3] = r; Dense(r) = d [1,2];
@@ -37,8 +37,15 @@ fn sample_graph() -> Graph {
     g
 }
 
-fn good_file() -> Vec<u8> {
+/// The writer's file: packed tables (format 1.6).
+fn packed_file() -> Vec<u8> {
     compile(sample_graph(), WeightFormat::F32, [7; 32]).unwrap().bytes
+}
+
+/// The same file with fixed-size tables (format 1.5), whose records the tests below edit at
+/// their documented byte offsets.
+fn good_file() -> Vec<u8> {
+    unpack_tables(&packed_file()).unwrap()
 }
 
 fn sections(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
@@ -141,9 +148,14 @@ fn f16_weights_round_trip_close_to_f32() {
 /// value) is rejected, by the rule that guards that byte.
 #[test]
 fn every_single_byte_corruption_is_rejected_by_the_rule_guarding_it() {
-    let bytes = good_file();
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), format::VERSION_MINOR);
-    let mut b = bytes.clone();
+    for bytes in [packed_file(), good_file()] {
+        every_single_byte_corruption_is_rejected(&bytes);
+    }
+}
+
+fn every_single_byte_corruption_is_rejected(bytes: &[u8]) {
+    let minor = u16::from_le_bytes([bytes[10], bytes[11]]);
+    let mut b = bytes.to_vec();
     let mut rejected = 0usize;
     for i in 0..bytes.len() {
         for d in 1..=255u8 {
@@ -151,7 +163,7 @@ fn every_single_byte_corruption_is_rejected_by_the_rule_guarding_it() {
             let e = Model::parse(&b).expect_err("a corrupted byte was accepted");
             let want = match i {
                 0..8 => Error::BadMagic,
-                8..10 => Error::UnsupportedVersion { major: u16::from_le_bytes([b[8], b[9]]), minor: format::VERSION_MINOR },
+                8..10 => Error::UnsupportedVersion { major: u16::from_le_bytes([b[8], b[9]]), minor },
                 10..12 if u16::from_le_bytes([b[10], b[11]]) < format::HEADER_CRC_MINOR => Error::NonZeroReserved,
                 10..32 => Error::HeaderChecksumMismatch,
                 _ => Error::ChecksumMismatch,
@@ -168,15 +180,225 @@ fn every_single_byte_corruption_is_rejected_by_the_rule_guarding_it() {
 /// Every truncation and every extension is rejected as such.
 #[test]
 fn every_truncation_and_extension_is_rejected() {
-    let bytes = good_file();
-    for n in 0..bytes.len() {
-        assert_eq!(Model::parse(&bytes[..n]).err(), Some(Error::Truncated), "prefix of {n} bytes");
+    for bytes in [packed_file(), good_file()] {
+        let bytes = &bytes;
+        for n in 0..bytes.len() {
+            assert_eq!(Model::parse(&bytes[..n]).err(), Some(Error::Truncated), "prefix of {n} bytes");
+        }
+        for extra in [1usize, 3, 16, 4096] {
+            let mut b = bytes.clone();
+            b.resize(bytes.len() + extra, 0);
+            let want = Error::LengthMismatch { declared: bytes.len() as u64, actual: b.len() as u64 };
+            assert_eq!(Model::parse(&b).err(), Some(want), "{extra} bytes appended");
+        }
     }
-    for extra in [1usize, 3, 16, 4096] {
-        let mut b = bytes.clone();
-        b.resize(bytes.len() + extra, 0);
-        let want = Error::LengthMismatch { declared: bytes.len() as u64, actual: b.len() as u64 };
-        assert_eq!(Model::parse(&b).err(), Some(want), "{extra} bytes appended");
+}
+
+/// Every tensor and operator of `a` equals that of `b`, operand ids included.
+fn assert_same_records(a: &Model<'_>, b: &Model<'_>) {
+    assert_eq!((a.num_tensors(), a.num_ops()), (b.num_tensors(), b.num_ops()));
+    for i in 0..a.num_tensors() {
+        assert_eq!(a.tensor(i), b.tensor(i), "tensor {i}");
+    }
+    for i in 0..a.num_ops() {
+        let (oa, ob) = (a.op(i).unwrap(), b.op(i).unwrap());
+        assert_eq!(oa, ob, "op {i}");
+        for k in 0..=oa.n_inputs {
+            assert_eq!(a.op_operand(&oa, k), b.op_operand(&ob, k), "op {i} operand {k}");
+        }
+    }
+    assert_eq!(a.inputs().collect::<Vec<_>>(), b.inputs().collect::<Vec<_>>());
+    assert_eq!(a.outputs().collect::<Vec<_>>(), b.outputs().collect::<Vec<_>>());
+}
+
+#[test]
+fn packed_and_fixed_tables_hold_the_same_model() {
+    let packed = packed_file();
+    let fixed = good_file();
+    let (p, f) = (Model::parse(&packed).unwrap(), Model::parse(&fixed).unwrap());
+    assert_eq!((p.minor_version(), f.minor_version()), (format::PACKED_MINOR, format::PACKED_MINOR - 1));
+    let kinds = |b: &[u8]| sections(b).iter().map(|s| s.0).collect::<Vec<_>>();
+    assert_eq!(kinds(&packed), [1, 2, section::TENSORS_PACKED, section::OPS_PACKED, section::OPERANDS16, 6]);
+    assert_eq!(kinds(&fixed), [1, 2, 3, 4, 5, 6]);
+    assert!(packed.len() < fixed.len(), "{} vs {}", packed.len(), fixed.len());
+    assert_same_records(&p, &f);
+    // Packing the fixed tables again gives the writer's bytes.
+    let fs = sections(&fixed);
+    let (t, o, ids) = pack_tables(&fs[2].1, &fs[3].1, &fs[4].1).unwrap();
+    let ps = sections(&packed);
+    assert_eq!((&t, &o, &ids), (&ps[2].1, &ps[3].1, &ps[4].1));
+    assert_eq!(unpack_tables(&fixed).unwrap(), fixed, "fixed tables come back unchanged");
+    let run = |m: &Model<'_>| {
+        let mut arena = vec![0u32; m.arena_len() / 4];
+        let mut s = Session::new(m, bytemuck::cast_slice_mut(&mut arena)).unwrap();
+        s.input_mut(0).unwrap().iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
+        s.run().unwrap();
+        (0..2).map(|k| s.output(k).unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
+    };
+    assert_eq!(run(&p), run(&f));
+}
+
+/// The records of a packed table, and a table rebuilt from records with starts of `width` bytes.
+fn records(body: &[u8]) -> Vec<Vec<u8>> {
+    let t = format::packed::Table::parse(body, usize::MAX).unwrap();
+    (0..t.len()).map(|i| t.record(i).unwrap().to_vec()).collect()
+}
+
+fn table(records: &[Vec<u8>], width: u8) -> Vec<u8> {
+    let mut out = (records.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&[width, 0, 0, 0]);
+    let mut at = 0u32;
+    for r in records {
+        out.extend_from_slice(&at.to_le_bytes()[..width as usize]);
+        at += r.len() as u32;
+    }
+    records.iter().for_each(|r| out.extend_from_slice(r));
+    out
+}
+
+fn leb(values: &[u32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &v in values {
+        let mut b = [0u8; 5];
+        let n = format::packed::encode(v, &mut b);
+        out.extend_from_slice(&b[..n]);
+    }
+    out
+}
+
+fn values(record: &[u8]) -> Vec<u32> {
+    let mut v = format::packed::Values::new(record);
+    std::iter::from_fn(|| v.next()).collect()
+}
+
+/// `packed_file()` with the records of packed section `kind` passed through `f`, rebuilt as a
+/// 1.6 file with 2-byte starts.
+fn edit_packed(kind: u32, f: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
+    let mut secs = sections(&packed_file());
+    let s = secs.iter_mut().find(|s| s.0 == kind).unwrap();
+    let mut r = records(&s.1);
+    f(&mut r);
+    s.1 = table(&r, 2);
+    let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
+    assemble(&refs, format::PACKED_MINOR)
+}
+
+#[test]
+fn packed_tables_with_four_byte_starts_read_the_same() {
+    let mut secs = sections(&packed_file());
+    for s in secs.iter_mut().filter(|s| matches!(s.0, section::TENSORS_PACKED | section::OPS_PACKED)) {
+        s.1 = table(&records(&s.1), 4);
+    }
+    let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
+    let b = assemble(&refs, format::PACKED_MINOR);
+    let packed = packed_file();
+    assert_same_records(&Model::parse(&b).unwrap(), &Model::parse(&packed).unwrap());
+}
+
+#[test]
+fn packed_tables_need_format_1_6_and_exclude_the_fixed_ones() {
+    let secs = sections(&packed_file());
+    let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
+    // A 1.5 reader skips kinds 7 to 9, and so does this reader in a file declaring 1.5.
+    assert_eq!(err(&assemble(&refs, format::PACKED_MINOR - 1)), Error::MissingSection { kind: section::TENSORS });
+    let fixed = sections(&good_file());
+    for (k, packed_kind) in [(2, section::TENSORS_PACKED), (3, section::OPS_PACKED), (4, section::OPERANDS16)] {
+        let mut both = secs.clone();
+        both.push(fixed[k].clone());
+        assert_eq!(err(&rebuild_at(&both, format::PACKED_MINOR)), Error::DuplicateSection { kind: packed_kind });
+    }
+}
+
+fn rebuild_at(secs: &[(u32, Vec<u8>)], minor: u16) -> Vec<u8> {
+    let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
+    assemble(&refs, minor)
+}
+
+#[test]
+fn bad_packed_index() {
+    for (kind, at, v) in [(section::TENSORS_PACKED, 4, 3u8), (section::OPS_PACKED, 5, 1), (section::TENSORS_PACKED, 8, 1)] {
+        let mut secs = sections(&packed_file());
+        secs.iter_mut().find(|s| s.0 == kind).unwrap().1[at] = v;
+        assert_eq!(err(&rebuild_at(&secs, format::PACKED_MINOR)), Error::BadSectionLength { kind });
+    }
+    let mut secs = sections(&packed_file());
+    secs.iter_mut().find(|s| s.0 == section::OPERANDS16).unwrap().1.push(0);
+    assert_eq!(err(&rebuild_at(&secs, format::PACKED_MINOR)), Error::BadSectionLength { kind: section::OPERANDS16 });
+}
+
+#[test]
+fn bad_packed_record() {
+    let tp = section::TENSORS_PACKED;
+    let op = section::OPS_PACKED;
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(u32, usize, Edit, Error)> = vec![
+        (tp, 0, Box::new(|r: &mut Vec<u8>| r.push(0)), Error::BadRecord { kind: tp, index: 0 }),
+        (
+            tp,
+            3,
+            Box::new(|r: &mut Vec<u8>| {
+                r.pop();
+            }),
+            Error::BadRecord { kind: tp, index: 3 },
+        ),
+        (
+            tp,
+            1,
+            Box::new(|r: &mut Vec<u8>| {
+                r[0] |= 0x80;
+                r.insert(1, 0);
+            }),
+            Error::BadRecord { kind: tp, index: 1 },
+        ),
+        (op, 2, Box::new(|r: &mut Vec<u8>| r.push(0)), Error::BadRecord { kind: op, index: 2 }),
+        (op, 0, Box::new(|r: &mut Vec<u8>| r.clear()), Error::BadRecord { kind: op, index: 0 }),
+        (
+            op,
+            1,
+            Box::new(|r: &mut Vec<u8>| {
+                let mut v = values(r);
+                v[0] = 70_000;
+                *r = leb(&v);
+            }),
+            Error::BadRecord { kind: op, index: 1 },
+        ),
+        (
+            op,
+            1,
+            Box::new(|r: &mut Vec<u8>| {
+                let mut v = values(r);
+                v[7] = 27;
+                v.resize(8 + 27, 0);
+                *r = leb(&v);
+            }),
+            Error::BadRecord { kind: op, index: 1 },
+        ),
+        (
+            tp,
+            3,
+            Box::new(|r: &mut Vec<u8>| {
+                let mut v = values(r);
+                v[2] = 300;
+                *r = leb(&v);
+            }),
+            Error::BadTensor { tensor: 3 },
+        ),
+        (
+            tp,
+            1,
+            Box::new(|r: &mut Vec<u8>| {
+                let mut v = values(r);
+                let rank = v[4] as usize;
+                v[5 + rank] = u32::MAX / 8;
+                *r = leb(&v);
+            }),
+            Error::BadTensor { tensor: 1 },
+        ),
+    ];
+    for (n, (kind, i, f, want)) in cases.into_iter().enumerate() {
+        let b = edit_packed(kind, |recs| f(&mut recs[i]));
+        assert_eq!(err(&b), want, "case {n}");
+        assert!(!want.to_string().is_empty());
     }
 }
 
@@ -209,6 +431,9 @@ fn bad_magic() {
 #[test]
 fn unsupported_version() {
     let mut b = good_file();
+    b[8] = 2;
+    assert_eq!(err(&b), Error::UnsupportedVersion { major: 2, minor: format::PACKED_MINOR - 1 });
+    let mut b = packed_file();
     b[8] = 2;
     assert_eq!(err(&b), Error::UnsupportedVersion { major: 2, minor: format::VERSION_MINOR });
 }
@@ -309,6 +534,9 @@ fn bad_section_length() {
 #[test]
 fn too_many_records() {
     let b = edit(section::TENSORS, |t| t.resize((format::MAX_TENSORS + 1) * format::TENSOR_RECORD_LEN, 0));
+    assert_eq!(err(&b), Error::TooManyRecords);
+    // Packed: 16385 empty records are a valid index, but too many.
+    let b = edit_packed(section::OPS_PACKED, |r| r.resize(format::MAX_OPS + 1, Vec::new()));
     assert_eq!(err(&b), Error::TooManyRecords);
 }
 
@@ -508,8 +736,9 @@ mod mutations {
         fn edits_behind_valid_checksums_never_panic(
             section_pick in 0usize..6,
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..6),
+            packed in any::<bool>(),
         ) {
-            let mut secs = sections(&good_file());
+            let mut secs = sections(&if packed { packed_file() } else { good_file() });
             let body = &mut secs[section_pick].1;
             for (at, v, mode) in edits {
                 if body.is_empty() {
@@ -530,7 +759,7 @@ mod mutations {
                     _ => body.truncate(i),
                 }
             }
-            run_if_valid(&rebuild(&secs));
+            run_if_valid(&rebuild_at(&secs, if packed { format::PACKED_MINOR } else { 0 }));
         }
     }
 }

@@ -99,6 +99,10 @@ pub struct Args {
     /// outputs keep theirs). The report still names the layers.
     #[arg(long)]
     strip_names: bool,
+    /// Write fixed-size tensor and operator tables (format 1.5) for runtimes older than 1.6;
+    /// the file is larger (64 bytes per tensor, 128 per operator).
+    #[arg(long)]
+    fixed_tables: bool,
     /// Static shape for an input with symbolic dimensions: NAME=D0,D1,... (repeatable).
     #[arg(long = "input-shape")]
     pub(super) input_shape: Vec<String>,
@@ -390,7 +394,10 @@ pub fn run(a: Args) -> Result<()> {
     if a.strip_names {
         crate::compile::strip_names(&mut pruned);
     }
-    let out = compile(pruned, weights, sha)?;
+    let mut out = compile(pruned, weights, sha)?;
+    if a.fixed_tables {
+        out.bytes = crate::writer::unpack_tables(&out.bytes).map_err(|e| anyhow::anyhow!("internal error: {e}"))?;
+    }
     let model = sprig_runtime::Model::parse(&out.bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let after = model_stats(&model, out.bytes.len() as u64);
     write_atomic(&a.output, &out.bytes)?;

@@ -19,6 +19,10 @@ pub struct Args {
     /// theirs, and reports name operators by index).
     #[arg(long)]
     strip_names: bool,
+    /// Write fixed-size tensor and operator tables (format 1.5) for runtimes older than 1.6;
+    /// the file is larger (64 bytes per tensor, 128 per operator).
+    #[arg(long)]
+    fixed_tables: bool,
     /// Static shape for an input with symbolic dimensions: NAME=D0,D1,... (repeatable).
     #[arg(long = "input-shape")]
     input_shape: Vec<String>,
@@ -31,7 +35,10 @@ pub fn run(a: Args) -> Result<()> {
         weights: if a.weights == "f16" { WeightFormat::F16 } else { WeightFormat::F32 },
         strip_names: a.strip_names,
     };
-    let c = convert_file(&a.onnx, &opts)?;
+    let mut c = convert_file(&a.onnx, &opts)?;
+    if a.fixed_tables {
+        c.bytes = crate::writer::unpack_tables(&c.bytes).map_err(|e| anyhow::anyhow!("internal error: {e}"))?;
+    }
     write_atomic(&a.output, &c.bytes)?;
     let onnx_bytes = std::fs::metadata(&a.onnx).map(|m| m.len()).unwrap_or(0);
     println!(
