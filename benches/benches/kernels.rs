@@ -62,6 +62,10 @@ fn cases() -> Vec<Case> {
         conv("conv5x5_1x28x28_to8", 1, 28, 28, 8, 5, 1, 2, 1),
         conv("depthwise3x3_64x25x5", 64, 25, 5, 64, 3, 1, 1, 64),
         conv("depthwise3x3_s2_64x24x24", 64, 24, 24, 64, 3, 2, 1, 64),
+        // vww's depthwise layers on its larger and smallest planes.
+        conv("depthwise3x3_8x48x48", 8, 48, 48, 8, 3, 1, 1, 8),
+        conv("depthwise3x3_s2_16x48x48", 16, 48, 48, 16, 3, 2, 1, 16),
+        conv("depthwise3x3_128x6x6", 128, 6, 6, 128, 3, 1, 1, 128),
         Case {
             name: "dense_640_to_128",
             op: Op::Dense { act: Activation::Relu },

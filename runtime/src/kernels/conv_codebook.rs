@@ -51,7 +51,8 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         use super::gemm::Micro;
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
-        let mut table = Table::new();
+        // Built on first use (7 KiB to clear): the AVX-512 decoder of 4-bit rows needs none.
+        let mut table: Option<Table> = None;
         let parts = w.parts();
         // Whole filters decoded onto the stack, a block of them at a time, run the dense Conv
         // kernel itself (in-place and row-table tiles, register pairs): every filter at once
@@ -78,7 +79,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             0
         };
         if rows > 0 {
-            let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.decode_parts(&parts, m, k0, buf);
+            let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.get_or_insert_with(Table::new).decode_parts(&parts, m, k0, buf);
             let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
                 for m0 in (0..g.m).step_by(rows) {
                     let r = rows.min(g.m - m0);
@@ -129,7 +130,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             if let Some(pairs) = pairs.as_mut() {
                 return pairs.decode(&parts, m, k0, buf);
             }
-            table.decode_parts(&parts, m, k0, buf);
+            table.get_or_insert_with(Table::new).decode_parts(&parts, m, k0, buf);
         };
         for n in 0..batch {
             let xn = sub(xs, n * in_len, in_len)?;
@@ -149,9 +150,10 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         super::gemm::simd().filter(|&mk| super::depthwise::applies(mk, &g)),
     ) {
         use super::gemm::Micro;
-        let mut table = Table::new();
+        // Built on first use, as above.
+        let mut table: Option<Table> = None;
         let parts = w.parts();
-        let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.decode_parts(&parts, m, k0, buf);
+        let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.get_or_insert_with(Table::new).decode_parts(&parts, m, k0, buf);
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
         let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
@@ -377,6 +379,17 @@ mod tests {
             ops[1].view = View::F32(&w);
             let (native, _) = run_ops(&op, &ops).unwrap();
             assert_close(&got, &native.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
+            if c.bias {
+                // An f16 bias (as `sprig compress` writes next to codebook weights), decoded up
+                // front or a tile at a time, gives exactly the sums of its f32 values.
+                let (b16, b16f) = (f16le(&b), round_f16(&b));
+                ops[1].view = View::Codebook(cb);
+                ops[2].view = View::F16Le(&b16);
+                let (half, _) = run_ops(&op, &ops).unwrap();
+                ops[2].view = View::F32(&b16f);
+                let (full, _) = run_ops(&op, &ops).unwrap();
+                assert_eq!(half.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), full.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
         }
     }
 
