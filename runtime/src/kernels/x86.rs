@@ -243,6 +243,67 @@ impl Books4 {
         true
     }
 
+    /// The small-plane 1×1 Conv ([`Fma::im_1x1`]) on input-major 4-bit codes: `p` (the payload
+    /// these books came from) holds `c` rows (inputs) of `m` codes (outputs), and each row's
+    /// codes are decoded in registers (two permutes per 32 outputs) where the f32 kernel loads
+    /// its weights, so nothing is decoded to memory; inputs zero at every position of a block
+    /// are skipped before their codes are read. The same sums, bit for bit, as
+    /// [`Fma::im_1x1`] on the decoded weights. False, with nothing written, when the slices or
+    /// the plane do not fit (as [`super::gemm::im_fits`]) or a row holds fewer than `m` codes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn im_1x1(
+        &self,
+        p: &Parts<'_>,
+        x: &[f32],
+        hw: usize,
+        c: usize,
+        m: usize,
+        bias: &[f32],
+        act: Activation,
+        out: &mut [f32],
+    ) -> bool {
+        let stride = p.stride();
+        if !(1..=super::gemm::IM_PLANE).contains(&hw)
+            || x.len() < c * hw
+            || out.len() < m * hw
+            || !(bias.is_empty() || bias.len() >= m)
+            || stride < m.div_ceil(2)
+            || c.checked_mul(stride).is_none_or(|end| end > p.indices().len())
+            || m * hw >= i32::MAX as usize
+        {
+            return false;
+        }
+        let b = if bias.is_empty() { None } else { Some(bias.as_ptr()) };
+        let mut p0 = 0;
+        while p0 < hw {
+            let np = IM_BLOCK.min(hw - p0);
+            // SAFETY: AVX-512 F, VL and BW detected (a `Books4` exists); positions `p0 .. p0 + np`
+            // lie inside every input and output plane, inputs below `c` and outputs below `m`
+            // inside the slices, and each row's `⌈m/2⌉ ≤ stride` code bytes inside `indices`
+            // (checked above); code, bias and output accesses past output `m` are masked off.
+            unsafe {
+                let (xp, op) = (x.as_ptr().add(p0), out.as_mut_ptr().add(p0));
+                let k = (&self.cache, p, hw, c, m, b, act);
+                match np {
+                    12 => im_1x1_cb4::<12>(k, xp, op),
+                    11 => im_1x1_cb4::<11>(k, xp, op),
+                    10 => im_1x1_cb4::<10>(k, xp, op),
+                    9 => im_1x1_cb4::<9>(k, xp, op),
+                    8 => im_1x1_cb4::<8>(k, xp, op),
+                    7 => im_1x1_cb4::<7>(k, xp, op),
+                    6 => im_1x1_cb4::<6>(k, xp, op),
+                    5 => im_1x1_cb4::<5>(k, xp, op),
+                    4 => im_1x1_cb4::<4>(k, xp, op),
+                    3 => im_1x1_cb4::<3>(k, xp, op),
+                    2 => im_1x1_cb4::<2>(k, xp, op),
+                    _ => im_1x1_cb4::<1>(k, xp, op),
+                }
+            }
+            p0 += np;
+        }
+        true
+    }
+
     /// Writes weights `k0 .. k0 + out.len()` of row `row` of `p` (the payload these books came
     /// from) to `out`: the values [`Parts::decode`] gives. False, with `out` untouched, for an odd
     /// `k0` or when the row holds fewer codes.
@@ -1267,6 +1328,63 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
             let oc = out.add(c * op).wrapping_offset(j0);
             for (k, a) in acc.iter().enumerate() {
                 _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(act, *a));
+            }
+        }
+    }
+}
+
+/// What [`im_1x1_cb4`] reads: the codebooks in registers, the payload, plane size, inputs,
+/// outputs, bias and activation.
+type Cb4Args<'a, 'p> = (&'a [__m512; 17], &'a Parts<'p>, usize, usize, usize, Option<*const f32>, Activation);
+
+/// [`Books4::im_1x1`] for the `NP` positions at `x` / `out` (of planes of `hw`): as
+/// [`im_1x1_avx512`], each input's 32 weights decoded from its 16 code bytes; the caller
+/// guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn im_1x1_cb4<const NP: usize>((cache, p, hw, c, m, bias, act): Cb4Args<'_, '_>, x: *const f32, out: *mut f32) {
+    let pmask = (u32::MAX >> (32 - NP)) as u16;
+    let stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(hw as i32));
+    // Lane i takes byte i / 2, shifted right by 4 for odd i (`vpermps` reads the low 4 bits).
+    let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+    let (cstride, codes) = (p.stride(), p.indices().as_ptr());
+    // SAFETY: the caller's guarantee; loads and stores past output `m` are masked off.
+    unsafe {
+        for o0 in (0..m).step_by(32) {
+            let left = m - o0;
+            let mk =
+                [(u32::MAX >> (32 - left.min(16))) as u16, if left > 16 { (u32::MAX >> (32 - (left - 16).min(16))) as u16 } else { 0 }];
+            // Code bytes of this tile: outputs `o0 .. o0 + min(left, 32)`, two per byte.
+            let bytes = (u32::MAX >> (32 - left.min(32).div_ceil(2))) as u16;
+            let start = match bias {
+                Some(b) => [_mm512_maskz_loadu_ps(mk[0], b.add(o0)), _mm512_maskz_loadu_ps(mk[1], b.wrapping_add(o0 + 16))],
+                None => [_mm512_setzero_ps(); 2],
+            };
+            let mut acc = [start; NP];
+            for ci in 0..c {
+                let xr = x.add(ci * hw);
+                // Inputs zero at every position add nothing.
+                if _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(pmask, _mm512_maskz_loadu_ps(pmask, xr), _mm512_setzero_ps()) == 0 {
+                    continue;
+                }
+                let tbl = cache[p.group(ci).min(16)];
+                let cb = _mm_maskz_loadu_epi8(bytes, codes.add(ci * cstride + o0 / 2).cast());
+                let lo = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_shuffle_epi8(cb, dup)), shifts);
+                let hi = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_shuffle_epi8(_mm_srli_si128::<8>(cb), dup)), shifts);
+                let w = [_mm512_maskz_permutexvar_ps(mk[0], lo, tbl), _mm512_maskz_permutexvar_ps(mk[1], hi, tbl)];
+                for (q, a) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*xr.add(q));
+                    a[0] = _mm512_fmadd_ps(xv, w[0], a[0]);
+                    a[1] = _mm512_fmadd_ps(xv, w[1], a[1]);
+                }
+            }
+            // Output `o0 + j` of position `q` at `(o0 + j)·hw + q`: one scatter per half.
+            for (q, a) in acc.iter().enumerate() {
+                let base = out.add(o0 * hw + q);
+                _mm512_mask_i32scatter_ps::<4>(base.cast(), mk[0], stride, act_zmm(Some(act), a[0]));
+                if mk[1] != 0 {
+                    _mm512_mask_i32scatter_ps::<4>(base.add(16 * hw).cast(), mk[1], stride, act_zmm(Some(act), a[1]));
+                }
             }
         }
     }
