@@ -120,7 +120,8 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
 }
 
 /// A Conv that is not depthwise ([`gemm::applies`]), f32 weights `w`, on a SIMD CPU: the
-/// stride-2 stem kernel where it applies ([`depthwise::S2::stem`]), else the tiled product;
+/// stem kernel where it applies ([`depthwise::S2::stem`], [`depthwise::S2::stem1`]), else the
+/// tiled product;
 /// both give the same sums. A bias stored other than as native f32 (f16, as `sprig compress`
 /// writes next to codebook weights) of at most [`BIAS_BUF`] values is decoded once here: the
 /// tiles read it a register tile at a time, and a short f16 run costs more than its adds.
@@ -156,7 +157,7 @@ fn conv_simd_f32<M: Micro>(
     act: Activation,
     out: &mut [f32],
 ) -> Result<(), OpError> {
-    match depthwise::S2::stem(g).filter(|_| mk.dw_s2_ready()) {
+    match depthwise::S2::stem(g).or_else(|| depthwise::S2::stem1(g)).filter(|_| mk.dw_s2_ready()) {
         Some(s) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),
         None => gemm::conv(mk, g, x, w, bias, act, out),
     }

@@ -650,11 +650,14 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
     Ok(())
 }
 
-/// Geometry of a stride-2 depthwise layer (multiplier 1, no dilation, at most [`MAX_TAPS`]
-/// taps) that [`Micro::dw_s2`] reads in place: output `(oy, ox)` of a channel reads input
-/// `(2·oy + ky - pt, 2·ox + kx - pl)` for tap `(ky, kx)`, 0 outside the plane.
+/// Geometry of a layer read in place by [`Micro::dw_s2`] (a stride-2 depthwise layer:
+/// multiplier 1, no dilation, at most [`MAX_TAPS`] taps) or [`Micro::conv_s2`] (a stem, at
+/// stride 2 or 1): output `(oy, ox)` of a channel reads input `(s·oy + ky - pt, s·ox + kx - pl)`
+/// for tap `(ky, kx)`, `s` the stride, 0 outside the plane.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct S2 {
+    /// The stride (both axes): 2, or 1 for stride-1 stems ([`S2::stem1`]).
+    pub(super) s: usize,
     pub(super) h: usize,
     pub(super) w: usize,
     pub(super) oh: usize,
@@ -667,9 +670,14 @@ pub(super) struct S2 {
     pub(super) cg: usize,
 }
 
-/// Most input channels of a stride-2 Conv that [`Micro::conv_s2`] takes (network stems: RGB
-/// or grey images); wider layers have enough reduction depth for the tiled product.
+/// Most input channels of a Conv that [`Micro::conv_s2`] takes (network stems: RGB or grey
+/// images); wider layers have enough reduction depth for the tiled product.
 const STEM_CG: usize = 4;
+/// Widest kernel of a stride-1 stem ([`S2::stem1`]).
+const STEM1_KW: usize = 7;
+/// Narrowest output rows of a stride-1 stem: rows fill at least 12 of a register's 16 lanes
+/// (narrower ones, hello_edge_cnn's 7, stay with the tiled product's pixel tiles).
+const STEM1_OW: usize = 12;
 
 impl S2 {
     /// `Some` for stride-2 depthwise layers whose offsets fit `isize` comfortably.
@@ -686,7 +694,7 @@ impl S2 {
             && g.h > 0
             && g.w > 0
             && fits)
-            .then_some(S2 { h: g.h, w: g.w, oh: g.oh, ow: g.ow, kh: g.kh, kw: g.kw, pt: g.pt, pl: g.pl, cg: 1 })
+            .then_some(S2 { s: 2, h: g.h, w: g.w, oh: g.oh, ow: g.ow, kh: g.kh, kw: g.kw, pt: g.pt, pl: g.pl, cg: 1 })
     }
 
     /// `Some` for stride-2, group-1 Convs of at most [`STEM_CG`] input channels and kernels
@@ -707,7 +715,31 @@ impl S2 {
             && g.h > 0
             && g.w > 0
             && fits)
-            .then_some(S2 { h: g.h, w: g.w, oh: g.oh, ow: g.ow, kh: g.kh, kw: g.kw, pt: g.pt, pl: g.pl, cg: g.cg })
+            .then_some(S2 { s: 2, h: g.h, w: g.w, oh: g.oh, ow: g.ow, kh: g.kh, kw: g.kw, pt: g.pt, pl: g.pl, cg: g.cg })
+    }
+
+    /// `Some` for stride-1, group-1 Convs of at most [`STEM_CG`] input channels, no dilation,
+    /// kernels at most [`STEM1_KW`] wide and output rows at least [`STEM1_OW`] wide (MNIST's
+    /// and ResNet-8's first layers), whose offsets fit `isize` comfortably: few input channels
+    /// give the tiled product a shallow reduction over a gathered panel per pixel tile, while
+    /// these read each input row once per 16 outputs for eight filters and two output rows.
+    pub(super) fn stem1(g: &Geom) -> Option<S2> {
+        let fits = [g.h, g.w, g.oh, g.ow, g.pt, g.pl, g.kh, g.kw].iter().all(|&v| v < 1 << 24) && g.h * g.w < 1 << 30;
+        (g.mg == g.m
+            && g.cg == g.c
+            && super::gemm::applies(g)
+            && (1..=STEM_CG).contains(&g.cg)
+            && (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1)
+            && (1..=STEM1_KW).contains(&g.kw)
+            && g.kh > 0
+            && g.kh * g.kw <= MAX_TAPS
+            && g.m > 0
+            && g.oh > 0
+            && g.ow >= STEM1_OW
+            && g.h > 0
+            && g.w > 0
+            && fits)
+            .then_some(S2 { s: 1, h: g.h, w: g.w, oh: g.oh, ow: g.ow, kh: g.kh, kw: g.kw, pt: g.pt, pl: g.pl, cg: g.cg })
     }
 
     /// Filters a [`Micro::conv_s2`] call on these slices covers (every slice long enough).
@@ -769,7 +801,7 @@ pub(super) fn conv_s2_scalar(s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activ
                 let mut acc = b[f];
                 for c in 0..s.cg {
                     for t in 0..taps {
-                        let (iy, ix) = ((2 * oy + t / s.kw).checked_sub(s.pt), (2 * ox + t % s.kw).checked_sub(s.pl));
+                        let (iy, ix) = ((s.s * oy + t / s.kw).checked_sub(s.pt), (s.s * ox + t % s.kw).checked_sub(s.pl));
                         let v = match (iy, ix) {
                             (Some(iy), Some(ix)) if iy < s.h && ix < s.w => x[c * ip + iy * s.w + ix],
                             _ => 0.0,
@@ -783,7 +815,7 @@ pub(super) fn conv_s2_scalar(s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activ
     }
 }
 
-/// A stride-2 stem Conv ([`S2::stem`]) of one batch item with f32 weights, on CPUs with
+/// A stem Conv ([`S2::stem`], [`S2::stem1`]) of one batch item with f32 weights, on CPUs with
 /// [`Micro::conv_s2`]: the input planes read in place, 256 filters at a time.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -1053,6 +1085,49 @@ mod tests {
                         let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &g, &x, &w, Some(View::F32(&b)), attrs.act, o)).unwrap());
                         prop_assert_eq!(&tiled, &def);
                     }
+                }
+            }
+        }
+
+        /// The stride-1 stem kernel ([`super::S2::stem1`]) on every SIMD tier of this CPU: its
+        /// sums equal the definition's and the tiled product's bit for bit (so the choice
+        /// between them, which depends on no filter count, changes no output bit), and the
+        /// definition agrees with the f64 one. Rows of one to several 16-output segments, filter
+        /// counts around the 8-filter block, any padding, kernels 1 to 7 wide.
+        #[test]
+        fn stride1_stems_match_their_definition(cg in 1usize..5, m in 1usize..20, h in 1usize..24, wd in 12usize..60,
+                                                kh in 1usize..6, kw in 1usize..8, pads in [0usize..4, 0..4, 0..4, 0..4],
+                                                act in 0u8..3, seed in 0u64..1000) {
+            prop_assume!(h + pads[0] + pads[2] >= kh && wd + pads[1] + pads[3] >= kw);
+            let (xd, wdims) = ([1, cg, h, wd], [m, cg, kh, kw]);
+            let attrs = ConvAttrs {
+                group: 1,
+                stride: [1, 1],
+                dilation: [1, 1],
+                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
+                act: ACTS[act as usize],
+            };
+            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
+            let s1 = super::S2::stem1(&g);
+            prop_assume!(s1.is_some() && !(cg == 1 && m == 1));
+            let s1 = s1.unwrap();
+            let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(m, seed + 2));
+            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
+            let run = |f: &dyn Fn(&mut [f32])| {
+                let mut got = vec![f32::NAN; want.len()];
+                f(&mut got);
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let def = run(&|o| super::conv_s2_scalar(&s1, &x, &w, &b, attrs.act, o));
+            assert_close(&def.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f) = super::super::x86::Fma::detect() {
+                for mk in [f, f.avx2_only()] {
+                    prop_assert_eq!(&run(&|o| mk.conv_s2(&s1, &x, &w, &b, attrs.act, o)), &def);
+                    let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &g, &x, &w, Some(View::F32(&b)), attrs.act, o)).unwrap());
+                    prop_assert_eq!(&tiled, &def);
                 }
             }
         }

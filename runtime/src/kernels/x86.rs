@@ -921,14 +921,20 @@ impl Fma {
     #[inline]
     pub(super) fn conv_s2(self, s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
         let n = s.filters(x, w, b, out);
-        if !self.avx512 || s.kw > 3 {
+        if !self.avx512 || (s.s != 1 && s.kw > 3) || s.kw > MAX_TAPS {
             return super::depthwise::conv_s2_scalar(s, x, w, b, act, out);
         }
         // SAFETY: AVX-512 F detected; filters below `n` have their weights, bias and outputs
         // inside the slices and the `cg` input planes are inside `x` (`S2::filters`); every
         // lane loaded lies inside its input row of a row inside the plane, and every lane
         // stored is an output of the filter.
-        unsafe { conv_s2_avx512(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n) }
+        unsafe {
+            if s.s == 1 {
+                conv_s1_avx512(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n)
+            } else {
+                conv_s2_avx512(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n)
+            }
+        }
     }
 
     /// [`super::gemm::Micro::im_1x1`] with AVX-512: 32 outputs × up to 12 positions in
@@ -1772,6 +1778,107 @@ unsafe fn conv_s2_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, ac
                     oy += S2_STEM_ROWS;
                 }
             }
+        }
+    }
+}
+
+/// Output rows [`conv_s1_avx512`] sums together (each input row loaded once serves both).
+const S1_STEM_ROWS: usize = 2;
+
+/// [`Fma::conv_s2`] at stride 1 for `n` filters: per 16 outputs of a row, each input row
+/// segment one masked load per kernel column, serving up to [`S2_FILTERS`] filters (as many as
+/// remain: a pruned layer's last block computes no filter it does not store) and
+/// [`S1_STEM_ROWS`] output rows; sums in `(c, ky, kx)` order from the bias, padding taps adding
+/// `w · 0`, as [`super::depthwise::conv_s2_scalar`]. The caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn conv_s1_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    let wi = s.w as isize;
+    for ox0 in (0..s.ow).step_by(16) {
+        // Per kernel column: the first input column of the segment, and its lanes inside the
+        // row.
+        let mut cols = [(0isize, 0u16); MAX_TAPS];
+        for (kx, c) in cols.iter_mut().enumerate().take(s.kw) {
+            let col = (ox0 + kx) as isize - s.pl as isize;
+            let (lo, hi_c) = ((-col).clamp(0, 16), (wi - col).clamp(0, 16));
+            *c = (col, if hi_c > lo { ((1u32 << hi_c) - (1u32 << lo)) as u16 } else { 0 });
+        }
+        let mut f0 = 0;
+        while f0 < n {
+            let nf = S2_FILTERS.min(n - f0);
+            // SAFETY: the caller's guarantee, for filters `f0 .. f0 + nf`.
+            unsafe {
+                let a = (s, x, w, b, act, out, &cols, ox0, f0);
+                match nf {
+                    8 => conv_s1_block::<8>(a),
+                    7 => conv_s1_block::<7>(a),
+                    6 => conv_s1_block::<6>(a),
+                    5 => conv_s1_block::<5>(a),
+                    4 => conv_s1_block::<4>(a),
+                    3 => conv_s1_block::<3>(a),
+                    2 => conv_s1_block::<2>(a),
+                    _ => conv_s1_block::<1>(a),
+                }
+            }
+            f0 += nf;
+        }
+    }
+}
+
+/// What [`conv_s1_block`] reads: the geometry, input, weights, bias, activation, output, the
+/// segment's kernel columns (first input column, lanes inside the row) and first output
+/// column, and the block's first filter.
+type S1Block<'a> = (&'a S2, *const f32, *const f32, *const f32, Activation, *mut f32, &'a [(isize, u16); MAX_TAPS], usize, usize);
+
+/// [`conv_s1_avx512`] for filters `f0 .. f0 + NF` and the 16 outputs from column `ox0` of
+/// every output row; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn conv_s1_block<const NF: usize>((s, x, w, b, act, out, cols, ox0, f0): S1Block<'_>) {
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    let k = s.cg * taps;
+    let (wi, hi) = (s.w as isize, s.h as isize);
+    let span = S1_STEM_ROWS - 1 + s.kh;
+    let store = (u32::MAX >> (32 - (s.ow - ox0).min(16))) as u16;
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed, so the wrapped
+    // addresses of rows and columns in the padding are never dereferenced.
+    unsafe {
+        let mut wf = [w; NF];
+        for (i, p) in wf.iter_mut().enumerate() {
+            *p = w.add((f0 + i) * k);
+        }
+        let mut oy = 0;
+        while oy < s.oh {
+            let mut acc = [[_mm512_setzero_ps(); NF]; S1_STEM_ROWS];
+            for row in acc.iter_mut() {
+                for (i, a) in row.iter_mut().enumerate() {
+                    *a = _mm512_set1_ps(*b.add(f0 + i));
+                }
+            }
+            let iy0 = oy as isize - s.pt as isize;
+            for c in 0..s.cg {
+                let xc = x.add(c * ip);
+                for j in 0..span {
+                    let iy = iy0 + j as isize;
+                    let inside = (0..hi).contains(&iy);
+                    for (kx, &(col, m)) in cols.iter().enumerate().take(s.kw) {
+                        let v = if inside { _mm512_maskz_loadu_ps(m, xc.wrapping_offset(iy * wi + col)) } else { _mm512_setzero_ps() };
+                        // Output row `r` reads this row as kernel row `j - r`; with `c` outermost
+                        // and `kx` innermost each output sums in `(c, ky, kx)` order.
+                        for (r, row) in acc.iter_mut().enumerate() {
+                            let Some(ky) = j.checked_sub(r).filter(|&ky| ky < s.kh) else { continue };
+                            let t = c * taps + ky * s.kw + kx;
+                            for (a, wp) in row.iter_mut().zip(&wf) {
+                                *a = _mm512_fmadd_ps(_mm512_set1_ps(*wp.add(t)), v, *a);
+                            }
+                        }
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate().take(s.oh - oy) {
+                for (i, a) in row.iter().enumerate() {
+                    _mm512_mask_storeu_ps(out.add((f0 + i) * op + (oy + r) * s.ow + ox0), store, act_zmm(Some(act), *a));
+                }
+            }
+            oy += S1_STEM_ROWS;
         }
     }
 }
