@@ -110,6 +110,19 @@ pub(super) fn pool(p: &PoolAttrs, avg: bool, x: &Operand<'_>, out: &mut [f32], y
         }
         return Ok(());
     }
+    // MaxPool with windows that tile the rows (2 × 2 or 3 × 3 at their own stride, MNIST's):
+    // AVX-512, the same values bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    if let (false, true, Some(xs), true) = (avg, two_d, x.view.as_f32(), super::gemm::simd().is_some()) {
+        let tiles = |a: &Axis| a.k == a.s && a.d == 1 && a.pb == 0;
+        if tiles(&ay)
+            && tiles(&ax)
+            && ay.k == ax.k
+            && super::x86::max_pool_tiled(xs, planes, ay.len, ax.len, ax.k, oh, ow, sub_mut(out, 0, planes * oh * ow)?)
+        {
+            return Ok(());
+        }
+    }
     for pl in 0..planes {
         let ob = sub_mut(out, pl * oh * ow, oh * ow)?;
         let base = pl * in_plane;
@@ -481,6 +494,41 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(400)))]
+        /// MaxPools whose windows tile the rows (the AVX-512 kernel where the CPU has it): bit
+        /// for bit `fmax` folded over each window in window order, with NaN, infinities and
+        /// signed zeros among the inputs; rows longer than one 16-output step, and columns or
+        /// rows past the last window.
+        #[test]
+        fn tiled_max_pools_match_the_window_fold(nc in (1usize..3, 1usize..5), h in 2usize..40, w in 2usize..80, k in 2usize..4,
+                                                 specials in proptest::collection::vec((0usize..4000, 0usize..5), 0..40), seed in 0u64..1000) {
+            prop_assume!(h >= k && w >= k);
+            let p = PoolAttrs { kernel: [k as u32; 2], stride: [k as u32; 2], dilation: [1; 2], pads: [0; 4], ceil_mode: false, count_include_pad: false };
+            let d = vec![nc.0, nc.1, h, w];
+            let mut x = data(d.iter().product(), seed);
+            // Specials packed into the first rows, so windows meet several (ties of ±0 included).
+            let n = x.len().min(3 * w);
+            for (at, v) in specials {
+                x[at % n] = [f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY][v];
+            }
+            let (got, y) = run(&Op::MaxPool(p), &[(&x, &d)]).unwrap();
+            let (oh, ow) = (y.dim(2), y.dim(3));
+            let mut want = vec![0.0f32; got.len()];
+            for pl in 0..nc.0 * nc.1 {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = f32::NEG_INFINITY;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                acc = super::fmax(acc, x[pl * h * w + (oy * k + ky) * w + ox * k + kx]);
+                            }
+                        }
+                        want[(pl * oh + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+            prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+
         #[test]
         fn matches_naive(two in any::<bool>(), nc in (1usize..3, 1usize..4), hw in (1usize..9, prop_oneof![1usize..9, 60usize..140]),
                          k in (1u32..4, 1u32..4), s in (1u32..4, 1u32..4), dil in (1u32..3, 1u32..3),

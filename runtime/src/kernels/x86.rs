@@ -537,6 +537,82 @@ fn dot_codes_detected(vl: bool, bits: usize, table: &[f32; 256], row: &[u8], x: 
     head + tail
 }
 
+/// MaxPool whose `k × k` windows tile the rows (stride `k`, 2 or 3; no padding or dilation;
+/// `ow · k ≤ w` and `oh · k ≤ h`) over `planes` planes of `h × w` in `x`, AVX-512: per output
+/// row, `32 / k` outputs at a time from two loads of each window row, one permute per window
+/// column. Each output is `fmax` folded over its window from −∞ in window order (rows, then
+/// columns), as the portable loop does, so NaN and signed zeros come out the same, bit for
+/// bit. False, with nothing written, without AVX-512 F or when the shapes do not hold.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn max_pool_tiled(x: &[f32], planes: usize, h: usize, w: usize, k: usize, oh: usize, ow: usize, out: &mut [f32]) -> bool {
+    if !avx512vl()
+        || !(2..=3).contains(&k)
+        || ow.checked_mul(k).is_none_or(|v| v > w)
+        || oh.checked_mul(k).is_none_or(|v| v > h)
+        || planes.checked_mul(h * w).is_none_or(|n| n > x.len())
+        || planes.checked_mul(oh * ow).is_none_or(|n| n > out.len())
+    {
+        return false;
+    }
+    // SAFETY: AVX-512 F detected; every plane of `x` and `out` lies inside the slices (checked
+    // above) and each output row reads input columns below `ow · k ≤ w` of rows below
+    // `oh · k ≤ h`.
+    unsafe { max_pool_tiled_core(x.as_ptr(), planes, h, w, k, oh, ow, out.as_mut_ptr()) };
+    true
+}
+
+/// `fmax` (NaN from either side, `a` on ties) on 16 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,avx512f")]
+fn fmax_zmm(a: __m512, b: __m512) -> __m512 {
+    let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, b) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a);
+    _mm512_mask_blend_ps(keep, b, a)
+}
+
+/// The loop of [`max_pool_tiled`]; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn max_pool_tiled_core(x: *const f32, planes: usize, h: usize, w: usize, k: usize, oh: usize, ow: usize, out: *mut f32) {
+    // Outputs per step, and per window column the lanes `k·i + kx` of a register pair.
+    let per = 32 / k;
+    let mut idx = [_mm512_setzero_si512(); 3];
+    for (kx, v) in idx.iter_mut().enumerate().take(k) {
+        let mut l = [0i32; 16];
+        for (i, e) in l.iter_mut().enumerate().take(per) {
+            *e = (k * i + kx) as i32;
+        }
+        // SAFETY: 16 values.
+        *v = unsafe { _mm512_loadu_si512(l.as_ptr().cast()) };
+    }
+    let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+    for p in 0..planes {
+        for oy in 0..oh {
+            let mut ox0 = 0;
+            while ox0 < ow {
+                let n = per.min(ow - ox0);
+                // Input columns `ox0·k .. (ox0 + n)·k` of each window row.
+                let len = n * k;
+                let (m0, m1) = ((u32::MAX >> (32 - len.min(16))) as u16, if len > 16 { (u32::MAX >> (32 - (len - 16))) as u16 } else { 0 });
+                let mut acc = ninf;
+                for ky in 0..k {
+                    // SAFETY: row `oy·k + ky < h` of plane `p`, its columns below `len` past
+                    // `ox0·k` (so below `w`); masked-off lanes are not accessed.
+                    unsafe {
+                        let row = x.add(p * h * w + (oy * k + ky) * w + ox0 * k);
+                        let (lo, hi) = (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)));
+                        for v in idx.iter().take(k) {
+                            acc = fmax_zmm(acc, _mm512_permutex2var_ps(lo, *v, hi));
+                        }
+                    }
+                }
+                // SAFETY: outputs `ox0 .. ox0 + n` of row `oy` of plane `p`.
+                unsafe { _mm512_mask_storeu_ps(out.add(p * oh * ow + oy * ow + ox0), (u32::MAX >> (32 - n)) as u16, acc) };
+                ox0 += n;
+            }
+        }
+    }
+}
+
 /// Whether AVX-512 BW is available (masked byte loads).
 #[inline]
 pub(crate) fn avx512bw() -> bool {
