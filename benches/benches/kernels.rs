@@ -60,6 +60,16 @@ fn cases() -> Vec<Case> {
         conv("conv3x3_s2_3x96x96_to8", 3, 96, 96, 8, 3, 2, 1, 1),
         conv("conv1x1_8x48x48_to16", 8, 48, 48, 16, 1, 1, 0, 1),
         conv("conv5x5_1x28x28_to8", 1, 28, 28, 8, 5, 1, 2, 1),
+        // kws_dscnn's and hello_edge_ds_cnn's first layer: a 10 × 4 window at stride 2 over the
+        // 49 × 10 MFCC plane ("same" padding).
+        Case {
+            name: "conv10x4_s2_1x49x10_to64",
+            op: Op::Conv(ConvAttrs { group: 1, stride: [2, 2], dilation: [1; 2], pads: [4, 1, 5, 2], act: Activation::Relu }),
+            x: vec![1, 1, 49, 10],
+            w: vec![64, 1, 10, 4],
+            y: vec![1, 64, 25, 5],
+            macs: 64 * 40 * 125,
+        },
         conv("depthwise3x3_64x25x5", 64, 25, 5, 64, 3, 1, 1, 64),
         conv("depthwise3x3_s2_64x24x24", 64, 24, 24, 64, 3, 2, 1, 64),
         // vww's depthwise layers on its larger and smallest planes.
