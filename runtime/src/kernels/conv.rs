@@ -121,11 +121,10 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
 
 /// A Conv that is not depthwise ([`gemm::applies`]), f32 weights `w`, on a SIMD CPU: the
 /// stem kernel where it applies ([`depthwise::S2::stem`], [`depthwise::S2::stem1`]), else the
-/// tiled product;
-/// both give the same sums. A bias stored other than as native f32 (f16, as `sprig compress`
-/// writes next to codebook weights) of at most [`BIAS_BUF`] values is decoded once here: the
-/// tiles read it a register tile at a time, and a short f16 run costs more than its adds.
-/// Forced inline so the caller's [`Micro::run`] reaches the loops.
+/// tiled product; both give the same sums. A bias stored other than as native f32 (f16, as
+/// `sprig compress` writes next to codebook weights) of at most [`BIAS_BUF`] values is decoded
+/// once here: the tiles read it a register tile at a time, and a short f16 run costs more than
+/// its adds. Forced inline so the caller's [`Micro::run`] reaches the loops.
 #[inline(always)]
 pub(super) fn conv_simd<M: Micro>(
     mk: M,
@@ -136,27 +135,16 @@ pub(super) fn conv_simd<M: Micro>(
     act: Activation,
     out: &mut [f32],
 ) -> Result<(), OpError> {
-    match bias {
+    let decoded;
+    let bias = match bias {
         Some(b) if !matches!(b, View::F32(_)) && g.m <= BIAS_BUF && b.len() >= g.m => {
             let mut bb = [0.0f32; BIAS_BUF];
             b.read_into(0, &mut bb[..g.m]);
-            conv_simd_f32(mk, g, x, w, Some(View::F32(&bb[..g.m])), act, out)
+            decoded = bb;
+            Some(View::F32(&decoded[..g.m]))
         }
-        _ => conv_simd_f32(mk, g, x, w, bias, act, out),
-    }
-}
-
-/// [`conv_simd`] once the bias is read.
-#[inline(always)]
-fn conv_simd_f32<M: Micro>(
-    mk: M,
-    g: &Geom,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<View<'_>>,
-    act: Activation,
-    out: &mut [f32],
-) -> Result<(), OpError> {
+        _ => bias,
+    };
     match depthwise::S2::stem(g).or_else(|| depthwise::S2::stem1(g)).filter(|_| mk.dw_s2_ready()) {
         Some(s) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),
         None => gemm::conv(mk, g, x, w, bias, act, out),

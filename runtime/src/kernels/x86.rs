@@ -1419,25 +1419,56 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
 /// outputs, bias and activation.
 type Cb4Args<'a, 'p> = (&'a [__m512; 17], &'a Parts<'p>, usize, usize, usize, Option<*const f32>, Activation);
 
-/// [`Books4::im_1x1`] for the `NP` positions at `x` / `out` (of planes of `hw`): as
+/// [`Books4::im_1x1`] for the `NP` positions at `x` / `out` (of planes of `hw`): the tiles of
 /// [`im_1x1_avx512`], each input's 32 weights decoded from its 16 code bytes; the caller
 /// guarantees the bounds.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
 unsafe fn im_1x1_cb4<const NP: usize>((cache, p, hw, c, m, bias, act): Cb4Args<'_, '_>, x: *const f32, out: *mut f32) {
-    let pmask = (u32::MAX >> (32 - NP)) as u16;
-    let stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(hw as i32));
     // Lane i takes byte i / 2, shifted right by 4 for odd i (`vpermps` reads the low 4 bits).
     let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
     let (cstride, codes) = (p.stride(), p.indices().as_ptr());
-    // SAFETY: the caller's guarantee; loads and stores past output `m` are masked off.
+    let weights = |ci: usize, o0: usize, mk: [u16; 2]| {
+        // Code bytes of this tile: outputs `o0 .. o0 + min(m - o0, 32)`, two per byte.
+        let bytes = (u32::MAX >> (32 - (m - o0).min(32).div_ceil(2))) as u16;
+        let tbl = cache[p.group(ci).min(16)];
+        // SAFETY: row `ci`'s `⌈m/2⌉ ≤ stride` code bytes lie in `indices` (the caller's
+        // guarantee); the load is masked to this tile's bytes.
+        let cb = unsafe { _mm_maskz_loadu_epi8(bytes, codes.add(ci * cstride + o0 / 2).cast()) };
+        let lo = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_shuffle_epi8(cb, dup)), shifts);
+        let hi = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_shuffle_epi8(_mm_srli_si128::<8>(cb), dup)), shifts);
+        [_mm512_maskz_permutexvar_ps(mk[0], lo, tbl), _mm512_maskz_permutexvar_ps(mk[1], hi, tbl)]
+    };
+    // SAFETY: the caller's guarantee.
+    unsafe { im_1x1_tiles::<NP>(x, hw, c, m, bias, act, out, weights) }
+}
+
+/// The tiles of [`im_1x1_avx512`] and [`im_1x1_cb4`] for the `NP` positions at `x` / `out`:
+/// 32 outputs at a time from the bias, each input not zero at every position adding its
+/// weights `weights(ci, o0, masks)` (outputs `o0 ..`, lanes past output `m` zero) times each
+/// position's value, fused, in input order; stored through the activation by one scatter per
+/// half. Inlined into its callers, whose target features it needs; they guarantee the bounds.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn im_1x1_tiles<const NP: usize>(
+    x: *const f32,
+    hw: usize,
+    c: usize,
+    m: usize,
+    bias: Option<*const f32>,
+    act: Activation,
+    out: *mut f32,
+    weights: impl Fn(usize, usize, [u16; 2]) -> [__m512; 2],
+) {
+    let pmask = (u32::MAX >> (32 - NP)) as u16;
+    // SAFETY: AVX-512 F in every caller; loads and stores past output `m` are masked off.
     unsafe {
+        let stride =
+            _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(hw as i32));
         for o0 in (0..m).step_by(32) {
             let left = m - o0;
             let mk =
                 [(u32::MAX >> (32 - left.min(16))) as u16, if left > 16 { (u32::MAX >> (32 - (left - 16).min(16))) as u16 } else { 0 }];
-            // Code bytes of this tile: outputs `o0 .. o0 + min(left, 32)`, two per byte.
-            let bytes = (u32::MAX >> (32 - left.min(32).div_ceil(2))) as u16;
             let start = match bias {
                 Some(b) => [_mm512_maskz_loadu_ps(mk[0], b.add(o0)), _mm512_maskz_loadu_ps(mk[1], b.wrapping_add(o0 + 16))],
                 None => [_mm512_setzero_ps(); 2],
@@ -1449,20 +1480,16 @@ unsafe fn im_1x1_cb4<const NP: usize>((cache, p, hw, c, m, bias, act): Cb4Args<'
                 if _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(pmask, _mm512_maskz_loadu_ps(pmask, xr), _mm512_setzero_ps()) == 0 {
                     continue;
                 }
-                let tbl = cache[p.group(ci).min(16)];
-                let cb = _mm_maskz_loadu_epi8(bytes, codes.add(ci * cstride + o0 / 2).cast());
-                let lo = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_shuffle_epi8(cb, dup)), shifts);
-                let hi = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_shuffle_epi8(_mm_srli_si128::<8>(cb), dup)), shifts);
-                let w = [_mm512_maskz_permutexvar_ps(mk[0], lo, tbl), _mm512_maskz_permutexvar_ps(mk[1], hi, tbl)];
-                for (q, a) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_set1_ps(*xr.add(q));
+                let w = weights(ci, o0, mk);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*xr.add(p));
                     a[0] = _mm512_fmadd_ps(xv, w[0], a[0]);
                     a[1] = _mm512_fmadd_ps(xv, w[1], a[1]);
                 }
             }
-            // Output `o0 + j` of position `q` at `(o0 + j)·hw + q`: one scatter per half.
-            for (q, a) in acc.iter().enumerate() {
-                let base = out.add(o0 * hw + q);
+            // Output `o0 + j` of position `p` at `(o0 + j)·hw + p`: one scatter per half.
+            for (p, a) in acc.iter().enumerate() {
+                let base = out.add(o0 * hw + p);
                 _mm512_mask_i32scatter_ps::<4>(base.cast(), mk[0], stride, act_zmm(Some(act), a[0]));
                 if mk[1] != 0 {
                     _mm512_mask_i32scatter_ps::<4>(base.add(16 * hw).cast(), mk[1], stride, act_zmm(Some(act), a[1]));
@@ -1489,43 +1516,16 @@ unsafe fn im_1x1_avx512<const NP: usize>(
     act: Activation,
     out: *mut f32,
 ) {
-    let pmask = (u32::MAX >> (32 - NP)) as u16;
-    let stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(hw as i32));
-    // SAFETY: the caller's guarantee; loads and stores past output `m` are masked off.
-    unsafe {
-        for o0 in (0..m).step_by(32) {
-            let left = m - o0;
-            let mk =
-                [(u32::MAX >> (32 - left.min(16))) as u16, if left > 16 { (u32::MAX >> (32 - (left - 16).min(16))) as u16 } else { 0 }];
-            let start = match bias {
-                Some(b) => [_mm512_maskz_loadu_ps(mk[0], b.add(o0)), _mm512_maskz_loadu_ps(mk[1], b.wrapping_add(o0 + 16))],
-                None => [_mm512_setzero_ps(); 2],
-            };
-            let mut acc = [start; NP];
-            for ci in 0..c {
-                let xr = x.add(ci * hw);
-                // Inputs zero at every position add nothing.
-                if _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(pmask, _mm512_maskz_loadu_ps(pmask, xr), _mm512_setzero_ps()) == 0 {
-                    continue;
-                }
-                let wr = wt.add(ci * m + o0);
-                let w = [_mm512_maskz_loadu_ps(mk[0], wr), _mm512_maskz_loadu_ps(mk[1], wr.wrapping_add(16))];
-                for (p, a) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_set1_ps(*xr.add(p));
-                    a[0] = _mm512_fmadd_ps(xv, w[0], a[0]);
-                    a[1] = _mm512_fmadd_ps(xv, w[1], a[1]);
-                }
-            }
-            // Output `o0 + j` of position `p` at `(o0 + j)·hw + p`: one scatter per half.
-            for (p, a) in acc.iter().enumerate() {
-                let base = out.add(o0 * hw + p);
-                _mm512_mask_i32scatter_ps::<4>(base.cast(), mk[0], stride, act_zmm(Some(act), a[0]));
-                if mk[1] != 0 {
-                    _mm512_mask_i32scatter_ps::<4>(base.add(16 * hw).cast(), mk[1], stride, act_zmm(Some(act), a[1]));
-                }
-            }
+    let weights = |ci: usize, o0: usize, mk: [u16; 2]| {
+        // SAFETY: input `ci`'s row of `m` weights lies inside `wt` (the caller's guarantee); the
+        // loads are masked to the outputs below `m`.
+        unsafe {
+            let wr = wt.add(ci * m + o0);
+            [_mm512_maskz_loadu_ps(mk[0], wr), _mm512_maskz_loadu_ps(mk[1], wr.wrapping_add(16))]
         }
-    }
+    };
+    // SAFETY: the caller's guarantee.
+    unsafe { im_1x1_tiles::<NP>(x, hw, c, m, bias, act, out, weights) }
 }
 
 /// Positions [`im_1x1_avx2`] sums together.
