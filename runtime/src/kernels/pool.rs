@@ -495,9 +495,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(400)))]
         /// MaxPools whose windows tile the rows (the AVX-512 kernel where the CPU has it): bit
-        /// for bit `fmax` folded over each window in window order, with NaN, infinities and
-        /// signed zeros among the inputs; rows longer than one 16-output step, and columns or
-        /// rows past the last window.
+        /// for bit `fmax` folded over each window in window order (elsewhere equal values), with
+        /// NaN, infinities and signed zeros among the inputs; rows longer than one 16-output
+        /// step, and columns or rows past the last window.
         #[test]
         fn tiled_max_pools_match_the_window_fold(nc in (1usize..3, 1usize..5), h in 2usize..40, w in 2usize..80, k in 2usize..4,
                                                  specials in proptest::collection::vec((0usize..4000, 0usize..5), 0..40), seed in 0u64..1000) {
@@ -526,7 +526,20 @@ mod tests {
                     }
                 }
             }
-            prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            // The AVX-512 kernel folds in window order, bit for bit; the portable loop may take a
+            // window column by column (`fmax` keeps its first operand on ties, so ±0 may come
+            // out either way, and NaN payloads may differ): equal values there.
+            #[cfg(target_arch = "x86_64")]
+            let exact = crate::kernels::x86::avx512vl();
+            #[cfg(not(target_arch = "x86_64"))]
+            let exact = false;
+            if exact {
+                prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            } else {
+                for (g, w) in got.iter().zip(&want) {
+                    prop_assert!(g == w || (g.is_nan() && w.is_nan()), "{} vs {}", g, w);
+                }
+            }
         }
 
         #[test]

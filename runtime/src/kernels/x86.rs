@@ -541,8 +541,8 @@ fn dot_codes_detected(vl: bool, bits: usize, table: &[f32; 256], row: &[u8], x: 
 /// `ow · k ≤ w` and `oh · k ≤ h`) over `planes` planes of `h × w` in `x`, AVX-512: per output
 /// row, `32 / k` outputs at a time from two loads of each window row, one permute per window
 /// column. Each output is `fmax` folded over its window from −∞ in window order (rows, then
-/// columns), as the portable loop does, so NaN and signed zeros come out the same, bit for
-/// bit. False, with nothing written, without AVX-512 F or when the shapes do not hold.
+/// columns), as the portable row loop does. False, with nothing written, without AVX-512 F or
+/// when the shapes do not hold.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn max_pool_tiled(x: &[f32], planes: usize, h: usize, w: usize, k: usize, oh: usize, ow: usize, out: &mut [f32]) -> bool {
     if !avx512vl()
