@@ -145,9 +145,62 @@ pub(super) fn conv_simd<M: Micro>(
         }
         _ => bias,
     };
+    // Strided 1 × 1 Convs (ResNet shortcuts) read every s-th pixel: copied out once, they run
+    // as the stride-1 product read in place (no per-tile gathers). Same sums: a padding pixel
+    // is a 0 in both.
+    let sub_len = g.c * g.oh * g.ow;
+    if g.kh == 1 && g.kw == 1 && (g.sh, g.sw) != (1, 1) && sub_len <= SUB_MAX && x.len() >= g.c * g.h * g.w {
+        let gs = Geom { h: g.oh, w: g.ow, sh: 1, sw: 1, pt: 0, pl: 0, ..*g };
+        let mut run = |buf: &mut [f32]| {
+            let buf = &mut buf[..sub_len];
+            subsample(mk, g, x, buf);
+            gemm::conv(mk, &gs, buf, w, bias, act, out)
+        };
+        // Only as many floats cleared as the layer needs, in four sizes.
+        return match sub_len {
+            0..=1024 => run(&mut [0.0f32; 1024]),
+            1025..=2048 => run(&mut [0.0f32; 2048]),
+            2049..=4096 => run(&mut [0.0f32; 4096]),
+            _ => run(&mut [0.0f32; SUB_MAX]),
+        };
+    }
     match depthwise::S2::stem(g).or_else(|| depthwise::S2::stem1(g)).filter(|_| mk.dw_s2_ready()) {
         Some(s) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),
         None => gemm::conv(mk, g, x, w, bias, act, out),
+    }
+}
+
+/// Most values [`conv_simd`] copies out of a strided 1 × 1 Conv's input (32 KiB of stack).
+const SUB_MAX: usize = 8192;
+
+/// `buf` (`[c, oh, ow]`) gets the input value under each output pixel of a 1 × 1 Conv, 0 where
+/// it lies in the padding; `x` holds the `c` input planes.
+#[inline(always)]
+fn subsample<M: Micro>(mk: M, g: &Geom, x: &[f32], buf: &mut [f32]) {
+    let (in_plane, plane) = (g.h * g.w, g.oh * g.ow);
+    // Output columns `lo .. hi` read inside the row, from column `lo·sw − pl` on.
+    let (lo, hi) = g.col_range(0);
+    let (lo, hi) = (lo.min(g.ow), hi.min(g.ow).max(lo.min(g.ow)));
+    let first = (lo * g.sw).saturating_sub(g.pl).min(g.w);
+    for (xp, bp) in x.chunks_exact(in_plane.max(1)).zip(buf.chunks_exact_mut(plane.max(1))) {
+        for (oy, row) in bp.chunks_exact_mut(g.ow.max(1)).enumerate() {
+            let iy = (oy * g.sh).wrapping_sub(g.pt);
+            if iy >= g.h {
+                row.fill(0.0);
+                continue;
+            }
+            let xr = &xp[iy * g.w..(iy + 1) * g.w];
+            row[..lo].fill(0.0);
+            row[hi..].fill(0.0);
+            let (seg, from) = (&mut row[lo..hi], &xr[first..]);
+            if g.sw == 2 {
+                mk.evens(seg, from);
+            } else {
+                for (v, &x) in seg.iter_mut().zip(from.iter().step_by(g.sw.max(1))) {
+                    *v = x;
+                }
+            }
+        }
     }
 }
 
@@ -359,7 +412,7 @@ fn conv_naive(g: &Geom, x: View<'_>, w: View<'_>, bias: Option<View<'_>>, act: A
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::*;
+    use super::super::testutil::{sh as sh_of, *};
     use super::super::Operand;
     use crate::op::{Activation, ConvAttrs, Op, OpError};
     use crate::view::View;
@@ -521,6 +574,47 @@ mod tests {
         fn depthwise_matches_naive(c in case(), seed in 0u64..1000) {
             let g = c.g * 2;
             check(&Case { cg: 1, mg: 1, g, attrs: ConvAttrs { group: g as u32, ..c.attrs }, ..c.clone() }, seed);
+        }
+
+        /// Strided 1 × 1 Convs, which [`super::conv_simd`] runs on a copy of the pixels they
+        /// read: bit for bit the tiled product on the input itself on every SIMD tier, and
+        /// close to the f64 definition. Any stride, padding (pixels reading only padding),
+        /// groups, plane sizes on both sides of 16-pixel tiles.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        #[test]
+        fn strided_pointwise_equals_the_tiled_product(g in 1usize..3, cg in 1usize..9, mg in 1usize..14, h in 1usize..20, wd in 1usize..40,
+                                                       sh in 1usize..4, sw in 1usize..4, pads in [0usize..2, 0..2, 0..2, 0..2],
+                                                       act in 0u8..3, seed in 0u64..1000) {
+            prop_assume!((sh, sw) != (1, 1));
+            let (xd, wdims) = ([1, g * cg, h, wd], [g * mg, cg, 1, 1]);
+            let attrs = ConvAttrs {
+                group: g as u32,
+                stride: [sh as u32, sw as u32],
+                dilation: [1, 1],
+                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
+                act: ACTS[act as usize],
+            };
+            let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let geom = super::Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
+            let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(g * mg, seed + 2));
+            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
+            let run = |f: &dyn Fn(&mut [f32])| {
+                let mut got = vec![f32::NAN; want.len()];
+                f(&mut got);
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            #[cfg(target_arch = "x86_64")]
+            let tiers = super::super::x86::Fma::detect().map(|f| [f, f.avx2_only()]).into_iter().flatten();
+            #[cfg(target_arch = "aarch64")]
+            let tiers = [super::super::neon::Neon];
+            for mk in tiers {
+                let bv = Some(View::F32(&b));
+                let got = run(&|o| mk.run(|| super::conv_simd(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
+                let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
+                prop_assert_eq!(&got, &tiled);
+                assert_close(&got.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
+            }
         }
     }
 

@@ -70,6 +70,11 @@ pub(super) trait Micro: Copy {
     fn dot(self, a: &[f32], b: &[f32]) -> f32;
     /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < NR`.
     fn window16(self, dst: &mut [f32; NR], src: &[f32; NR], lo: u32, span: u32);
+    /// `dst[i] = src[2·i]` for every `i` both hold: [`evens_scalar`].
+    #[inline]
+    fn evens(self, dst: &mut [f32], src: &[f32]) {
+        evens_scalar(dst, src)
+    }
     /// Row `r` of `dst` ([`NR`] values each) gets `src[idx[j] + off]` in the lanes `j` set in
     /// `mask`, `(off, mask) = rows[r]`, when that index lies in `src`; 0 elsewhere:
     /// [`gather_rows_scalar`].
@@ -181,6 +186,10 @@ impl_micro!(super::x86::Fma, {
         super::x86::Fma::dw_s2_ready(self)
     }
     #[inline]
+    fn evens(self, dst: &mut [f32], src: &[f32]) {
+        super::x86::Fma::evens(self, dst, src)
+    }
+    #[inline]
     fn dw_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
         super::x86::Fma::dw_s2(self, s, x, w, b, act, out)
     }
@@ -210,6 +219,10 @@ impl_micro!(super::x86::Fma, {
 });
 #[cfg(target_arch = "aarch64")]
 impl_micro!(super::neon::Neon, {
+    #[inline]
+    fn evens(self, dst: &mut [f32], src: &[f32]) {
+        super::neon::Neon::evens(self, dst, src)
+    }
     #[inline]
     fn im_1x1(self, x: &[f32], hw: usize, c: usize, wt: &[f32], m: usize, bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
         super::neon::Neon::im_1x1(self, x, hw, c, wt, m, bias, act, out)
@@ -1158,6 +1171,14 @@ enum Source {
     Runs,
 }
 
+/// [`Micro::evens`]'s definition, and the tail of its SIMD loops.
+#[inline]
+pub(super) fn evens_scalar(dst: &mut [f32], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src.iter().step_by(2)) {
+        *d = *s;
+    }
+}
+
 /// [`Micro::gather_rows`]'s definition, and the loop of CPUs without a gather instruction.
 #[cfg(any(target_arch = "aarch64", test))]
 #[inline]
@@ -1277,6 +1298,25 @@ mod tests {
                     mk.gather_rows(&mut got, &src, &idx, &rows);
                     prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                 }
+            }
+        }
+
+        /// Every SIMD tier's even-lane copy against its definition, with ragged lengths on
+        /// both sides.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        #[test]
+        fn evens_match_scalar(n in 0usize..80, len in 0usize..170, seed in 0u64..1000) {
+            let src = data(len, seed);
+            let mut want = vec![f32::NAN; n];
+            super::evens_scalar(&mut want, &src);
+            #[cfg(target_arch = "x86_64")]
+            let tiers = super::super::x86::Fma::detect().map(|f| [f, f.avx2_only()]).into_iter().flatten();
+            #[cfg(target_arch = "aarch64")]
+            let tiers = [super::super::neon::Neon];
+            for mk in tiers {
+                let mut got = vec![f32::NAN; n];
+                mk.evens(&mut got, &src);
+                prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             }
         }
 

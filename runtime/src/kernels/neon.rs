@@ -88,6 +88,18 @@ impl Neon {
         }
     }
 
+    /// `dst[i] = src[2·i]` for every `i` both hold: 4 values per de-interleaving load
+    /// (`ld2`), the tail one at a time.
+    #[inline]
+    pub(crate) fn evens(self, dst: &mut [f32], src: &[f32]) {
+        let quads = dst.len().min(src.len() / 2) / 4;
+        for q in 0..quads {
+            // SAFETY: values `8·q .. 8·q + 8` of `src` and `4·q .. 4·q + 4` of `dst`.
+            unsafe { vst1q_f32(dst.as_mut_ptr().add(4 * q), vld2q_f32(src.as_ptr().add(8 * q)).0) }
+        }
+        super::gemm::evens_scalar(&mut dst[4 * quads..], src.get(8 * quads..).unwrap_or(&[]));
+    }
+
     /// [`super::gemm::gather_rows_scalar`] (NEON has no gather instruction).
     #[inline]
     pub(crate) fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; 16], rows: &[(i32, u16)]) {

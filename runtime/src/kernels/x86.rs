@@ -890,6 +890,26 @@ impl Fma {
         }
     }
 
+    /// `dst[i] = src[2·i]` for every `i` both hold: 16 values per two-source permute
+    /// (AVX-512), or 8 per two shuffles and a lane permute; the tail one at a time.
+    #[inline]
+    pub(crate) fn evens(self, dst: &mut [f32], src: &[f32]) {
+        // Whole blocks of 32 source values.
+        let blocks = dst.len().min(src.len() / 2) / 16;
+        // The values after them: `src` holds `2·n − 1` for `n` more.
+        let n = (dst.len() - 16 * blocks).min((src.len() - 32 * blocks).div_ceil(2)).min(16);
+        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected; `16·blocks + n` values of
+        // `dst` and `32·blocks + 2·n − 1` of `src`.
+        unsafe {
+            if self.avx512 {
+                evens_avx512(dst.as_mut_ptr(), src.as_ptr(), blocks, n);
+                return;
+            }
+            evens_avx2(dst.as_mut_ptr(), src.as_ptr(), blocks)
+        }
+        super::gemm::evens_scalar(&mut dst[16 * blocks..], src.get(32 * blocks..).unwrap_or(&[]));
+    }
+
     /// Row `r` of `dst` (16 values each, as many rows as both hold) gets `src[idx[j] + off]`
     /// in the lanes `j` set in `mask`, with `(off, mask) = rows[r]`, when that index lies in
     /// `0 .. src.len()`; `0.0` in the other lanes (a total function: lanes out of range are masked
@@ -1279,6 +1299,45 @@ unsafe fn tile_avx512<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *
     }
     for (i, r) in acc.iter().enumerate() {
         unsafe { _mm512_storeu_ps(c.add(i * ldc), *r) };
+    }
+}
+
+/// [`Fma::evens`] over `blocks` blocks, then `n < 16` more values (masked), with AVX-512; the
+/// caller guarantees `16·blocks + n` values of `dst` and `32·blocks + 2·n − 1` of `src`.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn evens_avx512(dst: *mut f32, src: *const f32, blocks: usize, n: usize) {
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for b in 0..blocks {
+        // SAFETY: block `b` in bounds (caller).
+        unsafe {
+            let (a, c) = (_mm512_loadu_ps(src.add(32 * b)), _mm512_loadu_ps(src.add(32 * b + 16)));
+            _mm512_storeu_ps(dst.add(16 * b), _mm512_permutex2var_ps(a, even, c));
+        }
+    }
+    if n > 0 {
+        let read = (1u32 << (2 * n - 1)) - 1;
+        let (s, d) = (src.wrapping_add(32 * blocks), dst.wrapping_add(16 * blocks));
+        // SAFETY: the `2·n − 1` values read and `n` written are in bounds (caller); masked-out
+        // lanes are not accessed.
+        unsafe {
+            let (a, c) = (_mm512_maskz_loadu_ps(read as u16, s), _mm512_maskz_loadu_ps((read >> 16) as u16, s.wrapping_add(16)));
+            _mm512_mask_storeu_ps(d, ((1u32 << n) - 1) as u16, _mm512_permutex2var_ps(a, even, c));
+        }
+    }
+}
+
+/// [`Fma::evens`] over `blocks` blocks with AVX2 (`[a0 a2 c0 c2 | a4 a6 c4 c6]`, then the
+/// 64-bit lanes reordered); the caller guarantees `16·blocks` values of `dst` and `32·blocks`
+/// of `src`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn evens_avx2(dst: *mut f32, src: *const f32, blocks: usize) {
+    for h in 0..2 * blocks {
+        // SAFETY: half-block `h` in bounds (caller).
+        unsafe {
+            let (a, c) = (_mm256_loadu_ps(src.add(16 * h)), _mm256_loadu_ps(src.add(16 * h + 8)));
+            let s = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(a, c));
+            _mm256_storeu_ps(dst.add(8 * h), _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(s)));
+        }
     }
 }
 
