@@ -74,6 +74,15 @@ fn cases() -> Vec<Case> {
             y: vec![1, 64, 25, 5],
             macs: 64 * 40 * 125,
         },
+        // hello_edge_cnn's first layer: a 10 × 4 window at stride 1, no padding (40 × 7 out).
+        Case {
+            name: "conv10x4_1x49x10_to28",
+            op: Op::Conv(ConvAttrs { group: 1, stride: [1, 1], dilation: [1; 2], pads: [0; 4], act: Activation::Relu }),
+            x: vec![1, 1, 49, 10],
+            w: vec![28, 1, 10, 4],
+            y: vec![1, 28, 40, 7],
+            macs: 28 * 40 * 280,
+        },
         conv("depthwise3x3_64x25x5", 64, 25, 5, 64, 3, 1, 1, 64),
         conv("depthwise3x3_s2_64x24x24", 64, 24, 24, 64, 3, 2, 1, 64),
         // vww's depthwise layers on its larger and smallest planes.
