@@ -1306,7 +1306,8 @@ unsafe fn tile_avx512<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *
 /// caller guarantees `16·blocks + n` values of `dst` and `32·blocks + 2·n − 1` of `src`.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn evens_avx512(dst: *mut f32, src: *const f32, blocks: usize, n: usize) {
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    // SAFETY: 16 values.
+    let even = unsafe { _mm512_loadu_si512(EVEN.as_ptr().cast()) };
     for b in 0..blocks {
         // SAFETY: block `b` in bounds (caller).
         unsafe {
