@@ -891,7 +891,8 @@ impl Fma {
     }
 
     /// `dst[i] = src[2·i]` for every `i` both hold: 16 values per two-source permute
-    /// (AVX-512), or 8 per two shuffles and a lane permute; the tail one at a time.
+    /// (AVX-512, the tail masked), or 8 per two shuffles and a lane permute (AVX2, the tail one
+    /// at a time).
     #[inline]
     pub(crate) fn evens(self, dst: &mut [f32], src: &[f32]) {
         // Whole blocks of 32 source values.
@@ -1302,7 +1303,7 @@ unsafe fn tile_avx512<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *
     }
 }
 
-/// [`Fma::evens`] over `blocks` blocks, then `n < 16` more values (masked), with AVX-512; the
+/// [`Fma::evens`] over `blocks` blocks, then `n ≤ 16` more values (masked), with AVX-512; the
 /// caller guarantees `16·blocks + n` values of `dst` and `32·blocks + 2·n − 1` of `src`.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn evens_avx512(dst: *mut f32, src: *const f32, blocks: usize, n: usize) {
