@@ -1,9 +1,13 @@
 //! One benchmark per f32 kernel kind on layer shapes taken from the real models, batch 1, one
 //! thread: this CPU's SIMD kernels (`simd`: AVX-512 / AVX2+FMA / NEON, see
 //! `sprig_runtime::kernels::simd_name`) beside the portable loops they replace (`portable`),
-//! with `Throughput::Elements(MACs)` so criterion reports MAC/s.
+//! with `Throughput::Elements(MACs)` so criterion reports MAC/s. Each weighted case also runs
+//! with the same weights as a 4-bit codebook (`codebook4`: two groups of 16 f16 codewords, the
+//! layout `sprig compress --codebook 4` writes), decoded inside the kernel, beside the dense f32
+//! weights: the price of decoding.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sprig_runtime::codebook::{encode_codebook, Codebook};
 use sprig_runtime::kernels::{execute, set_simd, Operand};
 use sprig_runtime::op::{Activation, ConvAttrs, Op};
 use sprig_runtime::shape::Shape;
@@ -21,6 +25,16 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
             (s % 2000) as f32 / 1000.0 - 1.0
         })
         .collect()
+}
+
+/// `w` (`rows × cols`) as a 4-bit codebook payload: rows alternate between two groups, each
+/// with 16 evenly spaced f16 codewords over `[-1, 1]` (the range of [`data`]), every weight the
+/// nearest codeword.
+fn codebook4(w: &[f32], rows: usize, cols: usize) -> Vec<u8> {
+    let books: Vec<f32> = (0..32).map(|i| (i % 16) as f32 * (2.0 / 15.0) - 1.0 + (i / 16) as f32 * 0.01).collect();
+    let row_group: Vec<u16> = (0..rows).map(|r| (r % 2) as u16).collect();
+    let indices: Vec<u8> = w.iter().map(|&v| ((v + 1.0) * 7.5).round().clamp(0.0, 15.0) as u8).collect();
+    encode_codebook(rows, cols, 4, true, &row_group, &books, &indices)
 }
 
 struct Case {
@@ -64,6 +78,15 @@ fn cases() -> Vec<Case> {
         conv("conv3x3_s2_3x96x96_to8", 3, 96, 96, 8, 3, 2, 1, 1),
         conv("conv1x1_8x48x48_to16", 8, 48, 48, 16, 1, 1, 0, 1),
         conv("conv5x5_1x28x28_to8", 1, 28, 28, 8, 5, 1, 2, 1),
+        // hello_edge_cnn's second layer: 10 × 4 taps of 28 channels (K = 1120), stride 2 × 1.
+        Case {
+            name: "conv10x4_s2x1_28x40x7_to30",
+            op: Op::Conv(ConvAttrs { group: 1, stride: [2, 1], dilation: [1; 2], pads: [0; 4], act: Activation::Relu }),
+            x: vec![1, 28, 40, 7],
+            w: vec![30, 28, 10, 4],
+            y: vec![1, 30, 16, 4],
+            macs: 30 * 1120 * 64,
+        },
         // kws_dscnn's and hello_edge_ds_cnn's first layer: a 10 × 4 window at stride 2 over the
         // 49 × 10 MFCC plane ("same" padding).
         Case {
@@ -114,6 +137,10 @@ fn kernels(c: &mut Criterion) {
         ];
         let y_shape = shape(&case.y);
         let mut out = vec![0.0f32; numel(&case.y)];
+        let (rows, cols) = (case.w[0], numel(&case.w[1..]));
+        let payload = codebook4(&w, rows, cols);
+        let book = Codebook::parse(&payload, rows, cols).expect("codebook payload");
+        let coded = [ops[0], Operand { view: View::Codebook(book), shape: ops[1].shape }, ops[2]];
         let mut g = c.benchmark_group(case.name);
         g.throughput(Throughput::Elements(case.macs));
         g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(30);
@@ -122,6 +149,7 @@ fn kernels(c: &mut Criterion) {
             g.bench_function(label, |bch| bch.iter(|| execute(&case.op, &ops, &mut out, &y_shape).expect("kernel")));
         }
         set_simd(true);
+        g.bench_function("codebook4", |bch| bch.iter(|| execute(&case.op, &coded, &mut out, &y_shape).expect("kernel")));
         g.finish();
     }
     eprintln!("note: `simd` ran the {} kernels", sprig_runtime::kernels::simd_name());

@@ -13,20 +13,10 @@ use crate::shape::Shape;
 /// the dense speed, and 0.80–0.97 this way).
 const WHOLE: usize = 18432;
 
-/// Writes filters `m0 ..` of `w` (`kdim` weights each) into `buf` (whole filters): 4-bit rows
-/// with AVX-512 16 weights per permute, the others through `decode(m, 0, filter)`.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn decode_filters(
-    parts: &crate::codebook::Parts<'_>,
-    m0: usize,
-    kdim: usize,
-    buf: &mut [f32],
-    decode: &mut impl FnMut(usize, usize, &mut [f32]),
-) {
-    #[cfg(target_arch = "x86_64")]
-    if super::x86::Codes::detect().and_then(|c| c.books4(parts)).is_some_and(|b| b.decode_rows(parts, m0, kdim, buf)) {
-        return;
-    }
+/// Writes filters `m0 ..` of `w` (`kdim` weights each) into `buf` (whole filters) through
+/// `decode(m, 0, filter)` (the 4-bit AVX-512 decoder writes its own buffers, see
+/// `Books4::decode_rows`).
+fn decode_filters(m0: usize, kdim: usize, buf: &mut [f32], decode: &mut impl FnMut(usize, usize, &mut [f32])) {
     for (i, f) in buf.chunks_exact_mut(kdim.max(1)).enumerate() {
         decode(m0 + i, 0, f);
     }
@@ -59,46 +49,65 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         // when they fit, else blocks of a group-1 Conv. The same sums as the dense kernel on the
         // decoded weights.
         let kdim = info.cols;
-        // Whole register tiles of filters per block; more than two blocks, or blocks of fewer
+        // Whole register tiles of filters per block; more than two blocks, or a block of fewer
         // than two register tiles, would gather every input panel again for too few filters,
-        // where the chunked decoder gathers each once, unless the output plane is one pixel
-        // pair (its panels are small, and the chunked decoder's K chunks would be shallow).
-        // Measured: ResNet-8's 64 filters of 576 in two blocks of 32 run at 0.80 of dense
-        // (chunked 0.53); hello_edge_cnn's 30 filters of 1120 in two blocks of 15 at 0.63
-        // (chunked 0.80).
+        // where the chunked decoder gathers each once per K chunk for every filter, unless the
+        // output plane is one pixel pair (its panels are small, and the chunked decoder's K
+        // chunks would be shallow). Measured (`sprig bench --per-layer`, 4-bit): ResNet-8's 64
+        // filters of 576 in two blocks of 32 at 0.82 of dense (chunked: 1.23× the blocks' time);
+        // hello_edge_cnn's 30 filters of 1120 chunked at 0.86–0.88 of dense, and pruned to 30 of
+        // 720, chunked in 0.74 of the time of blocks of 24 and 6.
         let most = WHOLE / kdim.max(1);
         let blocks = g.m.div_ceil(most.max(1));
         // Whole register tiles per block where that takes no more blocks, else equal blocks.
         let tiled = most / super::gemm::MR * super::gemm::MR;
         let block = if tiled > 0 && g.m.div_ceil(tiled) == blocks { tiled } else { g.m.div_ceil(blocks.max(1)) };
+        let smallest = g.m.saturating_sub(blocks.saturating_sub(1) * block);
         let rows = if g.m * kdim <= WHOLE {
             g.m
-        } else if g.mg == g.m && most > 0 && ((blocks <= 2 && block >= 2 * super::gemm::MR) || g.oh * g.ow <= 2 * super::gemm::NR) {
+        } else if g.mg == g.m && most > 0 && ((blocks <= 2 && smallest >= 2 * super::gemm::MR) || g.oh * g.ow <= 2 * super::gemm::NR) {
             block
         } else {
             0
         };
         if rows > 0 {
+            // Runs filters `m0 .. m0 + r`, decoded in `wb`, over every sample.
+            let mut block = |m0: usize, r: usize, wb: &[f32]| -> Result<(), OpError> {
+                // A block of a group-1 Conv is a group-1 Conv of `r` filters.
+                let gb = if r == g.m { g } else { Geom { m: r, mg: r, ..g } };
+                let bias_b = match bias {
+                    Some(b) => Some(b.slice(m0, r).ok_or(OpError::ShapeMismatch)?),
+                    None => None,
+                };
+                for n in 0..batch {
+                    let xn = sub(xs, n * in_len, in_len)?;
+                    let on = sub_mut(out, n * out_len + m0 * g.oh * g.ow, r * g.oh * g.ow)?;
+                    mk.run(
+                        #[inline(always)]
+                        || super::conv::conv_simd(mk, &gb, xn, wb, bias_b, a.act, on),
+                    )?;
+                }
+                Ok(())
+            };
+            // 4-bit codes with AVX-512: decoded into a buffer nobody clears (every float of a
+            // block is written before the block runs).
+            #[cfg(target_arch = "x86_64")]
+            if let Some(books) = super::x86::Codes::detect().and_then(|c| c.books4(&parts)) {
+                let mut buf = [core::mem::MaybeUninit::<f32>::uninit(); WHOLE];
+                for m0 in (0..g.m).step_by(rows) {
+                    let r = rows.min(g.m - m0);
+                    let wb = buf.get_mut(..r * kdim).and_then(|b| books.decode_rows(&parts, m0, kdim, b));
+                    block(m0, r, wb.ok_or(OpError::ShapeMismatch)?)?;
+                }
+                return Ok(());
+            }
             let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.get_or_insert_with(Table::new).decode_parts(&parts, m, k0, buf);
             let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
                 for m0 in (0..g.m).step_by(rows) {
                     let r = rows.min(g.m - m0);
                     let wb = wbuf.get_mut(..r * kdim).ok_or(OpError::ShapeMismatch)?;
-                    decode_filters(&parts, m0, kdim, wb, &mut decode);
-                    // A block of a group-1 Conv is a group-1 Conv of `r` filters.
-                    let gb = if r == g.m { g } else { Geom { m: r, mg: r, ..g } };
-                    let bias_b = match bias {
-                        Some(b) => Some(b.slice(m0, r).ok_or(OpError::ShapeMismatch)?),
-                        None => None,
-                    };
-                    for n in 0..batch {
-                        let xn = sub(xs, n * in_len, in_len)?;
-                        let on = sub_mut(out, n * out_len + m0 * g.oh * g.ow, r * g.oh * g.ow)?;
-                        mk.run(
-                            #[inline(always)]
-                            || super::conv::conv_simd(mk, &gb, xn, wb, bias_b, a.act, on),
-                        )?;
-                    }
+                    decode_filters(m0, kdim, wb, &mut decode);
+                    block(m0, r, wb)?;
                 }
                 Ok(())
             };
@@ -156,9 +165,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.get_or_insert_with(Table::new).decode_parts(&parts, m, k0, buf);
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
-        let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
-            let wb = wbuf.get_mut(..g.m * taps).ok_or(OpError::ShapeMismatch)?;
-            decode_filters(&parts, 0, taps, wb, &mut decode);
+        let mut filters = |wb: &[f32]| -> Result<(), OpError> {
             let wv = crate::view::View::F32(wb);
             for n in 0..batch {
                 let xn = sub(xs, n * in_len, in_len)?;
@@ -169,6 +176,18 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
                 )?;
             }
             Ok(())
+        };
+        // 4-bit codes with AVX-512: decoded into a buffer nobody clears, as above.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(books) = super::x86::Codes::detect().and_then(|c| c.books4(&parts)) {
+            let mut buf = [core::mem::MaybeUninit::<f32>::uninit(); DW_MAX];
+            let wb = buf.get_mut(..g.m * taps).and_then(|b| books.decode_rows(&parts, 0, taps, b));
+            return filters(wb.ok_or(OpError::ShapeMismatch)?);
+        }
+        let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
+            let wb = wbuf.get_mut(..g.m * taps).ok_or(OpError::ShapeMismatch)?;
+            decode_filters(0, taps, wb, &mut decode);
+            filters(wb)
         };
         match g.m * taps {
             0..=1024 => run(&mut [0.0f32; 1024])?,
@@ -437,9 +456,13 @@ mod tests {
         // of 576 weights in two blocks of 24; 20 filters of 1152 (blocks of 12 would be under
         // two register tiles: chunked); 40 such filters (three blocks: chunked on a 42-pixel
         // plane, blocked on a 30-pixel one); two groups of 12 filters of 864 (chunked); 12
-        // filters of 1584 (two blocks of 6 on a 30-pixel plane).
-        for (g, cg, mg, h) in [(1, 64, 48, 7), (1, 128, 20, 7), (1, 128, 40, 7), (1, 128, 40, 5), (2, 96, 12, 7), (1, 176, 12, 5)] {
-            assert!(g * mg * cg * 9 > super::WHOLE);
+        // filters of 1584 (two blocks of 6 on a 30-pixel plane); 30 filters of 720 (blocks of 24
+        // and 6 would leave one under two register tiles: chunked); and as 1 × 1 Convs (read in
+        // place, chunked: 40 filters of 640 channels; blocked: 48 of 576).
+        let cases = [(1, 64, 48, 7, 3), (1, 128, 20, 7, 3), (1, 128, 40, 7, 3), (1, 128, 40, 5, 3), (2, 96, 12, 7, 3), (1, 176, 12, 5, 3)];
+        for (g, cg, mg, h, k) in cases.into_iter().chain([(1, 80, 30, 7, 3), (1, 640, 40, 7, 1), (1, 576, 48, 7, 1)]) {
+            assert!(g * mg * cg * k * k > super::WHOLE);
+            let p = if k == 3 { 1 } else { 0 };
             let c = Case {
                 two_d: true,
                 batch: 2,
@@ -448,9 +471,9 @@ mod tests {
                 mg,
                 h,
                 w: 6,
-                kh: 3,
-                kw: 3,
-                attrs: ConvAttrs { group: g as u32, stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], act: Activation::Relu },
+                kh: k,
+                kw: k,
+                attrs: ConvAttrs { group: g as u32, stride: [1, 1], dilation: [1, 1], pads: [p; 4], act: Activation::Relu },
                 bias: true,
                 bits: 4,
                 f16_values: true,

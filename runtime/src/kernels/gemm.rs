@@ -595,13 +595,8 @@ impl<'g> Plan<'g> {
         (&x[grp * n..(grp + 1) * n], grp * self.g.mg, (grp + 1) * self.g.mg)
     }
 
-    /// How the panel of the pixel tile at `p0` (`np` pixels) is gathered (unused when the Conv
-    /// is direct and the tile full).
-    fn source(&self, p0: usize, np: usize) -> Source {
-        self.source_in(p0, np, true)
-    }
-
-    /// [`Plan::source`]; when not `in_place`, a full tile of a direct Conv gets its table too.
+    /// How the panel of the pixel tile at `p0` (`np` pixels) is gathered: nothing to plan for a
+    /// full tile of a direct Conv read `in_place`; otherwise its window or index table.
     fn source_in(&self, p0: usize, np: usize, in_place: bool) -> Source {
         if self.direct && np.is_multiple_of(NR) && in_place {
             // Read in place ([`Plan::b`]): nothing to plan.
@@ -692,25 +687,48 @@ pub(super) fn conv<M: Micro>(
         return Err(OpError::ShapeMismatch);
     }
     let mut tab = RowTab::new();
+    let wt = Weights { w, lda: kdim, m_at: 0, k_lo: 0, k_hi: kdim };
     // The panels (32 KiB to clear) only once a pixel tile needs one.
-    if let Some(at) = conv_loop(mk, &pl, x, w, bias, act, out, &mut tab, (0, 0), None) {
+    if let Some(at) = conv_loop(mk, &pl, x, wt, pl.groups, bias, act, out, &mut tab, (0, 0), None) {
         let mut panels = [[0.0f32; KC * NR]; 2];
-        conv_loop(mk, &pl, x, w, bias, act, out, &mut tab, at, Some(&mut panels));
+        conv_loop(mk, &pl, x, wt, pl.groups, bias, act, out, &mut tab, at, Some(&mut panels));
     }
     Ok(())
 }
 
-/// The pixel tiles of [`conv`] from group `grp`, pixel `p0` on (`(grp, p0)` = `from`), each
-/// read in place (direct Convs, [`RowTab`] pairs) or through `panels`. Without panels, stops at
-/// the first tile that needs them and returns where it stopped; `None` once done. The slices
-/// were checked by [`Plan::new`] and `conv`.
+/// The filter weights [`conv_loop`] reads, for `B` rows `k_lo .. k_hi`: weight `k` of filter
+/// `m` at `w[(m - m_at)·lda + k - k_lo]`.
+#[derive(Clone, Copy)]
+struct Weights<'w> {
+    w: &'w [f32],
+    lda: usize,
+    m_at: usize,
+    k_lo: usize,
+    k_hi: usize,
+}
+
+impl<'w> Weights<'w> {
+    /// The rows of filters `m_lo ..` from weight `k0` on, and their pitch.
+    #[inline(always)]
+    fn at(&self, m_lo: usize, k0: usize) -> (&'w [f32], usize) {
+        (&self.w[(m_lo - self.m_at) * self.lda + k0 - self.k_lo..], self.lda)
+    }
+}
+
+/// The pixel tiles of [`conv`] from group `grp`, pixel `p0` on (`(grp, p0)` = `from`), up to
+/// group `grp_end`, each read in place (direct Convs, [`RowTab`] pairs) or through `panels`,
+/// adding the products of `B` rows `wt.k_lo .. wt.k_hi` (the first rows start at the bias, the
+/// last leave through `act`). Without panels, stops at the first tile that needs them and
+/// returns where it stopped; `None` once done. The slices were checked by [`Plan::new`] and the
+/// caller (`wt` holds every filter of the groups run, for its rows).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn conv_loop<M: Micro>(
     mk: M,
     pl: &Plan<'_>,
     x: &[f32],
-    w: &[f32],
+    wt: Weights<'_>,
+    grp_end: usize,
     bias: Option<View<'_>>,
     act: Activation,
     out: &mut [f32],
@@ -721,7 +739,7 @@ fn conv_loop<M: Micro>(
     let (g, kdim) = (pl.g, pl.kdim);
     let ntaps = g.kh * g.kw;
     let mut cbuf = [0.0f32; MR * 2 * NR];
-    for grp in from.0..pl.groups {
+    for grp in from.0..grp_end.min(pl.groups) {
         let (xg, m_lo, m_hi) = pl.group(x, grp);
         let mut p0 = if grp == from.0 { from.1 } else { 0 };
         while p0 < pl.plane {
@@ -743,10 +761,10 @@ fn conv_loop<M: Micro>(
             let pair = np > NR;
             if in_place && np.is_multiple_of(NR) {
                 // Read in place: no source to plan (and no tables to copy per tile).
-                let mut k0 = 0;
-                while k0 < kdim {
-                    let kc = KC.min(kdim - k0);
-                    let a = (&w[m_lo * kdim + k0..], kdim);
+                let mut k0 = wt.k_lo;
+                while k0 < wt.k_hi {
+                    let kc = KC.min(wt.k_hi - k0);
+                    let a = wt.at(m_lo, k0);
                     let at = k0 * pl.in_plane + p0;
                     let b = Bop::Panel { b: [&xg[at..], &xg[at + if pair { NR } else { 0 }..]], ldb: pl.in_plane };
                     pl.tiles(mk, (m_lo, m_hi), (p0, np), (kc, k0 == 0, k0 + kc == kdim), a, b, bias, act, &mut cbuf, out);
@@ -760,10 +778,10 @@ fn conv_loop<M: Micro>(
             if !tabbed && !in_place && panels.is_none() {
                 return Some((grp, p0));
             }
-            let mut k0 = 0;
-            while k0 < kdim {
-                let kc = KC.min(kdim - k0);
-                let a = (&w[m_lo * kdim + k0..], kdim);
+            let mut k0 = wt.k_lo;
+            while k0 < wt.k_hi {
+                let kc = KC.min(wt.k_hi - k0);
+                let a = wt.at(m_lo, k0);
                 let chunk = (kc, k0 == 0, k0 + kc == kdim);
                 if tabbed {
                     tab.chunk(k0, kc);
@@ -880,8 +898,9 @@ pub(super) fn decoded_applies(g: &Geom) -> bool {
 /// [`conv`] with weights decoded on the fly: `decode(m, k0, buf)` writes filter `m`'s weights
 /// `k0 .. k0 + buf.len()` (flattened `[cg, kh, kw]`) into `buf`. Each weight is decoded once per
 /// call: per K chunk (sized so the whole group's chunk fits [`ABUF`]), every filter's chunk is
-/// decoded, then each pixel tile's panel is gathered once and serves every filter tile. Same
-/// sums as [`conv`].
+/// decoded, then the pixel tiles run as in [`conv`] (pairs, read in place or through
+/// [`RowTab`] where it does, else each panel gathered once for every filter tile). Same sums
+/// as [`conv`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv_decoded<M: Micro>(
@@ -900,24 +919,23 @@ pub(super) fn conv_decoded<M: Micro>(
     if kcd == 0 {
         return Err(OpError::ShapeMismatch);
     }
-    let mut panel = [0.0f32; KC * NR];
     let mut abuf = [0.0f32; ABUF];
-    let mut cbuf = [0.0f32; MR * 2 * NR];
+    let mut tab = RowTab::new();
+    // The panels (32 KiB to clear) only once a pixel tile needs one.
+    let mut panels: Option<[[f32; KC * NR]; 2]> = None;
     for grp in 0..pl.groups {
-        let (xg, m_lo, m_hi) = pl.group(x, grp);
+        let (m_lo, m_hi) = (grp * g.mg, (grp + 1) * g.mg);
         let mut k0 = 0;
         while k0 < kdim {
             let kc = kcd.min(kdim - k0);
             for (i, m) in (m_lo..m_hi).enumerate() {
                 decode(m, k0, &mut abuf[i * kc..(i + 1) * kc]);
             }
-            let mut p0 = 0;
-            while p0 < pl.plane {
-                let np = NR.min(pl.plane - p0);
-                let (b0, ldb) = pl.b(mk, xg, k0, kc, p0, np, &pl.source(p0, np), &mut panel, true);
-                let chunk = (kc, k0 == 0, k0 + kc == kdim);
-                pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, (&abuf[..], kc), Bop::Panel { b: [b0, b0], ldb }, bias, act, &mut cbuf, out);
-                p0 += np;
+            let wt = Weights { w: &abuf, lda: kc, m_at: m_lo, k_lo: k0, k_hi: k0 + kc };
+            let mut from = (grp, 0);
+            while let Some(at) = conv_loop(mk, &pl, x, wt, grp + 1, bias, act, out, &mut tab, from, panels.as_mut()) {
+                panels.get_or_insert([[0.0f32; KC * NR]; 2]);
+                from = at;
             }
             k0 += kc;
         }

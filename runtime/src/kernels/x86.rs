@@ -10,6 +10,7 @@ use super::depthwise::{Taps, MAX_TAPS, S2, TB};
 use crate::codebook::Parts;
 use crate::op::Activation;
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 /// The two 8-entry halves of a 16-value codebook, the per-lane shifts that spread a 32-bit word
 /// of 8 nibbles over 8 lanes, and the nibble mask: the set-up of every 4-bit loop.
@@ -224,23 +225,30 @@ fn books4_core(p: &Parts<'_>) -> [__m512; 17] {
 
 impl Books4 {
     /// Writes rows `m0 ..` of `p` (the payload these books came from), the first `kdim` weights
-    /// of each, to `out`, `kdim` floats a row, as many rows as `out` holds (`out.len()` a
+    /// of each, to `buf`, `kdim` floats a row, as many rows as `buf` holds (`buf.len()` a
     /// multiple of `kdim`): the values [`Parts::decode`] gives, 16 per permute, with one check
-    /// for the whole run. False, with `out` untouched, when a row holds fewer than `kdim`
-    /// codes or is missing.
-    pub(crate) fn decode_rows(&self, p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) -> bool {
-        let (stride, rows) = (p.stride(), out.len() / kdim.max(1));
+    /// for the whole run. `buf` may be memory never written (a stack buffer nobody clears):
+    /// every float of it is written, and it is returned as those floats. `None`, with `buf`
+    /// untouched, when a row holds fewer than `kdim` codes or is missing.
+    pub(crate) fn decode_rows<'b>(&self, p: &Parts<'_>, m0: usize, kdim: usize, buf: &'b mut [MaybeUninit<f32>]) -> Option<&'b mut [f32]> {
+        let (stride, rows) = (p.stride(), buf.len() / kdim.max(1));
         if kdim == 0
-            || !out.len().is_multiple_of(kdim)
+            || !buf.len().is_multiple_of(kdim)
             || stride < kdim.div_ceil(2)
             || m0.checked_add(rows).and_then(|e| e.checked_mul(stride)).is_none_or(|end| end > p.indices().len())
         {
-            return false;
+            return None;
         }
+        let (out, len) = (buf.as_mut_ptr().cast::<f32>(), buf.len());
         // SAFETY: a `Books4` exists only after AVX-512 F, VL and BW were detected; each row's
-        // `⌈kdim/2⌉ ≤ stride` bytes lie in `indices` (checked above).
-        unsafe { decode_rows_core(&self.cache, p, m0, kdim, out) };
-        true
+        // `⌈kdim/2⌉ ≤ stride` bytes lie in `indices` (checked above); `decode_rows_core` writes
+        // each of the `len` floats at `out` (every row's `kdim`: full blocks and the masked
+        // tail), so the slice made from them afterwards is initialized (`MaybeUninit<f32>` has
+        // `f32`'s layout).
+        unsafe {
+            decode_rows_core(&self.cache, p, m0, kdim, out, len);
+            Some(core::slice::from_raw_parts_mut(out, len))
+        }
     }
 
     /// The small-plane 1×1 Conv ([`Fma::im_1x1`]) on input-major 4-bit codes: `p` (the payload
@@ -315,29 +323,31 @@ impl Books4 {
         }
         // SAFETY: a `Books4` exists only after AVX-512 F, VL and BW were detected; the row
         // holds bytes `k0/2 .. ⌈(k0 + out.len())/2⌉`.
-        unsafe { decode4_core(self.cache[p.group(row).min(16)], &codes[k0 / 2..], out) };
+        unsafe { decode4_core(self.cache[p.group(row).min(16)], &codes[k0 / 2..], out.as_mut_ptr(), out.len()) };
         true
     }
 }
 
 /// The loop of [`Books4::decode_rows`], in one AVX-512 function so each row's decode inlines
-/// (its checks are the caller's guarantees).
+/// (its checks are the caller's guarantees): writes all `len` floats at `out` (`len` a
+/// multiple of `kdim`), row `m0 + i` at `out + i·kdim`.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
-unsafe fn decode_rows_core(cache: &[__m512; 17], p: &Parts<'_>, m0: usize, kdim: usize, out: &mut [f32]) {
+unsafe fn decode_rows_core(cache: &[__m512; 17], p: &Parts<'_>, m0: usize, kdim: usize, out: *mut f32, len: usize) {
     let (stride, codes) = (p.stride(), p.indices());
-    for (i, f) in out.chunks_exact_mut(kdim).enumerate() {
+    for i in 0..len / kdim.max(1) {
         let at = (m0 + i) * stride;
-        // SAFETY: the row's `⌈kdim/2⌉` bytes lie in `codes` (the caller's guarantee).
-        unsafe { decode4_core(cache[p.group(m0 + i).min(16)], codes.get_unchecked(at..at + stride), f) };
+        // SAFETY: the row's `⌈kdim/2⌉` bytes lie in `codes` and floats `i·kdim ..
+        // (i + 1)·kdim` at `out` are writable (the caller's guarantees).
+        unsafe { decode4_core(cache[p.group(m0 + i).min(16)], codes.get_unchecked(at..at + stride), out.add(i * kdim), kdim) };
     }
 }
 
-/// The first `out.len()` weights of the 4-bit row `codes` through codebook `tbl`; the caller
-/// guarantees `⌈out.len()/2⌉ ≤ codes.len()`.
+/// Writes the first `n` weights of the 4-bit row `codes` through codebook `tbl` to the `n`
+/// floats at `out` (each exactly once); the caller guarantees `⌈n/2⌉ ≤ codes.len()` and that
+/// the `n` floats are writable.
 #[inline]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
-unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: &mut [f32]) {
-    let n = out.len();
+unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: *mut f32, n: usize) {
     // Lane i takes byte i / 2, shifted right by 4 for odd i (`vpermps` reads the low 4 bits).
     let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
@@ -348,7 +358,7 @@ unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: &mut [f32]) {
         while j + 16 <= n {
             let b = _mm_shuffle_epi8(_mm_loadl_epi64(codes.as_ptr().add(j / 2).cast()), dup);
             let v = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), tbl);
-            _mm512_storeu_ps(out.as_mut_ptr().add(j), v);
+            _mm512_storeu_ps(out.add(j), v);
             j += 16;
         }
         if j < n {
@@ -356,7 +366,7 @@ unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: &mut [f32]) {
             let bytes = ((1u32 << rem.div_ceil(2)) - 1) as __mmask16;
             let b = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(bytes, codes.as_ptr().add(j / 2).cast()), dup);
             let v = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), tbl);
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), ((1u32 << rem) - 1) as __mmask16, v);
+            _mm512_mask_storeu_ps(out.add(j), ((1u32 << rem) - 1) as __mmask16, v);
         }
     }
 }
@@ -2346,22 +2356,28 @@ mod tests {
             let cb = crate::codebook::Codebook::parse(&payload, rows, cols).unwrap();
             let p = cb.parts();
             let books = c.books4(&p).unwrap();
+            // SAFETY (the reads below): every float was written with `MaybeUninit::new`.
+            let read = |b: &[MaybeUninit<f32>]| -> Vec<f32> { b.iter().map(|v| unsafe { v.assume_init() }).collect() };
             for m0 in 0..rows {
                 for len in [cols, cols / 2, 1].into_iter().filter(|&l| l > 0) {
                     let n = rows - m0;
-                    let mut out = vec![f32::NAN; n * len + 1];
-                    prop_assert!(books.decode_rows(&p, m0, len, &mut out[..n * len]));
+                    let mut out = vec![MaybeUninit::new(f32::NAN); n * len + 1];
+                    let got = books.decode_rows(&p, m0, len, &mut out[..n * len]).map(|d| d.to_vec());
+                    prop_assert!(got.is_some());
+                    let got = got.unwrap_or_default();
                     for i in 0..n {
-                        prop_assert_eq!(&out[i * len..(i + 1) * len], &w[(m0 + i) * cols..(m0 + i) * cols + len]);
+                        prop_assert_eq!(&got[i * len..(i + 1) * len], &w[(m0 + i) * cols..(m0 + i) * cols + len]);
                     }
-                    prop_assert!(out[n * len].is_nan(), "wrote past the end");
+                    prop_assert_eq!(read(&out[..n * len]), got);
+                    prop_assert!(read(&out[n * len..])[0].is_nan(), "wrote past the end");
                 }
                 // More weights than a row holds, or rows past the last: refused, untouched.
-                let mut long = vec![0.0f32; 2 * cols.div_ceil(2) + 1];
-                prop_assert!(!books.decode_rows(&p, m0, long.len(), &mut long));
-                let mut past = vec![0.0f32; 2 * cols];
-                prop_assert!(!books.decode_rows(&p, rows - 1, cols, &mut past));
-                prop_assert!(long.iter().chain(&past).all(|&v| v == 0.0));
+                let mut long = vec![MaybeUninit::new(0.0f32); 2 * cols.div_ceil(2) + 1];
+                let l = long.len();
+                prop_assert!(books.decode_rows(&p, m0, l, &mut long).is_none());
+                let mut past = vec![MaybeUninit::new(0.0f32); 2 * cols];
+                prop_assert!(books.decode_rows(&p, rows - 1, cols, &mut past).is_none());
+                prop_assert!(read(&long).iter().chain(&read(&past)).all(|&v| v == 0.0));
             }
         }
     }
