@@ -4,13 +4,13 @@ CPU's SIMD kernels, activation sparsity, pruned, 4-bit codebook, combined) besid
 onnxruntime on the dense ONNX model, batch 1, one thread, on real evaluation samples.
 
 sprig and tract are timed interleaved by `sprig bench --onnx` (medians of the same run); the
-measured speedup of a variant over dense is the ratio of their sprig/tract ratios, so drift of
-the machine between rows cancels (tract always runs the same dense ONNX);
+measured speedup of a variant over dense is timed interleaved with the dense .sprig, run by run,
+in one `sprig bench --baseline` (so drift of the machine cancels);
 onnxruntime (the PyPI wheel, intra- and inter-op threads 1, all graph optimizations on) runs in
-this process on the same samples, cycled the same way: it and the dense .sprig (alone, as
+this process on the same samples, cycled the same way: it and each .sprig (alone, as
 onnxruntime runs: timing beside tract evicts each one's weights from the caches) are timed
-alternately in seven rounds, and dense's sprig / onnxruntime is the median of the per-round
-ratios; a variant's is that divided by its speedup over dense. Everything runs pinned to one
+alternately in seven rounds, and sprig / onnxruntime is the median of the per-round ratios
+(each variant's measured against onnxruntime itself, not derived from dense's). Everything runs pinned to one
 CPU (`--cpu`, default 0): this VM's two cores differ (one ran every runner about 1.9x slower, and
 noisier, than the other), so a process landing on the other core skewed a ratio by up to 2x.
 Medians in microseconds.
@@ -53,8 +53,8 @@ class Ort:
         return float(np.median(times))
 
 
-def dense_vs_ort(ort, model, ep, iters, samples, rounds=7):
-    """sprig (dense .sprig) and onnxruntime timed alternately, `rounds` times: the median of the
+def vs_ort(ort, model, ep, iters, samples, rounds=7):
+    """sprig (the .sprig `model`) and onnxruntime on the dense ONNX timed alternately, `rounds` times: the median of the
     per-round ratios (drift of the machine between rounds cancels) and of each one's medians."""
     r, s_us, o_us = [], [], []
     for _ in range(rounds):
@@ -101,8 +101,7 @@ def main():
         lines += ["", "", "",
                   "| variant | MACs | sprig µs | tract µs (dense ONNX) | sprig / tract | GMAC/s | onnxruntime µs | sprig / onnxruntime | ideal speedup (MACs) | measured speedup |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        dense_us = dense_macs = None
-        vs_ort = o = None
+        dense_out = dense_macs = None
         for label, args, flags in VARIANTS:
             if pick and label not in pick:
                 continue
@@ -115,19 +114,20 @@ def main():
             b = bench(out, ep, a.iters, "--onnx", onnx, "--samples", a.samples, *flags)
             macs = json.loads(sh(SPRIG, "inspect", out, "--json"))["macs"]
             d, t = b["sprig_median_us"], b["tract_median_us"]
+            ratio = o = None
+            if not flags:
+                # This CPU's kernels: against onnxruntime, alternately.
+                ratio, alone, o = vs_ort(ort, out, ep, a.iters, a.samples)
             if label == "dense":
-                dense_us, dense_macs = d / t, macs
-                vs_ort, alone, o = dense_vs_ort(ort, out, ep, a.iters, a.samples)
-                lines[head + 1] = (f"**{name}** (timed alternately in seven rounds: dense sprig {alone:.1f} µs, onnxruntime on the dense ONNX "
-                                   f"{o:.1f} µs, median ratio {vs_ort:.2f})")
+                dense_out, dense_macs = out, macs
+                lines[head + 1] = (f"**{name}** (timed alternately with onnxruntime in seven rounds: dense sprig {alone:.1f} µs, "
+                                   f"onnxruntime on the dense ONNX {o:.1f} µs, median ratio {ratio:.2f})")
             ideal = f"{dense_macs / macs:.2f}x" if dense_macs and label != "dense" and not flags else ""
-            # Each variant over the dense model, both as ratios to tract's time on the same dense
-            # ONNX measured beside them: the machine's drift between rows cancels.
-            sp = dense_us / (d / t) if dense_us and label != "dense" else None
-            meas = f"{sp:.2f}x" if sp and not flags else ""
-            # Against onnxruntime: dense's alternated ratio, divided by the variant's
-            # drift-free speedup over dense.
-            ratio = vs_ort if label == "dense" else (vs_ort / sp if vs_ort and sp else None)
+            # Each variant over the dense model, interleaved run by run in one process.
+            sp = None
+            if dense_out and label != "dense" and not flags:
+                sp = bench(out, ep, a.iters, "--baseline", dense_out, "--samples", a.samples)["speedup_over_baseline"]
+            meas = f"{sp:.2f}x" if sp else ""
             o_txt, r_txt = (f"{o:.1f}", f"{ratio:.2f}") if ratio else ("", "")
             lines.append(f"| {label} | {macs} | {d:.1f} | {t:.1f} | {d / t:.2f} | {macs / d / 1e3:.2f} | {o_txt} | {r_txt} | {ideal} | {meas} |")
             print(lines[-1], flush=True)

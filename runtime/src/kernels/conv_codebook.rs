@@ -6,12 +6,30 @@ use super::{sub, sub_mut, Operand, CHUNK};
 use crate::codebook::{Codebook, Table};
 use crate::op::{Activation, ConvAttrs, OpError};
 use crate::shape::Shape;
+use crate::view::View;
 
 /// Filter weights [`conv_codebook`] decodes onto the stack at once for the dense Conv kernel
 /// (72 KiB, on SIMD hosts only: the 3 × 3 Convs of 32 → 64 channels, ResNet-8's last block, fit
 /// whole, and 64 → 64 in two blocks; with 32 KiB they took the chunked decoder at 0.53–0.68 of
 /// the dense speed, and 0.80–0.97 this way).
 const WHOLE: usize = 18432;
+
+/// Most biases [`native_bias`] converts (1 KiB of stack).
+const BIAS_MAX: usize = 256;
+
+/// `bias` as native f32 values: converted into `buf` once per call when stored otherwise (the
+/// f16 biases `sprig compress` writes beside codebooks) and short enough, so each register tile
+/// reads it without converting; else `bias` itself.
+fn native_bias<'b>(bias: Option<View<'b>>, buf: &'b mut [f32; BIAS_MAX]) -> Option<View<'b>> {
+    match bias {
+        Some(b) if !matches!(b, View::F32(_)) && b.len() <= BIAS_MAX => {
+            let n = b.len();
+            b.read_into(0, &mut buf[..n]);
+            Some(View::F32(&buf[..n]))
+        }
+        b => b,
+    }
+}
 
 /// Writes filters `m0 ..` of `w` (`kdim` weights each) into `buf` (whole filters) through
 /// `decode(m, 0, filter)` (the 4-bit AVX-512 decoder writes its own buffers, see
@@ -39,6 +57,8 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
     // SIMD CPUs: the register-tiled Conv with each filter chunk decoded once per inference.
     if let (Some(xs), Some(mk)) = (x.view.as_f32().filter(|_| fits && super::gemm::decoded_applies(&g)), super::gemm::simd()) {
         use super::gemm::Micro;
+        let mut b32 = [0.0f32; BIAS_MAX];
+        let bias = native_bias(bias, &mut b32);
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
         // Built on first use (7 KiB to clear): the AVX-512 decoder of 4-bit rows needs none.
@@ -166,7 +186,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
         let mut filters = |wb: &[f32]| -> Result<(), OpError> {
-            let wv = crate::view::View::F32(wb);
+            let wv = View::F32(wb);
             for n in 0..batch {
                 let xn = sub(xs, n * in_len, in_len)?;
                 let on = sub_mut(out, n * out_len, out_len)?;
@@ -253,7 +273,7 @@ fn fused_patches(
     xs: &[f32],
     batch: usize,
     w: &Codebook<'_>,
-    bias: Option<crate::view::View<'_>>,
+    bias: Option<View<'_>>,
     act: Activation,
     out: &mut [f32],
     y: &Shape,
