@@ -4,13 +4,21 @@
 //! with `Throughput::Elements(MACs)` so criterion reports MAC/s. Each weighted case also runs
 //! with the same weights as a 4-bit codebook (`codebook4`: two groups of 16 f16 codewords, the
 //! layout `sprig compress --codebook 4` writes), decoded inside the kernel, beside the dense f32
-//! weights: the price of decoding.
+//! weights: the price of decoding. Two sparse kernels run beside them on the same shapes: the
+//! block-sparse one (`bsr4x4_tenth`: one 4 × 4 block in ten kept, stored `BSR_F32`; `sprig
+//! compress` stores a layer block-sparse only below the break-even density that
+//! `tools/data/sparse_table.json` measured, about this one for 4 × 4 blocks) and, for Dense and
+//! 1 × 1 Convs, the input-sparse one (`input_sparse_half`: weights stored input-major, half of
+//! the inputs zero as after a ReLU; the tool uses it on planes of at most 36 positions, and
+//! the dense kernels' time does not depend on the values).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sprig_runtime::codebook::{encode_codebook, Codebook};
-use sprig_runtime::kernels::{execute, set_simd, Operand};
+use sprig_runtime::format::kernel;
+use sprig_runtime::kernels::{execute, execute_kernel_in, set_simd, Operand, ALL_OPS};
 use sprig_runtime::op::{Activation, ConvAttrs, Op};
 use sprig_runtime::shape::Shape;
+use sprig_runtime::sparse::{encode_bsr, Bsr};
 use sprig_runtime::view::View;
 use std::time::Duration;
 
@@ -74,6 +82,9 @@ fn cases() -> Vec<Case> {
         conv("conv3x3_64x8x8_to64", 64, 8, 8, 64, 3, 1, 1, 1),
         conv("conv1x1_64x25x5_to64", 64, 25, 5, 64, 1, 1, 0, 1),
         conv("conv1x1_128x12x12_to128", 128, 12, 12, 128, 1, 1, 0, 1),
+        // VWW's small-plane pointwise layers (stored input-major by the tool).
+        conv("conv1x1_128x6x6_to128", 128, 6, 6, 128, 1, 1, 0, 1),
+        conv("conv1x1_256x3x3_to256", 256, 3, 3, 256, 1, 1, 0, 1),
         // vww's stem and first pointwise, mnist's first Conv (few channels, large planes).
         conv("conv3x3_s2_3x96x96_to8", 3, 96, 96, 8, 3, 2, 1, 1),
         conv("conv1x1_8x48x48_to16", 8, 48, 48, 16, 1, 1, 0, 1),
@@ -150,6 +161,27 @@ fn kernels(c: &mut Criterion) {
         }
         set_simd(true);
         g.bench_function("codebook4", |bch| bch.iter(|| execute(&case.op, &coded, &mut out, &y_shape).expect("kernel")));
+        // One 4 × 4 block of the weight matrix in ten kept.
+        let ncb = cols.div_ceil(4);
+        let tenth: Vec<f32> =
+            w.iter().enumerate().map(|(i, &v)| if (i / cols / 4 * ncb + i % cols / 4) % 10 == 0 { v } else { 0.0 }).collect();
+        let bsr_bytes = encode_bsr(rows, cols, 4, 4, &tenth);
+        let bsr = Bsr::parse(&bsr_bytes, rows, cols).expect("BSR payload");
+        let sparse = [ops[0], Operand { view: View::Bsr(bsr), shape: ops[1].shape }, ops[2]];
+        if execute(&case.op, &sparse, &mut out, &y_shape).is_ok() {
+            g.bench_function("bsr4x4_tenth", |bch| bch.iter(|| execute(&case.op, &sparse, &mut out, &y_shape).expect("kernel")));
+        }
+        // Input-major weights (dims 0 and 1 swapped) and every other input zero.
+        let wt: Vec<f32> = (0..cols * rows).map(|i| w[(i % rows) * cols + i / rows]).collect();
+        let xz: Vec<f32> = x.iter().enumerate().map(|(i, &v)| if i % 2 == 0 { v } else { 0.0 }).collect();
+        let mut swapped = case.w.clone();
+        swapped.swap(0, 1);
+        let im = [Operand { view: View::F32(&xz), shape: ops[0].shape }, Operand { view: View::F32(&wt), shape: shape(&swapped) }, ops[2]];
+        if execute_kernel_in::<ALL_OPS>(&case.op, kernel::INPUT_SPARSE, &im, &mut out, &y_shape).is_ok() {
+            g.bench_function("input_sparse_half", |bch| {
+                bch.iter(|| execute_kernel_in::<ALL_OPS>(&case.op, kernel::INPUT_SPARSE, &im, &mut out, &y_shape).expect("kernel"))
+            });
+        }
         g.finish();
     }
     eprintln!("note: `simd` ran the {} kernels", sprig_runtime::kernels::simd_name());

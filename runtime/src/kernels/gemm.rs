@@ -943,6 +943,90 @@ pub(super) fn conv_decoded<M: Micro>(
     Ok(())
 }
 
+/// [`conv`] with a block-sparse weight (`w`: the `m × cg·kh·kw` matrix in `br × bc` blocks),
+/// group 1: per pixel tile and K chunk (whole blocks), the panel is gathered once (or read in
+/// place), and each stored block adds its product with the panel's rows under it to its
+/// filters' outputs (register tiles of up to [`MR`] rows, loaded from and stored to `out`), so
+/// the multiply-adds are the stored blocks' only. `out` starts at the bias and leaves through
+/// `act`. `Ok(false)`, with nothing written, when the values are not native f32 (unaligned), a
+/// block is wider than a K chunk, or the Conv is grouped. The same sums as [`conv`] on the
+/// weights with the missing blocks zero, up to the order of the additions.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_bsr<M: Micro>(
+    mk: M,
+    g: &Geom,
+    x: &[f32],
+    w: &crate::sparse::Bsr<'_>,
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<bool, OpError> {
+    let pl = Plan::new(g, x.len(), out.len())?;
+    let info = w.info();
+    let (br, bc, kdim, plane) = (info.br, info.bc, pl.kdim, pl.plane);
+    // K chunks of whole blocks (a block's columns start at a multiple of `bc`).
+    let kcb = KC / bc.max(1) * bc;
+    let native = w.for_each_run::<OpError>(&mut [], |_, _, _| Ok(()))?;
+    if pl.groups != 1 || br == 0 || kcb == 0 || info.rows != g.m || info.cols != kdim || !native {
+        return Ok(false);
+    }
+    for (mo, p) in out.chunks_exact_mut(plane.max(1)).take(g.m).enumerate() {
+        p.fill(bias.map_or(0.0, |b| b.get(mo)));
+    }
+    let mr = mk.rows().min(MR);
+    let mut panel = [0.0f32; KC * NR];
+    let mut cbuf = [0.0f32; MR * NR];
+    let mut p0 = 0;
+    while p0 < plane {
+        let np = NR.min(plane - p0);
+        let src = pl.source_in(p0, np, true);
+        let mut k0 = 0;
+        while k0 < kdim {
+            let kc = kcb.min(kdim - k0);
+            let (b, ldb) = pl.b(mk, x, k0, kc, p0, np, &src, &mut panel, true);
+            w.for_each_run::<OpError>(&mut [], |bi, cols, vals| {
+                let m0 = bi * br;
+                let rows = br.min(g.m.saturating_sub(m0));
+                for (c, blk) in cols.chunks_exact(2).zip(vals.chunks_exact(br * bc)) {
+                    let c0 = u16::from_le_bytes([c[0], c[1]]) as usize * bc;
+                    if c0 < k0 || c0 >= k0 + kc {
+                        continue;
+                    }
+                    let (kb, bb) = (bc.min(k0 + kc - c0), &b[(c0 - k0) * ldb..]);
+                    let mut i = 0;
+                    while i < rows {
+                        let r = (rows - i).min(mr);
+                        let (a, at) = (&blk[i * bc..], (m0 + i) * plane + p0);
+                        if np == NR {
+                            tile_rows(mk, r, kb, a, bc, bb, ldb, &mut out[at..], plane);
+                        } else {
+                            // A partial tile through `cbuf` (the panel's lanes past `np` are 0).
+                            for j in 0..r {
+                                let row = &mut cbuf[j * NR..(j + 1) * NR];
+                                row[..np].copy_from_slice(&out[at + j * plane..at + j * plane + np]);
+                                row[np..].fill(0.0);
+                            }
+                            tile_rows(mk, r, kb, a, bc, bb, ldb, &mut cbuf, NR);
+                            for j in 0..r {
+                                out[at + j * plane..at + j * plane + np].copy_from_slice(&cbuf[j * NR..j * NR + np]);
+                            }
+                        }
+                        i += r;
+                    }
+                }
+                Ok(())
+            })?;
+            k0 += kc;
+        }
+        p0 += np;
+    }
+    if act != Activation::None {
+        act.apply_all(&mut out[..g.m * plane]);
+    }
+    Ok(true)
+}
+
 /// Fills `panel[kk·NR + j]` with `B[k0 + kk, p0 + j]` for `kk < kc`, `j < np` (the input value
 /// under tap `k` of output pixel `p`, 0 in the padding) and 0 for `j ≥ np`. `xg` holds the
 /// group's `cg` input planes; `k0 + kc ≤ cg·kh·kw` and `p0 + np ≤ oh·ow`. Inline into the
