@@ -293,6 +293,13 @@ impl<'a> Model<'a> {
     // runs (the Cortex-M stack budget is measured).
     #[inline(never)]
     fn decode_tensor(&self, i: usize) -> Result<TensorInfo<'a>, Error> {
+        self.decode_tensor_named(i, true)
+    }
+
+    /// [`Model::decode_tensor`]; without `named`, the name is left empty (not read or checked
+    /// again: `Model::parse` checked every name).
+    #[inline(never)]
+    fn decode_tensor_named(&self, i: usize, named: bool) -> Result<TensorInfo<'a>, Error> {
         let t = i as u32;
         let r = self.tensors.get(i).ok_or(Error::Truncated)?;
         let bad = Error::BadTensor { tensor: t };
@@ -314,7 +321,7 @@ impl<'a> Model<'a> {
             if n != 10 + rank {
                 return Err(rec);
             }
-            name = self.string(a[0], a[1])?;
+            name = if named { self.string(a[0], a[1])? } else { "" };
             role = u8::try_from(a[2]).ok().and_then(Role::from_u8).ok_or(bad)?;
             enc = u8::try_from(a[3]).map_err(|_| bad)?;
             dims[..rank].copy_from_slice(&a[5..5 + rank]);
@@ -322,7 +329,7 @@ impl<'a> Model<'a> {
             offset = tail[0].checked_mul(packed::OFFSET_UNIT).ok_or(bad)?;
             (len, first_op, last_op, alias) = (tail[1], tail[2], tail[3], tail[4].checked_sub(1));
         } else {
-            name = self.string(rd_u32(r, 0)?, rd_u32(r, 4)?)?;
+            name = if named { self.string(rd_u32(r, 0)?, rd_u32(r, 4)?)? } else { "" };
             role = Role::from_u8(r[8]).ok_or(bad)?;
             let dtype;
             (dtype, rank, enc) = (r[9], r[10] as usize, r[11]);
@@ -343,6 +350,12 @@ impl<'a> Model<'a> {
     // runs (the Cortex-M stack budget is measured).
     #[inline(never)]
     fn decode_op(&self, i: usize) -> Result<OpInfo<'a>, Error> {
+        self.decode_op_named(i, true)
+    }
+
+    /// [`Model::decode_op`]; without `named`, the name is left empty (as for tensors).
+    #[inline(never)]
+    fn decode_op_named(&self, i: usize, named: bool) -> Result<OpInfo<'a>, Error> {
         let o = i as u32;
         let r = self.ops.get(i).ok_or(Error::Truncated)?;
         let mut words = [0u32; ATTR_WORDS];
@@ -359,7 +372,7 @@ impl<'a> Model<'a> {
             kind = u16::try_from(a[0]).map_err(|_| bad)?;
             kernel = u16::try_from(a[1]).map_err(|_| bad)?;
             (n_inputs, n_outputs, operand_start) = (a[2] as usize, a[3] as usize, a[4] as usize);
-            name = self.string(a[5], a[6])?;
+            name = if named { self.string(a[5], a[6])? } else { "" };
             // Words past the given ones stay 0.
             words.copy_from_slice(&a[8..]);
         } else {
@@ -368,7 +381,7 @@ impl<'a> Model<'a> {
             n_inputs = rd_u16(r, 4)? as usize;
             n_outputs = rd_u16(r, 6)? as usize;
             operand_start = rd_u32(r, 8)? as usize;
-            name = self.string(rd_u32(r, 12)?, rd_u32(r, 16)?)?;
+            name = if named { self.string(rd_u32(r, 12)?, rd_u32(r, 16)?)? } else { "" };
             for (k, w) in words.iter_mut().enumerate() {
                 *w = rd_u32(r, format::OP_ATTRS_AT + 4 * k)?;
             }
@@ -656,6 +669,25 @@ impl<'a> Model<'a> {
     pub fn tensor(&self, i: usize) -> Option<TensorInfo<'a>> {
         if i < self.n_tensors {
             self.decode_tensor(i).ok()
+        } else {
+            None
+        }
+    }
+
+    /// [`Model::tensor`] with an empty name (for the operator loop, which does not read names:
+    /// decoding them cost a few per cent of a small model's inference).
+    pub(crate) fn tensor_unnamed(&self, i: usize) -> Option<TensorInfo<'a>> {
+        if i < self.n_tensors {
+            self.decode_tensor_named(i, false).ok()
+        } else {
+            None
+        }
+    }
+
+    /// [`Model::op`] with an empty name (as [`Model::tensor_unnamed`]).
+    pub(crate) fn op_unnamed(&self, i: usize) -> Option<OpInfo<'a>> {
+        if i < self.n_ops {
+            self.decode_op_named(i, false).ok()
         } else {
             None
         }

@@ -26,7 +26,7 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     fn range(&self, tensor: u32) -> core::ops::Range<usize> {
-        self.model.tensor(tensor as usize).map_or(0..0, |t| Self::range_of(&t))
+        self.model.tensor_unnamed(tensor as usize).map_or(0..0, |t| Self::range_of(&t))
     }
 
     /// The arena floats of `t` (empty for constants).
@@ -71,9 +71,9 @@ impl<'m, 'a> Session<'m, 'a> {
     pub fn run_with_in<const OPS: u128>(&mut self, mut hook: impl FnMut(usize, bool)) -> Result<(), Error> {
         let model = self.model;
         for i in 0..model.num_ops() {
-            let o = model.op(i).ok_or(Error::BadOperand { op: i as u32 })?;
+            let o = model.op_unnamed(i).ok_or(Error::BadOperand { op: i as u32 })?;
             let out_id = model.op_output(&o);
-            let out_t = model.tensor(out_id as usize).ok_or(Error::BadOperand { op: i as u32 })?;
+            let out_t = model.tensor_unnamed(out_id as usize).ok_or(Error::BadOperand { op: i as u32 })?;
             let out_r = Self::range_of(&out_t);
             hook(i, false);
             if let Op::Reshape { .. } = o.op {
@@ -90,7 +90,7 @@ impl<'m, 'a> Session<'m, 'a> {
             let mut is_const = [false; MAX_OP_INPUTS];
             for k in 0..o.n_inputs {
                 let id = model.op_operand(&o, k).unwrap_or(u32::MAX);
-                let t = model.tensor(id as usize).ok_or(Error::BadOperand { op: i as u32 })?;
+                let t = model.tensor_unnamed(id as usize).ok_or(Error::BadOperand { op: i as u32 })?;
                 shapes[k] = t.shape;
                 if t.role == Role::Constant {
                     consts[k] = model.constant(&t);
