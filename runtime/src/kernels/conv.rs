@@ -119,12 +119,26 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
     Ok(())
 }
 
+/// `bias` (of `m` filters) as native f32 values: one stored otherwise (f16, as `sprig
+/// compress` writes next to codebook weights) of at most [`BIAS_BUF`] values is decoded into
+/// `buf` (only then made), since the tiles read it a register tile at a time and a short f16 run
+/// costs more than its adds; else `bias` itself.
+pub(super) fn native_bias<'b>(bias: Option<View<'b>>, m: usize, buf: &'b mut Option<[f32; BIAS_BUF]>) -> Option<View<'b>> {
+    match bias {
+        Some(b) if !matches!(b, View::F32(_)) && m <= BIAS_BUF && b.len() >= m => {
+            let bb = buf.insert([0.0f32; BIAS_BUF]);
+            b.read_into(0, &mut bb[..m]);
+            let bb: &'b [f32; BIAS_BUF] = bb;
+            Some(View::F32(&bb[..m]))
+        }
+        _ => bias,
+    }
+}
+
 /// A Conv that is not depthwise ([`gemm::applies`]), f32 weights `w`, on a SIMD CPU: the
 /// stem kernel where it applies ([`depthwise::S2::stem`], [`depthwise::S2::stem1`]), else the
-/// tiled product; both give the same sums. A bias stored other than as native f32 (f16, as
-/// `sprig compress` writes next to codebook weights) of at most [`BIAS_BUF`] values is decoded
-/// once here: the tiles read it a register tile at a time, and a short f16 run costs more than
-/// its adds. Forced inline so the caller's [`Micro::run`] reaches the loops.
+/// tiled product; both give the same sums. The bias is read through [`native_bias`]. Forced
+/// inline so the caller's [`Micro::run`] reaches the loops.
 #[inline(always)]
 pub(super) fn conv_simd<M: Micro>(
     mk: M,
@@ -135,16 +149,8 @@ pub(super) fn conv_simd<M: Micro>(
     act: Activation,
     out: &mut [f32],
 ) -> Result<(), OpError> {
-    let decoded;
-    let bias = match bias {
-        Some(b) if !matches!(b, View::F32(_)) && g.m <= BIAS_BUF && b.len() >= g.m => {
-            let mut bb = [0.0f32; BIAS_BUF];
-            b.read_into(0, &mut bb[..g.m]);
-            decoded = bb;
-            Some(View::F32(&decoded[..g.m]))
-        }
-        _ => bias,
-    };
+    let mut decoded = None;
+    let bias = native_bias(bias, g.m, &mut decoded);
     // Strided 1 × 1 Convs (ResNet shortcuts) read every s-th pixel: copied out once, they run
     // as the stride-1 product read in place (no per-tile gathers). Same sums: a padding pixel
     // is a 0 in both.

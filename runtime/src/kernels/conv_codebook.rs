@@ -14,23 +14,6 @@ use crate::view::View;
 /// the dense speed, and 0.80–0.97 this way).
 const WHOLE: usize = 18432;
 
-/// Most biases [`native_bias`] converts (1 KiB of stack).
-const BIAS_MAX: usize = 256;
-
-/// `bias` as native f32 values: converted into `buf` once per call when stored otherwise (the
-/// f16 biases `sprig compress` writes beside codebooks) and short enough, so each register tile
-/// reads it without converting; else `bias` itself.
-fn native_bias<'b>(bias: Option<View<'b>>, buf: &'b mut [f32; BIAS_MAX]) -> Option<View<'b>> {
-    match bias {
-        Some(b) if !matches!(b, View::F32(_)) && b.len() <= BIAS_MAX => {
-            let n = b.len();
-            b.read_into(0, &mut buf[..n]);
-            Some(View::F32(&buf[..n]))
-        }
-        b => b,
-    }
-}
-
 /// Writes filters `m0 ..` of `w` (`kdim` weights each) into `buf` (whole filters) through
 /// `decode(m, 0, filter)` (the 4-bit AVX-512 decoder writes its own buffers, see
 /// `Books4::decode_rows`).
@@ -57,8 +40,6 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
     // SIMD CPUs: the register-tiled Conv with each filter chunk decoded once per inference.
     if let (Some(xs), Some(mk)) = (x.view.as_f32().filter(|_| fits && super::gemm::decoded_applies(&g)), super::gemm::simd()) {
         use super::gemm::Micro;
-        let mut b32 = [0.0f32; BIAS_MAX];
-        let bias = native_bias(bias, &mut b32);
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
         // Built on first use (7 KiB to clear): the AVX-512 decoder of 4-bit rows needs none.
@@ -161,6 +142,9 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             }
             table.get_or_insert_with(Table::new).decode_parts(&parts, m, k0, buf);
         };
+        // (The block path's `conv_simd` does the same with each block's bias.)
+        let mut decoded = None;
+        let bias = super::conv::native_bias(bias, g.m, &mut decoded);
         for n in 0..batch {
             let xn = sub(xs, n * in_len, in_len)?;
             let on = sub_mut(out, n * out_len, out_len)?;
