@@ -82,6 +82,12 @@ pub(super) trait Micro: Copy {
     /// [`Micro::gather_rows`] with consecutive indices `idx[j] = base + j`, as masked
     /// contiguous loads: [`load_rows_scalar`].
     fn load_rows(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]);
+    /// [`Micro::gather_rows`] with indices two apart, `idx[j] = base + 2·j` (a tile of one
+    /// output row at column stride 2), as masked loads of the even floats: the same rows. False
+    /// (nothing written) when this CPU has no such kernel.
+    fn load_rows2(self, _dst: &mut [f32], _src: &[f32], _base: i32, _rows: &[(i32, u16)]) -> bool {
+        false
+    }
     /// One depthwise position group over every channel: [`super::depthwise::dw_taps_scalar`].
     fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]);
     /// Whether [`Micro::dw_s2`] has a kernel on this CPU (else stride-2 depthwise layers go
@@ -188,6 +194,10 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn evens(self, dst: &mut [f32], src: &[f32]) {
         super::x86::Fma::evens(self, dst, src)
+    }
+    #[inline]
+    fn load_rows2(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) -> bool {
+        super::x86::Fma::load_rows2(self, dst, src, base, rows)
     }
     #[inline]
     fn dw_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
@@ -686,7 +696,7 @@ pub(super) fn conv<M: Micro>(
     if w.len() < g.m * kdim {
         return Err(OpError::ShapeMismatch);
     }
-    let mut tab = RowTab::new();
+    let mut tab = None;
     let wt = Weights { w, lda: kdim, m_at: 0, k_lo: 0, k_hi: kdim };
     // The panels (32 KiB to clear) only once a pixel tile needs one.
     if let Some(at) = conv_loop(mk, &pl, x, wt, pl.groups, bias, act, out, &mut tab, (0, 0), None) {
@@ -732,7 +742,7 @@ fn conv_loop<M: Micro>(
     bias: Option<View<'_>>,
     act: Activation,
     out: &mut [f32],
-    tab: &mut RowTab,
+    tab: &mut Option<RowTab>,
     from: (usize, usize),
     mut panels: Option<&mut [[f32; KC * NR]; 2]>,
 ) -> Option<(usize, usize)> {
@@ -744,22 +754,15 @@ fn conv_loop<M: Micro>(
         let mut p0 = if grp == from.0 { from.1 } else { 0 };
         while p0 < pl.plane {
             let rest = pl.plane - p0;
-            // Full tiles of a direct Conv read the input planes in place (a last tile and a
-            // partial one go as one in-place pair when the CPU reads pairs through `tab`).
-            let in_place = pl.direct && (rest >= 2 * NR || (rest >= NR && !mk.tabbed()));
+            // Full tiles of a direct Conv read the input planes in place; so do partial ones
+            // where the CPU's kernels load masked lanes (the `tabbed` CPUs: [`Micro::tile_out`]
+            // reads any `np ≤ 2·NR` columns of a panel).
+            let in_place = pl.direct && (rest >= NR || mk.tabbed());
             // Otherwise up to two pixel tiles at a time (one pass over the weights), read in
             // place through `tab` when their rows are contiguous masked runs.
-            let np = if in_place || !mk.tabbed() {
-                if rest >= 2 * NR {
-                    2 * NR
-                } else {
-                    NR.min(rest)
-                }
-            } else {
-                rest.min(2 * NR)
-            };
+            let np = if mk.tabbed() || rest >= 2 * NR { rest.min(2 * NR) } else { NR.min(rest) };
             let pair = np > NR;
-            if in_place && np.is_multiple_of(NR) {
+            if in_place && (np.is_multiple_of(NR) || mk.tabbed()) {
                 // Read in place: no source to plan (and no tables to copy per tile).
                 let mut k0 = wt.k_lo;
                 while k0 < wt.k_hi {
@@ -774,8 +777,13 @@ fn conv_loop<M: Micro>(
                 continue;
             }
             let srcs = [pl.source_in(p0, np.min(NR), in_place), if pair { pl.source_in(p0 + NR, np - NR, in_place) } else { Source::Runs }];
-            let tabbed = !in_place && mk.tabbed() && tab.pair(&srcs, 1 + pair as usize, ntaps, kdim, pl.in_plane, xg.len());
-            if !tabbed && !in_place && panels.is_none() {
+            // (The table, 17 KiB to clear, made the first time a pair can use it.)
+            let mut tabbed = None;
+            if !in_place && mk.tabbed() {
+                let t = tab.get_or_insert_with(RowTab::new);
+                tabbed = t.pair(&srcs, 1 + pair as usize, ntaps, kdim, pl.in_plane, xg.len()).then_some(t);
+            }
+            if tabbed.is_none() && !in_place && panels.is_none() {
                 return Some((grp, p0));
             }
             let mut k0 = wt.k_lo;
@@ -783,9 +791,9 @@ fn conv_loop<M: Micro>(
                 let kc = KC.min(wt.k_hi - k0);
                 let a = wt.at(m_lo, k0);
                 let chunk = (kc, k0 == 0, k0 + kc == kdim);
-                if tabbed {
-                    tab.chunk(k0, kc);
-                    let b = Bop::Tab { src: xg, t: tab };
+                if let Some(t) = tabbed.as_deref_mut() {
+                    t.chunk(k0, kc);
+                    let b = Bop::Tab { src: xg, t };
                     pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, a, b, bias, act, &mut cbuf, out);
                 } else if in_place {
                     let at = k0 * pl.in_plane + p0;
@@ -920,7 +928,7 @@ pub(super) fn conv_decoded<M: Micro>(
         return Err(OpError::ShapeMismatch);
     }
     let mut abuf = [0.0f32; ABUF];
-    let mut tab = RowTab::new();
+    let mut tab = None;
     // The panels (32 KiB to clear) only once a pixel tile needs one.
     let mut panels: Option<[[f32; KC * NR]; 2]> = None;
     for grp in 0..pl.groups {
@@ -1073,7 +1081,7 @@ fn gather<M: Micro>(mk: M, g: &Geom, xg: &[f32], k0: usize, kc: usize, p0: usize
                 let dst = &mut panel[k * NR..(k + n) * NR];
                 if ix.step {
                     mk.load_rows(dst, xg, ix.idx[0], &rows[..n]);
-                } else {
+                } else if !(ix.step2 && mk.load_rows2(dst, xg, ix.idx[0], &rows[..n])) {
                     mk.gather_rows(dst, xg, &ix.idx, &rows[..n]);
                 }
                 k += n;
@@ -1212,6 +1220,9 @@ struct Indices {
     /// `idx[j] = idx[0] + j` for every pixel of the tile (stride 1, output rows as wide as the
     /// input's): each panel row is one masked contiguous load.
     step: bool,
+    /// `idx[j] = idx[0] + 2·j` (the tile lies in one output row, column stride 2): each panel
+    /// row is the even floats of a masked contiguous run ([`Micro::load_rows2`]).
+    step2: bool,
 }
 
 impl Indices {
@@ -1223,7 +1234,7 @@ impl Indices {
             return None;
         }
         let (w, ow, np) = (g.w as i64, g.ow.max(1), np.min(NR));
-        let mut tab = Indices { idx: [0; NR], off: [0; MAX_TAPS], mask: [0; MAX_TAPS], step: false };
+        let mut tab = Indices { idx: [0; NR], off: [0; MAX_TAPS], mask: [0; MAX_TAPS], step: false, step2: false };
         // Per kernel row / column, the lanes whose input row / column lies inside the input,
         // one run of lanes along an output row at a time.
         let (mut rows, mut cols) = ([0u16; MAX_TAPS], [0u16; MAX_TAPS]);
@@ -1247,6 +1258,7 @@ impl Indices {
             (a, oy, ox) = (a + n, oy + 1, 0);
         }
         tab.step = (0..np).all(|j| tab.idx[j] == tab.idx[0].wrapping_add(j as i32));
+        tab.step2 = (0..np).all(|j| tab.idx[j] == tab.idx[0].wrapping_add(2 * j as i32));
         // A lane is inside under tap (ky, kx) when its row is inside under ky and its column
         // under kx.
         for (ky, &r) in rows.iter().enumerate().take(g.kh) {
@@ -1437,6 +1449,58 @@ mod tests {
                     mk.load_rows(&mut got, &src, base, &rows);
                     prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                 }
+            }
+        }
+
+        /// The AVX-512 stride-2 row loads against the gather's definition (indices two apart),
+        /// with lanes masked off, before the start and past the end; CPUs without the kernel
+        /// write nothing.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn load_rows2_match_scalar(len in 0usize..200, base in -50i32..250,
+                                   rows in proptest::collection::vec((-100i32..100, any::<u16>()), 0..40), seed in 0u64..1000) {
+            let src = data(len, seed);
+            let idx: [i32; 16] = core::array::from_fn(|j| base.wrapping_add(2 * j as i32));
+            let mut want = vec![f32::NAN; 16 * rows.len()];
+            super::gather_rows_scalar(&mut want, &src, &idx, &rows);
+            if let Some(f) = super::super::x86::Fma::detect() {
+                let mut got = vec![f32::NAN; 16 * rows.len()];
+                if f.load_rows2(&mut got, &src, base, &rows) {
+                    prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                } else {
+                    prop_assert!(got.iter().all(|v| v.is_nan()));
+                }
+                let mut none = vec![f32::NAN; 16 * rows.len()];
+                prop_assert!(!f.avx2_only().load_rows2(&mut none, &src, base, &rows) && none.iter().all(|v| v.is_nan()));
+            }
+        }
+
+        /// Convs whose output rows hold whole pixel tiles at column stride 2 (panels from the
+        /// stride-2 row loads) and 1 × 1 stride-1 Convs with a partial last pair (read in place,
+        /// masked): AVX-512 bit-identical to the buffered AVX2 tiles, and both to the f64
+        /// definition.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn wide_stride2_and_direct_tails_match(c in 1usize..24, m in 1usize..20, h in 1usize..6, w in 31usize..80, k in 1usize..4,
+                                                p in 0usize..2, direct in any::<bool>(), act in 0usize..4, seed in 0u64..1000) {
+            let (k, s, p) = if direct { (1, 1, 0) } else { (k, 2, p) };
+            prop_assume!(h + 2 * p >= k);
+            let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+            let g = super::super::conv::Geom { c, h, w, m, cg: c, mg: m, kh: k, kw: k, oh, ow, sh: s, sw: s, dh: 1, dw: 1, pt: p, pl: p };
+            let x = data(c * h * w, seed);
+            let wt = data(m * c * k * k, seed + 1);
+            let b = data(m, seed + 2);
+            let act = [ACTS[0], ACTS[1], ACTS[2], Activation::Threshold { alpha: 0.1 }][act];
+            if let Some(f) = super::super::x86::Fma::detect() {
+                let run = |mk: super::super::x86::Fma| {
+                    let mut out = vec![f32::NAN; m * oh * ow];
+                    super::conv(mk, &g, &x, &wt, Some(View::F32(&b)), act, &mut out).unwrap();
+                    out
+                };
+                let (fast, buffered) = (run(f), run(f.avx2_only()));
+                prop_assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), buffered.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                let attrs = ConvAttrs { group: 1, stride: [s as u32; 2], dilation: [1; 2], pads: [p as u32; 4], act };
+                assert_close(&fast, &naive_conv(&x, &[1, c, h, w], &wt, &[m, c, k, k], Some(&b), &attrs, &[1, m, oh, ow]), 1e-5);
             }
         }
 

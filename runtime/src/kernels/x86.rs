@@ -825,16 +825,16 @@ impl Fma {
         }
     }
 
-    /// Whether pixel-tile pairs go through a `RowTab` ([`Fma::tile_out`] reads it in place
-    /// with AVX-512).
+    /// Whether pixel-tile pairs go through a `RowTab`, and partial pairs of a direct Conv are
+    /// read in place ([`Fma::tile_out`] reads both with masked AVX-512 loads).
     #[inline]
     pub(super) fn tabbed(self) -> bool {
         self.avx512
     }
 
-    /// [`super::gemm::Micro::tile_out`] with AVX-512 (pairs, and tiles read through a
-    /// `RowTab`): the sums start from the bias or `out` and leave through the activation in
-    /// registers, with masked loads and stores for the `np` columns.
+    /// [`super::gemm::Micro::tile_out`] with AVX-512 (panels of up to 32 columns, and pairs
+    /// read through a `RowTab`): the sums start from the bias or `out` and leave through the
+    /// activation in registers, with masked loads and stores for the `np` columns.
     ///
     /// # Panics
     /// When a slice is shorter than the tile needs.
@@ -856,11 +856,6 @@ impl Fma {
         if !self.avx512 || R == 0 || R > self.rows() || np == 0 || np > 32 {
             return false;
         }
-        if let Bop::Panel { .. } = b {
-            if np <= 16 {
-                return false;
-            }
-        }
         assert!(kc == 0 || a.len() >= (R - 1) * lda + kc, "tile_out: a too short");
         assert!(out.len() >= (R - 1) * ldo + np, "tile_out: out too short");
         assert!(bias.is_none_or(|b| b.len() >= R), "tile_out: bias too short");
@@ -870,11 +865,21 @@ impl Fma {
         let (a, c) = (a.as_ptr(), out.as_mut_ptr());
         match b {
             Bop::Panel { b, ldb } => {
-                assert!(kc == 0 || b.iter().all(|b| b.len() >= (kc - 1) * ldb + 16), "tile_out: b too short");
-                // SAFETY: AVX-512 F detected (`self`); `a`, `b`, `bias` and the `np` columns of
-                // the `R` rows of `out` are inside their slices (asserted above); masked-off
-                // lanes are not accessed.
-                unsafe { out_panel_avx512::<R>(kc, a, lda, [b[0].as_ptr(), b[1].as_ptr()], ldb, c, ldo, m, bias, act) }
+                // Each half reads the lanes it stores (a partial pair of a direct Conv is read in
+                // place up to its plane's end).
+                let need = |h: usize| (kc - 1) * ldb + np.saturating_sub(16 * h).min(16);
+                assert!(kc == 0 || (0..2).all(|h| b[h].len() >= need(h)), "tile_out: b too short");
+                let b = [b[0].as_ptr(), b[1].as_ptr()];
+                // SAFETY: AVX-512 F detected (`self`); `a`, the lanes of `b` in `m`, `bias` and
+                // the `np` columns of the `R` rows of `out` are inside their slices (asserted
+                // above); masked-off lanes are not accessed.
+                unsafe {
+                    match np {
+                        32 => out_panel_avx512::<R, false>(kc, a, lda, b, ldb, c, ldo, m, bias, act),
+                        17.. => out_panel_avx512::<R, true>(kc, a, lda, b, ldb, c, ldo, m, bias, act),
+                        _ => out_panel1_avx512::<R>(kc, a, lda, b[0], ldb, c, ldo, m.0, bias, act),
+                    }
+                }
             }
             Bop::Tab { src, t } => {
                 assert!(src.len() >= t.len() && t.rows().len() >= kc, "tile_out: rows too short");
@@ -966,6 +971,20 @@ impl Fma {
         let n = a.len().min(b.len());
         // SAFETY: AVX2 + FMA detected; indices below `n`.
         unsafe { dot_f32(&a[..n], &b[..n]) }
+    }
+
+    /// [`super::gemm::gather_rows_scalar`] with `idx[j] = base + 2·j`, as two masked loads and
+    /// a permute per row, with AVX-512; false (nothing written) without it.
+    #[inline]
+    pub(crate) fn load_rows2(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) -> bool {
+        if !self.avx512 {
+            return false;
+        }
+        let n = rows.len().min(dst.len() / 16);
+        // SAFETY: AVX-512 F detected; `dst` holds `16·n` values; only lanes with an index in
+        // `0 .. src.len()` are loaded (`row_lanes2`).
+        unsafe { load_rows2_avx512(dst.as_mut_ptr(), src.as_ptr(), src.len(), base, &rows[..n]) }
+        true
     }
 
     /// [`super::gemm::load_rows_scalar`] with masked contiguous loads.
@@ -1235,10 +1254,11 @@ unsafe fn out_store<const R: usize, const H: usize>(acc: [[__m512; H]; R], c: *m
     }
 }
 
-/// [`Fma::tile_out`] of a pair of panels; the caller guarantees the bounds.
+/// [`Fma::tile_out`] of a pair of panels, loading only the lanes in `m` when `MASKED` (else
+/// all 32); the caller guarantees the bounds.
 #[target_feature(enable = "avx2,fma,avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn out_panel_avx512<const R: usize>(
+unsafe fn out_panel_avx512<const R: usize, const MASKED: bool>(
     kc: usize,
     a: *const f32,
     lda: usize,
@@ -1250,10 +1270,38 @@ unsafe fn out_panel_avx512<const R: usize>(
     bias: Option<*const f32>,
     act: Option<Activation>,
 ) {
-    // SAFETY: the caller's guarantee.
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed.
     unsafe {
-        let load = |k: usize| [_mm512_loadu_ps(b[0].add(k * ldb)), _mm512_loadu_ps(b[1].add(k * ldb))];
-        out_core::<R, 2>(kc, a, lda, load, c, ldc, [m.0, m.1], bias, act)
+        if MASKED {
+            let load = |k: usize| [_mm512_maskz_loadu_ps(m.0, b[0].add(k * ldb)), _mm512_maskz_loadu_ps(m.1, b[1].wrapping_add(k * ldb))];
+            out_core::<R, 2>(kc, a, lda, load, c, ldc, [m.0, m.1], bias, act)
+        } else {
+            let load = |k: usize| [_mm512_loadu_ps(b[0].add(k * ldb)), _mm512_loadu_ps(b[1].add(k * ldb))];
+            out_core::<R, 2>(kc, a, lda, load, c, ldc, [m.0, m.1], bias, act)
+        }
+    }
+}
+
+/// [`Fma::tile_out`] of one panel of at most 16 columns (the lanes in `m`); the caller
+/// guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn out_panel1_avx512<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    m: u16,
+    bias: Option<*const f32>,
+    act: Option<Activation>,
+) {
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed.
+    unsafe {
+        let load = |k: usize| [_mm512_maskz_loadu_ps(m, b.add(k * ldb))];
+        out_core::<R, 1>(kc, a, lda, load, c, ldc, [m], bias, act)
     }
 }
 
@@ -1387,6 +1435,60 @@ fn row_lanes(base: i32, (off, mask): (i32, u16), len: usize) -> (isize, u16) {
     let (lo, hi) = ((-start).clamp(0, 16), (len - start).clamp(0, 16));
     let range = if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
     (start as isize, mask & range)
+}
+
+/// Row `r`'s start in `src` and its lanes `j` whose index `start + 2·j` lies in `0 .. len`
+/// ([`Fma::load_rows2`]).
+#[inline(always)]
+fn row_lanes2(base: i32, (off, mask): (i32, u16), len: usize) -> (isize, u16) {
+    let start = base.wrapping_add(off) as i64;
+    let len = len.min(i32::MAX as usize) as i64;
+    let lo = if start < 0 { ((1 - start) / 2).min(16) } else { 0 };
+    let hi = if len > start { ((len - start + 1) / 2).min(16) } else { 0 };
+    let range = if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
+    (start as isize, mask & range)
+}
+
+/// Bit `j` of `m` moved to bit `2·j`.
+#[inline(always)]
+fn spread_bits(m: u16) -> u32 {
+    SPREAD[(m & 0xff) as usize] as u32 | (SPREAD[(m >> 8) as usize] as u32) << 16
+}
+
+/// Bit `j` of the index moved to bit `2·j`.
+static SPREAD: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut j = 0;
+        while j < 8 {
+            t[i] |= (((i >> j) & 1) << (2 * j)) as u16;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// [`Fma::load_rows2`]'s loop; the caller guarantees `src` holds `len` values and `dst`
+/// `16·rows.len()`.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn load_rows2_avx512(dst: *mut f32, src: *const f32, len: usize, base: i32, rows: &[(i32, u16)]) {
+    // SAFETY: 16 values.
+    let even = unsafe { _mm512_loadu_si512(EVEN.as_ptr().cast()) };
+    for (r, &row) in rows.iter().enumerate() {
+        // Rows whose 32 floats all lie in `src` keep their mask as is.
+        let at = base.wrapping_add(row.0) as isize;
+        let (start, m) = if at >= 0 && (at as usize).saturating_add(32) <= len { (at, row.1) } else { row_lanes2(base, row, len) };
+        let read = spread_bits(m);
+        let p = src.wrapping_offset(start);
+        // SAFETY: row `r` of `dst` in bounds (caller); only the floats `start + 2·j` of lanes
+        // `j` in `m` are loaded, each inside `src` (`row_lanes2`).
+        unsafe {
+            let (a, c) = (_mm512_maskz_loadu_ps(read as u16, p), _mm512_maskz_loadu_ps((read >> 16) as u16, p.wrapping_add(16)));
+            _mm512_storeu_ps(dst.add(16 * r), _mm512_maskz_permutex2var_ps(m, a, even, c));
+        }
+    }
 }
 
 /// [`Fma::load_rows`] with AVX-512 masked loads; the caller guarantees `src` holds `len`
