@@ -37,7 +37,8 @@ pub(super) trait Micro: Copy {
         self.tile::<R>(kc, a, lda, b[1], ldb, c.get_mut(NR..).unwrap_or(&mut []), ldc);
     }
     /// Whether pixel-tile pairs go through a [`RowTab`] (read in place by
-    /// [`Micro::tile_out`]) rather than a gathered panel.
+    /// [`Micro::tile_out`]) rather than a gathered panel, and a direct Conv's partial pairs are
+    /// read in place too (masked loads).
     #[inline]
     fn tabbed(self) -> bool {
         false
@@ -1074,9 +1075,19 @@ fn gather<M: Micro>(mk: M, g: &Geom, xg: &[f32], k0: usize, kc: usize, p0: usize
             let mut k = 0;
             while k < kc {
                 let n = rows.len().min(kc - k);
-                for r in rows.iter_mut().take(n) {
-                    *r = ((ic * in_plane) as i32 + ix.off[t], ix.mask[t]);
-                    next(&mut t, &mut ic);
+                // Runs of taps of one input plane.
+                let mut f = 0;
+                while f < n {
+                    let run = (taps - t).min(n - f);
+                    let base = (ic * in_plane) as i32;
+                    for ((r, &off), &mask) in rows[f..f + run].iter_mut().zip(&ix.off[t..t + run]).zip(&ix.mask[t..t + run]) {
+                        *r = (base + off, mask);
+                    }
+                    f += run;
+                    t += run;
+                    if t == taps {
+                        (t, ic) = (0, ic + 1);
+                    }
                 }
                 let dst = &mut panel[k * NR..(k + n) * NR];
                 if ix.step {
