@@ -89,6 +89,13 @@ pub(super) trait Micro: Copy {
     fn load_rows2(self, _dst: &mut [f32], _src: &[f32], _base: i32, _rows: &[(i32, u16)]) -> bool {
         false
     }
+    /// [`Micro::gather_rows`] with indices in four runs of four, `idx[j] = base + (j / 4)·stride
+    /// + j % 4` (a tile of four output rows four pixels wide, column stride 1), as four masked
+    /// 4-float loads per row: the same rows. False (nothing written) when this CPU has no such
+    /// kernel or some row's runs are not all inside `src`.
+    fn load_rows4(self, _dst: &mut [f32], _src: &[f32], _base: i32, _stride: i32, _rows: &[(i32, u16)]) -> bool {
+        false
+    }
     /// One depthwise position group over every channel: [`super::depthwise::dw_taps_scalar`].
     fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]);
     /// Whether [`Micro::dw_s2`] has a kernel on this CPU (else stride-2 depthwise layers go
@@ -199,6 +206,10 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn load_rows2(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) -> bool {
         super::x86::Fma::load_rows2(self, dst, src, base, rows)
+    }
+    #[inline]
+    fn load_rows4(self, dst: &mut [f32], src: &[f32], base: i32, stride: i32, rows: &[(i32, u16)]) -> bool {
+        super::x86::Fma::load_rows4(self, dst, src, base, stride, rows)
     }
     #[inline]
     fn dw_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
@@ -1092,8 +1103,14 @@ fn gather<M: Micro>(mk: M, g: &Geom, xg: &[f32], k0: usize, kc: usize, p0: usize
                 let dst = &mut panel[k * NR..(k + n) * NR];
                 if ix.step {
                     mk.load_rows(dst, xg, ix.idx[0], &rows[..n]);
-                } else if !(ix.step2 && mk.load_rows2(dst, xg, ix.idx[0], &rows[..n])) {
-                    mk.gather_rows(dst, xg, &ix.idx, &rows[..n]);
+                } else {
+                    // Stride-2 rows, then four-run rows, where this CPU has the kernels; else
+                    // the index gather.
+                    let done = (ix.step2 && mk.load_rows2(dst, xg, ix.idx[0], &rows[..n]))
+                        || (ix.quad > 0 && mk.load_rows4(dst, xg, ix.idx[0], ix.quad, &rows[..n]));
+                    if !done {
+                        mk.gather_rows(dst, xg, &ix.idx, &rows[..n]);
+                    }
                 }
                 k += n;
             }
@@ -1234,6 +1251,9 @@ struct Indices {
     /// `idx[j] = idx[0] + 2·j` (the tile lies in one output row, column stride 2): each panel
     /// row is the even floats of a masked contiguous run ([`Micro::load_rows2`]).
     step2: bool,
+    /// `idx[j] = idx[0] + (j / 4)·quad + j % 4` for a full tile, `quad > 4` (four output rows of
+    /// four pixels at column stride 1): [`Micro::load_rows4`]; 0 otherwise.
+    quad: i32,
 }
 
 impl Indices {
@@ -1245,7 +1265,7 @@ impl Indices {
             return None;
         }
         let (w, ow, np) = (g.w as i64, g.ow.max(1), np.min(NR));
-        let mut tab = Indices { idx: [0; NR], off: [0; MAX_TAPS], mask: [0; MAX_TAPS], step: false, step2: false };
+        let mut tab = Indices { idx: [0; NR], off: [0; MAX_TAPS], mask: [0; MAX_TAPS], step: false, step2: false, quad: 0 };
         // Per kernel row / column, the lanes whose input row / column lies inside the input,
         // one run of lanes along an output row at a time.
         let (mut rows, mut cols) = ([0u16; MAX_TAPS], [0u16; MAX_TAPS]);
@@ -1270,6 +1290,10 @@ impl Indices {
         }
         tab.step = (0..np).all(|j| tab.idx[j] == tab.idx[0].wrapping_add(j as i32));
         tab.step2 = (0..np).all(|j| tab.idx[j] == tab.idx[0].wrapping_add(2 * j as i32));
+        let quad = tab.idx[4].wrapping_sub(tab.idx[0]);
+        if np == NR && quad > 4 && (0..NR).all(|j| tab.idx[j] == tab.idx[0].wrapping_add((j / 4) as i32 * quad + (j % 4) as i32)) {
+            tab.quad = quad;
+        }
         // A lane is inside under tap (ky, kx) when its row is inside under ky and its column
         // under kx.
         for (ky, &r) in rows.iter().enumerate().take(g.kh) {
@@ -1483,6 +1507,61 @@ mod tests {
                 }
                 let mut none = vec![f32::NAN; 16 * rows.len()];
                 prop_assert!(!f.avx2_only().load_rows2(&mut none, &src, base, &rows) && none.iter().all(|v| v.is_nan()));
+            }
+        }
+
+        /// The AVX-512 four-run row loads against the gather's definition (`idx[j] = base +
+        /// (j / 4)·stride + j % 4`), with lanes masked off; a batch with a row whose runs leave
+        /// `src` is refused with nothing written, and CPUs without the kernel write nothing.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn load_rows4_match_scalar(len in 0usize..300, base in -20i32..150, stride in 5i32..40,
+                                   rows in proptest::collection::vec((-30i32..100, prop_oneof![Just(u16::MAX), any::<u16>()]), 0..40),
+                                   seed in 0u64..1000) {
+            let src = data(len, seed);
+            let idx: [i32; 16] = core::array::from_fn(|j| base + (j / 4) as i32 * stride + (j % 4) as i32);
+            let mut want = vec![f32::NAN; 16 * rows.len()];
+            super::gather_rows_scalar(&mut want, &src, &idx, &rows);
+            if let Some(f) = super::super::x86::Fma::detect() {
+                let mut got = vec![f32::NAN; 16 * rows.len()];
+                let inside = rows.iter().all(|&(off, _)| base + off >= 0 && ((base + off + 3 * stride + 4) as usize) <= len);
+                let done = f.load_rows4(&mut got, &src, base, stride, &rows);
+                prop_assert_eq!(done, inside);
+                if done {
+                    prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                } else {
+                    prop_assert!(got.iter().all(|v| v.is_nan()));
+                }
+                let mut none = vec![f32::NAN; 16 * rows.len()];
+                prop_assert!(!f.avx2_only().load_rows4(&mut none, &src, base, stride, &rows) && none.iter().all(|v| v.is_nan()));
+            }
+        }
+
+        /// Convs with four-pixel-wide output rows at column stride 1 (hello_edge_cnn's 10 × 4
+        /// stride-2 × 1 layer: panels from the four-run row loads), any row stride and padding:
+        /// AVX-512 bit-identical to the buffered AVX2 tiles, and both to the f64 definition.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn four_wide_tiles_match(c in 1usize..24, m in 1usize..20, h in 1usize..30, k in 1usize..5, sh in 1usize..3,
+                                 p in 0usize..2, act in 0usize..4, seed in 0u64..1000) {
+            prop_assume!(3 + k > 2 * p && h + 2 * p >= k);
+            let w = 3 + k - 2 * p;
+            let (oh, ow) = ((h + 2 * p - k) / sh + 1, 4);
+            let g = super::super::conv::Geom { c, h, w, m, cg: c, mg: m, kh: k, kw: k, oh, ow, sh, sw: 1, dh: 1, dw: 1, pt: p, pl: p };
+            let x = data(c * h * w, seed);
+            let wt = data(m * c * k * k, seed + 1);
+            let b = data(m, seed + 2);
+            let act = [ACTS[0], ACTS[1], ACTS[2], Activation::Threshold { alpha: 0.1 }][act];
+            if let Some(f) = super::super::x86::Fma::detect() {
+                let run = |mk: super::super::x86::Fma| {
+                    let mut out = vec![f32::NAN; m * oh * ow];
+                    super::conv(mk, &g, &x, &wt, Some(View::F32(&b)), act, &mut out).unwrap();
+                    out
+                };
+                let (fast, buffered) = (run(f), run(f.avx2_only()));
+                prop_assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), buffered.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                let attrs = ConvAttrs { group: 1, stride: [sh as u32, 1], dilation: [1; 2], pads: [p as u32; 4], act };
+                assert_close(&fast, &naive_conv(&x, &[1, c, h, w], &wt, &[m, c, k, k], Some(&b), &attrs, &[1, m, oh, ow]), 1e-5);
             }
         }
 

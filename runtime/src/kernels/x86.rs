@@ -987,6 +987,27 @@ impl Fma {
         true
     }
 
+    /// [`super::gemm::gather_rows_scalar`] with `idx[j] = base + (j / 4)·stride + j % 4`, as
+    /// four masked 4-float loads per row, with AVX-512 (VL); false (nothing written) without it,
+    /// or when some row's four runs are not all inside `src`.
+    #[inline]
+    pub(crate) fn load_rows4(self, dst: &mut [f32], src: &[f32], base: i32, stride: i32, rows: &[(i32, u16)]) -> bool {
+        let n = rows.len().min(dst.len() / 16);
+        // Offsets ascend within a batch (a tile's rows are taps, then planes, in order), but
+        // each row is checked: the first and last bound nothing in general.
+        let (b, len) = (base as i64, src.len() as i64);
+        if !self.avx512
+            || stride < 0
+            || !rows[..n].iter().all(|&(off, _)| b + off as i64 >= 0 && b + off as i64 + 3 * stride as i64 + 4 <= len)
+        {
+            return false;
+        }
+        // SAFETY: AVX-512 F and VL detected; `dst` holds `16·n` values; every row's four runs
+        // of four floats lie inside `src` (checked above).
+        unsafe { load_rows4_avx512(dst.as_mut_ptr(), src.as_ptr(), base, stride as usize, &rows[..n]) }
+        true
+    }
+
     /// [`super::gemm::load_rows_scalar`] with masked contiguous loads.
     #[inline]
     pub(crate) fn load_rows(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) {
@@ -1487,6 +1508,28 @@ unsafe fn load_rows2_avx512(dst: *mut f32, src: *const f32, len: usize, base: i3
         unsafe {
             let (a, c) = (_mm512_maskz_loadu_ps(read as u16, p), _mm512_maskz_loadu_ps((read >> 16) as u16, p.wrapping_add(16)));
             _mm512_storeu_ps(dst.add(16 * r), _mm512_maskz_permutex2var_ps(m, a, even, c));
+        }
+    }
+}
+
+/// [`Fma::load_rows4`]'s loop; the caller guarantees `dst` holds `16·rows.len()` values and
+/// every row's floats `start + r·stride + i` (`r, i < 4`) lie in `src`.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn load_rows4_avx512(dst: *mut f32, src: *const f32, base: i32, stride: usize, rows: &[(i32, u16)]) {
+    for (r, &(off, m)) in rows.iter().enumerate() {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            // Four 4-float stores per row, no permutes (the panel is read long after).
+            let (p, d) = (src.offset(base as isize + off as isize), dst.add(16 * r));
+            if m == u16::MAX {
+                for k in 0..4 {
+                    _mm_storeu_ps(d.add(4 * k), _mm_loadu_ps(p.add(k * stride)));
+                }
+            } else {
+                for k in 0..4 {
+                    _mm_storeu_ps(d.add(4 * k), _mm_maskz_loadu_ps(((m >> (4 * k)) & 0xf) as __mmask8, p.add(k * stride)));
+                }
+            }
         }
     }
 }
