@@ -774,7 +774,7 @@ fn conv_loop<M: Micro>(
             // place through `tab` when their rows are contiguous masked runs.
             let np = if mk.tabbed() || rest >= 2 * NR { rest.min(2 * NR) } else { NR.min(rest) };
             let pair = np > NR;
-            if in_place && (np.is_multiple_of(NR) || mk.tabbed()) {
+            if in_place {
                 // Read in place: no source to plan (and no tables to copy per tile).
                 let mut k0 = wt.k_lo;
                 while k0 < wt.k_hi {
@@ -788,14 +788,14 @@ fn conv_loop<M: Micro>(
                 p0 += np;
                 continue;
             }
-            let srcs = [pl.source_in(p0, np.min(NR), in_place), if pair { pl.source_in(p0 + NR, np - NR, in_place) } else { Source::Runs }];
+            let srcs = [pl.source_in(p0, np.min(NR), false), if pair { pl.source_in(p0 + NR, np - NR, false) } else { Source::Runs }];
             // (The table, 17 KiB to clear, made the first time a pair can use it.)
             let mut tabbed = None;
-            if !in_place && mk.tabbed() {
+            if mk.tabbed() {
                 let t = tab.get_or_insert_with(RowTab::new);
                 tabbed = t.pair(&srcs, 1 + pair as usize, ntaps, kdim, pl.in_plane, xg.len()).then_some(t);
             }
-            if tabbed.is_none() && !in_place && panels.is_none() {
+            if tabbed.is_none() && panels.is_none() {
                 return Some((grp, p0));
             }
             let mut k0 = wt.k_lo;
@@ -806,10 +806,6 @@ fn conv_loop<M: Micro>(
                 if let Some(t) = tabbed.as_deref_mut() {
                     t.chunk(k0, kc);
                     let b = Bop::Tab { src: xg, t };
-                    pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, a, b, bias, act, &mut cbuf, out);
-                } else if in_place {
-                    let at = k0 * pl.in_plane + p0;
-                    let b = Bop::Panel { b: [&xg[at..], &xg[at + if pair { NR } else { 0 }..]], ldb: pl.in_plane };
                     pl.tiles(mk, (m_lo, m_hi), (p0, np), chunk, a, b, bias, act, &mut cbuf, out);
                 } else {
                     // (Present: checked before the first chunk.)
