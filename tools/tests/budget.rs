@@ -90,6 +90,44 @@ fn a_ram_budget_is_met_by_pruning_the_least_that_fits() {
 }
 
 #[test]
+fn a_file_budget_is_met_on_the_stripped_file_and_the_report_still_names_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::repo_models();
+    let (out, rep) = (dir.path().join("fit.sprig"), dir.path().join("r.json"));
+    let (onnx, calib) = (m.join("digits_cnn.onnx"), m.join("digits_calib.npy"));
+    let limit = 1500;
+    #[rustfmt::skip]
+    ok(&["compress", s(&onnx), "--calib", s(&calib), "--budget", "file=1500B", "--strip-names", "-o", s(&out), "--json", s(&rep),
+        "--eval", s(&m.join("digits_eval.npy")), "--labels", s(&m.join("digits_eval_labels.npy")), "-q"]);
+    let r = check_met(&out, &rep, &[("file_bytes", limit)]);
+    assert_eq!(r["budget"]["file"], limit);
+    // The dense side is the stripped dense file, and it does not fit.
+    let plain = dir.path().join("plain.sprig");
+    ok(&["convert", s(&onnx), "-o", s(&plain), "--strip-names"]);
+    assert_eq!(r["before"]["file_bytes"].as_u64().unwrap(), std::fs::metadata(&plain).unwrap().len());
+    assert!(r["before"]["file_bytes"].as_u64().unwrap() > limit);
+    // Every built candidate records its file; the written one has no operator names, while the
+    // report names every layer as the source model does.
+    for c in r["explored"].as_array().unwrap().iter().filter(|c| c["feasible"] == true) {
+        assert!(c["file"].as_u64().unwrap() <= limit, "{c}");
+    }
+    let bytes = std::fs::read(&out).unwrap();
+    let layers = r["layers"].as_array().unwrap();
+    assert!(layers.iter().any(|l| l["codebook_bits"].is_u64()), "1500 B needs codebooks");
+    for l in layers {
+        let name = l["name"].as_str().unwrap();
+        assert!(!name.is_empty(), "{l}");
+        assert!(!bytes.windows(name.len()).any(|w| w == name.as_bytes()), "{name} is in the stripped file");
+    }
+    assert!(layers.iter().any(|l| l["params_dense"].as_u64().unwrap() > 0), "rows matched the dense model by name");
+    let (b, a) = (r["before"]["accuracy"].as_f64().unwrap(), r["after"]["accuracy"].as_f64().unwrap());
+    assert!(a >= b - 0.05, "accuracy {b} -> {a}");
+    // A file limit below what 2-bit codebooks everywhere need fails, saying so.
+    let err = fails(&["compress", s(&onnx), "--calib", s(&calib), "--budget", "file=400", "--strip-names", "-o", s(&out), "-q"]);
+    assert!(err.contains("cannot be met") && err.contains("file: the smallest configuration is"), "{err}");
+}
+
+#[test]
 fn a_budget_that_cannot_be_met_says_which_limit_and_writes_no_model() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::repo_models();

@@ -273,12 +273,18 @@ fn write_budget(out: &mut String, rep: &BudgetReport) -> fmt::Result {
     writeln!(out, "<h2>Budget</h2>\n<table class=\"budget\">")?;
     writeln!(out, "<thead><tr><th>figure</th><th>limit</th><th>result</th><th>within</th></tr></thead>\n<tbody>")?;
     let limit = |v: Option<String>| v.unwrap_or_else(|| "<span class=\"muted\">no limit</span>".to_string());
-    let rows: [(&str, String, String, &str); 4] = [
+    let rows: [(&str, String, String, &str); 5] = [
         (
             "flash",
             limit(b.flash.map(bytes)),
             opt(after.map(|a| a.flash), bytes),
             within(b.flash.map(|v| v as f64), after.map(|a| a.flash as f64)),
+        ),
+        (
+            ".sprig file",
+            limit(b.file.map(bytes)),
+            opt(after.map(|a| a.file_bytes), bytes),
+            within(b.file.map(|v| v as f64), after.map(|a| a.file_bytes as f64)),
         ),
         ("RAM", limit(b.ram.map(bytes)), opt(after.map(|a| a.ram), bytes), within(b.ram.map(|v| v as f64), after.map(|a| a.ram as f64))),
         (
@@ -920,6 +926,7 @@ mod tests {
             macs_kept,
             layer_bits: vec![("conv<&\">1".to_string(), 4), ("fc".to_string(), 8)],
             flash,
+            file: flash - 4096,
             ram: 20_480,
             macs: (100_000.0 * macs_kept) as u64,
             predicted_error: 0.05,
@@ -946,7 +953,7 @@ mod tests {
             model: "models/tiny <v2>.onnx".to_string(),
             output: "out/tiny&small.sprig".to_string(),
             target: "thumbv7em-none-eabihf".to_string(),
-            budget: Budget { flash: Some(64 * 1024), ram: Some(32 * 1024), macs: None, max_error: Some(0.05) },
+            budget: Budget { flash: Some(64 * 1024), ram: Some(32 * 1024), macs: None, file: None, max_error: Some(0.05) },
             met: true,
             calib_samples: 64,
             eval_on: "eval data, 100 samples".to_string(),
@@ -981,6 +988,7 @@ mod tests {
             limits: Some(Limits {
                 min_flash: 40_000,
                 flash_parts: vec![("weights of <conv1>".to_string(), 30_000), ("runtime code".to_string(), 10_000)],
+                min_file: 0,
                 min_ram: 20_480,
                 ram_parts: vec![("arena".to_string(), 16_384)],
                 min_macs: 50_000,

@@ -11,7 +11,7 @@ pub mod report;
 pub mod search;
 
 use crate::analyze::analyze;
-use crate::compile::compile;
+use crate::compile::{compile, strip_names, Converted};
 use crate::compress::prune::remove_dead_channels;
 use crate::compress::sparsify::BreakEvenTable;
 use crate::host::HostModel;
@@ -47,6 +47,30 @@ pub struct FitInput<'a> {
     pub progress: &'a dyn Fn(&str),
     /// Timed inferences per model for the latency figures.
     pub latency_iters: usize,
+    /// Drop operator and internal tensor names from the files (`--strip-names`), the dense one
+    /// the report compares with included.
+    pub strip_names: bool,
+}
+
+/// [`compile`] with f32 weights; with `strip`, the file's operator and internal tensor names are
+/// dropped while the returned graph keeps them (the file's operators are the graph's nodes in
+/// order, which is how the report names them).
+pub(crate) fn compile_f32(g: Graph, strip: bool, sha: [u8; 32]) -> Result<Converted> {
+    if !strip {
+        return compile(g, WeightFormat::F32, sha);
+    }
+    let nodes: Vec<String> = g.nodes.iter().map(|n| n.name.clone()).collect();
+    let tensors: Vec<String> = g.tensors.iter().map(|t| t.name.clone()).collect();
+    let mut g = g;
+    strip_names(&mut g);
+    let mut c = compile(g, WeightFormat::F32, sha)?;
+    for (n, name) in c.graph.nodes.iter_mut().zip(nodes) {
+        n.name = name;
+    }
+    for (t, name) in c.graph.tensors.iter_mut().zip(tensors) {
+        t.name = name;
+    }
+    Ok(c)
 }
 
 /// Median µs per inference of `a` and `b`, timed alternately on the same inputs.
@@ -93,7 +117,7 @@ fn side(bytes: &[u8], inp: &FitInput, eval: &[Array], latency: f64, predicted: O
 /// met, the `.sprig` bytes to write.
 pub fn fit(inp: &FitInput) -> Result<(BudgetReport, Option<Vec<u8>>)> {
     let t0 = std::time::Instant::now();
-    let dense = compile(inp.graph.clone(), WeightFormat::F32, inp.sha)?;
+    let dense = compile_f32(inp.graph.clone(), inp.strip_names, inp.sha)?;
     (inp.progress)("dense outputs on the calibration data");
     let dense_out = search::outputs(&dense.bytes, inp.calib)?;
     (inp.progress)("removing channels dead on every calibration sample");
@@ -107,6 +131,7 @@ pub fn fit(inp: &FitInput) -> Result<(BudgetReport, Option<Vec<u8>>)> {
         progress: inp.progress,
         levels: search::LEVELS.to_vec(),
         bits: search::BITS.to_vec(),
+        strip_names: inp.strip_names,
     };
     let out = search::search(&base, inp.calib, &dense_out, &opts)?;
     let eval: Vec<Array> = match inp.eval {
@@ -127,7 +152,7 @@ pub fn fit(inp: &FitInput) -> Result<(BudgetReport, Option<Vec<u8>>)> {
             let dense_side = side(&dense.bytes, inp, &eval, ld, None)?;
             let predicted = ld * built.macs as f64 / dense_side.macs.max(1) as f64;
             let after = side(&built.bytes, inp, &eval, lc, Some(predicted))?;
-            let layers = layer_rows(&dense.bytes, built, inp.calib, table.as_ref())?;
+            let layers = layer_rows(&dense.bytes, &dense.graph, built, inp.calib, table.as_ref())?;
             (dense_side, Some(after), layers, Some(built.bytes.clone()))
         }
         None => {
@@ -155,13 +180,33 @@ pub fn fit(inp: &FitInput) -> Result<(BudgetReport, Option<Vec<u8>>)> {
     Ok((rep, bytes))
 }
 
-/// Per-operator rows of the chosen model.
-fn layer_rows(dense: &[u8], built: &search::Built, calib: &[&[f32]], table: Option<&BreakEvenTable>) -> Result<Vec<LayerRow>> {
+/// Names each operator's stats by its graph node when the file had no name for it.
+fn name_layers(layers: &mut [crate::stats::LayerStats], g: &Graph) {
+    if layers.len() == g.nodes.len() {
+        for (l, n) in layers.iter_mut().zip(&g.nodes) {
+            if l.name.is_empty() {
+                l.name = n.name.clone();
+            }
+        }
+    }
+}
+
+/// Per-operator rows of the chosen model, named by the graphs' nodes (the files may have no
+/// names).
+fn layer_rows(
+    dense: &[u8],
+    dense_graph: &Graph,
+    built: &search::Built,
+    calib: &[&[f32]],
+    table: Option<&BreakEvenTable>,
+) -> Result<Vec<LayerRow>> {
     let dm = sprig_runtime::Model::parse(dense).map_err(|e| anyhow!("{e}"))?;
-    let ds = model_stats(&dm, dense.len() as u64);
+    let mut ds = model_stats(&dm, dense.len() as u64);
+    name_layers(&mut ds.layers, dense_graph);
     let dense_by_name: HashMap<&str, &crate::stats::LayerStats> = ds.layers.iter().map(|l| (l.name.as_str(), l)).collect();
     let mut hm = HostModel::new(&built.bytes)?;
-    let st = model_stats(&hm.model, built.bytes.len() as u64);
+    let mut st = model_stats(&hm.model, built.bytes.len() as u64);
+    name_layers(&mut st.layers, &built.graph);
     let sets: Vec<Vec<&[f32]>> = calib.iter().take(8).map(|s| vec![*s]).collect();
     let times: Vec<f64> = hm.profile_runs(&sets, 64)?.into_iter().map(crate::host::median).collect();
     let total_t: f64 = times.iter().sum::<f64>().max(f64::MIN_POSITIVE);

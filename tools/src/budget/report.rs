@@ -13,6 +13,9 @@ pub struct Budget {
     pub ram: Option<u64>,
     /// Multiply-accumulates per inference.
     pub macs: Option<u64>,
+    /// `.sprig` file bytes alone (storage or download size; the runtime code not counted).
+    #[serde(default)]
+    pub file: Option<u64>,
     /// Largest allowed relative output error on the calibration data (see
     /// [`Fidelity::relative_error`]).
     pub max_error: Option<f64>,
@@ -104,6 +107,9 @@ pub struct Candidate {
     pub layer_bits: Vec<(String, u8)>,
     /// Flash estimate (bytes).
     pub flash: u64,
+    /// `.sprig` file bytes (0 when no file was built at this step).
+    #[serde(default)]
+    pub file: u64,
     /// RAM estimate (bytes).
     pub ram: u64,
     /// MACs per inference.
@@ -138,6 +144,9 @@ pub struct Limits {
     /// Smallest flash reached (bytes), and its largest parts (what, bytes).
     pub min_flash: u64,
     pub flash_parts: Vec<(String, u64)>,
+    /// Smallest `.sprig` file reached (bytes; 0 when no file limit was given).
+    #[serde(default)]
+    pub min_file: u64,
     /// Smallest RAM reached (bytes), and its parts.
     pub min_ram: u64,
     pub ram_parts: Vec<(String, u64)>,

@@ -14,7 +14,6 @@
 //!   MACs are judged before any codebook work is spent on a level.
 
 use super::report::{Budget, Candidate, Fidelity, FrontierPoint, Limits};
-use crate::compile::compile;
 use crate::compress::actsparse::{select_input_sparse, InputSparse};
 use crate::compress::codebook::{quantize, CodebookMethod, CodebookOptions, CodebookReport, LayerBits};
 use crate::compress::prune::{prune, Amount, Method, PruneOptions};
@@ -22,7 +21,6 @@ use crate::compress::sparsify::BreakEvenTable;
 use crate::host::HostModel;
 use crate::ir::Graph;
 use crate::size::{estimate, Estimate, TargetSizes};
-use crate::writer::WeightFormat;
 use anyhow::{anyhow, Context, Result};
 
 /// Fractions of the MACs kept that the search tries, in order (1 = no pruning).
@@ -104,12 +102,13 @@ pub fn allocate(curves: &[LayerCurve], capacity: u64, unit: u64) -> Option<Alloc
     Some(Allocation { choice, bytes, error, frontier })
 }
 
-/// Parses `flash=256KiB,ram=64KiB,macs=2M`: sizes in B, KiB, MiB, KB, MB (or plain bytes); MACs
-/// as a count with an optional k, M or G suffix.
+/// Parses `flash=256KiB,ram=64KiB,macs=2M,file=20KB`: sizes in B, KiB, MiB, KB, MB (or plain
+/// bytes); MACs as a count with an optional k, M or G suffix. `file` limits the `.sprig` file
+/// alone (storage or download size), `flash` the file plus the runtime code.
 pub fn parse_budget(s: &str, max_error: Option<f64>) -> Result<Budget> {
     let mut b = Budget { max_error, ..Budget::default() };
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, v) = part.split_once('=').with_context(|| format!("--budget `{part}`: expected KEY=VALUE (flash, ram, macs)"))?;
+        let (key, v) = part.split_once('=').with_context(|| format!("--budget `{part}`: expected KEY=VALUE (flash, ram, macs, file)"))?;
         let (num, mult) = split_unit(v, key)?;
         let x: f64 = num
             .trim()
@@ -122,11 +121,12 @@ pub fn parse_budget(s: &str, max_error: Option<f64>) -> Result<Budget> {
             "flash" => b.flash = Some(val),
             "ram" => b.ram = Some(val),
             "macs" => b.macs = Some(val),
-            k => anyhow::bail!("--budget `{part}`: unknown limit `{k}` (flash, ram, macs)"),
+            "file" => b.file = Some(val),
+            k => anyhow::bail!("--budget `{part}`: unknown limit `{k}` (flash, ram, macs, file)"),
         }
     }
-    if b.flash.is_none() && b.ram.is_none() && b.macs.is_none() {
-        anyhow::bail!("--budget `{s}`: give at least one of flash=, ram=, macs=");
+    if b.flash.is_none() && b.ram.is_none() && b.macs.is_none() && b.file.is_none() {
+        anyhow::bail!("--budget `{s}`: give at least one of flash=, ram=, macs=, file=");
     }
     if let Some(e) = max_error {
         if !(e > 0.0 && e.is_finite()) {
@@ -200,6 +200,9 @@ pub struct SearchOptions<'a> {
     pub levels: Vec<f64>,
     /// Codebook bits the curves are measured at.
     pub bits: Vec<u8>,
+    /// Drop operator and internal tensor names from every file built (`--strip-names`): the
+    /// file and flash figures are then those of the stripped file.
+    pub strip_names: bool,
 }
 
 /// A built configuration.
@@ -233,9 +236,10 @@ fn kept_input_sparse(g: &mut Graph, samples: &[&[f32]], table: Option<&BreakEven
     select_input_sparse(g, samples, table, InputSparse::Auto).map(|_| ())
 }
 
-/// Compiles `g` and estimates it on the target.
+/// Compiles `g` (names stripped from the file with `opts.strip_names`, kept in the graph) and
+/// estimates it on the target.
 fn build(g: Graph, opts: &SearchOptions) -> Result<(Graph, Vec<u8>, Estimate, u64)> {
-    let c = compile(g, WeightFormat::F32, opts.sha)?;
+    let c = super::compile_f32(g, opts.strip_names, opts.sha)?;
     let m = sprig_runtime::Model::parse(&c.bytes).map_err(|e| anyhow!("{e}"))?;
     let est = estimate(&m, c.bytes.len() as u64, &opts.target)?;
     let macs = crate::stats::model_stats(&m, c.bytes.len() as u64).macs;
@@ -251,6 +255,19 @@ fn codebook_opts(layer_bits: Vec<(String, LayerBits)>, bits: u8) -> CodebookOpti
     CodebookOptions { bits, layer_bits, method: CodebookMethod::Jlcm, f16_values: true, ..CodebookOptions::default() }
 }
 
+/// Bytes of node `node`'s bias kept in f32 and with its weight codebook-quantized: a Conv's bias is
+/// rounded to f16 and stored in half the bytes then (`writer::f16_tensors`), a Dense one stays f32.
+/// Counting it in the per-layer options lets the allocation spend what the f16 biases free.
+fn bias_bytes(g: &Graph, node: &str) -> (usize, usize) {
+    let Some(n) = g.nodes.iter().find(|n| n.name == node) else { return (0, 0) };
+    let Some(&b) = n.inputs.get(2) else { return (0, 0) };
+    let len = g.tensors[b].data.as_ref().map_or(0, |d| d.len());
+    match n.op {
+        sprig_runtime::op::Op::Conv(_) => (4 * len, 2 * len),
+        _ => (4 * len, 4 * len),
+    }
+}
+
 /// Runs the search on `base` (the imported model with dead channels already removed), with
 /// `dense_out` the dense model's outputs on `samples`.
 pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &SearchOptions) -> Result<Outcome> {
@@ -262,6 +279,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
     // The smallest flash and RAM reached, with the estimate they came from.
     let mut min_flash: Option<(u64, Estimate)> = None;
     let mut min_ram: Option<(u64, Estimate)> = None;
+    let mut min_file: Option<u64> = None;
     let mut min_macs = u64::MAX;
     let mut min_error: Option<f64> = None;
     let within = |v: u64, lim: Option<u64>| lim.is_none_or(|l| v <= l);
@@ -308,11 +326,13 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
         let mut keep = g.clone();
         kept_input_sparse(&mut keep, samples, opts.table.as_ref())?;
         let (_, keep_bytes, keep_est, macs) = build(keep, opts)?;
+        let keep_file = keep_bytes.len() as u64;
         min_macs = min_macs.min(macs);
         if min_ram.as_ref().is_none_or(|(r, _)| keep_est.ram < *r) {
             min_ram = Some((keep_est.ram, keep_est.clone()));
         }
-        let mut cand = Candidate { macs_kept: level, flash: keep_est.flash, ram: keep_est.ram, macs, ..Candidate::default() };
+        let mut cand =
+            Candidate { macs_kept: level, flash: keep_est.flash, file: keep_file, ram: keep_est.ram, macs, ..Candidate::default() };
         if !within(macs, b.macs) || !within(keep_est.ram, b.ram) {
             let mut why = Vec::new();
             if !within(macs, b.macs) {
@@ -340,6 +360,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
             if min_flash.as_ref().is_none_or(|(f, _)| keep_est.flash < *f) {
                 min_flash = Some((keep_est.flash, keep_est.clone()));
             }
+            min_file = Some(min_file.map_or(keep_file, |f: u64| f.min(keep_file)));
             explored.push(cand);
             continue;
         }
@@ -348,7 +369,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
             refine(&mut queue, bad, good);
         }
         // Kept f32 everywhere already fits: no codebook error is needed at this level.
-        let built = if within(keep_est.flash, b.flash) {
+        let built = if within(keep_est.flash, b.flash) && within(keep_file, b.file) {
             (opts.progress)(&format!("{:.0} % MACs: measuring", level * 100.0));
             let fid = fidelity(&keep_bytes, samples, dense_out)?;
             cand.predicted_error = 0.0;
@@ -362,7 +383,6 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
                 macs_kept: level,
             })
         } else {
-            let flash_budget = b.flash.expect("flash over a missing budget");
             // Per-layer curves: the codebook fit of every layer at each width.
             let mut curves: Vec<LayerCurve> = Vec::new();
             for &bits in &opts.bits {
@@ -370,21 +390,25 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
                 let copts = CodebookOptions { max_iter: CURVE_ITER, max_rows: CURVE_ROWS, ..codebook_opts(Vec::new(), bits) };
                 let (_, rep) = quantize(&g, samples, &copts)?;
                 for l in &rep.layers {
+                    let (bias_f32, bias_cb) = bias_bytes(&g, &l.node);
                     let i = match curves.iter().position(|c| c.node == l.node) {
                         Some(i) => i,
                         None => {
-                            curves.push(LayerCurve { node: l.node.clone(), options: vec![(32, l.f32_bytes as u64, 0.0)] });
+                            curves.push(LayerCurve { node: l.node.clone(), options: vec![(32, (l.f32_bytes + bias_f32) as u64, 0.0)] });
                             curves.len() - 1
                         }
                     };
-                    curves[i].options.push((bits, l.bytes as u64, l.relative_error.max(0.0)));
+                    curves[i].options.push((bits, (l.bytes + bias_cb) as u64, l.relative_error.max(0.0)));
                 }
             }
             let f32_total: u64 = curves.iter().map(|c| c.options[0].1).sum();
             let code = opts.target.codebook.unwrap_or(0);
             let fixed = keep_est.flash.saturating_sub(f32_total) + code + PAD_PER_LAYER * curves.len() as u64;
+            let fixed_file = keep_file.saturating_sub(f32_total) + PAD_PER_LAYER * curves.len() as u64;
             let least: u64 = curves.iter().map(|c| c.options.iter().map(|o| o.1).min().unwrap_or(0)).sum();
             let smallest = fixed + least;
+            let smallest_file = fixed_file + least;
+            min_file = Some(min_file.map_or(smallest_file, |f: u64| f.min(smallest_file)));
             if min_flash.as_ref().is_none_or(|(f, _)| smallest < *f) {
                 let mut e = keep_est.clone();
                 e.flash = smallest;
@@ -397,14 +421,25 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
                 });
                 min_flash = Some((smallest, e));
             }
-            if smallest > flash_budget {
+            let narrowest = opts.bits.iter().min().unwrap_or(&2);
+            if !within(smallest, b.flash) || !within(smallest_file, b.file) {
                 cand.flash = smallest;
-                cand.note =
-                    Some(format!("flash: even {}-bit codebooks everywhere need {smallest} B", opts.bits.iter().min().unwrap_or(&2)));
+                cand.file = smallest_file;
+                cand.note = Some(if !within(smallest, b.flash) {
+                    format!("flash: even {narrowest}-bit codebooks everywhere need {smallest} B")
+                } else {
+                    format!("file: even {narrowest}-bit codebooks everywhere make a {smallest_file} B file")
+                });
                 explored.push(cand);
                 continue;
             }
-            let mut capacity = flash_budget - fixed;
+            // The weight bytes both limits leave (at least one is given: the kept-f32 build
+            // broke one of them).
+            let mut capacity = [b.flash.map(|l| l - fixed), b.file.map(|l| l - fixed_file)]
+                .into_iter()
+                .flatten()
+                .min()
+                .expect("a flash or file limit, or the kept-f32 build would have fitted");
             let mut built = None;
             for attempt in 0..3 {
                 let unit = (capacity / 4000).max(8);
@@ -431,10 +466,16 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
                     .collect();
                 cand.predicted_error = alloc.error;
                 cand.flash = est.flash;
+                cand.file = bytes.len() as u64;
                 cand.ram = est.ram;
-                if est.flash > flash_budget {
+                let over = [b.flash.map(|l| est.flash.saturating_sub(l)), b.file.map(|l| cand.file.saturating_sub(l))]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .unwrap_or(0);
+                if over > 0 {
                     // Padding beyond the per-layer allowance: shrink by the overshoot and redo.
-                    capacity = capacity.saturating_sub(est.flash - flash_budget + unit);
+                    capacity = capacity.saturating_sub(over + unit);
                     continue;
                 }
                 (opts.progress)(&format!("{:.0} % MACs: measuring", level * 100.0));
@@ -443,7 +484,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
                 break;
             }
             if built.is_none() && cand.note.is_none() {
-                cand.note = Some("flash: the allocation did not fit once padding was counted".into());
+                cand.note = Some("flash / file: the allocation did not fit once padding was counted".into());
             }
             built
         };
@@ -452,6 +493,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
             continue;
         };
         cand.flash = built.estimate.flash;
+        cand.file = built.bytes.len() as u64;
         cand.ram = built.estimate.ram;
         cand.macs = built.macs;
         cand.measured_error = Some(built.fidelity.relative_error);
@@ -459,6 +501,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
         let err = built.fidelity.relative_error;
         min_error = Some(min_error.map_or(err, |m: f64| m.min(err)));
         cand.feasible = within(built.estimate.flash, b.flash)
+            && within(cand.file, b.file)
             && within(built.estimate.ram, b.ram)
             && within(built.macs, b.macs)
             && b.max_error.is_none_or(|m| err <= m);
@@ -493,6 +536,10 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
         if let Some(lim) = b.flash.filter(|&l| fl > l) {
             reasons.push(format!("flash: the smallest configuration needs {fl} B, {} B over the {lim} B budget", fl - lim));
         }
+        let file_least = min_file.unwrap_or(0);
+        if let Some(lim) = b.file.filter(|&l| file_least > l) {
+            reasons.push(format!("file: the smallest configuration is {file_least} B, {} B over the {lim} B budget", file_least - lim));
+        }
         if let Some(lim) = b.ram.filter(|&l| rl > l) {
             reasons.push(format!("RAM: the smallest arena plus stack is {rl} B, {} B over the {lim} B budget", rl - lim));
         }
@@ -521,6 +568,7 @@ pub fn search(base: &Graph, samples: &[&[f32]], dense_out: &[Vec<f32>], opts: &S
         Some(Limits {
             min_flash: fl,
             flash_parts: top(fe, false),
+            min_file: if b.file.is_some() { file_least } else { 0 },
             min_ram: rl,
             ram_parts: top(re, true),
             min_macs: if min_macs == u64::MAX { 0 } else { min_macs },
@@ -600,6 +648,7 @@ mod tests {
         assert_eq!(b.max_error, Some(0.05));
         assert_eq!(parse_budget("flash=1MB", None).unwrap().flash, Some(1_000_000));
         assert_eq!(parse_budget("ram=5000", None).unwrap().ram, Some(5000));
+        assert_eq!(parse_budget("file=20KB", None).unwrap().file, Some(20_000));
         for bad in ["", "flash", "flash=-1KiB", "flash=abc", "disk=1KiB", "flash=0", "ram=NaN"] {
             let e = parse_budget(bad, None).unwrap_err().to_string();
             assert!(e.contains("--budget"), "{bad}: {e}");

@@ -98,7 +98,7 @@ pub struct Args {
     /// Drop operator and internal tensor names from the output (smaller file; graph inputs and
     /// outputs keep theirs). The report still names the layers.
     #[arg(long)]
-    strip_names: bool,
+    pub(super) strip_names: bool,
     /// Write fixed-size tensor and operator tables (format 1.5) for runtimes older than 1.6;
     /// the file is larger (64 bytes per tensor, 128 per operator).
     #[arg(long)]

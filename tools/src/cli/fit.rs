@@ -20,19 +20,21 @@ fn print_summary(r: &BudgetReport) {
     let b = &r.budget;
     let lim = |v: Option<u64>| v.map_or("-".to_string(), kib);
     println!(
-        "budget on {}: flash {}, RAM {}, MACs {}, max error {}",
+        "budget on {}: flash {}, file {}, RAM {}, MACs {}, max error {}",
         r.target,
         lim(b.flash),
+        lim(b.file),
         lim(b.ram),
         b.macs.map_or("-".into(), |m| m.to_string()),
         b.max_error.map_or("-".into(), |e| e.to_string())
     );
     for (i, c) in r.explored.iter().enumerate() {
         println!(
-            "  {} MACs kept {:>3.0} %: flash {:>10}, RAM {:>10}, {} codebook layers, predicted error {:.2e}, measured {}{}",
+            "  {} MACs kept {:>3.0} %: flash {:>10}, file {:>10}, RAM {:>10}, {} codebook layers, predicted error {:.2e}, measured {}{}",
             if Some(i) == r.chosen { "*" } else { " " },
             100.0 * c.macs_kept,
             kib(c.flash),
+            kib(c.file),
             kib(c.ram),
             c.layer_bits.len(),
             c.predicted_error,
@@ -135,6 +137,7 @@ pub fn run(a: Args) -> Result<()> {
         target,
         progress: &progress,
         latency_iters: 200,
+        strip_names: a.strip_names,
     };
     let result = fit(&input);
     pb.finish_and_clear();
