@@ -8,6 +8,11 @@ samples; MNIST on its calib.npy; AD on 128 windows spread over the set), evaluat
 
     python3 benches/scripts/codebook_table.py [--models a,b] [--bits 2,3,4,8] [--methods jlcm,kmeans,linear]
         [--prune filter:params=0.6 | --no-prune] [--out FILE]
+
+With --ladder: instead, pruning + codebooks towards 12x smaller than the ONNX file (issue #5), names
+stripped: 4 bits at params=0.6 and 0.5, 3 bits at params=0.9 .. 0.6, 2 bits with dead channels
+only and at params=0.9 and 0.8, and `--budget file=<ONNX bytes / 12>` (the search picks the pruning
+level and per-layer bits); accuracy on the eval half against the dense model's.
 """
 import argparse
 import json
@@ -21,6 +26,33 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prune_table import SPRIG, ad_auc, build, emit, failure, sh, speedup, splits  # noqa: E402
 
 METHODS = ["jlcm", "kmeans", "linear"]
+LADDER = [(4, "0.6"), (4, "0.5"), (3, "0.9"), (3, "0.8"), (3, "0.7"), (3, "0.6"), (2, None), (2, "0.9"), (2, "0.8")]
+
+
+def ladder(a, tmp):
+    """The --ladder table: pruning + codebooks (and the file-budget search) per model."""
+    lines = ["| model | configuration (names stripped) | bytes (ONNX / .sprig) | smaller than ONNX | accuracy (dense) | top-1 agreement |",
+             "|---|---|---|---|---|---|"]
+    for name, onnx, cp, ep, lp, extra in splits(a.models, tmp):
+        ob = os.path.getsize(onnx)
+        dense = os.path.join(tmp, name + ".sprig")
+        build(onnx, dense)
+        dense_acc, _ = score(dense, onnx, ep, lp, extra, tmp)
+        runs = [(f"{b} bits, " + (f"filter:params={p}" if p else "dead channels only"), ["--codebook", str(b)] + (["--prune", f"filter:params={p}"] if p else []))
+                for b, p in LADDER]
+        runs.append((f"--budget file={ob // 12}", ["--budget", f"file={ob // 12}", "--eval", ep] + (["--labels", lp] if lp else []) + ["-q"]))
+        for label, args in runs:
+            out = os.path.join(tmp, f"{name}_ladder.sprig")
+            try:
+                build(onnx, out, cp, "--strip-names", *args)
+            except RuntimeError as e:
+                lines.append(f"| {name} | {label} | failed: {failure(e)} | | | |")
+                continue
+            acc, v = score(out, onnx, ep, lp, extra, tmp)
+            size = os.path.getsize(out)
+            lines.append(f"| {name} | {label} | {ob} / {size} | {ob / size:.2f}x | {acc} ({dense_acc}) | {100 * v['top1_agreement']:.1f} % |")
+            print(lines[-1], flush=True)
+    emit("\n".join(lines) + "\n", a.out)
 
 
 def score(model, onnx, ep, lp, extra, tmp):
@@ -43,8 +75,11 @@ def main():
     ap.add_argument("--prune", default="filter:params=0.6", help="pruning combined with 4-bit codebooks")
     ap.add_argument("--iters", default="200")
     ap.add_argument("--out", default="")
+    ap.add_argument("--ladder", action="store_true", help="pruning + codebooks towards 12x (see the module doc)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
+    if a.ladder:
+        return ladder(a, tmp)
     lines = ["| model | variant | bytes (ONNX / .sprig) | smaller than ONNX | accuracy (dense) | top-1 agreement | mean abs output error | latency vs dense .sprig |",
              "|---|---|---|---|---|---|---|---|"]
     for name, onnx, cp, ep, lp, extra in splits(a.models, tmp):
