@@ -109,11 +109,13 @@ pub struct Args {
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub(super) json: Option<PathBuf>,
-    /// Fit a device instead of applying given methods: `flash=256KiB,ram=64KiB[,macs=2M]`
-    /// (sizes in B, KB, KiB, MB, MiB; MACs with k, M, G). Chooses the pruning level, per-layer
+    /// Fit a device instead of applying given methods:
+    /// `flash=256KiB,ram=64KiB[,macs=2M][,file=20KB]` (sizes in B, KB, KiB, MB, MiB; MACs with
+    /// k, M, G). Chooses the pruning level, per-layer
     /// codebook bits and kernels with the least calibration-output error within the budget
     /// (flash: the file plus the runtime code of the kernels used; RAM: arena plus stack, as
-    /// `sprig size` estimates them for --target).
+    /// `sprig size` estimates them for --target; file: the .sprig file alone, names stripped
+    /// with --strip-names).
     #[arg(long, conflicts_with_all = ["prune", "codebook", "layer_bits", "act_threshold"])]
     pub(super) budget: Option<String>,
     /// With --budget: largest relative output error (‖y − y_dense‖ / ‖y_dense‖ on the
