@@ -152,6 +152,10 @@ fn a_budget_that_cannot_be_met_says_which_limit_and_writes_no_model() {
         (vec!["--budget", "flash=-3KiB"], "not a positive number"),
         (vec!["--budget", "flash=64KiB", "--target", "riscv32imc-unknown-none-elf"], "no measured sizes"),
         (vec!["--budget", "flash=64KiB", "--prune", "filter:0.5"], "cannot be used with"),
+        // Options the search sets itself are refused, not ignored.
+        (vec!["--budget", "file=2KB", "--fixed-tables"], "cannot be used with"),
+        (vec!["--budget", "flash=64KiB", "--weights", "f16"], "cannot be used with"),
+        (vec!["--budget", "flash=64KiB", "--codebook-values", "f32"], "cannot be used with"),
         (vec!["--budget", "flash=64KiB", "--max-error=-1"], "--max-error"),
     ] {
         let mut a = vec!["compress", s(&onnx), "--calib", s(&calib), "-o", s(&out)];

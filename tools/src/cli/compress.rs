@@ -116,7 +116,13 @@ pub struct Args {
     /// (flash: the file plus the runtime code of the kernels used; RAM: arena plus stack, as
     /// `sprig size` estimates them for --target; file: the .sprig file alone, names stripped
     /// with --strip-names).
-    #[arg(long, conflicts_with_all = ["prune", "codebook", "layer_bits", "act_threshold"])]
+    /// (The search chooses pruning, bits and kernels itself and writes f32 / codebook weights
+    /// with packed tables: the options that set those are refused beside it, never ignored.)
+    #[arg(long, conflicts_with_all = [
+        "prune", "codebook", "layer_bits", "act_threshold", "act_threshold_eps", "prune_method", "sparse_storage",
+        "codebook_groups", "codebook_values", "codebook_method", "codebook_kernel", "act_sparsity", "input_sparse",
+        "no_polish", "weights", "fixed_tables",
+    ])]
     pub(super) budget: Option<String>,
     /// With --budget: largest relative output error (‖y − y_dense‖ / ‖y_dense‖ on the
     /// calibration data) accepted.
