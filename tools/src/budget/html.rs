@@ -609,7 +609,7 @@ fn write_candidate_table(out: &mut String, rep: &BudgetReport) -> fmt::Result {
     writeln!(out, "<h2>Candidates explored</h2>\n<table class=\"candidates\">")?;
     writeln!(
         out,
-        "<thead><tr><th>#</th><th>MACs kept</th><th>codebook layers</th><th>flash</th><th>RAM</th><th>MACs</th><th>predicted error</th>\
+        "<thead><tr><th>#</th><th>MACs kept</th><th>codebook layers</th><th>flash</th><th>.sprig file</th><th>RAM</th><th>MACs</th><th>predicted error</th>\
          <th>measured error</th><th>top-1 agreement</th><th>feasible</th><th>note</th></tr></thead>\n<tbody>"
     )?;
     for (i, c) in rep.explored.iter().enumerate() {
@@ -622,10 +622,11 @@ fn write_candidate_table(out: &mut String, rep: &BudgetReport) -> fmt::Result {
         writeln!(
             out,
             "<tr data-candidate=\"{i}\"{class}><td class=\"num\">{i}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{feasible}<td>{note}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{feasible}<td>{note}</td></tr>",
             pct(c.macs_kept),
             layer_bits(c),
             bytes(c.flash),
+            if c.file > 0 { bytes(c.file) } else { "—".to_string() },
             bytes(c.ram),
             count(c.macs),
             num(c.predicted_error),
@@ -1108,6 +1109,23 @@ mod tests {
         assert_eq!(bars(&html, "macs").len(), 3);
         assert_eq!(bars(&html, "latency").len(), 3);
         assert!(html.contains("2 point(s) with a non-finite error are not drawn"));
+    }
+
+    #[test]
+    fn a_file_budget_has_its_row_and_every_candidate_its_file() {
+        let mut rep = report();
+        rep.budget.file = Some(90_000);
+        let html = render(&rep);
+        let table =
+            |class: &str| html.split(&format!("<table class=\"{class}\">")).nth(1).and_then(|t| t.split("</table>").next()).unwrap();
+        let row = table("budget").split("<tr>").find(|r| r.contains(".sprig file")).expect("a .sprig file row");
+        let file = rep.after.as_ref().unwrap().file_bytes;
+        assert!(row.contains(&bytes(90_000)) && row.contains(&bytes(file)), "{row}");
+        assert!(row.contains(if file <= 90_000 { "class=\"yes\"" } else { "class=\"no\"" }), "{row}");
+        for (i, c) in rep.explored.iter().enumerate() {
+            let r = table("candidates").split("<tr").find(|r| r.contains(&format!("data-candidate=\"{i}\""))).unwrap();
+            assert!(r.contains(&bytes(c.file)), "candidate {i}: {r}");
+        }
     }
 
     #[test]
