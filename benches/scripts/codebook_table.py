@@ -29,15 +29,19 @@ METHODS = ["jlcm", "kmeans", "linear"]
 LADDER = [(4, "0.6"), (4, "0.5"), (3, "0.9"), (3, "0.8"), (3, "0.7"), (3, "0.6"), (2, None), (2, "0.9"), (2, "0.8")]
 
 
+def dense_side(name, onnx, ep, lp, extra, tmp):
+    """The ONNX file's bytes, the dense .sprig built from it and its accuracy on the eval half."""
+    dense = os.path.join(tmp, name + ".sprig")
+    build(onnx, dense)
+    return os.path.getsize(onnx), dense, score(dense, onnx, ep, lp, extra, tmp)[0]
+
+
 def ladder(a, tmp):
     """The --ladder table: pruning + codebooks (and the file-budget search) per model."""
     lines = ["| model | configuration (names stripped) | bytes (ONNX / .sprig) | smaller than ONNX | accuracy (dense) | top-1 agreement |",
              "|---|---|---|---|---|---|"]
     for name, onnx, cp, ep, lp, extra in splits(a.models, tmp):
-        ob = os.path.getsize(onnx)
-        dense = os.path.join(tmp, name + ".sprig")
-        build(onnx, dense)
-        dense_acc, _ = score(dense, onnx, ep, lp, extra, tmp)
+        ob, dense, dense_acc = dense_side(name, onnx, ep, lp, extra, tmp)
         runs = [(f"{b} bits, " + (f"filter:params={p}" if p else "dead channels only"), ["--codebook", str(b)] + (["--prune", f"filter:params={p}"] if p else []))
                 for b, p in LADDER]
         runs.append((f"--budget file={ob // 12}", ["--budget", f"file={ob // 12}", "--eval", ep] + (["--labels", lp] if lp else []) + ["-q"]))
@@ -83,10 +87,7 @@ def main():
     lines = ["| model | variant | bytes (ONNX / .sprig) | smaller than ONNX | accuracy (dense) | top-1 agreement | mean abs output error | latency vs dense .sprig |",
              "|---|---|---|---|---|---|---|---|"]
     for name, onnx, cp, ep, lp, extra in splits(a.models, tmp):
-        onnx_bytes = os.path.getsize(onnx)
-        dense = os.path.join(tmp, name + ".sprig")
-        build(onnx, dense)
-        dense_acc, _ = score(dense, onnx, ep, lp, extra, tmp)
+        onnx_bytes, dense, dense_acc = dense_side(name, onnx, ep, lp, extra, tmp)
         runs = [(f"{b} bits {m}", ["--codebook", str(b), "--codebook-method", m]) for b in a.bits.split(",") for m in a.methods.split(",")]
         if "4" in a.bits.split(",") and "jlcm" in a.methods.split(","):
             runs.append(("4 bits jlcm --strip-names", ["--codebook", "4", "--strip-names"]))
