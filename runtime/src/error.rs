@@ -117,6 +117,12 @@ pub enum Error {
         /// The rule broken, e.g. `"row_group entry not below groups"`.
         rule: &'static str,
     },
+    /// A `U8_AFFINE` constant's grid is not finite: `lo` or `step` is NaN or infinite, `step` is
+    /// negative, or its largest value `lo + 255 · step` overflows.
+    BadAffine {
+        /// Tensor index.
+        tensor: u32,
+    },
     /// An arena tensor lies outside the arena.
     ArenaOutOfBounds {
         /// Tensor index.
@@ -251,6 +257,9 @@ impl core::fmt::Display for Error {
             BadDataLength { tensor } => write!(f, "tensor {tensor}: byte length does not match shape and encoding"),
             BadSparse { tensor, rule } => write!(f, "tensor {tensor}: bad block-sparse payload: {rule}"),
             BadCodebook { tensor, rule } => write!(f, "tensor {tensor}: bad codebook payload: {rule}"),
+            BadAffine { tensor } => {
+                write!(f, "tensor {tensor}: u8-affine grid (lo, step) not finite, step negative, or lo + 255 step overflows")
+            }
             ArenaOutOfBounds { tensor } => write!(f, "tensor {tensor}: outside the arena"),
             ArenaMisaligned { tensor } => write!(f, "tensor {tensor}: arena offset not 16-byte aligned"),
             ArenaOverlap { a, b } => write!(f, "tensors {a} and {b} overlap in the arena while both live"),

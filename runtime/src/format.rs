@@ -7,7 +7,10 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 6;
+pub const VERSION_MINOR: u16 = 7;
+/// First minor version with weight encoding [`encoding::U8_AFFINE`] (a 1.6 reader rejects it with
+/// `UnsupportedEncoding`).
+pub const U8_AFFINE_MINOR: u16 = 7;
 /// First minor version whose tensor, operator and operand tables may be packed (sections
 /// [`section::TENSORS_PACKED`], [`section::OPS_PACKED`], [`section::OPERANDS16`]). Earlier files
 /// have only the fixed-size tables; a 1.5 reader skips the packed sections and reports the fixed
@@ -119,6 +122,9 @@ pub mod encoding {
     /// Packed `bits`-bit indices into per-group codebooks over the `[d0, numel / d0]` matrix
     /// (minor 2; layout in [`crate::codebook`] and `docs/FORMAT.md`).
     pub const CODEBOOK: u8 = 4;
+    /// Dense 8-bit codes on a uniform grid (minor 7): f32 `lo`, f32 `step`, then one `u8` code
+    /// `q` per element, value `lo + step · q` ([`crate::format::u8_affine_value`]).
+    pub const U8_AFFINE: u8 = 5;
 
     /// Human-readable name of an encoding code.
     pub fn name(code: u8) -> &'static str {
@@ -128,6 +134,7 @@ pub mod encoding {
             F16 => "f16",
             BSR_F32 => "bsr-f32",
             CODEBOOK => "codebook",
+            U8_AFFINE => "u8-affine",
             _ => "unknown",
         }
     }
@@ -161,6 +168,66 @@ pub mod codebook_value {
 pub use crate::codebook::codebook_len;
 #[cfg(feature = "std")]
 pub use crate::codebook::encode_codebook;
+
+/// Header of a `U8_AFFINE` payload: f32 `lo`, f32 `step`.
+pub const U8_AFFINE_HEADER_LEN: usize = 8;
+
+/// Value of code `q` of a `U8_AFFINE` payload with grid `lo`, `step`: `lo + step · q`, rounded
+/// once after the product and once after the sum (never fused), so that the writer's values and
+/// every reader's agree bit for bit.
+#[inline(always)]
+pub fn u8_affine_value(lo: f32, step: f32, q: u8) -> f32 {
+    lo + step * q as f32
+}
+
+/// The `U8_AFFINE` grid `(lo, step)` spanning `values`: their least and largest values, 255 steps
+/// apart (`(0, 0)` for none). `None` when a value is not finite or the grid overflows.
+pub fn u8_affine_fit(values: &[f32]) -> Option<(f32, f32)> {
+    if values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if values.is_empty() {
+        return Some((0.0, 0.0));
+    }
+    let step = (hi - lo) / 255.0;
+    (step.is_finite() && u8_affine_value(lo, step, 255).is_finite()).then_some((lo, step))
+}
+
+/// The code of `v` on the grid `(lo, step)`: the one whose value is nearest (ties to the lower).
+pub fn u8_affine_code(lo: f32, step: f32, v: f32) -> u8 {
+    if step.is_nan() || step <= 0.0 {
+        return 0;
+    }
+    // Nearest code of the exact quotient (truncation of a non-negative value + 0.5; NaN gives 0).
+    let guess = ((v - lo) / step + 0.5).clamp(0.0, 255.0) as u8;
+    // The division may land one code off the nearest value; look at the neighbours.
+    let mut best = guess;
+    for q in [guess.saturating_sub(1), guess.saturating_add(1)] {
+        if (u8_affine_value(lo, step, q) - v).abs() < (u8_affine_value(lo, step, best) - v).abs() {
+            best = q;
+        }
+    }
+    best
+}
+
+/// The `U8_AFFINE` payload of `values` on the grid `(lo, step)`, or `None` when a value is not
+/// exactly a grid value (the payload would decode to other values).
+#[cfg(feature = "std")]
+pub fn encode_u8_affine(lo: f32, step: f32, values: &[f32]) -> Option<std::vec::Vec<u8>> {
+    let mut out = std::vec::Vec::with_capacity(U8_AFFINE_HEADER_LEN + values.len());
+    out.extend_from_slice(&lo.to_le_bytes());
+    out.extend_from_slice(&step.to_le_bytes());
+    for &v in values {
+        let q = u8_affine_code(lo, step, v);
+        if u8_affine_value(lo, step, q).to_bits() != v.to_bits() {
+            return None;
+        }
+        out.push(q);
+    }
+    Some(out)
+}
 
 /// Kernel codes (which implementation runs an operator).
 pub mod kernel {

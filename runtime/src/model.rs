@@ -7,7 +7,7 @@ use crate::format::{self, encoding, kernel, section, Role};
 use crate::op::{Op, ATTR_WORDS, MAX_OP_INPUTS};
 use crate::shape::{Shape, MAX_RANK};
 use crate::sparse::{self, Bsr, BsrInfo};
-use crate::view::View;
+use crate::view::{Affine8, View};
 use byteorder::{ByteOrder, LE};
 
 fn rd_u16(b: &[u8], at: usize) -> Result<u16, Error> {
@@ -425,7 +425,7 @@ impl<'a> Model<'a> {
                 let elem = match t.encoding {
                     encoding::F32 => Some(4),
                     encoding::F16 => Some(2),
-                    encoding::BSR_F32 | encoding::CODEBOOK => None,
+                    encoding::BSR_F32 | encoding::CODEBOOK | encoding::U8_AFFINE => None,
                     encoding::NONE => return Err(Error::BadTensor { tensor: ti }),
                     e => return Err(Error::UnsupportedEncoding { tensor: ti, encoding: e }),
                 };
@@ -445,6 +445,14 @@ impl<'a> Model<'a> {
                 if t.encoding == encoding::CODEBOOK {
                     let (rows, cols) = sparse::bsr_matrix(t.shape.dims());
                     Codebook::parse(self.payload(&t), rows, cols).map_err(|rule| Error::BadCodebook { tensor: ti, rule })?;
+                }
+                if t.encoding == encoding::U8_AFFINE {
+                    if numel.checked_add(format::U8_AFFINE_HEADER_LEN) != Some(t.len as usize) {
+                        return Err(Error::BadDataLength { tensor: ti });
+                    }
+                    if !Affine8::split(self.payload(&t)).is_some_and(|a| a.grid_ok()) {
+                        return Err(Error::BadAffine { tensor: ti });
+                    }
                 }
                 if t.alias.is_some() {
                     return Err(Error::BadAlias { tensor: ti });
@@ -786,6 +794,7 @@ impl<'a> Model<'a> {
         let bytes = self.payload(t);
         match t.encoding {
             encoding::F16 => View::F16Le(bytes),
+            encoding::U8_AFFINE => Affine8::split(bytes).map_or(View::F32(&[]), View::U8),
             encoding::BSR_F32 => {
                 let (rows, cols) = sparse::bsr_matrix(t.shape.dims());
                 Bsr::split(bytes, rows, cols).map_or(View::F32(&[]), View::Bsr)

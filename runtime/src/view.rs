@@ -1,6 +1,7 @@
 //! Read-only element views over activations (`&[f32]`) and stored weight payloads.
 
 use crate::codebook::Codebook;
+use crate::format::{u8_affine_value, U8_AFFINE_HEADER_LEN};
 use crate::sparse::Bsr;
 
 /// A read-only run of f32 values, whatever its storage.
@@ -22,6 +23,41 @@ pub enum View<'a> {
     Bsr(Bsr<'a>),
     /// Codebook-quantized payload (`encoding::CODEBOOK`), read as its decoded dense elements.
     Codebook(Codebook<'a>),
+    /// 8-bit codes on a uniform grid (`encoding::U8_AFFINE`), read as `lo + step · q`.
+    U8(Affine8<'a>),
+}
+
+/// The codes of a `U8_AFFINE` payload and its grid: element `i` is
+/// [`u8_affine_value`]`(lo, step, q[i])`. The reader checks that every value is finite.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Affine8<'a> {
+    /// Value of code 0.
+    pub lo: f32,
+    /// Distance between neighbouring codes' values.
+    pub step: f32,
+    /// One code per element.
+    pub q: &'a [u8],
+}
+
+impl<'a> Affine8<'a> {
+    /// Splits a payload (header, then codes) without checking the grid (`Model::parse` does).
+    pub fn split(payload: &'a [u8]) -> Option<Affine8<'a>> {
+        let head = payload.get(..U8_AFFINE_HEADER_LEN)?;
+        let lo = f32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let step = f32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        Some(Affine8 { lo, step, q: &payload[U8_AFFINE_HEADER_LEN..] })
+    }
+
+    /// Whether every value of the grid is finite: `lo`, `step ≥ 0` and `lo + 255 · step` finite
+    /// (the values lie between `lo` and that, each rounded from an exact value in the range).
+    pub fn grid_ok(&self) -> bool {
+        self.lo.is_finite() && self.step.is_finite() && self.step >= 0.0 && u8_affine_value(self.lo, self.step, 255).is_finite()
+    }
+
+    #[inline]
+    fn at(&self, q: u8) -> f32 {
+        u8_affine_value(self.lo, self.step, q)
+    }
 }
 
 impl Default for View<'_> {
@@ -40,6 +76,7 @@ impl<'a> View<'a> {
             View::F16Le(b) => b.len() / 2,
             View::Bsr(b) => b.len(),
             View::Codebook(c) => c.len(),
+            View::U8(a) => a.q.len(),
         }
     }
 
@@ -63,6 +100,7 @@ impl<'a> View<'a> {
             },
             View::Bsr(b) => b.get(i),
             View::Codebook(c) => c.get(i),
+            View::U8(a) => a.q.get(i).map_or(0.0, |&q| a.at(q)),
         }
     }
 
@@ -75,6 +113,7 @@ impl<'a> View<'a> {
             View::F16Le(b) => View::F16Le(b.get(start.checked_mul(2)?..end.checked_mul(2)?)?),
             View::Bsr(b) => View::Bsr(b.window(start, len)?),
             View::Codebook(c) => View::Codebook(c.window(start, len)?),
+            View::U8(a) => View::U8(Affine8 { q: a.q.get(start..end)?, ..*a }),
         })
     }
 
@@ -111,6 +150,11 @@ impl<'a> View<'a> {
             }
             View::Bsr(b) => b.read_into(start, out),
             View::Codebook(c) => c.read_into(start, out),
+            View::U8(a) if a.q.len() >= start.saturating_add(out.len()) => {
+                for (o, &q) in out.iter_mut().zip(&a.q[start..]) {
+                    *o = a.at(q);
+                }
+            }
             _ => {
                 for (k, o) in out.iter_mut().enumerate() {
                     *o = self.get(start + k);

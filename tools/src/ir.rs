@@ -48,6 +48,14 @@ pub enum Storage {
     /// inputs, row groups over inputs), run by the input-sparse kernel; `data` (output-major)
     /// holds exactly the decoded values.
     InputMajorCodebook(Arc<CodebookData>),
+    /// 8-bit codes on the grid `lo + step · q` (`encoding::U8_AFFINE`); `data` holds exactly grid
+    /// values (`format::u8_affine_value`), so the file decodes to it bit for bit.
+    U8Affine {
+        /// Value of code 0.
+        lo: f32,
+        /// Grid step (≥ 0).
+        step: f32,
+    },
 }
 
 /// A codebook-quantized `[rows, cols]` weight matrix (rows = dim 0).

@@ -41,6 +41,9 @@ pub enum WriteError {
     /// its values.
     #[error("codebook tensor `{0}` is inconsistent (its indices and codebooks do not decode to its values, or an f16 codebook value is not exact in f16)")]
     Codebook(String),
+    /// A u8-affine tensor with a value off its grid, or a grid that is not finite.
+    #[error("u8-affine tensor `{0}` is inconsistent (a value is not exactly on its grid lo + step * q, or the grid is not finite)")]
+    U8Affine(String),
     /// An input-major weight not used exactly as the weight of Dense / 1×1 Conv layers.
     #[error("tensor `{0}` is stored input-major but is not only the weight of Dense or 1x1 Conv (group 1, no padding) layers")]
     InputMajor(String),
@@ -225,6 +228,12 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
                     }
                     data.extend_from_slice(&sprig_runtime::format::encode_bsr(rows, cols, br, bc, values));
                     encoding::BSR_F32
+                } else if let crate::ir::Storage::U8Affine { lo, step } = t.storage {
+                    let payload = sprig_runtime::format::encode_u8_affine(lo, step, values)
+                        .filter(|_| sprig_runtime::view::Affine8 { lo, step, q: &[] }.grid_ok())
+                        .ok_or_else(|| WriteError::U8Affine(t.name.clone()))?;
+                    data.extend_from_slice(&payload);
+                    encoding::U8_AFFINE
                 } else if t.storage == crate::ir::Storage::InputMajor {
                     let (rows, cols) = (t.shape.first().copied().unwrap_or(0), t.shape.get(1).copied().unwrap_or(0));
                     for v in swap01_values(values, rows, cols) {
@@ -331,9 +340,10 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         (section::OPERANDS16, &operands),
         (section::DATA, &data),
     ];
-    // Packed tables need 1.6, which every other feature predates; `unpack_tables` rewrites a
-    // file for older readers.
-    Ok(assemble(&sections, format::PACKED_MINOR))
+    // Files declare the least minor version that holds them: packed tables need 1.6, u8-affine
+    // constants 1.7; `unpack_tables` rewrites a file for older readers.
+    let u8_affine = g.tensors.iter().any(|t| matches!(t.storage, crate::ir::Storage::U8Affine { .. }) && t.data.is_some());
+    Ok(assemble(&sections, if u8_affine { format::U8_AFFINE_MINOR } else { format::PACKED_MINOR }))
 }
 
 fn put_values(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>) {
@@ -412,8 +422,9 @@ pub fn pack_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<Packed
 }
 
 /// `file` (a valid `.sprig`) with packed tables rewritten as fixed-size ones, declaring format
-/// 1.5 (the newest without packed tables), for readers older than 1.6. Files whose tables are
-/// already fixed come back unchanged.
+/// 1.5 (the newest without packed tables), for readers older than 1.6; a file with u8-affine
+/// constants declares 1.7, which they need (a 1.5 or 1.6 reader rejects them by name either way).
+/// Files whose tables are already fixed come back unchanged.
 pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
     let model = sprig_runtime::Model::parse(file)?;
     let n = le32(file, 12) as usize;
@@ -437,11 +448,13 @@ pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
             })
             .collect()
     };
+    let mut u8_affine = false;
     for (kind, body) in secs.iter_mut() {
         match *kind {
             section::TENSORS_PACKED => {
                 let mut out = Vec::new();
                 for v in records(body) {
+                    u8_affine |= v[3] == encoding::U8_AFFINE as u32;
                     let rank = v[4] as usize;
                     out.write_u32::<LE>(v[0]).unwrap();
                     out.write_u32::<LE>(v[1]).unwrap();
@@ -485,7 +498,8 @@ pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
         }
     }
     let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    let out = assemble(&refs, format::PACKED_MINOR - 1);
+    // 1.5 (fixed tables), unless a u8-affine constant needs 1.7 (whose readers take fixed tables).
+    let out = assemble(&refs, if u8_affine { format::U8_AFFINE_MINOR } else { format::PACKED_MINOR - 1 });
     debug_assert_eq!(sprig_runtime::Model::parse(&out).map(|m| m.num_ops()), Ok(model.num_ops()));
     Ok(out)
 }

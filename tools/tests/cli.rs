@@ -321,7 +321,10 @@ fn compress_codebook_writes_a_smaller_valid_file_shown_by_inspect() {
         layers.iter().map(|l| (l["bytes"].as_u64().unwrap(), l["f32_bytes"].as_u64().unwrap())).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     assert!(cb * 3 < f32b, "codebook payloads {cb} B for {f32b} B of f32 weights");
     let bytes = std::fs::read(&out).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 6, "format 1.6 (packed tables)");
+    // Packed tables (1.6) and, at 4 bits, u8-affine biases (1.7), named per layer in the report.
+    assert!(layers.iter().any(|l| l["bias"] == "u8"), "{layers:?}");
+    assert!(text.contains("u8 bias"), "{text}");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 7, "format 1.7 (u8-affine biases)");
     let shown = ok(&["inspect", s(&out)]);
     assert!(shown.contains("codebook 4b"), "{shown}");
     let val: serde_json::Value =

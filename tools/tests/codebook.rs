@@ -61,23 +61,41 @@ fn codebook_files_run_the_quantized_graph_and_jlcm_beats_the_baselines() {
             let m = sprig_runtime::Model::parse(&c.bytes).unwrap();
             let cbs = (0..m.num_tensors()).filter(|&i| m.tensor(i).is_some_and(|t| t.encoding == encoding::CODEBOOK)).count();
             assert_eq!(cbs, report.layers.len());
-            // Conv biases are rounded to f16 and stored as f16 (half the bytes, no loss).
-            let mut f16_biases = 0;
+            // Each layer's bias is stored as the report says, holding exactly the values the
+            // quantized graph ran: u8-affine (format 1.7) on its grid, a Conv's in f16 otherwise.
+            let mut u8_biases = 0;
             for l in &report.layers {
                 let node = q.nodes.iter().find(|x| x.name == l.node).unwrap();
-                let (true, Some(&bt)) = (matches!(node.op, sprig_runtime::op::Op::Conv(_)), node.inputs.get(2)) else { continue };
+                let Some(&bt) = node.inputs.get(2) else { continue };
                 let b = q.tensors[bt].data.as_ref().unwrap();
-                assert!(b.iter().all(|&v| half::f16::from_f32(v).to_f32().to_bits() == v.to_bits()), "{}: bias not exact in f16", l.node);
                 let stored = (0..m.num_tensors()).filter_map(|i| m.tensor(i)).find(|t| t.name == q.tensors[bt].name).unwrap();
-                assert_eq!(stored.encoding, encoding::F16, "{}: bias stored as {}", l.node, encoding::name(stored.encoding));
-                f16_biases += 1;
+                let view = m.constant(&stored);
+                assert!(b.iter().enumerate().all(|(i, &v)| view.get(i).to_bits() == v.to_bits()), "{}: stored bias differs", l.node);
+                let want = match l.bias.as_str() {
+                    "u8" => encoding::U8_AFFINE,
+                    "f16" => encoding::F16,
+                    _ => encoding::F32,
+                };
+                assert_eq!(stored.encoding, want, "{}: bias ({}) stored as {}", l.node, l.bias, encoding::name(stored.encoding));
+                let conv = matches!(node.op, sprig_runtime::op::Op::Conv(_));
+                assert!(l.bias == "u8" || l.bias == if conv { "f16" } else { "f32" }, "{}: {}", l.node, l.bias);
+                u8_biases += (l.bias == "u8") as usize;
             }
-            assert!(f16_biases > 0);
-            assert_eq!(m.minor_version(), sprig_runtime::format::PACKED_MINOR, "packed tables (format 1.6)");
+            // Auto keeps u8 biases where they cost the layer at most 1 % of its error: on these
+            // layers, everywhere.
+            // Auto keeps a u8 bias where it costs the layer at most 1 % of its error: at 4 bits
+            // and below JLCM layers do; at 8 bits (errors near 1e-7) none does.
+            match (bits, method) {
+                (..=4, CodebookMethod::Jlcm) => assert!(u8_biases > 0),
+                (8, CodebookMethod::Jlcm) => assert_eq!(u8_biases, 0),
+                _ => {}
+            }
+            let minor = if u8_biases > 0 { sprig_runtime::format::U8_AFFINE_MINOR } else { sprig_runtime::format::PACKED_MINOR };
+            assert_eq!(m.minor_version(), minor, "packed tables (1.6), u8-affine biases (1.7)");
             // Rewritten with fixed tables for 1.5 readers, the file holds the same records.
             let fixed = sprig_tools::writer::unpack_tables(&c.bytes).unwrap();
             let fm = sprig_runtime::Model::parse(&fixed).unwrap();
-            assert_eq!(fm.minor_version(), sprig_runtime::format::PACKED_MINOR - 1);
+            assert_eq!(fm.minor_version(), if u8_biases > 0 { minor } else { minor - 1 });
             assert!((0..m.num_tensors()).all(|i| fm.tensor(i) == m.tensor(i)) && (0..m.num_ops()).all(|i| fm.op(i) == m.op(i)));
             let mut d = q.clone();
             for t in &mut d.tensors {
@@ -177,11 +195,15 @@ fn input_major_codebooks_run_the_quantized_graph_with_the_input_sparse_kernel() 
         // with its decoded weights stored plain.
         let file = compile(q.clone(), WeightFormat::F32, [0; 32]).unwrap();
         let m = sprig_runtime::Model::parse(&file.bytes).unwrap();
-        assert_eq!(m.minor_version(), sprig_runtime::format::PACKED_MINOR, "packed tables (format 1.6)");
-        // Rewritten with fixed tables for 1.5 readers, the file holds the same records.
+        // Packed tables (1.6); u8-affine biases (1.7) where the report has them.
+        let u8_biases = report.layers.iter().any(|l| l.bias == "u8");
+        assert_eq!(u8_biases, bits <= 4, "{bits} bits: {:?}", report.layers.iter().map(|l| &l.bias).collect::<Vec<_>>());
+        let minor = if u8_biases { sprig_runtime::format::U8_AFFINE_MINOR } else { sprig_runtime::format::PACKED_MINOR };
+        assert_eq!(m.minor_version(), minor);
+        // Rewritten with fixed tables for 1.5 readers (1.7 with u8-affine), the same records.
         let fixed = sprig_tools::writer::unpack_tables(&file.bytes).unwrap();
         let fm = sprig_runtime::Model::parse(&fixed).unwrap();
-        assert_eq!(fm.minor_version(), sprig_runtime::format::PACKED_MINOR - 1);
+        assert_eq!(fm.minor_version(), if u8_biases { minor } else { minor - 1 });
         assert!((0..m.num_tensors()).all(|i| fm.tensor(i) == m.tensor(i)) && (0..m.num_ops()).all(|i| fm.op(i) == m.op(i)));
         let kernels: Vec<u16> = (0..m.num_ops()).filter_map(|i| m.op(i)).map(|o| o.kernel).collect();
         assert_eq!(kernels.iter().filter(|&&k| k == kernel::INPUT_SPARSE).count(), 2);
@@ -196,6 +218,31 @@ fn input_major_codebooks_run_the_quantized_graph_with_the_input_sparse_kernel() 
             for (p, r) in ya.iter().zip(&yb) {
                 assert!((p - r).abs() <= 1e-5, "{bits} bits: {p} vs {r}");
             }
+        }
+    }
+}
+
+/// `--codebook-bias f16` keeps the 1.6 layout: Conv biases in f16, Dense ones in f32, no u8-affine
+/// constant, and the file declares 1.6; `u8` stores every bias u8-affine.
+#[test]
+fn explicit_bias_storage_is_obeyed() {
+    use sprig_tools::compress::codebook::BiasStore;
+    let (g, calib, _) = digits();
+    let samples: Vec<&[f32]> = (0..32).map(|i| calib.sample(i)).collect();
+    for (bias, minor) in [(BiasStore::F16, sprig_runtime::format::PACKED_MINOR), (BiasStore::U8, sprig_runtime::format::U8_AFFINE_MINOR)] {
+        let (q, report) = run(&g, &samples, &CodebookOptions { bits: 4, bias, max_iter: 5, ..CodebookOptions::default() });
+        let m_bytes = compile(q.clone(), WeightFormat::F32, [0; 32]).unwrap().bytes;
+        let m = sprig_runtime::Model::parse(&m_bytes).unwrap();
+        assert_eq!(m.minor_version(), minor);
+        let u8s = (0..m.num_tensors()).filter(|&i| m.tensor(i).is_some_and(|t| t.encoding == encoding::U8_AFFINE)).count();
+        let with_bias = report.layers.iter().filter(|l| q.nodes.iter().any(|n| n.name == l.node && n.inputs.len() > 2)).count();
+        assert!(with_bias > 0);
+        if bias == BiasStore::U8 {
+            assert_eq!(u8s, with_bias);
+            assert!(report.layers.iter().all(|l| l.bias == "u8"));
+        } else {
+            assert_eq!(u8s, 0);
+            assert!(report.layers.iter().all(|l| l.bias == "f16" || l.bias == "f32"));
         }
     }
 }

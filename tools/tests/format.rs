@@ -435,7 +435,7 @@ fn unsupported_version() {
     assert_eq!(err(&b), Error::UnsupportedVersion { major: 2, minor: format::PACKED_MINOR - 1 });
     let mut b = packed_file();
     b[8] = 2;
-    assert_eq!(err(&b), Error::UnsupportedVersion { major: 2, minor: format::VERSION_MINOR });
+    assert_eq!(err(&b), Error::UnsupportedVersion { major: 2, minor: format::PACKED_MINOR });
 }
 
 #[test]

@@ -319,7 +319,7 @@ pub(crate) fn chunk<'r>(v: View<'r>, start: usize, len: usize, buf: &'r mut [f32
             }
             None => v.read_into(start, head),
         },
-        View::F32(_) | View::Bsr(_) | View::Codebook(_) => v.read_into(start, head),
+        View::F32(_) | View::Bsr(_) | View::Codebook(_) | View::U8(_) => v.read_into(start, head),
     }
     head
 }

@@ -41,12 +41,29 @@ fn derive(base: &[usize], how: u8, r: &[usize]) -> Vec<usize> {
     }
 }
 
-/// View kinds: 0 F32, 1 F32Le, 2 F16Le, 3 Bsr, 4 Codebook.
-const VIEW_KINDS: u8 = 5;
+/// View kinds: 0 F32, 1 F32Le, 2 F16Le, 3 Bsr, 4 Codebook, 5 U8 (u8-affine).
+const VIEW_KINDS: u8 = 6;
 const CODEBOOK_VIEW: u8 = 4;
+const U8_VIEW: u8 = 5;
+
+/// `d` rounded onto its u8-affine grid: the payload and the values it decodes to.
+fn u8_of(d: &[f32]) -> (Vec<u8>, Vec<f32>) {
+    let (lo, step) = crate::format::u8_affine_fit(d).expect("finite test data");
+    let vals: Vec<f32> = d.iter().map(|&v| crate::format::u8_affine_value(lo, step, crate::format::u8_affine_code(lo, step, v))).collect();
+    (crate::format::encode_u8_affine(lo, step, &vals).expect("grid values encode"), vals)
+}
 
 #[allow(clippy::too_many_arguments)]
-fn view_of<'a>(kind: u8, f: &'a [f32], b32: &'a [u8], b16: &'a [u8], bsr: &'a [u8], cb: &'a [u8], shape: &[usize]) -> View<'a> {
+fn view_of<'a>(
+    kind: u8,
+    f: &'a [f32],
+    b32: &'a [u8],
+    b16: &'a [u8],
+    bsr: &'a [u8],
+    cb: &'a [u8],
+    u8p: &'a [u8],
+    shape: &[usize],
+) -> View<'a> {
     let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
     let (rows, cols) = bsr_matrix(&dims);
     match kind % VIEW_KINDS {
@@ -54,6 +71,7 @@ fn view_of<'a>(kind: u8, f: &'a [f32], b32: &'a [u8], b16: &'a [u8], bsr: &'a [u
         1 => View::F32Le(b32),
         2 => View::F16Le(b16),
         3 => View::Bsr(Bsr::parse(bsr, rows, cols).expect("the encoder's payload is valid")),
+        5 => View::U8(crate::view::Affine8::split(u8p).expect("the encoder's payload has a header")),
         _ => View::Codebook(Codebook::parse(cb, rows, cols).expect("the encoder's payload is valid")),
     }
 }
@@ -188,13 +206,18 @@ proptest! {
         let datas: Vec<Vec<f32>> = shapes
             .iter()
             .enumerate()
-            .map(|(i, s)| if views[i % 3] % VIEW_KINDS == CODEBOOK_VIEW { cbs[i].1.clone() } else { round_f16(&data(s.iter().product(), i as u64)) })
+            .map(|(i, s)| match views[i % 3] % VIEW_KINDS {
+                CODEBOOK_VIEW => cbs[i].1.clone(),
+                U8_VIEW => u8_of(&data(s.iter().product(), i as u64)).1,
+                _ => round_f16(&data(s.iter().product(), i as u64)),
+            })
             .collect();
+        let u8s: Vec<Vec<u8>> = shapes.iter().enumerate().map(|(i, s)| u8_of(&data(s.iter().product(), i as u64)).0).collect();
         let b32: Vec<Vec<u8>> = datas.iter().map(|d| f32le(d)).collect();
         let b16: Vec<Vec<u8>> = datas.iter().map(|d| f16le(d)).collect();
         let bsr: Vec<Vec<u8>> = datas.iter().zip(&shapes).map(|(d, s)| bsr_of(d, s, r[4])).collect();
         let ops: Vec<Operand<'_>> = (0..n)
-            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i], &bsr[i], &cbs[i].0, &shapes[i]), shape: sh_[i] })
+            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i], &bsr[i], &cbs[i].0, &u8s[i], &shapes[i]), shape: sh_[i] })
             .collect();
         let mut out = vec![f32::from_bits(0x7fc0_dead); numel];
         prop_assert_eq!(execute(&op, &ops, &mut out, &y), Ok(()));

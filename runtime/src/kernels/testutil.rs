@@ -172,14 +172,18 @@ pub fn naive_conv(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[
 pub const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }];
 
 /// Runs one f32 Conv with input dims `xd`, weight dims `wd` and a bias (random data from
-/// `seed`) through [`execute`] and asserts it matches [`naive_conv`] within 1e-5.
+/// `seed`) through [`execute`] and asserts it matches [`naive_conv`] within 1e-5 of each
+/// output's Σ|w·x| + |b| (the bound of an f32 sum in any order: long filters cancel).
 pub fn check_conv(xd: &[usize], wd: &[usize], attrs: ConvAttrs, seed: u64) {
     let x = data(xd.iter().product(), seed);
     let w = data(wd.iter().product(), seed + 1);
     let b = data(wd[0], seed + 2);
     let (got, y) = run(&Op::Conv(attrs), &[(&x, xd), (&w, wd), (&b, &[wd[0]])]).unwrap();
     let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-    assert_close(&got, &naive_conv(&x, xd, &w, wd, Some(&b), &attrs, &yd), 1e-5);
+    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
+    let plain = ConvAttrs { act: Activation::None, ..attrs };
+    let scale = naive_conv(&abs(&x), xd, &abs(&w), wd, Some(&abs(&b)), &plain, &yd);
+    assert_close_scaled(&got, &naive_conv(&x, xd, &w, wd, Some(&b), &attrs, &yd), &scale, 1e-5);
 }
 
 /// Textbook dense layer in f64: the reference every Dense kernel is tested against.

@@ -255,17 +255,16 @@ fn codebook_opts(layer_bits: Vec<(String, LayerBits)>, bits: u8) -> CodebookOpti
     CodebookOptions { bits, layer_bits, method: CodebookMethod::Jlcm, f16_values: true, ..CodebookOptions::default() }
 }
 
-/// Bytes of node `node`'s bias kept in f32 and with its weight codebook-quantized: a Conv's bias is
-/// rounded to f16 and stored in half the bytes then (`writer::f16_tensors`), a Dense one stays f32.
-/// Counting it in the per-layer options lets the allocation spend what the f16 biases free.
+/// Bytes of node `node`'s bias kept in f32 and with its weight codebook-quantized: the search's
+/// codebooks (f16 values, `BiasStore::Auto`) store it as u8-affine codes, 8 + one byte per value,
+/// unless that costs the layer accuracy (then f16 for a Conv, f32 for a Dense; the allocation's
+/// build is measured and shrunk if it overshoots). Counting it in the per-layer options lets the
+/// allocation spend what the smaller biases free.
 fn bias_bytes(g: &Graph, node: &str) -> (usize, usize) {
     let Some(n) = g.nodes.iter().find(|n| n.name == node) else { return (0, 0) };
     let Some(&b) = n.inputs.get(2) else { return (0, 0) };
     let len = g.tensors[b].data.as_ref().map_or(0, |d| d.len());
-    match n.op {
-        sprig_runtime::op::Op::Conv(_) => (4 * len, 2 * len),
-        _ => (4 * len, 4 * len),
-    }
+    (4 * len, sprig_runtime::format::U8_AFFINE_HEADER_LEN + len)
 }
 
 /// Runs the search on `base` (the imported model with dead channels already removed), with

@@ -82,6 +82,75 @@ pub enum LutChoice {
     Always,
 }
 
+/// Where codebook layers keep their biases (`--codebook-bias`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BiasStore {
+    /// u8-affine where that raises the layer's calibration error by at most
+    /// [`AUTO_U8_BIAS_TOLERANCE`] (relative) over `F16`'s choice, else `F16`'s choice; only next
+    /// to f16 codebook values (f32 values keep `F16`'s choice).
+    Auto,
+    /// A Conv's bias in f16 next to f16 codebook values, else f32.
+    F16,
+    /// u8-affine (`encoding::U8_AFFINE`: 8-bit codes on a uniform grid over the layer's biases).
+    U8,
+}
+
+/// The relative rise of a layer's calibration error that [`BiasStore::Auto`] accepts for a
+/// u8-affine bias.
+pub const AUTO_U8_BIAS_TOLERANCE: f64 = 0.01;
+
+/// A layer's bias storage, as [`store_bias`] chose it.
+struct BiasChoice {
+    /// The storage of the bias tensor (`None`: dense, f16 or f32 as the writer picks).
+    storage: Option<Storage>,
+    label: &'static str,
+}
+
+/// Rounds the bias column (the last) of the layer matrix `m` to the storage `opts.bias` picks
+/// for it, so that the layer's error and the next layers' calibration see the stored values.
+/// Without u8: a Conv's bias goes to f16 next to f16 codebook values (the writer stores it in
+/// f16 when every value is exact), a Dense one stays f32 (read per call, where converting costs
+/// more than it saves). u8-affine: the grid spans the biases, each rounded to its nearest grid
+/// value, which for the loss (separable over rows, quadratic in each bias) is the best value on
+/// that grid.
+fn store_bias(loss: &LayerLoss, m: &mut DMatrix<f64>, is_conv: bool, opts: &CodebookOptions) -> BiasChoice {
+    use sprig_runtime::format::{u8_affine_code, u8_affine_fit, u8_affine_value};
+    let (rows, width) = (m.nrows(), m.ncols() - 1);
+    let mut base = m.clone();
+    let half = opts.f16_values && is_conv;
+    if half {
+        for r in 0..rows {
+            base[(r, width)] = f16::from_f64(base[(r, width)]).to_f64();
+        }
+    }
+    let plain = BiasChoice { storage: None, label: if half { "f16" } else { "f32" } };
+    let want_u8 = match opts.bias {
+        BiasStore::F16 => false,
+        BiasStore::U8 => true,
+        BiasStore::Auto => opts.f16_values,
+    };
+    let biases: Vec<f32> = (0..rows).map(|r| m[(r, width)] as f32).collect();
+    let grid = u8_affine_fit(&biases).filter(|_| want_u8 && rows > 0);
+    let Some((lo, step)) = grid else {
+        *m = base;
+        return plain;
+    };
+    let mut coded = m.clone();
+    for (r, &b) in biases.iter().enumerate() {
+        coded[(r, width)] = u8_affine_value(lo, step, u8_affine_code(lo, step, b)) as f64;
+    }
+    let accept =
+        opts.bias == BiasStore::U8 || loss.relative_error(&coded) <= loss.relative_error(&base) * (1.0 + AUTO_U8_BIAS_TOLERANCE) + 1e-12;
+    if accept {
+        *m = coded;
+        BiasChoice { storage: Some(Storage::U8Affine { lo, step }), label: "u8" }
+    } else {
+        *m = base;
+        plain
+    }
+}
+
 /// Settings of [`quantize`].
 #[derive(Clone, Debug)]
 pub struct CodebookOptions {
@@ -106,6 +175,8 @@ pub struct CodebookOptions {
     /// Layers (node names) to quantize input-major for the input-sparse kernel: row groups and
     /// codebooks over the layer's inputs ([`quantize_input_major`]).
     pub input_major: Vec<String>,
+    /// Where the biases go.
+    pub bias: BiasStore,
 }
 
 impl Default for CodebookOptions {
@@ -121,6 +192,7 @@ impl Default for CodebookOptions {
             max_rows: 4096,
             lut: LutChoice::Auto,
             input_major: Vec::new(),
+            bias: BiasStore::Auto,
         }
     }
 }
@@ -154,6 +226,8 @@ pub struct CodebookLayer {
     pub loss_trace: Vec<f64>,
     /// Kernel: "decode" or "lut".
     pub kernel: String,
+    /// How the bias is stored: "f32", "f16" or "u8" (u8-affine) ([`BiasStore`]).
+    pub bias: String,
 }
 
 /// What [`quantize`] did.
@@ -1160,8 +1234,13 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             };
             let ridge = select_ridge(&|l: &LayerLoss| quantize_input_major(l, &w, bits, g_in, opts.f16_values, SELECT_ITER).matrix)?;
             let im = quantize_input_major(&loss.with_ridge(&w, ridge), &w, bits, g_in, opts.f16_values, opts.max_iter.min(10));
-            let relative_error = loss.relative_error(&im.matrix);
-            set_layer_matrix(&mut cur, n, &im.matrix);
+            let mut matrix = im.matrix.clone();
+            let bias = store_bias(&loss, &mut matrix, matches!(cur.nodes[n].op, Op::Conv(_)), opts);
+            let relative_error = loss.relative_error(&matrix);
+            set_layer_matrix(&mut cur, n, &matrix);
+            if let (Some(&bt), Some(st)) = (cur.nodes[n].inputs.get(2), bias.storage) {
+                cur.tensors[bt].storage = st;
+            }
             // The decoded values are the weights, exactly (output-major).
             let decoded_t = im.data.decode();
             cur.tensors[wt].data = Some(crate::writer::swap01_values(&decoded_t, width, rows));
@@ -1181,6 +1260,7 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
                 ridge,
                 loss_trace: im.loss_trace,
                 kernel: "input-sparse".into(),
+                bias: bias.label.into(),
             });
             cur.tensors[wt].storage = Storage::InputMajorCodebook(Arc::new(im.data));
             continue;
@@ -1218,17 +1298,12 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             }
         }
         let mut m = q.matrix(width);
-        if opts.f16_values && matches!(cur.nodes[n].op, Op::Conv(_)) {
-            // A Conv's bias goes to f16 with the codebooks (the writer stores the bias of an
-            // f16-codebook Conv in f16 when every value is exact): rounded here, so the layer's
-            // error and the next layers' calibration see the stored values. Dense layers keep
-            // f32 biases (read per call, where converting costs more than it saves).
-            for r in 0..rows {
-                m[(r, width)] = f16::from_f64(m[(r, width)]).to_f64();
-            }
-        }
+        let bias = store_bias(&loss, &mut m, matches!(cur.nodes[n].op, Op::Conv(_)), opts);
         let relative_error = loss.relative_error(&m);
         set_layer_matrix(&mut cur, n, &m);
+        if let (Some(&bt), Some(st)) = (cur.nodes[n].inputs.get(2), bias.storage) {
+            cur.tensors[bt].storage = st;
+        }
         let is_dense_op = matches!(cur.nodes[n].op, Op::Dense { .. });
         let lut = is_dense_op
             && match opts.lut {
@@ -1262,6 +1337,7 @@ pub fn quantize(g: &Graph, calib: &[&[f32]], opts: &CodebookOptions) -> Result<(
             ridge,
             loss_trace: trace,
             kernel: if lut { "lut".into() } else { "decode".into() },
+            bias: bias.label.into(),
         });
         cur.tensors[wt].storage = Storage::Codebook(Arc::new(cb));
     }
@@ -1437,5 +1513,59 @@ mod tests {
         q.sort_codebooks(6);
         assert_eq!(q.matrix(6), before);
         assert!(q.codebooks.iter().all(|cb| cb.windows(2).all(|p| p[0] <= p[1])));
+    }
+
+    /// Auto takes u8-affine biases where they cost the layer almost nothing and keeps f16 where
+    /// one outlying bias stretches the grid; the explicit choices are obeyed; the stored values
+    /// are grid (or f16) values.
+    #[test]
+    fn bias_storage_follows_the_measured_error() {
+        use sprig_runtime::format::{u8_affine_code, u8_affine_value};
+        let (l, w) = random_problem(11, 16, 24);
+        let opts = |bias| CodebookOptions { bias, ..CodebookOptions::default() };
+        let on_grid = |m: &DMatrix<f64>, st: &Option<Storage>| {
+            let Some(Storage::U8Affine { lo, step }) = *st else { panic!("not u8: {st:?}") };
+            (0..m.nrows()).all(|r| {
+                let v = m[(r, 24)] as f32;
+                u8_affine_value(lo, step, u8_affine_code(lo, step, v)).to_bits() == v.to_bits()
+            })
+        };
+        // Biases of the weights' scale: u8 costs under 1 % of the layer error.
+        let mut m = w.clone();
+        for c in 0..24 {
+            for r in 0..16 {
+                m[(r, c)] = (m[(r, c)] * 64.0).round() / 64.0;
+            }
+        }
+        let base = m.clone();
+        let mut auto = base.clone();
+        let c = store_bias(&l, &mut auto, true, &opts(BiasStore::Auto));
+        assert_eq!(c.label, "u8");
+        assert!(on_grid(&auto, &c.storage));
+        let mut f = base.clone();
+        let c = store_bias(&l, &mut f, true, &opts(BiasStore::F16));
+        assert_eq!((c.label, c.storage), ("f16", None));
+        assert!((0..16).all(|r| f16::from_f64(f[(r, 24)]).to_f64() == f[(r, 24)]));
+        let mut d = base.clone();
+        assert_eq!(store_bias(&l, &mut d, false, &opts(BiasStore::F16)).label, "f32");
+        assert_eq!(d, base);
+        // One optimal bias 10^4 times the others: its grid step swamps the rest, Auto falls back.
+        let mut target = w.clone();
+        target[(3, 24)] = 1e4;
+        let l = LayerLoss { b: &target * &l.hs[0], ..l };
+        let mut wide = base.clone();
+        wide[(3, 24)] = 1e4;
+        let mut a = wide.clone();
+        let c = store_bias(&l, &mut a, true, &opts(BiasStore::Auto));
+        assert_eq!((c.label, c.storage), ("f16", None));
+        let mut u = wide.clone();
+        let c = store_bias(&l, &mut u, false, &opts(BiasStore::U8));
+        assert_eq!(c.label, "u8");
+        assert!(on_grid(&u, &c.storage));
+        assert!(l.relative_error(&u) > l.relative_error(&a));
+        // f32 codebook values: Auto keeps the plain choice.
+        let mut p = base.clone();
+        let c = store_bias(&l, &mut p, false, &CodebookOptions { f16_values: false, ..opts(BiasStore::Auto) });
+        assert_eq!((c.label, p), ("f32", base));
     }
 }
