@@ -133,3 +133,36 @@ fn the_grid_helpers_agree_with_each_other() {
     assert_eq!(u8_affine_fit(&[]), Some((0.0, 0.0)));
     assert_eq!(u8_affine_fit(&[2.0, 2.0]), Some((2.0, 0.0)));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// Any edit of a u8-affine bias payload (its grid bytes or its codes) or a cut of its last
+    /// bytes is refused with an error or runs to a finite output: never a panic, never a NaN or
+    /// infinity from the grid.
+    #[test]
+    fn mutated_u8_affine_payloads_never_panic(edits in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 1..4),
+                                              cut in 0usize..3) {
+        let model = Model::parse(DIGITS).unwrap();
+        let t = biases(&model)[0];
+        let (mut p, _) = affine(&weights(&model, t));
+        for (at, v) in edits {
+            let n = p.len();
+            p[at % n] = v;
+        }
+        let n = p.len();
+        p.truncate(n - cut.min(n));
+        let file = with_constants(DIGITS, U8_AFFINE_MINOR, &[(t, encoding::U8_AFFINE, p)]);
+        let b = placed(&file, 0);
+        match parse(&b) {
+            Ok(m) => {
+                let bias = weights(&m, t);
+                proptest::prop_assert!(bias.iter().all(|v| v.is_finite()), "{bias:?}");
+                proptest::prop_assert!(run::<ALL_OPS>(&m).is_ok());
+            }
+            Err(e) => proptest::prop_assert!(
+                matches!(e, Error::BadAffine { .. } | Error::BadDataLength { .. }),
+                "{e:?}"
+            ),
+        }
+    }
+}
