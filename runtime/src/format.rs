@@ -212,6 +212,11 @@ pub fn u8_affine_code(lo: f32, step: f32, v: f32) -> u8 {
     best
 }
 
+/// The grid value nearest `v` on `(lo, step)`: what `v` is stored as.
+pub fn u8_affine_nearest(lo: f32, step: f32, v: f32) -> f32 {
+    u8_affine_value(lo, step, u8_affine_code(lo, step, v))
+}
+
 /// The `U8_AFFINE` payload of `values` on the grid `(lo, step)`, or `None` when a value is not
 /// exactly a grid value (the payload would decode to other values).
 #[cfg(feature = "std")]

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{parse, placed, run, weights, with_constants, DIGITS};
-use sprig_runtime::format::{encode_u8_affine, encoding, u8_affine_code, u8_affine_fit, u8_affine_value, U8_AFFINE_MINOR};
+use sprig_runtime::format::{
+    encode_u8_affine, encoding, u8_affine_code, u8_affine_fit, u8_affine_nearest, u8_affine_value, U8_AFFINE_MINOR,
+};
 use sprig_runtime::kernels::ALL_OPS;
 use sprig_runtime::{Error, Model, View};
 
@@ -19,7 +21,7 @@ fn biases(model: &Model<'_>) -> Vec<usize> {
 /// `w` rounded onto its u8-affine grid: the payload and the values it decodes to.
 fn affine(w: &[f32]) -> (Vec<u8>, Vec<f32>) {
     let (lo, step) = u8_affine_fit(w).unwrap();
-    let vals: Vec<f32> = w.iter().map(|&v| u8_affine_value(lo, step, u8_affine_code(lo, step, v))).collect();
+    let vals: Vec<f32> = w.iter().map(|&v| u8_affine_nearest(lo, step, v)).collect();
     (encode_u8_affine(lo, step, &vals).unwrap(), vals)
 }
 

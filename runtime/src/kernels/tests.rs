@@ -49,7 +49,7 @@ const U8_VIEW: u8 = 5;
 /// `d` rounded onto its u8-affine grid: the payload and the values it decodes to.
 fn u8_of(d: &[f32]) -> (Vec<u8>, Vec<f32>) {
     let (lo, step) = crate::format::u8_affine_fit(d).expect("finite test data");
-    let vals: Vec<f32> = d.iter().map(|&v| crate::format::u8_affine_value(lo, step, crate::format::u8_affine_code(lo, step, v))).collect();
+    let vals: Vec<f32> = d.iter().map(|&v| crate::format::u8_affine_nearest(lo, step, v)).collect();
     (crate::format::encode_u8_affine(lo, step, &vals).expect("grid values encode"), vals)
 }
 
@@ -202,22 +202,22 @@ proptest! {
         let Ok(y) = op.infer(&sh_) else { return Ok(()) };
         let Some(numel) = y.numel().filter(|&k| k < 100_000) else { return Ok(()) };
         let cbs: Vec<(Vec<u8>, Vec<f32>)> = shapes.iter().enumerate().map(|(i, s)| codebook_of(s, r[3], i as u64)).collect();
-        // Codebook operands hold values the codebook represents exactly.
+        let u8s: Vec<(Vec<u8>, Vec<f32>)> = shapes.iter().enumerate().map(|(i, s)| u8_of(&data(s.iter().product(), i as u64))).collect();
+        // Codebook and u8-affine operands hold values their payloads represent exactly.
         let datas: Vec<Vec<f32>> = shapes
             .iter()
             .enumerate()
             .map(|(i, s)| match views[i % 3] % VIEW_KINDS {
                 CODEBOOK_VIEW => cbs[i].1.clone(),
-                U8_VIEW => u8_of(&data(s.iter().product(), i as u64)).1,
+                U8_VIEW => u8s[i].1.clone(),
                 _ => round_f16(&data(s.iter().product(), i as u64)),
             })
             .collect();
-        let u8s: Vec<Vec<u8>> = shapes.iter().enumerate().map(|(i, s)| u8_of(&data(s.iter().product(), i as u64)).0).collect();
         let b32: Vec<Vec<u8>> = datas.iter().map(|d| f32le(d)).collect();
         let b16: Vec<Vec<u8>> = datas.iter().map(|d| f16le(d)).collect();
         let bsr: Vec<Vec<u8>> = datas.iter().zip(&shapes).map(|(d, s)| bsr_of(d, s, r[4])).collect();
         let ops: Vec<Operand<'_>> = (0..n)
-            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i], &bsr[i], &cbs[i].0, &u8s[i], &shapes[i]), shape: sh_[i] })
+            .map(|i| Operand { view: view_of(views[i % 3], &datas[i], &b32[i], &b16[i], &bsr[i], &cbs[i].0, &u8s[i].0, &shapes[i]), shape: sh_[i] })
             .collect();
         let mut out = vec![f32::from_bits(0x7fc0_dead); numel];
         prop_assert_eq!(execute(&op, &ops, &mut out, &y), Ok(()));

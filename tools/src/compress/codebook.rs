@@ -115,7 +115,7 @@ struct BiasChoice {
 /// value, which for the loss (separable over rows, quadratic in each bias) is the best value on
 /// that grid.
 fn store_bias(loss: &LayerLoss, m: &mut DMatrix<f64>, is_conv: bool, opts: &CodebookOptions) -> BiasChoice {
-    use sprig_runtime::format::{u8_affine_code, u8_affine_fit, u8_affine_value};
+    use sprig_runtime::format::{u8_affine_fit, u8_affine_nearest};
     let (rows, width) = (m.nrows(), m.ncols() - 1);
     let mut base = m.clone();
     let half = opts.f16_values && is_conv;
@@ -138,7 +138,7 @@ fn store_bias(loss: &LayerLoss, m: &mut DMatrix<f64>, is_conv: bool, opts: &Code
     };
     let mut coded = m.clone();
     for (r, &b) in biases.iter().enumerate() {
-        coded[(r, width)] = u8_affine_value(lo, step, u8_affine_code(lo, step, b)) as f64;
+        coded[(r, width)] = u8_affine_nearest(lo, step, b) as f64;
     }
     let accept =
         opts.bias == BiasStore::U8 || loss.relative_error(&coded) <= loss.relative_error(&base) * (1.0 + AUTO_U8_BIAS_TOLERANCE) + 1e-12;
@@ -1520,14 +1520,14 @@ mod tests {
     /// are grid (or f16) values.
     #[test]
     fn bias_storage_follows_the_measured_error() {
-        use sprig_runtime::format::{u8_affine_code, u8_affine_value};
+        use sprig_runtime::format::u8_affine_nearest;
         let (l, w) = random_problem(11, 16, 24);
         let opts = |bias| CodebookOptions { bias, ..CodebookOptions::default() };
         let on_grid = |m: &DMatrix<f64>, st: &Option<Storage>| {
             let Some(Storage::U8Affine { lo, step }) = *st else { panic!("not u8: {st:?}") };
             (0..m.nrows()).all(|r| {
                 let v = m[(r, 24)] as f32;
-                u8_affine_value(lo, step, u8_affine_code(lo, step, v)).to_bits() == v.to_bits()
+                u8_affine_nearest(lo, step, v).to_bits() == v.to_bits()
             })
         };
         // Biases of the weights' scale: u8 costs under 1 % of the layer error.
