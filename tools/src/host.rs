@@ -7,14 +7,20 @@ use sprig_runtime::{Model, Session};
 pub struct HostModel<'a> {
     /// The validated model.
     pub model: Model<'a>,
-    arena: Vec<f32>,
+    arena: Vec<CacheLine>,
 }
+
+/// 64 bytes aligned to 64, the arena's unit: every arena buffer then sits at the same offset
+/// within a cache line in every run, so timings do not depend on where the allocator put it.
+#[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+#[repr(C, align(64))]
+struct CacheLine([f32; 16]);
 
 impl<'a> HostModel<'a> {
     /// Parses and validates `bytes`.
     pub fn new(bytes: &'a [u8]) -> Result<Self> {
         let model = Model::parse(bytes).map_err(|e| anyhow!("invalid .sprig file: {e}"))?;
-        let arena = vec![0f32; model.arena_len().div_ceil(4)];
+        let arena = vec![CacheLine([0.0; 16]); model.arena_len().div_ceil(64)];
         Ok(HostModel { model, arena })
     }
 
@@ -144,4 +150,25 @@ pub fn time_interleaved(
         }
     }
     Ok((percentiles(tf), if tg.is_empty() { None } else { Some(percentiles(tg)) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every host arena starts on a cache line, whatever the allocator did before it: timing two
+    /// models side by side (`sprig bench --baseline`) compares kernels, not arena placements.
+    #[test]
+    fn arenas_start_on_a_cache_line() {
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/digits_cnn_v1.0.sprig")).unwrap();
+        let mut held = Vec::new();
+        for k in 0..8 {
+            // Allocations of assorted sizes in between move where the next arena could land.
+            held.push(vec![0u8; 1 + 24 * k]);
+            let m = HostModel::new(&bytes).unwrap();
+            assert_eq!(m.arena.as_ptr() as usize % 64, 0, "arena {k} is not 64-byte aligned");
+            assert!(m.arena.len() * 64 >= m.model.arena_len());
+            held.push(vec![0u8; 40 * k]);
+        }
+    }
 }
