@@ -361,7 +361,7 @@ pub(super) const TB: usize = 4;
 
 /// One group of `TB · 16` consecutive positions `j0 ..` of a depthwise layer's flattened
 /// output plane, for a layer whose output rows have the input's pitch: tap `t` of position `j`
-/// reads input position `j + d[t]` of the same channel, in the lanes of `masks[k][t]` (block
+/// reads input position `j + d[t]` of the same channel, in the lanes of `mask(k, t)` (block
 /// `k`, lane `i` = position `j0 + 16k + i`); the other lanes add `w · 0`. Only `store[k]`'s lanes
 /// are output positions.
 ///
@@ -376,30 +376,35 @@ pub(super) struct Taps {
     j0: usize,
     d: [isize; MAX_TAPS],
     /// Per kernel column, the output columns whose input column lies inside the input.
-    cols: [(usize, usize); MAX_TAPS],
-    masks: [[u16; MAX_TAPS]; TB],
-    store: [u16; TB],
+    cols: [(u32, u32); MAX_TAPS],
     in_plane: usize,
     out_plane: usize,
-    /// Groups' `masks` and `store` once worked out, by [`Taps::key`] (filled in turn).
-    cache: [Option<(Key, GroupMasks)>; CACHED],
+    /// Groups' masks, one entry of [`Taps::entry`] values per slot: `TB · taps` tap masks
+    /// (block-major) then `TB` store masks. The last slot holds a group no key shares; the
+    /// others cache groups by key, filled in turn.
+    pool: [u16; POOL],
+    keys: [Option<Key>; CACHED],
+    /// Slots that cache (below [`CACHED`], the pool's slots but the last).
+    slots: usize,
     next: usize,
+    /// Where the current group's entry starts in `pool`.
+    cur: usize,
     /// Least and greatest tap offset.
     dmin: isize,
     dmax: isize,
 }
 
-/// One group's `masks` and `store` (see [`Taps`]).
-type GroupMasks = ([[u16; MAX_TAPS]; TB], [u16; TB]);
-
 /// Which groups share masks: `(true, r)` every interior group starting at column `r` of an
 /// output row; `(false, b)` group `b` itself.
 type Key = (bool, usize);
 
-/// Group masks a [`Taps`] keeps: the interior groups of a layer come in at most a few column
-/// phases, and a small plane (the stride-2 layers, split into small channel chunks) has few
-/// groups in all.
+/// Group masks a [`Taps`] caches at most: the interior groups of a layer come in at most a few
+/// column phases, and a small plane (the stride-2 layers, split into small channel chunks) has
+/// few groups in all.
 const CACHED: usize = 16;
+/// Mask values of a [`Taps`]' pool (2 KiB): 17 slots at 3 × 3, 3 at [`MAX_TAPS`] taps. Small,
+/// since a `Taps` is built for every depthwise call.
+const POOL: usize = 1024;
 /// Groups [`Taps::key`] keys by their index.
 const FIRST: usize = 9;
 
@@ -418,22 +423,26 @@ impl Taps {
         }
         let mut cols = [(0, 0); MAX_TAPS];
         for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
-            *c = g.col_range(kx * g.dw);
+            let (lo, hi) = g.col_range(kx * g.dw);
+            // Output columns fit `u32`: a plane's positions fit the arena.
+            *c = (lo as u32, hi as u32);
         }
         let (in_plane, out_plane) = (pl.in_plane, g.oh * g.ow);
         let (dmin, dmax) = (d[..taps].iter().copied().min().unwrap_or(0), d[..taps].iter().copied().max().unwrap_or(0));
+        let all = POOL / (TB * (taps + 1));
         let mut t = Taps {
             taps,
             act,
             j0: 0,
             d,
             cols,
-            masks: [[0; MAX_TAPS]; TB],
-            store: [0; TB],
             in_plane,
             out_plane,
-            cache: [None; CACHED],
+            pool: [0; POOL],
+            keys: [None; CACHED],
+            slots: all.saturating_sub(1).min(CACHED),
             next: 0,
+            cur: 0,
             dmin,
             dmax,
         };
@@ -441,19 +450,34 @@ impl Taps {
         t
     }
 
+    /// Mask values per pool slot.
+    #[inline]
+    fn entry(&self) -> usize {
+        TB * (self.taps + 1)
+    }
+
     /// Moves to the group at `j0` (the masks of `g`, the layer this `Taps` was made for).
     fn at(&mut self, g: &Geom, j0: usize) {
         self.j0 = j0;
         let key = self.key(g, j0);
-        if let Some(&(_, (masks, store))) = self.cache.iter().flatten().find(|(k, _)| Some(*k) == key) {
-            (self.masks, self.store) = (masks, store);
-            return;
-        }
-        self.work_out(g, j0);
+        let e = self.entry();
         if let Some(k) = key {
-            self.cache[self.next] = Some((k, (self.masks, self.store)));
-            self.next = (self.next + 1) % CACHED;
+            if let Some(i) = self.keys[..self.slots].iter().position(|&c| c == Some(k)) {
+                self.cur = i * e;
+                return;
+            }
         }
+        let slot = match key {
+            Some(k) if self.slots > 0 => {
+                let i = self.next;
+                self.keys[i] = Some(k);
+                self.next = (i + 1) % self.slots;
+                i
+            }
+            _ => self.slots,
+        };
+        self.cur = slot * e;
+        self.work_out(g, j0);
     }
 
     /// The cache key of the group at `j0`, if its masks may be shared. An interior group (every
@@ -474,11 +498,16 @@ impl Taps {
         (j0.is_multiple_of(span) && j0 / span < FIRST).then_some((false, j0 / span))
     }
 
-    /// The masks of the group at `j0`.
+    /// Works out the masks of the group at `j0` into the current slot.
     fn work_out(&mut self, g: &Geom, j0: usize) {
         let (taps, in_plane, out_plane) = (self.taps, self.in_plane, self.out_plane);
         // Lanes `lo .. hi` of a block.
         let bits = |lo: usize, hi: usize| if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
+        let (ow, e) = (g.ow.max(1), self.entry());
+        let ent = &mut self.pool[self.cur..self.cur + e];
+        let (masks, store) = ent.split_at_mut(TB * taps);
+        // Output row and column of the block's first position, advanced block by block.
+        let (mut oy, mut ox) = (j0 / ow, j0 % ow);
         for k in 0..TB {
             // Lanes whose kernel row `ky` / column `kx` lies inside the input, one run of
             // lanes along an output row at a time.
@@ -487,17 +516,20 @@ impl Taps {
             let st = bits(0, end.saturating_sub(start));
             let mut p = start;
             while p < end {
-                let (oy, ox) = (p / g.ow, p % g.ow);
-                let (a, n) = (p - start, (g.ow - ox).min(end - p));
+                let (a, n) = (p - start, (ow - ox).min(end - p));
                 for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
                     if g.in_row(oy, ky).is_some() {
                         *r |= bits(a, a + n);
                     }
                 }
                 for (c, &(lo, hi)) in cols.iter_mut().zip(&self.cols).take(g.kw) {
-                    *c |= bits(a + lo.saturating_sub(ox), (a + hi.saturating_sub(ox)).min(a + n));
+                    *c |= bits(a + (lo as usize).saturating_sub(ox), (a + (hi as usize).saturating_sub(ox)).min(a + n));
                 }
                 p += n;
+                ox += n;
+                if ox == ow {
+                    (oy, ox) = (oy + 1, 0);
+                }
             }
             // The guarantee, checked on the lowest and highest lane of every mask.
             let inside = |m: u16, base: isize, len: usize| {
@@ -507,10 +539,14 @@ impl Taps {
                 }
             };
             let at = (j0 + 16 * k) as isize;
-            self.store[k] = if inside(st, at, out_plane) { st } else { 0 };
-            for (t, (m, &dt)) in self.masks[k].iter_mut().zip(&self.d).enumerate().take(taps) {
-                let v = rows[t / g.kw] & cols[t % g.kw];
-                *m = if inside(v, at + dt, in_plane) { v } else { 0 };
+            store[k] = if inside(st, at, out_plane) { st } else { 0 };
+            // Tap `t` is kernel row `t div kw`, column `t mod kw`.
+            let kw = g.kw.max(1);
+            for ((mr, dr), &r) in masks[k * taps..(k + 1) * taps].chunks_exact_mut(kw).zip(self.d[..taps].chunks_exact(kw)).zip(&rows) {
+                for ((m, &dt), &c) in mr.iter_mut().zip(dr).zip(&cols) {
+                    let v = r & c;
+                    *m = if inside(v, at + dt, in_plane) { v } else { 0 };
+                }
             }
         }
     }
@@ -546,13 +582,23 @@ impl Taps {
     #[inline]
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) fn mask(&self, k: usize, t: usize) -> u16 {
-        self.masks[k][t]
+        self.masks()[k * self.taps + t]
+    }
+
+    /// Every block's tap masks, block-major: `TB · taps` values, block `k`'s tap `t` at
+    /// `k · taps + t`.
+    #[inline]
+    pub(super) fn masks(&self) -> &[u16] {
+        &self.pool[self.cur..self.cur + TB * self.taps]
     }
 
     /// Lanes of each block that are output positions.
     #[inline]
     pub(super) fn store(&self) -> [u16; TB] {
-        self.store
+        let at = self.cur + TB * self.taps;
+        let mut st = [0; TB];
+        st.copy_from_slice(&self.pool[at..at + TB]);
+        st
     }
 
     /// Floats per input and per output channel plane.
@@ -572,7 +618,7 @@ impl Taps {
 
 /// The definition the SIMD versions of [`Micro::dw_taps`] follow: for channel `c` below
 /// [`Taps::channels`] and each stored lane, `out = act(b[c] + Σ_t w[c·taps + t] · v_t)` in `t`
-/// order (multiply, then add), with `v_t` the input value of tap `t` in its masked-in lanes and
+/// order, each term fused into the sum (one rounding: `fma(w, v, sum)`), with `v_t` the input value of tap `t` in its masked-in lanes and
 /// 0 in the others, and `act` the [`Taps`]' activation.
 #[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
 pub(super) fn dw_taps_scalar(t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
@@ -585,8 +631,8 @@ pub(super) fn dw_taps_scalar(t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mu
                 let j = t.j0 + 16 * k + i;
                 let mut acc = b[c];
                 for (tp, (&wv, &dt)) in wc.iter().zip(t.d()).enumerate() {
-                    let v = if t.masks[k][tp] >> i & 1 == 1 { xc.get((j as isize + dt) as usize).copied().unwrap_or(0.0) } else { 0.0 };
-                    acc += wv * v;
+                    let v = if t.mask(k, tp) >> i & 1 == 1 { xc.get((j as isize + dt) as usize).copied().unwrap_or(0.0) } else { 0.0 };
+                    acc = libm::fmaf(wv, v, acc);
                 }
                 out[c * op + j] = t.act.apply(acc);
             }

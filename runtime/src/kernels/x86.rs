@@ -1577,53 +1577,59 @@ unsafe fn dw_taps_avx512(t: &Taps, x: *const f32, w: *const f32, b: *const f32, 
     }
 }
 
-/// [`dw_taps_avx512`] on the first `NB` blocks.
+/// [`dw_taps_avx512`] on the first `NB` blocks: channels [`DW_CH`] at a time (that many times
+/// the independent sums, each mask loaded once for all), then one at a time.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
-    let (taps, (ip, op), j0, st, act) = (t.taps(), t.planes(), t.j0() as isize, t.store(), Some(t.act()));
-    // Channels two at a time: twice the independent sums, each mask loaded once for both.
     let mut c = 0;
-    while c + 2 <= n {
-        // SAFETY: channels `c`, `c + 1` below `n` (caller); masked-out lanes are not accessed,
-        // so the wrapped addresses of empty blocks are never dereferenced.
-        unsafe {
-            let (xc, wc) = ([x.add(c * ip), x.add((c + 1) * ip)], [w.add(c * taps), w.add((c + 1) * taps)]);
-            let mut acc = [[_mm512_set1_ps(*b.add(c)); NB], [_mm512_set1_ps(*b.add(c + 1)); NB]];
-            for (tp, &dt) in t.d().iter().enumerate() {
-                let wv = [_mm512_set1_ps(*wc[0].add(tp)), _mm512_set1_ps(*wc[1].add(tp))];
-                let base = [xc[0].wrapping_offset(j0 + dt), xc[1].wrapping_offset(j0 + dt)];
-                let [a0, a1] = &mut acc;
-                for (k, (a0, a1)) in a0.iter_mut().zip(a1.iter_mut()).enumerate() {
-                    let m = t.mask(k, tp);
-                    let v0 = _mm512_maskz_loadu_ps(m, base[0].wrapping_add(16 * k));
-                    let v1 = _mm512_maskz_loadu_ps(m, base[1].wrapping_add(16 * k));
-                    *a0 = _mm512_add_ps(*a0, _mm512_mul_ps(wv[0], v0));
-                    *a1 = _mm512_add_ps(*a1, _mm512_mul_ps(wv[1], v1));
-                }
+    while c + DW_CH <= n {
+        // SAFETY: channels `c .. c + DW_CH` below `n` (the caller's guarantee).
+        unsafe { dw_taps_ch::<NB, DW_CH>(t, x, w, b, out, c) };
+        c += DW_CH;
+    }
+    while c < n {
+        // SAFETY: channel `c` below `n`.
+        unsafe { dw_taps_ch::<NB, 1>(t, x, w, b, out, c) };
+        c += 1;
+    }
+}
+
+/// Channels [`dw_taps_avx512_n`] sums together.
+const DW_CH: usize = 4;
+
+/// [`dw_taps_avx512_n`] for channels `c .. c + CH` (below the caller's `n`): masked-out lanes
+/// are not accessed, so the wrapped addresses of empty blocks are never dereferenced.
+#[inline(always)]
+// Blocks outer, channels inner (each mask loaded once for all channels): `acc` is indexed
+// across its inner dimension.
+#[allow(clippy::needless_range_loop)]
+unsafe fn dw_taps_ch<const NB: usize, const CH: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, c: usize) {
+    let (taps, (ip, op), j0, st, act) = (t.taps(), t.planes(), t.j0() as isize, t.store(), Some(t.act()));
+    // Block `k`'s tap `tp` at `k · taps + tp`, `TB · taps` masks (`Taps::masks`).
+    let masks = t.masks().as_ptr();
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NB]; CH];
+        for (h, a) in acc.iter_mut().enumerate() {
+            *a = [_mm512_set1_ps(*b.add(c + h)); NB];
+        }
+        for (tp, &dt) in t.d().iter().enumerate() {
+            let mut wv = [_mm512_setzero_ps(); CH];
+            let mut base = [x; CH];
+            for h in 0..CH {
+                wv[h] = _mm512_set1_ps(*w.add((c + h) * taps + tp));
+                base[h] = x.add((c + h) * ip).wrapping_offset(j0 + dt);
             }
-            for (h, acc) in acc.iter().enumerate() {
-                let oc = out.add((c + h) * op).wrapping_offset(j0);
-                for (k, a) in acc.iter().enumerate() {
-                    _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(act, *a));
+            for k in 0..NB {
+                let m = *masks.add(k * taps + tp);
+                for h in 0..CH {
+                    let v = _mm512_maskz_loadu_ps(m, base[h].wrapping_add(16 * k));
+                    acc[h][k] = _mm512_fmadd_ps(wv[h], v, acc[h][k]);
                 }
             }
         }
-        c += 2;
-    }
-    if c < n {
-        // SAFETY: as above, for the last channel.
-        unsafe {
-            let (xc, wc) = (x.add(c * ip), w.add(c * taps));
-            let mut acc = [_mm512_set1_ps(*b.add(c)); NB];
-            for (tp, &dt) in t.d().iter().enumerate() {
-                let wv = _mm512_set1_ps(*wc.add(tp));
-                let base = xc.wrapping_offset(j0 + dt);
-                for (k, a) in acc.iter_mut().enumerate() {
-                    let v = _mm512_maskz_loadu_ps(t.mask(k, tp), base.wrapping_add(16 * k));
-                    *a = _mm512_add_ps(*a, _mm512_mul_ps(wv, v));
-                }
-            }
-            let oc = out.add(c * op).wrapping_offset(j0);
+        for (h, acc) in acc.iter().enumerate() {
+            let oc = out.add((c + h) * op).wrapping_offset(j0);
             for (k, a) in acc.iter().enumerate() {
                 _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(act, *a));
             }
@@ -2272,7 +2278,7 @@ unsafe fn dw_taps_avx2_n<const T: usize>(t: &Taps, x: *const f32, w: *const f32,
                 let base = xc.wrapping_offset(j0 + dt);
                 for (q, a) in acc.iter_mut().enumerate() {
                     let v = _mm256_maskload_ps(base.wrapping_add(8 * q), l[q]);
-                    *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, v));
+                    *a = _mm256_fmadd_ps(wv, v, *a);
                 }
             }
             let oc = out.add(c * op).wrapping_offset(j0);
