@@ -237,8 +237,9 @@ pub fn encode_u8_affine(lo: f32, step: f32, values: &[f32]) -> Option<std::vec::
 /// Kernel codes (which implementation runs an operator).
 pub mod kernel {
     #![allow(missing_docs)]
-    /// The plain reference kernel.
-    pub const REFERENCE: u16 = 0;
+    /// The operator's default kernel: dense, on this CPU's SIMD path where it has one (the
+    /// runtime picks it; the file does not).
+    pub const DEFAULT: u16 = 0;
     /// Dense with a codebook weight (minor 2): per output row, the inputs are summed per
     /// codeword, then multiplied once by each codeword (`2^bits` products instead of one per
     /// weight). Only valid on a Dense whose weight is a `CODEBOOK` constant.
@@ -252,7 +253,7 @@ pub mod kernel {
     /// Human-readable name of a kernel code.
     pub fn name(code: u16) -> &'static str {
         match code {
-            REFERENCE => "reference",
+            DEFAULT => "default",
             CODEBOOK_LUT => "codebook-lut",
             INPUT_SPARSE => "input-sparse",
             _ => "unknown",

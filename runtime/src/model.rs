@@ -387,7 +387,7 @@ impl<'a> Model<'a> {
             }
         }
         let op = Op::decode(kind, &words).map_err(|e| Error::from_op(o, e))?;
-        if !matches!(kernel, kernel::REFERENCE | kernel::CODEBOOK_LUT | kernel::INPUT_SPARSE) {
+        if !matches!(kernel, kernel::DEFAULT | kernel::CODEBOOK_LUT | kernel::INPUT_SPARSE) {
             return Err(Error::UnsupportedKernel { op: o, kernel });
         }
         let (lo, hi) = op.arity();

@@ -305,7 +305,7 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         let kernel = match (lut, input_sparse) {
             (true, _) => format::kernel::CODEBOOK_LUT,
             (_, true) => format::kernel::INPUT_SPARSE,
-            _ => format::kernel::REFERENCE,
+            _ => format::kernel::DEFAULT,
         };
         ops.write_u16::<LE>(kernel).unwrap();
         ops.write_u16::<LE>(n.inputs.len() as u16).unwrap();

@@ -1,5 +1,5 @@
 //! Dense (fully connected) with a codebook weight, decoded inside the loop: decode-and-dot
-//! (kernel `REFERENCE`) or per-codeword sums (kernel `CODEBOOK_LUT`).
+//! (kernel `DEFAULT`) or per-codeword sums (kernel `CODEBOOK_LUT`).
 
 use super::dense::{self, dot};
 #[cfg(target_arch = "x86_64")]
@@ -513,7 +513,7 @@ mod tests {
         assert_close(&y, &naive_dense(&x, 3, 10, &w, 5, Some(&b), Activation::Relu), 1e-5);
         let mut out = vec![0.0; 15];
         const DENSE_ONLY: u128 = ops_mask(&[kind::DENSE]);
-        for k in [kernel::REFERENCE, kernel::CODEBOOK_LUT] {
+        for k in [kernel::DEFAULT, kernel::CODEBOOK_LUT] {
             assert_eq!(execute_kernel_in::<DENSE_ONLY>(&op, k, &ops, &mut out, &s), Err(OpError::UnknownKind(kind::DENSE)));
             assert_eq!(
                 execute_kernel_in::<{ DENSE_ONLY | 1 << SPARSE_BIT }>(&op, k, &ops, &mut out, &s),

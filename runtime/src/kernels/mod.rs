@@ -97,11 +97,11 @@ pub fn execute(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Sha
 /// Conv whose weight is [`View::Bsr`] without [`SPARSE_BIT`] (or [`View::Codebook`] without
 /// [`CODEBOOK_BIT`]) in the set, is `Err(OpError::UnknownKind(kind))`, before anything is written.
 pub fn execute_in<const OPS: u128>(op: &Op, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
-    execute_kernel_in::<OPS>(op, kernel::REFERENCE, inputs, out, out_shape)
+    execute_kernel_in::<OPS>(op, kernel::DEFAULT, inputs, out, out_shape)
 }
 
 /// [`execute_in`] with the kernel chosen by the operator record's kernel code (see
-/// [`format::kernel`](crate::format::kernel)): `REFERENCE` runs what [`execute_in`] runs;
+/// [`format::kernel`](crate::format::kernel)): `DEFAULT` runs what [`execute_in`] runs;
 /// `CODEBOOK_LUT` runs the per-codeword-sums Dense kernel and applies only to a Dense whose weight
 /// is [`View::Codebook`]; `INPUT_SPARSE` runs the input-sparse kernel and applies only to a Dense
 /// or a 1×1 Conv (group 1, no padding) whose weight, f32, f16 or codebook, is stored input-major
@@ -118,7 +118,7 @@ pub fn execute_kernel_in<const OPS: u128>(
     let input_sparse = kernel == kernel::INPUT_SPARSE;
     check(op, input_sparse, inputs, out, out_shape)?;
     let lut = match kernel {
-        kernel::REFERENCE | kernel::INPUT_SPARSE => false,
+        kernel::DEFAULT | kernel::INPUT_SPARSE => false,
         kernel::CODEBOOK_LUT if matches!(op, Op::Dense { .. }) && matches!(inputs.get(1).map(|w| w.view), Some(View::Codebook(_))) => true,
         _ => return Err(OpError::BadAttribute),
     };
