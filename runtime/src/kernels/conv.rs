@@ -136,8 +136,8 @@ pub(super) fn native_bias<'b>(bias: Option<View<'b>>, m: usize, buf: &'b mut Opt
 }
 
 /// A Conv that is not depthwise ([`gemm::applies`]), f32 weights `w`, on a SIMD CPU: the
-/// stem kernel where it applies ([`depthwise::S2::stem`], [`depthwise::S2::stem1`]), else the
-/// tiled product; both give the same sums. The bias is read through [`native_bias`]. Forced
+/// shared-plane kernel where it applies ([`depthwise::shared_layout`]), else the stem kernel
+/// ([`depthwise::S2::stem`], [`depthwise::S2::stem1`]), else the tiled product. The bias is read through [`native_bias`]. Forced
 /// inline so the caller's [`Micro::run`] reaches the loops.
 #[inline(always)]
 pub(super) fn conv_simd<M: Micro>(
@@ -169,6 +169,11 @@ pub(super) fn conv_simd<M: Micro>(
             2049..=4096 => run(&mut [0.0f32; 4096]),
             _ => run(&mut [0.0f32; SUB_MAX]),
         };
+    }
+    // Few input planes that every filter reads, through tap offsets (kws's first layer,
+    // ResNet-8's stem and 16-channel layers).
+    if let Some(pl) = depthwise::shared_layout(g).filter(|_| mk.dw_s2_ready()) {
+        return depthwise::shared(mk, g, pl, x, w, bias, act, out);
     }
     match depthwise::S2::stem(g).or_else(|| depthwise::S2::stem1(g)).filter(|_| mk.dw_s2_ready()) {
         Some(s) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),

@@ -63,7 +63,7 @@ pub(super) fn applies<M: Micro>(mk: M, g: &Geom) -> bool {
 /// `s × s` stride phases, each `rows × ow` at the output's pitch, so that at either stride
 /// every tap of an output position reads one fixed offset away.
 #[derive(Clone, Copy)]
-struct PlaneLayout {
+pub(super) struct PlaneLayout {
     s: usize,
     /// Floats per phase plane (`⌈h / s⌉` rows of `ow`) and per channel.
     phase_len: usize,
@@ -75,8 +75,17 @@ struct PlaneLayout {
 /// no wider than an output row (`⌈w / s⌉ ≤ ow`, "same" padding) and one channel's phases
 /// within [`PHASE_BUF`].
 fn plane_layout(g: &Geom) -> Option<PlaneLayout> {
+    if g.cg != 1 || g.mg != 1 {
+        return None;
+    }
+    geom_layout(g)
+}
+
+/// The [`PlaneLayout`] of `g`'s geometry, whatever its channels: equal strides, at most
+/// [`MAX_TAPS`] taps, and the conditions of [`plane_layout`] on rows and phases.
+fn geom_layout(g: &Geom) -> Option<PlaneLayout> {
     let (s, taps) = (g.sw, g.kh * g.kw);
-    if g.cg != 1 || g.mg != 1 || g.sh != s || s == 0 || taps == 0 || taps > MAX_TAPS || g.oh == 0 || g.ow == 0 || g.w == 0 || g.h == 0 {
+    if g.sh != s || s == 0 || taps == 0 || taps > MAX_TAPS || g.oh == 0 || g.ow == 0 || g.w == 0 || g.h == 0 {
         return None;
     }
     if s == 1 {
@@ -414,12 +423,21 @@ impl Taps {
     fn new(g: &Geom, pl: PlaneLayout, act: Activation) -> Taps {
         let (taps, s) = (g.kh * g.kw, pl.s as isize);
         let mut d = [0isize; MAX_TAPS];
-        for (t, dt) in d.iter_mut().enumerate().take(taps) {
-            // Input row `oy·s + dy` lies in phase row `oy + dy div s` of phase `dy mod s`.
-            let (dy, dx) = (((t / g.kw) * g.dh) as isize - g.pt as isize, ((t % g.kw) * g.dw) as isize - g.pl as isize);
-            let phase = dy.rem_euclid(s) * s + dx.rem_euclid(s);
-            let pitch = if pl.s == 1 { g.w } else { g.ow } as isize;
-            *dt = phase * pl.phase_len as isize + dy.div_euclid(s) * pitch + dx.div_euclid(s);
+        let pitch = if pl.s == 1 { g.w } else { g.ow } as isize;
+        // Input row `oy·s + dy` lies in phase row `oy + dy div s` of phase `dy mod s` (and
+        // likewise for columns): per kernel row and column, not per tap (kws's first layer
+        // has 40 taps, and a Taps is built per call).
+        let split = |k: usize, step: usize, pad: usize| {
+            let v = (k * step) as isize - pad as isize;
+            (v.rem_euclid(s), v.div_euclid(s))
+        };
+        let kw = g.kw.max(1);
+        for (ky, row) in d[..taps].chunks_exact_mut(kw).enumerate() {
+            let (py, ry) = split(ky, g.dh, g.pt);
+            for (kx, dt) in row.iter_mut().enumerate() {
+                let (px, rx) = split(kx, g.dw, g.pl);
+                *dt = (py * s + px) * pl.phase_len as isize + ry * pitch + rx;
+            }
         }
         let mut cols = [(0, 0); MAX_TAPS];
         for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
@@ -607,6 +625,17 @@ impl Taps {
         (self.in_plane, self.out_plane)
     }
 
+    /// Filters a [`Micro::conv_taps`] call on these slices covers (every slice long enough
+    /// for all of them; none when `x` holds fewer than `cin` input planes).
+    #[inline]
+    pub(super) fn filters(&self, x: &[f32], cin: usize, w: &[f32], b: &[f32], out: &[f32]) -> usize {
+        if x.len() < cin * self.in_plane {
+            return 0;
+        }
+        let n = b.len().min(w.len().checked_div(cin * self.taps).unwrap_or(0));
+        n.min(out.len().checked_div(self.out_plane).unwrap_or(0))
+    }
+
     /// Channels a call on these slices covers (every slice long enough for all of them).
     #[inline]
     pub(super) fn channels(&self, x: &[f32], w: &[f32], b: &[f32], out: &[f32]) -> usize {
@@ -694,6 +723,139 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
         c0 += n;
     }
     Ok(())
+}
+
+/// Most input channels of a Conv [`shared`] takes: measured against the tiled product on the
+/// real models' layers (A/B in one process, bit-identical outputs), it wins up to 16 input
+/// channels (ResNet-8's 16 → 16 3 × 3 layers 0.95 of the time, MNIST's 8 → 16 5 × 5 layer
+/// 0.81) and loses from 32 (1.08 on ResNet-8's 32- and 64-channel layers).
+const SHARED_CG: usize = 16;
+/// Fewest filters of a Conv [`shared`] takes: with fewer, each tap's loads serve too few
+/// multiply-adds (MNIST's 8-filter 5 × 5 stem ran 1.16× the stem kernel's time; ResNet-8's
+/// 16-filter stem 0.68×).
+const SHARED_M: usize = 16;
+
+/// The [`PlaneLayout`] of a Conv of one group (every filter reads every input channel) of at
+/// most [`SHARED_CG`] input channels, at least [`SHARED_M`] filters and more than one tap,
+/// whose input channels' phases (at stride ≥ 2) fit [`PHASE_BUF`] together: kws_dscnn's 10 × 4
+/// stride-2 first layer (5-wide output rows leave most lanes of a row kernel empty, and a
+/// gathered panel per pixel tile costs more than the products), ResNet-8's stem and 16-channel
+/// layers. Its filters all read the same planes, so [`Micro::conv_taps`] loads each tap's
+/// values once for several filters.
+pub(super) fn shared_layout(g: &Geom) -> Option<PlaneLayout> {
+    if g.cg != g.c || g.mg != g.m || g.c == 0 || g.c > SHARED_CG || g.m < SHARED_M || g.kh * g.kw < 2 {
+        return None;
+    }
+    let pl = geom_layout(g)?;
+    (pl.s == 1 || g.c * pl.in_plane <= PHASE_BUF).then_some(pl)
+}
+
+/// Filters [`shared`] decodes the bias of at a time.
+const SHARED_F: usize = 256;
+
+/// A Conv of one group read through `pl` ([`shared_layout`]) with f32 weights `w`
+/// (`[m, c, kh, kw]`): groups of `TB · 16` output positions, every filter's sum over the input
+/// channels' taps, from the input planes in place (stride 1) or from their stride phases copied
+/// to the stack.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn shared<M: Micro>(
+    mk: M,
+    g: &Geom,
+    pl: PlaneLayout,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    let (k, in_plane, plane) = (g.c * g.kh * g.kw, g.h * g.w, g.oh * g.ow);
+    let (Some(x), Some(w), Some(out)) = (x.get(..g.c * in_plane), w.get(..g.m * k), out.get_mut(..g.m * plane)) else {
+        return Err(OpError::ShapeMismatch);
+    };
+    if pl.s == 1 {
+        return shared_in(mk, g, pl, x, w, bias, act, out);
+    }
+    // The phases on the stack, only as many floats cleared as the layer needs (in five sizes).
+    let len = g.c * pl.in_plane;
+    let mut run = |buf: &mut [f32]| {
+        let buf = &mut buf[..len];
+        for (src, dst) in x.chunks_exact(in_plane).zip(buf.chunks_exact_mut(pl.in_plane)) {
+            split_phases(g, pl, src, dst);
+        }
+        shared_in(mk, g, pl, buf, w, bias, act, out)
+    };
+    match len {
+        0..=512 => run(&mut [0.0f32; 512]),
+        513..=1024 => run(&mut [0.0f32; 1024]),
+        1025..=2048 => run(&mut [0.0f32; 2048]),
+        2049..=4096 => run(&mut [0.0f32; 4096]),
+        _ => run(&mut [0.0f32; PHASE_BUF]),
+    }
+}
+
+/// [`shared`] on its input planes or phases `x`, `w` and `out` already cut to the layer.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn shared_in<M: Micro>(
+    mk: M,
+    g: &Geom,
+    pl: PlaneLayout,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    let (k, plane) = (g.c * g.kh * g.kw, g.oh * g.ow);
+    let mut t = Taps::new(g, pl, act);
+    let mut bb = [0.0f32; SHARED_F];
+    let mut f0 = 0;
+    while f0 < g.m {
+        let n = SHARED_F.min(g.m - f0);
+        match bias {
+            Some(bv) => bv.read_into(f0, &mut bb[..n]),
+            None => bb.fill(0.0),
+        }
+        let (wf, o) = (&w[f0 * k..(f0 + n) * k], &mut out[f0 * plane..(f0 + n) * plane]);
+        let mut j0 = 0;
+        while j0 < plane {
+            t.at(g, j0);
+            mk.conv_taps(&t, x, g.c, wf, &bb[..n], o);
+            j0 += 16 * TB;
+        }
+        f0 += n;
+    }
+    Ok(())
+}
+
+/// The definition the SIMD versions of [`Micro::conv_taps`] follow: for filter `f` below
+/// [`Taps::filters`] and each stored lane, `out = act(b[f] + Σ_{c, t} w[f·k + c·taps + t] · v_{c,t})`
+/// (`k = cin · taps`) in `(c, t)` order, each term fused into the sum, with `v_{c,t}` the value
+/// of tap `t` in input plane `c` (at `c · in_plane`) in its masked-in lanes and 0 in the others.
+pub(super) fn conv_taps_scalar(t: &Taps, x: &[f32], cin: usize, w: &[f32], b: &[f32], out: &mut [f32]) {
+    let n = t.filters(x, cin, w, b, out);
+    let (taps, (ip, op)) = (t.taps, t.planes());
+    let k = cin * taps;
+    for f in 0..n {
+        for (blk, &st) in t.store().iter().enumerate() {
+            for i in (0..16).filter(|i| st >> i & 1 == 1) {
+                let j = t.j0 + 16 * blk + i;
+                let mut acc = b[f];
+                for c in 0..cin {
+                    for (tp, &dt) in t.d().iter().enumerate() {
+                        let v = if t.mask(blk, tp) >> i & 1 == 1 {
+                            x.get(((c * ip + j) as isize + dt) as usize).copied().unwrap_or(0.0)
+                        } else {
+                            0.0
+                        };
+                        acc = libm::fmaf(w[f * k + c * taps + tp], v, acc);
+                    }
+                }
+                out[f * op + j] = t.act.apply(acc);
+            }
+        }
+    }
 }
 
 /// Geometry of a layer read in place by [`Micro::dw_s2`] (a stride-2 depthwise layer:
@@ -926,10 +1088,17 @@ fn strided<M: Micro>(mk: M, g: &Geom, s: S2, a: &Args<'_>, out: &mut [f32]) -> R
 #[inline(always)]
 fn split_phases(g: &Geom, pl: PlaneLayout, src: &[f32], dst: &mut [f32]) {
     let s = pl.s;
-    for (iy, row) in src.chunks_exact(g.w).enumerate().take(g.h) {
-        let (py, ry) = (iy % s, iy / s);
+    // Values of phase column `px` per row for the first few phases, worked out once: no
+    // division per row (a Taps layer is split per call).
+    let mut lens = [0usize; 4];
+    for (px, n) in lens.iter_mut().enumerate().take(s.min(g.w)) {
+        *n = (g.w - px).div_ceil(s);
+    }
+    // Row `iy` lies in row `ry` of phase row `py` (`iy = ry·s + py`), counted along.
+    let (mut py, mut ry) = (0, 0);
+    for row in src.chunks_exact(g.w).take(g.h) {
         for px in 0..s.min(g.w) {
-            let n = (g.w - px).div_ceil(s);
+            let n = lens.get(px).copied().unwrap_or_else(|| (g.w - px).div_ceil(s));
             let at = (py * s + px) * pl.phase_len + ry * g.ow;
             let Some(d) = dst.get_mut(at..at + n) else { continue };
             if let (2, Some((last, body))) = (s, d.split_last_mut()) {
@@ -944,6 +1113,7 @@ fn split_phases(g: &Geom, pl: PlaneLayout, src: &[f32], dst: &mut [f32]) {
                 }
             }
         }
+        (py, ry) = if py + 1 == s { (0, ry + 1) } else { (py + 1, ry) };
     }
 }
 
@@ -1174,6 +1344,77 @@ mod tests {
                     prop_assert_eq!(&run(&|o| mk.conv_s2(&s1, &x, &w, &b, attrs.act, o)), &def);
                     let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &g, &x, &w, Some(View::F32(&b)), attrs.act, o)).unwrap());
                     prop_assert_eq!(&tiled, &def);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
+        /// The shared-plane Conv ([`super::shared`]: one group, few input channels, filters
+        /// past one register tile and one bias chunk, strides 1 and 2, dilation, uneven
+        /// padding, planes of one to many position groups) on every SIMD tier of this CPU
+        /// against the f64 definition, each of its groups equal to
+        /// [`super::conv_taps_scalar`] bit for bit, and the whole layer equal to the tiled
+        /// product's bits (the same fused sums in the same order).
+        #[test]
+        fn shared_planes_match_naive(c in 1usize..6, m in 16usize..40, many in proptest::bool::ANY, h in 1usize..30, wd in 1usize..14,
+                                     kh in 1usize..5, kw in 1usize..5, s in 1usize..3, d in 1usize..3,
+                                     pt in 0usize..3, pb in 0usize..3, pl in 0usize..8, act in 0u8..3, seed in 0u64..1000) {
+            let m = if many { m + 250 } else { m };
+            // Stride 1: "same" padding along rows (output rows as wide as the input's); stride
+            // 2: every phase row no wider than an output row.
+            let span = (kw - 1) * d;
+            let pl = pl % (span + 1);
+            let pr = if s == 1 { span - pl } else { (span + 1).saturating_sub(pl) };
+            prop_assume!(kh * kw > 1 && h + pt + pb > (kh - 1) * d && wd + pl + pr > span);
+            let attrs = ConvAttrs {
+                group: 1,
+                stride: [s as u32, s as u32],
+                dilation: [d as u32, d as u32],
+                pads: [pt as u32, pl as u32, pb as u32, pr as u32],
+                act: ACTS[act as usize],
+            };
+            let (xd, wdim) = ([1, c, h, wd], [m, c, kh, kw]);
+            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdim), sh(&[m])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let g = Geom::new(&attrs, &sh(&xd), &sh(&wdim), &y);
+            let lay = super::shared_layout(&g);
+            prop_assume!(lay.is_some());
+            let lay = lay.unwrap();
+            let (x, w, b) = (data(xd.iter().product(), seed), data(wdim.iter().product(), seed + 1), data(m, seed + 2));
+            let want = naive_conv(&x, &xd, &w, &wdim, Some(&b), &attrs, &yd);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let run = |f: &dyn Fn(&mut [f32])| {
+                let mut got = vec![f32::NAN; want.len()];
+                f(&mut got);
+                got
+            };
+            // The groups' definition, over the kernel's own input (planes or phases).
+            let xin = if lay.s == 1 {
+                x.clone()
+            } else {
+                let mut ph = vec![0.0f32; c * lay.in_plane];
+                for (src, dst) in x.chunks_exact(h * wd).zip(ph.chunks_exact_mut(lay.in_plane)) {
+                    super::split_phases(&g, lay, src, dst);
+                }
+                ph
+            };
+            let def = run(&|o| {
+                let mut t = super::Taps::new(&g, lay, attrs.act);
+                for j0 in (0..g.oh * g.ow).step_by(16 * super::TB) {
+                    t.at(&g, j0);
+                    super::conv_taps_scalar(&t, &xin, c, &w, &b, o);
+                }
+            });
+            assert_close(&def, &want, 1e-5);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f) = super::super::x86::Fma::detect() {
+                for mk in [f, f.avx2_only()] {
+                    let got = run(&|o| mk.run(|| super::shared(mk, &g, lay, &x, &w, Some(View::F32(&b)), attrs.act, o)).unwrap());
+                    prop_assert_eq!(bits(&got), bits(&def));
+                    let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &g, &x, &w, Some(View::F32(&b)), attrs.act, o)).unwrap());
+                    prop_assert_eq!(bits(&tiled), bits(&def));
                 }
             }
         }

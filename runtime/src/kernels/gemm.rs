@@ -117,6 +117,13 @@ pub(super) trait Micro: Copy {
     fn conv_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
         super::depthwise::conv_s2_scalar(s, x, w, b, act, out)
     }
+    /// One position group of a Conv whose filters all read the same few input planes
+    /// ([`super::depthwise::shared_layout`]), over every filter the slices hold:
+    /// [`super::depthwise::conv_taps_scalar`]. Only called when [`Micro::dw_s2_ready`].
+    #[inline]
+    fn conv_taps(self, t: &super::depthwise::Taps, x: &[f32], cin: usize, w: &[f32], b: &[f32], out: &mut [f32]) {
+        super::depthwise::conv_taps_scalar(t, x, cin, w, b, out)
+    }
     /// An input-major 1×1 Conv at stride 1 over a whole plane of at most [`IM_PLANE`]
     /// positions, on one batch item: `out[o·hw + p] = act(bias[o] + Σ_c x[c·hw + p] · wt[c·m + o])`
     /// summed in `c` order with fused multiply-adds, inputs `c` that are zero at every position
@@ -218,6 +225,10 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn conv_s2(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
         super::x86::Fma::conv_s2(self, s, x, w, b, act, out)
+    }
+    #[inline]
+    fn conv_taps(self, t: &super::depthwise::Taps, x: &[f32], cin: usize, w: &[f32], b: &[f32], out: &mut [f32]) {
+        super::x86::Fma::conv_taps(self, t, x, cin, w, b, out)
     }
     #[inline]
     fn im_1x1(self, x: &[f32], hw: usize, c: usize, wt: &[f32], m: usize, bias: &[f32], act: Activation, out: &mut [f32]) -> bool {

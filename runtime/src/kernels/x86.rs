@@ -1040,6 +1040,29 @@ impl Fma {
         }
     }
 
+    /// [`super::depthwise::conv_taps_scalar`] bit for bit with AVX-512 masked loads: each tap's
+    /// 16-lane blocks loaded once for four filters; the scalar definition without AVX-512.
+    #[inline]
+    pub(super) fn conv_taps(self, t: &Taps, x: &[f32], cin: usize, w: &[f32], b: &[f32], out: &mut [f32]) {
+        let n = t.filters(x, cin, w, b, out);
+        if !self.avx512 {
+            return super::depthwise::conv_taps_scalar(t, x, cin, w, b, out);
+        }
+        // SAFETY: AVX-512 F detected; `x` holds `cin` input planes and filters below `n` have
+        // their weights, bias and output planes inside the slices (`Taps::filters`); every lane
+        // loaded or stored lies inside its plane (the `Taps` guarantee).
+        unsafe {
+            let (x, w, b, o) = (x.as_ptr(), w.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+            match t.store().iter().rposition(|&m| m != 0) {
+                Some(0) => conv_taps_avx512::<1>(t, x, cin, w, b, o, n),
+                Some(1) => conv_taps_avx512::<2>(t, x, cin, w, b, o, n),
+                Some(2) => conv_taps_avx512::<3>(t, x, cin, w, b, o, n),
+                Some(_) => conv_taps_avx512::<TB>(t, x, cin, w, b, o, n),
+                None => {}
+            }
+        }
+    }
+
     /// Whether [`Fma::dw_s2`] has its kernel: AVX-512 (the even-lane permute of two registers).
     #[inline]
     pub(super) fn dw_s2_ready(self) -> bool {
@@ -1632,6 +1655,76 @@ unsafe fn dw_taps_ch<const NB: usize, const CH: usize>(t: &Taps, x: *const f32, 
             let oc = out.add((c + h) * op).wrapping_offset(j0);
             for (k, a) in acc.iter().enumerate() {
                 _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(act, *a));
+            }
+        }
+    }
+}
+
+/// Filters [`conv_taps_avx512`] sums together.
+const CT_F: usize = 4;
+
+/// [`Fma::conv_taps`] on the first `NB` blocks for `n` filters: [`CT_F`] filters at a time,
+/// then one at a time; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn conv_taps_avx512<const NB: usize>(t: &Taps, x: *const f32, cin: usize, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
+    let mut f = 0;
+    while f + CT_F <= n {
+        // SAFETY: filters `f .. f + CT_F` below `n` (the caller's guarantee).
+        unsafe { conv_taps_f::<NB, CT_F>(t, x, cin, w, b, out, f) };
+        f += CT_F;
+    }
+    while f < n {
+        // SAFETY: filter `f` below `n`.
+        unsafe { conv_taps_f::<NB, 1>(t, x, cin, w, b, out, f) };
+        f += 1;
+    }
+}
+
+/// [`conv_taps_avx512`] for filters `f0 .. f0 + F` (below the caller's `n`): masked-out lanes
+/// are not accessed, so the wrapped addresses of empty blocks are never dereferenced.
+#[inline(always)]
+// Taps outer, filters inner (each tap's blocks loaded once for all filters): `acc` is indexed
+// across both dimensions.
+#[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+unsafe fn conv_taps_f<const NB: usize, const F: usize>(
+    t: &Taps,
+    x: *const f32,
+    cin: usize,
+    w: *const f32,
+    b: *const f32,
+    out: *mut f32,
+    f0: usize,
+) {
+    let (taps, (ip, op), j0, st, act) = (t.taps(), t.planes(), t.j0() as isize, t.store(), Some(t.act()));
+    let k = cin * taps;
+    // Block `k`'s tap `tp` at `k · taps + tp`, `TB · taps` masks (`Taps::masks`).
+    let masks = t.masks().as_ptr();
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NB]; F];
+        for (h, a) in acc.iter_mut().enumerate() {
+            *a = [_mm512_set1_ps(*b.add(f0 + h)); NB];
+        }
+        for c in 0..cin {
+            let xc = x.add(c * ip);
+            for (tp, &dt) in t.d().iter().enumerate() {
+                let base = xc.wrapping_offset(j0 + dt);
+                let mut v = [_mm512_setzero_ps(); NB];
+                for blk in 0..NB {
+                    v[blk] = _mm512_maskz_loadu_ps(*masks.add(blk * taps + tp), base.wrapping_add(16 * blk));
+                }
+                for h in 0..F {
+                    let wv = _mm512_set1_ps(*w.add((f0 + h) * k + c * taps + tp));
+                    for blk in 0..NB {
+                        acc[h][blk] = _mm512_fmadd_ps(wv, v[blk], acc[h][blk]);
+                    }
+                }
+            }
+        }
+        for (h, acc) in acc.iter().enumerate() {
+            let oc = out.add((f0 + h) * op).wrapping_offset(j0);
+            for (blk, a) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(oc.wrapping_add(16 * blk), st[blk], act_zmm(act, *a));
             }
         }
     }
