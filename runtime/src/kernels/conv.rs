@@ -171,13 +171,14 @@ pub(super) fn conv_simd<M: Micro>(
         };
     }
     // Few input planes that every filter reads, through tap offsets (kws's first layer,
-    // ResNet-8's stem and 16-channel layers).
-    if let Some(pl) = depthwise::shared_layout(g).filter(|_| mk.dw_s2_ready()) {
-        return depthwise::shared(mk, g, pl, x, w, bias, act, out);
-    }
-    match depthwise::S2::stem(g).or_else(|| depthwise::S2::stem1(g)).filter(|_| mk.dw_s2_ready()) {
-        Some(s) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),
-        None => gemm::conv(mk, g, x, w, bias, act, out),
+    // ResNet-8's stem and 16-channel layers, MNIST's second layer), unless a stem kernel takes
+    // the layer and it has too few filters to share the loads. The choice does not depend on
+    // the filter count otherwise, so pruned layers keep their kernel.
+    let stem = depthwise::S2::stem(g).or_else(|| depthwise::S2::stem1(g)).filter(|_| mk.dw_s2_ready());
+    match (depthwise::shared_layout(g).filter(|_| mk.dw_s2_ready()), stem) {
+        (Some(pl), s) if s.is_none() || g.m >= depthwise::SHARED_M => depthwise::shared(mk, g, pl, x, w, bias, act, out),
+        (_, Some(s)) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),
+        _ => gemm::conv(mk, g, x, w, bias, act, out),
     }
 }
 

@@ -558,12 +558,14 @@ impl Taps {
             };
             let at = (j0 + 16 * k) as isize;
             store[k] = if inside(st, at, out_plane) { st } else { 0 };
-            // Tap `t` is kernel row `t div kw`, column `t mod kw`.
+            // Tap `t` is kernel row `t div kw`, column `t mod kw`. When every lane of the block
+            // reads inside the plane under every tap, the check holds for every mask.
             let kw = g.kw.max(1);
+            let all_in = at + self.dmin >= 0 && at + 15 + self.dmax < in_plane as isize;
             for ((mr, dr), &r) in masks[k * taps..(k + 1) * taps].chunks_exact_mut(kw).zip(self.d[..taps].chunks_exact(kw)).zip(&rows) {
                 for ((m, &dt), &c) in mr.iter_mut().zip(dr).zip(&cols) {
                     let v = r & c;
-                    *m = if inside(v, at + dt, in_plane) { v } else { 0 };
+                    *m = if all_in || inside(v, at + dt, in_plane) { v } else { 0 };
                 }
             }
         }
@@ -730,20 +732,22 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
 /// channels (ResNet-8's 16 → 16 3 × 3 layers 0.95 of the time, MNIST's 8 → 16 5 × 5 layer
 /// 0.81) and loses from 32 (1.08 on ResNet-8's 32- and 64-channel layers).
 const SHARED_CG: usize = 16;
-/// Fewest filters of a Conv [`shared`] takes: with fewer, each tap's loads serve too few
-/// multiply-adds (MNIST's 8-filter 5 × 5 stem ran 1.16× the stem kernel's time; ResNet-8's
-/// 16-filter stem 0.68×).
-const SHARED_M: usize = 16;
+/// Fewest filters for which [`shared`] beats the stem kernels ([`S2::stem`], [`S2::stem1`])
+/// where those apply too: with fewer, each tap's loads serve too few multiply-adds. Measured
+/// (A/B in one process): MNIST's 1-channel 5 × 5 stem with 8 filters 1.16× the stem kernel's
+/// time, with 12 0.97×; ResNet-8's 3-channel 3 × 3 stem with 11 filters 0.85×, 12 0.68×, 16
+/// 0.63–0.68×.
+pub(super) const SHARED_M: usize = 11;
 
 /// The [`PlaneLayout`] of a Conv of one group (every filter reads every input channel) of at
-/// most [`SHARED_CG`] input channels, at least [`SHARED_M`] filters and more than one tap,
+/// most [`SHARED_CG`] input channels and more than one tap,
 /// whose input channels' phases (at stride ≥ 2) fit [`PHASE_BUF`] together: kws_dscnn's 10 × 4
 /// stride-2 first layer (5-wide output rows leave most lanes of a row kernel empty, and a
 /// gathered panel per pixel tile costs more than the products), ResNet-8's stem and 16-channel
 /// layers. Its filters all read the same planes, so [`Micro::conv_taps`] loads each tap's
 /// values once for several filters.
 pub(super) fn shared_layout(g: &Geom) -> Option<PlaneLayout> {
-    if g.cg != g.c || g.mg != g.m || g.c == 0 || g.c > SHARED_CG || g.m < SHARED_M || g.kh * g.kw < 2 {
+    if g.cg != g.c || g.mg != g.m || g.c == 0 || g.c > SHARED_CG || g.m == 0 || g.kh * g.kw < 2 {
         return None;
     }
     let pl = geom_layout(g)?;
@@ -1351,14 +1355,14 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
-        /// The shared-plane Conv ([`super::shared`]: one group, few input channels, filters
-        /// past one register tile and one bias chunk, strides 1 and 2, dilation, uneven
+        /// The shared-plane Conv ([`super::shared`]: one group, few input channels, one filter to
+        /// past one bias chunk, register tiles and ragged tails, strides 1 and 2, dilation, uneven
         /// padding, planes of one to many position groups) on every SIMD tier of this CPU
         /// against the f64 definition, each of its groups equal to
         /// [`super::conv_taps_scalar`] bit for bit, and the whole layer equal to the tiled
         /// product's bits (the same fused sums in the same order).
         #[test]
-        fn shared_planes_match_naive(c in 1usize..6, m in 16usize..40, many in proptest::bool::ANY, h in 1usize..30, wd in 1usize..14,
+        fn shared_planes_match_naive(c in 1usize..17, m in 1usize..40, many in proptest::bool::ANY, h in 1usize..30, wd in 1usize..14,
                                      kh in 1usize..5, kw in 1usize..5, s in 1usize..3, d in 1usize..3,
                                      pt in 0usize..3, pb in 0usize..3, pl in 0usize..8, act in 0u8..3, seed in 0u64..1000) {
             let m = if many { m + 250 } else { m };
