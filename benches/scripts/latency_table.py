@@ -20,7 +20,8 @@ CPU (`--cpu`, default 0): this VM's two cores differ (one ran every runner about
 noisier, than the other), so a process landing on the other core skewed a ratio by up to 2x.
 Medians in microseconds.
 
-Usage (from the repository root, after `cargo build --release -p sprig-tools`):
+Needs numpy, onnxruntime and onnx (`pip install onnxruntime onnx`; without onnx the call is not
+measured). Usage (from the repository root, after `cargo build --release -p sprig-tools`):
     python3 benches/scripts/latency_table.py [--models mnist-8,ad_autoencoder_fp32] [--variants dense] [--iters 500] [--cpu 0] [--out table.md]
 """
 import argparse, json, os, sys, tempfile, time
@@ -47,9 +48,16 @@ class Ort:
         self.xs = [x.reshape(shape).astype(np.float32) for x in samples]
         for x in self.xs[: min(len(self.xs), 20)]:
             self.s.run(None, {self.inp.name: x})
-        # The cost of the call itself: a model that only reads the input's shape, run the same way.
-        import onnx
-        from onnx import helper
+        # The cost of the call itself: a model that only reads the input's shape, run the same
+        # way. Built with the `onnx` package; without it the tables give the plain ratio only.
+        self.null = None
+        try:
+            import onnx
+            from onnx import helper
+        except ImportError:
+            print("latency_table: the onnx package is missing (pip install onnx): onnxruntime's Python call "
+                  "is not measured, and the 'less the call' column is n/a", file=sys.stderr)
+            return
         g = helper.make_graph([helper.make_node("Shape", ["x"], ["y"])], "call",
                               [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.INT64, [len(shape)])])
@@ -68,8 +76,9 @@ class Ort:
         return float(np.median(times))
 
     def call_us(self, iters):
-        """Median of a Shape-only model on the same inputs: the Python call's share of a run."""
-        return self.median_us(iters, self.null)
+        """Median of a Shape-only model on the same inputs: the Python call's share of a run
+        (None without the `onnx` package)."""
+        return self.median_us(iters, self.null) if self.null else None
 
 
 def vs_ort(ort, model, ep, iters, samples, rounds=7):
@@ -82,11 +91,12 @@ def vs_ort(ort, model, ep, iters, samples, rounds=7):
         o = ort.median_us(int(iters))
         c = ort.call_us(int(iters))
         r.append(s / o)
-        re.append(s / max(o - c, 1e-3))
         s_us.append(s)
         o_us.append(o)
-        c_us.append(c)
-    med = lambda v: float(np.median(v))
+        if c is not None:
+            re.append(s / max(o - c, 1e-3))
+            c_us.append(c)
+    med = lambda v: float(np.median(v)) if v else None
     return med(r), med(re), med(s_us), med(o_us), med(c_us)
 
 
@@ -144,16 +154,20 @@ def main():
                 ratio, ratio_e, alone, o, call = vs_ort(ort, out, ep, a.iters, a.samples)
             if label == "dense":
                 dense_out, dense_macs = out, macs
+                of_it = f" of which {call:.1f} µs is the Python call" if call is not None else ""
+                less = f", {ratio_e:.2f} against onnxruntime less the call" if ratio_e is not None else ""
                 lines[head + 1] = (f"**{name}** (timed alternately with onnxruntime in seven rounds: dense sprig {alone:.1f} µs, "
-                                   f"onnxruntime on the dense ONNX {o:.1f} µs of which {call:.1f} µs is the Python call, "
-                                   f"median ratio {ratio:.2f}, {ratio_e:.2f} against onnxruntime less the call)")
+                                   f"onnxruntime on the dense ONNX {o:.1f} µs{of_it}, median ratio {ratio:.2f}{less})")
             ideal = f"{dense_macs / macs:.2f}x" if dense_macs and label != "dense" and not flags else ""
             # Each variant over the dense model, interleaved run by run in one process.
             sp = None
             if dense_out and label != "dense" and not flags:
                 sp = bench(out, ep, a.iters, "--baseline", dense_out, "--samples", a.samples)["speedup_over_baseline"]
             meas = f"{sp:.2f}x" if sp else ""
-            o_txt, r_txt, e_txt = (f"{o:.1f} ({call:.1f})", f"{ratio:.2f}", f"{ratio_e:.2f}") if ratio else ("", "", "")
+            o_txt, r_txt, e_txt = "", "", ""
+            if ratio:
+                o_txt = f"{o:.1f} ({call:.1f})" if call is not None else f"{o:.1f} (n/a)"
+                r_txt, e_txt = f"{ratio:.2f}", f"{ratio_e:.2f}" if ratio_e is not None else "n/a"
             lines.append(f"| {label} | {macs} | {d:.1f} | {t:.1f} | {d / t:.2f} | {macs / d / 1e3:.2f} | {o_txt} | {r_txt} | {e_txt} | {ideal} | {meas} |")
             print(lines[-1], flush=True)
     emit("\n".join(lines) + "\n", a.out)
