@@ -137,8 +137,9 @@ pub(super) fn native_bias<'b>(bias: Option<View<'b>>, m: usize, buf: &'b mut Opt
 
 /// A Conv that is not depthwise ([`gemm::applies`]), f32 weights `w`, on a SIMD CPU: the
 /// shared-plane kernel where it applies ([`depthwise::shared_layout`]), else the stem kernel
-/// ([`depthwise::S2::stem`], [`depthwise::S2::stem1`]), else the tiled product. The bias is read through [`native_bias`]. Forced
-/// inline so the caller's [`Micro::run`] reaches the loops.
+/// ([`depthwise::S2::stem`], [`depthwise::S2::stem1`]), else the tiled product; all three give
+/// the same sums (the same fused terms in the same order). The bias is read through
+/// [`native_bias`]. Forced inline so the caller's [`Micro::run`] reaches the loops.
 #[inline(always)]
 pub(super) fn conv_simd<M: Micro>(
     mk: M,

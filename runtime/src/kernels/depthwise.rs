@@ -649,8 +649,9 @@ impl Taps {
 
 /// The definition the SIMD versions of [`Micro::dw_taps`] follow: for channel `c` below
 /// [`Taps::channels`] and each stored lane, `out = act(b[c] + Σ_t w[c·taps + t] · v_t)` in `t`
-/// order, each term fused into the sum (one rounding: `fma(w, v, sum)`), with `v_t` the input value of tap `t` in its masked-in lanes and
-/// 0 in the others, and `act` the [`Taps`]' activation.
+/// order, each term fused into the sum (one rounding: `fma(w, v, sum)`), with `v_t` the input
+/// value of tap `t` in its masked-in lanes and 0 in the others, and `act` the [`Taps`]'
+/// activation.
 #[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
 pub(super) fn dw_taps_scalar(t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
     let n = t.channels(x, w, b, out);
