@@ -68,6 +68,15 @@ impl Geom {
         (lo, hi.min(self.ow))
     }
 
+    /// Range of output rows `oy` whose input row `oy * sh + off - pt` lies in `0..h` (the rows
+    /// for which [`Geom::in_row`] at `off = ky · dh` is `Some`).
+    #[inline]
+    pub(super) fn row_range(&self, off: usize) -> (usize, usize) {
+        let lo = if off >= self.pt { 0 } else { (self.pt - off).div_ceil(self.sh) };
+        let hi = if self.h + self.pt > off { (self.h + self.pt - off).div_ceil(self.sh) } else { 0 };
+        (lo.min(self.oh), hi.min(self.oh))
+    }
+
     /// Whether [`conv_patches`] beats the row-run loop. Measured on the real models' layers
     /// (`sprig bench --per-layer`): row runs win only for stride-1 layers with output rows of 24
     /// or more, and for depthwise / few-filter groups (a gathered patch then serves too few dots).
@@ -578,6 +587,15 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(400)))]
+        /// `row_range` is exactly the set of output rows `in_row` accepts, for any geometry.
+        #[test]
+        fn row_range_matches_in_row(h in 1usize..40, oh in 1usize..40, sh in 1usize..4, dh in 1usize..4, ky in 0usize..6, pt in 0usize..6) {
+            let g = super::Geom { c: 1, h, w: 1, m: 1, cg: 1, mg: 1, kh: ky + 1, kw: 1, oh, ow: 1, sh, sw: 1, dh, dw: 1, pt, pl: 0 };
+            let (lo, hi) = g.row_range(ky * dh);
+            for oy in 0..oh {
+                prop_assert_eq!(g.in_row(oy, ky).is_some(), (lo..hi).contains(&oy), "oy {}", oy);
+            }
+        }
         #[test]
         fn matches_naive(c in case(), seed in 0u64..1000) {
             check(&c, seed);

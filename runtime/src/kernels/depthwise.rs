@@ -386,6 +386,9 @@ pub(super) struct Taps {
     d: [isize; MAX_TAPS],
     /// Per kernel column, the output columns whose input column lies inside the input.
     cols: [(u32, u32); MAX_TAPS],
+    /// Per kernel row, the output positions (of the flattened plane) whose input row lies
+    /// inside the input: whole output rows, one run.
+    rows: [(u32, u32); MAX_TAPS],
     in_plane: usize,
     out_plane: usize,
     /// Groups' masks, one entry of [`Taps::entry`] values per slot: `TB · taps` tap masks
@@ -445,6 +448,11 @@ impl Taps {
             // Output columns fit `u32`: a plane's positions fit the arena.
             *c = (lo as u32, hi as u32);
         }
+        let mut rows = [(0, 0); MAX_TAPS];
+        for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
+            let (lo, hi) = g.row_range(ky * g.dh);
+            *r = ((lo * g.ow) as u32, (hi.max(lo) * g.ow) as u32);
+        }
         let (in_plane, out_plane) = (pl.in_plane, g.oh * g.ow);
         let (dmin, dmax) = (d[..taps].iter().copied().min().unwrap_or(0), d[..taps].iter().copied().max().unwrap_or(0));
         let all = POOL / (TB * (taps + 1));
@@ -454,6 +462,7 @@ impl Taps {
             j0: 0,
             d,
             cols,
+            rows,
             in_plane,
             out_plane,
             pool: [0; POOL],
@@ -524,29 +533,29 @@ impl Taps {
         let (ow, e) = (g.ow.max(1), self.entry());
         let ent = &mut self.pool[self.cur..self.cur + e];
         let (masks, store) = ent.split_at_mut(TB * taps);
-        // Output row and column of the block's first position, advanced block by block.
-        let (mut oy, mut ox) = (j0 / ow, j0 % ow);
+        // Output column of the block's first position, advanced block by block.
+        let mut ox = j0 % ow;
         for k in 0..TB {
             // Lanes whose kernel row `ky` / column `kx` lies inside the input, one run of
             // lanes along an output row at a time.
             let (mut rows, mut cols) = ([0u16; MAX_TAPS], [0u16; MAX_TAPS]);
             let (start, end) = (j0 + 16 * k, (j0 + 16 * k + 16).min(out_plane));
             let st = bits(0, end.saturating_sub(start));
+            // Kernel row `ky` is inside for the positions of one run of whole output rows.
+            let lane = |v: u32| (v as usize).clamp(start, end.max(start)) - start;
+            for (r, &(lo, hi)) in rows.iter_mut().zip(&self.rows).take(g.kh) {
+                *r = bits(lane(lo), lane(hi));
+            }
             let mut p = start;
             while p < end {
                 let (a, n) = (p - start, (ow - ox).min(end - p));
-                for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
-                    if g.in_row(oy, ky).is_some() {
-                        *r |= bits(a, a + n);
-                    }
-                }
                 for (c, &(lo, hi)) in cols.iter_mut().zip(&self.cols).take(g.kw) {
                     *c |= bits(a + (lo as usize).saturating_sub(ox), (a + (hi as usize).saturating_sub(ox)).min(a + n));
                 }
                 p += n;
                 ox += n;
                 if ox == ow {
-                    (oy, ox) = (oy + 1, 0);
+                    ox = 0;
                 }
             }
             // The guarantee, checked on the lowest and highest lane of every mask.
