@@ -3,7 +3,7 @@
 use super::dense::dot;
 use super::depthwise;
 use super::gemm::{self, Micro};
-use super::{sub, sub_mut, Operand, CHUNK};
+use super::{sub, sub_mut, zeroed, Operand, CHUNK};
 use crate::op::{Activation, ConvAttrs, OpError};
 use crate::shape::Shape;
 use crate::view::View;
@@ -167,17 +167,17 @@ pub(super) fn conv_simd<M: Micro>(
     let sub_len = g.c * g.oh * g.ow;
     if g.kh == 1 && g.kw == 1 && (g.sh, g.sw) != (1, 1) && sub_len <= SUB_MAX && x.len() >= g.c * g.h * g.w {
         let gs = Geom { h: g.oh, w: g.ow, sh: 1, sw: 1, pt: 0, pl: 0, ..*g };
-        let mut run = |buf: &mut [f32]| {
+        let run = |buf: &mut [f32]| {
             let buf = &mut buf[..sub_len];
             subsample(mk, g, x, buf);
             gemm::conv(mk, &gs, buf, w, bias, act, out)
         };
         // Only as many floats cleared as the layer needs, in four sizes.
         return match sub_len {
-            0..=1024 => run(&mut [0.0f32; 1024]),
-            1025..=2048 => run(&mut [0.0f32; 2048]),
-            2049..=4096 => run(&mut [0.0f32; 4096]),
-            _ => run(&mut [0.0f32; SUB_MAX]),
+            0..=1024 => zeroed::<1024, _>(run),
+            1025..=2048 => zeroed::<2048, _>(run),
+            2049..=4096 => zeroed::<4096, _>(run),
+            _ => zeroed::<SUB_MAX, _>(run),
         };
     }
     // Few input planes that every filter reads, through tap offsets (kws's first layer,

@@ -2,7 +2,9 @@
 //! and run with the dense convolution's tap loop.
 
 use super::conv::{self, add_tap, Geom};
-use super::{sub, sub_mut, Operand, CHUNK};
+#[cfg(target_arch = "x86_64")]
+use super::uninit;
+use super::{sub, sub_mut, zeroed, Operand, CHUNK};
 use crate::codebook::{Codebook, Table};
 use crate::op::{Activation, ConvAttrs, OpError};
 use crate::shape::Shape;
@@ -17,22 +19,6 @@ use core::mem::MaybeUninit;
 /// (4-bit, AVX-512, the same layer interleaved with its dense twin); with 32 KiB they took the
 /// chunked decoder at 0.53–0.68.
 const WHOLE: usize = 40960;
-
-/// Runs `f` on `N` uninitialised floats in a stack frame of its own: a layer that needs a small
-/// buffer (or none) neither reserves nor probes the largest one (with the 160 KiB buffer in
-/// [`conv_codebook`]'s own frame, kws_dscnn's 4-bit depthwise layer ran at 0.88 of its dense
-/// twin's speed; 0.93–0.94 this way).
-#[cfg(target_arch = "x86_64")]
-#[inline(never)]
-fn uninit<const N: usize, R>(f: impl FnOnce(&mut [MaybeUninit<f32>]) -> R) -> R {
-    f(&mut [MaybeUninit::<f32>::uninit(); N])
-}
-
-/// Runs `f` on `N` zeroed floats in a stack frame of its own (as [`uninit`]).
-#[inline(never)]
-fn zeroed<const N: usize, R>(f: impl FnOnce(&mut [f32]) -> R) -> R {
-    f(&mut [0.0f32; N])
-}
 
 /// Writes filters `m0 ..` of `w` (`kdim` weights each) into `buf` (whole filters) through
 /// `decode(m, 0, filter)` (the 4-bit AVX-512 decoder writes its own buffers, see

@@ -16,7 +16,7 @@
 
 use super::conv::Geom;
 use super::gemm::Micro;
-use super::sub_mut;
+use super::{sub_mut, zeroed};
 use crate::op::{Activation, OpError};
 use crate::view::View;
 
@@ -792,7 +792,7 @@ pub(super) fn shared<M: Micro>(
     }
     // The phases on the stack, only as many floats cleared as the layer needs (in five sizes).
     let len = g.c * pl.in_plane;
-    let mut run = |buf: &mut [f32]| {
+    let run = |buf: &mut [f32]| {
         let buf = &mut buf[..len];
         for (src, dst) in x.chunks_exact(in_plane).zip(buf.chunks_exact_mut(pl.in_plane)) {
             split_phases(g, pl, src, dst);
@@ -800,11 +800,11 @@ pub(super) fn shared<M: Micro>(
         shared_in(mk, g, pl, buf, w, bias, act, out)
     };
     match len {
-        0..=512 => run(&mut [0.0f32; 512]),
-        513..=1024 => run(&mut [0.0f32; 1024]),
-        1025..=2048 => run(&mut [0.0f32; 2048]),
-        2049..=4096 => run(&mut [0.0f32; 4096]),
-        _ => run(&mut [0.0f32; PHASE_BUF]),
+        0..=512 => zeroed::<512, _>(run),
+        513..=1024 => zeroed::<1024, _>(run),
+        1025..=2048 => zeroed::<2048, _>(run),
+        2049..=4096 => zeroed::<4096, _>(run),
+        _ => zeroed::<PHASE_BUF, _>(run),
     }
 }
 

@@ -381,6 +381,21 @@ pub(crate) fn copy_strided(x: View<'_>, base: usize, st: &[usize; MAX_RANK], out
     }
 }
 
+/// Runs `f` on `N` uninitialised floats in a stack frame of its own: a kernel that needs a
+/// small buffer (or none) neither reserves nor probes the largest of its sizes (with the
+/// 160 KiB buffer in `conv_codebook`'s own frame, kws_dscnn's 4-bit depthwise layer ran at 0.88
+/// of its dense twin's speed; 0.93–0.94 this way).
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+pub(super) fn uninit<const N: usize, R>(f: impl FnOnce(&mut [core::mem::MaybeUninit<f32>]) -> R) -> R {
+    f(&mut [core::mem::MaybeUninit::<f32>::uninit(); N])
+}
+
+/// Runs `f` on `N` zeroed floats in a stack frame of its own (as [`uninit`]).
+#[inline(never)]
+pub(super) fn zeroed<const N: usize, R>(f: impl FnOnce(&mut [f32]) -> R) -> R {
+    f(&mut [0.0f32; N])
+}
 /// Sets every `n`-wide row of `out` to `bias` (zeros without one): where a Dense sum starts.
 pub(super) fn bias_rows(bias: Option<&Operand<'_>>, n: usize, out: &mut [f32]) {
     for row in out.chunks_mut(n.max(1)) {
