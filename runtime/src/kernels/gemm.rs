@@ -67,6 +67,13 @@ pub(super) trait Micro: Copy {
     }
     /// Four dot products of rows with the same `x`.
     fn dot4(self, w: [&[f32]; 4], x: &[f32]) -> [f32; 4];
+    /// Eight dot products of rows with the same `x`, each row's sum exactly [`Micro::dot4`]'s
+    /// (so a row's result does not depend on which rows share its call).
+    #[inline]
+    fn dot8(self, w: [&[f32]; 8], x: &[f32]) -> [f32; 8] {
+        let (a, b) = (self.dot4([w[0], w[1], w[2], w[3]], x), self.dot4([w[4], w[5], w[6], w[7]], x));
+        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+    }
     /// One dot product over the shorter length.
     fn dot(self, a: &[f32], b: &[f32]) -> f32;
     /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < NR`.
@@ -205,6 +212,10 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn dw_s2_ready(self) -> bool {
         super::x86::Fma::dw_s2_ready(self)
+    }
+    #[inline]
+    fn dot8(self, w: [&[f32]; 8], x: &[f32]) -> [f32; 8] {
+        super::x86::Fma::dot8(self, w, x)
     }
     #[inline]
     fn evens(self, dst: &mut [f32], src: &[f32]) {
@@ -1381,6 +1392,11 @@ pub(super) fn dense<M: Micro>(
         let xr = &x[r * k..(r + 1) * k];
         let or = &mut out[r * n..(r + 1) * n];
         let mut j = 0;
+        while j + 8 <= n {
+            let d = mk.dot8(core::array::from_fn(|i| &w[(j + i) * k..]), xr);
+            or[j..j + 8].copy_from_slice(&d);
+            j += 8;
+        }
         while j + 4 <= n {
             let d = mk.dot4([&w[j * k..], &w[(j + 1) * k..], &w[(j + 2) * k..], &w[(j + 3) * k..]], xr);
             or[j..j + 4].copy_from_slice(&d);
