@@ -119,7 +119,9 @@ impl<'m, 'a> Session<'m, 'a> {
                 };
                 operands[k] = Operand { view, shape: shapes[k] };
             }
-            kernels::execute_kernel_in::<OPS>(&o.op, o.kernel, &operands[..o.n_inputs], out, &out_t.shape)
+            // The operator and its operands passed `Model::parse`'s checks (those
+            // `execute_kernel_in` repeats on every call).
+            kernels::run_kernel_in::<OPS>(&o.op, o.kernel, &operands[..o.n_inputs], out, &out_t.shape)
                 .map_err(|e| Error::from_op(i as u32, e))?;
             hook(i, true);
         }

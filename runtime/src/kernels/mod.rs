@@ -115,8 +115,23 @@ pub fn execute_kernel_in<const OPS: u128>(
     out: &mut [f32],
     out_shape: &Shape,
 ) -> Result<(), OpError> {
+    check(op, kernel == kernel::INPUT_SPARSE, inputs, out, out_shape)?;
+    run_kernel_in::<OPS>(op, kernel, inputs, out, out_shape)
+}
+
+/// [`execute_kernel_in`] without its operand checks (arity, attributes, operand lengths against
+/// their shapes, the output shape [`Op::infer`] gives): for operators of a parsed
+/// [`Model`](crate::model::Model) on operands taken from it, which `Model::parse` checked
+/// (a session runs them every inference). Anything else must go through
+/// [`execute_kernel_in`].
+pub(crate) fn run_kernel_in<const OPS: u128>(
+    op: &Op,
+    kernel: u16,
+    inputs: &[Operand<'_>],
+    out: &mut [f32],
+    out_shape: &Shape,
+) -> Result<(), OpError> {
     let input_sparse = kernel == kernel::INPUT_SPARSE;
-    check(op, input_sparse, inputs, out, out_shape)?;
     let lut = match kernel {
         kernel::DEFAULT | kernel::INPUT_SPARSE => false,
         kernel::CODEBOOK_LUT if matches!(op, Op::Dense { .. }) && matches!(inputs.get(1).map(|w| w.view), Some(View::Codebook(_))) => true,
