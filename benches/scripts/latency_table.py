@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Latency of every real model: sprig's variants (dense with the portable loops and with this
-CPU's SIMD kernels, activation sparsity, pruned, 4-bit codebook, combined) beside tract and
-onnxruntime on the dense ONNX model, batch 1, one thread, on real evaluation samples.
+"""Latency of every real model: sprig's variants (dense with the portable loops, with the AVX2 +
+FMA tier on an AVX-512 CPU, and with this CPU's SIMD kernels, activation sparsity, pruned, 4-bit
+codebook, combined) beside tract and onnxruntime on the dense ONNX model, batch 1, one thread,
+on real evaluation samples.
 
 sprig and tract are timed interleaved by `sprig bench --onnx` (medians of the same run); the
 measured speedup of a variant over dense is timed interleaved with the dense .sprig, run by run,
@@ -103,6 +104,9 @@ def vs_ort(ort, model, ep, iters, samples, rounds=7):
 VARIANTS = [
     # name, sprig arguments after the ONNX path and output, extra `sprig bench` flags
     ("dense (portable loops)", ["convert"], ["--no-simd"]),
+    # The tier an x86 CPU without AVX-512 runs (only the runtime's own kernels switch: tract
+    # and onnxruntime keep theirs, so only the portable and tract columns compare like with like).
+    ("dense (AVX2 + FMA tier)", ["convert"], ["--no-avx512"]),
     ("dense", ["convert"], []),
     ("auto (activation sparsity)", ["compress"], []),
     ("pruned filter:macs=0.7", ["compress", "--prune", "filter:macs=0.7", "--act-sparsity", "off"], []),

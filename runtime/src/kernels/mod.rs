@@ -68,6 +68,17 @@ pub fn set_simd(on: bool) {
     gemm::SIMD_ON.store(on, core::sync::atomic::Ordering::Relaxed);
 }
 
+/// Turns the AVX-512 kernels on or off for the whole process (on by default where the CPU has
+/// them). Off, an AVX-512 CPU runs the AVX2 + FMA kernels, as a CPU without AVX-512 does:
+/// benchmarks use this to time that tier. A no-op on other architectures.
+#[cfg(feature = "std")]
+pub fn set_avx512(on: bool) {
+    #[cfg(target_arch = "x86_64")]
+    x86::AVX512_ON.store(on, core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = on;
+}
+
 /// One input operand: its elements and shape.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Operand<'a> {
@@ -411,6 +422,7 @@ pub(super) fn uninit<const N: usize, R>(f: impl FnOnce(&mut [core::mem::MaybeUni
 pub(super) fn zeroed<const N: usize, R>(f: impl FnOnce(&mut [f32]) -> R) -> R {
     f(&mut [0.0f32; N])
 }
+
 /// Sets every `n`-wide row of `out` to `bias` (zeros without one): where a Dense sum starts.
 pub(super) fn bias_rows(bias: Option<&Operand<'_>>, n: usize, out: &mut [f32]) {
     for row in out.chunks_mut(n.max(1)) {

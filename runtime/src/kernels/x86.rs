@@ -623,16 +623,34 @@ unsafe fn max_pool_tiled_core(x: *const f32, planes: usize, h: usize, w: usize, 
     }
 }
 
-/// Whether AVX-512 BW is available (masked byte loads).
+/// Whether the AVX-512 kernels may run (host builds can turn them off to measure the AVX2 tier
+/// on an AVX-512 CPU; see [`crate::kernels::set_avx512`]).
+#[cfg(feature = "std")]
+pub(crate) static AVX512_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// [`AVX512_ON`] (always true without `std`).
+#[inline]
+fn avx512_allowed() -> bool {
+    #[cfg(feature = "std")]
+    {
+        AVX512_ON.load(core::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        true
+    }
+}
+
+/// Whether AVX-512 BW is available (masked byte loads) and allowed ([`avx512_allowed`]).
 #[inline]
 pub(crate) fn avx512bw() -> bool {
     #[cfg(target_feature = "avx512bw")]
     {
-        true
+        avx512_allowed()
     }
     #[cfg(all(feature = "std", not(target_feature = "avx512bw")))]
     {
-        std::is_x86_feature_detected!("avx512bw")
+        avx512_allowed() && std::is_x86_feature_detected!("avx512bw")
     }
     #[cfg(all(not(feature = "std"), not(target_feature = "avx512bw")))]
     {
@@ -640,16 +658,17 @@ pub(crate) fn avx512bw() -> bool {
     }
 }
 
-/// Whether AVX-512 F and VL are available too (the 16-entry two-table permute).
+/// Whether AVX-512 F and VL are available too (the 16-entry two-table permute) and allowed
+/// ([`avx512_allowed`]).
 #[inline]
 pub(crate) fn avx512vl() -> bool {
     #[cfg(all(target_feature = "avx512f", target_feature = "avx512vl"))]
     {
-        true
+        avx512_allowed()
     }
     #[cfg(all(feature = "std", not(all(target_feature = "avx512f", target_feature = "avx512vl"))))]
     {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
+        avx512_allowed() && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
     }
     #[cfg(all(not(feature = "std"), not(all(target_feature = "avx512f", target_feature = "avx512vl"))))]
     {
@@ -965,13 +984,15 @@ impl Fma {
         }
     }
 
-    /// Eight dot products of rows with the same `x`: with AVX-512 each row's sum equals
-    /// [`Fma::dot4`]'s bit for bit (the same 16-lane partial sums, reduced by the same tree),
-    /// with eight independent sums in flight instead of four; else two [`Fma::dot4`].
+    /// Eight dot products of rows with the same `x`, each row's sum [`Fma::dot4`]'s bit for
+    /// bit: with AVX-512 eight independent sums in flight instead of four (the same 16-lane
+    /// partial sums, reduced by the same tree); else two [`Fma::dot4`].
     #[inline]
     pub(crate) fn dot8(self, w: [&[f32]; 8], x: &[f32]) -> [f32; 8] {
         assert!(w.iter().all(|r| r.len() >= x.len()), "dot8: rows shorter than x");
         if !self.avx512 {
+            // Eight AVX2 sums in flight timed level with two four-row passes (hello_edge_dnn
+            // 4.3–4.4 µs both, `sprig bench --no-avx512`).
             let (a, b) = (self.dot4([w[0], w[1], w[2], w[3]], x), self.dot4([w[4], w[5], w[6], w[7]], x));
             return [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]];
         }
@@ -2564,11 +2585,14 @@ mod tests {
             let rows: Vec<Vec<f32>> = (0..8).map(|r| super::super::testutil::data(n, seed + r)).collect();
             let x = super::super::testutil::data(n, seed + 99);
             let w: [&[f32]; 8] = core::array::from_fn(|r| rows[r].as_slice());
-            let got = f.dot8(w, &x);
-            let a = f.dot4([w[0], w[1], w[2], w[3]], &x);
-            let b = f.dot4([w[4], w[5], w[6], w[7]], &x);
-            for (i, (g, e)) in got.iter().zip(a.iter().chain(&b)).enumerate() {
-                prop_assert_eq!(g.to_bits(), e.to_bits(), "row {}", i);
+            // Both tiers: AVX-512 (where the CPU has it) and AVX2.
+            for f in [f, f.avx2_only()] {
+                let got = f.dot8(w, &x);
+                let a = f.dot4([w[0], w[1], w[2], w[3]], &x);
+                let b = f.dot4([w[4], w[5], w[6], w[7]], &x);
+                for (i, (g, e)) in got.iter().zip(a.iter().chain(&b)).enumerate() {
+                    prop_assert_eq!(g.to_bits(), e.to_bits(), "row {}", i);
+                }
             }
         }
     }

@@ -33,6 +33,10 @@ pub struct Args {
     /// Run the portable loops instead of this CPU's SIMD kernels (to measure what they gain).
     #[arg(long)]
     no_simd: bool,
+    /// Run the AVX2 + FMA kernels on an AVX-512 CPU (to time the tier an x86 CPU without
+    /// AVX-512 runs); no effect elsewhere.
+    #[arg(long)]
+    no_avx512: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -72,6 +76,9 @@ struct Report {
 pub fn run(a: Args) -> Result<()> {
     if a.no_simd {
         sprig_runtime::kernels::set_simd(false);
+    }
+    if a.no_avx512 {
+        sprig_runtime::kernels::set_avx512(false);
     }
     let bytes = crate::host::map_file(&a.model)?;
     let mut m = HostModel::new(&bytes).with_context(|| format!("loading {}", a.model.display()))?;
