@@ -2488,11 +2488,14 @@ unsafe fn dot4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
     out
 }
 
-/// [`Fma::dot4`] with AVX-512; the caller guarantees every row holds `x.len()` values.
-#[target_feature(enable = "avx2,fma,avx512f")]
-unsafe fn dot4_f32_avx512(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+/// The 16-lane partial sums of `R` rows' dot products with `x`: lane `j` of row `i` sums
+/// `w[i][k] · x[k]` over `k ≡ j (mod 16)` in `k` order (fused multiply-adds, the tail masked).
+/// The caller guarantees AVX-512 F and that every row holds `x.len()` values.
+#[inline(always)]
+unsafe fn partial_sums_avx512<const R: usize>(w: [&[f32]; R], x: &[f32]) -> [__m512; R] {
     let n = x.len();
-    let mut acc = [_mm512_setzero_ps(); 4];
+    // SAFETY: the caller's guarantee.
+    let mut acc = [unsafe { _mm512_setzero_ps() }; R];
     let mut k = 0;
     while k < n {
         // Lanes `k .. min(k + 16, n)`; masked-out lanes are not accessed.
@@ -2506,6 +2509,14 @@ unsafe fn dot4_f32_avx512(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
         }
         k += 16;
     }
+    acc
+}
+
+/// [`Fma::dot4`] with AVX-512; the caller guarantees every row holds `x.len()` values.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dot4_f32_avx512(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    // SAFETY: the caller's guarantee; AVX-512 F (this function's feature).
+    let acc = unsafe { partial_sums_avx512(w, x) };
     [_mm512_reduce_add_ps(acc[0]), _mm512_reduce_add_ps(acc[1]), _mm512_reduce_add_ps(acc[2]), _mm512_reduce_add_ps(acc[3])]
 }
 
@@ -2515,21 +2526,8 @@ unsafe fn dot4_f32_avx512(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
 /// [`dot4_f32_avx512`]).
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn dot8_f32_avx512(w: [&[f32]; 8], x: &[f32]) -> [f32; 8] {
-    let n = x.len();
-    let mut acc = [_mm512_setzero_ps(); 8];
-    let mut k = 0;
-    while k < n {
-        // Lanes `k .. min(k + 16, n)`; masked-out lanes are not accessed.
-        let m = if n - k >= 16 { u16::MAX } else { (1u16 << (n - k)) - 1 };
-        // SAFETY: only lanes below n <= every row's length are loaded.
-        unsafe {
-            let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(k));
-            for (a, r) in acc.iter_mut().zip(&w) {
-                *a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r.as_ptr().add(k)), xv, *a);
-            }
-        }
-        k += 16;
-    }
+    // SAFETY: the caller's guarantee; AVX-512 F (this function's feature).
+    let acc = unsafe { partial_sums_avx512(w, x) };
     // Lanes `i + 8`: rows 2p and 2p + 1 in the low and high halves of `h[p]`.
     let mut h = [_mm512_setzero_ps(); 4];
     for (p, v) in h.iter_mut().enumerate() {
