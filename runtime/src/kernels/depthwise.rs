@@ -404,7 +404,15 @@ pub(super) struct Taps {
     /// Least and greatest tap offset.
     dmin: isize,
     dmax: isize,
+    /// Taps per kernel row when each row's taps read consecutive input positions (stride 1,
+    /// dilation 1 along rows) and their number is one of [`RUNS`], else 0. Then each group's
+    /// entry also holds the [`Taps::windows`] masks.
+    run: usize,
 }
+
+/// Kernel widths the window kernel (x86-64 AVX-512) has: a row's taps are shifts of two 16-lane
+/// windows, at most 7 lanes.
+const RUNS: [usize; 2] = [3, 5];
 
 /// Which groups share masks: `(true, r)` every interior group starting at column `r` of an
 /// output row; `(false, b)` group `b` itself.
@@ -455,7 +463,10 @@ impl Taps {
         }
         let (in_plane, out_plane) = (pl.in_plane, g.oh * g.ow);
         let (dmin, dmax) = (d[..taps].iter().copied().min().unwrap_or(0), d[..taps].iter().copied().max().unwrap_or(0));
-        let all = POOL / (TB * (taps + 1));
+        let consecutive = d[..taps].chunks_exact(kw).all(|r| r.iter().enumerate().all(|(kx, &v)| v == r[0] + kx as isize));
+        let run = if RUNS.contains(&g.kw) && consecutive { g.kw } else { 0 };
+        let entry = TB * (taps + 1) + if run > 0 { (TB + 1) * g.kh } else { 0 };
+        let all = POOL / entry;
         let mut t = Taps {
             taps,
             act,
@@ -472,6 +483,7 @@ impl Taps {
             cur: 0,
             dmin,
             dmax,
+            run,
         };
         t.at(g, 0);
         t
@@ -480,7 +492,7 @@ impl Taps {
     /// Mask values per pool slot.
     #[inline]
     fn entry(&self) -> usize {
-        TB * (self.taps + 1)
+        TB * (self.taps + 1) + self.taps.checked_div(self.run).map_or(0, |kh| (TB + 1) * kh)
     }
 
     /// Moves to the group at `j0` (the masks of `g`, the layer this `Taps` was made for).
@@ -578,6 +590,23 @@ impl Taps {
                 }
             }
         }
+        // Window `q` of kernel row `r` is the 16 input positions from `j0 + 16q + d[r·run]`:
+        // block `k`'s tap `(r, kx)` reads lanes `kx ..` of windows `k` and `k + 1` (its lane
+        // `i` is lane `i + kx` of the pair). A window loads exactly the lanes some masked-in tap
+        // reads, so the tap masks' guarantee covers its loads.
+        let run = self.run;
+        if run > 0 {
+            let (masks, rest) = ent.split_at_mut(TB * taps);
+            let win = &mut rest[TB..];
+            win.fill(0);
+            for (r, wr) in win.chunks_exact_mut(TB + 1).enumerate() {
+                for k in 0..TB {
+                    let need = (0..run).fold(0u32, |a, kx| a | (masks[k * taps + r * run + kx] as u32) << kx);
+                    wr[k] |= need as u16;
+                    wr[k + 1] |= (need >> 16) as u16;
+                }
+            }
+        }
     }
 
     /// Taps per filter.
@@ -619,6 +648,24 @@ impl Taps {
     #[inline]
     pub(super) fn masks(&self) -> &[u16] {
         &self.pool[self.cur..self.cur + TB * self.taps]
+    }
+
+    /// Taps per kernel row when [`Taps::windows`] applies, else 0.
+    #[inline]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn run(&self) -> usize {
+        self.run
+    }
+
+    /// When [`Taps::run`] is not 0: per kernel row `r`, the lanes to load of its `TB + 1`
+    /// windows (window `q` at `r · (TB + 1) + q`, starting at input position
+    /// `j0 + 16q + d[r · run]`); every loaded lane lies inside the input plane. Block `k`'s tap
+    /// `(r, kx)` is then lanes `kx .. kx + 16` of windows `k`, `k + 1`, in its mask's lanes.
+    #[inline]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn windows(&self) -> &[u16] {
+        let at = self.cur + TB * (self.taps + 1);
+        &self.pool[at..at + self.taps.checked_div(self.run).map_or(0, |kh| (TB + 1) * kh)]
     }
 
     /// Lanes of each block that are output positions.
@@ -1185,9 +1232,10 @@ mod tests {
         /// The plane kernel ("same" padding along rows, stride 1), called directly on every
         /// SIMD tier of this CPU, against the f64 definition; each tier's groups equal the
         /// scalar definition bit for bit. Channel counts past one weight chunk, planes of one
-        /// to many blocks, dilation, uneven row padding.
+        /// to many blocks, dilation, uneven row padding; kernel rows of 1 to 6 taps (3 and 5
+        /// at dilation 1 take the window kernel, [`super::Taps::windows`]).
         #[test]
-        fn planes_match_naive(c in 1usize..80, h in 1usize..14, wd in 1usize..14, kh in 1usize..4, kw in 1usize..5, d in 1usize..3,
+        fn planes_match_naive(c in 1usize..80, h in 1usize..14, wd in 1usize..14, kh in 1usize..4, kw in 1usize..7, d in 1usize..3,
                               pt in 0usize..3, pb in 0usize..3, pl in 0usize..8, act in 0u8..3, seed in 0u64..1000) {
             let pl = pl % ((kw - 1) * d + 1);
             let pr = (kw - 1) * d - pl;
@@ -1432,6 +1480,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Window masks exist exactly for layers whose kernel rows read consecutive positions
+    /// (stride 1, dilation 1 along rows, 3 or 5 taps a row), and the kws_dscnn layer
+    /// (64 channels, 25 × 5, 3 × 3, "same") runs them against the scalar definition.
+    #[test]
+    fn window_masks_where_rows_are_consecutive() {
+        let run = |k: [usize; 2], d: u32, xd: [usize; 4]| {
+            let c = xd[1];
+            let pw = (k[1] - 1) * d as usize;
+            let ph = (k[0] - 1) * d as usize;
+            let attrs = ConvAttrs {
+                group: c as u32,
+                stride: [1, 1],
+                dilation: [d, d],
+                pads: [(ph / 2) as u32, (pw / 2) as u32, (ph - ph / 2) as u32, (pw - pw / 2) as u32],
+                act: crate::op::Activation::None,
+            };
+            let wd = [c, 1, k[0], k[1]];
+            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wd), sh(&[c])]).unwrap();
+            let g = Geom::new(&attrs, &sh(&xd), &sh(&wd), &y);
+            let t = super::Taps::new(&g, super::plane_layout(&g).unwrap(), attrs.act);
+            assert_eq!(t.windows().len(), if t.run() > 0 { (super::TB + 1) * k[0] } else { 0 });
+            (t.run(), check_plane_layer(attrs, xd, wd, 7))
+        };
+        assert_eq!(run([3, 3], 1, [1, 64, 25, 5]), (3, true));
+        assert_eq!(run([5, 5], 1, [1, 3, 12, 12]), (5, true));
+        assert_eq!(run([3, 1], 1, [1, 3, 12, 12]), (0, true));
+        assert_eq!(run([3, 3], 2, [1, 3, 12, 12]), (0, true));
+        assert_eq!(run([3, 9], 1, [1, 3, 12, 12]), (0, true));
     }
 
     /// The depthwise layer `attrs` on input `xd` and filters `wd` (random data from `seed`)

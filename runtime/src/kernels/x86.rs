@@ -1636,29 +1636,42 @@ unsafe fn dw_taps_avx512(t: &Taps, x: *const f32, w: *const f32, b: *const f32, 
 }
 
 /// [`dw_taps_avx512`] on the first `NB` blocks: channels [`DW_CH`] at a time (that many times
-/// the independent sums, each mask loaded once for all), then the rest in one pass.
+/// the independent sums, each mask loaded once for all), then the rest in one pass. Layers
+/// whose kernel rows are 3 or 5 consecutive taps take [`dw_rows_ch`].
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn dw_taps_avx512_n<const NB: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
-    let mut c = 0;
-    while c + DW_CH <= n {
-        // SAFETY: channels `c .. c + DW_CH` below `n` (the caller's guarantee).
-        unsafe { dw_taps_ch::<NB, DW_CH>(t, x, w, b, out, c) };
-        c += DW_CH;
+    // Channels `0 .. n` through `$f::<.., CH, ..>`, [`DW_CH`] at a time, then the last one to
+    // three in one pass.
+    macro_rules! channels {
+        ($f:ident, $ch:expr $(, $kw:literal)?) => {{
+            let mut c = 0;
+            while c + $ch <= n {
+                // SAFETY: channels `c .. c + CH` below `n` (the caller's guarantee).
+                unsafe { $f::<NB, $ch $(, $kw)?>(t, x, w, b, out, c) };
+                c += $ch;
+            }
+            // SAFETY: channels `c .. n` (the caller's guarantee).
+            unsafe {
+                match n - c {
+                    3 => $f::<NB, 3 $(, $kw)?>(t, x, w, b, out, c),
+                    2 => $f::<NB, 2 $(, $kw)?>(t, x, w, b, out, c),
+                    1 => $f::<NB, 1 $(, $kw)?>(t, x, w, b, out, c),
+                    _ => {}
+                }
+            }
+        }};
     }
-    // The last channels in one pass.
-    // SAFETY: channels `c .. n` (the caller's guarantee).
-    unsafe {
-        match n - c {
-            3 => dw_taps_ch::<NB, 3>(t, x, w, b, out, c),
-            2 => dw_taps_ch::<NB, 2>(t, x, w, b, out, c),
-            1 => dw_taps_ch::<NB, 1>(t, x, w, b, out, c),
-            _ => {}
-        }
+    match t.run() {
+        3 => channels!(dw_rows_ch, RCH, 3),
+        5 => channels!(dw_rows_ch, RCH, 5),
+        _ => channels!(dw_taps_ch, DW_CH),
     }
 }
 
 /// Channels [`dw_taps_avx512_n`] sums together.
 const DW_CH: usize = 4;
+/// Channels [`dw_rows_ch`] sums together.
+const RCH: usize = 2;
 
 /// [`dw_taps_avx512_n`] for channels `c .. c + CH` (below the caller's `n`): masked-out lanes
 /// are not accessed, so the wrapped addresses of empty blocks are never dereferenced.
@@ -1696,6 +1709,87 @@ unsafe fn dw_taps_ch<const NB: usize, const CH: usize>(t: &Taps, x: *const f32, 
             for (k, a) in acc.iter().enumerate() {
                 _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(act, *a));
             }
+        }
+    }
+}
+
+/// [`dw_taps_ch`] for layers whose kernel rows are `KW` consecutive taps ([`Taps::run`]): per
+/// kernel row and channel, the `NB + 1` windows of 16 input positions are loaded once and each
+/// tap is a shift of two of them (`valignd`, its mask zeroing the lanes it does not read), so
+/// a row of `KW` taps costs one load per block instead of `KW`. Same products in the same order
+/// as [`dw_taps_ch`], so the same bits.
+#[inline(always)]
+// Rows outer, then blocks, taps and channels (each mask loaded once for all channels).
+#[allow(clippy::needless_range_loop)]
+unsafe fn dw_rows_ch<const NB: usize, const CH: usize, const KW: usize>(
+    t: &Taps,
+    x: *const f32,
+    w: *const f32,
+    b: *const f32,
+    out: *mut f32,
+    c: usize,
+) {
+    let (taps, (ip, op), j0, st, act) = (t.taps(), t.planes(), t.j0() as isize, t.store(), Some(t.act()));
+    let (masks, wins, d) = (t.masks().as_ptr(), t.windows().as_ptr(), t.d());
+    // SAFETY: the caller's guarantee; windows load only lanes inside their planes (`Taps::windows`).
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NB]; CH];
+        for (h, a) in acc.iter_mut().enumerate() {
+            *a = [_mm512_set1_ps(*b.add(c + h)); NB];
+        }
+        for r in 0..taps / KW {
+            let mut base = [x; CH];
+            for h in 0..CH {
+                base[h] = x.add((c + h) * ip).wrapping_offset(j0 + d[r * KW]);
+            }
+            let wm = wins.add(r * (TB + 1));
+            let mut wv = [[_mm512_setzero_ps(); KW]; CH];
+            let mut lo = [_mm512_setzero_si512(); CH];
+            for h in 0..CH {
+                for kx in 0..KW {
+                    wv[h][kx] = _mm512_set1_ps(*w.add((c + h) * taps + r * KW + kx));
+                }
+                lo[h] = _mm512_castps_si512(_mm512_maskz_loadu_ps(*wm, base[h]));
+            }
+            for k in 0..NB {
+                let mut hi = [_mm512_setzero_si512(); CH];
+                for h in 0..CH {
+                    hi[h] = _mm512_castps_si512(_mm512_maskz_loadu_ps(*wm.add(k + 1), base[h].wrapping_add(16 * (k + 1))));
+                }
+                for kx in 0..KW {
+                    let m = *masks.add(k * taps + r * KW + kx);
+                    for h in 0..CH {
+                        let v = _mm512_castsi512_ps(shift_window(m, hi[h], lo[h], kx));
+                        acc[h][k] = _mm512_fmadd_ps(wv[h][kx], v, acc[h][k]);
+                    }
+                }
+                lo = hi;
+            }
+        }
+        for (h, acc) in acc.iter().enumerate() {
+            let oc = out.add((c + h) * op).wrapping_offset(j0);
+            for (k, a) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(oc.wrapping_add(16 * k), st[k], act_zmm(act, *a));
+            }
+        }
+    }
+}
+
+/// Lanes `s .. s + 16` of the 32 lanes `lo, hi` (`valignd`), zero outside `m`; `s` at most 7
+/// (a constant once inlined into an unrolled loop).
+#[inline(always)]
+unsafe fn shift_window(m: __mmask16, hi: __m512i, lo: __m512i, s: usize) -> __m512i {
+    // SAFETY: AVX-512 F (the caller's).
+    unsafe {
+        match s {
+            0 => _mm512_maskz_mov_epi32(m, lo),
+            1 => _mm512_maskz_alignr_epi32::<1>(m, hi, lo),
+            2 => _mm512_maskz_alignr_epi32::<2>(m, hi, lo),
+            3 => _mm512_maskz_alignr_epi32::<3>(m, hi, lo),
+            4 => _mm512_maskz_alignr_epi32::<4>(m, hi, lo),
+            5 => _mm512_maskz_alignr_epi32::<5>(m, hi, lo),
+            6 => _mm512_maskz_alignr_epi32::<6>(m, hi, lo),
+            _ => _mm512_maskz_alignr_epi32::<7>(m, hi, lo),
         }
     }
 }
