@@ -211,6 +211,15 @@ pub enum Error {
     },
     /// The arena given to a session is not 4-byte aligned.
     ArenaNotAligned,
+    /// [`crate::Plan::new`] was given fewer steps than the model has operators.
+    StepsTooFew {
+        /// Operators in the model.
+        needed: u32,
+        /// Steps given.
+        got: u32,
+    },
+    /// [`crate::Session::with_plan`] was given a plan made for another model.
+    PlanMismatch,
     /// No input / output with that index.
     NoSuchTensor {
         /// The index asked for.
@@ -286,6 +295,8 @@ impl core::fmt::Display for Error {
             OperandOverlap { op } => write!(f, "operator {op}: output overlaps an input"),
             ArenaTooSmall { needed, got } => write!(f, "arena too small: need {needed} bytes, got {got}"),
             ArenaNotAligned => write!(f, "arena not 4-byte aligned"),
+            StepsTooFew { needed, got } => write!(f, "too few plan steps: need {needed} (one per operator), got {got}"),
+            PlanMismatch => write!(f, "the session plan was made for another model"),
             NoSuchTensor { index } => write!(f, "no input/output with index {index}"),
         }
     }

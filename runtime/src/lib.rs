@@ -37,7 +37,7 @@ pub use op::{
     Activation, BinaryKind, ConvAttrs, CoordMode, NearestMode, Op, OpError, PadMode, PoolAttrs, ReduceKind, ResizeAttrs, ResizeMode,
     UnaryKind,
 };
-pub use session::Session;
+pub use session::{Plan, Session, Step, STEP_INPUTS};
 pub use shape::{Shape, MAX_RANK};
 pub use sparse::{Bsr, BsrInfo};
 pub use view::View;

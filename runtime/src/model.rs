@@ -673,6 +673,12 @@ impl<'a> Model<'a> {
         self.n_ops
     }
 
+    /// Where this model's META and DATA sections lie in memory: models parsed from the same
+    /// bytes share it, models of other bytes do not (for [`crate::Plan`]).
+    pub(crate) fn ident(&self) -> (usize, usize) {
+        (self.meta.as_ptr() as usize, self.data.as_ptr() as usize)
+    }
+
     /// Tensor `i` (`None` when out of range).
     pub fn tensor(&self, i: usize) -> Option<TensorInfo<'a>> {
         if i < self.n_tensors {

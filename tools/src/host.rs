@@ -1,13 +1,14 @@
 //! Running `.sprig` models on the host with the runtime (owned arena).
 
 use anyhow::{anyhow, Result};
-use sprig_runtime::{Model, Session};
+use sprig_runtime::{Model, Plan, Session, Step};
 
-/// A parsed model with its own arena.
+/// A parsed model with its own arena and its operators decoded once ([`Plan`]).
 pub struct HostModel<'a> {
     /// The validated model.
     pub model: Model<'a>,
     arena: Vec<CacheLine>,
+    steps: Vec<Step<'a>>,
 }
 
 /// 64 bytes aligned to 64, the arena's unit: every arena buffer then sits at the same offset
@@ -21,7 +22,15 @@ impl<'a> HostModel<'a> {
     pub fn new(bytes: &'a [u8]) -> Result<Self> {
         let model = Model::parse(bytes).map_err(|e| anyhow!("invalid .sprig file: {e}"))?;
         let arena = vec![CacheLine([0.0; 16]); model.arena_len().div_ceil(64)];
-        Ok(HostModel { model, arena })
+        let mut steps = vec![Step::EMPTY; model.num_ops()];
+        Plan::new(&model, &mut steps).map_err(|e| anyhow!("invalid .sprig file: {e}"))?;
+        Ok(HostModel { model, arena, steps })
+    }
+
+    /// A session over the arena running the decoded operators.
+    fn session(&mut self) -> Result<Session<'_, '_>> {
+        let plan = Plan::from_steps(&self.model, &self.steps).map_err(|e| anyhow!("{e}"))?;
+        Session::with_plan(&self.model, bytemuck::cast_slice_mut(&mut self.arena), &plan).map_err(|e| anyhow!("{e}"))
     }
 
     /// Input shapes.
@@ -37,7 +46,7 @@ impl<'a> HostModel<'a> {
     /// Runs one inference; `inputs[i]` fills input i; returns every output.
     pub fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let model = self.model;
-        let mut s = Session::new(&model, bytemuck::cast_slice_mut(&mut self.arena)).map_err(|e| anyhow!("{e}"))?;
+        let mut s = self.session()?;
         for (i, x) in inputs.iter().enumerate() {
             let dst = s.input_mut(i).map_err(|e| anyhow!("{e}"))?;
             if dst.len() != x.len() {
@@ -51,8 +60,7 @@ impl<'a> HostModel<'a> {
 
     /// Runs one inference without copying outputs (for timing).
     pub fn run_in_place(&mut self, inputs: &[&[f32]]) -> Result<()> {
-        let model = self.model;
-        let mut s = Session::new(&model, bytemuck::cast_slice_mut(&mut self.arena)).map_err(|e| anyhow!("{e}"))?;
+        let mut s = self.session()?;
         for (i, x) in inputs.iter().enumerate() {
             s.input_mut(i).map_err(|e| anyhow!("{e}"))?.copy_from_slice(x);
         }
@@ -86,7 +94,7 @@ impl HostModel<'_> {
         }
         for it in 0..iters.max(1) {
             let inputs = &sets[it % sets.len()];
-            let mut s = Session::new(&model, bytemuck::cast_slice_mut(&mut self.arena)).map_err(|e| anyhow!("{e}"))?;
+            let mut s = self.session()?;
             for (i, x) in inputs.iter().enumerate() {
                 s.input_mut(i).map_err(|e| anyhow!("{e}"))?.copy_from_slice(x);
             }
