@@ -386,6 +386,10 @@ pub(super) struct Taps {
     d: [isize; MAX_TAPS],
     /// Per kernel column, the output columns whose input column lies inside the input.
     cols: [(u32, u32); MAX_TAPS],
+    /// When output rows are at most [`PAT_OW`] wide and there are at most [`PAT_KW`] kernel
+    /// columns: per kernel column, bit `i` set when output column `i mod ow` lies in its
+    /// `cols` range, so a block starting at column `ox` has column mask `pattern >> ox`.
+    colpat: Option<[u64; PAT_KW]>,
     /// Per kernel row, the output positions (of the flattened plane) whose input row lies
     /// inside the input: whole output rows, one run.
     rows: [(u32, u32); MAX_TAPS],
@@ -409,6 +413,11 @@ pub(super) struct Taps {
     /// entry also holds the [`Taps::windows`] masks.
     run: usize,
 }
+
+/// Widest output rows and most kernel columns [`Taps`] keeps column patterns for (a block's 16
+/// lanes from any starting column lie in the pattern's 64 bits).
+const PAT_OW: usize = 48;
+const PAT_KW: usize = 16;
 
 /// Kernel widths the window kernel (x86-64 AVX-512) has: a row's taps are shifts of two 16-lane
 /// windows, at most 7 lanes.
@@ -456,6 +465,19 @@ impl Taps {
             // Output columns fit `u32`: a plane's positions fit the arena.
             *c = (lo as u32, hi as u32);
         }
+        let colpat = (g.ow >= 1 && g.ow <= PAT_OW && g.kw <= PAT_KW).then(|| {
+            let mut pat = [0u64; PAT_KW];
+            // One row's lanes, repeated every `ow` bits.
+            for (p, &(lo, hi)) in pat.iter_mut().zip(&cols).take(g.kw) {
+                let row = if hi > lo { ((1u64 << hi) - 1) & !((1u64 << lo) - 1) } else { 0 };
+                let mut at = 0;
+                while at < 64 {
+                    *p |= row << at;
+                    at += g.ow;
+                }
+            }
+            pat
+        });
         let mut rows = [(0, 0); MAX_TAPS];
         for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
             let (lo, hi) = g.row_range(ky * g.dh);
@@ -473,6 +495,7 @@ impl Taps {
             j0: 0,
             d,
             cols,
+            colpat,
             rows,
             in_plane,
             out_plane,
@@ -558,16 +581,24 @@ impl Taps {
             for (r, &(lo, hi)) in rows.iter_mut().zip(&self.rows).take(g.kh) {
                 *r = bits(lane(lo), lane(hi));
             }
-            let mut p = start;
-            while p < end {
-                let (a, n) = (p - start, (ow - ox).min(end - p));
-                for (c, &(lo, hi)) in cols.iter_mut().zip(&self.cols).take(g.kw) {
-                    *c |= bits(a + (lo as usize).saturating_sub(ox), (a + (hi as usize).saturating_sub(ox)).min(a + n));
+            // Lanes past `end` are left to the row masks (empty there).
+            if let Some(pat) = &self.colpat {
+                for (c, &p) in cols.iter_mut().zip(pat).take(g.kw) {
+                    *c = (p >> ox) as u16;
                 }
-                p += n;
-                ox += n;
-                if ox == ow {
-                    ox = 0;
+                ox = (ox + 16) % ow;
+            } else {
+                let mut p = start;
+                while p < end {
+                    let (a, n) = (p - start, (ow - ox).min(end - p));
+                    for (c, &(lo, hi)) in cols.iter_mut().zip(&self.cols).take(g.kw) {
+                        *c |= bits(a + (lo as usize).saturating_sub(ox), (a + (hi as usize).saturating_sub(ox)).min(a + n));
+                    }
+                    p += n;
+                    ox += n;
+                    if ox == ow {
+                        ox = 0;
+                    }
                 }
             }
             // The guarantee, checked on the lowest and highest lane of every mask.
