@@ -52,6 +52,31 @@ impl Arena {
 
 static ARENA: Arena = Arena { taken: Mutex::new(Cell::new(false)), buf: UnsafeCell::new(Aligned([0; model::ARENA_LEN])) };
 
+/// The session plan's steps (feature `plan`): `.bss`-like RAM, handed out once.
+#[cfg(feature = "plan")]
+struct Steps {
+    taken: Mutex<Cell<bool>>,
+    buf: UnsafeCell<[sprig_runtime::Step<'static>; model::NUM_OPS]>,
+}
+
+// SAFETY: as `Arena`: `buf` is only reachable through `take`, which hands out one `&mut`.
+#[cfg(feature = "plan")]
+unsafe impl Sync for Steps {}
+
+#[cfg(feature = "plan")]
+impl Steps {
+    // The `&mut` is unique: `taken` lets exactly one call through.
+    #[allow(clippy::mut_from_ref)]
+    fn take(&'static self) -> Option<&'static mut [sprig_runtime::Step<'static>]> {
+        let first = critical_section::with(|cs| !self.taken.borrow(cs).replace(true));
+        // SAFETY: see `impl Sync`: the first caller gets the only reference.
+        first.then(|| unsafe { (&mut *self.buf.get()).as_mut_slice() })
+    }
+}
+
+#[cfg(feature = "plan")]
+static STEPS: Steps = Steps { taken: Mutex::new(Cell::new(false)), buf: UnsafeCell::new([sprig_runtime::Step::EMPTY; model::NUM_OPS]) };
+
 /// SysTick wraps (2^24 ticks each), counted by the SysTick exception.
 static WRAPS: Mutex<Cell<u32>> = Mutex::new(Cell::new(0));
 
@@ -210,7 +235,18 @@ fn run_model(clock: Clock) -> Result<(), Error> {
         defmt::error!("arena already taken");
         exit(1)
     };
+    #[cfg(not(feature = "plan"))]
     let mut session = Session::new(&model, arena)?;
+    #[cfg(feature = "plan")]
+    let plan = {
+        let Some(steps) = STEPS.take() else {
+            defmt::error!("plan steps already taken");
+            exit(1)
+        };
+        sprig_runtime::Plan::new(&model, steps)?
+    };
+    #[cfg(feature = "plan")]
+    let mut session = Session::with_plan(&model, arena, &plan)?;
     defmt::println!(
         "sprig firmware: board {=str}, model {=str} ({=usize} B, {=usize} ops), arena {=usize} B, flash {=u32} B, RAM {=u32} B",
         model::BOARD,

@@ -70,6 +70,8 @@ struct Case {
     /// Every Conv / Dense weight quantized to codebook indices of this width (calibrated on the
     /// first 32 eval samples), run with the codebook kernels.
     codebook: Option<u8>,
+    /// The firmware's `plan` feature: operators decoded once into a static session plan.
+    plan: bool,
 }
 
 /// Builds and runs one case; returns a one-line summary.
@@ -105,6 +107,9 @@ fn run_case(data: &Path, tmp: &Path, c: &Case, plugin: Option<&Path>) -> String 
     b.inputs = vec![input];
     b.board = Some(c.board.into());
     b.runs = 2;
+    if c.plan {
+        b.features.push("plan".into());
+    }
     let out = b.exec(true).unwrap();
     assert!(out.ok, "{}: firmware run failed on {}\n--- stdout\n{}\n--- stderr\n{}", c.name, c.board, out.stdout, out.stderr);
     let r = parse_log(&out.stdout).unwrap_or_else(|e| panic!("{}: {e:#}\n{}", c.name, out.stdout));
@@ -199,6 +204,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an386",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "kws_dscnn_m4",
@@ -209,6 +215,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an386",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "ic_resnet8_m4",
@@ -219,6 +226,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an386",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "vww_m4",
@@ -229,6 +237,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an386",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "ad_autoencoder_m4",
@@ -239,6 +248,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an386",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "hello_edge_dnn_m4",
@@ -249,6 +259,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an386",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "hello_edge_dnn_m4_input_sparse",
@@ -259,6 +270,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an386",
             input_sparse: true,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "hello_edge_dnn_m4_codebook4",
@@ -269,6 +281,29 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an386",
             input_sparse: false,
             codebook: Some(4),
+            plan: false,
+        },
+        Case {
+            name: "hello_edge_dnn_m4_plan",
+            onnx: "hello_edge_dnn_s.onnx",
+            eval: "kws01_hello_edge/inputs.npy",
+            take: Some(250),
+            target: m4,
+            board: "mps2-an386",
+            input_sparse: false,
+            codebook: None,
+            plan: true,
+        },
+        Case {
+            name: "kws_dscnn_m4_plan",
+            onnx: "kws_dscnn_fp32.onnx",
+            eval: "kws01/inputs.npy",
+            take: None,
+            target: m4,
+            board: "mps2-an386",
+            input_sparse: false,
+            codebook: None,
+            plan: true,
         },
         Case {
             name: "mnist_m33",
@@ -279,6 +314,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an505",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "hello_edge_dnn_m33",
@@ -289,6 +325,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an505",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "mnist_m0",
@@ -299,6 +336,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an385",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
         Case {
             name: "ad_autoencoder_m0",
@@ -309,6 +347,7 @@ fn real_models_on_cortex_m_match_the_host() {
             board: "mps2-an385",
             input_sparse: false,
             codebook: None,
+            plan: false,
         },
     ];
     eprintln!("| case | board | outputs vs host | MACs | flash B | text + rodata | runtime code B | RAM data+bss + peak stack | RAM B | instructions/inference (TCG plugin) | per MAC | `sprig size` flash / RAM estimate |");
