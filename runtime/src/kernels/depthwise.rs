@@ -550,8 +550,8 @@ impl Taps {
     fn key(&self, g: &Geom, j0: usize) -> Option<Key> {
         let (span, ow) = (16 * TB, g.ow.max(1));
         if j0 + span <= self.out_plane {
-            let (oy0, oy1) = (j0 / ow, (j0 + span - 1) / ow);
-            let rows = (0..g.kh).all(|ky| g.in_row(oy0, ky).is_some() && g.in_row(oy1, ky).is_some());
+            // Each kernel row's inside positions are one run of whole output rows.
+            let rows = self.rows[..g.kh].iter().all(|&(lo, hi)| lo as usize <= j0 && j0 + span <= hi as usize);
             let inside = j0 as isize + self.dmin >= 0 && (j0 + span - 1) as isize + self.dmax < self.in_plane as isize;
             if rows && inside {
                 return Some((true, j0 % ow));
