@@ -30,52 +30,36 @@ mod model {
     include!(concat!(env!("OUT_DIR"), "/model.rs"));
 }
 
-/// The arena: zero-initialised (`.bss`, no flash), handed out once.
-struct Arena {
+/// A static handed out once as `&'static mut` (the arena, the session plan's steps).
+struct Once<T> {
     taken: Mutex<Cell<bool>>,
-    buf: UnsafeCell<Aligned<[u8; model::ARENA_LEN]>>,
+    buf: UnsafeCell<T>,
 }
 
 // SAFETY: `buf` is only reachable through `take`, which hands out one `&mut` for the program's
 // lifetime (guarded by `taken` inside a critical section).
-unsafe impl Sync for Arena {}
+unsafe impl<T> Sync for Once<T> {}
 
-impl Arena {
+impl<T> Once<T> {
+    const fn new(v: T) -> Self {
+        Once { taken: Mutex::new(Cell::new(false)), buf: UnsafeCell::new(v) }
+    }
+
     // The `&mut` is unique: `taken` lets exactly one call through.
     #[allow(clippy::mut_from_ref)]
-    fn take(&'static self) -> Option<&'static mut [u8]> {
+    fn take(&'static self) -> Option<&'static mut T> {
         let first = critical_section::with(|cs| !self.taken.borrow(cs).replace(true));
         // SAFETY: see `impl Sync`: the first caller gets the only reference.
-        first.then(|| unsafe { &mut (&mut (*self.buf.get()).0)[..] })
+        first.then(|| unsafe { &mut *self.buf.get() })
     }
 }
 
-static ARENA: Arena = Arena { taken: Mutex::new(Cell::new(false)), buf: UnsafeCell::new(Aligned([0; model::ARENA_LEN])) };
+/// The arena: zero-initialised (`.bss`, no flash).
+static ARENA: Once<Aligned<[u8; model::ARENA_LEN]>> = Once::new(Aligned([0; model::ARENA_LEN]));
 
-/// The session plan's steps (feature `plan`): `.bss`-like RAM, handed out once.
+/// The session plan's steps (feature `plan`).
 #[cfg(feature = "plan")]
-struct Steps {
-    taken: Mutex<Cell<bool>>,
-    buf: UnsafeCell<[sprig_runtime::Step<'static>; model::NUM_OPS]>,
-}
-
-// SAFETY: as `Arena`: `buf` is only reachable through `take`, which hands out one `&mut`.
-#[cfg(feature = "plan")]
-unsafe impl Sync for Steps {}
-
-#[cfg(feature = "plan")]
-impl Steps {
-    // The `&mut` is unique: `taken` lets exactly one call through.
-    #[allow(clippy::mut_from_ref)]
-    fn take(&'static self) -> Option<&'static mut [sprig_runtime::Step<'static>]> {
-        let first = critical_section::with(|cs| !self.taken.borrow(cs).replace(true));
-        // SAFETY: see `impl Sync`: the first caller gets the only reference.
-        first.then(|| unsafe { (&mut *self.buf.get()).as_mut_slice() })
-    }
-}
-
-#[cfg(feature = "plan")]
-static STEPS: Steps = Steps { taken: Mutex::new(Cell::new(false)), buf: UnsafeCell::new([sprig_runtime::Step::EMPTY; model::NUM_OPS]) };
+static STEPS: Once<[sprig_runtime::Step<'static>; model::NUM_OPS]> = Once::new([sprig_runtime::Step::EMPTY; model::NUM_OPS]);
 
 /// SysTick wraps (2^24 ticks each), counted by the SysTick exception.
 static WRAPS: Mutex<Cell<u32>> = Mutex::new(Cell::new(0));
@@ -231,7 +215,7 @@ fn run() -> Result<(), Error> {
 #[cfg(not(feature = "bare"))]
 fn run_model(clock: Clock) -> Result<(), Error> {
     let model = Model::parse(&model::MODEL.0)?;
-    let Some(arena) = ARENA.take() else {
+    let Some(Aligned(arena)) = ARENA.take() else {
         defmt::error!("arena already taken");
         exit(1)
     };
@@ -243,7 +227,7 @@ fn run_model(clock: Clock) -> Result<(), Error> {
             defmt::error!("plan steps already taken");
             exit(1)
         };
-        sprig_runtime::Plan::new(&model, steps)?
+        sprig_runtime::Plan::new(&model, &mut steps[..])?
     };
     #[cfg(feature = "plan")]
     let mut session = Session::with_plan(&model, arena, &plan)?;
