@@ -12,18 +12,18 @@ use crate::view::View;
 pub struct Session<'m, 'a> {
     model: &'m Model<'m>,
     arena: &'a mut [f32],
-    /// One per operator when made by [`Session::with_steps`], else empty (each run decodes
+    /// One per operator when made by [`Session::with_plan`], else empty (each run decodes
     /// the operator and tensor records).
     steps: &'a [Step<'m>],
 }
 
 /// Inputs a [`Step`] holds decoded; operators with more (a Concat of many tensors) are
-/// decoded from their records on every run, as without steps.
+/// decoded from their records on every run, as without a plan.
 pub const STEP_INPUTS: usize = 3;
 
-/// One operator as [`Session::run`] needs it, decoded once by [`Session::with_steps`]: the
+/// One operator as [`Session::run`] needs it, decoded once by [`Plan::new`]: the
 /// operator, its kernel, where each input lies (a constant's view into the model, or an arena
-/// range) and the output's range and shape. A session with steps runs the same kernels on the
+/// range) and the output's range and shape. A session with a plan runs the same kernels on the
 /// same operands, without re-reading the packed operator and tensor tables on every inference.
 #[derive(Clone, Copy, Debug)]
 pub struct Step<'m> {
@@ -49,7 +49,7 @@ struct StepInput<'m> {
 }
 
 impl Step<'static> {
-    /// A blank step, to fill an array for [`Session::with_steps`].
+    /// A blank step, to fill an array for [`Plan::new`].
     pub const EMPTY: Step<'static> = Step {
         from: ((0, 0), u32::MAX),
         op: Op::Softmax { axis: 0, log: false },

@@ -763,3 +763,51 @@ mod mutations {
         }
     }
 }
+
+/// A session with a plan gives a session without one's bits on the sample graph plus a Concat of
+/// four inputs (more than a step holds, so decoded on every run) and an in-place Reshape.
+#[test]
+fn a_plan_matches_the_plain_session_with_wide_and_skipped_operators() {
+    use sprig_runtime::{Plan, Step};
+    let mut g = sample_graph();
+    let (x, b, e) = (g.inputs[0], 4, 9);
+    assert_eq!((g.tensors[b].name.as_str(), g.tensors[e].name.as_str()), ("b", "e"));
+    let cat = g.add_tensor("cat", vec![1, 8, 4, 4], None);
+    let flat = g.add_tensor("flat", vec![1, 128], None);
+    g.nodes.push(Node {
+        name: "cat".into(),
+        onnx_op: "Concat".into(),
+        op: Op::Concat { axis: 1 },
+        inputs: vec![x, b, e, x],
+        outputs: vec![cat],
+    });
+    g.nodes.push(Node {
+        name: "flat2".into(),
+        onnx_op: "Reshape".into(),
+        op: Op::Reshape { shape: Shape::new(&[1, 128]).unwrap() },
+        inputs: vec![cat],
+        outputs: vec![flat],
+    });
+    g.outputs.push(flat);
+    let bytes = compile(g, WeightFormat::F32, [7; 32]).unwrap().bytes;
+    let m = Model::parse(&bytes).unwrap();
+    let x: Vec<f32> = (0..32).map(|i| (i as f32 - 16.0) / 8.0).collect();
+    let run = |plan: Option<&Plan<'_, '_>>| {
+        let mut arena = vec![0u32; m.arena_len() / 4];
+        let mut s = match plan {
+            Some(p) => Session::with_plan(&m, bytemuck::cast_slice_mut(&mut arena), p).unwrap(),
+            None => Session::new(&m, bytemuck::cast_slice_mut(&mut arena)).unwrap(),
+        };
+        s.input_mut(0).unwrap().copy_from_slice(&x);
+        s.run().unwrap();
+        (0..m.num_outputs()).flat_map(|i| s.output(i).unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
+    };
+    let mut steps = vec![Step::EMPTY; m.num_ops()];
+    let plan = Plan::new(&m, &mut steps).unwrap();
+    let (want, got) = (run(None), run(Some(&plan)));
+    assert_eq!(want.len(), 2 + 32 + 128);
+    assert_eq!(got, want);
+    // The Concat's inputs, in order, are in the last output.
+    let cat = &want[34..];
+    assert_eq!(&cat[..32], &cat[96..], "first and last Concat inputs are both x");
+}
