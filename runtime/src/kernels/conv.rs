@@ -188,7 +188,25 @@ pub(super) fn conv_simd<M: Micro>(
     match (depthwise::shared_layout(g).filter(|_| mk.dw_s2_ready()), stem) {
         (Some(pl), s) if s.is_none() || g.m >= depthwise::SHARED_M => depthwise::shared(mk, g, pl, x, w, bias, act, out),
         (_, Some(s)) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),
-        _ => gemm::conv(mk, g, x, w, bias, act, out),
+        _ => match gemm::Phases::of(g).filter(|_| x.len() >= g.c * g.h * g.w) {
+            // Strided: the input's stride phases copied once, read at stride 1.
+            Some(q) => {
+                let len = g.c * q.channel(g);
+                let run = |buf: &mut [f32]| {
+                    let buf = &mut buf[..len];
+                    gemm::split_phases(mk, g, q, x, buf);
+                    gemm::conv_in(mk, g, Some(q), buf, w, bias, act, out)
+                };
+                // Only as many floats cleared as the layer needs, in four sizes.
+                match len {
+                    0..=2048 => zeroed::<2048, _>(run),
+                    2049..=4096 => zeroed::<4096, _>(run),
+                    4097..=8192 => zeroed::<8192, _>(run),
+                    _ => zeroed::<{ gemm::PHASES_MAX }, _>(run),
+                }
+            }
+            None => gemm::conv(mk, g, x, w, bias, act, out),
+        },
     }
 }
 

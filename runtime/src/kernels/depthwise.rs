@@ -1511,6 +1511,12 @@ mod tests {
                     prop_assert_eq!(bits(&tiled), bits(&def));
                 }
             }
+            #[cfg(target_arch = "aarch64")]
+            {
+                let mk = super::super::neon::Neon;
+                let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &g, &x, &w, Some(View::F32(&b)), attrs.act, o)).unwrap());
+                prop_assert_eq!(bits(&tiled), bits(&def));
+            }
         }
     }
 

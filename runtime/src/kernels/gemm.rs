@@ -83,6 +83,10 @@ pub(super) trait Micro: Copy {
     fn evens(self, dst: &mut [f32], src: &[f32]) {
         evens_scalar(dst, src)
     }
+    /// The four stride-2 phases of the `h × w` plane `x` into `dst`: [`split2_scalar`].
+    fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
+        split2_scalar(x, h, w, dst)
+    }
     /// Row `r` of `dst` ([`NR`] values each) gets `src[idx[j] + off]` in the lanes `j` set in
     /// `mask`, `(off, mask) = rows[r]`, when that index lies in `src`; 0 elsewhere:
     /// [`gather_rows_scalar`].
@@ -222,6 +226,10 @@ impl_micro!(super::x86::Fma, {
         super::x86::Fma::evens(self, dst, src)
     }
     #[inline]
+    fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
+        super::x86::Fma::split2(self, x, h, w, dst)
+    }
+    #[inline]
     fn load_rows2(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) -> bool {
         super::x86::Fma::load_rows2(self, dst, src, base, rows)
     }
@@ -266,6 +274,10 @@ impl_micro!(super::neon::Neon, {
     #[inline]
     fn evens(self, dst: &mut [f32], src: &[f32]) {
         super::neon::Neon::evens(self, dst, src)
+    }
+    #[inline]
+    fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
+        super::neon::Neon::split2(self, x, h, w, dst)
     }
     #[inline]
     fn im_1x1(self, x: &[f32], hw: usize, c: usize, wt: &[f32], m: usize, bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
@@ -613,24 +625,106 @@ struct Plan<'g> {
     direct: bool,
     /// Per kernel column `kx`, the output columns whose input column lies inside the input.
     cols: [(usize, usize); MAX_TAPS],
+    /// The input is in stride phases ([`Phases`]), not planes.
+    phases: Option<Phases>,
+    /// Whether pixel-tile pairs may be read in place through a [`RowTab`] on `tabbed` CPUs.
+    tab_ok: bool,
+}
+
+/// A strided Conv's input rewritten as stride phases: input channel `c` becomes `sh·sw` planes
+/// of `hq × wq` floats (`hq = ⌈h / sh⌉`, `wq = ⌈w / sw⌉`), phase `(py, px)` (at
+/// `c·sh·sw·hq·wq + (py·sw + px)·hq·wq`) holding input pixel `(sh·i + py, sw·j + px)` at
+/// `(i, j)` and 0 where that lies past the input ([`split_phases`]). Each tap of the strided
+/// Conv then reads one phase at stride 1, and with `wq = ow` a tile's pixels are consecutive
+/// floats there: every panel row is one masked contiguous run ([`RowTab`], [`Micro::load_rows`])
+/// instead of a strided gather. Same sums as the Conv on the planes (padding is 0 in both).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Phases {
+    pub(super) hq: usize,
+    pub(super) wq: usize,
+}
+
+/// Most floats of a group's stride phases read in place through a [`RowTab`] (32 KiB); larger
+/// ones are gathered into panels (contiguous masked runs), which every filter tile then reads
+/// from L1.
+const TAB_PHASES: usize = 16384;
+
+/// Most floats of stride phases [`super::conv::conv_simd`] copies to the stack (64 KiB).
+pub(super) const PHASES_MAX: usize = 16384;
+
+impl Phases {
+    /// `Some` for a Conv the tiled product takes ([`applies`]) at a stride other than 1 × 1,
+    /// with more than one and at most [`MAX_TAPS`] taps, whose phase rows are exactly as wide as
+    /// its output rows (`⌈w / sw⌉ = ow`: "same" or symmetric padding of an odd kernel) and whose
+    /// phases fit [`PHASES_MAX`].
+    pub(super) fn of(g: &Geom) -> Option<Phases> {
+        let taps = g.kh * g.kw;
+        if !applies(g) || (g.sh, g.sw) == (1, 1) || g.sh == 0 || g.sw == 0 || !(2..=MAX_TAPS).contains(&taps) || g.oh == 0 {
+            return None;
+        }
+        let (hq, wq) = (g.h.div_ceil(g.sh), g.w.div_ceil(g.sw));
+        let len = g.c.checked_mul(g.sh * g.sw)?.checked_mul(hq)?.checked_mul(wq)?;
+        (wq == g.ow && hq > 0 && len <= PHASES_MAX).then_some(Phases { hq, wq })
+    }
+
+    /// Floats of one input channel's phases.
+    pub(super) fn channel(&self, g: &Geom) -> usize {
+        g.sh * g.sw * self.hq * self.wq
+    }
+}
+
+/// Writes the [`Phases`] of the `c` input planes `x` into `buf` (`c · q.channel(g)` floats).
+/// Forced inline so the caller's [`Micro::run`] compiles its loops for the SIMD registers.
+#[inline(always)]
+pub(super) fn split_phases<M: Micro>(mk: M, g: &Geom, q: Phases, x: &[f32], buf: &mut [f32]) {
+    let (in_plane, phase) = (g.h * g.w, q.hq * q.wq);
+    let (sh, sw, wq) = (g.sh.max(1), g.sw.max(1), q.wq.max(1));
+    for (xp, bp) in x.chunks_exact(in_plane.max(1)).zip(buf.chunks_exact_mut(q.channel(g).max(1))) {
+        if (sh, sw) == (2, 2) {
+            mk.split2(xp, g.h, g.w, bp);
+            continue;
+        }
+        // Phase rows past the input stay 0 (`buf` arrives cleared); input row `iy` is row
+        // `iy / sh` of phases `(iy % sh, ·)`.
+        for (iy, xr) in xp.chunks_exact(g.w.max(1)).enumerate() {
+            let (py, i) = (iy % sh, iy / sh);
+            let at = |px: usize| (py * sw + px) * phase + i * wq;
+            for px in 0..sw.min(g.w) {
+                let dst = &mut bp[at(px)..at(px) + wq];
+                for (v, &x) in dst.iter_mut().zip(xr[px..].iter().step_by(sw)) {
+                    *v = x;
+                }
+            }
+        }
+    }
 }
 
 impl<'g> Plan<'g> {
     /// Errors when `x` (`x_len` floats) or `out` (`out_len`) is shorter than `g` needs, the
     /// groups ask for more channels than there are, or the kernel has no taps.
     fn new(g: &'g Geom, x_len: usize, out_len: usize) -> Result<Self, OpError> {
+        Self::with(g, x_len, out_len, None)
+    }
+
+    /// [`Plan::new`] for an input in stride `phases` (`None`: planes); errors as it does, and
+    /// when the phases do not match `g` ([`Phases::of`]).
+    fn with(g: &'g Geom, x_len: usize, out_len: usize, phases: Option<Phases>) -> Result<Self, OpError> {
         let taps = g.kh * g.kw;
-        let (plane, in_plane) = (g.oh * g.ow, g.h * g.w);
+        if phases.is_some() && phases != Phases::of(g) {
+            return Err(OpError::ShapeMismatch);
+        }
+        let (plane, in_plane) = (g.oh * g.ow, phases.map_or(g.h * g.w, |q| q.channel(g)));
         let groups = g.m.checked_div(g.mg).unwrap_or(0);
         if x_len < g.c * in_plane || out_len < g.m * plane || groups * g.cg > g.c || taps == 0 {
             return Err(OpError::ShapeMismatch);
         }
-        let direct = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
+        let direct = phases.is_none() && taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
         let mut cols = [(0, 0); MAX_TAPS];
         for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
             *c = g.col_range(kx * g.dw);
         }
-        Ok(Plan { g, kdim: g.cg * taps, plane, in_plane, groups, direct, cols })
+        let tab_ok = phases.is_none() || g.cg * in_plane <= TAB_PHASES;
+        Ok(Plan { g, kdim: g.cg * taps, plane, in_plane, groups, direct, cols, phases, tab_ok })
     }
 
     /// Group `grp`'s input planes and its filters' range.
@@ -645,6 +739,9 @@ impl<'g> Plan<'g> {
         if self.direct && np.is_multiple_of(NR) && in_place {
             // Read in place ([`Plan::b`]): nothing to plan.
             return Source::Runs;
+        }
+        if let Some(q) = self.phases {
+            return Source::Index(Indices::phased(self.g, q, p0, np));
         }
         let ow = self.g.ow.max(1);
         if !self.direct && np == NR && p0 % ow + NR <= ow && self.g.sw == 1 {
@@ -674,7 +771,7 @@ impl<'g> Plan<'g> {
         if in_place && self.direct && np.is_multiple_of(NR) {
             (&xg[k0 * self.in_plane + p0..], self.in_plane)
         } else {
-            gather(mk, self.g, xg, k0, kc, p0, np, src, panel);
+            gather(mk, self.g, self.in_plane, xg, k0, kc, p0, np, src, panel);
             (&panel[..], NR)
         }
     }
@@ -725,7 +822,23 @@ pub(super) fn conv<M: Micro>(
     act: Activation,
     out: &mut [f32],
 ) -> Result<(), OpError> {
-    let pl = Plan::new(g, x.len(), out.len())?;
+    conv_in(mk, g, None, x, w, bias, act, out)
+}
+
+/// [`conv`] on an input in stride `phases` ([`split_phases`]), or in planes (`None`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_in<M: Micro>(
+    mk: M,
+    g: &Geom,
+    phases: Option<Phases>,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    let pl = Plan::with(g, x.len(), out.len(), phases)?;
     let kdim = pl.kdim;
     if w.len() < g.m * kdim {
         return Err(OpError::ShapeMismatch);
@@ -813,7 +926,7 @@ fn conv_loop<M: Micro>(
             let srcs = [pl.source_in(p0, np.min(NR), false), if pair { pl.source_in(p0 + NR, np - NR, false) } else { Source::Runs }];
             // (The table, 17 KiB to clear, made the first time a pair can use it.)
             let mut tabbed = None;
-            if mk.tabbed() {
+            if mk.tabbed() && pl.tab_ok {
                 let t = tab.get_or_insert_with(RowTab::new);
                 tabbed = t.pair(&srcs, 1 + pair as usize, ntaps, kdim, pl.in_plane, xg.len()).then_some(t);
             }
@@ -1071,9 +1184,19 @@ pub(super) fn conv_bsr<M: Micro>(
 /// SIMD caller.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gather<M: Micro>(mk: M, g: &Geom, xg: &[f32], k0: usize, kc: usize, p0: usize, np: usize, src: &Source, panel: &mut [f32; KC * NR]) {
+fn gather<M: Micro>(
+    mk: M,
+    g: &Geom,
+    in_plane: usize,
+    xg: &[f32],
+    k0: usize,
+    kc: usize,
+    p0: usize,
+    np: usize,
+    src: &Source,
+    panel: &mut [f32; KC * NR],
+) {
     let taps = g.kh * g.kw;
-    let in_plane = g.h * g.w;
     let (mut ic, mut t) = (k0 / taps, k0 % taps);
     let next = |t: &mut usize, ic: &mut usize| {
         *t += 1;
@@ -1275,6 +1398,60 @@ struct Indices {
 }
 
 impl Indices {
+    /// The table of pixels `p0 .. p0 + np` over the [`Phases`] `q` of `g` (`Phases::of(g) ==
+    /// Some(q)`, so `wq = ow` and the pixels are consecutive floats of a phase: `step`). Lane
+    /// `j` of tap `(ky, kx)` is inside when its phase row and column hold input pixels.
+    fn phased(g: &Geom, q: Phases, p0: usize, np: usize) -> Indices {
+        let (ow, np, phase) = (g.ow.max(1), np.min(NR), (q.hq * q.wq) as i64);
+        let mut tab = Indices { idx: [0; NR], off: [0; MAX_TAPS], mask: [0; MAX_TAPS], step: true, step2: false, quad: 0 };
+        for (j, v) in tab.idx.iter_mut().enumerate() {
+            // (In `i32`: the output plane is no larger than the phases.)
+            *v = (p0 + j) as i32;
+        }
+        // Per kernel row / column: its phase, offset in phase rows / columns, and the lanes
+        // whose phase row / column holds input.
+        let axis = |k: usize, d: usize, pad: usize, s: usize, n: usize| {
+            let a = (k * d) as i64 - pad as i64;
+            let (p, o) = (a.rem_euclid(s as i64), a.div_euclid(s as i64));
+            // Phase rows (columns) `0 .. inside` hold input.
+            let inside = ((n as i64 - p).max(0) as u64).div_ceil(s as u64) as i64;
+            (p, o, inside)
+        };
+        // Each lane's output row and column (lanes past `np` far outside: never inside).
+        let (mut ys, mut xs) = ([i64::MIN / 2; NR], [i64::MIN / 2; NR]);
+        let (mut oy, mut ox) = ((p0 / ow) as i64, (p0 % ow) as i64);
+        for (y, x) in ys.iter_mut().zip(xs.iter_mut()).take(np) {
+            (*y, *x) = (oy, ox);
+            ox += 1;
+            if ox == ow as i64 {
+                (oy, ox) = (oy + 1, 0);
+            }
+        }
+        let lanes = |at: &[i64; NR], o: i64, inside: i64| {
+            at.iter().enumerate().fold(0u16, |m, (j, &v)| m | (((0..inside).contains(&(v + o)) as u16) << j))
+        };
+        let mut rows = [(0i64, 0i64, 0u16); MAX_TAPS];
+        let mut cols = [(0i64, 0i64, 0u16); MAX_TAPS];
+        for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
+            let (p, o, inside) = axis(ky, g.dh, g.pt, g.sh, g.h);
+            *r = (p, o, lanes(&ys, o, inside));
+        }
+        for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
+            let (p, o, inside) = axis(kx, g.dw, g.pl, g.sw, g.w);
+            *c = (p, o, lanes(&xs, o, inside));
+        }
+        let wq = q.wq as i64;
+        for (ky, &(py, oy, rm)) in rows.iter().enumerate().take(g.kh) {
+            for (kx, &(px, ox, cm)) in cols.iter().enumerate().take(g.kw) {
+                let t = ky * g.kw + kx;
+                // Inside `i32`: the phases fit [`PHASES_MAX`] floats.
+                tab.off[t] = ((py * g.sw as i64 + px) * phase + oy * wq + ox) as i32;
+                tab.mask[t] = rm & cm;
+            }
+        }
+        tab
+    }
+
     /// The table of pixels `p0 .. p0 + np`; `None` when the kernel has more than [`MAX_TAPS`]
     /// taps or offsets in the group's planes do not fit `i32`.
     fn new(g: &Geom, p0: usize, np: usize, col_ranges: &[(usize, usize); MAX_TAPS]) -> Option<Indices> {
@@ -1336,6 +1513,25 @@ enum Source {
     Index(Indices),
     /// Row runs, one copy each (kernels with more than [`MAX_TAPS`] taps, huge planes).
     Runs,
+}
+
+/// [`Micro::split2`]'s definition: `dst` (`4·hq·wq` floats, `hq = ⌈h / 2⌉`, `wq = ⌈w / 2⌉`)
+/// gets the stride-2 phases of the `h × w` plane `x`, phase `(py, px)` at `(2·py + px)·hq·wq`,
+/// its row `i` holding `x[(2·i + py)·w + 2·j + px]` at column `j` and 0 where that lies past the
+/// plane. Every float of `dst`'s first `4·hq·wq` is written; nothing when `x` or `dst` is short.
+pub(super) fn split2_scalar(x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
+    let (hq, wq) = (h.div_ceil(2), w.div_ceil(2));
+    let phase = hq * wq;
+    let (Some(x), Some(dst)) = (x.get(..h * w), dst.get_mut(..4 * phase)) else { return };
+    for (ph, d) in dst.chunks_exact_mut(phase.max(1)).enumerate() {
+        let (py, px) = (ph / 2, ph % 2);
+        for (i, row) in d.chunks_exact_mut(wq.max(1)).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                let (iy, ix) = (2 * i + py, 2 * j + px);
+                *v = if iy < h && ix < w { x[iy * w + ix] } else { 0.0 };
+            }
+        }
+    }
 }
 
 /// [`Micro::evens`]'s definition, and the tail of its SIMD loops.
@@ -1583,6 +1779,76 @@ mod tests {
                 }
                 let mut none = vec![f32::NAN; 16 * rows.len()];
                 prop_assert!(!f.avx2_only().load_rows4(&mut none, &src, base, stride, &rows) && none.iter().all(|v| v.is_nan()));
+            }
+        }
+
+        /// Every SIMD tier's stride-2 phase split against its definition: odd and even sides,
+        /// rows longer than a block, every float written.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        #[test]
+        fn split2_matches_scalar(h in 1usize..9, w in 1usize..75, seed in 0u64..1000) {
+            let x = data(h * w, seed);
+            let n = 4 * h.div_ceil(2) * w.div_ceil(2);
+            let mut want = vec![f32::NAN; n];
+            super::split2_scalar(&x, h, w, &mut want);
+            prop_assert!(want.iter().all(|v| !v.is_nan()));
+            #[cfg(target_arch = "x86_64")]
+            let tiers = super::super::x86::Fma::detect().map(|f| [f, f.avx2_only()]).into_iter().flatten();
+            #[cfg(target_arch = "aarch64")]
+            let tiers = [super::super::neon::Neon];
+            for mk in tiers {
+                let mut got = vec![f32::NAN; n];
+                mk.split2(&x, h, w, &mut got);
+                prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
+        }
+
+        /// Strided Convs on their input's stride phases ([`super::Phases`]: strides 2 and 3,
+        /// odd and even sides, symmetric and "same" padding, dilation, filters and channels past
+        /// a tile, planes past a panel): every SIMD tier bit-identical to the same tier on the
+        /// planes, and to the f64 definition within 1e-5.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        #[test]
+        fn phases_match_planes(c in 1usize..24, m in 1usize..30, h in 1usize..20, w in 1usize..40, k in 2usize..6, s in 2usize..4,
+                               one_row in any::<bool>(), same in any::<bool>(), d in 1usize..3, act in 0usize..3, seed in 0u64..1000) {
+            // "Same" padding (`⌈w / s⌉` outputs, the extra pad at the end) or symmetric padding
+            // of an odd kernel; one kernel row (1 × k kernels, stride 1 down) or square.
+            let (kh, sh, dh) = if one_row { (1, 1, 1) } else { (k, s, d) };
+            let span = |k: usize, d: usize| (k - 1) * d + 1;
+            let pads = |n: usize, k: usize, d: usize, s: usize| -> (usize, usize) {
+                if same {
+                    let total = ((n.div_ceil(s) - 1) * s + span(k, d)).saturating_sub(n);
+                    (total / 2, total - total / 2)
+                } else {
+                    (span(k, d) / 2, span(k, d) / 2)
+                }
+            };
+            let ((pt, pb), (pl, pr)) = (pads(h, kh, dh, sh), pads(w, k, d, s));
+            prop_assume!(h + pt + pb >= span(kh, dh) && w + pl + pr >= span(k, d));
+            let (oh, ow) = ((h + pt + pb - span(kh, dh)) / sh + 1, (w + pl + pr - span(k, d)) / s + 1);
+            let g = super::super::conv::Geom { c, h, w, m, cg: c, mg: m, kh, kw: k, oh, ow, sh, sw: s, dh, dw: d, pt, pl };
+            let q = super::Phases::of(&g);
+            prop_assume!(q.is_some() && pb < span(kh, dh) && pr < span(k, d));
+            let q = q.unwrap();
+            let x = data(c * h * w, seed);
+            let wt = data(m * c * kh * k, seed + 1);
+            let b = data(m, seed + 2);
+            let act = [ACTS[0], ACTS[1], Activation::Threshold { alpha: 0.1 }][act];
+            let attrs = ConvAttrs { group: 1, stride: [sh as u32, s as u32], dilation: [dh as u32, d as u32], pads: [pt as u32, pl as u32, pb as u32, pr as u32], act };
+            let want = naive_conv(&x, &[1, c, h, w], &wt, &[m, c, kh, k], Some(&b), &attrs, &[1, m, oh, ow]);
+            #[cfg(target_arch = "x86_64")]
+            let tiers = super::super::x86::Fma::detect().map(|f| [f, f.avx2_only()]).into_iter().flatten();
+            #[cfg(target_arch = "aarch64")]
+            let tiers = [super::super::neon::Neon];
+            for mk in tiers {
+                let mut buf = vec![0.0f32; c * q.channel(&g)];
+                super::split_phases(mk, &g, q, &x, &mut buf);
+                let mut got = vec![f32::NAN; m * oh * ow];
+                super::conv_in(mk, &g, Some(q), &buf, &wt, Some(View::F32(&b)), act, &mut got).unwrap();
+                let mut planes = vec![f32::NAN; m * oh * ow];
+                super::conv(mk, &g, &x, &wt, Some(View::F32(&b)), act, &mut planes).unwrap();
+                prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), planes.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                assert_close(&got, &want, 1e-5);
             }
         }
 

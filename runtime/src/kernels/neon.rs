@@ -100,6 +100,40 @@ impl Neon {
         super::gemm::evens_scalar(&mut dst[4 * quads..], src.get(8 * quads..).unwrap_or(&[]));
     }
 
+    /// [`super::gemm::split2_scalar`]: 4 values of each column phase per de-interleaving load
+    /// (`ld2`), row tails one at a time.
+    #[inline]
+    pub(crate) fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
+        let (hq, wq) = (h.div_ceil(2), w.div_ceil(2));
+        let phase = hq * wq;
+        let (Some(x), Some(dst)) = (x.get(..h * w), dst.get_mut(..4 * phase)) else { return };
+        let quads = w / 8;
+        for (iy, row) in x.chunks_exact(w.max(1)).enumerate() {
+            let (py, i) = (iy % 2, iy / 2);
+            let at = 2 * py * phase + i * wq;
+            let (ev, od) = dst[at..].split_at_mut(phase);
+            let (ev, od) = (&mut ev[..wq], &mut od[..wq]);
+            for q in 0..quads {
+                // SAFETY: values `8·q .. 8·q + 8` of the row and `4·q .. 4·q + 4` of each phase row.
+                unsafe {
+                    let v = vld2q_f32(row.as_ptr().add(8 * q));
+                    vst1q_f32(ev.as_mut_ptr().add(4 * q), v.0);
+                    vst1q_f32(od.as_mut_ptr().add(4 * q), v.1);
+                }
+            }
+            for j in 4 * quads..wq {
+                ev[j] = row[2 * j];
+                od[j] = row.get(2 * j + 1).copied().unwrap_or(0.0);
+            }
+        }
+        if h % 2 == 1 {
+            for px in 0..2 {
+                let at = (2 + px) * phase + (hq - 1) * wq;
+                dst[at..at + wq].fill(0.0);
+            }
+        }
+    }
+
     /// [`super::gemm::gather_rows_scalar`] (NEON has no gather instruction).
     #[inline]
     pub(crate) fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; 16], rows: &[(i32, u16)]) {

@@ -945,6 +945,26 @@ impl Fma {
         super::gemm::evens_scalar(&mut dst[16 * blocks..], src.get(32 * blocks..).unwrap_or(&[]));
     }
 
+    /// [`super::gemm::split2_scalar`]: 16 values of each column phase per two-source permute
+    /// pair (AVX-512, row tails masked), or 8 per two shuffles and a lane permute (AVX2, row
+    /// tails one at a time).
+    #[inline]
+    pub(crate) fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
+        let (hq, wq) = (h.div_ceil(2), w.div_ceil(2));
+        if x.len() < h * w || dst.len() < 4 * hq * wq || w == 0 {
+            return super::gemm::split2_scalar(x, h, w, dst);
+        }
+        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected; `x` holds `h·w` values and
+        // `dst` `4·hq·wq` (checked above).
+        unsafe {
+            if self.avx512 {
+                split2_avx512(x.as_ptr(), h, w, dst.as_mut_ptr())
+            } else {
+                split2_avx2(x.as_ptr(), h, w, dst.as_mut_ptr())
+            }
+        }
+    }
+
     /// Row `r` of `dst` (16 values each, as many rows as both hold) gets `src[idx[j] + off]`
     /// in the lanes `j` set in `mask`, with `(off, mask) = rows[r]`, when that index lies in
     /// `0 .. src.len()`; `0.0` in the other lanes (a total function: lanes out of range are masked
@@ -1461,6 +1481,83 @@ unsafe fn evens_avx512(dst: *mut f32, src: *const f32, blocks: usize, n: usize) 
         unsafe {
             let (a, c) = (_mm512_maskz_loadu_ps(read as u16, s), _mm512_maskz_loadu_ps((read >> 16) as u16, s.wrapping_add(16)));
             _mm512_mask_storeu_ps(d, ((1u32 << n) - 1) as u16, _mm512_permutex2var_ps(a, even, c));
+        }
+    }
+}
+
+/// [`Fma::split2`] with AVX-512; the caller guarantees `h·w` values of `x`, `4·hq·wq` of `dst`
+/// and `w ≥ 1`.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn split2_avx512(x: *const f32, h: usize, w: usize, dst: *mut f32) {
+    let (hq, wq) = (h.div_ceil(2), w.div_ceil(2));
+    let phase = hq * wq;
+    // SAFETY: 16 values each.
+    let (even, odd) = unsafe { (_mm512_loadu_si512(EVEN.as_ptr().cast()), _mm512_loadu_si512(ODD.as_ptr().cast())) };
+    let lanes = |n: usize| if n >= 16 { u16::MAX } else { ((1u32 << n) - 1) as u16 };
+    // Per row: whole blocks of 32 values, then `r` more (the odd phase's lane past the row
+    // reads a masked-off 0, so both phases store `⌈r / 2⌉` lanes).
+    let (blocks, r) = (w / 32, w % 32);
+    let (m0, m1, mo) = (lanes(r), lanes(r.saturating_sub(16)), lanes(r.div_ceil(2)));
+    for iy in 0..h {
+        let (py, i) = (iy % 2, iy / 2);
+        // SAFETY: row `iy` of `x` and row `i` of phases `(py, 0)`, `(py, 1)` are in bounds
+        // (caller); masked-off lanes are not accessed.
+        unsafe {
+            let (s, e) = (x.add(iy * w), dst.add(2 * py * phase + i * wq));
+            let o = e.add(phase);
+            for b in 0..blocks {
+                let (a, c) = (_mm512_loadu_ps(s.add(32 * b)), _mm512_loadu_ps(s.add(32 * b + 16)));
+                _mm512_storeu_ps(e.add(16 * b), _mm512_permutex2var_ps(a, even, c));
+                _mm512_storeu_ps(o.add(16 * b), _mm512_permutex2var_ps(a, odd, c));
+            }
+            if r > 0 {
+                let t = s.add(32 * blocks);
+                let (a, c) = (_mm512_maskz_loadu_ps(m0, t), _mm512_maskz_loadu_ps(m1, t.wrapping_add(16)));
+                _mm512_mask_storeu_ps(e.add(16 * blocks), mo, _mm512_permutex2var_ps(a, even, c));
+                _mm512_mask_storeu_ps(o.add(16 * blocks), mo, _mm512_permutex2var_ps(a, odd, c));
+            }
+        }
+    }
+    if h % 2 == 1 {
+        // The odd row phases' last rows lie past the plane.
+        for px in 0..2 {
+            // SAFETY: row `hq − 1` of phase `(1, px)` is in bounds (caller).
+            unsafe { core::ptr::write_bytes(dst.add((2 + px) * phase + (hq - 1) * wq), 0, wq) };
+        }
+    }
+}
+
+/// [`Fma::split2`] with AVX2; the caller guarantees `h·w` values of `x`, `4·hq·wq` of `dst` and
+/// `w ≥ 1`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn split2_avx2(x: *const f32, h: usize, w: usize, dst: *mut f32) {
+    let (hq, wq) = (h.div_ceil(2), w.div_ceil(2));
+    let phase = hq * wq;
+    let blocks = w / 16;
+    for iy in 0..h {
+        let (py, i) = (iy % 2, iy / 2);
+        // SAFETY: row `iy` of `x` and row `i` of phases `(py, 0)`, `(py, 1)` are in bounds
+        // (caller).
+        unsafe {
+            let (s, e) = (x.add(iy * w), dst.add(2 * py * phase + i * wq));
+            let o = e.add(phase);
+            for b in 0..blocks {
+                let (a, c) = (_mm256_loadu_ps(s.add(16 * b)), _mm256_loadu_ps(s.add(16 * b + 8)));
+                let ev = _mm256_castps_pd(_mm256_shuffle_ps::<0b10_00_10_00>(a, c));
+                let od = _mm256_castps_pd(_mm256_shuffle_ps::<0b11_01_11_01>(a, c));
+                _mm256_storeu_ps(e.add(8 * b), _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(ev)));
+                _mm256_storeu_ps(o.add(8 * b), _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(od)));
+            }
+            for j in 8 * blocks..wq {
+                *e.add(j) = *s.add(2 * j);
+                *o.add(j) = if 2 * j + 1 < w { *s.add(2 * j + 1) } else { 0.0 };
+            }
+        }
+    }
+    if h % 2 == 1 {
+        for px in 0..2 {
+            // SAFETY: row `hq − 1` of phase `(1, px)` is in bounds (caller).
+            unsafe { core::ptr::write_bytes(dst.add((2 + px) * phase + (hq - 1) * wq), 0, wq) };
         }
     }
 }
