@@ -1463,6 +1463,7 @@ unsafe fn tile_avx512<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *
 /// [`Fma::evens`] over `blocks` blocks, then `n ≤ 16` more values (masked), with AVX-512; the
 /// caller guarantees `16·blocks + n` values of `dst` and `32·blocks + 2·n − 1` of `src`.
 #[target_feature(enable = "avx2,fma,avx512f")]
+#[inline]
 unsafe fn evens_avx512(dst: *mut f32, src: *const f32, blocks: usize, n: usize) {
     // SAFETY: 16 values.
     let even = unsafe { _mm512_loadu_si512(EVEN.as_ptr().cast()) };
