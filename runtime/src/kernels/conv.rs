@@ -80,8 +80,14 @@ impl Geom {
     /// Whether [`conv_patches`] beats the row-run loop. Measured on the real models' layers
     /// (`sprig bench --per-layer`): row runs win only for stride-1 layers with output rows of 24
     /// or more, and for depthwise / few-filter groups (a gathered patch then serves too few dots).
+    /// On hard-float Cortex-M (executed instructions, `cargo test -p sprig-tools --test
+    /// firmware`) patches taken in pairs win on every layer with several input channels and
+    /// taps (ResNet-8's 32-wide 3 × 3 layers: 4.41 → 3.63 instructions per MAC for the model),
+    /// not on MNIST's one-channel stem or VWW's wide pointwise layers.
     pub(super) fn prefers_patches(&self) -> bool {
-        self.mg >= 4 && self.kh * self.kw <= CHUNK && (self.ow < 24 || self.sw > 1)
+        self.mg >= 4
+            && self.kh * self.kw <= CHUNK / 2
+            && (self.ow < 24 || self.sw > 1 || (cfg!(target_os = "none") && PAIRS && self.cg >= 2 && self.kh * self.kw > 1))
     }
 
     /// Input row for output row `oy` and kernel row `ky`, if inside the input.
@@ -329,31 +335,115 @@ pub(super) fn add_tap(g: &Geom, xp: &[f32], wv: f32, ky: usize, kx: usize, ob: &
     Ok(())
 }
 
-/// Output pixel by output pixel: the input patch under the window (one group, in the filter's
-/// `[c, ky, kx]` order, zeros for padding) is gathered into a stack buffer a few whole input
-/// channels at a time, then every filter of the group takes one contiguous dot product with it.
-/// Requires `kh * kw <= CHUNK` (see [`Geom::prefers_patches`]).
+/// Output pixel by output pixel, two at a time: the input patches under their windows (one
+/// group, in the filter's `[c, ky, kx]` order, zeros for padding) are gathered into stack
+/// buffers a few whole input channels at a time, then every four filters of the group take
+/// their dot products with both ([`super::dense::dot4x2`]: each weight loaded once for two
+/// pixels). Each output sums exactly as [`patches_with`] with [`super::dense::dot4`] does.
+/// Requires `kh * kw <= CHUNK / 2` (see [`Geom::prefers_patches`]). Never inlined: its patch
+/// buffers then take stack only while it runs, not in the frame every operator of a Cortex-M
+/// build shares.
+#[inline(never)]
 fn conv_patches(g: &Geom, x: &[f32], w: &[f32], bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
     let patch = g.cg * g.kh * g.kw;
-    if w.len() < g.m * patch {
+    let (plane, in_plane, taps) = (g.oh * g.ow, g.h * g.w, g.kh * g.kw);
+    let groups = g.m.checked_div(g.mg).unwrap_or(0);
+    if w.len() < g.m * patch || taps == 0 || taps > CHUNK / 2 || out.len() < g.m * plane || x.len() < g.c * in_plane || groups * g.cg > g.c
+    {
         return Err(OpError::ShapeMismatch);
     }
-    patches_with(g, x, 1, bias, act, out, |m0, k0, p, dots| {
-        let row = |i: usize| &w[(m0 + i) * patch + k0..(m0 + i) * patch + k0 + p.len()];
-        if let Ok(d4) = <&mut [f32; 4]>::try_from(&mut *dots) {
-            *d4 = super::dense::dot4([row(0), row(1), row(2), row(3)], p);
-        } else {
-            for (i, d) in dots.iter_mut().enumerate() {
-                *d = dot(row(i), p);
+    for (mo, ob) in out.chunks_exact_mut(plane.max(1)).take(g.m).enumerate() {
+        ob.fill(bias.map_or(0.0, |b| b.get(mo)));
+    }
+    // Two patches in the stack one did (`CHUNK` floats), whole input channels each, the
+    // channels split evenly over the fewest chunks.
+    let most = (CHUNK / 2 / taps).max(1);
+    let per_chunk = g.cg.div_ceil(g.cg.div_ceil(most).max(1)).max(1);
+    let mut bufs = [[0.0f32; CHUNK / 2]; 2];
+    let mut o = 0;
+    while o < plane {
+        let np = (plane - o).min(if PAIRS { 2 } else { 1 });
+        for grp in 0..groups {
+            let mut c0 = 0;
+            while c0 < g.cg {
+                let nc = per_chunk.min(g.cg - c0);
+                let len = nc * taps;
+                for (p, buf) in bufs.iter_mut().enumerate().take(np) {
+                    let (oy, ox) = ((o + p) / g.ow, (o + p) % g.ow);
+                    gather_patch(g, &x[(grp * g.cg + c0) * in_plane..(grp * g.cg + c0 + nc) * in_plane], oy, ox, &mut buf[..len]);
+                }
+                let k0 = c0 * taps;
+                let row = |m: usize| &w[m * patch + k0..m * patch + k0 + len];
+                let mut m0 = grp * g.mg;
+                while m0 < (grp + 1) * g.mg {
+                    let nf = 4.min((grp + 1) * g.mg - m0);
+                    if nf == 4 && np == 2 {
+                        let d = super::dense::dot4x2([row(m0), row(m0 + 1), row(m0 + 2), row(m0 + 3)], [&bufs[0][..len], &bufs[1][..len]]);
+                        for (p, dp) in d.iter().enumerate() {
+                            for (i, v) in dp.iter().enumerate() {
+                                out[(m0 + i) * plane + o + p] += v;
+                            }
+                        }
+                    } else {
+                        for (p, buf) in bufs.iter().enumerate().take(np) {
+                            let pb = &buf[..len];
+                            let d = if nf == 4 {
+                                super::dense::dot4([row(m0), row(m0 + 1), row(m0 + 2), row(m0 + 3)], pb)
+                            } else {
+                                let mut d = [0.0f32; 4];
+                                for (i, v) in d.iter_mut().enumerate().take(nf) {
+                                    *v = dot(row(m0 + i), pb);
+                                }
+                                d
+                            };
+                            for (i, v) in d.iter().enumerate().take(nf) {
+                                out[(m0 + i) * plane + o + p] += v;
+                            }
+                        }
+                    }
+                    m0 += nf;
+                }
+                c0 += nc;
             }
         }
-    })
+        o += np;
+    }
+    if act != Activation::None {
+        act.apply_all(&mut out[..g.m * plane]);
+    }
+    Ok(())
+}
+
+/// Whether [`conv_patches`] takes output pixels in pairs: everywhere but soft-float bare-metal
+/// targets (Cortex-M0: each multiply-add a library call, the pairs' extra live values cost more
+/// than the loads they save: MNIST 146.6 → 149.9 instructions per MAC).
+const PAIRS: bool = !(cfg!(target_os = "none") && cfg!(target_abi = "eabi"));
+
+/// `buf` gets the patch of output pixel `(oy, ox)` over the input planes `xs` (`buf.len() /
+/// (kh·kw)` of them), in `[c, ky, kx]` order, 0 for padding.
+#[inline]
+fn gather_patch(g: &Geom, xs: &[f32], oy: usize, ox: usize, buf: &mut [f32]) {
+    let in_plane = g.h * g.w;
+    let mut j = 0;
+    for xp in xs.chunks_exact(in_plane.max(1)) {
+        for ky in 0..g.kh {
+            let row = g.in_row(oy, ky).map(|iy| &xp[iy * g.w..(iy + 1) * g.w]);
+            for kx in 0..g.kw {
+                let ix = (ox * g.sw + kx * g.dw).wrapping_sub(g.pl);
+                if let Some(v) = buf.get_mut(j) {
+                    *v = row.and_then(|r| r.get(ix)).copied().unwrap_or(0.0);
+                }
+                j += 1;
+            }
+        }
+    }
 }
 
 /// [`conv_patches`] with the filter side given by `filter_dots(m0, k0, patch, dots)`: `dots[i]`
 /// becomes the dot product of filter `m0 + i`'s weights `k0..k0 + patch.len()` with `patch`, for
 /// up to 4 filters of one group at a time. Patch chunks hold a multiple of `align` input channels
 /// (so `k0` is a multiple of `align · kh · kw`).
+#[cfg(target_arch = "x86_64")]
 pub(super) fn patches_with(
     g: &Geom,
     x: &[f32],
@@ -578,7 +668,7 @@ mod tests {
         let mut port = vec![f32::NAN; got.len()];
         super::conv_fast(&g, &x, View::F32(&w), bv, c.attrs.act, &mut port).unwrap();
         assert_close(&port, &want, 1e-5);
-        if g.kh * g.kw <= super::CHUNK {
+        if g.kh * g.kw <= super::CHUNK / 2 {
             port.fill(f32::NAN);
             super::conv_patches(&g, &x, &w, bv, c.attrs.act, &mut port).unwrap();
             assert_close(&port, &want, 1e-5);

@@ -40,6 +40,30 @@ pub(crate) fn dot4(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
     acc
 }
 
+/// [`dot4`] for two inputs at once: `[dot4(w, x[0]), dot4(w, x[1])]` bit for bit (each sum in
+/// `k` order), every weight loaded once for both (register blocking for scalar FPUs: 1.75
+/// instead of 2.25 instructions per MAC on the Cortex-M4F). Over the shorter input.
+#[inline]
+pub(crate) fn dot4x2(w: [&[f32]; 4], x: [&[f32]; 2]) -> [[f32; 4]; 2] {
+    let n = x[0].len().min(x[1].len());
+    let (w0, w1, w2, w3) = (&w[0][..n], &w[1][..n], &w[2][..n], &w[3][..n]);
+    let (a, b) = (&x[0][..n], &x[1][..n]);
+    let (mut p, mut q) = ([0.0f32; 4], [0.0f32; 4]);
+    for k in 0..n {
+        let (av, bv) = (a[k], b[k]);
+        let (u0, u1, u2, u3) = (w0[k], w1[k], w2[k], w3[k]);
+        p[0] += u0 * av;
+        p[1] += u1 * av;
+        p[2] += u2 * av;
+        p[3] += u3 * av;
+        q[0] += u0 * bv;
+        q[1] += u1 * bv;
+        q[2] += u2 * bv;
+        q[3] += u3 * bv;
+    }
+    [p, q]
+}
+
 /// Dense layer; inputs `x [.., K], w [N, K][, bias [N]]` validated by `execute`.
 pub(super) fn dense(act: Activation, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let x = &inputs[0];
@@ -153,6 +177,18 @@ mod tests {
     }
 
     proptest! {
+        /// The two-input four-row dot equals [`super::dot4`] on each input bit for bit.
+        #[test]
+        fn dot4x2_is_dot4_twice(k in 0usize..300, extra in 0usize..3, seed in 0u64..1000) {
+            let (x0, x1) = (data(k, seed), data(k + extra, seed + 9));
+            let rows: Vec<Vec<f32>> = (0..4).map(|i| data(k + extra, seed + 1 + i)).collect();
+            let w = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
+            let got = super::dot4x2(w, [&x0, &x1[..k]]);
+            let bits = |v: [f32; 4]| v.map(f32::to_bits);
+            prop_assert_eq!(bits(got[0]), bits(super::dot4(w, &x0)));
+            prop_assert_eq!(bits(got[1]), bits(super::dot4(w, &x1[..k])));
+        }
+
         /// The portable four-row dot (Cortex-M's Dense and patch Conv) against f64 sums.
         #[test]
         fn dot4_matches_f64(k in 0usize..300, extra in 0usize..3, seed in 0u64..1000) {
