@@ -1519,11 +1519,19 @@ unsafe fn split2_avx512(x: *const f32, h: usize, w: usize, dst: *mut f32) {
             }
         }
     }
+    // SAFETY: the caller's bounds.
+    unsafe { split2_pad_rows(h, w, dst) }
+}
+
+/// Zeroes the last rows of the odd row phases when `h` is odd (they lie past the plane), the
+/// rows [`split2_avx512`] and [`split2_avx2`] do not write; the caller guarantees
+/// `4·⌈h / 2⌉·⌈w / 2⌉` values of `dst`.
+unsafe fn split2_pad_rows(h: usize, w: usize, dst: *mut f32) {
+    let (hq, wq) = (h.div_ceil(2), w.div_ceil(2));
     if h % 2 == 1 {
-        // The odd row phases' last rows lie past the plane.
         for px in 0..2 {
             // SAFETY: row `hq − 1` of phase `(1, px)` is in bounds (caller).
-            unsafe { core::ptr::write_bytes(dst.add((2 + px) * phase + (hq - 1) * wq), 0, wq) };
+            unsafe { core::ptr::write_bytes(dst.add((2 + px) * hq * wq + (hq - 1) * wq), 0, wq) };
         }
     }
 }
@@ -1555,12 +1563,8 @@ unsafe fn split2_avx2(x: *const f32, h: usize, w: usize, dst: *mut f32) {
             }
         }
     }
-    if h % 2 == 1 {
-        for px in 0..2 {
-            // SAFETY: row `hq − 1` of phase `(1, px)` is in bounds (caller).
-            unsafe { core::ptr::write_bytes(dst.add((2 + px) * phase + (hq - 1) * wq), 0, wq) };
-        }
-    }
+    // SAFETY: the caller's bounds.
+    unsafe { split2_pad_rows(h, w, dst) }
 }
 
 /// [`Fma::evens`] over `blocks` blocks with AVX2 (`[a0 a2 c0 c2 | a4 a6 c4 c6]`, then the
