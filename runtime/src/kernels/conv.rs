@@ -474,18 +474,7 @@ pub(super) fn patches_with(
                 while c0 < g.cg {
                     let nc = per_chunk.min(g.cg - c0);
                     let len = nc * taps;
-                    let mut j = 0;
-                    for icl in c0..c0 + nc {
-                        let xp = &x[(grp * g.cg + icl) * in_plane..(grp * g.cg + icl + 1) * in_plane];
-                        for ky in 0..g.kh {
-                            let row = g.in_row(oy, ky).map(|iy| &xp[iy * g.w..(iy + 1) * g.w]);
-                            for kx in 0..g.kw {
-                                let ix = (ox * g.sw + kx * g.dw).wrapping_sub(g.pl);
-                                buf[j] = row.and_then(|r| r.get(ix)).copied().unwrap_or(0.0);
-                                j += 1;
-                            }
-                        }
-                    }
+                    gather_patch(g, &x[(grp * g.cg + c0) * in_plane..(grp * g.cg + c0 + nc) * in_plane], oy, ox, &mut buf[..len]);
                     let k0 = c0 * taps;
                     let mut m0 = grp * g.mg;
                     while m0 < (grp + 1) * g.mg {

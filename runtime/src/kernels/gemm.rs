@@ -631,10 +631,11 @@ struct Plan<'g> {
     tab_ok: bool,
 }
 
-/// A strided Conv's input rewritten as stride phases: input channel `c` becomes `sh·sw` planes
-/// of `hq × wq` floats (`hq = ⌈h / sh⌉`, `wq = ⌈w / sw⌉`), phase `(py, px)` (at
-/// `c·sh·sw·hq·wq + (py·sw + px)·hq·wq`) holding input pixel `(sh·i + py, sw·j + px)` at
-/// `(i, j)` and 0 where that lies past the input ([`split_phases`]). Each tap of the strided
+/// A stride-2 Conv's input rewritten as stride phases ([`Micro::split2`]): input channel `c`
+/// becomes 4 planes of `hq × wq` floats (`hq = ⌈h / 2⌉`, `wq = ⌈w / 2⌉`), phase `(py, px)` (at
+/// `c·4·hq·wq + (2·py + px)·hq·wq`) holding input pixel `(2·i + py, 2·j + px)` at `(i, j)` and
+/// 0 where that lies past the input (the layout of [`super::depthwise`]'s phases when `wq =
+/// ow`). Each tap of the strided
 /// Conv then reads one phase at stride 1, and with `wq = ow` a tile's pixels are consecutive
 /// floats there: every panel row is one masked contiguous run ([`RowTab`], [`Micro::load_rows`])
 /// instead of a strided gather. Same sums as the Conv on the planes (padding is 0 in both).
@@ -653,13 +654,13 @@ const TAB_PHASES: usize = 16384;
 pub(super) const PHASES_MAX: usize = 16384;
 
 impl Phases {
-    /// `Some` for a Conv the tiled product takes ([`applies`]) at a stride other than 1 × 1,
-    /// with more than one and at most [`MAX_TAPS`] taps, whose phase rows are exactly as wide as
-    /// its output rows (`⌈w / sw⌉ = ow`: "same" or symmetric padding of an odd kernel) and whose
-    /// phases fit [`PHASES_MAX`].
+    /// `Some` for a Conv the tiled product takes ([`applies`]) at stride 2 × 2, with more than
+    /// one and at most [`MAX_TAPS`] taps, whose phase rows are exactly as wide as its output rows
+    /// (`⌈w / 2⌉ = ow`: "same" or symmetric padding of an odd kernel) and whose phases fit
+    /// [`PHASES_MAX`].
     pub(super) fn of(g: &Geom) -> Option<Phases> {
         let taps = g.kh * g.kw;
-        if !applies(g) || (g.sh, g.sw) == (1, 1) || g.sh == 0 || g.sw == 0 || !(2..=MAX_TAPS).contains(&taps) || g.oh == 0 {
+        if !applies(g) || (g.sh, g.sw) != (2, 2) || !(2..=MAX_TAPS).contains(&taps) || g.oh == 0 {
             return None;
         }
         let (hq, wq) = (g.h.div_ceil(g.sh), g.w.div_ceil(g.sw));
@@ -673,29 +674,12 @@ impl Phases {
     }
 }
 
-/// Writes the [`Phases`] of the `c` input planes `x` into `buf` (`c · q.channel(g)` floats).
-/// Forced inline so the caller's [`Micro::run`] compiles its loops for the SIMD registers.
+/// Writes the [`Phases`] of the `c` input planes `x` into `buf` (`c · q.channel(g)` floats,
+/// every one written). Forced inline so the caller's [`Micro::run`] reaches the loops.
 #[inline(always)]
 pub(super) fn split_phases<M: Micro>(mk: M, g: &Geom, q: Phases, x: &[f32], buf: &mut [f32]) {
-    let (in_plane, phase) = (g.h * g.w, q.hq * q.wq);
-    let (sh, sw, wq) = (g.sh.max(1), g.sw.max(1), q.wq.max(1));
-    for (xp, bp) in x.chunks_exact(in_plane.max(1)).zip(buf.chunks_exact_mut(q.channel(g).max(1))) {
-        if (sh, sw) == (2, 2) {
-            mk.split2(xp, g.h, g.w, bp);
-            continue;
-        }
-        // Phase rows past the input stay 0 (`buf` arrives cleared); input row `iy` is row
-        // `iy / sh` of phases `(iy % sh, ·)`.
-        for (iy, xr) in xp.chunks_exact(g.w.max(1)).enumerate() {
-            let (py, i) = (iy % sh, iy / sh);
-            let at = |px: usize| (py * sw + px) * phase + i * wq;
-            for px in 0..sw.min(g.w) {
-                let dst = &mut bp[at(px)..at(px) + wq];
-                for (v, &x) in dst.iter_mut().zip(xr[px..].iter().step_by(sw)) {
-                    *v = x;
-                }
-            }
-        }
+    for (xp, bp) in x.chunks_exact((g.h * g.w).max(1)).zip(buf.chunks_exact_mut(q.channel(g).max(1))) {
+        mk.split2(xp, g.h, g.w, bp);
     }
 }
 
@@ -1803,17 +1787,18 @@ mod tests {
             }
         }
 
-        /// Strided Convs on their input's stride phases ([`super::Phases`]: strides 2 and 3,
-        /// odd and even sides, symmetric and "same" padding, dilation, filters and channels past
-        /// a tile, planes past a panel): every SIMD tier bit-identical to the same tier on the
-        /// planes, and to the f64 definition within 1e-5.
+        /// Stride-2 Convs on their input's stride phases ([`super::Phases`]: odd and even
+        /// sides, symmetric and "same" padding, dilation, filters and channels past a tile,
+        /// planes past a panel): every SIMD tier bit-identical to the same tier on the planes,
+        /// and to the f64 definition within 1e-5.
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         #[test]
-        fn phases_match_planes(c in 1usize..24, m in 1usize..30, h in 1usize..20, w in 1usize..40, k in 2usize..6, s in 2usize..4,
+        fn phases_match_planes(c in 1usize..24, m in 1usize..30, h in 1usize..20, w in 1usize..40, k in 2usize..6,
                                one_row in any::<bool>(), same in any::<bool>(), d in 1usize..3, act in 0usize..3, seed in 0u64..1000) {
-            // "Same" padding (`⌈w / s⌉` outputs, the extra pad at the end) or symmetric padding
-            // of an odd kernel; one kernel row (1 × k kernels, stride 1 down) or square.
-            let (kh, sh, dh) = if one_row { (1, 1, 1) } else { (k, s, d) };
+            // "Same" padding (`⌈w / 2⌉` outputs, the extra pad at the end) or symmetric padding
+            // of an odd kernel; one kernel row (1 × k kernels) or square.
+            let s = 2;
+            let (kh, sh, dh) = if one_row { (1, s, 1) } else { (k, s, d) };
             let span = |k: usize, d: usize| (k - 1) * d + 1;
             let pads = |n: usize, k: usize, d: usize, s: usize| -> (usize, usize) {
                 if same {
