@@ -34,6 +34,15 @@ add_sprig "$tmp/cb.sprig"
 add_sprig "$tmp/bsr.sprig"
 "$SPRIG" compress models/digits_mlp.onnx --calib models/digits_eval_flat.npy --codebook 3 -o "$tmp/cbm.sprig" > /dev/null
 add_sprig "$tmp/cbm.sprig"
+# The 4-bit ResNet-8 and VWW (under the 128 KiB input limit; calibrated on their eval images):
+# stride-2 Convs on stride phases, the stride-2 depthwise kernels, codebook Conv blocks.
+EVAL=../shared/data/eval
+for pair in ic_resnet8_fp32:ic01 vww_mobilenetv1_96_fp32:vww01; do
+  m="$SHARED/${pair%%:*}.onnx"
+  if [ -f "$m" ] && "$SPRIG" compress "$m" --calib "$EVAL/${pair#*:}/inputs.npy" --codebook 4 -o "$tmp/big.sprig" > /dev/null 2>&1; then
+    add_sprig "$tmp/big.sprig"
+  fi
+done
 
 # ONNX seeds: the files themselves (byte-level target), a few edit scripts (structural target).
 for m in "${onnx[@]}"; do cp "$m" "$C/onnx_bytes/$(basename "$(dirname "$m")")_$(basename "$m")"; done

@@ -149,34 +149,58 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
     // 4-bit (x86-64 without AVX-512, and every other target): rows of the same group go four at
     // a time, each input loaded once for the four.
     if bits == 4 {
-        let four = |t: &[f32; TABLE_LEN], rows: [&[u8]; 4], x: &[f32]| {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(v) = simd.and_then(|c| c.dot_rows4(4, t, rows, x)) {
-                return v;
-            }
-            dot_codes4_rows4(t, rows, x)
-        };
+        // The pair table of the loaded group for the portable loops (`paired`: the group it
+        // was built for), built when the group's first rows run, where the inputs per row carry
+        // enough work to pay for it.
+        let mut pairs: Pairs4 = [[0.0; 2]; 256];
+        let mut paired: Option<usize> = None;
+        #[cfg(target_arch = "x86_64")]
+        let portable = simd.is_none();
+        #[cfg(not(target_arch = "x86_64"))]
+        let portable = true;
+        let use_pairs = PAIR_TABLES && portable && d.k.saturating_mul(d.rows) >= PAIR_MIN_K;
         let mut pend = [0usize; 4];
         let mut np = 0;
-        let flush = |t: &[f32; TABLE_LEN], pend: &[usize], out: &mut [f32]| -> Result<(), OpError> {
+        let mut flush = |t: &[f32; TABLE_LEN], g: usize, pend: &[usize], out: &mut [f32]| -> Result<(), OpError> {
+            if use_pairs && !pend.is_empty() && paired != Some(g) {
+                fill_pairs4(t, &mut pairs);
+                paired = Some(g);
+            }
             for r in 0..d.rows {
                 let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
-                if let [j0, j1, j2, j3] = *pend {
-                    let v = four(t, [p.row(j0), p.row(j1), p.row(j2), p.row(j3)], xr);
-                    for (&j, v) in pend.iter().zip(v) {
-                        *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += v;
+                let mut v = [0.0f32; 4];
+                if use_pairs {
+                    let mut rows: [&[u8]; 4] = [&[]; 4];
+                    for (r, &j) in rows.iter_mut().zip(pend) {
+                        *r = p.row(j);
+                    }
+                    dot_pairs4_rows(&pairs, &rows[..pend.len()], xr, &mut v[..pend.len()]);
+                } else if let [j0, j1, j2, j3] = *pend {
+                    let rows = [p.row(j0), p.row(j1), p.row(j2), p.row(j3)];
+                    #[cfg(target_arch = "x86_64")]
+                    let wide = simd.and_then(|c| c.dot_rows4(4, t, rows, xr));
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        v = wide.unwrap_or_else(|| dot_codes4_rows4(t, rows, xr));
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
+                    {
+                        v = dot_codes4_rows4(t, rows, xr);
                     }
                 } else {
-                    for &j in pend {
-                        *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += one(4, t, p.row(j), xr);
+                    for (&j, v) in pend.iter().zip(v.iter_mut()) {
+                        *v = one(4, t, p.row(j), xr);
                     }
+                }
+                for (&j, v) in pend.iter().zip(v) {
+                    *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += v;
                 }
             }
             Ok(())
         };
         rows_by_group(w, d.n, |j, g| {
             if loaded != Some(g) {
-                flush(&t, &pend[..np], out)?;
+                flush(&t, loaded.unwrap_or(g), &pend[..np], out)?;
                 np = 0;
                 p.load(g, &mut t);
                 loaded = Some(g);
@@ -184,12 +208,12 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
             pend[np] = j;
             np += 1;
             if np == 4 {
-                flush(&t, &pend, out)?;
+                flush(&t, g, &pend, out)?;
                 np = 0;
             }
             Ok(())
         })?;
-        flush(&t, &pend[..np], out)?;
+        flush(&t, loaded.unwrap_or(0), &pend[..np], out)?;
         return Ok(true);
     }
     rows_by_group(w, d.n, |j, g| {
@@ -319,6 +343,80 @@ pub(crate) fn dot_codes4_rows4(table: &[f32; TABLE_LEN], rows: [&[u8]; 4], x: &[
     acc
 }
 
+/// A pair table of a 4-bit codebook: entry `b` holds the two weights of code byte `b`
+/// (`[table[b & 15], table[b >> 4]]`), so that one lookup reads two weights (2 KiB).
+pub(crate) type Pairs4 = [[f32; 2]; 256];
+
+/// Fills `pairs` from the 4-bit codebook `table`.
+#[inline(never)]
+pub(crate) fn fill_pairs4(table: &[f32; TABLE_LEN], pairs: &mut Pairs4) {
+    // The 16 values held in registers; entry `16·hi + lo` is `[values[lo], values[hi]]`.
+    let values: [f32; 16] = core::array::from_fn(|i| table[i]);
+    for (row, &high) in pairs.chunks_exact_mut(16).zip(&values) {
+        for (e, &low) in row.iter_mut().zip(&values) {
+            *e = [low, high];
+        }
+    }
+}
+
+/// [`dot_codes4_rows4`] for the rows `rows` (at most 4; `out[i]` gets row `i`'s sum) through
+/// the pair table of the same codebook ([`fill_pairs4`]): one lookup per code byte instead of
+/// one per code, two rows per pass (an odd last row alone). Each row's sum is
+/// [`dot_codes4_rows4`]'s, bit for bit (in `k` order, multiply then add). Not inlined: one copy
+/// serves every row count (flash on microcontrollers).
+#[inline(never)]
+pub(crate) fn dot_pairs4_rows(pairs: &Pairs4, rows: &[&[u8]], x: &[f32], out: &mut [f32]) {
+    let whole = rows.iter().fold(x.len() / 2, |n, r| n.min(r.len()));
+    for (a, r) in out.chunks_mut(2).zip(rows.chunks(2)) {
+        match (a, r) {
+            ([a0, a1], [r0, r1]) => (*a0, *a1) = pairs_rows2(pairs, &r0[..whole], &r1[..whole], &x[..2 * whole]),
+            ([a0, ..], [r0, ..]) => *a0 = pairs_row(pairs, &r0[..whole], &x[..2 * whole]),
+            _ => {}
+        }
+    }
+    for (a, row) in out.iter_mut().zip(rows) {
+        for (j, &xv) in x.iter().enumerate().skip(2 * whole) {
+            let pair = row.get(j / 2).map_or(pairs[0], |&b| pairs[b as usize]);
+            *a += pair[j % 2] * xv;
+        }
+    }
+}
+
+/// The sums of two rows of code bytes over `x` (two inputs per byte), each in `k` order. Not
+/// inlined: one copy serves every row count (flash on microcontrollers).
+#[inline(never)]
+fn pairs_rows2(pairs: &Pairs4, r0: &[u8], r1: &[u8], x: &[f32]) -> (f32, f32) {
+    let (mut a0, mut a1) = (0.0f32, 0.0f32);
+    for ((xs, &b0), &b1) in x.chunks_exact(2).zip(r0).zip(r1) {
+        let (w0, w1) = (pairs[b0 as usize], pairs[b1 as usize]);
+        a0 += w0[0] * xs[0];
+        a1 += w1[0] * xs[0];
+        a0 += w0[1] * xs[1];
+        a1 += w1[1] * xs[1];
+    }
+    (a0, a1)
+}
+
+/// [`pairs_rows2`] for one row.
+#[inline(never)]
+fn pairs_row(pairs: &Pairs4, r0: &[u8], x: &[f32]) -> f32 {
+    let mut a0 = 0.0f32;
+    for (xs, &b0) in x.chunks_exact(2).zip(r0) {
+        let w0 = pairs[b0 as usize];
+        a0 += w0[0] * xs[0];
+        a0 += w0[1] * xs[1];
+    }
+    a0
+}
+
+/// Whether the portable 4-bit Dense loop reads weights through a pair table ([`Pairs4`]) where
+/// a group's rows carry enough work: everywhere but soft-float bare-metal targets (Cortex-M0,
+/// where each multiply-add is a library call and the table's 2 KiB of stack buys little).
+const PAIR_TABLES: bool = !(cfg!(target_os = "none") && cfg!(target_abi = "eabi"));
+
+/// Inputs per row (times input rows) from which a group's pair table pays for its 256 entries.
+const PAIR_MIN_K: usize = 128;
+
 /// Per-codeword sums: for each output row, the inputs are summed per codeword index (`q`
 /// partial sums, `q = 2^bits`), then `q` products with the row's codebook give the output: `q`
 /// multiplies per output instead of `k`. The partial sums of up to `TABLE_LEN / q` input rows
@@ -427,8 +525,8 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(500)))]
-        /// The portable four-row 4-bit loop against the definition: any length (odd tails),
-        /// rows of different lengths (missing codes are 0).
+        /// The portable four-row 4-bit loops (per code and per code byte) against the
+        /// definition: any length (odd tails), rows of different lengths (missing codes are 0).
         #[test]
         fn four_row_loop_matches_the_definition(n in 0usize..100, short in proptest::collection::vec(0usize..3, 4), seed in any::<u64>()) {
             let mut s = seed | 1;
@@ -440,6 +538,16 @@ mod tests {
             let rows: Vec<Vec<u8>> = short.iter().map(|&sh| (0..n.div_ceil(2).saturating_sub(sh)).map(|_| next() as u8).collect()).collect();
             let x: Vec<f32> = (0..n).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
             let got = super::dot_codes4_rows4(&table, [&rows[0], &rows[1], &rows[2], &rows[3]], &x);
+            // The pair-table loop: the same sums, bit for bit.
+            let mut pairs = [[0.0f32; 2]; 256];
+            super::fill_pairs4(&table, &mut pairs);
+            let rs: [&[u8]; 4] = [&rows[0], &rows[1], &rows[2], &rows[3]];
+            // Four rows, and fewer (a group's last ones): each row's sum unchanged.
+            for n in 1..=4 {
+                let mut paired = [f32::NAN; 4];
+                super::dot_pairs4_rows(&pairs, &rs[..n], &x, &mut paired[..n]);
+                prop_assert_eq!(paired[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), got[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
             for (g, row) in got.iter().zip(&rows) {
                 let want: f64 = (0..n).map(|j| table[row.get(j / 2).map_or(0, |&b| (b as usize >> (j % 2 * 4)) & 15)] as f64 * x[j] as f64).sum();
                 prop_assert!((*g as f64 - want).abs() <= 1e-5 * (1.0 + n as f64), "{g} vs {want}");
