@@ -360,7 +360,7 @@ pub(crate) struct Table {
 /// Per-byte decode tables of one group's codebook.
 #[cfg(not(target_os = "none"))]
 struct ByteTables {
-    pairs: [[f32; 2]; 256],
+    pairs: Pairs4,
     quads: [[f32; 4]; 256],
     /// Group and width the tables hold.
     key: Option<(usize, usize)>,
@@ -379,12 +379,30 @@ fn spread<const P: usize>(table: &[[f32; P]; 256], src: &[u8], out: &mut [f32]) 
     n
 }
 
+/// A pair table of a 4-bit codebook: entry `b` holds the two weights of code byte `b`
+/// (`[table[b & 15], table[b >> 4]]`), so that one lookup reads two weights (2 KiB).
+pub(crate) type Pairs4 = [[f32; 2]; 256];
+
+/// Fills `pairs` from the 4-bit codebook `table` (the first 16 values). The one builder of
+/// every 4-bit pair table: [`PairTables`], the byte tables of [`Table`], and the portable
+/// 4-bit Dense loop (`kernels::dense_codebook`).
+#[inline(never)]
+pub(crate) fn fill_pairs4(table: &[f32; TABLE_LEN], pairs: &mut Pairs4) {
+    // The 16 values held in registers; entry `16·hi + lo` is `[values[lo], values[hi]]`.
+    let values: [f32; 16] = core::array::from_fn(|i| table[i]);
+    for (row, &high) in pairs.chunks_exact_mut(16).zip(&values) {
+        for (e, &low) in row.iter_mut().zip(&values) {
+            *e = [low, high];
+        }
+    }
+}
+
 /// Byte-pair decode tables of up to [`PAIR_GROUPS`] groups of a 4-bit payload, each built on
 /// first use and kept for the whole call: filters of mixed groups (rows not sorted by group)
 /// decode through them without rebuilding a table per row (32 KiB, hosts only).
 #[cfg(not(target_os = "none"))]
 pub(crate) struct PairTables {
-    pairs: [[[f32; 2]; 256]; PAIR_GROUPS],
+    pairs: [Pairs4; PAIR_GROUPS],
     built: u32,
     values: [f32; TABLE_LEN],
 }
@@ -411,9 +429,7 @@ impl PairTables {
         let g = p.group(row).min(PAIR_GROUPS - 1);
         if self.built & (1 << g) == 0 {
             p.load(g, &mut self.values);
-            for (b, e) in self.pairs[g].iter_mut().enumerate() {
-                *e = [self.values[b & 15], self.values[b >> 4]];
-            }
+            fill_pairs4(&self.values, &mut self.pairs[g]);
             self.built |= 1 << g;
         }
         let n = if c0.is_multiple_of(2) { spread(&self.pairs[g], p.row(row).get(c0 / 2..).unwrap_or(&[]), out) } else { 0 };
@@ -455,12 +471,11 @@ impl Table {
             let bt = &mut self.bytes;
             let per = 8 / p.bits;
             if bt.key != Some((g, p.bits)) {
-                let mask = (1usize << p.bits) - 1;
-                for b in 0..256usize {
-                    if per == 2 {
-                        bt.pairs[b] = [t[b & mask], t[(b >> 4) & mask]];
-                    } else {
-                        bt.quads[b] = [t[b & mask], t[(b >> 2) & mask], t[(b >> 4) & mask], t[(b >> 6) & mask]];
+                if per == 2 {
+                    fill_pairs4(t, &mut bt.pairs);
+                } else {
+                    for (b, q) in bt.quads.iter_mut().enumerate() {
+                        *q = [t[b & 3], t[(b >> 2) & 3], t[(b >> 4) & 3], t[(b >> 6) & 3]];
                     }
                 }
                 bt.key = Some((g, p.bits));

@@ -5,7 +5,7 @@ use super::dense::{self, dot};
 #[cfg(target_arch = "x86_64")]
 use super::x86::Codes;
 use super::{chunk, Operand, CHUNK};
-use crate::codebook::{Codebook, Table, TABLE_LEN};
+use crate::codebook::{fill_pairs4, Codebook, Pairs4, Table, TABLE_LEN};
 use crate::op::{Activation, OpError};
 use crate::shape::Shape;
 
@@ -343,22 +343,6 @@ pub(crate) fn dot_codes4_rows4(table: &[f32; TABLE_LEN], rows: [&[u8]; 4], x: &[
     acc
 }
 
-/// A pair table of a 4-bit codebook: entry `b` holds the two weights of code byte `b`
-/// (`[table[b & 15], table[b >> 4]]`), so that one lookup reads two weights (2 KiB).
-pub(crate) type Pairs4 = [[f32; 2]; 256];
-
-/// Fills `pairs` from the 4-bit codebook `table`.
-#[inline(never)]
-pub(crate) fn fill_pairs4(table: &[f32; TABLE_LEN], pairs: &mut Pairs4) {
-    // The 16 values held in registers; entry `16·hi + lo` is `[values[lo], values[hi]]`.
-    let values: [f32; 16] = core::array::from_fn(|i| table[i]);
-    for (row, &high) in pairs.chunks_exact_mut(16).zip(&values) {
-        for (e, &low) in row.iter_mut().zip(&values) {
-            *e = [low, high];
-        }
-    }
-}
-
 /// [`dot_codes4_rows4`] for the rows `rows` (at most 4; `out[i]` gets row `i`'s sum) through
 /// the pair table of the same codebook ([`fill_pairs4`]): one lookup per code byte instead of
 /// one per code, two rows per pass (an odd last row alone). Each row's sum is
@@ -540,7 +524,7 @@ mod tests {
             let got = super::dot_codes4_rows4(&table, [&rows[0], &rows[1], &rows[2], &rows[3]], &x);
             // The pair-table loop: the same sums, bit for bit.
             let mut pairs = [[0.0f32; 2]; 256];
-            super::fill_pairs4(&table, &mut pairs);
+            crate::codebook::fill_pairs4(&table, &mut pairs);
             let rs: [&[u8]; 4] = [&rows[0], &rows[1], &rows[2], &rows[3]];
             // Four rows, and fewer (a group's last ones): each row's sum unchanged.
             for n in 1..=4 {
