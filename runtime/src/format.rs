@@ -7,7 +7,10 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 7;
+pub const VERSION_MINOR: u16 = 8;
+/// First minor version with unary function 24, QuantizeDequantize (a 1.7 reader rejects it with
+/// `BadAttribute`).
+pub const QUANTIZE_DEQUANTIZE_MINOR: u16 = 8;
 /// First minor version with weight encoding [`encoding::U8_AFFINE`] (a 1.6 reader rejects it with
 /// `UnsupportedEncoding`).
 pub const U8_AFFINE_MINOR: u16 = 7;

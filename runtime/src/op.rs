@@ -248,6 +248,18 @@ pub enum UnaryKind {
     Sin,
     /// `cos(x)`
     Cos,
+    /// A QuantizeLinear → DequantizeLinear pair with one zero point (format 1.8):
+    /// `clip(round_half_even(x / scale), min, max) * scale`, with the IEEE division, where
+    /// `[min, max]` is the integer type's range less the zero point. Bit-identical to Div, Round,
+    /// Clip and Mul applied in turn.
+    QuantizeDequantize {
+        /// Quantization step (finite, > 0).
+        scale: f32,
+        /// Smallest quantized value less the zero point (an integer).
+        min: f32,
+        /// Largest quantized value less the zero point (an integer, >= `min`).
+        max: f32,
+    },
 }
 
 /// How Pad fills the border (ONNX Pad `mode`).
@@ -542,6 +554,7 @@ impl UnaryKind {
             UnaryKind::Sign => 21,
             UnaryKind::Sin => 22,
             UnaryKind::Cos => 23,
+            UnaryKind::QuantizeDequantize { .. } => 24,
         }
     }
 }
@@ -626,6 +639,7 @@ impl Op {
                 UnaryKind::Sign => "Sign",
                 UnaryKind::Sin => "Sin",
                 UnaryKind::Cos => "Cos",
+                UnaryKind::QuantizeDequantize { .. } => "QuantizeDequantize",
             },
             Op::Softmax { log: false, .. } => "Softmax",
             Op::Softmax { log: true, .. } => "LogSoftmax",
@@ -676,6 +690,9 @@ impl Op {
                 w[0] = code;
                 w[1] = f32::to_bits(a);
                 w[2] = f32::to_bits(b);
+                if let UnaryKind::QuantizeDequantize { scale, min, max } = *k {
+                    w[1..4].copy_from_slice(&[scale.to_bits(), min.to_bits(), max.to_bits()]);
+                }
             }
             Op::Softmax { axis, log } => {
                 w[0] = *axis as u32;
@@ -790,6 +807,15 @@ impl Op {
                     21 => UnaryKind::Sign,
                     22 => UnaryKind::Sin,
                     23 => UnaryKind::Cos,
+                    24 => {
+                        let max = finite(f32::from_bits(w[3]))?;
+                        let whole = |v: f32| libm::truncf(v) == v;
+                        let ok = [a, b, max].iter().all(|v| v.is_finite());
+                        if !(ok && a > 0.0 && b <= max && whole(b) && whole(max)) {
+                            return Err(OpError::BadAttribute);
+                        }
+                        UnaryKind::QuantizeDequantize { scale: a, min: b, max }
+                    }
                     _ => return Err(OpError::BadAttribute),
                 })
             }
@@ -1226,6 +1252,17 @@ mod tests {
     }
 
     #[test]
+    fn quantize_dequantize_attributes_are_checked() {
+        let enc = |scale: f32, min: f32, max: f32| Op::Unary(UnaryKind::QuantizeDequantize { scale, min, max }).encode();
+        assert!(Op::decode(kind::UNARY, &enc(0.5, -128.0, 127.0)).is_ok());
+        for (scale, min, max) in
+            [(0.0, 0.0, 1.0), (-1.0, 0.0, 1.0), (f32::NAN, 0.0, 1.0), (1.0, 2.0, 1.0), (1.0, 0.5, 1.0), (1.0, 0.0, f32::INFINITY)]
+        {
+            assert_eq!(Op::decode(kind::UNARY, &enc(scale, min, max)), Err(OpError::BadAttribute), "{scale} {min} {max}");
+        }
+    }
+
+    #[test]
     fn encode_decode_round_trips_every_kind() {
         let pool =
             PoolAttrs { kernel: [3, 3], stride: [2, 2], dilation: [1, 1], pads: [1, 0, 1, 0], ceil_mode: true, count_include_pad: false };
@@ -1264,6 +1301,7 @@ mod tests {
             Op::Unary(UnaryKind::Sign),
             Op::Unary(UnaryKind::Sin),
             Op::Unary(UnaryKind::Cos),
+            Op::Unary(UnaryKind::QuantizeDequantize { scale: 0.0039, min: 0.0, max: 255.0 }),
             Op::Resize(ResizeAttrs {
                 size: [7, 9],
                 scale: [0.0, 2.5],

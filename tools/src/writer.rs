@@ -341,9 +341,17 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         (section::DATA, &data),
     ];
     // Files declare the least minor version that holds them: packed tables need 1.6, u8-affine
-    // constants 1.7; `unpack_tables` rewrites a file for older readers.
+    // constants 1.7, QuantizeDequantize 1.8; `unpack_tables` rewrites a file for older readers.
     let u8_affine = g.tensors.iter().any(|t| matches!(t.storage, crate::ir::Storage::U8Affine { .. }) && t.data.is_some());
-    Ok(assemble(&sections, if u8_affine { format::U8_AFFINE_MINOR } else { format::PACKED_MINOR }))
+    let qdq = g.nodes.iter().any(|n| is_quantize_dequantize(&n.op));
+    let minor = if qdq {
+        format::QUANTIZE_DEQUANTIZE_MINOR
+    } else if u8_affine {
+        format::U8_AFFINE_MINOR
+    } else {
+        format::PACKED_MINOR
+    };
+    Ok(assemble(&sections, minor))
 }
 
 fn put_values(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>) {
@@ -421,9 +429,15 @@ pub fn pack_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<Packed
     Ok((packed_table(&trecs)?, packed_table(&orecs)?, ids))
 }
 
+/// True for the fused QuantizeLinear → DequantizeLinear operator (format 1.8).
+fn is_quantize_dequantize(op: &sprig_runtime::Op) -> bool {
+    matches!(op, sprig_runtime::Op::Unary(sprig_runtime::UnaryKind::QuantizeDequantize { .. }))
+}
+
 /// `file` (a valid `.sprig`) with packed tables rewritten as fixed-size ones, declaring format
 /// 1.5 (the newest without packed tables), for readers older than 1.6; a file with u8-affine
-/// constants declares 1.7, which they need (a 1.5 or 1.6 reader rejects them by name either way).
+/// constants declares 1.7, one with QuantizeDequantize operators 1.8, which they need (older
+/// readers reject them by name either way).
 /// Files whose tables are already fixed come back unchanged.
 pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
     let model = sprig_runtime::Model::parse(file)?;
@@ -498,8 +512,17 @@ pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
         }
     }
     let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    // 1.5 (fixed tables), unless a u8-affine constant needs 1.7 (whose readers take fixed tables).
-    let out = assemble(&refs, if u8_affine { format::U8_AFFINE_MINOR } else { format::PACKED_MINOR - 1 });
+    // 1.5 (fixed tables), unless a u8-affine constant needs 1.7 or a QuantizeDequantize 1.8
+    // (whose readers take fixed tables).
+    let qdq = (0..model.num_ops()).filter_map(|i| model.op(i)).any(|o| is_quantize_dequantize(&o.op));
+    let minor = if qdq {
+        format::QUANTIZE_DEQUANTIZE_MINOR
+    } else if u8_affine {
+        format::U8_AFFINE_MINOR
+    } else {
+        format::PACKED_MINOR - 1
+    };
+    let out = assemble(&refs, minor);
     debug_assert_eq!(sprig_runtime::Model::parse(&out).map(|m| m.num_ops()), Ok(model.num_ops()));
     Ok(out)
 }

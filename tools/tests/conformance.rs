@@ -8,7 +8,10 @@
 //! - **unsupported**: an input/output is not an f32 tensor, the input shapes are outside what the
 //!   runtime accepts, or the importer reports an error (an unsupported op or attribute).
 //!   Integer / bool inputs (shapes, axes, pads, indices: constants in a deployed model) are not a
-//!   reason: they are baked into the model as initializers from the test data;
+//!   reason: they are baked into the model as initializers from the test data, and so are f32
+//!   inputs read only as QuantizeLinear / DequantizeLinear scales. int8 / uint8 / int16 / uint16
+//!   data read by a DequantizeLinear, and outputs of those types, are fed and compared as f32
+//!   values (how sprig carries quantized tensors);
 //! - **fail**: anything after a successful import goes wrong (compile/plan error, invalid file,
 //!   runtime error, wrong values), or something panics (including inside the importer).
 //!
@@ -165,17 +168,31 @@ fn dtype_name(code: i32) -> String {
     tract_onnx::pb::tensor_proto::DataType::try_from(code).map(|d| d.as_str_name().to_string()).unwrap_or_else(|_| format!("type {code}"))
 }
 
-/// Decodes an f32 tensor; `Err` carries the reason it is not one.
+/// Integer element types sprig carries in f32 (quantized tensors): outputs of these types are
+/// compared as f32 values.
+fn is_small_int_type(t: i32) -> bool {
+    use tract_onnx::pb::tensor_proto::DataType as D;
+    matches!(D::try_from(t), Ok(D::Int8 | D::Uint8 | D::Int16 | D::Uint16))
+}
+
+/// Decodes an f32 tensor, or an int8 / uint8 / int16 / uint16 one as f32; `Err` carries the
+/// reason it is not one.
 fn f32_tensor(t: &TensorProto) -> Result<F32Tensor, String> {
-    if t.data_type != ONNX_FLOAT {
+    use tract_onnx::pb::tensor_proto::DataType as D;
+    if t.data_type != ONNX_FLOAT && !is_small_int_type(t.data_type) {
         return Err(format!("element type {}", dtype_name(t.data_type)));
     }
     let dims: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| format!("negative dim {d}"))).collect::<Result<_, _>>()?;
     let numel: usize = dims.iter().product();
-    let data: Vec<f32> = if !t.raw_data.is_empty() {
-        t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-    } else {
-        t.float_data.clone()
+    let raw = &t.raw_data;
+    let data: Vec<f32> = match D::try_from(t.data_type) {
+        Ok(D::Float) if !raw.is_empty() => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Ok(D::Float) => t.float_data.clone(),
+        _ if raw.is_empty() => t.int32_data.iter().map(|&v| v as f32).collect(),
+        Ok(D::Int8) => raw.iter().map(|&b| b as i8 as f32).collect(),
+        Ok(D::Uint8) => raw.iter().map(|&b| b as f32).collect(),
+        Ok(D::Int16) => raw.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
+        _ => raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as f32).collect(),
     };
     if data.len() != numel {
         return Err(format!("{} values for dims {dims:?} (external data?)", data.len()));
@@ -327,13 +344,27 @@ fn check_case(dir: &Path, model: &ModelProto, cx: &CaseCx) -> Outcome {
     for vo in &graph.output {
         match elem_type(vo) {
             Some(ONNX_FLOAT) | None => {}
+            Some(t) if is_small_int_type(t) => {}
             Some(t) => {
                 return unsupported(format!("non-f32 output ({})", dtype_name(t)), format!("output `{}` is {}", vo.name, dtype_name(t)))
             }
         }
     }
     // Inputs: f32 ones are fed at run time; integer / bool ones (shape, axes, pads, indices
-    // parameters, constants in any deployed model) are baked into the model as initializers.
+    // parameters, constants in any deployed model) are baked into the model as initializers, and
+    // so are f32 inputs read only as the scale of QuantizeLinear / DequantizeLinear nodes (a
+    // quantized model's scales are constants).
+    // Quantized data read by a DequantizeLinear stays a run-time input (sprig carries int8 /
+    // uint8 / int16 / uint16 graph inputs as f32 values).
+    let dq_data = |name: &str| graph.node.iter().any(|n| n.op_type == "DequantizeLinear" && n.input.first().is_some_and(|i| i == name));
+    let qdq_scale_only = |name: &str| {
+        let readers: Vec<_> = graph.node.iter().filter(|n| n.input.iter().any(|i| i == name)).collect();
+        !readers.is_empty()
+            && readers.iter().all(|n| {
+                matches!(n.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear")
+                    && n.input.iter().enumerate().all(|(k, i)| i != name || k == 1)
+            })
+    };
     let mut g_inputs: Vec<&ValueInfoProto> = Vec::new();
     let mut inputs: Vec<F32Tensor> = Vec::new();
     let mut bake: Vec<TensorProto> = Vec::new();
@@ -349,7 +380,8 @@ fn check_case(dir: &Path, model: &ModelProto, cx: &CaseCx) -> Outcome {
         if declared.is_some_and(|d| d != t.data_type) {
             return unsupported("input .pb type differs from the declared one", format!("input `{}`", vi.name));
         }
-        if is_param_type(t.data_type) {
+        let run_time_int = is_small_int_type(t.data_type) && dq_data(&vi.name);
+        if (is_param_type(t.data_type) && !run_time_int) || (t.data_type == ONNX_FLOAT && qdq_scale_only(&vi.name)) {
             t.name = vi.name.clone();
             bake.push(t);
             continue;
@@ -669,7 +701,9 @@ fn write_results_md(suite: &str, results: &[CaseResult]) {
          do not edit by hand. Tolerance: `|a - b| <= 1e-5 + 1e-3 * |b|` (NaN equals NaN).\n\n\
          *unsupported*: a non-f32 input/output, input shapes the runtime cannot hold, or an import error. \
          Integer / bool inputs (shapes, axes, pads, indices) are not a reason: they are baked into the model as \
-         initializers from the test data, as they would be constants in a deployed model. \
+         initializers from the test data, as they would be constants in a deployed model, and so are f32 inputs read only as \
+         QuantizeLinear / DequantizeLinear scales. int8 / uint8 / int16 / uint16 data read by a DequantizeLinear, and \
+         outputs of those types, are fed and compared as f32 values (how sprig carries quantized tensors). \
          *fail*: anything going wrong after a successful import (compile, load, run, wrong values) or a panic.\n\n\
          In the per-op tables a case counts once for every distinct op type of its model.\n",
     );

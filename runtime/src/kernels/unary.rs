@@ -79,21 +79,51 @@ pub(super) fn unary<const OPS: u128>(kind: UnaryKind, x: &View<'_>, out: &mut [f
         UnaryKind::Sign if const { has_fn::<OPS>(UNARY_BITS + 21) } => map(x, out, sign),
         UnaryKind::Sin if const { has_fn::<OPS>(UNARY_BITS + 22) } => map(x, out, libm::sinf),
         UnaryKind::Cos if const { has_fn::<OPS>(UNARY_BITS + 23) } => map(x, out, libm::cosf),
+        UnaryKind::QuantizeDequantize { scale, min, max } if const { has_fn::<OPS>(UNARY_BITS + 24) } => {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(s) = x.as_f32() {
+                if super::x86::quantize_dequantize(s, out, scale, min, max) {
+                    return Ok(());
+                }
+            }
+            map(x, out, |v| quantize_dequantize(v, scale, min, max))
+        }
         _ => return Err(OpError::UnknownKind(crate::op::kind::UNARY)),
     }
     Ok(())
 }
 
-/// Nearest integer with ties to even (ONNX Round, numpy `round`).
-#[inline]
+/// Nearest integer with ties to even (ONNX Round, numpy `round`), the sign of zero kept; NaN and
+/// infinities unchanged. Branch-free, so the loop over a tensor vectorizes (quantized models run
+/// one Round per activation).
+#[inline(always)]
 fn round_half_even(v: f32) -> f32 {
-    let r = libm::roundf(v);
-    if libm::fabsf(v - libm::truncf(v)) == 0.5 {
-        // A tie: `roundf` went away from zero; halving is exact here (|v| >= 0.5).
-        2.0 * libm::roundf(v * 0.5)
+    // Every f32 of magnitude >= 2^23 is an integer. Below it, `|v| + 2^23` lies in [2^23, 2^24),
+    // where the f32 spacing is 1: the addition rounds |v| to an integer, ties to even (2^23 is
+    // even), in the default rounding mode, and subtracting 2^23 again is exact.
+    const M: f32 = 8_388_608.0;
+    let bits = v.to_bits();
+    let a = f32::from_bits(bits & 0x7fff_ffff);
+    let r = f32::from_bits(((a + M) - M).to_bits() | (bits & 0x8000_0000));
+    if a < M {
+        r
+    } else {
+        v
+    }
+}
+
+/// `clip(round_half_even(v / scale), min, max) * scale` with the Clip kernel's comparisons (NaN
+/// passes through), so it equals Div, Round, Clip and Mul in turn bit for bit.
+#[inline(always)]
+pub(super) fn quantize_dequantize(v: f32, scale: f32, min: f32, max: f32) -> f32 {
+    let r = round_half_even(v / scale);
+    (if r < min {
+        min
+    } else if r > max {
+        max
     } else {
         r
-    }
+    }) * scale
 }
 
 /// `-1`, `0` or `1` by the sign of `v`; NaN stays NaN, `-0` becomes `0`.
@@ -167,6 +197,11 @@ mod tests {
                 }
             }
             UnaryKind::Clip { min, max } => x.max(min as f64).min(max as f64),
+            UnaryKind::QuantizeDequantize { scale, min, max } => {
+                let s = scale as f64;
+                let q = (x / s).round_ties_even();
+                q.max(min as f64).min(max as f64) * s
+            }
             UnaryKind::LeakyRelu { alpha } => {
                 if x < 0.0 {
                     alpha as f64 * x
@@ -223,9 +258,10 @@ mod tests {
         }
     }
 
-    const KINDS: [UnaryKind; 25] = [
+    const KINDS: [UnaryKind; 26] = [
         UnaryKind::Relu,
         UnaryKind::Clip { min: -0.5, max: 2.0 },
+        UnaryKind::QuantizeDequantize { scale: 0.25, min: -20.0, max: 11.0 },
         UnaryKind::LeakyRelu { alpha: 0.1 },
         UnaryKind::Sigmoid,
         UnaryKind::Tanh,
@@ -271,6 +307,48 @@ mod tests {
             let b = f32le(&xs);
             let (g2, _) = run_ops(&Op::Unary(k), &[Operand { view: View::F32Le(&b), shape: sh(&[xs.len()]) }]).unwrap();
             assert_eq!(g2, got);
+        }
+    }
+
+    proptest::proptest! {
+        /// The branch-free rounding equals std's ties-to-even rounding on every f32 bit
+        /// pattern drawn (NaN payloads aside), and on every half-integer tie near zero.
+        #[test]
+        fn round_half_even_equals_std(bits in proptest::prelude::any::<u32>(), k in -100_000i32..100_000) {
+            let v = f32::from_bits(bits);
+            let (got, want) = (super::round_half_even(v), v.round_ties_even());
+            proptest::prop_assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{v:e}: {got} vs {want}");
+            let tie = k as f32 + 0.5;
+            proptest::prop_assert_eq!(super::round_half_even(tie).to_bits(), tie.round_ties_even().to_bits());
+        }
+    }
+
+    proptest::proptest! {
+        /// QuantizeDequantize equals Div, Round, Clip and Mul run one after another, bit for bit
+        /// (ties, saturation, NaN and infinities included).
+        #[test]
+        fn quantize_dequantize_equals_the_chain(
+            xs in proptest::collection::vec(-1000.0f32..1000.0, 1..40),
+            ties in proptest::collection::vec(-300i32..300, 1..10),
+            exp in -12i32..4,
+            frac in 1.0f32..2.0,
+            zp in -128i32..=127,
+        ) {
+            let scale = frac * (2f32).powi(exp);
+            let (min, max) = ((-128 - zp) as f32, (127 - zp) as f32);
+            let mut x = xs;
+            x.extend(ties.iter().map(|&k| (k as f32 + 0.5) * scale));
+            x.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0]);
+            let n = [x.len()];
+            let (fused, _) = run(&Op::Unary(UnaryKind::QuantizeDequantize { scale, min, max }), &[(&x, &n)]).unwrap();
+            let s = vec![scale];
+            let (d, _) = run(&Op::Binary(crate::op::BinaryKind::Div), &[(&x, &n), (&s, &[1])]).unwrap();
+            let (r, _) = run(&Op::Unary(UnaryKind::Round), &[(&d, &n)]).unwrap();
+            let (c, _) = run(&Op::Unary(UnaryKind::Clip { min, max }), &[(&r, &n)]).unwrap();
+            let (y, _) = run(&Op::Binary(crate::op::BinaryKind::Mul), &[(&c, &n), (&s, &[1])]).unwrap();
+            for (i, (a, b)) in fused.iter().zip(&y).enumerate() {
+                proptest::prop_assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "x = {}: {a} vs {b}", x[i]);
+            }
         }
     }
 

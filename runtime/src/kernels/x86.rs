@@ -676,6 +676,25 @@ pub(crate) fn avx512vl() -> bool {
     }
 }
 
+/// `out[i] = quantize_dequantize(x[i])` (see `unary::quantize_dequantize`) over
+/// `min(x.len(), out.len())` values, vectorized by the compiler for AVX2: the same IEEE
+/// operations in the same order (no contraction into FMA), hence the same bits as the scalar loop.
+/// Returns false (and writes nothing) when AVX2 + FMA are not available.
+pub(crate) fn quantize_dequantize(x: &[f32], out: &mut [f32], scale: f32, min: f32, max: f32) -> bool {
+    #[target_feature(enable = "avx2,fma")]
+    fn run(x: &[f32], out: &mut [f32], scale: f32, min: f32, max: f32) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = super::unary::quantize_dequantize(v, scale, min, max);
+        }
+    }
+    if !avx2_fma() {
+        return false;
+    }
+    // SAFETY: AVX2 + FMA were detected.
+    unsafe { run(x, out, scale, min, max) };
+    true
+}
+
 /// Sum of the 8 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]

@@ -52,5 +52,15 @@ pub fn run(a: Args) -> Result<()> {
         c.plan.lower_bound,
         t0.elapsed().as_secs_f64()
     );
+    let (ins, outs) = crate::import::integer_io(&std::fs::read(&a.onnx).unwrap_or_default());
+    if !ins.is_empty() {
+        println!(
+            "note: integer input {}: the .sprig input is f32 holding the integer values (pass them quantized, e.g. an int8 .npy, not the float data)",
+            ins.join(", ")
+        );
+    }
+    if !outs.is_empty() {
+        println!("note: integer output {}: the .sprig output is f32 holding the integer values", outs.join(", "));
+    }
     Ok(())
 }

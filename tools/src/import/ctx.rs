@@ -144,9 +144,41 @@ pub struct Ctx {
     taken: HashSet<String>,
     node_names: HashSet<String>,
     const_cache: HashMap<String, TensorId>,
+    /// Activation QuantizeLinear outputs by ONNX name (see [`QdqRecord`]).
+    qdq: HashMap<String, QdqRecord>,
+}
+
+/// An activation QuantizeLinear with one zero point: `rel` = `clip(round(x / scale), qmin − zp,
+/// qmax − zp)`, i.e. the quantized value less its zero point. A DequantizeLinear with the same
+/// scale, zero point and axis is `rel · scale`, or with one scale the fused
+/// `QuantizeDequantize` of `src`.
+#[derive(Clone, Debug)]
+pub struct QdqRecord {
+    /// The QuantizeLinear's input `x`.
+    pub src: Val,
+    /// `qmin − zp` and `qmax − zp`.
+    pub range: (f32, f32),
+    /// The value `q − zp`.
+    pub rel: Val,
+    /// Scales (one, or one per channel of `axis`).
+    pub scale: Vec<f32>,
+    /// The zero point.
+    pub zp: i64,
+    /// Axis of per-axis scales.
+    pub axis: Option<usize>,
 }
 
 impl Ctx {
+    /// Remembers the QuantizeLinear that produced ONNX value `name`.
+    pub fn record_qdq(&mut self, name: &str, r: QdqRecord) {
+        self.qdq.insert(name.to_string(), r);
+    }
+
+    /// The QuantizeLinear that produced ONNX value `name`, if it was one.
+    pub fn qdq_record(&self, name: &str) -> Option<&QdqRecord> {
+        self.qdq.get(name)
+    }
+
     /// True when an ONNX value is read by a node or is a graph output.
     pub fn is_used(&self, name: &str) -> bool {
         !name.is_empty() && self.used.contains(name)
@@ -366,6 +398,7 @@ pub fn import(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions)
         taken: HashSet::new(),
         node_names: HashSet::new(),
         const_cache: HashMap::new(),
+        qdq: HashMap::new(),
     };
     check_opset(model)?;
     let mut producer: HashMap<&str, usize> = HashMap::new();
@@ -421,9 +454,9 @@ pub fn import(model: &ModelProto, model_dir: Option<&str>, opts: &ImportOptions)
             }
         }
         let (elem, declared) = declared_shape(vi);
-        if elem != 0 && !proto::is_float_type(elem) {
+        if elem != 0 && !proto::is_float_type(elem) && !proto::is_small_int_type(elem) {
             return Err(ImportError::Graph(format!(
-                "graph input `{}` has element type {}; only float inputs are supported",
+                "graph input `{}` has element type {}; only float inputs and int8 / uint8 / int16 / uint16 inputs (carried as f32) are supported",
                 vi.name,
                 proto::type_name(elem)
             )));

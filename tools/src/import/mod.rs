@@ -88,6 +88,9 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Dropout",
     "Cast",
     "CastLike",
+    // quantized models (emulated exactly in f32)
+    "QuantizeLinear",
+    "DequantizeLinear",
     // constant / shape arithmetic (folded at import)
     "Constant",
     "ConstantOfShape",
@@ -211,6 +214,26 @@ pub const MAX_ELEMENTS: usize = 1 << 28;
 /// Elements of `shape` when that is at most [`MAX_ELEMENTS`] (and the product does not overflow).
 pub(crate) fn capped_numel(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS)
+}
+
+/// Notes on the graph inputs and outputs of ONNX file bytes whose element type is an integer
+/// type sprig carries as f32 (quantized models): `name (TYPE)` each, inputs then outputs. Empty
+/// when there are none or the bytes do not parse (the import reports that).
+pub fn integer_io(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
+    let Ok(m) = parse_bytes(bytes) else { return Default::default() };
+    let Some(g) = m.graph.as_ref() else { return Default::default() };
+    let list = |vs: &[tract_onnx::pb::ValueInfoProto]| -> Vec<String> {
+        vs.iter()
+            .filter(|v| !g.initializer.iter().any(|i| i.name == v.name))
+            .filter_map(|v| match v.r#type.as_ref()?.value.as_ref()? {
+                tract_onnx::pb::type_proto::Value::TensorType(t) if proto::is_small_int_type(t.elem_type) => {
+                    Some(format!("`{}` ({})", v.name, proto::type_name(t.elem_type)))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    (list(&g.input), list(&g.output))
 }
 
 /// Imports an ONNX file.

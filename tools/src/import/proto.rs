@@ -93,7 +93,7 @@ pub fn load_tensor(t: &TensorProto, name: &str, model_dir: Option<&str>) -> Resu
         let v = c.try_as_plain_ram().and_then(|v| v.as_slice::<i64>().map(|s| s.to_vec())).map_err(|e| err(format!("{e:#}")))?;
         Data::I(v)
     };
-    Ok(ConstT { name: name.to_string(), shape, data, shared: true })
+    Ok(ConstT { name: name.to_string(), shape, data, shared: true, elem: t.data_type })
 }
 
 /// Checks an external-data reference before anything is read: the location must be a relative
@@ -137,6 +137,12 @@ fn check_external(t: &TensorProto, need: usize, model_dir: Option<&str>) -> Resu
 /// True for ONNX element types the importer treats as float activations.
 pub fn is_float_type(elem_type: i32) -> bool {
     matches!(DataType::try_from(elem_type), Ok(DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16))
+}
+
+/// True for the integer element types f32 carries exactly (int8, uint8, int16, uint16): graph
+/// inputs of these types (quantized models) become f32 inputs holding the integers.
+pub fn is_small_int_type(elem_type: i32) -> bool {
+    matches!(DataType::try_from(elem_type), Ok(DataType::Int8 | DataType::Uint8 | DataType::Int16 | DataType::Uint16))
 }
 
 /// Name of an ONNX element type.

@@ -1124,3 +1124,137 @@ fn resize_and_upsample_with_constant_scales() {
         assert!(matches!(imp(&m), Err(ImportError::Unsupported(_))));
     }
 }
+
+fn init_typed(name: &str, shape: &[i64], dt: DataType, v: Vec<i32>) -> TensorProto {
+    TensorProto { name: name.into(), dims: shape.to_vec(), data_type: dt as i32, int32_data: v, ..Default::default() }
+}
+
+/// `clip(round_half_even(x / s) + zp, lo, hi)`, the ONNX QuantizeLinear definition.
+fn quantize_ref(x: f32, s: f32, zp: i64, lo: i64, hi: i64) -> f32 {
+    ((x / s).round_ties_even() as i64 + zp).clamp(lo, hi) as f32
+}
+
+#[test]
+fn quantize_dequantize_on_activations_match_the_definition() {
+    // Ties (x / s = ±0.5, 1.5, 2.5), saturation at both ends, and an int8 and a uint8 zero point.
+    let x: Vec<f32> = vec![-300.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 7.0, 250.0, 1e9, -0.25, 0.75, 5.5, -5.5];
+    for (dt, zp, lo, hi) in [(DataType::Int8, -3i64, -128i64, 127i64), (DataType::Uint8, 128, 0, 255), (DataType::Int8, 0, -128, 127)] {
+        let s = 0.5f32;
+        let m = model(
+            13,
+            vec![
+                node("QuantizeLinear", "q", &["x", "s", "z"], &["q"], vec![]),
+                node("DequantizeLinear", "dq", &["q", "s", "z"], &["y"], vec![]),
+                node("Add", "add", &["q", "one"], &["q1"], vec![]),
+            ],
+            vec![init_f("s", &[], vec![s]), init_typed("z", &[], dt, vec![zp as i32]), init_f("one", &[], vec![0.0])],
+            vec![vis("x", &[16])],
+            &["y", "q1"],
+        );
+        let g = imp(&m).unwrap();
+        let out = run_graph(&g, std::slice::from_ref(&x));
+        let q: Vec<f32> = x.iter().map(|&v| quantize_ref(v, s, zp, lo, hi)).collect();
+        let y: Vec<f32> = q.iter().map(|&v| (v - zp as f32) * s).collect();
+        assert_eq!(out[1], q, "{dt:?} zp {zp}: QuantizeLinear");
+        assert_eq!(out[0], y, "{dt:?} zp {zp}: DequantizeLinear of it");
+    }
+    // A Q → DQ pair alone is one fused QuantizeDequantize (the Div, Round, Clip and zero-point
+    // Add of the quantized value are dead).
+    let m = model(
+        13,
+        vec![
+            node("QuantizeLinear", "q", &["x", "s", "z"], &["q"], vec![]),
+            node("DequantizeLinear", "dq", &["q", "s", "z"], &["y"], vec![]),
+        ],
+        vec![init_f("s", &[], vec![0.25]), init_typed("z", &[], DataType::Int8, vec![5])],
+        vec![vis("x", &[16])],
+        &["y"],
+    );
+    let g = imp(&m).unwrap();
+    let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(kinds, ["QuantizeDequantize"]);
+    assert!(matches!(g.nodes[0].op, Op::Unary(sprig_runtime::UnaryKind::QuantizeDequantize { scale: 0.25, min: -133.0, max: 122.0 })));
+}
+
+#[test]
+fn dequantize_constants_per_tensor_and_per_axis_fold() {
+    // int8 weights [2, 3] per output channel (axis 0), int32 bias per tensor: folded to f32.
+    let m = model(
+        13,
+        vec![
+            node("DequantizeLinear", "dw", &["wq", "ws", "wz"], &["w"], vec![attr_i("axis", 0)]),
+            node("DequantizeLinear", "db", &["bq", "bs"], &["b"], vec![]),
+            node("Transpose", "t", &["w"], &["wt"], vec![]),
+            node("MatMul", "mm", &["x", "wt"], &["h"], vec![]),
+            node("Add", "add", &["h", "b"], &["y"], vec![]),
+        ],
+        vec![
+            init_typed("wq", &[2, 3], DataType::Int8, vec![-128, 0, 127, 5, -6, 7]),
+            init_f("ws", &[2], vec![0.5, 0.25]),
+            init_typed("wz", &[2], DataType::Int8, vec![1, -2]),
+            init_typed("bq", &[2], DataType::Int32, vec![1000, -3]),
+            init_f("bs", &[], vec![0.001]),
+        ],
+        vec![vis("x", &[1, 3])],
+        &["y"],
+    );
+    let g = imp(&m).unwrap();
+    let x = vec![1.0f32, 2.0, -1.0];
+    let w = [
+        [(-128 - 1) as f32 * 0.5, (0 - 1) as f32 * 0.5, (127 - 1) as f32 * 0.5],
+        [(5 + 2) as f32 * 0.25, (-6 + 2) as f32 * 0.25, (7 + 2) as f32 * 0.25],
+    ];
+    let b = [1000.0f32 * 0.001, -3.0 * 0.001];
+    let want: Vec<f32> = (0..2).map(|m| (0..3).map(|k| x[k] * w[m][k]).sum::<f32>() + b[m]).collect();
+    assert_close(&run_graph(&g, std::slice::from_ref(&x))[0], &want, 1e-6, "per-axis dequantized weights");
+    assert_eq!(g.nodes.len(), 1, "the weights and bias fold into one Dense");
+}
+
+#[test]
+fn int8_graph_inputs_are_carried_as_f32() {
+    let mut input = vis("x", &[4]);
+    if let Some(type_proto::Value::TensorType(t)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        t.elem_type = DataType::Int8 as i32;
+    }
+    let m = model(
+        13,
+        vec![node("DequantizeLinear", "dq", &["x", "s", "z"], &["y"], vec![])],
+        vec![init_f("s", &[], vec![0.1]), init_typed("z", &[], DataType::Int8, vec![-128])],
+        vec![input.clone()],
+        &["y"],
+    );
+    let g = imp(&m).unwrap();
+    let x = vec![-128.0f32, -1.0, 0.0, 127.0];
+    let want: Vec<f32> = x.iter().map(|&v| (v + 128.0) * 0.1).collect();
+    assert_eq!(run_graph(&g, std::slice::from_ref(&x))[0], want);
+    // int64 inputs stay refused, with the input named.
+    if let Some(type_proto::Value::TensorType(t)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        t.elem_type = DataType::Int64 as i32;
+    }
+    let m = model(13, vec![node("Relu", "r", &["x"], &["y"], vec![])], vec![], vec![input], &["y"]);
+    let e = imp(&m).unwrap_err().to_string();
+    assert!(e.contains("`x`") && e.contains("INT64"), "{e}");
+}
+
+#[test]
+fn bad_quantization_parameters_are_named_errors() {
+    let q = |inits: Vec<TensorProto>, attrs: Vec<AttributeProto>| {
+        let m = model(13, vec![node("QuantizeLinear", "q", &["x", "s", "z"], &["y"], attrs)], inits, vec![vis("x", &[1, 2, 2])], &["y"]);
+        imp(&m).unwrap_err().to_string()
+    };
+    let z8 = || init_typed("z", &[], DataType::Int8, vec![0]);
+    let e = q(vec![init_f("s", &[], vec![0.0]), z8()], vec![]);
+    assert!(e.contains("scale `s`") && e.contains("> 0"), "{e}");
+    let e = q(vec![init_f("s", &[], vec![f32::NAN]), z8()], vec![]);
+    assert!(e.contains("scale `s`"), "{e}");
+    let e = q(vec![init_f("s", &[], vec![1.0]), init_typed("z", &[], DataType::Int32, vec![0])], vec![]);
+    assert!(e.contains("INT32"), "{e}");
+    let e = q(vec![init_f("s", &[3], vec![1.0; 3]), init_typed("z", &[3], DataType::Int8, vec![0; 3])], vec![]);
+    assert!(e.contains("3 per-axis scales"), "{e}");
+    let e = q(vec![init_f("s", &[2], vec![1.0; 2]), z8()], vec![]);
+    assert!(e.contains("zero point `z` has 1 values"), "{e}");
+    // A scale computed at run time is refused (quantized models have constant scales).
+    let m = model(13, vec![node("QuantizeLinear", "q", &["x", "x"], &["y"], vec![])], vec![], vec![vis("x", &[4])], &["y"]);
+    let e = imp(&m).unwrap_err().to_string();
+    assert!(e.contains("scale") && e.contains("constant"), "{e}");
+}

@@ -70,12 +70,15 @@ pub struct ConstT {
     pub data: Data,
     /// Materialize at most once under this name (ONNX values read by several nodes).
     pub shared: bool,
+    /// ONNX element type code of a tensor read from the model (0: made by the importer).
+    /// QuantizeLinear takes its integer range from its zero point's type.
+    pub elem: i32,
 }
 
 impl ConstT {
     /// A new, unshared constant.
     pub fn new(name: impl Into<String>, shape: Vec<usize>, data: Data) -> ConstT {
-        ConstT { name: name.into(), shape, data, shared: false }
+        ConstT { name: name.into(), shape, data, shared: false, elem: 0 }
     }
 
     /// A float constant.

@@ -7,6 +7,7 @@ mod layout;
 mod norm;
 mod pad;
 mod pool;
+mod quant;
 mod reduce;
 mod reshape;
 mod resize;
@@ -59,6 +60,8 @@ pub fn handler(op_type: &str) -> Option<Handler> {
         "Split" => slice::split,
         "Range" => shape_arith::range,
         "Where" => shape_arith::where_,
+        "QuantizeLinear" => quant::quantize_linear,
+        "DequantizeLinear" => quant::dequantize_linear,
         _ => return None,
     })
 }
