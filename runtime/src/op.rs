@@ -527,6 +527,9 @@ fn finite(x: f32) -> Result<f32, OpError> {
 }
 
 impl UnaryKind {
+    /// Number of unary function codes (`code()` is in `0..COUNT`).
+    pub const COUNT: u32 = 25;
+
     /// The file's code for this function (attribute word 0).
     pub fn code(&self) -> u32 {
         match self {

@@ -175,14 +175,31 @@ fn wrong_input_shape_and_nan_are_clear_errors() {
 }
 
 #[test]
-fn int8_models_are_refused_with_a_reason() {
+fn int8_qdq_models_convert_with_notes_on_their_integer_inputs_and_size_on_every_target() {
     let Some(data) = common::shared_data() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("q.sprig");
-    let err = fails(&["convert", s(&data.join("models/kws_dscnn_int8_qdq.onnx")), "-o", s(&out)]);
-    assert!(err.contains("kws_dscnn_int8_qdq.onnx"), "{err}");
-    assert!(!out.exists());
-    println!("{err}");
+    let log = ok(&["convert", s(&data.join("models/kws_dscnn_int8_qdq.onnx")), "-o", s(&out)]);
+    assert!(log.contains("note: integer input `input_1` (INT8)"), "{log}");
+    assert!(log.contains("note: integer output `Identity` (INT8)"), "{log}");
+    let inspect = ok(&["inspect", s(&out)]);
+    assert!(inspect.contains("QuantizeDequantize"), "{inspect}");
+    // The fused operator's kernel has a measured flash size on every target.
+    let v: serde_json::Value = serde_json::from_str(&ok(&["size", s(&out), "--target", "all", "--json"])).unwrap();
+    for r in v.as_array().unwrap() {
+        let parts = r["estimate"]["flash_parts"].as_array().unwrap();
+        let qdq = parts.iter().find(|p| p["what"].as_str().unwrap().contains("QuantizeDequantize"));
+        assert!(qdq.is_some_and(|p| p["bytes"].as_u64().unwrap() > 0), "{r}");
+    }
+    // Integer-valued input in, class scores as int8 values out.
+    let x = dir.path().join("x.npy");
+    let y = dir.path().join("y.npy");
+    let data_in: Vec<f32> = (0..490).map(|i| ((i * 37) % 256) as f32 - 128.0).collect();
+    write_f32(&x, &Array { shape: vec![1, 49, 10, 1], data: data_in }).unwrap();
+    ok(&["run", s(&out), "--input", s(&x), "--output", s(&y)]);
+    let y = read_f32(&y).unwrap();
+    assert_eq!(y.shape, vec![1, 12]);
+    assert!(y.data.iter().all(|v| v.fract() == 0.0 && (-128.0..=127.0).contains(v)), "{:?}", y.data);
 }
 
 #[test]

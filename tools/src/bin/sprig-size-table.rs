@@ -5,12 +5,16 @@
 //! whose stack is measured). Takes about 15 minutes on 2 cores. Run from the repository root:
 //! `cargo run --release -p sprig-tools --bin sprig-size-table` (`-- --input-sparse` re-measures
 //! only the input-sparse kernels' flash, `-- --variant-kinds` only the block-sparse, codebook and
-//! input-sparse kernels' flash per operator kind; a few minutes each).
+//! input-sparse kernels' flash per operator kind; `-- --new-functions` only the unary and binary
+//! functions missing from the table, against its shared code; a few minutes each).
 
 use anyhow::{bail, Context, Result};
 use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::op::kind;
-use sprig_runtime::Model;
+use sprig_runtime::{Model, UnaryKind};
+
+/// Number of binary function codes.
+const BINARY_COUNT: u32 = 9;
 use sprig_tools::compile::{convert_file, ConvertOptions};
 use sprig_tools::firmware::{parse_log, sections, Build, TARGETS};
 use sprig_tools::size::{SizeTable, TargetSizes};
@@ -71,6 +75,36 @@ fn main() -> Result<()> {
         eprintln!("wrote {}", path.display());
         return Ok(());
     }
+    if std::env::args().any(|a| a == "--new-functions") {
+        // Functions added since the table was made: own flash = single - kind - shared (the
+        // shared code of the kind's functions as measured when the table was made).
+        let mut table: SizeTable = serde_json::from_str(&std::fs::read_to_string(&path)?).context("reading the size table")?;
+        for t in &mut table.targets {
+            let with = |ops: u128| {
+                let mut b = Build::new(None, &t.target);
+                b.ops = Some(ops);
+                flash_of(&b)
+            };
+            for (kind, bits, n, shared, fns) in [
+                (kind::UNARY, UNARY_BITS, UnaryKind::COUNT, t.unary_shared, &mut t.unary),
+                (kind::BINARY, BINARY_BITS, BINARY_COUNT, t.binary_shared, &mut t.binary),
+            ] {
+                let missing: Vec<u32> = (0..n).filter(|c| !fns.contains_key(c)).collect();
+                if missing.is_empty() {
+                    continue;
+                }
+                let kind_flash = with(1u128 << kind)?;
+                for code in missing {
+                    let single = with((1u128 << kind) | (1u128 << (bits + code)))?.saturating_sub(kind_flash);
+                    eprintln!("{}: kind {kind} function {code}: {single} B with the shared code", t.target);
+                    fns.insert(code, single.saturating_sub(shared));
+                }
+            }
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")?;
+        eprintln!("wrote {}", path.display());
+        return Ok(());
+    }
     if std::env::args().any(|a| a == "--variant-kinds") {
         let mut table: SizeTable = serde_json::from_str(&std::fs::read_to_string(&path)?).context("reading the size table")?;
         for t in &mut table.targets {
@@ -114,8 +148,8 @@ fn main() -> Result<()> {
             let shared = shared.min(single.iter().copied().min().unwrap_or(0));
             Ok((shared, single.iter().enumerate().map(|(f, &v)| (f as u32, v - shared)).collect()))
         };
-        let (unary_shared, unary) = functions(kind::UNARY, UNARY_BITS, 24)?;
-        let (binary_shared, binary) = functions(kind::BINARY, BINARY_BITS, 9)?;
+        let (unary_shared, unary) = functions(kind::UNARY, UNARY_BITS, UnaryKind::COUNT)?;
+        let (binary_shared, binary) = functions(kind::BINARY, BINARY_BITS, BINARY_COUNT)?;
         let all_kernels = with(u128::MAX)?.saturating_sub(base);
         let dense_conv = (1u128 << kind::DENSE) | (1u128 << kind::CONV);
         let dense_conv_flash = with(dense_conv)?;
