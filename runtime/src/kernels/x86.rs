@@ -825,6 +825,12 @@ impl Fma {
         Fma { avx512: false }
     }
 
+    /// Whether the AVX-512 kernels are on (tests of kernels that exist only with AVX-512).
+    #[cfg(test)]
+    pub(crate) fn has_avx512(self) -> bool {
+        self.avx512
+    }
+
     /// Most rows [`Fma::tile`] takes: 12 with AVX-512 (one 16-lane register per row), else 6.
     #[inline]
     pub(crate) fn rows(self) -> usize {
