@@ -191,7 +191,7 @@ pub(super) fn conv_simd<M: Micro>(
     // the layer and it has too few filters to share the loads. The choice does not depend on
     // the filter count otherwise, so pruned layers keep their kernel.
     let stem = depthwise::S2::stem(g).or_else(|| depthwise::S2::stem1(g)).filter(|_| mk.dw_s2_ready());
-    match (depthwise::shared_layout(g).filter(|_| mk.dw_s2_ready()), stem) {
+    match (depthwise::shared_layout(g).filter(|_| mk.shared_ready()), stem) {
         (Some(pl), s) if s.is_none() || g.m >= depthwise::SHARED_M => depthwise::shared(mk, g, pl, x, w, bias, act, out),
         (_, Some(s)) => depthwise::stem(mk, s, g.m, x, w, bias, act, out),
         _ => match gemm::Phases::of(g).filter(|_| x.len() >= g.c * g.h * g.w) {

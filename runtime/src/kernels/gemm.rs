@@ -115,6 +115,24 @@ pub(super) trait Micro: Copy {
     fn dw_s2_ready(self) -> bool {
         false
     }
+    /// Whether [`Micro::dw_s1`] has a kernel on this CPU (else stride-1 depthwise layers go
+    /// through position groups).
+    #[inline]
+    fn dw_s1_ready(self) -> bool {
+        false
+    }
+    /// A stride-1 depthwise layer ([`super::depthwise::S2::dw1`]) over every channel the slices
+    /// hold, read in place: [`super::depthwise::dw_s1_scalar`].
+    #[inline]
+    fn dw_s1(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        super::depthwise::dw_s1_scalar(s, x, w, b, act, out)
+    }
+    /// Whether [`Micro::conv_taps`] has a kernel on this CPU (else shared-plane layers keep the
+    /// tiled product).
+    #[inline]
+    fn shared_ready(self) -> bool {
+        false
+    }
     /// A stride-2 depthwise layer over every channel the slices hold, read in place:
     /// [`super::depthwise::dw_s2_scalar`].
     #[inline]
@@ -130,7 +148,7 @@ pub(super) trait Micro: Copy {
     }
     /// One position group of a Conv whose filters all read the same few input planes
     /// ([`super::depthwise::shared_layout`]), over every filter the slices hold:
-    /// [`super::depthwise::conv_taps_scalar`]. Only called when [`Micro::dw_s2_ready`].
+    /// [`super::depthwise::conv_taps_scalar`]. Only called when [`Micro::shared_ready`].
     #[inline]
     fn conv_taps(self, t: &super::depthwise::Taps, x: &[f32], cin: usize, w: &[f32], b: &[f32], out: &mut [f32]) {
         super::depthwise::conv_taps_scalar(t, x, cin, w, b, out)
@@ -216,6 +234,18 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn dw_s2_ready(self) -> bool {
         super::x86::Fma::dw_s2_ready(self)
+    }
+    #[inline]
+    fn shared_ready(self) -> bool {
+        super::x86::Fma::shared_ready(self)
+    }
+    #[inline]
+    fn dw_s1_ready(self) -> bool {
+        super::x86::Fma::dw_s1_ready(self)
+    }
+    #[inline]
+    fn dw_s1(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        super::x86::Fma::dw_s1(self, s, x, w, b, act, out)
     }
     #[inline]
     fn dot8(self, w: [&[f32]; 8], x: &[f32]) -> [f32; 8] {

@@ -1143,9 +1143,37 @@ impl Fma {
         }
     }
 
-    /// Whether [`Fma::dw_s2`] has its kernel: AVX-512 (the even-lane permute of two registers).
+    /// Whether [`Fma::dw_s2`] and [`Fma::conv_s2`] have their kernels: on every tier (AVX-512
+    /// with the even-lane permute of two registers, AVX2 with two shuffles per 8 lanes).
     #[inline]
     pub(super) fn dw_s2_ready(self) -> bool {
+        true
+    }
+
+    /// Whether [`Fma::dw_s1`] has its kernel: the AVX2 tier (AVX-512 CPUs keep their
+    /// position-group kernel, [`Fma::dw_taps`]).
+    #[inline]
+    pub(super) fn dw_s1_ready(self) -> bool {
+        !self.avx512
+    }
+
+    /// [`super::depthwise::dw_s1_scalar`], bit for bit: 8 outputs of a row per register, four
+    /// output rows at a time, each input row loaded once per 8 outputs and tap column.
+    #[inline]
+    pub(super) fn dw_s1(self, s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
+        let n = s.channels(x, w, b, out);
+        if s.s != 1 || s.kw > S_AVX2_KW {
+            return super::depthwise::dw_s1_scalar(s, x, w, b, act, out);
+        }
+        // SAFETY: AVX2 + FMA detected (`self`); channels below `n` have their planes, filters,
+        // bias and outputs inside the slices (`S2::channels`).
+        unsafe { dw_s1_avx2(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n) }
+    }
+
+    /// Whether [`Fma::conv_taps`] has its kernel (AVX-512 masked loads); else shared-plane
+    /// layers keep the tiled product.
+    #[inline]
+    pub(super) fn shared_ready(self) -> bool {
         self.avx512
     }
 
@@ -1156,7 +1184,11 @@ impl Fma {
     pub(super) fn dw_s2(self, s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
         let n = s.channels(x, w, b, out);
         if !self.avx512 {
-            return super::depthwise::dw_s2_scalar(s, x, w, b, act, out);
+            if s.kw > S_AVX2_KW {
+                return super::depthwise::dw_s2_scalar(s, x, w, b, act, out);
+            }
+            // SAFETY: AVX2 + FMA detected; the bounds as below.
+            return unsafe { dw_s2_avx2(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n) };
         }
         // SAFETY: AVX-512 F detected; channels below `n` have their planes, filters, bias and
         // outputs inside the slices (`S2::channels`); every lane loaded lies inside its input
@@ -1171,6 +1203,13 @@ impl Fma {
     #[inline]
     pub(super) fn conv_s2(self, s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
         let n = s.filters(x, w, b, out);
+        if !self.avx512 && s.kw <= S_AVX2_KW && (s.s == 1 || s.s == 2) {
+            // SAFETY: AVX2 + FMA detected; the bounds as below.
+            unsafe {
+                let (x, w, b, o) = (x.as_ptr(), w.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+                return if s.s == 1 { conv_s_avx2::<1>(s, x, w, b, act, o, n) } else { conv_s_avx2::<2>(s, x, w, b, act, o, n) };
+            }
+        }
         if !self.avx512 || (s.s != 1 && s.kw > 3) || s.kw > MAX_TAPS {
             return super::depthwise::conv_s2_scalar(s, x, w, b, act, out);
         }
@@ -2609,40 +2648,91 @@ unsafe fn dw_taps_avx2(t: &Taps, x: *const f32, w: *const f32, b: *const f32, ou
     }
 }
 
-/// [`dw_taps_avx2`] with a lane mask table for `T ≥ taps` taps (`T · 256` bytes cleared per
-/// call, not `MAX_TAPS · 256`).
+/// [`dw_taps_avx2`] with lane masks for `T ≥ taps` taps: only the 8-lane halves that hold an
+/// output position are summed (a small plane's group is mostly past its end), and each tap's
+/// half is a plain load when every lane is masked in, nothing (`w · 0`) when none is, and a
+/// masked load otherwise; full halves leave through plain stores. The same fused sums as the
+/// masked loads of every half.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dw_taps_avx2_n<const T: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
+    let st = t.store();
+    // Stored halves are a prefix: a group's positions past the plane's end come last.
+    let nq = (0..2 * TB).take_while(|&q| (st[q / 2] >> (8 * (q % 2))) & 0xff != 0).count();
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        match nq {
+            0 => {}
+            1 => dw_taps_avx2_q::<T, 1>(t, x, w, b, out, n),
+            2 => dw_taps_avx2_q::<T, 2>(t, x, w, b, out, n),
+            3 => dw_taps_avx2_q::<T, 3>(t, x, w, b, out, n),
+            4 => dw_taps_avx2_q::<T, 4>(t, x, w, b, out, n),
+            5 => dw_taps_avx2_q::<T, 5>(t, x, w, b, out, n),
+            6 => dw_taps_avx2_q::<T, 6>(t, x, w, b, out, n),
+            7 => dw_taps_avx2_q::<T, 7>(t, x, w, b, out, n),
+            _ => dw_taps_avx2_q::<T, { 2 * TB }>(t, x, w, b, out, n),
+        }
+    }
+}
+
+/// How [`dw_taps_avx2_q`] reads one tap's half: no lane, every lane, or some.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Half {
+    Empty,
+    Full,
+    Some,
+}
+
+/// [`dw_taps_avx2_n`] over the first `Q` halves (the stored ones).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_taps_avx2_q<const T: usize, const Q: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
     let (taps, (ip, op), j0, st, act) = (t.taps(), t.planes(), t.j0() as isize, t.store(), t.act());
     debug_assert!(taps <= T, "the dispatcher picks T ≥ taps");
     let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    let mut lanes = [[_mm256_setzero_si256(); 2 * TB]; T];
-    let mut sv = [_mm256_setzero_si256(); 2 * TB];
-    for q in 0..2 * TB {
-        let sh = 8 * (q % 2);
-        let m = _mm256_set1_epi32(((st[q / 2] >> sh) & 0xff) as i32);
-        sv[q] = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits), bits);
-        for (tp, l) in lanes.iter_mut().enumerate().take(taps) {
-            let m = _mm256_set1_epi32(((t.mask(q / 2, tp) >> sh) & 0xff) as i32);
-            l[q] = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits), bits);
+    let byte = |m: u16, q: usize| (m >> (8 * (q % 2))) & 0xff;
+    let vec = |m: u16| _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bits), bits);
+    let kind = |m: u16| match m {
+        0 => Half::Empty,
+        0xff => Half::Full,
+        _ => Half::Some,
+    };
+    let mut lanes = [[_mm256_setzero_si256(); Q]; T];
+    let mut kinds = [[Half::Empty; Q]; T];
+    let mut sv = [_mm256_setzero_si256(); Q];
+    let mut sk = [Half::Empty; Q];
+    for q in 0..Q {
+        let m = byte(st[q / 2], q);
+        (sv[q], sk[q]) = (vec(m), kind(m));
+        for tp in 0..taps {
+            let m = byte(t.mask(q / 2, tp), q);
+            (lanes[tp][q], kinds[tp][q]) = (vec(m), kind(m));
         }
     }
     for c in 0..n {
-        // SAFETY: channel `c` below `n` (caller); masked-out lanes are not accessed.
+        // SAFETY: channel `c` below `n` (caller); the lanes of a full half are all masked in,
+        // masked-out lanes are not accessed.
         unsafe {
             let (xc, wc) = (x.add(c * ip), w.add(c * taps));
-            let mut acc = [_mm256_set1_ps(*b.add(c)); 2 * TB];
-            for (tp, (&dt, l)) in t.d().iter().zip(&lanes).enumerate() {
+            let mut acc = [_mm256_set1_ps(*b.add(c)); Q];
+            for (tp, (&dt, (l, k))) in t.d().iter().zip(lanes.iter().zip(&kinds)).enumerate() {
                 let wv = _mm256_set1_ps(*wc.add(tp));
                 let base = xc.wrapping_offset(j0 + dt);
                 for (q, a) in acc.iter_mut().enumerate() {
-                    let v = _mm256_maskload_ps(base.wrapping_add(8 * q), l[q]);
+                    let v = match k[q] {
+                        Half::Full => _mm256_loadu_ps(base.wrapping_add(8 * q)),
+                        Half::Empty => _mm256_setzero_ps(),
+                        Half::Some => _mm256_maskload_ps(base.wrapping_add(8 * q), l[q]),
+                    };
                     *a = _mm256_fmadd_ps(wv, v, *a);
                 }
             }
             let oc = out.add(c * op).wrapping_offset(j0);
             for (q, a) in acc.iter().enumerate() {
-                _mm256_maskstore_ps(oc.wrapping_add(8 * q), sv[q], act_ymm(act, *a));
+                let v = act_ymm(act, *a);
+                if sk[q] == Half::Full {
+                    _mm256_storeu_ps(oc.wrapping_add(8 * q), v);
+                } else {
+                    _mm256_maskstore_ps(oc.wrapping_add(8 * q), sv[q], v);
+                }
             }
         }
     }
@@ -3046,4 +3136,382 @@ mod tests {
             }
         }
     }
+}
+
+/// Most weights per filter [`conv_s_avx2`] takes (every stem: at most 4 input channels of
+/// [`MAX_TAPS`] taps).
+const CONV_S_K: usize = 4 * MAX_TAPS;
+
+/// Widest kernel the AVX2 in-place strided kernels ([`dw_s2_avx2`], [`conv_s_avx2`]) take.
+const S_AVX2_KW: usize = 8;
+
+/// Where tap `kx` of an 8-output block reads along a row: its first input column and the lane
+/// masks of the (one at stride 1, two at stride 2) 8-float loads, with whether every lane of
+/// them lies inside the row (plain loads).
+#[derive(Clone, Copy)]
+struct TapCols {
+    col: isize,
+    masks: [__m256i; 2],
+    full: bool,
+}
+
+/// The [`TapCols`] of taps `0 .. kw` for the block of outputs `ox0 .. ox0 + 8` of a row `w`
+/// wide, at stride `S` with left padding `pl`: output `ox0 + l`'s tap `kx` reads input column
+/// `S·(ox0 + l) + kx − pl`.
+#[inline(always)]
+fn tap_cols<const S: usize>(ox0: usize, kw: usize, pl: usize, w: usize) -> [TapCols; S_AVX2_KW] {
+    // SAFETY: only reached from AVX2 functions (the kernels below).
+    unsafe {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let (wv, neg) = (_mm256_set1_epi32(w.min(i32::MAX as usize) as i32), _mm256_set1_epi32(-1));
+        let mut t = [TapCols { col: 0, masks: [_mm256_setzero_si256(); 2], full: false }; S_AVX2_KW];
+        for (kx, tc) in t.iter_mut().enumerate().take(kw) {
+            let col = (S * ox0 + kx) as isize - pl as isize;
+            tc.col = col;
+            for (h, m) in tc.masks.iter_mut().enumerate().take(S) {
+                let at = _mm256_add_epi32(_mm256_set1_epi32((col + 8 * h as isize) as i32), lanes);
+                *m = _mm256_and_si256(_mm256_cmpgt_epi32(at, neg), _mm256_cmpgt_epi32(wv, at));
+            }
+            tc.full = col >= 0 && col + 8 * S as isize <= w as isize;
+        }
+        t
+    }
+}
+
+/// Stores the first `cnt ≤ 8` lanes of `v` at `p` (a partial block through the stack: AVX2
+/// masked stores are slow on some CPUs).
+#[inline(always)]
+unsafe fn store_first(p: *mut f32, v: __m256, cnt: usize) {
+    // SAFETY: the caller guarantees `cnt` writable floats at `p`.
+    unsafe {
+        if cnt >= 8 {
+            _mm256_storeu_ps(p, v);
+        } else {
+            let mut t = [0.0f32; 8];
+            _mm256_storeu_ps(t.as_mut_ptr(), v);
+            for (i, &x) in t.iter().enumerate().take(cnt) {
+                *p.add(i) = x;
+            }
+        }
+    }
+}
+
+/// [`Fma::dw_s2`] with AVX2 for `n` channels, kernels at most [`S_AVX2_KW`] wide: 8 outputs of
+/// a row per register, each tap's vector the even lanes of two 8-float loads of its input row
+/// (masked where they leave the row); rows in the padding add `w · 0` as the definition does.
+/// The caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_s2_avx2(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        match (s.kh, s.kw) {
+            (3, 3) => dw_s2_k::<3, 3>(s, x, w, b, act, out, n),
+            _ => dw_s2_k::<0, 0>(s, x, w, b, act, out, n),
+        }
+    }
+}
+
+/// [`dw_s2_avx2`] for `KH × KW` kernels (`0, 0`: the layer's, known at run time only).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_s2_k<const KH: usize, const KW: usize>(
+    s: &S2,
+    x: *const f32,
+    w: *const f32,
+    b: *const f32,
+    act: Activation,
+    out: *mut f32,
+    n: usize,
+) {
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        for ox0 in (0..s.ow).step_by(8) {
+            let cnt = (s.ow - ox0).min(8);
+            let tc = tap_cols::<2>(ox0, s.kw, s.pl, s.w);
+            let full = tc[..s.kw].iter().all(|t| t.full);
+            for c in 0..n {
+                let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
+                let b0 = _mm256_set1_ps(*b.add(c));
+                for oy in 0..s.oh {
+                    let acc = if full {
+                        dw_s2_row::<KH, KW, true>(s, xc, wc, b0, &tc, oy)
+                    } else {
+                        dw_s2_row::<KH, KW, false>(s, xc, wc, b0, &tc, oy)
+                    };
+                    store_first(oc.add(oy * s.ow), act_ymm(act, acc), cnt);
+                }
+            }
+        }
+    }
+}
+
+/// The sum of output row `oy` of one channel for the block `tc` describes, in `(ky, kx)` order
+/// from `b0`, each term a product then a sum: plain loads when `FULL`, masked ones otherwise;
+/// rows in the padding add `w · 0`.
+#[inline(always)]
+unsafe fn dw_s2_row<const KH: usize, const KW: usize, const FULL: bool>(
+    s: &S2,
+    xc: *const f32,
+    wc: *const f32,
+    b0: __m256,
+    tc: &[TapCols; S_AVX2_KW],
+    oy: usize,
+) -> __m256 {
+    let (kh, kw) = if KH > 0 { (KH, KW) } else { (s.kh, s.kw) };
+    let mut acc = b0;
+    // SAFETY: the caller's guarantee; rows outside the plane are not read, and the lanes read
+    // of a row are inside it (`tap_cols`).
+    unsafe {
+        for ky in 0..kh {
+            let iy = (2 * oy + ky) as isize - s.pt as isize;
+            let wr = wc.add(ky * kw);
+            if (0..s.h as isize).contains(&iy) {
+                let row = xc.add(iy as usize * s.w);
+                for (kx, t) in tc.iter().enumerate().take(kw) {
+                    let p = row.wrapping_offset(t.col);
+                    let v = if FULL {
+                        evens_pair(_mm256_loadu_ps(p), _mm256_loadu_ps(p.wrapping_add(8)))
+                    } else {
+                        evens_pair(_mm256_maskload_ps(p, t.masks[0]), _mm256_maskload_ps(p.wrapping_add(8), t.masks[1]))
+                    };
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*wr.add(kx)), v));
+                }
+            } else {
+                for kx in 0..kw {
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*wr.add(kx)), _mm256_setzero_ps()));
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// [`Fma::conv_s2`] with AVX2 for `n` filters at stride `S` (1 or 2), kernels at most
+/// [`S_AVX2_KW`] wide: 8 outputs of a row for up to 8 filters at a time, each tap vector
+/// (input channel, kernel row, column) loaded once and fused into every filter's sum in the
+/// definition's `(c, ky, kx)` order; rows in the padding fuse `w · 0`. The caller guarantees
+/// the bounds.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv_s_avx2<const S: usize>(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    let mut f0 = 0;
+    while f0 < n {
+        let nf = (n - f0).min(8);
+        // SAFETY: the caller's guarantee, for filters `f0 .. f0 + nf`.
+        unsafe {
+            match nf {
+                8 => conv_s_avx2_f::<S, 8>(s, x, w, b, act, out, f0),
+                7 => conv_s_avx2_f::<S, 7>(s, x, w, b, act, out, f0),
+                6 => conv_s_avx2_f::<S, 6>(s, x, w, b, act, out, f0),
+                5 => conv_s_avx2_f::<S, 5>(s, x, w, b, act, out, f0),
+                4 => conv_s_avx2_f::<S, 4>(s, x, w, b, act, out, f0),
+                3 => conv_s_avx2_f::<S, 3>(s, x, w, b, act, out, f0),
+                2 => conv_s_avx2_f::<S, 2>(s, x, w, b, act, out, f0),
+                _ => conv_s_avx2_f::<S, 1>(s, x, w, b, act, out, f0),
+            }
+        }
+        f0 += nf;
+    }
+}
+
+/// [`conv_s_avx2`] for filters `f0 .. f0 + F`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv_s_avx2_f<const S: usize, const F: usize>(
+    s: &S2,
+    x: *const f32,
+    w: *const f32,
+    b: *const f32,
+    act: Activation,
+    out: *mut f32,
+    f0: usize,
+) {
+    let op = s.oh * s.ow;
+    // SAFETY: the caller's guarantee; rows outside the plane are not read, and the lanes read
+    // of a row are inside it (`tap_cols`).
+    unsafe {
+        let mut bias = [_mm256_setzero_ps(); F];
+        for (f, v) in bias.iter_mut().enumerate() {
+            *v = _mm256_set1_ps(*b.add(f0 + f));
+        }
+        // The filters' weights tap-major (tap `t`'s `F` weights at `t·F`), so each tap's
+        // broadcasts read fixed offsets from one pointer.
+        let k = s.cg * s.kh * s.kw;
+        let mut wp = [0.0f32; CONV_S_K * 8];
+        if k > CONV_S_K {
+            return;
+        }
+        for t in 0..k {
+            for f in 0..F {
+                wp[t * F + f] = *w.add((f0 + f) * k + t);
+            }
+        }
+        let wf = wp.as_ptr();
+        for ox0 in (0..s.ow).step_by(8) {
+            let cnt = (s.ow - ox0).min(8);
+            let tc = tap_cols::<S>(ox0, s.kw, s.pl, s.w);
+            let full = tc[..s.kw].iter().all(|t| t.full);
+            for oy in 0..s.oh {
+                let acc = if full {
+                    conv_s_block::<S, F, true>(s, x, wf, bias, &tc, oy)
+                } else {
+                    conv_s_block::<S, F, false>(s, x, wf, bias, &tc, oy)
+                };
+                for (f, a) in acc.iter().enumerate() {
+                    store_first(out.add((f0 + f) * op + oy * s.ow + ox0), act_ymm(act, *a), cnt);
+                }
+            }
+        }
+    }
+}
+
+/// The `F` sums of [`conv_s_avx2_f`] for output row `oy` of the block `tc` describes, from
+/// `bias`; every tap's loads plain when `FULL` (all inside the row), masked otherwise.
+#[inline(always)]
+unsafe fn conv_s_block<const S: usize, const F: usize, const FULL: bool>(
+    s: &S2,
+    x: *const f32,
+    wf: *const f32,
+    bias: [__m256; F],
+    tc: &[TapCols; S_AVX2_KW],
+    oy: usize,
+) -> [__m256; F] {
+    let taps = s.kh * s.kw;
+    let mut acc = bias;
+    // SAFETY: the caller's guarantee (as `conv_s_avx2_f`'s).
+    unsafe {
+        for c in 0..s.cg {
+            let xc = x.add(c * s.h * s.w);
+            for ky in 0..s.kh {
+                let iy = (S * oy + ky) as isize - s.pt as isize;
+                let wr = wf.add((c * taps + ky * s.kw) * F);
+                if (0..s.h as isize).contains(&iy) {
+                    let row = xc.add(iy as usize * s.w);
+                    for (kx, t) in tc.iter().enumerate().take(s.kw) {
+                        let p = row.wrapping_offset(t.col);
+                        let ld = |h: usize| {
+                            if FULL {
+                                _mm256_loadu_ps(p.wrapping_add(8 * h))
+                            } else {
+                                _mm256_maskload_ps(p.wrapping_add(8 * h), t.masks[h])
+                            }
+                        };
+                        let v = if S == 1 { ld(0) } else { evens_pair(ld(0), ld(1)) };
+                        for (f, a) in acc.iter_mut().enumerate() {
+                            *a = _mm256_fmadd_ps(_mm256_set1_ps(*wr.add(kx * F + f)), v, *a);
+                        }
+                    }
+                } else {
+                    for kx in 0..s.kw {
+                        for (f, a) in acc.iter_mut().enumerate() {
+                            *a = _mm256_fmadd_ps(_mm256_set1_ps(*wr.add(kx * F + f)), _mm256_setzero_ps(), *a);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Lanes 0, 2, 4, 6 of `a`, then of `b`.
+#[inline(always)]
+fn evens_pair(a: __m256, b: __m256) -> __m256 {
+    // SAFETY: only reached from AVX2 functions (the kernels above).
+    unsafe {
+        let e = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)))
+    }
+}
+
+/// Output rows [`dw_s1_avx2`] sums together.
+const S1_ROWS: usize = 4;
+
+/// [`Fma::dw_s1`] for `n` channels, kernels at most [`S_AVX2_KW`] wide; the caller guarantees
+/// the bounds.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_s1_avx2(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        match (s.kh, s.kw) {
+            (3, 3) => dw_s1_k::<3, 3>(s, x, w, b, act, out, n),
+            (5, 5) => dw_s1_k::<5, 5>(s, x, w, b, act, out, n),
+            _ => dw_s1_k::<0, 0>(s, x, w, b, act, out, n),
+        }
+    }
+}
+
+/// [`dw_s1_avx2`] for `KH × KW` kernels (`0, 0`: the layer's, known at run time only).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_s1_k<const KH: usize, const KW: usize>(
+    s: &S2,
+    x: *const f32,
+    w: *const f32,
+    b: *const f32,
+    act: Activation,
+    out: *mut f32,
+    n: usize,
+) {
+    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        for ox0 in (0..s.ow).step_by(8) {
+            let cnt = (s.ow - ox0).min(8);
+            let tc = tap_cols::<1>(ox0, s.kw, s.pl, s.w);
+            let full = tc[..s.kw].iter().all(|t| t.full);
+            for c in 0..n {
+                let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
+                let b0 = _mm256_set1_ps(*b.add(c));
+                let mut oy = 0;
+                while oy < s.oh {
+                    let acc = if full {
+                        dw_s1_rows::<KH, KW, true>(s, xc, wc, b0, &tc, oy)
+                    } else {
+                        dw_s1_rows::<KH, KW, false>(s, xc, wc, b0, &tc, oy)
+                    };
+                    for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
+                        store_first(oc.add((oy + r) * s.ow), act_ymm(act, *a), cnt);
+                    }
+                    oy += S1_ROWS;
+                }
+            }
+        }
+    }
+}
+
+/// The sums of output rows `oy .. oy + S1_ROWS` (those past the plane unused) of one channel
+/// for the block `tc` describes, each in `(ky, kx)` order from `b0`: plain loads when `FULL`
+/// (every tap's lanes inside the row), masked ones otherwise; rows in the padding fuse `w · 0`.
+#[inline(always)]
+unsafe fn dw_s1_rows<const KH: usize, const KW: usize, const FULL: bool>(
+    s: &S2,
+    xc: *const f32,
+    wc: *const f32,
+    b0: __m256,
+    tc: &[TapCols; S_AVX2_KW],
+    oy: usize,
+) -> [__m256; S1_ROWS] {
+    let (kh, kw) = if KH > 0 { (KH, KW) } else { (s.kh, s.kw) };
+    let mut acc = [b0; S1_ROWS];
+    // SAFETY: the caller's guarantee; rows outside the plane are not read, and the lanes read
+    // of a row are inside it (`tap_cols`).
+    unsafe {
+        for (r, a) in acc.iter_mut().enumerate() {
+            for ky in 0..kh {
+                let iy = (oy + r + ky) as isize - s.pt as isize;
+                let wr = wc.add(ky * kw);
+                if (0..s.h as isize).contains(&iy) {
+                    let row = xc.add(iy as usize * s.w);
+                    for (kx, t) in tc.iter().enumerate().take(kw) {
+                        let p = row.wrapping_offset(t.col);
+                        let v = if FULL { _mm256_loadu_ps(p) } else { _mm256_maskload_ps(p, t.masks[0]) };
+                        *a = _mm256_fmadd_ps(_mm256_set1_ps(*wr.add(kx)), v, *a);
+                    }
+                } else {
+                    for kx in 0..kw {
+                        *a = _mm256_fmadd_ps(_mm256_set1_ps(*wr.add(kx)), _mm256_setzero_ps(), *a);
+                    }
+                }
+            }
+        }
+    }
+    acc
 }
