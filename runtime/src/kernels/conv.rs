@@ -211,7 +211,17 @@ pub(super) fn conv_simd<M: Micro>(
                     _ => zeroed::<{ gemm::PHASES_MAX }, _>(run),
                 }
             }
-            None => gemm::conv(mk, g, x, w, bias, act, out),
+            None => {
+                let direct = match bias {
+                    None => mk.conv_direct(g, x, w, &[], act, out),
+                    Some(View::F32(b)) => mk.conv_direct(g, x, w, b, act, out),
+                    Some(_) => false,
+                };
+                if direct {
+                    return Ok(());
+                }
+                gemm::conv(mk, g, x, w, bias, act, out)
+            }
         },
     }
 }
@@ -742,6 +752,52 @@ mod tests {
                 let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
                 prop_assert_eq!(&got, &tiled);
                 assert_close(&got.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
+        /// The direct Conv ([`gemm::Micro::conv_direct`], the AVX2 tier's): where it takes a
+        /// layer (stride 1, group 1, no dilation, more than one tap), bit for bit the tiled
+        /// product, with and without a bias, and close to the f64 definition. Rows of 8, 9–15
+        /// and 16+ outputs, filter counts across the 6- and 12-row register tiles, any padding.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn direct_conv_equals_the_tiled_product(c in 1usize..20, m in 1usize..30, h in 1usize..12, wd in 6usize..40, kh in 1usize..4, kw in 1usize..6,
+                                               pads in [0usize..3, 0..3, 0..3, 0..3], act in 0u8..3, with_bias in any::<bool>(), seed in 0u64..1000) {
+            prop_assume!(h + pads[0] + pads[2] >= kh && wd + pads[1] + pads[3] >= kw);
+            let (xd, wdims) = ([1, c, h, wd], [m, c, kh, kw]);
+            let attrs = ConvAttrs {
+                group: 1,
+                stride: [1, 1],
+                dilation: [1, 1],
+                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
+                act: ACTS[act as usize],
+            };
+            let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let geom = super::Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
+            let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(m, seed + 2));
+            let want = naive_conv(&x, &xd, &w, &wdims, with_bias.then_some(&b[..]), &attrs, &yd);
+            let run = |f: &dyn Fn(&mut [f32]) -> bool| {
+                let mut got = vec![f32::NAN; want.len()];
+                f(&mut got).then(|| got.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            };
+            let Some(f) = super::super::x86::Fma::detect() else { return Ok(()) };
+            let mk = f.avx2_only();
+            let bs: &[f32] = if with_bias { &b } else { &[] };
+            let got = run(&|o| mk.run(|| mk.conv_direct(&geom, &x, &w, bs, attrs.act, o)));
+            let takes = kh * kw > 1 && geom.ow >= 8 && kw <= 8;
+            prop_assert_eq!(got.is_some(), takes);
+            let Some(got) = got else { return Ok(()) };
+            let bv = with_bias.then_some(View::F32(&b));
+            let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).is_ok()).unwrap();
+            prop_assert_eq!(&got, &tiled);
+            assert_close(&got.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
+            // The AVX-512 tier keeps its own kernels.
+            if f.has_avx512() {
+                prop_assert!(run(&|o| f.run(|| f.conv_direct(&geom, &x, &w, bs, attrs.act, o))).is_none());
             }
         }
     }

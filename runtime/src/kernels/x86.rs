@@ -1655,7 +1655,8 @@ unsafe fn window16_avx512(dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u
     unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), _mm512_maskz_loadu_ps(m, src.as_ptr())) }
 }
 
-/// [`Fma::window16`] with compare masks.
+/// [`Fma::window16`] with compare masks (inline: it runs once per panel row).
+#[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn window16_avx2(dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32) {
     let lo_v = _mm256_set1_epi32(lo.min(1 << 20) as i32 - 1);
@@ -3514,4 +3515,218 @@ unsafe fn dw_s1_rows<const KH: usize, const KW: usize, const FULL: bool>(
         }
     }
     acc
+}
+
+/// Most `B` rows (`c · kh · kw`) [`Fma::conv_direct`] takes.
+const DIRECT_K: usize = 1152;
+
+/// Where the `B` rows of one pixel tile of [`Fma::conv_direct`] lie: row `k` at
+/// `src + base[k] + shift`, loaded whole when `full`, else through lane mask
+/// `masks[ids[k]]` (per kernel column, and an empty one for input rows in the padding).
+struct DirectTile<'a> {
+    base: &'a [isize],
+    shift: isize,
+    ids: &'a [u8],
+    masks: &'a [[__m256i; 2]; S_AVX2_KW + 1],
+}
+
+impl Fma {
+    /// A stride-1, group-1 Conv without dilation and with a kernel of more than one tap, on the
+    /// AVX2 tier: the tiled product's register tiles (6 filters × 16 pixels of an output row,
+    /// or 12 × 8 on rows narrower than 16) reading each `B` row straight from the input
+    /// planes (masked at the borders) instead of a gathered panel. The same sums as
+    /// [`super::gemm::conv`] (from the bias, fused in `(c, ky, kx)` order, 0 in the padding)
+    /// and the same activation. `bias` is empty or `m` long. False (nothing written) on other
+    /// tiers, layers or slice lengths.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn conv_direct(self, g: &super::conv::Geom, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
+        let k = g.c * g.kh * g.kw;
+        let fits = [g.h, g.w, g.oh, g.ow, g.pt, g.pl].iter().all(|&v| v < 1 << 24) && g.c * g.h * g.w < 1 << 30;
+        if self.avx512
+            || !fits
+            || g.cg != g.c
+            || g.mg != g.m
+            || (g.sh, g.sw, g.dh, g.dw) != (1, 1, 1, 1)
+            || g.kh * g.kw < 2
+            || g.kw > S_AVX2_KW
+            || k > DIRECT_K
+            || g.ow < 8
+            || g.oh == 0
+            || x.len() < g.c * g.h * g.w
+            || w.len() < g.m * k
+            || out.len() < g.m * g.oh * g.ow
+            || !(bias.is_empty() || bias.len() >= g.m)
+        {
+            return false;
+        }
+        let mut base = [0isize; DIRECT_K];
+        let mut kys = [0u8; DIRECT_K];
+        let mut kxs = [0u8; DIRECT_K];
+        let mut i = 0;
+        for c in 0..g.c {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    base[i] = (c * g.h * g.w + ky * g.w + kx) as isize;
+                    (kys[i], kxs[i]) = ((ky as u8), (kx as u8));
+                    i += 1;
+                }
+            }
+        }
+        // SAFETY: AVX2 + FMA detected (`self`); the slices hold the layer (checked above), and
+        // every lane loaded lies inside its input plane's row (`direct_conv_avx2`'s masks).
+        unsafe { direct_conv_avx2(g, x.as_ptr(), w.as_ptr(), bias, act, out.as_mut_ptr(), &base[..k], &kys[..k], &kxs[..k]) };
+        true
+    }
+}
+
+/// [`Fma::conv_direct`]'s loop; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_conv_avx2(
+    g: &super::conv::Geom,
+    x: *const f32,
+    w: *const f32,
+    bias: &[f32],
+    act: Activation,
+    out: *mut f32,
+    base: &[isize],
+    kys: &[u8],
+    kxs: &[u8],
+) {
+    let (k, plane) = (base.len(), g.oh * g.ow);
+    let mut ids = [0u8; DIRECT_K];
+    let lanes = [_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)];
+    let (wv, neg) = (_mm256_set1_epi32(g.w as i32), _mm256_set1_epi32(-1));
+    let mut masks = [[_mm256_setzero_si256(); 2]; S_AVX2_KW + 1];
+    let mut ox0 = 0;
+    while ox0 < g.ow {
+        let rem = g.ow - ox0;
+        let (h2, cnt) = if rem >= 16 { (true, 16) } else { (false, rem.min(8)) };
+        let col0 = ox0 as isize - g.pl as isize;
+        let cols_in = col0 >= 0 && col0 + (g.kw - 1) as isize + if h2 { 16 } else { 8 } <= g.w as isize;
+        for (kx, m) in masks.iter_mut().enumerate().take(g.kw) {
+            for (hh, mv) in m.iter_mut().enumerate() {
+                let at = _mm256_add_epi32(_mm256_set1_epi32((col0 + kx as isize) as i32), lanes[hh]);
+                *mv = _mm256_and_si256(_mm256_cmpgt_epi32(at, neg), _mm256_cmpgt_epi32(wv, at));
+            }
+        }
+        for oy in 0..g.oh {
+            let row0 = oy as isize - g.pt as isize;
+            let full = cols_in && row0 >= 0 && row0 + g.kh as isize <= g.h as isize;
+            if !full {
+                for ((id, &ky), &kx) in ids.iter_mut().zip(kys).zip(kxs) {
+                    *id = if (0..g.h as isize).contains(&(row0 + ky as isize)) { kx } else { S_AVX2_KW as u8 };
+                }
+            }
+            let t = DirectTile { base, shift: row0 * g.w as isize + col0, ids: &ids[..k], masks: &masks };
+            let o = out.add(oy * g.ow + ox0);
+            // SAFETY: the caller's guarantee; filters below `m`.
+            unsafe {
+                if h2 {
+                    direct_filters::<2>(g.m, k, x, w, bias, act, o, plane, cnt, &t, full);
+                } else {
+                    direct_filters::<1>(g.m, k, x, w, bias, act, o, plane, cnt, &t, full);
+                }
+            }
+        }
+        ox0 += cnt;
+    }
+}
+
+/// Every filter of one pixel tile of [`direct_conv_avx2`] (`H` halves of 8 pixels, `cnt`
+/// stored), in register tiles of `12 / H` filters.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_filters<const H: usize>(
+    m: usize,
+    k: usize,
+    x: *const f32,
+    w: *const f32,
+    bias: &[f32],
+    act: Activation,
+    o: *mut f32,
+    plane: usize,
+    cnt: usize,
+    t: &DirectTile<'_>,
+    full: bool,
+) {
+    let rmax = 12 / H;
+    let mut f0 = 0;
+    while f0 < m {
+        let r = (m - f0).min(rmax);
+        // SAFETY: the caller's guarantee, for filters `f0 .. f0 + r`.
+        unsafe {
+            macro_rules! tile {
+                ($($n:literal),*) => {
+                    match r {
+                        $($n => if full {
+                            direct_tile::<$n, H, true>(k, w.add(f0 * k), x, bias.get(f0..f0 + $n), act, o.add(f0 * plane), plane, cnt, t)
+                        } else {
+                            direct_tile::<$n, H, false>(k, w.add(f0 * k), x, bias.get(f0..f0 + $n), act, o.add(f0 * plane), plane, cnt, t)
+                        },)*
+                        _ => {}
+                    }
+                };
+            }
+            if H == 2 {
+                tile!(1, 2, 3, 4, 5, 6);
+            } else {
+                tile!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
+            }
+        }
+        f0 += r;
+    }
+}
+
+/// One register tile of [`direct_conv_avx2`]: `R` filters (weights at `a`, pitch `k`) × `H`
+/// halves of 8 pixels, from the bias, every `B` row fused in order; the first `cnt` pixels of
+/// each filter stored at `o` (pitch `plane`) through `act`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_tile<const R: usize, const H: usize, const FULL: bool>(
+    k: usize,
+    a: *const f32,
+    x: *const f32,
+    bias: Option<&[f32]>,
+    act: Activation,
+    o: *mut f32,
+    plane: usize,
+    cnt: usize,
+    t: &DirectTile<'_>,
+) {
+    // SAFETY: the caller's guarantee; the lanes of a row not masked in lie inside its input
+    // row (`direct_conv_avx2`), and masked-off lanes are not accessed.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); H]; R];
+        if let Some(b) = bias {
+            for (i, r) in acc.iter_mut().enumerate() {
+                *r = [_mm256_set1_ps(b[i]); H];
+            }
+        }
+        let src = x.wrapping_offset(t.shift);
+        for kk in 0..k {
+            let p = src.wrapping_offset(*t.base.get_unchecked(kk));
+            let mut bv = [_mm256_setzero_ps(); H];
+            for (hh, v) in bv.iter_mut().enumerate() {
+                *v = if FULL {
+                    _mm256_loadu_ps(p.wrapping_add(8 * hh))
+                } else {
+                    let m = &t.masks[*t.ids.get_unchecked(kk) as usize];
+                    _mm256_maskload_ps(p.wrapping_add(8 * hh), m[hh])
+                };
+            }
+            for (i, r) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*a.add(i * k + kk));
+                for (v, b) in r.iter_mut().zip(&bv) {
+                    *v = _mm256_fmadd_ps(av, *b, *v);
+                }
+            }
+        }
+        for (i, r) in acc.iter().enumerate() {
+            let oi = o.add(i * plane);
+            for (hh, v) in r.iter().enumerate() {
+                store_first(oi.add(8 * hh), act_ymm(act, *v), cnt.saturating_sub(8 * hh).min(8));
+            }
+        }
+    }
 }
