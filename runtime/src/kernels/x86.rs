@@ -551,11 +551,13 @@ fn dot_codes_detected(vl: bool, bits: usize, table: &[f32; 256], row: &[u8], x: 
 /// `ow · k ≤ w` and `oh · k ≤ h`) over `planes` planes of `h × w` in `x`, AVX-512: per output
 /// row, `32 / k` outputs at a time from two loads of each window row, one permute per window
 /// column. Each output is `fmax` folded over its window from −∞ in window order (rows, then
-/// columns), as the portable row loop does. False, with nothing written, without AVX-512 F or
-/// when the shapes do not hold.
+/// columns), as the portable row loop does (2 × 2 windows also on the AVX2 tier: 8 outputs
+/// from two loads of each window row). False, with nothing written, without the kernel for
+/// `k` on this CPU or when the shapes do not hold.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn max_pool_tiled(x: &[f32], planes: usize, h: usize, w: usize, k: usize, oh: usize, ow: usize, out: &mut [f32]) -> bool {
-    if !avx512vl()
+    let avx2 = !avx512vl() && k == 2 && avx2_fma();
+    if !(avx512vl() || avx2)
         || !(2..=3).contains(&k)
         || ow.checked_mul(k).is_none_or(|v| v > w)
         || oh.checked_mul(k).is_none_or(|v| v > h)
@@ -564,11 +566,66 @@ pub(crate) fn max_pool_tiled(x: &[f32], planes: usize, h: usize, w: usize, k: us
     {
         return false;
     }
+    if avx2 {
+        // SAFETY: AVX2 detected; the bounds as below.
+        unsafe { max_pool2_avx2(x.as_ptr(), planes, h, w, oh, ow, out.as_mut_ptr()) };
+        return true;
+    }
     // SAFETY: AVX-512 F detected; every plane of `x` and `out` lies inside the slices (checked
     // above) and each output row reads input columns below `ow · k ≤ w` of rows below
     // `oh · k ≤ h`.
     unsafe { max_pool_tiled_core(x.as_ptr(), planes, h, w, k, oh, ow, out.as_mut_ptr()) };
     true
+}
+
+/// `fmax` (NaN from either side, `a` on ties) on 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn fmax_ymm(a: __m256, b: __m256) -> __m256 {
+    let keep = _mm256_or_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(a, b), _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a));
+    _mm256_blendv_ps(b, a, keep)
+}
+
+/// [`max_pool_tiled`] for 2 × 2 windows on the AVX2 tier: per output row, 8 outputs at a time
+/// from two loads of each window row (masked past the outputs' columns), split into its even
+/// and odd columns; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn max_pool2_avx2(x: *const f32, planes: usize, h: usize, w: usize, oh: usize, ow: usize, out: *mut f32) {
+    let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+    let lanes = [_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)];
+    for p in 0..planes {
+        for oy in 0..oh {
+            let mut ox0 = 0;
+            while ox0 < ow {
+                let n = 8.min(ow - ox0);
+                // Input columns `2·ox0 .. 2·(ox0 + n)` of each window row.
+                let len = _mm256_set1_epi32(2 * n as i32);
+                let m = [_mm256_cmpgt_epi32(len, lanes[0]), _mm256_cmpgt_epi32(len, lanes[1])];
+                let mut acc = ninf;
+                for ky in 0..2 {
+                    // SAFETY: row `2·oy + ky < h` of plane `p`, its columns below `2n` past
+                    // `2·ox0` (so below `w`); masked-off lanes are not accessed.
+                    unsafe {
+                        let row = x.add(p * h * w + (2 * oy + ky) * w + 2 * ox0);
+                        let (lo, hi) = if n == 8 {
+                            (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8)))
+                        } else {
+                            (_mm256_maskload_ps(row, m[0]), _mm256_maskload_ps(row.wrapping_add(8), m[1]))
+                        };
+                        let ev = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+                        let od = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+                        let ev = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(ev)));
+                        let od = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(od)));
+                        acc = fmax_ymm(fmax_ymm(acc, ev), od);
+                    }
+                }
+                // SAFETY: outputs `ox0 .. ox0 + n` of row `oy` of plane `p`.
+                unsafe { store_first(out.add(p * oh * ow + oy * ow + ox0), acc, n) };
+                ox0 += n;
+            }
+        }
+    }
 }
 
 /// `fmax` (NaN from either side, `a` on ties) on 16 lanes.
@@ -3522,12 +3579,13 @@ const DIRECT_K: usize = 1152;
 
 /// Where the `B` rows of one pixel tile of [`Fma::conv_direct`] lie: row `k` at
 /// `src + base[k] + shift`, loaded whole when `full`, else through lane mask
-/// `masks[ids[k]]` (per kernel column, and an empty one for input rows in the padding).
+/// `masks[ids[k]]` (per kernel column, and an empty one for input rows in the padding; per tap
+/// on flattened planes). Every id is below `masks.len()` (`direct_conv_avx2` builds both).
 struct DirectTile<'a> {
     base: &'a [isize],
     shift: isize,
     ids: &'a [u8],
-    masks: &'a [[__m256i; 2]; S_AVX2_KW + 1],
+    masks: &'a [[__m256i; 2]],
 }
 
 impl Fma {
@@ -3579,7 +3637,11 @@ impl Fma {
     }
 }
 
-/// [`Fma::conv_direct`]'s loop; the caller guarantees the bounds.
+/// [`Fma::conv_direct`]'s loop; the caller guarantees the bounds. Rows of at least 16 outputs
+/// run in pixel tiles along each output row; narrower planes whose rows are as wide as the
+/// input's ("same" padding) run in tiles of 16 consecutive positions of the flattened plane
+/// (each `B` row still one contiguous run of the input plane, the lanes whose tap leaves the
+/// input masked off), so that their register tiles are full.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn direct_conv_avx2(
@@ -3593,11 +3655,54 @@ unsafe fn direct_conv_avx2(
     kys: &[u8],
     kxs: &[u8],
 ) {
-    let (k, plane) = (base.len(), g.oh * g.ow);
+    let (k, plane, taps) = (base.len(), g.oh * g.ow, g.kh * g.kw);
     let mut ids = [0u8; DIRECT_K];
     let lanes = [_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)];
     let (wv, neg) = (_mm256_set1_epi32(g.w as i32), _mm256_set1_epi32(-1));
-    let mut masks = [[_mm256_setzero_si256(); 2]; S_AVX2_KW + 1];
+    let mut masks = [[_mm256_setzero_si256(); 2]; MAX_TAPS + 1];
+    if g.ow < 16 && g.ow == g.w && taps <= MAX_TAPS {
+        // Tap `t` of `B` row `k` is `k mod taps`.
+        for (kk, id) in ids.iter_mut().enumerate().take(k) {
+            *id = (kk % taps) as u8;
+        }
+        let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let mut p0 = 0;
+        while p0 < plane {
+            let cnt = (plane - p0).min(16);
+            // Each lane's output row and column less the padding, counted along.
+            let mut pos = [(0isize, 0isize); 16];
+            let (mut oy, mut ox) = (p0 / g.ow, p0 % g.ow);
+            for v in pos.iter_mut().take(cnt) {
+                *v = (oy as isize - g.pt as isize, ox as isize - g.pl as isize);
+                ox += 1;
+                if ox == g.ow {
+                    (oy, ox) = (oy + 1, 0);
+                }
+            }
+            let mut full = true;
+            for (t, m) in masks.iter_mut().enumerate().take(taps) {
+                let (ky, kx) = ((t / g.kw) as isize, (t % g.kw) as isize);
+                let mut on = 0u32;
+                for (l, &(y, x)) in pos.iter().enumerate().take(cnt) {
+                    if (0..g.h as isize).contains(&(y + ky)) && (0..g.w as isize).contains(&(x + kx)) {
+                        on |= 1 << l;
+                    }
+                }
+                full &= on == 0xffff;
+                for (hh, mv) in m.iter_mut().enumerate() {
+                    let v = _mm256_set1_epi32(((on >> (8 * hh)) & 0xff) as i32);
+                    *mv = _mm256_cmpeq_epi32(_mm256_and_si256(v, bits), bits);
+                }
+            }
+            let shift = p0 as isize - (g.pt * g.w) as isize - g.pl as isize;
+            let t = DirectTile { base, shift, ids: &ids[..k], masks: &masks[..taps] };
+            // SAFETY: the caller's guarantee; filters below `m`, positions `p0 .. p0 + cnt`.
+            unsafe { direct_filters::<2>(g.m, k, x, w, bias, act, out.add(p0), plane, cnt, &t, full) };
+            p0 += cnt;
+        }
+        return;
+    }
+    let zero = S_AVX2_KW;
     let mut ox0 = 0;
     while ox0 < g.ow {
         let rem = g.ow - ox0;
@@ -3610,15 +3715,16 @@ unsafe fn direct_conv_avx2(
                 *mv = _mm256_and_si256(_mm256_cmpgt_epi32(at, neg), _mm256_cmpgt_epi32(wv, at));
             }
         }
+        masks[zero] = [_mm256_setzero_si256(); 2];
         for oy in 0..g.oh {
             let row0 = oy as isize - g.pt as isize;
             let full = cols_in && row0 >= 0 && row0 + g.kh as isize <= g.h as isize;
             if !full {
                 for ((id, &ky), &kx) in ids.iter_mut().zip(kys).zip(kxs) {
-                    *id = if (0..g.h as isize).contains(&(row0 + ky as isize)) { kx } else { S_AVX2_KW as u8 };
+                    *id = if (0..g.h as isize).contains(&(row0 + ky as isize)) { kx } else { zero as u8 };
                 }
             }
-            let t = DirectTile { base, shift: row0 * g.w as isize + col0, ids: &ids[..k], masks: &masks };
+            let t = DirectTile { base, shift: row0 * g.w as isize + col0, ids: &ids[..k], masks: &masks[..=zero] };
             let o = out.add(oy * g.ow + ox0);
             // SAFETY: the caller's guarantee; filters below `m`.
             unsafe {
@@ -3711,7 +3817,7 @@ unsafe fn direct_tile<const R: usize, const H: usize, const FULL: bool>(
                 *v = if FULL {
                     _mm256_loadu_ps(p.wrapping_add(8 * hh))
                 } else {
-                    let m = &t.masks[*t.ids.get_unchecked(kk) as usize];
+                    let m = t.masks.get_unchecked(*t.ids.get_unchecked(kk) as usize);
                     _mm256_maskload_ps(p.wrapping_add(8 * hh), m[hh])
                 };
             }
