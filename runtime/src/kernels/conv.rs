@@ -201,6 +201,14 @@ pub(super) fn conv_simd<M: Micro>(
                 let run = |buf: &mut [f32]| {
                     let buf = &mut buf[..len];
                     gemm::split_phases(mk, g, q, x, buf);
+                    let direct = match bias {
+                        None => mk.conv_direct(g, Some((q.hq, q.wq)), buf, w, &[], act, out),
+                        Some(View::F32(b)) => mk.conv_direct(g, Some((q.hq, q.wq)), buf, w, b, act, out),
+                        Some(_) => false,
+                    };
+                    if direct {
+                        return Ok(());
+                    }
                     gemm::conv_in(mk, g, Some(q), buf, w, bias, act, out)
                 };
                 // Only as many floats cleared as the layer needs, in four sizes.
@@ -213,8 +221,8 @@ pub(super) fn conv_simd<M: Micro>(
             }
             None => {
                 let direct = match bias {
-                    None => mk.conv_direct(g, x, w, &[], act, out),
-                    Some(View::F32(b)) => mk.conv_direct(g, x, w, b, act, out),
+                    None => mk.conv_direct(g, None, x, w, &[], act, out),
+                    Some(View::F32(b)) => mk.conv_direct(g, None, x, w, b, act, out),
                     Some(_) => false,
                 };
                 if direct {
@@ -787,8 +795,8 @@ mod tests {
             let Some(f) = super::super::x86::Fma::detect() else { return Ok(()) };
             let mk = f.avx2_only();
             let bs: &[f32] = if with_bias { &b } else { &[] };
-            let got = run(&|o| mk.run(|| mk.conv_direct(&geom, &x, &w, bs, attrs.act, o)));
-            let takes = kh * kw > 1 && geom.ow >= 8 && kw <= 8;
+            let got = run(&|o| mk.run(|| mk.conv_direct(&geom, None, &x, &w, bs, attrs.act, o)));
+            let takes = kh * kw > 1 && (geom.ow >= 8 || (geom.ow == wd && geom.ow < 16)) && kw <= 8;
             prop_assert_eq!(got.is_some(), takes);
             let Some(got) = got else { return Ok(()) };
             let bv = with_bias.then_some(View::F32(&b));
@@ -797,8 +805,63 @@ mod tests {
             assert_close(&got.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
             // The AVX-512 tier keeps its own kernels.
             if f.has_avx512() {
-                prop_assert!(run(&|o| f.run(|| f.conv_direct(&geom, &x, &w, bs, attrs.act, o))).is_none());
+                prop_assert!(run(&|o| f.run(|| f.conv_direct(&geom, None, &x, &w, bs, attrs.act, o))).is_none());
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
+        /// The direct Conv on stride phases (stride 2, "same" or symmetric padding): bit for bit
+        /// the tiled product on the same phases, and the whole layer through
+        /// [`super::conv_simd`] bit for bit the tiled product on the planes, close to the f64
+        /// definition. Rows narrower and wider than 16, filter counts across the register
+        /// tiles, kernels 1 to 5 wide.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn direct_strided_conv_equals_the_tiled_product(c in 1usize..12, m in 1usize..26, h in 2usize..24, wd in 2usize..44, kh in 1usize..4, kw in 1usize..6,
+                                                       split in 0usize..3, act in 0u8..3, with_bias in any::<bool>(), seed in 0u64..1000) {
+            // "Same" padding: ⌈w / 2⌉ outputs per axis.
+            let pad = |n: usize, k: usize| ((n.div_ceil(2) - 1) * 2 + k).saturating_sub(n);
+            let (ph, pw) = (pad(h, kh), pad(wd, kw));
+            let (pt, pl) = (ph * split / 2, pw * split / 2);
+            let (xd, wdims) = ([1, c, h, wd], [m, c, kh, kw]);
+            let attrs = ConvAttrs {
+                group: 1,
+                stride: [2, 2],
+                dilation: [1, 1],
+                pads: [pt as u32, pl as u32, (ph - pt) as u32, (pw - pl) as u32],
+                act: ACTS[act as usize],
+            };
+            let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
+            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+            let geom = super::Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
+            let q = super::gemm::Phases::of(&geom);
+            prop_assume!(q.is_some());
+            let q = q.unwrap();
+            let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(m, seed + 2));
+            let want = naive_conv(&x, &xd, &w, &wdims, with_bias.then_some(&b[..]), &attrs, &yd);
+            let run = |f: &dyn Fn(&mut [f32]) -> bool| {
+                let mut got = vec![f32::NAN; want.len()];
+                f(&mut got).then(|| got.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            };
+            let Some(f) = super::super::x86::Fma::detect() else { return Ok(()) };
+            let mk = f.avx2_only();
+            let mut ph_buf = vec![f32::NAN; c * q.channel(&geom)];
+            mk.run(|| super::gemm::split_phases(mk, &geom, q, &x, &mut ph_buf));
+            let bs: &[f32] = if with_bias { &b } else { &[] };
+            let bv = with_bias.then_some(View::F32(&b));
+            let got = run(&|o| mk.run(|| mk.conv_direct(&geom, Some((q.hq, q.wq)), &ph_buf, &w, bs, attrs.act, o)));
+            let takes = kh * kw > 1 && kw <= 8;
+            prop_assert_eq!(got.is_some(), takes);
+            let tiled = run(&|o| mk.run(|| super::super::gemm::conv_in(mk, &geom, Some(q), &ph_buf, &w, bv, attrs.act, o)).is_ok()).unwrap();
+            if let Some(got) = got {
+                prop_assert_eq!(&got, &tiled);
+            }
+            let layer = run(&|o| mk.run(|| super::conv_simd(mk, &geom, &x, &w, bv, attrs.act, o)).is_ok()).unwrap();
+            let planes = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).is_ok()).unwrap();
+            prop_assert_eq!(&layer, &planes);
+            assert_close(&layer.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
         }
     }
 

@@ -115,13 +115,23 @@ pub(super) trait Micro: Copy {
     fn dw_s2_ready(self) -> bool {
         false
     }
-    /// A stride-1, group-1 Conv read straight from its input planes where this CPU has such a
-    /// kernel: the sums and activation of [`conv`] (bias, or 0 when `bias` is empty, then every
-    /// `B` row fused in `(c, ky, kx)` order). False (nothing written) where it has none or the
-    /// layer does not fit it.
+    /// A group-1 Conv read straight from its input planes (stride 1) or their stride phases
+    /// (`phases = Some((hq, wq))`, stride 2, [`split_phases`]) where this CPU has such a kernel:
+    /// the sums and activation of [`conv_in`] (bias, or 0 when `bias` is empty, then every `B`
+    /// row fused in `(c, ky, kx)` order). False (nothing written) where it has none or the layer
+    /// does not fit it.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn conv_direct(self, _g: &super::conv::Geom, _x: &[f32], _w: &[f32], _bias: &[f32], _act: Activation, _out: &mut [f32]) -> bool {
+    fn conv_direct(
+        self,
+        _g: &super::conv::Geom,
+        _phases: Option<(usize, usize)>,
+        _x: &[f32],
+        _w: &[f32],
+        _bias: &[f32],
+        _act: Activation,
+        _out: &mut [f32],
+    ) -> bool {
         false
     }
     /// Whether [`Micro::dw_s1`] has a kernel on this CPU (else stride-1 depthwise layers go
@@ -253,8 +263,17 @@ impl_micro!(super::x86::Fma, {
         super::x86::Fma::dw_s1_ready(self)
     }
     #[inline]
-    fn conv_direct(self, g: &super::conv::Geom, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
-        super::x86::Fma::conv_direct(self, g, x, w, bias, act, out)
+    fn conv_direct(
+        self,
+        g: &super::conv::Geom,
+        phases: Option<(usize, usize)>,
+        x: &[f32],
+        w: &[f32],
+        bias: &[f32],
+        act: Activation,
+        out: &mut [f32],
+    ) -> bool {
+        super::x86::Fma::conv_direct(self, g, phases, x, w, bias, act, out)
     }
     #[inline]
     fn dw_s1(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {

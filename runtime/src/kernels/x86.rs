@@ -3588,29 +3588,59 @@ struct DirectTile<'a> {
     masks: &'a [[__m256i; 2]],
 }
 
+/// The input a [`Fma::conv_direct`] call reads, as planes of `vh` rows of `vw` floats: `B` row
+/// `k` (input channel, kernel row, kernel column) of output pixel `(oy, ox)` is `x[base[k] +
+/// oy·vw + ox]` when row `oy + ry[k]` and column `ox + rx[k]` lie inside a plane, 0 otherwise
+/// (`base[k]` already holds `ry[k]·vw + rx[k]`).
+struct Virtual<'a> {
+    vh: usize,
+    vw: usize,
+    base: &'a [isize],
+    ry: &'a [i32],
+    rx: &'a [i32],
+}
+
 impl Fma {
-    /// A stride-1, group-1 Conv without dilation and with a kernel of more than one tap, on the
-    /// AVX2 tier: the tiled product's register tiles (6 filters × 16 pixels of an output row,
-    /// or 12 × 8 on rows narrower than 16) reading each `B` row straight from the input
-    /// planes (masked at the borders) instead of a gathered panel. The same sums as
-    /// [`super::gemm::conv`] (from the bias, fused in `(c, ky, kx)` order, 0 in the padding)
-    /// and the same activation. `bias` is empty or `m` long. False (nothing written) on other
-    /// tiers, layers or slice lengths.
+    /// A group-1 Conv without dilation and with a kernel of more than one tap, at stride 1 on
+    /// its input planes or at stride 2 on their stride phases (`phases = Some((hq, wq))`, the
+    /// layout of [`super::gemm::split_phases`], `wq = ow`), on the AVX2 tier: the tiled
+    /// product's register tiles (6 filters × 16 pixels of an output row, or 12 × 8 on rows
+    /// narrower than 16, or 6 × 16 consecutive positions of the flattened plane where rows
+    /// are as wide as the planes read) loading each `B` row straight from the planes (masked
+    /// where taps leave them) instead of a gathered panel. The same sums as
+    /// [`super::gemm::conv`] / [`super::gemm::conv_in`] (from the bias, fused in `(c, ky, kx)`
+    /// order, 0 in the padding) and the same activation. `bias` is empty or `m` long. False
+    /// (nothing written) on other tiers, layers or slice lengths.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn conv_direct(self, g: &super::conv::Geom, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
-        let k = g.c * g.kh * g.kw;
-        let fits = [g.h, g.w, g.oh, g.ow, g.pt, g.pl].iter().all(|&v| v < 1 << 24) && g.c * g.h * g.w < 1 << 30;
+    pub(super) fn conv_direct(
+        self,
+        g: &super::conv::Geom,
+        phases: Option<(usize, usize)>,
+        x: &[f32],
+        w: &[f32],
+        bias: &[f32],
+        act: Activation,
+        out: &mut [f32],
+    ) -> bool {
+        let (k, taps) = (g.c * g.kh * g.kw, g.kh * g.kw);
+        let (s, vh, vw, nph) = match phases {
+            None => (1, g.h, g.w, 1),
+            Some((hq, wq)) => (2, hq, wq, 4),
+        };
+        let fits = [g.h, g.w, g.oh, g.ow, g.pt, g.pl, vh, vw].iter().all(|&v| v < 1 << 24) && g.c * nph * vh * vw < 1 << 30;
+        let flat = g.ow == vw && g.ow < 16;
         if self.avx512
             || !fits
             || g.cg != g.c
             || g.mg != g.m
-            || (g.sh, g.sw, g.dh, g.dw) != (1, 1, 1, 1)
-            || g.kh * g.kw < 2
+            || (g.sh, g.sw, g.dh, g.dw) != (s, s, 1, 1)
+            || (s == 2 && (vw != g.ow || vh != g.h.div_ceil(2) || vw != g.w.div_ceil(2)))
+            || !(2..=MAX_TAPS).contains(&taps)
             || g.kw > S_AVX2_KW
             || k > DIRECT_K
-            || g.ow < 8
+            || !(flat || g.ow >= 8)
             || g.oh == 0
-            || x.len() < g.c * g.h * g.w
+            || x.len() < g.c * nph * vh * vw
             || w.len() < g.m * k
             || out.len() < g.m * g.oh * g.ow
             || !(bias.is_empty() || bias.len() >= g.m)
@@ -3618,50 +3648,55 @@ impl Fma {
             return false;
         }
         let mut base = [0isize; DIRECT_K];
-        let mut kys = [0u8; DIRECT_K];
-        let mut kxs = [0u8; DIRECT_K];
+        let mut ry = [0i32; DIRECT_K];
+        let mut rx = [0i32; DIRECT_K];
         let mut i = 0;
         for c in 0..g.c {
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
-                    base[i] = (c * g.h * g.w + ky * g.w + kx) as isize;
-                    (kys[i], kxs[i]) = ((ky as u8), (kx as u8));
+                    // Input row `s·oy + ky − pt` is row `oy + dy div s` of phase `dy mod s`.
+                    let (dy, dx) = (ky as isize - g.pt as isize, kx as isize - g.pl as isize);
+                    let (py, px, qy, qx) =
+                        (dy.rem_euclid(s as isize), dx.rem_euclid(s as isize), dy.div_euclid(s as isize), dx.div_euclid(s as isize));
+                    let plane = (c * nph) as isize + py * s as isize + px;
+                    base[i] = plane * (vh * vw) as isize + qy * vw as isize + qx;
+                    (ry[i], rx[i]) = (qy as i32, qx as i32);
                     i += 1;
                 }
             }
         }
+        let v = Virtual { vh, vw, base: &base[..k], ry: &ry[..k], rx: &rx[..k] };
         // SAFETY: AVX2 + FMA detected (`self`); the slices hold the layer (checked above), and
-        // every lane loaded lies inside its input plane's row (`direct_conv_avx2`'s masks).
-        unsafe { direct_conv_avx2(g, x.as_ptr(), w.as_ptr(), bias, act, out.as_mut_ptr(), &base[..k], &kys[..k], &kxs[..k]) };
+        // every lane loaded lies inside its plane's row (`direct_conv_avx2`'s masks).
+        unsafe { direct_conv_avx2(g, &v, taps, x.as_ptr(), w.as_ptr(), bias, act, out.as_mut_ptr()) };
         true
     }
 }
 
-/// [`Fma::conv_direct`]'s loop; the caller guarantees the bounds. Rows of at least 16 outputs
-/// run in pixel tiles along each output row; narrower planes whose rows are as wide as the
-/// input's ("same" padding) run in tiles of 16 consecutive positions of the flattened plane
-/// (each `B` row still one contiguous run of the input plane, the lanes whose tap leaves the
-/// input masked off), so that their register tiles are full.
+/// [`Fma::conv_direct`]'s loop over the planes `v` describes; the caller guarantees the
+/// bounds. Rows of at least 16 outputs (or any, where rows are narrower than the planes') run
+/// in pixel tiles along each output row; narrower rows as wide as the planes' run in tiles of
+/// 16 consecutive positions of the flattened plane (each `B` row still one contiguous run, the
+/// lanes whose tap leaves the planes masked off), so that their register tiles are full.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn direct_conv_avx2(
     g: &super::conv::Geom,
+    v: &Virtual<'_>,
+    taps: usize,
     x: *const f32,
     w: *const f32,
     bias: &[f32],
     act: Activation,
     out: *mut f32,
-    base: &[isize],
-    kys: &[u8],
-    kxs: &[u8],
 ) {
-    let (k, plane, taps) = (base.len(), g.oh * g.ow, g.kh * g.kw);
+    let (k, plane) = (v.base.len(), g.oh * g.ow);
     let mut ids = [0u8; DIRECT_K];
     let lanes = [_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)];
-    let (wv, neg) = (_mm256_set1_epi32(g.w as i32), _mm256_set1_epi32(-1));
+    let (wv, neg) = (_mm256_set1_epi32(v.vw as i32), _mm256_set1_epi32(-1));
     let mut masks = [[_mm256_setzero_si256(); 2]; MAX_TAPS + 1];
-    if g.ow < 16 && g.ow == g.w && taps <= MAX_TAPS {
-        // Tap `t` of `B` row `k` is `k mod taps`.
+    if g.ow < 16 && g.ow == v.vw {
+        // `B` rows `k` and `k mod taps` share their tap's offsets.
         for (kk, id) in ids.iter_mut().enumerate().take(k) {
             *id = (kk % taps) as u8;
         }
@@ -3669,11 +3704,11 @@ unsafe fn direct_conv_avx2(
         let mut p0 = 0;
         while p0 < plane {
             let cnt = (plane - p0).min(16);
-            // Each lane's output row and column less the padding, counted along.
-            let mut pos = [(0isize, 0isize); 16];
+            // Each lane's output row and column, counted along.
+            let mut pos = [(0i32, 0i32); 16];
             let (mut oy, mut ox) = (p0 / g.ow, p0 % g.ow);
-            for v in pos.iter_mut().take(cnt) {
-                *v = (oy as isize - g.pt as isize, ox as isize - g.pl as isize);
+            for q in pos.iter_mut().take(cnt) {
+                *q = (oy as i32, ox as i32);
                 ox += 1;
                 if ox == g.ow {
                     (oy, ox) = (oy + 1, 0);
@@ -3681,50 +3716,52 @@ unsafe fn direct_conv_avx2(
             }
             let mut full = true;
             for (t, m) in masks.iter_mut().enumerate().take(taps) {
-                let (ky, kx) = ((t / g.kw) as isize, (t % g.kw) as isize);
+                let (dy, dx) = (v.ry[t], v.rx[t]);
                 let mut on = 0u32;
-                for (l, &(y, x)) in pos.iter().enumerate().take(cnt) {
-                    if (0..g.h as isize).contains(&(y + ky)) && (0..g.w as isize).contains(&(x + kx)) {
+                for (l, &(y, xx)) in pos.iter().enumerate().take(cnt) {
+                    if (0..v.vh as i32).contains(&(y + dy)) && (0..v.vw as i32).contains(&(xx + dx)) {
                         on |= 1 << l;
                     }
                 }
                 full &= on == 0xffff;
                 for (hh, mv) in m.iter_mut().enumerate() {
-                    let v = _mm256_set1_epi32(((on >> (8 * hh)) & 0xff) as i32);
-                    *mv = _mm256_cmpeq_epi32(_mm256_and_si256(v, bits), bits);
+                    let b = _mm256_set1_epi32(((on >> (8 * hh)) & 0xff) as i32);
+                    *mv = _mm256_cmpeq_epi32(_mm256_and_si256(b, bits), bits);
                 }
             }
-            let shift = p0 as isize - (g.pt * g.w) as isize - g.pl as isize;
-            let t = DirectTile { base, shift, ids: &ids[..k], masks: &masks[..taps] };
+            let t = DirectTile { base: v.base, shift: p0 as isize, ids: &ids[..k], masks: &masks[..taps] };
             // SAFETY: the caller's guarantee; filters below `m`, positions `p0 .. p0 + cnt`.
             unsafe { direct_filters::<2>(g.m, k, x, w, bias, act, out.add(p0), plane, cnt, &t, full) };
             p0 += cnt;
         }
         return;
     }
-    let zero = S_AVX2_KW;
+    // Column masks per distinct column offset, then an empty one.
+    let rx_min = v.rx.iter().copied().min().unwrap_or(0);
+    let ncol = (v.rx.iter().copied().max().unwrap_or(0) - rx_min + 1) as usize;
+    let zero = ncol;
     let mut ox0 = 0;
     while ox0 < g.ow {
         let rem = g.ow - ox0;
         let (h2, cnt) = if rem >= 16 { (true, 16) } else { (false, rem.min(8)) };
-        let col0 = ox0 as isize - g.pl as isize;
-        let cols_in = col0 >= 0 && col0 + (g.kw - 1) as isize + if h2 { 16 } else { 8 } <= g.w as isize;
-        for (kx, m) in masks.iter_mut().enumerate().take(g.kw) {
+        let width = if h2 { 16 } else { 8 };
+        let cols_in = ox0 as i32 + rx_min >= 0 && (ox0 + width) as i32 + rx_min + ncol as i32 - 1 <= v.vw as i32;
+        for (i, m) in masks.iter_mut().enumerate().take(ncol) {
             for (hh, mv) in m.iter_mut().enumerate() {
-                let at = _mm256_add_epi32(_mm256_set1_epi32((col0 + kx as isize) as i32), lanes[hh]);
+                let at = _mm256_add_epi32(_mm256_set1_epi32(ox0 as i32 + rx_min + i as i32), lanes[hh]);
                 *mv = _mm256_and_si256(_mm256_cmpgt_epi32(at, neg), _mm256_cmpgt_epi32(wv, at));
             }
         }
         masks[zero] = [_mm256_setzero_si256(); 2];
+        let (ry_min, ry_max) = (v.ry.iter().copied().min().unwrap_or(0), v.ry.iter().copied().max().unwrap_or(0));
         for oy in 0..g.oh {
-            let row0 = oy as isize - g.pt as isize;
-            let full = cols_in && row0 >= 0 && row0 + g.kh as isize <= g.h as isize;
+            let full = cols_in && oy as i32 + ry_min >= 0 && oy as i32 + ry_max < v.vh as i32;
             if !full {
-                for ((id, &ky), &kx) in ids.iter_mut().zip(kys).zip(kxs) {
-                    *id = if (0..g.h as isize).contains(&(row0 + ky as isize)) { kx } else { zero as u8 };
+                for ((id, &dy), &dx) in ids.iter_mut().zip(v.ry).zip(v.rx) {
+                    *id = if (0..v.vh as i32).contains(&(oy as i32 + dy)) { (dx - rx_min) as u8 } else { zero as u8 };
                 }
             }
-            let t = DirectTile { base, shift: row0 * g.w as isize + col0, ids: &ids[..k], masks: &masks[..=zero] };
+            let t = DirectTile { base: v.base, shift: (oy * v.vw + ox0) as isize, ids: &ids[..k], masks: &masks[..=zero] };
             let o = out.add(oy * g.ow + ox0);
             // SAFETY: the caller's guarantee; filters below `m`.
             unsafe {
