@@ -176,6 +176,14 @@ pub(super) fn conv_simd<M: Micro>(
         let run = |buf: &mut [f32]| {
             let buf = &mut buf[..sub_len];
             subsample(mk, g, x, buf);
+            let direct = match bias {
+                None => mk.conv_direct(&gs, None, buf, w, &[], act, out),
+                Some(View::F32(b)) => mk.conv_direct(&gs, None, buf, w, b, act, out),
+                Some(_) => false,
+            };
+            if direct {
+                return Ok(());
+            }
             gemm::conv(mk, &gs, buf, w, bias, act, out)
         };
         // Only as many floats cleared as the layer needs, in four sizes.
@@ -767,13 +775,17 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         /// The direct Conv ([`gemm::Micro::conv_direct`], the AVX2 tier's): where it takes a
-        /// layer (stride 1, group 1, no dilation, more than one tap), bit for bit the tiled
-        /// product, with and without a bias, and close to the f64 definition. Rows of 8, 9–15
-        /// and 16+ outputs, filter counts across the 6- and 12-row register tiles, any padding.
+        /// layer (stride 1, group 1, no dilation, more than one tap or pointwise), bit for bit the
+        /// tiled product, with and without a bias, and close to the f64 definition. Rows of 8,
+        /// 9–15 and 16+ outputs, filter counts across the 6- and 12-row register tiles, any
+        /// padding.
         #[cfg(target_arch = "x86_64")]
         #[test]
         fn direct_conv_equals_the_tiled_product(c in 1usize..20, m in 1usize..30, h in 1usize..12, wd in 6usize..40, kh in 1usize..4, kw in 1usize..6,
-                                               pads in [0usize..3, 0..3, 0..3, 0..3], act in 0u8..3, with_bias in any::<bool>(), seed in 0u64..1000) {
+                                               pads in [0usize..3, 0..3, 0..3, 0..3], act in 0u8..3, with_bias in any::<bool>(), pw in any::<bool>(),
+                                               seed in 0u64..1000) {
+            // Half the cases pointwise (1 × 1, no padding): plain products at any width.
+            let (kh, kw, pads) = if pw { (1, 1, [0; 4]) } else { (kh, kw, pads) };
             prop_assume!(h + pads[0] + pads[2] >= kh && wd + pads[1] + pads[3] >= kw);
             let (xd, wdims) = ([1, c, h, wd], [m, c, kh, kw]);
             let attrs = ConvAttrs {
@@ -796,7 +808,8 @@ mod tests {
             let mk = f.avx2_only();
             let bs: &[f32] = if with_bias { &b } else { &[] };
             let got = run(&|o| mk.run(|| mk.conv_direct(&geom, None, &x, &w, bs, attrs.act, o)));
-            let takes = kh * kw > 1 && (geom.ow >= 8 || (geom.ow == wd && geom.ow < 16)) && kw <= 8;
+            let pointwise = kh * kw == 1 && pads == [0; 4];
+            let takes = (kh * kw > 1 && (geom.ow >= 8 || (geom.ow == wd && geom.ow < 16)) && kw <= 8) || pointwise;
             prop_assert_eq!(got.is_some(), takes);
             let Some(got) = got else { return Ok(()) };
             let bv = with_bias.then_some(View::F32(&b));

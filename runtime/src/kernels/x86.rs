@@ -3601,8 +3601,9 @@ struct Virtual<'a> {
 }
 
 impl Fma {
-    /// A group-1 Conv without dilation and with a kernel of more than one tap, at stride 1 on
-    /// its input planes or at stride 2 on their stride phases (`phases = Some((hq, wq))`, the
+    /// A group-1 Conv without dilation and with a kernel of more than one tap (or a pointwise
+    /// one: 1 × 1, stride 1, no padding), at stride 1 on its input planes or at stride 2 on
+    /// their stride phases (`phases = Some((hq, wq))`, the
     /// layout of [`super::gemm::split_phases`], `wq = ow`), on the AVX2 tier: the tiled
     /// product's register tiles (6 filters × 16 pixels of an output row, or 12 × 8 on rows
     /// narrower than 16, or 6 × 16 consecutive positions of the flattened plane where rows
@@ -3628,14 +3629,17 @@ impl Fma {
             Some((hq, wq)) => (2, hq, wq, 4),
         };
         let fits = [g.h, g.w, g.oh, g.ow, g.pt, g.pl, vh, vw].iter().all(|&v| v < 1 << 24) && g.c * nph * vh * vw < 1 << 30;
-        let flat = g.ow == vw && g.ow < 16;
+        // Pointwise layers (one tap, no padding) are plain products: flattened planes at any
+        // width, never masked but in the last tile.
+        let pointwise = taps == 1 && s == 1 && (g.pt, g.pl, g.oh, g.ow) == (0, 0, g.h, g.w);
+        let flat = g.ow == vw && (g.ow < 16 || pointwise);
         if self.avx512
             || !fits
             || g.cg != g.c
             || g.mg != g.m
             || (g.sh, g.sw, g.dh, g.dw) != (s, s, 1, 1)
             || (s == 2 && (vw != g.ow || vh != g.h.div_ceil(2) || vw != g.w.div_ceil(2)))
-            || !(2..=MAX_TAPS).contains(&taps)
+            || !(2..=MAX_TAPS).contains(&taps) && !pointwise
             || g.kw > S_AVX2_KW
             || k > DIRECT_K
             || !(flat || g.ow >= 8)
@@ -3695,7 +3699,7 @@ unsafe fn direct_conv_avx2(
     let lanes = [_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)];
     let (wv, neg) = (_mm256_set1_epi32(v.vw as i32), _mm256_set1_epi32(-1));
     let mut masks = [[_mm256_setzero_si256(); 2]; MAX_TAPS + 1];
-    if g.ow < 16 && g.ow == v.vw {
+    if g.ow == v.vw && (g.ow < 16 || taps == 1) {
         // `B` rows `k` and `k mod taps` share their tap's offsets.
         for (kk, id) in ids.iter_mut().enumerate().take(k) {
             *id = (kk % taps) as u8;
