@@ -2242,7 +2242,13 @@ unsafe fn im_1x1_avx2(
     }
 }
 
-/// [`im_1x1_avx2`] for the `NP` positions at `x` / `out`.
+/// Most inputs whose zero test [`im_1x1_avx2_n`] does once for all output blocks (a list of
+/// the others on the stack).
+const IM_LIST: usize = 1024;
+
+/// [`im_1x1_avx2`] for the `NP` positions at `x` / `out`: the inputs that are not zero at
+/// every position are listed once, then each block of 16 outputs sums over the list (plain
+/// weight loads for whole blocks, masked ones for the last).
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn im_1x1_avx2_n<const NP: usize>(
@@ -2256,46 +2262,82 @@ unsafe fn im_1x1_avx2_n<const NP: usize>(
     out: *mut f32,
 ) {
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mut list = [0u16; IM_LIST];
     // SAFETY: the caller's guarantee; weight, bias and input loads past output `m` or position
     // `NP` are masked off.
     unsafe {
         let pm = _mm256_cmpgt_epi32(_mm256_set1_epi32(NP as i32), lane);
-        for o0 in (0..m).step_by(16) {
-            let left = m - o0;
-            let mk = [
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(left.min(8) as i32), lane),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(left.saturating_sub(8).min(8) as i32), lane),
-            ];
-            let start = match bias {
-                Some(b) => [_mm256_maskload_ps(b.add(o0), mk[0]), _mm256_maskload_ps(b.wrapping_add(o0 + 8), mk[1])],
-                None => [_mm256_setzero_ps(); 2],
-            };
-            let mut acc = [start; NP];
-            for ci in 0..c {
-                let xr = x.add(ci * hw);
-                // Inputs zero at every position add nothing.
-                let xv = _mm256_maskload_ps(xr, pm);
-                if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(xv, _mm256_setzero_ps())) == 0 {
-                    continue;
-                }
-                let wr = wt.add(ci * m + o0);
-                let w = [_mm256_maskload_ps(wr, mk[0]), _mm256_maskload_ps(wr.wrapping_add(8), mk[1])];
-                for (p, a) in acc.iter_mut().enumerate() {
-                    let b = _mm256_broadcast_ss(&*xr.add(p));
-                    a[0] = _mm256_fmadd_ps(b, w[0], a[0]);
-                    a[1] = _mm256_fmadd_ps(b, w[1], a[1]);
+        let mut c0 = 0;
+        while c0 < c {
+            let cn = (c - c0).min(IM_LIST);
+            // Inputs zero at every position add nothing.
+            let mut n = 0;
+            for ci in c0..c0 + cn {
+                let xv = _mm256_maskload_ps(x.add(ci * hw), pm);
+                if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(xv, _mm256_setzero_ps())) != 0 {
+                    list[n] = (ci - c0) as u16;
+                    n += 1;
                 }
             }
-            let mut tile = [[0.0f32; 16]; NP];
-            for (t, a) in tile.iter_mut().zip(&acc) {
-                _mm256_storeu_ps(t.as_mut_ptr(), a[0]);
-                _mm256_storeu_ps(t.as_mut_ptr().add(8), a[1]);
-            }
-            for (p, t) in tile.iter().enumerate() {
-                for (j, &v) in t.iter().enumerate().take(left.min(16)) {
-                    *out.add((o0 + j) * hw + p) = act.apply(v);
+            let (first, last) = (c0 == 0, c0 + cn == c);
+            for o0 in (0..m).step_by(16) {
+                let left = m - o0;
+                let mk = [
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(left.min(8) as i32), lane),
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(left.saturating_sub(8).min(8) as i32), lane),
+                ];
+                // Sums start at the bias (first input chunk) or at the chunk before's outputs.
+                let mut acc = [[_mm256_setzero_ps(); 2]; NP];
+                if first {
+                    if let Some(b) = bias {
+                        let start = [_mm256_maskload_ps(b.add(o0), mk[0]), _mm256_maskload_ps(b.wrapping_add(o0 + 8), mk[1])];
+                        acc = [start; NP];
+                    }
+                } else {
+                    let mut tile = [[0.0f32; 16]; NP];
+                    for (p, t) in tile.iter_mut().enumerate() {
+                        for (j, v) in t.iter_mut().enumerate().take(left.min(16)) {
+                            *v = *out.add((o0 + j) * hw + p);
+                        }
+                    }
+                    for (a, t) in acc.iter_mut().zip(&tile) {
+                        *a = [_mm256_loadu_ps(t.as_ptr()), _mm256_loadu_ps(t.as_ptr().add(8))];
+                    }
+                }
+                let (xc, wc) = (x.add(c0 * hw), wt.add(c0 * m + o0));
+                if left >= 16 {
+                    for &ci in &list[..n] {
+                        let (xr, wr) = (xc.add(ci as usize * hw), wc.add(ci as usize * m));
+                        let w = [_mm256_loadu_ps(wr), _mm256_loadu_ps(wr.add(8))];
+                        for (p, a) in acc.iter_mut().enumerate() {
+                            let b = _mm256_broadcast_ss(&*xr.add(p));
+                            a[0] = _mm256_fmadd_ps(b, w[0], a[0]);
+                            a[1] = _mm256_fmadd_ps(b, w[1], a[1]);
+                        }
+                    }
+                } else {
+                    for &ci in &list[..n] {
+                        let (xr, wr) = (xc.add(ci as usize * hw), wc.add(ci as usize * m));
+                        let w = [_mm256_maskload_ps(wr, mk[0]), _mm256_maskload_ps(wr.wrapping_add(8), mk[1])];
+                        for (p, a) in acc.iter_mut().enumerate() {
+                            let b = _mm256_broadcast_ss(&*xr.add(p));
+                            a[0] = _mm256_fmadd_ps(b, w[0], a[0]);
+                            a[1] = _mm256_fmadd_ps(b, w[1], a[1]);
+                        }
+                    }
+                }
+                let mut tile = [[0.0f32; 16]; NP];
+                for (t, a) in tile.iter_mut().zip(&acc) {
+                    _mm256_storeu_ps(t.as_mut_ptr(), a[0]);
+                    _mm256_storeu_ps(t.as_mut_ptr().add(8), a[1]);
+                }
+                for (p, t) in tile.iter().enumerate() {
+                    for (j, &v) in t.iter().enumerate().take(left.min(16)) {
+                        *out.add((o0 + j) * hw + p) = if last { act.apply(v) } else { v };
+                    }
                 }
             }
+            c0 += cn;
         }
     }
 }
@@ -2959,6 +3001,39 @@ mod tests {
                 let b = f.dot4([w[4], w[5], w[6], w[7]], &x);
                 for (i, (g, e)) in got.iter().zip(a.iter().chain(&b)).enumerate() {
                     prop_assert_eq!(g.to_bits(), e.to_bits(), "row {}", i);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(super::super::testutil::cases(24)))]
+        /// The AVX2 small-plane pointwise kernel past one list of inputs ([`IM_LIST`]; the sums
+        /// carried through the outputs between lists): bit for bit the fused sums over the inputs
+        /// that are not zero at every position, in input order, from the bias, through the
+        /// activation only at the end.
+        #[test]
+        fn im_1x1_avx2_across_input_lists(c in 1000usize..2200, m in 1usize..40, hw in 1usize..=36, zero_every in 2usize..5, act in 0u8..3,
+                                          seed in 0u64..1000) {
+            let Some(f) = Fma::detect() else { return Ok(()) };
+            let f = f.avx2_only();
+            let mut x = super::super::testutil::data(c * hw, seed);
+            for (ci, row) in x.chunks_exact_mut(hw).enumerate() {
+                if ci % zero_every == 0 {
+                    row.fill(0.0);
+                }
+            }
+            let (wt, b) = (super::super::testutil::data(c * m, seed + 1), super::super::testutil::data(m, seed + 2));
+            let act = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }][act as usize];
+            let mut got = std::vec![f32::NAN; m * hw];
+            prop_assert!(f.im_1x1(&x, hw, c, &wt, m, &b, act, &mut got));
+            for o in 0..m {
+                for p in 0..hw {
+                    let mut acc = b[o];
+                    for ci in (0..c).filter(|&ci| x[ci * hw..(ci + 1) * hw].iter().any(|&v| v != 0.0)) {
+                        acc = libm::fmaf(x[ci * hw + p], wt[ci * m + o], acc);
+                    }
+                    prop_assert_eq!(got[o * hw + p].to_bits(), act.apply(acc).to_bits(), "output {} position {}", o, p);
                 }
             }
         }
