@@ -3365,11 +3365,12 @@ unsafe fn dw_s2_k<const KH: usize, const KW: usize>(
             for c in 0..n {
                 let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
                 let b0 = _mm256_set1_ps(*b.add(c));
+                let wv = tap_weights::<KH, KW>(wc);
                 for oy in 0..s.oh {
                     let acc = if full {
-                        dw_s2_row::<KH, KW, true>(s, xc, wc, b0, &tc, oy)
+                        dw_s2_row::<KH, KW, true>(s, xc, wc, &wv, b0, &tc, oy)
                     } else {
-                        dw_s2_row::<KH, KW, false>(s, xc, wc, b0, &tc, oy)
+                        dw_s2_row::<KH, KW, false>(s, xc, wc, &wv, b0, &tc, oy)
                     };
                     store_first(oc.add(oy * s.ow), act_ymm(act, acc), cnt);
                 }
@@ -3386,6 +3387,7 @@ unsafe fn dw_s2_row<const KH: usize, const KW: usize, const FULL: bool>(
     s: &S2,
     xc: *const f32,
     wc: *const f32,
+    wv: &[__m256; TAPS_REG],
     b0: __m256,
     tc: &[TapCols; S_AVX2_KW],
     oy: usize,
@@ -3407,11 +3409,11 @@ unsafe fn dw_s2_row<const KH: usize, const KW: usize, const FULL: bool>(
                     } else {
                         evens_pair(_mm256_maskload_ps(p, t.masks[0]), _mm256_maskload_ps(p.wrapping_add(8), t.masks[1]))
                     };
-                    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*wr.add(kx)), v));
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(tap_weight::<KH, KW>(wv, wr, ky * kw + kx, kx), v));
                 }
             } else {
                 for kx in 0..kw {
-                    acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*wr.add(kx)), _mm256_setzero_ps()));
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(tap_weight::<KH, KW>(wv, wr, ky * kw + kx, kx), _mm256_setzero_ps()));
                 }
             }
         }
@@ -3420,22 +3422,18 @@ unsafe fn dw_s2_row<const KH: usize, const KW: usize, const FULL: bool>(
 }
 
 /// [`Fma::conv_s2`] with AVX2 for `n` filters at stride `S` (1 or 2), kernels at most
-/// [`S_AVX2_KW`] wide: 8 outputs of a row for up to 8 filters at a time, each tap vector
-/// (input channel, kernel row, column) loaded once and fused into every filter's sum in the
-/// definition's `(c, ky, kx)` order; rows in the padding fuse `w · 0`. The caller guarantees
-/// the bounds.
+/// [`S_AVX2_KW`] wide: up to 4 filters × 24 outputs of a row (three 8-output blocks; single
+/// blocks at the row's end) at a time, each tap vector (input channel, kernel row, column)
+/// loaded once and fused into every filter's sum in the definition's `(c, ky, kx)` order; rows
+/// in the padding fuse `w · 0`. The caller guarantees the bounds.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn conv_s_avx2<const S: usize>(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
     let mut f0 = 0;
     while f0 < n {
-        let nf = (n - f0).min(8);
+        let nf = (n - f0).min(4);
         // SAFETY: the caller's guarantee, for filters `f0 .. f0 + nf`.
         unsafe {
             match nf {
-                8 => conv_s_avx2_f::<S, 8>(s, x, w, b, act, out, f0),
-                7 => conv_s_avx2_f::<S, 7>(s, x, w, b, act, out, f0),
-                6 => conv_s_avx2_f::<S, 6>(s, x, w, b, act, out, f0),
-                5 => conv_s_avx2_f::<S, 5>(s, x, w, b, act, out, f0),
                 4 => conv_s_avx2_f::<S, 4>(s, x, w, b, act, out, f0),
                 3 => conv_s_avx2_f::<S, 3>(s, x, w, b, act, out, f0),
                 2 => conv_s_avx2_f::<S, 2>(s, x, w, b, act, out, f0),
@@ -3468,7 +3466,7 @@ unsafe fn conv_s_avx2_f<const S: usize, const F: usize>(
         // The filters' weights tap-major (tap `t`'s `F` weights at `t·F`), so each tap's
         // broadcasts read fixed offsets from one pointer.
         let k = s.cg * s.kh * s.kw;
-        let mut wp = [0.0f32; CONV_S_K * 8];
+        let mut wp = [0.0f32; CONV_S_K * 4];
         if k > CONV_S_K {
             return;
         }
@@ -3478,37 +3476,58 @@ unsafe fn conv_s_avx2_f<const S: usize, const F: usize>(
             }
         }
         let wf = wp.as_ptr();
-        for ox0 in (0..s.ow).step_by(8) {
-            let cnt = (s.ow - ox0).min(8);
-            let tc = tap_cols::<S>(ox0, s.kw, s.pl, s.w);
-            let full = tc[..s.kw].iter().all(|t| t.full);
+        let mut ox0 = 0;
+        while ox0 < s.ow {
+            let nb = if s.ow - ox0 >= 24 { 3 } else { 1 };
+            let tc: [[TapCols; S_AVX2_KW]; 3] = core::array::from_fn(|i| tap_cols::<S>(ox0 + 8 * i, s.kw, s.pl, s.w));
+            let full = tc[..nb].iter().all(|c| c[..s.kw].iter().all(|t| t.full));
             for oy in 0..s.oh {
-                let acc = if full {
-                    conv_s_block::<S, F, true>(s, x, wf, bias, &tc, oy)
+                let o = out.add(f0 * op + oy * s.ow + ox0);
+                if nb == 3 {
+                    let acc = if full {
+                        conv_s_block::<S, F, 3, true>(s, x, wf, bias, &tc, oy)
+                    } else {
+                        conv_s_block::<S, F, 3, false>(s, x, wf, bias, &tc, oy)
+                    };
+                    for (f, a) in acc.iter().enumerate() {
+                        for (i, v) in a.iter().enumerate() {
+                            _mm256_storeu_ps(o.add(f * op + 8 * i), act_ymm(act, *v));
+                        }
+                    }
                 } else {
-                    conv_s_block::<S, F, false>(s, x, wf, bias, &tc, oy)
-                };
-                for (f, a) in acc.iter().enumerate() {
-                    store_first(out.add((f0 + f) * op + oy * s.ow + ox0), act_ymm(act, *a), cnt);
+                    let cnt = (s.ow - ox0).min(8);
+                    let acc = if full {
+                        conv_s_block::<S, F, 1, true>(s, x, wf, bias, &tc, oy)
+                    } else {
+                        conv_s_block::<S, F, 1, false>(s, x, wf, bias, &tc, oy)
+                    };
+                    for (f, a) in acc.iter().enumerate() {
+                        store_first(o.add(f * op), act_ymm(act, a[0]), cnt);
+                    }
                 }
             }
+            ox0 += (8 * nb).min(s.ow - ox0);
         }
     }
 }
 
-/// The `F` sums of [`conv_s_avx2_f`] for output row `oy` of the block `tc` describes, from
-/// `bias`; every tap's loads plain when `FULL` (all inside the row), masked otherwise.
+/// The sums of [`conv_s_avx2_f`]'s `F` filters over `NB` consecutive 8-output blocks (`tc[i]`
+/// describes block `i`) of output row `oy`, from `bias`; every tap's loads plain when `FULL`
+/// (all inside the row), masked otherwise.
 #[inline(always)]
-unsafe fn conv_s_block<const S: usize, const F: usize, const FULL: bool>(
+unsafe fn conv_s_block<const S: usize, const F: usize, const NB: usize, const FULL: bool>(
     s: &S2,
     x: *const f32,
     wf: *const f32,
     bias: [__m256; F],
-    tc: &[TapCols; S_AVX2_KW],
+    tc: &[[TapCols; S_AVX2_KW]; 3],
     oy: usize,
-) -> [__m256; F] {
+) -> [[__m256; NB]; F] {
     let taps = s.kh * s.kw;
-    let mut acc = bias;
+    let mut acc = [[_mm256_setzero_ps(); NB]; F];
+    for (a, b) in acc.iter_mut().zip(&bias) {
+        *a = [*b; NB];
+    }
     // SAFETY: the caller's guarantee (as `conv_s_avx2_f`'s).
     unsafe {
         for c in 0..s.cg {
@@ -3518,24 +3537,34 @@ unsafe fn conv_s_block<const S: usize, const F: usize, const FULL: bool>(
                 let wr = wf.add((c * taps + ky * s.kw) * F);
                 if (0..s.h as isize).contains(&iy) {
                     let row = xc.add(iy as usize * s.w);
-                    for (kx, t) in tc.iter().enumerate().take(s.kw) {
-                        let p = row.wrapping_offset(t.col);
-                        let ld = |h: usize| {
-                            if FULL {
-                                _mm256_loadu_ps(p.wrapping_add(8 * h))
-                            } else {
-                                _mm256_maskload_ps(p.wrapping_add(8 * h), t.masks[h])
-                            }
-                        };
-                        let v = if S == 1 { ld(0) } else { evens_pair(ld(0), ld(1)) };
+                    for kx in 0..s.kw {
+                        let mut v = [_mm256_setzero_ps(); NB];
+                        for (vi, ti) in v.iter_mut().zip(tc) {
+                            let t = &ti[kx];
+                            let p = row.wrapping_offset(t.col);
+                            let ld = |h: usize| {
+                                if FULL {
+                                    _mm256_loadu_ps(p.wrapping_add(8 * h))
+                                } else {
+                                    _mm256_maskload_ps(p.wrapping_add(8 * h), t.masks[h])
+                                }
+                            };
+                            *vi = if S == 1 { ld(0) } else { evens_pair(ld(0), ld(1)) };
+                        }
                         for (f, a) in acc.iter_mut().enumerate() {
-                            *a = _mm256_fmadd_ps(_mm256_set1_ps(*wr.add(kx * F + f)), v, *a);
+                            let wv = _mm256_set1_ps(*wr.add(kx * F + f));
+                            for (ai, vi) in a.iter_mut().zip(&v) {
+                                *ai = _mm256_fmadd_ps(wv, *vi, *ai);
+                            }
                         }
                     }
                 } else {
                     for kx in 0..s.kw {
                         for (f, a) in acc.iter_mut().enumerate() {
-                            *a = _mm256_fmadd_ps(_mm256_set1_ps(*wr.add(kx * F + f)), _mm256_setzero_ps(), *a);
+                            let wv = _mm256_set1_ps(*wr.add(kx * F + f));
+                            for ai in a.iter_mut() {
+                                *ai = _mm256_fmadd_ps(wv, _mm256_setzero_ps(), *ai);
+                            }
                         }
                     }
                 }
@@ -3552,6 +3581,35 @@ fn evens_pair(a: __m256, b: __m256) -> __m256 {
     unsafe {
         let e = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
         _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)))
+    }
+}
+
+/// Most taps whose broadcast weights the depthwise row kernels keep in registers (3 × 3).
+const TAPS_REG: usize = 9;
+
+/// The broadcast weights of a `KH × KW` filter at `wc` when its size is known and at most
+/// [`TAPS_REG`] taps (else zeros: the kernels then broadcast each weight where they use it).
+#[inline(always)]
+unsafe fn tap_weights<const KH: usize, const KW: usize>(wc: *const f32) -> [__m256; TAPS_REG] {
+    let mut wv = [_mm256_setzero_ps(); TAPS_REG];
+    if KH > 0 && KH * KW <= TAPS_REG {
+        for (t, v) in wv.iter_mut().enumerate().take(KH * KW) {
+            // SAFETY: the caller's filter of `KH · KW` weights.
+            *v = unsafe { _mm256_set1_ps(*wc.add(t)) };
+        }
+    }
+    wv
+}
+
+/// Tap `t` (column `kx` of the kernel row at `wr`) of the filter: from `wv` where
+/// [`tap_weights`] filled it, else broadcast from memory.
+#[inline(always)]
+unsafe fn tap_weight<const KH: usize, const KW: usize>(wv: &[__m256; TAPS_REG], wr: *const f32, t: usize, kx: usize) -> __m256 {
+    if KH > 0 && KH * KW <= TAPS_REG {
+        wv[t]
+    } else {
+        // SAFETY: the caller's kernel row.
+        unsafe { _mm256_set1_ps(*wr.add(kx)) }
     }
 }
 
@@ -3593,12 +3651,13 @@ unsafe fn dw_s1_k<const KH: usize, const KW: usize>(
             for c in 0..n {
                 let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
                 let b0 = _mm256_set1_ps(*b.add(c));
+                let wv = tap_weights::<KH, KW>(wc);
                 let mut oy = 0;
                 while oy < s.oh {
                     let acc = if full {
-                        dw_s1_rows::<KH, KW, true>(s, xc, wc, b0, &tc, oy)
+                        dw_s1_rows::<KH, KW, true>(s, xc, wc, &wv, b0, &tc, oy)
                     } else {
-                        dw_s1_rows::<KH, KW, false>(s, xc, wc, b0, &tc, oy)
+                        dw_s1_rows::<KH, KW, false>(s, xc, wc, &wv, b0, &tc, oy)
                     };
                     for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
                         store_first(oc.add((oy + r) * s.ow), act_ymm(act, *a), cnt);
@@ -3618,6 +3677,7 @@ unsafe fn dw_s1_rows<const KH: usize, const KW: usize, const FULL: bool>(
     s: &S2,
     xc: *const f32,
     wc: *const f32,
+    wv: &[__m256; TAPS_REG],
     b0: __m256,
     tc: &[TapCols; S_AVX2_KW],
     oy: usize,
@@ -3636,11 +3696,11 @@ unsafe fn dw_s1_rows<const KH: usize, const KW: usize, const FULL: bool>(
                     for (kx, t) in tc.iter().enumerate().take(kw) {
                         let p = row.wrapping_offset(t.col);
                         let v = if FULL { _mm256_loadu_ps(p) } else { _mm256_maskload_ps(p, t.masks[0]) };
-                        *a = _mm256_fmadd_ps(_mm256_set1_ps(*wr.add(kx)), v, *a);
+                        *a = _mm256_fmadd_ps(tap_weight::<KH, KW>(wv, wr, ky * kw + kx, kx), v, *a);
                     }
                 } else {
                     for kx in 0..kw {
-                        *a = _mm256_fmadd_ps(_mm256_set1_ps(*wr.add(kx)), _mm256_setzero_ps(), *a);
+                        *a = _mm256_fmadd_ps(tap_weight::<KH, KW>(wv, wr, ky * kw + kx, kx), _mm256_setzero_ps(), *a);
                     }
                 }
             }
