@@ -176,12 +176,7 @@ pub(super) fn conv_simd<M: Micro>(
         let run = |buf: &mut [f32]| {
             let buf = &mut buf[..sub_len];
             subsample(mk, g, x, buf);
-            let direct = match bias {
-                None => mk.conv_direct(&gs, None, buf, w, &[], act, out),
-                Some(View::F32(b)) => mk.conv_direct(&gs, None, buf, w, b, act, out),
-                Some(_) => false,
-            };
-            if direct {
+            if direct(mk, &gs, None, buf, w, bias, act, out) {
                 return Ok(());
             }
             gemm::conv(mk, &gs, buf, w, bias, act, out)
@@ -209,12 +204,7 @@ pub(super) fn conv_simd<M: Micro>(
                 let run = |buf: &mut [f32]| {
                     let buf = &mut buf[..len];
                     gemm::split_phases(mk, g, q, x, buf);
-                    let direct = match bias {
-                        None => mk.conv_direct(g, Some((q.hq, q.wq)), buf, w, &[], act, out),
-                        Some(View::F32(b)) => mk.conv_direct(g, Some((q.hq, q.wq)), buf, w, b, act, out),
-                        Some(_) => false,
-                    };
-                    if direct {
+                    if direct(mk, g, Some((q.hq, q.wq)), buf, w, bias, act, out) {
                         return Ok(());
                     }
                     gemm::conv_in(mk, g, Some(q), buf, w, bias, act, out)
@@ -228,17 +218,33 @@ pub(super) fn conv_simd<M: Micro>(
                 }
             }
             None => {
-                let direct = match bias {
-                    None => mk.conv_direct(g, None, x, w, &[], act, out),
-                    Some(View::F32(b)) => mk.conv_direct(g, None, x, w, b, act, out),
-                    Some(_) => false,
-                };
-                if direct {
+                if direct(mk, g, None, x, w, bias, act, out) {
                     return Ok(());
                 }
                 gemm::conv(mk, g, x, w, bias, act, out)
             }
         },
+    }
+}
+
+/// [`Micro::conv_direct`] with the bias as [`conv_simd`] holds it (f32 or none; other storage
+/// keeps the tiled product). False when nothing ran.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn direct<M: Micro>(
+    mk: M,
+    g: &Geom,
+    phases: Option<(usize, usize)>,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> bool {
+    match bias {
+        None => mk.conv_direct(g, phases, x, w, &[], act, out),
+        Some(View::F32(b)) => mk.conv_direct(g, phases, x, w, b, act, out),
+        Some(_) => false,
     }
 }
 

@@ -229,10 +229,10 @@ pub(super) fn depthwise<M: Micro>(
 ) -> Result<(), OpError> {
     let a = Args { x, w, bias, act };
     if let Some(s2) = S2::of(g).filter(|_| mk.dw_s2_ready()) {
-        return strided(mk, g, s2, &a, out);
+        return in_place(mk, g, s2, &a, out);
     }
     if let Some(s1) = S2::dw1(g).filter(|s1| mk.dw_s1_ready() && s1.ow >= DW1_OW) {
-        return rows1(mk, g, s1, &a, out);
+        return in_place(mk, g, s1, &a, out);
     }
     if let Some(pl) = plane_layout(g) {
         return planes(mk, g, pl, &a, out);
@@ -1196,10 +1196,11 @@ pub(super) fn stem<M: Micro>(
     Ok(())
 }
 
-/// [`depthwise`] for stride-2 layers on CPUs with [`Micro::dw_s2`]: the input planes read in
-/// place, no phase copies; filters decoded a chunk of channels at a time.
+/// [`depthwise`] for stride-2 layers on CPUs with [`Micro::dw_s2`] and stride-1 ones
+/// ([`S2::dw1`]) on CPUs with [`Micro::dw_s1`]: the input planes read in place, no phase copies;
+/// filters decoded a chunk of channels at a time.
 #[inline(always)]
-fn strided<M: Micro>(mk: M, g: &Geom, s: S2, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
+fn in_place<M: Micro>(mk: M, g: &Geom, s: S2, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
     let (taps, in_plane, plane) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
     if a.x.len() < g.m * in_plane || a.w.len() < g.m * taps || out.len() < g.m * plane || g.m > g.c {
         return Err(OpError::ShapeMismatch);
@@ -1216,41 +1217,19 @@ fn strided<M: Micro>(mk: M, g: &Geom, s: S2, a: &Args<'_>, out: &mut [f32]) -> R
             None => bb.fill(0.0),
         }
         let (xc, o) = (&a.x[c0 * in_plane..(c0 + n) * in_plane], &mut out[c0 * plane..(c0 + n) * plane]);
-        mk.dw_s2(&s, xc, &wb[..n * taps], &bb[..n], a.act, o);
+        if s.s == 1 {
+            mk.dw_s1(&s, xc, &wb[..n * taps], &bb[..n], a.act, o);
+        } else {
+            mk.dw_s2(&s, xc, &wb[..n * taps], &bb[..n], a.act, o);
+        }
         c0 += n;
     }
     Ok(())
 }
 
-/// Narrowest output rows [`rows1`] takes: narrower planes keep [`planes`], whose position
+/// Narrowest output rows [`in_place`] takes at stride 1: narrower planes keep [`planes`], whose position
 /// groups span rows (VWW's 12 × 12 layer, AVX2: 9.6 µs there against 13.3 µs in rows).
 const DW1_OW: usize = 16;
-
-/// [`depthwise`] for stride-1 layers on CPUs with [`Micro::dw_s1`]: the input planes read in
-/// place row by row; filters decoded a chunk of channels at a time.
-#[inline(always)]
-fn rows1<M: Micro>(mk: M, g: &Geom, s: S2, a: &Args<'_>, out: &mut [f32]) -> Result<(), OpError> {
-    let (taps, in_plane, plane) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
-    if a.x.len() < g.m * in_plane || a.w.len() < g.m * taps || out.len() < g.m * plane || g.m > g.c {
-        return Err(OpError::ShapeMismatch);
-    }
-    let mut wb = [0.0f32; PLANE_W];
-    let mut bb = [0.0f32; PLANE_W / 16];
-    let per = (PLANE_W / taps).min(bb.len());
-    let mut c0 = 0;
-    while c0 < g.m {
-        let n = per.min(g.m - c0);
-        a.w.read_into(c0 * taps, &mut wb[..n * taps]);
-        match a.bias {
-            Some(bv) => bv.read_into(c0, &mut bb[..n]),
-            None => bb.fill(0.0),
-        }
-        let (xc, o) = (&a.x[c0 * in_plane..(c0 + n) * in_plane], &mut out[c0 * plane..(c0 + n) * plane]);
-        mk.dw_s1(&s, xc, &wb[..n * taps], &bb[..n], a.act, o);
-        c0 += n;
-    }
-    Ok(())
-}
 
 /// Writes channel plane `src` (`h × w`) as its `s × s` stride phases into `dst`: phase
 /// `(py, px)` row `ry` column `rx` holds input `(ry·s + py, rx·s + px)`, at
@@ -1513,7 +1492,7 @@ mod tests {
                 let a = super::Args { x: &x, w: View::F32(&w), bias: Some(View::F32(&b)), act: attrs.act };
                 for mk in [f, f.avx2_only()] {
                     prop_assert_eq!(&run(&|o| mk.dw_s1(&s1, &x, &w, &b, attrs.act, o)), &def);
-                    prop_assert_eq!(&run(&|o| mk.run(|| super::rows1(mk, &g, s1, &a, o)).unwrap()), &def);
+                    prop_assert_eq!(&run(&|o| mk.run(|| super::in_place(mk, &g, s1, &a, o)).unwrap()), &def);
                     if let Some(pl) = super::plane_layout(&g) {
                         prop_assert_eq!(&run(&|o| mk.run(|| super::planes(mk, &g, pl, &a, o)).unwrap()), &def);
                     }
