@@ -613,11 +613,7 @@ unsafe fn max_pool2_avx2(x: *const f32, planes: usize, h: usize, w: usize, oh: u
                         } else {
                             (_mm256_maskload_ps(row, m[0]), _mm256_maskload_ps(row.wrapping_add(8), m[1]))
                         };
-                        let ev = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
-                        let od = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
-                        let ev = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(ev)));
-                        let od = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(od)));
-                        acc = fmax_ymm(fmax_ymm(acc, ev), od);
+                        acc = fmax_ymm(fmax_ymm(acc, evens_pair(lo, hi)), odds_pair(lo, hi));
                     }
                 }
                 // SAFETY: outputs `ox0 .. ox0 + n` of row `oy` of plane `p`.
@@ -3342,15 +3338,17 @@ unsafe fn dw_s2_avx2(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: A
     // SAFETY: the caller's guarantee.
     unsafe {
         match (s.kh, s.kw) {
-            (3, 3) => dw_s2_k::<3, 3>(s, x, w, b, act, out, n),
-            _ => dw_s2_k::<0, 0>(s, x, w, b, act, out, n),
+            (3, 3) => dw_in_place_k::<2, 3, 3>(s, x, w, b, act, out, n),
+            _ => dw_in_place_k::<2, 0, 0>(s, x, w, b, act, out, n),
         }
     }
 }
 
-/// [`dw_s2_avx2`] for `KH × KW` kernels (`0, 0`: the layer's, known at run time only).
+/// [`dw_s2_avx2`] (`S = 2`) and [`dw_s1_avx2`] (`S = 1`) for `KH × KW` kernels (`0, 0`: the
+/// layer's, known at run time only): per 8-output block of a row and channel, one output row
+/// at a time at stride 2 ([`dw_s2_row`]), [`S1_ROWS`] at stride 1 ([`dw_s1_rows`]).
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dw_s2_k<const KH: usize, const KW: usize>(
+unsafe fn dw_in_place_k<const S: usize, const KH: usize, const KW: usize>(
     s: &S2,
     x: *const f32,
     w: *const f32,
@@ -3364,19 +3362,33 @@ unsafe fn dw_s2_k<const KH: usize, const KW: usize>(
     unsafe {
         for ox0 in (0..s.ow).step_by(8) {
             let cnt = (s.ow - ox0).min(8);
-            let tc = tap_cols::<2>(ox0, s.kw, s.pl, s.w);
+            let tc = tap_cols::<S>(ox0, s.kw, s.pl, s.w);
             let full = tc[..s.kw].iter().all(|t| t.full);
             for c in 0..n {
                 let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
                 let b0 = _mm256_set1_ps(*b.add(c));
                 let wv = tap_weights::<KH, KW>(wc);
-                for oy in 0..s.oh {
-                    let acc = if full {
-                        dw_s2_row::<KH, KW, true>(s, xc, wc, &wv, b0, &tc, oy)
+                let mut oy = 0;
+                while oy < s.oh {
+                    if S == 1 {
+                        let acc = if full {
+                            dw_s1_rows::<KH, KW, true>(s, xc, wc, &wv, b0, &tc, oy)
+                        } else {
+                            dw_s1_rows::<KH, KW, false>(s, xc, wc, &wv, b0, &tc, oy)
+                        };
+                        for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
+                            store_first(oc.add((oy + r) * s.ow), act_ymm(act, *a), cnt);
+                        }
+                        oy += S1_ROWS;
                     } else {
-                        dw_s2_row::<KH, KW, false>(s, xc, wc, &wv, b0, &tc, oy)
-                    };
-                    store_first(oc.add(oy * s.ow), act_ymm(act, acc), cnt);
+                        let acc = if full {
+                            dw_s2_row::<KH, KW, true>(s, xc, wc, &wv, b0, &tc, oy)
+                        } else {
+                            dw_s2_row::<KH, KW, false>(s, xc, wc, &wv, b0, &tc, oy)
+                        };
+                        store_first(oc.add(oy * s.ow), act_ymm(act, acc), cnt);
+                        oy += 1;
+                    }
                 }
             }
         }
@@ -3588,6 +3600,16 @@ fn evens_pair(a: __m256, b: __m256) -> __m256 {
     }
 }
 
+/// Lanes 1, 3, 5, 7 of `a`, then of `b`.
+#[inline(always)]
+fn odds_pair(a: __m256, b: __m256) -> __m256 {
+    // SAFETY: only reached from AVX2 functions (the kernels above).
+    unsafe {
+        let o = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(o)))
+    }
+}
+
 /// Most taps whose broadcast weights the depthwise row kernels keep in registers (3 × 3).
 const TAPS_REG: usize = 9;
 
@@ -3627,48 +3649,9 @@ unsafe fn dw_s1_avx2(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: A
     // SAFETY: the caller's guarantee.
     unsafe {
         match (s.kh, s.kw) {
-            (3, 3) => dw_s1_k::<3, 3>(s, x, w, b, act, out, n),
-            (5, 5) => dw_s1_k::<5, 5>(s, x, w, b, act, out, n),
-            _ => dw_s1_k::<0, 0>(s, x, w, b, act, out, n),
-        }
-    }
-}
-
-/// [`dw_s1_avx2`] for `KH × KW` kernels (`0, 0`: the layer's, known at run time only).
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dw_s1_k<const KH: usize, const KW: usize>(
-    s: &S2,
-    x: *const f32,
-    w: *const f32,
-    b: *const f32,
-    act: Activation,
-    out: *mut f32,
-    n: usize,
-) {
-    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        for ox0 in (0..s.ow).step_by(8) {
-            let cnt = (s.ow - ox0).min(8);
-            let tc = tap_cols::<1>(ox0, s.kw, s.pl, s.w);
-            let full = tc[..s.kw].iter().all(|t| t.full);
-            for c in 0..n {
-                let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
-                let b0 = _mm256_set1_ps(*b.add(c));
-                let wv = tap_weights::<KH, KW>(wc);
-                let mut oy = 0;
-                while oy < s.oh {
-                    let acc = if full {
-                        dw_s1_rows::<KH, KW, true>(s, xc, wc, &wv, b0, &tc, oy)
-                    } else {
-                        dw_s1_rows::<KH, KW, false>(s, xc, wc, &wv, b0, &tc, oy)
-                    };
-                    for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
-                        store_first(oc.add((oy + r) * s.ow), act_ymm(act, *a), cnt);
-                    }
-                    oy += S1_ROWS;
-                }
-            }
+            (3, 3) => dw_in_place_k::<1, 3, 3>(s, x, w, b, act, out, n),
+            (5, 5) => dw_in_place_k::<1, 5, 5>(s, x, w, b, act, out, n),
+            _ => dw_in_place_k::<1, 0, 0>(s, x, w, b, act, out, n),
         }
     }
 }
