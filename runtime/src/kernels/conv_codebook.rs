@@ -21,8 +21,8 @@ use core::mem::MaybeUninit;
 const WHOLE: usize = 40960;
 
 /// Writes filters `m0 ..` of `w` (`kdim` weights each) into `buf` (whole filters) through
-/// `decode(m, 0, filter)` (the 4-bit AVX-512 decoder writes its own buffers, see
-/// `Books4::decode_rows`).
+/// `decode(m, 0, filter)` (the 4-bit x86 decoders write their own buffers, see
+/// `Decoder4::decode_rows`).
 fn decode_filters(m0: usize, kdim: usize, buf: &mut [f32], decode: &mut impl FnMut(usize, usize, &mut [f32])) {
     for (i, f) in buf.chunks_exact_mut(kdim.max(1)).enumerate() {
         decode(m0 + i, 0, f);
@@ -48,7 +48,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         use super::gemm::Micro;
         let batch = x.shape.dim(0);
         let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
-        // Built on first use (7 KiB to clear): the AVX-512 decoder of 4-bit rows needs none.
+        // Built on first use (7 KiB to clear): the x86 decoders of 4-bit rows need none.
         let mut table: Option<Table> = None;
         let parts = w.parts();
         // Whole filters decoded onto the stack, a block of them at a time, run the dense Conv
@@ -96,10 +96,10 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
                 }
                 Ok(())
             };
-            // 4-bit codes with AVX-512: decoded into a buffer nobody clears (every float of a
-            // block is written before the block runs).
+            // 4-bit codes on x86 (AVX-512 registers, or AVX2 byte planes): decoded into a buffer
+            // nobody clears (every float of a block is written before the block runs).
             #[cfg(target_arch = "x86_64")]
-            if let Some(books) = super::x86::Codes::detect().and_then(|c| c.books4(&parts)) {
+            if let Some(books) = super::x86::Codes::detect().and_then(|c| c.decoder4(&parts)) {
                 let mut go = |buf: &mut [MaybeUninit<f32>]| -> Result<(), OpError> {
                     for m0 in (0..g.m).step_by(rows) {
                         let r = rows.min(g.m - m0);
@@ -133,17 +133,19 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
                 _ => zeroed::<WHOLE, _>(|b| run(b)),
             };
         }
-        // Filter chunks decoded per K chunk: 4-bit codes of at most 16 groups through the
-        // codebooks held in registers (AVX-512), else through every group's byte table, kept
-        // for the whole call (32 KiB to clear, so only then).
+        // Filter chunks decoded per K chunk: 4-bit codes through the x86 decoders (codebooks of
+        // at most 16 groups in AVX-512 registers, of at most 64 as AVX2 byte planes), else
+        // through every group's byte table, kept for the whole call (32 KiB to clear, so only
+        // then).
         #[cfg(target_arch = "x86_64")]
-        let books = super::x86::Codes::detect().and_then(|c| c.books4(&parts));
+        let books = super::x86::Codes::detect().and_then(|c| c.decoder4(&parts));
         #[cfg(all(not(target_arch = "x86_64"), not(target_os = "none")))]
         let books: Option<()> = None;
         #[cfg(not(target_os = "none"))]
         let mut pairs = (books.is_none() && crate::codebook::PairTables::apply(&parts)).then(crate::codebook::PairTables::new);
         let mut decode = |m: usize, k0: usize, buf: &mut [f32]| {
-            // 4-bit with AVX-512: 16 weights per permute (the chunks start on even `k0`).
+            // 4-bit on x86: 16 weights per permute (AVX-512) or 64 per 29 shuffles (AVX2); the
+            // chunks start on even `k0`.
             #[cfg(target_arch = "x86_64")]
             if books.as_ref().is_some_and(|b| b.decode(&parts, m, k0, buf)) {
                 return;
@@ -193,9 +195,9 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             }
             Ok(())
         };
-        // 4-bit codes with AVX-512: decoded into a buffer nobody clears, as above.
+        // 4-bit codes on x86: decoded into a buffer nobody clears, as above.
         #[cfg(target_arch = "x86_64")]
-        if let Some(books) = super::x86::Codes::detect().and_then(|c| c.books4(&parts)) {
+        if let Some(books) = super::x86::Codes::detect().and_then(|c| c.decoder4(&parts)) {
             let mut go = |buf: &mut [MaybeUninit<f32>]| {
                 let wb = buf.get_mut(..g.m * taps).and_then(|b| books.decode_rows(&parts, 0, taps, b));
                 filters(wb.ok_or(OpError::ShapeMismatch)?)

@@ -133,6 +133,9 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
         if c.wide() && wide_gemv(c, d, xs, w, out)? {
             return Ok(true);
         }
+        if !c.wide() && planes_gemv(c, d, xs, w, out)? {
+            return Ok(true);
+        }
     }
     // The header parsed once; the table reloaded when the group changes.
     let p = w.parts();
@@ -259,6 +262,39 @@ fn wide_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32]) -
             // `k0` is a multiple of SPLIT_CODES, so the chunk starts on a byte.
             let b0 = k0 / 2;
             if !c.gemv4_split(&p, b0, xr, xe, xo, outr) {
+                return Err(OpError::ShapeMismatch);
+            }
+            k0 += len;
+        }
+    }
+    Ok(true)
+}
+
+/// The AVX2 4-bit kernel: per input row and chunk of [`SPLIT_CODES`] inputs (permuted once into
+/// [`super::x86::permute_planes`] order on the stack for every output row),
+/// [`Codes::gemv4_planes`] adds the chunk's sums to the outputs. False, before writing, with
+/// more than [`super::x86::PLANE_GROUPS`] groups, or when `w` does not hold every row's codes
+/// (never after parsing).
+#[cfg(target_arch = "x86_64")]
+fn planes_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32]) -> Result<bool, OpError> {
+    use super::x86::{permute_planes, PLANE_BLOCK};
+    use core::mem::MaybeUninit;
+    const _: () = assert!(SPLIT_CODES.is_multiple_of(PLANE_BLOCK));
+    let p = w.parts();
+    if p.stride() < d.k.div_ceil(2) || p.indices().len() < d.n.saturating_mul(p.stride()) {
+        return Ok(false);
+    }
+    let Some(books) = c.plane_books(&p) else { return Ok(false) };
+    let mut xp = [MaybeUninit::<f32>::uninit(); SPLIT_CODES];
+    for r in 0..d.rows {
+        let outr = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
+        let mut k0 = 0;
+        while k0 < d.k {
+            let len = SPLIT_CODES.min(d.k - k0);
+            let xr = xs.get(r * d.k + k0..r * d.k + k0 + len).ok_or(OpError::ShapeMismatch)?;
+            let xp = permute_planes(xr, &mut xp);
+            // `k0` is a multiple of SPLIT_CODES, so the chunk starts on a byte.
+            if !c.gemv4_planes(&books, &p, k0 / 2, xp, len, outr) {
                 return Err(OpError::ShapeMismatch);
             }
             k0 += len;

@@ -217,7 +217,8 @@ const IM_DECODED: usize = 8192;
 /// inside the kernel (`Books4::im_1x1`; on VWW's 6 × 6 and 3 × 3 layers 0.80–0.88 of the f32
 /// kernel's speed, against 0.31–0.68 decoding blocks to the stack). Otherwise a block of
 /// outputs at a time, each input's weights for the block decoded onto the stack (contiguous in
-/// its row), then the f32 tiles. Either way every weight is decoded once per call and the sums
+/// its row; 4-bit codes through AVX2 byte planes where there is no AVX-512), then the f32
+/// tiles. Either way every weight is decoded once per call and the sums
 /// are the f32 kernel's on the decoded weights, bit for bit. False (nothing
 /// written) when the layer does not fit the kernel (plane, filter count, slices) or this CPU
 /// has no such kernel.
@@ -246,11 +247,11 @@ fn small_plane_codebook(
     if let Some(bv) = bias {
         bv.read_into(0, &mut bb[..m]);
     }
-    // Only the rows the AVX-512 decoder does not take need the group tables (7 KiB to clear).
+    // Only the rows the x86 decoders do not take need the group tables (7 KiB to clear).
     let mut table: Option<crate::codebook::Table> = None;
     let parts = cb.parts();
     #[cfg(target_arch = "x86_64")]
-    let books = super::x86::Codes::detect().and_then(|k| k.books4(&parts));
+    let books = super::x86::Codes::detect().and_then(|k| k.decoder4(&parts));
     // 4-bit with AVX-512: codes decoded in registers inside the kernel.
     #[cfg(target_arch = "x86_64")]
     if let Some(b) = books.as_ref() {

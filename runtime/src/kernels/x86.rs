@@ -522,6 +522,457 @@ unsafe fn rows4_vl(table: &[f32; 256], rows: [&[u8]; 4], x: &[f32]) -> ([f32; 4]
     rows4_body!(table, rows, x, look)
 }
 
+/// Inputs a step of the byte-plane 4-bit kernel takes: 32 code bytes.
+pub(crate) const PLANE_BLOCK: usize = 64;
+
+/// Which input of its [`PLANE_BLOCK`] lane `i` of a permuted block holds: the order in which
+/// [`planes_block`] yields a block's 64 weights (8 registers of 8 lanes). A permutation of
+/// `0..64`.
+pub(crate) const fn plane_source(i: usize) -> usize {
+    let (r, l) = (i / 8, i % 8);
+    // Register r: low (r < 4) or high nibbles, 16-bit unpack stage r % 4; lane l: 128-bit half
+    // l / 4, 32-bit unpack position l % 4.
+    let (t, f, h, e) = (r / 4, r % 4, l / 4, l % 4);
+    2 * (16 * h + 4 * f + e) + t
+}
+
+/// [`plane_source`] of a last block of at most 32 inputs, which [`planes_half`] decodes (4
+/// registers; the low 128-bit half holds low nibbles, the high half high nibbles). A
+/// permutation of `0..32`.
+pub(crate) const fn half_source(i: usize) -> usize {
+    let (f, t, e) = (i / 8, i % 8 / 4, i % 4);
+    2 * (4 * f + e) + t
+}
+
+/// How many permuted inputs [`permute_planes`] writes for `n` inputs: whole [`PLANE_BLOCK`]s,
+/// the last one half a block when it holds at most 32 inputs.
+pub(crate) const fn planes_len(n: usize) -> usize {
+    n.next_multiple_of(PLANE_BLOCK / 2)
+}
+
+/// `xp` (at least [`planes_len`]`(x.len())` values) gets `x` in [`plane_source`] order block by
+/// block ([`half_source`] for a last half block), 0.0 past `x.len()`: the inputs
+/// [`Codes::gemv4_planes`] takes. Returns the [`planes_len`] values written.
+pub(crate) fn permute_planes<'a>(x: &[f32], xp: &'a mut [MaybeUninit<f32>]) -> &'a mut [f32] {
+    const fn table<const N: usize>(half: bool) -> [u8; N] {
+        let mut s = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            s[i] = if half { half_source(i) } else { plane_source(i) } as u8;
+            i += 1;
+        }
+        s
+    }
+    const FULL: [u8; PLANE_BLOCK] = table::<PLANE_BLOCK>(false);
+    const HALF: [u8; PLANE_BLOCK / 2] = table::<{ PLANE_BLOCK / 2 }>(true);
+    let len = planes_len(x.len()).min(xp.len() / (PLANE_BLOCK / 2) * (PLANE_BLOCK / 2));
+    let xp = &mut xp[..len];
+    for (q, blk) in xp.chunks_mut(PLANE_BLOCK).enumerate() {
+        let src = x.get(q * PLANE_BLOCK..).unwrap_or(&[]);
+        let order: &[u8] = if blk.len() == PLANE_BLOCK { &FULL } else { &HALF };
+        for (v, &s) in blk.iter_mut().zip(order) {
+            v.write(src.get(s as usize).copied().unwrap_or(0.0));
+        }
+    }
+    // SAFETY: every one of the `len` values was written above (`blk` covers `xp`, and each
+    // block's order has its length: the last chunk is a whole or a half block since `len` is
+    // a multiple of 32); `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { core::slice::from_raw_parts_mut(xp.as_mut_ptr().cast::<f32>(), len) }
+}
+
+/// Most groups [`PlaneBooks`] holds.
+pub(crate) const PLANE_GROUPS: usize = 64;
+
+/// The codebooks of a 4-bit payload (at most [`PLANE_GROUPS`] groups) as byte planes for
+/// `vpshufb` lookups: bytes `16b .. 16b + 16` of group `g`'s entry are byte `b` of each of its
+/// 16 codewords (missing codewords are 0.0, as `Parts::load` reads them). Made by
+/// [`Codes::plane_books`] (AVX2 detected).
+pub(crate) struct PlaneBooks {
+    planes: [[u8; 64]; PLANE_GROUPS],
+}
+
+impl Codes {
+    /// [`PlaneBooks`] of `p`: `None` for other widths or more than [`PLANE_GROUPS`] groups.
+    pub(crate) fn plane_books(self, p: &Parts<'_>) -> Option<PlaneBooks> {
+        if p.bits() != 4 || p.groups() > PLANE_GROUPS {
+            return None;
+        }
+        let mut books = PlaneBooks { planes: [[0; 64]; PLANE_GROUPS] };
+        let mut t = [0.0f32; 256];
+        for (g, planes) in books.planes.iter_mut().enumerate().take(p.groups()) {
+            p.load(g, &mut t);
+            // SAFETY: a `Codes` exists only after AVX2 was detected.
+            unsafe { byte_planes(&t, planes) };
+        }
+        Some(books)
+    }
+
+    /// `out[j] += Σ_m codebook(group(j))[code(j, 2·b0 + m)] · x[m]` over `m < n` for every row
+    /// `j < out.len()` of the 4-bit payload `p`, `books` its [`Codes::plane_books`], given `xp`:
+    /// `x` in [`permute_planes`] order, zero from `n` on (codewords are finite, as parsing
+    /// guarantees, so the codes past a row's `n` that the kernel may read add nothing). Four
+    /// `vpshufb` and eight unpacks per 32 weights instead of a permute pair per 8. Sums in
+    /// another order than the scalar dot. False, with `out` untouched, when a row does not hold codes `2·b0 .. 2·b0 + n` or
+    /// `xp` holds fewer than [`planes_len`]`(n)` values.
+    pub(crate) fn gemv4_planes(self, books: &PlaneBooks, p: &Parts<'_>, b0: usize, xp: &[f32], n: usize, out: &mut [f32]) -> bool {
+        let stride = p.stride();
+        if p.bits() != 4
+            || b0.checked_add(n.div_ceil(2)).is_none_or(|end| end > stride)
+            || p.indices().len() < out.len().saturating_mul(stride)
+            || xp.len() < planes_len(n)
+        {
+            return false;
+        }
+        // SAFETY: AVX2 + FMA detected (a `Codes` exists); the bounds are checked above.
+        unsafe { gemv4_planes_core(books, p, b0, xp.as_ptr(), n, out) };
+        true
+    }
+}
+
+impl PlaneBooks {
+    /// Writes weights `k0 .. k0 + out.len()` of row `row` of `p` (the payload these books came
+    /// from) to `out`: the values `Parts::decode` gives, 64 per 29 shuffles. False, with `out`
+    /// untouched, for an odd `k0` or when the row holds fewer codes.
+    pub(crate) fn decode(&self, p: &Parts<'_>, row: usize, k0: usize, out: &mut [f32]) -> bool {
+        if !k0.is_multiple_of(2) || p.row(row).len() < (k0 + out.len()).div_ceil(2) {
+            return false;
+        }
+        let book = self.planes[p.group(row).min(PLANE_GROUPS - 1)].as_ptr();
+        // SAFETY: a `PlaneBooks` exists only after AVX2 was detected; the row holds bytes
+        // `k0/2 .. ⌈(k0 + out.len())/2⌉` (checked above), which start at byte
+        // `row·stride + k0/2` of the payload.
+        unsafe { planes_decode(book, p.indices(), row * p.stride() + k0 / 2, out.as_mut_ptr(), out.len()) };
+        true
+    }
+
+    /// Writes rows `m0 ..` of `p`, the first `kdim` weights of each, to `buf` (as
+    /// `Books4::decode_rows`: `kdim` floats a row, as many rows as `buf` holds, every float
+    /// written, returned as those floats). `None`, with `buf` untouched, when a row holds fewer
+    /// than `kdim` codes or is missing.
+    pub(crate) fn decode_rows<'b>(&self, p: &Parts<'_>, m0: usize, kdim: usize, buf: &'b mut [MaybeUninit<f32>]) -> Option<&'b mut [f32]> {
+        let (stride, rows) = (p.stride(), buf.len() / kdim.max(1));
+        if kdim == 0
+            || !buf.len().is_multiple_of(kdim)
+            || stride < kdim.div_ceil(2)
+            || m0.checked_add(rows).and_then(|e| e.checked_mul(stride)).is_none_or(|end| end > p.indices().len())
+        {
+            return None;
+        }
+        let out = buf.as_mut_ptr().cast::<f32>();
+        for i in 0..rows {
+            let book = self.planes[p.group(m0 + i).min(PLANE_GROUPS - 1)].as_ptr();
+            // SAFETY: AVX2 detected (a `PlaneBooks` exists); the row's `⌈kdim/2⌉ ≤ stride`
+            // bytes lie in the payload (checked above); floats `i·kdim .. (i + 1)·kdim` of
+            // `buf` are writable.
+            unsafe { planes_decode(book, p.indices(), (m0 + i) * stride, out.add(i * kdim), kdim) };
+        }
+        // SAFETY: every one of the `rows·kdim = buf.len()` floats was written above
+        // (`MaybeUninit<f32>` has `f32`'s layout).
+        Some(unsafe { core::slice::from_raw_parts_mut(out, buf.len()) })
+    }
+}
+
+/// A 4-bit payload's codebooks ready for the x86 decoders: in AVX-512 registers
+/// ([`Books4`], at most 16 groups, AVX-512 F, VL and BW) or as byte planes ([`PlaneBooks`],
+/// AVX2, at most [`PLANE_GROUPS`] groups). One per call on the stack (no allocator to box the
+/// larger variant in).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Decoder4 {
+    Wide(Books4),
+    Planes(PlaneBooks),
+}
+
+impl Codes {
+    /// The fastest [`Decoder4`] of `p` this CPU runs; `None` for other widths or too many
+    /// groups.
+    pub(crate) fn decoder4(self, p: &Parts<'_>) -> Option<Decoder4> {
+        match self.books4(p) {
+            Some(b) => Some(Decoder4::Wide(b)),
+            None => self.plane_books(p).map(Decoder4::Planes),
+        }
+    }
+}
+
+impl Decoder4 {
+    /// [`Books4::decode`] / [`PlaneBooks::decode`].
+    #[inline]
+    pub(crate) fn decode(&self, p: &Parts<'_>, row: usize, k0: usize, out: &mut [f32]) -> bool {
+        match self {
+            Decoder4::Wide(b) => b.decode(p, row, k0, out),
+            Decoder4::Planes(b) => b.decode(p, row, k0, out),
+        }
+    }
+
+    /// [`Books4::decode_rows`] / [`PlaneBooks::decode_rows`].
+    pub(crate) fn decode_rows<'b>(&self, p: &Parts<'_>, m0: usize, kdim: usize, buf: &'b mut [MaybeUninit<f32>]) -> Option<&'b mut [f32]> {
+        match self {
+            Decoder4::Wide(b) => b.decode_rows(p, m0, kdim, buf),
+            Decoder4::Planes(b) => b.decode_rows(p, m0, kdim, buf),
+        }
+    }
+
+    /// [`Books4::im_1x1`] (AVX-512); false, with nothing written, for byte planes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn im_1x1(
+        &self,
+        p: &Parts<'_>,
+        x: &[f32],
+        hw: usize,
+        c: usize,
+        m: usize,
+        bias: &[f32],
+        act: Activation,
+        out: &mut [f32],
+    ) -> bool {
+        match self {
+            Decoder4::Wide(b) => b.im_1x1(p, x, hw, c, m, bias, act, out),
+            Decoder4::Planes(_) => false,
+        }
+    }
+}
+
+/// Writes weights `0 .. n` of the 4-bit codes starting at byte `s` of `codes` through the byte
+/// planes at `planes` to `out`, in order. The caller guarantees `⌈n/2⌉` bytes from `s` in
+/// `codes` and `n` writable floats at `out` (codes past them are read inside `codes` or
+/// through a zeroed copy, and not written).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn planes_decode(planes: *const u8, codes: &[u8], s: usize, out: *mut f32, n: usize) {
+    let copy = |at: usize| -> [u8; 32] {
+        let mut b = [0u8; 32];
+        let src = &codes[at..codes.len().min(at + 32)];
+        b[..src.len()].copy_from_slice(src);
+        b
+    };
+    let mut j = 0;
+    while j + PLANE_BLOCK <= n {
+        let at = s + j / 2;
+        // SAFETY: bytes `at .. at + 32` lie in the row (the caller's guarantee).
+        let w = unsafe { natural_block(planes, _mm256_loadu_si256(codes.as_ptr().add(at).cast())) };
+        for (r, w) in w.into_iter().enumerate() {
+            // SAFETY: floats `j + 8r .. j + 8r + 8 ≤ n` at `out`.
+            unsafe { _mm256_storeu_ps(out.add(j + 8 * r), w) };
+        }
+        j += PLANE_BLOCK;
+    }
+    if j < n {
+        let (at, rem) = (s + j / 2, n - j);
+        let v = if at + 32 <= codes.len() {
+            // SAFETY: bytes `at .. at + 32` lie in `codes`.
+            unsafe { _mm256_loadu_si256(codes.as_ptr().add(at).cast()) }
+        } else {
+            // SAFETY: a 32-byte copy.
+            unsafe { _mm256_loadu_si256(copy(at).as_ptr().cast()) }
+        };
+        let mut tmp = [0.0f32; PLANE_BLOCK];
+        if rem <= PLANE_BLOCK / 2 {
+            // SAFETY: `planes` points at 64 plane bytes (the caller's guarantee).
+            let w = unsafe { natural_half(planes, _mm256_castsi256_si128(v)) };
+            for (r, w) in w.into_iter().enumerate() {
+                // SAFETY: floats `8r .. 8r + 8` of `tmp`.
+                unsafe { _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * r), w) };
+            }
+        } else {
+            // SAFETY: as above.
+            let w = unsafe { natural_block(planes, v) };
+            for (r, w) in w.into_iter().enumerate() {
+                // SAFETY: floats `8r .. 8r + 8` of `tmp`.
+                unsafe { _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * r), w) };
+            }
+        }
+        // SAFETY: floats `j .. n` at `out` are writable.
+        unsafe { core::ptr::copy_nonoverlapping(tmp.as_ptr(), out.add(j), rem) };
+    }
+}
+
+/// The four byte planes at `planes` (64 bytes, the caller's guarantee), each in both halves.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn plane_regs(planes: *const u8) -> [__m256i; 4] {
+    // SAFETY: four 16-byte loads inside the 64 bytes.
+    core::array::from_fn(|k| unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(planes.add(16 * k).cast())) })
+}
+
+/// The codewords of 32 codes `idx` (one byte each, in dword order `0, 2, 4, 6 | 1, 3, 5, 7`
+/// of runs of 4) through `pl`: 4 registers of 8 weights in code order.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn natural_lookup(pl: &[__m256i; 4], idx: __m256i) -> [__m256; 4] {
+    let b: [__m256i; 4] = core::array::from_fn(|k| _mm256_shuffle_epi8(pl[k], idx));
+    let (l01, h01) = (_mm256_unpacklo_epi8(b[0], b[1]), _mm256_unpackhi_epi8(b[0], b[1]));
+    let (l23, h23) = (_mm256_unpacklo_epi8(b[2], b[3]), _mm256_unpackhi_epi8(b[2], b[3]));
+    [
+        _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23)),
+        _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23)),
+        _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23)),
+        _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23)),
+    ]
+}
+
+/// The 64 weights of 32 code bytes `v` through the byte planes at `planes` (64 bytes), in
+/// order: register `r` holds weights `8r .. 8r + 8`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn natural_block(planes: *const u8, v: __m256i) -> [__m256; 8] {
+    // Bytes 0–7 and 16–23 to the low half, 8–15 and 24–31 to the high half, so the nibble
+    // interleave gives codes 0–31 and 32–63 in order; then runs of 4 codes reordered so each
+    // lookup's 128-bit halves hold consecutive runs.
+    let v = _mm256_permute4x64_epi64::<0b11_01_10_00>(v);
+    let nib = _mm256_set1_epi8(15);
+    let (lo, hi) = (_mm256_and_si256(v, nib), _mm256_and_si256(_mm256_srli_epi16::<4>(v), nib));
+    let order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    // SAFETY: the caller's guarantee.
+    let pl = unsafe { plane_regs(planes) };
+    let a = natural_lookup(&pl, _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi8(lo, hi), order));
+    let b = natural_lookup(&pl, _mm256_permutevar8x32_epi32(_mm256_unpackhi_epi8(lo, hi), order));
+    [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+}
+
+/// The 32 weights of 16 code bytes `v` through the byte planes at `planes` (64 bytes), in
+/// order (as [`natural_block`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn natural_half(planes: *const u8, v: __m128i) -> [__m256; 4] {
+    let nib = _mm_set1_epi8(15);
+    let (lo, hi) = (_mm_and_si128(v, nib), _mm_and_si128(_mm_srli_epi16::<4>(v), nib));
+    let codes = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+    // SAFETY: the caller's guarantee.
+    let pl = unsafe { plane_regs(planes) };
+    natural_lookup(&pl, _mm256_permutevar8x32_epi32(codes, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7)))
+}
+
+/// `planes` gets entries `0..16` of `t` as [`PlaneBooks`] lays them out.
+#[target_feature(enable = "avx2")]
+unsafe fn byte_planes(t: &[f32; 256], planes: &mut [u8; 64]) {
+    // Within each 4-float quarter, byte b of each float to dword b; then a 4×4 dword transpose.
+    let split = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    // SAFETY: loads of floats 0..16 of `t`.
+    let q: [__m128i; 4] = core::array::from_fn(|i| _mm_shuffle_epi8(unsafe { _mm_loadu_si128(t.as_ptr().add(4 * i).cast()) }, split));
+    let (a, b) = (_mm_unpacklo_epi32(q[0], q[1]), _mm_unpacklo_epi32(q[2], q[3]));
+    let (c, d) = (_mm_unpackhi_epi32(q[0], q[1]), _mm_unpackhi_epi32(q[2], q[3]));
+    let out = [_mm_unpacklo_epi64(a, b), _mm_unpackhi_epi64(a, b), _mm_unpacklo_epi64(c, d), _mm_unpackhi_epi64(c, d)];
+    for (k, v) in out.into_iter().enumerate() {
+        // SAFETY: bytes `16k .. 16k + 16` of `planes`.
+        unsafe { _mm_storeu_si128(planes.as_mut_ptr().add(16 * k).cast(), v) };
+    }
+}
+
+/// The 64 weights of 32 code bytes `v` through the byte planes at `planes` (64 bytes), in
+/// [`plane_source`] order (register `r` lane `l` is weight `plane_source(8r + l)`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn planes_block(planes: *const u8, v: __m256i) -> [__m256; 8] {
+    let nib = _mm256_set1_epi8(15);
+    let idx = [_mm256_and_si256(v, nib), _mm256_and_si256(_mm256_srli_epi16::<4>(v), nib)];
+    // SAFETY: four 16-byte loads inside the 64 bytes at `planes` (the caller's guarantee).
+    let pl: [__m256i; 4] = core::array::from_fn(|k| unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(planes.add(16 * k).cast())) });
+    let mut w = [_mm256_setzero_ps(); 8];
+    for (t, idx) in idx.into_iter().enumerate() {
+        let b: [__m256i; 4] = core::array::from_fn(|k| _mm256_shuffle_epi8(pl[k], idx));
+        let (l01, h01) = (_mm256_unpacklo_epi8(b[0], b[1]), _mm256_unpackhi_epi8(b[0], b[1]));
+        let (l23, h23) = (_mm256_unpacklo_epi8(b[2], b[3]), _mm256_unpackhi_epi8(b[2], b[3]));
+        w[4 * t] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23));
+        w[4 * t + 1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23));
+        w[4 * t + 2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23));
+        w[4 * t + 3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23));
+    }
+    w
+}
+
+/// The loop of [`Codes::gemv4_planes`]; the caller guarantees its bounds (every row's bytes
+/// `b0 .. b0 + ⌈n/2⌉` in the payload, [`planes_len`]`(n)` floats at `xp`). Row by row, each
+/// row's sum in one register (the inputs come from L1 again for every row: the shuffle ports,
+/// not loads, bound the loop).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv4_planes_core(books: &PlaneBooks, p: &Parts<'_>, b0: usize, xp: *const f32, n: usize, out: &mut [f32]) {
+    let (stride, codes) = (p.stride(), p.indices());
+    for (j, o) in out.iter_mut().enumerate() {
+        let book = books.planes[p.group(j).min(PLANE_GROUPS - 1)].as_ptr();
+        // SAFETY: the caller's guarantees, passed on.
+        *o += unsafe { planes_row(book, codes, j * stride + b0, xp, n) };
+    }
+}
+
+/// The 32 weights of 16 code bytes `v` through the byte planes at `planes` (64 bytes), in
+/// [`half_source`] order.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn planes_half(planes: *const u8, v: __m128i) -> [__m256; 4] {
+    let nib = _mm_set1_epi8(15);
+    let idx = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(v), nib), _mm_and_si128(v, nib));
+    // SAFETY: four 16-byte loads inside the 64 bytes at `planes` (the caller's guarantee).
+    let b: [__m256i; 4] = core::array::from_fn(|k| {
+        _mm256_shuffle_epi8(unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(planes.add(16 * k).cast())) }, idx)
+    });
+    let (l01, h01) = (_mm256_unpacklo_epi8(b[0], b[1]), _mm256_unpackhi_epi8(b[0], b[1]));
+    let (l23, h23) = (_mm256_unpacklo_epi8(b[2], b[3]), _mm256_unpackhi_epi8(b[2], b[3]));
+    [
+        _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23)),
+        _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23)),
+        _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23)),
+        _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23)),
+    ]
+}
+
+/// `acc += Σ_r w[r] · x[8r ..][..8]` (lane-wise; two chains, then one add); the caller
+/// guarantees `8·W` readable floats at `x`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn planes_fma<const W: usize>(acc: &mut __m256, w: &[__m256; W], x: *const f32) {
+    // SAFETY (loads): floats `0 .. 8·W` at `x`.
+    let ld = |r: usize| unsafe { _mm256_loadu_ps(x.add(8 * r)) };
+    let mut e = _mm256_mul_ps(w[0], ld(0));
+    let mut o = _mm256_fmadd_ps(w[1], ld(1), *acc);
+    for r in (2..W).step_by(2) {
+        e = _mm256_fmadd_ps(w[r], ld(r), e);
+        o = _mm256_fmadd_ps(w[r + 1], ld(r + 1), o);
+    }
+    *acc = _mm256_add_ps(e, o);
+}
+
+/// The sum of one row: its codes start at byte `s` of `codes` and go through the byte planes
+/// at `planes`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn planes_row(planes: *const u8, codes: &[u8], s: usize, xp: *const f32, n: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    // Bytes `at ..` of `codes` through a zeroed copy (at the payload's end; codes past the
+    // row's `n` meet zero inputs).
+    let copy = |at: usize| -> [u8; 32] {
+        let mut b = [0u8; 32];
+        let src = &codes[at..s + n.div_ceil(2)];
+        b[..src.len()].copy_from_slice(src);
+        b
+    };
+    // Blocks of 64, the last one half a block when it holds at most 32 codes.
+    let blocks = planes_len(n) / PLANE_BLOCK;
+    for q in 0..blocks {
+        let at = s + 32 * q;
+        let v = if at + 32 <= codes.len() {
+            // SAFETY: bytes `at .. at + 32` lie in `codes`.
+            unsafe { _mm256_loadu_si256(codes.as_ptr().add(at).cast()) }
+        } else {
+            // SAFETY: a 32-byte copy.
+            unsafe { _mm256_loadu_si256(copy(at).as_ptr().cast()) }
+        };
+        // SAFETY: `planes` points at a group's 64 plane bytes; the block's 64 floats at `xp`
+        // are readable (the caller's guarantee).
+        unsafe { planes_fma(&mut acc, &planes_block(planes, v), xp.add(PLANE_BLOCK * q)) };
+    }
+    if !planes_len(n).is_multiple_of(PLANE_BLOCK) {
+        let at = s + 32 * blocks;
+        let v = if at + 16 <= codes.len() {
+            // SAFETY: bytes `at .. at + 16` lie in `codes`.
+            unsafe { _mm_loadu_si128(codes.as_ptr().add(at).cast()) }
+        } else {
+            // SAFETY: a 16-byte load from a 32-byte copy.
+            unsafe { _mm_loadu_si128(copy(at).as_ptr().cast()) }
+        };
+        // SAFETY: as above; the half block's 32 floats at `xp` are readable.
+        unsafe { planes_fma(&mut acc, &planes_half(planes, v), xp.add(PLANE_BLOCK * blocks)) };
+    }
+    hsum(acc)
+}
+
 /// The body of [`dot_codes`]; callers hold a [`Codes`] (AVX2 + FMA detected).
 #[inline]
 fn dot_codes_detected(vl: bool, bits: usize, table: &[f32; 256], row: &[u8], x: &[f32]) -> f32 {
@@ -3174,6 +3625,86 @@ mod tests {
                 let mut past = vec![MaybeUninit::new(0.0f32); 2 * cols];
                 prop_assert!(books.decode_rows(&p, rows - 1, cols, &mut past).is_none());
                 prop_assert!(read(&long).iter().chain(&read(&past)).all(|&v| v == 0.0));
+            }
+        }
+    }
+
+    /// The permuted-input orders cover each input of a block once.
+    #[test]
+    fn plane_orders_are_permutations() {
+        let mut full: Vec<usize> = (0..PLANE_BLOCK).map(plane_source).collect();
+        let mut half: Vec<usize> = (0..PLANE_BLOCK / 2).map(half_source).collect();
+        full.sort_unstable();
+        half.sort_unstable();
+        assert_eq!(full, (0..PLANE_BLOCK).collect::<Vec<_>>());
+        assert_eq!(half, (0..PLANE_BLOCK / 2).collect::<Vec<_>>());
+        assert_eq!(
+            (planes_len(0), planes_len(1), planes_len(32), planes_len(33), planes_len(64), planes_len(97)),
+            (0, 32, 32, 64, 64, 128)
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
+        /// The AVX2 byte-plane kernels against the stored weights: the decoders give them bit for
+        /// bit (every row run, prefixes and even offsets of every length, up to the payload's
+        /// last byte), and the product of every row with an input agrees with the plain sum over
+        /// them (any length: whole, half and ragged blocks; several groups; f32 and f16 values).
+        #[test]
+        fn byte_planes_match_the_stored_weights(rows in 1usize..7, cols in 1usize..300, groups in 1usize..5, f16_values in any::<bool>(),
+                                                seed in 0u64..1000) {
+            let Some(c) = Codes::detect() else { return Ok(()) };
+            // Under Miri: rows up to two whole blocks and a half one.
+            let cols = if cfg!(miri) { cols % 160 + 1 } else { cols };
+            let (payload, w) = crate::kernels::testutil::quantized(rows, cols, 4, f16_values, groups, seed);
+            let cb = crate::codebook::Codebook::parse(&payload, rows, cols).unwrap();
+            let p = cb.parts();
+            let books = c.plane_books(&p).unwrap();
+            // SAFETY (the reads below): every float was written with `MaybeUninit::new`.
+            let read = |b: &[MaybeUninit<f32>]| -> Vec<f32> { b.iter().map(|v| unsafe { v.assume_init() }).collect() };
+            for m0 in 0..rows {
+                for len in [cols, cols / 2, 1].into_iter().filter(|&l| l > 0) {
+                    let n = rows - m0;
+                    let mut out = vec![MaybeUninit::new(f32::NAN); n * len + 1];
+                    let got = books.decode_rows(&p, m0, len, &mut out[..n * len]).map(|d| d.to_vec());
+                    prop_assert!(got.is_some());
+                    let got = got.unwrap_or_default();
+                    for i in 0..n {
+                        prop_assert_eq!(&got[i * len..(i + 1) * len], &w[(m0 + i) * cols..(m0 + i) * cols + len]);
+                    }
+                    prop_assert!(read(&out[n * len..])[0].is_nan(), "wrote past the end");
+                }
+                for k0 in [0, 2, cols / 2 / 2 * 2, cols.saturating_sub(1) / 2 * 2] {
+                    let mut run = vec![f32::NAN; cols - k0 + 1];
+                    let l = run.len() - 1;
+                    prop_assert!(books.decode(&p, m0, k0, &mut run[..l]));
+                    prop_assert_eq!(&run[..l], &w[m0 * cols + k0..(m0 + 1) * cols]);
+                    prop_assert!(run[l].is_nan(), "wrote past the end");
+                }
+                prop_assert!(!books.decode(&p, m0, 1, &mut [0.0]), "odd offset");
+                let mut long = vec![MaybeUninit::new(0.0f32); 2 * cols.div_ceil(2) + 1];
+                let l = long.len();
+                prop_assert!(books.decode_rows(&p, m0, l, &mut long).is_none());
+            }
+            // The product, from byte 0 and from a later even start.
+            let mut s = seed | 1;
+            let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let x: Vec<f32> = (0..cols).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+            for k0 in [0, cols / 4 * 2] {
+                let xs = &x[k0..];
+                let mut xp = vec![MaybeUninit::new(f32::NAN); planes_len(xs.len()) + 3];
+                let xp = permute_planes(xs, &mut xp);
+                prop_assert_eq!(xp.len(), planes_len(xs.len()));
+                let mut out = vec![0.5f32; rows];
+                prop_assert!(c.gemv4_planes(&books, &p, k0 / 2, xp, xs.len(), &mut out));
+                for (j, o) in out.iter().enumerate() {
+                    let want: f64 = 0.5 + (k0..cols).map(|m| w[j * cols + m] as f64 * x[m] as f64).sum::<f64>();
+                    prop_assert!((*o as f64 - want).abs() <= 1e-5 * (1.0 + cols as f64), "row {j} from {k0}: {o} vs {want}");
+                }
+                // Too few permuted inputs, or codes past the row: refused, untouched.
+                let short = &xp[..xp.len().saturating_sub(32)];
+                prop_assert!(xs.is_empty() || !c.gemv4_planes(&books, &p, k0 / 2, short, xs.len(), &mut out));
+                prop_assert!(!c.gemv4_planes(&books, &p, k0 / 2 + 1, xp, xs.len().max(1) + cols.div_ceil(2) * 2, &mut out));
             }
         }
     }
