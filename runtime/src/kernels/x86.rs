@@ -3674,7 +3674,7 @@ mod tests {
                     }
                     prop_assert!(read(&out[n * len..])[0].is_nan(), "wrote past the end");
                 }
-                for k0 in [0, 2, cols / 2 / 2 * 2, cols.saturating_sub(1) / 2 * 2] {
+                for k0 in [0, 2, cols / 2 / 2 * 2, cols.saturating_sub(1) / 2 * 2].into_iter().filter(|&k| k <= cols) {
                     let mut run = vec![f32::NAN; cols - k0 + 1];
                     let l = run.len() - 1;
                     prop_assert!(books.decode(&p, m0, k0, &mut run[..l]));
