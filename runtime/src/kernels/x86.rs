@@ -913,20 +913,16 @@ unsafe fn planes_half(planes: *const u8, v: __m128i) -> [__m256; 4] {
     ]
 }
 
-/// `acc += Σ_r w[r] · x[8r ..][..8]` (lane-wise; two chains, then one add); the caller
+/// `acc[r % 4] += w[r] · x[8r ..][..8]` (lane-wise): four independent chains, so a block's
+/// eight products wait on two multiply-adds of the block before, not eight. The caller
 /// guarantees `8·W` readable floats at `x`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn planes_fma<const W: usize>(acc: &mut __m256, w: &[__m256; W], x: *const f32) {
-    // SAFETY (loads): floats `0 .. 8·W` at `x`.
-    let ld = |r: usize| unsafe { _mm256_loadu_ps(x.add(8 * r)) };
-    let mut e = _mm256_mul_ps(w[0], ld(0));
-    let mut o = _mm256_fmadd_ps(w[1], ld(1), *acc);
-    for r in (2..W).step_by(2) {
-        e = _mm256_fmadd_ps(w[r], ld(r), e);
-        o = _mm256_fmadd_ps(w[r + 1], ld(r + 1), o);
+unsafe fn planes_fma<const W: usize>(acc: &mut [__m256; 4], w: &[__m256; W], x: *const f32) {
+    for (r, w) in w.iter().enumerate() {
+        // SAFETY (load): floats `8r .. 8r + 8 ≤ 8·W` at `x`.
+        acc[r % 4] = _mm256_fmadd_ps(*w, unsafe { _mm256_loadu_ps(x.add(8 * r)) }, acc[r % 4]);
     }
-    *acc = _mm256_add_ps(e, o);
 }
 
 /// The sum of one row: its codes start at byte `s` of `codes` and go through the byte planes
@@ -934,7 +930,7 @@ unsafe fn planes_fma<const W: usize>(acc: &mut __m256, w: &[__m256; W], x: *cons
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn planes_row(planes: *const u8, codes: &[u8], s: usize, xp: *const f32, n: usize) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = [_mm256_setzero_ps(); 4];
     // Bytes `at ..` of `codes` through a zeroed copy (at the payload's end; codes past the
     // row's `n` meet zero inputs).
     let copy = |at: usize| -> [u8; 32] {
@@ -970,7 +966,7 @@ unsafe fn planes_row(planes: *const u8, codes: &[u8], s: usize, xp: *const f32, 
         // SAFETY: as above; the half block's 32 floats at `xp` are readable.
         unsafe { planes_fma(&mut acc, &planes_half(planes, v), xp.add(PLANE_BLOCK * blocks)) };
     }
-    hsum(acc)
+    hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])))
 }
 
 /// The body of [`dot_codes`]; callers hold a [`Codes`] (AVX2 + FMA detected).
