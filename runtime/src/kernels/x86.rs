@@ -641,7 +641,7 @@ impl PlaneBooks {
         // SAFETY: a `PlaneBooks` exists only after AVX2 was detected; the row holds bytes
         // `k0/2 .. ⌈(k0 + out.len())/2⌉` (checked above), which start at byte
         // `row·stride + k0/2` of the payload.
-        unsafe { planes_decode(book, p.indices(), row * p.stride() + k0 / 2, out.as_mut_ptr(), out.len()) };
+        unsafe { planes_decode(book, p.indices(), row * p.stride() + k0 / 2, out.as_mut_ptr(), out.len(), out.len()) };
         true
     }
 
@@ -659,13 +659,9 @@ impl PlaneBooks {
             return None;
         }
         let out = buf.as_mut_ptr().cast::<f32>();
-        for i in 0..rows {
-            let book = self.planes[p.group(m0 + i).min(PLANE_GROUPS - 1)].as_ptr();
-            // SAFETY: AVX2 detected (a `PlaneBooks` exists); the row's `⌈kdim/2⌉ ≤ stride`
-            // bytes lie in the payload (checked above); floats `i·kdim .. (i + 1)·kdim` of
-            // `buf` are writable.
-            unsafe { planes_decode(book, p.indices(), (m0 + i) * stride, out.add(i * kdim), kdim) };
-        }
+        // SAFETY: AVX2 detected (a `PlaneBooks` exists); each row's `⌈kdim/2⌉ ≤ stride` bytes
+        // lie in the payload (checked above); the `rows·kdim = buf.len()` floats are writable.
+        unsafe { planes_decode_rows(self, p, m0, kdim, out, rows) };
         // SAFETY: every one of the `rows·kdim = buf.len()` floats was written above
         // (`MaybeUninit<f32>` has `f32`'s layout).
         Some(unsafe { core::slice::from_raw_parts_mut(out, buf.len()) })
@@ -711,6 +707,56 @@ impl Decoder4 {
         }
     }
 
+    /// For every row `ci < live.len()`, `out[ci·nb ..][..nb]` gets weights `o0 .. o0 + nb` of
+    /// row `ci` of `p` (the payload these books came from) where `live[ci]`, zeros elsewhere:
+    /// the column block of an input-major weight. `out` may be memory never written: its first
+    /// `live.len()·nb` floats are all written and returned. `None`, with `out` untouched, for an
+    /// odd `o0`, when a row holds fewer codes or is missing, or when `out` is shorter.
+    pub(crate) fn decode_cols<'b>(
+        &self,
+        p: &Parts<'_>,
+        o0: usize,
+        nb: usize,
+        live: &[bool],
+        out: &'b mut [MaybeUninit<f32>],
+    ) -> Option<&'b mut [f32]> {
+        let stride = p.stride();
+        let len = live.len().checked_mul(nb)?;
+        if !o0.is_multiple_of(2)
+            || nb == 0
+            || o0.checked_add(nb).is_none_or(|e| e.div_ceil(2) > stride)
+            || live.len().checked_mul(stride).is_none_or(|e| e > p.indices().len())
+            || len > out.len()
+        {
+            return None;
+        }
+        let out = &mut out[..len];
+        match self {
+            Decoder4::Wide(b) => {
+                for v in out.iter_mut() {
+                    v.write(0.0);
+                }
+                // SAFETY: every float was written above (`MaybeUninit<f32>` has `f32`'s layout).
+                let out = unsafe { core::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), len) };
+                for ((ci, &l), row) in live.iter().enumerate().zip(out.chunks_exact_mut(nb)) {
+                    // The bounds are checked above: a live row always decodes.
+                    let _ = l && b.decode(p, ci, o0, row);
+                }
+                Some(out)
+            }
+            Decoder4::Planes(b) => {
+                let ptr = out.as_mut_ptr().cast::<f32>();
+                // SAFETY: AVX2 detected (a `PlaneBooks` exists); the bounds are checked above;
+                // `planes_decode_cols` writes each of the `len` floats (every row: decoded or
+                // zeros), so the slice made from them afterwards is initialized.
+                unsafe {
+                    planes_decode_cols(b, p, o0, nb, live, ptr);
+                    Some(core::slice::from_raw_parts_mut(ptr, len))
+                }
+            }
+        }
+    }
+
     /// [`Books4::im_1x1`] (AVX-512); false, with nothing written, for byte planes.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn im_1x1(
@@ -733,10 +779,12 @@ impl Decoder4 {
 
 /// Writes weights `0 .. n` of the 4-bit codes starting at byte `s` of `codes` through the byte
 /// planes at `planes` to `out`, in order. The caller guarantees `⌈n/2⌉` bytes from `s` in
-/// `codes` and `n` writable floats at `out` (codes past them are read inside `codes` or
-/// through a zeroed copy, and not written).
+/// `codes` and `room ≥ n` writable floats at `out`: floats `n .. room` may be overwritten with
+/// garbage (whole registers go out with plain stores where they fit, the last partial one
+/// masked otherwise). Codes past the row are read inside `codes` or through a zeroed copy.
+#[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn planes_decode(planes: *const u8, codes: &[u8], s: usize, out: *mut f32, n: usize) {
+unsafe fn planes_decode(planes: *const u8, codes: &[u8], s: usize, out: *mut f32, n: usize, room: usize) {
     let copy = |at: usize| -> [u8; 32] {
         let mut b = [0u8; 32];
         let src = &codes[at..codes.len().min(at + 32)];
@@ -763,24 +811,82 @@ unsafe fn planes_decode(planes: *const u8, codes: &[u8], s: usize, out: *mut f32
             // SAFETY: a 32-byte copy.
             unsafe { _mm256_loadu_si256(copy(at).as_ptr().cast()) }
         };
-        let mut tmp = [0.0f32; PLANE_BLOCK];
+        let mut w = [_mm256_setzero_ps(); 8];
         if rem <= PLANE_BLOCK / 2 {
             // SAFETY: `planes` points at 64 plane bytes (the caller's guarantee).
-            let w = unsafe { natural_half(planes, _mm256_castsi256_si128(v)) };
-            for (r, w) in w.into_iter().enumerate() {
-                // SAFETY: floats `8r .. 8r + 8` of `tmp`.
-                unsafe { _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * r), w) };
-            }
+            w[..4].copy_from_slice(&unsafe { natural_half(planes, _mm256_castsi256_si128(v)) });
         } else {
             // SAFETY: as above.
-            let w = unsafe { natural_block(planes, v) };
-            for (r, w) in w.into_iter().enumerate() {
-                // SAFETY: floats `8r .. 8r + 8` of `tmp`.
-                unsafe { _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * r), w) };
+            w = unsafe { natural_block(planes, v) };
+        }
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (r, w) in w.into_iter().enumerate().take(rem.div_ceil(8)) {
+            if j + 8 * r + 8 <= room {
+                // SAFETY: floats `j + 8r .. j + 8r + 8 ≤ room` at `out` (those past `n` are
+                // the caller's to overwrite).
+                unsafe { _mm256_storeu_ps(out.add(j + 8 * r), w) };
+            } else {
+                // Lanes below `rem - 8r`: floats `j + 8r .. n` at `out` (a masked store only
+                // here: it is slow on some CPUs).
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((rem - 8 * r) as i32), lanes);
+                // SAFETY: the masked lanes lie below `n` (writable, the caller's guarantee).
+                unsafe { _mm256_maskstore_ps(out.add(j + 8 * r), mask, w) };
             }
         }
-        // SAFETY: floats `j .. n` at `out` are writable.
-        unsafe { core::ptr::copy_nonoverlapping(tmp.as_ptr(), out.add(j), rem) };
+    }
+}
+
+/// [`PlaneBooks::decode_rows`]'s loop, in one AVX2 function so each row's decode inlines: row
+/// `m0 + i` (`kdim` weights) to `out + i·kdim` for `i < rows`; the caller guarantees the rows'
+/// bytes in the payload and `rows·kdim` writable floats.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn planes_decode_rows(books: &PlaneBooks, p: &Parts<'_>, m0: usize, kdim: usize, out: *mut f32, rows: usize) {
+    let (stride, codes) = (p.stride(), p.indices());
+    for i in 0..rows {
+        let book = books.planes[p.group(m0 + i).min(PLANE_GROUPS - 1)].as_ptr();
+        // SAFETY: the caller's guarantees.
+        unsafe { planes_decode(book, codes, (m0 + i) * stride, out.add(i * kdim), kdim, (rows - i) * kdim) };
+    }
+}
+
+/// [`Decoder4::decode_cols`] with byte planes: writes all `live.len()·nb` floats at `out`
+/// (row `ci` at `out + ci·nb`); the caller guarantees every row's bytes `o0/2 .. ⌈(o0 +
+/// nb)/2⌉` in the payload and that many writable floats.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn planes_decode_cols(books: &PlaneBooks, p: &Parts<'_>, o0: usize, nb: usize, live: &[bool], out: *mut f32) {
+    let (stride, codes) = (p.stride(), p.indices());
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (ci, &l) in live.iter().enumerate() {
+        // SAFETY: floats `ci·nb .. (ci + 1)·nb` at `out` are writable (the caller's guarantee).
+        let row = unsafe { out.add(ci * nb) };
+        if !l {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_bytes(row, 0, nb) };
+            continue;
+        }
+        let book = books.planes[p.group(ci).min(PLANE_GROUPS - 1)].as_ptr();
+        let at = ci * stride + o0 / 2;
+        if nb <= PLANE_BLOCK / 2 && at + 16 <= codes.len() {
+            // Blocks of at most 32 outputs: one half-block lookup inline, no call per row.
+            // SAFETY: bytes `at .. at + 16` lie in `codes`; `book` points at 64 plane bytes.
+            let w = unsafe { natural_half(book, _mm_loadu_si128(codes.as_ptr().add(at).cast())) };
+            // Floats from here to the end of the block are writable; those past this row's `nb`
+            // are rewritten by the rows after it.
+            let room = (live.len() - ci) * nb;
+            for (r, w) in w.into_iter().enumerate().take(nb.div_ceil(8)) {
+                if 8 * r + 8 <= room {
+                    // SAFETY: floats `8r .. 8r + 8 ≤ room` from the row's start.
+                    unsafe { _mm256_storeu_ps(row.add(8 * r), w) };
+                } else {
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((nb - 8 * r) as i32), lanes);
+                    // SAFETY: the masked lanes lie below `nb`.
+                    unsafe { _mm256_maskstore_ps(row.add(8 * r), mask, w) };
+                }
+            }
+        } else {
+            // SAFETY: the caller's guarantees; the block holds `room` floats from the row on.
+            unsafe { planes_decode(book, codes, at, row, nb, (live.len() - ci) * nb) };
+        }
     }
 }
 
@@ -3682,6 +3788,24 @@ mod tests {
                 let l = long.len();
                 prop_assert!(books.decode_rows(&p, m0, l, &mut long).is_none());
             }
+            // Column blocks of every row, dead rows as zeros (the buffer's floats past the block
+            // untouched).
+            let dec = Decoder4::Planes(c.plane_books(&p).unwrap());
+            let live: Vec<bool> = (0..rows).map(|i| (seed >> i) & 1 == 0 || i == 0).collect();
+            for o0 in [0, cols / 2 / 2 * 2].into_iter().filter(|&o| o < cols) {
+                for nb in [cols - o0, (cols - o0).min(32), 1] {
+                    let mut out = vec![MaybeUninit::new(f32::NAN); rows * nb + 1];
+                    let got = dec.decode_cols(&p, o0, nb, &live, &mut out).map(|d| d.to_vec());
+                    prop_assert!(got.is_some());
+                    let got = got.unwrap_or_default();
+                    for (ci, &l) in live.iter().enumerate() {
+                        let want: Vec<f32> = if l { w[ci * cols + o0..ci * cols + o0 + nb].to_vec() } else { vec![0.0; nb] };
+                        prop_assert_eq!(&got[ci * nb..(ci + 1) * nb], &want[..], "row {} of the block at {}", ci, o0);
+                    }
+                    prop_assert!(read(&out[rows * nb..])[0].is_nan(), "wrote past the block");
+                }
+            }
+            prop_assert!(dec.decode_cols(&p, 1, 1, &live, &mut [MaybeUninit::new(0.0); 64]).is_none(), "odd offset");
             // The product, from byte 0 and from a later even start.
             let mut s = seed | 1;
             let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
