@@ -234,6 +234,25 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
     Ok(true)
 }
 
+/// Calls `f(k0, x, out)` for every input row and chunk of at most [`SPLIT_CODES`] inputs
+/// starting at `k0` (a multiple of SPLIT_CODES, so on a code byte): `x` the chunk's inputs and
+/// `out` the row's outputs. False from `f` is a payload that does not hold every row's codes
+/// (never after parsing).
+#[cfg(target_arch = "x86_64")]
+fn for_chunks(d: Dims, xs: &[f32], out: &mut [f32], mut f: impl FnMut(usize, &[f32], &mut [f32]) -> bool) -> Result<(), OpError> {
+    for r in 0..d.rows {
+        let outr = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
+        for k0 in (0..d.k).step_by(SPLIT_CODES) {
+            let len = SPLIT_CODES.min(d.k - k0);
+            let xr = xs.get(r * d.k + k0..r * d.k + k0 + len).ok_or(OpError::ShapeMismatch)?;
+            if !f(k0, xr, outr) {
+                return Err(OpError::ShapeMismatch);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The AVX-512 4-bit kernel: per input row and per chunk of [`SPLIT_CODES`] inputs (split by
 /// parity on the stack once for every output row), [`Codes::gemv4_split`] adds the chunk's
 /// sums to the outputs. False, before writing, with more than 16 groups, or when `w` does not
@@ -245,28 +264,17 @@ fn wide_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32]) -
         return Ok(false);
     }
     let (mut xe, mut xo) = ([0.0f32; SPLIT_CODES / 2], [0.0f32; SPLIT_CODES / 2]);
-    for r in 0..d.rows {
-        let outr = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
-        let mut k0 = 0;
-        while k0 < d.k {
-            let len = SPLIT_CODES.min(d.k - k0);
-            let xr = xs.get(r * d.k + k0..r * d.k + k0 + len).ok_or(OpError::ShapeMismatch)?;
-            let pairs = xr.chunks_exact(2);
-            if let [last] = pairs.remainder() {
-                (xe[len / 2], xo[len / 2]) = (*last, 0.0);
-            }
-            for ((e, o), pair) in xe.iter_mut().zip(xo.iter_mut()).zip(pairs) {
-                (*e, *o) = (pair[0], pair[1]);
-            }
-            let (xe, xo) = (&xe[..len.div_ceil(2)], &xo[..len.div_ceil(2)]);
-            // `k0` is a multiple of SPLIT_CODES, so the chunk starts on a byte.
-            let b0 = k0 / 2;
-            if !c.gemv4_split(&p, b0, xr, xe, xo, outr) {
-                return Err(OpError::ShapeMismatch);
-            }
-            k0 += len;
+    for_chunks(d, xs, out, |k0, xr, outr| {
+        let len = xr.len();
+        let pairs = xr.chunks_exact(2);
+        if let [last] = pairs.remainder() {
+            (xe[len / 2], xo[len / 2]) = (*last, 0.0);
         }
-    }
+        for ((e, o), pair) in xe.iter_mut().zip(xo.iter_mut()).zip(pairs) {
+            (*e, *o) = (pair[0], pair[1]);
+        }
+        c.gemv4_split(&p, k0 / 2, xr, &xe[..len.div_ceil(2)], &xo[..len.div_ceil(2)], outr)
+    })?;
     Ok(true)
 }
 
@@ -286,20 +294,10 @@ fn planes_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32])
     }
     let Some(books) = c.plane_books(&p) else { return Ok(false) };
     let mut xp = [MaybeUninit::<f32>::uninit(); SPLIT_CODES];
-    for r in 0..d.rows {
-        let outr = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
-        let mut k0 = 0;
-        while k0 < d.k {
-            let len = SPLIT_CODES.min(d.k - k0);
-            let xr = xs.get(r * d.k + k0..r * d.k + k0 + len).ok_or(OpError::ShapeMismatch)?;
-            let xp = permute_planes(xr, &mut xp);
-            // `k0` is a multiple of SPLIT_CODES, so the chunk starts on a byte.
-            if !c.gemv4_planes(&books, &p, k0 / 2, xp, len, outr) {
-                return Err(OpError::ShapeMismatch);
-            }
-            k0 += len;
-        }
-    }
+    for_chunks(d, xs, out, |k0, xr, outr| {
+        let xp = permute_planes(xr, &mut xp);
+        c.gemv4_planes(&books, &p, k0 / 2, xp, xr.len(), outr)
+    })?;
     Ok(true)
 }
 

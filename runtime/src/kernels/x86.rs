@@ -223,6 +223,17 @@ fn books4_core(p: &Parts<'_>) -> [__m512; 17] {
     cache
 }
 
+/// The rows `m0 ..` a decode of `len` floats, `kdim` a row, covers: `None` unless `len` is a
+/// multiple of `kdim > 0` and each of those rows holds `kdim` codes inside the payload.
+fn rows_fit(p: &Parts<'_>, m0: usize, kdim: usize, len: usize) -> Option<usize> {
+    let (stride, rows) = (p.stride(), len / kdim.max(1));
+    let fits = kdim > 0
+        && len.is_multiple_of(kdim)
+        && stride >= kdim.div_ceil(2)
+        && m0.checked_add(rows).and_then(|e| e.checked_mul(stride)).is_some_and(|end| end <= p.indices().len());
+    fits.then_some(rows)
+}
+
 impl Books4 {
     /// Writes rows `m0 ..` of `p` (the payload these books came from), the first `kdim` weights
     /// of each, to `buf`, `kdim` floats a row, as many rows as `buf` holds (`buf.len()` a
@@ -231,14 +242,7 @@ impl Books4 {
     /// every float of it is written, and it is returned as those floats. `None`, with `buf`
     /// untouched, when a row holds fewer than `kdim` codes or is missing.
     pub(crate) fn decode_rows<'b>(&self, p: &Parts<'_>, m0: usize, kdim: usize, buf: &'b mut [MaybeUninit<f32>]) -> Option<&'b mut [f32]> {
-        let (stride, rows) = (p.stride(), buf.len() / kdim.max(1));
-        if kdim == 0
-            || !buf.len().is_multiple_of(kdim)
-            || stride < kdim.div_ceil(2)
-            || m0.checked_add(rows).and_then(|e| e.checked_mul(stride)).is_none_or(|end| end > p.indices().len())
-        {
-            return None;
-        }
+        rows_fit(p, m0, kdim, buf.len())?;
         let (out, len) = (buf.as_mut_ptr().cast::<f32>(), buf.len());
         // SAFETY: a `Books4` exists only after AVX-512 F, VL and BW were detected; each row's
         // `⌈kdim/2⌉ ≤ stride` bytes lie in `indices` (checked above); `decode_rows_core` writes
@@ -650,14 +654,7 @@ impl PlaneBooks {
     /// written, returned as those floats). `None`, with `buf` untouched, when a row holds fewer
     /// than `kdim` codes or is missing.
     pub(crate) fn decode_rows<'b>(&self, p: &Parts<'_>, m0: usize, kdim: usize, buf: &'b mut [MaybeUninit<f32>]) -> Option<&'b mut [f32]> {
-        let (stride, rows) = (p.stride(), buf.len() / kdim.max(1));
-        if kdim == 0
-            || !buf.len().is_multiple_of(kdim)
-            || stride < kdim.div_ceil(2)
-            || m0.checked_add(rows).and_then(|e| e.checked_mul(stride)).is_none_or(|end| end > p.indices().len())
-        {
-            return None;
-        }
+        let rows = rows_fit(p, m0, kdim, buf.len())?;
         let out = buf.as_mut_ptr().cast::<f32>();
         // SAFETY: AVX2 detected (a `PlaneBooks` exists); each row's `⌈kdim/2⌉ ≤ stride` bytes
         // lie in the payload (checked above); the `rows·kdim = buf.len()` floats are writable.
