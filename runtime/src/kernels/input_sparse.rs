@@ -256,7 +256,7 @@ fn small_plane_codebook(
     let books = super::x86::Codes::detect().and_then(|k| k.decoder4(&parts));
     // 4-bit with AVX-512: codes decoded in registers inside the kernel.
     #[cfg(target_arch = "x86_64")]
-    if let Some(b) = books.as_ref() {
+    if let Some(b) = books.as_ref().and_then(|b| b.wide()) {
         let bias = if bias.is_some() { &bb[..m] } else { &bb[..0] };
         let mut done = true;
         for n in 0..batch {

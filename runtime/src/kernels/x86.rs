@@ -754,22 +754,11 @@ impl Decoder4 {
         }
     }
 
-    /// [`Books4::im_1x1`] (AVX-512); false, with nothing written, for byte planes.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn im_1x1(
-        &self,
-        p: &Parts<'_>,
-        x: &[f32],
-        hw: usize,
-        c: usize,
-        m: usize,
-        bias: &[f32],
-        act: Activation,
-        out: &mut [f32],
-    ) -> bool {
+    /// The AVX-512 books (whose kernels, such as [`Books4::im_1x1`], decode in registers).
+    pub(crate) fn wide(&self) -> Option<&Books4> {
         match self {
-            Decoder4::Wide(b) => b.im_1x1(p, x, hw, c, m, bias, act, out),
-            Decoder4::Planes(_) => false,
+            Decoder4::Wide(b) => Some(b),
+            Decoder4::Planes(_) => None,
         }
     }
 }
