@@ -134,7 +134,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
             };
         }
         // Filter chunks decoded per K chunk: 4-bit codes through the x86 decoders (codebooks of
-        // at most 16 groups in AVX-512 registers, of at most 64 as AVX2 byte planes), else
+        // at most 16 groups in AVX-512 registers, of at most 16 as AVX2 byte planes), else
         // through every group's byte table, kept for the whole call (32 KiB to clear, so only
         // then).
         #[cfg(target_arch = "x86_64")]

@@ -585,7 +585,7 @@ pub(crate) fn permute_planes<'a>(x: &[f32], xp: &'a mut [MaybeUninit<f32>]) -> &
 }
 
 /// Most groups [`PlaneBooks`] holds.
-pub(crate) const PLANE_GROUPS: usize = 64;
+pub(crate) const PLANE_GROUPS: usize = 16;
 
 /// The codebooks of a 4-bit payload (at most [`PLANE_GROUPS`] groups) as byte planes for
 /// `vpshufb` lookups: bytes `16b .. 16b + 16` of group `g`'s entry are byte `b` of each of its
