@@ -1201,7 +1201,7 @@ unsafe fn max_pool_tiled_core(x: *const f32, planes: usize, h: usize, w: usize, 
                     // `ox0·k` (so below `w`); masked-off lanes are not accessed.
                     unsafe {
                         let row = x.add(p * h * w + (oy * k + ky) * w + ox0 * k);
-                        let (lo, hi) = (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)));
+                        let (lo, hi) = (masked_load(m0, row), masked_load(m1, row.wrapping_add(16)));
                         for v in idx.iter().take(k) {
                             acc = fmax_zmm(acc, _mm512_permutex2var_ps(lo, *v, hi));
                         }
@@ -2082,18 +2082,46 @@ unsafe fn out_tab_avx512<const R: usize>(
             // One tile: the first half only.
             let load = |k: usize| {
                 let [(s0, m0), _] = *rows.add(k);
-                [_mm512_maskz_loadu_ps(m0 as u16, src.wrapping_offset(s0 as isize))]
+                [tab_load(src, s0, m0)]
             };
             return out_core::<R, 1>(kc, a, lda, load, c, ldc, [m.0], bias, act);
         }
         let load = |k: usize| {
             let [(s0, m0), (s1, m1)] = *rows.add(k);
-            [
-                _mm512_maskz_loadu_ps(m0 as u16, src.wrapping_offset(s0 as isize)),
-                _mm512_maskz_loadu_ps(m1 as u16, src.wrapping_offset(s1 as isize)),
-            ]
+            [tab_load(src, s0, m0), tab_load(src, s1, m1)]
         };
         out_core::<R, 2>(kc, a, lda, load, c, ldc, [m.0, m.1], bias, act)
+    }
+}
+
+/// The 16 lanes of a `RowTab` row at `src + start`, 0 outside `mask` ([`masked_load`]); the
+/// caller guarantees that every lane set in `mask` is readable.
+#[inline(always)]
+unsafe fn tab_load(src: *const f32, start: i32, mask: u32) -> __m512 {
+    let p = src.wrapping_offset(start as isize);
+    // SAFETY: the caller's guarantee.
+    unsafe { masked_load(mask as u16, p) }
+}
+
+/// The lanes of `mask` at `p`, 0 elsewhere; the caller guarantees that every lane set in
+/// `mask` is readable. A full mask takes a plain load: on AMD Zen 4 (AVX-512 on 256-bit
+/// units), moving a mask read from memory into a mask register for each load cost a 3 × 3
+/// Conv's inner loop 9 % of its rate (a C model of the RowTab loop with ResNet-8's masks: 50.6
+/// against 55.3 GMAC/s taking plain loads where the mask is full), and in the kernels below
+/// most masks are full (ResNet-8's 16 → 16 layers, through [`conv_taps_avx512`], 0.90–0.95 of
+/// the time, the model 0.96–0.99, A/B of the same minutes). Where masks change from load to
+/// load without a pattern (the stride-2 window kernels) the branch cost more than it saved,
+/// and they keep the masked load.
+#[inline(always)]
+unsafe fn masked_load(mask: __mmask16, p: *const f32) -> __m512 {
+    // SAFETY: the caller's guarantee: a full mask makes all 16 lanes readable; masked-off
+    // lanes are not accessed.
+    unsafe {
+        if mask == 0xffff {
+            _mm512_loadu_ps(p)
+        } else {
+            _mm512_maskz_loadu_ps(mask, p)
+        }
     }
 }
 
@@ -2458,7 +2486,7 @@ unsafe fn dw_taps_ch<const NB: usize, const CH: usize>(t: &Taps, x: *const f32, 
             for k in 0..NB {
                 let m = *masks.add(k * taps + tp);
                 for h in 0..CH {
-                    let v = _mm512_maskz_loadu_ps(m, base[h].wrapping_add(16 * k));
+                    let v = masked_load(m, base[h].wrapping_add(16 * k));
                     acc[h][k] = _mm512_fmadd_ps(wv[h], v, acc[h][k]);
                 }
             }
@@ -2508,12 +2536,12 @@ unsafe fn dw_rows_ch<const NB: usize, const CH: usize, const KW: usize>(
                 for kx in 0..KW {
                     wv[h][kx] = _mm512_set1_ps(*w.add((c + h) * taps + r * KW + kx));
                 }
-                lo[h] = _mm512_castps_si512(_mm512_maskz_loadu_ps(*wm, base[h]));
+                lo[h] = _mm512_castps_si512(masked_load(*wm, base[h]));
             }
             for k in 0..NB {
                 let mut hi = [_mm512_setzero_si512(); CH];
                 for h in 0..CH {
-                    hi[h] = _mm512_castps_si512(_mm512_maskz_loadu_ps(*wm.add(k + 1), base[h].wrapping_add(16 * (k + 1))));
+                    hi[h] = _mm512_castps_si512(masked_load(*wm.add(k + 1), base[h].wrapping_add(16 * (k + 1))));
                 }
                 for kx in 0..KW {
                     let m = *masks.add(k * taps + r * KW + kx);
@@ -2609,7 +2637,7 @@ unsafe fn conv_taps_f<const NB: usize, const F: usize>(
                 let base = xc.wrapping_offset(j0 + dt);
                 let mut v = [_mm512_setzero_ps(); NB];
                 for blk in 0..NB {
-                    v[blk] = _mm512_maskz_loadu_ps(*masks.add(blk * taps + tp), base.wrapping_add(16 * blk));
+                    v[blk] = masked_load(*masks.add(blk * taps + tp), base.wrapping_add(16 * blk));
                 }
                 for h in 0..F {
                     let wv = _mm512_set1_ps(*w.add((f0 + h) * k + c * taps + tp));
@@ -2734,7 +2762,7 @@ unsafe fn im_1x1_avx512<const NP: usize>(
         // loads are masked to the outputs below `m`.
         unsafe {
             let wr = wt.add(ci * m + o0);
-            [_mm512_maskz_loadu_ps(mk[0], wr), _mm512_maskz_loadu_ps(mk[1], wr.wrapping_add(16))]
+            [masked_load(mk[0], wr), masked_load(mk[1], wr.wrapping_add(16))]
         }
     };
     // SAFETY: the caller's guarantee.
@@ -3191,7 +3219,7 @@ unsafe fn conv_s1_block<const NF: usize>((s, x, w, b, act, out, cols, ox0, f0): 
                     let iy = iy0 + j as isize;
                     let inside = (0..hi).contains(&iy);
                     for (kx, &(col, m)) in cols.iter().enumerate().take(s.kw) {
-                        let v = if inside { _mm512_maskz_loadu_ps(m, xc.wrapping_offset(iy * wi + col)) } else { _mm512_setzero_ps() };
+                        let v = if inside { masked_load(m, xc.wrapping_offset(iy * wi + col)) } else { _mm512_setzero_ps() };
                         // Output row `r` reads this row as kernel row `j - r`; with `c` outermost
                         // and `kx` innermost each output sums in `(c, ky, kx)` order.
                         for (r, row) in acc.iter_mut().enumerate() {
@@ -3448,9 +3476,9 @@ unsafe fn partial_sums_avx512<const R: usize>(w: [&[f32]; R], x: &[f32]) -> [__m
         let m = if n - k >= 16 { u16::MAX } else { (1u16 << (n - k)) - 1 };
         // SAFETY: only lanes below n <= every row's length are loaded.
         unsafe {
-            let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(k));
+            let xv = masked_load(m, x.as_ptr().add(k));
             for (a, r) in acc.iter_mut().zip(&w) {
-                *a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r.as_ptr().add(k)), xv, *a);
+                *a = _mm512_fmadd_ps(masked_load(m, r.as_ptr().add(k)), xv, *a);
             }
         }
         k += 16;
