@@ -72,13 +72,14 @@ fn conv(name: &'static str, c: usize, h: usize, w: usize, m: usize, k: usize, s:
 
 fn cases() -> Vec<Case> {
     vec![
-        // ic_resnet8 stage 1 / 2, kws_dscnn and vww pointwise, vww / kws depthwise, ad_autoencoder Dense.
+        // ic_resnet8 stages 1–3, kws_dscnn and vww pointwise, vww / kws depthwise, ad_autoencoder Dense.
         conv("conv3x3_16x32x32_to16", 16, 32, 32, 16, 3, 1, 1, 1),
         conv("conv3x3_s2_16x32x32_to32", 16, 32, 32, 32, 3, 2, 1, 1),
         // ResNet-8's strided shortcuts (1 × 1 at stride 2).
         conv("conv1x1_s2_16x32x32_to32", 16, 32, 32, 32, 1, 2, 0, 1),
         conv("conv1x1_s2_32x16x16_to64", 32, 16, 16, 64, 1, 2, 0, 1),
         conv("conv3x3_s2_32x16x16_to64", 32, 16, 16, 64, 3, 2, 1, 1),
+        conv("conv3x3_32x16x16_to32", 32, 16, 16, 32, 3, 1, 1, 1),
         conv("conv3x3_64x8x8_to64", 64, 8, 8, 64, 3, 1, 1, 1),
         conv("conv1x1_64x25x5_to64", 64, 25, 5, 64, 1, 1, 0, 1),
         conv("conv1x1_128x12x12_to128", 128, 12, 12, 128, 1, 1, 0, 1),
