@@ -2568,6 +2568,18 @@ unsafe fn dw_rows_ch<const NB: usize, const CH: usize, const KW: usize>(
 unsafe fn shift_window(m: __mmask16, hi: __m512i, lo: __m512i, s: usize) -> __m512i {
     // SAFETY: AVX-512 F (the caller's).
     unsafe {
+        if m == 0xffff {
+            return match s {
+                0 => lo,
+                1 => _mm512_alignr_epi32::<1>(hi, lo),
+                2 => _mm512_alignr_epi32::<2>(hi, lo),
+                3 => _mm512_alignr_epi32::<3>(hi, lo),
+                4 => _mm512_alignr_epi32::<4>(hi, lo),
+                5 => _mm512_alignr_epi32::<5>(hi, lo),
+                6 => _mm512_alignr_epi32::<6>(hi, lo),
+                _ => _mm512_alignr_epi32::<7>(hi, lo),
+            };
+        }
         match s {
             0 => _mm512_maskz_mov_epi32(m, lo),
             1 => _mm512_maskz_alignr_epi32::<1>(m, hi, lo),
