@@ -83,6 +83,13 @@ pub(super) trait Micro: Copy {
     fn evens(self, dst: &mut [f32], src: &[f32]) {
         evens_scalar(dst, src)
     }
+    /// [`Micro::evens`] on `rows` rows in one call: `dst[r·ds + i] = src[r·ss + 2·i]` for
+    /// `i < n`. False (nothing written) where the tier has no such loop or a row would reach past
+    /// either slice.
+    #[inline]
+    fn evens_rows(self, _dst: &mut [f32], _src: &[f32], _rows: usize, _n: usize, _ds: usize, _ss: usize) -> bool {
+        false
+    }
     /// The four stride-2 phases of the `h × w` plane `x` into `dst`: [`split2_scalar`].
     fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
         split2_scalar(x, h, w, dst)
@@ -286,6 +293,10 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn evens(self, dst: &mut [f32], src: &[f32]) {
         super::x86::Fma::evens(self, dst, src)
+    }
+    #[inline]
+    fn evens_rows(self, dst: &mut [f32], src: &[f32], rows: usize, n: usize, ds: usize, ss: usize) -> bool {
+        super::x86::Fma::evens_rows(self, dst, src, rows, n, ds, ss)
     }
     #[inline]
     fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
@@ -1825,6 +1836,33 @@ mod tests {
                 }
                 let mut none = vec![f32::NAN; 16 * rows.len()];
                 prop_assert!(!f.avx2_only().load_rows4(&mut none, &src, base, stride, &rows) && none.iter().all(|v| v.is_nan()));
+            }
+        }
+
+        /// [`Micro::evens_rows`] against [`evens_scalar`] row by row: row tails of every length,
+        /// rows longer than a block, strides at and past the rows' reach; it writes nothing when it
+        /// declines (a row past either slice, or a tier without the loop), and only the rows'
+        /// values otherwise.
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn evens_rows_match_scalar(rows in 1usize..6, n in 1usize..40, dgap in 0usize..5, sgap in 0usize..9, short in 0usize..3, seed in 0u64..1000) {
+            let (ds, ss) = (n + dgap, 2 * n - 1 + sgap);
+            let src = data(((rows - 1) * ss + 2 * n - 1).saturating_sub(short), seed);
+            let mut want = vec![f32::NAN; (rows - 1) * ds + n];
+            for r in 0..rows {
+                super::evens_scalar(&mut want[r * ds..r * ds + n], &src[(r * ss).min(src.len())..]);
+            }
+            if let Some(f) = super::super::x86::Fma::detect() {
+                for mk in [f, f.avx2_only()] {
+                    let mut got = vec![f32::NAN; want.len()];
+                    let done = mk.evens_rows(&mut got, &src, rows, n, ds, ss);
+                    prop_assert_eq!(done, mk.has_avx512() && short == 0);
+                    if done {
+                        prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                    } else {
+                        prop_assert!(got.iter().all(|v| v.is_nan()));
+                    }
+                }
             }
         }
 

@@ -1562,6 +1562,23 @@ impl Fma {
         super::gemm::evens_scalar(&mut dst[16 * blocks..], src.get(32 * blocks..).unwrap_or(&[]));
     }
 
+    /// [`Fma::evens`] on `rows` rows at once: `dst[r·ds + i] = src[r·ss + 2·i]` for `i < n`. False
+    /// (nothing written) without AVX-512 or when a row would reach past either slice.
+    #[inline]
+    pub(crate) fn evens_rows(self, dst: &mut [f32], src: &[f32], rows: usize, n: usize, ds: usize, ss: usize) -> bool {
+        let last = rows.checked_sub(1);
+        let fits = |len: usize, stride: usize, width: usize| {
+            last.and_then(|l| l.checked_mul(stride)).and_then(|v| v.checked_add(width)).is_some_and(|end| end <= len)
+        };
+        if !self.avx512 || n == 0 || !fits(dst.len(), ds, n) || !fits(src.len(), ss, 2 * n - 1) {
+            return false;
+        }
+        // SAFETY: AVX-512 F detected; row `r` writes `dst[r·ds .. r·ds + n]` and reads
+        // `src[r·ss .. r·ss + 2·n − 1]`, inside both slices (checked above).
+        unsafe { evens_rows_avx512(dst.as_mut_ptr(), src.as_ptr(), rows, n, ds, ss) };
+        true
+    }
+
     /// [`super::gemm::split2_scalar`]: 16 values of each column phase per two-source permute
     /// pair (AVX-512, row tails masked), or 8 per two shuffles and a lane permute (AVX2, row
     /// tails one at a time).
@@ -2166,6 +2183,36 @@ unsafe fn evens_avx512(dst: *mut f32, src: *const f32, blocks: usize, n: usize) 
         unsafe {
             let (a, c) = (_mm512_maskz_loadu_ps(read as u16, s), _mm512_maskz_loadu_ps((read >> 16) as u16, s.wrapping_add(16)));
             _mm512_mask_storeu_ps(d, ((1u32 << n) - 1) as u16, _mm512_permutex2var_ps(a, even, c));
+        }
+    }
+}
+
+/// [`evens_avx512`] on `rows` rows, `ds` / `ss` values apart; the caller guarantees the bounds
+/// [`Fma::evens_rows`] checks.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn evens_rows_avx512(dst: *mut f32, src: *const f32, rows: usize, n: usize, ds: usize, ss: usize) {
+    // SAFETY: 16 values.
+    let even = unsafe { _mm512_loadu_si512(EVEN.as_ptr().cast()) };
+    let (blocks, t) = (n / 16, n % 16);
+    // The tail's `2·t − 1` values read and `t` written.
+    let (read, write) = (if t > 0 { (1u32 << (2 * t - 1)) - 1 } else { 0 }, ((1u32 << t) - 1) as u16);
+    for r in 0..rows {
+        let (s, d) = (src.wrapping_add(r * ss), dst.wrapping_add(r * ds));
+        for b in 0..blocks {
+            // SAFETY: block `b` of row `r` in bounds (caller).
+            unsafe {
+                let (a, c) = (_mm512_loadu_ps(s.add(32 * b)), _mm512_loadu_ps(s.add(32 * b + 16)));
+                _mm512_storeu_ps(d.add(16 * b), _mm512_permutex2var_ps(a, even, c));
+            }
+        }
+        if t > 0 {
+            let (s, d) = (s.wrapping_add(32 * blocks), d.wrapping_add(16 * blocks));
+            // SAFETY: the `2·t − 1` values read and `t` written are in bounds (caller); masked-out
+            // lanes are not accessed.
+            unsafe {
+                let (a, c) = (_mm512_maskz_loadu_ps(read as u16, s), _mm512_maskz_loadu_ps((read >> 16) as u16, s.wrapping_add(16)));
+                _mm512_mask_storeu_ps(d, write, _mm512_permutex2var_ps(a, even, c));
+            }
         }
     }
 }
