@@ -1474,28 +1474,38 @@ impl Indices {
             let inside = ((n as i64 - p).max(0) as u64).div_ceil(s as u64) as i64;
             (p, o, inside)
         };
-        // Each lane's output row and column (lanes past `np` far outside: never inside).
-        let (mut ys, mut xs) = ([i64::MIN / 2; NR], [i64::MIN / 2; NR]);
-        let (mut oy, mut ox) = ((p0 / ow) as i64, (p0 % ow) as i64);
-        for (y, x) in ys.iter_mut().zip(xs.iter_mut()).take(np) {
-            (*y, *x) = (oy, ox);
-            ox += 1;
-            if ox == ow as i64 {
-                (oy, ox) = (oy + 1, 0);
-            }
+        // The tile's runs of lanes along one output row: lanes `lo .. hi` are output row `y`,
+        // columns `x ..` (at most `NR` runs; lanes past `np` are in none, so never inside).
+        let mut runs = [(0usize, 0usize, 0i64, 0i64); NR];
+        let mut nruns = 0;
+        let (mut j, mut oy, mut ox) = (0, p0 / ow, p0 % ow);
+        while j < np {
+            let n = (ow - ox).min(np - j);
+            runs[nruns] = (j, j + n, oy as i64, ox as i64);
+            (nruns, j, oy, ox) = (nruns + 1, j + n, oy + 1, 0);
         }
-        let lanes = |at: &[i64; NR], o: i64, inside: i64| {
-            at.iter().enumerate().fold(0u16, |m, (j, &v)| m | (((0..inside).contains(&(v + o)) as u16) << j))
+        let runs = &runs[..nruns];
+        let bits = |lo: i64, hi: i64| if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
+        // Lanes whose output row `y` has `0 ≤ y + o < inside`: whole runs.
+        let row_lanes = |o: i64, inside: i64| {
+            runs.iter().fold(0u16, |m, &(lo, hi, y, _)| if (0..inside).contains(&(y + o)) { m | bits(lo as i64, hi as i64) } else { m })
+        };
+        // Lanes whose output column `x` has `0 ≤ x + o < inside`: one sub-run of each run.
+        let col_lanes = |o: i64, inside: i64| {
+            runs.iter().fold(0u16, |m, &(lo, hi, _, x)| {
+                let (lo, hi) = (lo as i64, hi as i64);
+                m | bits((lo - x - o).max(lo), (lo + inside - x - o).min(hi))
+            })
         };
         let mut rows = [(0i64, 0i64, 0u16); MAX_TAPS];
         let mut cols = [(0i64, 0i64, 0u16); MAX_TAPS];
         for (ky, r) in rows.iter_mut().enumerate().take(g.kh) {
             let (p, o, inside) = axis(ky, g.dh, g.pt, g.sh, g.h);
-            *r = (p, o, lanes(&ys, o, inside));
+            *r = (p, o, row_lanes(o, inside));
         }
         for (kx, c) in cols.iter_mut().enumerate().take(g.kw) {
             let (p, o, inside) = axis(kx, g.dw, g.pl, g.sw, g.w);
-            *c = (p, o, lanes(&xs, o, inside));
+            *c = (p, o, col_lanes(o, inside));
         }
         let wq = q.wq as i64;
         for (ky, &(py, oy, rm)) in rows.iter().enumerate().take(g.kh) {
