@@ -115,6 +115,12 @@ fn f16_weights_are_smaller_and_still_accurate() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["top1_agreement"].as_f64().unwrap() > 0.99, "{v}");
+    // At the default (exact-storage) tolerance it fails, and says why the outputs differ.
+    let err = fails(&["validate", s(&half), "--onnx", s(&f.onnx), "--input", s(&f.eval)]);
+    assert!(err.contains("relative max error") && err.contains("f16") && err.contains("--tolerance"), "{err}");
+    // An f32 model that fails (a tolerance of 0 with rounding differences) gets no such note.
+    let err = fails(&["validate", s(&f.model), "--onnx", s(&f.onnx), "--input", s(&f.eval), "--tolerance", "0"]);
+    assert!(!err.contains("lossily"), "{err}");
 }
 
 #[test]

@@ -53,7 +53,33 @@ pub fn run(a: Args) -> Result<()> {
         println!("  {}", if rep.pass { "PASS" } else { "FAIL" });
     }
     if !rep.pass {
-        bail!("sprig output differs from the reference: relative max error {:.3e} > {:.1e}", rep.relative_max_error, a.tolerance);
+        bail!(
+            "sprig output differs from the reference: relative max error {:.3e} > {:.1e}{}",
+            rep.relative_max_error,
+            a.tolerance,
+            lossy_hint(&m.model)
+        );
     }
     Ok(())
+}
+
+/// For a model whose constants are not all stored exactly (f16, codebook or u8-affine), a note
+/// that the default tolerance is for exact storage; empty otherwise.
+fn lossy_hint(m: &sprig_runtime::Model<'_>) -> String {
+    use sprig_runtime::format::encoding;
+    let mut counts = [("f16", 0usize, encoding::F16), ("codebook", 0, encoding::CODEBOOK), ("u8-affine", 0, encoding::U8_AFFINE)];
+    for t in (0..m.num_tensors()).filter_map(|i| m.tensor(i)) {
+        for (_, n, e) in counts.iter_mut() {
+            *n += usize::from(t.encoding == *e);
+        }
+    }
+    let held: Vec<String> = counts.iter().filter(|c| c.1 > 0).map(|(name, n, _)| format!("{n} {name}")).collect();
+    if held.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (the model stores constants lossily: {}; the default tolerance is for exact f32 storage, so judge it by \
+         the top-1 agreement and accuracy above, or pass --tolerance)",
+        held.join(", ")
+    )
 }
