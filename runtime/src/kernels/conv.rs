@@ -763,27 +763,7 @@ mod tests {
                 pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
                 act: ACTS[act as usize],
             };
-            let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
-            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-            let geom = super::Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
-            let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(g * mg, seed + 2));
-            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
-            let run = |f: &dyn Fn(&mut [f32])| {
-                let mut got = vec![f32::NAN; want.len()];
-                f(&mut got);
-                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            };
-            #[cfg(target_arch = "x86_64")]
-            let tiers = super::super::x86::Fma::detect().map(|f| [f, f.avx2_only()]).into_iter().flatten();
-            #[cfg(target_arch = "aarch64")]
-            let tiers = [super::super::neon::Neon];
-            for mk in tiers {
-                let bv = Some(View::F32(&b));
-                let got = run(&|o| mk.run(|| super::conv_simd(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
-                let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
-                prop_assert_eq!(&got, &tiled);
-                assert_close(&got.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
-            }
+            strided_pointwise_check(attrs, xd, wdims, seed);
         }
     }
 
@@ -795,32 +775,36 @@ mod tests {
     fn unpadded_strided_pointwise_equals_the_tiled_product() {
         for (c, h, wd, m, s) in [(16, 32, 32, 32, 2), (3, 9, 41, 5, 2), (4, 7, 36, 3, 2), (2, 5, 70, 17, 2), (3, 8, 9, 4, 3)] {
             let attrs = ConvAttrs { group: 1, stride: [s as u32, s as u32], dilation: [1, 1], pads: [0; 4], act: Activation::Relu };
-            let (xd, wdims) = ([1, c, h, wd], [m, c, 1, 1]);
-            let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
-            let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-            let geom = super::Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
-            let (x, w, b) = (data(xd.iter().product(), 7), data(wdims.iter().product(), 8), data(m, 9));
-            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
-            let run = |f: &dyn Fn(&mut [f32])| {
-                let mut got = vec![f32::NAN; want.len()];
-                f(&mut got);
-                got
-            };
-            #[cfg(target_arch = "x86_64")]
-            let tiers = super::super::x86::Fma::detect().map(|f| [f, f.avx2_only()]).into_iter().flatten();
-            #[cfg(target_arch = "aarch64")]
-            let tiers = [super::super::neon::Neon];
-            for mk in tiers {
-                let bv = Some(View::F32(&b));
-                let got = run(&|o| mk.run(|| super::conv_simd(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
-                let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
-                assert_eq!(
-                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    tiled.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "{c}x{h}x{wd} -> {m}"
-                );
-                assert_close(&got, &want, 1e-5);
-            }
+            strided_pointwise_check(attrs, [1, c, h, wd], [m, c, 1, 1], 7);
+        }
+    }
+
+    /// A 1 × 1 Conv of input `xd` and filters `wdims` (one output channel bias each) through
+    /// [`super::conv_simd`] on every SIMD tier: bit for bit the tiled product on the input
+    /// itself, and close to the f64 definition.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn strided_pointwise_check(attrs: ConvAttrs, xd: [usize; 4], wdims: [usize; 4], seed: u64) {
+        let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
+        let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+        let geom = super::Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
+        let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(wdims[0], seed + 2));
+        let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
+        let run = |f: &dyn Fn(&mut [f32])| {
+            let mut got = vec![f32::NAN; want.len()];
+            f(&mut got);
+            got
+        };
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        #[cfg(target_arch = "x86_64")]
+        let tiers = super::super::x86::Fma::detect().map(|f| [f, f.avx2_only()]).into_iter().flatten();
+        #[cfg(target_arch = "aarch64")]
+        let tiers = [super::super::neon::Neon];
+        for mk in tiers {
+            let bv = Some(View::F32(&b));
+            let got = run(&|o| mk.run(|| super::conv_simd(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
+            let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
+            assert_eq!(bits(&got), bits(&tiled), "{xd:?} -> {wdims:?}");
+            assert_close(&got, &want, 1e-5);
         }
     }
 
