@@ -2187,33 +2187,13 @@ unsafe fn evens_avx512(dst: *mut f32, src: *const f32, blocks: usize, n: usize) 
     }
 }
 
-/// [`evens_avx512`] on `rows` rows, `ds` / `ss` values apart; the caller guarantees the bounds
-/// [`Fma::evens_rows`] checks.
+/// [`evens_avx512`] on `rows` rows, `ds` / `ss` values apart (inlined here, so the permute
+/// pattern loads once for all rows); the caller guarantees the bounds [`Fma::evens_rows`] checks.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn evens_rows_avx512(dst: *mut f32, src: *const f32, rows: usize, n: usize, ds: usize, ss: usize) {
-    // SAFETY: 16 values.
-    let even = unsafe { _mm512_loadu_si512(EVEN.as_ptr().cast()) };
-    let (blocks, t) = (n / 16, n % 16);
-    // The tail's `2·t − 1` values read and `t` written.
-    let (read, write) = (if t > 0 { (1u32 << (2 * t - 1)) - 1 } else { 0 }, ((1u32 << t) - 1) as u16);
     for r in 0..rows {
-        let (s, d) = (src.wrapping_add(r * ss), dst.wrapping_add(r * ds));
-        for b in 0..blocks {
-            // SAFETY: block `b` of row `r` in bounds (caller).
-            unsafe {
-                let (a, c) = (_mm512_loadu_ps(s.add(32 * b)), _mm512_loadu_ps(s.add(32 * b + 16)));
-                _mm512_storeu_ps(d.add(16 * b), _mm512_permutex2var_ps(a, even, c));
-            }
-        }
-        if t > 0 {
-            let (s, d) = (s.wrapping_add(32 * blocks), d.wrapping_add(16 * blocks));
-            // SAFETY: the `2·t − 1` values read and `t` written are in bounds (caller); masked-out
-            // lanes are not accessed.
-            unsafe {
-                let (a, c) = (_mm512_maskz_loadu_ps(read as u16, s), _mm512_maskz_loadu_ps((read >> 16) as u16, s.wrapping_add(16)));
-                _mm512_mask_storeu_ps(d, write, _mm512_permutex2var_ps(a, even, c));
-            }
-        }
+        // SAFETY: row `r`'s `n` values of `dst` and `2·n − 1` of `src` (caller).
+        unsafe { evens_avx512(dst.wrapping_add(r * ds), src.wrapping_add(r * ss), n / 16, n % 16) };
     }
 }
 
