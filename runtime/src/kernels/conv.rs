@@ -385,7 +385,14 @@ pub(super) fn add_tap(g: &Geom, xp: &[f32], wv: f32, ky: usize, kx: usize, ob: &
 /// buffers then take stack only while it runs, not in the frame every operator of a Cortex-M
 /// build shares.
 #[inline(never)]
-fn conv_patches(g: &Geom, x: &[f32], w: &[f32], bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
+pub(super) fn conv_patches(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
     let patch = g.cg * g.kh * g.kw;
     let (plane, in_plane, taps) = (g.oh * g.ow, g.h * g.w, g.kh * g.kw);
     let groups = g.m.checked_div(g.mg).unwrap_or(0);
