@@ -267,11 +267,11 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
     Ok(())
 }
 
-/// Most decoded weights [`patch_blocks`] keeps on the stack (16 KiB, for filters of more than
-/// 256 weights; 8 KiB for shorter ones). Each block gathers the input patches again, so blocks
-/// are as large as this allows: on Cortex-M4F, kws_dscnn's 64-filter pointwise layers in two
-/// blocks ran 5.46 instructions per MAC for the model, in four (4 KiB) 7.08; ResNet-8 with its
-/// 288- and 576-weight filters in blocks of at most 2048 weights 8.05, at most 4096 6.40.
+/// Most decoded weights [`patch_blocks`] keeps on the stack (16 KiB). Each block gathers the
+/// input patches again, so blocks are as large as this allows. On Cortex-M4F (exact
+/// instructions per MAC for the model at 4 bits): kws_dscnn's 64-filter pointwise layers in one
+/// block 4.64, in two (8 KiB) 5.45, in four (4 KiB) 7.08; MNIST 4.73, 5.93 and 8.32 (its
+/// second layer's 16 filters in one, two and four blocks); ResNet-8 6.40 (8 KiB: 8.05).
 const PATCH_BLOCK: usize = 4096;
 
 /// Whether [`patch_blocks`] runs: everywhere but soft-float bare-metal targets (Cortex-M0,
@@ -284,8 +284,8 @@ const PATCH_BLOCKS: bool = !(cfg!(target_os = "none") && cfg!(target_abi = "eabi
 /// patch Conv ([`conv::conv_patches`]). The same sums, bit for bit, as the dense Conv on the
 /// decoded weights: each output's dot products do not depend on the filters beside it.
 /// Cortex-M4F, exact instructions per MAC at 4 bits (the per-weight plane loop before; dense
-/// f32 for comparison): kws_dscnn 8.84 → 5.45 (4.54), MNIST 7.87 → 5.93 (4.66), ResNet-8 9.35
-/// → 6.40 (3.58); peak stack 9.6–9.8 → 18.4–18.5 KiB (ResNet-8 26.7 KiB).
+/// f32 for comparison): kws_dscnn 8.84 → 4.64 (4.54), MNIST 7.87 → 4.73 (4.66), ResNet-8 9.35
+/// → 6.40 (3.58); peak stack 9.6–9.8 → 26.6–26.7 KiB.
 #[allow(clippy::too_many_arguments)]
 fn patch_blocks(
     g: &Geom,
@@ -301,8 +301,7 @@ fn patch_blocks(
     let (in_len, out_len) = (g.c * g.h * g.w, y.prod(1, y.rank()));
     // As few blocks as fit, of about equal size in whole quads of filters (the patch Conv's
     // quads then lie where the dense one's do: a lone filter sums in another order).
-    let cap = if kdim > 256 { PATCH_BLOCK } else { PATCH_BLOCK / 2 };
-    let most = (cap / kdim.max(1)).min(g.m.next_multiple_of(4)) / 4 * 4;
+    let most = (PATCH_BLOCK / kdim.max(1)).min(g.m.next_multiple_of(4)) / 4 * 4;
     let block = g.m.div_ceil(g.m.div_ceil(most.max(4))).next_multiple_of(4);
     let parts = w.parts();
     let mut table = Table::new();
