@@ -422,39 +422,125 @@ pub(super) fn conv_patches(
                 }
                 let k0 = c0 * taps;
                 let row = |m: usize| &w[m * patch + k0..m * patch + k0 + len];
-                let mut m0 = grp * g.mg;
-                while m0 < (grp + 1) * g.mg {
-                    let nf = 4.min((grp + 1) * g.mg - m0);
-                    if nf == 4 && np == 2 {
-                        let d = super::dense::dot4x2([row(m0), row(m0 + 1), row(m0 + 2), row(m0 + 3)], [&bufs[0][..len], &bufs[1][..len]]);
-                        for (p, dp) in d.iter().enumerate() {
-                            for (i, v) in dp.iter().enumerate() {
-                                out[(m0 + i) * plane + o + p] += v;
-                            }
-                        }
-                    } else {
-                        for (p, buf) in bufs.iter().enumerate().take(np) {
-                            let pb = &buf[..len];
-                            let d = if nf == 4 {
-                                super::dense::dot4([row(m0), row(m0 + 1), row(m0 + 2), row(m0 + 3)], pb)
-                            } else {
-                                let mut d = [0.0f32; 4];
-                                for (i, v) in d.iter_mut().enumerate().take(nf) {
-                                    *v = dot(row(m0 + i), pb);
-                                }
-                                d
-                            };
-                            for (i, v) in d.iter().enumerate().take(nf) {
-                                out[(m0 + i) * plane + o + p] += v;
-                            }
-                        }
-                    }
-                    m0 += nf;
-                }
+                add_chunk_dots((grp * g.mg, (grp + 1) * g.mg), &bufs, (np, len, o, plane), row, out);
                 c0 += nc;
             }
         }
         o += np;
+    }
+    if act != Activation::None {
+        act.apply_all(&mut out[..g.m * plane]);
+    }
+    Ok(())
+}
+
+/// Adds the dot products of filters `m0 .. m1` of one group (`row(m)`: filter `m`'s weights
+/// over the chunk) with the first `np` patches of `bufs` (`len` floats each) to outputs `o ..
+/// o + np` of their planes (`plane` floats apart in `out`): quads of filters through
+/// [`super::dense::dot4x2`] (two patches) or [`super::dense::dot4`], the last ones one by one.
+#[inline(always)]
+fn add_chunk_dots<'w>(
+    (m0, m1): (usize, usize),
+    bufs: &[[f32; CHUNK / 2]; 2],
+    (np, len, o, plane): (usize, usize, usize, usize),
+    row: impl Fn(usize) -> &'w [f32],
+    out: &mut [f32],
+) {
+    let mut m0 = m0;
+    while m0 < m1 {
+        let nf = 4.min(m1 - m0);
+        if nf == 4 && np == 2 {
+            let d = super::dense::dot4x2([row(m0), row(m0 + 1), row(m0 + 2), row(m0 + 3)], [&bufs[0][..len], &bufs[1][..len]]);
+            for (p, dp) in d.iter().enumerate() {
+                for (i, v) in dp.iter().enumerate() {
+                    out[(m0 + i) * plane + o + p] += v;
+                }
+            }
+        } else {
+            for (p, buf) in bufs.iter().enumerate().take(np) {
+                let pb = &buf[..len];
+                let d = if nf == 4 {
+                    super::dense::dot4([row(m0), row(m0 + 1), row(m0 + 2), row(m0 + 3)], pb)
+                } else {
+                    let mut d = [0.0f32; 4];
+                    for (i, v) in d.iter_mut().enumerate().take(nf) {
+                        *v = dot(row(m0 + i), pb);
+                    }
+                    d
+                };
+                for (i, v) in d.iter().enumerate().take(nf) {
+                    out[(m0 + i) * plane + o + p] += v;
+                }
+            }
+        }
+        m0 += nf;
+    }
+}
+
+/// Floats of the longest channel chunk of [`conv_patches`]' patches: whole input channels of a
+/// group, split evenly over the fewest chunks of at most `CHUNK / 2` floats (one channel when
+/// its taps alone are more).
+pub(super) fn patch_chunk(g: &Geom) -> usize {
+    let taps = g.kh * g.kw;
+    let most = (CHUNK / 2 / taps.max(1)).max(1);
+    g.cg.div_ceil(g.cg.div_ceil(most).max(1)).max(1) * taps
+}
+
+/// [`conv_patches`] with the weights decoded by `decode(m, k0, row)` (filter `m`'s weights
+/// `k0 .. k0 + row.len()`) into `wbuf` a block at a time: for each block of a group's filters
+/// (whole quads, as many as `wbuf` holds for one channel chunk) and each channel chunk, the
+/// block's weights over the chunk, then every output pixel's patch over the chunk, gathered
+/// again for each block. Each output gets [`conv_patches`]' sums on the decoded weights, bit
+/// for bit: its chunks add in the same order and its filter quads are the same. Errors as
+/// [`conv_patches`], and when `wbuf` holds fewer than four filters' chunk.
+#[inline(never)]
+pub(super) fn conv_patches_decoded(
+    g: &Geom,
+    x: &[f32],
+    wbuf: &mut [f32],
+    mut decode: impl FnMut(usize, usize, &mut [f32]),
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    let (plane, in_plane, taps) = (g.oh * g.ow, g.h * g.w, g.kh * g.kw);
+    let groups = g.m.checked_div(g.mg).unwrap_or(0);
+    let per_chunk = patch_chunk(g) / taps.max(1);
+    let fb = wbuf.len() / patch_chunk(g).max(1) / 4 * 4;
+    if taps == 0 || taps > CHUNK / 2 || fb == 0 || out.len() < g.m * plane || x.len() < g.c * in_plane || groups * g.cg > g.c {
+        return Err(OpError::ShapeMismatch);
+    }
+    for (mo, ob) in out.chunks_exact_mut(plane.max(1)).take(g.m).enumerate() {
+        ob.fill(bias.map_or(0.0, |b| b.get(mo)));
+    }
+    let mut bufs = [[0.0f32; CHUNK / 2]; 2];
+    for grp in 0..groups {
+        let end = (grp + 1) * g.mg;
+        let mut mb = grp * g.mg;
+        while mb < end {
+            let mb1 = (mb + fb).min(end);
+            let mut c0 = 0;
+            while c0 < g.cg {
+                let nc = per_chunk.min(g.cg - c0);
+                let len = nc * taps;
+                for (i, r) in wbuf.chunks_exact_mut(len).take(mb1 - mb).enumerate() {
+                    decode(mb + i, c0 * taps, r);
+                }
+                let wb = &wbuf[..(mb1 - mb) * len];
+                let xs = &x[(grp * g.cg + c0) * in_plane..(grp * g.cg + c0 + nc) * in_plane];
+                let mut o = 0;
+                while o < plane {
+                    let np = (plane - o).min(if PAIRS { 2 } else { 1 });
+                    for (p, buf) in bufs.iter_mut().enumerate().take(np) {
+                        gather_patch(g, xs, (o + p) / g.ow, (o + p) % g.ow, &mut buf[..len]);
+                    }
+                    add_chunk_dots((mb, mb1), &bufs, (np, len, o, plane), |m| &wb[(m - mb) * len..(m - mb + 1) * len], out);
+                    o += np;
+                }
+                c0 += nc;
+            }
+            mb = mb1;
+        }
     }
     if act != Activation::None {
         act.apply_all(&mut out[..g.m * plane]);

@@ -227,7 +227,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         return conv::conv(a, inputs, out, y);
     };
     let batch = x.shape.dim(0);
-    if PATCH_BLOCKS && super::gemm::simd().is_none() && g.mg == g.m && g.prefers_patches() && PATCH_BLOCK / info.cols.max(1) >= 4 {
+    if PATCH_BLOCKS && super::gemm::simd().is_none() && g.prefers_patches() {
         return patch_blocks(&g, xs, batch, w, bias, a.act, out, y);
     }
     let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
@@ -267,25 +267,24 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
     Ok(())
 }
 
-/// Most decoded weights [`patch_blocks`] keeps on the stack (16 KiB). Each block gathers the
-/// input patches again, so blocks are as large as this allows. On Cortex-M4F (exact
-/// instructions per MAC for the model at 4 bits): kws_dscnn's 64-filter pointwise layers in one
-/// block 4.64, in two (8 KiB) 5.45, in four (4 KiB) 7.08; MNIST 4.73, 5.93 and 8.32 (its
-/// second layer's 16 filters in one, two and four blocks); ResNet-8 6.40 (8 KiB: 8.05).
+/// Most decoded weights [`patch_blocks`] keeps on the stack (16 KiB): blocks of filters over
+/// one channel chunk of at most 128 weights, so at least 32 filters a block. Each block gathers
+/// the input patches again, so blocks are as large as this allows. On Cortex-M4F (exact
+/// instructions per MAC for the model at 4 bits): blocks of whole filters instead of chunks
+/// took ResNet-8 5.59 instead of 3.94 (its 576-weight filters four to a block); blocks of 8 KiB
+/// kws_dscnn 5.45, of 4 KiB 7.08 instead of 4.82 (its pointwise layers in two and four blocks).
 const PATCH_BLOCK: usize = 4096;
 
 /// Whether [`patch_blocks`] runs: everywhere but soft-float bare-metal targets (Cortex-M0,
 /// whose multiply-adds are library calls that dwarf the decode, and whose RAM is the smallest).
 const PATCH_BLOCKS: bool = !(cfg!(target_os = "none") && cfg!(target_abi = "eabi"));
 
-/// Without SIMD kernels (Cortex-M), a group-1 Conv the dense kernel runs as patches
-/// ([`Geom::prefers_patches`]): blocks of whole filters (at least four, at most
-/// [`PATCH_BLOCK`] weights) decoded onto the stack once per call, each block run by the dense
-/// patch Conv ([`conv::conv_patches`]). The same sums, bit for bit, as the dense Conv on the
-/// decoded weights: each output's dot products do not depend on the filters beside it.
-/// Cortex-M4F, exact instructions per MAC at 4 bits (the per-weight plane loop before; dense
-/// f32 for comparison): kws_dscnn 8.84 → 4.64 (4.54), MNIST 7.87 → 4.73 (4.66), ResNet-8 9.35
-/// → 6.40 (3.58); peak stack 9.6–9.8 → 26.6–26.7 KiB.
+/// Without SIMD kernels (Cortex-M), a Conv the dense kernel runs as patches
+/// ([`Geom::prefers_patches`]): blocks of filters decoded onto the stack a channel chunk at a
+/// time, once per call ([`conv::conv_patches_decoded`]). The same sums, bit for bit, as the
+/// dense patch Conv on the decoded weights. Cortex-M4F, exact instructions per MAC at 4 bits
+/// (the per-weight plane loop before; dense f32 in brackets): kws_dscnn 8.84 → 4.82 (4.58),
+/// MNIST 7.87 → 4.75 (4.61), ResNet-8 9.35 → 3.94 (3.57), VWW 5.33 → 4.74 (4.00).
 #[allow(clippy::too_many_arguments)]
 fn patch_blocks(
     g: &Geom,
@@ -297,33 +296,26 @@ fn patch_blocks(
     out: &mut [f32],
     y: &Shape,
 ) -> Result<(), OpError> {
-    let (kdim, plane) = (w.info().cols, g.oh * g.ow);
     let (in_len, out_len) = (g.c * g.h * g.w, y.prod(1, y.rank()));
-    // As few blocks as fit, of about equal size in whole quads of filters (the patch Conv's
-    // quads then lie where the dense one's do: a lone filter sums in another order).
-    let most = (PATCH_BLOCK / kdim.max(1)).min(g.m.next_multiple_of(4)) / 4 * 4;
-    let block = g.m.div_ceil(g.m.div_ceil(most.max(4))).next_multiple_of(4);
     let parts = w.parts();
     let mut table = Table::new();
     let mut run = |buf: &mut [f32]| -> Result<(), OpError> {
-        for m0 in (0..g.m).step_by(block) {
-            let r = block.min(g.m - m0);
-            let wb = buf.get_mut(..r * kdim).ok_or(OpError::ShapeMismatch)?;
-            decode_filters(m0, kdim, wb, &mut |m, k0, f: &mut [f32]| table.decode_parts(&parts, m, k0, f));
-            let gb = Geom { m: r, mg: r, ..*g };
-            let bias_b = match bias {
-                Some(b) => Some(b.slice(m0, r).ok_or(OpError::ShapeMismatch)?),
-                None => None,
-            };
-            for n in 0..batch {
-                let xn = sub(xs, n * in_len, in_len)?;
-                let on = sub_mut(out, n * out_len + m0 * plane, r * plane)?;
-                conv::conv_patches(&gb, xn, wb, bias_b, act, on)?;
-            }
+        for n in 0..batch {
+            let xn = sub(xs, n * in_len, in_len)?;
+            conv::conv_patches_decoded(
+                g,
+                xn,
+                buf,
+                |m, k0, r: &mut [f32]| table.decode_parts(&parts, m, k0, r),
+                bias,
+                act,
+                sub_mut(out, n * out_len, out_len)?,
+            )?;
         }
         Ok(())
     };
-    match block * kdim {
+    // Only as many floats cleared as every filter of a group over the longest chunk takes.
+    match g.mg.next_multiple_of(4) * conv::patch_chunk(g) {
         0..=1024 => zeroed::<1024, _>(|b| run(b)),
         1025..=2048 => zeroed::<2048, _>(|b| run(b)),
         _ => zeroed::<PATCH_BLOCK, _>(|b| run(b)),
@@ -578,31 +570,43 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         /// The Cortex-M block path (reached here directly: this host has SIMD kernels) gives
-        /// the dense patch Conv's sums on the decoded weights, bit for bit, in one block or
-        /// several (filters of 360 weights: five to a block).
+        /// the dense patch Conv's sums on the decoded weights, bit for bit: through
+        /// `patch_blocks`, and with a buffer of `quads` quads of filters (blocks of 4 to 12
+        /// filters, a last one short; one to three channel chunks; one or two groups).
         #[test]
-        fn patch_blocks_equal_the_dense_patches(m in 4usize..14, cg in prop_oneof![1usize..=6, Just(40)], hw in 1usize..=7, k in 1usize..=3,
-                                                 stride in 1u32..=2, batch in 1usize..=2, bits in 1u8..=8, bias in any::<bool>(), seed in 0u64..1000) {
+        fn patch_blocks_equal_the_dense_patches(mg in 4usize..14, groups in 1usize..=2, cg in prop_oneof![1usize..=6, Just(40)], hw in 1usize..=7,
+                                                 k in 1usize..=3, stride in 1u32..=2, batch in 1usize..=2, bits in 1u8..=8, bias in any::<bool>(),
+                                                 quads in 1usize..=3, seed in 0u64..1000) {
             let p = (k / 2) as u32;
-            let attrs = ConvAttrs { group: 1, stride: [stride; 2], dilation: [1, 1], pads: [p; 4], act: Activation::Relu };
-            let (xd, wd) = ([batch, cg, hw, hw + 1], [m, cg, k, k]);
+            let m = groups * mg;
+            let attrs = ConvAttrs { group: groups as u32, stride: [stride; 2], dilation: [1, 1], pads: [p; 4], act: Activation::Relu };
+            let (xd, wd) = ([batch, groups * cg, hw, hw + 1], [m, cg, k, k]);
             let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wd), sh(&[m])]).unwrap();
             let g = super::Geom::new(&attrs, &sh(&xd), &sh(&wd), &y);
-            prop_assume!(g.prefers_patches() && super::PATCH_BLOCK / (cg * k * k) >= 4);
+            prop_assume!(g.prefers_patches());
             let cols = cg * k * k;
             let (payload, w) = quantized(m, cols, bits, true, 3, seed);
             let (x, b) = (data(xd.iter().product(), seed + 1), data(m, seed + 2));
             let cb = Codebook::parse(&payload, m, cols).unwrap();
             let bias = bias.then_some(View::F32(&b));
             let len = y.prod(1, y.rank());
-            let mut got = vec![f32::NAN; batch * len];
-            super::patch_blocks(&g, &x, batch, &cb, bias, attrs.act, &mut got, &y).unwrap();
             let in_len = x.len() / batch;
             let mut want = vec![f32::NAN; batch * len];
             for (xn, on) in x.chunks_exact(in_len).zip(want.chunks_exact_mut(len)) {
                 super::conv::conv_patches(&g, xn, &w, bias, attrs.act, on).unwrap();
             }
-            prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            let bits_of = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let mut got = vec![f32::NAN; batch * len];
+            super::patch_blocks(&g, &x, batch, &cb, bias, attrs.act, &mut got, &y).unwrap();
+            prop_assert_eq!(bits_of(&got), bits_of(&want));
+            let mut wbuf = vec![0.0f32; 4 * quads * super::conv::patch_chunk(&g) + 3];
+            let mut table = crate::codebook::Table::new();
+            let parts = cb.parts();
+            for (xn, on) in x.chunks_exact(in_len).zip(got.chunks_exact_mut(len)) {
+                on.fill(f32::NAN);
+                super::conv::conv_patches_decoded(&g, xn, &mut wbuf, |m, k0, r: &mut [f32]| table.decode_parts(&parts, m, k0, r), bias, attrs.act, on).unwrap();
+            }
+            prop_assert_eq!(bits_of(&got), bits_of(&want));
         }
     }
 
