@@ -59,6 +59,11 @@ pub struct TargetSizes {
     /// real models stored block-sparse, as codebooks and input-major. Absent in older tables.
     #[serde(default)]
     pub variant_stack: BTreeMap<u32, u64>,
+    /// [`TargetSizes::variant_stack`] per operator kind (bit → Dense / Conv kind → bytes): a
+    /// codebook Conv decodes filter blocks onto the stack (16 KiB), a codebook Dense does not.
+    /// Absent in older tables (then the per-bit peak holds).
+    #[serde(default)]
+    pub variant_kind_stack: BTreeMap<u32, BTreeMap<u16, u64>>,
     /// Peak stack measured while operators of each kind ran (whole program, bytes).
     pub stack_kinds: BTreeMap<u16, u64>,
     /// The largest peak stack measured on any model.
@@ -181,8 +186,13 @@ pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Est
             None => whole,
         };
         flash_parts.push(Part { what: what.into(), bytes });
-        match t.variant_stack.get(&bit) {
-            Some(&st) => stack = stack.max(st),
+        // Per kind when measured: the largest of the kinds this model has.
+        let per_kind = t.variant_kind_stack.get(&bit).and_then(|per| {
+            let used = [DENSE, CONV].into_iter().filter(|&k| model.ops_mask() & (1u128 << k) != 0);
+            used.map(|k| per.get(&k).copied()).collect::<Option<Vec<u64>>>().and_then(|v| v.into_iter().max())
+        });
+        match per_kind.or_else(|| t.variant_stack.get(&bit).copied()) {
+            Some(st) => stack = stack.max(st),
             None => unmeasured.push(what.to_string()),
         }
     }

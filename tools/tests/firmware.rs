@@ -283,6 +283,18 @@ fn real_models_on_cortex_m_match_the_host() {
             codebook: Some(4),
             plan: false,
         },
+        // 4-bit Convs: filter blocks decoded onto the stack, run by the dense patch loop.
+        Case {
+            name: "mnist_m4_codebook4",
+            onnx: "mnist-8.onnx",
+            eval: "mnist/inputs.npy",
+            take: None,
+            target: m4,
+            board: "mps2-an386",
+            input_sparse: false,
+            codebook: Some(4),
+            plan: false,
+        },
         Case {
             name: "hello_edge_dnn_m4_plan",
             onnx: "hello_edge_dnn_s.onnx",

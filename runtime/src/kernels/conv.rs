@@ -421,8 +421,7 @@ pub(super) fn conv_patches(
                     gather_patch(g, &x[(grp * g.cg + c0) * in_plane..(grp * g.cg + c0 + nc) * in_plane], oy, ox, &mut buf[..len]);
                 }
                 let k0 = c0 * taps;
-                let row = |m: usize| &w[m * patch + k0..m * patch + k0 + len];
-                add_chunk_dots((grp * g.mg, (grp + 1) * g.mg), &bufs, (np, len, o, plane), row, out);
+                add_chunk_dots((grp * g.mg, (grp + 1) * g.mg), &bufs, (np, len, o, plane), (w, 0, patch, k0), out);
                 c0 += nc;
             }
         }
@@ -434,18 +433,21 @@ pub(super) fn conv_patches(
     Ok(())
 }
 
-/// Adds the dot products of filters `m0 .. m1` of one group (`row(m)`: filter `m`'s weights
-/// over the chunk) with the first `np` patches of `bufs` (`len` floats each) to outputs `o ..
-/// o + np` of their planes (`plane` floats apart in `out`): quads of filters through
-/// [`super::dense::dot4x2`] (two patches) or [`super::dense::dot4`], the last ones one by one.
-#[inline(always)]
-fn add_chunk_dots<'w>(
+/// Adds the dot products of filters `m0 .. m1` of one group with the first `np` patches of
+/// `bufs` (`len` floats each) to outputs `o .. o + np` of their planes (`plane` floats apart in
+/// `out`): quads of filters through [`super::dense::dot4x2`] (two patches) or
+/// [`super::dense::dot4`], the last ones one by one. Filter `m`'s weights over the chunk are
+/// `w[(m - base) · stride + k0 ..][..len]`. One copy serves the dense and the decoded patch
+/// Convs (flash on microcontrollers).
+#[inline(never)]
+fn add_chunk_dots(
     (m0, m1): (usize, usize),
     bufs: &[[f32; CHUNK / 2]; 2],
     (np, len, o, plane): (usize, usize, usize, usize),
-    row: impl Fn(usize) -> &'w [f32],
+    (w, base, stride, k0): (&[f32], usize, usize, usize),
     out: &mut [f32],
 ) {
+    let row = |m: usize| &w[(m - base) * stride + k0..(m - base) * stride + k0 + len];
     let mut m0 = m0;
     while m0 < m1 {
         let nf = 4.min(m1 - m0);
@@ -534,7 +536,7 @@ pub(super) fn conv_patches_decoded(
                     for (p, buf) in bufs.iter_mut().enumerate().take(np) {
                         gather_patch(g, xs, (o + p) / g.ow, (o + p) % g.ow, &mut buf[..len]);
                     }
-                    add_chunk_dots((mb, mb1), &bufs, (np, len, o, plane), |m| &wb[(m - mb) * len..(m - mb + 1) * len], out);
+                    add_chunk_dots((mb, mb1), &bufs, (np, len, o, plane), (wb, mb, len, 0), out);
                     o += np;
                 }
                 c0 += nc;

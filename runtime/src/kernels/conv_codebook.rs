@@ -299,7 +299,7 @@ fn patch_blocks(
     let (in_len, out_len) = (g.c * g.h * g.w, y.prod(1, y.rank()));
     let parts = w.parts();
     let mut table = Table::new();
-    let mut run = |buf: &mut [f32]| -> Result<(), OpError> {
+    let run = |buf: &mut [f32]| -> Result<(), OpError> {
         for n in 0..batch {
             let xn = sub(xs, n * in_len, in_len)?;
             conv::conv_patches_decoded(
@@ -314,12 +314,9 @@ fn patch_blocks(
         }
         Ok(())
     };
-    // Only as many floats cleared as every filter of a group over the longest chunk takes.
-    match g.mg.next_multiple_of(4) * conv::patch_chunk(g) {
-        0..=1024 => zeroed::<1024, _>(|b| run(b)),
-        1025..=2048 => zeroed::<2048, _>(|b| run(b)),
-        _ => zeroed::<PATCH_BLOCK, _>(|b| run(b)),
-    }
+    // One frame size for every layer, so that `sprig size` knows the stack (16 KiB beside the
+    // other kernels' frames) and one copy of the loop is linked.
+    zeroed::<PATCH_BLOCK, _>(run)
 }
 
 /// On x86-64 with AVX2 + FMA, 2-, 4- and 8-bit codes, at most 16 groups, and layers where the

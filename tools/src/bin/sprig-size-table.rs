@@ -109,7 +109,7 @@ fn main() -> Result<()> {
         let mut table: SizeTable = serde_json::from_str(&std::fs::read_to_string(&path)?).context("reading the size table")?;
         for t in &mut table.targets {
             t.variant_kinds = variant_kinds(&t.target)?;
-            t.variant_stack = variant_stack(&data, tmp.path(), &t.target)?;
+            (t.variant_stack, t.variant_kind_stack) = variant_stack(&data, tmp.path(), &t.target)?;
         }
         std::fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")?;
         eprintln!("wrote {}", path.display());
@@ -157,7 +157,7 @@ fn main() -> Result<()> {
         let codebook = Some(with(dense_conv | (1u128 << CODEBOOK_BIT))?.saturating_sub(dense_conv_flash));
         let input_sparse = Some(with(dense_conv | (1u128 << INPUT_SPARSE_BIT))?.saturating_sub(dense_conv_flash));
         let variant_kinds = variant_kinds(target)?;
-        let variant_stack = variant_stack(&data, tmp.path(), target)?;
+        let (variant_stack, variant_kind_stack) = variant_stack(&data, tmp.path(), target)?;
 
         eprintln!("{target}: stack per operator kind");
         let mut stack_kinds: BTreeMap<u16, u64> = BTreeMap::new();
@@ -201,6 +201,7 @@ fn main() -> Result<()> {
             input_sparse,
             variant_kinds,
             variant_stack,
+            variant_kind_stack,
             stack_kinds,
             stack_max,
             stack_models: models.iter().map(|(n, _)| n.clone()).collect(),
@@ -237,14 +238,16 @@ fn variant_kinds(target: &str) -> Result<BTreeMap<u32, BTreeMap<u16, u64>>> {
 }
 
 /// Peak stack of the Dense / Conv operators of real models stored block-sparse, as 4-bit
-/// codebooks and input-major (kws_dscnn: Conv and Dense; hello_edge_dnn: Dense), per variant bit.
-fn variant_stack(data: &Path, tmp: &Path, target: &str) -> Result<BTreeMap<u32, u64>> {
+/// codebooks and input-major (kws_dscnn: Conv and Dense; hello_edge_dnn: Dense), per variant bit,
+/// and per variant bit and operator kind.
+#[allow(clippy::type_complexity)]
+fn variant_stack(data: &Path, tmp: &Path, target: &str) -> Result<(BTreeMap<u32, u64>, BTreeMap<u32, BTreeMap<u16, u64>>)> {
     use sprig_tools::compress::actsparse::{select_input_sparse, InputSparse};
     use sprig_tools::compress::codebook::{quantize, CodebookOptions};
     use sprig_tools::compress::prune::{Amount, Method};
     use sprig_tools::compress::sparsify::{sparsify, Pattern, SparsifyOptions, StorageChoice};
     use sprig_tools::import::{import_onnx, ImportOptions};
-    let mut out = BTreeMap::new();
+    let (mut out, mut per_kind) = (BTreeMap::new(), BTreeMap::new());
     for (onnx, eval, take) in
         [("kws_dscnn_fp32.onnx", "kws01/inputs.npy", None), ("hello_edge_dnn_s.onnx", "kws01_hello_edge/inputs.npy", Some(250))]
     {
@@ -285,11 +288,16 @@ fn variant_stack(data: &Path, tmp: &Path, target: &str) -> Result<BTreeMap<u32, 
                 bail!("{onnx} variant bit {bit} on {target}: {}\n{}", run.stdout, run.stderr);
             }
             let r = parse_log(&run.stdout)?;
-            let peak = r.ops.iter().filter(|o| o.kind == kind::DENSE || o.kind == kind::CONV).map(|o| o.stack).max().unwrap_or(0);
+            let ops = || r.ops.iter().filter(|o| o.kind == kind::DENSE || o.kind == kind::CONV);
+            let peak = ops().map(|o| o.stack).max().unwrap_or(0);
             eprintln!("{target}: {onnx} variant bit {bit}: peak stack {peak} B");
             let e = out.entry(bit).or_insert(0);
             *e = (*e).max(peak);
+            for o in ops() {
+                let e = per_kind.entry(bit).or_insert_with(BTreeMap::new).entry(o.kind).or_insert(0);
+                *e = (*e).max(o.stack);
+            }
         }
     }
-    Ok(out)
+    Ok((out, per_kind))
 }
