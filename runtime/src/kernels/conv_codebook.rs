@@ -271,8 +271,8 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
 /// one channel chunk of at most 128 weights, so at least 32 filters a block. Each block gathers
 /// the input patches again, so blocks are as large as this allows. On Cortex-M4F (exact
 /// instructions per MAC for the model at 4 bits): blocks of whole filters instead of chunks
-/// took ResNet-8 5.59 instead of 3.94 (its 576-weight filters four to a block); blocks of 8 KiB
-/// kws_dscnn 5.45, of 4 KiB 7.08 instead of 4.82 (its pointwise layers in two and four blocks).
+/// took ResNet-8 5.59 instead of 3.84 (its 576-weight filters four to a block); blocks of 8 KiB
+/// kws_dscnn 5.45, of 4 KiB 7.08 instead of 4.65 (its pointwise layers in two and four blocks).
 const PATCH_BLOCK: usize = 4096;
 
 /// Whether [`patch_blocks`] runs: everywhere but soft-float bare-metal targets (Cortex-M0,
@@ -283,8 +283,8 @@ const PATCH_BLOCKS: bool = !(cfg!(target_os = "none") && cfg!(target_abi = "eabi
 /// ([`Geom::prefers_patches`]): blocks of filters decoded onto the stack a channel chunk at a
 /// time, once per call ([`conv::conv_patches_decoded`]). The same sums, bit for bit, as the
 /// dense patch Conv on the decoded weights. Cortex-M4F, exact instructions per MAC at 4 bits
-/// (the per-weight plane loop before; dense f32 in brackets): kws_dscnn 8.84 → 4.82 (4.58),
-/// MNIST 7.87 → 4.75 (4.61), ResNet-8 9.35 → 3.94 (3.57), VWW 5.33 → 4.74 (4.00).
+/// (the per-weight plane loop before; dense f32 in brackets): kws_dscnn 8.84 → 4.65 (4.55),
+/// MNIST 7.87 → 4.73 (4.64), ResNet-8 9.35 → 3.84 (3.57), VWW 5.33 → 4.71 (4.01).
 #[allow(clippy::too_many_arguments)]
 fn patch_blocks(
     g: &Geom,
