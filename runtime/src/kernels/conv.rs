@@ -404,9 +404,8 @@ pub(super) fn conv_patches(
         ob.fill(bias.map_or(0.0, |b| b.get(mo)));
     }
     // Two patches in the stack one did (`CHUNK` floats), whole input channels each, the
-    // channels split evenly over the fewest chunks.
-    let most = (CHUNK / 2 / taps).max(1);
-    let per_chunk = g.cg.div_ceil(g.cg.div_ceil(most).max(1)).max(1);
+    // channels split evenly over the fewest chunks ([`patch_chunk`]).
+    let per_chunk = patch_chunk(g) / taps;
     let mut bufs = [[0.0f32; CHUNK / 2]; 2];
     let mut o = 0;
     while o < plane {
