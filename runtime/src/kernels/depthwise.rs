@@ -743,7 +743,7 @@ impl Taps {
 /// order, each term fused into the sum (one rounding: `fma(w, v, sum)`), with `v_t` the input
 /// value of tap `t` in its masked-in lanes and 0 in the others, and `act` the [`Taps`]'
 /// activation.
-#[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn dw_taps_scalar(t: &Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
     let n = t.channels(x, w, b, out);
     let (taps, (ip, op)) = (t.taps, t.planes());
@@ -1642,6 +1642,58 @@ mod tests {
         }
     }
 
+    /// "Same" padded stride-1 depthwise attributes of a `k × k` kernel.
+    fn same(k: usize, act: crate::op::Activation) -> ConvAttrs {
+        let (lo, hi) = (((k - 1) / 2) as u32, (k / 2) as u32);
+        ConvAttrs { group: 0, stride: [1, 1], dilation: [1, 1], pads: [lo, lo, hi, hi], act }
+    }
+
+    /// Kernels of more than 9 and more than 25 taps (the tiers' larger tap tables) and the
+    /// Threshold activation through the plane kernel on every tier of this CPU, on narrow,
+    /// square and wide planes: against the f64 definition, each group equal to the scalar
+    /// definition bit for bit.
+    #[test]
+    fn plane_kernel_takes_large_kernels_and_threshold() {
+        use crate::op::Activation::{Relu, Threshold};
+        for (k, act) in [(5, Threshold { alpha: 0.1 }), (7, Threshold { alpha: -0.2 }), (7, Relu), (1, Threshold { alpha: 0.0 })] {
+            for (c, h, w) in [(6, 25, 5), (3, 12, 12), (2, 7, 48)] {
+                let attrs = ConvAttrs { group: c as u32, ..same(k, act) };
+                assert!(check_plane_layer(attrs, [1, c, h, w], [c, 1, k, k], 11), "{k}x{k} on {h}x{w}");
+            }
+        }
+    }
+
+    /// Infinities and NaN in the input planes reach only the outputs whose taps read them: each
+    /// tier's groups equal the scalar definition bit for bit (SIMD tiers that load whole
+    /// vectors and select lanes away must not let a masked-out value through).
+    #[test]
+    fn plane_kernel_keeps_non_finite_inputs_to_their_taps() {
+        for (c, h, w, k) in [(5, 25, 5, 3), (4, 9, 9, 5), (3, 6, 20, 3)] {
+            let attrs = ConvAttrs { group: c as u32, ..same(k, crate::op::Activation::None) };
+            let (xd, wd) = ([1, c, h, w], [c, 1, k, k]);
+            let mut x = data(c * h * w, 3);
+            for (i, v) in x.iter_mut().enumerate() {
+                // Every plane's first and last rows and columns, and a few inner values.
+                let (p, r, col) = (i % (h * w), i % (h * w) / w, i % w);
+                if r == 0 || r == h - 1 || col == 0 || col == w - 1 || p % 7 == 3 {
+                    *v = [f32::INFINITY, f32::NAN, f32::NEG_INFINITY][i % 3];
+                }
+            }
+            let (wt, b) = (data(c * k * k, 4), data(c, 5));
+            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wd), sh(&[c])]).unwrap();
+            let g = Geom::new(&attrs, &sh(&xd), &sh(&wd), &y);
+            let a = super::Args { x: &x, w: View::F32(&wt), bias: Some(View::F32(&b)), act: attrs.act };
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f) = super::super::x86::Fma::detect() {
+                check_groups(f, &g, &a, c * g.oh * g.ow);
+                check_groups(f.avx2_only(), &g, &a, c * g.oh * g.ow);
+            }
+            #[cfg(target_arch = "aarch64")]
+            check_groups(super::super::neon::Neon, &g, &a, c * g.oh * g.ow);
+            let _ = (&g, &a);
+        }
+    }
+
     /// Window masks exist exactly for layers whose kernel rows read consecutive positions
     /// (stride 1, dilation 1 along rows, 3 or 5 taps a row; on x86-64, whose kernel reads them), and the kws_dscnn layer
     /// (64 channels, 25 × 5, 3 × 3, "same") runs them against the scalar definition.
@@ -1729,6 +1781,14 @@ mod tests {
         let mut got = vec![f32::NAN; want.len()];
         super::planes(mk, g, pl, a, &mut got).unwrap();
         assert_close(&got, want, 1e-5);
+        check_groups(mk, g, a, want.len());
+    }
+
+    /// Each group of [`super::planes`]' kernel on tier `mk` equal to [`super::dw_taps_scalar`]
+    /// bit for bit (`len` output floats).
+    #[allow(dead_code)]
+    fn check_groups<M: super::super::gemm::Micro>(mk: M, g: &Geom, a: &super::Args<'_>, len: usize) {
+        let pl = super::plane_layout(g).unwrap();
         let (w, b) = (
             match a.w {
                 View::F32(w) => w,
@@ -1750,7 +1810,7 @@ mod tests {
             ph
         };
         let mut t = super::Taps::new(g, pl, a.act);
-        let (mut tier, mut scalar) = (vec![f32::NAN; want.len()], vec![f32::NAN; want.len()]);
+        let (mut tier, mut scalar) = (vec![f32::NAN; len], vec![f32::NAN; len]);
         for j0 in (0..g.oh * g.ow).step_by(16 * super::TB) {
             t.at(g, j0);
             mk.dw_taps(&t, &x, w, b, &mut tier);

@@ -3,6 +3,8 @@
 //! compare them over random shapes, ragged tails included (run under qemu-user in CI).
 #![allow(unsafe_code)]
 
+use super::depthwise::{Taps, TB};
+use crate::op::Activation;
 use core::arch::aarch64::*;
 
 /// The NEON micro-kernels (always available on aarch64).
@@ -146,11 +148,39 @@ impl Neon {
         super::gemm::load_rows_scalar(dst, src, base, rows)
     }
 
-    /// [`super::depthwise::dw_taps_scalar`] (NEON has no masked loads; the compiler vectorises
-    /// what it can).
+    /// [`super::depthwise::dw_taps_scalar`] bit for bit, 4-lane quarters of each block: a tap
+    /// whose quarters are all masked in is read with plain loads, one whose quarters all lie
+    /// inside the input plane with plain loads and its masked-out lanes selected to 0 (NEON has
+    /// no masked loads; rows that start or end inside a block mask some lanes of most taps),
+    /// and the others lane by lane; full quarters leave through the activation's selects and a
+    /// plain store. Only the quarters up to the last one holding an output position are summed.
     #[inline]
     pub(super) fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
-        super::depthwise::dw_taps_scalar(t, x, w, b, out)
+        let n = t.channels(x, w, b, out);
+        let st = t.store();
+        let nq = (0..4 * TB).rposition(|q| quarter(st[q / 4], q) != 0).map_or(0, |q| q + 1);
+        // SAFETY: channels below `n` have their planes, filters and bias inside the slices
+        // (`Taps::channels`), and every masked-in lane loaded and every stored lane lies inside
+        // its plane (the `Taps` guarantee); other lanes are not accessed.
+        unsafe {
+            let (x, w, b, o) = (x.as_ptr(), w.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+            macro_rules! quarters {
+                ($t:expr) => {
+                    match nq {
+                        0 => {}
+                        1..=4 => dw_taps_neon::<$t, 4>(t, x, w, b, o, n),
+                        5..=8 => dw_taps_neon::<$t, 8>(t, x, w, b, o, n),
+                        9..=12 => dw_taps_neon::<$t, 12>(t, x, w, b, o, n),
+                        _ => dw_taps_neon::<$t, { 4 * TB }>(t, x, w, b, o, n),
+                    }
+                };
+            }
+            match t.taps() {
+                0..=9 => quarters!(9),
+                10..=25 => quarters!(25),
+                _ => quarters!({ super::depthwise::MAX_TAPS }),
+            }
+        }
     }
 
     /// [`super::gemm::Micro::im_1x1`] with NEON: 16 outputs × up to 4 positions in registers
@@ -291,6 +321,169 @@ unsafe fn im_1x1_neon<const NP: usize>(
                     *out.add((o0 + j) * hw + p) = act.apply(v);
                 }
             }
+        }
+    }
+}
+
+/// Lanes `4·(q mod 4) ..` of the 16-lane block mask `m`: quarter `q` of its block.
+#[inline]
+fn quarter(m: u16, q: usize) -> u16 {
+    (m >> (4 * (q % 4))) & 0xf
+}
+
+/// The activation's selects on four lanes: [`Activation::apply`] on each (NaN to 0 through
+/// Relu and Threshold, kept through Clip).
+#[inline]
+fn act_q(act: Activation, v: float32x4_t) -> float32x4_t {
+    // SAFETY: NEON is part of the aarch64 base ISA.
+    unsafe {
+        let zero = vdupq_n_f32(0.0);
+        match act {
+            Activation::None => v,
+            // `x > 0 ? x : 0`.
+            Activation::Relu => vbslq_f32(vcgtq_f32(v, zero), v, zero),
+            // `y = x < min ? min : x`, then `y > max ? max : y`.
+            Activation::Clip { min, max } => {
+                let (lo, hi) = (vdupq_n_f32(min), vdupq_n_f32(max));
+                let y = vbslq_f32(vcltq_f32(v, lo), lo, v);
+                vbslq_f32(vcgtq_f32(y, hi), hi, y)
+            }
+            // `x > alpha ? x : 0`.
+            Activation::Threshold { alpha } => vbslq_f32(vcgtq_f32(v, vdupq_n_f32(alpha)), v, zero),
+        }
+    }
+}
+
+/// How [`dw_taps_neon`] reads one tap's quarters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TapRead {
+    /// Every lane of every quarter masked in: plain loads.
+    Full,
+    /// Every quarter's four lanes inside the input plane: plain loads, the masked-out lanes
+    /// selected to 0.
+    Select,
+    /// Some quarter reaches outside the plane: whole quarters where they stay inside the
+    /// call's planes, else [`tap_lanes`].
+    Lanes,
+}
+
+/// [`Neon::dw_taps`] over the first `Q` quarters for `n` channels, `T ≥ taps`: how each tap
+/// is read worked out once per call, so that the quarters of a `Full` or `Select` tap run
+/// without branches and the sums stay in registers. The caller guarantees the bounds.
+unsafe fn dw_taps_neon<const T: usize, const Q: usize>(t: &Taps, x: *const f32, w: *const f32, b: *const f32, out: *mut f32, n: usize) {
+    let (taps, (ip, op), j0, st, act) = (t.taps(), t.planes(), t.j0() as isize, t.store(), t.act());
+    debug_assert!(taps <= T, "the dispatcher picks T ≥ taps");
+    // SAFETY: four values.
+    let lane_bits = unsafe { vld1q_u32([1u32, 2, 4, 8].as_ptr()) };
+    // SAFETY: NEON is part of the aarch64 base ISA.
+    let mut keep = [[unsafe { vdupq_n_u32(0) }; Q]; T];
+    let mut masks = [[0u16; Q]; T];
+    let mut reads = [TapRead::Full; T];
+    // Per tap, the first and one past the last input position its quarters span.
+    let mut reach = [(0isize, 0isize); T];
+    for (tp, &dt) in t.d().iter().enumerate().take(T) {
+        let (mut full, mut inside) = (true, true);
+        reach[tp] = (j0 + dt, j0 + dt + 4 * Q as isize);
+        for q in 0..Q {
+            let m = quarter(t.mask(q / 4, tp), q);
+            let first = j0 + dt + 4 * q as isize;
+            inside &= first >= 0 && first + 4 <= ip as isize;
+            full &= m == 0xf;
+            masks[tp][q] = m | if first >= 0 && first + 4 <= ip as isize { INSIDE } else { 0 };
+            // SAFETY: NEON.
+            keep[tp][q] = unsafe { vtstq_u32(vdupq_n_u32(m as u32), lane_bits) };
+        }
+        reads[tp] = if full {
+            TapRead::Full
+        } else if inside {
+            TapRead::Select
+        } else {
+            TapRead::Lanes
+        };
+    }
+    let stores: [u16; Q] = core::array::from_fn(|q| quarter(st[q / 4], q));
+    // SAFETY: channel `c` below `n` (caller), so the `n` planes at `x` are readable; a `Full`
+    // tap's lanes are all masked in, a `Select` tap's all inside the plane, a `Lanes` tap's
+    // quarters read whole only inside the `n` planes, and `tap_lanes` reads only masked-in
+    // lanes and quarters inside the plane; masked-in and stored lanes lie inside the planes
+    // (the `Taps` guarantee).
+    unsafe {
+        let zero = vdupq_n_f32(0.0);
+        for c in 0..n {
+            let (xc, wc) = (x.add(c * ip), w.add(c * taps));
+            let mut acc = [vdupq_n_f32(*b.add(c)); Q];
+            for (tp, &dt) in t.d().iter().enumerate().take(T) {
+                let wv = vdupq_n_f32(*wc.add(tp));
+                let base = xc.wrapping_offset(j0 + dt);
+                match reads[tp] {
+                    TapRead::Full => {
+                        for (q, a) in acc.iter_mut().enumerate() {
+                            *a = vfmaq_f32(*a, wv, vld1q_f32(base.wrapping_add(4 * q)));
+                        }
+                    }
+                    // A tap reaching outside its channel's plane reads whole quarters too
+                    // when they stay inside the `n` planes (the masked-out lanes, from the
+                    // neighbouring planes, are selected away): all channels but the edge ones.
+                    TapRead::Select | TapRead::Lanes
+                        if reads[tp] == TapRead::Select || {
+                            let (lo, hi) = (reach[tp].0 + (c * ip) as isize, reach[tp].1 + (c * ip) as isize);
+                            lo >= 0 && hi <= (n * ip) as isize
+                        } =>
+                    {
+                        for (q, (a, &k)) in acc.iter_mut().zip(&keep[tp]).enumerate() {
+                            *a = vfmaq_f32(*a, wv, vbslq_f32(k, vld1q_f32(base.wrapping_add(4 * q)), zero));
+                        }
+                    }
+                    _ => tap_lanes(&mut acc, &masks[tp], &keep[tp], wv, base),
+                }
+            }
+            let oc = out.add(c * op).wrapping_offset(j0);
+            for (q, (a, &m)) in acc.iter().zip(&stores).enumerate() {
+                let at = oc.wrapping_add(4 * q);
+                let v = act_q(act, *a);
+                if m == 0xf {
+                    vst1q_f32(at, v);
+                } else if m != 0 {
+                    let mut lanes = [0.0f32; 4];
+                    vst1q_f32(lanes.as_mut_ptr(), v);
+                    for (i, &l) in lanes.iter().enumerate().filter(|&(i, _)| m >> i & 1 == 1) {
+                        *at.add(i) = l;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Flag of a [`tap_lanes`] quarter mask: the quarter's four lanes lie inside the input plane.
+const INSIDE: u16 = 0x10;
+
+/// One tap of [`dw_taps_neon`] that reaches outside the plane: quarter `q` adds `w · v` to
+/// `acc[q]`, `v` the values at `base + 4q ..` in the lanes of `masks[q]` (`keep[q]` as a lane
+/// mask) and 0 in the others; a quarter [`INSIDE`] the plane is loaded whole and selected, the
+/// others read lane by lane. Kept out of line (such taps are few), so the other taps' sums
+/// stay in registers. The caller guarantees that the masked-in lanes, and the quarters flagged
+/// inside, are readable.
+#[inline(never)]
+unsafe fn tap_lanes<const Q: usize>(
+    acc: &mut [float32x4_t; Q],
+    masks: &[u16; Q],
+    keep: &[uint32x4_t; Q],
+    wv: float32x4_t,
+    base: *const f32,
+) {
+    // SAFETY: only quarters inside the plane and masked-in lanes are read (the caller's
+    // guarantee).
+    unsafe {
+        for (q, ((a, &m), &k)) in acc.iter_mut().zip(masks).zip(keep).enumerate() {
+            let at = base.wrapping_add(4 * q);
+            let v = if m & INSIDE != 0 {
+                vbslq_f32(k, vld1q_f32(at), vdupq_n_f32(0.0))
+            } else {
+                let lanes: [f32; 4] = core::array::from_fn(|i| if m >> i & 1 == 1 { *at.add(i) } else { 0.0 });
+                vld1q_f32(lanes.as_ptr())
+            };
+            *a = vfmaq_f32(*a, wv, v);
         }
     }
 }
