@@ -183,8 +183,8 @@ impl Neon {
         }
     }
 
-    /// [`super::gemm::Micro::im_1x1`] with NEON: 16 outputs × up to 4 positions in registers
-    /// (the last `m mod 16` outputs one at a time).
+    /// [`super::gemm::Micro::im_1x1`] with NEON: 16 outputs × up to 4 positions in registers,
+    /// then 4 outputs at a time, the last `m mod 4` one at a time (the same sums).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(super) fn im_1x1(
@@ -201,26 +201,33 @@ impl Neon {
         if !super::gemm::im_fits(x, hw, c, wt, m, bias, out) {
             return false;
         }
-        let full = m / 16 * 16;
+        let (full16, full4) = (m / 16 * 16, m / 4 * 4);
         let b = if bias.is_empty() { None } else { Some(bias.as_ptr()) };
         let mut p0 = 0;
         while p0 < hw {
             let np = 4.min(hw - p0);
             // SAFETY: positions `p0 .. p0 + np` lie inside every input and output plane, inputs
-            // below `c` and outputs below `full ≤ m` inside the slices (checked above).
+            // below `c` and outputs below `full4 ≤ m` inside the slices (checked above).
             unsafe {
                 let (xp, op) = (x.as_ptr().add(p0), out.as_mut_ptr().add(p0));
+                let k = (hw, c, wt.as_ptr(), m, b, act);
+                macro_rules! blocks {
+                    ($np:literal) => {{
+                        im_1x1_neon::<$np, 4>(k, xp, op, 0..full16);
+                        im_1x1_neon::<$np, 1>(k, xp, op, full16..full4);
+                    }};
+                }
                 match np {
-                    4 => im_1x1_neon::<4>(xp, hw, c, wt.as_ptr(), m, full, b, act, op),
-                    3 => im_1x1_neon::<3>(xp, hw, c, wt.as_ptr(), m, full, b, act, op),
-                    2 => im_1x1_neon::<2>(xp, hw, c, wt.as_ptr(), m, full, b, act, op),
-                    _ => im_1x1_neon::<1>(xp, hw, c, wt.as_ptr(), m, full, b, act, op),
+                    4 => blocks!(4),
+                    3 => blocks!(3),
+                    2 => blocks!(2),
+                    _ => blocks!(1),
                 }
             }
             p0 += np;
         }
         // The last outputs, one at a time (the same sums).
-        for o in full..m {
+        for o in full4..m {
             for p in 0..hw {
                 let mut acc = bias.get(o).copied().unwrap_or(0.0);
                 for ci in 0..c {
@@ -228,7 +235,7 @@ impl Neon {
                     if x[ci * hw + blk..ci * hw + (blk + 4).min(hw)].iter().all(|&v| v == 0.0) {
                         continue;
                     }
-                    acc = libm::fmaf(x[ci * hw + p], wt[ci * m + o], acc);
+                    acc = fmaf(x[ci * hw + p], wt[ci * m + o], acc);
                 }
                 out[o * hw + p] = act.apply(acc);
             }
@@ -272,25 +279,25 @@ unsafe fn tile_neon<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *co
     }
 }
 
-/// [`Neon::im_1x1`] for the `NP` positions at `x` / `out` and the outputs below `full` (a
-/// multiple of 16); the caller guarantees the bounds.
-#[allow(clippy::too_many_arguments)]
+/// `a · b + c` rounded once: the `fmadd` instruction (libm's `fmaf` is a software routine).
+#[inline(always)]
+pub(crate) fn fmaf(a: f32, b: f32, c: f32) -> f32 {
+    // SAFETY: NEON is part of the aarch64 base ISA.
+    unsafe { vgetq_lane_f32::<0>(vfmaq_f32(vdupq_n_f32(c), vdupq_n_f32(a), vdupq_n_f32(b))) }
+}
+
+/// [`Neon::im_1x1`]'s operands: `hw`, `c`, the weights, `m`, the bias, the activation.
+type Im1x1 = (usize, usize, *const f32, usize, Option<*const f32>, crate::op::Activation);
+
+/// [`Neon::im_1x1`] for the `NP` positions at `x` / `out` and the outputs `outs` (`4·V` at a
+/// time; `outs.len()` a multiple of that); the caller guarantees the bounds.
 #[inline]
-unsafe fn im_1x1_neon<const NP: usize>(
-    x: *const f32,
-    hw: usize,
-    c: usize,
-    wt: *const f32,
-    m: usize,
-    full: usize,
-    bias: Option<*const f32>,
-    act: crate::op::Activation,
-    out: *mut f32,
-) {
+unsafe fn im_1x1_neon<const NP: usize, const V: usize>(k: Im1x1, x: *const f32, out: *mut f32, outs: core::ops::Range<usize>) {
+    let (hw, c, wt, m, bias, act) = k;
     // SAFETY: the caller's guarantee.
     unsafe {
-        for o0 in (0..full).step_by(16) {
-            let mut start = [vdupq_n_f32(0.0); 4];
+        for o0 in outs.step_by(4 * V) {
+            let mut start = [vdupq_n_f32(0.0); V];
             if let Some(b) = bias {
                 for (i, v) in start.iter_mut().enumerate() {
                     *v = vld1q_f32(b.add(o0 + 4 * i));
@@ -304,7 +311,7 @@ unsafe fn im_1x1_neon<const NP: usize>(
                     continue;
                 }
                 let wr = wt.add(ci * m + o0);
-                let w = [vld1q_f32(wr), vld1q_f32(wr.add(4)), vld1q_f32(wr.add(8)), vld1q_f32(wr.add(12))];
+                let w: [float32x4_t; V] = core::array::from_fn(|i| vld1q_f32(wr.add(4 * i)));
                 for (p, a) in acc.iter_mut().enumerate() {
                     let xv = vdupq_n_f32(*xr.add(p));
                     for (a, &w) in a.iter_mut().zip(&w) {
@@ -313,12 +320,13 @@ unsafe fn im_1x1_neon<const NP: usize>(
                 }
             }
             for (p, a) in acc.iter().enumerate() {
-                let mut t = [0.0f32; 16];
                 for (i, v) in a.iter().enumerate() {
-                    vst1q_f32(t.as_mut_ptr().add(4 * i), *v);
-                }
-                for (j, &v) in t.iter().enumerate() {
-                    *out.add((o0 + j) * hw + p) = act.apply(v);
+                    let v = act_q(act, *v);
+                    let o = out.add((o0 + 4 * i) * hw + p);
+                    *o = vgetq_lane_f32::<0>(v);
+                    *o.add(hw) = vgetq_lane_f32::<1>(v);
+                    *o.add(2 * hw) = vgetq_lane_f32::<2>(v);
+                    *o.add(3 * hw) = vgetq_lane_f32::<3>(v);
                 }
             }
         }
