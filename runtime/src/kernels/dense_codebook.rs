@@ -150,7 +150,8 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
         dot_codes_scalar(bits, t, row, x)
     };
     // 4-bit (x86-64 without AVX-512, and every other target): rows of the same group go four at
-    // a time, each input loaded once for the four.
+    // a time, each input loaded once for the four (on aarch64 through the NEON byte-plane
+    // decoder, `Neon::dot_codes4`).
     if bits == 4 {
         // The pair table of the loaded group for the portable loops (`paired`: the group it
         // was built for), built when the group's first rows run, where the inputs per row carry
@@ -159,12 +160,41 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
         let mut paired: Option<usize> = None;
         #[cfg(target_arch = "x86_64")]
         let portable = simd.is_none();
-        #[cfg(not(target_arch = "x86_64"))]
+        // NEON: the rows' codes through the group's byte planes (built with its first rows).
+        #[cfg(target_arch = "aarch64")]
+        let neon = super::gemm::neon();
+        #[cfg(target_arch = "aarch64")]
+        let mut planes: Option<(usize, super::neon::Planes4)> = None;
+        #[cfg(target_arch = "aarch64")]
+        let portable = neon.is_none();
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         let portable = true;
         let use_pairs = PAIR_TABLES && portable && d.k.saturating_mul(d.rows) >= PAIR_MIN_K;
         let mut pend = [0usize; 4];
         let mut np = 0;
         let mut flush = |t: &[f32; TABLE_LEN], g: usize, pend: &[usize], out: &mut [f32]| -> Result<(), OpError> {
+            #[cfg(target_arch = "aarch64")]
+            if let Some(nk) = neon.filter(|_| !pend.is_empty()) {
+                let pl = match planes {
+                    Some((pg, pl)) if pg == g => pl,
+                    _ => planes.insert((g, nk.planes4(t))).1,
+                };
+                let rows: [&[u8]; 4] = core::array::from_fn(|i| pend.get(i).map_or(&[][..], |&j| p.row(j)));
+                for r in 0..d.rows {
+                    let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
+                    let v = match pend.len() {
+                        1 => nk.dot_codes4(&pl, [rows[0]], xr).map(|[a]| [a, 0.0, 0.0, 0.0]),
+                        2 => nk.dot_codes4(&pl, [rows[0], rows[1]], xr).map(|[a, b]| [a, b, 0.0, 0.0]),
+                        3 => nk.dot_codes4(&pl, [rows[0], rows[1], rows[2]], xr).map(|[a, b, c]| [a, b, c, 0.0]),
+                        _ => nk.dot_codes4(&pl, rows, xr),
+                    };
+                    // Rows shorter than the inputs (never after parsing) are a shape mismatch.
+                    for (&j, v) in pend.iter().zip(v.ok_or(OpError::ShapeMismatch)?) {
+                        *out.get_mut(r * d.n + j).ok_or(OpError::ShapeMismatch)? += v;
+                    }
+                }
+                return Ok(());
+            }
             if use_pairs && !pend.is_empty() && paired != Some(g) {
                 fill_pairs4(t, &mut pairs);
                 paired = Some(g);

@@ -389,6 +389,13 @@ pub(super) fn simd() -> Option<impl Micro> {
     simd_on().then_some(super::neon::Neon)
 }
 
+/// The NEON kernels, unless SIMD kernels are switched off (for kernels outside [`Micro`]).
+#[cfg(target_arch = "aarch64")]
+#[inline]
+pub(super) fn neon() -> Option<super::neon::Neon> {
+    simd_on().then_some(super::neon::Neon)
+}
+
 /// Name of the f32 Conv / Dense kernels this CPU runs: `avx512`, `avx2+fma`, `neon` or `portable`.
 pub fn simd_name() -> &'static str {
     #[cfg(target_arch = "x86_64")]

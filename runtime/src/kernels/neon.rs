@@ -243,6 +243,54 @@ impl Neon {
         true
     }
 
+    /// The byte planes of the 4-bit codebook `table` (its first 16 values).
+    #[inline]
+    pub(crate) fn planes4(self, table: &[f32; crate::codebook::TABLE_LEN]) -> Planes4 {
+        let mut bytes = [[0u8; 16]; 4];
+        for (i, v) in table.iter().take(16).enumerate() {
+            for (plane, b) in bytes.iter_mut().zip(v.to_le_bytes()) {
+                plane[i] = b;
+            }
+        }
+        // SAFETY: 16 bytes each.
+        Planes4(bytes.map(|b| unsafe { vld1q_u8(b.as_ptr()) }))
+    }
+
+    /// `Σ_j table[code_r(j)] · x[j]` for each of the `R` 4-bit rows (two codes a byte, the
+    /// low nibble first), `table` the codebook `planes` came from: 32 codes per step, each
+    /// decoded by four table lookups (one per byte plane) and the byte interleaves that
+    /// reassemble the floats, each input loaded once for the `R` rows; the last partial step
+    /// from zero-padded copies (codes past a row's end meet zero inputs; codewords are
+    /// finite). `None` when a row holds fewer than `⌈x.len()/2⌉` bytes.
+    #[inline]
+    pub(crate) fn dot_codes4<const R: usize>(self, planes: &Planes4, rows: [&[u8]; R], x: &[f32]) -> Option<[f32; R]> {
+        let n = x.len();
+        if rows.iter().any(|r| r.len() < n.div_ceil(2)) {
+            return None;
+        }
+        let whole = n / 32 * 32;
+        // SAFETY: steps read codes `j/2 .. j/2 + 16 ≤ ⌈n/2⌉` of each row and inputs `j .. j + 32
+        // ≤ n`; the tail reads the padded copies.
+        unsafe {
+            let mut acc = [[vdupq_n_f32(0.0); 2]; R];
+            let ptrs = rows.map(|r| r.as_ptr());
+            codes4_steps(planes, &ptrs, x.as_ptr(), whole, &mut acc);
+            if whole < n {
+                let mut xt = [0.0f32; 32];
+                xt[..n - whole].copy_from_slice(&x[whole..]);
+                let tails: [[u8; 16]; R] = core::array::from_fn(|r| {
+                    let mut t = [0u8; 16];
+                    let src = &rows[r][whole / 2..n.div_ceil(2)];
+                    t[..src.len()].copy_from_slice(src);
+                    t
+                });
+                let tp: [*const u8; R] = core::array::from_fn(|r| tails[r].as_ptr());
+                codes4_steps(planes, &tp, xt.as_ptr(), 32, &mut acc);
+            }
+            Some(acc.map(|[e, o]| vaddvq_f32(vaddq_f32(e, o))))
+        }
+    }
+
     /// Runs `f` (NEON is always on, so this is a plain call).
     #[inline]
     pub(crate) fn run<T>(self, f: impl FnOnce() -> T) -> T {
@@ -274,6 +322,52 @@ unsafe fn tile_neon<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *co
         for (i, r) in acc.iter().enumerate() {
             for (q, v) in r.iter().enumerate() {
                 vst1q_f32(c.add(i * ldc + 4 * q), *v);
+            }
+        }
+    }
+}
+
+/// A 4-bit codebook's 16 values as byte planes: plane `b` holds byte `b` (little-endian) of
+/// each value, so one table lookup per plane decodes 16 codes ([`Neon::planes4`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Planes4([uint8x16_t; 4]);
+
+/// The 16 values of `codes` (one code a byte, below 16) through `p`, in order, four a register.
+#[inline(always)]
+unsafe fn decode16(p: &Planes4, codes: uint8x16_t) -> [float32x4_t; 4] {
+    // SAFETY: NEON.
+    unsafe {
+        let b = p.0.map(|plane| vqtbl1q_u8(plane, codes));
+        // Bytes 0 and 1, 2 and 3 of each value side by side, then the two halves of each.
+        let (l01, h01) = (vreinterpretq_u16_u8(vzip1q_u8(b[0], b[1])), vreinterpretq_u16_u8(vzip2q_u8(b[0], b[1])));
+        let (l23, h23) = (vreinterpretq_u16_u8(vzip1q_u8(b[2], b[3])), vreinterpretq_u16_u8(vzip2q_u8(b[2], b[3])));
+        [vzip1q_u16(l01, l23), vzip2q_u16(l01, l23), vzip1q_u16(h01, h23), vzip2q_u16(h01, h23)].map(|v| vreinterpretq_f32_u16(v))
+    }
+}
+
+/// The steps of [`Neon::dot_codes4`] over inputs `0 .. n` (`n` a multiple of 32): `acc[r]`
+/// gains row `r`'s sums over the even inputs (`[0]`) and the odd ones (`[1]`). The caller
+/// guarantees `n/2` code bytes at each row pointer and `n` inputs at `x`.
+#[inline(always)]
+unsafe fn codes4_steps<const R: usize>(p: &Planes4, rows: &[*const u8; R], x: *const f32, n: usize, acc: &mut [[float32x4_t; 2]; R]) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let low = vdupq_n_u8(15);
+        // Row by row (the inputs reloaded for each from L1): four rows' decodes at once would
+        // not fit the 32 registers.
+        for (a, &row) in acc.iter_mut().zip(rows) {
+            let mut j = 0;
+            while j < n {
+                // Input pairs `j + 8t ..`: `.0` lane l is input `j + 8t + 2l`, `.1` the one after.
+                let xv = [vld2q_f32(x.add(j)), vld2q_f32(x.add(j + 8)), vld2q_f32(x.add(j + 16)), vld2q_f32(x.add(j + 24))];
+                // Byte i holds the codes of inputs `j + 2i` (low nibble) and `j + 2i + 1`.
+                let q = vld1q_u8(row.add(j / 2));
+                let (even, odd) = (decode16(p, vandq_u8(q, low)), decode16(p, vshrq_n_u8::<4>(q)));
+                for ((e, o), v) in even.iter().zip(&odd).zip(&xv) {
+                    a[0] = vfmaq_f32(a[0], *e, v.0);
+                    a[1] = vfmaq_f32(a[1], *o, v.1);
+                }
+                j += 32;
             }
         }
     }
@@ -492,6 +586,43 @@ unsafe fn tap_lanes<const Q: usize>(
                 vld1q_f32(lanes.as_ptr())
             };
             *a = vfmaq_f32(*a, wv, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dense_codebook::dot_codes_scalar;
+    use super::super::testutil::data;
+    use super::Neon;
+    use crate::codebook::TABLE_LEN;
+
+    /// [`Neon::dot_codes4`] on one to four rows against the scalar definition of a 4-bit row's
+    /// dot product, over lengths with and without a partial last step (odd ones too, whose last
+    /// byte's high nibble meets no input), rows longer than they need; rows too short: `None`.
+    #[test]
+    fn dot_codes4_matches_the_scalar_definition() {
+        let mut table = [0.0f32; TABLE_LEN];
+        table[..16].copy_from_slice(&data(16, 1));
+        let planes = Neon.planes4(&table);
+        for (i, n) in [0usize, 1, 2, 7, 31, 32, 33, 63, 64, 65, 100, 255, 640].into_iter().enumerate() {
+            let x = data(n, 10 + i as u64);
+            let bytes: Vec<Vec<u8>> = (0..4).map(|r| (0..n.div_ceil(2) + r).map(|j| (j * 37 + r * 11 + n) as u8).collect()).collect();
+            let want: Vec<f32> = bytes.iter().map(|r| dot_codes_scalar(4, &table, r, &x)).collect();
+            let scale: f32 = x.iter().map(|v| v.abs()).sum::<f32>() * table.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let close = |got: &[f32], want: &[f32]| {
+                for (g, w) in got.iter().zip(want) {
+                    assert!((g - w).abs() <= 1e-5 * scale.max(1.0), "n {n}: {g} against {w}");
+                }
+            };
+            close(&Neon.dot_codes4(&planes, [&bytes[0][..]], &x).unwrap(), &want[..1]);
+            close(&Neon.dot_codes4(&planes, [&bytes[1][..], &bytes[2][..], &bytes[3][..]], &x).unwrap(), &want[1..]);
+            let four = Neon.dot_codes4(&planes, [&bytes[0][..], &bytes[1][..], &bytes[2][..], &bytes[3][..]], &x).unwrap();
+            close(&four, &want);
+            if n > 0 {
+                let short = &bytes[0][..n.div_ceil(2) - 1];
+                assert!(Neon.dot_codes4(&planes, [&bytes[1][..], short], &x).is_none(), "n {n}: a short row");
+            }
         }
     }
 }
