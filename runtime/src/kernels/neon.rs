@@ -82,11 +82,20 @@ impl Neon {
         }
     }
 
-    /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < 16`.
+    /// `dst[j] = src[j]` for `lo ≤ j < lo + span`, `0.0` for the other `j < 16` (a lane mask
+    /// per four: `j - lo < span`, unsigned, as the scalar definition).
     #[inline]
     pub(crate) fn window16(self, dst: &mut [f32; 16], src: &[f32; 16], lo: u32, span: u32) {
-        for (j, (d, v)) in dst.iter_mut().zip(src).enumerate() {
-            *d = if (j as u32).wrapping_sub(lo) < span { *v } else { 0.0 };
+        // SAFETY: 16 floats in `src` and `dst`, 4 indices a step.
+        unsafe {
+            let (lo, span) = (vdupq_n_u32(lo), vdupq_n_u32(span));
+            let idx = [0u32, 1, 2, 3];
+            let mut j = vld1q_u32(idx.as_ptr());
+            for q in 0..4 {
+                let keep = vcltq_u32(vsubq_u32(j, lo), span);
+                vst1q_f32(dst.as_mut_ptr().add(4 * q), vbslq_f32(keep, vld1q_f32(src.as_ptr().add(4 * q)), vdupq_n_f32(0.0)));
+                j = vaddq_u32(j, vdupq_n_u32(4));
+            }
         }
     }
 
@@ -596,6 +605,20 @@ mod tests {
     use super::super::testutil::data;
     use super::Neon;
     use crate::codebook::TABLE_LEN;
+
+    /// [`Neon::window16`] against its definition, windows wrapping around `u32` included.
+    #[test]
+    fn window16_matches_its_definition() {
+        let src: [f32; 16] = core::array::from_fn(|j| j as f32 + 0.5);
+        for lo in (0..=17).chain([u32::MAX - 2, u32::MAX]) {
+            for span in (0..=17).chain([u32::MAX - 1, u32::MAX]) {
+                let mut got = [f32::NAN; 16];
+                Neon.window16(&mut got, &src, lo, span);
+                let want: [f32; 16] = core::array::from_fn(|j| if (j as u32).wrapping_sub(lo) < span { src[j] } else { 0.0 });
+                assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "lo {lo} span {span}");
+            }
+        }
+    }
 
     /// [`Neon::dot_codes4`] on one to four rows against the scalar definition of a 4-bit row's
     /// dot product, over lengths with and without a partial last step (odd ones too, whose last
