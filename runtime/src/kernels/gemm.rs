@@ -1788,21 +1788,30 @@ mod tests {
             }
         }
 
-        /// The x86 masked contiguous loads (AVX-512 and AVX2) against their definition, with
-        /// lanes masked off, before the start and past the end.
-        #[cfg(target_arch = "x86_64")]
+        /// The masked contiguous loads (x86: AVX-512 and AVX2 masks; NEON: whole loads and lane
+        /// selects) against their definition, with lanes masked off, before the start and past
+        /// the end.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         #[test]
         fn load_rows_match_scalar(len in 0usize..200, base in -50i32..250,
                                   rows in proptest::collection::vec((-100i32..100, any::<u16>()), 0..5), seed in 0u64..1000) {
             let src = data(len, seed);
             let mut want = vec![f32::NAN; 16 * rows.len()];
             super::load_rows_scalar(&mut want, &src, base, &rows);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            #[cfg(target_arch = "x86_64")]
             if let Some(f) = super::super::x86::Fma::detect() {
                 for mk in [f, f.avx2_only()] {
                     let mut got = vec![f32::NAN; 16 * rows.len()];
                     mk.load_rows(&mut got, &src, base, &rows);
-                    prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                    prop_assert_eq!(bits(&got), bits(&want));
                 }
+            }
+            #[cfg(target_arch = "aarch64")]
+            {
+                let mut got = vec![f32::NAN; 16 * rows.len()];
+                super::super::neon::Neon.load_rows(&mut got, &src, base, &rows);
+                prop_assert_eq!(bits(&got), bits(&want));
             }
         }
 

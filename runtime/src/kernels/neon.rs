@@ -151,10 +151,27 @@ impl Neon {
         super::gemm::gather_rows_scalar(dst, src, idx, rows)
     }
 
-    /// [`super::gemm::load_rows_scalar`].
+    /// [`super::gemm::load_rows_scalar`]: a row whose 16 positions all lie in `src` is four
+    /// plain loads with the lanes outside its mask selected to 0, any other row the scalar
+    /// definition.
     #[inline]
     pub(crate) fn load_rows(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) {
-        super::gemm::load_rows_scalar(dst, src, base, rows)
+        for (row, &(off, mask)) in dst.chunks_exact_mut(16).zip(rows) {
+            let at = base.wrapping_add(off);
+            if at < 0 || at as usize + 16 > src.len() {
+                super::gemm::load_rows_scalar(row, src, base, &[(off, mask)]);
+                continue;
+            }
+            // SAFETY: floats `at .. at + 16` of `src` (checked above) and the row's 16.
+            unsafe {
+                let lane_bits = vld1q_u32([1u32, 2, 4, 8].as_ptr());
+                for q in 0..4 {
+                    let keep = vtstq_u32(vdupq_n_u32((mask >> (4 * q)) as u32 & 0xf), lane_bits);
+                    let v = vld1q_f32(src.as_ptr().add(at as usize + 4 * q));
+                    vst1q_f32(row.as_mut_ptr().add(4 * q), vbslq_f32(keep, v, vdupq_n_f32(0.0)));
+                }
+            }
+        }
     }
 
     /// [`super::depthwise::dw_taps_scalar`] bit for bit, 4-lane quarters of each block: a tap
