@@ -190,7 +190,7 @@ impl<'a> Parts<'a> {
     }
 
     /// Number of codebooks (row groups).
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[inline]
     pub(crate) fn groups(&self) -> usize {
         self.groups

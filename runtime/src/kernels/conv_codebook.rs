@@ -114,7 +114,16 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
                     _ => uninit::<WHOLE, _>(|b| go(b)),
                 };
             }
-            let mut decode = |m: usize, k0: usize, buf: &mut [f32]| table.get_or_insert_with(Table::new).decode_parts(&parts, m, k0, buf);
+            // 4-bit codes on aarch64: through the NEON byte planes.
+            #[cfg(target_arch = "aarch64")]
+            let books = super::gemm::neon().and_then(|n| n.books4(&parts));
+            let mut decode = |m: usize, k0: usize, buf: &mut [f32]| {
+                #[cfg(target_arch = "aarch64")]
+                if books.as_ref().is_some_and(|b| b.decode(&parts, m, k0, buf)) {
+                    return;
+                }
+                table.get_or_insert_with(Table::new).decode_parts(&parts, m, k0, buf)
+            };
             let mut run = |wbuf: &mut [f32]| -> Result<(), OpError> {
                 for m0 in (0..g.m).step_by(rows) {
                     let r = rows.min(g.m - m0);
@@ -139,14 +148,16 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         // then).
         #[cfg(target_arch = "x86_64")]
         let books = super::x86::Codes::detect().and_then(|c| c.decoder4(&parts));
-        #[cfg(all(not(target_arch = "x86_64"), not(target_os = "none")))]
+        #[cfg(target_arch = "aarch64")]
+        let books = super::gemm::neon().and_then(|n| n.books4(&parts));
+        #[cfg(all(not(any(target_arch = "x86_64", target_arch = "aarch64")), not(target_os = "none")))]
         let books: Option<()> = None;
         #[cfg(not(target_os = "none"))]
         let mut pairs = (books.is_none() && crate::codebook::PairTables::apply(&parts)).then(crate::codebook::PairTables::new);
         let mut decode = |m: usize, k0: usize, buf: &mut [f32]| {
-            // 4-bit on x86: 16 weights per permute (AVX-512) or 64 per 29 shuffles (AVX2); the
-            // chunks start on even `k0`.
-            #[cfg(target_arch = "x86_64")]
+            // 4-bit on x86: 16 weights per permute (AVX-512) or 64 per 29 shuffles (AVX2); on
+            // aarch64 32 per eight table lookups; the chunks start on even `k0`.
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             if books.as_ref().is_some_and(|b| b.decode(&parts, m, k0, buf)) {
                 return;
             }

@@ -219,7 +219,8 @@ const IM_DECODED: usize = 32768;
 /// inside the kernel (`Books4::im_1x1`; on VWW's 6 × 6 and 3 × 3 layers 0.80–0.88 of the f32
 /// kernel's speed, against 0.31–0.68 decoding blocks to the stack). Otherwise a block of
 /// outputs at a time, each input's weights for the block decoded onto the stack (contiguous in
-/// its row; 4-bit codes through AVX2 byte planes where there is no AVX-512), then the f32
+/// its row; 4-bit codes through AVX2 byte planes where there is no AVX-512, NEON byte planes
+/// on aarch64), then the f32
 /// tiles. Either way every weight is decoded once per call and the sums
 /// are the f32 kernel's on the decoded weights, bit for bit. False (nothing
 /// written) when the layer does not fit the kernel (plane, filter count, slices) or this CPU
@@ -308,6 +309,9 @@ fn small_plane_codebook(
         }
         return Ok(true);
     }
+    // 4-bit on aarch64: through the NEON byte planes.
+    #[cfg(target_arch = "aarch64")]
+    let books = super::gemm::neon().and_then(|n| n.books4(&parts));
     let mut buf = [0.0f32; IM_DECODED];
     let mut o0 = 0;
     while o0 < m {
@@ -316,6 +320,10 @@ fn small_plane_codebook(
         for (ci, row) in w.chunks_exact_mut(nb).enumerate() {
             if !live[ci] {
                 row.fill(0.0);
+                continue;
+            }
+            #[cfg(target_arch = "aarch64")]
+            if books.as_ref().is_some_and(|b| b.decode(&parts, ci, o0, row)) {
                 continue;
             }
             // Short runs: the group's values, without the per-group byte tables.

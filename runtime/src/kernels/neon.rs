@@ -285,8 +285,8 @@ impl Neon {
     /// `Σ_j table[code_r(j)] · x[j]` for each of the `R` 4-bit rows (two codes a byte, the
     /// low nibble first), `table` the codebook `planes` came from: 32 codes per step, each
     /// decoded by four table lookups (one per byte plane) and the byte interleaves that
-    /// reassemble the floats, each input loaded once for the `R` rows; the last partial step
-    /// from zero-padded copies (codes past a row's end meet zero inputs; codewords are
+    /// reassemble the floats, row by row; then a step of 16 codes if 16 are left, and the last
+    /// ones from zero-padded copies (codes past a row's end meet zero inputs; codewords are
     /// finite). `None` when a row holds fewer than `⌈x.len()/2⌉` bytes.
     #[inline]
     pub(crate) fn dot_codes4<const R: usize>(self, planes: &Planes4, rows: [&[u8]; R], x: &[f32]) -> Option<[f32; R]> {
@@ -301,17 +301,22 @@ impl Neon {
             let mut acc = [[vdupq_n_f32(0.0); 2]; R];
             let ptrs = rows.map(|r| r.as_ptr());
             codes4_steps(planes, &ptrs, x.as_ptr(), whole, &mut acc);
-            if whole < n {
-                let mut xt = [0.0f32; 32];
-                xt[..n - whole].copy_from_slice(&x[whole..]);
-                let tails: [[u8; 16]; R] = core::array::from_fn(|r| {
-                    let mut t = [0u8; 16];
-                    let src = &rows[r][whole / 2..n.div_ceil(2)];
+            let mut done = whole;
+            if n - done >= 16 {
+                codes4_half(planes, &ptrs, x.as_ptr(), done, &mut acc);
+                done += 16;
+            }
+            if done < n {
+                let mut xt = [0.0f32; 16];
+                xt[..n - done].copy_from_slice(&x[done..]);
+                let tails: [[u8; 8]; R] = core::array::from_fn(|r| {
+                    let mut t = [0u8; 8];
+                    let src = &rows[r][done / 2..n.div_ceil(2)];
                     t[..src.len()].copy_from_slice(src);
                     t
                 });
                 let tp: [*const u8; R] = core::array::from_fn(|r| tails[r].as_ptr());
-                codes4_steps(planes, &tp, xt.as_ptr(), 32, &mut acc);
+                codes4_half(planes, &tp, xt.as_ptr(), 0, &mut acc);
             }
             Some(acc.map(|[e, o]| vaddvq_f32(vaddq_f32(e, o))))
         }
@@ -358,6 +363,70 @@ unsafe fn tile_neon<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *co
 #[derive(Clone, Copy)]
 pub(crate) struct Planes4([uint8x16_t; 4]);
 
+/// The byte planes of every group of a 4-bit payload with at most 16 groups, built once
+/// ([`Neon::books4`]), for decoders that meet rows of any group (1 KiB).
+pub(crate) struct Books4 {
+    planes: [Planes4; 16],
+}
+
+impl Neon {
+    /// [`Books4`] of `p`: `None` for other widths or more than 16 groups.
+    pub(crate) fn books4(self, p: &crate::codebook::Parts<'_>) -> Option<Books4> {
+        if p.bits() != 4 || p.groups() > 16 {
+            return None;
+        }
+        let mut t = [0.0f32; crate::codebook::TABLE_LEN];
+        let mut planes = [self.planes4(&t); 16];
+        for (g, pl) in planes.iter_mut().enumerate().take(p.groups()) {
+            p.load(g, &mut t);
+            *pl = self.planes4(&t);
+        }
+        Some(Books4 { planes })
+    }
+}
+
+impl Books4 {
+    /// Writes weights `k0 .. k0 + out.len()` of row `row` of `p` (the payload these books came
+    /// from) to `out`: the values [`crate::codebook::Parts::decode`] gives, 32 per step
+    /// (codes interleaved back into order, then four table lookups and two rounds of byte
+    /// interleaves per 16). False, with `out` untouched, for an odd `k0` or when the row
+    /// holds fewer codes.
+    pub(crate) fn decode(&self, p: &crate::codebook::Parts<'_>, row: usize, k0: usize, out: &mut [f32]) -> bool {
+        let codes = p.row(row);
+        let n = out.len();
+        if !k0.is_multiple_of(2) || codes.len() < (k0 + n).div_ceil(2) {
+            return false;
+        }
+        let (pl, codes) = (&self.planes[p.group(row).min(15)], &codes[k0 / 2..]);
+        // SAFETY: steps read code bytes `j/2 .. j/2 + 16 ≤ ⌈n/2⌉` and write floats `j .. j + 32
+        // ≤ n`; the last one reads and writes copies.
+        unsafe {
+            let step = |src: *const u8, dst: *mut f32| {
+                let q = vld1q_u8(src);
+                let (lo, hi) = (vandq_u8(q, vdupq_n_u8(15)), vshrq_n_u8::<4>(q));
+                for (h, c) in [vzip1q_u8(lo, hi), vzip2q_u8(lo, hi)].into_iter().enumerate() {
+                    for (i, v) in decode16(pl, c).into_iter().enumerate() {
+                        vst1q_f32(dst.add(16 * h + 4 * i), v);
+                    }
+                }
+            };
+            let mut j = 0;
+            while j + 32 <= n {
+                step(codes.as_ptr().add(j / 2), out.as_mut_ptr().add(j));
+                j += 32;
+            }
+            if j < n {
+                let (mut src, mut dst) = ([0u8; 16], [0.0f32; 32]);
+                let bytes = &codes[j / 2..(n.div_ceil(2))];
+                src[..bytes.len()].copy_from_slice(bytes);
+                step(src.as_ptr(), dst.as_mut_ptr());
+                out[j..].copy_from_slice(&dst[..n - j]);
+            }
+        }
+        true
+    }
+}
+
 /// The 16 values of `codes` (one code a byte, below 16) through `p`, in order, four a register.
 #[inline(always)]
 unsafe fn decode16(p: &Planes4, codes: uint8x16_t) -> [float32x4_t; 4] {
@@ -394,6 +463,25 @@ unsafe fn codes4_steps<const R: usize>(p: &Planes4, rows: &[*const u8; R], x: *c
                     a[1] = vfmaq_f32(a[1], *o, v.1);
                 }
                 j += 32;
+            }
+        }
+    }
+}
+
+/// One half step of [`Neon::dot_codes4`]: inputs `j .. j + 16`, the 8 code bytes from byte
+/// `j / 2` of each row (the caller guarantees them and the 16 inputs).
+#[inline(always)]
+unsafe fn codes4_half<const R: usize>(p: &Planes4, rows: &[*const u8; R], x: *const f32, j: usize, acc: &mut [[float32x4_t; 2]; R]) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let low = vdupq_n_u8(15);
+        let xv = [vld2q_f32(x.add(j)), vld2q_f32(x.add(j + 8))];
+        for (a, &row) in acc.iter_mut().zip(rows) {
+            let q = vcombine_u8(vld1_u8(row.add(j / 2)), vdup_n_u8(0));
+            let (even, odd) = (decode16(p, vandq_u8(q, low)), decode16(p, vshrq_n_u8::<4>(q)));
+            for ((e, o), v) in even.iter().zip(&odd).zip(&xv) {
+                a[0] = vfmaq_f32(a[0], *e, v.0);
+                a[1] = vfmaq_f32(a[1], *o, v.1);
             }
         }
     }
@@ -622,6 +710,36 @@ mod tests {
     use super::super::testutil::data;
     use super::Neon;
     use crate::codebook::TABLE_LEN;
+
+    /// [`Books4::decode`](super::Books4::decode) equal to the stored weights bit for bit (f16
+    /// and f32 codebooks, one to 16 groups, chunks from even offsets with and without a
+    /// partial last step); an odd offset or a chunk past the row: false, nothing written.
+    #[test]
+    fn books4_decode_matches_the_stored_weights() {
+        for (k, groups, f16_values) in [(1usize, 1usize, true), (37, 3, false), (64, 16, true), (300, 5, true), (95, 2, false)] {
+            let n = 6;
+            let (payload, w) = super::super::testutil::quantized(n, k, 4, f16_values, groups, k as u64);
+            let cb = crate::codebook::Codebook::parse(&payload, n, k).unwrap();
+            let parts = cb.parts();
+            let books = Neon.books4(&parts).unwrap();
+            for row in 0..n {
+                for k0 in (0..k).step_by(2) {
+                    for len in [k - k0, (k - k0).min(33), (k - k0) / 2] {
+                        let mut got = vec![f32::NAN; len];
+                        assert!(books.decode(&parts, row, k0, &mut got), "k {k} row {row} k0 {k0} len {len}");
+                        let want = &w[row * k + k0..row * k + k0 + len];
+                        assert_eq!(
+                            got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                        );
+                    }
+                }
+                let mut out = [f32::NAN; 2];
+                assert!(!books.decode(&parts, row, 1, &mut out[..1]) && out[0].is_nan(), "an odd offset");
+                assert!(!books.decode(&parts, row, k.div_ceil(2) * 2, &mut out), "past the row");
+            }
+        }
+    }
 
     /// [`Neon::window16`] against its definition, windows wrapping around `u32` included.
     #[test]
