@@ -269,17 +269,33 @@ impl Neon {
         true
     }
 
-    /// The byte planes of the 4-bit codebook `table` (its first 16 values).
+    /// The byte planes of the 4-bit codebook `table` (its first 16 values): of their f16 forms
+    /// when every value is one exactly (it survives the round trip through f16 bit for bit;
+    /// f16 codebooks, the default), else of the f32 values.
     #[inline]
     pub(crate) fn planes4(self, table: &[f32; crate::codebook::TABLE_LEN]) -> Planes4 {
-        let mut bytes = [[0u8; 16]; 4];
-        for (i, v) in table.iter().take(16).enumerate() {
-            for (plane, b) in bytes.iter_mut().zip(v.to_le_bytes()) {
-                plane[i] = b;
+        // SAFETY: 16 values in `table`.
+        unsafe {
+            let v: [float32x4_t; 4] = core::array::from_fn(|i| vld1q_f32(table.as_ptr().add(4 * i)));
+            // Values 0–7 and 8–15 as f16 bits.
+            let (lo, hi) = (vcombine_u16(to_f16(v[0]), to_f16(v[1])), vcombine_u16(to_f16(v[2]), to_f16(v[3])));
+            let back = [widen_low(lo), widen_high(lo), widen_low(hi), widen_high(hi)];
+            let same = v
+                .iter()
+                .zip(&back)
+                .fold(vdupq_n_u32(!0), |m, (&x, &y)| vandq_u32(m, vceqq_u32(vreinterpretq_u32_f32(x), vreinterpretq_u32_f32(y))));
+            let zero = vdupq_n_u8(0);
+            if vminvq_u32(same) == !0 {
+                // Plane 0 the f16 values' low bytes, plane 1 the high.
+                let (lo, hi) = (vreinterpretq_u8_u16(lo), vreinterpretq_u8_u16(hi));
+                return Planes4 { planes: [vuzp1q_u8(lo, hi), vuzp2q_u8(lo, hi), zero, zero], half: true };
             }
+            // Bytes 0 and 2, 1 and 3 of each value, then each alone.
+            let r = v.map(|x| vreinterpretq_u8_f32(x));
+            let (e01, e23) = (vuzp1q_u8(r[0], r[1]), vuzp1q_u8(r[2], r[3]));
+            let (o01, o23) = (vuzp2q_u8(r[0], r[1]), vuzp2q_u8(r[2], r[3]));
+            Planes4 { planes: [vuzp1q_u8(e01, e23), vuzp1q_u8(o01, o23), vuzp2q_u8(e01, e23), vuzp2q_u8(o01, o23)], half: false }
         }
-        // SAFETY: 16 bytes each.
-        Planes4(bytes.map(|b| unsafe { vld1q_u8(b.as_ptr()) }))
     }
 
     /// `Σ_j table[code_r(j)] · x[j]` for each of the `R` 4-bit rows (two codes a byte, the
@@ -294,32 +310,14 @@ impl Neon {
         if rows.iter().any(|r| r.len() < n.div_ceil(2)) {
             return None;
         }
-        let whole = n / 32 * 32;
-        // SAFETY: steps read codes `j/2 .. j/2 + 16 ≤ ⌈n/2⌉` of each row and inputs `j .. j + 32
-        // ≤ n`; the tail reads the padded copies.
-        unsafe {
-            let mut acc = [[vdupq_n_f32(0.0); 2]; R];
-            let ptrs = rows.map(|r| r.as_ptr());
-            codes4_steps(planes, &ptrs, x.as_ptr(), whole, &mut acc);
-            let mut done = whole;
-            if n - done >= 16 {
-                codes4_half(planes, &ptrs, x.as_ptr(), done, &mut acc);
-                done += 16;
+        // SAFETY: every row holds `⌈n/2⌉` code bytes (checked above).
+        Some(unsafe {
+            if planes.half {
+                dot_codes4_core::<true, R>(planes, rows, x)
+            } else {
+                dot_codes4_core::<false, R>(planes, rows, x)
             }
-            if done < n {
-                let mut xt = [0.0f32; 16];
-                xt[..n - done].copy_from_slice(&x[done..]);
-                let tails: [[u8; 8]; R] = core::array::from_fn(|r| {
-                    let mut t = [0u8; 8];
-                    let src = &rows[r][done / 2..n.div_ceil(2)];
-                    t[..src.len()].copy_from_slice(src);
-                    t
-                });
-                let tp: [*const u8; R] = core::array::from_fn(|r| tails[r].as_ptr());
-                codes4_half(planes, &tp, xt.as_ptr(), 0, &mut acc);
-            }
-            Some(acc.map(|[e, o]| vaddvq_f32(vaddq_f32(e, o))))
-        }
+        })
     }
 
     /// Runs `f` (NEON is always on, so this is a plain call).
@@ -358,10 +356,45 @@ unsafe fn tile_neon<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *co
     }
 }
 
+// f16 ↔ f32 on bit patterns (`fcvtn`, `fcvtl`, `fcvtl2`, base aarch64 instructions), written
+// out because the f16 intrinsics need a newer Rust than this crate's minimum (1.94).
+
+/// The four f32 lanes of `v` as f16 bits, rounded to nearest even (`fcvtn`).
+#[inline(always)]
+fn to_f16(v: float32x4_t) -> uint16x4_t {
+    let out;
+    // SAFETY: a register-only conversion.
+    unsafe { core::arch::asm!("fcvtn {o:v}.4h, {i:v}.4s", o = out(vreg) out, i = in(vreg) v, options(pure, nomem, nostack)) };
+    out
+}
+
+/// The f16 values of bit lanes 0–3 of `h` as f32 (exact, `fcvtl`).
+#[inline(always)]
+fn widen_low(h: uint16x8_t) -> float32x4_t {
+    let out;
+    // SAFETY: a register-only conversion.
+    unsafe { core::arch::asm!("fcvtl {o:v}.4s, {i:v}.4h", o = out(vreg) out, i = in(vreg) h, options(pure, nomem, nostack)) };
+    out
+}
+
+/// The f16 values of bit lanes 4–7 of `h` as f32 (exact, `fcvtl2`).
+#[inline(always)]
+fn widen_high(h: uint16x8_t) -> float32x4_t {
+    let out;
+    // SAFETY: a register-only conversion.
+    unsafe { core::arch::asm!("fcvtl2 {o:v}.4s, {i:v}.8h", o = out(vreg) out, i = in(vreg) h, options(pure, nomem, nostack)) };
+    out
+}
+
 /// A 4-bit codebook's 16 values as byte planes: plane `b` holds byte `b` (little-endian) of
-/// each value, so one table lookup per plane decodes 16 codes ([`Neon::planes4`]).
+/// each value, so one table lookup per plane decodes 16 codes ([`Neon::planes4`]). With `half`
+/// the planes are of the values' f16 forms (two planes, exact: built only when every value is
+/// one), widened after the lookups.
 #[derive(Clone, Copy)]
-pub(crate) struct Planes4([uint8x16_t; 4]);
+pub(crate) struct Planes4 {
+    planes: [uint8x16_t; 4],
+    half: bool,
+}
 
 /// The byte planes of every group of a 4-bit payload with at most 16 groups, built once
 /// ([`Neon::books4`]), for decoders that meet rows of any group (1 KiB).
@@ -398,41 +431,64 @@ impl Books4 {
             return false;
         }
         let (pl, codes) = (&self.planes[p.group(row).min(15)], &codes[k0 / 2..]);
-        // SAFETY: steps read code bytes `j/2 .. j/2 + 16 ≤ ⌈n/2⌉` and write floats `j .. j + 32
-        // ≤ n`; the last one reads and writes copies.
+        // SAFETY: the row holds `⌈n/2⌉` code bytes from `k0 / 2` (checked above).
         unsafe {
-            let step = |src: *const u8, dst: *mut f32| {
-                let q = vld1q_u8(src);
-                let (lo, hi) = (vandq_u8(q, vdupq_n_u8(15)), vshrq_n_u8::<4>(q));
-                for (h, c) in [vzip1q_u8(lo, hi), vzip2q_u8(lo, hi)].into_iter().enumerate() {
-                    for (i, v) in decode16(pl, c).into_iter().enumerate() {
-                        vst1q_f32(dst.add(16 * h + 4 * i), v);
-                    }
-                }
-            };
-            let mut j = 0;
-            while j + 32 <= n {
-                step(codes.as_ptr().add(j / 2), out.as_mut_ptr().add(j));
-                j += 32;
-            }
-            if j < n {
-                let (mut src, mut dst) = ([0u8; 16], [0.0f32; 32]);
-                let bytes = &codes[j / 2..(n.div_ceil(2))];
-                src[..bytes.len()].copy_from_slice(bytes);
-                step(src.as_ptr(), dst.as_mut_ptr());
-                out[j..].copy_from_slice(&dst[..n - j]);
+            if pl.half {
+                decode_row::<true>(pl, codes, out)
+            } else {
+                decode_row::<false>(pl, codes, out)
             }
         }
         true
     }
 }
 
-/// The 16 values of `codes` (one code a byte, below 16) through `p`, in order, four a register.
+/// [`Books4::decode`] of the `out.len()` codes at the start of `codes` through `pl` (f16
+/// planes with `H`); the caller guarantees `⌈out.len()/2⌉` code bytes.
 #[inline(always)]
-unsafe fn decode16(p: &Planes4, codes: uint8x16_t) -> [float32x4_t; 4] {
+unsafe fn decode_row<const H: bool>(pl: &Planes4, codes: &[u8], out: &mut [f32]) {
+    let n = out.len();
+    // SAFETY: steps read code bytes `j/2 .. j/2 + 16 ≤ ⌈n/2⌉` and write floats `j .. j + 32
+    // ≤ n`; the last one reads and writes copies.
+    unsafe {
+        let step = |src: *const u8, dst: *mut f32| {
+            let q = vld1q_u8(src);
+            let (lo, hi) = (vandq_u8(q, vdupq_n_u8(15)), vshrq_n_u8::<4>(q));
+            for (h, c) in [vzip1q_u8(lo, hi), vzip2q_u8(lo, hi)].into_iter().enumerate() {
+                for (i, v) in decode16::<H>(pl, c).into_iter().enumerate() {
+                    vst1q_f32(dst.add(16 * h + 4 * i), v);
+                }
+            }
+        };
+        let mut j = 0;
+        while j + 32 <= n {
+            step(codes.as_ptr().add(j / 2), out.as_mut_ptr().add(j));
+            j += 32;
+        }
+        if j < n {
+            let (mut src, mut dst) = ([0u8; 16], [0.0f32; 32]);
+            let bytes = &codes[j / 2..n.div_ceil(2)];
+            src[..bytes.len()].copy_from_slice(bytes);
+            step(src.as_ptr(), dst.as_mut_ptr());
+            out[j..].copy_from_slice(&dst[..n - j]);
+        }
+    }
+}
+
+/// The 16 values of `codes` (one code a byte, below 16) through `p`, in order, four a register
+/// (`H`: `p` holds f16 planes).
+#[inline(always)]
+unsafe fn decode16<const H: bool>(p: &Planes4, codes: uint8x16_t) -> [float32x4_t; 4] {
     // SAFETY: NEON.
     unsafe {
-        let b = p.0.map(|plane| vqtbl1q_u8(plane, codes));
+        let pl = &p.planes;
+        if H {
+            // The two bytes of each f16 side by side, then widened (exactly) to f32.
+            let (b0, b1) = (vqtbl1q_u8(pl[0], codes), vqtbl1q_u8(pl[1], codes));
+            let (l, h) = (vreinterpretq_u16_u8(vzip1q_u8(b0, b1)), vreinterpretq_u16_u8(vzip2q_u8(b0, b1)));
+            return [widen_low(l), widen_high(l), widen_low(h), widen_high(h)];
+        }
+        let b = pl.map(|plane| vqtbl1q_u8(plane, codes));
         // Bytes 0 and 1, 2 and 3 of each value side by side, then the two halves of each.
         let (l01, h01) = (vreinterpretq_u16_u8(vzip1q_u8(b[0], b[1])), vreinterpretq_u16_u8(vzip2q_u8(b[0], b[1])));
         let (l23, h23) = (vreinterpretq_u16_u8(vzip1q_u8(b[2], b[3])), vreinterpretq_u16_u8(vzip2q_u8(b[2], b[3])));
@@ -440,11 +496,50 @@ unsafe fn decode16(p: &Planes4, codes: uint8x16_t) -> [float32x4_t; 4] {
     }
 }
 
+/// [`Neon::dot_codes4`] on planes of f16 forms (`H`) or of f32 values; the caller guarantees
+/// `⌈x.len()/2⌉` code bytes in every row.
+#[inline(always)]
+unsafe fn dot_codes4_core<const H: bool, const R: usize>(planes: &Planes4, rows: [&[u8]; R], x: &[f32]) -> [f32; R] {
+    let n = x.len();
+    let whole = n / 32 * 32;
+    // SAFETY: steps read codes `j/2 .. j/2 + 16 ≤ ⌈n/2⌉` of each row and inputs `j .. j + 32
+    // ≤ n`; the tail reads the padded copies.
+    unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); 2]; R];
+        let ptrs = rows.map(|r| r.as_ptr());
+        codes4_steps::<H, R>(planes, &ptrs, x.as_ptr(), whole, &mut acc);
+        let mut done = whole;
+        if n - done >= 16 {
+            codes4_half::<H, R>(planes, &ptrs, x.as_ptr(), done, &mut acc);
+            done += 16;
+        }
+        if done < n {
+            let mut xt = [0.0f32; 16];
+            xt[..n - done].copy_from_slice(&x[done..]);
+            let tails: [[u8; 8]; R] = core::array::from_fn(|r| {
+                let mut t = [0u8; 8];
+                let src = &rows[r][done / 2..n.div_ceil(2)];
+                t[..src.len()].copy_from_slice(src);
+                t
+            });
+            let tp: [*const u8; R] = core::array::from_fn(|r| tails[r].as_ptr());
+            codes4_half::<H, R>(planes, &tp, xt.as_ptr(), 0, &mut acc);
+        }
+        acc.map(|[e, o]| vaddvq_f32(vaddq_f32(e, o)))
+    }
+}
+
 /// The steps of [`Neon::dot_codes4`] over inputs `0 .. n` (`n` a multiple of 32): `acc[r]`
 /// gains row `r`'s sums over the even inputs (`[0]`) and the odd ones (`[1]`). The caller
 /// guarantees `n/2` code bytes at each row pointer and `n` inputs at `x`.
 #[inline(always)]
-unsafe fn codes4_steps<const R: usize>(p: &Planes4, rows: &[*const u8; R], x: *const f32, n: usize, acc: &mut [[float32x4_t; 2]; R]) {
+unsafe fn codes4_steps<const H: bool, const R: usize>(
+    p: &Planes4,
+    rows: &[*const u8; R],
+    x: *const f32,
+    n: usize,
+    acc: &mut [[float32x4_t; 2]; R],
+) {
     // SAFETY: the caller's guarantee.
     unsafe {
         let low = vdupq_n_u8(15);
@@ -457,7 +552,7 @@ unsafe fn codes4_steps<const R: usize>(p: &Planes4, rows: &[*const u8; R], x: *c
                 let xv = [vld2q_f32(x.add(j)), vld2q_f32(x.add(j + 8)), vld2q_f32(x.add(j + 16)), vld2q_f32(x.add(j + 24))];
                 // Byte i holds the codes of inputs `j + 2i` (low nibble) and `j + 2i + 1`.
                 let q = vld1q_u8(row.add(j / 2));
-                let (even, odd) = (decode16(p, vandq_u8(q, low)), decode16(p, vshrq_n_u8::<4>(q)));
+                let (even, odd) = (decode16::<H>(p, vandq_u8(q, low)), decode16::<H>(p, vshrq_n_u8::<4>(q)));
                 for ((e, o), v) in even.iter().zip(&odd).zip(&xv) {
                     a[0] = vfmaq_f32(a[0], *e, v.0);
                     a[1] = vfmaq_f32(a[1], *o, v.1);
@@ -471,14 +566,20 @@ unsafe fn codes4_steps<const R: usize>(p: &Planes4, rows: &[*const u8; R], x: *c
 /// One half step of [`Neon::dot_codes4`]: inputs `j .. j + 16`, the 8 code bytes from byte
 /// `j / 2` of each row (the caller guarantees them and the 16 inputs).
 #[inline(always)]
-unsafe fn codes4_half<const R: usize>(p: &Planes4, rows: &[*const u8; R], x: *const f32, j: usize, acc: &mut [[float32x4_t; 2]; R]) {
+unsafe fn codes4_half<const H: bool, const R: usize>(
+    p: &Planes4,
+    rows: &[*const u8; R],
+    x: *const f32,
+    j: usize,
+    acc: &mut [[float32x4_t; 2]; R],
+) {
     // SAFETY: the caller's guarantee.
     unsafe {
         let low = vdupq_n_u8(15);
         let xv = [vld2q_f32(x.add(j)), vld2q_f32(x.add(j + 8))];
         for (a, &row) in acc.iter_mut().zip(rows) {
             let q = vcombine_u8(vld1_u8(row.add(j / 2)), vdup_n_u8(0));
-            let (even, odd) = (decode16(p, vandq_u8(q, low)), decode16(p, vshrq_n_u8::<4>(q)));
+            let (even, odd) = (decode16::<H>(p, vandq_u8(q, low)), decode16::<H>(p, vshrq_n_u8::<4>(q)));
             for ((e, o), v) in even.iter().zip(&odd).zip(&xv) {
                 a[0] = vfmaq_f32(a[0], *e, v.0);
                 a[1] = vfmaq_f32(a[1], *o, v.1);
@@ -738,6 +839,39 @@ mod tests {
                 assert!(!books.decode(&parts, row, 1, &mut out[..1]) && out[0].is_nan(), "an odd offset");
                 assert!(!books.decode(&parts, row, k.div_ceil(2) * 2, &mut out), "past the row");
             }
+        }
+    }
+
+    /// [`Neon::planes4`] takes f16 planes exactly when every value is an f16 value (zeros of
+    /// both signs and subnormals included), and either kind decodes every code to its value
+    /// bit for bit.
+    #[test]
+    fn planes4_decode_every_code_exactly() {
+        let f16s = [0.0f32, -0.0, 1.0, -2.5, 65504.0, 6.1035156e-5, 5.9604645e-8, -3.0517578e-5, 0.33325195];
+        let cases: [(Vec<f32>, bool); 4] = [
+            ((0..16).map(|i| f16s[i % f16s.len()] * if i > 8 { -1.0 } else { 1.0 }).collect(), true),
+            ((0..16).map(|i| f16s[i % f16s.len()] + if i == 15 { 1e-4 } else { 0.0 }).collect(), false),
+            (data(16, 9), false),
+            ((0..16).map(|i| if i == 3 { 1e-9 } else { 0.5 }).collect(), false),
+        ];
+        for (values, half) in cases {
+            let mut table = [0.0f32; TABLE_LEN];
+            table[..16].copy_from_slice(&values);
+            let p = Neon.planes4(&table);
+            assert_eq!(p.half, half, "{values:?}");
+            let codes: [u8; 16] = core::array::from_fn(|i| (i * 7 % 16) as u8);
+            // SAFETY: NEON; 16 codes below 16.
+            let got = unsafe {
+                let c = core::arch::aarch64::vld1q_u8(codes.as_ptr());
+                let d = if half { super::decode16::<true>(&p, c) } else { super::decode16::<false>(&p, c) };
+                let mut out = [0.0f32; 16];
+                for (i, v) in d.into_iter().enumerate() {
+                    core::arch::aarch64::vst1q_f32(out.as_mut_ptr().add(4 * i), v);
+                }
+                out
+            };
+            let want: [f32; 16] = core::array::from_fn(|i| values[codes[i] as usize]);
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{values:?}");
         }
     }
 
