@@ -699,24 +699,21 @@ unsafe fn dw_taps_neon<const T: usize, const Q: usize>(t: &Taps, x: *const f32, 
     // Per tap, the first and one past the last input position its quarters span.
     let mut reach = [(0isize, 0isize); T];
     for (tp, &dt) in t.d().iter().enumerate().take(T) {
-        let (mut full, mut inside) = (true, true);
         reach[tp] = (j0 + dt, j0 + dt + 4 * Q as isize);
+        // Whole blocks first: a tap masked in on every lane needs no per-quarter masks.
+        if (0..Q / 4).all(|k| t.mask(k, tp) == 0xffff) {
+            reads[tp] = TapRead::Full;
+            continue;
+        }
+        let inside = reach[tp].0 >= 0 && reach[tp].1 <= ip as isize;
         for q in 0..Q {
             let m = quarter(t.mask(q / 4, tp), q);
             let first = j0 + dt + 4 * q as isize;
-            inside &= first >= 0 && first + 4 <= ip as isize;
-            full &= m == 0xf;
             masks[tp][q] = m | if first >= 0 && first + 4 <= ip as isize { INSIDE } else { 0 };
             // SAFETY: NEON.
             keep[tp][q] = unsafe { vtstq_u32(vdupq_n_u32(m as u32), lane_bits) };
         }
-        reads[tp] = if full {
-            TapRead::Full
-        } else if inside {
-            TapRead::Select
-        } else {
-            TapRead::Lanes
-        };
+        reads[tp] = if inside { TapRead::Select } else { TapRead::Lanes };
     }
     let stores: [u16; Q] = core::array::from_fn(|q| quarter(st[q / 4], q));
     // SAFETY: channel `c` below `n` (caller), so the `n` planes at `x` are readable; a `Full`
