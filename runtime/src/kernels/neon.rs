@@ -542,7 +542,6 @@ unsafe fn codes4_steps<const H: bool, const R: usize>(
 ) {
     // SAFETY: the caller's guarantee.
     unsafe {
-        let low = vdupq_n_u8(15);
         // Row by row (the inputs reloaded for each from L1): four rows' decodes at once would
         // not fit the 32 registers.
         for (a, &row) in acc.iter_mut().zip(rows) {
@@ -550,15 +549,24 @@ unsafe fn codes4_steps<const H: bool, const R: usize>(
             while j < n {
                 // Input pairs `j + 8t ..`: `.0` lane l is input `j + 8t + 2l`, `.1` the one after.
                 let xv = [vld2q_f32(x.add(j)), vld2q_f32(x.add(j + 8)), vld2q_f32(x.add(j + 16)), vld2q_f32(x.add(j + 24))];
-                // Byte i holds the codes of inputs `j + 2i` (low nibble) and `j + 2i + 1`.
-                let q = vld1q_u8(row.add(j / 2));
-                let (even, odd) = (decode16::<H>(p, vandq_u8(q, low)), decode16::<H>(p, vshrq_n_u8::<4>(q)));
-                for ((e, o), v) in even.iter().zip(&odd).zip(&xv) {
-                    a[0] = vfmaq_f32(a[0], *e, v.0);
-                    a[1] = vfmaq_f32(a[1], *o, v.1);
-                }
+                add_codes::<H, 4>(p, vld1q_u8(row.add(j / 2)), &xv, a);
                 j += 32;
             }
+        }
+    }
+}
+
+/// Adds to `a` the products of the codes in byte vector `q` with the `T` input pairs `xv`:
+/// byte `i` holds the codes of inputs `2i` (low nibble, summed into `a[0]`) and `2i + 1`
+/// (high nibble, into `a[1]`), input pair `t` covering bytes `4t .. 4t + 4`.
+#[inline(always)]
+unsafe fn add_codes<const H: bool, const T: usize>(p: &Planes4, q: uint8x16_t, xv: &[float32x4x2_t; T], a: &mut [float32x4_t; 2]) {
+    // SAFETY: NEON.
+    unsafe {
+        let (even, odd) = (decode16::<H>(p, vandq_u8(q, vdupq_n_u8(15))), decode16::<H>(p, vshrq_n_u8::<4>(q)));
+        for ((e, o), v) in even.iter().zip(&odd).zip(xv) {
+            a[0] = vfmaq_f32(a[0], *e, v.0);
+            a[1] = vfmaq_f32(a[1], *o, v.1);
         }
     }
 }
@@ -575,15 +583,9 @@ unsafe fn codes4_half<const H: bool, const R: usize>(
 ) {
     // SAFETY: the caller's guarantee.
     unsafe {
-        let low = vdupq_n_u8(15);
         let xv = [vld2q_f32(x.add(j)), vld2q_f32(x.add(j + 8))];
         for (a, &row) in acc.iter_mut().zip(rows) {
-            let q = vcombine_u8(vld1_u8(row.add(j / 2)), vdup_n_u8(0));
-            let (even, odd) = (decode16::<H>(p, vandq_u8(q, low)), decode16::<H>(p, vshrq_n_u8::<4>(q)));
-            for ((e, o), v) in even.iter().zip(&odd).zip(&xv) {
-                a[0] = vfmaq_f32(a[0], *e, v.0);
-                a[1] = vfmaq_f32(a[1], *o, v.1);
-            }
+            add_codes::<H, 2>(p, vcombine_u8(vld1_u8(row.add(j / 2)), vdup_n_u8(0)), &xv, a);
         }
     }
 }
