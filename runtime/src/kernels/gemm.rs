@@ -1751,21 +1751,32 @@ mod tests {
             }
         }
 
-        /// The x86 masked gathers (AVX-512 and AVX2) against their definition, with lanes
-        /// masked off, negative and past the end.
-        #[cfg(target_arch = "x86_64")]
+        /// The gathers (x86: AVX-512 and AVX2 masked gathers; NEON: rows inside the source
+        /// without per-lane bounds tests) against their definition, with lanes masked off,
+        /// negative and past the end; `near` keeps the indices close, so whole rows lie inside.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         #[test]
-        fn gather_rows_match_scalar(len in 0usize..200, idx in proptest::array::uniform16(-50i32..250),
+        fn gather_rows_match_scalar(len in 0usize..200, idx in proptest::array::uniform16(-50i32..250), near in any::<bool>(),
                                     rows in proptest::collection::vec((-100i32..100, any::<u16>()), 0..5), seed in 0u64..1000) {
             let src = data(len, seed);
+            let idx = if near { idx.map(|i| i.rem_euclid(40)) } else { idx };
+            let rows: Vec<(i32, u16)> = if near { rows.iter().map(|&(o, m)| (o.abs(), m)).collect() } else { rows };
             let mut want = vec![f32::NAN; 16 * rows.len()];
             super::gather_rows_scalar(&mut want, &src, &idx, &rows);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            #[cfg(target_arch = "x86_64")]
             if let Some(f) = super::super::x86::Fma::detect() {
                 for mk in [f, f.avx2_only()] {
                     let mut got = vec![f32::NAN; 16 * rows.len()];
                     mk.gather_rows(&mut got, &src, &idx, &rows);
-                    prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                    prop_assert_eq!(bits(&got), bits(&want));
                 }
+            }
+            #[cfg(target_arch = "aarch64")]
+            {
+                let mut got = vec![f32::NAN; 16 * rows.len()];
+                super::super::neon::Neon.gather_rows(&mut got, &src, &idx, &rows);
+                prop_assert_eq!(bits(&got), bits(&want));
             }
         }
 

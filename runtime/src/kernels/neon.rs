@@ -145,10 +145,24 @@ impl Neon {
         }
     }
 
-    /// [`super::gemm::gather_rows_scalar`] (NEON has no gather instruction).
+    /// [`super::gemm::gather_rows_scalar`] (NEON has no gather instruction): a row whose 16
+    /// positions all lie in `src` loads every lane and keeps the masked-in ones (no bounds test
+    /// per lane), any other row the scalar definition.
     #[inline]
     pub(crate) fn gather_rows(self, dst: &mut [f32], src: &[f32], idx: &[i32; 16], rows: &[(i32, u16)]) {
-        super::gemm::gather_rows_scalar(dst, src, idx, rows)
+        let (lo, hi) = (idx.iter().min().copied().unwrap_or(0), idx.iter().max().copied().unwrap_or(0));
+        for (row, &(off, mask)) in dst.chunks_exact_mut(16).zip(rows) {
+            let inside = lo.checked_add(off).is_some_and(|a| a >= 0) && hi.checked_add(off).is_some_and(|b| (b as usize) < src.len());
+            if !inside {
+                super::gemm::gather_rows_scalar(row, src, idx, &[(off, mask)]);
+                continue;
+            }
+            for (j, (d, &i)) in row.iter_mut().zip(idx).enumerate() {
+                // SAFETY: `lo + off ≤ i + off ≤ hi + off < src.len()`, and `lo + off ≥ 0`.
+                let v = unsafe { *src.get_unchecked((i + off) as usize) };
+                *d = if mask >> j & 1 == 1 { v } else { 0.0 };
+            }
+        }
     }
 
     /// [`super::gemm::load_rows_scalar`]: a row whose 16 positions all lie in `src` is four
