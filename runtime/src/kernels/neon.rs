@@ -192,8 +192,10 @@ impl Neon {
     /// whose quarters are all masked in is read with plain loads, one whose quarters all lie
     /// inside the input plane with plain loads and its masked-out lanes selected to 0 (NEON has
     /// no masked loads; rows that start or end inside a block mask some lanes of most taps),
-    /// and the others lane by lane; full quarters leave through the activation's selects and a
-    /// plain store. Only the quarters up to the last one holding an output position are summed.
+    /// and the others the same way where their quarters stay inside the call's channel planes
+    /// (all channels but the edge ones), else lane by lane; full quarters leave through the
+    /// activation's selects and a plain store. Only the quarters up to the last one holding an
+    /// output position are summed.
     #[inline]
     pub(super) fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
         let n = t.channels(x, w, b, out);
