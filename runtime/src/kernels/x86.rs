@@ -168,6 +168,30 @@ impl Codes {
         Some(sums)
     }
 
+    /// `x` split by parity into the first `⌈x.len()/2⌉` floats of `xe` and `xo` (`xe[i] =
+    /// x[2i]`, `xo[i] = x[2i + 1]`, and 0.0 as `xo`'s last for an odd length), returned as those
+    /// floats: the inputs [`Codes::gemv4_split`] takes. `xe` and `xo` may be memory never written.
+    /// `None`, with nothing written, without AVX-512 F, VL and BW or when they are shorter.
+    pub(crate) fn split_parity<'b>(
+        self,
+        x: &[f32],
+        xe: &'b mut [MaybeUninit<f32>],
+        xo: &'b mut [MaybeUninit<f32>],
+    ) -> Option<(&'b [f32], &'b [f32])> {
+        let h = x.len().div_ceil(2);
+        if !self.wide() || xe.len() < h || xo.len() < h {
+            return None;
+        }
+        let (e, o) = (xe.as_mut_ptr().cast::<f32>(), xo.as_mut_ptr().cast::<f32>());
+        // SAFETY: AVX-512 F, VL and BW detected; `split_parity_core` reads `x.len()` floats and
+        // writes the first `h` of `e` and `o` (checked above), every one of them, so the slices
+        // made from them afterwards are initialized (`MaybeUninit<f32>` has `f32`'s layout).
+        unsafe {
+            split_parity_core(x.as_ptr(), x.len(), e, o);
+            Some((core::slice::from_raw_parts(e, h), core::slice::from_raw_parts(o, h)))
+        }
+    }
+
     /// `out[j] += Σ_i codebook(group(j))[code(j, 2·b0 + i)] · x[i]` for every row `j <
     /// out.len()` of the 4-bit codebook `p` ([`SPLIT_ROWS`] rows at a time, each through its
     /// group's codebook held in a register), given `x` split by parity as well (as
@@ -188,6 +212,35 @@ impl Codes {
         // SAFETY: AVX-512 F, VL and BW detected; the checks above are `gemv4_split_core`'s.
         unsafe { gemv4_split_core(p, b0, xe, xo, n, out) };
         true
+    }
+}
+
+/// The loop of [`Codes::split_parity`]: reads the `n` floats at `x`, writes `⌈n/2⌉` at `e`
+/// (even positions) and at `o` (odd ones, 0.0 past the last); the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn split_parity_core(x: *const f32, n: usize, e: *mut f32, o: *mut f32) {
+    // SAFETY: 16 values.
+    let even = unsafe { _mm512_loadu_si512(EVEN.as_ptr().cast()) };
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    let mut j = 0;
+    // SAFETY: full blocks read `j .. j + 32 ≤ n` and write `j/2 .. j/2 + 16 ≤ ⌈n/2⌉`; the last
+    // block reads only its lanes below `n` (the rest are zeros) and writes `⌈(n − j)/2⌉`.
+    unsafe {
+        while j + 32 <= n {
+            let (a, c) = (_mm512_loadu_ps(x.add(j)), _mm512_loadu_ps(x.add(j + 16)));
+            _mm512_storeu_ps(e.add(j / 2), _mm512_permutex2var_ps(a, even, c));
+            _mm512_storeu_ps(o.add(j / 2), _mm512_permutex2var_ps(a, odd, c));
+            j += 32;
+        }
+        if j < n {
+            let rem = n - j;
+            let read = if rem >= 32 { u32::MAX } else { (1u32 << rem) - 1 };
+            let a = _mm512_maskz_loadu_ps(read as __mmask16, x.add(j));
+            let c = _mm512_maskz_loadu_ps((read >> 16) as __mmask16, x.add(j).wrapping_add(16));
+            let w = ((1u32 << rem.div_ceil(2)) - 1) as __mmask16;
+            _mm512_mask_storeu_ps(e.add(j / 2), w, _mm512_permutex2var_ps(a, even, c));
+            _mm512_mask_storeu_ps(o.add(j / 2), w, _mm512_permutex2var_ps(a, odd, c));
+        }
     }
 }
 
@@ -432,7 +485,8 @@ fn table16(cb: &[u8], f16: bool) -> __m512 {
 
 /// Sums over codes `0 .. n` of `R ≤ SPLIT_ROWS` 4-bit rows starting at `rows`, `stride` bytes
 /// apart, row `r` through codebook `tbl[r]`; lane `r` of the result is row `r`'s sum (lanes
-/// from `R` on are 0). The last partial block of 32 codes is masked. The caller guarantees that
+/// from `R` on are 0). The last partial block of 32 codes is masked (at most 16 codes: in
+/// 256-bit halves). The caller guarantees that
 /// `⌈n/2⌉` bytes of each row and `⌈n/2⌉` values of `xe` and `xo` are readable.
 #[inline]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
@@ -455,10 +509,13 @@ unsafe fn rows_split<const R: usize>(tbl: [__m512; R], rows: *const u8, stride: 
             }
             j += 32;
         }
-        if j < n {
-            let (h, rem) = (j / 2, n - j);
-            let (ne, no) = (rem.div_ceil(2), rem / 2);
-            let (me, mo) = (((1u32 << ne) - 1) as __mmask16, ((1u32 << no) - 1) as __mmask16);
+        // A last block of more than 16 codes goes masked through the whole registers; one of
+        // at most 16 through their low halves (Zen 4 runs a 512-bit operation as two 256-bit
+        // ones: half the work, 144-wide rows' last of five steps), with each row's sum below.
+        let (h, rem) = (j / 2, n - j);
+        let (ne, no) = (rem.div_ceil(2), rem / 2);
+        let (me, mo) = (((1u32 << ne) - 1) as __mmask16, ((1u32 << no) - 1) as __mmask16);
+        if rem > 16 {
             let (ve, vo) = (_mm512_maskz_loadu_ps(me, xe.add(h)), _mm512_maskz_loadu_ps(mo, xo.add(h)));
             for r in 0..R {
                 let b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(me, rows.add(r * stride + h).cast()));
@@ -466,11 +523,28 @@ unsafe fn rows_split<const R: usize>(tbl: [__m512; R], rows: *const u8, stride: 
                 ao[r] = _mm512_mask3_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(b), tbl[r]), vo, ao[r], mo);
             }
         }
-        // Each row to 8 lanes, then the eight rows reduced together (absent rows are zero).
+        let half = rem > 0 && rem <= 16;
+        let (he, ho) = (me as __mmask8, mo as __mmask8);
+        let (ve, vo) = if half {
+            (_mm256_maskz_loadu_ps(he, xe.add(h)), _mm256_maskz_loadu_ps(ho, xo.add(h)))
+        } else {
+            (_mm256_setzero_ps(), _mm256_setzero_ps())
+        };
+        // Each row to 8 lanes (plus its last half block), then the eight rows reduced together
+        // (absent rows are zero).
         let mut y = [_mm256_setzero_ps(); SPLIT_ROWS];
         for r in 0..R {
             let s = _mm512_add_ps(ae[r], ao[r]);
-            y[r] = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(s))));
+            let mut t = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(s))));
+            if half {
+                // Lane i: byte h + i, codes j + 2i and j + 2i + 1; `vpermt2ps` reads an index's
+                // low 4 bits, the 16 codewords in two halves.
+                let (lo, hi) = (_mm512_castps512_ps256(tbl[r]), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(tbl[r]))));
+                let b = _mm256_cvtepu8_epi32(_mm_maskz_loadu_epi8(me, rows.add(r * stride + h).cast()));
+                t = _mm256_mask3_fmadd_ps(_mm256_permutex2var_ps(lo, b, hi), ve, t, he);
+                t = _mm256_mask3_fmadd_ps(_mm256_permutex2var_ps(lo, _mm256_srli_epi32::<4>(b), hi), vo, t, ho);
+            }
+            y[r] = t;
         }
         hsum8(y)
     }
@@ -3887,7 +3961,7 @@ mod tests {
         /// Against the plain loop: every width, any length (ragged tails), rows shorter than
         /// the input (missing codes are 0).
         #[test]
-        fn dot_codes_matches_the_plain_loop(bits in prop_oneof![Just(2usize), Just(4), Just(8)], n in 0usize..200, short in 0usize..3,
+        fn dot_codes_matches_the_plain_loop(bits in prop_oneof![Just(2usize), Just(4), Just(8)], n in 0usize..300, short in 0usize..3,
                                             seed in any::<u64>()) {
             if !avx2_fma() {
                 return Ok(());
@@ -3923,6 +3997,18 @@ mod tests {
                 if c.wide() {
                     let xe: Vec<f32> = x.iter().step_by(2).copied().collect();
                     let xo: Vec<f32> = x.iter().skip(1).step_by(2).copied().collect();
+                    // The kernel's split into unwritten memory: these halves, `xo` ending in 0.0
+                    // for an odd length, and nothing written into buffers one float short.
+                    let h = n.div_ceil(2);
+                    let (mut be, mut bo) = (vec![MaybeUninit::<f32>::uninit(); h + 3], vec![MaybeUninit::<f32>::uninit(); h + 3]);
+                    let (se, so) = c.split_parity(&x, &mut be, &mut bo).unwrap();
+                    prop_assert_eq!(se, &xe[..]);
+                    prop_assert_eq!(&so[..xo.len()], &xo[..]);
+                    prop_assert!(so.len() == h && (n % 2 == 0 || so[h - 1] == 0.0));
+                    if h > 0 {
+                        prop_assert!(c.split_parity(&x, &mut be[..h - 1], &mut bo).is_none());
+                        prop_assert!(c.split_parity(&x, &mut be, &mut bo[..h - 1]).is_none());
+                    }
                     // Every batch size, alternating the two rows.
                     for nr in 1..=SPLIT_ROWS {
                         let stride = row.len();
