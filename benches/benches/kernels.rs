@@ -124,6 +124,32 @@ fn cases() -> Vec<Case> {
         conv("depthwise3x3_8x48x48", 8, 48, 48, 8, 3, 1, 1, 8),
         conv("depthwise3x3_s2_16x48x48", 16, 48, 48, 16, 3, 2, 1, 16),
         conv("depthwise3x3_128x6x6", 128, 6, 6, 128, 3, 1, 1, 128),
+        // hello_edge_dnn's hidden and output layers, kws_dscnn's classifier: Dense layers small
+        // enough that a call's set-up shows beside its multiply-adds.
+        Case {
+            name: "dense_144_to_144",
+            op: Op::Dense { act: Activation::Relu },
+            x: vec![1, 144],
+            w: vec![144, 144],
+            y: vec![1, 144],
+            macs: 144 * 144,
+        },
+        Case {
+            name: "dense_144_to_12",
+            op: Op::Dense { act: Activation::None },
+            x: vec![1, 144],
+            w: vec![12, 144],
+            y: vec![1, 12],
+            macs: 144 * 12,
+        },
+        Case {
+            name: "dense_64_to_12",
+            op: Op::Dense { act: Activation::None },
+            x: vec![1, 64],
+            w: vec![12, 64],
+            y: vec![1, 12],
+            macs: 64 * 12,
+        },
         Case {
             name: "dense_640_to_128",
             op: Op::Dense { act: Activation::Relu },
