@@ -90,6 +90,12 @@ fn packed_at(bytes: &[u8], width: usize, i: usize) -> usize {
     }
     let Some(p) = i.checked_mul(width) else { return 0 };
     let (at, shift) = (p / 8, p % 8);
+    if width <= 9 {
+        // Within two bytes (every group id of up to 512 groups): one read fewer per row.
+        let lo = bytes.get(at).copied().unwrap_or(0) as u32;
+        let hi = if shift + width > 8 { bytes.get(at + 1).copied().unwrap_or(0) as u32 } else { 0 };
+        return (((lo | hi << 8) >> shift) & ((1u32 << width) - 1)) as usize;
+    }
     let mut v = 0u32;
     for k in 0..3 {
         v |= (bytes.get(at + k).copied().unwrap_or(0) as u32) << (8 * k);
@@ -197,14 +203,14 @@ impl<'a> Parts<'a> {
     }
 
     /// Bytes per row of indices.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[inline]
     pub(crate) fn stride(&self) -> usize {
         self.stride
     }
 
     /// The packed indices, row after row ([`Parts::stride`] bytes each).
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[inline]
     pub(crate) fn indices(&self) -> &'a [u8] {
         self.indices
@@ -864,6 +870,16 @@ mod tests {
             let mut again = vec![f32::NAN; n];
             u.read_into(0, &mut again);
             prop_assert_eq!(&again[..], &dense[..]);
+        }
+
+        #[test]
+        fn packed_ids_match_the_bit_definition(width in 0usize..=16, bytes in proptest::collection::vec(any::<u8>(), 0..24),
+                                              i in 0usize..100) {
+            // Bit `b` of value `i` is bit `i·width + b` of the array, least significant first; 0
+            // past the bytes (both the two-byte and the three-byte reads, straddling or not).
+            let bit = |k: usize| bytes.get(k / 8).map_or(0, |&v| (v as usize >> (k % 8)) & 1);
+            let want: usize = (0..width).map(|b| bit(i * width + b) << b).sum();
+            prop_assert_eq!(packed_at(&bytes, width, i), want);
         }
 
         #[test]

@@ -139,6 +139,19 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
     }
     // The header parsed once; the table reloaded when the group changes.
     let p = w.parts();
+    // aarch64, at most 16 groups: every row through its group's byte planes, rows in order
+    // (`neon::Books4::gemv`); the loops below take more groups.
+    #[cfg(target_arch = "aarch64")]
+    if let Some(books) = super::gemm::neon().filter(|_| bits == 4).and_then(|n| n.books4(&p)) {
+        for r in 0..d.rows {
+            let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
+            let or = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
+            if !books.gemv(&p, xr, or) {
+                return Err(OpError::ShapeMismatch);
+            }
+        }
+        return Ok(true);
+    }
     let mut t = [0.0f32; TABLE_LEN];
     let mut loaded = None;
     // The dot product of one row, AVX2 where detected, else the portable fused loop.

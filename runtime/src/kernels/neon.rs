@@ -459,6 +459,35 @@ impl Books4 {
     }
 }
 
+impl Books4 {
+    /// `out[j] += Σ_i codebook(group(j))[code(j, i)] · x[i]` for every row `j < out.len()` of
+    /// `p` (the payload these books came from), rows in order, each through its own group's
+    /// planes: the sums [`Neon::dot_codes4`] gives, bit for bit, without grouping rows by
+    /// codebook first (that bookkeeping cost 4-bit Dense layers of 128 inputs about as many
+    /// instructions as their multiply-adds). False, with `out` untouched, when a row holds fewer
+    /// than `⌈x.len()/2⌉` code bytes or is missing.
+    pub(crate) fn gemv(&self, p: &crate::codebook::Parts<'_>, x: &[f32], out: &mut [f32]) -> bool {
+        let need = x.len().div_ceil(2);
+        if p.stride() < need || p.indices().len() < out.len().saturating_mul(p.stride()) {
+            return false;
+        }
+        for (j, o) in out.iter_mut().enumerate() {
+            let pl = &self.planes[p.group(j).min(15)];
+            let row = p.row(j);
+            // SAFETY: every row holds `stride ≥ ⌈x.len()/2⌉` code bytes (checked above).
+            let [s] = unsafe {
+                if pl.half {
+                    dot_codes4_core::<true, 1>(pl, [row], x)
+                } else {
+                    dot_codes4_core::<false, 1>(pl, [row], x)
+                }
+            };
+            *o += s;
+        }
+        true
+    }
+}
+
 /// [`Books4::decode`] of the `out.len()` codes at the start of `codes` through `pl` (f16
 /// planes with `H`); the caller guarantees `⌈out.len()/2⌉` code bytes.
 #[inline(always)]
@@ -854,6 +883,36 @@ mod tests {
                 assert!(!books.decode(&parts, row, 1, &mut out[..1]) && out[0].is_nan(), "an odd offset");
                 assert!(!books.decode(&parts, row, k.div_ceil(2) * 2, &mut out), "past the row");
             }
+        }
+    }
+
+    /// [`Books4::gemv`] adds to each output, bit for bit, what [`Neon::dot_codes4`] gives for
+    /// its row through its group's planes (f16 and f32 codebooks, 1 to 16 groups, lengths with
+    /// every tail), and refuses inputs longer than the rows, leaving the outputs untouched.
+    #[test]
+    fn books4_gemv_equals_dot_codes4_row_by_row() {
+        for (k, groups, f16_values) in
+            [(1usize, 1usize, true), (37, 3, false), (64, 16, true), (128, 5, true), (144, 2, false), (250, 9, true)]
+        {
+            let n = 13;
+            let (payload, _) = super::super::testutil::quantized(n, k, 4, f16_values, groups, k as u64 + 7);
+            let cb = crate::codebook::Codebook::parse(&payload, n, k).unwrap();
+            let parts = cb.parts();
+            let books = Neon.books4(&parts).unwrap();
+            let x = data(k, 3);
+            let start = data(n, 5);
+            let mut got = start.clone();
+            assert!(books.gemv(&parts, &x, &mut got));
+            let mut t = [0.0f32; TABLE_LEN];
+            for j in 0..n {
+                parts.load(parts.group(j), &mut t);
+                let [d] = Neon.dot_codes4(&Neon.planes4(&t), [parts.row(j)], &x).unwrap();
+                assert_eq!(got[j].to_bits(), (start[j] + d).to_bits(), "k {k} groups {groups} row {j}");
+            }
+            let long = data(k.div_ceil(2) * 2 + 1, 4);
+            let mut untouched = start.clone();
+            assert!(!books.gemv(&parts, &long, &mut untouched));
+            assert_eq!(untouched, start);
         }
     }
 
