@@ -471,18 +471,27 @@ impl Books4 {
         if p.stride() < need || p.indices().len() < out.len().saturating_mul(p.stride()) {
             return false;
         }
+        let n = x.len();
+        let whole = n / 32 * 32;
+        let half = n - whole >= 16;
+        let done = whole + if half { 16 } else { 0 };
+        // The last `n − done < 16` inputs zero-padded once for every row (`dot_codes4` pads
+        // them per call), each row's last code bytes per row.
+        let mut xt = [0.0f32; 16];
+        xt[..n - done].copy_from_slice(&x[done..]);
+        let tail = (done < n).then_some(n.div_ceil(2) - done / 2);
         for (j, o) in out.iter_mut().enumerate() {
             let pl = &self.planes[p.group(j).min(15)];
             let row = p.row(j);
-            // SAFETY: every row holds `stride ≥ ⌈x.len()/2⌉` code bytes (checked above).
-            let [s] = unsafe {
+            // SAFETY: every row holds `stride ≥ ⌈n/2⌉` code bytes (checked above): the steps
+            // read bytes below `done / 2`, the tail copies bytes `done / 2 .. ⌈n/2⌉`.
+            *o += unsafe {
                 if pl.half {
-                    dot_codes4_core::<true, 1>(pl, [row], x)
+                    row_sum::<true>(pl, row, x, whole, half, tail, &xt)
                 } else {
-                    dot_codes4_core::<false, 1>(pl, [row], x)
+                    row_sum::<false>(pl, row, x, whole, half, tail, &xt)
                 }
             };
-            *o += s;
         }
         true
     }
@@ -538,6 +547,43 @@ unsafe fn decode16<const H: bool>(p: &Planes4, codes: uint8x16_t) -> [float32x4_
         let (l01, h01) = (vreinterpretq_u16_u8(vzip1q_u8(b[0], b[1])), vreinterpretq_u16_u8(vzip2q_u8(b[0], b[1])));
         let (l23, h23) = (vreinterpretq_u16_u8(vzip1q_u8(b[2], b[3])), vreinterpretq_u16_u8(vzip2q_u8(b[2], b[3])));
         [vzip1q_u16(l01, l23), vzip2q_u16(l01, l23), vzip1q_u16(h01, h23), vzip2q_u16(h01, h23)].map(|v| vreinterpretq_f32_u16(v))
+    }
+}
+
+/// One row's sum for [`Books4::gemv`]: the steps of [`dot_codes4_core`] over inputs `0 ..
+/// whole`, a half step if `half`, and with `tail = Some(bytes)` the row's last `bytes` code
+/// bytes (from byte `(whole + 16·half) / 2`) against the padded inputs `xt`; the same
+/// operations in the same order, so the same bits. The caller guarantees the row's bytes and
+/// `whole (+ 16)` inputs at `x`.
+#[inline(always)]
+unsafe fn row_sum<const H: bool>(
+    pl: &Planes4,
+    row: &[u8],
+    x: &[f32],
+    whole: usize,
+    half: bool,
+    tail: Option<usize>,
+    xt: &[f32; 16],
+) -> f32 {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); 2]; 1];
+        let ptrs = [row.as_ptr()];
+        codes4_steps::<H, 1>(pl, &ptrs, x.as_ptr(), whole, &mut acc);
+        let mut done = whole;
+        if half {
+            codes4_half::<H, 1>(pl, &ptrs, x.as_ptr(), done, &mut acc);
+            done += 16;
+        }
+        if let Some(bytes) = tail {
+            let mut t = [0u8; 8];
+            for (d, &c) in t.iter_mut().zip(row.get_unchecked(done / 2..done / 2 + bytes)) {
+                *d = c;
+            }
+            codes4_half::<H, 1>(pl, &[t.as_ptr()], xt.as_ptr(), 0, &mut acc);
+        }
+        let [e, o] = acc[0];
+        vaddvq_f32(vaddq_f32(e, o))
     }
 }
 
