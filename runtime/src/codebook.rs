@@ -90,6 +90,12 @@ fn packed_at(bytes: &[u8], width: usize, i: usize) -> usize {
     }
     let Some(p) = i.checked_mul(width) else { return 0 };
     let (at, shift) = (p / 8, p % 8);
+    if width <= 9 {
+        // Within two bytes (every group id of up to 512 groups): one read fewer per row.
+        let lo = bytes.get(at).copied().unwrap_or(0) as u32;
+        let hi = if shift + width > 8 { bytes.get(at + 1).copied().unwrap_or(0) as u32 } else { 0 };
+        return (((lo | hi << 8) >> shift) & ((1u32 << width) - 1)) as usize;
+    }
     let mut v = 0u32;
     for k in 0..3 {
         v |= (bytes.get(at + k).copied().unwrap_or(0) as u32) << (8 * k);
