@@ -432,7 +432,14 @@ unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: *mut f32, n: usize) {
 /// `out.len()·stride ≤ indices.len()`, `n ≤ 2·len` for `xe` and `xo`, and at most 16 groups.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
 unsafe fn gemv4_split_core(p: &Parts<'_>, b0: usize, xe: &[f32], xo: &[f32], n: usize, out: &mut [f32]) {
-    let (stride, cache) = (p.stride(), books4_core(p));
+    // The codebooks converted here (`books4_core` returned them through a cleared and copied
+    // 1 KiB table); groups past the stored ones read zeros, as `Parts::load` does.
+    let (stride, books, f16) = (p.stride(), p.codebooks(), p.f16());
+    let bl = if f16 { 32 } else { 64 };
+    let mut cache = [_mm512_setzero_ps(); 17];
+    for (g, t) in cache.iter_mut().enumerate().take(p.groups().min(16)) {
+        *t = table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16);
+    }
     // Registers are copied out of `cache` here, in this function's own loops: a closure
     // returning one (no AVX-512 of its own, so it returns it through memory) was left out of
     // line when the group lookup grew, 0.82 instead of 0.99 of dense f32 on 144-wide layers.
