@@ -70,6 +70,11 @@ fn conv(name: &'static str, c: usize, h: usize, w: usize, m: usize, k: usize, s:
     }
 }
 
+/// A Dense layer of `k` inputs and `n` outputs, batch 1.
+fn dense(name: &'static str, k: usize, n: usize, act: Activation) -> Case {
+    Case { name, op: Op::Dense { act }, x: vec![1, k], w: vec![n, k], y: vec![1, n], macs: (k * n) as u64 }
+}
+
 fn cases() -> Vec<Case> {
     vec![
         // ic_resnet8 stages 1–3, kws_dscnn and vww pointwise, vww / kws depthwise, ad_autoencoder Dense.
@@ -126,38 +131,10 @@ fn cases() -> Vec<Case> {
         conv("depthwise3x3_128x6x6", 128, 6, 6, 128, 3, 1, 1, 128),
         // hello_edge_dnn's hidden and output layers, kws_dscnn's classifier: Dense layers small
         // enough that a call's set-up shows beside its multiply-adds.
-        Case {
-            name: "dense_144_to_144",
-            op: Op::Dense { act: Activation::Relu },
-            x: vec![1, 144],
-            w: vec![144, 144],
-            y: vec![1, 144],
-            macs: 144 * 144,
-        },
-        Case {
-            name: "dense_144_to_12",
-            op: Op::Dense { act: Activation::None },
-            x: vec![1, 144],
-            w: vec![12, 144],
-            y: vec![1, 12],
-            macs: 144 * 12,
-        },
-        Case {
-            name: "dense_64_to_12",
-            op: Op::Dense { act: Activation::None },
-            x: vec![1, 64],
-            w: vec![12, 64],
-            y: vec![1, 12],
-            macs: 64 * 12,
-        },
-        Case {
-            name: "dense_640_to_128",
-            op: Op::Dense { act: Activation::Relu },
-            x: vec![1, 640],
-            w: vec![128, 640],
-            y: vec![1, 128],
-            macs: 640 * 128,
-        },
+        dense("dense_144_to_144", 144, 144, Activation::Relu),
+        dense("dense_144_to_12", 144, 12, Activation::None),
+        dense("dense_64_to_12", 64, 12, Activation::None),
+        dense("dense_640_to_128", 640, 128, Activation::Relu),
     ]
 }
 

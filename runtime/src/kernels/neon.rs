@@ -471,27 +471,20 @@ impl Books4 {
         if p.stride() < need || p.indices().len() < out.len().saturating_mul(p.stride()) {
             return false;
         }
-        let n = x.len();
-        let whole = n / 32 * 32;
-        let half = n - whole >= 16;
-        let done = whole + if half { 16 } else { 0 };
-        // The last `n − done < 16` inputs zero-padded once for every row (`dot_codes4` pads
-        // them per call), each row's last code bytes per row.
-        let mut xt = [0.0f32; 16];
-        xt[..n - done].copy_from_slice(&x[done..]);
-        let tail = (done < n).then_some(n.div_ceil(2) - done / 2);
+        // The last inputs zero-padded once for every row (`dot_codes4` pads them per call).
+        let xt = padded_tail(x);
         for (j, o) in out.iter_mut().enumerate() {
             let pl = &self.planes[p.group(j).min(15)];
             let row = p.row(j);
-            // SAFETY: every row holds `stride ≥ ⌈n/2⌉` code bytes (checked above): the steps
-            // read bytes below `done / 2`, the tail copies bytes `done / 2 .. ⌈n/2⌉`.
-            *o += unsafe {
+            // SAFETY: every row holds `stride ≥ ⌈x.len()/2⌉` code bytes (checked above).
+            let [v] = unsafe {
                 if pl.half {
-                    row_sum::<true>(pl, row, x, whole, half, tail, &xt)
+                    dot_codes4_padded::<true, 1>(pl, [row], x, &xt)
                 } else {
-                    row_sum::<false>(pl, row, x, whole, half, tail, &xt)
+                    dot_codes4_padded::<false, 1>(pl, [row], x, &xt)
                 }
             };
+            *o += v;
         }
         true
     }
@@ -550,47 +543,29 @@ unsafe fn decode16<const H: bool>(p: &Planes4, codes: uint8x16_t) -> [float32x4_
     }
 }
 
-/// One row's sum for [`Books4::gemv`]: the steps of [`dot_codes4_core`] over inputs `0 ..
-/// whole`, a half step if `half`, and with `tail = Some(bytes)` the row's last `bytes` code
-/// bytes (from byte `(whole + 16·half) / 2`) against the padded inputs `xt`; the same
-/// operations in the same order, so the same bits. The caller guarantees the row's bytes and
-/// `whole (+ 16)` inputs at `x`.
-#[inline(always)]
-unsafe fn row_sum<const H: bool>(
-    pl: &Planes4,
-    row: &[u8],
-    x: &[f32],
-    whole: usize,
-    half: bool,
-    tail: Option<usize>,
-    xt: &[f32; 16],
-) -> f32 {
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        let mut acc = [[vdupq_n_f32(0.0); 2]; 1];
-        let ptrs = [row.as_ptr()];
-        codes4_steps::<H, 1>(pl, &ptrs, x.as_ptr(), whole, &mut acc);
-        let mut done = whole;
-        if half {
-            codes4_half::<H, 1>(pl, &ptrs, x.as_ptr(), done, &mut acc);
-            done += 16;
-        }
-        if let Some(bytes) = tail {
-            let mut t = [0u8; 8];
-            for (d, &c) in t.iter_mut().zip(row.get_unchecked(done / 2..done / 2 + bytes)) {
-                *d = c;
-            }
-            codes4_half::<H, 1>(pl, &[t.as_ptr()], xt.as_ptr(), 0, &mut acc);
-        }
-        let [e, o] = acc[0];
-        vaddvq_f32(vaddq_f32(e, o))
-    }
-}
-
 /// [`Neon::dot_codes4`] on planes of f16 forms (`H`) or of f32 values; the caller guarantees
 /// `⌈x.len()/2⌉` code bytes in every row.
 #[inline(always)]
 unsafe fn dot_codes4_core<const H: bool, const R: usize>(planes: &Planes4, rows: [&[u8]; R], x: &[f32]) -> [f32; R] {
+    // SAFETY: the caller's guarantee.
+    unsafe { dot_codes4_padded::<H, R>(planes, rows, x, &padded_tail(x)) }
+}
+
+/// The inputs past the last step of 16 of `x` (fewer than 16), zero-padded to 16.
+#[inline(always)]
+fn padded_tail(x: &[f32]) -> [f32; 16] {
+    let done = x.len() / 16 * 16;
+    let mut xt = [0.0f32; 16];
+    xt[..x.len() - done].copy_from_slice(&x[done..]);
+    xt
+}
+
+/// [`dot_codes4_core`] given `xt = padded_tail(x)` (made once by callers that sum many rows
+/// against the same inputs): steps of 32 codes, then one of 16 if 16 are left, then the last
+/// codes from zero-padded copies against `xt` (codes past a row's end meet zero inputs). The
+/// caller guarantees `⌈x.len()/2⌉` code bytes in every row.
+#[inline(always)]
+unsafe fn dot_codes4_padded<const H: bool, const R: usize>(planes: &Planes4, rows: [&[u8]; R], x: &[f32], xt: &[f32; 16]) -> [f32; R] {
     let n = x.len();
     let whole = n / 32 * 32;
     // SAFETY: steps read codes `j/2 .. j/2 + 16 ≤ ⌈n/2⌉` of each row and inputs `j .. j + 32
@@ -605,12 +580,12 @@ unsafe fn dot_codes4_core<const H: bool, const R: usize>(planes: &Planes4, rows:
             done += 16;
         }
         if done < n {
-            let mut xt = [0.0f32; 16];
-            xt[..n - done].copy_from_slice(&x[done..]);
+            // At most 8 bytes a row, copied byte by byte (a `memcpy` call per row cost more).
             let tails: [[u8; 8]; R] = core::array::from_fn(|r| {
                 let mut t = [0u8; 8];
-                let src = &rows[r][done / 2..n.div_ceil(2)];
-                t[..src.len()].copy_from_slice(src);
+                for (d, &c) in t.iter_mut().zip(rows[r].get_unchecked(done / 2..n.div_ceil(2))) {
+                    *d = c;
+                }
                 t
             });
             let tp: [*const u8; R] = core::array::from_fn(|r| tails[r].as_ptr());
