@@ -201,13 +201,20 @@ pub(super) fn conv_simd<M: Micro>(
             // Strided: the input's stride phases copied once, read at stride 1.
             Some(q) => {
                 let len = g.c * q.channel(g);
-                let run = |buf: &mut [f32]| {
-                    let buf = &mut buf[..len];
-                    gemm::split_phases(mk, g, q, x, buf);
+                let mut on = |buf: &mut [f32]| {
                     if direct(mk, g, Some((q.hq, q.wq)), buf, w, bias, act, out) {
                         return Ok(());
                     }
                     gemm::conv_in(mk, g, Some(q), buf, w, bias, act, out)
+                };
+                // Split into memory nobody clears where the CPU's split writes every float.
+                if let Some(r) = mk.with_phases(x, g.c, g.h, g.w, &mut on) {
+                    return r;
+                }
+                let run = |buf: &mut [f32]| {
+                    let buf = &mut buf[..len];
+                    gemm::split_phases(mk, g, q, x, buf);
+                    on(buf)
                 };
                 // Only as many floats cleared as the layer needs, in four sizes.
                 match len {

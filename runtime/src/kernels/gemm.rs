@@ -94,6 +94,14 @@ pub(super) trait Micro: Copy {
     fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
         split2_scalar(x, h, w, dst)
     }
+    /// `f` on the stride-2 phases of the `c` planes `x` (`h × w` each; [`split_phases`]'s
+    /// layout, `4·⌈h/2⌉·⌈w/2⌉` floats a plane, exactly `c` planes' worth) where this CPU splits
+    /// into stack memory nobody clears (its split writes every float). `None`, `f` not run,
+    /// where it has no such split, `x` is shorter or the phases exceed [`PHASES_MAX`] floats.
+    #[inline]
+    fn with_phases<R>(self, _x: &[f32], _c: usize, _h: usize, _w: usize, _f: impl FnOnce(&mut [f32]) -> R) -> Option<R> {
+        None
+    }
     /// Row `r` of `dst` ([`NR`] values each) gets `src[idx[j] + off]` in the lanes `j` set in
     /// `mask`, `(off, mask) = rows[r]`, when that index lies in `src`; 0 elsewhere:
     /// [`gather_rows_scalar`].
@@ -301,6 +309,10 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
         super::x86::Fma::split2(self, x, h, w, dst)
+    }
+    #[inline]
+    fn with_phases<R>(self, x: &[f32], c: usize, h: usize, w: usize, f: impl FnOnce(&mut [f32]) -> R) -> Option<R> {
+        super::x86::Fma::with_phases(self, x, c, h, w, f)
     }
     #[inline]
     fn load_rows2(self, dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) -> bool {

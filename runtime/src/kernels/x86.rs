@@ -1669,9 +1669,28 @@ impl Fma {
         true
     }
 
+    /// `f` on the stride-2 phases of the `c` planes `x` (`h × w` each, [`Fma::split2`]'s
+    /// layout one plane after the other) split into stack memory nobody clears, since
+    /// [`Fma::split2`]'s loops write every float (clearing 64 KiB for ResNet-8's 16-channel
+    /// stride-2 layer cost more than the split itself). `None`, `f` not run, when `x` holds
+    /// fewer than `c` planes or the phases exceed `PHASES_MAX` floats.
+    pub(crate) fn with_phases<R>(self, x: &[f32], c: usize, h: usize, w: usize, f: impl FnOnce(&mut [f32]) -> R) -> Option<R> {
+        let per = 4 * h.div_ceil(2) * w.div_ceil(2);
+        let len = c.checked_mul(per).filter(|&l| l <= super::gemm::PHASES_MAX)?;
+        if w == 0 || c.checked_mul(h * w).is_none_or(|n| n > x.len()) {
+            return None;
+        }
+        Some(match len {
+            0..=2048 => phases_in::<2048, R>(self, x, c, h, w, f),
+            2049..=4096 => phases_in::<4096, R>(self, x, c, h, w, f),
+            4097..=8192 => phases_in::<8192, R>(self, x, c, h, w, f),
+            _ => phases_in::<{ super::gemm::PHASES_MAX }, R>(self, x, c, h, w, f),
+        })
+    }
+
     /// [`super::gemm::split2_scalar`]: 16 values of each column phase per two-source permute
     /// pair (AVX-512, row tails masked), or 8 per two shuffles and a lane permute (AVX2, row
-    /// tails one at a time).
+    /// tails one at a time); every float of `dst`'s first `4·⌈h/2⌉·⌈w/2⌉` written.
     #[inline]
     pub(crate) fn split2(self, x: &[f32], h: usize, w: usize, dst: &mut [f32]) {
         let (hq, wq) = (h.div_ceil(2), w.div_ceil(2));
@@ -2334,6 +2353,36 @@ unsafe fn split2_pad_rows(h: usize, w: usize, dst: *mut f32) {
             // SAFETY: row `hq − 1` of phase `(1, px)` is in bounds (caller).
             unsafe { core::ptr::write_bytes(dst.add((2 + px) * hq * wq + (hq - 1) * wq), 0, wq) };
         }
+    }
+}
+
+/// [`Fma::with_phases`] with `N` floats of stack in a frame of its own; the caller guarantees
+/// `c · h · w` floats of `x`, `w ≥ 1` and `c · 4·⌈h/2⌉·⌈w/2⌉ ≤ N`.
+#[inline(never)]
+fn phases_in<const N: usize, R>(fma: Fma, x: &[f32], c: usize, h: usize, w: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let per = 4 * h.div_ceil(2) * w.div_ceil(2);
+    // Cache-line aligned, so phase rows of whole lines are stored (and read by the tiled
+    // product) without straddling two: ResNet-8's 16-channel stride-2 Conv, whose phase rows
+    // are one line each, ran at 1.17× this time with a 4-byte aligned buffer (criterion).
+    #[repr(align(64))]
+    struct Lines<const N: usize>([MaybeUninit<f32>; N]);
+    let mut buf = Lines([MaybeUninit::<f32>::uninit(); N]);
+    let dst = buf.0.as_mut_ptr().cast::<f32>();
+    // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected (an `Fma` exists); plane `ch`
+    // of `x` holds `h·w` floats and its phases' `per` floats at `dst + ch·per` lie in `buf`
+    // (the caller's guarantees). `split2_avx512` / `split2_avx2` write every one of those
+    // floats (each phase row in full, the rows past an odd plane zeroed), so the `c·per`
+    // floats handed to `f` are initialized (`MaybeUninit<f32>` has `f32`'s layout).
+    unsafe {
+        for ch in 0..c {
+            let (src, d) = (x.as_ptr().add(ch * h * w), dst.add(ch * per));
+            if fma.avx512 {
+                split2_avx512(src, h, w, d)
+            } else {
+                split2_avx2(src, h, w, d)
+            }
+        }
+        f(core::slice::from_raw_parts_mut(dst, c * per))
     }
 }
 
@@ -3678,6 +3727,30 @@ mod tests {
     use std::vec::Vec;
 
     proptest! {
+        /// Both tiers' `split2` write every float of a plane's phases (a destination full of NaN
+        /// keeps none) with the scalar split's values, odd and even sides: what lets
+        /// `with_phases` hand out stack memory nobody cleared; and `with_phases` gives the
+        /// planes' phases one after the other, as the scalar split does plane by plane.
+        #[test]
+        fn split2_writes_every_float(c in 1usize..4, h in 1usize..40, w in 1usize..70, seed in 0u64..1000) {
+            let Some(f) = Fma::detect() else { return Ok(()) };
+            let per = 4 * h.div_ceil(2) * w.div_ceil(2);
+            let x = super::super::testutil::data(c * h * w, seed);
+            let mut want = vec![f32::NAN; c * per];
+            for (xp, d) in x.chunks_exact(h * w).zip(want.chunks_exact_mut(per)) {
+                super::super::gemm::split2_scalar(xp, h, w, d);
+            }
+            prop_assert!(want.iter().all(|v| !v.is_nan()));
+            for tier in [f, f.avx2_only()] {
+                let mut got = vec![f32::NAN; per + 1];
+                tier.split2(&x[..h * w], h, w, &mut got[..per]);
+                prop_assert_eq!(&got[..per], &want[..per]);
+                prop_assert!(got[per].is_nan(), "wrote past the phases");
+                let all = tier.with_phases(&x, c, h, w, |buf| buf.to_vec());
+                prop_assert_eq!(all.as_deref(), (c * per <= super::super::gemm::PHASES_MAX).then_some(&want[..]));
+                prop_assert!(tier.with_phases(&x[1..], c, h, w, |_| ()).is_none(), "a short input is refused");
+            }
+        }
         /// `dot8` gives each row exactly `dot4`'s sum, whatever the length (ragged tails) and
         /// wherever the row sits among the eight.
         #[test]
