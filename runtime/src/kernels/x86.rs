@@ -1697,15 +1697,8 @@ impl Fma {
         if x.len() < h * w || dst.len() < 4 * hq * wq || w == 0 {
             return super::gemm::split2_scalar(x, h, w, dst);
         }
-        // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected; `x` holds `h·w` values and
-        // `dst` `4·hq·wq` (checked above).
-        unsafe {
-            if self.avx512 {
-                split2_avx512(x.as_ptr(), h, w, dst.as_mut_ptr())
-            } else {
-                split2_avx2(x.as_ptr(), h, w, dst.as_mut_ptr())
-            }
-        }
+        // SAFETY: `x` holds `h·w` values and `dst` `4·hq·wq` (checked above).
+        unsafe { split2_tier(self, x.as_ptr(), h, w, dst.as_mut_ptr()) }
     }
 
     /// Row `r` of `dst` (16 values each, as many rows as both hold) gets `src[idx[j] + off]`
@@ -2375,14 +2368,25 @@ fn phases_in<const N: usize, R>(fma: Fma, x: &[f32], c: usize, h: usize, w: usiz
     // floats handed to `f` are initialized (`MaybeUninit<f32>` has `f32`'s layout).
     unsafe {
         for ch in 0..c {
-            let (src, d) = (x.as_ptr().add(ch * h * w), dst.add(ch * per));
-            if fma.avx512 {
-                split2_avx512(src, h, w, d)
-            } else {
-                split2_avx2(src, h, w, d)
-            }
+            split2_tier(fma, x.as_ptr().add(ch * h * w), h, w, dst.add(ch * per));
         }
         f(core::slice::from_raw_parts_mut(dst, c * per))
+    }
+}
+
+/// [`split2_avx512`] or [`split2_avx2`], by `fma`'s tier (its detection is the target features'
+/// guarantee); the caller guarantees their bounds: `h·w` values at `x`, `4·⌈h/2⌉·⌈w/2⌉` at
+/// `dst`, `w ≥ 1`.
+#[inline]
+unsafe fn split2_tier(fma: Fma, x: *const f32, h: usize, w: usize, dst: *mut f32) {
+    // SAFETY: AVX2 + FMA (and AVX-512 F when `avx512`) detected (an `Fma` exists); the bounds
+    // are the caller's.
+    unsafe {
+        if fma.avx512 {
+            split2_avx512(x, h, w, dst)
+        } else {
+            split2_avx2(x, h, w, dst)
+        }
     }
 }
 
