@@ -679,55 +679,6 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
-    /// Textbook convolution in f64 over 2-D index tuples (1-D convs as `h = kh = 1`).
-    #[allow(clippy::too_many_arguments)]
-    fn naive(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[f32]>, a: &ConvAttrs, oh: usize, ow: usize) -> Vec<f64> {
-        let two = xd.len() == 4;
-        let (c, h, wi) = if two { (xd[1], xd[2], xd[3]) } else { (xd[1], 1, xd[2]) };
-        let (m, cg, kh, kw) = if two { (wd[0], wd[1], wd[2], wd[3]) } else { (wd[0], wd[1], 1, wd[2]) };
-        let (sh, dh, pt) = if two { (a.stride[0], a.dilation[0], a.pads[0]) } else { (1, 1, 0) };
-        let (sw, dw, pl) = (a.stride[1], a.dilation[1], a.pads[1]);
-        let g = a.group as usize;
-        let mut y = vec![0.0f64; m * oh * ow];
-        for n in 0..1 {
-            for mo in 0..m {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut acc = b.map_or(0.0, |b| b[mo] as f64);
-                        for icl in 0..cg {
-                            let ic = (mo / (m / g)) * cg + icl;
-                            for ky in 0..kh {
-                                for kx in 0..kw {
-                                    let iy = (oy * sh as usize + ky * dh as usize) as i64 - pt as i64;
-                                    let ix = (ox * sw as usize + kx * dw as usize) as i64 - pl as i64;
-                                    if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wi as i64 {
-                                        continue;
-                                    }
-                                    let xv = x[((n * c + ic) * h + iy as usize) * wi + ix as usize] as f64;
-                                    let wv = w[((mo * cg + icl) * kh + ky) * kw + kx] as f64;
-                                    acc += xv * wv;
-                                }
-                            }
-                        }
-                        y[(mo * oh + oy) * ow + ox] = match a.act {
-                            Activation::None => acc,
-                            Activation::Relu => acc.max(0.0),
-                            Activation::Clip { min, max } => acc.max(min as f64).min(max as f64),
-                            Activation::Threshold { alpha } => {
-                                if acc > alpha as f64 {
-                                    acc
-                                } else {
-                                    0.0
-                                }
-                            }
-                        };
-                    }
-                }
-            }
-        }
-        y
-    }
-
     #[derive(Debug, Clone)]
     struct Case {
         two_d: bool,
@@ -789,20 +740,20 @@ mod tests {
             // Window larger than the padded input: rejected by `infer`, nothing to run.
             return;
         };
-        let (oh, ow) = if c.two_d { (y.dim(2), y.dim(3)) } else { (1, y.dim(2)) };
-        let want = naive(&x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, oh, ow);
-        assert_close(&got, &want, 1e-5);
+        let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
+        let close = |got: &[f32]| assert_conv_close(got, &x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, &yd, 1e-5);
+        close(&got);
 
         // The portable paths (what Cortex-M runs), called directly whatever this CPU has.
         let g = super::Geom::new(&c.attrs, &sh(&xd), &sh(&wd), &y);
         let bv = c.bias.then_some(View::F32(&b));
         let mut port = vec![f32::NAN; got.len()];
         super::conv_fast(&g, &x, View::F32(&w), bv, c.attrs.act, &mut port).unwrap();
-        assert_close(&port, &want, 1e-5);
+        close(&port);
         if g.kh * g.kw <= super::CHUNK / 2 {
             port.fill(f32::NAN);
             super::conv_patches(&g, &x, &w, bv, c.attrs.act, &mut port).unwrap();
-            assert_close(&port, &want, 1e-5);
+            close(&port);
         }
 
         // Weights stored as F16 / unaligned F32 bytes, and a non-native input (naive path).
@@ -818,9 +769,9 @@ mod tests {
         let x32: &'static [u8] = Vec::leak(f32le(&x));
         for wv in [View::F16Le(Vec::leak(w16.clone())), View::F32Le(Vec::leak(w32.clone()))] {
             let (g2, _) = run_ops(&op, &mk(View::F32(xs), wv)).unwrap();
-            assert_close(&g2, &want, 1e-5);
+            close(&g2);
             let (g3, _) = run_ops(&op, &mk(View::F32Le(x32), wv)).unwrap();
-            assert_close(&g3, &want, 1e-5);
+            close(&g3);
         }
     }
 
@@ -905,7 +856,7 @@ mod tests {
             let got = run(&|o| mk.run(|| super::conv_simd(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
             let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).unwrap());
             assert_eq!(bits(&got), bits(&tiled), "{xd:?} -> {wdims:?}");
-            assert_close(&got, &want, 1e-5);
+            assert_conv_close(&got, &x, &xd, &w, &wdims, Some(&b), &attrs, &yd, 1e-5);
         }
     }
 
@@ -952,7 +903,7 @@ mod tests {
             let bv = with_bias.then_some(View::F32(&b));
             let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).is_ok()).unwrap();
             prop_assert_eq!(&got, &tiled);
-            assert_close(&got.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
+            assert_conv_close(&got.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &x, &xd, &w, &wdims, with_bias.then_some(&b[..]), &attrs, &yd, 1e-5);
             // The AVX-512 tier keeps its own kernels.
             if f.has_avx512() {
                 prop_assert!(run(&|o| f.run(|| f.conv_direct(&geom, None, &x, &w, bs, attrs.act, o))).is_none());
@@ -1011,7 +962,7 @@ mod tests {
             let layer = run(&|o| mk.run(|| super::conv_simd(mk, &geom, &x, &w, bv, attrs.act, o)).is_ok()).unwrap();
             let planes = run(&|o| mk.run(|| super::super::gemm::conv(mk, &geom, &x, &w, bv, attrs.act, o)).is_ok()).unwrap();
             prop_assert_eq!(&layer, &planes);
-            assert_close(&layer.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &want, 1e-5);
+            assert_conv_close(&layer.iter().map(|&v| f32::from_bits(v)).collect::<Vec<_>>(), &x, &xd, &w, &wdims, with_bias.then_some(&b[..]), &attrs, &yd, 1e-5);
         }
     }
 

@@ -171,20 +171,12 @@ mod tests {
                 // Window larger than the padded input: rejected by `infer`.
                 return;
             };
-            let want = naive_conv(
-                &x,
-                &xd,
-                &w,
-                &wd,
-                c.bias.then_some(&b[..]),
-                &c.attrs,
-                y.dims().iter().map(|&d| d as usize).collect::<Vec<_>>().as_slice(),
-            );
-            assert_close(&got, &want, 1e-5);
+            let yd: Vec<usize> = y.dims().iter().map(|&d| d as usize).collect();
+            assert_conv_close(&got, &x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, &yd, 1e-5);
             // The dense kernels on the same weights agree.
             ops[1].view = View::F32(&w);
             let (dense, _) = run_ops(&op, &ops).unwrap();
-            assert_close(&got, &dense.iter().map(|&v| v as f64).collect::<Vec<_>>(), 1e-5);
+            assert_conv_close(&dense, &x, &xd, &w, &wd, c.bias.then_some(&b[..]), &c.attrs, &yd, 1e-5);
         }
     }
 

@@ -153,8 +153,8 @@ mod tests {
             let mut yd = lead.clone();
             yd.push(n);
             prop_assert_eq!(y, sh(&yd));
-            let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), act);
-            assert_close(&got, &want, 1e-5);
+            let close = |got: &[f32]| assert_dense_close(got, &x, rows, k, &w, n, bias.then_some(&b[..]), act, 1e-5);
+            close(&got);
             // F16 / F32Le weights and F32Le activations (the decoding path) agree with the
             // native path: bit for bit where both run the same portable loop, up to summation
             // order where the native path runs the SIMD dot products.
@@ -167,7 +167,7 @@ mod tests {
                     }
                     let (g2, _) = run_ops(&op, &ops).unwrap();
                     if super::super::gemm::simd().is_some() {
-                        assert_close(&g2, &want, 1e-5);
+                        close(&g2);
                     } else {
                         prop_assert_eq!(&g2, &got);
                     }
@@ -196,7 +196,8 @@ mod tests {
             let rows: Vec<Vec<f32>> = (0..4).map(|i| data(k + extra, seed + 1 + i)).collect();
             let got = super::dot4([&rows[0], &rows[1], &rows[2], &rows[3]], &x);
             let want: Vec<f64> = rows.iter().map(|r| r.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum()).collect();
-            assert_close(&got, &want, 1e-5);
+            let scale: Vec<f64> = rows.iter().map(|r| r.iter().zip(&x).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum()).collect();
+            assert_close_scaled(&got, &want, &scale, 1e-5);
         }
     }
 

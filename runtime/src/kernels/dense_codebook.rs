@@ -683,7 +683,7 @@ mod tests {
                     }
                     let mut lut = vec![f32::NAN; got.len()];
                     prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::CODEBOOK_LUT, &ops, &mut lut, &y), Ok(()));
-                    assert_close(&lut, &want, 2e-5);
+                    assert_close_scaled(&lut, &want, &scale, 2e-5);
                 }
             }
         }

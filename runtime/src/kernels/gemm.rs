@@ -1731,8 +1731,7 @@ mod tests {
             prop_assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), buffered.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             let (pt, pl) = (g.pt as u32, g.pl as u32);
             let attrs = ConvAttrs { group: 1, stride: [g.sh as u32, g.sw as u32], dilation: [1; 2], pads: [pt, pl, pt, pl], act };
-            let want = naive_conv(&x, &[1, c, h, w], &wt, &[m, c, k, g.kw], Some(&b), &attrs, &[1, m, g.oh, g.ow]);
-            assert_close(&fast, &want, 1e-5);
+            assert_conv_close(&fast, &x, &[1, c, h, w], &wt, &[m, c, k, g.kw], Some(&b), &attrs, &[1, m, g.oh, g.ow], 1e-5);
         }
         Ok(())
     }
@@ -1969,11 +1968,6 @@ mod tests {
             let b = data(m, seed + 2);
             let act = [ACTS[0], ACTS[1], Activation::Threshold { alpha: 0.1 }][act];
             let attrs = ConvAttrs { group: 1, stride: [sh as u32, s as u32], dilation: [dh as u32, d as u32], pads: [pt as u32, pl as u32, pb as u32, pr as u32], act };
-            let want = naive_conv(&x, &[1, c, h, w], &wt, &[m, c, kh, k], Some(&b), &attrs, &[1, m, oh, ow]);
-            // Rounding grows with the sum of the terms' magnitudes (up to 23 · 25 of them here).
-            let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
-            let plain = ConvAttrs { act: Activation::None, ..attrs };
-            let scale = naive_conv(&abs(&x), &[1, c, h, w], &abs(&wt), &[m, c, kh, k], Some(&abs(&b)), &plain, &[1, m, oh, ow]);
             #[cfg(target_arch = "x86_64")]
             let tiers = super::super::x86::Fma::detect().map(|f| [f, f.avx2_only()]).into_iter().flatten();
             #[cfg(target_arch = "aarch64")]
@@ -1986,7 +1980,8 @@ mod tests {
                 let mut planes = vec![f32::NAN; m * oh * ow];
                 super::conv(mk, &g, &x, &wt, Some(View::F32(&b)), act, &mut planes).unwrap();
                 prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), planes.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-                assert_close_scaled(&got, &want, &scale, 1e-6);
+                // Rounding grows with the sum of the terms' magnitudes (up to 23 · 25 of them here).
+                assert_conv_close(&got, &x, &[1, c, h, w], &wt, &[m, c, kh, k], Some(&b), &attrs, &[1, m, oh, ow], 1e-6);
             }
         }
 
@@ -2058,8 +2053,7 @@ mod tests {
                 Operand { view: View::F32(&b), shape: sh(&[n]) },
             ];
             let (got, _) = run_ops(&op, &ops).unwrap();
-            let want = naive_dense(&x, rows, k, &w, n, Some(&b), Activation::Relu);
-            assert_close(&got, &want, 1e-5);
+            assert_dense_close(&got, &x, rows, k, &w, n, Some(&b), Activation::Relu, 1e-5);
         }
     }
 }

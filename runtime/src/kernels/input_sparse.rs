@@ -525,7 +525,6 @@ mod tests {
             let w = round_f16(&data(n * k, seed + 1));
             let b = data(n, seed + 2);
             let op = Op::Dense { act: ACTS[act] };
-            let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), ACTS[act]);
             let wt = transpose01(&w, n, k);
             let wt16 = f16le(&wt);
             let wview = if f16 { View::F16Le(&wt16) } else { View::F32(&wt) };
@@ -538,7 +537,7 @@ mod tests {
             let y = sh(&yd);
             let mut got = vec![f32::NAN; rows * n];
             prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
-            assert_close(&got, &want, 1e-5);
+            assert_dense_close(&got, &x, rows, k, &w, n, bias.then_some(&b[..]), ACTS[act], 1e-5);
         }
 
         #[test]
@@ -552,7 +551,6 @@ mod tests {
             let b = data(m, seed + 2);
             let y = op.infer(&[sh(&xd), sh(&wd)]).unwrap();
             let yd: Vec<usize> = y.dims().iter().map(|&d| d as usize).collect();
-            let want = naive_conv(&x, &xd, &wv, &wd, bias.then_some(&b[..]), &a, &yd);
             let wt = transpose01(&wv, m, c);
             let mut wtd = wd.clone();
             wtd.swap(0, 1);
@@ -562,7 +560,7 @@ mod tests {
             }
             let mut got = vec![f32::NAN; y.numel().unwrap()];
             prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
-            assert_close(&got, &want, 1e-5);
+            assert_conv_close(&got, &x, &xd, &wv, &wd, bias.then_some(&b[..]), &a, &yd, 1e-5);
         }
     }
 
@@ -577,7 +575,6 @@ mod tests {
             let x = sparsify(data(rows * k, seed + 5), ZEROS[zi], seed);
             let b = data(n, seed + 6);
             let op = Op::Dense { act: ACTS[act] };
-            let want = naive_dense(&x, rows, k, &w, n, bias.then_some(&b[..]), ACTS[act]);
             let cb = crate::codebook::Codebook::parse(&payload, k, n).unwrap();
             let mut ops = vec![Operand { view: View::F32(&x), shape: sh(&[rows, k]) }, Operand { view: View::Codebook(cb), shape: sh(&[k, n]) }];
             if bias {
@@ -585,7 +582,7 @@ mod tests {
             }
             let mut got = vec![f32::NAN; rows * n];
             prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&op, kernel::INPUT_SPARSE, &ops, &mut got, &sh(&[rows, n])), Ok(()));
-            assert_close(&got, &want, 1e-5);
+            assert_dense_close(&got, &x, rows, k, &w, n, bias.then_some(&b[..]), ACTS[act], 1e-5);
         }
 
         #[test]
@@ -599,13 +596,12 @@ mod tests {
             let b = data(m, seed + 2);
             let y = Op::Conv(a).infer(&[sh(&xd), sh(&wd)]).unwrap();
             let yd: Vec<usize> = y.dims().iter().map(|&d| d as usize).collect();
-            let want = naive_conv(&x, &xd, &wv, &wd, Some(&b), &a, &yd);
             let cb = crate::codebook::Codebook::parse(&payload, c, m).unwrap();
             let ops = [Operand { view: View::F32(&x), shape: sh(&xd) }, Operand { view: View::Codebook(cb), shape: sh(&[c, m, 1, 1]) },
                        Operand { view: View::F32(&b), shape: sh(&[m]) }];
             let mut got = vec![f32::NAN; y.numel().unwrap()];
             prop_assert_eq!(execute_kernel_in::<ALL_OPS>(&Op::Conv(a), kernel::INPUT_SPARSE, &ops, &mut got, &y), Ok(()));
-            assert_close(&got, &want, 1e-5);
+            assert_conv_close(&got, &x, &xd, &wv, &wd, Some(&b), &a, &yd, 1e-5);
         }
     }
 

@@ -106,6 +106,59 @@ pub fn assert_close_scaled(got: &[f32], want: &[f64], scale: &[f64], tol: f64) {
     }
 }
 
+/// [`assert_close_scaled`] after an activation: `want` is the f64 reference, `pre` the same
+/// before `act`, `scale` each output's Σ|w·x| + |b|. Relu and Clip are 1-Lipschitz, so an f32
+/// sum's rounding (any order, bounded by `tol · max(scale, 1)`) carries through them unchanged;
+/// where `pre` lies within that bound of Threshold's jump, either side of it is accepted.
+pub fn assert_close_act(got: &[f32], want: &[f64], pre: &[f64], scale: &[f64], act: Activation, tol: f64) {
+    assert_eq!(got.len(), want.len(), "length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let (g, bound) = (g as f64, tol * scale[i].abs().max(1.0));
+        let jump = matches!(act, Activation::Threshold { alpha } if (pre[i] - alpha as f64).abs() <= bound);
+        let ok = (g - w).abs() <= bound || (w.is_nan() && g.is_nan()) || (jump && (g == 0.0 || (g - pre[i]).abs() <= bound));
+        assert!(ok, "element {i}: got {g}, want {w} (before the activation {}, scale {})", pre[i], scale[i]);
+    }
+}
+
+/// Asserts an f32 Conv's outputs `got` match [`naive_conv`] through [`assert_close_act`].
+#[allow(clippy::too_many_arguments)]
+pub fn assert_conv_close(
+    got: &[f32],
+    x: &[f32],
+    xd: &[usize],
+    w: &[f32],
+    wd: &[usize],
+    b: Option<&[f32]>,
+    a: &ConvAttrs,
+    yd: &[usize],
+    tol: f64,
+) {
+    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
+    let plain = ConvAttrs { act: Activation::None, ..*a };
+    let scale = naive_conv(&abs(x), xd, &abs(w), wd, b.map(abs).as_deref(), &plain, yd);
+    let pre = naive_conv(x, xd, w, wd, b, &plain, yd);
+    assert_close_act(got, &naive_conv(x, xd, w, wd, b, a, yd), &pre, &scale, a.act, tol);
+}
+
+/// Asserts an f32 Dense layer's outputs `got` match [`naive_dense`] through [`assert_close_act`].
+#[allow(clippy::too_many_arguments)]
+pub fn assert_dense_close(
+    got: &[f32],
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    b: Option<&[f32]>,
+    act: Activation,
+    tol: f64,
+) {
+    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
+    let scale = naive_dense(&abs(x), rows, k, &abs(w), n, b.map(abs).as_deref(), Activation::None);
+    let pre = naive_dense(x, rows, k, w, n, b, Activation::None);
+    assert_close_act(got, &naive_dense(x, rows, k, w, n, b, act), &pre, &scale, act, tol);
+}
+
 /// A random codebook payload for an `n × k` matrix (`groups` codebooks, rows spread over them)
 /// and its decoded values.
 pub fn quantized(n: usize, k: usize, bits: u8, f16_values: bool, groups: usize, seed: u64) -> (Vec<u8>, Vec<f32>) {
@@ -180,10 +233,7 @@ pub fn check_conv(xd: &[usize], wd: &[usize], attrs: ConvAttrs, seed: u64) {
     let b = data(wd[0], seed + 2);
     let (got, y) = run(&Op::Conv(attrs), &[(&x, xd), (&w, wd), (&b, &[wd[0]])]).unwrap();
     let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
-    let plain = ConvAttrs { act: Activation::None, ..attrs };
-    let scale = naive_conv(&abs(&x), xd, &abs(&w), wd, Some(&abs(&b)), &plain, &yd);
-    assert_close_scaled(&got, &naive_conv(&x, xd, &w, wd, Some(&b), &attrs, &yd), &scale, 1e-5);
+    assert_conv_close(&got, &x, xd, &w, wd, Some(&b), &attrs, &yd, 1e-5);
 }
 
 /// Textbook dense layer in f64: the reference every Dense kernel is tested against.
@@ -224,5 +274,47 @@ pub const fn cases(n: u32) -> u32 {
         }
     } else {
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3 × 3 Conv over 24 channels (216 terms an output) and its f32 result.
+    fn conv_case(act: Activation) -> (Vec<f32>, Vec<f32>, Vec<f32>, ConvAttrs, Vec<f32>) {
+        let (x, w, b) = (data(24 * 8 * 8, 1), data(5 * 24 * 9, 2), data(5, 3));
+        let a = ConvAttrs { group: 1, stride: [1, 1], dilation: [1, 1], pads: [1; 4], act };
+        let got = naive_conv(&x, &[1, 24, 8, 8], &w, &[5, 24, 3, 3], Some(&b), &a, &[1, 5, 8, 8]).iter().map(|&v| v as f32).collect();
+        (x, w, b, a, got)
+    }
+
+    #[test]
+    fn the_conv_bound_accepts_rounding() {
+        let (x, w, b, a, got) = conv_case(Activation::None);
+        assert_conv_close(&got, &x, &[1, 24, 8, 8], &w, &[5, 24, 3, 3], Some(&b), &a, &[1, 5, 8, 8], 1e-5);
+    }
+
+    /// The bound relative to Σ|w·x| still sees one tap of 216 left out.
+    #[test]
+    #[should_panic(expected = "element 100")]
+    fn the_conv_bound_rejects_a_missing_tap() {
+        let (x, w, b, a, mut got) = conv_case(Activation::None);
+        // Output 100 is channel 1, row 4, column 4: its centre tap of input channel 0.
+        got[100] -= x[4 * 8 + 4] * w[24 * 9 + 4];
+        assert_conv_close(&got, &x, &[1, 24, 8, 8], &w, &[5, 24, 3, 3], Some(&b), &a, &[1, 5, 8, 8], 1e-5);
+    }
+
+    /// At Threshold's jump a sum within the bound of alpha may land on either side; away from
+    /// it, the wrong side fails.
+    #[test]
+    fn threshold_accepts_either_side_only_at_the_jump() {
+        let act = Activation::Threshold { alpha: 0.5 };
+        let (pre, scale) = ([0.5 + 1e-7, 0.9], [2.0, 2.0]);
+        let want = [pre[0], pre[1]];
+        assert_close_act(&[0.0, 0.9], &want, &pre, &scale, act, 1e-5);
+        assert_close_act(&[0.5, 0.9], &want, &pre, &scale, act, 1e-5);
+        let wrong = std::panic::catch_unwind(|| assert_close_act(&[0.0, 0.0], &want, &pre, &scale, act, 1e-5));
+        assert!(wrong.is_err(), "0 for 0.9 is past the jump's bound");
     }
 }
