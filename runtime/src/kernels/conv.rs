@@ -808,13 +808,7 @@ mod tests {
                                                        act in 0u8..3, seed in 0u64..1000) {
             prop_assume!((sh, sw) != (1, 1));
             let (xd, wdims) = ([1, g * cg, h, wd], [g * mg, cg, 1, 1]);
-            let attrs = ConvAttrs {
-                group: g as u32,
-                stride: [sh as u32, sw as u32],
-                dilation: [1, 1],
-                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
-                act: ACTS[act as usize],
-            };
+            let attrs = conv_attrs(g, [sh, sw], [1, 1], pads, act);
             strided_pointwise_check(attrs, xd, wdims, seed);
         }
     }
@@ -879,22 +873,13 @@ mod tests {
     ) -> Result<(), TestCaseError> {
         prop_assume!(h + pads[0] + pads[2] >= kh && wd + pads[1] + pads[3] >= kw);
         let (xd, wdims) = ([1, c, h, wd], [m, c, kh, kw]);
-        let attrs = ConvAttrs {
-            group: 1,
-            stride: [1, 1],
-            dilation: [1, 1],
-            pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
-            act: ACTS[act as usize],
-        };
+        let attrs = conv_attrs(1, [1, 1], [1, 1], pads, act);
         let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
         let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
         let geom = super::Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
         let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(m, seed + 2));
         let want = naive_conv(&x, &xd, &w, &wdims, with_bias.then_some(&b[..]), &attrs, &yd);
-        let run = |f: &dyn Fn(&mut [f32]) -> bool| {
-            let mut got = vec![f32::NAN; want.len()];
-            f(&mut got).then(|| got.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
-        };
+        let run = |f: &dyn Fn(&mut [f32]) -> bool| run_bits(want.len(), f);
         let Some(f) = super::super::x86::Fma::detect() else { return Ok(()) };
         let mk = f.avx2_only();
         let bs: &[f32] = if with_bias { &b } else { &[] };
@@ -969,10 +954,7 @@ mod tests {
             let q = q.unwrap();
             let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(m, seed + 2));
             let want = naive_conv(&x, &xd, &w, &wdims, with_bias.then_some(&b[..]), &attrs, &yd);
-            let run = |f: &dyn Fn(&mut [f32]) -> bool| {
-                let mut got = vec![f32::NAN; want.len()];
-                f(&mut got).then(|| got.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
-            };
+            let run = |f: &dyn Fn(&mut [f32]) -> bool| run_bits(want.len(), f);
             let Some(f) = super::super::x86::Fma::detect() else { return Ok(()) };
             let mk = f.avx2_only();
             let mut ph_buf = vec![f32::NAN; c * q.channel(&geom)];

@@ -1328,13 +1328,7 @@ mod tests {
         fn depthwise_matches_naive(c in 1usize..6, h in 1usize..30, wd in 1usize..30, k in 1usize..6, s in 1usize..4, d in 1usize..3,
                                    pads in [0usize..3, 0..3, 0..3, 0..3], act in 0u8..3, seed in 0u64..1000) {
             prop_assume!(h + pads[0] + pads[2] > (k - 1) * d && wd + pads[1] + pads[3] > (k - 1) * d);
-            let attrs = ConvAttrs {
-                group: c as u32,
-                stride: [s as u32, s as u32],
-                dilation: [d as u32, d as u32],
-                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
-                act: ACTS[act as usize],
-            };
+            let attrs = conv_attrs(c, [s, s], [d, d], pads, act);
             check_conv(&[1, c, h, wd], &[c, 1, k, k], attrs, seed);
         }
 
@@ -1441,13 +1435,7 @@ mod tests {
             let kw = if stem { kw.min(3) } else { kw };
             prop_assume!(h + pads[0] + pads[2] >= kh && wd + pads[1] + pads[3] >= kw);
             let (xd, wdims, group) = if stem { ([1, cg, h, wd], [m, cg, kh, kw], 1) } else { ([1, c, h, wd], [c, 1, kh, kw], c) };
-            let attrs = ConvAttrs {
-                group: group as u32,
-                stride: [2, 2],
-                dilation: [1, 1],
-                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
-                act: ACTS[act as usize],
-            };
+            let attrs = conv_attrs(group, [2, 2], [1, 1], pads, act);
             let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
             let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
             let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
@@ -1487,13 +1475,7 @@ mod tests {
                                                          pads in [0usize..4, 0..4, 0..4, 0..4], act in 0u8..3, seed in 0u64..1000) {
             prop_assume!(h + pads[0] + pads[2] >= kh && wd + pads[1] + pads[3] >= kw);
             let (xd, wdims) = ([1, c, h, wd], [c, 1, kh, kw]);
-            let attrs = ConvAttrs {
-                group: c as u32,
-                stride: [1, 1],
-                dilation: [1, 1],
-                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
-                act: ACTS[act as usize],
-            };
+            let attrs = conv_attrs(c, [1, 1], [1, 1], pads, act);
             let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
             let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
             let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
@@ -1531,13 +1513,7 @@ mod tests {
                                                 act in 0u8..3, seed in 0u64..1000) {
             prop_assume!(h + pads[0] + pads[2] >= kh && wd + pads[1] + pads[3] >= kw);
             let (xd, wdims) = ([1, cg, h, wd], [m, cg, kh, kw]);
-            let attrs = ConvAttrs {
-                group: 1,
-                stride: [1, 1],
-                dilation: [1, 1],
-                pads: [pads[0] as u32, pads[1] as u32, pads[2] as u32, pads[3] as u32],
-                act: ACTS[act as usize],
-            };
+            let attrs = conv_attrs(1, [1, 1], [1, 1], pads, act);
             let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
             let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
             let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);

@@ -224,6 +224,24 @@ pub fn naive_conv(x: &[f32], xd: &[usize], w: &[f32], wd: &[usize], b: Option<&[
 /// The fused activations the kernel property tests draw from.
 pub const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Clip { min: -0.5, max: 0.5 }];
 
+/// Conv attributes from a property test's draws: pads top, left, bottom, right and `ACTS[act]`.
+pub fn conv_attrs(group: usize, stride: [usize; 2], dilation: [usize; 2], pads: [usize; 4], act: u8) -> ConvAttrs {
+    ConvAttrs {
+        group: group as u32,
+        stride: stride.map(|v| v as u32),
+        dilation: dilation.map(|v| v as u32),
+        pads: pads.map(|v| v as u32),
+        act: ACTS[act as usize],
+    }
+}
+
+/// The bits a kernel writes into `len` floats of NaN, or `None` when it declines (returns false).
+#[cfg(target_arch = "x86_64")]
+pub fn run_bits(len: usize, f: &dyn Fn(&mut [f32]) -> bool) -> Option<Vec<u32>> {
+    let mut got = vec![f32::NAN; len];
+    f(&mut got).then(|| got.iter().map(|v| v.to_bits()).collect())
+}
+
 /// Runs one f32 Conv with input dims `xd`, weight dims `wd` and a bias (random data from
 /// `seed`) through [`execute`] and asserts it matches [`naive_conv`] within 1e-5 of each
 /// output's Σ|w·x| + |b| (the bound of an f32 sum in any order: long filters cancel).
