@@ -7,7 +7,13 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 8;
+pub const VERSION_MINOR: u16 = 9;
+/// First minor version with compact framing: only DATA need be 16-byte aligned (a 1.8 reader
+/// rejects other misaligned sections with `SectionMisaligned`), and the compact tables
+/// [`section::TENSORS_COMPACT`] (constant payloads 4-byte aligned) and [`section::OPS_COMPACT`]
+/// (operand ids inside the operator records, no operand section), which a 1.8 reader skips as
+/// unknown and then reports `MissingSection` for `TENSORS`.
+pub const COMPACT_MINOR: u16 = 9;
 /// First minor version with unary function 24, QuantizeDequantize (a 1.7 reader rejects it with
 /// `BadAttribute`).
 pub const QUANTIZE_DEQUANTIZE_MINOR: u16 = 8;
@@ -33,8 +39,12 @@ pub const HEADER_LEN: usize = 32;
 pub const SECTION_ENTRY_LEN: usize = 24;
 /// Most sections a file may declare.
 pub const MAX_SECTIONS: usize = 64;
-/// Alignment of sections, constant payloads and arena offsets.
+/// Alignment of sections (from 1.9: of DATA only), constant payloads (from 1.9 with
+/// [`section::TENSORS_COMPACT`]: [`COMPACT_CONST_ALIGN`]) and arena offsets.
 pub const ALIGN: usize = 16;
+/// Alignment of constant payloads in files with [`section::TENSORS_COMPACT`] (1.9): enough for
+/// in-place f32 and f16 views; writers may align more.
+pub const COMPACT_CONST_ALIGN: usize = 4;
 
 /// Section kinds.
 pub mod section {
@@ -51,8 +61,14 @@ pub mod section {
     pub const OPS_PACKED: u32 = 8;
     /// `u16` tensor ids (from 1.6; instead of `OPERANDS`).
     pub const OPERANDS16: u32 = 9;
+    /// Compact tensor records (from 1.9; instead of `TENSORS` / `TENSORS_PACKED`): see
+    /// [`super::packed`].
+    pub const TENSORS_COMPACT: u32 = 10;
+    /// Compact operator records with their operand ids inline (from 1.9; instead of `OPS` /
+    /// `OPS_PACKED` and `OPERANDS` / `OPERANDS16`, which must then be absent).
+    pub const OPS_COMPACT: u32 = 11;
     /// One more than the largest kind this reader knows.
-    pub const KINDS_END: usize = 10;
+    pub const KINDS_END: usize = 12;
 }
 
 /// META section fixed part: producer (string ref), sha256 of the source model, arena length,
@@ -279,6 +295,9 @@ pub mod packed {
     pub const HEADER_LEN: usize = 8;
     /// Constant payload and arena offsets are stored divided by this (they are 16-aligned).
     pub const OFFSET_UNIT: u32 = super::ALIGN as u32;
+    /// In compact tensor records (1.9), constant payload offsets are stored divided by this;
+    /// arena offsets still by [`OFFSET_UNIT`].
+    pub const COMPACT_CONST_UNIT: u32 = super::COMPACT_CONST_ALIGN as u32;
 
     /// A checked packed section: `count` records behind an index of `width`-byte starts.
     #[derive(Clone, Copy, Debug)]
@@ -335,6 +354,16 @@ pub mod packed {
         /// True when the table has no records.
         pub fn is_empty(&self) -> bool {
             self.count == 0
+        }
+
+        /// Where record `i` starts in the record area (`None` when `i` is out of range).
+        pub fn record_start(&self, i: usize) -> Option<usize> {
+            (i < self.count).then(|| self.start(i))
+        }
+
+        /// The record area: every record, one after the other.
+        pub fn area(&self) -> &'a [u8] {
+            self.area
         }
 
         /// The bytes of record `i`, or `None` when `i` is out of range.

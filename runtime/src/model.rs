@@ -58,27 +58,35 @@ pub struct OpInfo<'a> {
     pub kernel: u16,
     /// Number of input operands.
     pub n_inputs: usize,
-    /// Index of the first operand in the operand table (inputs, then outputs).
+    /// Index of the first operand in the operand table (inputs, then outputs); with compact
+    /// operator records, where the record's operand ids start in the table's record area.
     operand_start: usize,
 }
 
-/// A table of records: fixed-size (format 1.0 to 1.5, and 1.6 files that keep them) or packed
-/// (1.6, [`format::packed`]).
+/// A table of records: fixed-size (format 1.0 to 1.5, and 1.6 files that keep them), packed
+/// (1.6, [`format::packed`]) or compact (1.9: packed, with the differences `docs/FORMAT.md`
+/// lists).
 #[derive(Clone, Copy, Debug)]
 enum Records<'a> {
     Fixed(&'a [u8], usize),
     Packed(packed::Table<'a>),
+    Compact(packed::Table<'a>),
 }
 
 impl<'a> Records<'a> {
-    /// The fixed table of `kind` or the packed one of `packed_kind`, whichever the file has.
-    fn of(body: &'a [u8], kind: u32, rec: usize, packed_kind: u32, is_packed: bool, max: usize) -> Result<Self, Error> {
-        let r = if is_packed {
-            Records::Packed(packed::Table::parse(body, usize::MAX).ok_or(Error::BadSectionLength { kind: packed_kind })?)
-        } else if !body.len().is_multiple_of(rec) {
-            return Err(Error::BadSectionLength { kind });
-        } else {
-            Records::Fixed(body, rec)
+    /// The table in section `kind` (one of the tensor or operator table kinds).
+    fn of(body: &'a [u8], kind: u32, max: usize) -> Result<Self, Error> {
+        let bad = Error::BadSectionLength { kind };
+        let r = match kind {
+            section::TENSORS | section::OPS => {
+                let rec = if kind == section::TENSORS { format::TENSOR_RECORD_LEN } else { format::OP_RECORD_LEN };
+                if !body.len().is_multiple_of(rec) {
+                    return Err(bad);
+                }
+                Records::Fixed(body, rec)
+            }
+            section::TENSORS_COMPACT | section::OPS_COMPACT => Records::Compact(packed::Table::parse(body, usize::MAX).ok_or(bad)?),
+            _ => Records::Packed(packed::Table::parse(body, usize::MAX).ok_or(bad)?),
         };
         if r.len() > max {
             return Err(Error::TooManyRecords);
@@ -89,14 +97,14 @@ impl<'a> Records<'a> {
     fn len(&self) -> usize {
         match self {
             Records::Fixed(b, rec) => b.len() / rec,
-            Records::Packed(t) => t.len(),
+            Records::Packed(t) | Records::Compact(t) => t.len(),
         }
     }
 
     fn get(&self, i: usize) -> Option<&'a [u8]> {
         match self {
             Records::Fixed(b, rec) => b.get(i.checked_mul(*rec)?..(i + 1).checked_mul(*rec)?),
-            Records::Packed(t) => t.record(i),
+            Records::Packed(t) | Records::Compact(t) => t.record(i),
         }
     }
 }
@@ -131,7 +139,8 @@ pub struct Model<'a> {
     tensors: Records<'a>,
     ops: Records<'a>,
     operands: &'a [u8],
-    /// Bytes per operand id: 4 (`OPERANDS`) or 2 (`OPERANDS16`).
+    /// Bytes per operand id: 4 (`OPERANDS`) or 2 (`OPERANDS16`); 0 with compact operator
+    /// records, which hold their operand ids.
     operand_width: usize,
     data: &'a [u8],
     meta: &'a [u8],
@@ -160,6 +169,16 @@ impl<'a> Model<'a> {
     /// Parses and validates a whole file. Never panics; any byte sequence yields `Ok` or the
     /// error naming the first rule broken.
     pub fn parse(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+        let model = Self::read_sections(bytes)?;
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// Header, section table and table forms (the first two steps of `Model::parse`). Not
+    /// inlined: its locals must not stay on the stack while `validate` runs (the Cortex-M stack
+    /// budget is measured).
+    #[inline(never)]
+    fn read_sections(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
         if bytes.len() < format::HEADER_LEN {
             return Err(Error::Truncated);
         }
@@ -199,6 +218,7 @@ impl<'a> Model<'a> {
         }
         let mut found: [Option<&[u8]>; section::KINDS_END] = [None; section::KINDS_END];
         let packed_ok = minor >= format::PACKED_MINOR;
+        let compact_ok = minor >= format::COMPACT_MINOR;
         for i in 0..n_sections {
             let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
             let kind = rd_u32(bytes, e)?;
@@ -209,14 +229,20 @@ impl<'a> Model<'a> {
             if off < table_end as u64 || end > bytes.len() as u64 {
                 return Err(Error::SectionOutOfBounds { kind });
             }
-            if off % format::ALIGN as u64 != 0 {
+            // From 1.9 only DATA is aligned: the other sections are read byte by byte.
+            if (!compact_ok || kind == section::DATA) && off % format::ALIGN as u64 != 0 {
                 return Err(Error::SectionMisaligned { kind });
             }
             let body = &bytes[off as usize..end as usize];
             if format::crc32(body) != crc {
                 return Err(Error::SectionChecksumMismatch { kind });
             }
-            let known = kind != 0 && (packed_ok || kind < section::TENSORS_PACKED);
+            let known = match kind {
+                0 => false,
+                k if k < section::TENSORS_PACKED => true,
+                k if k < section::TENSORS_COMPACT => packed_ok,
+                _ => compact_ok,
+            };
             if let Some(slot) = found.get_mut(kind as usize).filter(|_| known) {
                 if slot.is_some() {
                     return Err(Error::DuplicateSection { kind });
@@ -228,16 +254,37 @@ impl<'a> Model<'a> {
         let need = |kind: u32| found[kind as usize].ok_or(Error::MissingSection { kind });
         let meta = need(section::META)?;
         let strings = need(section::STRINGS)?;
-        // Each table is either fixed or packed (1.6), never both.
-        let either = |fixed: u32, packed: u32| match (found[fixed as usize], found[packed as usize]) {
-            (Some(_), Some(_)) => Err(Error::DuplicateSection { kind: packed }),
-            (Some(b), None) => Ok((b, false)),
-            (None, Some(b)) => Ok((b, true)),
-            (None, None) => Err(Error::MissingSection { kind: fixed }),
+        // Each table is in exactly one of its forms: fixed, packed (1.6) or compact (1.9); a
+        // second form is `DuplicateSection` naming it, none `MissingSection` naming the fixed one.
+        let one_of = |kinds: &[u32]| -> Result<(&'a [u8], u32), Error> {
+            let mut got = None;
+            for &k in kinds {
+                if let Some(b) = found[k as usize] {
+                    if got.is_some() {
+                        return Err(Error::DuplicateSection { kind: k });
+                    }
+                    got = Some((b, k));
+                }
+            }
+            got.ok_or(Error::MissingSection { kind: kinds[0] })
         };
-        let (tensors, tensors_packed) = either(section::TENSORS, section::TENSORS_PACKED)?;
-        let (ops, ops_packed) = either(section::OPS, section::OPS_PACKED)?;
-        let (operands, operands16) = either(section::OPERANDS, section::OPERANDS16)?;
+        let (tensors, tensors_kind) = one_of(&[section::TENSORS, section::TENSORS_PACKED, section::TENSORS_COMPACT])?;
+        let (ops, ops_kind) = one_of(&[section::OPS, section::OPS_PACKED, section::OPS_COMPACT])?;
+        // Compact operator records hold their operand ids: an operand table beside them is one
+        // form too many.
+        let (operands, operand_width) = if ops_kind == section::OPS_COMPACT {
+            if let Some(k) = [section::OPERANDS, section::OPERANDS16].into_iter().find(|&k| found[k as usize].is_some()) {
+                return Err(Error::DuplicateSection { kind: k });
+            }
+            (&[][..], 0)
+        } else {
+            let (b, k) = one_of(&[section::OPERANDS, section::OPERANDS16])?;
+            let width = if k == section::OPERANDS16 { 2 } else { 4 };
+            if !b.len().is_multiple_of(width) {
+                return Err(Error::BadSectionLength { kind: k });
+            }
+            (b, width)
+        };
         let data = need(section::DATA)?;
 
         if meta.len() < format::META_FIXED_LEN {
@@ -249,19 +296,8 @@ impl<'a> Model<'a> {
         if io_len.and_then(|l| l.checked_add(format::META_FIXED_LEN)) != Some(meta.len()) {
             return Err(Error::BadSectionLength { kind: section::META });
         }
-        let tensors = Records::of(
-            tensors,
-            section::TENSORS,
-            format::TENSOR_RECORD_LEN,
-            section::TENSORS_PACKED,
-            tensors_packed,
-            format::MAX_TENSORS,
-        )?;
-        let ops = Records::of(ops, section::OPS, format::OP_RECORD_LEN, section::OPS_PACKED, ops_packed, format::MAX_OPS)?;
-        let (operand_width, operands_kind) = if operands16 { (2, section::OPERANDS16) } else { (4, section::OPERANDS) };
-        if !operands.len().is_multiple_of(operand_width) {
-            return Err(Error::BadSectionLength { kind: operands_kind });
-        }
+        let tensors = Records::of(tensors, tensors_kind, format::MAX_TENSORS)?;
+        let ops = Records::of(ops, ops_kind, format::MAX_OPS)?;
         let (n_tensors, n_ops) = (tensors.len(), ops.len());
         let model = Model {
             strings,
@@ -279,7 +315,6 @@ impl<'a> Model<'a> {
             arena_lower_bound: rd_u32(meta, 44)?,
             minor,
         };
-        model.validate()?;
         Ok(model)
     }
 
@@ -305,12 +340,15 @@ impl<'a> Model<'a> {
         let bad = Error::BadTensor { tensor: t };
         let mut dims = [0u32; MAX_RANK];
         let (name, role, rank, enc, offset, len, first_op, last_op, alias);
-        if let Records::Packed(_) = self.tensors {
+        if let Records::Packed(_) | Records::Compact(_) = self.tensors {
             // name offset, name length, role, encoding, rank, dims, offset / 16, length, first
-            // op, last op, alias + 1 (0: none).
+            // op, last op, alias + 1 (0: none). Compact constants (1.9) end after the length
+            // (live from operator 0 to 0, no alias) and store offset / 4.
+            let compact = matches!(self.tensors, Records::Compact(_));
+            let kind = if compact { section::TENSORS_COMPACT } else { section::TENSORS_PACKED };
             let mut a = [0u32; 10 + MAX_RANK];
-            let n = packed_values(r, &mut a, section::TENSORS_PACKED, i)?;
-            let rec = Error::BadRecord { kind: section::TENSORS_PACKED, index: t };
+            let n = packed_values(r, &mut a, kind, i)?;
+            let rec = Error::BadRecord { kind, index: t };
             rank = a[4] as usize;
             if n < 5 {
                 return Err(rec);
@@ -318,16 +356,19 @@ impl<'a> Model<'a> {
             if rank > MAX_RANK {
                 return Err(bad);
             }
-            if n != 10 + rank {
+            role = u8::try_from(a[2]).ok().and_then(Role::from_u8).ok_or(bad)?;
+            let short = compact && role == Role::Constant;
+            if n != if short { 7 + rank } else { 10 + rank } {
                 return Err(rec);
             }
             name = if named { self.string(a[0], a[1])? } else { "" };
-            role = u8::try_from(a[2]).ok().and_then(Role::from_u8).ok_or(bad)?;
             enc = u8::try_from(a[3]).map_err(|_| bad)?;
             dims[..rank].copy_from_slice(&a[5..5 + rank]);
             let tail = &a[5 + rank..10 + rank];
-            offset = tail[0].checked_mul(packed::OFFSET_UNIT).ok_or(bad)?;
-            (len, first_op, last_op, alias) = (tail[1], tail[2], tail[3], tail[4].checked_sub(1));
+            let unit = if short { packed::COMPACT_CONST_UNIT } else { packed::OFFSET_UNIT };
+            offset = tail[0].checked_mul(unit).ok_or(bad)?;
+            (len, first_op, last_op, alias) =
+                if short { (tail[1], 0, 0, None) } else { (tail[1], tail[2], tail[3], tail[4].checked_sub(1)) };
         } else {
             name = if named { self.string(rd_u32(r, 0)?, rd_u32(r, 4)?)? } else { "" };
             role = Role::from_u8(r[8]).ok_or(bad)?;
@@ -360,7 +401,36 @@ impl<'a> Model<'a> {
         let r = self.ops.get(i).ok_or(Error::Truncated)?;
         let mut words = [0u32; ATTR_WORDS];
         let (kind, kernel, n_inputs, n_outputs, operand_start, name);
-        if let Records::Packed(_) = self.ops {
+        if let Records::Compact(t) = self.ops {
+            // kind, kernel, inputs, outputs, the operand ids (inputs, then the output), name
+            // offset, name length, number of attribute words given, the words. The ids are
+            // skipped here (`Model::operand` reads them), which keeps this frame smaller than the
+            // packed one's on the Cortex-M stack.
+            let bad = Error::BadRecord { kind: section::OPS_COMPACT, index: o };
+            let mut v = Values::new(r);
+            let mut head = [0u32; 4];
+            for h in head.iter_mut() {
+                *h = v.next().ok_or(bad)?;
+            }
+            (n_inputs, n_outputs) = (head[2] as usize, head[3] as usize);
+            if n_outputs != 1 || n_inputs > MAX_OP_INPUTS {
+                return Err(Error::BadArity { op: o });
+            }
+            operand_start = t.record_start(i).ok_or(bad)? + (r.len() - v.rest().len());
+            for _ in 0..=n_inputs {
+                v.next().ok_or(bad)?;
+            }
+            let mut a = [0u32; 3 + ATTR_WORDS];
+            let n = packed_values(v.rest(), &mut a, section::OPS_COMPACT, i)?;
+            if n < 3 || n != 3 + a[2] as usize {
+                return Err(bad);
+            }
+            kind = u16::try_from(head[0]).map_err(|_| bad)?;
+            kernel = u16::try_from(head[1]).map_err(|_| bad)?;
+            name = if named { self.string(a[0], a[1])? } else { "" };
+            // Words past the given ones stay 0.
+            words.copy_from_slice(&a[3..]);
+        } else if let Records::Packed(_) = self.ops {
             // kind, kernel, inputs, outputs, first operand, name offset, name length, number of
             // attribute words given (the rest are 0), the words.
             let bad = Error::BadRecord { kind: section::OPS_PACKED, index: o };
@@ -395,13 +465,24 @@ impl<'a> Model<'a> {
             return Err(Error::BadArity { op: o });
         }
         let end = operand_start.checked_add(n_inputs + n_outputs).ok_or(Error::BadOperand { op: o })?;
-        if end > self.operands.len() / self.operand_width {
+        if self.operand_width != 0 && end > self.operands.len() / self.operand_width {
             return Err(Error::BadOperand { op: o });
         }
         Ok(OpInfo { name, op, kernel, n_inputs, operand_start })
     }
 
+    // Not inlined, as `decode_op`: the compact ids' reader must not grow the frame of the
+    // operator loop (the Cortex-M stack budget is measured).
+    #[inline(never)]
     fn operand(&self, op: &OpInfo<'_>, k: usize) -> u32 {
+        if let Records::Compact(t) = self.ops {
+            // `operand_start` is where the record's ids start in the area.
+            let mut v = Values::new(t.area().get(op.operand_start..).unwrap_or(&[]));
+            for _ in 0..k {
+                v.next();
+            }
+            return v.next().unwrap_or(u32::MAX);
+        }
         let at = self.operand_width * (op.operand_start + k);
         if self.operand_width == 2 {
             rd_u16(self.operands, at).map(u32::from).unwrap_or(u32::MAX)
@@ -410,6 +491,7 @@ impl<'a> Model<'a> {
         }
     }
 
+    #[inline(never)]
     fn validate(&self) -> Result<(), Error> {
         if self.n_ops == 0 {
             return Err(Error::NoOperators);
@@ -417,6 +499,7 @@ impl<'a> Model<'a> {
         rd_u32(self.meta, 0).and_then(|o| self.string(o, rd_u32(self.meta, 4)?))?;
         let last = self.n_ops as u32 - 1;
         // Tensor records on their own.
+        let const_align = if matches!(self.tensors, Records::Compact(_)) { format::COMPACT_CONST_ALIGN } else { format::ALIGN };
         for i in 0..self.n_tensors {
             let t = self.decode_tensor(i)?;
             let ti = i as u32;
@@ -432,7 +515,7 @@ impl<'a> Model<'a> {
                 if elem.is_some_and(|e| numel.checked_mul(e) != Some(t.len as usize)) {
                     return Err(Error::BadDataLength { tensor: ti });
                 }
-                if !(t.offset as usize).is_multiple_of(format::ALIGN) {
+                if !(t.offset as usize).is_multiple_of(const_align) {
                     return Err(Error::DataMisaligned { tensor: ti });
                 }
                 if t.offset as u64 + t.len as u64 > self.data.len() as u64 {

@@ -165,7 +165,11 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         let (name_off, name_len) = add_str(&t.name)?;
         let (enc, offset, len) = match &t.data {
             Some(values) => {
-                pad_to(&mut data, format::ALIGN);
+                // f32 payloads start on 16 bytes, for the SIMD loads; the rest on what their
+                // views need (format 1.9).
+                let f32_payload = matches!(t.storage, crate::ir::Storage::Bsr { .. })
+                    || (matches!(t.storage, crate::ir::Storage::Dense | crate::ir::Storage::InputMajor) && !half[i]);
+                pad_to(&mut data, if f32_payload { format::ALIGN } else { format::COMPACT_CONST_ALIGN });
                 let off = data.len();
                 let input_major_cb = match &t.storage {
                     crate::ir::Storage::InputMajorCodebook(cb) => Some(cb),
@@ -331,27 +335,16 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         meta.write_u32::<LE>(t as u32).unwrap();
     }
 
-    let (tensors, ops, operands) = pack_tables(&tensors, &ops, &operands)?;
-    let sections: [(u32, &[u8]); 6] = [
+    let (tensors, ops) = compact_tables(&tensors, &ops, &operands)?;
+    let sections: [(u32, &[u8]); 5] = [
         (section::META, &meta),
         (section::STRINGS, &strings),
-        (section::TENSORS_PACKED, &tensors),
-        (section::OPS_PACKED, &ops),
-        (section::OPERANDS16, &operands),
+        (section::TENSORS_COMPACT, &tensors),
+        (section::OPS_COMPACT, &ops),
         (section::DATA, &data),
     ];
-    // Files declare the least minor version that holds them: packed tables need 1.6, u8-affine
-    // constants 1.7, QuantizeDequantize 1.8; `unpack_tables` rewrites a file for older readers.
-    let u8_affine = g.tensors.iter().any(|t| matches!(t.storage, crate::ir::Storage::U8Affine { .. }) && t.data.is_some());
-    let qdq = g.nodes.iter().any(|n| is_quantize_dequantize(&n.op));
-    let minor = if qdq {
-        format::QUANTIZE_DEQUANTIZE_MINOR
-    } else if u8_affine {
-        format::U8_AFFINE_MINOR
-    } else {
-        format::PACKED_MINOR
-    };
-    Ok(assemble(&sections, minor))
+    // Compact tables need 1.9; `unpack_tables` rewrites a file for older readers.
+    Ok(assemble(&sections, format::COMPACT_MINOR))
 }
 
 fn put_values(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>) {
@@ -429,6 +422,46 @@ pub fn pack_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<Packed
     Ok((packed_table(&trecs)?, packed_table(&orecs)?, ids))
 }
 
+/// The compact forms (format 1.9) of fixed-size TENSORS, OPS and OPERANDS tables: the values of
+/// [`pack_tables`], with each operator's operand ids inside its record, and constants' payload
+/// offsets in units of 4 without their (fixed) lifetime and alias.
+pub fn compact_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<(Vec<u8>, Vec<u8>), WriteError> {
+    let mut trecs = Vec::new();
+    for r in tensors.chunks_exact(format::TENSOR_RECORD_LEN) {
+        let rank = r[10] as usize;
+        let constant = r[8] == Role::Constant as u8;
+        let (offset, alias) = (le32(r, 36), le32(r, 52));
+        let unit = if constant { format::packed::COMPACT_CONST_UNIT } else { format::packed::OFFSET_UNIT };
+        let fixed_life = le32(r, 44) == 0 && le32(r, 48) == 0 && alias == format::NO_TENSOR;
+        if !offset.is_multiple_of(unit) || r[9] != format::DTYPE_F32 || rank > sprig_runtime::MAX_RANK || (constant && !fixed_life) {
+            return Err(WriteError::TooLarge("a tensor record that compact tables cannot hold"));
+        }
+        let mut v = vec![le32(r, 0), le32(r, 4), r[8] as u32, r[11] as u32, rank as u32];
+        v.extend((0..rank).map(|k| le32(r, 12 + 4 * k)));
+        v.extend([offset / unit, le32(r, 40)]);
+        if !constant {
+            v.extend([le32(r, 44), le32(r, 48), if alias == format::NO_TENSOR { 0 } else { alias + 1 }]);
+        }
+        let mut rec = Vec::new();
+        put_values(&mut rec, v);
+        trecs.push(rec);
+    }
+    let mut orecs = Vec::new();
+    for r in ops.chunks_exact(format::OP_RECORD_LEN) {
+        let words: Vec<u32> = (0..sprig_runtime::op::ATTR_WORDS).map(|k| le32(r, format::OP_ATTRS_AT + 4 * k)).collect();
+        let n_words = words.iter().rposition(|&w| w != 0).map_or(0, |k| k + 1);
+        let (start, n_ids) = (le32(r, 8) as usize, le16(r, 4) as usize + le16(r, 6) as usize);
+        let ids = operands.get(4 * start..4 * (start + n_ids)).ok_or(WriteError::TooLarge("operand table"))?;
+        let mut rec = Vec::new();
+        put_values(&mut rec, [le16(r, 0), le16(r, 2), le16(r, 4), le16(r, 6)]);
+        put_values(&mut rec, ids.chunks_exact(4).map(|b| le32(b, 0)));
+        put_values(&mut rec, [le32(r, 12), le32(r, 16), n_words as u32]);
+        put_values(&mut rec, words[..n_words].iter().copied());
+        orecs.push(rec);
+    }
+    Ok((packed_table(&trecs)?, packed_table(&orecs)?))
+}
+
 /// True for the fused QuantizeLinear → DequantizeLinear operator (format 1.8).
 fn is_quantize_dequantize(op: &sprig_runtime::Op) -> bool {
     matches!(op, sprig_runtime::Op::Unary(sprig_runtime::UnaryKind::QuantizeDequantize { .. }))
@@ -450,9 +483,44 @@ pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
             (le32(file, e), file[off..off + len].to_vec())
         })
         .collect();
-    if !secs.iter().any(|s| matches!(s.0, section::TENSORS_PACKED | section::OPS_PACKED | section::OPERANDS16)) {
+    let unpacked = |k: u32| {
+        !matches!(k, section::TENSORS_PACKED | section::OPS_PACKED | section::OPERANDS16 | section::TENSORS_COMPACT | section::OPS_COMPACT)
+    };
+    if secs.iter().all(|s| unpacked(s.0)) {
         return Ok(file.to_vec());
     }
+    // Compact constants may start on 4 bytes: fixed records need 16, so their payloads move to
+    // a new DATA, in tensor order.
+    let old_data = secs.iter().find(|s| s.0 == section::DATA).map(|s| s.1.clone()).unwrap_or_default();
+    let mut new_data: Option<Vec<u8>> = None;
+    let mut operands_out: Option<Vec<u8>> = None;
+    let fixed_tensor = |out: &mut Vec<u8>, v: &[u32], offset: u32, life: [u32; 3]| {
+        let rank = v[4] as usize;
+        out.write_u32::<LE>(v[0]).unwrap();
+        out.write_u32::<LE>(v[1]).unwrap();
+        out.extend_from_slice(&[v[2] as u8, format::DTYPE_F32, rank as u8, v[3] as u8]);
+        for k in 0..sprig_runtime::MAX_RANK {
+            out.write_u32::<LE>(if k < rank { v[5 + k] } else { 0 }).unwrap();
+        }
+        out.write_u32::<LE>(offset).unwrap();
+        out.write_u32::<LE>(v[6 + rank]).unwrap();
+        out.write_u32::<LE>(life[0]).unwrap();
+        out.write_u32::<LE>(life[1]).unwrap();
+        out.write_u32::<LE>(life[2].checked_sub(1).unwrap_or(format::NO_TENSOR)).unwrap();
+        out.extend_from_slice(&[0u8; 8]);
+    };
+    let fixed_op = |out: &mut Vec<u8>, head: &[u32], start: u32, name: [u32; 2], words: &[u32]| {
+        for &x in head {
+            out.write_u16::<LE>(x as u16).unwrap();
+        }
+        out.write_u32::<LE>(start).unwrap();
+        out.write_u32::<LE>(name[0]).unwrap();
+        out.write_u32::<LE>(name[1]).unwrap();
+        out.write_u32::<LE>(0).unwrap();
+        for k in 0..sprig_runtime::op::ATTR_WORDS {
+            out.write_u32::<LE>(words.get(k).copied().unwrap_or(0)).unwrap();
+        }
+    };
     let records = |body: &[u8]| -> Vec<Vec<u32>> {
         let t = format::packed::Table::parse(body, usize::MAX).expect("validated by parse");
         (0..t.len())
@@ -469,40 +537,50 @@ pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
                 let mut out = Vec::new();
                 for v in records(body) {
                     u8_affine |= v[3] == encoding::U8_AFFINE as u32;
-                    let rank = v[4] as usize;
-                    out.write_u32::<LE>(v[0]).unwrap();
-                    out.write_u32::<LE>(v[1]).unwrap();
-                    out.extend_from_slice(&[v[2] as u8, format::DTYPE_F32, rank as u8, v[3] as u8]);
-                    for k in 0..sprig_runtime::MAX_RANK {
-                        out.write_u32::<LE>(if k < rank { v[5 + k] } else { 0 }).unwrap();
-                    }
-                    let t = &v[5 + rank..];
-                    out.write_u32::<LE>(t[0] * format::packed::OFFSET_UNIT).unwrap();
-                    for &x in &t[1..4] {
-                        out.write_u32::<LE>(x).unwrap();
-                    }
-                    out.write_u32::<LE>(t[4].checked_sub(1).unwrap_or(format::NO_TENSOR)).unwrap();
-                    out.extend_from_slice(&[0u8; 8]);
+                    let t = &v[5 + v[4] as usize..];
+                    fixed_tensor(&mut out, &v, t[0] * format::packed::OFFSET_UNIT, [t[2], t[3], t[4]]);
                 }
                 *kind = section::TENSORS;
                 *body = out;
             }
+            section::TENSORS_COMPACT => {
+                let (mut out, mut data) = (Vec::new(), Vec::new());
+                for v in records(body) {
+                    u8_affine |= v[3] == encoding::U8_AFFINE as u32;
+                    let t = &v[5 + v[4] as usize..];
+                    if v[2] == Role::Constant as u32 {
+                        let (off, len) = ((t[0] * format::packed::COMPACT_CONST_UNIT) as usize, t[1] as usize);
+                        pad_to(&mut data, format::ALIGN);
+                        fixed_tensor(&mut out, &v, data.len() as u32, [0, 0, 0]);
+                        data.extend_from_slice(&old_data[off..off + len]);
+                    } else {
+                        fixed_tensor(&mut out, &v, t[0] * format::packed::OFFSET_UNIT, [t[2], t[3], t[4]]);
+                    }
+                }
+                *kind = section::TENSORS;
+                *body = out;
+                new_data = Some(data);
+            }
             section::OPS_PACKED => {
                 let mut out = Vec::new();
                 for v in records(body) {
-                    for &x in &v[..4] {
-                        out.write_u16::<LE>(x as u16).unwrap();
-                    }
-                    for &x in &v[4..7] {
-                        out.write_u32::<LE>(x).unwrap();
-                    }
-                    out.write_u32::<LE>(0).unwrap();
-                    for k in 0..sprig_runtime::op::ATTR_WORDS {
-                        out.write_u32::<LE>(v.get(8 + k).copied().unwrap_or(0)).unwrap();
+                    fixed_op(&mut out, &v[..4], v[4], [v[5], v[6]], v.get(8..).unwrap_or(&[]));
+                }
+                *kind = section::OPS;
+                *body = out;
+            }
+            section::OPS_COMPACT => {
+                let (mut out, mut ids) = (Vec::new(), Vec::new());
+                for v in records(body) {
+                    let at = 5 + v[2] as usize;
+                    fixed_op(&mut out, &v[..4], (ids.len() / 4) as u32, [v[at], v[at + 1]], v.get(at + 3..).unwrap_or(&[]));
+                    for &id in &v[4..at] {
+                        ids.write_u32::<LE>(id).unwrap();
                     }
                 }
                 *kind = section::OPS;
                 *body = out;
+                operands_out = Some(ids);
             }
             section::OPERANDS16 => {
                 *body = body.chunks_exact(2).flat_map(|b| (le16(b, 0)).to_le_bytes()).collect();
@@ -510,6 +588,14 @@ pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
             }
             _ => {}
         }
+    }
+    if let Some(data) = new_data {
+        secs.iter_mut().filter(|s| s.0 == section::DATA).for_each(|s| s.1 = data.clone());
+    }
+    if let Some(ids) = operands_out {
+        // Before DATA, where the writer put the operand table.
+        let at = secs.iter().position(|s| s.0 == section::DATA).unwrap_or(secs.len());
+        secs.insert(at, (section::OPERANDS, ids));
     }
     let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
     // 1.5 (fixed tables), unless a u8-affine constant needs 1.7 or a QuantizeDequantize 1.8
@@ -528,18 +614,25 @@ pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
 }
 
 /// Lays out header (format version 1.`minor`, at least 1.4 since every file now carries the
-/// header checksum), section table and 16-byte-aligned sections, and fills in the checksums.
+/// header checksum), section table and sections, and fills in the checksums. Sections are
+/// 16-byte aligned, and so is the file's length; from 1.9 only DATA is aligned and nothing
+/// follows the last section.
 pub fn assemble(sections: &[(u32, &[u8])], minor: u16) -> Vec<u8> {
     let minor = minor.max(format::HEADER_CRC_MINOR);
+    let compact = minor >= format::COMPACT_MINOR;
     let table_end = format::HEADER_LEN + sections.len() * format::SECTION_ENTRY_LEN;
     let mut out = vec![0u8; table_end];
     let mut entries = Vec::new();
     for (kind, body) in sections {
-        pad_to(&mut out, format::ALIGN);
+        if !compact || *kind == section::DATA {
+            pad_to(&mut out, format::ALIGN);
+        }
         entries.push((*kind, format::crc32(body), out.len() as u64, body.len() as u64));
         out.extend_from_slice(body);
     }
-    pad_to(&mut out, format::ALIGN);
+    if !compact {
+        pad_to(&mut out, format::ALIGN);
+    }
     out[..8].copy_from_slice(&format::MAGIC);
     out[8..10].copy_from_slice(&format::VERSION_MAJOR.to_le_bytes());
     out[10..12].copy_from_slice(&minor.to_le_bytes());

@@ -83,7 +83,7 @@ fn fixed_tables_write_format_1_5_with_identical_outputs() {
     let fixed = f.dir.path().join("fixed.sprig");
     ok(&["convert", s(&f.onnx), "-o", s(&fixed), "--fixed-tables"]);
     let (p, x) = (std::fs::read(&f.model).unwrap(), std::fs::read(&fixed).unwrap());
-    assert_eq!((u16::from_le_bytes([p[10], p[11]]), u16::from_le_bytes([x[10], x[11]])), (6, 5));
+    assert_eq!((u16::from_le_bytes([p[10], p[11]]), u16::from_le_bytes([x[10], x[11]])), (9, 5));
     assert!(x.len() > p.len(), "{} vs {}", x.len(), p.len());
     let run = |m: &PathBuf, out: &str| {
         let o = f.dir.path().join(out);
@@ -344,10 +344,13 @@ fn compress_codebook_writes_a_smaller_valid_file_shown_by_inspect() {
         layers.iter().map(|l| (l["bytes"].as_u64().unwrap(), l["f32_bytes"].as_u64().unwrap())).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     assert!(cb * 3 < f32b, "codebook payloads {cb} B for {f32b} B of f32 weights");
     let bytes = std::fs::read(&out).unwrap();
-    // Packed tables (1.6) and, at 4 bits, u8-affine biases (1.7), named per layer in the report.
+    // Compact tables (1.9) and, at 4 bits, u8-affine biases, named per layer in the report; for
+    // older readers the fixed tables declare 1.7, the least minor with u8-affine constants.
     assert!(layers.iter().any(|l| l["bias"] == "u8"), "{layers:?}");
     assert!(text.contains("u8 bias"), "{text}");
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 7, "format 1.7 (u8-affine biases)");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 9, "format 1.9 (compact tables)");
+    let fixed = sprig_tools::writer::unpack_tables(&bytes).unwrap();
+    assert_eq!(u16::from_le_bytes([fixed[10], fixed[11]]), 7, "format 1.7 (u8-affine biases)");
     let shown = ok(&["inspect", s(&out)]);
     assert!(shown.contains("codebook 4b"), "{shown}");
     let val: serde_json::Value =
@@ -434,7 +437,7 @@ fn compress_act_sparsity_removes_dead_channels_and_picks_input_sparse_kernels() 
     assert_eq!(chosen.len(), 2);
     assert!(chosen.iter().all(|c| c["input_sparse"] == true));
     let bytes = std::fs::read(&all).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 6, "format 1.6 (packed tables)");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 9, "format 1.9 (compact tables)");
     assert_eq!(ok(&["inspect", s(&all)]).matches("input-sparse").count(), 2);
     ok(&["validate", s(&all), "--onnx", s(&onnx), "--input", s(&data), "--tolerance", "1e-5"]);
     ok(&["compress", s(&onnx), "-o", s(&never), "--calib", s(&data), "--input-sparse", "never"]);

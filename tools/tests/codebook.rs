@@ -90,13 +90,14 @@ fn codebook_files_run_the_quantized_graph_and_jlcm_beats_the_baselines() {
                 (8, CodebookMethod::Jlcm) => assert_eq!(u8_biases, 0),
                 _ => {}
             }
-            let minor = if u8_biases > 0 { sprig_runtime::format::U8_AFFINE_MINOR } else { sprig_runtime::format::PACKED_MINOR };
-            assert_eq!(m.minor_version(), minor, "packed tables (1.6), u8-affine biases (1.7)");
-            // Rewritten with fixed tables for 1.5 readers, the file holds the same records.
+            assert_eq!(m.minor_version(), sprig_runtime::format::COMPACT_MINOR, "compact tables (1.9)");
+            // Rewritten with fixed tables for 1.5 readers (1.7 with u8-affine biases), the file
+            // holds the same model.
             let fixed = sprig_tools::writer::unpack_tables(&c.bytes).unwrap();
             let fm = sprig_runtime::Model::parse(&fixed).unwrap();
-            assert_eq!(fm.minor_version(), if u8_biases > 0 { minor } else { minor - 1 });
-            assert!((0..m.num_tensors()).all(|i| fm.tensor(i) == m.tensor(i)) && (0..m.num_ops()).all(|i| fm.op(i) == m.op(i)));
+            let minor = if u8_biases > 0 { sprig_runtime::format::U8_AFFINE_MINOR } else { sprig_runtime::format::PACKED_MINOR - 1 };
+            assert_eq!(fm.minor_version(), minor);
+            common::assert_same_model(&m, &fm);
             let mut d = q.clone();
             for t in &mut d.tensors {
                 t.storage = Storage::Dense;
@@ -195,16 +196,16 @@ fn input_major_codebooks_run_the_quantized_graph_with_the_input_sparse_kernel() 
         // with its decoded weights stored plain.
         let file = compile(q.clone(), WeightFormat::F32, [0; 32]).unwrap();
         let m = sprig_runtime::Model::parse(&file.bytes).unwrap();
-        // Packed tables (1.6); u8-affine biases (1.7) where the report has them.
+        // Compact tables (1.9); u8-affine biases where the report has them.
         let u8_biases = report.layers.iter().any(|l| l.bias == "u8");
         assert_eq!(u8_biases, bits <= 4, "{bits} bits: {:?}", report.layers.iter().map(|l| &l.bias).collect::<Vec<_>>());
-        let minor = if u8_biases { sprig_runtime::format::U8_AFFINE_MINOR } else { sprig_runtime::format::PACKED_MINOR };
-        assert_eq!(m.minor_version(), minor);
-        // Rewritten with fixed tables for 1.5 readers (1.7 with u8-affine), the same records.
+        assert_eq!(m.minor_version(), sprig_runtime::format::COMPACT_MINOR);
+        // Rewritten with fixed tables for 1.5 readers (1.7 with u8-affine), the same model.
         let fixed = sprig_tools::writer::unpack_tables(&file.bytes).unwrap();
         let fm = sprig_runtime::Model::parse(&fixed).unwrap();
-        assert_eq!(fm.minor_version(), if u8_biases { minor } else { minor - 1 });
-        assert!((0..m.num_tensors()).all(|i| fm.tensor(i) == m.tensor(i)) && (0..m.num_ops()).all(|i| fm.op(i) == m.op(i)));
+        let minor = if u8_biases { sprig_runtime::format::U8_AFFINE_MINOR } else { sprig_runtime::format::PACKED_MINOR - 1 };
+        assert_eq!(fm.minor_version(), minor);
+        common::assert_same_model(&m, &fm);
         let kernels: Vec<u16> = (0..m.num_ops()).filter_map(|i| m.op(i)).map(|o| o.kernel).collect();
         assert_eq!(kernels.iter().filter(|&&k| k == kernel::INPUT_SPARSE).count(), 2);
         let mut plain = q.clone();
@@ -223,17 +224,22 @@ fn input_major_codebooks_run_the_quantized_graph_with_the_input_sparse_kernel() 
 }
 
 /// `--codebook-bias f16` keeps the 1.6 layout: Conv biases in f16, Dense ones in f32, no u8-affine
-/// constant, and the file declares 1.6; `u8` stores every bias u8-affine.
+/// constant, and the file rewritten with fixed tables declares 1.5; `u8` stores every bias
+/// u8-affine (fixed tables: 1.7).
 #[test]
 fn explicit_bias_storage_is_obeyed() {
     use sprig_tools::compress::codebook::BiasStore;
     let (g, calib, _) = digits();
     let samples: Vec<&[f32]> = (0..32).map(|i| calib.sample(i)).collect();
-    for (bias, minor) in [(BiasStore::F16, sprig_runtime::format::PACKED_MINOR), (BiasStore::U8, sprig_runtime::format::U8_AFFINE_MINOR)] {
+    for (bias, minor) in
+        [(BiasStore::F16, sprig_runtime::format::PACKED_MINOR - 1), (BiasStore::U8, sprig_runtime::format::U8_AFFINE_MINOR)]
+    {
         let (q, report) = run(&g, &samples, &CodebookOptions { bits: 4, bias, max_iter: 5, ..CodebookOptions::default() });
         let m_bytes = compile(q.clone(), WeightFormat::F32, [0; 32]).unwrap().bytes;
         let m = sprig_runtime::Model::parse(&m_bytes).unwrap();
-        assert_eq!(m.minor_version(), minor);
+        assert_eq!(m.minor_version(), sprig_runtime::format::COMPACT_MINOR);
+        let fixed = sprig_tools::writer::unpack_tables(&m_bytes).unwrap();
+        assert_eq!(sprig_runtime::Model::parse(&fixed).unwrap().minor_version(), minor);
         let u8s = (0..m.num_tensors()).filter(|&i| m.tensor(i).is_some_and(|t| t.encoding == encoding::U8_AFFINE)).count();
         let with_bias = report.layers.iter().filter(|l| q.nodes.iter().any(|n| n.name == l.node && n.inputs.len() > 2)).count();
         assert!(with_bias > 0);

@@ -1,10 +1,12 @@
 //! `.sprig` reader: round trip through the writer, and one negative test per error variant.
 
+mod common;
+
 use sprig_runtime::format::{self, section};
 use sprig_runtime::{Activation, BinaryKind, ConvAttrs, Error, Model, Op, Session, Shape, UnaryKind};
 use sprig_tools::compile::compile;
 use sprig_tools::ir::{Graph, Node};
-use sprig_tools::writer::{assemble, pack_tables, unpack_tables, WeightFormat};
+use sprig_tools::writer::{assemble, compact_tables, pack_tables, unpack_tables, WeightFormat};
 
 /// x[1,2,4,4] → Conv3x3(pad 1, 3 filters)+Relu = a;  x → Sigmoid = b (same shape as x);
 /// GlobalAveragePool(a) = p [1,3,1,1]; Reshape p → [1,3] = r; Dense(r) = d [1,2];
@@ -37,15 +39,24 @@ fn sample_graph() -> Graph {
     g
 }
 
-/// The writer's file: packed tables (format 1.6).
-fn packed_file() -> Vec<u8> {
+/// The writer's file: compact tables (format 1.9).
+fn compact_file() -> Vec<u8> {
     compile(sample_graph(), WeightFormat::F32, [7; 32]).unwrap().bytes
 }
 
 /// The same file with fixed-size tables (format 1.5), whose records the tests below edit at
 /// their documented byte offsets.
 fn good_file() -> Vec<u8> {
-    unpack_tables(&packed_file()).unwrap()
+    unpack_tables(&compact_file()).unwrap()
+}
+
+/// The same model with packed tables (format 1.6), packed from the fixed ones.
+fn packed_file() -> Vec<u8> {
+    let fs = sections(&good_file());
+    let (t, o, ids) = pack_tables(&fs[2].1, &fs[3].1, &fs[4].1).unwrap();
+    let secs =
+        [fs[0].clone(), fs[1].clone(), (section::TENSORS_PACKED, t), (section::OPS_PACKED, o), (section::OPERANDS16, ids), fs[5].clone()];
+    rebuild_at(&secs, format::PACKED_MINOR)
 }
 
 fn sections(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
@@ -222,20 +233,141 @@ fn packed_and_fixed_tables_hold_the_same_model() {
     assert_eq!(kinds(&fixed), [1, 2, 3, 4, 5, 6]);
     assert!(packed.len() < fixed.len(), "{} vs {}", packed.len(), fixed.len());
     assert_same_records(&p, &f);
-    // Packing the fixed tables again gives the writer's bytes.
-    let fs = sections(&fixed);
-    let (t, o, ids) = pack_tables(&fs[2].1, &fs[3].1, &fs[4].1).unwrap();
-    let ps = sections(&packed);
-    assert_eq!((&t, &o, &ids), (&ps[2].1, &ps[3].1, &ps[4].1));
+    assert_eq!(unpack_tables(&packed).unwrap(), fixed, "unpacking gives the fixed tables");
     assert_eq!(unpack_tables(&fixed).unwrap(), fixed, "fixed tables come back unchanged");
-    let run = |m: &Model<'_>| {
-        let mut arena = vec![0u32; m.arena_len() / 4];
-        let mut s = Session::new(m, bytemuck::cast_slice_mut(&mut arena)).unwrap();
-        s.input_mut(0).unwrap().iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
-        s.run().unwrap();
-        (0..2).map(|k| s.output(k).unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
+    assert_eq!(run_sample(&p), run_sample(&f));
+}
+
+/// The sample model's outputs, as bits, on a fixed input.
+fn run_sample(m: &Model<'_>) -> Vec<Vec<u32>> {
+    let mut arena = vec![0u32; m.arena_len() / 4];
+    let mut s = Session::new(m, bytemuck::cast_slice_mut(&mut arena)).unwrap();
+    s.input_mut(0).unwrap().iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
+    s.run().unwrap();
+    (0..2).map(|k| s.output(k).unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
+}
+
+#[test]
+fn compact_and_fixed_tables_hold_the_same_model() {
+    let compact = compact_file();
+    let fixed = good_file();
+    let (c, f) = (Model::parse(&compact).unwrap(), Model::parse(&fixed).unwrap());
+    assert_eq!(c.minor_version(), format::COMPACT_MINOR);
+    let kinds = |b: &[u8]| sections(b).iter().map(|s| s.0).collect::<Vec<_>>();
+    assert_eq!(kinds(&compact), [1, 2, section::TENSORS_COMPACT, section::OPS_COMPACT, 6]);
+    assert!(compact.len() < packed_file().len(), "{} vs {}", compact.len(), packed_file().len());
+    common::assert_same_model(&c, &f);
+    assert_eq!(run_sample(&c), run_sample(&f));
+    // Compacting the fixed tables again holds the same records (at the fixed file's offsets).
+    let fs = sections(&fixed);
+    let (t, o) = compact_tables(&fs[2].1, &fs[3].1, &fs[4].1).unwrap();
+    let again = rebuild_at(
+        &[fs[0].clone(), fs[1].clone(), (section::TENSORS_COMPACT, t), (section::OPS_COMPACT, o), fs[5].clone()],
+        format::COMPACT_MINOR,
+    );
+    common::assert_same_model(&Model::parse(&again).unwrap(), &f);
+    // Only DATA is aligned, and nothing follows it.
+    let n = u32::from_le_bytes(compact[12..16].try_into().unwrap()) as usize;
+    let entry = |i: usize| {
+        let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
+        let at = |k: usize| u64::from_le_bytes(compact[e + k..e + k + 8].try_into().unwrap()) as usize;
+        (at(8), at(16))
     };
-    assert_eq!(run(&p), run(&f));
+    assert!((0..n).any(|i| entry(i).0 % 16 != 0), "some section starts off 16 bytes");
+    assert_eq!(entry(n - 1).0 % 16, 0);
+    assert_eq!(entry(n - 1).0 + entry(n - 1).1, compact.len());
+}
+
+#[test]
+fn compact_tables_need_format_1_9_and_exclude_the_other_forms() {
+    let secs = sections(&compact_file());
+    // A 1.8 reader skips kinds 10 and 11, and so does this reader in a file declaring 1.8.
+    assert_eq!(err(&rebuild_at(&secs, format::COMPACT_MINOR - 1)), Error::MissingSection { kind: section::TENSORS });
+    let fixed = sections(&good_file());
+    let packed = sections(&packed_file());
+    for (extra, named) in [
+        (fixed[2].clone(), section::TENSORS_COMPACT),
+        (packed[2].clone(), section::TENSORS_COMPACT),
+        (fixed[3].clone(), section::OPS_COMPACT),
+        (fixed[4].clone(), section::OPERANDS),
+        (packed[4].clone(), section::OPERANDS16),
+    ] {
+        let mut more = secs.clone();
+        more.push(extra);
+        assert_eq!(err(&rebuild_at(&more, format::COMPACT_MINOR)), Error::DuplicateSection { kind: named });
+    }
+}
+
+#[test]
+fn compact_files_align_data_only() {
+    // A 1.9 file whose DATA starts 4 bytes off 16 is rejected; its other sections may start
+    // anywhere (the writer's do).
+    let mut b = compact_file();
+    let n = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
+    let kinds: Vec<u32> = sections(&b).iter().map(|s| s.0).collect();
+    let d = kinds.iter().position(|&k| k == section::DATA).unwrap();
+    assert_eq!(d, n - 1);
+    let e = format::HEADER_LEN + d * format::SECTION_ENTRY_LEN;
+    let off = u64::from_le_bytes(b[e + 8..e + 16].try_into().unwrap()) as usize;
+    let body = b[off..].to_vec();
+    b.truncate(off);
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&body);
+    b[e + 8..e + 16].copy_from_slice(&(off as u64 + 4).to_le_bytes());
+    let len = b.len() as u64;
+    b[16..24].copy_from_slice(&len.to_le_bytes());
+    refix_crc(&mut b);
+    assert_eq!(err(&b), Error::SectionMisaligned { kind: section::DATA });
+}
+
+/// `compact_file()` with the records of compact section `kind` passed through `f`.
+fn edit_compact(kind: u32, f: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
+    let mut secs = sections(&compact_file());
+    let s = secs.iter_mut().find(|s| s.0 == kind).unwrap();
+    let mut r = records(&s.1);
+    f(&mut r);
+    s.1 = table(&r, 2);
+    rebuild_at(&secs, format::COMPACT_MINOR)
+}
+
+#[test]
+fn bad_compact_record() {
+    let (tc, oc) = (section::TENSORS_COMPACT, section::OPS_COMPACT);
+    let file = compact_file();
+    let c = Model::parse(&file).unwrap();
+    let constant = (0..c.num_tensors()).find(|&i| c.tensor(i).unwrap().role == format::Role::Constant).unwrap();
+    let activation = (0..c.num_tensors()).find(|&i| c.tensor(i).unwrap().role == format::Role::Activation).unwrap();
+    type Edit = Box<dyn Fn(&mut Vec<u32>)>;
+    let cases: Vec<(u32, usize, Edit, Error)> = vec![
+        // A constant with a lifetime and alias, as packed records have.
+        (tc, constant, Box::new(|v: &mut Vec<u32>| v.extend([0, 0, 0])), Error::BadRecord { kind: tc, index: constant as u32 }),
+        // An activation without them.
+        (tc, activation, Box::new(|v: &mut Vec<u32>| v.truncate(v.len() - 3)), Error::BadRecord { kind: tc, index: activation as u32 }),
+        // One attribute word more than the record declares.
+        (oc, 0, Box::new(|v: &mut Vec<u32>| v.push(1)), Error::BadRecord { kind: oc, index: 0 }),
+        // More inputs than any operator takes.
+        (oc, 0, Box::new(|v: &mut Vec<u32>| v[2] = 17), Error::BadArity { op: 0 }),
+        // An operand id past the tensors.
+        (oc, 0, Box::new(|v: &mut Vec<u32>| v[4] = 1000), Error::BadOperand { op: 0 }),
+        // A payload past DATA.
+        (
+            tc,
+            constant,
+            Box::new(|v: &mut Vec<u32>| {
+                let at = 5 + v[4] as usize;
+                v[at] = 1 << 20;
+            }),
+            Error::DataOutOfBounds { tensor: constant as u32 },
+        ),
+    ];
+    for (kind, index, f, want) in cases {
+        let b = edit_compact(kind, |r| {
+            let mut v = values(&r[index]);
+            f(&mut v);
+            r[index] = leb(&v);
+        });
+        assert_eq!(err(&b), want, "section {kind} record {index}");
+    }
 }
 
 /// The records of a packed table, and a table rebuilt from records with starts of `width` bytes.
@@ -736,10 +868,11 @@ mod mutations {
         fn edits_behind_valid_checksums_never_panic(
             section_pick in 0usize..6,
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..6),
-            packed in any::<bool>(),
+            form in 0u8..3,
         ) {
-            let mut secs = sections(&if packed { packed_file() } else { good_file() });
-            let body = &mut secs[section_pick].1;
+            let mut secs = sections(&match form { 0 => good_file(), 1 => packed_file(), _ => compact_file() });
+            let n = secs.len();
+            let body = &mut secs[section_pick % n].1;
             for (at, v, mode) in edits {
                 if body.is_empty() {
                     break;
@@ -759,7 +892,7 @@ mod mutations {
                     _ => body.truncate(i),
                 }
             }
-            run_if_valid(&rebuild_at(&secs, if packed { format::PACKED_MINOR } else { 0 }));
+            run_if_valid(&rebuild_at(&secs, [0, format::PACKED_MINOR, format::COMPACT_MINOR][form as usize]));
         }
     }
 }

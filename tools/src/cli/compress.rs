@@ -104,8 +104,9 @@ pub struct Args {
     /// outputs keep theirs). The report still names the layers.
     #[arg(long)]
     pub(super) strip_names: bool,
-    /// Write fixed-size tensor and operator tables (format 1.5) for runtimes older than 1.6;
-    /// the file is larger (64 bytes per tensor, 128 per operator).
+    /// Write fixed-size tensor and operator tables and 16-byte aligned sections (format 1.5, or
+    /// 1.7 / 1.8 where u8-affine constants / QuantizeDequantize need it) for runtimes older than
+    /// 1.9; the file is larger (64 bytes per tensor, 128 per operator).
     #[arg(long)]
     fixed_tables: bool,
     /// Static shape for an input with symbolic dimensions: NAME=D0,D1,... (repeatable).
@@ -122,7 +123,7 @@ pub struct Args {
     /// `sprig size` estimates them for --target; file: the .sprig file alone, names stripped
     /// with --strip-names).
     /// (The search chooses pruning, bits and kernels itself and writes f32 / codebook weights
-    /// with packed tables: the options that set those are refused beside it, never ignored.)
+    /// with compact tables: the options that set those are refused beside it, never ignored.)
     #[arg(long, conflicts_with_all = [
         "prune", "codebook", "layer_bits", "act_threshold", "act_threshold_eps", "prune_method", "sparse_storage",
         "codebook_groups", "codebook_values", "codebook_method", "codebook_kernel", "codebook_bias", "act_sparsity",

@@ -19,8 +19,9 @@ pub struct Args {
     /// theirs, and reports name operators by index).
     #[arg(long)]
     strip_names: bool,
-    /// Write fixed-size tensor and operator tables (format 1.5) for runtimes older than 1.6;
-    /// the file is larger (64 bytes per tensor, 128 per operator).
+    /// Write fixed-size tensor and operator tables and 16-byte aligned sections (format 1.5, or
+    /// 1.7 / 1.8 where u8-affine constants / QuantizeDequantize need it) for runtimes older than
+    /// 1.9; the file is larger (64 bytes per tensor, 128 per operator).
     #[arg(long)]
     fixed_tables: bool,
     /// Static shape for an input with symbolic dimensions: NAME=D0,D1,... (repeatable).
