@@ -38,7 +38,7 @@ const STACK_RESERVE: u64 = 8 * 1024;
 const CODEBOOK_STACK_RESERVE: u64 = 12 * 1024;
 const STATICS_RESERVE: u64 = 1024;
 
-const DEFAULT_MODEL: &str = "../tools/tests/data/digits_cnn_v1.0.sprig";
+const DEFAULT_MODEL: &str = "digits_cnn.sprig";
 const DEFAULT_INPUT: &str = "../models/digits_eval.npy";
 
 fn main() {
@@ -86,6 +86,14 @@ fn run() -> Result<(), String> {
     println!("cargo::rerun-if-changed={}", model_path.display());
     let bytes = std::fs::read(&model_path).map_err(|e| format!("cannot read SPRIG_MODEL {}: {e}", model_path.display()))?;
     let model = sprig_runtime::Model::parse(&bytes).map_err(|e| format!("{} is not a valid .sprig file: {e}", model_path.display()))?;
+    // The firmware's runtime reads format 1.9 tables only, unless built with `legacy-tables`.
+    let minor = model.minor_version();
+    if minor < sprig_runtime::format::COMPACT_MINOR && env("CARGO_FEATURE_LEGACY_TABLES").is_none() {
+        return Err(format!(
+            "{} is format 1.{minor}; this firmware reads format 1.9 (about 1.3 KB less runtime code): convert the model again with sprig, or build with --features legacy-tables",
+            model_path.display()
+        ));
+    }
 
     // Inputs: the first sample of each .npy, or a synthetic one.
     let input_env = env("SPRIG_INPUT").or_else(|| model_env.is_none().then(|| DEFAULT_INPUT.into()));

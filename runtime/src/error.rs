@@ -49,6 +49,13 @@ pub enum Error {
         /// Section kind.
         kind: u32,
     },
+    /// The file's tensor or operator table is fixed-size (format 1.0 to 1.5) or packed (1.6 to
+    /// 1.8), and this runtime was built without feature `legacy-tables` (only compact tables,
+    /// format 1.9). Convert the model again, or enable the feature.
+    LegacyTables {
+        /// Section kind of the table.
+        kind: u32,
+    },
     /// A section kind appears twice.
     DuplicateSection {
         /// Section kind.
@@ -254,6 +261,9 @@ impl core::fmt::Display for Error {
             SectionOutOfBounds { kind } => write!(f, "section {kind}: out of bounds"),
             SectionMisaligned { kind } => write!(f, "section {kind}: not 16-byte aligned"),
             DuplicateSection { kind } => write!(f, "section {kind}: appears twice"),
+            LegacyTables { kind } => {
+                write!(f, "section {kind}: tables of format 1.0 to 1.8, which this runtime reads only with feature `legacy-tables`")
+            }
             MissingSection { kind } => write!(f, "section {kind}: missing"),
             BadSectionLength { kind } => write!(f, "section {kind}: length does not fit its records"),
             TooManyRecords => write!(f, "too many tensors or operators"),

@@ -417,6 +417,11 @@ pub mod packed {
         }
     }
 
+    /// Bytes of `v` as LEB128 (1 to 5).
+    pub fn encoded_len(v: u32) -> usize {
+        (32 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    }
+
     /// Writes `v` as LEB128 into `out`; returns the number of bytes (1 to 5).
     pub fn encode(mut v: u32, out: &mut [u8; 5]) -> usize {
         let mut n = 0;
@@ -456,6 +461,7 @@ mod tests {
         for v in [0u32, 1, 127, 128, 300, 16383, 16384, 1 << 21, 1 << 28, u32::MAX - 1, u32::MAX] {
             let mut b = [0u8; 5];
             let n = encode(v, &mut b);
+            assert_eq!(super::packed::encoded_len(v), n, "{v}");
             let mut r = Values::new(&b[..n]);
             assert_eq!(r.next(), Some(v), "{v}");
             assert!(r.is_done());

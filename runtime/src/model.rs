@@ -68,7 +68,9 @@ pub struct OpInfo<'a> {
 /// lists).
 #[derive(Clone, Copy, Debug)]
 enum Records<'a> {
+    #[cfg(feature = "legacy-tables")]
     Fixed(&'a [u8], usize),
+    #[cfg(feature = "legacy-tables")]
     Packed(packed::Table<'a>),
     Compact(packed::Table<'a>),
 }
@@ -78,6 +80,8 @@ impl<'a> Records<'a> {
     fn of(body: &'a [u8], kind: u32, max: usize) -> Result<Self, Error> {
         let bad = Error::BadSectionLength { kind };
         let r = match kind {
+            section::TENSORS_COMPACT | section::OPS_COMPACT => Records::Compact(packed::Table::parse(body, usize::MAX).ok_or(bad)?),
+            #[cfg(feature = "legacy-tables")]
             section::TENSORS | section::OPS => {
                 let rec = if kind == section::TENSORS { format::TENSOR_RECORD_LEN } else { format::OP_RECORD_LEN };
                 if !body.len().is_multiple_of(rec) {
@@ -85,8 +89,10 @@ impl<'a> Records<'a> {
                 }
                 Records::Fixed(body, rec)
             }
-            section::TENSORS_COMPACT | section::OPS_COMPACT => Records::Compact(packed::Table::parse(body, usize::MAX).ok_or(bad)?),
+            #[cfg(feature = "legacy-tables")]
             _ => Records::Packed(packed::Table::parse(body, usize::MAX).ok_or(bad)?),
+            #[cfg(not(feature = "legacy-tables"))]
+            _ => return Err(Error::LegacyTables { kind }),
         };
         if r.len() > max {
             return Err(Error::TooManyRecords);
@@ -96,15 +102,39 @@ impl<'a> Records<'a> {
 
     fn len(&self) -> usize {
         match self {
+            #[cfg(feature = "legacy-tables")]
             Records::Fixed(b, rec) => b.len() / rec,
-            Records::Packed(t) | Records::Compact(t) => t.len(),
+            #[cfg(feature = "legacy-tables")]
+            Records::Packed(t) => t.len(),
+            Records::Compact(t) => t.len(),
         }
     }
 
     fn get(&self, i: usize) -> Option<&'a [u8]> {
         match self {
+            #[cfg(feature = "legacy-tables")]
             Records::Fixed(b, rec) => b.get(i.checked_mul(*rec)?..(i + 1).checked_mul(*rec)?),
-            Records::Packed(t) | Records::Compact(t) => t.record(i),
+            #[cfg(feature = "legacy-tables")]
+            Records::Packed(t) => t.record(i),
+            Records::Compact(t) => t.record(i),
+        }
+    }
+
+    /// True for fixed-size records (never without `legacy-tables`, so that the compiler drops
+    /// their decoders).
+    fn is_fixed(&self) -> bool {
+        #[cfg(feature = "legacy-tables")]
+        return matches!(self, Records::Fixed(..));
+        #[cfg(not(feature = "legacy-tables"))]
+        false
+    }
+
+    /// The table when it is compact (always without `legacy-tables`).
+    fn compact(&self) -> Option<&packed::Table<'a>> {
+        match self {
+            Records::Compact(t) => Some(t),
+            #[cfg(feature = "legacy-tables")]
+            _ => None,
         }
     }
 }
@@ -270,6 +300,8 @@ impl<'a> Model<'a> {
         };
         let (tensors, tensors_kind) = one_of(&[section::TENSORS, section::TENSORS_PACKED, section::TENSORS_COMPACT])?;
         let (ops, ops_kind) = one_of(&[section::OPS, section::OPS_PACKED, section::OPS_COMPACT])?;
+        let tensors = Records::of(tensors, tensors_kind, format::MAX_TENSORS)?;
+        let ops = Records::of(ops, ops_kind, format::MAX_OPS)?;
         // Compact operator records hold their operand ids: an operand table beside them is one
         // form too many.
         let (operands, operand_width) = if ops_kind == section::OPS_COMPACT {
@@ -296,8 +328,6 @@ impl<'a> Model<'a> {
         if io_len.and_then(|l| l.checked_add(format::META_FIXED_LEN)) != Some(meta.len()) {
             return Err(Error::BadSectionLength { kind: section::META });
         }
-        let tensors = Records::of(tensors, tensors_kind, format::MAX_TENSORS)?;
-        let ops = Records::of(ops, ops_kind, format::MAX_OPS)?;
         let (n_tensors, n_ops) = (tensors.len(), ops.len());
         let model = Model {
             strings,
@@ -340,11 +370,11 @@ impl<'a> Model<'a> {
         let bad = Error::BadTensor { tensor: t };
         let mut dims = [0u32; MAX_RANK];
         let (name, role, rank, enc, offset, len, first_op, last_op, alias);
-        if let Records::Packed(_) | Records::Compact(_) = self.tensors {
+        if !self.tensors.is_fixed() {
             // name offset, name length, role, encoding, rank, dims, offset / 16, length, first
             // op, last op, alias + 1 (0: none). Compact constants (1.9) end after the length
             // (live from operator 0 to 0, no alias) and store offset / 4.
-            let compact = matches!(self.tensors, Records::Compact(_));
+            let compact = self.tensors.compact().is_some();
             let kind = if compact { section::TENSORS_COMPACT } else { section::TENSORS_PACKED };
             let mut a = [0u32; 10 + MAX_RANK];
             let n = packed_values(r, &mut a, kind, i)?;
@@ -401,36 +431,34 @@ impl<'a> Model<'a> {
         let r = self.ops.get(i).ok_or(Error::Truncated)?;
         let mut words = [0u32; ATTR_WORDS];
         let (kind, kernel, n_inputs, n_outputs, operand_start, name);
-        if let Records::Compact(t) = self.ops {
+        if let Some(t) = self.ops.compact() {
             // kind, kernel, inputs, outputs, the operand ids (inputs, then the output), name
-            // offset, name length, number of attribute words given, the words. The ids are
-            // skipped here (`Model::operand` reads them), which keeps this frame smaller than the
-            // packed one's on the Cortex-M stack.
+            // offset, name length, number of attribute words given, the words.
             let bad = Error::BadRecord { kind: section::OPS_COMPACT, index: o };
-            let mut v = Values::new(r);
-            let mut head = [0u32; 4];
-            for h in head.iter_mut() {
-                *h = v.next().ok_or(bad)?;
+            let mut a = [0u32; 8 + MAX_OP_INPUTS + ATTR_WORDS];
+            let n = packed_values(r, &mut a, section::OPS_COMPACT, i)?;
+            if n < 4 {
+                return Err(bad);
             }
-            (n_inputs, n_outputs) = (head[2] as usize, head[3] as usize);
+            (n_inputs, n_outputs) = (a[2] as usize, a[3] as usize);
             if n_outputs != 1 || n_inputs > MAX_OP_INPUTS {
                 return Err(Error::BadArity { op: o });
             }
-            operand_start = t.record_start(i).ok_or(bad)? + (r.len() - v.rest().len());
-            for _ in 0..=n_inputs {
-                v.next().ok_or(bad)?;
-            }
-            let mut a = [0u32; 3 + ATTR_WORDS];
-            let n = packed_values(v.rest(), &mut a, section::OPS_COMPACT, i)?;
-            if n < 3 || n != 3 + a[2] as usize {
+            let at = 5 + n_inputs;
+            let n_words = a[at + 2] as usize;
+            if n < at + 3 || n_words > ATTR_WORDS || n != at + 3 + n_words {
                 return Err(bad);
             }
-            kind = u16::try_from(head[0]).map_err(|_| bad)?;
-            kernel = u16::try_from(head[1]).map_err(|_| bad)?;
-            name = if named { self.string(a[0], a[1])? } else { "" };
+            kind = u16::try_from(a[0]).map_err(|_| bad)?;
+            kernel = u16::try_from(a[1]).map_err(|_| bad)?;
+            name = if named { self.string(a[at], a[at + 1])? } else { "" };
             // Words past the given ones stay 0.
-            words.copy_from_slice(&a[3..]);
-        } else if let Records::Packed(_) = self.ops {
+            words.copy_from_slice(&a[at + 3..at + 3 + ATTR_WORDS]);
+            // The ids start after the first four values, each of which is one byte here unless
+            // the kind or kernel is 128 or more.
+            let head: usize = a[..4].iter().map(|&x| packed::encoded_len(x)).sum();
+            operand_start = t.record_start(i).ok_or(bad)? + head;
+        } else if !self.ops.is_fixed() {
             // kind, kernel, inputs, outputs, first operand, name offset, name length, number of
             // attribute words given (the rest are 0), the words.
             let bad = Error::BadRecord { kind: section::OPS_PACKED, index: o };
@@ -475,13 +503,21 @@ impl<'a> Model<'a> {
     // operator loop (the Cortex-M stack budget is measured).
     #[inline(never)]
     fn operand(&self, op: &OpInfo<'_>, k: usize) -> u32 {
-        if let Records::Compact(t) = self.ops {
+        if let Some(t) = self.ops.compact() {
             // `operand_start` is where the record's ids start in the area.
-            let mut v = Values::new(t.area().get(op.operand_start..).unwrap_or(&[]));
+            // Ids below 128 (most) are one byte; the record was checked by `Model::parse`.
+            let ids = t.area().get(op.operand_start..).unwrap_or(&[]);
+            let mut at = 0;
             for _ in 0..k {
-                v.next();
+                while ids.get(at).is_some_and(|&b| b >= 0x80) {
+                    at += 1;
+                }
+                at += 1;
             }
-            return v.next().unwrap_or(u32::MAX);
+            return match ids.get(at) {
+                Some(&b) if b < 0x80 => u32::from(b),
+                _ => Values::new(ids.get(at..).unwrap_or(&[])).next().unwrap_or(u32::MAX),
+            };
         }
         let at = self.operand_width * (op.operand_start + k);
         if self.operand_width == 2 {
@@ -499,7 +535,7 @@ impl<'a> Model<'a> {
         rd_u32(self.meta, 0).and_then(|o| self.string(o, rd_u32(self.meta, 4)?))?;
         let last = self.n_ops as u32 - 1;
         // Tensor records on their own.
-        let const_align = if matches!(self.tensors, Records::Compact(_)) { format::COMPACT_CONST_ALIGN } else { format::ALIGN };
+        let const_align = if self.tensors.compact().is_some() { format::COMPACT_CONST_ALIGN } else { format::ALIGN };
         for i in 0..self.n_tensors {
             let t = self.decode_tensor(i)?;
             let ti = i as u32;

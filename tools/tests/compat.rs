@@ -6,6 +6,20 @@ use sprig_tools::host::HostModel;
 use sprig_tools::npy::read_f32;
 use sprig_tools::reference::TractModel;
 
+/// The firmware's built-in example is what the current writer makes of `models/digits_cnn.onnx`
+/// (the firmware reads format 1.9 only). Regenerate it with
+/// `cargo run -p sprig-tools --bin sprig -- convert models/digits_cnn.onnx -o firmware/digits_cnn.sprig`.
+#[test]
+fn the_firmware_example_is_the_current_conversion() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.sprig");
+    let onnx = common::repo_models().join("digits_cnn.onnx");
+    common::ok(&["convert", common::s(&onnx), "-o", common::s(&out)]);
+    let want = std::fs::read(&out).unwrap();
+    let got = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/digits_cnn.sprig")).unwrap();
+    assert!(got == want, "firmware/digits_cnn.sprig is stale: regenerate it (see this test's comment)");
+}
+
 /// `digits_cnn_v1.0.sprig` was written by sprig-tools 0.1.0 (format 1.0) from
 /// `models/digits_cnn.onnx`; never regenerate it.
 #[test]
