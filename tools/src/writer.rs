@@ -390,31 +390,10 @@ pub type PackedTables = (Vec<u8>, Vec<u8>, Vec<u8>);
 /// The packed forms (format 1.6) of fixed-size TENSORS, OPS and OPERANDS tables: the same
 /// values, so a reader decodes identical tensors and operators from either.
 pub fn pack_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<PackedTables, WriteError> {
-    let mut trecs = Vec::new();
-    for r in tensors.chunks_exact(format::TENSOR_RECORD_LEN) {
-        let rank = r[10] as usize;
-        let offset = le32(r, 36);
-        if !offset.is_multiple_of(format::packed::OFFSET_UNIT) || r[9] != format::DTYPE_F32 || rank > sprig_runtime::MAX_RANK {
-            return Err(WriteError::TooLarge("a tensor record that packed tables cannot hold"));
-        }
-        let alias = le32(r, 52);
-        let mut v = vec![le32(r, 0), le32(r, 4), r[8] as u32, r[11] as u32, rank as u32];
-        v.extend((0..rank).map(|k| le32(r, 12 + 4 * k)));
-        v.extend([offset / format::packed::OFFSET_UNIT, le32(r, 40), le32(r, 44), le32(r, 48)]);
-        v.push(if alias == format::NO_TENSOR { 0 } else { alias + 1 });
-        let mut rec = Vec::new();
-        put_values(&mut rec, v);
-        trecs.push(rec);
-    }
-    let mut orecs = Vec::new();
-    for r in ops.chunks_exact(format::OP_RECORD_LEN) {
-        let words: Vec<u32> = (0..sprig_runtime::op::ATTR_WORDS).map(|k| le32(r, format::OP_ATTRS_AT + 4 * k)).collect();
-        let n_words = words.iter().rposition(|&w| w != 0).map_or(0, |k| k + 1);
-        let mut rec = Vec::new();
-        put_values(&mut rec, [le16(r, 0), le16(r, 2), le16(r, 4), le16(r, 6), le32(r, 8), le32(r, 12), le32(r, 16), n_words as u32]);
-        put_values(&mut rec, words[..n_words].iter().copied());
-        orecs.push(rec);
-    }
+    let [trecs, orecs] = table_records(tensors, ops, false, |r, rec| {
+        put_values(rec, [le32(r, 8)]);
+        Ok(())
+    })?;
     let mut ids = Vec::with_capacity(operands.len() / 2);
     for id in operands.chunks_exact(4).map(|b| le32(b, 0)) {
         ids.write_u16::<LE>(u16::try_from(id).map_err(|_| WriteError::TooLarge("tensor ids above 65535"))?).unwrap();
@@ -426,20 +405,39 @@ pub fn pack_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<Packed
 /// [`pack_tables`], with each operator's operand ids inside its record, and constants' payload
 /// offsets in units of 4 without their (fixed) lifetime and alias.
 pub fn compact_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<(Vec<u8>, Vec<u8>), WriteError> {
+    let [trecs, orecs] = table_records(tensors, ops, true, |r, rec| {
+        let (start, n_ids) = (le32(r, 8) as usize, le16(r, 4) as usize + le16(r, 6) as usize);
+        let ids = operands.get(4 * start..4 * (start + n_ids)).ok_or(WriteError::TooLarge("operand table"))?;
+        put_values(rec, ids.chunks_exact(4).map(|b| le32(b, 0)));
+        Ok(())
+    })?;
+    Ok((packed_table(&trecs)?, packed_table(&orecs)?))
+}
+
+/// The LEB128 records of packed (`compact` false) or compact tables from fixed-size TENSORS and
+/// OPS records; `operands` writes what follows an operator's four leading values (its first
+/// operand index, or its ids).
+fn table_records(
+    tensors: &[u8],
+    ops: &[u8],
+    compact: bool,
+    operands: impl Fn(&[u8], &mut Vec<u8>) -> Result<(), WriteError>,
+) -> Result<[Vec<Vec<u8>>; 2], WriteError> {
     let mut trecs = Vec::new();
     for r in tensors.chunks_exact(format::TENSOR_RECORD_LEN) {
         let rank = r[10] as usize;
-        let constant = r[8] == Role::Constant as u8;
+        // Compact constants drop their lifetime and alias, which are fixed.
+        let short = compact && r[8] == Role::Constant as u8;
         let (offset, alias) = (le32(r, 36), le32(r, 52));
-        let unit = if constant { format::packed::COMPACT_CONST_UNIT } else { format::packed::OFFSET_UNIT };
+        let unit = if short { format::packed::COMPACT_CONST_UNIT } else { format::packed::OFFSET_UNIT };
         let fixed_life = le32(r, 44) == 0 && le32(r, 48) == 0 && alias == format::NO_TENSOR;
-        if !offset.is_multiple_of(unit) || r[9] != format::DTYPE_F32 || rank > sprig_runtime::MAX_RANK || (constant && !fixed_life) {
-            return Err(WriteError::TooLarge("a tensor record that compact tables cannot hold"));
+        if !offset.is_multiple_of(unit) || r[9] != format::DTYPE_F32 || rank > sprig_runtime::MAX_RANK || (short && !fixed_life) {
+            return Err(WriteError::TooLarge("a tensor record that packed tables cannot hold"));
         }
         let mut v = vec![le32(r, 0), le32(r, 4), r[8] as u32, r[11] as u32, rank as u32];
         v.extend((0..rank).map(|k| le32(r, 12 + 4 * k)));
         v.extend([offset / unit, le32(r, 40)]);
-        if !constant {
+        if !short {
             v.extend([le32(r, 44), le32(r, 48), if alias == format::NO_TENSOR { 0 } else { alias + 1 }]);
         }
         let mut rec = Vec::new();
@@ -450,16 +448,14 @@ pub fn compact_tables(tensors: &[u8], ops: &[u8], operands: &[u8]) -> Result<(Ve
     for r in ops.chunks_exact(format::OP_RECORD_LEN) {
         let words: Vec<u32> = (0..sprig_runtime::op::ATTR_WORDS).map(|k| le32(r, format::OP_ATTRS_AT + 4 * k)).collect();
         let n_words = words.iter().rposition(|&w| w != 0).map_or(0, |k| k + 1);
-        let (start, n_ids) = (le32(r, 8) as usize, le16(r, 4) as usize + le16(r, 6) as usize);
-        let ids = operands.get(4 * start..4 * (start + n_ids)).ok_or(WriteError::TooLarge("operand table"))?;
         let mut rec = Vec::new();
         put_values(&mut rec, [le16(r, 0), le16(r, 2), le16(r, 4), le16(r, 6)]);
-        put_values(&mut rec, ids.chunks_exact(4).map(|b| le32(b, 0)));
+        operands(r, &mut rec)?;
         put_values(&mut rec, [le32(r, 12), le32(r, 16), n_words as u32]);
         put_values(&mut rec, words[..n_words].iter().copied());
         orecs.push(rec);
     }
-    Ok((packed_table(&trecs)?, packed_table(&orecs)?))
+    Ok([trecs, orecs])
 }
 
 /// True for the fused QuantizeLinear → DequantizeLinear operator (format 1.8).

@@ -322,12 +322,18 @@ fn compact_files_align_data_only() {
 
 /// `compact_file()` with the records of compact section `kind` passed through `f`.
 fn edit_compact(kind: u32, f: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
-    let mut secs = sections(&compact_file());
+    edit_records(&compact_file(), format::COMPACT_MINOR, kind, f)
+}
+
+/// `file` with the records of its packed or compact section `kind` passed through `f`, rebuilt
+/// with 2-byte starts as a file declaring 1.`minor`.
+fn edit_records(file: &[u8], minor: u16, kind: u32, f: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
+    let mut secs = sections(file);
     let s = secs.iter_mut().find(|s| s.0 == kind).unwrap();
     let mut r = records(&s.1);
     f(&mut r);
     s.1 = table(&r, 2);
-    rebuild_at(&secs, format::COMPACT_MINOR)
+    rebuild_at(&secs, minor)
 }
 
 #[test]
@@ -406,13 +412,7 @@ fn values(record: &[u8]) -> Vec<u32> {
 /// `packed_file()` with the records of packed section `kind` passed through `f`, rebuilt as a
 /// 1.6 file with 2-byte starts.
 fn edit_packed(kind: u32, f: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
-    let mut secs = sections(&packed_file());
-    let s = secs.iter_mut().find(|s| s.0 == kind).unwrap();
-    let mut r = records(&s.1);
-    f(&mut r);
-    s.1 = table(&r, 2);
-    let refs: Vec<(u32, &[u8])> = secs.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    assemble(&refs, format::PACKED_MINOR)
+    edit_records(&packed_file(), format::PACKED_MINOR, kind, f)
 }
 
 #[test]
