@@ -336,8 +336,12 @@ fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Acti
 /// Adds `wv` times input plane `xp`, shifted for kernel tap `(ky, kx)`, to output plane `ob`:
 /// every output row whose input row is inside the input, over the output columns whose input
 /// column is (contiguous for stride 1, strided otherwise; no per-element bound tests).
+/// Out of line on Cortex-M with an FPU (hard-float ABI), so that its loops get registers of
+/// their own rather than what is left in the operator loop it would be inlined into (vww on
+/// the M4: 29.68 M instead of 30.28 M instructions per inference).
 #[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), inline)]
+#[cfg_attr(all(not(any(target_arch = "x86_64", target_arch = "aarch64")), not(target_abi = "eabihf")), inline)]
+#[cfg_attr(target_abi = "eabihf", inline(never))]
 pub(super) fn add_tap(g: &Geom, xp: &[f32], wv: f32, ky: usize, kx: usize, ob: &mut [f32]) -> Result<(), OpError> {
     let off = kx * g.dw;
     let (ox0, ox1) = g.col_range(off);
