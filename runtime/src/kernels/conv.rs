@@ -313,7 +313,22 @@ fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Acti
         let ob = sub_mut(out, mo * plane, plane)?;
         let b0 = bias.map_or(0.0, |b| b.get(mo));
         ob.fill(b0);
-        for icl in 0..g.cg {
+        // A 1 × 1 layer over whole planes adds four input channels a pass (each output's sum
+        // still in channel order, so the same bits).
+        let mut icl0 = 0;
+        if ROW_BLOCKS && g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && (g.oh, g.ow) == (g.h, g.w) {
+            while icl0 + 4 <= g.cg {
+                let ic = grp * g.cg + icl0;
+                if ic + 4 > g.c {
+                    return Err(OpError::ShapeMismatch);
+                }
+                let xs = sub(x, ic * in_plane, 4 * in_plane)?;
+                let wb = mo * g.cg + icl0;
+                add_planes4(xs, in_plane, [w.get(wb), w.get(wb + 1), w.get(wb + 2), w.get(wb + 3)], ob);
+                icl0 += 4;
+            }
+        }
+        for icl in icl0..g.cg {
             let ic = grp * g.cg + icl;
             if ic >= g.c {
                 return Err(OpError::ShapeMismatch);
@@ -321,6 +336,11 @@ fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Acti
             let xp = sub(x, ic * in_plane, in_plane)?;
             let wbase = (mo * g.cg + icl) * g.kh * g.kw;
             for ky in 0..g.kh {
+                if ROW_BLOCKS && g.kw == 3 && g.ow >= ROW3_MIN {
+                    let t = wbase + ky * 3;
+                    add_row3(g, xp, [w.get(t), w.get(t + 1), w.get(t + 2)], ky, ob)?;
+                    continue;
+                }
                 for kx in 0..g.kw {
                     add_tap(g, xp, w.get(wbase + ky * g.kw + kx), ky, kx, ob)?;
                 }
@@ -381,6 +401,91 @@ pub(super) fn add_tap(g: &Geom, xp: &[f32], wv: f32, ky: usize, kx: usize, ob: &
             };
             for (j, o) in os.iter_mut().enumerate() {
                 *o += wv * xs[j * g.sw];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ob[j] += w[0]·x₀[j] + w[1]·x₁[j] + w[2]·x₂[j] + w[3]·x₃[j]`, added one channel after the
+/// other (the bits of four [`add_tap`] calls of a 1 × 1 layer over whole planes), where `xs`
+/// holds the four input planes of `plane` values one after the other; each output is loaded
+/// and stored once for the four. Attributes as [`add_tap`]'s.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
+#[cfg_attr(all(not(any(target_arch = "x86_64", target_arch = "aarch64")), not(target_abi = "eabihf")), inline)]
+#[cfg_attr(target_abi = "eabihf", inline(never))]
+fn add_planes4(xs: &[f32], plane: usize, w: [f32; 4], ob: &mut [f32]) {
+    let (x0, rest) = xs.split_at(plane.min(xs.len()));
+    let (x1, rest) = rest.split_at(plane.min(rest.len()));
+    let (x2, x3) = rest.split_at(plane.min(rest.len()));
+    let [w0, w1, w2, w3] = w;
+    for ((((o, a), b), c), d) in ob.iter_mut().zip(x0).zip(x1).zip(x2).zip(x3) {
+        *o = (((*o + w0 * a) + w1 * b) + w2 * c) + w3 * d;
+    }
+}
+
+/// Fewest output columns [`add_row3`] takes in one pass.
+const ROW3_MIN: usize = 8;
+
+/// Whether [`conv_fast`] blocks taps and channels ([`add_row3`], [`add_planes4`]): not on the
+/// soft-float M0, where each float operation is a call and the blocks cost 12 KB of flash.
+const ROW_BLOCKS: bool = !cfg!(all(target_arch = "arm", not(target_abi = "eabihf")));
+
+/// The three taps `(ky, 0)`, `(ky, 1)`, `(ky, 2)` of a kernel row of width 3: the same sums,
+/// bit for bit, as [`add_tap`] for each in turn (every output adds its taps inside the input
+/// in `kx` order), but where all three read inside the input row, at stride 1 or 2 and
+/// dilation 1, in one pass that loads and stores each output once (and each input once)
+/// instead of three times. Attributes as [`add_tap`]'s.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
+#[cfg_attr(all(not(any(target_arch = "x86_64", target_arch = "aarch64")), not(target_abi = "eabihf")), inline)]
+#[cfg_attr(target_abi = "eabihf", inline(never))]
+pub(super) fn add_row3(g: &Geom, xp: &[f32], w: [f32; 3], ky: usize, ob: &mut [f32]) -> Result<(), OpError> {
+    let (sw, dw) = (g.sw.max(1), g.dw);
+    let r = [g.col_range(0), g.col_range(dw), g.col_range(2 * dw)];
+    // Columns every tap reads inside the input; the others (at most a few a side) tap by tap.
+    let (lo, hi) = (r[0].0.max(r[1].0).max(r[2].0), r[0].1.min(r[1].1).min(r[2].1));
+    // Runs shorter than ROW3_MIN (kws_dscnn's 5-wide rows) cost more in set-up per row than
+    // they save; other strides and dilations are rare.
+    if hi < lo + ROW3_MIN || !matches!((sw, dw), (1, 1) | (2, 1)) {
+        for (kx, &wv) in w.iter().enumerate() {
+            add_tap(g, xp, wv, ky, kx, ob)?;
+        }
+        return Ok(());
+    }
+    let (first, last) = (r[0].0.min(r[1].0).min(r[2].0), r[0].1.max(r[1].1).max(r[2].1));
+    // Input column of tap 0 at output column `lo` (inside: `lo ≥ r[0].0`), and the inputs the
+    // interior reads.
+    let base = lo * sw - g.pl;
+    let need = (hi - lo - 1) * sw + 2 * dw + 1;
+    for oy in 0..g.oh {
+        let Some(iy) = g.in_row(oy, ky) else { continue };
+        let xrow = sub(xp, iy * g.w, g.w)?;
+        let orow = sub_mut(ob, oy * g.ow, g.ow)?;
+        for j in (first..lo).chain(hi..last) {
+            let o = orow.get_mut(j).ok_or(OpError::ShapeMismatch)?;
+            for (kx, &wv) in w.iter().enumerate() {
+                if (r[kx].0..r[kx].1).contains(&j) {
+                    *o += wv * xrow.get(j * sw + kx * dw - g.pl).ok_or(OpError::ShapeMismatch)?;
+                }
+            }
+        }
+        let xs = sub(xrow, base, need)?;
+        let os = sub_mut(orow, lo, hi - lo)?;
+        let [w0, w1, w2] = w;
+        match (sw, dw) {
+            (1, 1) => {
+                let (mut a, mut b) = (xs[0], xs[1]);
+                for (o, &c) in os.iter_mut().zip(&xs[2..]) {
+                    *o = ((*o + w0 * a) + w1 * b) + w2 * c;
+                    (a, b) = (b, c);
+                }
+            }
+            _ => {
+                let mut a = xs[0];
+                for (o, bc) in os.iter_mut().zip(xs[1..].chunks_exact(2)) {
+                    *o = ((*o + w0 * a) + w1 * bc[0]) + w2 * bc[1];
+                    a = bc[1];
+                }
             }
         }
     }
@@ -790,6 +895,48 @@ mod tests {
                 prop_assert_eq!(g.in_row(oy, ky).is_some(), (lo..hi).contains(&oy), "oy {}", oy);
             }
         }
+        /// `add_row3` gives the bits of `add_tap` for each of its three taps in turn, for any
+        /// row geometry (output columns where only some taps read inside the input included).
+        #[test]
+        fn row_of_three_taps_is_three_add_taps(w in 1usize..20, h in 1usize..4, ky in 0usize..3, sw in 1usize..4, dw in 1usize..4,
+                                               pl in 0usize..4, pr in 0usize..4, oh_cut in 0usize..2, seed in 0u64..1000) {
+            let span = 2 * dw + 1;
+            prop_assume!(w + pl + pr >= span);
+            let ow = (w + pl + pr - span) / sw + 1;
+            let oh = (h + 2).saturating_sub(oh_cut).max(1);
+            let g = super::Geom { c: 1, h, w, m: 1, cg: 1, mg: 1, kh: 3, kw: 3, oh, ow, sh: 1, sw, dh: 1, dw, pt: 1, pl };
+            let x = data(h * w, seed);
+            let taps = [data(3, seed + 1)[0], data(3, seed + 2)[1], data(3, seed + 3)[2]];
+            let start = data(oh * ow, seed + 4);
+            let mut want = start.clone();
+            for (kx, &t) in taps.iter().enumerate() {
+                super::add_tap(&g, &x, t, ky, kx, &mut want).unwrap();
+            }
+            let mut got = start;
+            super::add_row3(&g, &x, taps, ky, &mut got).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
+
+        /// `add_planes4` gives the bits of `add_tap` on its four channels in turn (1 × 1 layer,
+        /// whole planes).
+        #[test]
+        fn four_planes_are_four_add_taps(h in 1usize..6, w in 1usize..20, seed in 0u64..1000) {
+            let g = super::Geom { c: 4, h, w, m: 1, cg: 4, mg: 1, kh: 1, kw: 1, oh: h, ow: w, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0 };
+            let plane = h * w;
+            let x = data(4 * plane, seed);
+            let taps = data(4, seed + 1);
+            let start = data(plane, seed + 2);
+            let mut want = start.clone();
+            for (c, &t) in taps.iter().enumerate() {
+                super::add_tap(&g, &x[c * plane..(c + 1) * plane], t, 0, 0, &mut want).unwrap();
+            }
+            let mut got = start;
+            super::add_planes4(&x, plane, [taps[0], taps[1], taps[2], taps[3]], &mut got);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
+
         #[test]
         fn matches_naive(c in case(), seed in 0u64..1000) {
             check(&c, seed);
