@@ -45,18 +45,86 @@ fn accumulate(x: impl FnMut(usize) -> f32, k: usize, wt: View<'_>, n: usize, bia
     }
     let len = acc.len();
     let mut wbuf = [0.0f32; CHUNK];
-    let native = wt.as_f32();
     set_bias(acc, bias, o0, &mut wbuf);
-    for_each_nonzero::<CHUNK>(x, k, |c, xv| {
+    // One input's row added to every output (read through `wbuf` unless native and whole).
+    let add_one = |acc: &mut [f32], wbuf: &mut [f32; CHUNK], c: usize, xv: f32| {
         let at = c * n + o0;
-        let wc = match native.and_then(|w| w.get(at..at + len)) {
+        let wc = match wt.as_f32().and_then(|w| w.get(at..at + len)) {
             Some(w) => w,
-            None => chunk(wt, at, len, &mut wbuf),
+            None => chunk(wt, at, len, wbuf),
         };
         for (a, w) in acc.iter_mut().zip(wc) {
             *a += xv * w;
         }
+    };
+    let (Some(w), true) = (wt.as_f32(), ROWS4) else {
+        for_each_nonzero::<CHUNK>(x, k, |c, xv| add_one(acc, &mut wbuf, c, xv));
+        return;
+    };
+    // Native weights: the non-zero inputs four at a time, in order ([`Rows4`]: the same sums).
+    let mut rows = Rows4 { w, n, o0, pend: [(0, 0.0); 4], np: 0 };
+    for_each_nonzero::<CHUNK>(x, k, |c, xv| {
+        rows.pend[rows.np] = (c, xv);
+        rows.np += 1;
+        if rows.np == 4 {
+            rows.flush(acc, &mut wbuf);
+        }
     });
+    rows.flush(acc, &mut wbuf);
+}
+
+/// Up to four pending non-zero inputs `(c, x(c))` of [`accumulate`] over native weights `w`
+/// (`[k, n]`, input-major), for outputs `o0 ..`.
+struct Rows4<'w> {
+    w: &'w [f32],
+    n: usize,
+    o0: usize,
+    pend: [(usize, f32); 4],
+    np: usize,
+}
+
+impl Rows4<'_> {
+    /// Adds the pending inputs' rows to `acc` in input order and empties the list: four through
+    /// [`add_rows4`], fewer (or rows not whole in `w`, never after parsing, read through
+    /// `wbuf`) one at a time.
+    /// Out of line, so that each caller of [`accumulate`] shares one copy.
+    #[inline(never)]
+    fn flush(&mut self, acc: &mut [f32], wbuf: &mut [f32; CHUNK]) {
+        let len = acc.len();
+        let row = |c: usize| self.w.get(c * self.n + self.o0..c * self.n + self.o0 + len);
+        let pend = &self.pend[..self.np];
+        self.np = 0;
+        if let [(c0, x0), (c1, x1), (c2, x2), (c3, x3)] = *pend {
+            if let (Some(r0), Some(r1), Some(r2), Some(r3)) = (row(c0), row(c1), row(c2), row(c3)) {
+                return add_rows4(acc, [r0, r1, r2, r3], [x0, x1, x2, x3]);
+            }
+        }
+        for &(c, xv) in pend {
+            let wc = match row(c) {
+                Some(r) => r,
+                None => chunk(View::F32(self.w), c * self.n + self.o0, len, wbuf),
+            };
+            for (a, w) in acc.iter_mut().zip(wc) {
+                *a += xv * w;
+            }
+        }
+    }
+}
+
+/// Whether [`accumulate`] takes native rows four at a time: on Cortex-M with an FPU (and in
+/// tests). Not on the soft-float M0, where each float operation is a call and the loop's code
+/// would cost more flash than it saves, nor on SIMD hosts, where the plain loop is vectorised
+/// inside its caller's target features and [`Rows4::flush`], out of line, would not be.
+const ROWS4: bool = cfg!(any(test, target_abi = "eabihf"));
+
+/// `acc[j] += x[0]·w[0][j]`, then `x[1]·w[1][j]`, `x[2]·w[2][j]`, `x[3]·w[3][j]` (the bits of four
+/// passes, one input after the other), each output loaded and stored once for the four.
+#[inline]
+fn add_rows4(acc: &mut [f32], w: [&[f32]; 4], x: [f32; 4]) {
+    let [x0, x1, x2, x3] = x;
+    for ((((a, p), q), r), s) in acc.iter_mut().zip(w[0]).zip(w[1]).zip(w[2]).zip(w[3]) {
+        *a = (((*a + x0 * p) + x1 * q) + x2 * r) + x3 * s;
+    }
 }
 
 /// `acc` = `bias[o0..]` (zeros without a bias).
@@ -515,6 +583,28 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
+        /// `accumulate` adds the non-zero inputs' rows in input order, each as its own pass
+        /// would (the four-at-a-time loop included): the bits of the plain loop.
+        #[test]
+        fn accumulate_is_the_plain_loop_bit_for_bit(k in 1usize..40, n in 1usize..50, o0 in 0usize..8, zeros in 0u32..4, bias in any::<bool>(), seed in 0u64..1000) {
+            let (n, o0) = (n + o0, o0.min(n));
+            let len = n - o0;
+            let x: Vec<f32> = data(k, seed).iter().enumerate().map(|(i, &v)| if (i as u32 * 7 + seed as u32) % 4 < zeros { 0.0 } else { v }).collect();
+            let w = data(k * n, seed + 1);
+            let b = data(n, seed + 2);
+            let bv = bias.then_some(View::F32(&b));
+            let mut want: Vec<f32> = (0..len).map(|j| if bias { b[o0 + j] } else { 0.0 }).collect();
+            for (c, &xv) in x.iter().enumerate().filter(|(_, &v)| v != 0.0) {
+                for (j, a) in want.iter_mut().enumerate() {
+                    *a += xv * w[c * n + o0 + j];
+                }
+            }
+            let mut got = vec![f32::NAN; len];
+            super::accumulate(|c| x[c], k, View::F32(&w), n, bv, o0, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
+
         #[test]
         fn dense_matches_naive(lead in proptest::collection::vec(1usize..4, 0..3), k in 1usize..300, n in 1usize..600,
                                zi in 0usize..4, f16 in any::<bool>(), bias in any::<bool>(), act in 0usize..3, seed in 0u64..1000) {
