@@ -335,6 +335,14 @@ fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Acti
             }
             let xp = sub(x, ic * in_plane, in_plane)?;
             let wbase = (mo * g.cg + icl) * g.kh * g.kw;
+            if takes_3x3(g) {
+                let mut wk = [0.0f32; 9];
+                for (t, v) in wk.iter_mut().enumerate() {
+                    *v = w.get(wbase + t);
+                }
+                add_3x3(g, xp, wk, ob)?;
+                continue;
+            }
             for ky in 0..g.kh {
                 if ROW_BLOCKS && g.kw == 3 && g.ow >= ROW3_MIN {
                     let t = wbase + ky * 3;
@@ -486,6 +494,77 @@ pub(super) fn add_row3(g: &Geom, xp: &[f32], w: [f32; 3], ky: usize, ob: &mut [f
                     *o = ((*o + w0 * a) + w1 * bc[0]) + w2 * bc[1];
                     a = bc[1];
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Floats of the zero-bordered plane [`add_3x3`] copies its input plane into (1 KiB of stack).
+const PAD3: usize = 256;
+
+/// Whether [`conv_fast`] takes `g`'s filters through [`add_3x3`]: 3 × 3, dilation 1, output rows
+/// of at most [`ROW3_MIN`] columns (too short for [`add_row3`]'s runs), and a bordered plane
+/// within [`PAD3`].
+fn takes_3x3(g: &Geom) -> bool {
+    let (sh, sw) = (g.sh.max(1), g.sw.max(1));
+    ROW_BLOCKS
+        && g.kh == 3
+        && g.kw == 3
+        && g.dh == 1
+        && g.dw == 1
+        && g.oh > 0
+        && (1..=ROW3_MIN).contains(&g.ow)
+        && ((g.oh - 1) * sh + 3) * ((g.ow - 1) * sw + 3) <= PAD3
+}
+
+/// A whole 3 × 3 kernel (dilation 1, any stride) over one input plane, added onto `ob`, for a
+/// layer [`takes_3x3`]: the plane is copied into a zero-bordered stack plane, then each output
+/// adds its nine taps in `(ky, kx)` order in one pass (each output loaded and stored once, each
+/// input row read through three registers), padding taps adding `w · 0` as the SIMD kernels
+/// and onnxruntime do. Against [`add_tap`] for each tap in turn (which skips padding taps) the
+/// sums are equal: the bits differ only in the sign of an exactly zero sum, and where a weight
+/// is not finite. For kws_dscnn's 25 × 5 depthwise layers on Cortex-M. Attributes as
+/// [`add_tap`]'s.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
+#[cfg_attr(all(not(any(target_arch = "x86_64", target_arch = "aarch64")), not(target_abi = "eabihf")), inline)]
+#[cfg_attr(target_abi = "eabihf", inline(never))]
+pub(super) fn add_3x3(g: &Geom, xp: &[f32], w: [f32; 9], ob: &mut [f32]) -> Result<(), OpError> {
+    if !takes_3x3(g) {
+        return Err(OpError::ShapeMismatch);
+    }
+    let (sh, sw) = (g.sh.max(1), g.sw.max(1));
+    let (rows, pitch) = ((g.oh - 1) * sh + 3, (g.ow - 1) * sw + 3);
+    let mut buf = [0.0f32; PAD3];
+    let pad = &mut buf[..rows * pitch];
+    // Bordered column `px` holds input column `px − pl`.
+    let (p0, p1) = (g.pl.min(pitch), (g.w + g.pl).min(pitch).max(g.pl.min(pitch)));
+    for (py, prow) in pad.chunks_exact_mut(pitch).enumerate() {
+        let Some(iy) = py.checked_sub(g.pt).filter(|&iy| iy < g.h) else { continue };
+        let xs = sub(xp, iy * g.w + p0 - g.pl.min(p0), p1 - p0)?;
+        for (d, &v) in prow[p0..p1].iter_mut().zip(xs) {
+            *d = v;
+        }
+    }
+    let [w0, w1, w2, w3, w4, w5, w6, w7, w8] = w;
+    for (oy, orow) in sub_mut(ob, 0, g.oh * g.ow)?.chunks_exact_mut(g.ow).enumerate() {
+        let s = sub(pad, oy * sh * pitch, 3 * pitch)?;
+        let (r0, rest) = s.split_at(pitch);
+        let (r1, r2) = rest.split_at(pitch);
+        if sw == 1 {
+            let (mut x0, mut x1, mut y0, mut y1, mut z0, mut z1) = (r0[0], r0[1], r1[0], r1[1], r2[0], r2[1]);
+            for (((o, &x2), &y2), &z2) in orow.iter_mut().zip(&r0[2..]).zip(&r1[2..]).zip(&r2[2..]) {
+                *o = ((((((((*o + w0 * x0) + w1 * x1) + w2 * x2) + w3 * y0) + w4 * y1) + w5 * y2) + w6 * z0) + w7 * z1) + w8 * z2;
+                (x0, x1, y0, y1, z0, z1) = (x1, x2, y1, y2, z1, z2);
+            }
+        } else {
+            for (k, o) in orow.iter_mut().enumerate() {
+                let i = k * sw;
+                let (Some(x), Some(y), Some(z)) = (r0.get(i..i + 3), r1.get(i..i + 3), r2.get(i..i + 3)) else {
+                    return Err(OpError::ShapeMismatch);
+                };
+                *o = ((((((((*o + w0 * x[0]) + w1 * x[1]) + w2 * x[2]) + w3 * y[0]) + w4 * y[1]) + w5 * y[2]) + w6 * z[0]) + w7 * z[1])
+                    + w8 * z[2];
             }
         }
     }
@@ -932,6 +1011,39 @@ mod tests {
             super::add_row3(&g, &x, taps, ky, &mut got).unwrap();
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&got), bits(&want));
+        }
+
+        /// `add_3x3` gives the sums of `add_tap` for each of its nine taps in turn (equal as
+        /// floats: its padding taps add `w · 0`, which can only flip the sign of an exact zero),
+        /// for any plane it takes, stride and padding (outputs with some taps outside the input,
+        /// rows where none or all are inside, outputs cut short at the bottom and right), and
+        /// leaves the outputs alone when it does not take the layer.
+        #[test]
+        fn three_by_three_is_nine_add_taps(w in 1usize..10, h in 1usize..12, sh in 1usize..3, sw in 1usize..4, pads in [0usize..3, 0..3, 0..3, 0..3],
+                                           cut in [0usize..2, 0..2], seed in 0u64..1000) {
+            let [pt, pl, pb, pr] = pads;
+            prop_assume!(w + pl + pr >= 3 && h + pt + pb >= 3);
+            let ow = ((w + pl + pr - 3) / sw + 1).saturating_sub(cut[1]).max(1);
+            let oh = ((h + pt + pb - 3) / sh + 1).saturating_sub(cut[0]).max(1);
+            let g = super::Geom { c: 1, h, w, m: 1, cg: 1, mg: 1, kh: 3, kw: 3, oh, ow, sh, sw, dh: 1, dw: 1, pt, pl };
+            let x = data(h * w, seed);
+            let taps: [f32; 9] = data(9, seed + 1).try_into().unwrap();
+            let start = data(oh * ow, seed + 4);
+            let mut want = start.clone();
+            for (t, &v) in taps.iter().enumerate() {
+                super::add_tap(&g, &x, v, t / 3, t % 3, &mut want).unwrap();
+            }
+            let mut got = start.clone();
+            match super::add_3x3(&g, &x, taps, &mut got) {
+                Ok(()) => {
+                    prop_assert!(super::takes_3x3(&g));
+                    prop_assert_eq!(got, want);
+                }
+                Err(_) => {
+                    prop_assert!(!super::takes_3x3(&g));
+                    prop_assert_eq!(got, start);
+                }
+            }
         }
 
         /// `add_planes4` gives the bits of `add_tap` on its four channels in turn (1 × 1 layer,
