@@ -756,6 +756,9 @@ const PAIRS: bool = !(cfg!(target_os = "none") && cfg!(target_abi = "eabi"));
 #[inline]
 fn gather_patch(g: &Geom, xs: &[f32], oy: usize, ox: usize, buf: &mut [f32]) {
     let in_plane = g.h * g.w;
+    if g.kh == 1 && g.kw == 1 {
+        return gather_1x1(g, xs, oy, ox, buf);
+    }
     let start = (ox * g.sw).wrapping_sub(g.pl);
     let whole = g.dw == 1 && ox * g.sw >= g.pl && start + g.kw <= g.w;
     let mut j = 0;
@@ -782,6 +785,25 @@ fn gather_patch(g: &Geom, xs: &[f32], oy: usize, ox: usize, buf: &mut [f32]) {
                 j += 1;
             }
         }
+    }
+}
+
+/// [`gather_patch`] for a 1 × 1 kernel (kws_dscnn's pointwise layers): one value per input
+/// plane, a strided copy instead of a kernel row's set-up per value (kws_dscnn on the M4F
+/// 10.23 M → 8.31 M instructions per inference). Out of line: inlined, the patch loop of
+/// MNIST's 5 × 5 layers lost registers (mnist-8 +0.7 % instead of +0.6 %).
+#[inline(never)]
+fn gather_1x1(g: &Geom, xs: &[f32], oy: usize, ox: usize, buf: &mut [f32]) {
+    let ix = (ox * g.sw).wrapping_sub(g.pl);
+    match g.in_row(oy, 0).filter(|_| ix < g.w) {
+        Some(iy) => {
+            let mut k = iy * g.w + ix;
+            for d in buf.iter_mut() {
+                *d = xs.get(k).copied().unwrap_or(0.0);
+                k += g.h * g.w;
+            }
+        }
+        None => buf.fill(0.0),
     }
 }
 
@@ -1043,6 +1065,34 @@ mod tests {
                     prop_assert!(!super::takes_3x3(&g));
                     prop_assert_eq!(got, start);
                 }
+            }
+        }
+
+        /// `gather_patch` writes each pixel's patch in `[c, ky, kx]` order, 0 for padding, for
+        /// any geometry (1 × 1 kernels' strided copy, whole kernel rows, borders, dilation).
+        #[test]
+        fn patches_are_the_windows(c in 1usize..4, h in 1usize..7, w in 1usize..7, kh in 1usize..4, kw in 1usize..4, s in 1usize..3, d in 1usize..3,
+                                   pads in [0usize..3, 0..3, 0..3, 0..3], seed in 0u64..1000) {
+            let [pt, pl, pb, pr] = pads;
+            let (sh, sw) = ((kh - 1) * d + 1, (kw - 1) * d + 1);
+            prop_assume!(h + pt + pb >= sh && w + pl + pr >= sw);
+            let (oh, ow) = ((h + pt + pb - sh) / s + 1, (w + pl + pr - sw) / s + 1);
+            let g = super::Geom { c, h, w, m: 1, cg: c, mg: 1, kh, kw, oh, ow, sh: s, sw: s, dh: d, dw: d, pt, pl };
+            let x = data(c * h * w, seed);
+            for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                let mut got = vec![f32::NAN; c * kh * kw];
+                super::gather_patch(&g, &x, oy, ox, &mut got);
+                let mut want = Vec::new();
+                for ch in 0..c {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let (iy, ix) = ((oy * s + ky * d) as isize - pt as isize, (ox * s + kx * d) as isize - pl as isize);
+                            let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                            want.push(if inside { x[ch * h * w + iy as usize * w + ix as usize] } else { 0.0 });
+                        }
+                    }
+                }
+                prop_assert_eq!(got, want);
             }
         }
 
