@@ -86,11 +86,12 @@ fn run() -> Result<(), String> {
     println!("cargo::rerun-if-changed={}", model_path.display());
     let bytes = std::fs::read(&model_path).map_err(|e| format!("cannot read SPRIG_MODEL {}: {e}", model_path.display()))?;
     let model = sprig_runtime::Model::parse(&bytes).map_err(|e| format!("{} is not a valid .sprig file: {e}", model_path.display()))?;
-    // The firmware's runtime reads format 1.9 tables only, unless built with `legacy-tables`.
+    // The firmware's runtime reads the tables of format 1.9 and later only, unless built with
+    // `legacy-tables` (either section table form).
     let minor = model.minor_version();
     if minor < sprig_runtime::format::COMPACT_MINOR && env("CARGO_FEATURE_LEGACY_TABLES").is_none() {
         return Err(format!(
-            "{} is format 1.{minor}; this firmware reads format 1.9 (about 1.3 KB less runtime code): convert the model again with sprig, or build with --features legacy-tables",
+            "{} is format 1.{minor}; this firmware reads format 1.9 and later (about 1.3 KB less runtime code): convert the model again with sprig, or build with --features legacy-tables",
             model_path.display()
         ));
     }

@@ -49,6 +49,18 @@ pub enum Error {
         /// Section kind.
         kind: u32,
     },
+    /// A compact section table (format 1.10) is malformed: entry `entry` is cut short or holds
+    /// a value out of range (entry 0 also: the header declares fixed entries too), or, with
+    /// `entry` equal to the number of sections, the sections end before the file does.
+    BadSectionTable {
+        /// Index of the entry.
+        entry: u32,
+    },
+    /// The alignment bytes before a section (DATA, in a compact section table) are not zero.
+    NonZeroPadding {
+        /// Section kind.
+        kind: u32,
+    },
     /// The file's tensor or operator table is fixed-size (format 1.0 to 1.5) or packed (1.6 to
     /// 1.8), and this runtime was built without feature `legacy-tables` (only compact tables,
     /// format 1.9). Convert the model again, or enable the feature.
@@ -260,6 +272,10 @@ impl core::fmt::Display for Error {
             SectionChecksumMismatch { kind } => write!(f, "section {kind}: checksum mismatch"),
             SectionOutOfBounds { kind } => write!(f, "section {kind}: out of bounds"),
             SectionMisaligned { kind } => write!(f, "section {kind}: not 16-byte aligned"),
+            BadSectionTable { entry } => {
+                write!(f, "section table entry {entry}: cut short, a value out of range, or sections that do not end with the file")
+            }
+            NonZeroPadding { kind } => write!(f, "section {kind}: the alignment bytes before it are not zero"),
             DuplicateSection { kind } => write!(f, "section {kind}: appears twice"),
             LegacyTables { kind } => {
                 write!(f, "section {kind}: tables of format 1.0 to 1.8, which this runtime reads only with feature `legacy-tables`")

@@ -7,7 +7,12 @@ pub const MAGIC: [u8; 8] = *b"SPRIG\0\r\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped for additions a v1 reader detects and reports (new sections it may
 /// ignore, new encodings / operator kinds / kernels it rejects by name).
-pub const VERSION_MINOR: u16 = 9;
+pub const VERSION_MINOR: u16 = 10;
+/// First minor version with the compact section table ([`SectionTable`]): the header declares no
+/// fixed entries (a 1.9 reader then reports `MissingSection` for META), and after it each
+/// section is its kind and length, the sections laid end to end (DATA on 16 bytes) with no
+/// offsets or per-section CRCs, 15 bytes instead of 120 on a five-section file.
+pub const SECTION_TABLE_MINOR: u16 = 10;
 /// First minor version with compact framing: only DATA need be 16-byte aligned (a 1.8 reader
 /// rejects other misaligned sections with `SectionMisaligned`), and the compact tables
 /// [`section::TENSORS_COMPACT`] (constant payloads 4-byte aligned) and [`section::OPS_COMPACT`]
@@ -35,7 +40,7 @@ pub const HEADER_CRC_MINOR: u16 = 4;
 /// Header size in bytes: magic, major, minor, section count, file length, payload CRC-32, header
 /// CRC-32 (reserved and zero before 1.4).
 pub const HEADER_LEN: usize = 32;
-/// Section table entry size: kind u32, crc32 u32, offset u64, length u64.
+/// Fixed section table entry size (before 1.10): kind u32, crc32 u32, offset u64, length u64.
 pub const SECTION_ENTRY_LEN: usize = 24;
 /// Most sections a file may declare.
 pub const MAX_SECTIONS: usize = 64;
@@ -452,6 +457,160 @@ static CRC32: crc::Crc<u32, CrcTable> = crc::Crc::<u32, CrcTable>::new(&crc::CRC
 /// CRC-32 (IEEE 802.3, as zlib and PNG) used for the payload and section checksums.
 pub fn crc32(bytes: &[u8]) -> u32 {
     CRC32.checksum(bytes)
+}
+
+/// One section of a file: its kind, where its bytes lie, and (fixed tables, before 1.10) the
+/// CRC-32 its entry declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Section {
+    /// Section kind ([`section`]).
+    pub kind: u32,
+    /// First byte, from the start of the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// The CRC-32 of the section's bytes the fixed table declares; `None` in compact tables,
+    /// whose sections the header's CRC covers.
+    pub crc: Option<u32>,
+}
+
+/// A file's section table, read without allocating: the fixed table of 24-byte entries before
+/// 1.10, or the compact one from 1.10.
+///
+/// The compact table follows the header (whose section count is then 0): the number of
+/// sections, then each one's kind and length, all unsigned LEB128 (shortest form, at most
+/// `u32::MAX`). The sections follow the table end to end in table order, except that DATA
+/// starts on the next 16-byte boundary of the file, after zero bytes; the last one ends at the
+/// end of the file. [`SectionTable::read`] checks all of that, so a compact table's entries
+/// always lie inside the file; a fixed table's entries are as declared, for the reader to check.
+#[derive(Clone, Copy, Debug)]
+pub struct SectionTable<'a> {
+    bytes: &'a [u8],
+    n: usize,
+    /// Where the compact entries start (after the count); 0 for a fixed table.
+    entries: usize,
+    end: usize,
+}
+
+impl<'a> SectionTable<'a> {
+    /// The section table of `bytes`, a file whose header (at least [`HEADER_LEN`] bytes) declares
+    /// format 1.`minor`. Errors: `TooManySections`, `Truncated` (a fixed table past the end),
+    /// and for compact tables `BadSectionTable` (a malformed entry, a non-zero fixed count, or
+    /// sections that end before the file does), `SectionOutOfBounds` (a section past the end of
+    /// the file) and `NonZeroPadding` (before DATA).
+    pub fn read(bytes: &'a [u8], minor: u16) -> Result<SectionTable<'a>, crate::Error> {
+        use crate::Error;
+        let fixed = bytes.get(12..16).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok_or(Error::Truncated)? as usize;
+        if minor < SECTION_TABLE_MINOR {
+            if fixed > MAX_SECTIONS {
+                return Err(Error::TooManySections);
+            }
+            let end = HEADER_LEN + fixed * SECTION_ENTRY_LEN;
+            if end > bytes.len() {
+                return Err(Error::Truncated);
+            }
+            return Ok(SectionTable { bytes, n: fixed, entries: 0, end });
+        }
+        if fixed != 0 {
+            return Err(Error::BadSectionTable { entry: 0 });
+        }
+        let rest = bytes.get(HEADER_LEN..).ok_or(Error::Truncated)?;
+        let mut v = packed::Values::new(rest);
+        let n = v.next().ok_or(Error::BadSectionTable { entry: 0 })? as usize;
+        if n > MAX_SECTIONS {
+            return Err(Error::TooManySections);
+        }
+        let entries = bytes.len() - v.rest().len();
+        // Two walks over the entries (no buffer): their values, then where each section lies.
+        for i in 0..n {
+            let bad = Error::BadSectionTable { entry: i as u32 };
+            v.next().ok_or(bad)?;
+            v.next().ok_or(bad)?;
+        }
+        let end = bytes.len() - v.rest().len();
+        let mut v = packed::Values::new(&bytes[entries..end]);
+        let mut at = end;
+        while let (Some(kind), Some(len)) = (v.next(), v.next()) {
+            if kind == section::DATA {
+                let start = at.next_multiple_of(ALIGN);
+                let pad = bytes.get(at..start).ok_or(Error::SectionOutOfBounds { kind })?;
+                if pad.iter().any(|&b| b != 0) {
+                    return Err(Error::NonZeroPadding { kind });
+                }
+                at = start;
+            }
+            at = at.checked_add(len as usize).filter(|&e| e <= bytes.len()).ok_or(Error::SectionOutOfBounds { kind })?;
+        }
+        if at != bytes.len() {
+            return Err(Error::BadSectionTable { entry: n as u32 });
+        }
+        Ok(SectionTable { bytes, n, entries, end })
+    }
+
+    /// Number of sections.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// True when the table declares no section.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Where the table ends (the first byte a section may use).
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// True for the compact form (1.10).
+    pub fn is_compact(&self) -> bool {
+        self.entries != 0
+    }
+
+    /// The sections in table order.
+    pub fn iter(&self) -> impl Iterator<Item = Section> + 'a {
+        let (bytes, n, entries) = (self.bytes, self.n, self.entries);
+        let mut v = packed::Values::new(bytes.get(entries..).unwrap_or(&[]));
+        let mut at = self.end;
+        (0..n).map(move |i| {
+            if entries == 0 {
+                let e = HEADER_LEN + i * SECTION_ENTRY_LEN;
+                let u32_at = |k: usize| u32::from_le_bytes([bytes[e + k], bytes[e + k + 1], bytes[e + k + 2], bytes[e + k + 3]]);
+                let u64_at = |k: usize| u64::from(u32_at(k)) | u64::from(u32_at(k + 4)) << 32;
+                return Section { kind: u32_at(0), crc: Some(u32_at(4)), offset: u64_at(8), len: u64_at(16) };
+            }
+            // `read` walked these entries: every value is there.
+            let (kind, len) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+            if kind == section::DATA {
+                at = at.next_multiple_of(ALIGN);
+            }
+            let s = Section { kind, crc: None, offset: at as u64, len: u64::from(len) };
+            at += len as usize;
+            s
+        })
+    }
+}
+
+/// Writes the compact section table (1.10) of sections `(kind, length)` into `out`: the count,
+/// then each kind and length, as [`SectionTable::read`] reads them. `None` when a length is
+/// above `u32::MAX` or there are more than [`MAX_SECTIONS`].
+#[cfg(feature = "std")]
+pub fn encode_section_table(sections: &[(u32, usize)]) -> Option<std::vec::Vec<u8>> {
+    if sections.len() > MAX_SECTIONS {
+        return None;
+    }
+    let mut out = std::vec::Vec::new();
+    let mut put = |v: u32| {
+        let mut b = [0u8; 5];
+        let n = packed::encode(v, &mut b);
+        out.extend_from_slice(&b[..n]);
+    };
+    put(sections.len() as u32);
+    for &(kind, len) in sections {
+        put(kind);
+        put(u32::try_from(len).ok()?);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

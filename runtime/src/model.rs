@@ -228,7 +228,6 @@ impl<'a> Model<'a> {
         } else if header_crc != 0 {
             return Err(Error::NonZeroReserved);
         }
-        let n_sections = rd_u32(bytes, 12)? as usize;
         let file_len = rd_u64(bytes, 16)?;
         if file_len != bytes.len() as u64 {
             if file_len > bytes.len() as u64 {
@@ -239,22 +238,13 @@ impl<'a> Model<'a> {
         if format::crc32(&bytes[format::HEADER_LEN..]) != rd_u32(bytes, 24)? {
             return Err(Error::ChecksumMismatch);
         }
-        if n_sections > format::MAX_SECTIONS {
-            return Err(Error::TooManySections);
-        }
-        let table_end = format::HEADER_LEN + n_sections * format::SECTION_ENTRY_LEN;
-        if table_end > bytes.len() {
-            return Err(Error::Truncated);
-        }
+        let table = format::SectionTable::read(bytes, minor)?;
+        let table_end = table.end();
         let mut found: [Option<&[u8]>; section::KINDS_END] = [None; section::KINDS_END];
         let packed_ok = minor >= format::PACKED_MINOR;
         let compact_ok = minor >= format::COMPACT_MINOR;
-        for i in 0..n_sections {
-            let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
-            let kind = rd_u32(bytes, e)?;
-            let crc = rd_u32(bytes, e + 4)?;
-            let off = rd_u64(bytes, e + 8)?;
-            let len = rd_u64(bytes, e + 16)?;
+        for s in table.iter() {
+            let (kind, off, len) = (s.kind, s.offset, s.len);
             let end = off.checked_add(len).ok_or(Error::SectionOutOfBounds { kind })?;
             if off < table_end as u64 || end > bytes.len() as u64 {
                 return Err(Error::SectionOutOfBounds { kind });
@@ -264,7 +254,8 @@ impl<'a> Model<'a> {
                 return Err(Error::SectionMisaligned { kind });
             }
             let body = &bytes[off as usize..end as usize];
-            if format::crc32(body) != crc {
+            // Compact tables (1.10) hold no section CRCs: the header's covers every byte.
+            if s.crc.is_some_and(|crc| format::crc32(body) != crc) {
                 return Err(Error::SectionChecksumMismatch { kind });
             }
             let known = match kind {

@@ -343,8 +343,9 @@ pub fn write(g: &Graph, plan: &Plan, opts: &WriteOptions) -> Result<Vec<u8>, Wri
         (section::OPS_COMPACT, &ops),
         (section::DATA, &data),
     ];
-    // Compact tables need 1.9; `unpack_tables` rewrites a file for older readers.
-    Ok(assemble(&sections, format::COMPACT_MINOR))
+    // Compact tables need 1.9, the compact section table 1.10; `unpack_tables` rewrites a file
+    // for older readers.
+    Ok(assemble(&sections, format::SECTION_TABLE_MINOR))
 }
 
 fn put_values(out: &mut Vec<u8>, values: impl IntoIterator<Item = u32>) {
@@ -470,15 +471,7 @@ fn is_quantize_dequantize(op: &sprig_runtime::Op) -> bool {
 /// Files whose tables are already fixed come back unchanged.
 pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
     let model = sprig_runtime::Model::parse(file)?;
-    let n = le32(file, 12) as usize;
-    let mut secs: Vec<(u32, Vec<u8>)> = (0..n)
-        .map(|i| {
-            let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
-            let off = u64::from_le_bytes(file[e + 8..e + 16].try_into().unwrap()) as usize;
-            let len = u64::from_le_bytes(file[e + 16..e + 24].try_into().unwrap()) as usize;
-            (le32(file, e), file[off..off + len].to_vec())
-        })
-        .collect();
+    let mut secs = sections_of(file, model.minor_version())?;
     let unpacked = |k: u32| {
         !matches!(k, section::TENSORS_PACKED | section::OPS_PACKED | section::OPERANDS16 | section::TENSORS_COMPACT | section::OPS_COMPACT)
     };
@@ -609,15 +602,26 @@ pub fn unpack_tables(file: &[u8]) -> Result<Vec<u8>, sprig_runtime::Error> {
     Ok(out)
 }
 
+/// The sections of `file` (a valid `.sprig` of format 1.`minor`), kind and bytes, in table order.
+pub fn sections_of(file: &[u8], minor: u16) -> Result<Vec<(u32, Vec<u8>)>, sprig_runtime::Error> {
+    let table = format::SectionTable::read(file, minor)?;
+    Ok(table.iter().map(|s| (s.kind, file[s.offset as usize..(s.offset + s.len) as usize].to_vec())).collect())
+}
+
 /// Lays out header (format version 1.`minor`, at least 1.4 since every file now carries the
 /// header checksum), section table and sections, and fills in the checksums. Sections are
 /// 16-byte aligned, and so is the file's length; from 1.9 only DATA is aligned and nothing
-/// follows the last section.
+/// follows the last section; from 1.10 the section table is compact (no offsets or section
+/// CRCs; 1.9's fixed table instead if a section is longer than `u32::MAX` bytes).
 pub fn assemble(sections: &[(u32, &[u8])], minor: u16) -> Vec<u8> {
     let minor = minor.max(format::HEADER_CRC_MINOR);
+    let lens: Vec<(u32, usize)> = sections.iter().map(|(k, b)| (*k, b.len())).collect();
+    let compact_table = if minor >= format::SECTION_TABLE_MINOR { format::encode_section_table(&lens) } else { None };
+    let minor = if compact_table.is_none() { minor.min(format::SECTION_TABLE_MINOR - 1) } else { minor };
     let compact = minor >= format::COMPACT_MINOR;
-    let table_end = format::HEADER_LEN + sections.len() * format::SECTION_ENTRY_LEN;
-    let mut out = vec![0u8; table_end];
+    let fixed = if compact_table.is_some() { 0 } else { sections.len() };
+    let mut out = vec![0u8; format::HEADER_LEN + fixed * format::SECTION_ENTRY_LEN];
+    out.extend_from_slice(compact_table.as_deref().unwrap_or(&[]));
     let mut entries = Vec::new();
     for (kind, body) in sections {
         if !compact || *kind == section::DATA {
@@ -629,10 +633,11 @@ pub fn assemble(sections: &[(u32, &[u8])], minor: u16) -> Vec<u8> {
     if !compact {
         pad_to(&mut out, format::ALIGN);
     }
+    entries.truncate(fixed);
     out[..8].copy_from_slice(&format::MAGIC);
     out[8..10].copy_from_slice(&format::VERSION_MAJOR.to_le_bytes());
     out[10..12].copy_from_slice(&minor.to_le_bytes());
-    out[12..16].copy_from_slice(&(sections.len() as u32).to_le_bytes());
+    out[12..16].copy_from_slice(&(fixed as u32).to_le_bytes());
     let file_len = out.len() as u64;
     out[16..24].copy_from_slice(&file_len.to_le_bytes());
     for (i, (kind, crc, off, len)) in entries.into_iter().enumerate() {

@@ -83,7 +83,7 @@ fn fixed_tables_write_format_1_5_with_identical_outputs() {
     let fixed = f.dir.path().join("fixed.sprig");
     ok(&["convert", s(&f.onnx), "-o", s(&fixed), "--fixed-tables"]);
     let (p, x) = (std::fs::read(&f.model).unwrap(), std::fs::read(&fixed).unwrap());
-    assert_eq!((u16::from_le_bytes([p[10], p[11]]), u16::from_le_bytes([x[10], x[11]])), (9, 5));
+    assert_eq!((u16::from_le_bytes([p[10], p[11]]), u16::from_le_bytes([x[10], x[11]])), (10, 5));
     assert!(x.len() > p.len(), "{} vs {}", x.len(), p.len());
     let run = |m: &PathBuf, out: &str| {
         let o = f.dir.path().join(out);
@@ -348,7 +348,7 @@ fn compress_codebook_writes_a_smaller_valid_file_shown_by_inspect() {
     // older readers the fixed tables declare 1.7, the least minor with u8-affine constants.
     assert!(layers.iter().any(|l| l["bias"] == "u8"), "{layers:?}");
     assert!(text.contains("u8 bias"), "{text}");
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 9, "format 1.9 (compact tables)");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 10, "format 1.10 (compact tables and section table)");
     let fixed = sprig_tools::writer::unpack_tables(&bytes).unwrap();
     assert_eq!(u16::from_le_bytes([fixed[10], fixed[11]]), 7, "format 1.7 (u8-affine biases)");
     let shown = ok(&["inspect", s(&out)]);
@@ -437,7 +437,7 @@ fn compress_act_sparsity_removes_dead_channels_and_picks_input_sparse_kernels() 
     assert_eq!(chosen.len(), 2);
     assert!(chosen.iter().all(|c| c["input_sparse"] == true));
     let bytes = std::fs::read(&all).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 9, "format 1.9 (compact tables)");
+    assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 10, "format 1.10 (compact tables and section table)");
     assert_eq!(ok(&["inspect", s(&all)]).matches("input-sparse").count(), 2);
     ok(&["validate", s(&all), "--onnx", s(&onnx), "--input", s(&data), "--tolerance", "1e-5"]);
     ok(&["compress", s(&onnx), "-o", s(&never), "--calib", s(&data), "--input-sparse", "never"]);

@@ -90,7 +90,7 @@ fn codebook_files_run_the_quantized_graph_and_jlcm_beats_the_baselines() {
                 (8, CodebookMethod::Jlcm) => assert_eq!(u8_biases, 0),
                 _ => {}
             }
-            assert_eq!(m.minor_version(), sprig_runtime::format::COMPACT_MINOR, "compact tables (1.9)");
+            assert_eq!(m.minor_version(), sprig_runtime::format::SECTION_TABLE_MINOR, "compact tables (1.9) and section table (1.10)");
             // Rewritten with fixed tables for 1.5 readers (1.7 with u8-affine biases), the file
             // holds the same model.
             let fixed = sprig_tools::writer::unpack_tables(&c.bytes).unwrap();
@@ -199,7 +199,7 @@ fn input_major_codebooks_run_the_quantized_graph_with_the_input_sparse_kernel() 
         // Compact tables (1.9); u8-affine biases where the report has them.
         let u8_biases = report.layers.iter().any(|l| l.bias == "u8");
         assert_eq!(u8_biases, bits <= 4, "{bits} bits: {:?}", report.layers.iter().map(|l| &l.bias).collect::<Vec<_>>());
-        assert_eq!(m.minor_version(), sprig_runtime::format::COMPACT_MINOR);
+        assert_eq!(m.minor_version(), sprig_runtime::format::SECTION_TABLE_MINOR);
         // Rewritten with fixed tables for 1.5 readers (1.7 with u8-affine), the same model.
         let fixed = sprig_tools::writer::unpack_tables(&file.bytes).unwrap();
         let fm = sprig_runtime::Model::parse(&fixed).unwrap();
@@ -237,7 +237,7 @@ fn explicit_bias_storage_is_obeyed() {
         let (q, report) = run(&g, &samples, &CodebookOptions { bits: 4, bias, max_iter: 5, ..CodebookOptions::default() });
         let m_bytes = compile(q.clone(), WeightFormat::F32, [0; 32]).unwrap().bytes;
         let m = sprig_runtime::Model::parse(&m_bytes).unwrap();
-        assert_eq!(m.minor_version(), sprig_runtime::format::COMPACT_MINOR);
+        assert_eq!(m.minor_version(), sprig_runtime::format::SECTION_TABLE_MINOR);
         let fixed = sprig_tools::writer::unpack_tables(&m_bytes).unwrap();
         assert_eq!(sprig_runtime::Model::parse(&fixed).unwrap().minor_version(), minor);
         let u8s = (0..m.num_tensors()).filter(|&i| m.tensor(i).is_some_and(|t| t.encoding == encoding::U8_AFFINE)).count();

@@ -39,7 +39,7 @@ fn sample_graph() -> Graph {
     g
 }
 
-/// The writer's file: compact tables (format 1.9).
+/// The writer's file: compact tables (format 1.9) and section table (1.10).
 fn compact_file() -> Vec<u8> {
     compile(sample_graph(), WeightFormat::F32, [7; 32]).unwrap().bytes
 }
@@ -60,16 +60,7 @@ fn packed_file() -> Vec<u8> {
 }
 
 fn sections(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
-    let n = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
-    (0..n)
-        .map(|i| {
-            let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
-            let kind = u32::from_le_bytes(bytes[e..e + 4].try_into().unwrap());
-            let off = u64::from_le_bytes(bytes[e + 8..e + 16].try_into().unwrap()) as usize;
-            let len = u64::from_le_bytes(bytes[e + 16..e + 24].try_into().unwrap()) as usize;
-            (kind, bytes[off..off + len].to_vec())
-        })
-        .collect()
+    sprig_tools::writer::sections_of(bytes, u16::from_le_bytes([bytes[10], bytes[11]])).unwrap()
 }
 
 fn rebuild(secs: &[(u32, Vec<u8>)]) -> Vec<u8> {
@@ -252,7 +243,7 @@ fn compact_and_fixed_tables_hold_the_same_model() {
     let compact = compact_file();
     let fixed = good_file();
     let (c, f) = (Model::parse(&compact).unwrap(), Model::parse(&fixed).unwrap());
-    assert_eq!(c.minor_version(), format::COMPACT_MINOR);
+    assert_eq!(c.minor_version(), format::SECTION_TABLE_MINOR);
     let kinds = |b: &[u8]| sections(b).iter().map(|s| s.0).collect::<Vec<_>>();
     assert_eq!(kinds(&compact), [1, 2, section::TENSORS_COMPACT, section::OPS_COMPACT, 6]);
     assert!(compact.len() < packed_file().len(), "{} vs {}", compact.len(), packed_file().len());
@@ -266,16 +257,132 @@ fn compact_and_fixed_tables_hold_the_same_model() {
         format::COMPACT_MINOR,
     );
     common::assert_same_model(&Model::parse(&again).unwrap(), &f);
-    // Only DATA is aligned, and nothing follows it.
-    let n = u32::from_le_bytes(compact[12..16].try_into().unwrap()) as usize;
-    let entry = |i: usize| {
-        let e = format::HEADER_LEN + i * format::SECTION_ENTRY_LEN;
-        let at = |k: usize| u64::from_le_bytes(compact[e + k..e + k + 8].try_into().unwrap()) as usize;
-        (at(8), at(16))
-    };
-    assert!((0..n).any(|i| entry(i).0 % 16 != 0), "some section starts off 16 bytes");
-    assert_eq!(entry(n - 1).0 % 16, 0);
-    assert_eq!(entry(n - 1).0 + entry(n - 1).1, compact.len());
+    // Only DATA is aligned, and nothing follows it (1.9's fixed section table and 1.10's).
+    for file in [rebuild_at(&sections(&compact), format::COMPACT_MINOR), compact.clone()] {
+        let minor = u16::from_le_bytes([file[10], file[11]]);
+        let table = format::SectionTable::read(&file, minor).unwrap();
+        let entries: Vec<format::Section> = table.iter().collect();
+        assert!(entries.iter().any(|e| e.offset % 16 != 0), "some section starts off 16 bytes");
+        let last = entries.last().unwrap();
+        assert_eq!((last.kind, last.offset % 16), (section::DATA, 0));
+        assert_eq!(last.offset + last.len, file.len() as u64);
+    }
+}
+
+#[test]
+fn compact_section_table_layout() {
+    // 1.10: no fixed entries, then the count and each kind and length as LEB128, the sections
+    // end to end after it (DATA on 16 bytes), no section CRCs.
+    let file = compact_file();
+    assert_eq!(u32::from_le_bytes(file[12..16].try_into().unwrap()), 0);
+    let secs = sections(&file);
+    let mut want = vec![secs.len() as u8];
+    for (k, b) in &secs {
+        want.push(*k as u8);
+        let mut v = b.len() as u32;
+        while v >= 0x80 {
+            want.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        want.push(v as u8);
+    }
+    assert_eq!(file[format::HEADER_LEN..format::HEADER_LEN + want.len()], want[..]);
+    let mut at = format::HEADER_LEN + want.len();
+    for (k, b) in &secs {
+        if *k == section::DATA {
+            assert!(file[at..at.next_multiple_of(16)].iter().all(|&x| x == 0));
+            at = at.next_multiple_of(16);
+        }
+        assert_eq!(&file[at..at + b.len()], &b[..], "section {k}");
+        at += b.len();
+    }
+    assert_eq!(at, file.len());
+    // The same sections with the fixed table of 1.9: 24 bytes an entry, plus alignment.
+    let old = rebuild_at(&secs, format::COMPACT_MINOR);
+    assert_eq!(Model::parse(&old).unwrap().minor_version(), format::COMPACT_MINOR);
+    let saved = old.len() as i64 - file.len() as i64;
+    let table = (secs.len() * format::SECTION_ENTRY_LEN) as i64 - want.len() as i64;
+    assert!((table - 15..=table + 15).contains(&saved), "saved {saved}, table {table}");
+    common::assert_same_model(&Model::parse(&file).unwrap(), &Model::parse(&old).unwrap());
+}
+
+/// A 1.10 file of `table` (the compact section table's bytes) and then `rest`, with its length
+/// and checksums filled in.
+fn raw_1_10(table: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; format::HEADER_LEN];
+    b[..8].copy_from_slice(&format::MAGIC);
+    b[8..10].copy_from_slice(&format::VERSION_MAJOR.to_le_bytes());
+    b[10..12].copy_from_slice(&format::SECTION_TABLE_MINOR.to_le_bytes());
+    b.extend_from_slice(table);
+    b.extend_from_slice(rest);
+    let len = b.len() as u64;
+    b[16..24].copy_from_slice(&len.to_le_bytes());
+    refix_crc(&mut b);
+    b
+}
+
+#[test]
+fn bad_compact_section_table() {
+    let file = compact_file();
+    let secs = sections(&file);
+    let body: Vec<u8> = file[format::HEADER_LEN..].to_vec();
+    let t = format::SectionTable::read(&file, format::SECTION_TABLE_MINOR).unwrap();
+    let (table, rest) = body.split_at(t.end() - format::HEADER_LEN);
+    assert_eq!(raw_1_10(table, rest), file);
+    // A fixed count beside the compact table.
+    let mut b = file.clone();
+    b[12] = 1;
+    refix_crc(&mut b);
+    assert_eq!(err(&b), Error::BadSectionTable { entry: 0 });
+    // Too many sections; a count and no entries; an entry cut short by the end of the file.
+    assert_eq!(err(&raw_1_10(&[65], &[])), Error::TooManySections);
+    assert_eq!(err(&raw_1_10(&[1], &[])), Error::BadSectionTable { entry: 0 });
+    assert_eq!(err(&raw_1_10(&[2, 1, 0], &[])), Error::BadSectionTable { entry: 1 });
+    // A value not in its shortest form, or above u32::MAX.
+    assert_eq!(err(&raw_1_10(&[1, 1, 0x80, 0x00], &[])), Error::BadSectionTable { entry: 0 });
+    assert_eq!(err(&raw_1_10(&[1, 1, 0xff, 0xff, 0xff, 0xff, 0x7f], &[])), Error::BadSectionTable { entry: 0 });
+    // Sections that end before the file does, or run past it.
+    let mut more = rest.to_vec();
+    more.push(0);
+    assert_eq!(err(&raw_1_10(table, &more)), Error::BadSectionTable { entry: secs.len() as u32 });
+    assert_eq!(err(&raw_1_10(table, &rest[..rest.len() - 1])), Error::SectionOutOfBounds { kind: section::DATA });
+    assert_eq!(err(&raw_1_10(&[1, 1, 9], &[0; 8])), Error::SectionOutOfBounds { kind: 1 });
+    // Non-zero alignment bytes before DATA (the sample's has some).
+    let data_at = (t.iter().last().unwrap().offset as usize) - format::HEADER_LEN - table.len();
+    assert!(data_at > 0, "the sample file has alignment bytes before DATA");
+    let mut padded = rest.to_vec();
+    padded[data_at - 1] = 1;
+    assert_eq!(err(&raw_1_10(table, &padded)), Error::NonZeroPadding { kind: section::DATA });
+    // A 1.9 reader finds no sections in a 1.10 file (as this one does when its minor says 9).
+    let mut b = file.clone();
+    b[10..12].copy_from_slice(&format::COMPACT_MINOR.to_le_bytes());
+    refix_crc(&mut b);
+    assert_eq!(err(&b), Error::MissingSection { kind: section::META });
+    // Every prefix and every single-byte change of the table is an error, never a panic.
+    for n in 0..file.len() {
+        let mut b = file[..n].to_vec();
+        if b.len() >= 24 {
+            let len = n as u64;
+            b[16..24].copy_from_slice(&len.to_le_bytes());
+            if b.len() >= format::HEADER_LEN {
+                refix_crc(&mut b);
+            }
+        }
+        assert!(Model::parse(&b).is_err(), "prefix of {n} bytes");
+    }
+    for i in 0..table.len() {
+        for v in [0u8, 1, 0x7f, 0x80, 0xff] {
+            let mut tb = table.to_vec();
+            if tb[i] == v {
+                continue;
+            }
+            tb[i] = v;
+            if let Ok(m) = Model::parse(&raw_1_10(&tb, rest)) {
+                // Only a change that still describes the same sections could parse.
+                panic!("table byte {i} = {v} accepted: {} ops", m.num_ops());
+            }
+        }
+    }
 }
 
 #[test]
@@ -302,7 +409,7 @@ fn compact_tables_need_format_1_9_and_exclude_the_other_forms() {
 fn compact_files_align_data_only() {
     // A 1.9 file whose DATA starts 4 bytes off 16 is rejected; its other sections may start
     // anywhere (the writer's do).
-    let mut b = compact_file();
+    let mut b = rebuild_at(&sections(&compact_file()), format::COMPACT_MINOR);
     let n = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
     let kinds: Vec<u32> = sections(&b).iter().map(|s| s.0).collect();
     let d = kinds.iter().position(|&k| k == section::DATA).unwrap();
@@ -868,7 +975,7 @@ mod mutations {
         fn edits_behind_valid_checksums_never_panic(
             section_pick in 0usize..6,
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..6),
-            form in 0u8..3,
+            form in 0u8..4,
         ) {
             let mut secs = sections(&match form { 0 => good_file(), 1 => packed_file(), _ => compact_file() });
             let n = secs.len();
@@ -892,7 +999,7 @@ mod mutations {
                     _ => body.truncate(i),
                 }
             }
-            run_if_valid(&rebuild_at(&secs, [0, format::PACKED_MINOR, format::COMPACT_MINOR][form as usize]));
+            run_if_valid(&rebuild_at(&secs, [0, format::PACKED_MINOR, format::COMPACT_MINOR, format::SECTION_TABLE_MINOR][form as usize]));
         }
     }
 }

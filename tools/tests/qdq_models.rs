@@ -118,7 +118,7 @@ fn run_pair(data: &std::path::Path, qdq: &str, fp32: &str, eval: &str) -> (Outs,
     let m = sprig_runtime::Model::parse(&cq.bytes).unwrap();
     let fused = (0..m.num_ops()).filter(|&i| m.op(i).unwrap().op.name() == "QuantizeDequantize").count();
     assert!(fused > 0, "{qdq}: no fused QuantizeDequantize");
-    assert_eq!(m.minor_version(), sprig_runtime::format::COMPACT_MINOR);
+    assert_eq!(m.minor_version(), sprig_runtime::format::SECTION_TABLE_MINOR);
     let fixed = sprig_tools::writer::unpack_tables(&cq.bytes).unwrap();
     assert_eq!(sprig_runtime::Model::parse(&fixed).unwrap().minor_version(), sprig_runtime::format::QUANTIZE_DEQUANTIZE_MINOR);
     let (_, q) = compare(&cq.bytes, &q_onnx, std::slice::from_ref(&xq), None, None, f64::INFINITY).unwrap();

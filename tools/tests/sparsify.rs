@@ -48,7 +48,11 @@ fn exactly_k_tiles_survive_and_sparse_storage_matches_dense_storage() {
         let m = sprig_runtime::Model::parse(&c.bytes).unwrap();
         let bsr = (0..m.num_tensors()).filter(|&i| m.tensor(i).is_some_and(|t| t.encoding == encoding::BSR_F32)).count();
         assert_eq!(bsr, report.layers.len(), "{pattern:?}");
-        assert_eq!(m.minor_version(), sprig_runtime::format::COMPACT_MINOR, "compact tables (format 1.9)");
+        assert_eq!(
+            m.minor_version(),
+            sprig_runtime::format::SECTION_TABLE_MINOR,
+            "compact tables (format 1.9), compact section table (1.10)"
+        );
         // Rewritten with fixed tables for 1.5 readers, the file holds the same model.
         let fixed = sprig_tools::writer::unpack_tables(&c.bytes).unwrap();
         let fm = sprig_runtime::Model::parse(&fixed).unwrap();
