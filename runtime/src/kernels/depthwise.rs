@@ -392,7 +392,7 @@ pub(super) struct Taps {
     /// When output rows are at most [`PAT_OW`] wide and there are at most [`PAT_KW`] kernel
     /// columns: per kernel column, bit `i` set when output column `i mod ow` lies in its
     /// `cols` range, so a block starting at column `ox` has column mask `pattern >> ox`.
-    colpat: Option<[u64; PAT_KW]>,
+    colpat: Option<[u128; PAT_KW]>,
     /// Per kernel row, the output positions (of the flattened plane) whose input row lies
     /// inside the input: whole output rows, one run.
     rows: [(u32, u32); MAX_TAPS],
@@ -441,8 +441,9 @@ const POOL: usize = 1024;
 const FIRST: usize = 9;
 
 impl Taps {
-    /// Layer `g` read through `pl`, its outputs passed through `act`, positioned at its first
-    /// group.
+    /// Layer `g` read through `pl`, its outputs passed through `act`; not positioned at a
+    /// group (every mask empty) until [`Taps::at`]. Built in place, not moved: a `Taps` is
+    /// 4 KiB and made per call.
     fn new(g: &Geom, pl: PlaneLayout, act: Activation) -> Taps {
         let (taps, s) = (g.kh * g.kw, pl.s as isize);
         let mut d = [0isize; MAX_TAPS];
@@ -452,7 +453,12 @@ impl Taps {
         // has 40 taps, and a Taps is built per call).
         let split = |k: usize, step: usize, pad: usize| {
             let v = (k * step) as isize - pad as isize;
-            (v.rem_euclid(s), v.div_euclid(s))
+            // No division at stride 1 (two per tap were a third of a kws layer's set-up).
+            if s == 1 {
+                (0, v)
+            } else {
+                (v.rem_euclid(s), v.div_euclid(s))
+            }
         };
         let kw = g.kw.max(1);
         for (ky, row) in d[..taps].chunks_exact_mut(kw).enumerate() {
@@ -469,14 +475,14 @@ impl Taps {
             *c = (lo as u32, hi as u32);
         }
         let colpat = (g.ow >= 1 && g.ow <= PAT_OW && g.kw <= PAT_KW).then(|| {
-            let mut pat = [0u64; PAT_KW];
+            let mut pat = [0u128; PAT_KW];
             // One row's lanes, repeated every `ow` bits.
             for (p, &(lo, hi)) in pat.iter_mut().zip(&cols).take(g.kw) {
-                let row = if hi > lo { ((1u64 << hi) - 1) & !((1u64 << lo) - 1) } else { 0 };
-                let mut at = 0;
-                while at < 64 {
-                    *p |= row << at;
-                    at += g.ow;
+                *p = if hi > lo { ((1u128 << hi) - 1) & !((1u128 << lo) - 1) } else { 0 };
+                let mut period = g.ow;
+                while period < 128 {
+                    *p |= *p << period;
+                    period *= 2;
                 }
             }
             pat
@@ -493,7 +499,7 @@ impl Taps {
         let run = if cfg!(target_arch = "x86_64") && RUNS.contains(&g.kw) && consecutive { g.kw } else { 0 };
         let entry = TB * (taps + 1) + if run > 0 { (TB + 1) * g.kh } else { 0 };
         let all = POOL / entry;
-        let mut t = Taps {
+        Taps {
             taps,
             act,
             j0: 0,
@@ -511,9 +517,7 @@ impl Taps {
             dmin,
             dmax,
             run,
-        };
-        t.at(g, 0);
-        t
+        }
     }
 
     /// Mask values per pool slot.
@@ -564,8 +568,94 @@ impl Taps {
         (j0.is_multiple_of(span) && j0 / span < FIRST).then_some((false, j0 / span))
     }
 
-    /// Works out the masks of the group at `j0` into the current slot.
+    /// Works out the masks of the group at `j0` into the current slot: each kernel row's and
+    /// column's lanes as one 64-lane mask for the group's `TB` blocks, every tap's the `and` of
+    /// its row's and column's, then split into blocks; the same values as block by block
+    /// ([`Taps::work_out_blocks`], property-tested).
     fn work_out(&mut self, g: &Geom, j0: usize) {
+        const LANES: usize = 16 * TB;
+        const _: () = assert!(LANES == 64, "one u64 lane mask per group");
+        let (taps, in_plane, out_plane) = (self.taps, self.in_plane, self.out_plane);
+        // Lanes `lo .. hi` (at most 64) of the group.
+        let bits = |lo: usize, hi: usize| if hi > lo { (u64::MAX >> (64 - (hi - lo))) << lo } else { 0 };
+        let lane = |v: u32| (v as usize).clamp(j0, j0 + LANES) - j0;
+        let (ow, e, kw) = (g.ow.max(1), self.entry(), g.kw.max(1));
+        let ent = &mut self.pool[self.cur..self.cur + e];
+        let (masks, rest) = ent.split_at_mut(TB * taps);
+        let store = &mut rest[..TB];
+        let st = bits(0, out_plane.saturating_sub(j0).min(LANES));
+        // Kernel column `kx`: the lanes whose output column is in its range (lanes past the
+        // plane are left to the row masks, empty there).
+        let ox0 = j0 % ow;
+        let (colpat, col_runs) = (self.colpat.as_ref(), &self.cols);
+        let col = |kx: usize| match colpat {
+            Some(pat) => (pat[kx] >> ox0) as u64,
+            None => {
+                let (lo, hi) = (col_runs[kx].0 as usize, col_runs[kx].1 as usize);
+                let (mut c, mut p, mut ox, end) = (0, 0, ox0, out_plane.saturating_sub(j0).min(LANES));
+                while p < end {
+                    let n = (ow - ox).min(end - p);
+                    c |= bits(p + lo.saturating_sub(ox), (p + hi.saturating_sub(ox)).min(p + n));
+                    p += n;
+                    ox = 0;
+                }
+                c
+            }
+        };
+        // The guarantee, checked on the lowest and highest lane of a mask: once for the whole
+        // group (which covers each block's lanes), and block by block only if that fails.
+        let inside = |m: u64, base: isize, len: usize| {
+            m == 0 || {
+                let (lo, hi) = (base + m.trailing_zeros() as isize, base + 63 - m.leading_zeros() as isize);
+                lo >= 0 && (hi as usize) < len
+            }
+        };
+        let blocks = |v: u64, base: isize, len: usize| {
+            if inside(v, base, len) {
+                return v;
+            }
+            (0..TB).fold(0, |a, k| {
+                let b = v & 0xffff << (16 * k);
+                if inside(b, base, len) {
+                    a | b
+                } else {
+                    a
+                }
+            })
+        };
+        let st = blocks(st, j0 as isize, out_plane);
+        for (k, s) in store.iter_mut().enumerate() {
+            *s = (st >> (16 * k)) as u16;
+        }
+        let run = self.run;
+        let win = &mut rest[TB..];
+        for (ky, (dr, &(lo, hi))) in self.d[..taps].chunks_exact(kw).zip(&self.rows).enumerate() {
+            // Kernel row `ky` is inside for the positions of one run of whole output rows.
+            let row = bits(lane(lo), lane(hi));
+            let mut need = 0u128;
+            for (kx, &dt) in dr.iter().enumerate() {
+                let v = blocks(row & col(kx), j0 as isize + dt, in_plane);
+                let t = ky * kw + kx;
+                for k in 0..TB {
+                    masks[k * taps + t] = (v >> (16 * k)) as u16;
+                }
+                need |= u128::from(v) << kx;
+            }
+            // Window `q` of kernel row `ky` is the 16 input positions from `j0 + 16q +
+            // d[ky·run]`: block `k`'s tap `(ky, kx)` reads lanes `kx ..` of windows `k` and
+            // `k + 1` (its lane `i` is lane `i + kx` of the pair). A window loads exactly the
+            // lanes some masked-in tap reads, so the tap masks' guarantee covers its loads.
+            if run > 0 {
+                for (q, w) in win[ky * (TB + 1)..(ky + 1) * (TB + 1)].iter_mut().enumerate() {
+                    *w = (need >> (16 * q)) as u16;
+                }
+            }
+        }
+    }
+
+    /// [`Taps::work_out`] block by block: the definition its 64-lane masks are tested against.
+    #[cfg(test)]
+    fn work_out_blocks(&mut self, g: &Geom, j0: usize) {
         let (taps, in_plane, out_plane) = (self.taps, self.in_plane, self.out_plane);
         // Lanes `lo .. hi` of a block.
         let bits = |lo: usize, hi: usize| if hi > lo { ((1u32 << hi) - (1u32 << lo)) as u16 } else { 0 };
@@ -1536,6 +1626,45 @@ mod tests {
                     let tiled = run(&|o| mk.run(|| super::super::gemm::conv(mk, &g, &x, &w, Some(View::F32(&b)), attrs.act, o)).unwrap());
                     prop_assert_eq!(&tiled, &def);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(500)))]
+        /// [`super::Taps::work_out`] (64-lane masks per group) writes every mask, store mask and
+        /// window of every group as [`super::Taps::work_out_blocks`] does block by block: strides
+        /// 1 to 3, dilation, uneven padding, rows wider than the column patterns (50 to 70
+        /// columns), kernel widths with and without row windows, depthwise and shared layouts.
+        #[test]
+        fn group_masks_equal_block_masks(h in 1usize..40, wd in prop_oneof![1usize..14, 50usize..70], kh in 1usize..6, kw in 1usize..7,
+                                         s in 1usize..4, d in 1usize..3, pt in 0usize..3, pb in 0usize..3, pl in 0usize..8, shared in proptest::bool::ANY) {
+            let span = (kw - 1) * d;
+            let pl = pl % (span + 1);
+            let pr = if s == 1 { span - pl } else { (span + 1).saturating_sub(pl) };
+            prop_assume!(h + pt + pb > (kh - 1) * d && wd + pl + pr > span);
+            let attrs = ConvAttrs {
+                group: if shared { 1 } else { 3 },
+                stride: [s as u32, s as u32],
+                dilation: [d as u32, d as u32],
+                pads: [pt as u32, pl as u32, pb as u32, pr as u32],
+                act: ACTS[0],
+            };
+            let (xd, wdim) = ([1, 3, h, wd], if shared { [2, 3, kh, kw] } else { [3, 1, kh, kw] });
+            let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdim), sh(&[wdim[0]])]).unwrap();
+            let g = Geom::new(&attrs, &sh(&xd), &sh(&wdim), &y);
+            let lay = if shared { super::shared_layout(&g) } else { super::plane_layout(&g) };
+            prop_assume!(lay.is_some());
+            let mut t = super::Taps::new(&g, lay.unwrap(), attrs.act);
+            let e = t.entry();
+            for j0 in (0..g.oh * g.ow).step_by(16 * super::TB) {
+                t.cur = 0;
+                t.pool[..e].fill(0xa5a5);
+                t.work_out(&g, j0);
+                let got = t.pool[..e].to_vec();
+                t.pool[..e].fill(0x5a5a);
+                t.work_out_blocks(&g, j0);
+                prop_assert_eq!(&got[..], &t.pool[..e], "group at {}", j0);
             }
         }
     }
