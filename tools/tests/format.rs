@@ -1005,26 +1005,27 @@ mod mutations {
 }
 
 /// A session with a plan gives a session without one's bits on the sample graph plus a Concat of
-/// four inputs (more than a step holds, so decoded on every run) and an in-place Reshape.
+/// six inputs (more than a step holds, so decoded on every run, and more than a run's short
+/// operand array) and an in-place Reshape.
 #[test]
 fn a_plan_matches_the_plain_session_with_wide_and_skipped_operators() {
     use sprig_runtime::{Plan, Step};
     let mut g = sample_graph();
     let (x, b, e) = (g.inputs[0], 4, 9);
     assert_eq!((g.tensors[b].name.as_str(), g.tensors[e].name.as_str()), ("b", "e"));
-    let cat = g.add_tensor("cat", vec![1, 8, 4, 4], None);
-    let flat = g.add_tensor("flat", vec![1, 128], None);
+    let cat = g.add_tensor("cat", vec![1, 12, 4, 4], None);
+    let flat = g.add_tensor("flat", vec![1, 192], None);
     g.nodes.push(Node {
         name: "cat".into(),
         onnx_op: "Concat".into(),
         op: Op::Concat { axis: 1 },
-        inputs: vec![x, b, e, x],
+        inputs: vec![x, b, e, x, b, e],
         outputs: vec![cat],
     });
     g.nodes.push(Node {
         name: "flat2".into(),
         onnx_op: "Reshape".into(),
-        op: Op::Reshape { shape: Shape::new(&[1, 128]).unwrap() },
+        op: Op::Reshape { shape: Shape::new(&[1, 192]).unwrap() },
         inputs: vec![cat],
         outputs: vec![flat],
     });
@@ -1045,9 +1046,12 @@ fn a_plan_matches_the_plain_session_with_wide_and_skipped_operators() {
     let mut steps = vec![Step::EMPTY; m.num_ops()];
     let plan = Plan::new(&m, &mut steps).unwrap();
     let (want, got) = (run(None), run(Some(&plan)));
-    assert_eq!(want.len(), 2 + 32 + 128);
+    assert_eq!(want.len(), 2 + 32 + 192);
     assert_eq!(got, want);
-    // The Concat's inputs, in order, are in the last output.
-    let cat = &want[34..];
-    assert_eq!(&cat[..32], &cat[96..], "first and last Concat inputs are both x");
+    // The Concat's inputs, in order, are in the last output: x, b, e twice, where e is the
+    // second output and x the input.
+    let (e_out, cat) = (&want[2..34], &want[34..]);
+    assert_eq!(&cat[..96], &cat[96..], "the six Concat inputs are x, b, e twice");
+    assert_eq!(&cat[..32], &x.iter().map(|v| v.to_bits()).collect::<Vec<_>>()[..], "the first is x");
+    assert_eq!(&cat[64..96], e_out, "the third is e");
 }
