@@ -591,9 +591,9 @@ impl<'a> SectionTable<'a> {
     }
 }
 
-/// Writes the compact section table (1.10) of sections `(kind, length)` into `out`: the count,
-/// then each kind and length, as [`SectionTable::read`] reads them. `None` when a length is
-/// above `u32::MAX` or there are more than [`MAX_SECTIONS`].
+/// The bytes of the compact section table (1.10) of sections `(kind, length)`: the count, then
+/// each kind and length, as [`SectionTable::read`] reads them. `None` when a length is above
+/// `u32::MAX` or there are more than [`MAX_SECTIONS`].
 #[cfg(feature = "std")]
 pub fn encode_section_table(sections: &[(u32, usize)]) -> Option<std::vec::Vec<u8>> {
     if sections.len() > MAX_SECTIONS {

@@ -417,8 +417,8 @@ pub(super) struct Taps {
     run: usize,
 }
 
-/// Widest output rows and most kernel columns [`Taps`] keeps column patterns for (a block's 16
-/// lanes from any starting column lie in the pattern's 64 bits).
+/// Widest output rows and most kernel columns [`Taps`] keeps column patterns for (a group's 64
+/// lanes from any starting column lie in the pattern's 128 bits).
 const PAT_OW: usize = 48;
 const PAT_KW: usize = 16;
 
