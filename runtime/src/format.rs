@@ -562,11 +562,6 @@ impl<'a> SectionTable<'a> {
         self.end
     }
 
-    /// True for the compact form (1.10).
-    pub fn is_compact(&self) -> bool {
-        self.entries != 0
-    }
-
     /// The sections in table order.
     pub fn iter(&self) -> impl Iterator<Item = Section> + 'a {
         let (bytes, n, entries) = (self.bytes, self.n, self.entries);
