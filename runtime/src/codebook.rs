@@ -620,6 +620,12 @@ impl<'a> Codebook<'a> {
         Ok(())
     }
 
+    /// The matrix's rows and columns (no header read).
+    #[inline]
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        (self.span.rows, self.span.cols)
+    }
+
     /// The header: index width, value type, groups, and the payload length.
     pub fn info(&self) -> CodebookInfo {
         let p = self.parts();

@@ -5,7 +5,7 @@ use super::dense::{self, dot};
 #[cfg(target_arch = "x86_64")]
 use super::x86::Codes;
 use super::{chunk, Operand, CHUNK};
-use crate::codebook::{fill_pairs4, Codebook, Pairs4, Table, TABLE_LEN};
+use crate::codebook::{fill_pairs4, Codebook, Pairs4, Parts, Table, TABLE_LEN};
 use crate::op::{Activation, OpError};
 use crate::shape::Shape;
 
@@ -29,17 +29,19 @@ pub(super) fn dense_codebook(
     y: &Shape,
 ) -> Result<(), OpError> {
     let d = Dims { rows: y.prod(0, y.rank().saturating_sub(1)), k: inputs[1].shape.dim(1), n: inputs[1].shape.dim(0) };
-    let info = w.info();
-    if !(w.is_whole() && info.rows == d.n && info.cols == d.k) {
+    if !(w.is_whole() && w.dims() == (d.n, d.k)) {
         return dense::dense(act, inputs, out, y);
     }
     if d.n == 0 {
         return Ok(());
     }
+    // The header read once for the whole call (a few ns each time: a 64 × 12 layer's whole
+    // multiply-add work is about 50).
+    let p = w.parts();
     super::bias_rows(inputs.get(2), d.n, out);
     if lut {
-        f32_codebook_lut_gemv(d, 1 << info.bits, &inputs[0], w, out)?;
-    } else if simd_gemv(d, info.bits as usize, &inputs[0], w, out)? {
+        f32_codebook_lut_gemv(d, 1 << p.bits(), &inputs[0], w, out)?;
+    } else if simd_gemv(d, &p, &inputs[0], w, out)? {
     } else {
         f32_codebook_gemv(d, &inputs[0], w, out)?;
     }
@@ -119,7 +121,8 @@ fn f32_codebook_gemv(d: Dims, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]
 /// CPU has them, [`dot_codes_scalar`] elsewhere); false when it does not apply. Sums in another
 /// order than the dense kernel, so it agrees with it on the decoded weights to rounding, not bit
 /// for bit.
-fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]) -> Result<bool, OpError> {
+fn simd_gemv(d: Dims, p: &Parts<'_>, x: &Operand<'_>, w: &Codebook<'_>, out: &mut [f32]) -> Result<bool, OpError> {
+    let bits = p.bits();
     let Some(xs) = x.view.as_f32() else { return Ok(false) };
     if !matches!(bits, 2 | 4 | 8) {
         return Ok(false);
@@ -130,15 +133,14 @@ fn simd_gemv(d: Dims, bits: usize, x: &Operand<'_>, w: &Codebook<'_>, out: &mut 
     if let (Some(c), 4) = (simd, bits) {
         // Where it does not apply (more than 16 groups; or a partial payload, never after
         // parsing) the loops below run instead: it checks before it writes.
-        if c.wide() && wide_gemv(c, d, xs, w, out)? {
+        if c.wide() && wide_gemv(c, d, xs, p, out)? {
             return Ok(true);
         }
-        if !c.wide() && planes_gemv(c, d, xs, w, out)? {
+        if !c.wide() && planes_gemv(c, d, xs, p, out)? {
             return Ok(true);
         }
     }
-    // The header parsed once; the table reloaded when the group changes.
-    let p = w.parts();
+    // The table reloaded when the group changes.
     // aarch64, at most 16 groups: every row through its group's byte planes, rows in order
     // (`neon::Books4::gemv`); the loops below take more groups.
     #[cfg(target_arch = "aarch64")]
@@ -301,8 +303,7 @@ fn for_chunks(d: Dims, xs: &[f32], out: &mut [f32], mut f: impl FnMut(usize, &[f
 /// sums to the outputs. False, before writing, with more than 16 groups, or when `w` does not
 /// hold every row's codes (never after parsing).
 #[cfg(target_arch = "x86_64")]
-fn wide_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32]) -> Result<bool, OpError> {
-    let p = w.parts();
+fn wide_gemv(c: Codes, d: Dims, xs: &[f32], p: &Parts<'_>, out: &mut [f32]) -> Result<bool, OpError> {
     if p.groups() > 16 || p.stride() < d.k.div_ceil(2) || p.indices().len() < d.n.saturating_mul(p.stride()) {
         return Ok(false);
     }
@@ -310,9 +311,7 @@ fn wide_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32]) -
     // 144-wide 4-bit model's time; `split_parity` writes every float it returns).
     use core::mem::MaybeUninit;
     let mut split = |xe: &mut [MaybeUninit<f32>], xo: &mut [MaybeUninit<f32>]| {
-        for_chunks(d, xs, out, |k0, xr, outr| {
-            c.split_parity(xr, xe, xo).is_some_and(|(xe, xo)| c.gemv4_split(&p, k0 / 2, xr, xe, xo, outr))
-        })
+        for_chunks(d, xs, out, |k0, xr, outr| c.split_parity(xr, xe, xo).is_some_and(|(xe, xo)| c.gemv4_split(p, k0 / 2, xr, xe, xo, outr)))
     };
     const SMALL: usize = 128;
     if d.k <= 2 * SMALL {
@@ -329,19 +328,18 @@ fn wide_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32]) -
 /// more than [`super::x86::PLANE_GROUPS`] groups, or when `w` does not hold every row's codes
 /// (never after parsing).
 #[cfg(target_arch = "x86_64")]
-fn planes_gemv(c: Codes, d: Dims, xs: &[f32], w: &Codebook<'_>, out: &mut [f32]) -> Result<bool, OpError> {
+fn planes_gemv(c: Codes, d: Dims, xs: &[f32], p: &Parts<'_>, out: &mut [f32]) -> Result<bool, OpError> {
     use super::x86::{permute_planes, PLANE_BLOCK};
     use core::mem::MaybeUninit;
     const _: () = assert!(SPLIT_CODES.is_multiple_of(PLANE_BLOCK));
-    let p = w.parts();
     if p.stride() < d.k.div_ceil(2) || p.indices().len() < d.n.saturating_mul(p.stride()) {
         return Ok(false);
     }
-    let Some(books) = c.plane_books(&p) else { return Ok(false) };
+    let Some(books) = c.plane_books(p) else { return Ok(false) };
     let mut xp = [MaybeUninit::<f32>::uninit(); SPLIT_CODES];
     for_chunks(d, xs, out, |k0, xr, outr| {
         let xp = permute_planes(xr, &mut xp);
-        c.gemv4_planes(&books, &p, k0 / 2, xp, xr.len(), outr)
+        c.gemv4_planes(&books, p, k0 / 2, xp, xr.len(), outr)
     })?;
     Ok(true)
 }

@@ -436,14 +436,25 @@ unsafe fn gemv4_split_core(p: &Parts<'_>, b0: usize, xe: &[f32], xo: &[f32], n: 
     // 1 KiB table); groups past the stored ones read zeros, as `Parts::load` does.
     let (stride, books, f16) = (p.stride(), p.codebooks(), p.f16());
     let bl = if f16 { 32 } else { 64 };
-    let mut cache = [_mm512_setzero_ps(); 17];
-    for (g, t) in cache.iter_mut().enumerate().take(p.groups().min(16)) {
-        *t = table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16);
+    // Only the stored groups' entries and the zero entry 16 are written (a 1 KiB clear was a
+    // tenth of a 64 × 12 layer's time); `gid` reads no other.
+    let ng = p.groups().min(16);
+    let mut cache = [MaybeUninit::<__m512>::uninit(); 17];
+    for (g, t) in cache.iter_mut().enumerate().take(ng) {
+        t.write(table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16));
     }
+    cache[16].write(_mm512_setzero_ps());
     // Registers are copied out of `cache` here, in this function's own loops: a closure
     // returning one (no AVX-512 of its own, so it returns it through memory) was left out of
     // line when the group lookup grew, 0.82 instead of 0.99 of dense f32 on 144-wide layers.
-    let gid = |j: usize| p.group(j).min(16);
+    let gid = |j: usize| {
+        let g = p.group(j);
+        if g < ng {
+            g
+        } else {
+            16
+        }
+    };
     // SAFETY: the rows `j0 ..` start inside `indices` (`j0 < out.len()`), and `rows_split`
     // reads at most `⌈n/2⌉` bytes past `b0` of each (see the caller's guarantees).
     unsafe {
@@ -454,7 +465,8 @@ unsafe fn gemv4_split_core(p: &Parts<'_>, b0: usize, xe: &[f32], xo: &[f32], n: 
         for o in &mut chunks {
             let mut tbl = [_mm512_setzero_ps(); SPLIT_ROWS];
             for (r, t) in tbl.iter_mut().enumerate() {
-                *t = cache[gid(j0 + r)];
+                // `gid` returns only entries written above.
+                *t = cache[gid(j0 + r)].assume_init();
             }
             let s = rows_split::<SPLIT_ROWS>(tbl, base.add(j0 * stride), stride, xe, xo, n);
             _mm256_storeu_ps(o.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), s));
@@ -468,7 +480,8 @@ unsafe fn gemv4_split_core(p: &Parts<'_>, b0: usize, xe: &[f32], xo: &[f32], n: 
                     $($r => {
                         let mut tbl = [_mm512_setzero_ps(); $r];
                         for (r, t) in tbl.iter_mut().enumerate() {
-                            *t = cache[gid(j0 + r)];
+                            // `gid` returns only entries written above.
+                            *t = cache[gid(j0 + r)].assume_init();
                         }
                         _mm256_storeu_ps(sums.as_mut_ptr(), rows_split::<$r>(tbl, base.add(j0 * stride), stride, xe, xo, n));
                     })*
