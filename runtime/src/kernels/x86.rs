@@ -3104,8 +3104,9 @@ unsafe fn im_1x1_avx2_n<const NP: usize>(
 const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
 /// Output rows [`dw_s2_avx512`] sums together.
 const S2_ROWS: usize = 4;
-/// Output rows [`dw_s2_avx512`] sums together with 3 × 3 kernels (eight took VWW's 64 × 24 × 24
-/// layer 6.9 → 8.5 µs and its 16 × 48 × 48 layer 9.8 → 9.5).
+/// Output rows [`dw_s2_avx512`] sums together with 3 × 3 kernels (eight instead of four took
+/// VWW's 64 × 24 × 24 layer 7.1 → 8.5 µs, its 12 rows in a full and a half-empty block, and its
+/// 16 × 48 × 48 layer 7.9 → 9.5 µs).
 const S2_ROWS3: usize = 4;
 
 /// Odd lanes `1, 3, …, 31` of a register pair.
