@@ -129,6 +129,9 @@ fn cases() -> Vec<Case> {
         conv("depthwise3x3_8x48x48", 8, 48, 48, 8, 3, 1, 1, 8),
         conv("depthwise3x3_s2_16x48x48", 16, 48, 48, 16, 3, 2, 1, 16),
         conv("depthwise3x3_128x6x6", 128, 6, 6, 128, 3, 1, 1, 128),
+        // vww's last two stride-2 depthwise layers (rows of 6 and 3 outputs).
+        conv("depthwise3x3_s2_64x12x12", 64, 12, 12, 64, 3, 2, 1, 64),
+        conv("depthwise3x3_s2_128x6x6", 128, 6, 6, 128, 3, 2, 1, 128),
         // hello_edge_dnn's hidden and output layers, kws_dscnn's classifier: Dense layers small
         // enough that a call's set-up shows beside its multiply-adds.
         dense("dense_144_to_144", 144, 144, Activation::Relu),

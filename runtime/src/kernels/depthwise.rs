@@ -1410,6 +1410,42 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
+    /// 3 × 3 stride-2 depthwise layers, which the AVX-512 kernels run through copies shaped at
+    /// compile time (`dw_s2_narrow`, `dw_s2_packed`): every plane of 1–20 rows by 1–40 columns
+    /// (rows of one, two and four per register, and one or more 16-output segments) and every
+    /// padding up to 1 on each side give the scalar definition's bits, on every SIMD tier.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn stride2_3x3_depthwise_equals_its_definition_on_every_small_plane() {
+        let Some(f) = super::super::x86::Fma::detect() else { return };
+        for h in 1usize..=20 {
+            for wd in 1usize..=40 {
+                for pads in [[0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 0]] {
+                    if h + pads[0] + pads[2] < 3 || wd + pads[1] + pads[3] < 3 {
+                        continue;
+                    }
+                    let c = 3;
+                    let (xd, wdims) = ([1, c, h, wd], [c, 1, 3, 3]);
+                    let attrs = conv_attrs(c, [2, 2], [1, 1], pads, (h + wd) as u8 % 3);
+                    let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
+                    let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
+                    let s2 = super::S2::of(&g).expect("a stride-2 depthwise layer");
+                    let seed = (h * 100 + wd) as u64;
+                    let (x, w, b) = (data(xd.iter().product(), seed), data(9 * c, seed + 1), data(c, seed + 2));
+                    let n = y.numel().unwrap();
+                    let mut want = vec![f32::NAN; n];
+                    super::dw_s2_scalar(&s2, &x, &w, &b, attrs.act, &mut want);
+                    for mk in [f, f.avx2_only()] {
+                        let mut got = vec![f32::NAN; n];
+                        mk.dw_s2(&s2, &x, &w, &b, attrs.act, &mut got);
+                        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got), bits(&want), "{h} × {wd}, pads {pads:?}");
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(300)))]
         /// Against the f64 definition over random depthwise geometries (the kernel runs when

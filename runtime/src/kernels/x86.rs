@@ -3133,10 +3133,35 @@ unsafe fn dw_s2_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act:
 /// output rows share a register (`G = 16 / P` lanes each). Per kernel row, each output row's
 /// input row is loaded as a `2G`-lane window into its part of a register pair, which the even,
 /// odd and shifted-even permutes turn into the three tap vectors of all `P` rows at once.
+/// 3 × 3 kernels (VWW's last two stride-2 layers) run a copy shaped at compile time, as in
+/// [`dw_s2_narrow`]: the general loop's per-row bookkeeping was most of their time.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn dw_s2_packed<const P: usize>(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        if (s.kh, s.kw) == (3, 3) {
+            dw_s2_packed_k::<P, 3, 3>(s, x, w, b, act, out, n)
+        } else {
+            dw_s2_packed_k::<P, 0, 0>(s, x, w, b, act, out, n)
+        }
+    }
+}
+
+/// [`dw_s2_packed`] with a `KH × KW` kernel (`s.kh × s.kw` when `KH` is 0); the same sums in
+/// the same order for either.
+#[inline(always)]
+unsafe fn dw_s2_packed_k<const P: usize, const KH: usize, const KW: usize>(
+    s: &S2,
+    x: *const f32,
+    w: *const f32,
+    b: *const f32,
+    act: Activation,
+    out: *mut f32,
+    n: usize,
+) {
     let g = 16 / P;
-    let (taps, ip, op) = (s.kh * s.kw, s.h * s.w, s.oh * s.ow);
+    let (kh, kw) = if KH == 0 { (s.kh, s.kw) } else { (KH, KW) };
+    let (taps, ip, op) = (kh * kw, s.h * s.w, s.oh * s.ow);
     let (wi, hi) = (s.w as isize, s.h as isize);
     // Lane `l` of the third tap vector: input lane `2l + 2` of its row's window (the last lane
     // of each row, no output since `ow < g`, takes any lane of its window).
@@ -3159,10 +3184,17 @@ unsafe fn dw_s2_packed<const P: usize>(s: &S2, x: *const f32, w: *const f32, b: 
         for c in 0..n {
             let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op));
             let b0 = _mm512_set1_ps(*b.add(c));
+            // The shaped copy's weights in registers (9 taps).
+            let mut wv = [_mm512_setzero_ps(); 9];
+            if KH != 0 {
+                for (t, v) in wv.iter_mut().enumerate().take(taps) {
+                    *v = _mm512_set1_ps(*wc.add(t));
+                }
+            }
             let mut oy = 0;
             while oy < s.oh {
                 let mut acc = b0;
-                for ky in 0..s.kh {
+                for ky in 0..kh {
                     let mut v = [_mm512_setzero_ps(); 2];
                     for q in 0..P {
                         let iy = (2 * (oy + q) + ky) as isize - s.pt as isize;
@@ -3179,8 +3211,9 @@ unsafe fn dw_s2_packed<const P: usize>(s: &S2, x: *const f32, w: *const f32, b: 
                         _mm512_permutex2var_ps(v[0], odd, v[1]),
                         _mm512_permutex2var_ps(v[0], e1, v[1]),
                     ];
-                    for (kx, t) in tv.iter().enumerate().take(s.kw) {
-                        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(*wc.add(ky * s.kw + kx)), *t));
+                    for (kx, t) in tv.iter().enumerate().take(kw) {
+                        let wt = if KH == 0 { _mm512_set1_ps(*wc.add(ky * kw + kx)) } else { wv[ky * kw + kx] };
+                        acc = _mm512_add_ps(acc, _mm512_mul_ps(wt, *t));
                     }
                 }
                 let acc = act_zmm(Some(act), acc);
