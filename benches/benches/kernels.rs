@@ -127,6 +127,8 @@ fn cases() -> Vec<Case> {
         conv("depthwise3x3_s2_64x24x24", 64, 24, 24, 64, 3, 2, 1, 64),
         // vww's depthwise layers on its larger and smallest planes.
         conv("depthwise3x3_8x48x48", 8, 48, 48, 8, 3, 1, 1, 8),
+        conv("depthwise3x3_32x24x24", 32, 24, 24, 32, 3, 1, 1, 32),
+        conv("depthwise3x3_64x12x12", 64, 12, 12, 64, 3, 1, 1, 64),
         conv("depthwise3x3_s2_16x48x48", 16, 48, 48, 16, 3, 2, 1, 16),
         conv("depthwise3x3_128x6x6", 128, 6, 6, 128, 3, 1, 1, 128),
         // vww's last two stride-2 depthwise layers (rows of 6 and 3 outputs).

@@ -231,7 +231,7 @@ pub(super) fn depthwise<M: Micro>(
     if let Some(s2) = S2::of(g).filter(|_| mk.dw_s2_ready()) {
         return in_place(mk, g, s2, &a, out);
     }
-    if let Some(s1) = S2::dw1(g).filter(|s1| mk.dw_s1_ready() && s1.ow >= DW1_OW) {
+    if let Some(s1) = S2::dw1(g).filter(|s1| mk.dw_s1_ready(s1)) {
         return in_place(mk, g, s1, &a, out);
     }
     if let Some(pl) = plane_layout(g) {
@@ -1337,9 +1337,16 @@ fn in_place<M: Micro>(mk: M, g: &Geom, s: S2, a: &Args<'_>, out: &mut [f32]) -> 
     Ok(())
 }
 
-/// Narrowest output rows [`in_place`] takes at stride 1: narrower planes keep [`planes`], whose position
-/// groups span rows (VWW's 12 × 12 layer, AVX2: 9.6 µs there against 13.3 µs in rows).
-const DW1_OW: usize = 16;
+/// Narrowest output rows the AVX2 tier's row kernel takes at stride 1 ([`Micro::dw_s1_ready`]):
+/// narrower planes keep [`planes`], whose position groups span rows (VWW's 12 × 12 layer, AVX2:
+/// 9.6 µs there against 13.3 µs in rows).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(super) const DW1_OW: usize = 16;
+/// The same for the AVX-512 3 × 3 row kernel (criterion, the two kernels on the same layer:
+/// 64 × 12 × 12 4.2 against 6.4 µs in position groups; rows of 6 and 5 outputs, a third of a
+/// register, 3.04 against 2.92 and 5.65 against 3.91 µs).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(super) const DW1_OW_AVX512: usize = 12;
 
 /// Writes channel plane `src` (`h × w`) as its `s × s` stride phases into `dst`: phase
 /// `(py, px)` row `ry` column `rx` holds input `(ry·s + py, rx·s + px)`, at
@@ -1410,36 +1417,47 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
-    /// 3 × 3 stride-2 depthwise layers, which the AVX-512 kernels run through copies shaped at
-    /// compile time (`dw_s2_narrow`, `dw_s2_packed`): every plane of 1–20 rows by 1–40 columns
-    /// (rows of one, two and four per register, and one or more 16-output segments) and every
-    /// padding up to 1 on each side give the scalar definition's bits, on every SIMD tier.
+    /// 3 × 3 depthwise layers at stride 2 and 1, which the AVX-512 kernels run through copies
+    /// shaped at compile time (`dw_s2_narrow`, `dw_s2_packed`, `dw_s1_avx512`): every plane of
+    /// 1–20 rows by 1–40 columns (rows of one, two and four per register, and one or more
+    /// 16-output segments) and five paddings of up to 1 per side give the scalar definition's
+    /// bits, on every SIMD tier.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn stride2_3x3_depthwise_equals_its_definition_on_every_small_plane() {
+    fn depthwise_3x3_equals_its_definition_on_every_small_plane() {
         let Some(f) = super::super::x86::Fma::detect() else { return };
-        for h in 1usize..=20 {
-            for wd in 1usize..=40 {
-                for pads in [[0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 0]] {
-                    if h + pads[0] + pads[2] < 3 || wd + pads[1] + pads[3] < 3 {
-                        continue;
-                    }
-                    let c = 3;
-                    let (xd, wdims) = ([1, c, h, wd], [c, 1, 3, 3]);
-                    let attrs = conv_attrs(c, [2, 2], [1, 1], pads, (h + wd) as u8 % 3);
-                    let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
-                    let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
-                    let s2 = super::S2::of(&g).expect("a stride-2 depthwise layer");
-                    let seed = (h * 100 + wd) as u64;
-                    let (x, w, b) = (data(xd.iter().product(), seed), data(9 * c, seed + 1), data(c, seed + 2));
-                    let n = y.numel().unwrap();
-                    let mut want = vec![f32::NAN; n];
-                    super::dw_s2_scalar(&s2, &x, &w, &b, attrs.act, &mut want);
-                    for mk in [f, f.avx2_only()] {
-                        let mut got = vec![f32::NAN; n];
-                        mk.dw_s2(&s2, &x, &w, &b, attrs.act, &mut got);
+        for stride in [1usize, 2] {
+            for h in 1usize..=20 {
+                for wd in 1usize..=40 {
+                    for pads in [[0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 0]] {
+                        if h + pads[0] + pads[2] < 3 || wd + pads[1] + pads[3] < 3 {
+                            continue;
+                        }
+                        let c = 3;
+                        let (xd, wdims) = ([1, c, h, wd], [c, 1, 3, 3]);
+                        let attrs = conv_attrs(c, [stride; 2], [1, 1], pads, (h + wd) as u8 % 3);
+                        let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
+                        let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
+                        let seed = (h * 100 + wd) as u64;
+                        let (x, w, b) = (data(xd.iter().product(), seed), data(9 * c, seed + 1), data(c, seed + 2));
+                        let n = y.numel().unwrap();
                         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(bits(&got), bits(&want), "{h} × {wd}, pads {pads:?}");
+                        let mut want = vec![f32::NAN; n];
+                        let s = if stride == 2 { super::S2::of(&g) } else { super::S2::dw1(&g) }.expect("a depthwise layer");
+                        if stride == 2 {
+                            super::dw_s2_scalar(&s, &x, &w, &b, attrs.act, &mut want);
+                        } else {
+                            super::dw_s1_scalar(&s, &x, &w, &b, attrs.act, &mut want);
+                        }
+                        for mk in [f, f.avx2_only()] {
+                            let mut got = vec![f32::NAN; n];
+                            if stride == 2 {
+                                mk.dw_s2(&s, &x, &w, &b, attrs.act, &mut got);
+                            } else {
+                                mk.dw_s1(&s, &x, &w, &b, attrs.act, &mut got);
+                            }
+                            assert_eq!(bits(&got), bits(&want), "stride {stride}, {h} × {wd}, pads {pads:?}");
+                        }
                     }
                 }
             }

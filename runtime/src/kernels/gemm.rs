@@ -149,10 +149,10 @@ pub(super) trait Micro: Copy {
     ) -> bool {
         false
     }
-    /// Whether [`Micro::dw_s1`] has a kernel on this CPU (else stride-1 depthwise layers go
-    /// through position groups).
+    /// Whether [`Micro::dw_s1`] has a kernel on this CPU for the layer `s` (else stride-1
+    /// depthwise layers go through position groups).
     #[inline]
-    fn dw_s1_ready(self) -> bool {
+    fn dw_s1_ready(self, _s: &super::depthwise::S2) -> bool {
         false
     }
     /// A stride-1 depthwise layer ([`super::depthwise::S2::dw1`]) over every channel the slices
@@ -274,8 +274,8 @@ impl_micro!(super::x86::Fma, {
         super::x86::Fma::shared_ready(self)
     }
     #[inline]
-    fn dw_s1_ready(self) -> bool {
-        super::x86::Fma::dw_s1_ready(self)
+    fn dw_s1_ready(self, s: &super::depthwise::S2) -> bool {
+        super::x86::Fma::dw_s1_ready(self, s)
     }
     #[inline]
     fn conv_direct(

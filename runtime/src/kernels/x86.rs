@@ -1874,11 +1874,17 @@ impl Fma {
         true
     }
 
-    /// Whether [`Fma::dw_s1`] has its kernel: the AVX2 tier (AVX-512 CPUs keep their
-    /// position-group kernel, [`Fma::dw_taps`]).
+    /// Whether [`Fma::dw_s1`] has its kernel for the layer `s` and runs it faster than the
+    /// position-group kernel ([`Fma::dw_taps`]): the AVX2 tier on rows of at least
+    /// [`super::depthwise::DW1_OW`] outputs, AVX-512 on 3 × 3 kernels and rows of at least
+    /// [`super::depthwise::DW1_OW_AVX512`].
     #[inline]
-    pub(super) fn dw_s1_ready(self) -> bool {
-        !self.avx512
+    pub(super) fn dw_s1_ready(self, s: &S2) -> bool {
+        if self.avx512 {
+            (s.s, s.kh, s.kw) == (1, 3, 3) && s.ow >= super::depthwise::DW1_OW_AVX512
+        } else {
+            s.ow >= super::depthwise::DW1_OW
+        }
     }
 
     /// [`super::depthwise::dw_s1_scalar`], bit for bit: 8 outputs of a row per register, four
@@ -1886,6 +1892,13 @@ impl Fma {
     #[inline]
     pub(super) fn dw_s1(self, s: &S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {
         let n = s.channels(x, w, b, out);
+        if self.avx512 && (s.s, s.kh, s.kw) == (1, 3, 3) {
+            // SAFETY: AVX-512 F detected; channels below `n` have their planes, filters, bias
+            // and outputs inside the slices (`S2::channels`); every lane loaded lies inside its
+            // input row (the column masks) of a row inside the plane (rows outside load
+            // nothing), and every lane stored is an output of the channel.
+            return unsafe { dw_s1_avx512(s, x.as_ptr(), w.as_ptr(), b.as_ptr(), act, out.as_mut_ptr(), n) };
+        }
         if s.s != 1 || s.kw > S_AVX2_KW {
             return super::depthwise::dw_s1_scalar(s, x, w, b, act, out);
         }
@@ -3374,6 +3387,83 @@ fn s2_window(col: isize, w: isize, kw: usize) -> (u16, u16, u16) {
     let (lo, hi) = ((-col).clamp(0, 48) as u32, (w - col).clamp(0, 48) as u32);
     let m = if hi > lo { (1u64 << hi) - (1u64 << lo) } else { 0 };
     (m as u16, (m >> 16) as u16, if kw == 3 { (m >> 32) as u16 } else { 0 })
+}
+
+/// [`Fma::dw_s1`] for 3 × 3 kernels with AVX-512: 16 outputs of a row per register, four
+/// output rows at a time from their six input rows, each loaded once per 16 outputs and kernel
+/// column (lanes outside the row masked off, so they read 0), unrolled with the weights
+/// broadcast once per channel. Each output sums its taps in `(ky, kx)` order, fused, from the
+/// bias; rows in the padding fuse `w · 0`: [`super::depthwise::dw_s1_scalar`], bit for bit.
+/// VWW's 8 × 48 × 48 and 32 × 24 × 24 layers took the position-group kernel before.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn dw_s1_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    let (ip, op) = (s.h * s.w, s.oh * s.ow);
+    let (wi, hi) = (s.w as isize, s.h as isize);
+    // SAFETY: the caller's guarantee; masked-off lanes are not accessed, so the wrapped
+    // addresses of rows and columns in the padding are never dereferenced.
+    unsafe {
+        for ox0 in (0..s.ow).step_by(16) {
+            let store = (u32::MAX >> (32 - (s.ow - ox0).min(16))) as u16;
+            // Kernel column `kx` of output `ox0 + l` reads input column `ox0 + l + kx − pl`.
+            let col = ox0 as isize - s.pl as isize;
+            let mask = |kx: isize| {
+                let (lo, hi) = ((-(col + kx)).clamp(0, 16) as u32, (wi - (col + kx)).clamp(0, 16) as u32);
+                if hi > lo {
+                    ((1u32 << hi) - (1u32 << lo)) as u16
+                } else {
+                    0
+                }
+            };
+            let masks = [mask(0), mask(1), mask(2)];
+            for c in 0..n {
+                let (xc, wc, oc) = (x.add(c * ip), w.add(c * 9), out.add(c * op + ox0));
+                let b0 = _mm512_set1_ps(*b.add(c));
+                let wv: [__m512; 9] = core::array::from_fn(|t| _mm512_set1_ps(*wc.add(t)));
+                let mut oy = 0;
+                while oy < s.oh {
+                    let mut acc = [b0; S1_ROWS];
+                    let iy0 = oy as isize - s.pt as isize;
+                    macro_rules! rows {
+                        ($($j:literal)*) => {$({
+                            let iy = iy0 + $j;
+                            let tv = if (0..hi).contains(&iy) {
+                                let p = xc.wrapping_offset(iy * wi + col);
+                                [
+                                    _mm512_maskz_loadu_ps(masks[0], p),
+                                    _mm512_maskz_loadu_ps(masks[1], p.wrapping_add(1)),
+                                    _mm512_maskz_loadu_ps(masks[2], p.wrapping_add(2)),
+                                ]
+                            } else {
+                                [_mm512_setzero_ps(); 3]
+                            };
+                            s1_row3::<$j>(&mut acc, &tv, &wv);
+                        })*};
+                    }
+                    const _: () = assert!(S1_ROWS + 2 == 6);
+                    rows!(0 1 2 3 4 5);
+                    for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
+                        _mm512_mask_storeu_ps(oc.add((oy + r) * s.ow), store, act_zmm(Some(act), *a));
+                    }
+                    oy += S1_ROWS;
+                }
+            }
+        }
+    }
+}
+
+/// Fuses input row `J` of a block's tap vectors `tv` into the [`S1_ROWS`] output rows that read
+/// it through a 3 × 3 kernel at stride 1 (row `r` as kernel row `J − r`), in `kx` order.
+#[inline(always)]
+fn s1_row3<const J: usize>(acc: &mut [__m512; S1_ROWS], tv: &[__m512; 3], wv: &[__m512; 9]) {
+    for (r, a) in acc.iter_mut().enumerate() {
+        if J >= r && J - r < 3 {
+            let ky = J - r;
+            for (kx, v) in tv.iter().enumerate() {
+                // SAFETY: AVX-512 F in every caller.
+                *a = unsafe { _mm512_fmadd_ps(wv[ky * 3 + kx], *v, *a) };
+            }
+        }
+    }
 }
 
 /// Filters [`conv_s2_avx512`] sums together.
