@@ -3309,10 +3309,10 @@ unsafe fn dw_s2_narrow_k<const KH: usize, const KW: usize>(
                                 } else {
                                     [_mm512_setzero_ps(); 3]
                                 };
-                                s2_row3::<$j>(&mut acc, &tv, &wv);
+                                row3::<$j, 2, false>(&mut acc, &tv, &wv);
                             })*};
                         }
-                        const _: () = assert!(2 * (S2_ROWS3 - 1) + 3 == 9);
+                        const _: () = assert!(S2_ROWS3 == 4 && 2 * (S2_ROWS3 - 1) + 3 == 9);
                         rows!(0 1 2 3 4 5 6 7 8);
                         for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
                             _mm512_mask_storeu_ps(oc.add((oy + r) * s.ow), store, act_zmm(Some(act), *a));
@@ -3343,21 +3343,6 @@ unsafe fn dw_s2_narrow_k<const KH: usize, const KW: usize>(
                     }
                     oy += S2_ROWS;
                 }
-            }
-        }
-    }
-}
-
-/// Adds input row `J` of a block's tap vectors `tv` to the [`S2_ROWS3`] output rows that read
-/// it through a 3 × 3 kernel (row `r` as kernel row `J − 2r`), in `kx` order.
-#[inline(always)]
-fn s2_row3<const J: usize>(acc: &mut [__m512; S2_ROWS3], tv: &[__m512; 3], wv: &[__m512; 9]) {
-    for (r, a) in acc.iter_mut().enumerate() {
-        if J >= 2 * r && J - 2 * r < 3 {
-            let ky = J - 2 * r;
-            for (kx, v) in tv.iter().enumerate() {
-                // SAFETY: AVX-512 F in every caller.
-                *a = unsafe { _mm512_add_ps(*a, _mm512_mul_ps(wv[ky * 3 + kx], *v)) };
             }
         }
     }
@@ -3436,10 +3421,10 @@ unsafe fn dw_s1_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act:
                             } else {
                                 [_mm512_setzero_ps(); 3]
                             };
-                            s1_row3::<$j>(&mut acc, &tv, &wv);
+                            row3::<$j, 1, true>(&mut acc, &tv, &wv);
                         })*};
                     }
-                    const _: () = assert!(S1_ROWS + 2 == 6);
+                    const _: () = assert!(S1_ROWS == 4);
                     rows!(0 1 2 3 4 5);
                     for (r, a) in acc.iter().enumerate().take(s.oh - oy) {
                         _mm512_mask_storeu_ps(oc.add((oy + r) * s.ow), store, act_zmm(Some(act), *a));
@@ -3451,16 +3436,23 @@ unsafe fn dw_s1_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act:
     }
 }
 
-/// Fuses input row `J` of a block's tap vectors `tv` into the [`S1_ROWS`] output rows that read
-/// it through a 3 × 3 kernel at stride 1 (row `r` as kernel row `J − r`), in `kx` order.
+/// Adds input row `J` of a block's tap vectors `tv` to the four output rows that read it
+/// through a 3 × 3 kernel at stride `S` (row `r` as kernel row `J − S·r`), in `kx` order:
+/// fused multiply-adds when `FUSED`, else a product then a sum.
 #[inline(always)]
-fn s1_row3<const J: usize>(acc: &mut [__m512; S1_ROWS], tv: &[__m512; 3], wv: &[__m512; 9]) {
+fn row3<const J: usize, const S: usize, const FUSED: bool>(acc: &mut [__m512; 4], tv: &[__m512; 3], wv: &[__m512; 9]) {
     for (r, a) in acc.iter_mut().enumerate() {
-        if J >= r && J - r < 3 {
-            let ky = J - r;
+        if J >= S * r && J - S * r < 3 {
+            let ky = J - S * r;
             for (kx, v) in tv.iter().enumerate() {
                 // SAFETY: AVX-512 F in every caller.
-                *a = unsafe { _mm512_fmadd_ps(wv[ky * 3 + kx], *v, *a) };
+                *a = unsafe {
+                    if FUSED {
+                        _mm512_fmadd_ps(wv[ky * 3 + kx], *v, *a)
+                    } else {
+                        _mm512_add_ps(*a, _mm512_mul_ps(wv[ky * 3 + kx], *v))
+                    }
+                };
             }
         }
     }
