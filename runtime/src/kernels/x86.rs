@@ -3197,13 +3197,7 @@ unsafe fn dw_s2_packed_k<const P: usize, const KH: usize, const KW: usize>(
         for c in 0..n {
             let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op));
             let b0 = _mm512_set1_ps(*b.add(c));
-            // The shaped copy's weights in registers (9 taps).
-            let mut wv = [_mm512_setzero_ps(); 9];
-            if KH != 0 {
-                for (t, v) in wv.iter_mut().enumerate().take(taps) {
-                    *v = _mm512_set1_ps(*wc.add(t));
-                }
-            }
+            let wv = shaped_weights::<KH>(wc, taps);
             let mut oy = 0;
             while oy < s.oh {
                 let mut acc = b0;
@@ -3286,13 +3280,7 @@ unsafe fn dw_s2_narrow_k<const KH: usize, const KW: usize>(
             for c in 0..n {
                 let (xc, wc, oc) = (x.add(c * ip), w.add(c * taps), out.add(c * op + ox0));
                 let b0 = _mm512_set1_ps(*b.add(c));
-                // The shaped copy's weights in registers (at most 9 taps: `KW ≤ 3`, `KH ≤ 3`).
-                let mut wv = [_mm512_setzero_ps(); 9];
-                if KH != 0 {
-                    for (t, v) in wv.iter_mut().enumerate().take(taps) {
-                        *v = _mm512_set1_ps(*wc.add(t));
-                    }
-                }
+                let wv = shaped_weights::<KH>(wc, taps);
                 let mut oy = 0;
                 while oy < s.oh {
                     let iy0 = (2 * oy) as isize - s.pt as isize;
@@ -3433,6 +3421,23 @@ unsafe fn dw_s1_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act:
                 }
             }
         }
+    }
+}
+
+/// The first `taps ≤ 9` weights at `wc`, each broadcast to a register, for a copy shaped at
+/// compile time (`KH` not 0); zeros for the general copy, which reads them from memory. The
+/// caller guarantees `taps` readable floats when `KH` is not 0.
+#[inline(always)]
+unsafe fn shaped_weights<const KH: usize>(wc: *const f32, taps: usize) -> [__m512; 9] {
+    // SAFETY: AVX-512 F in every caller; the caller's guarantee for the reads.
+    unsafe {
+        let mut wv = [_mm512_setzero_ps(); 9];
+        if KH != 0 {
+            for (t, v) in wv.iter_mut().enumerate().take(taps) {
+                *v = _mm512_set1_ps(*wc.add(t));
+            }
+        }
+        wv
     }
 }
 
