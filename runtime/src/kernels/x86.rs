@@ -3128,16 +3128,20 @@ const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 3
 /// [`Fma::dw_s2`] for `n` channels; the caller guarantees the bounds.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn dw_s2_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
+    // 3 × 3 kernels (every stride-2 depthwise layer of the real models) run copies shaped at
+    // compile time: the general loops' per-row bookkeeping was most of their time (VWW's
+    // 16 × 48 × 48 layer 10.0 µs, 7.9 shaped).
+    let k3 = (s.kh, s.kw) == (3, 3);
     // SAFETY: the caller's guarantee.
     unsafe {
-        if s.kw <= 3 && s.ow < 4 {
-            dw_s2_packed::<4>(s, x, w, b, act, out, n)
-        } else if s.kw <= 3 && s.ow < 8 {
-            dw_s2_packed::<2>(s, x, w, b, act, out, n)
-        } else if s.kw <= 3 {
-            dw_s2_narrow(s, x, w, b, act, out, n)
-        } else {
-            dw_s2_wide(s, x, w, b, act, out, n)
+        match (s.kw <= 3, s.ow, k3) {
+            (true, 0..4, true) => dw_s2_packed::<4, 3, 3>(s, x, w, b, act, out, n),
+            (true, 0..4, false) => dw_s2_packed::<4, 0, 0>(s, x, w, b, act, out, n),
+            (true, 4..8, true) => dw_s2_packed::<2, 3, 3>(s, x, w, b, act, out, n),
+            (true, 4..8, false) => dw_s2_packed::<2, 0, 0>(s, x, w, b, act, out, n),
+            (true, _, true) => dw_s2_narrow::<3, 3>(s, x, w, b, act, out, n),
+            (true, _, false) => dw_s2_narrow::<0, 0>(s, x, w, b, act, out, n),
+            (false, ..) => dw_s2_wide(s, x, w, b, act, out, n),
         }
     }
 }
@@ -3146,24 +3150,10 @@ unsafe fn dw_s2_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act:
 /// output rows share a register (`G = 16 / P` lanes each). Per kernel row, each output row's
 /// input row is loaded as a `2G`-lane window into its part of a register pair, which the even,
 /// odd and shifted-even permutes turn into the three tap vectors of all `P` rows at once.
-/// 3 × 3 kernels (VWW's last two stride-2 layers) run a copy shaped at compile time, as in
-/// [`dw_s2_narrow`]: the general loop's per-row bookkeeping was most of their time.
-#[target_feature(enable = "avx2,fma,avx512f")]
-unsafe fn dw_s2_packed<const P: usize>(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        if (s.kh, s.kw) == (3, 3) {
-            dw_s2_packed_k::<P, 3, 3>(s, x, w, b, act, out, n)
-        } else {
-            dw_s2_packed_k::<P, 0, 0>(s, x, w, b, act, out, n)
-        }
-    }
-}
-
-/// [`dw_s2_packed`] with a `KH × KW` kernel (`s.kh × s.kw` when `KH` is 0); the same sums in
-/// the same order for either.
+/// With a `KH × KW` kernel (`s.kh × s.kw` when `KH` is 0), the same sums in the same order for
+/// either; inlined into [`dw_s2_avx512`] (AVX-512 F).
 #[inline(always)]
-unsafe fn dw_s2_packed_k<const P: usize, const KH: usize, const KW: usize>(
+unsafe fn dw_s2_packed<const P: usize, const KH: usize, const KW: usize>(
     s: &S2,
     x: *const f32,
     w: *const f32,
@@ -3236,25 +3226,11 @@ unsafe fn dw_s2_packed_k<const P: usize, const KH: usize, const KW: usize>(
 /// [`dw_s2_avx512`] for kernels at most 3 wide: each input row of a block of output rows is
 /// loaded once per 16 outputs (a 48-lane window) and split into the three tap vectors (even
 /// lanes, odd lanes, even lanes one further), which every output row reading it then uses.
-/// 3 × 3 kernels (every stride-2 depthwise layer of the real models) run a copy shaped at
-/// compile time: VWW's 16 × 48 × 48 layer took 10.0 µs through the general loop's per-row
-/// tests, and 3 × 3 is where they all resolve.
-#[target_feature(enable = "avx2,fma,avx512f")]
-unsafe fn dw_s2_narrow(s: &S2, x: *const f32, w: *const f32, b: *const f32, act: Activation, out: *mut f32, n: usize) {
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        if (s.kh, s.kw) == (3, 3) {
-            dw_s2_narrow_k::<3, 3>(s, x, w, b, act, out, n)
-        } else {
-            dw_s2_narrow_k::<0, 0>(s, x, w, b, act, out, n)
-        }
-    }
-}
-
-/// [`dw_s2_narrow`] with a `KH × KW` kernel (`s.kh × s.kw` when `KH` is 0); the same sums in
-/// the same order for either. Each channel's weights are broadcast once for all its rows.
+/// With a `KH × KW` kernel (`s.kh × s.kw` when `KH` is 0), the same sums in the same order for
+/// either, each channel's weights broadcast once for all its rows; inlined into
+/// [`dw_s2_avx512`] (AVX-512 F).
 #[inline(always)]
-unsafe fn dw_s2_narrow_k<const KH: usize, const KW: usize>(
+unsafe fn dw_s2_narrow<const KH: usize, const KW: usize>(
     s: &S2,
     x: *const f32,
     w: *const f32,
@@ -3391,7 +3367,7 @@ unsafe fn dw_s1_avx512(s: &S2, x: *const f32, w: *const f32, b: *const f32, act:
             for c in 0..n {
                 let (xc, wc, oc) = (x.add(c * ip), w.add(c * 9), out.add(c * op + ox0));
                 let b0 = _mm512_set1_ps(*b.add(c));
-                let wv: [__m512; 9] = core::array::from_fn(|t| _mm512_set1_ps(*wc.add(t)));
+                let wv = shaped_weights::<3>(wc, 9);
                 let mut oy = 0;
                 while oy < s.oh {
                     let mut acc = [b0; S1_ROWS];
