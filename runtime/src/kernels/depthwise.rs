@@ -907,7 +907,7 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
             xc
         } else {
             for (src, dst) in xc.chunks_exact(in_plane).zip(ph.chunks_exact_mut(pl.in_plane)) {
-                split_phases(g, pl, src, dst);
+                split_planes(mk, g, pl, src, dst);
             }
             &ph[..n * pl.in_plane]
         };
@@ -987,7 +987,7 @@ pub(super) fn shared<M: Micro>(
     let run = |buf: &mut [f32]| {
         let buf = &mut buf[..len];
         for (src, dst) in x.chunks_exact(in_plane).zip(buf.chunks_exact_mut(pl.in_plane)) {
-            split_phases(g, pl, src, dst);
+            split_planes(mk, g, pl, src, dst);
         }
         shared_in(mk, g, pl, buf, w, bias, act, out)
     };
@@ -1348,6 +1348,19 @@ pub(super) const DW1_OW: usize = 16;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(super) const DW1_OW_AVX512: usize = 12;
 
+/// [`split_phases`] on `mk`: at stride 2 with phase rows as wide as the input's halves
+/// (`ow = ⌈w / 2⌉`, "same" padding), the same layout as [`Micro::split2`]'s, which this CPU
+/// may run in SIMD (kws's first layer: 49 rows of 10 split one value at a time were a tenth of
+/// the layer); it also writes zeros in the cells past the input, which no kernel reads.
+#[inline(always)]
+fn split_planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, src: &[f32], dst: &mut [f32]) {
+    if pl.s == 2 && g.ow == g.w.div_ceil(2) && pl.phase_len == g.h.div_ceil(2) * g.ow {
+        mk.split2(src, g.h, g.w, dst);
+    } else {
+        split_phases(g, pl, src, dst);
+    }
+}
+
 /// Writes channel plane `src` (`h × w`) as its `s × s` stride phases into `dst`: phase
 /// `(py, px)` row `ry` column `rx` holds input `(ry·s + py, rx·s + px)`, at
 /// `(py·s + px)·phase_len + ry·ow + rx`. Cells outside the input are left as they are (the
@@ -1416,6 +1429,46 @@ mod tests {
     use crate::op::{ConvAttrs, Op};
     use crate::view::View;
     use proptest::prelude::*;
+
+    /// [`super::split_planes`] through [`Micro::split2`] (stride 2, phase rows as wide as the
+    /// input's halves) on every SIMD tier of this CPU: the phases
+    /// [`super::split_phases`] writes, and zeros in the cells past the input, on every such
+    /// plane up to 24 × 40.
+    #[test]
+    fn split_planes_equal_their_definition() {
+        let Some(simd) = super::super::gemm::simd() else { return };
+        let mut checked = 0;
+        for h in 1usize..=24 {
+            for wd in 1usize..=40 {
+                for pads in [[1, 1, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 1, 1]] {
+                    let (xd, wdims) = ([1, 1, h, wd], [1, 1, 3, 3]);
+                    if h + pads[0] + pads[2] < 3 || wd + pads[1] + pads[3] < 3 {
+                        continue;
+                    }
+                    let attrs = conv_attrs(1, [2, 2], [1, 1], pads, 0);
+                    let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
+                    let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
+                    let Some(pl) = super::geom_layout(&g).filter(|_| g.ow == wd.div_ceil(2)) else { continue };
+                    let x = data(h * wd, (h * 100 + wd) as u64);
+                    let mut want = vec![0.0f32; pl.in_plane];
+                    super::split_phases(&g, pl, &x, &mut want);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    let run = |f: &dyn Fn(&mut [f32])| {
+                        let mut got = vec![f32::NAN; pl.in_plane];
+                        f(&mut got);
+                        bits(&got)
+                    };
+                    assert_eq!(run(&|o| super::split_planes(simd, &g, pl, &x, o)), bits(&want), "{h} × {wd} {pads:?}");
+                    #[cfg(target_arch = "x86_64")]
+                    if let Some(f) = super::super::x86::Fma::detect() {
+                        assert_eq!(run(&|o| super::split_planes(f.avx2_only(), &g, pl, &x, o)), bits(&want), "{h} × {wd} {pads:?}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "{checked} planes");
+    }
 
     /// 3 × 3 depthwise layers at stride 2 and 1, which the AVX-512 kernels run through copies
     /// shaped at compile time (`dw_s2_narrow`, `dw_s2_packed`, `dw_s1_avx512`): every plane of
