@@ -200,16 +200,16 @@ impl<'m, 'a> Session<'m, 'a> {
             hook(i, false);
             // Each input's constant view or arena range, and its shape: from the plan's step,
             // else from the records.
-            let mut srcs = [StepInput { view: None, range: (0, 0), shape: Shape::SCALAR }; MAX_OP_INPUTS];
+            // Read in place from the plan's step; worked out into `srcs` only without one.
+            let mut srcs;
             let decoded;
-            let (op, kernel, n, out_r, out_shape) = match steps.get(i).and_then(|st| Some((st, st.n_inputs? as usize))) {
+            let (op, kernel, inputs, out_r, out_shape) = match steps.get(i).and_then(|st| Some((st, st.n_inputs? as usize))) {
                 Some((st, n)) => {
                     if st.skip {
                         hook(i, true);
                         continue;
                     }
-                    srcs[..n].copy_from_slice(&st.inputs[..n]);
-                    (&st.op, st.kernel, n, st.out.0 as usize..st.out.1 as usize, st.out_shape)
+                    (&st.op, st.kernel, st.inputs.get(..n).ok_or(bad)?, st.out.0 as usize..st.out.1 as usize, st.out_shape)
                 }
                 None => {
                     let o = model.op_unnamed(i).ok_or(bad)?;
@@ -221,12 +221,13 @@ impl<'m, 'a> Session<'m, 'a> {
                             continue;
                         }
                     }
+                    srcs = [StepInput { view: None, range: (0, 0), shape: Shape::SCALAR }; MAX_OP_INPUTS];
                     for (k, src) in srcs.iter_mut().enumerate().take(o.n_inputs) {
                         let t = model.tensor_unnamed(model.op_operand(&o, k).unwrap_or(u32::MAX) as usize).ok_or(bad)?;
                         *src = Self::input_of(model, &t);
                     }
                     decoded = o;
-                    (&decoded.op, decoded.kernel, decoded.n_inputs, out_r, out_t.shape)
+                    (&decoded.op, decoded.kernel, srcs.get(..decoded.n_inputs).ok_or(bad)?, out_r, out_t.shape)
                 }
             };
             if out_r.start > out_r.end || out_r.end > self.arena.len() {
@@ -235,7 +236,8 @@ impl<'m, 'a> Session<'m, 'a> {
             let (head, rest) = self.arena.split_at_mut(out_r.start);
             let (out, tail) = rest.split_at_mut(out_r.end - out_r.start);
             let mut operands = [Operand::default(); MAX_OP_INPUTS];
-            for (o, src) in operands.iter_mut().zip(&srcs[..n]) {
+            let n = inputs.len();
+            for (o, src) in operands.iter_mut().zip(inputs) {
                 let view = match src.view {
                     Some(v) => v,
                     None => {
@@ -250,7 +252,10 @@ impl<'m, 'a> Session<'m, 'a> {
                         View::F32(s.ok_or(Error::OperandOverlap { op: i as u32 })?)
                     }
                 };
-                *o = Operand { view, shape: src.shape };
+                // Field by field: a whole `Operand` built on the stack and copied was read back
+                // across two of its own stores (28-byte shapes), a stalled forward per operand.
+                o.view = view;
+                o.shape = src.shape;
             }
             // The operator and its operands passed `Model::parse`'s checks (those
             // `execute_kernel_in` repeats on every call).
