@@ -198,9 +198,8 @@ impl<'m, 'a> Session<'m, 'a> {
         for i in 0..model.num_ops() {
             let bad = Error::BadOperand { op: i as u32 };
             hook(i, false);
-            // Each input's constant view or arena range, and its shape: from the plan's step,
-            // else from the records.
-            // Read in place from the plan's step; worked out into `srcs` only without one.
+            // Each input's constant view or arena range, and its shape: read in place from the
+            // plan's step, else worked out from the records into `srcs`.
             let mut srcs;
             let decoded;
             let (op, kernel, inputs, out_r, out_shape) = match steps.get(i).and_then(|st| Some((st, st.n_inputs? as usize))) {
