@@ -307,6 +307,17 @@ fn wide_gemv(c: Codes, d: Dims, xs: &[f32], p: &Parts<'_>, out: &mut [f32]) -> R
     if p.groups() > 16 || p.stride() < d.k.div_ceil(2) || p.indices().len() < d.n.saturating_mul(p.stride()) {
         return Ok(false);
     }
+    // Rows of at most 16 codes: one register a row, sixteen rows reduced together.
+    if d.k <= 16 {
+        for r in 0..d.rows {
+            let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
+            let outr = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
+            if !c.gemv4_short(p, xr, outr) {
+                return Err(OpError::ShapeMismatch);
+            }
+        }
+        return Ok(true);
+    }
     // The split inputs go to stack memory nobody clears (a 4 KiB clear per call was 4 % of a
     // 144-wide 4-bit model's time; `split_parity` writes every float it returns).
     use core::mem::MaybeUninit;

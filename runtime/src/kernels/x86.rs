@@ -215,6 +215,111 @@ impl Codes {
     }
 }
 
+impl Codes {
+    /// `out[j] += Σ_i codebook(group(j))[code(j, i)] · x[i]` for every row `j < out.len()` of
+    /// the 4-bit codebook `p`, for rows of at most 16 codes (`x.len() ≤ 16`): each row decoded
+    /// into one register and multiplied by the inputs, then sixteen rows' products reduced
+    /// together into one register of sums (45 shuffles and adds per 16 rows, where reducing
+    /// each row alone takes 8 and the split kernel pays a pass of eight rows' reductions for
+    /// every eight rows). Agrees with the definition to rounding (another summation order).
+    /// False, with `out` untouched, without AVX-512 F, VL and BW, for other widths, more than
+    /// 16 groups, more than 16 inputs, or when `p` does not hold every row's codes.
+    pub(crate) fn gemv4_short(self, p: &Parts<'_>, x: &[f32], out: &mut [f32]) -> bool {
+        let (n, stride) = (x.len(), p.stride());
+        if !self.wide()
+            || p.bits() != 4
+            || p.groups() > 16
+            || n > 16
+            || stride < n.div_ceil(2)
+            || p.indices().len() < out.len().saturating_mul(stride)
+        {
+            return false;
+        }
+        // SAFETY: AVX-512 F, VL and BW detected; the checks above are `gemv4_short_core`'s.
+        unsafe { gemv4_short_core(p, x, out) };
+        true
+    }
+}
+
+/// The loop of [`Codes::gemv4_short`]; the caller guarantees `x.len() ≤ 16`, `⌈x.len()/2⌉ ≤
+/// stride`, `out.len()·stride ≤ indices.len()` and at most 16 groups.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn gemv4_short_core(p: &Parts<'_>, x: &[f32], out: &mut [f32]) {
+    let (n, stride, codes) = (x.len(), p.stride(), p.indices().as_ptr());
+    let (books, f16) = (p.codebooks(), p.f16());
+    let bl = if f16 { 32 } else { 64 };
+    let ng = p.groups().min(16);
+    // Only the stored groups' codebooks and the zero entry are converted (as `gemv4_split_core`).
+    let mut cache = [MaybeUninit::<__m512>::uninit(); 17];
+    for (g, t) in cache.iter_mut().enumerate().take(ng) {
+        t.write(table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16));
+    }
+    cache[16].write(_mm512_setzero_ps());
+    let gid = |j: usize| {
+        let g = p.group(j);
+        if g < ng {
+            g
+        } else {
+            16
+        }
+    };
+    let (inputs, bytes) = (((1u32 << n) - 1) as __mmask16, ((1u32 << n.div_ceil(2)) - 1) as __mmask16);
+    let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+    // SAFETY: only the `n` inputs are read; row `j < out.len()` reads its first `⌈n/2⌉ ≤ stride`
+    // bytes, inside `indices` (the caller's guarantees); lanes past `n` are zero in `xv`, so
+    // their codes (whatever the masked-off bytes decode to: zero) add nothing.
+    unsafe {
+        let xv = _mm512_maskz_loadu_ps(inputs, x.as_ptr());
+        let mut j0 = 0;
+        while j0 < out.len() {
+            let rows = (out.len() - j0).min(16);
+            let mut prod = [_mm512_setzero_ps(); 16];
+            for (r, v) in prod.iter_mut().enumerate().take(rows) {
+                let j = j0 + r;
+                let b = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(bytes, codes.add(j * stride).cast()), dup);
+                let w = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), cache[gid(j)].assume_init());
+                *v = _mm512_mul_ps(w, xv);
+            }
+            let sums = reduce16(prod);
+            let m = ((1u32 << rows) - 1) as __mmask16;
+            let o = out.as_mut_ptr().add(j0);
+            _mm512_mask_storeu_ps(o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), sums));
+            j0 += 16;
+        }
+    }
+}
+
+/// Lane `i` of the result is the sum of the 16 lanes of `v[i]`: pairs of registers folded
+/// into one at every level (128-bit blocks, then pairs and single lanes), the lanes put back
+/// in row order by one permute at the end.
+#[inline]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+fn reduce16(v: [__m512; 16]) -> __m512 {
+    // Level 1: lanes 0–7 hold 8 partial sums of `v[2i]`, lanes 8–15 of `v[2i + 1]`.
+    let q: [__m512; 8] = core::array::from_fn(|i| {
+        let (a, b) = (v[2 * i], v[2 * i + 1]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b))
+    });
+    // Level 2: 128-bit block `c` of `r[j]` holds 4 partial sums of `v[4j + c]`.
+    let r: [__m512; 4] = core::array::from_fn(|j| {
+        let (a, b) = (q[2 * j], q[2 * j + 1]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b))
+    });
+    // Level 3: block `c` of `s[k]` holds 2 partial sums each of `v[8k + c]` and `v[8k + 4 + c]`,
+    // interleaved.
+    let s: [__m512; 2] = core::array::from_fn(|k| {
+        let (a, b) = (r[2 * k], r[2 * k + 1]);
+        _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
+    });
+    // Level 4: lane `m` of block `c` is the sum of `v[4m + c]`.
+    let (a, b) = (_mm512_castps_pd(s[0]), _mm512_castps_pd(s[1]));
+    let t = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    // Row `i` from lane `4·(i mod 4) + i div 4`.
+    let fix = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _mm512_permutexvar_ps(fix, t)
+}
+
 /// The loop of [`Codes::split_parity`]: reads the `n` floats at `x`, writes `⌈n/2⌉` at `e`
 /// (even positions) and at `o` (odd ones, 0.0 past the last); the caller guarantees the bounds.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
@@ -4134,6 +4239,49 @@ mod tests {
                 prop_assert!(books.decode_rows(&p, rows - 1, cols, &mut past).is_none());
                 prop_assert!(read(&long).iter().chain(&read(&past)).all(|&v| v == 0.0));
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
+        /// The short-row 4-bit kernel adds each row's dot product with the inputs (to rounding)
+        /// to the outputs, for every number of rows around the blocks of 16 and every row
+        /// length up to 16, and refuses longer rows untouched.
+        #[test]
+        fn gemv4_short_adds_every_rows_dot_product(rows in 1usize..40, cols in 1usize..=16, groups in 1usize..5, f16_values in any::<bool>(),
+                                                   seed in 0u64..1000) {
+            let Some(c) = Codes::detect().filter(|c| c.wide()) else { return Ok(()) };
+            let (payload, w) = crate::kernels::testutil::quantized(rows, cols, 4, f16_values, groups, seed);
+            let cb = crate::codebook::Codebook::parse(&payload, rows, cols).unwrap();
+            let p = cb.parts();
+            let x = crate::kernels::testutil::data(cols, seed + 1);
+            let start = crate::kernels::testutil::data(rows, seed + 2);
+            let mut out = start.clone();
+            prop_assert!(c.gemv4_short(&p, &x, &mut out));
+            for j in 0..rows {
+                let want = start[j] + w[j * cols..(j + 1) * cols].iter().zip(&x).map(|(a, b)| a * b).sum::<f32>();
+                let scale = 1.0 + start[j].abs() + w[j * cols..(j + 1) * cols].iter().zip(&x).map(|(a, b)| (a * b).abs()).sum::<f32>();
+                prop_assert!((out[j] - want).abs() <= 1e-5 * scale, "row {}: {} against {}", j, out[j], want);
+            }
+            let mut long = start.clone();
+            prop_assert!(!c.gemv4_short(&p, &[1.0; 17], &mut long));
+            prop_assert_eq!(long, start);
+        }
+    }
+
+    /// Lane `i` of the 16-register reduction is the sum of register `i`'s lanes (each lane of
+    /// each register a distinct power of two, so a misplaced lane changes the sum).
+    #[test]
+    fn reduce16_sums_each_register_into_its_lane() {
+        let Some(_) = Codes::detect().filter(|c| c.wide()) else { return };
+        let regs: Vec<[f32; 16]> = (0..16).map(|i| core::array::from_fn(|l| ((i * 16 + l) % 23) as f32 * 2f32.powi(l as i32))).collect();
+        // SAFETY: AVX-512 F, VL and BW detected.
+        let got: [f32; 16] = unsafe {
+            let v: [__m512; 16] = core::array::from_fn(|i| _mm512_loadu_ps(regs[i].as_ptr()));
+            core::mem::transmute(reduce16(v))
+        };
+        for (i, r) in regs.iter().enumerate() {
+            assert_eq!(got[i], r.iter().sum::<f32>(), "lane {i}");
         }
     }
 
