@@ -35,6 +35,9 @@ pub struct Step<'m> {
     n_inputs: Option<u8>,
     /// An in-place Reshape: nothing to run.
     skip: bool,
+    /// Channel-blocked layout of input 0 and of the output (`kernels::blocked::IN`, `OUT`),
+    /// chosen by [`Plan::new`] on AVX-512 hosts; 0 (planar) elsewhere.
+    layout: u8,
     out: (u32, u32),
     out_shape: Shape,
     inputs: [StepInput<'m>; STEP_INPUTS],
@@ -56,6 +59,7 @@ impl Step<'static> {
         kernel: 0,
         n_inputs: None,
         skip: false,
+        layout: 0,
         out: (0, 0),
         out_shape: Shape::SCALAR,
         inputs: [StepInput { view: None, range: (0, 0), shape: Shape::SCALAR }; STEP_INPUTS],
@@ -82,7 +86,18 @@ impl<'m, 's> Plan<'m, 's> {
         for (i, st) in steps.iter_mut().enumerate() {
             *st = Session::step(model, i)?;
         }
+        #[cfg(target_arch = "x86_64")]
+        if kernels::blocked::ready() {
+            blocked_layouts(model, steps);
+        }
         Ok(Plan { id: model.ident(), steps })
+    }
+
+    /// Whether operator `op` runs channel-blocked kernels in this plan (its input or output
+    /// laid out in blocks of 16 channels: chains of pointwise and depthwise Convs on AVX-512
+    /// hosts, `kernels::blocked`); false for other operators and other hosts.
+    pub fn blocked(&self, op: usize) -> bool {
+        self.steps.get(op).is_some_and(|st| st.layout != 0)
     }
 
     /// A plan over steps [`Plan::new`] filled earlier for `model` (kept, say, beside the
@@ -112,7 +127,9 @@ impl<'m, 'a> Session<'m, 'a> {
     /// [`Session::new`] running `plan`'s decoded operators (a plan made for this model by
     /// [`Plan::new`]; one for another model is `Error::PlanMismatch`), so that
     /// [`Session::run`] does not decode the model's records on every inference. Same outputs
-    /// as a session without a plan.
+    /// as a session without a plan, bit for bit, except where the plan keeps a chain of
+    /// pointwise and depthwise Convs in blocks of 16 channels ([`Plan::blocked`], AVX-512 hosts):
+    /// those layers sum in another order, so their outputs agree to rounding.
     pub fn with_plan(model: &'m Model<'m>, arena: &'a mut [u8], plan: &Plan<'m, 'a>) -> Result<Self, Error> {
         if plan.id != model.ident() || plan.steps.len() != model.num_ops() {
             return Err(Error::PlanMismatch);
@@ -202,13 +219,13 @@ impl<'m, 'a> Session<'m, 'a> {
             // plan's step, else worked out from the records into `srcs`.
             let mut srcs;
             let decoded;
-            let (op, kernel, inputs, out_r, out_shape) = match steps.get(i).and_then(|st| Some((st, st.n_inputs? as usize))) {
+            let (op, kernel, inputs, out_r, out_shape, layout) = match steps.get(i).and_then(|st| Some((st, st.n_inputs? as usize))) {
                 Some((st, n)) => {
                     if st.skip {
                         hook(i, true);
                         continue;
                     }
-                    (&st.op, st.kernel, st.inputs.get(..n).ok_or(bad)?, st.out.0 as usize..st.out.1 as usize, st.out_shape)
+                    (&st.op, st.kernel, st.inputs.get(..n).ok_or(bad)?, st.out.0 as usize..st.out.1 as usize, st.out_shape, st.layout)
                 }
                 None => {
                     let o = model.op_unnamed(i).ok_or(bad)?;
@@ -226,7 +243,7 @@ impl<'m, 'a> Session<'m, 'a> {
                         *src = Self::input_of(model, &t);
                     }
                     decoded = o;
-                    (&decoded.op, decoded.kernel, srcs.get(..decoded.n_inputs).ok_or(bad)?, out_r, out_t.shape)
+                    (&decoded.op, decoded.kernel, srcs.get(..decoded.n_inputs).ok_or(bad)?, out_r, out_t.shape, 0)
                 }
             };
             if out_r.start > out_r.end || out_r.end > self.arena.len() {
@@ -258,6 +275,13 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             // The operator and its operands passed `Model::parse`'s checks (those
             // `execute_kernel_in` repeats on every call).
+            #[cfg(target_arch = "x86_64")]
+            if layout != 0 {
+                kernels::blocked::run(op, layout, &operands[..n], out, &out_shape).map_err(|e| Error::from_op(i as u32, e))?;
+                hook(i, true);
+                continue;
+            }
+            let _ = layout;
             kernels::run_kernel_in::<OPS>(op, kernel, &operands[..n], out, &out_shape).map_err(|e| Error::from_op(i as u32, e))?;
             hook(i, true);
         }
@@ -268,6 +292,117 @@ impl<'m, 'a> Session<'m, 'a> {
     fn input_of(model: &Model<'m>, t: &crate::model::TensorInfo<'m>) -> StepInput<'m> {
         let r = Self::range_of(t);
         StepInput { view: (t.role == Role::Constant).then(|| model.constant(t)), range: (r.start as u32, r.end as u32), shape: t.shape }
+    }
+}
+
+/// Chooses the channel-blocked layout ([`kernels::blocked`]) for every tensor whose producer
+/// and every reader run blocked kernels: pointwise Convs (any input, blocked output), depthwise
+/// Convs (blocked in and out) and whole-plane averages (blocked input, planar output). A tensor
+/// read by anything else, read past another input slot than the first, or a graph output stays
+/// planar, and so do the operators around it, until nothing changes. A tensor is its producer's
+/// arena range, read by the operators after it until an output overlaps that range.
+#[cfg(target_arch = "x86_64")]
+fn blocked_layouts(model: &Model<'_>, steps: &mut [Step<'_>]) {
+    use kernels::blocked::{role, Role, IN, OUT};
+    type Range = (u32, u32);
+    let overlaps = |a: Range, b: Range| a.0 < b.1 && b.0 < a.1;
+    let role_of = |st: &Step<'_>| -> Option<Role> {
+        let n = st.n_inputs? as usize;
+        let mut shapes = [Shape::SCALAR; STEP_INPUTS];
+        let mut consts = [false; STEP_INPUTS];
+        for (k, inp) in st.inputs.iter().enumerate().take(n) {
+            shapes[k] = inp.shape;
+            consts[k] = inp.view.is_some();
+        }
+        // Input 0 must be an arena tensor.
+        if consts[0] {
+            return None;
+        }
+        role(&st.op, st.kernel, &shapes[..n], &consts[..n], &st.out_shape)
+    };
+    // Arena ranges read by operator `j`, with their input slots (decoded from the records for
+    // operators the plan does not hold decoded).
+    let reads = |steps: &[Step<'_>], j: usize, f: &mut dyn FnMut(usize, Range)| {
+        let st = &steps[j];
+        match st.n_inputs {
+            Some(n) => {
+                for (k, inp) in st.inputs.iter().enumerate().take(n as usize) {
+                    if inp.view.is_none() {
+                        f(k, inp.range);
+                    }
+                }
+            }
+            None => {
+                if let Some(o) = model.op_unnamed(j) {
+                    for k in 0..o.n_inputs {
+                        if let Some(t) = model.op_operand(&o, k).and_then(|t| model.tensor_unnamed(t as usize)) {
+                            let r = Session::range_of(&t);
+                            if !r.is_empty() {
+                                f(k, (r.start as u32, r.end as u32));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let output = |r: Range| {
+        model
+            .outputs()
+            .any(|io| model.tensor_unnamed(io.tensor as usize).is_some_and(|t| Session::range_of(&t) == (r.0 as usize..r.1 as usize)))
+    };
+    // The operator whose output is the tensor operator `j` reads at `r`, if one wrote exactly it.
+    let producer =
+        |steps: &[Step<'_>], j: usize, r: Range| (0..j).rev().find(|&p| overlaps(steps[p].out, r)).filter(|&p| steps[p].out == r);
+    for st in steps.iter_mut() {
+        st.layout = if matches!(role_of(st), Some(Role::Pointwise | Role::Depthwise)) { OUT } else { 0 };
+    }
+    loop {
+        let mut changed = false;
+        for i in 0..steps.len() {
+            if steps[i].layout & OUT == 0 {
+                continue;
+            }
+            let r = steps[i].out;
+            let (mut ok, mut read) = (r.0 < r.1 && !output(r), false);
+            for j in i + 1..steps.len() {
+                reads(steps, j, &mut |k, ir| {
+                    if overlaps(ir, r) {
+                        read = true;
+                        let blocked_reader = match role_of(&steps[j]) {
+                            Some(Role::Pointwise | Role::Depthwise) => steps[j].layout & OUT != 0,
+                            Some(Role::Average) => true,
+                            None => false,
+                        };
+                        ok &= ir == r && k == 0 && blocked_reader;
+                    }
+                });
+                if overlaps(steps[j].out, r) {
+                    break;
+                }
+            }
+            // A depthwise layer runs blocked only on a blocked input.
+            if role_of(&steps[i]) == Some(Role::Depthwise) {
+                let input = steps[i].inputs[0].range;
+                ok &= producer(steps, i, input).is_some_and(|p| steps[p].layout & OUT != 0);
+            }
+            if !(ok && read) {
+                steps[i].layout = 0;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for j in 0..steps.len() {
+        if role_of(&steps[j]).is_none() {
+            continue;
+        }
+        let input = steps[j].inputs[0].range;
+        if producer(steps, j, input).is_some_and(|p| steps[p].layout & OUT != 0) {
+            steps[j].layout |= IN;
+        }
     }
 }
 

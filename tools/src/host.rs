@@ -33,6 +33,11 @@ impl<'a> HostModel<'a> {
         Session::with_plan(&self.model, bytemuck::cast_slice_mut(&mut self.arena), &plan).map_err(|e| anyhow!("{e}"))
     }
 
+    /// Whether operator `op` runs channel-blocked kernels on this host ([`Plan::blocked`]).
+    pub fn blocked(&self, op: usize) -> bool {
+        Plan::from_steps(&self.model, &self.steps).is_ok_and(|p| p.blocked(op))
+    }
+
     /// Input shapes.
     pub fn input_shapes(&self) -> Vec<Vec<usize>> {
         self.model.inputs().map(|io| io.shape.dims().iter().map(|&d| d as usize).collect()).collect()

@@ -10,6 +10,8 @@
 
 mod affine;
 mod binary;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod blocked;
 mod concat;
 mod conv;
 mod conv_bsr;

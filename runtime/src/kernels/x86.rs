@@ -2177,7 +2177,7 @@ unsafe fn tile_avx2<const R: usize>(kc: usize, a: *const f32, lda: usize, b: *co
 /// `act` on 16 lanes, as [`Activation::apply`] does on each (the same selects: ReLU and
 /// Threshold send NaN to 0, Clip keeps it).
 #[inline(always)]
-fn act_zmm(act: Option<Activation>, v: __m512) -> __m512 {
+pub(super) fn act_zmm(act: Option<Activation>, v: __m512) -> __m512 {
     // SAFETY: only reached from AVX-512 F functions (the callers below).
     unsafe {
         match act {

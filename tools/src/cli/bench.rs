@@ -173,7 +173,9 @@ pub fn run(a: Args) -> Result<()> {
                         name: l.name,
                         op: l.op,
                         macs: l.macs,
-                        kernel: l.kernel,
+                        // Chains of pointwise and depthwise layers kept in blocks of 16
+                        // channels on this host.
+                        kernel: if m.blocked(i) { format!("{}+blocked", l.kernel) } else { l.kernel },
                         median_us: crate::host::median(t),
                     }
                 })
