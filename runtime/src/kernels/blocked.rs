@@ -11,7 +11,7 @@
 #![allow(unsafe_code)]
 
 use super::conv::Geom;
-use super::x86::act_zmm;
+use super::x86::{act_zmm, transpose16};
 use crate::op::{Activation, OpError};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -48,13 +48,21 @@ pub(crate) enum Layout {
     Blocked,
 }
 
+/// A pointwise layer's weights as [`pointwise`] takes them.
+pub(crate) enum Weights<'a> {
+    /// The `m × c` matrix in f32, filter-major (as stored).
+    Rows(&'a [f32]),
+    /// 4-bit codes over the `m × c` matrix, decoded straight into the transposed matrix.
+    Codes4(&'a super::x86::Books4, &'a crate::codebook::Parts<'a>),
+}
+
 /// 1×1 Conv (group 1, stride 1, no padding) of `c` inputs to `m` outputs (a multiple of 16)
 /// over `hw` positions of `n` batch items: input `x` in `layout` (blocked needs `c` a multiple
-/// of 16), weight `w` the `m × c` matrix (filter-major, as stored), `bias` empty or `m` long;
-/// writes `out` blocked. Each output is `act(bias + Σ_ch x·w)` summed in channel order with
-/// fused multiply-adds, as the planar tiled product sums it. `Err(ShapeMismatch)` with nothing
-/// written when a slice is too short, the shapes are not as above, or the weight exceeds
-/// [`PW_WEIGHTS`].
+/// of 16), weight `w`, `bias` empty or `m` long; writes `out` blocked. Each output is
+/// `act(bias + Σ_ch x·w)` summed in channel order with fused multiply-adds. The weights are
+/// transposed (or decoded transposed) onto the stack once per call. `Err(ShapeMismatch)` with
+/// nothing written when a slice is too short, the shapes are not as above, or the weight
+/// exceeds [`PW_WEIGHTS`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pointwise(
     x: &[f32],
@@ -62,7 +70,7 @@ pub(crate) fn pointwise(
     n: usize,
     c: usize,
     hw: usize,
-    w: &[f32],
+    w: Weights<'_>,
     m: usize,
     bias: &[f32],
     act: Activation,
@@ -71,39 +79,43 @@ pub(crate) fn pointwise(
     let fits = avx512()
         && c > 0
         && m.is_multiple_of(LANES)
+        && m <= 1024
         && (layout == Layout::Planar || c.is_multiple_of(LANES))
         && c.checked_mul(m).is_some_and(|cm| cm <= PW_WEIGHTS)
-        && w.len() >= c * m
         && (bias.is_empty() || bias.len() >= m)
         && n.checked_mul(c).and_then(|v| v.checked_mul(hw)).is_some_and(|len| x.len() >= len)
         && n.checked_mul(m).and_then(|v| v.checked_mul(hw)).is_some_and(|len| out.len() >= len);
     if !fits {
         return Err(OpError::ShapeMismatch);
     }
-    let mut wt = [MaybeUninit::<f32>::uninit(); PW_WEIGHTS];
-    let mut bz = [0.0f32; 1024];
-    let b: &[f32] = if bias.is_empty() {
-        if m > bz.len() {
-            return Err(OpError::ShapeMismatch);
+    let mut buf = [MaybeUninit::<f32>::uninit(); PW_WEIGHTS];
+    let wt: &[f32] = match w {
+        Weights::Rows(w) => {
+            if w.len() < c * m {
+                return Err(OpError::ShapeMismatch);
+            }
+            // SAFETY: AVX-512 F detected; `w` holds `m·c ≤ PW_WEIGHTS` weights, `buf` as many;
+            // the transpose writes every float of `buf[..c·m]` (each of `m / 16` row blocks
+            // stores all `c` of its columns), so they are initialized.
+            unsafe {
+                transpose_core(w.as_ptr(), m, c, buf.as_mut_ptr().cast());
+                core::slice::from_raw_parts(buf.as_ptr().cast::<f32>(), c * m)
+            }
         }
-        &bz[..m]
-    } else {
-        let _ = &mut bz;
-        &bias[..m]
+        Weights::Codes4(books, p) => books.decode_transposed(p, m, c, &mut buf).ok_or(OpError::ShapeMismatch)?,
     };
-    // SAFETY: AVX-512 F detected; `w` holds `m·c ≤ PW_WEIGHTS` weights, `wt` as many; every
-    // float of `wt[..c·m]` is written by the transpose before the tiles read it; the tiles read
-    // `x` and write `out` inside the lengths checked above.
+    let bz = [0.0f32; 1024];
+    let b: &[f32] = if bias.is_empty() { &bz[..m] } else { &bias[..m] };
+    // SAFETY: AVX-512 F detected; `wt` holds the `c × m` transposed weights; the tiles read `x`
+    // and write `out` inside the lengths checked above.
     unsafe {
-        transpose_core(w.as_ptr(), m, c, wt.as_mut_ptr().cast());
-        let wt = wt.as_ptr().cast::<f32>();
         let (ps, cs) = match layout {
             Layout::Planar => (1, hw),
             Layout::Blocked => (LANES, 1),
         };
         for s in 0..n {
             let (xs, os) = (x.as_ptr().add(s * c * hw), out.as_mut_ptr().add(s * m * hw));
-            pw_core(xs, ps, cs, c, hw, wt, m, b.as_ptr(), act, os);
+            pw_core(xs, ps, cs, c, hw, wt.as_ptr(), m, b.as_ptr(), act, os);
         }
     }
     Ok(())
@@ -130,39 +142,6 @@ unsafe fn transpose_core(w: *const f32, m: usize, c: usize, wt: *mut f32) {
             }
         }
     }
-}
-
-/// The 16 × 16 transpose: lane `j` of result `i` is lane `i` of `r[j]`.
-#[inline]
-#[target_feature(enable = "avx2,fma,avx512f")]
-fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
-    // Lanes of row pairs interleaved, then lane pairs: 128-bit block `q` of `t2[4k + s]` holds
-    // lane `4q + s` of rows `4k .. 4k + 4`.
-    let t1: [__m512; 16] = core::array::from_fn(|i| {
-        let (a, b) = (r[i & !1], r[i | 1]);
-        if i % 2 == 0 {
-            _mm512_unpacklo_ps(a, b)
-        } else {
-            _mm512_unpackhi_ps(a, b)
-        }
-    });
-    let t2: [__m512; 16] = core::array::from_fn(|i| {
-        let (k, s) = (i / 4, i % 4);
-        let (a, b) = (_mm512_castps_pd(t1[4 * k + s / 2]), _mm512_castps_pd(t1[4 * k + 2 + s / 2]));
-        _mm512_castpd_ps(if s % 2 == 0 { _mm512_unpacklo_pd(a, b) } else { _mm512_unpackhi_pd(a, b) })
-    });
-    // Result `4q + s` is block `q` of `t2[s]`, `t2[4 + s]`, `t2[8 + s]`, `t2[12 + s]`: blocks
-    // (0, 2) and (1, 3) of each pair of row groups, then of the two pairs.
-    let mut out = [_mm512_setzero_ps(); 16];
-    for s in 0..4 {
-        let lo: [__m512; 2] = core::array::from_fn(|k| _mm512_shuffle_f32x4::<0b10_00_10_00>(t2[8 * k + s], t2[8 * k + 4 + s]));
-        let hi: [__m512; 2] = core::array::from_fn(|k| _mm512_shuffle_f32x4::<0b11_01_11_01>(t2[8 * k + s], t2[8 * k + 4 + s]));
-        out[s] = _mm512_shuffle_f32x4::<0b10_00_10_00>(lo[0], lo[1]);
-        out[8 + s] = _mm512_shuffle_f32x4::<0b11_01_11_01>(lo[0], lo[1]);
-        out[4 + s] = _mm512_shuffle_f32x4::<0b10_00_10_00>(hi[0], hi[1]);
-        out[12 + s] = _mm512_shuffle_f32x4::<0b11_01_11_01>(hi[0], hi[1]);
-    }
-    out
 }
 
 /// The tiles of [`pointwise`] for one batch item: input channel `ch` at position `p` at
@@ -645,9 +624,21 @@ pub(crate) fn run(
                 }
             };
             let pointwise_layer = a.group == 1 && g.kh == 1 && g.kw == 1;
+            let layout = if blocked_in { Layout::Blocked } else { Layout::Planar };
+            // 4-bit codes (at most 16 groups) decoded straight into the transposed weights.
+            if let (true, View::Codebook(cb)) = (pointwise_layer, w.view) {
+                let parts = cb.parts();
+                let info = cb.info();
+                if let Some(books) = super::x86::Codes::detect()
+                    .and_then(|k| k.books4(&parts))
+                    .filter(|_| cb.is_whole() && info.rows == rows && info.cols == cols)
+                {
+                    return pointwise(xs, layout, n, c, hw, Weights::Codes4(&books, &parts), g.m, bias, a.act, out);
+                }
+            }
             with_weights(w.view, rows, cols, |wv| {
                 if pointwise_layer {
-                    pointwise(xs, if blocked_in { Layout::Blocked } else { Layout::Planar }, n, c, hw, wv, g.m, bias, a.act, out)
+                    pointwise(xs, layout, n, c, hw, Weights::Rows(wv), g.m, bias, a.act, out)
                 } else if blocked_in {
                     depthwise(xs, n, &g, wv, bias, a.act, out)
                 } else {
@@ -738,11 +729,12 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(64)))]
-        /// The blocked 1×1 Conv from a planar or blocked input, f32 or 4-bit weights, matches
+        /// The blocked 1×1 Conv from a planar or blocked input, f32, 4- or 3-bit weights, matches
         /// the naive Conv for every output tile shape (64, 32 and 16 outputs; ragged positions).
         #[test]
         fn pointwise_matches_naive(n in 1usize..3, c in 1usize..50, mb in 1usize..6, h in 1usize..6, wd in 1usize..14, bias in any::<bool>(),
-                                   act in 0u8..3, blocked_in in any::<bool>(), coded in any::<bool>(), seed in 0u64..1000) {
+                                   act in 0u8..3, blocked_in in any::<bool>(), coded in any::<bool>(), bits in prop_oneof![Just(4u8), Just(3)],
+                                   seed in 0u64..1000) {
             if !ready() {
                 return Ok(());
             }
@@ -750,7 +742,8 @@ mod tests {
             let m = 16 * mb;
             let xd = [n, c, h, wd];
             let x = data(n * c * h * wd, seed);
-            let (payload, wq) = quantized(m, c, 4, false, 3, seed + 1);
+            // 4-bit codes decode straight into the transposed weights, 3-bit ones row by row.
+            let (payload, wq) = quantized(m, c, bits, false, 3, seed + 1);
             let w = if coded { wq.clone() } else { data(m * c, seed + 1) };
             let cb = crate::codebook::Codebook::parse(&payload, m, c).unwrap();
             let wv = if coded { View::Codebook(cb) } else { View::F32(&w) };

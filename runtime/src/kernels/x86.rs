@@ -474,6 +474,37 @@ impl Books4 {
         true
     }
 
+    /// Writes the `m × c` weights of `p` (the payload these books came from; `m` a multiple of
+    /// 16, each row at least `c` codes) transposed to `out`: `out[j·m + i]` is row `i`'s weight
+    /// `j`, the value [`Parts::decode`] gives. Sixteen rows' codes at a time are decoded into
+    /// registers and transposed there. `buf` may be memory never written: its first `m·c` floats
+    /// are all written and returned. `None`, with `out` untouched, when the shapes do not fit.
+    pub(crate) fn decode_transposed<'b>(
+        &self,
+        p: &Parts<'_>,
+        m: usize,
+        c: usize,
+        out: &'b mut [MaybeUninit<f32>],
+    ) -> Option<&'b mut [f32]> {
+        let len = m.checked_mul(c)?;
+        if !m.is_multiple_of(16)
+            || c == 0
+            || out.len() < len
+            || p.stride() < c.div_ceil(2)
+            || m.checked_mul(p.stride()).is_none_or(|end| end > p.indices().len())
+        {
+            return None;
+        }
+        let o = out.as_mut_ptr().cast::<f32>();
+        // SAFETY: AVX-512 F, VL and BW detected (a `Books4` exists); rows below `m` hold `⌈c/2⌉`
+        // code bytes inside `indices`; `decode_transposed_core` writes each of the `m·c` floats
+        // at `o` once, so the slice made from them is initialized.
+        unsafe {
+            decode_transposed_core(&self.cache, p, m, c, o);
+            Some(core::slice::from_raw_parts_mut(o, len))
+        }
+    }
+
     /// Writes weights `k0 .. k0 + out.len()` of row `row` of `p` (the payload these books came
     /// from) to `out`: the values [`Parts::decode`] gives. False, with `out` untouched, for an odd
     /// `k0` or when the row holds fewer codes.
@@ -487,6 +518,68 @@ impl Books4 {
         // holds bytes `k0/2 .. ⌈(k0 + out.len())/2⌉`.
         unsafe { decode4_core(self.cache[p.group(row).min(16)], &codes[k0 / 2..], out.as_mut_ptr(), out.len()) };
         true
+    }
+}
+
+/// The 16 × 16 transpose: lane `j` of result `i` is lane `i` of `r[j]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,avx512f")]
+pub(super) fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // Lanes of row pairs interleaved, then lane pairs: 128-bit block `q` of `t2[4k + s]` holds
+    // lane `4q + s` of rows `4k .. 4k + 4`.
+    let t1: [__m512; 16] = core::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        }
+    });
+    let t2: [__m512; 16] = core::array::from_fn(|i| {
+        let (k, s) = (i / 4, i % 4);
+        let (a, b) = (_mm512_castps_pd(t1[4 * k + s / 2]), _mm512_castps_pd(t1[4 * k + 2 + s / 2]));
+        _mm512_castpd_ps(if s % 2 == 0 { _mm512_unpacklo_pd(a, b) } else { _mm512_unpackhi_pd(a, b) })
+    });
+    // Result `4q + s` is block `q` of `t2[s]`, `t2[4 + s]`, `t2[8 + s]`, `t2[12 + s]`: blocks
+    // (0, 2) and (1, 3) of each pair of row groups, then of the two pairs.
+    let mut out = [_mm512_setzero_ps(); 16];
+    for s in 0..4 {
+        let lo: [__m512; 2] = core::array::from_fn(|k| _mm512_shuffle_f32x4::<0b10_00_10_00>(t2[8 * k + s], t2[8 * k + 4 + s]));
+        let hi: [__m512; 2] = core::array::from_fn(|k| _mm512_shuffle_f32x4::<0b11_01_11_01>(t2[8 * k + s], t2[8 * k + 4 + s]));
+        out[s] = _mm512_shuffle_f32x4::<0b10_00_10_00>(lo[0], lo[1]);
+        out[8 + s] = _mm512_shuffle_f32x4::<0b11_01_11_01>(lo[0], lo[1]);
+        out[4 + s] = _mm512_shuffle_f32x4::<0b10_00_10_00>(hi[0], hi[1]);
+        out[12 + s] = _mm512_shuffle_f32x4::<0b11_01_11_01>(hi[0], hi[1]);
+    }
+    out
+}
+
+/// The loop of [`Books4::decode_transposed`]; the caller guarantees its bounds.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn decode_transposed_core(cache: &[__m512; 17], p: &Parts<'_>, m: usize, c: usize, out: *mut f32) {
+    let (stride, codes) = (p.stride(), p.indices().as_ptr());
+    // Lane i takes byte i / 2, shifted right by 4 for odd i (`vpermps` reads the low 4 bits).
+    let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+    // SAFETY: rows `i0 .. i0 + 16 ≤ m` read bytes `j0/2 .. ⌈(j0 + nj)/2⌉ ≤ ⌈c/2⌉` of their
+    // codes (masked); writes rows `j0 .. j0 + nj` of `out`, columns `i0 .. i0 + 16`.
+    unsafe {
+        for i0 in (0..m).step_by(16) {
+            let tbl: [__m512; 16] = core::array::from_fn(|r| cache[p.group(i0 + r).min(16)]);
+            let mut j0 = 0;
+            while j0 < c {
+                let nj = (c - j0).min(16);
+                let bytes = ((1u32 << nj.div_ceil(2)) - 1) as __mmask16;
+                let rows: [__m512; 16] = core::array::from_fn(|r| {
+                    let b = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(bytes, codes.add((i0 + r) * stride + j0 / 2).cast()), dup);
+                    _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), tbl[r])
+                });
+                for (j, v) in transpose16(rows).iter().enumerate().take(nj) {
+                    _mm512_storeu_ps(out.add((j0 + j) * m + i0), *v);
+                }
+                j0 += 16;
+            }
+        }
     }
 }
 
