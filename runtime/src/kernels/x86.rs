@@ -574,8 +574,16 @@ unsafe fn decode_transposed_core(cache: &[__m512; 17], p: &Parts<'_>, m: usize, 
                     let b = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(bytes, codes.add((i0 + r) * stride + j0 / 2).cast()), dup);
                     _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), tbl[r])
                 });
-                for (j, v) in transpose16(rows).iter().enumerate().take(nj) {
-                    _mm512_storeu_ps(out.add((j0 + j) * m + i0), *v);
+                let t = transpose16(rows);
+                // Whole blocks stored unrolled (a loop bounded at run time kept `t` in memory).
+                if nj == 16 {
+                    for (j, v) in t.iter().enumerate() {
+                        _mm512_storeu_ps(out.add((j0 + j) * m + i0), *v);
+                    }
+                } else {
+                    for (j, v) in t.iter().enumerate().take(nj) {
+                        _mm512_storeu_ps(out.add((j0 + j) * m + i0), *v);
+                    }
                 }
                 j0 += 16;
             }
