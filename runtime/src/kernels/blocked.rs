@@ -479,7 +479,13 @@ unsafe fn dw_tile<const T: usize, const S: usize, const L: bool, const R: bool>(
     // SAFETY: the caller's bounds; the skipped taps are the only ones outside the input.
     unsafe {
         let mut acc = [bv; T];
-        for ky in ky0..ky1 {
+        // Every kernel row unrolled, those outside the input skipped: with a constant row the
+        // nine weight registers stay in registers (a row loop bounded at run time read each
+        // from memory, a second load per multiply-add).
+        for ky in 0..3 {
+            if ky < ky0 || ky >= ky1 {
+                continue;
+            }
             let r = xr.wrapping_add(ky * pitch);
             for kx in 0..3 {
                 let wt = wv[ky * 3 + kx];
