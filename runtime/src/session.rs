@@ -297,7 +297,8 @@ impl<'m, 'a> Session<'m, 'a> {
 
 /// Chooses the channel-blocked layout ([`kernels::blocked`]) for every tensor whose producer
 /// and every reader run blocked kernels: pointwise Convs (any input, blocked output), depthwise
-/// Convs (blocked in and out) and whole-plane averages (blocked input, planar output). A tensor
+/// Convs (blocked output; a planar input blocked on the stack when small enough) and whole-plane
+/// averages (blocked input, planar output). A tensor
 /// read by anything else, read past another input slot than the first, or a graph output stays
 /// planar, and so do the operators around it, until nothing changes. A tensor is its producer's
 /// arena range, read by the operators after it until an output overlaps that range.
@@ -355,7 +356,7 @@ fn blocked_layouts(model: &Model<'_>, steps: &mut [Step<'_>]) {
     let producer =
         |steps: &[Step<'_>], j: usize, r: Range| (0..j).rev().find(|&p| overlaps(steps[p].out, r)).filter(|&p| steps[p].out == r);
     for st in steps.iter_mut() {
-        st.layout = if matches!(role_of(st), Some(Role::Pointwise | Role::Depthwise)) { OUT } else { 0 };
+        st.layout = if matches!(role_of(st), Some(Role::Pointwise | Role::Depthwise | Role::DepthwiseBlockedOnly)) { OUT } else { 0 };
     }
     loop {
         let mut changed = false;
@@ -370,7 +371,7 @@ fn blocked_layouts(model: &Model<'_>, steps: &mut [Step<'_>]) {
                     if overlaps(ir, r) {
                         read = true;
                         let blocked_reader = match role_of(&steps[j]) {
-                            Some(Role::Pointwise | Role::Depthwise) => steps[j].layout & OUT != 0,
+                            Some(Role::Pointwise | Role::Depthwise | Role::DepthwiseBlockedOnly) => steps[j].layout & OUT != 0,
                             Some(Role::Average) => true,
                             None => false,
                         };
@@ -381,8 +382,9 @@ fn blocked_layouts(model: &Model<'_>, steps: &mut [Step<'_>]) {
                     break;
                 }
             }
-            // A depthwise layer runs blocked only on a blocked input.
-            if role_of(&steps[i]) == Some(Role::Depthwise) {
+            // A depthwise layer too large to block its input on the stack runs blocked only on
+            // a blocked input.
+            if role_of(&steps[i]) == Some(Role::DepthwiseBlockedOnly) {
                 let input = steps[i].inputs[0].range;
                 ok &= producer(steps, i, input).is_some_and(|p| steps[p].layout & OUT != 0);
             }

@@ -107,9 +107,9 @@ fn chains_run_blocked_where_every_reader_can_and_agree_with_planar_runs() {
     // Operators: pw1 dw1 pw2 dw2 pw3 gap flat fc (and sig after pw2 with the side output).
     for (side, want) in [
         (false, vec![true, true, true, true, true, true, false, false]),
-        // `c` read by the Sigmoid: pw2 and everything before it stay planar, and so does dw2
-        // (its input is planar); pw3 still writes blocked for the average.
-        (true, vec![false, false, false, false, false, true, true, false, false]),
+        // `c` read by the Sigmoid: pw2 and everything before it stay planar; dw2 blocks its
+        // planar input on the stack, and pw3 writes blocked for the average.
+        (true, vec![false, false, false, false, true, true, true, false, false]),
     ] {
         let bytes = compile(chain(side), WeightFormat::F32, [0; 32]).unwrap().bytes;
         let (plain, planned, blocked) = run_both(&bytes, &x);

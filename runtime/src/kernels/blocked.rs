@@ -566,6 +566,38 @@ pub(crate) fn unblock(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
     out
 }
 
+/// Most floats of a planar input a depthwise layer blocks onto the stack (64 KiB).
+pub(crate) const BLOCK_IN: usize = 16384;
+
+/// Writes `blocks` blocks of 16 planar channels of `hw` positions at `x` blocked to `out`
+/// (cache-line aligned): 16 positions at a time transposed in registers, the last ones masked.
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn block_core(x: *const f32, blocks: usize, hw: usize, out: *mut f32) {
+    // SAFETY: block `b` reads channels `16b .. 16b + 16`, positions below `hw`, and writes its
+    // `16·hw` floats (the caller's bounds).
+    unsafe {
+        for b in 0..blocks {
+            let (xb, ob) = (x.add(b * LANES * hw), out.add(b * LANES * hw));
+            let mut p0 = 0;
+            while p0 + LANES <= hw {
+                let t = transpose16(core::array::from_fn(|ch| _mm512_loadu_ps(xb.add(ch * hw + p0))));
+                for (p, v) in t.iter().enumerate() {
+                    _mm512_storeu_ps(ob.add((p0 + p) * LANES), *v);
+                }
+                p0 += LANES;
+            }
+            if p0 < hw {
+                let np = hw - p0;
+                let mask = ((1u32 << np) - 1) as __mmask16;
+                let t = transpose16(core::array::from_fn(|ch| _mm512_maskz_loadu_ps(mask, xb.add(ch * hw + p0))));
+                for (p, v) in t.iter().enumerate().take(np) {
+                    _mm512_storeu_ps(ob.add((p0 + p) * LANES), *v);
+                }
+            }
+        }
+    }
+}
+
 /// Layout bits of a plan step ([`crate::session`]): input 0 is blocked.
 pub(crate) const IN: u8 = 1;
 /// Layout bits of a plan step: the output is blocked.
@@ -574,12 +606,16 @@ pub(crate) const OUT: u8 = 2;
 /// What an operator does in a blocked chain, from its operator, kernel and operand shapes (the
 /// plan's analysis, before any layout is chosen): `Some(Pointwise)` for a 1×1 Conv [`pointwise`]
 /// takes (planar or blocked input, blocked output), `Some(Depthwise)` for one [`depthwise`] takes
-/// (blocked in and out), `Some(Average)` for an average over each whole plane of a multiple of 16
+/// (blocked output; a planar input is blocked onto the stack first when it fits [`BLOCK_IN`],
+/// else `DepthwiseBlockedOnly`), `Some(Average)` for an average over each whole plane of a multiple of 16
 /// channels (blocked input, planar output); `None` for anything else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
     Pointwise,
+    /// A depthwise layer whose input, when planar, fits [`BLOCK_IN`].
     Depthwise,
+    /// A depthwise layer that runs blocked only on a blocked input.
+    DepthwiseBlockedOnly,
     Average,
 }
 
@@ -609,7 +645,7 @@ pub(crate) fn role(
             if a.group == 1 && g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && a.pads == [0; 4] && g.oh * g.ow == hw {
                 (g.m.is_multiple_of(LANES) && g.m > 0 && c * g.m <= PW_WEIGHTS && hw > 0).then_some(Role::Pointwise)
             } else if a.group as usize == c && depthwise_applies(&g) {
-                Some(Role::Depthwise)
+                Some(if x.numel().is_some_and(|l| l <= BLOCK_IN) { Role::Depthwise } else { Role::DepthwiseBlockedOnly })
             } else {
                 None
             }
@@ -674,7 +710,19 @@ pub(crate) fn run(
                 } else if blocked_in {
                     depthwise(xs, n, &g, wv, bias, a.act, out)
                 } else {
-                    Err(OpError::ShapeMismatch)
+                    // A planar input (the first layer of a chain) blocked onto the stack.
+                    let len = xs.len();
+                    if len > BLOCK_IN || !c.is_multiple_of(LANES) || n * c * hw != len || !avx512() {
+                        return Err(OpError::ShapeMismatch);
+                    }
+                    let mut store = Lines([MaybeUninit::<f32>::uninit(); BLOCK_IN]);
+                    // SAFETY: AVX-512 F detected; `block_core` writes every one of the `len`
+                    // floats (`n·c/16` blocks of `hw` positions), so they are initialized.
+                    let xb = unsafe {
+                        block_core(xs.as_ptr(), n * c / LANES, hw, store.0.as_mut_ptr().cast());
+                        core::slice::from_raw_parts(store.0.as_ptr().cast::<f32>(), len)
+                    };
+                    depthwise(xb, n, &g, wv, bias, a.act, out)
                 }
             })
         }
@@ -803,9 +851,12 @@ mod tests {
             let b = data(c, seed + 2);
             let a = conv_attrs(c, [s.0, s.1], [1, 1], pads, act);
             let wdims = [c, 1, 3, 3];
-            let got = conv(&a, IN | OUT, &x, &xd, View::F32(&w), &wdims, bias.then_some(&b[..])).unwrap();
             let yd = out_dims(&xd, &wdims, &a);
-            assert_conv_close(&got, &x, &xd, &w, &wdims, bias.then_some(&b[..]), &a, &yd, 1e-5);
+            for layout in [IN | OUT, OUT] {
+                // A planar input is blocked onto the stack first.
+                let got = conv(&a, layout, &x, &xd, View::F32(&w), &wdims, bias.then_some(&b[..])).unwrap();
+                assert_conv_close(&got, &x, &xd, &w, &wdims, bias.then_some(&b[..]), &a, &yd, 1e-5);
+            }
         }
 
         /// The blocked whole-plane average is each channel's mean, planar.
@@ -843,8 +894,8 @@ mod tests {
     }
 
     /// Layouts the kernels do not take are refused before anything is written: a depthwise
-    /// layer from a planar input or to a planar output, a pointwise layer to a planar output, a
-    /// blocked input of channels that do not fill blocks.
+    /// layer to a planar output or from a planar input too large for the stack, a pointwise
+    /// layer to a planar output, a blocked input of channels that do not fill blocks.
     #[test]
     fn other_layouts_are_refused() {
         if !ready() {
@@ -854,7 +905,10 @@ mod tests {
         let dw = data(16 * 9, 2);
         let a = conv_attrs(16, [1, 1], [1, 1], [1; 4], 1);
         assert!(conv(&a, IN, &x, &[2, 16, 3, 3], View::F32(&dw), &[16, 1, 3, 3], None).is_err());
-        assert!(conv(&a, OUT, &x, &[2, 16, 3, 3], View::F32(&dw), &[16, 1, 3, 3], None).is_err());
+        let n = BLOCK_IN / (16 * 9) + 1;
+        let big = data(n * 16 * 9, 6);
+        assert!(conv(&a, OUT, &big, &[n, 16, 3, 3], View::F32(&dw), &[16, 1, 3, 3], None).is_err());
+        assert!(conv(&a, OUT, &big[..(n - 1) * 16 * 9], &[n - 1, 16, 3, 3], View::F32(&dw), &[16, 1, 3, 3], None).is_ok());
         let pw = data(16 * 16, 3);
         let a1 = conv_attrs(1, [1, 1], [1, 1], [0; 4], 1);
         assert!(conv(&a1, IN, &x, &[2, 16, 3, 3], View::F32(&pw), &[16, 16, 1, 1], None).is_err());
