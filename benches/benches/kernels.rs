@@ -10,12 +10,14 @@
 //! `tools/data/sparse_table.json` measured, about this one for 4 × 4 blocks) and, for Dense and
 //! 1 × 1 Convs, the input-sparse one (`input_sparse_half`: weights stored input-major, half of
 //! the inputs zero as after a ReLU; the tool uses it on planes of at most 36 positions, and
-//! the dense kernels' time does not depend on the values).
+//! the dense kernels' time does not depend on the values). Pointwise and depthwise cases of a
+//! multiple of 16 channels also run the channel-blocked kernels (`blocked`, `blocked_codebook4`)
+//! that a plan keeps chains of such layers in on AVX-512 hosts.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sprig_runtime::codebook::{encode_codebook, Codebook};
 use sprig_runtime::format::kernel;
-use sprig_runtime::kernels::{execute, execute_kernel_in, set_simd, Operand, ALL_OPS};
+use sprig_runtime::kernels::{execute, execute_blocked, execute_kernel_in, set_simd, Operand, ALL_OPS, BLOCKED_IN, BLOCKED_OUT};
 use sprig_runtime::op::{Activation, ConvAttrs, Op};
 use sprig_runtime::shape::Shape;
 use sprig_runtime::sparse::{encode_bsr, Bsr};
@@ -189,6 +191,15 @@ fn kernels(c: &mut Criterion) {
         if execute_kernel_in::<ALL_OPS>(&case.op, kernel::INPUT_SPARSE, &im, &mut out, &y_shape).is_ok() {
             g.bench_function("input_sparse_half", |bch| {
                 bch.iter(|| execute_kernel_in::<ALL_OPS>(&case.op, kernel::INPUT_SPARSE, &im, &mut out, &y_shape).expect("kernel"))
+            });
+        }
+        // The channel-blocked kernels a plan runs chains of pointwise and depthwise layers with
+        // on AVX-512 hosts (blocked input and output: the same floats, another order).
+        let blocked = BLOCKED_IN | BLOCKED_OUT;
+        if execute_blocked(&case.op, blocked, &ops, &mut out, &y_shape).is_ok() {
+            g.bench_function("blocked", |bch| bch.iter(|| execute_blocked(&case.op, blocked, &ops, &mut out, &y_shape).expect("kernel")));
+            g.bench_function("blocked_codebook4", |bch| {
+                bch.iter(|| execute_blocked(&case.op, blocked, &coded, &mut out, &y_shape).expect("kernel"))
             });
         }
         g.finish();

@@ -132,6 +132,29 @@ pub fn execute_kernel_in<const OPS: u128>(
     run_kernel_in::<OPS>(op, kernel, inputs, out, out_shape)
 }
 
+/// Layout bit of [`execute_blocked`]: input 0 is channel-blocked (16 channels per position).
+pub const BLOCKED_IN: u8 = 1;
+/// Layout bit of [`execute_blocked`]: the output is channel-blocked.
+pub const BLOCKED_OUT: u8 = 2;
+
+/// Runs `op` with the channel-blocked kernels a [`Plan`](crate::Plan) uses on AVX-512 hosts
+/// (a tensor of `c` channels, a multiple of 16, over `hw` positions holds channel `ch` at
+/// position `p` at `(ch / 16)·16·hw + p·16 + ch mod 16` per batch item): a 1×1 Conv (group 1,
+/// stride 1, no padding, a multiple of 16 filters) from a planar or blocked input to a blocked
+/// output, a depthwise 3 × 3 Conv to a blocked output, or an AveragePool over whole planes /
+/// GlobalAveragePool from a blocked input, with `layout` the [`BLOCKED_IN`] / [`BLOCKED_OUT`]
+/// bits. After [`execute`]'s operand checks; `Err` before anything is written for any other
+/// operator or layout, or on a CPU without AVX-512 (every target but x86-64).
+pub fn execute_blocked(op: &Op, layout: u8, inputs: &[Operand<'_>], out: &mut [f32], out_shape: &Shape) -> Result<(), OpError> {
+    check(op, false, inputs, out, out_shape)?;
+    #[cfg(target_arch = "x86_64")]
+    if blocked::ready() {
+        return blocked::run(op, layout, inputs, out, out_shape);
+    }
+    let _ = layout;
+    Err(OpError::UnknownKind(op.kind_code()))
+}
+
 /// [`execute_kernel_in`] without its operand checks (arity, attributes, operand lengths against
 /// their shapes, the output shape [`Op::infer`] gives): for operators of a parsed
 /// [`Model`](crate::model::Model) on operands taken from it, which `Model::parse` checked
