@@ -3,9 +3,11 @@
 //! 16 channels at one position (no lane masks, no shifted windows) and a pointwise layer's
 //! outputs are stored as they are summed.
 //!
-//! A blocked tensor of `c` channels (a multiple of 16) over `hw` positions holds, per batch item,
-//! channel `ch` at position `p` at `(ch / 16)·16·hw + p·16 + ch mod 16`: the same length as the
-//! planar tensor, so it lives in the same arena range. Only [`crate::Plan`] lays tensors out
+//! A blocked tensor of `c` channels over `hw` positions holds, per batch item, block `b` (channels
+//! `16b .. 16b + w_b`, `w_b = min(16, c − 16b)`) from `16b·hw`, position-major: channel `ch` at
+//! position `p` at `16b·hw + p·w_b + ch − 16b`. Only the last block can be narrower than 16 (a
+//! pruned layer's channels); the tensor has the planar one's length, so it lives in the same
+//! arena range. Only [`crate::Plan`] lays tensors out
 //! this way ([`crate::session`]), and only between operators that all run these kernels; a
 //! session without a plan runs every operator planar.
 #![allow(unsafe_code)]
@@ -18,6 +20,18 @@ use core::mem::MaybeUninit;
 
 /// Channels per block.
 pub(crate) const LANES: usize = 16;
+
+/// Channels of block `b` of a `c`-channel tensor.
+#[inline(always)]
+fn width(c: usize, b: usize) -> usize {
+    (c - LANES * b).min(LANES)
+}
+
+/// The lanes of a block `w` channels wide.
+#[inline(always)]
+fn lanes(w: usize) -> __mmask16 {
+    ((1u32 << w) - 1) as __mmask16
+}
 
 /// Most weights of a pointwise layer [`pointwise`] transposes onto the stack (64 KiB).
 pub(crate) const PW_WEIGHTS: usize = 16384;
@@ -60,13 +74,12 @@ pub(crate) enum Weights<'a> {
     Codes4(&'a super::x86::Books4, &'a crate::codebook::Parts<'a>),
 }
 
-/// 1×1 Conv (group 1, stride 1, no padding) of `c` inputs to `m` outputs (a multiple of 16)
-/// over `hw` positions of `n` batch items: input `x` in `layout` (blocked needs `c` a multiple
-/// of 16), weight `w`, `bias` empty or `m` long; writes `out` blocked. Each output is
-/// `act(bias + Σ_ch x·w)` summed in channel order with fused multiply-adds. The weights are
-/// transposed (or decoded transposed) onto the stack once per call. `Err(ShapeMismatch)` with
-/// nothing written when a slice is too short, the shapes are not as above, or the weight
-/// exceeds [`PW_WEIGHTS`].
+/// 1×1 Conv (group 1, stride 1, no padding) of `c` inputs to `m` outputs over `hw` positions of
+/// `n` batch items: input `x` in `layout`, weight `w`, `bias` empty or `m` long; writes `out`
+/// blocked. Each output is `act(bias + Σ_ch x·w)` summed in channel order with fused
+/// multiply-adds. The weights are transposed (or decoded transposed) onto the stack once per
+/// call, rows padded to whole blocks. `Err(ShapeMismatch)` with nothing written when a slice is
+/// too short or the padded weight exceeds [`PW_WEIGHTS`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pointwise(
     x: &[f32],
@@ -80,12 +93,12 @@ pub(crate) fn pointwise(
     act: Activation,
     out: &mut [f32],
 ) -> Result<(), OpError> {
+    let mp = m.div_ceil(LANES) * LANES;
     let fits = avx512()
         && c > 0
-        && m.is_multiple_of(LANES)
+        && m > 0
         && m <= 1024
-        && (layout == Layout::Planar || c.is_multiple_of(LANES))
-        && c.checked_mul(m).is_some_and(|cm| cm <= PW_WEIGHTS)
+        && c.checked_mul(mp).is_some_and(|cm| cm <= PW_WEIGHTS)
         && (bias.is_empty() || bias.len() >= m)
         && n.checked_mul(c).and_then(|v| v.checked_mul(hw)).is_some_and(|len| x.len() >= len)
         && n.checked_mul(m).and_then(|v| v.checked_mul(hw)).is_some_and(|len| out.len() >= len);
@@ -101,12 +114,12 @@ pub(crate) fn pointwise(
             if w.len() < c * m {
                 return Err(OpError::ShapeMismatch);
             }
-            // SAFETY: AVX-512 F detected; `w` holds `m·c ≤ PW_WEIGHTS` weights, `buf` as many;
-            // the transpose writes every float of `buf[..c·m]` (each of `m / 16` row blocks
-            // stores all `c` of its columns), so they are initialized.
+            // SAFETY: AVX-512 F detected; `w` holds `m·c` weights, `buf` `c·mp ≤ PW_WEIGHTS`
+            // floats; the transpose writes every one of them (each of the `mp / 16` row blocks
+            // stores all `c` of its columns, 16 lanes each), so they are initialized.
             unsafe {
                 transpose_core(w.as_ptr(), m, c, buf.as_mut_ptr().cast());
-                core::slice::from_raw_parts(buf.as_ptr().cast::<f32>(), c * m)
+                core::slice::from_raw_parts(buf.as_ptr().cast::<f32>(), c * mp)
             }
         }
         Weights::Codes4(books, p) => books.decode_transposed(p, m, c, buf).ok_or(OpError::ShapeMismatch)?,
@@ -122,40 +135,44 @@ pub(crate) fn pointwise(
     // SAFETY: AVX-512 F detected; `wt` holds the `c × m` transposed weights; the tiles read `x`
     // and write `out` inside the lengths checked above.
     unsafe {
-        let (ps, cs) = match layout {
-            Layout::Planar => (1, hw),
-            Layout::Blocked => (LANES, 1),
-        };
         for s in 0..n {
             let (xs, os) = (x.as_ptr().add(s * c * hw), out.as_mut_ptr().add(s * m * hw));
-            pw_core(xs, ps, cs, c, hw, wt.as_ptr(), m, b.as_ptr(), act, os);
+            pw_core(xs, layout == Layout::Blocked, c, hw, wt.as_ptr(), m, b.as_ptr(), act, os);
         }
     }
     Ok(())
 }
 
-/// `wt[j·m + i] = w[i·c + j]` for the `m × c` matrix at `w` (`m` a multiple of 16): 16 × 16
-/// blocks transposed in registers, the last columns of a row masked.
+/// `wt[j·mp + i] = w[i·c + j]` for the `m × c` matrix at `w`, `mp` = `m` rounded up to whole
+/// blocks of 16 (rows past `m` zero): 16 × 16 blocks transposed in registers, the last columns
+/// of a row masked.
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn transpose_core(w: *const f32, m: usize, c: usize, wt: *mut f32) {
-    // SAFETY: rows `i0 .. i0 + 16 ≤ m` read columns `j0 .. j0 + nj ≤ c`; writes rows `j0 ..
-    // j0 + nj` of `wt`, columns `i0 .. i0 + 16` (the caller's bounds).
+    let mp = m.div_ceil(LANES) * LANES;
+    // SAFETY: rows `i0 + i < m` read columns `j0 .. j0 + nj ≤ c`; writes rows `j0 .. j0 + nj`
+    // of `wt`, columns `i0 .. i0 + 16 ≤ mp` (the caller's bounds).
     unsafe {
         for i0 in (0..m).step_by(LANES) {
             let mut j0 = 0;
             while j0 < c {
                 let nj = (c - j0).min(LANES);
-                let mask = ((1u32 << nj) - 1) as __mmask16;
-                let r: [__m512; 16] = core::array::from_fn(|i| _mm512_maskz_loadu_ps(mask, w.add((i0 + i) * c + j0)));
+                let mask = lanes(nj);
+                let r: [__m512; 16] = core::array::from_fn(|i| {
+                    if i0 + i < m {
+                        _mm512_maskz_loadu_ps(mask, w.add((i0 + i) * c + j0))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
                 let t = transpose16(r);
                 // Whole blocks stored unrolled (a loop bounded at run time kept `t` in memory).
                 if nj == LANES {
                     for (j, v) in t.iter().enumerate() {
-                        _mm512_storeu_ps(wt.add((j0 + j) * m + i0), *v);
+                        _mm512_storeu_ps(wt.add((j0 + j) * mp + i0), *v);
                     }
                 } else {
                     for (j, v) in t.iter().enumerate().take(nj) {
-                        _mm512_storeu_ps(wt.add((j0 + j) * m + i0), *v);
+                        _mm512_storeu_ps(wt.add((j0 + j) * mp + i0), *v);
                     }
                 }
                 j0 += LANES;
@@ -164,16 +181,15 @@ unsafe fn transpose_core(w: *const f32, m: usize, c: usize, wt: *mut f32) {
     }
 }
 
-/// The tiles of [`pointwise`] for one batch item: input channel `ch` at position `p` at
-/// `(ch & !15)·hw + (ch & 15)·cs + p·ps`, transposed weights `wt` (`c × m`), bias `b` (`m`).
-/// Tiles of 64 outputs × 5 positions (20 sums, 4 weight registers and 5 broadcasts fit the 32
-/// registers), then 32 × 8 and 16 × 12 for the last outputs.
+/// The tiles of [`pointwise`] for one batch item: input channel `ch` at position `p` planar
+/// (`ch·hw + p`) or blocked; transposed weights `wt` (`c` rows of `mp`), bias `b` (`m`). Tiles of
+/// 64 outputs × 5 positions (20 sums, 4 weight registers and 5 broadcasts fit the 32 registers),
+/// then 32 × 8 and 16 × 12 for the last outputs.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,avx512f")]
 unsafe fn pw_core(
     x: *const f32,
-    ps: usize,
-    cs: usize,
+    blocked: bool,
     c: usize,
     hw: usize,
     wt: *const f32,
@@ -184,7 +200,7 @@ unsafe fn pw_core(
 ) {
     let mut mb = 0;
     while mb < m {
-        let nb = ((m - mb) / LANES).min(4);
+        let nb = (m - mb).div_ceil(LANES).min(4);
         let nb = if nb == 3 { 2 } else { nb };
         let most = match nb {
             4 => 5,
@@ -194,9 +210,9 @@ unsafe fn pw_core(
         let mut p0 = 0;
         while p0 < hw {
             let np = most.min(hw - p0);
-            let k = (x, ps, cs, c, hw, wt, m, b, act, out, mb, p0);
-            // SAFETY: the caller's bounds; positions `p0 .. p0 + np ≤ hw`, outputs `mb .. mb +
-            // 16·nb ≤ m`.
+            let k = (x, blocked, c, hw, wt, m, b, act, out, mb, p0);
+            // SAFETY: the caller's bounds; positions `p0 .. p0 + np ≤ hw`, output blocks `mb /
+            // 16 .. mb / 16 + nb` inside the `⌈m/16⌉`.
             unsafe {
                 match (nb, np) {
                     (4, 5) => pw_tile::<4, 5>(k),
@@ -232,24 +248,35 @@ unsafe fn pw_core(
     }
 }
 
-type PwArgs = (*const f32, usize, usize, usize, usize, *const f32, usize, *const f32, Activation, *mut f32, usize, usize);
+type PwArgs = (*const f32, bool, usize, usize, *const f32, usize, *const f32, Activation, *mut f32, usize, usize);
 
-/// Outputs `mb .. mb + 16·NB` at positions `p0 .. p0 + N`: from the bias, each input channel's
-/// `N` values times its `NB` weight registers, stored blocked through `act`.
+/// Output blocks `mb / 16 ..` (`NB` of them, the last possibly narrower) at positions `p0 .. p0
+/// + N`: from the bias, each input channel's `N` values times its `NB` weight registers, stored
+/// blocked through `act`.
 #[inline(always)]
-unsafe fn pw_tile<const NB: usize, const N: usize>((x, ps, cs, c, hw, wt, m, b, act, out, mb, p0): PwArgs) {
-    // SAFETY: the caller's bounds.
+unsafe fn pw_tile<const NB: usize, const N: usize>((x, blocked, c, hw, wt, m, b, act, out, mb, p0): PwArgs) {
+    let mp = m.div_ceil(LANES) * LANES;
+    // Output block widths: 16 but for the layer's last block.
+    let ow: [usize; NB] = core::array::from_fn(|h| (m - mb - LANES * h).min(LANES));
+    // SAFETY: the caller's bounds; bias lanes and stores past `m` are masked off.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); NB]; N];
         for h in 0..NB {
-            let bv = _mm512_loadu_ps(b.add(mb + LANES * h));
+            let bv = _mm512_maskz_loadu_ps(lanes(ow[h]), b.add(mb + LANES * h));
             for a in acc.iter_mut() {
                 a[h] = bv;
             }
         }
         for ch in 0..c {
-            let xb = x.add((ch & !(LANES - 1)) * hw + (ch & (LANES - 1)) * cs + p0 * ps);
-            let wv: [__m512; NB] = core::array::from_fn(|h| _mm512_loadu_ps(wt.add(ch * m + mb + LANES * h)));
+            // Channel `ch`'s value at position `p0` and the step to the next position.
+            let (at, ps) = if blocked {
+                let b0 = ch & !(LANES - 1);
+                (b0 * hw + p0 * (c - b0).min(LANES) + (ch - b0), (c - b0).min(LANES))
+            } else {
+                (ch * hw + p0, 1)
+            };
+            let xb = x.add(at);
+            let wv: [__m512; NB] = core::array::from_fn(|h| _mm512_loadu_ps(wt.add(ch * mp + mb + LANES * h)));
             for (i, a) in acc.iter_mut().enumerate() {
                 let xv = _mm512_set1_ps(*xb.add(i * ps));
                 for h in 0..NB {
@@ -259,26 +286,21 @@ unsafe fn pw_tile<const NB: usize, const N: usize>((x, ps, cs, c, hw, wt, m, b, 
         }
         for (i, a) in acc.iter().enumerate() {
             for (h, v) in a.iter().enumerate() {
-                _mm512_storeu_ps(out.add((mb + LANES * h) * hw + (p0 + i) * LANES), act_zmm(Some(act), *v));
+                let o = out.add((mb + LANES * h) * hw + (p0 + i) * ow[h]);
+                if ow[h] == LANES {
+                    _mm512_storeu_ps(o, act_zmm(Some(act), *v));
+                } else {
+                    _mm512_mask_storeu_ps(o, lanes(ow[h]), act_zmm(Some(act), *v));
+                }
             }
         }
     }
 }
 
 /// Whether [`depthwise`] takes layer `g`: a depthwise 3 × 3 Conv (one channel per group, any
-/// row stride, column stride 1 or 2, any padding, no dilation) of a multiple of 16 channels.
+/// row stride, column stride 1 or 2, any padding, no dilation).
 pub(super) fn depthwise_applies(g: &Geom) -> bool {
-    g.c == g.m
-        && g.cg == 1
-        && g.mg == 1
-        && g.m.is_multiple_of(LANES)
-        && g.m > 0
-        && g.kh == 3
-        && g.kw == 3
-        && g.dh == 1
-        && g.dw == 1
-        && matches!(g.sw, 1 | 2)
-        && g.sh > 0
+    g.c == g.m && g.cg == 1 && g.mg == 1 && g.m > 0 && g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && matches!(g.sw, 1 | 2) && g.sh > 0
 }
 
 /// Depthwise layer `g` ([`depthwise_applies`]) on `n` batch items, blocked input to blocked
@@ -376,106 +398,150 @@ fn col_runs(g: &Geom) -> Option<([Cols; RUNS], usize)> {
 unsafe fn dw_core(x: *const f32, g: &Geom, w: *const f32, b: *const f32, act: Activation, out: *mut f32) {
     // Lane `l` of tap `t`'s register: weight `(cb·16 + l)·9 + t`.
     let idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(9));
-    let (sw, pl, wd) = (g.sw, g.pl, g.w);
     let (runs, nruns) = col_runs(g).unwrap_or(([Cols::default(); RUNS], 0));
-    let runs = &runs[..nruns];
-    // SAFETY: the caller's bounds: block `cb`'s 16 filters of 9 weights, its bias, and its
-    // input and output planes; every load below is of a position inside the input plane
+    // SAFETY: the caller's bounds: block `cb`'s filters of 9 weights, its bias, and its input
+    // and output planes (lanes past the block's width are masked off).
+    unsafe {
+        for cb in 0..g.m.div_ceil(LANES) {
+            let wd = width(g.m, cb);
+            let mk = lanes(wd);
+            let wv: [__m512; 9] =
+                core::array::from_fn(|t| _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mk, idx, w.add(cb * LANES * 9 + t)));
+            let bv = _mm512_maskz_loadu_ps(mk, b.add(cb * LANES));
+            let (xc, oc) = (x.add(cb * LANES * g.h * g.w), out.add(cb * LANES * g.oh * g.ow));
+            let k = (g, &wv, bv, act, &runs[..nruns]);
+            if wd == LANES {
+                dw_block::<true>(xc, oc, LANES, k);
+            } else {
+                dw_block::<false>(xc, oc, wd, k);
+            }
+        }
+    }
+}
+
+type BlockArgs<'a> = (&'a Geom, &'a [__m512; 9], __m512, Activation, &'a [Cols]);
+
+/// One channel block of [`dw_core`], `wd` channels wide (16 when `FULL`; loads and stores of a
+/// narrower block masked to its lanes): every output row through the column runs (`runs`, or
+/// every output checked when empty).
+#[inline(always)]
+unsafe fn dw_block<const FULL: bool>(xc: *const f32, oc: *mut f32, wd: usize, (g, wv, bv, act, runs): BlockArgs<'_>) {
+    let (sw, pl) = (g.sw, g.pl);
+    let mk = lanes(wd);
+    // SAFETY: the caller's bounds; every load is of a position inside the input plane
     // (`col_runs`' tiles skip exactly their outside taps).
     unsafe {
-        for cb in 0..g.m / LANES {
-            let wv: [__m512; 9] = core::array::from_fn(|t| _mm512_i32gather_ps::<4>(idx, w.add(cb * LANES * 9 + t)));
-            let bv = _mm512_loadu_ps(b.add(cb * LANES));
-            let (xc, oc) = (x.add(cb * LANES * g.h * wd), out.add(cb * LANES * g.oh * g.ow));
-            for oy in 0..g.oh {
-                // Kernel rows inside the input.
-                let top = (oy * g.sh) as isize - g.pt as isize;
-                let ky0 = (-top).clamp(0, 3) as usize;
-                let ky1 = (g.h as isize - top).clamp(0, 3) as usize;
-                let xrow = xc.wrapping_offset(top * (wd * LANES) as isize);
-                let orow = oc.add(oy * g.ow * LANES);
-                if nruns == 0 {
-                    for ox in 0..g.ow {
-                        dw_checked(xrow, g, &wv, bv, act, orow, ky0, ky1, ox);
-                    }
+        for oy in 0..g.oh {
+            // Kernel rows inside the input.
+            let top = (oy * g.sh) as isize - g.pt as isize;
+            let ky0 = (-top).clamp(0, 3) as usize;
+            let ky1 = (g.h as isize - top).clamp(0, 3) as usize;
+            let xrow = xc.wrapping_offset(top * (g.w * wd) as isize);
+            let orow = oc.add(oy * g.ow * wd);
+            let c = (xrow, g, wv, bv, act, orow, ky0, ky1, wd);
+            if runs.is_empty() {
+                for ox in 0..g.ow {
+                    dw_checked::<FULL>(c, ox);
+                }
+                continue;
+            }
+            for r in runs {
+                if r.edges == CHECKED {
+                    dw_checked::<FULL>(c, r.ox0);
                     continue;
                 }
-                for r in runs {
-                    if r.edges == CHECKED {
-                        dw_checked(xrow, g, &wv, bv, act, orow, ky0, ky1, r.ox0);
-                        continue;
-                    }
-                    // Input column of tap column 0 of output `ox0` (one before the plane's
-                    // first column when output 0 skips its column 0).
-                    let xr = xrow.wrapping_add((r.ox0 * sw) * LANES).wrapping_sub(pl * LANES);
-                    let k = (xr, wd * LANES, &wv, bv, act, orow.add(r.ox0 * LANES), ky0, ky1);
-                    macro_rules! go {
-                        ($s:literal, $l:literal, $r:literal) => {
-                            match r.n {
-                                8 => dw_tile::<8, $s, $l, $r>(k),
-                                7 => dw_tile::<7, $s, $l, $r>(k),
-                                6 => dw_tile::<6, $s, $l, $r>(k),
-                                5 => dw_tile::<5, $s, $l, $r>(k),
-                                4 => dw_tile::<4, $s, $l, $r>(k),
-                                3 => dw_tile::<3, $s, $l, $r>(k),
-                                2 => dw_tile::<2, $s, $l, $r>(k),
-                                _ => dw_tile::<1, $s, $l, $r>(k),
-                            }
-                        };
-                    }
-                    match (sw, r.edges) {
-                        (1, 0) => go!(1, false, false),
-                        (1, 1) => go!(1, true, false),
-                        (1, 2) => go!(1, false, true),
-                        (1, _) => go!(1, true, true),
-                        (_, 0) => go!(2, false, false),
-                        (_, 1) => go!(2, true, false),
-                        (_, 2) => go!(2, false, true),
-                        (_, _) => go!(2, true, true),
-                    }
+                // Input column of tap column 0 of output `ox0` (one before the plane's first
+                // column when output 0 skips its column 0).
+                let xr = xrow.wrapping_add((r.ox0 * sw) * wd).wrapping_sub(pl * wd);
+                let k = (xr, g.w * wd, wv, bv, act, orow.add(r.ox0 * wd), ky0, ky1, wd, mk);
+                macro_rules! go {
+                    ($s:literal, $l:literal, $r:literal) => {
+                        match r.n {
+                            8 => dw_tile::<8, $s, $l, $r, FULL>(k),
+                            7 => dw_tile::<7, $s, $l, $r, FULL>(k),
+                            6 => dw_tile::<6, $s, $l, $r, FULL>(k),
+                            5 => dw_tile::<5, $s, $l, $r, FULL>(k),
+                            4 => dw_tile::<4, $s, $l, $r, FULL>(k),
+                            3 => dw_tile::<3, $s, $l, $r, FULL>(k),
+                            2 => dw_tile::<2, $s, $l, $r, FULL>(k),
+                            _ => dw_tile::<1, $s, $l, $r, FULL>(k),
+                        }
+                    };
+                }
+                match (sw, r.edges) {
+                    (1, 0) => go!(1, false, false),
+                    (1, 1) => go!(1, true, false),
+                    (1, 2) => go!(1, false, true),
+                    (1, _) => go!(1, true, true),
+                    (_, 0) => go!(2, false, false),
+                    (_, 1) => go!(2, true, false),
+                    (_, 2) => go!(2, false, true),
+                    (_, _) => go!(2, true, true),
                 }
             }
         }
     }
 }
 
-/// Output `ox` of a row, each tap checked against the input columns.
-#[allow(clippy::too_many_arguments)]
+/// `wd` lanes at `p`: a plain load for a full block, masked otherwise.
 #[inline(always)]
-unsafe fn dw_checked(
-    xrow: *const f32,
-    g: &Geom,
-    wv: &[__m512; 9],
-    bv: __m512,
-    act: Activation,
-    orow: *mut f32,
-    ky0: usize,
-    ky1: usize,
-    ox: usize,
-) {
+unsafe fn load<const FULL: bool>(p: *const f32, mk: __mmask16) -> __m512 {
+    // SAFETY: the caller's bounds (the block's `wd` lanes at `p`).
+    unsafe {
+        if FULL {
+            _mm512_loadu_ps(p)
+        } else {
+            _mm512_maskz_loadu_ps(mk, p)
+        }
+    }
+}
+
+/// Stores `v` to the block's lanes at `p`.
+#[inline(always)]
+unsafe fn store<const FULL: bool>(p: *mut f32, mk: __mmask16, v: __m512) {
+    // SAFETY: the caller's bounds.
+    unsafe {
+        if FULL {
+            _mm512_storeu_ps(p, v)
+        } else {
+            _mm512_mask_storeu_ps(p, mk, v)
+        }
+    }
+}
+
+type CheckedArgs<'a> = (*const f32, &'a Geom, &'a [__m512; 9], __m512, Activation, *mut f32, usize, usize, usize);
+
+/// Output `ox` of a row, each tap checked against the input columns.
+#[inline(always)]
+unsafe fn dw_checked<const FULL: bool>((xrow, g, wv, bv, act, orow, ky0, ky1, wd): CheckedArgs<'_>, ox: usize) {
+    let mk = lanes(wd);
     // SAFETY: the caller's bounds; only columns inside the input are loaded.
     unsafe {
         let mut acc = bv;
         for ky in ky0..ky1 {
-            let xr = xrow.wrapping_add(ky * g.w * LANES);
+            let xr = xrow.wrapping_add(ky * g.w * wd);
             for kx in 0..3 {
                 let ix = (ox * g.sw + kx) as isize - g.pl as isize;
                 if ix >= 0 && (ix as usize) < g.w {
-                    acc = _mm512_fmadd_ps(wv[ky * 3 + kx], _mm512_loadu_ps(xr.add(ix as usize * LANES)), acc);
+                    acc = _mm512_fmadd_ps(wv[ky * 3 + kx], load::<FULL>(xr.add(ix as usize * wd), mk), acc);
                 }
             }
         }
-        _mm512_storeu_ps(orow.add(ox * LANES), act_zmm(Some(act), acc));
+        store::<FULL>(orow.add(ox * wd), mk, act_zmm(Some(act), acc));
     }
 }
 
-type DwArgs<'a> = (*const f32, usize, &'a [__m512; 9], __m512, Activation, *mut f32, usize, usize);
+type DwArgs<'a> = (*const f32, usize, &'a [__m512; 9], __m512, Activation, *mut f32, usize, usize, usize, __mmask16);
 
 /// `T` consecutive outputs of a row: kernel rows `ky0 .. ky1`, input row `ky` at `xr +
-/// ky·pitch`, output `i`'s tap column `kx` at `(i·S + kx)·16` floats along it; with `L`, output
+/// ky·pitch`, output `i`'s tap column `kx` at `(i·S + kx)·wd` floats along it; with `L`, output
 /// 0 skips column 0, with `R` output `T − 1` skips column 2 (the taps outside the input).
 #[inline(always)]
-unsafe fn dw_tile<const T: usize, const S: usize, const L: bool, const R: bool>((xr, pitch, wv, bv, act, o, ky0, ky1): DwArgs<'_>) {
+unsafe fn dw_tile<const T: usize, const S: usize, const L: bool, const R: bool, const FULL: bool>(
+    (xr, pitch, wv, bv, act, o, ky0, ky1, wd, mk): DwArgs<'_>,
+) {
+    // A full block's width is a constant.
+    let wd = if FULL { LANES } else { wd };
     // SAFETY: the caller's bounds; the skipped taps are the only ones outside the input.
     unsafe {
         let mut acc = [bv; T];
@@ -493,59 +559,68 @@ unsafe fn dw_tile<const T: usize, const S: usize, const L: bool, const R: bool>(
                     if (L && i == 0 && kx == 0) || (R && i == T - 1 && kx == 2) {
                         continue;
                     }
-                    *a = _mm512_fmadd_ps(wt, _mm512_loadu_ps(r.wrapping_add((i * S + kx) * LANES)), *a);
+                    *a = _mm512_fmadd_ps(wt, load::<FULL>(r.wrapping_add((i * S + kx) * wd), mk), *a);
                 }
             }
         }
         for (i, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(o.add(i * LANES), act_zmm(Some(act), *a));
+            store::<FULL>(o.add(i * wd), mk, act_zmm(Some(act), *a));
         }
     }
 }
 
-/// Average over each whole plane of a blocked tensor of `c` channels (a multiple of 16) over
-/// `hw` positions, `n` batch items: `out[s·c + ch]` (planar: one value per channel), the sum
-/// over positions in order divided by `hw`. `Err(ShapeMismatch)` when a slice is too short.
+/// Average over each whole plane of a blocked tensor of `c` channels over `hw` positions, `n`
+/// batch items: `out[s·c + ch]` (planar: one value per channel), the sum over positions in order
+/// divided by `hw`. `Err(ShapeMismatch)` when a slice is too short.
 pub(crate) fn average_planes(x: &[f32], n: usize, c: usize, hw: usize, out: &mut [f32]) -> Result<(), OpError> {
     let fits = avx512()
-        && c.is_multiple_of(LANES)
+        && c > 0
         && hw > 0
         && n.checked_mul(c).and_then(|v| v.checked_mul(hw)).is_some_and(|l| x.len() >= l)
         && n.checked_mul(c).is_some_and(|l| out.len() >= l);
     if !fits {
         return Err(OpError::ShapeMismatch);
     }
-    // SAFETY: AVX-512 F detected; the lengths checked above.
-    unsafe { avg_core(x.as_ptr(), n * c / LANES, hw, out.as_mut_ptr()) };
+    for s in 0..n {
+        // SAFETY: AVX-512 F detected; item `s` inside the lengths checked above.
+        unsafe { avg_core(x.as_ptr().add(s * c * hw), c, hw, out.as_mut_ptr().add(s * c)) };
+    }
     Ok(())
 }
 
 #[target_feature(enable = "avx2,fma,avx512f")]
-unsafe fn avg_core(x: *const f32, blocks: usize, hw: usize, out: *mut f32) {
+unsafe fn avg_core(x: *const f32, c: usize, hw: usize, out: *mut f32) {
     let d = _mm512_set1_ps(hw as f32);
-    // SAFETY: `blocks` blocks of `hw` positions at `x`, 16 outputs each at `out`.
+    // SAFETY: the blocks of `c` channels over `hw` positions at `x`, `c` outputs at `out`.
     unsafe {
-        for cb in 0..blocks {
-            let xb = x.add(cb * hw * LANES);
-            let mut s = _mm512_loadu_ps(xb);
+        for cb in 0..c.div_ceil(LANES) {
+            let (wd, xb) = (width(c, cb), x.add(cb * hw * LANES));
+            let mk = lanes(wd);
+            let mut s = _mm512_maskz_loadu_ps(mk, xb);
             for p in 1..hw {
-                s = _mm512_add_ps(s, _mm512_loadu_ps(xb.add(p * LANES)));
+                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, xb.add(p * wd)));
             }
-            _mm512_storeu_ps(out.add(cb * LANES), _mm512_div_ps(s, d));
+            _mm512_mask_storeu_ps(out.add(cb * LANES), mk, _mm512_div_ps(s, d));
         }
     }
 }
 
-/// Planar `x` (`c` channels, a multiple of 16, over `hw` positions, `n` items) written blocked
-/// to `out`, and back ([`unblock`]): for tests and for operators that read a blocked tensor
-/// planar.
+/// Where channel `ch` of `c` at position `p` lies in a blocked item of `hw` positions.
+#[cfg(test)]
+fn at(c: usize, hw: usize, ch: usize, p: usize) -> usize {
+    let b = ch / LANES;
+    b * LANES * hw + p * width(c, b) + ch % LANES
+}
+
+/// Planar `x` (`c` channels over `hw` positions, `n` items) written blocked, and back
+/// ([`unblock`]): the definition of the layout the kernels are tested against.
 #[cfg(test)]
 pub(crate) fn block(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
     for s in 0..n {
         for ch in 0..c {
             for p in 0..hw {
-                out[s * c * hw + (ch / LANES) * LANES * hw + p * LANES + ch % LANES] = x[s * c * hw + ch * hw + p];
+                out[s * c * hw + at(c, hw, ch, p)] = x[s * c * hw + ch * hw + p];
             }
         }
     }
@@ -559,7 +634,7 @@ pub(crate) fn unblock(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
     for s in 0..n {
         for ch in 0..c {
             for p in 0..hw {
-                out[s * c * hw + ch * hw + p] = x[s * c * hw + (ch / LANES) * LANES * hw + p * LANES + ch % LANES];
+                out[s * c * hw + ch * hw + p] = x[s * c * hw + at(c, hw, ch, p)];
             }
         }
     }
@@ -569,30 +644,38 @@ pub(crate) fn unblock(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
 /// Most floats of a planar input a depthwise layer blocks onto the stack (64 KiB).
 pub(crate) const BLOCK_IN: usize = 16384;
 
-/// Writes `blocks` blocks of 16 planar channels of `hw` positions at `x` blocked to `out`
-/// (cache-line aligned): 16 positions at a time transposed in registers, the last ones masked.
+/// Writes one item of `c` planar channels of `hw` positions at `x` blocked to `out`: 16
+/// positions of a block at a time transposed in registers, the last positions masked, a narrower
+/// last block's lanes masked.
 #[target_feature(enable = "avx2,fma,avx512f")]
-unsafe fn block_core(x: *const f32, blocks: usize, hw: usize, out: *mut f32) {
-    // SAFETY: block `b` reads channels `16b .. 16b + 16`, positions below `hw`, and writes its
-    // `16·hw` floats (the caller's bounds).
+unsafe fn block_core(x: *const f32, c: usize, hw: usize, out: *mut f32) {
+    // SAFETY: block `b` reads its `wd` channels, positions below `hw`, and writes its `wd·hw`
+    // floats (the caller's bounds).
     unsafe {
-        for b in 0..blocks {
-            let (xb, ob) = (x.add(b * LANES * hw), out.add(b * LANES * hw));
+        for b in 0..c.div_ceil(LANES) {
+            let (xb, ob, wd) = (x.add(b * LANES * hw), out.add(b * LANES * hw), width(c, b));
+            let mk = lanes(wd);
             let mut p0 = 0;
-            while p0 + LANES <= hw {
-                let t = transpose16(core::array::from_fn(|ch| _mm512_loadu_ps(xb.add(ch * hw + p0))));
-                for (p, v) in t.iter().enumerate() {
-                    _mm512_storeu_ps(ob.add((p0 + p) * LANES), *v);
+            while p0 < hw {
+                let np = (hw - p0).min(LANES);
+                let pm = lanes(np);
+                let t = transpose16(core::array::from_fn(|ch| {
+                    if ch < wd {
+                        _mm512_maskz_loadu_ps(pm, xb.add(ch * hw + p0))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                }));
+                if wd == LANES && np == LANES {
+                    for (p, v) in t.iter().enumerate() {
+                        _mm512_storeu_ps(ob.add((p0 + p) * LANES), *v);
+                    }
+                } else {
+                    for (p, v) in t.iter().enumerate().take(np) {
+                        _mm512_mask_storeu_ps(ob.add((p0 + p) * wd), mk, *v);
+                    }
                 }
                 p0 += LANES;
-            }
-            if p0 < hw {
-                let np = hw - p0;
-                let mask = ((1u32 << np) - 1) as __mmask16;
-                let t = transpose16(core::array::from_fn(|ch| _mm512_maskz_loadu_ps(mask, xb.add(ch * hw + p0))));
-                for (p, v) in t.iter().enumerate().take(np) {
-                    _mm512_storeu_ps(ob.add((p0 + p) * LANES), *v);
-                }
             }
         }
     }
@@ -643,7 +726,7 @@ pub(crate) fn role(
             }
             let g = Geom::new(a, x, w, out);
             if a.group == 1 && g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && a.pads == [0; 4] && g.oh * g.ow == hw {
-                (g.m.is_multiple_of(LANES) && g.m > 0 && c * g.m <= PW_WEIGHTS && hw > 0).then_some(Role::Pointwise)
+                (g.m > 0 && g.m <= 1024 && c * g.m.div_ceil(LANES) * LANES <= PW_WEIGHTS && hw > 0).then_some(Role::Pointwise)
             } else if a.group as usize == c && depthwise_applies(&g) {
                 Some(if x.numel().is_some_and(|l| l <= BLOCK_IN) { Role::Depthwise } else { Role::DepthwiseBlockedOnly })
             } else {
@@ -652,9 +735,9 @@ pub(crate) fn role(
         }
         Op::AveragePool(p) => {
             let whole = p.kernel == [x.dim(2) as u32, x.dim(3) as u32] && p.pads == [0; 4] && p.dilation == [1, 1];
-            (whole && out.dim(2) == 1 && out.dim(3) == 1 && c.is_multiple_of(LANES) && hw > 0).then_some(Role::Average)
+            (whole && out.dim(2) == 1 && out.dim(3) == 1 && c > 0 && hw > 0).then_some(Role::Average)
         }
-        Op::GlobalAveragePool => (c.is_multiple_of(LANES) && hw > 0).then_some(Role::Average),
+        Op::GlobalAveragePool => (c > 0 && hw > 0).then_some(Role::Average),
         _ => None,
     }
 }
@@ -712,14 +795,17 @@ pub(crate) fn run(
                 } else {
                     // A planar input (the first layer of a chain) blocked onto the stack.
                     let len = xs.len();
-                    if len > BLOCK_IN || !c.is_multiple_of(LANES) || n * c * hw != len || !avx512() {
+                    if len > BLOCK_IN || n * c * hw != len || !avx512() {
                         return Err(OpError::ShapeMismatch);
                     }
                     let mut store = Lines([MaybeUninit::<f32>::uninit(); BLOCK_IN]);
-                    // SAFETY: AVX-512 F detected; `block_core` writes every one of the `len`
-                    // floats (`n·c/16` blocks of `hw` positions), so they are initialized.
+                    // SAFETY: AVX-512 F detected; `block_core` writes every one of each item's
+                    // `c·hw` floats, so all `len` are initialized.
                     let xb = unsafe {
-                        block_core(xs.as_ptr(), n * c / LANES, hw, store.0.as_mut_ptr().cast());
+                        let o = store.0.as_mut_ptr().cast::<f32>();
+                        for s in 0..n {
+                            block_core(xs.as_ptr().add(s * c * hw), c, hw, o.add(s * c * hw));
+                        }
                         core::slice::from_raw_parts(store.0.as_ptr().cast::<f32>(), len)
                     };
                     depthwise(xb, n, &g, wv, bias, a.act, out)
@@ -796,7 +882,7 @@ mod tests {
     ) -> Result<Vec<f32>, OpError> {
         let yd = out_dims(xd, wd, a);
         let hw = xd[2] * xd[3];
-        let xin = if layout & IN != 0 && xd[1].is_multiple_of(LANES) { block(x, xd[0], xd[1], hw) } else { x.to_vec() };
+        let xin = if layout & IN != 0 { block(x, xd[0], xd[1], hw) } else { x.to_vec() };
         let mut ops = vec![Operand { view: View::F32(&xin), shape: sh(xd) }, Operand { view: w, shape: sh(wd) }];
         let bd = [wd[0]];
         if let Some(b) = b {
@@ -810,16 +896,15 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(64)))]
         /// The blocked 1×1 Conv from a planar or blocked input, f32, 4- or 3-bit weights, matches
-        /// the naive Conv for every output tile shape (64, 32 and 16 outputs; ragged positions).
+        /// the naive Conv for every output tile shape (64, 32 and 16 outputs; ragged positions)
+        /// and channel counts that leave a narrower last block on either side.
         #[test]
-        fn pointwise_matches_naive(n in 1usize..3, c in 1usize..50, mb in 1usize..6, h in 1usize..6, wd in 1usize..14, bias in any::<bool>(),
+        fn pointwise_matches_naive(n in 1usize..3, c in 1usize..50, m in 1usize..90, h in 1usize..6, wd in 1usize..14, bias in any::<bool>(),
                                    act in 0u8..3, blocked_in in any::<bool>(), coded in any::<bool>(), bits in prop_oneof![Just(4u8), Just(3)],
                                    seed in 0u64..1000) {
             if !ready() {
                 return Ok(());
             }
-            let c = if blocked_in { c.div_ceil(16) * 16 } else { c };
-            let m = 16 * mb;
             let xd = [n, c, h, wd];
             let x = data(n * c * h * wd, seed);
             // 4-bit codes decode straight into the transposed weights, 3-bit ones row by row.
@@ -837,14 +922,14 @@ mod tests {
         }
 
         /// The blocked depthwise 3 × 3 Conv matches the naive Conv at strides 1 and 2, every
-        /// padding up to 2, rows of 1 to 20 outputs (tiles, edges and checked columns).
+        /// padding up to 2, rows of 1 to 20 outputs (tiles, edges and checked columns), whole
+        /// and narrower last channel blocks.
         #[test]
-        fn depthwise_matches_naive(n in 1usize..3, cb in 1usize..3, h in 1usize..9, wd in 1usize..21, s in (1usize..3, 1usize..3),
+        fn depthwise_matches_naive(n in 1usize..3, c in 1usize..40, h in 1usize..9, wd in 1usize..21, s in (1usize..3, 1usize..3),
                                    pads in proptest::array::uniform4(0usize..3), bias in any::<bool>(), act in 0u8..3, seed in 0u64..1000) {
             if !ready() || h + pads[0] + pads[2] < 3 || wd + pads[1] + pads[3] < 3 {
                 return Ok(());
             }
-            let c = 16 * cb;
             let xd = [n, c, h, wd];
             let x = data(n * c * h * wd, seed);
             let w = data(c * 9, seed + 1);
@@ -861,11 +946,10 @@ mod tests {
 
         /// The blocked whole-plane average is each channel's mean, planar.
         #[test]
-        fn averages_are_the_plane_means(n in 1usize..3, cb in 1usize..4, hw in 1usize..130, seed in 0u64..1000) {
+        fn averages_are_the_plane_means(n in 1usize..3, c in 1usize..50, hw in 1usize..130, seed in 0u64..1000) {
             if !ready() {
                 return Ok(());
             }
-            let c = 16 * cb;
             let x = data(n * c * hw, seed);
             let mut out = vec![f32::NAN; n * c];
             average_planes(&block(&x, n, c, hw), n, c, hw, &mut out).unwrap();
@@ -895,7 +979,7 @@ mod tests {
 
     /// Layouts the kernels do not take are refused before anything is written: a depthwise
     /// layer to a planar output or from a planar input too large for the stack, a pointwise
-    /// layer to a planar output, a blocked input of channels that do not fill blocks.
+    /// layer to a planar output or with too many weights.
     #[test]
     fn other_layouts_are_refused() {
         if !ready() {
@@ -912,8 +996,9 @@ mod tests {
         let pw = data(16 * 16, 3);
         let a1 = conv_attrs(1, [1, 1], [1, 1], [0; 4], 1);
         assert!(conv(&a1, IN, &x, &[2, 16, 3, 3], View::F32(&pw), &[16, 16, 1, 1], None).is_err());
-        let x12 = data(12 * 9, 4);
-        let pw12 = data(16 * 12, 5);
-        assert!(conv(&a1, IN | OUT, &x12, &[1, 12, 3, 3], View::F32(&pw12), &[16, 12, 1, 1], None).is_err());
+        // 200 inputs to 90 outputs: 200 × 96 padded weights, more than the stack takes.
+        let x200 = data(200 * 9, 4);
+        let pw200 = data(90 * 200, 5);
+        assert!(conv(&a1, IN | OUT, &x200, &[1, 200, 3, 3], View::F32(&pw200), &[90, 200, 1, 1], None).is_err());
     }
 }

@@ -474,11 +474,12 @@ impl Books4 {
         true
     }
 
-    /// Writes the `m × c` weights of `p` (the payload these books came from; `m` a multiple of
-    /// 16, each row at least `c` codes) transposed to `out`: `out[j·m + i]` is row `i`'s weight
-    /// `j`, the value [`Parts::decode`] gives. Sixteen rows' codes at a time are decoded into
-    /// registers and transposed there. `buf` may be memory never written: its first `m·c` floats
-    /// are all written and returned. `None`, with `out` untouched, when the shapes do not fit.
+    /// Writes the `m × c` weights of `p` (the payload these books came from; each row at least
+    /// `c` codes) transposed to `out`, rows `mp` = `m` rounded up to whole blocks of 16 apart:
+    /// `out[j·mp + i]` is row `i`'s weight `j`, the value [`Parts::decode`] gives (0.0 for `i ≥
+    /// m`). Sixteen rows' codes at a time are decoded into registers and transposed there. `out`
+    /// may be memory never written: its first `mp·c` floats are all written and returned.
+    /// `None`, with `out` untouched, when the shapes do not fit.
     pub(crate) fn decode_transposed<'b>(
         &self,
         p: &Parts<'_>,
@@ -486,8 +487,8 @@ impl Books4 {
         c: usize,
         out: &'b mut [MaybeUninit<f32>],
     ) -> Option<&'b mut [f32]> {
-        let len = m.checked_mul(c)?;
-        if !m.is_multiple_of(16)
+        let len = m.div_ceil(16).checked_mul(16)?.checked_mul(c)?;
+        if m == 0
             || c == 0
             || out.len() < len
             || p.stride() < c.div_ceil(2)
@@ -497,8 +498,8 @@ impl Books4 {
         }
         let o = out.as_mut_ptr().cast::<f32>();
         // SAFETY: AVX-512 F, VL and BW detected (a `Books4` exists); rows below `m` hold `⌈c/2⌉`
-        // code bytes inside `indices`; `decode_transposed_core` writes each of the `m·c` floats
-        // at `o` once, so the slice made from them is initialized.
+        // code bytes inside `indices`; `decode_transposed_core` writes each of the `mp·c`
+        // floats at `o` once, so the slice made from them is initialized.
         unsafe {
             decode_transposed_core(&self.cache, p, m, c, o);
             Some(core::slice::from_raw_parts_mut(o, len))
@@ -557,32 +558,35 @@ pub(super) fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
 /// The loop of [`Books4::decode_transposed`]; the caller guarantees its bounds.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
 unsafe fn decode_transposed_core(cache: &[__m512; 17], p: &Parts<'_>, m: usize, c: usize, out: *mut f32) {
-    let (stride, codes) = (p.stride(), p.indices().as_ptr());
+    let (stride, codes, mp) = (p.stride(), p.indices().as_ptr(), m.div_ceil(16) * 16);
     // Lane i takes byte i / 2, shifted right by 4 for odd i (`vpermps` reads the low 4 bits).
     let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
-    // SAFETY: rows `i0 .. i0 + 16 ≤ m` read bytes `j0/2 .. ⌈(j0 + nj)/2⌉ ≤ ⌈c/2⌉` of their
-    // codes (masked); writes rows `j0 .. j0 + nj` of `out`, columns `i0 .. i0 + 16`.
+    // SAFETY: rows `i0 + r < m` read bytes `j0/2 .. ⌈(j0 + nj)/2⌉ ≤ ⌈c/2⌉` of their codes
+    // (masked; the others read none); writes rows `j0 .. j0 + nj` of `out`, columns `i0 .. i0 +
+    // 16 ≤ mp`.
     unsafe {
         for i0 in (0..m).step_by(16) {
-            let tbl: [__m512; 16] = core::array::from_fn(|r| cache[p.group(i0 + r).min(16)]);
+            // Rows past `m` read no codes: their weights are zeros.
+            let tbl: [__m512; 16] = core::array::from_fn(|r| cache[if i0 + r < m { p.group(i0 + r).min(16) } else { 16 }]);
             let mut j0 = 0;
             while j0 < c {
                 let nj = (c - j0).min(16);
                 let bytes = ((1u32 << nj.div_ceil(2)) - 1) as __mmask16;
                 let rows: [__m512; 16] = core::array::from_fn(|r| {
-                    let b = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(bytes, codes.add((i0 + r) * stride + j0 / 2).cast()), dup);
+                    let bytes = if i0 + r < m { bytes } else { 0 };
+                    let b = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(bytes, codes.wrapping_add((i0 + r) * stride + j0 / 2).cast()), dup);
                     _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), tbl[r])
                 });
                 let t = transpose16(rows);
                 // Whole blocks stored unrolled (a loop bounded at run time kept `t` in memory).
                 if nj == 16 {
                     for (j, v) in t.iter().enumerate() {
-                        _mm512_storeu_ps(out.add((j0 + j) * m + i0), *v);
+                        _mm512_storeu_ps(out.add((j0 + j) * mp + i0), *v);
                     }
                 } else {
                     for (j, v) in t.iter().enumerate().take(nj) {
-                        _mm512_storeu_ps(out.add((j0 + j) * m + i0), *v);
+                        _mm512_storeu_ps(out.add((j0 + j) * mp + i0), *v);
                     }
                 }
                 j0 += 16;
