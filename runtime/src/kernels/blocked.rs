@@ -157,13 +157,21 @@ unsafe fn transpose_core(w: *const f32, m: usize, c: usize, wt: *mut f32) {
             while j0 < c {
                 let nj = (c - j0).min(LANES);
                 let mask = lanes(nj);
-                let r: [__m512; 16] = core::array::from_fn(|i| {
-                    if i0 + i < m {
-                        _mm512_maskz_loadu_ps(mask, w.add((i0 + i) * c + j0))
-                    } else {
-                        _mm512_setzero_ps()
-                    }
-                });
+                // Whole blocks of rows and columns without a test per row (one kept the rows in
+                // memory).
+                let r: [__m512; 16] = if i0 + LANES <= m && nj == LANES {
+                    core::array::from_fn(|i| _mm512_loadu_ps(w.add((i0 + i) * c + j0)))
+                } else if i0 + LANES <= m {
+                    core::array::from_fn(|i| _mm512_maskz_loadu_ps(mask, w.add((i0 + i) * c + j0)))
+                } else {
+                    core::array::from_fn(|i| {
+                        if i0 + i < m {
+                            _mm512_maskz_loadu_ps(mask, w.add((i0 + i) * c + j0))
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    })
+                };
                 let t = transpose16(r);
                 // Whole blocks stored unrolled (a loop bounded at run time kept `t` in memory).
                 if nj == LANES {

@@ -573,8 +573,10 @@ unsafe fn decode_transposed_core(cache: &[__m512; 17], p: &Parts<'_>, m: usize, 
             while j0 < c {
                 let nj = (c - j0).min(16);
                 let bytes = ((1u32 << nj.div_ceil(2)) - 1) as __mmask16;
+                // Whole blocks of rows without a test per row.
+                let full = i0 + 16 <= m;
                 let rows: [__m512; 16] = core::array::from_fn(|r| {
-                    let bytes = if i0 + r < m { bytes } else { 0 };
+                    let bytes = if full || i0 + r < m { bytes } else { 0 };
                     let b = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(bytes, codes.wrapping_add((i0 + r) * stride + j0 / 2).cast()), dup);
                     _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), shifts), tbl[r])
                 });
