@@ -71,7 +71,7 @@ pub(crate) enum Weights<'a> {
     /// The `m × c` matrix in f32, filter-major (as stored).
     Rows(&'a [f32]),
     /// 4-bit codes over the `m × c` matrix, decoded straight into the transposed matrix.
-    Codes4(&'a super::x86::Books4, &'a crate::codebook::Parts<'a>),
+    Codes4(super::x86::Codes, &'a crate::codebook::Parts<'a>),
 }
 
 /// 1×1 Conv (group 1, stride 1, no padding) of `c` inputs to `m` outputs over `hw` positions of
@@ -122,7 +122,7 @@ pub(crate) fn pointwise(
                 core::slice::from_raw_parts(buf.as_ptr().cast::<f32>(), c * mp)
             }
         }
-        Weights::Codes4(books, p) => books.decode_transposed(p, m, c, buf).ok_or(OpError::ShapeMismatch)?,
+        Weights::Codes4(codes, p) => codes.decode_transposed4(p, m, c, buf).ok_or(OpError::ShapeMismatch)?,
     };
     // Zeros cleared only without a bias (4 KiB cleared per call was 1.5 % of kws).
     let bz;
@@ -786,13 +786,12 @@ pub(crate) fn run(
             let layout = if blocked_in { Layout::Blocked } else { Layout::Planar };
             // 4-bit codes (at most 16 groups) decoded straight into the transposed weights.
             if let (true, View::Codebook(cb)) = (pointwise_layer, w.view) {
-                let parts = cb.parts();
-                let info = cb.info();
-                if let Some(books) = super::x86::Codes::detect()
-                    .and_then(|k| k.books4(&parts))
-                    .filter(|_| cb.is_whole() && info.rows == rows && info.cols == cols)
-                {
-                    return pointwise(xs, layout, n, c, hw, Weights::Codes4(&books, &parts), g.m, bias, a.act, out);
+                let (parts, info) = (cb.parts(), cb.info());
+                let fits = |k: &super::x86::Codes| {
+                    k.wide() && parts.bits() == 4 && parts.groups() <= 16 && cb.is_whole() && info.rows == rows && info.cols == cols
+                };
+                if let Some(codes) = super::x86::Codes::detect().filter(fits) {
+                    return pointwise(xs, layout, n, c, hw, Weights::Codes4(codes, &parts), g.m, bias, a.act, out);
                 }
             }
             with_weights(w.view, rows, cols, |wv| {
@@ -843,6 +842,10 @@ fn with_weights(
             }
             let parts = cb.parts();
             let mut buf = [MaybeUninit::<f32>::uninit(); PW_WEIGHTS];
+            if let Some(codes) = super::x86::Codes::detect().filter(|c| c.wide() && parts.bits() == 4 && parts.groups() <= 16) {
+                let w = codes.decode_rows4(&parts, 0, cols, &mut buf[..len]).ok_or(OpError::ShapeMismatch)?;
+                return f(w);
+            }
             if let Some(books) = super::x86::Codes::detect().and_then(|c| c.decoder4(&parts)) {
                 let w = books.decode_rows(&parts, 0, cols, &mut buf[..len]).ok_or(OpError::ShapeMismatch)?;
                 return f(w);

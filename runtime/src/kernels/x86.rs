@@ -241,28 +241,43 @@ impl Codes {
     }
 }
 
+/// Fills `cache` with the codebook registers of the 4-bit payload `p`'s stored groups (at most
+/// 16) and the zero entry 16, in the caller's own frame (building them elsewhere and copying the
+/// 1 KiB back cost more than a small layer's decode); returns how many groups it holds. Read it
+/// through [`book_slot`], which names only written entries.
+#[inline]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+fn stored_books(p: &Parts<'_>, cache: &mut [MaybeUninit<__m512>; 17]) -> usize {
+    let (books, f16) = (p.codebooks(), p.f16());
+    let bl = if f16 { 32 } else { 64 };
+    let ng = p.groups().min(16);
+    for (g, t) in cache.iter_mut().enumerate().take(ng) {
+        t.write(table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16));
+    }
+    cache[16].write(_mm512_setzero_ps());
+    ng
+}
+
+/// The [`stored_books`] entry of row `j`: its group's, or the zero entry for a group past the
+/// `ng` held (as `Parts::load` reads missing values).
+#[inline(always)]
+fn book_slot(p: &Parts<'_>, j: usize, ng: usize) -> usize {
+    let g = p.group(j);
+    if g < ng {
+        g
+    } else {
+        16
+    }
+}
+
 /// The loop of [`Codes::gemv4_short`]; the caller guarantees `x.len() ≤ 16`, `⌈x.len()/2⌉ ≤
 /// stride`, `out.len()·stride ≤ indices.len()` and at most 16 groups.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
 unsafe fn gemv4_short_core(p: &Parts<'_>, x: &[f32], out: &mut [f32]) {
     let (n, stride, codes) = (x.len(), p.stride(), p.indices().as_ptr());
-    let (books, f16) = (p.codebooks(), p.f16());
-    let bl = if f16 { 32 } else { 64 };
-    let ng = p.groups().min(16);
-    // Only the stored groups' codebooks and the zero entry are converted (as `gemv4_split_core`).
     let mut cache = [MaybeUninit::<__m512>::uninit(); 17];
-    for (g, t) in cache.iter_mut().enumerate().take(ng) {
-        t.write(table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16));
-    }
-    cache[16].write(_mm512_setzero_ps());
-    let gid = |j: usize| {
-        let g = p.group(j);
-        if g < ng {
-            g
-        } else {
-            16
-        }
-    };
+    let ng = stored_books(p, &mut cache);
+    let gid = |j: usize| book_slot(p, j, ng);
     let (inputs, bytes) = (((1u32 << n) - 1) as __mmask16, ((1u32 << n.div_ceil(2)) - 1) as __mmask16);
     let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
@@ -474,38 +489,6 @@ impl Books4 {
         true
     }
 
-    /// Writes the `m × c` weights of `p` (the payload these books came from; each row at least
-    /// `c` codes) transposed to `out`, rows `mp` = `m` rounded up to whole blocks of 16 apart:
-    /// `out[j·mp + i]` is row `i`'s weight `j`, the value [`Parts::decode`] gives (0.0 for `i ≥
-    /// m`). Sixteen rows' codes at a time are decoded into registers and transposed there. `out`
-    /// may be memory never written: its first `mp·c` floats are all written and returned.
-    /// `None`, with `out` untouched, when the shapes do not fit.
-    pub(crate) fn decode_transposed<'b>(
-        &self,
-        p: &Parts<'_>,
-        m: usize,
-        c: usize,
-        out: &'b mut [MaybeUninit<f32>],
-    ) -> Option<&'b mut [f32]> {
-        let len = m.div_ceil(16).checked_mul(16)?.checked_mul(c)?;
-        if m == 0
-            || c == 0
-            || out.len() < len
-            || p.stride() < c.div_ceil(2)
-            || m.checked_mul(p.stride()).is_none_or(|end| end > p.indices().len())
-        {
-            return None;
-        }
-        let o = out.as_mut_ptr().cast::<f32>();
-        // SAFETY: AVX-512 F, VL and BW detected (a `Books4` exists); rows below `m` hold `⌈c/2⌉`
-        // code bytes inside `indices`; `decode_transposed_core` writes each of the `mp·c`
-        // floats at `o` once, so the slice made from them is initialized.
-        unsafe {
-            decode_transposed_core(&self.cache, p, m, c, o);
-            Some(core::slice::from_raw_parts_mut(o, len))
-        }
-    }
-
     /// Writes weights `k0 .. k0 + out.len()` of row `row` of `p` (the payload these books came
     /// from) to `out`: the values [`Parts::decode`] gives. False, with `out` untouched, for an odd
     /// `k0` or when the row holds fewer codes.
@@ -555,10 +538,88 @@ pub(super) fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
     out
 }
 
-/// The loop of [`Books4::decode_transposed`]; the caller guarantees its bounds.
+impl Codes {
+    /// Writes the `m × c` weights of the 4-bit payload `p` (at most 16 groups, each row at least
+    /// `c` codes) transposed to `out`, rows `mp` = `m` rounded up to whole blocks of 16 apart:
+    /// `out[j·mp + i]` is row `i`'s weight `j`, the value [`Parts::decode`] gives (0.0 for `i ≥
+    /// m`). Sixteen rows' codes at a time are decoded into registers and transposed there. `out`
+    /// may be memory never written: its first `mp·c` floats are all written and returned.
+    /// `None`, with `out` untouched, without AVX-512 F, VL and BW, for other widths or more
+    /// groups, or when the shapes do not fit.
+    pub(crate) fn decode_transposed4<'b>(
+        self,
+        p: &Parts<'_>,
+        m: usize,
+        c: usize,
+        out: &'b mut [MaybeUninit<f32>],
+    ) -> Option<&'b mut [f32]> {
+        let len = m.div_ceil(16).checked_mul(16)?.checked_mul(c)?;
+        if !self.wide()
+            || p.bits() != 4
+            || p.groups() > 16
+            || m == 0
+            || c == 0
+            || out.len() < len
+            || p.stride() < c.div_ceil(2)
+            || m.checked_mul(p.stride()).is_none_or(|end| end > p.indices().len())
+        {
+            return None;
+        }
+        let o = out.as_mut_ptr().cast::<f32>();
+        // SAFETY: AVX-512 F, VL and BW detected; rows below `m` hold `⌈c/2⌉` code bytes inside
+        // `indices`; `decode_transposed_core` writes each of the `mp·c` floats at `o` once, so
+        // the slice made from them is initialized.
+        unsafe {
+            decode_transposed_core(p, m, c, o);
+            Some(core::slice::from_raw_parts_mut(o, len))
+        }
+    }
+
+    /// [`Books4::decode_rows`] with the codebook registers built in the decode's own frame
+    /// (making a [`Books4`] copies 1 KiB of them out and back, more than a depthwise layer's
+    /// rows of 9 take to decode). `None`, with `buf` untouched, without AVX-512 F, VL and BW, for
+    /// other widths or more than 16 groups, or when a row holds fewer than `kdim` codes or is
+    /// missing.
+    pub(crate) fn decode_rows4<'b>(self, p: &Parts<'_>, m0: usize, kdim: usize, buf: &'b mut [MaybeUninit<f32>]) -> Option<&'b mut [f32]> {
+        if !self.wide() || p.bits() != 4 || p.groups() > 16 {
+            return None;
+        }
+        rows_fit(p, m0, kdim, buf.len())?;
+        let (out, len) = (buf.as_mut_ptr().cast::<f32>(), buf.len());
+        // SAFETY: AVX-512 F, VL and BW detected; each row's `⌈kdim/2⌉ ≤ stride` bytes lie in
+        // `indices` (checked above); every one of the `len` floats at `out` is written, so the
+        // slice made from them is initialized.
+        unsafe {
+            decode_rows4_core(p, m0, kdim, out, len);
+            Some(core::slice::from_raw_parts_mut(out, len))
+        }
+    }
+}
+
+/// The loop of [`Codes::decode_rows4`]: writes all `len` floats at `out` (`len` a multiple of
+/// `kdim`), row `m0 + i` at `out + i·kdim`; the caller guarantees the rows' bytes.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
-unsafe fn decode_transposed_core(cache: &[__m512; 17], p: &Parts<'_>, m: usize, c: usize, out: *mut f32) {
+unsafe fn decode_rows4_core(p: &Parts<'_>, m0: usize, kdim: usize, out: *mut f32, len: usize) {
+    let mut cache = [MaybeUninit::<__m512>::uninit(); 17];
+    let ng = stored_books(p, &mut cache);
+    let (stride, codes) = (p.stride(), p.indices());
+    for i in 0..len / kdim.max(1) {
+        let at = (m0 + i) * stride;
+        // SAFETY: `book_slot` names a written entry; the row's `⌈kdim/2⌉` bytes lie in `codes`
+        // and floats `i·kdim .. (i + 1)·kdim` at `out` are writable (the caller's guarantees).
+        unsafe {
+            let tbl = cache[book_slot(p, m0 + i, ng)].assume_init();
+            decode4_core(tbl, codes.get_unchecked(at..at + stride), out.add(i * kdim), kdim)
+        };
+    }
+}
+
+/// The loop of [`Codes::decode_transposed4`]; the caller guarantees its bounds.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512bw")]
+unsafe fn decode_transposed_core(p: &Parts<'_>, m: usize, c: usize, out: *mut f32) {
     let (stride, codes, mp) = (p.stride(), p.indices().as_ptr(), m.div_ceil(16) * 16);
+    let mut cache = [MaybeUninit::<__m512>::uninit(); 17];
+    let ng = stored_books(p, &mut cache);
     // Lane i takes byte i / 2, shifted right by 4 for odd i (`vpermps` reads the low 4 bits).
     let dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     let shifts = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
@@ -568,7 +629,8 @@ unsafe fn decode_transposed_core(cache: &[__m512; 17], p: &Parts<'_>, m: usize, 
     unsafe {
         for i0 in (0..m).step_by(16) {
             // Rows past `m` read no codes: their weights are zeros.
-            let tbl: [__m512; 16] = core::array::from_fn(|r| cache[if i0 + r < m { p.group(i0 + r).min(16) } else { 16 }]);
+            // `book_slot` and 16 name written entries.
+            let tbl: [__m512; 16] = core::array::from_fn(|r| cache[if i0 + r < m { book_slot(p, i0 + r, ng) } else { 16 }].assume_init());
             let mut j0 = 0;
             while j0 < c {
                 let nj = (c - j0).min(16);
@@ -646,27 +708,15 @@ unsafe fn decode4_core(tbl: __m512, codes: &[u8], out: *mut f32, n: usize) {
 unsafe fn gemv4_split_core(p: &Parts<'_>, b0: usize, xe: &[f32], xo: &[f32], n: usize, out: &mut [f32]) {
     // The codebooks converted here (`books4_core` returned them through a cleared and copied
     // 1 KiB table); groups past the stored ones read zeros, as `Parts::load` does.
-    let (stride, books, f16) = (p.stride(), p.codebooks(), p.f16());
-    let bl = if f16 { 32 } else { 64 };
+    let stride = p.stride();
     // Only the stored groups' entries and the zero entry 16 are written (a 1 KiB clear was a
     // tenth of a 64 × 12 layer's time); `gid` reads no other.
-    let ng = p.groups().min(16);
     let mut cache = [MaybeUninit::<__m512>::uninit(); 17];
-    for (g, t) in cache.iter_mut().enumerate().take(ng) {
-        t.write(table16(books.get(g * bl..g * bl + bl).unwrap_or(&[]), f16));
-    }
-    cache[16].write(_mm512_setzero_ps());
+    let ng = stored_books(p, &mut cache);
     // Registers are copied out of `cache` here, in this function's own loops: a closure
     // returning one (no AVX-512 of its own, so it returns it through memory) was left out of
     // line when the group lookup grew, 0.82 instead of 0.99 of dense f32 on 144-wide layers.
-    let gid = |j: usize| {
-        let g = p.group(j);
-        if g < ng {
-            g
-        } else {
-            16
-        }
-    };
+    let gid = |j: usize| book_slot(p, j, ng);
     // SAFETY: the rows `j0 ..` start inside `indices` (`j0 < out.len()`), and `rows_split`
     // reads at most `⌈n/2⌉` bytes past `b0` of each (see the caller's guarantees).
     unsafe {
