@@ -782,7 +782,8 @@ pub(crate) fn run(
                     bb
                 }
             };
-            let pointwise_layer = a.group == 1 && g.kh == 1 && g.kw == 1;
+            // A 1×1 Conv with strides or padding is neither layer kind (refused below).
+            let pointwise_layer = a.group == 1 && g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && a.pads == [0; 4] && g.oh * g.ow == hw;
             let layout = if blocked_in { Layout::Blocked } else { Layout::Planar };
             // 4-bit codes (at most 16 groups) decoded straight into the transposed weights.
             if let (true, View::Codebook(cb)) = (pointwise_layer, w.view) {
@@ -1007,6 +1008,10 @@ mod tests {
         let pw = data(16 * 16, 3);
         let a1 = conv_attrs(1, [1, 1], [1, 1], [0; 4], 1);
         assert!(conv(&a1, IN, &x, &[2, 16, 3, 3], View::F32(&pw), &[16, 16, 1, 1], None).is_err());
+        // A padded or strided 1×1 Conv is not a pointwise layer of these kernels.
+        for a in [conv_attrs(1, [1, 1], [1, 1], [1; 4], 1), conv_attrs(1, [2, 2], [1, 1], [0; 4], 1)] {
+            assert!(conv(&a, OUT, &x, &[2, 16, 3, 3], View::F32(&pw), &[16, 16, 1, 1], None).is_err());
+        }
         // 200 inputs to 90 outputs: 200 × 96 padded weights, more than the stack takes.
         let x200 = data(200 * 9, 4);
         let pw200 = data(90 * 200, 5);
