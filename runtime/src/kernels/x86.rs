@@ -5053,6 +5053,15 @@ unsafe fn dw_s1_rows<const KH: usize, const KW: usize, const FULL: bool>(
     acc
 }
 
+/// `s` as initialized values.
+///
+/// # Safety
+/// Every element of `s` is initialized.
+unsafe fn assume_init<T>(s: &[MaybeUninit<T>]) -> &[T] {
+    // SAFETY: the caller's guarantee; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &*(s as *const [MaybeUninit<T>] as *const [T]) }
+}
+
 /// Most `B` rows (`c · kh · kw`) [`Fma::conv_direct`] takes.
 const DIRECT_K: usize = 1152;
 
@@ -5123,6 +5132,8 @@ impl Fma {
             || k > DIRECT_K
             || !(flat || g.ow >= 8)
             || g.oh == 0
+            || vh == 0
+            || vw == 0
             || x.len() < g.c * nph * vh * vw
             || w.len() < g.m * k
             || out.len() < g.m * g.oh * g.ow
@@ -5130,25 +5141,28 @@ impl Fma {
         {
             return false;
         }
-        let mut base = [0isize; DIRECT_K];
-        let mut ry = [0i32; DIRECT_K];
-        let mut rx = [0i32; DIRECT_K];
+        // Only the layer's `k` rows written: clearing all `DIRECT_K` was 18 KiB per call.
+        let (mut base, mut ry, mut rx) =
+            ([MaybeUninit::uninit(); DIRECT_K], [MaybeUninit::uninit(); DIRECT_K], [MaybeUninit::uninit(); DIRECT_K]);
+        // Input row `s·oy + ky − pt` is row `oy + dy div s` of phase `dy mod s` (floored, as
+        // `div_euclid` and `rem_euclid` at a positive divisor; `s` is 1 or 2, so no division).
+        let split = |d: isize| if s == 1 { (0, d) } else { (d & 1, d >> 1) };
         let mut i = 0;
         for c in 0..g.c {
             for ky in 0..g.kh {
+                let (py, qy) = split(ky as isize - g.pt as isize);
                 for kx in 0..g.kw {
-                    // Input row `s·oy + ky − pt` is row `oy + dy div s` of phase `dy mod s`.
-                    let (dy, dx) = (ky as isize - g.pt as isize, kx as isize - g.pl as isize);
-                    let (py, px, qy, qx) =
-                        (dy.rem_euclid(s as isize), dx.rem_euclid(s as isize), dy.div_euclid(s as isize), dx.div_euclid(s as isize));
+                    let (px, qx) = split(kx as isize - g.pl as isize);
                     let plane = (c * nph) as isize + py * s as isize + px;
-                    base[i] = plane * (vh * vw) as isize + qy * vw as isize + qx;
-                    (ry[i], rx[i]) = (qy as i32, qx as i32);
+                    base[i].write(plane * (vh * vw) as isize + qy * vw as isize + qx);
+                    ry[i].write(qy as i32);
+                    rx[i].write(qx as i32);
                     i += 1;
                 }
             }
         }
-        let v = Virtual { vh, vw, base: &base[..k], ry: &ry[..k], rx: &rx[..k] };
+        // SAFETY: the first `k = c · kh · kw` elements of each written above.
+        let v = unsafe { Virtual { vh, vw, base: assume_init(&base[..k]), ry: assume_init(&ry[..k]), rx: assume_init(&rx[..k]) } };
         // SAFETY: AVX2 + FMA detected (`self`); the slices hold the layer (checked above), and
         // every lane loaded lies inside its plane's row (`direct_conv_avx2`'s masks).
         unsafe { direct_conv_avx2(g, &v, taps, x.as_ptr(), w.as_ptr(), bias, act, out.as_mut_ptr()) };
@@ -5183,33 +5197,40 @@ unsafe fn direct_conv_avx2(
         for (kk, id) in ids.iter_mut().enumerate().take(k) {
             *id = (kk % taps) as u8;
         }
-        let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let (vh1, vw1) = (_mm256_set1_epi32(v.vh as i32 - 1), _mm256_set1_epi32(v.vw as i32 - 1));
         let mut p0 = 0;
         while p0 < plane {
             let cnt = (plane - p0).min(16);
-            // Each lane's output row and column, counted along.
-            let mut pos = [(0i32, 0i32); 16];
+            // Each lane's output row and column, counted along; lanes past `cnt` on a row
+            // that no tap brings inside a plane (`i32::MIN` plus any offset below 2^24 is
+            // at least 2^24 as an unsigned number).
+            let (mut ys, mut xs) = ([i32::MIN; 16], [0i32; 16]);
             let (mut oy, mut ox) = (p0 / g.ow, p0 % g.ow);
-            for q in pos.iter_mut().take(cnt) {
-                *q = (oy as i32, ox as i32);
+            for (y, xx) in ys.iter_mut().zip(&mut xs).take(cnt) {
+                (*y, *xx) = (oy as i32, ox as i32);
                 ox += 1;
                 if ox == g.ow {
                     (oy, ox) = (oy + 1, 0);
                 }
             }
+            // SAFETY: 16 values in `ys` and `xs`.
+            let (py, px) = unsafe {
+                (
+                    [_mm256_loadu_si256(ys.as_ptr().cast()), _mm256_loadu_si256(ys.as_ptr().add(8).cast())],
+                    [_mm256_loadu_si256(xs.as_ptr().cast()), _mm256_loadu_si256(xs.as_ptr().add(8).cast())],
+                )
+            };
+            // A lane is in when its row `y + dy` and column `x + dx`, read as unsigned
+            // numbers, are at most `vh − 1` and `vw − 1` (negative ones read as huge).
             let mut full = true;
             for (t, m) in masks.iter_mut().enumerate().take(taps) {
-                let (dy, dx) = (v.ry[t], v.rx[t]);
-                let mut on = 0u32;
-                for (l, &(y, xx)) in pos.iter().enumerate().take(cnt) {
-                    if (0..v.vh as i32).contains(&(y + dy)) && (0..v.vw as i32).contains(&(xx + dx)) {
-                        on |= 1 << l;
-                    }
-                }
-                full &= on == 0xffff;
+                let (dy, dx) = (_mm256_set1_epi32(v.ry[t]), _mm256_set1_epi32(v.rx[t]));
                 for (hh, mv) in m.iter_mut().enumerate() {
-                    let b = _mm256_set1_epi32(((on >> (8 * hh)) & 0xff) as i32);
-                    *mv = _mm256_cmpeq_epi32(_mm256_and_si256(b, bits), bits);
+                    let (ay, ax) = (_mm256_add_epi32(py[hh], dy), _mm256_add_epi32(px[hh], dx));
+                    let iny = _mm256_cmpeq_epi32(_mm256_min_epu32(ay, vh1), ay);
+                    let inx = _mm256_cmpeq_epi32(_mm256_min_epu32(ax, vw1), ax);
+                    *mv = _mm256_and_si256(iny, inx);
+                    full &= _mm256_movemask_ps(_mm256_castsi256_ps(*mv)) == 0xff;
                 }
             }
             let t = DirectTile { base: v.base, shift: p0 as isize, ids: &ids[..k], masks: &masks[..taps] };
