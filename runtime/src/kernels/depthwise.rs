@@ -865,6 +865,21 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
     if a.x.len() < g.m * in_plane || a.w.len() < g.m * taps || out.len() < g.m * plane || g.m > g.c {
         return Err(OpError::ShapeMismatch);
     }
+    // 3 × 3 "same" layers at stride 1 with f32 filters and biases: a kernel for the whole
+    // planes where the CPU has one.
+    let same3 = (g.kh, g.kw, g.dh, g.dw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow) == (3, 3, 1, 1, 1, 1, 1, 1, g.h, g.w);
+    if let (true, View::F32(w)) = (same3 && pl.s == 1, a.w) {
+        let b = match a.bias {
+            None => Some(None),
+            Some(View::F32(b)) => Some(Some(b)),
+            _ => None,
+        };
+        if let Some(b) = b {
+            if mk.dw3_same(g.h, g.w, a.x, w, b, a.act, out, g.m) {
+                return Ok(());
+            }
+        }
+    }
     // f32 filters and biases are read in place; others are decoded a chunk at a time into
     // buffers cleared only then (4 KiB cleared and copied per call was 6 % of a kws layer).
     let (mut wb, mut bb) = (None, None);
@@ -1511,6 +1526,52 @@ mod tests {
                             }
                             assert_eq!(bits(&got), bits(&want), "stride {stride}, {h} × {wd}, pads {pads:?}");
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole-plane 3 × 3 "same" kernel ([`Micro::dw3_same`]) against the stride-1
+    /// definition bit for bit on every plane up to 20 × 16, with infinities and NaNs in the
+    /// input (a side column's wrapped lanes must not leak them into a neighbour row).
+    #[test]
+    fn dw3_same_equals_its_definition_on_every_small_plane() {
+        let Some(f) = super::super::x86::Fma::detect() else { return };
+        for h in 1usize..=20 {
+            for wd in 1usize..=16 {
+                for c in [1usize, 2, 5] {
+                    let (xd, wdims) = ([1, c, h, wd], [c, 1, 3, 3]);
+                    let attrs = conv_attrs(c, [1, 1], [1, 1], [1, 1, 1, 1], (h + wd + c) as u8 % 3);
+                    let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wdims), sh(&wdims[..1])]).unwrap();
+                    let g = Geom::new(&attrs, &sh(&xd), &sh(&wdims), &y);
+                    let seed = (h * 100 + wd + 7 * c) as u64;
+                    let (mut x, w, b) = (data(xd.iter().product(), seed), data(9 * c, seed + 1), data(c, seed + 2));
+                    if wd >= 3 && h >= 2 {
+                        // First and last columns of some rows: read only through masked lanes
+                        // of their neighbours' side taps.
+                        x[wd - 1] = f32::INFINITY;
+                        x[(h - 1) * wd] = f32::NAN;
+                    }
+                    let n = y.numel().unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    let s = super::S2::dw1(&g).expect("a depthwise layer");
+                    let mut want = vec![f32::NAN; n];
+                    super::dw_s1_scalar(&s, &x, &w, &b, attrs.act, &mut want);
+                    let mut want_nb = vec![f32::NAN; n];
+                    super::dw_s1_scalar(&s, &x, &w, &vec![0.0; c], attrs.act, &mut want_nb);
+                    for mk in [f, f.avx2_only()] {
+                        let mut got = vec![f32::NAN; n];
+                        if !mk.dw3_same(h, wd, &x, &w, Some(&b), attrs.act, &mut got, c) {
+                            continue;
+                        }
+                        assert_eq!(bits(&got), bits(&want), "{h} × {wd}, {c} channels");
+                        assert!(mk.dw3_same(h, wd, &x, &w, None, attrs.act, &mut got, c));
+                        assert_eq!(bits(&got), bits(&want_nb), "{h} × {wd}, {c} channels, no bias");
+                        // Short slices: refused, nothing written.
+                        let mut short = vec![f32::NAN; n - 1];
+                        assert!(!mk.dw3_same(h, wd, &x, &w, Some(&b), attrs.act, &mut short, c));
+                        assert!(short.iter().all(|v| v.is_nan()));
                     }
                 }
             }

@@ -124,6 +124,25 @@ pub(super) trait Micro: Copy {
     }
     /// One depthwise position group over every channel: [`super::depthwise::dw_taps_scalar`].
     fn dw_taps(self, t: &super::depthwise::Taps, x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]);
+    /// A 3 × 3, stride-1 depthwise layer padded by one on every side (outputs `h × wd` as the
+    /// input) over `n` channels where this CPU has such a kernel:
+    /// [`super::depthwise::dw_taps_scalar`]'s sums and activation. False (nothing written)
+    /// where it has none.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn dw3_same(
+        self,
+        _h: usize,
+        _wd: usize,
+        _x: &[f32],
+        _w: &[f32],
+        _b: Option<&[f32]>,
+        _act: Activation,
+        _out: &mut [f32],
+        _n: usize,
+    ) -> bool {
+        false
+    }
     /// Whether [`Micro::dw_s2`] has a kernel on this CPU (else stride-2 depthwise layers go
     /// through their stride phases).
     #[inline]
@@ -276,6 +295,10 @@ impl_micro!(super::x86::Fma, {
     #[inline]
     fn dw_s1_ready(self, s: &super::depthwise::S2) -> bool {
         super::x86::Fma::dw_s1_ready(self, s)
+    }
+    #[inline]
+    fn dw3_same(self, h: usize, wd: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, act: Activation, out: &mut [f32], n: usize) -> bool {
+        super::x86::Fma::dw3_same(self, h, wd, x, w, b, act, out, n)
     }
     #[inline]
     fn conv_direct(
