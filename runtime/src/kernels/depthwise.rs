@@ -865,11 +865,13 @@ fn planes<M: Micro>(mk: M, g: &Geom, pl: PlaneLayout, a: &Args<'_>, out: &mut [f
     if a.x.len() < g.m * in_plane || a.w.len() < g.m * taps || out.len() < g.m * plane || g.m > g.c {
         return Err(OpError::ShapeMismatch);
     }
-    // 3 × 3 "same" layers at stride 1 with f32 filters and biases: a kernel for the whole
-    // planes where the CPU has one.
+    // 3 × 3 "same" layers at stride 1 with f32 filters (the codebook path decodes its own):
+    // a kernel for the whole planes where the CPU has one, the bias read as f32 (f16 ones, as
+    // `sprig compress` writes beside codebooks, decoded first).
     let same3 = (g.kh, g.kw, g.dh, g.dw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow) == (3, 3, 1, 1, 1, 1, 1, 1, g.h, g.w);
     if let (true, View::F32(w)) = (same3 && pl.s == 1, a.w) {
-        let b = match a.bias {
+        let mut decoded = None;
+        let b = match super::conv::native_bias(a.bias, g.m, &mut decoded) {
             None => Some(None),
             Some(View::F32(b)) => Some(Some(b)),
             _ => None,
