@@ -144,11 +144,11 @@ fn simd_gemv(d: Dims, p: &Parts<'_>, x: &Operand<'_>, w: &Codebook<'_>, out: &mu
     // aarch64, at most 16 groups: every row through its group's byte planes, rows in order
     // (`neon::Books4::gemv`); the loops below take more groups.
     #[cfg(target_arch = "aarch64")]
-    if let Some(books) = super::gemm::neon().filter(|_| bits == 4).and_then(|n| n.books4(&p)) {
+    if let Some(books) = super::gemm::neon().filter(|_| bits == 4).and_then(|n| n.books4(p)) {
         for r in 0..d.rows {
             let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
             let or = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
-            if !books.gemv(&p, xr, or) {
+            if !books.gemv(p, xr, or) {
                 return Err(OpError::ShapeMismatch);
             }
         }

@@ -5092,9 +5092,10 @@ unsafe fn dw3_same_avx2(
     let p = h * wd;
     let nh = p.div_ceil(8);
     // Interior halves `qa .. qb`: their lowest read `8q − wd − 1 ≥ 0`, their highest
-    // `8q + 7 + wd + 1 < p`, so every tap's row is inside the plane too.
+    // `8q + 7 + wd + 1 < p` (a whole-vector load of the last tap's lanes), so every tap's row
+    // is inside the plane too. (Miri caught `≤ p` reading one float past the last plane.)
     let qa = (wd + 1).div_ceil(8);
-    let qb = if p >= 8 + wd { (p - 8 - wd) / 8 + 1 } else { 0 };
+    let qb = if p >= 9 + wd { (p - 9 - wd) / 8 + 1 } else { 0 };
     // Lane `l` of half `q`: its column, or -1 past the plane.
     let cols = |q: usize| {
         let c: [i32; 8] = core::array::from_fn(|l| if 8 * q + l < p { ((8 * q + l) % wd) as i32 } else { -1 });
