@@ -1112,10 +1112,43 @@ impl Decoder4 {
                 // `planes_decode_cols` writes each of the `len` floats (every row: decoded or
                 // zeros), so the slice made from them afterwards is initialized.
                 unsafe {
-                    planes_decode_cols(b, p, o0, nb, live, ptr);
+                    planes_decode_cols(b, p, o0, nb, live, ptr, false);
                     Some(core::slice::from_raw_parts_mut(ptr, len))
                 }
             }
+        }
+    }
+
+    /// [`Decoder4::decode_cols`] for the live rows only: `out[i·nb ..][..nb]` gets the block of
+    /// the `i`-th row `ci` with `live[ci]`, and those floats are returned. `None`, with `out`
+    /// untouched, where `decode_cols` gives none, and for the AVX-512 books (whose kernel
+    /// decodes in registers).
+    pub(crate) fn decode_live_cols<'b>(
+        &self,
+        p: &Parts<'_>,
+        o0: usize,
+        nb: usize,
+        live: &[bool],
+        out: &'b mut [MaybeUninit<f32>],
+    ) -> Option<&'b mut [f32]> {
+        let Decoder4::Planes(b) = self else { return None };
+        let stride = p.stride();
+        let len = live.iter().filter(|&&l| l).count().checked_mul(nb)?;
+        if !o0.is_multiple_of(2)
+            || nb == 0
+            || o0.checked_add(nb).is_none_or(|e| e.div_ceil(2) > stride)
+            || live.len().checked_mul(stride).is_none_or(|e| e > p.indices().len())
+            || len > out.len()
+        {
+            return None;
+        }
+        let ptr = out.as_mut_ptr().cast::<f32>();
+        // SAFETY: AVX2 detected (a `PlaneBooks` exists); the bounds are checked above;
+        // `planes_decode_cols` writes each of the `len` floats (every live row's block), so the
+        // slice made from them afterwards is initialized.
+        unsafe {
+            planes_decode_cols(b, p, o0, nb, live, ptr, true);
+            Some(core::slice::from_raw_parts_mut(ptr, len))
         }
     }
 
@@ -1275,30 +1308,67 @@ unsafe fn planes_decode_runs(books: &PlaneBooks, p: &Parts<'_>, m0: usize, kdim:
     }
 }
 
+/// The planes (`hw` floats each) of the inputs `ci` with `live[ci]` of each of the `batch`
+/// items of `x` (`c` planes each), one after the other into `out`, returned as those floats;
+/// `None`, with `out` untouched, when `x` or `out` is too short.
+pub(crate) fn live_planes<'b>(
+    x: &[f32],
+    batch: usize,
+    c: usize,
+    hw: usize,
+    live: &[bool],
+    out: &'b mut [MaybeUninit<f32>],
+) -> Option<&'b [f32]> {
+    let len = batch.checked_mul(live.iter().filter(|&&l| l).count())?.checked_mul(hw)?;
+    if c == 0 || live.len() != c || x.len() < batch.checked_mul(c)?.checked_mul(hw)? || out.len() < len {
+        return None;
+    }
+    let mut at = 0;
+    for xn in x.chunks_exact(c * hw.max(1)).take(batch) {
+        for (plane, _) in xn.chunks_exact(hw.max(1)).zip(live).filter(|(_, &l)| l) {
+            for (d, &v) in out[at..at + hw].iter_mut().zip(plane) {
+                d.write(v);
+            }
+            at += hw;
+        }
+    }
+    // SAFETY: the first `len` floats of `out` were written above (`at == len`; for `hw == 0`
+    // the slice is empty); `MaybeUninit<f32>` has `f32`'s layout.
+    (at == len).then(|| unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<f32>(), len) })
+}
+
 /// [`Decoder4::decode_cols`] with byte planes: writes all `live.len()·nb` floats at `out`
-/// (row `ci` at `out + ci·nb`); the caller guarantees every row's bytes `o0/2 .. ⌈(o0 +
-/// nb)/2⌉` in the payload and that many writable floats.
+/// (row `ci` at `out + ci·nb`), or with `compact` only the live rows' blocks, one after the
+/// other ([`Decoder4::decode_live_cols`]); the caller guarantees every row's bytes `o0/2 ..
+/// ⌈(o0 + nb)/2⌉` in the payload and that many writable floats.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn planes_decode_cols(books: &PlaneBooks, p: &Parts<'_>, o0: usize, nb: usize, live: &[bool], out: *mut f32) {
+unsafe fn planes_decode_cols(books: &PlaneBooks, p: &Parts<'_>, o0: usize, nb: usize, live: &[bool], out: *mut f32, compact: bool) {
     let (stride, codes) = (p.stride(), p.indices());
     let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // Rows written: every row, or (`compact`) the live ones.
+    let total = if compact { live.iter().filter(|&&l| l).count() } else { live.len() };
+    let mut i = 0;
     for (ci, &l) in live.iter().enumerate() {
-        // SAFETY: floats `ci·nb .. (ci + 1)·nb` at `out` are writable (the caller's guarantee).
-        let row = unsafe { out.add(ci * nb) };
+        // SAFETY: floats `i·nb .. (i + 1)·nb` at `out` are writable (the caller's guarantee).
+        let row = unsafe { out.add(i * nb) };
         if !l {
-            // SAFETY: as above.
-            unsafe { core::ptr::write_bytes(row, 0, nb) };
+            if !compact {
+                // SAFETY: as above.
+                unsafe { core::ptr::write_bytes(row, 0, nb) };
+                i += 1;
+            }
             continue;
         }
+        // Floats from here to the end of the block are writable; those past this row's `nb`
+        // are rewritten by the rows after it.
+        let room = (total - i) * nb;
+        i += 1;
         let book = books.planes[p.group(ci).min(PLANE_GROUPS - 1)].as_ptr();
         let at = ci * stride + o0 / 2;
         if nb <= PLANE_BLOCK / 2 && at + 16 <= codes.len() {
             // Blocks of at most 32 outputs: one half-block lookup inline, no call per row.
             // SAFETY: bytes `at .. at + 16` lie in `codes`; `book` points at 64 plane bytes.
             let w = unsafe { natural_half(book, _mm_loadu_si128(codes.as_ptr().add(at).cast())) };
-            // Floats from here to the end of the block are writable; those past this row's `nb`
-            // are rewritten by the rows after it.
-            let room = (live.len() - ci) * nb;
             for (r, w) in w.into_iter().enumerate().take(nb.div_ceil(8)) {
                 if 8 * r + 8 <= room {
                     // SAFETY: floats `8r .. 8r + 8 ≤ room` from the row's start.
@@ -1311,7 +1381,7 @@ unsafe fn planes_decode_cols(books: &PlaneBooks, p: &Parts<'_>, o0: usize, nb: u
             }
         } else {
             // SAFETY: the caller's guarantees; the block holds `room` floats from the row on.
-            unsafe { planes_decode(book, codes, at, row, nb, (live.len() - ci) * nb) };
+            unsafe { planes_decode(book, codes, at, row, nb, room) };
         }
     }
 }
@@ -4608,6 +4678,13 @@ mod tests {
                         prop_assert_eq!(&got[ci * nb..(ci + 1) * nb], &want[..], "row {} of the block at {}", ci, o0);
                     }
                     prop_assert!(read(&out[rows * nb..])[0].is_nan(), "wrote past the block");
+                    // The live rows only, one after the other.
+                    let n_live = live.iter().filter(|&&l| l).count();
+                    let mut out = vec![MaybeUninit::new(f32::NAN); n_live * nb + 1];
+                    let got = dec.decode_live_cols(&p, o0, nb, &live, &mut out).map(|d| d.to_vec()).unwrap_or_default();
+                    let want: Vec<f32> = (0..rows).filter(|&ci| live[ci]).flat_map(|ci| w[ci * cols + o0..ci * cols + o0 + nb].to_vec()).collect();
+                    prop_assert_eq!(got, want, "live rows of the block at {}", o0);
+                    prop_assert!(read(&out[n_live * nb..])[0].is_nan(), "wrote past the live rows");
                 }
             }
             prop_assert!(dec.decode_cols(&p, 1, 1, &live, &mut [MaybeUninit::new(0.0); 64]).is_none(), "odd offset");
