@@ -343,7 +343,12 @@ fn small_plane_codebook(
     // Inputs zero at every position of every batch item: the kernel skips them, so their
     // weights are not decoded (held at zero instead).
     let mut live = [false; IM_DECODED / 8];
-    for (ci, l) in live.iter_mut().enumerate().take(c) {
+    #[cfg(target_arch = "x86_64")]
+    let simd_live = c <= live.len()
+        && (0..batch).all(|n| super::sub(xs, n * c * hw, c * hw).is_ok_and(|xn| super::x86::live_rows(xn, hw, &mut live[..c])));
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd_live = false;
+    for (ci, l) in live.iter_mut().enumerate().take(if simd_live { 0 } else { c }) {
         // A branch-free fold (it vectorises; an early-exit scan of these short planes does not).
         *l = (0..batch)
             .any(|n| xs.get((n * c + ci) * hw..(n * c + ci + 1) * hw).is_none_or(|p| p.iter().fold(false, |a, &v| a | (v != 0.0))));
