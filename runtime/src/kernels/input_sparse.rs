@@ -353,14 +353,15 @@ fn small_plane_codebook(
         *l = (0..batch)
             .any(|n| xs.get((n * c + ci) * hw..(n * c + ci + 1) * hw).is_none_or(|p| p.iter().fold(false, |a, &v| a | (v != 0.0))));
     }
-    // Runs outputs `o0 .. o0 + nb` on their decoded weights `w` (`c` rows of `nb`); false when
-    // the kernel does not take them (the per-position loop then writes every output).
-    let run = |o0: usize, nb: usize, w: &[f32], out: &mut [f32]| -> Result<bool, OpError> {
+    // Runs outputs `o0 .. o0 + nb` on their decoded weights `w` (`cx` rows of `nb`) and the
+    // planes `x` (`cx` planes a batch item); false when the kernel does not take them (the
+    // per-position loop then writes every output).
+    let run = |x: &[f32], cx: usize, o0: usize, nb: usize, w: &[f32], out: &mut [f32]| -> Result<bool, OpError> {
         let b = if bias.is_some() { &bb[o0..o0 + nb] } else { &bb[..0] };
         for n in 0..batch {
-            let xn = super::sub(xs, n * c * hw, c * hw)?;
+            let xn = super::sub(x, n * cx * hw, cx * hw)?;
             let on = super::sub_mut(out, n * m * hw + o0 * hw, nb * hw)?;
-            if !mk.im_1x1(xn, hw, c, w, nb, b, act, on) {
+            if !mk.im_1x1(xn, hw, cx, w, nb, b, act, on) {
                 return Ok(false);
             }
         }
@@ -382,14 +383,9 @@ fn small_plane_codebook(
                 let mut o0 = 0;
                 while o0 < m {
                     let nb = block.min(m - o0);
-                    let Some(w) = b.decode_live_cols(&parts, o0, nb, &live[..c], &mut buf) else { break };
-                    let bs = if bias.is_some() { &bb[o0..o0 + nb] } else { &bb[..0] };
-                    for n in 0..batch {
-                        let xn = super::sub(xl, n * cl * hw, cl * hw)?;
-                        let on = super::sub_mut(out, n * m * hw + o0 * hw, nb * hw)?;
-                        if !mk.im_1x1(xn, hw, cl, w, nb, bs, act, on) {
-                            return Ok(false);
-                        }
+                    let Some(w) = b.decode_cols(&parts, o0, nb, &live[..c], true, &mut buf) else { break };
+                    if !run(xl, cl, o0, nb, w, out)? {
+                        return Ok(false);
                     }
                     o0 += nb;
                 }
@@ -407,8 +403,8 @@ fn small_plane_codebook(
         let mut o0 = 0;
         while o0 < m {
             let nb = block.min(m - o0);
-            let w = b.decode_cols(&parts, o0, nb, &live[..c], &mut buf).ok_or(OpError::ShapeMismatch)?;
-            if !run(o0, nb, w, out)? {
+            let w = b.decode_cols(&parts, o0, nb, &live[..c], false, &mut buf).ok_or(OpError::ShapeMismatch)?;
+            if !run(xs, c, o0, nb, w, out)? {
                 return Ok(false);
             }
             o0 += nb;
@@ -436,7 +432,7 @@ fn small_plane_codebook(
             let t = table.get_or_insert_with(crate::codebook::Table::new).of_parts_row(&parts, ci);
             parts.decode(ci, o0, t, row);
         }
-        if !run(o0, nb, w, out)? {
+        if !run(xs, c, o0, nb, w, out)? {
             return Ok(false);
         }
         o0 += nb;

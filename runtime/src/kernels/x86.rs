@@ -1030,6 +1030,17 @@ impl PlaneBooks {
     }
 }
 
+/// Whether the column block `o0 .. o0 + nb` (`o0` even, `nb > 0`) of rows `0 .. rows` of `p`
+/// lies in the payload, and `len` floats fit in `room`.
+fn cols_fit(p: &Parts<'_>, o0: usize, nb: usize, rows: usize, len: usize, room: usize) -> bool {
+    let stride = p.stride();
+    o0.is_multiple_of(2)
+        && nb > 0
+        && o0.checked_add(nb).is_some_and(|e| e.div_ceil(2) <= stride)
+        && rows.checked_mul(stride).is_some_and(|e| e <= p.indices().len())
+        && len <= room
+}
+
 /// A 4-bit payload's codebooks ready for the x86 decoders: in AVX-512 registers
 /// ([`Books4`], at most 16 groups, AVX-512 F, VL and BW) or as byte planes ([`PlaneBooks`],
 /// AVX2, at most [`PLANE_GROUPS`] groups). One per call on the stack (no allocator to box the
@@ -1071,29 +1082,29 @@ impl Decoder4 {
 
     /// For every row `ci < live.len()`, `out[ci·nb ..][..nb]` gets weights `o0 .. o0 + nb` of
     /// row `ci` of `p` (the payload these books came from) where `live[ci]`, zeros elsewhere:
-    /// the column block of an input-major weight. `out` may be memory never written: its first
-    /// `live.len()·nb` floats are all written and returned. `None`, with `out` untouched, for an
-    /// odd `o0`, when a row holds fewer codes or is missing, or when `out` is shorter.
+    /// the column block of an input-major weight. With `compact`, only the live rows' blocks,
+    /// one after the other (`out[i·nb ..][..nb]` for the `i`-th live row). `out` may be memory
+    /// never written: the floats written (`live.len()·nb`, or `nb` a live row) are returned.
+    /// `None`, with `out` untouched, for an odd `o0`, when a row holds fewer codes or is
+    /// missing, when `out` is shorter, and for `compact` with the AVX-512 books (whose kernel
+    /// decodes in registers).
     pub(crate) fn decode_cols<'b>(
         &self,
         p: &Parts<'_>,
         o0: usize,
         nb: usize,
         live: &[bool],
+        compact: bool,
         out: &'b mut [MaybeUninit<f32>],
     ) -> Option<&'b mut [f32]> {
-        let stride = p.stride();
-        let len = live.len().checked_mul(nb)?;
-        if !o0.is_multiple_of(2)
-            || nb == 0
-            || o0.checked_add(nb).is_none_or(|e| e.div_ceil(2) > stride)
-            || live.len().checked_mul(stride).is_none_or(|e| e > p.indices().len())
-            || len > out.len()
-        {
+        let rows = if compact { live.iter().filter(|&&l| l).count() } else { live.len() };
+        let len = rows.checked_mul(nb)?;
+        if !cols_fit(p, o0, nb, live.len(), len, out.len()) {
             return None;
         }
         let out = &mut out[..len];
         match self {
+            Decoder4::Wide(_) if compact => None,
             Decoder4::Wide(b) => {
                 for v in out.iter_mut() {
                     v.write(0.0);
@@ -1109,46 +1120,14 @@ impl Decoder4 {
             Decoder4::Planes(b) => {
                 let ptr = out.as_mut_ptr().cast::<f32>();
                 // SAFETY: AVX2 detected (a `PlaneBooks` exists); the bounds are checked above;
-                // `planes_decode_cols` writes each of the `len` floats (every row: decoded or
-                // zeros), so the slice made from them afterwards is initialized.
+                // `planes_decode_cols` writes each of the `len` floats (every row, decoded or
+                // zeros, or every live row), so the slice made from them afterwards is
+                // initialized.
                 unsafe {
-                    planes_decode_cols(b, p, o0, nb, live, ptr, false);
+                    planes_decode_cols(b, p, o0, nb, live, ptr, compact);
                     Some(core::slice::from_raw_parts_mut(ptr, len))
                 }
             }
-        }
-    }
-
-    /// [`Decoder4::decode_cols`] for the live rows only: `out[i·nb ..][..nb]` gets the block of
-    /// the `i`-th row `ci` with `live[ci]`, and those floats are returned. `None`, with `out`
-    /// untouched, where `decode_cols` gives none, and for the AVX-512 books (whose kernel
-    /// decodes in registers).
-    pub(crate) fn decode_live_cols<'b>(
-        &self,
-        p: &Parts<'_>,
-        o0: usize,
-        nb: usize,
-        live: &[bool],
-        out: &'b mut [MaybeUninit<f32>],
-    ) -> Option<&'b mut [f32]> {
-        let Decoder4::Planes(b) = self else { return None };
-        let stride = p.stride();
-        let len = live.iter().filter(|&&l| l).count().checked_mul(nb)?;
-        if !o0.is_multiple_of(2)
-            || nb == 0
-            || o0.checked_add(nb).is_none_or(|e| e.div_ceil(2) > stride)
-            || live.len().checked_mul(stride).is_none_or(|e| e > p.indices().len())
-            || len > out.len()
-        {
-            return None;
-        }
-        let ptr = out.as_mut_ptr().cast::<f32>();
-        // SAFETY: AVX2 detected (a `PlaneBooks` exists); the bounds are checked above;
-        // `planes_decode_cols` writes each of the `len` floats (every live row's block), so the
-        // slice made from them afterwards is initialized.
-        unsafe {
-            planes_decode_cols(b, p, o0, nb, live, ptr, true);
-            Some(core::slice::from_raw_parts_mut(ptr, len))
         }
     }
 
@@ -1377,7 +1356,7 @@ pub(crate) fn live_planes<'b>(
 
 /// [`Decoder4::decode_cols`] with byte planes: writes all `live.len()·nb` floats at `out`
 /// (row `ci` at `out + ci·nb`), or with `compact` only the live rows' blocks, one after the
-/// other ([`Decoder4::decode_live_cols`]); the caller guarantees every row's bytes `o0/2 ..
+/// other (`compact` of [`Decoder4::decode_cols`]); the caller guarantees every row's bytes `o0/2 ..
 /// ⌈(o0 + nb)/2⌉` in the payload and that many writable floats.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn planes_decode_cols(books: &PlaneBooks, p: &Parts<'_>, o0: usize, nb: usize, live: &[bool], out: *mut f32, compact: bool) {
@@ -4708,7 +4687,7 @@ mod tests {
             for o0 in [0, cols / 2 / 2 * 2].into_iter().filter(|&o| o < cols) {
                 for nb in [cols - o0, (cols - o0).min(32), 1] {
                     let mut out = vec![MaybeUninit::new(f32::NAN); rows * nb + 1];
-                    let got = dec.decode_cols(&p, o0, nb, &live, &mut out).map(|d| d.to_vec());
+                    let got = dec.decode_cols(&p, o0, nb, &live, false, &mut out).map(|d| d.to_vec());
                     prop_assert!(got.is_some());
                     let got = got.unwrap_or_default();
                     for (ci, &l) in live.iter().enumerate() {
@@ -4719,13 +4698,13 @@ mod tests {
                     // The live rows only, one after the other.
                     let n_live = live.iter().filter(|&&l| l).count();
                     let mut out = vec![MaybeUninit::new(f32::NAN); n_live * nb + 1];
-                    let got = dec.decode_live_cols(&p, o0, nb, &live, &mut out).map(|d| d.to_vec()).unwrap_or_default();
+                    let got = dec.decode_cols(&p, o0, nb, &live, true, &mut out).map(|d| d.to_vec()).unwrap_or_default();
                     let want: Vec<f32> = (0..rows).filter(|&ci| live[ci]).flat_map(|ci| w[ci * cols + o0..ci * cols + o0 + nb].to_vec()).collect();
                     prop_assert_eq!(got, want, "live rows of the block at {}", o0);
                     prop_assert!(read(&out[n_live * nb..])[0].is_nan(), "wrote past the live rows");
                 }
             }
-            prop_assert!(dec.decode_cols(&p, 1, 1, &live, &mut [MaybeUninit::new(0.0); 64]).is_none(), "odd offset");
+            prop_assert!(dec.decode_cols(&p, 1, 1, &live, false, &mut [MaybeUninit::new(0.0); 64]).is_none(), "odd offset");
             // The product, from byte 0 and from a later even start.
             let mut s = seed | 1;
             let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
