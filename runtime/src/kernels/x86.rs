@@ -5635,9 +5635,20 @@ unsafe fn direct_conv_avx2(
             *id = (kk % taps) as u8;
         }
         let (vh1, vw1) = (_mm256_set1_epi32(v.vh as i32 - 1), _mm256_set1_epi32(v.vw as i32 - 1));
+        let pointwise = taps == 1 && (v.ry[0], v.rx[0]) == (0, 0);
         let mut p0 = 0;
         while p0 < plane {
             let cnt = (plane - p0).min(16);
+            if pointwise {
+                // Every position of the plane is one input position: only lanes past `cnt` out.
+                let c = _mm256_set1_epi32(cnt as i32);
+                masks[0] = [_mm256_cmpgt_epi32(c, lanes[0]), _mm256_cmpgt_epi32(c, lanes[1])];
+                let t = DirectTile { base: v.base, shift: p0 as isize, ids: &ids[..k], masks: &masks[..1] };
+                // SAFETY: the caller's guarantee; filters below `m`, positions `p0 .. p0 + cnt`.
+                unsafe { direct_filters::<2>(g.m, k, x, w, bias, act, out.add(p0), plane, cnt, &t, cnt == 16) };
+                p0 += cnt;
+                continue;
+            }
             // Each lane's output row and column, counted along; lanes past `cnt` on a row
             // that no tap brings inside a plane (`i32::MIN` plus any offset below 2^24 is
             // at least 2^24 as an unsigned number).
