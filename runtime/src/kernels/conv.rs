@@ -1228,6 +1228,16 @@ mod tests {
         Ok(())
     }
 
+    /// [`direct_conv_case`] where a flattened plane's last tile holds at most 8 positions (20 =
+    /// 16 + 4 pointwise, 36 = 16 + 16 + 4 with 3 × 3 taps): its empty half is never addressed
+    /// (Miri found `o + 8` past the output's end).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn direct_conv_short_last_tiles() {
+        direct_conv_case(3, 7, 5, 4, 1, 1, [0; 4], 1, true, 3).unwrap();
+        direct_conv_case(2, 5, 6, 6, 3, 3, [1; 4], 0, false, 4).unwrap();
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         /// [`direct_conv_case`] on rows of 8, 9–15 and 16+ outputs, filter counts across the 6-

@@ -5876,7 +5876,8 @@ unsafe fn direct_tile<const R: usize, const H: usize, const FULL: bool>(
         }
         for (i, r) in acc.iter().enumerate() {
             let oi = o.add(i * plane);
-            for (hh, v) in r.iter().enumerate() {
+            // A half with no pixel to store is not touched (its address may lie past the end).
+            for (hh, v) in r.iter().enumerate().take(cnt.div_ceil(8)) {
                 store_first(oi.add(8 * hh), act_ymm(act, *v), cnt.saturating_sub(8 * hh).min(8));
             }
         }
