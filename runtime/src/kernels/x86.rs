@@ -3560,7 +3560,7 @@ unsafe fn im_1x1_avx2_n<const NP: usize>(
                 // The activation on whole registers (a `match` per stored float was a third
                 // of the kernel's time), then each half transposed so that each output's `NP`
                 // positions go out as one row (scalar stores of a tile were a tenth).
-                for h in 0..2 {
+                for h in 0..left.div_ceil(8).min(2) {
                     let mut rows = [_mm256_setzero_ps(); 8];
                     for (r, a) in rows.iter_mut().zip(&acc) {
                         *r = if last { act_ymm(act, a[h]) } else { a[h] };
@@ -4948,7 +4948,8 @@ fn tap_cols<const S: usize>(ox0: usize, kw: usize, pl: usize, w: usize) -> [TapC
 /// The 8 × 8 transpose of `r`: lane `i` of row `j` of the result is lane `j` of `r[i]`.
 #[inline(always)]
 fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-    // SAFETY: only reached from AVX2 functions (the kernels below).
+    // SAFETY: only reached from AVX2 functions (`im_1x1_avx2_n`, and its test after detecting
+    // AVX2).
     unsafe {
         // Pairs of rows interleaved, then quads, within each 128-bit half; then the halves.
         let t: [__m256; 8] = core::array::from_fn(|i| {
