@@ -2216,23 +2216,28 @@ impl Fma {
     }
 
     /// [`super::gemm::gather_rows_scalar`] with `idx[j] = base + (j / 4)·stride + j % 4`, as
-    /// four masked 4-float loads per row, with AVX-512 (VL); false (nothing written) without it,
-    /// or when some row's four runs are not all inside `src`.
+    /// four 4-float loads per row (masked with AVX-512 VL, ANDed with the lanes' mask on the
+    /// AVX2 tier, whose gather instruction it replaces); false (nothing written) when some
+    /// row's four runs are not all inside `src`.
     #[inline]
     pub(crate) fn load_rows4(self, dst: &mut [f32], src: &[f32], base: i32, stride: i32, rows: &[(i32, u16)]) -> bool {
         let n = rows.len().min(dst.len() / 16);
         // Offsets ascend within a batch (a tile's rows are taps, then planes, in order), but
         // each row is checked: the first and last bound nothing in general.
         let (b, len) = (base as i64, src.len() as i64);
-        if !self.avx512
-            || stride < 0
-            || !rows[..n].iter().all(|&(off, _)| b + off as i64 >= 0 && b + off as i64 + 3 * stride as i64 + 4 <= len)
-        {
+        if stride < 0 || !rows[..n].iter().all(|&(off, _)| b + off as i64 >= 0 && b + off as i64 + 3 * stride as i64 + 4 <= len) {
             return false;
         }
-        // SAFETY: AVX-512 F and VL detected; `dst` holds `16·n` values; every row's four runs
-        // of four floats lie inside `src` (checked above).
-        unsafe { load_rows4_avx512(dst.as_mut_ptr(), src.as_ptr(), base, stride as usize, &rows[..n]) }
+        // SAFETY: AVX-512 F and VL detected when `avx512`, AVX2 always (a `Fma` exists); `dst`
+        // holds `16·n` values; every row's four runs of four floats lie inside `src` (checked
+        // above).
+        unsafe {
+            if self.avx512 {
+                load_rows4_avx512(dst.as_mut_ptr(), src.as_ptr(), base, stride as usize, &rows[..n])
+            } else {
+                load_rows4_avx2(dst.as_mut_ptr(), src.as_ptr(), base, stride as usize, &rows[..n])
+            }
+        }
         true
     }
 
@@ -3009,6 +3014,30 @@ unsafe fn load_rows2_avx512(dst: *mut f32, src: *const f32, len: usize, base: i3
         unsafe {
             let (a, c) = (_mm512_maskz_loadu_ps(read as u16, p), _mm512_maskz_loadu_ps((read >> 16) as u16, p.wrapping_add(16)));
             _mm512_storeu_ps(dst.add(16 * r), _mm512_maskz_permutex2var_ps(m, a, even, c));
+        }
+    }
+}
+
+/// [`Fma::load_rows4`]'s loop on the AVX2 tier; the caller guarantees `dst` holds
+/// `16·rows.len()` values and every row's floats `start + r·stride + i` (`r, i < 4`) lie in
+/// `src` (so the lanes masked off are read, then cleared to +0.0, as the gather leaves them).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn load_rows4_avx2(dst: *mut f32, src: *const f32, base: i32, stride: usize, rows: &[(i32, u16)]) {
+    let bits = _mm_setr_epi32(1, 2, 4, 8);
+    for (r, &(off, m)) in rows.iter().enumerate() {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            let (p, d) = (src.offset(base as isize + off as isize), dst.add(16 * r));
+            if m == u16::MAX {
+                for k in 0..4 {
+                    _mm_storeu_ps(d.add(4 * k), _mm_loadu_ps(p.add(k * stride)));
+                }
+            } else {
+                for k in 0..4 {
+                    let on = _mm_cmpeq_epi32(_mm_and_si128(_mm_set1_epi32(i32::from((m >> (4 * k)) & 0xf)), bits), bits);
+                    _mm_storeu_ps(d.add(4 * k), _mm_and_ps(_mm_loadu_ps(p.add(k * stride)), _mm_castsi128_ps(on)));
+                }
+            }
         }
     }
 }
