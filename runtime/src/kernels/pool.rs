@@ -111,7 +111,7 @@ pub(super) fn pool(p: &PoolAttrs, avg: bool, x: &Operand<'_>, out: &mut [f32], y
         return Ok(());
     }
     // MaxPool with windows that tile the rows (2 × 2 or 3 × 3 at their own stride, MNIST's):
-    // AVX-512 (2 × 2 also AVX2), the same values bit for bit.
+    // AVX-512 or AVX2, the same values bit for bit.
     #[cfg(target_arch = "x86_64")]
     if let (false, true, Some(xs), true) = (avg, two_d, x.view.as_f32(), super::gemm::simd().is_some()) {
         let tiles = |a: &Axis| a.k == a.s && a.d == 1 && a.pb == 0;
@@ -531,7 +531,7 @@ mod tests {
             // window column by column (`fmax` keeps its first operand on ties, so ±0 may come
             // out either way, and NaN payloads may differ): equal values there.
             #[cfg(target_arch = "x86_64")]
-            let exact = crate::kernels::x86::avx512vl() || (k == 2 && crate::kernels::x86::avx2_fma());
+            let exact = crate::kernels::x86::avx512vl() || crate::kernels::x86::avx2_fma();
             #[cfg(not(target_arch = "x86_64"))]
             let exact = false;
             if exact {

@@ -1617,12 +1617,12 @@ fn dot_codes_detected(vl: bool, bits: usize, table: &[f32; 256], row: &[u8], x: 
 /// `ow · k ≤ w` and `oh · k ≤ h`) over `planes` planes of `h × w` in `x`, AVX-512: per output
 /// row, `32 / k` outputs at a time from two loads of each window row, one permute per window
 /// column. Each output is `fmax` folded over its window from −∞ in window order (rows, then
-/// columns), as the portable row loop does (2 × 2 windows also on the AVX2 tier: 8 outputs
-/// from two loads of each window row). False, with nothing written, without the kernel for
-/// `k` on this CPU or when the shapes do not hold.
+/// columns), as the portable row loop does (on the AVX2 tier 8 outputs at a time, from two
+/// loads of each window row for 2 × 2 windows, three for 3 × 3). False, with nothing written,
+/// without AVX2 or AVX-512 or when the shapes do not hold.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn max_pool_tiled(x: &[f32], planes: usize, h: usize, w: usize, k: usize, oh: usize, ow: usize, out: &mut [f32]) -> bool {
-    let avx2 = !avx512vl() && k == 2 && avx2_fma();
+    let avx2 = !avx512vl() && avx2_fma();
     if !(avx512vl() || avx2)
         || !(2..=3).contains(&k)
         || ow.checked_mul(k).is_none_or(|v| v > w)
@@ -1634,7 +1634,13 @@ pub(crate) fn max_pool_tiled(x: &[f32], planes: usize, h: usize, w: usize, k: us
     }
     if avx2 {
         // SAFETY: AVX2 detected; the bounds as below.
-        unsafe { max_pool2_avx2(x.as_ptr(), planes, h, w, oh, ow, out.as_mut_ptr()) };
+        unsafe {
+            if k == 2 {
+                max_pool2_avx2(x.as_ptr(), planes, h, w, oh, ow, out.as_mut_ptr())
+            } else {
+                max_pool3_avx2(x.as_ptr(), planes, h, w, oh, ow, out.as_mut_ptr())
+            }
+        };
         return true;
     }
     // SAFETY: AVX-512 F detected; every plane of `x` and `out` lies inside the slices (checked
@@ -1680,6 +1686,57 @@ unsafe fn max_pool2_avx2(x: *const f32, planes: usize, h: usize, w: usize, oh: u
                             (_mm256_maskload_ps(row, m[0]), _mm256_maskload_ps(row.wrapping_add(8), m[1]))
                         };
                         acc = fmax_ymm(fmax_ymm(acc, evens_pair(lo, hi)), odds_pair(lo, hi));
+                    }
+                }
+                // SAFETY: outputs `ox0 .. ox0 + n` of row `oy` of plane `p`.
+                unsafe { store_first(out.add(p * oh * ow + oy * ow + ox0), acc, n) };
+                ox0 += n;
+            }
+        }
+    }
+}
+
+/// [`max_pool_tiled`] for 3 × 3 windows on the AVX2 tier: per output row, 8 outputs at a time
+/// from three loads of each window row (masked past the outputs' columns), split into its
+/// columns `3j`, `3j + 1` and `3j + 2` (two blends and a permute each) and folded in window
+/// order, so the values equal the window fold bit for bit; the caller guarantees the bounds.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn max_pool3_avx2(x: *const f32, planes: usize, h: usize, w: usize, oh: usize, ow: usize, out: *mut f32) {
+    let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // Column `3j + c` of 24 consecutive floats `[a, b, d]` to lane `j`: lanes of `a`, `b`
+    // and `d` blended so each holds one of them, then put in order.
+    let order =
+        [_mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5), _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6), _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7)];
+    let split = |a: __m256, b: __m256, d: __m256| {
+        [
+            _mm256_permutevar8x32_ps(_mm256_blend_ps::<0b0010_0100>(_mm256_blend_ps::<0b1001_0010>(a, b), d), order[0]),
+            _mm256_permutevar8x32_ps(_mm256_blend_ps::<0b0100_1001>(_mm256_blend_ps::<0b0010_0100>(a, b), d), order[1]),
+            _mm256_permutevar8x32_ps(_mm256_blend_ps::<0b1001_0010>(_mm256_blend_ps::<0b0100_1001>(a, b), d), order[2]),
+        ]
+    };
+    for p in 0..planes {
+        for oy in 0..oh {
+            let mut ox0 = 0;
+            while ox0 < ow {
+                let n = 8.min(ow - ox0);
+                // Input columns `3·ox0 .. 3·(ox0 + n)` of each window row.
+                let m: [__m256i; 3] = core::array::from_fn(|r| _mm256_cmpgt_epi32(_mm256_set1_epi32(3 * n as i32 - 8 * r as i32), lanes));
+                let mut acc = ninf;
+                for ky in 0..3 {
+                    // SAFETY: row `3·oy + ky < h` of plane `p`, its columns below `3n` past
+                    // `3·ox0` (so below `w`); masked-off lanes are not accessed.
+                    unsafe {
+                        let row = x.add(p * h * w + (3 * oy + ky) * w + 3 * ox0);
+                        let v: [__m256; 3] = if n == 8 {
+                            core::array::from_fn(|r| _mm256_loadu_ps(row.add(8 * r)))
+                        } else {
+                            core::array::from_fn(|r| _mm256_maskload_ps(row.wrapping_add(8 * r), m[r]))
+                        };
+                        for c in split(v[0], v[1], v[2]) {
+                            acc = fmax_ymm(acc, c);
+                        }
                     }
                 }
                 // SAFETY: outputs `ox0 .. ox0 + n` of row `oy` of plane `p`.
