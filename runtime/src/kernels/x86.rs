@@ -2273,9 +2273,9 @@ impl Fma {
     }
 
     /// [`super::gemm::gather_rows_scalar`] with `idx[j] = base + (j / 4)·stride + j % 4`, as
-    /// four 4-float loads per row (masked with AVX-512 VL, ANDed with the lanes' mask on the
-    /// AVX2 tier, whose gather instruction it replaces); false (nothing written) when some
-    /// row's four runs are not all inside `src`.
+    /// four 4-float loads per row ANDed with the lanes' mask (on both tiers; on AVX2 it
+    /// replaces the gather instruction); false (nothing written) when some row's four runs are
+    /// not all inside `src`.
     #[inline]
     pub(crate) fn load_rows4(self, dst: &mut [f32], src: &[f32], base: i32, stride: i32, rows: &[(i32, u16)]) -> bool {
         let n = rows.len().min(dst.len() / 16);
@@ -2285,16 +2285,9 @@ impl Fma {
         if stride < 0 || !rows[..n].iter().all(|&(off, _)| b + off as i64 >= 0 && b + off as i64 + 3 * stride as i64 + 4 <= len) {
             return false;
         }
-        // SAFETY: AVX-512 F and VL detected when `avx512`, AVX2 always (a `Fma` exists); `dst`
-        // holds `16·n` values; every row's four runs of four floats lie inside `src` (checked
-        // above).
-        unsafe {
-            if self.avx512 {
-                load_rows4_avx512(dst.as_mut_ptr(), src.as_ptr(), base, stride as usize, &rows[..n])
-            } else {
-                load_rows4_avx2(dst.as_mut_ptr(), src.as_ptr(), base, stride as usize, &rows[..n])
-            }
-        }
+        // SAFETY: AVX2 detected (a `Fma` exists); `dst` holds `16·n` values; every row's four
+        // runs of four floats lie inside `src` (checked above).
+        unsafe { load_rows4_avx2(dst.as_mut_ptr(), src.as_ptr(), base, stride as usize, &rows[..n]) };
         true
     }
 
@@ -3075,7 +3068,7 @@ unsafe fn load_rows2_avx512(dst: *mut f32, src: *const f32, len: usize, base: i3
     }
 }
 
-/// [`Fma::load_rows4`]'s loop on the AVX2 tier; the caller guarantees `dst` holds
+/// [`Fma::load_rows4`]'s loop (both tiers); the caller guarantees `dst` holds
 /// `16·rows.len()` values and every row's floats `start + r·stride + i` (`r, i < 4`) lie in
 /// `src` (so the lanes masked off are read, then cleared to +0.0, as the gather leaves them).
 #[target_feature(enable = "avx2,fma")]
@@ -3093,28 +3086,6 @@ unsafe fn load_rows4_avx2(dst: *mut f32, src: *const f32, base: i32, stride: usi
                 for k in 0..4 {
                     let on = _mm_cmpeq_epi32(_mm_and_si128(_mm_set1_epi32(i32::from((m >> (4 * k)) & 0xf)), bits), bits);
                     _mm_storeu_ps(d.add(4 * k), _mm_and_ps(_mm_loadu_ps(p.add(k * stride)), _mm_castsi128_ps(on)));
-                }
-            }
-        }
-    }
-}
-
-/// [`Fma::load_rows4`]'s loop; the caller guarantees `dst` holds `16·rows.len()` values and
-/// every row's floats `start + r·stride + i` (`r, i < 4`) lie in `src`.
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-unsafe fn load_rows4_avx512(dst: *mut f32, src: *const f32, base: i32, stride: usize, rows: &[(i32, u16)]) {
-    for (r, &(off, m)) in rows.iter().enumerate() {
-        // SAFETY: the caller's guarantee.
-        unsafe {
-            // Four 4-float stores per row, no permutes (the panel is read long after).
-            let (p, d) = (src.offset(base as isize + off as isize), dst.add(16 * r));
-            if m == u16::MAX {
-                for k in 0..4 {
-                    _mm_storeu_ps(d.add(4 * k), _mm_loadu_ps(p.add(k * stride)));
-                }
-            } else {
-                for k in 0..4 {
-                    _mm_storeu_ps(d.add(4 * k), _mm_maskz_loadu_ps(((m >> (4 * k)) & 0xf) as __mmask8, p.add(k * stride)));
                 }
             }
         }
