@@ -347,6 +347,17 @@ fn planes_gemv(c: Codes, d: Dims, xs: &[f32], p: &Parts<'_>, out: &mut [f32]) ->
         return Ok(false);
     }
     let Some(books) = c.plane_books(p) else { return Ok(false) };
+    // Rows of 1–16 codes: eight rows a pass, their sums reduced together.
+    if (1..=16).contains(&d.k) {
+        for r in 0..d.rows {
+            let xr = xs.get(r * d.k..(r + 1) * d.k).ok_or(OpError::ShapeMismatch)?;
+            let outr = out.get_mut(r * d.n..(r + 1) * d.n).ok_or(OpError::ShapeMismatch)?;
+            if !c.gemv4_short_planes(&books, p, xr, outr) {
+                return Err(OpError::ShapeMismatch);
+            }
+        }
+        return Ok(true);
+    }
     let mut xp = [MaybeUninit::<f32>::uninit(); SPLIT_CODES];
     for_chunks(d, xs, out, |k0, xr, outr| {
         let xp = permute_planes(xr, &mut xp);

@@ -998,6 +998,66 @@ impl Codes {
     }
 }
 
+impl Codes {
+    /// `out[j] += Σ_m codebook(group(j))[code(j, m)] · x[m]` over `m < x.len() ≤ 16` for every
+    /// row `j < out.len()` of the 4-bit payload `p`, `books` its [`Codes::plane_books`]: rows of
+    /// at most 16 codes (one or two registers each), eight rows decoded at a time and their
+    /// products reduced together ([`hsum8`]), where [`Codes::gemv4_planes`] would decode a
+    /// 32-code half block and reduce a register for every row. Sums in another order than the
+    /// scalar dot. False, with `out` untouched, for longer or empty inputs or when a row does
+    /// not hold `x.len()` codes.
+    pub(crate) fn gemv4_short_planes(self, books: &PlaneBooks, p: &Parts<'_>, x: &[f32], out: &mut [f32]) -> bool {
+        let k = x.len();
+        if p.bits() != 4 || !(1..=16).contains(&k) || rows_fit(p, 0, k, out.len() * k) != Some(out.len()) {
+            return false;
+        }
+        let mut xs = [0.0f32; 16];
+        xs[..k].copy_from_slice(x);
+        // Eight rows of `k` floats and 16 more, zero, that the last rows' whole-register loads
+        // reach (times a zero input, since the inputs past `k` are zero; codewords are finite).
+        let mut buf = [MaybeUninit::<f32>::uninit(); 8 * 16 + 16];
+        for (q, o) in out.chunks_mut(8).enumerate() {
+            let nb = o.len();
+            for v in &mut buf[nb * k..nb * k + 16] {
+                v.write(0.0);
+            }
+            // The rows lie in the payload (checked above), so they always decode.
+            if books.decode_rows(p, 8 * q, k, &mut buf[..nb * k]).is_none() {
+                return false;
+            }
+            // SAFETY: AVX2 + FMA detected (a `Codes` exists); the first `nb·k + 16` floats of
+            // `buf` are initialized (the rows just decoded, then the zeros written above), read
+            // through a pointer to the whole buffer.
+            let sums = unsafe { short_rows_avx2(buf.as_ptr().cast::<f32>(), k, nb, &xs) };
+            for (o, v) in o.iter_mut().zip(sums) {
+                *o += v;
+            }
+        }
+        true
+    }
+}
+
+/// The sums of rows `0 .. nb ≤ 8` of `k ≤ 16` floats each at `w` (row `r` at `w + r·k`)
+/// with `x` (zero from `k` on), lane `r` of the result row `r`'s (0 past `nb`); the caller
+/// guarantees `nb·k + 16` readable floats at `w`, every one finite past the rows.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn short_rows_avx2(w: *const f32, k: usize, nb: usize, x: &[f32; 16]) -> [f32; 8] {
+    // SAFETY: 16 floats in `x`.
+    let (xl, xh) = unsafe { (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(x.as_ptr().add(8))) };
+    let v: [__m256; 8] = core::array::from_fn(|r| {
+        if r >= nb {
+            return _mm256_setzero_ps();
+        }
+        // SAFETY: floats `r·k .. r·k + 16 ≤ nb·k + 16` at `w` (the caller's guarantee).
+        let (lo, hi) = unsafe { (_mm256_loadu_ps(w.add(r * k)), _mm256_loadu_ps(w.add(r * k + 8))) };
+        _mm256_fmadd_ps(hi, xh, _mm256_mul_ps(lo, xl))
+    });
+    let mut out = [0.0f32; 8];
+    // SAFETY: 8 floats in `out`.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), hsum8(v)) };
+    out
+}
+
 impl PlaneBooks {
     /// Writes weights `k0 .. k0 + out.len()` of row `row` of `p` (the payload these books came
     /// from) to `out`: the values `Parts::decode` gives, 64 per 29 shuffles. False, with `out`
@@ -4785,6 +4845,33 @@ mod tests {
                 prop_assert!(!c.gemv4_planes(&books, &p, k0 / 2 + 1, xp, xs.len().max(1) + cols.div_ceil(2) * 2, &mut out));
             }
         }
+    }
+
+    /// The short-row 4-bit product (rows of 1–16 codes, eight rows a pass, ragged last pass,
+    /// several groups) against the plain sum over the stored weights; longer rows refused.
+    #[test]
+    fn short_rows_match_the_stored_weights() {
+        let Some(c) = Codes::detect() else { return };
+        for (rows, cols, groups) in [(13, 8, 3), (8, 16, 1), (5, 1, 2), (17, 11, 4), (9, 15, 2)] {
+            let (payload, w) = crate::kernels::testutil::quantized(rows, cols, 4, false, groups, 7 + cols as u64);
+            let cb = crate::codebook::Codebook::parse(&payload, rows, cols).unwrap();
+            let p = cb.parts();
+            let books = c.plane_books(&p).unwrap();
+            let x: Vec<f32> = (0..cols).map(|m| (m as f32 * 0.37).sin()).collect();
+            let mut out = vec![0.25f32; rows];
+            assert!(c.gemv4_short_planes(&books, &p, &x, &mut out));
+            for (j, o) in out.iter().enumerate() {
+                let want: f64 = 0.25 + (0..cols).map(|m| w[j * cols + m] as f64 * x[m] as f64).sum::<f64>();
+                assert!((*o as f64 - want).abs() <= 1e-5 * (1.0 + cols as f64), "{rows}×{cols} row {j}: {o} vs {want}");
+            }
+        }
+        let (payload, _) = crate::kernels::testutil::quantized(2, 17, 4, false, 1, 1);
+        let cb = crate::codebook::Codebook::parse(&payload, 2, 17).unwrap();
+        let p = cb.parts();
+        let books = c.plane_books(&p).unwrap();
+        let mut out = [1.0f32; 2];
+        assert!(!c.gemv4_short_planes(&books, &p, &[0.5; 17], &mut out) && out == [1.0; 2]);
+        assert!(!c.gemv4_short_planes(&books, &p, &[], &mut out) && out == [1.0; 2]);
     }
 
     /// The register transpose against its definition, every lane distinct.
