@@ -15,7 +15,8 @@
 //! a line than at 48 (`sprig_tools::host::HostModel` allocates it so).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
-// Unsafe code is confined to the SIMD modules (`kernels::x86`), each use with its SAFETY note.
+// Unsafe code is confined to the SIMD modules (`kernels::x86`, `kernels::winograd`, …), each use
+// with its SAFETY note.
 #![deny(unsafe_code)]
 
 pub mod codebook;

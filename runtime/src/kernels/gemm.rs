@@ -168,6 +168,15 @@ pub(super) trait Micro: Copy {
     ) -> bool {
         false
     }
+    /// A group-1 3 × 3 Conv at stride 1 through Winograd F(2 × 2, 3 × 3) (`super::winograd`):
+    /// the Conv up to rounding, `bias` empty or `m` long. False where this CPU has no such
+    /// kernel or the layer does not fit it (nothing written), or when an output before the
+    /// activation is not finite (written; the caller runs another kernel, which writes every
+    /// output with the definition's IEEE semantics).
+    #[inline]
+    fn conv_winograd(self, _g: &super::conv::Geom, _x: &[f32], _w: &[f32], _bias: &[f32], _act: Activation, _out: &mut [f32]) -> bool {
+        false
+    }
     /// Whether [`Micro::dw_s1`] has a kernel on this CPU for the layer `s` (else stride-1
     /// depthwise layers go through position groups).
     #[inline]
@@ -312,6 +321,10 @@ impl_micro!(super::x86::Fma, {
         out: &mut [f32],
     ) -> bool {
         super::x86::Fma::conv_direct(self, g, phases, x, w, bias, act, out)
+    }
+    #[inline]
+    fn conv_winograd(self, g: &super::conv::Geom, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
+        super::x86::Fma::conv_winograd(self, g, x, w, bias, act, out)
     }
     #[inline]
     fn dw_s1(self, s: &super::depthwise::S2, x: &[f32], w: &[f32], b: &[f32], act: Activation, out: &mut [f32]) {

@@ -36,6 +36,8 @@ mod softmax;
 mod transpose;
 mod unary;
 #[cfg(target_arch = "x86_64")]
+mod winograd;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
 #[cfg(test)]

@@ -2061,8 +2061,7 @@ impl Fma {
         Fma { avx512: false }
     }
 
-    /// Whether the AVX-512 kernels are on (tests of kernels that exist only with AVX-512).
-    #[cfg(test)]
+    /// Whether the AVX-512 kernels are on.
     pub(crate) fn has_avx512(self) -> bool {
         self.avx512
     }
@@ -2663,7 +2662,7 @@ pub(super) fn act_zmm(act: Option<Activation>, v: __m512) -> __m512 {
 
 /// `act` on 8 lanes, as [`Activation::apply`] does on each (the selects of [`act_zmm`]).
 #[inline(always)]
-fn act_ymm(act: Activation, v: __m256) -> __m256 {
+pub(super) fn act_ymm(act: Activation, v: __m256) -> __m256 {
     // SAFETY: only reached from AVX2 functions (the callers below).
     unsafe {
         match act {
@@ -5091,9 +5090,9 @@ fn tap_cols<const S: usize>(ox0: usize, kw: usize, pl: usize, w: usize) -> [TapC
 
 /// The 8 × 8 transpose of `r`: lane `i` of row `j` of the result is lane `j` of `r[i]`.
 #[inline(always)]
-fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-    // SAFETY: only reached from AVX2 functions (`im_1x1_avx2_n`, and its test after detecting
-    // AVX2).
+pub(super) fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // SAFETY: only reached from AVX2 functions (`im_1x1_avx2_n`, the Winograd weight transform,
+    // and its test after detecting AVX2).
     unsafe {
         // Pairs of rows interleaved, then quads, within each 128-bit half; then the halves.
         let t: [__m256; 8] = core::array::from_fn(|i| {
@@ -5129,7 +5128,7 @@ fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
 /// CPUs, and a copy through the stack became a `memcpy` call per block (2 % of kws_dscnn's
 /// run, 2 % of VWW's on an AVX2-only EPYC).
 #[inline(always)]
-unsafe fn store_first(p: *mut f32, v: __m256, cnt: usize) {
+pub(super) unsafe fn store_first(p: *mut f32, v: __m256, cnt: usize) {
     // SAFETY: the caller guarantees `cnt` writable floats at `p`; each store below writes
     // lanes below `cnt` only.
     unsafe {
