@@ -37,6 +37,13 @@ const SUB: usize = 6;
 /// Floats between one position's transformed input and the next beyond `c · np`.
 const SKEW: usize = 16;
 
+/// Most input channels for which the AVX-512 tier keeps its direct Conv: measured on an AMD
+/// Zen 4 (two 256-bit FMA pipes, 512-bit operations in two halves), one layer of 16 filters on
+/// 32 × 32, median µs direct / Winograd: 3 channels 9.3 / 13.4, 6: 17.5 / 18.7, 8: 23.1 / 23.7,
+/// 12: 34.1 / 30.9, 16: 47.8 / 38.5; ResNet-8's 16-, 32- and 64-channel layers 47–48 / 31–38.
+/// A CPU with two 512-bit FMA pipes (Intel server parts) has not been measured.
+pub(super) const AVX512_MAX_DIRECT_C: usize = 8;
+
 /// A buffer on cache-line boundaries (its vectors never split a line).
 #[repr(C, align(64))]
 struct Lines<const N: usize>([MaybeUninit<f32>; N]);
@@ -88,8 +95,9 @@ impl Fma {
     /// A group-1 3 × 3 Conv at stride 1 without dilation, on the AVX2 tier, through Winograd
     /// F(2 × 2, 3 × 3) (the module's guarantees): `x` holds the `c` input planes, `w` the
     /// filters (`m × c × 3 × 3`), `bias` is empty or `m` long, `act` is applied to each output.
-    /// False on the AVX-512 tier, where it is not measured, and on layers or slice lengths it
-    /// does not take (nothing written); also false, after writing `out`, when an output before
+    /// False on the AVX-512 tier for layers of at most [`AVX512_MAX_DIRECT_C`] channels (its
+    /// direct Conv is faster there), and on layers or slice lengths it does not take (nothing
+    /// written); also false, after writing `out`, when an output before
     /// the activation is not finite (an infinite or NaN input or weight, or an overflow): the
     /// transforms' subtractions can turn ±Inf into NaN or reach outputs the definition keeps
     /// finite, so the caller then runs a kernel that follows the definition's IEEE semantics
@@ -97,7 +105,7 @@ impl Fma {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn conv_winograd(self, g: &Geom, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
         let Some(p) = plan(g) else { return false };
-        if self.has_avx512()
+        if (self.has_avx512() && g.c <= AVX512_MAX_DIRECT_C)
             || x.len() < g.c * g.h * g.w
             || w.len() < g.m * g.c * 9
             || out.len() < g.m * g.oh * g.ow
@@ -484,6 +492,7 @@ mod tests {
     use super::super::conv::Geom;
     use super::super::testutil::{sh as sh_of, *};
     use super::super::x86::Fma;
+    use super::AVX512_MAX_DIRECT_C;
     use crate::op::Op;
     use proptest::prelude::*;
 
@@ -492,13 +501,28 @@ mod tests {
     /// f64 definition (1e-5 of each output's Σ|w·x| + |b|); `None` when it declines.
     #[allow(clippy::too_many_arguments)]
     fn case(c: usize, m: usize, h: usize, wd: usize, pads: [usize; 4], act: u8, with_bias: bool, seed: u64) -> Option<(Geom, Vec<f32>)> {
+        case_on(Fma::detect()?.avx2_only(), c, m, h, wd, pads, act, with_bias, seed)
+    }
+
+    /// [`case`] on the tier `f`.
+    #[allow(clippy::too_many_arguments)]
+    fn case_on(
+        f: Fma,
+        c: usize,
+        m: usize,
+        h: usize,
+        wd: usize,
+        pads: [usize; 4],
+        act: u8,
+        with_bias: bool,
+        seed: u64,
+    ) -> Option<(Geom, Vec<f32>)> {
         let (xd, wdims) = ([1, c, h, wd], [m, c, 3, 3]);
         let attrs = conv_attrs(1, [1, 1], [1, 1], pads, act);
         let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).ok()?;
         let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
         let g = Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
         let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(m, seed + 2));
-        let f = Fma::detect()?.avx2_only();
         let bs: &[f32] = if with_bias { &b } else { &[] };
         let got = run_bits(yd.iter().product(), &|o| f.run(|| f.conv_winograd(&g, &x, &w, bs, attrs.act, o)))?;
         let got: Vec<f32> = got.iter().map(|&v| f32::from_bits(v)).collect();
@@ -534,6 +558,15 @@ mod tests {
         }
         // More than 64 channels does not fit a chunk of 16 tiles.
         assert!(case(65, 4, 4, 4, [1; 4], 0, true, 1).is_none());
+        // The AVX-512 tier keeps its direct Conv up to AVX512_MAX_DIRECT_C channels.
+        if let Some(f) = Fma::detect().filter(|f| f.has_avx512()) {
+            for c in [1, AVX512_MAX_DIRECT_C] {
+                assert!(case_on(f, c, 8, 9, 9, [1; 4], 1, true, 5).is_none(), "AVX-512 tier took c={c}");
+            }
+            for c in [AVX512_MAX_DIRECT_C + 1, 16, 64] {
+                assert!(case_on(f, c, 8, 9, 9, [1; 4], 1, true, 5).is_some(), "AVX-512 tier declined c={c}");
+            }
+        }
     }
 
     /// Small layers for Miri (CI's list): masked loads at both edges of a row, rows of the
