@@ -1827,6 +1827,43 @@ mod tests {
             }
         }
 
+        /// The gathers on tiles of a few runs of consecutive indices (a stride-1 Conv whose
+        /// output rows are narrower than a tile; AVX-512 loads each run), runs partly or wholly
+        /// outside the source included.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        #[test]
+        fn gather_rows_in_runs_match_scalar(len in 0usize..200, runs in proptest::collection::vec((1usize..9, -40i32..220), 1..9),
+                                            rows in proptest::collection::vec((-60i32..60, any::<u16>()), 0..5), seed in 0u64..1000) {
+            let src = data(len, seed);
+            let mut idx = [0i32; 16];
+            let mut j = 0;
+            for &(n, start) in runs.iter().cycle().take(16) {
+                for k in 0..n {
+                    if j < 16 {
+                        idx[j] = start + k as i32;
+                        j += 1;
+                    }
+                }
+            }
+            let mut want = vec![f32::NAN; 16 * rows.len()];
+            super::gather_rows_scalar(&mut want, &src, &idx, &rows);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            #[cfg(target_arch = "x86_64")]
+            if let Some(f) = super::super::x86::Fma::detect() {
+                for mk in [f, f.avx2_only()] {
+                    let mut got = vec![f32::NAN; 16 * rows.len()];
+                    mk.gather_rows(&mut got, &src, &idx, &rows);
+                    prop_assert_eq!(bits(&got), bits(&want));
+                }
+            }
+            #[cfg(target_arch = "aarch64")]
+            {
+                let mut got = vec![f32::NAN; 16 * rows.len()];
+                super::super::neon::Neon.gather_rows(&mut got, &src, &idx, &rows);
+                prop_assert_eq!(bits(&got), bits(&want));
+            }
+        }
+
         /// Every SIMD tier's even-lane copy against its definition, with ragged lengths on
         /// both sides.
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
