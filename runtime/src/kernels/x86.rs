@@ -3508,6 +3508,17 @@ unsafe fn im_1x1_tiles<const NP: usize>(
     let pmask = (u32::MAX >> (32 - NP)) as u16;
     // SAFETY: AVX-512 F in every caller; loads and stores past output `m` are masked off.
     unsafe {
+        // Inputs zero at every position add nothing: with at most IM_LIST inputs the others are
+        // listed once for every block of outputs.
+        let (mut list, mut n, listed) = ([0u16; IM_LIST], 0, c <= IM_LIST);
+        if listed {
+            for ci in 0..c {
+                if _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(pmask, _mm512_maskz_loadu_ps(pmask, x.add(ci * hw)), _mm512_setzero_ps()) != 0 {
+                    list[n] = ci as u16;
+                    n += 1;
+                }
+            }
+        }
         for o0 in (0..m).step_by(32) {
             let left = m - o0;
             let mk =
@@ -3517,17 +3528,29 @@ unsafe fn im_1x1_tiles<const NP: usize>(
                 None => [_mm512_setzero_ps(); 2],
             };
             let mut acc = [start; NP];
-            for ci in 0..c {
-                let xr = x.add(ci * hw);
-                // Inputs zero at every position add nothing.
-                if _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(pmask, _mm512_maskz_loadu_ps(pmask, xr), _mm512_setzero_ps()) == 0 {
-                    continue;
+            macro_rules! add_input {
+                ($ci:expr, $xr:expr) => {{
+                    let (ci, xr) = ($ci, $xr);
+                    let w = weights(ci, o0, mk);
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let xv = _mm512_set1_ps(*xr.add(p));
+                        a[0] = _mm512_fmadd_ps(xv, w[0], a[0]);
+                        a[1] = _mm512_fmadd_ps(xv, w[1], a[1]);
+                    }
+                }};
+            }
+            if listed {
+                for &ci in &list[..n] {
+                    let ci = ci as usize;
+                    add_input!(ci, x.add(ci * hw));
                 }
-                let w = weights(ci, o0, mk);
-                for (p, a) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_set1_ps(*xr.add(p));
-                    a[0] = _mm512_fmadd_ps(xv, w[0], a[0]);
-                    a[1] = _mm512_fmadd_ps(xv, w[1], a[1]);
+            } else {
+                for ci in 0..c {
+                    let xr = x.add(ci * hw);
+                    // Inputs zero at every position add nothing.
+                    if _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(pmask, _mm512_maskz_loadu_ps(pmask, xr), _mm512_setzero_ps()) != 0 {
+                        add_input!(ci, xr);
+                    }
                 }
             }
             // Output `o0 + j` of position `p` at `(o0 + j)·hw + p`: each eight outputs of up
@@ -4577,18 +4600,19 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(super::super::testutil::cases(24)))]
-        /// The AVX2 small-plane pointwise kernel past one list of inputs ([`IM_LIST`]; the sums
-        /// carried through the outputs between lists): bit for bit the fused sums over the inputs
+        /// The small-plane pointwise kernels past one list of inputs ([`IM_LIST`]; AVX2 carries
+        /// the sums through the outputs between lists, AVX-512 tests each input per block of
+        /// outputs): bit for bit the fused sums over the inputs
         /// that are not zero at every position, in input order, from the bias, through the
         /// activation only at the end.
         #[test]
         // Thousands of inputs: too slow under Miri, where `input_sparse::tests::small_plane*`
         // cover this kernel's memory accesses.
         #[cfg_attr(miri, ignore)]
-        fn im_1x1_avx2_across_input_lists(c in 1000usize..2200, m in 1usize..40, hw in 1usize..=36, zero_every in 2usize..5, act in 0u8..3,
-                                          seed in 0u64..1000) {
+        fn im_1x1_across_input_lists(c in 1000usize..2200, m in 1usize..40, hw in 1usize..=36, zero_every in 2usize..5, act in 0u8..3,
+                                     seed in 0u64..1000, avx512 in any::<bool>()) {
             let Some(f) = Fma::detect() else { return Ok(()) };
-            let f = f.avx2_only();
+            let f = if avx512 { f } else { f.avx2_only() };
             let mut x = super::super::testutil::data(c * hw, seed);
             for (ci, row) in x.chunks_exact_mut(hw).enumerate() {
                 if ci % zero_every == 0 {
