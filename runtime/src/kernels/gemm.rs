@@ -1772,6 +1772,30 @@ mod tests {
         Ok(())
     }
 
+    /// Every SIMD tier's [`Micro::gather_rows`] on `src`, `idx`, `rows`: bit for bit
+    /// [`gather_rows_scalar`].
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn gathers_match_scalar(src: &[f32], idx: &[i32; 16], rows: &[(i32, u16)]) -> Result<(), TestCaseError> {
+        let mut want = vec![f32::NAN; 16 * rows.len()];
+        super::gather_rows_scalar(&mut want, src, idx, rows);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        #[cfg(target_arch = "x86_64")]
+        if let Some(f) = super::super::x86::Fma::detect() {
+            for mk in [f, f.avx2_only()] {
+                let mut got = vec![f32::NAN; 16 * rows.len()];
+                mk.gather_rows(&mut got, src, idx, rows);
+                prop_assert_eq!(bits(&got), bits(&want));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            let mut got = vec![f32::NAN; 16 * rows.len()];
+            super::super::neon::Neon.gather_rows(&mut got, src, idx, rows);
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::kernels::testutil::cases(200)))]
         /// The tiled Conv (used whenever a group has 4+ filters on a SIMD CPU) against the
@@ -1808,23 +1832,7 @@ mod tests {
             let src = data(len, seed);
             let idx = if near { idx.map(|i| i.rem_euclid(40)) } else { idx };
             let rows: Vec<(i32, u16)> = if near { rows.iter().map(|&(o, m)| (o.abs(), m)).collect() } else { rows };
-            let mut want = vec![f32::NAN; 16 * rows.len()];
-            super::gather_rows_scalar(&mut want, &src, &idx, &rows);
-            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            #[cfg(target_arch = "x86_64")]
-            if let Some(f) = super::super::x86::Fma::detect() {
-                for mk in [f, f.avx2_only()] {
-                    let mut got = vec![f32::NAN; 16 * rows.len()];
-                    mk.gather_rows(&mut got, &src, &idx, &rows);
-                    prop_assert_eq!(bits(&got), bits(&want));
-                }
-            }
-            #[cfg(target_arch = "aarch64")]
-            {
-                let mut got = vec![f32::NAN; 16 * rows.len()];
-                super::super::neon::Neon.gather_rows(&mut got, &src, &idx, &rows);
-                prop_assert_eq!(bits(&got), bits(&want));
-            }
+            gathers_match_scalar(&src, &idx, &rows)?;
         }
 
         /// The gathers on tiles of a few runs of consecutive indices (a stride-1 Conv whose
@@ -1845,23 +1853,7 @@ mod tests {
                     }
                 }
             }
-            let mut want = vec![f32::NAN; 16 * rows.len()];
-            super::gather_rows_scalar(&mut want, &src, &idx, &rows);
-            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            #[cfg(target_arch = "x86_64")]
-            if let Some(f) = super::super::x86::Fma::detect() {
-                for mk in [f, f.avx2_only()] {
-                    let mut got = vec![f32::NAN; 16 * rows.len()];
-                    mk.gather_rows(&mut got, &src, &idx, &rows);
-                    prop_assert_eq!(bits(&got), bits(&want));
-                }
-            }
-            #[cfg(target_arch = "aarch64")]
-            {
-                let mut got = vec![f32::NAN; 16 * rows.len()];
-                super::super::neon::Neon.gather_rows(&mut got, &src, &idx, &rows);
-                prop_assert_eq!(bits(&got), bits(&want));
-            }
+            gathers_match_scalar(&src, &idx, &rows)?;
         }
 
         /// Every SIMD tier's even-lane copy against its definition, with ragged lengths on
