@@ -291,10 +291,13 @@ unsafe fn transform_input(p: &Plan, g: &Geom, x: *const f32, t0: usize, nt: usiz
             tx += cnt;
         }
     }
-    for xi in 0..16 {
-        for ch in 0..c {
-            // SAFETY: the padding tiles `nt .. np` of each row.
-            unsafe { core::ptr::write_bytes(v.add(xi * vs + ch * np + nt), 0, np - nt) };
+    // Only a chunk shorter than its 16-tile rounding has padding tiles (a call per row else).
+    if np > nt {
+        for xi in 0..16 {
+            for ch in 0..c {
+                // SAFETY: the padding tiles `nt .. np` of each row.
+                unsafe { core::ptr::write_bytes(v.add(xi * vs + ch * np + nt), 0, np - nt) };
+            }
         }
     }
 }
