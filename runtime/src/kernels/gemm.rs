@@ -393,6 +393,10 @@ impl_micro!(super::x86::Fma, {
 #[cfg(target_arch = "aarch64")]
 impl_micro!(super::neon::Neon, {
     #[inline]
+    fn conv_winograd(self, g: &super::conv::Geom, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) -> bool {
+        super::neon::Neon::conv_winograd(self, g, x, w, bias, act, out)
+    }
+    #[inline]
     fn evens(self, dst: &mut [f32], src: &[f32]) {
         super::neon::Neon::evens(self, dst, src)
     }

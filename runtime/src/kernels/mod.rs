@@ -37,6 +37,10 @@ mod transpose;
 mod unary;
 #[cfg(target_arch = "x86_64")]
 mod winograd;
+#[cfg(target_arch = "aarch64")]
+mod winograd_neon;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod winograd_plan;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 

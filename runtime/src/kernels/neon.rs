@@ -719,7 +719,7 @@ fn quarter(m: u16, q: usize) -> u16 {
 /// The activation's selects on four lanes: [`Activation::apply`] on each (NaN to 0 through
 /// Relu and Threshold, kept through Clip).
 #[inline]
-fn act_q(act: Activation, v: float32x4_t) -> float32x4_t {
+pub(super) fn act_q(act: Activation, v: float32x4_t) -> float32x4_t {
     // SAFETY: NEON is part of the aarch64 base ISA.
     unsafe {
         let zero = vdupq_n_f32(0.0);

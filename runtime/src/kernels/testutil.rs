@@ -236,7 +236,7 @@ pub fn conv_attrs(group: usize, stride: [usize; 2], dilation: [usize; 2], pads: 
 }
 
 /// The bits a kernel writes into `len` floats of NaN, or `None` when it declines (returns false).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub fn run_bits(len: usize, f: &dyn Fn(&mut [f32]) -> bool) -> Option<Vec<u32>> {
     let mut got = vec![f32::NAN; len];
     f(&mut got).then(|| got.iter().map(|v| v.to_bits()).collect())

@@ -21,21 +21,11 @@
 // The SIMD loops are unsafe code, each use with its SAFETY note (as in `kernels::x86`).
 #![allow(unsafe_code)]
 use super::conv::Geom;
+use super::winograd_plan::{kernel_transform, plan, segments, Plan, SKEW, SUB, TC_MAX, U_MAX, V_MAX};
 use super::x86::{act_ymm, store_first, transpose8, Fma};
 use crate::op::Activation;
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
-
-/// Floats of transformed input one chunk of tiles holds: `16 · c · tc`.
-const V_MAX: usize = 16384;
-/// Floats of transformed weights one block of filters holds: `16 · fb · c`.
-const U_MAX: usize = 16384;
-/// Most tiles in a chunk (a multiple of 16: the products run 16 tiles per register tile).
-const TC_MAX: usize = 64;
-/// Filters per register tile of the products (6 × 16 tiles in 12 registers).
-const SUB: usize = 6;
-/// Floats between one position's transformed input and the next beyond `c · np`.
-const SKEW: usize = 16;
 
 /// Most input channels for which the AVX-512 tier keeps its direct Conv: measured on an AMD
 /// Zen 4 (two 256-bit FMA pipes, 512-bit operations in two halves), one layer of 16 filters on
@@ -51,45 +41,6 @@ struct Lines<const N: usize>([MaybeUninit<f32>; N]);
 /// The stack the buffers take (bytes): 153 KiB (docs/ARCHITECTURE.md, host stack).
 const STACK_BYTES: usize = 4 * (V_MAX + U_MAX + 32 * SKEW + SUB * 16 * TC_MAX);
 const _: () = assert!(STACK_BYTES <= 156 * 1024, "the buffers outgrow the documented stack");
-
-/// How [`conv3x3`] splits one layer: tiles in chunks of `tc` (the last one `t − (chunks − 1)·tc`
-/// tiles, zero-padded to a multiple of 16), filters in blocks of `fb`. Every input is
-/// transformed once per call, every weight once per call when one block holds all filters,
-/// else once per chunk.
-#[derive(Clone, Copy, Debug)]
-struct Plan {
-    tw: usize,
-    t: usize,
-    tc: usize,
-    fb: usize,
-}
-
-/// The split of a layer [`conv3x3`] takes, or `None`: group 1, 3 × 3, stride 1, no dilation,
-/// at most 64 channels (a chunk of 16 tiles must fit [`V_MAX`]). The choice depends on the
-/// channel count, not on the filter count.
-fn plan(g: &Geom) -> Option<Plan> {
-    let ok = g.cg == g.c
-        && g.mg == g.m
-        && (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1)
-        && (1..=64).contains(&g.c)
-        && g.m > 0
-        && g.oh > 0
-        && g.ow > 0
-        && g.w < 1 << 20
-        && g.oh < 1 << 20
-        && g.h < 1 << 20
-        && g.pt < 1 << 20
-        && g.pl < 1 << 20;
-    if !ok {
-        return None;
-    }
-    let tw = g.ow.div_ceil(2);
-    let t = g.oh.div_ceil(2) * tw;
-    let fit = V_MAX / (16 * g.c) / 16 * 16;
-    let tc = t.div_ceil(16).saturating_mul(16).min(TC_MAX).min(fit);
-    let fb = if 16 * g.m * g.c <= U_MAX { g.m } else { U_MAX / (16 * g.c) / SUB * SUB };
-    (tc >= 16 && fb > 0).then_some(Plan { tw, t, tc, fb })
-}
 
 impl Fma {
     /// A group-1 3 × 3 Conv at stride 1 without dilation, on the AVX2 tier, through Winograd
@@ -207,32 +158,6 @@ unsafe fn transform_weights(w: *const f32, n: usize, up: usize, u: *mut f32) {
         }
         q += 1;
     }
-}
-
-/// `G g Gᵀ` of one 3 × 3 kernel `g` (row-major taps), lanes or scalars alike: each entry is
-/// `½ · ((a + b) + c)`, `½ · ((a − b) + c)` or a tap, first down the columns, then along the
-/// rows.
-#[inline(always)]
-fn kernel_transform<T: Copy>(g: [T; 9], half: T, add: impl Fn(T, T) -> T, sub: impl Fn(T, T) -> T, mul: impl Fn(T, T) -> T) -> [T; 16] {
-    let four = |a: T, b: T, c: T| [a, mul(half, add(add(a, b), c)), mul(half, add(sub(a, b), c)), c];
-    // `col[x]` = G times column x of g: rows 0..4 of the 4 × 3 product.
-    let col: [[T; 4]; 3] = core::array::from_fn(|kx| four(g[kx], g[3 + kx], g[6 + kx]));
-    let mut u = [g[0]; 16];
-    for k in 0..4 {
-        let row = four(col[0][k], col[1][k], col[2][k]);
-        u[4 * k..4 * k + 4].copy_from_slice(&row);
-    }
-    u
-}
-
-/// The tile rows a chunk `t0 .. t0 + nt` crosses, each as `(ty, first tile, end tile)`.
-fn segments(tw: usize, t0: usize, nt: usize) -> impl Iterator<Item = (usize, usize, usize)> {
-    let (first, last) = (t0 / tw, (t0 + nt - 1) / tw);
-    (first..=last).map(move |ty| {
-        let a = if ty == first { t0 % tw } else { 0 };
-        let b = if ty == last { (t0 + nt - 1) % tw + 1 } else { tw };
-        (ty, a, b)
-    })
 }
 
 /// `v[ξ · vs + ch · np + i] = (Bᵀ d B)[ξ]` for tile `t0 + i` (`i < nt`) of channel `ch`, `d` its
