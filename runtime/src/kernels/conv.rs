@@ -846,11 +846,10 @@ fn gather_rows_of<const K: usize>(g: &Geom, xs: &[f32], offs: &[u32], buf: &mut 
     let in_plane = g.h * g.w;
     for (xp, patch) in xs.chunks_exact(in_plane.max(1)).zip(buf.chunks_exact_mut((offs.len() * K).max(1))) {
         for (dst, off) in patch.chunks_exact_mut(K).zip(offs) {
-            let dst: &mut [f32; K] = dst.try_into().expect("chunks of K");
-            *dst = match xp.get(*off as usize..(*off as usize).saturating_add(K)) {
-                Some(src) => src.try_into().expect("K taps"),
-                None => [0.0; K],
-            };
+            match xp.get(*off as usize..(*off as usize).saturating_add(K)) {
+                Some(src) => dst.copy_from_slice(src),
+                None => dst.fill(0.0),
+            }
         }
     }
 }
