@@ -739,6 +739,7 @@ mod tests {
     /// blocks with a ragged last one, every width (4-bit in registers on AVX-512), batches,
     /// and zero inputs skipped. Shapes the kernel cannot take fall back to the per-position loop.
     #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn small_plane_codebook_equals_the_f32_kernel_on_decoded_weights() {
         let cases: &[(usize, usize, [usize; 2], u8, usize)] = if cfg!(miri) {
             &[(20, 24, [2, 2], 4, 1)]
