@@ -21,7 +21,7 @@
 // The SIMD loops are unsafe code, each use with its SAFETY note (as in `kernels::x86`).
 #![allow(unsafe_code)]
 use super::conv::Geom;
-use super::winograd_plan::{kernel_transform, plan, segments, Plan, SKEW, SUB, TC_MAX, U_MAX, V_MAX};
+use super::winograd_plan::{for_rows, kernel_transform, plan, segments, Plan, SKEW, SUB, TC_MAX, U_MAX, V_MAX};
 use super::x86::{act_ymm, store_first, transpose8, Fma};
 use crate::op::Activation;
 use core::arch::x86_64::*;
@@ -297,16 +297,8 @@ unsafe fn group_input<const W0: bool, const W1: bool>(gr: &Group, v: *mut f32) {
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn products(r: usize, c: usize, u: *const f32, up: usize, v: *const f32, np: usize, vs: usize, mm: *mut f32) {
-    macro_rules! tile {
-        ($($n:literal),*) => {
-            match r {
-                // SAFETY: the caller's guarantee.
-                $($n => unsafe { products_r::<$n>(c, u, up, v, np, vs, mm) },)*
-                _ => {}
-            }
-        };
-    }
-    tile!(1, 2, 3, 4, 5, 6);
+    // SAFETY: the caller's guarantee.
+    unsafe { for_rows!(r, products_r(c, u, up, v, np, vs, mm)) }
 }
 
 /// [`products`] for `R` filters: register tiles of `R` filters × 16 tiles.
@@ -417,76 +409,31 @@ unsafe fn outputs(
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::Geom;
-    use super::super::testutil::{sh as sh_of, *};
+    use super::super::winograd_plan::checks;
     use super::super::x86::Fma;
     use super::AVX512_MAX_DIRECT_C;
-    use crate::op::Op;
     use proptest::prelude::*;
 
-    /// One layer (`c` channels of `h × wd`, `m` filters, `pads` top, left, bottom, right,
-    /// activation code `act`) through [`Fma::conv_winograd`] where it takes it: close to the
-    /// f64 definition (1e-5 of each output's Σ|w·x| + |b|); `None` when it declines.
+    /// [`checks::case`] on the tier `f`.
     #[allow(clippy::too_many_arguments)]
-    fn case(c: usize, m: usize, h: usize, wd: usize, pads: [usize; 4], act: u8, with_bias: bool, seed: u64) -> Option<(Geom, Vec<f32>)> {
-        case_on(Fma::detect()?.avx2_only(), c, m, h, wd, pads, act, with_bias, seed)
+    fn case_on(f: Fma, c: usize, m: usize, h: usize, wd: usize, pads: [usize; 4], act: u8, with_bias: bool, seed: u64) -> Option<Vec<f32>> {
+        checks::case(&|g, x, w, b, a, o| f.run(|| f.conv_winograd(g, x, w, b, a, o)), c, m, h, wd, pads, act, with_bias, seed)
     }
 
-    /// [`case`] on the tier `f`.
-    #[allow(clippy::too_many_arguments)]
-    fn case_on(
-        f: Fma,
-        c: usize,
-        m: usize,
-        h: usize,
-        wd: usize,
-        pads: [usize; 4],
-        act: u8,
-        with_bias: bool,
-        seed: u64,
-    ) -> Option<(Geom, Vec<f32>)> {
-        let (xd, wdims) = ([1, c, h, wd], [m, c, 3, 3]);
-        let attrs = conv_attrs(1, [1, 1], [1, 1], pads, act);
-        let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).ok()?;
-        let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-        let g = Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
-        let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(m, seed + 2));
-        let bs: &[f32] = if with_bias { &b } else { &[] };
-        let got = run_bits(yd.iter().product(), &|o| f.run(|| f.conv_winograd(&g, &x, &w, bs, attrs.act, o)))?;
-        let got: Vec<f32> = got.iter().map(|&v| f32::from_bits(v)).collect();
-        assert_conv_close(&got, &x, &xd, &w, &wdims, with_bias.then_some(&b[..]), &attrs, &yd, 1e-5);
-        Some((g, got))
+    /// The AVX2 tier, when this CPU has it.
+    fn avx2() -> Option<Fma> {
+        Fma::detect().map(Fma::avx2_only)
     }
 
-    /// The layers it must take: ResNet-8's three residual stages, odd planes (a last tile
-    /// half outside the output), planes narrower than a vector of tiles, no padding, and
-    /// split filter blocks (64 channels: transformed weights of 16 filters at a time).
+    /// [`checks::fixed_layers`] on the AVX2 tier; the AVX-512 tier keeps its direct Conv up to
+    /// [`AVX512_MAX_DIRECT_C`] channels and takes more.
     #[test]
     fn matches_the_definition_on_fixed_layers() {
-        if Fma::detect().is_none() {
+        let Some(f) = avx2() else {
             eprintln!("skipped: no AVX2 + FMA");
             return;
-        }
-        for (c, m, h, wd, pads) in [
-            (16, 16, 32, 32, [1; 4]),
-            (32, 32, 16, 16, [1; 4]),
-            (64, 64, 8, 8, [1; 4]),
-            (64, 40, 8, 8, [1; 4]),
-            (5, 7, 9, 11, [1; 4]),
-            (3, 13, 7, 5, [0; 4]),
-            (1, 1, 3, 3, [0; 4]),
-            (2, 9, 5, 40, [2, 0, 1, 2]),
-            // Filters and tiles both split: 30 filters per block, 16 tiles per chunk, the
-            // weights transformed again per chunk.
-            (33, 32, 9, 9, [1; 4]),
-        ] {
-            for (act, bias) in [(0, true), (1, false), (2, true)] {
-                assert!(case(c, m, h, wd, pads, act, bias, (c * 31 + m) as u64).is_some(), "declined c={c} m={m} {h}x{wd}");
-            }
-        }
-        // More than 64 channels does not fit a chunk of 16 tiles.
-        assert!(case(65, 4, 4, 4, [1; 4], 0, true, 1).is_none());
-        // The AVX-512 tier keeps its direct Conv up to AVX512_MAX_DIRECT_C channels.
+        };
+        checks::fixed_layers(&|g, x, w, b, a, o| f.run(|| f.conv_winograd(g, x, w, b, a, o)));
         if let Some(f) = Fma::detect().filter(|f| f.has_avx512()) {
             for c in [1, AVX512_MAX_DIRECT_C] {
                 assert!(case_on(f, c, 8, 9, 9, [1; 4], 1, true, 5).is_none(), "AVX-512 tier took c={c}");
@@ -501,77 +448,27 @@ mod tests {
     /// patch outside the plane, odd planes, a group of fewer than 8 tiles.
     #[test]
     fn small_layers_match_the_definition() {
-        if Fma::detect().is_none() {
+        let Some(f) = avx2() else {
             eprintln!("skipped: no AVX2 + FMA");
             return;
-        }
+        };
         for (c, m, h, wd, pads, act) in [(2, 3, 5, 19, [1; 4], 1), (1, 2, 3, 4, [0, 1, 0, 0], 0)] {
-            assert!(case(c, m, h, wd, pads, act, true, 3).is_some(), "declined c={c} m={m} {h}x{wd}");
+            assert!(case_on(f, c, m, h, wd, pads, act, true, 3).is_some(), "declined c={c} m={m} {h}x{wd}");
         }
     }
 
-    /// Filter `f`'s outputs depend on its own weights and bias only: running a subset of the
-    /// filters gives their outputs bit for bit, and so does a layer with an extra input
-    /// channel whose weights are all 0 (pruning surgery's exact rewrite).
+    /// [`checks::independent_of_other_filters_and_zero_channels`] on the AVX2 tier.
     #[test]
     fn outputs_do_not_depend_on_the_other_filters_or_zero_channels() {
-        let Some(f) = Fma::detect().map(Fma::avx2_only) else { return };
-        let (c, m, h, wd) = (24, 30, 10, 13);
-        let attrs = conv_attrs(1, [1, 1], [1, 1], [1; 4], 1);
-        let run = |c: usize, m: usize, x: &[f32], w: &[f32], b: &[f32]| {
-            let (xd, wdims) = ([1, c, h, wd], [m, c, 3, 3]);
-            let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
-            let g = Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
-            run_bits(m * h * wd, &|o| f.run(|| f.conv_winograd(&g, x, w, b, attrs.act, o))).unwrap()
-        };
-        let (x, w, b) = (data(c * h * wd, 5), data(m * c * 9, 6), data(m, 7));
-        let all = run(c, m, &x, &w, &b);
-        // Filters 7 .. 18 alone.
-        let sub = run(c, 11, &x, &w[7 * c * 9..18 * c * 9], &b[7..18]);
-        assert_eq!(&all[7 * h * wd..18 * h * wd], &sub[..]);
-        // An extra channel (index 9) with zero weights and arbitrary inputs.
-        let mut x2 = x[..9 * h * wd].to_vec();
-        x2.extend(data(h * wd, 8));
-        x2.extend_from_slice(&x[9 * h * wd..]);
-        let mut w2 = Vec::new();
-        for fi in 0..m {
-            let k = &w[fi * c * 9..(fi + 1) * c * 9];
-            w2.extend_from_slice(&k[..9 * 9]);
-            w2.extend([0.0; 9]);
-            w2.extend_from_slice(&k[9 * 9..]);
-        }
-        assert_eq!(run(c + 1, m, &x2, &w2, &b), all);
+        let Some(f) = avx2() else { return };
+        checks::independent_of_other_filters_and_zero_channels(&|g, x, w, b, a, o| f.run(|| f.conv_winograd(g, x, w, b, a, o)));
     }
 
-    /// An infinite or NaN input makes the kernel decline after running (the transforms would
-    /// turn ±Inf into NaN); the Conv through the dispatch then follows the definition: +Inf
-    /// wherever a positive weight meets the +Inf input, the f64 definition elsewhere.
+    /// [`checks::non_finite_inputs_fall_back`] on the AVX2 tier.
     #[test]
     fn non_finite_inputs_fall_back_to_the_definition() {
-        let Some(f) = Fma::detect().map(Fma::avx2_only) else { return };
-        let (c, m, h, wd) = (3, 4, 6, 7);
-        let attrs = conv_attrs(1, [1, 1], [1, 1], [1; 4], 0);
-        let (xd, wdims) = ([1, c, h, wd], [m, c, 3, 3]);
-        let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
-        let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-        let g = Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
-        // Positive weights, so +Inf never meets -Inf in the definition.
-        let w: Vec<f32> = data(m * c * 9, 2).iter().map(|v| v.abs() + 0.1).collect();
-        let b = data(m, 3);
-        for special in [f32::INFINITY, f32::NAN] {
-            let mut x = data(c * h * wd, 1);
-            x[h * wd + 2 * wd + 3] = special;
-            assert!(run_bits(m * h * wd, &|o| f.run(|| f.conv_winograd(&g, &x, &w, &b, attrs.act, o))).is_none());
-            let (got, _) = run(&Op::Conv(attrs), &[(&x, &xd), (&w, &wdims), (&b, &[m])]).unwrap();
-            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
-            for (i, (gv, wv)) in got.iter().zip(&want).enumerate() {
-                if wv.is_finite() {
-                    assert!((*gv as f64 - wv).abs() <= 1e-4 * (1.0 + wv.abs()), "{special} [{i}]: {gv} vs {wv}");
-                } else {
-                    assert!(gv.is_nan() == wv.is_nan() && (gv.is_nan() || *gv as f64 == *wv), "{special} [{i}]: {gv} vs {wv}");
-                }
-            }
-        }
+        let Some(f) = avx2() else { return };
+        checks::non_finite_inputs_fall_back(&|g, x, w, b, a, o| f.run(|| f.conv_winograd(g, x, w, b, a, o)));
     }
 
     proptest! {
@@ -582,8 +479,8 @@ mod tests {
         fn matches_the_definition(c in 1usize..=64, m in 1usize..20, h in 1usize..14, wd in 1usize..40,
                                   pads in proptest::array::uniform4(0usize..3), act in 0u8..3, with_bias in any::<bool>(), seed in 0u64..1000) {
             prop_assume!(h + pads[0] + pads[2] >= 3 && wd + pads[1] + pads[3] >= 3);
-            if Fma::detect().is_some() {
-                prop_assert!(case(c, m, h, wd, pads, act, with_bias, seed).is_some());
+            if let Some(f) = avx2() {
+                prop_assert!(case_on(f, c, m, h, wd, pads, act, with_bias, seed).is_some());
             }
         }
     }

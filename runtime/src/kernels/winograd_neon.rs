@@ -18,7 +18,7 @@
 #![allow(unsafe_code)]
 use super::conv::Geom;
 use super::neon::{act_q, Neon};
-use super::winograd_plan::{kernel_transform, plan, segments, Plan, SKEW, SUB, TC_MAX, U_MAX, V_MAX};
+use super::winograd_plan::{for_rows, kernel_transform, plan, segments, Plan, SKEW, SUB, TC_MAX, U_MAX, V_MAX};
 use crate::op::Activation;
 use core::arch::aarch64::*;
 use core::mem::MaybeUninit;
@@ -330,16 +330,8 @@ unsafe fn load_first(p: *const f32, cnt: usize) -> float32x4_t {
 /// `ch` in order from 0. The caller guarantees the bounds.
 #[allow(clippy::too_many_arguments)]
 unsafe fn products(r: usize, c: usize, u: *const f32, up: usize, v: *const f32, np: usize, vs: usize, mm: *mut f32) {
-    macro_rules! tile {
-        ($($n:literal),*) => {
-            match r {
-                // SAFETY: the caller's guarantee.
-                $($n => unsafe { products_r::<$n>(c, u, up, v, np, vs, mm) },)*
-                _ => {}
-            }
-        };
-    }
-    tile!(1, 2, 3, 4, 5, 6);
+    // SAFETY: the caller's guarantee.
+    unsafe { for_rows!(r, products_r(c, u, up, v, np, vs, mm)) }
 }
 
 /// [`products`] for `R` filters: register tiles of `R` filters × 16 tiles (4 · R accumulators).
@@ -478,113 +470,30 @@ unsafe fn outputs_with(
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::Geom;
     use super::super::neon::Neon;
-    use super::super::testutil::{sh as sh_of, *};
-    use crate::op::Op;
+    use super::super::winograd_plan::checks;
     use proptest::prelude::*;
 
-    /// One layer (`c` channels of `h × wd`, `m` filters, `pads` top, left, bottom, right,
-    /// activation code `act`) through [`Neon::conv_winograd`] where it takes it: close to the
-    /// f64 definition (1e-5 of each output's Σ|w·x| + |b|); `None` when it declines.
-    #[allow(clippy::too_many_arguments)]
-    fn case(c: usize, m: usize, h: usize, wd: usize, pads: [usize; 4], act: u8, with_bias: bool, seed: u64) -> Option<Vec<f32>> {
-        let (xd, wdims) = ([1, c, h, wd], [m, c, 3, 3]);
-        let attrs = conv_attrs(1, [1, 1], [1, 1], pads, act);
-        let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).ok()?;
-        let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-        let g = Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
-        let (x, w, b) = (data(xd.iter().product(), seed), data(wdims.iter().product(), seed + 1), data(m, seed + 2));
-        let bs: &[f32] = if with_bias { &b } else { &[] };
-        let got = run_bits(yd.iter().product(), &|o| Neon.conv_winograd(&g, &x, &w, bs, attrs.act, o))?;
-        let got: Vec<f32> = got.iter().map(|&v| f32::from_bits(v)).collect();
-        assert_conv_close(&got, &x, &xd, &w, &wdims, with_bias.then_some(&b[..]), &attrs, &yd, 1e-5);
-        Some(got)
+    /// `Neon::conv_winograd` as the checks call it.
+    fn run(g: &super::Geom, x: &[f32], w: &[f32], b: &[f32], a: crate::op::Activation, o: &mut [f32]) -> bool {
+        Neon.conv_winograd(g, x, w, b, a, o)
     }
 
-    /// The layers it must take: ResNet-8's three residual stages, odd planes (a last tile
-    /// half outside the output, groups of fewer than 4 tiles), planes narrower than a group,
-    /// no padding, uneven padding, and split filter blocks (64 channels: transformed weights
-    /// of 12 filters at a time; 33 channels: tiles split too).
+    /// [`checks::fixed_layers`]; rows wider than the patch row buffers are declined.
     #[test]
     fn matches_the_definition_on_fixed_layers() {
-        for (c, m, h, wd, pads) in [
-            (16, 16, 32, 32, [1; 4]),
-            (32, 32, 16, 16, [1; 4]),
-            (64, 64, 8, 8, [1; 4]),
-            (64, 40, 8, 8, [1; 4]),
-            (5, 7, 9, 11, [1; 4]),
-            (3, 13, 7, 5, [0; 4]),
-            (1, 1, 3, 3, [0; 4]),
-            (2, 9, 5, 40, [2, 0, 1, 2]),
-            (33, 32, 9, 9, [1; 4]),
-        ] {
-            for (act, bias) in [(0, true), (1, false), (2, true)] {
-                assert!(case(c, m, h, wd, pads, act, bias, (c * 31 + m) as u64).is_some(), "declined c={c} m={m} {h}x{wd}");
-            }
-        }
-        // More than 64 channels does not fit a chunk of 16 tiles; rows wider than the patch
-        // row buffers are declined.
-        assert!(case(65, 4, 4, 4, [1; 4], 0, true, 1).is_none());
-        assert!(case(1, 1, 3, 1100, [1; 4], 0, true, 1).is_none());
+        checks::fixed_layers(&run);
+        assert!(checks::case(&run, 1, 1, 3, 1100, [1; 4], 0, true, 1).is_none());
     }
 
-    /// Filter `f`'s outputs depend on its own weights and bias only: a subset of the filters
-    /// gives their outputs bit for bit, and so does an extra input channel whose weights are
-    /// all 0 (pruning surgery's exact rewrite).
     #[test]
     fn outputs_do_not_depend_on_the_other_filters_or_zero_channels() {
-        let (c, m, h, wd) = (24, 30, 10, 13);
-        let attrs = conv_attrs(1, [1, 1], [1, 1], [1; 4], 1);
-        let run = |c: usize, m: usize, x: &[f32], w: &[f32], b: &[f32]| {
-            let (xd, wdims) = ([1, c, h, wd], [m, c, 3, 3]);
-            let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
-            let g = Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
-            run_bits(m * h * wd, &|o| Neon.conv_winograd(&g, x, w, b, attrs.act, o)).unwrap()
-        };
-        let (x, w, b) = (data(c * h * wd, 5), data(m * c * 9, 6), data(m, 7));
-        let all = run(c, m, &x, &w, &b);
-        let sub = run(c, 11, &x, &w[7 * c * 9..18 * c * 9], &b[7..18]);
-        assert_eq!(&all[7 * h * wd..18 * h * wd], &sub[..]);
-        let mut x2 = x[..9 * h * wd].to_vec();
-        x2.extend(data(h * wd, 8));
-        x2.extend_from_slice(&x[9 * h * wd..]);
-        let mut w2 = Vec::new();
-        for fi in 0..m {
-            let k = &w[fi * c * 9..(fi + 1) * c * 9];
-            w2.extend_from_slice(&k[..9 * 9]);
-            w2.extend([0.0; 9]);
-            w2.extend_from_slice(&k[9 * 9..]);
-        }
-        assert_eq!(run(c + 1, m, &x2, &w2, &b), all);
+        checks::independent_of_other_filters_and_zero_channels(&run);
     }
 
-    /// An infinite or NaN input makes the kernel decline after running; the Conv through the
-    /// dispatch then follows the definition.
     #[test]
     fn non_finite_inputs_fall_back_to_the_definition() {
-        let (c, m, h, wd) = (3, 4, 6, 7);
-        let attrs = conv_attrs(1, [1, 1], [1, 1], [1; 4], 0);
-        let (xd, wdims) = ([1, c, h, wd], [m, c, 3, 3]);
-        let y = Op::Conv(attrs).infer(&[sh_of(&xd), sh_of(&wdims), sh_of(&wdims[..1])]).unwrap();
-        let yd: Vec<usize> = (0..y.rank()).map(|i| y.dim(i)).collect();
-        let g = Geom::new(&attrs, &sh_of(&xd), &sh_of(&wdims), &y);
-        let w: Vec<f32> = data(m * c * 9, 2).iter().map(|v| v.abs() + 0.1).collect();
-        let b = data(m, 3);
-        for special in [f32::INFINITY, f32::NAN] {
-            let mut x = data(c * h * wd, 1);
-            x[h * wd + 2 * wd + 3] = special;
-            assert!(run_bits(m * h * wd, &|o| Neon.conv_winograd(&g, &x, &w, &b, attrs.act, o)).is_none());
-            let (got, _) = run(&Op::Conv(attrs), &[(&x, &xd), (&w, &wdims), (&b, &[m])]).unwrap();
-            let want = naive_conv(&x, &xd, &w, &wdims, Some(&b), &attrs, &yd);
-            for (i, (gv, wv)) in got.iter().zip(&want).enumerate() {
-                if wv.is_finite() {
-                    assert!((*gv as f64 - wv).abs() <= 1e-4 * (1.0 + wv.abs()), "{special} [{i}]: {gv} vs {wv}");
-                } else {
-                    assert!(gv.is_nan() == wv.is_nan() && (gv.is_nan() || *gv as f64 == *wv), "{special} [{i}]: {gv} vs {wv}");
-                }
-            }
-        }
+        checks::non_finite_inputs_fall_back(&run);
     }
 
     proptest! {
@@ -595,7 +504,7 @@ mod tests {
         fn matches_the_definition(c in 1usize..=64, m in 1usize..20, h in 1usize..14, wd in 1usize..40,
                                   pads in proptest::array::uniform4(0usize..3), act in 0u8..3, with_bias in any::<bool>(), seed in 0u64..1000) {
             prop_assume!(h + pads[0] + pads[2] >= 3 && wd + pads[1] + pads[3] >= 3);
-            prop_assert!(case(c, m, h, wd, pads, act, with_bias, seed).is_some());
+            prop_assert!(checks::case(&run, c, m, h, wd, pads, act, with_bias, seed).is_some());
         }
     }
 }
