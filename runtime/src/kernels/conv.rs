@@ -813,8 +813,8 @@ const GATHER_KH: usize = 16;
 
 /// [`gather_patch`] where every kernel row of the pixel lies whole inside its input row (from
 /// column `start`): each kernel row's plane offset worked out once for all channels, 3-, 4- and
-/// 5-wide rows copied as arrays (ResNet-8's, the KWS models' and MNIST's kernels), others
-/// value by value. The caller guarantees `kh ≤ GATHER_KH` and planes of fewer than `u32::MAX`
+/// 5-wide rows copied at a width known to the compiler (ResNet-8's, the KWS models' and MNIST's
+/// kernels), others as slices. The caller guarantees `kh ≤ GATHER_KH` and planes of fewer than `u32::MAX`
 /// floats (the offsets are held in 32 bits). Out of line, so its offsets take stack only while
 /// it runs (inlined, the instruction counts were within 1 %).
 #[inline(never)]
