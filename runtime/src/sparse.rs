@@ -88,9 +88,18 @@ struct Parts<'a> {
 }
 
 impl<'a> Parts<'a> {
+    /// `row_ptr[i]` as stored, `None` past the end.
+    #[inline]
+    fn row_ptr_raw(&self, i: usize) -> Option<usize> {
+        self.row_ptr.get(4 * i..4 * i + 4).map(|b| LE::read_u32(b) as usize)
+    }
+
+    /// `row_ptr[i]`, `None` past the end or above the stored block count: every block index
+    /// this yields has its `col_idx` entry in the payload, so index arithmetic on it cannot
+    /// overflow even on 32-bit targets (a `split` payload's values fit in memory).
     #[inline]
     fn row_ptr_at(&self, i: usize) -> Option<usize> {
-        self.row_ptr.get(4 * i..4 * i + 4).map(|b| LE::read_u32(b) as usize)
+        self.row_ptr_raw(i).filter(|&v| v <= self.col_idx.len() / 2)
     }
 
     #[inline]
@@ -194,12 +203,12 @@ impl<'a> Bsr<'a> {
 
     fn check_indices(&self) -> Result<(), &'static str> {
         let (info, p) = (self.info(), self.parts());
-        if p.row_ptr_at(0) != Some(0) {
+        if p.row_ptr_raw(0) != Some(0) {
             return Err("row_ptr[0] is not 0");
         }
         let mut prev = 0;
         for i in 1..=info.nbr {
-            let ptr = p.row_ptr_at(i).ok_or("row_ptr truncated")?;
+            let ptr = p.row_ptr_raw(i).ok_or("row_ptr truncated")?;
             if ptr < prev {
                 return Err("row_ptr decreases");
             }

@@ -970,6 +970,7 @@ fn conv_naive(g: &Geom, x: View<'_>, w: View<'_>, bias: Option<View<'_>>, act: A
 
 #[cfg(test)]
 mod tests {
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(unused_imports))] // its users need a SIMD tier
     use super::super::testutil::{sh as sh_of, *};
     use super::super::Operand;
     use crate::op::{Activation, ConvAttrs, Op, OpError};

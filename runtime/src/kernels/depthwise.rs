@@ -1861,6 +1861,7 @@ mod tests {
         /// [`super::conv_taps_scalar`] bit for bit, and the whole layer equal to the tiled
         /// product's bits (the same fused sums in the same order).
         #[test]
+        #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(unused_variables))] // the kernels under test need a SIMD tier
         fn shared_planes_match_naive(c in 1usize..65, m in 1usize..40, many in proptest::bool::ANY, h in 1usize..30, wd in 1usize..14,
                                      kh in 1usize..5, kw in 1usize..5, s in 1usize..3, d in 1usize..3,
                                      pt in 0usize..3, pb in 0usize..3, pl in 0usize..8, act in 0u8..3, seed in 0u64..1000) {
@@ -2019,6 +2020,7 @@ mod tests {
     /// The depthwise layer `attrs` on input `xd` and filters `wd` (random data from `seed`)
     /// through [`check_planes`] on every SIMD tier of this CPU; false when the plane kernel
     /// does not take the layer.
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(unused_variables))] // the kernels under test need a SIMD tier
     fn check_plane_layer(attrs: ConvAttrs, xd: [usize; 4], wd: [usize; 4], seed: u64) -> bool {
         let c = xd[1];
         let y = Op::Conv(attrs).infer(&[sh(&xd), sh(&wd), sh(&[c])]).unwrap();

@@ -1671,6 +1671,7 @@ pub(super) fn evens_scalar(dst: &mut [f32], src: &[f32]) {
 /// [`Micro::gather_rows`]'s definition, and the loop of CPUs without a gather instruction.
 #[cfg(any(target_arch = "aarch64", test))]
 #[inline]
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))] // its tests need a SIMD tier
 pub(super) fn gather_rows_scalar(dst: &mut [f32], src: &[f32], idx: &[i32; NR], rows: &[(i32, u16)]) {
     for (row, &(off, mask)) in dst.chunks_exact_mut(NR).zip(rows) {
         for (j, (d, &i)) in row.iter_mut().zip(idx).enumerate() {
@@ -1685,6 +1686,7 @@ pub(super) fn gather_rows_scalar(dst: &mut [f32], src: &[f32], idx: &[i32; NR], 
 
 /// [`gather_rows_scalar`] with `idx[j] = base + j`.
 #[cfg(any(target_arch = "aarch64", test))]
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))] // its tests need a SIMD tier
 pub(super) fn load_rows_scalar(dst: &mut [f32], src: &[f32], base: i32, rows: &[(i32, u16)]) {
     let mut idx = [0i32; NR];
     for (j, v) in idx.iter_mut().enumerate() {

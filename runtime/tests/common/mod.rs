@@ -89,13 +89,14 @@ pub fn weights(model: &Model<'_>, t: usize) -> Vec<f32> {
     (0..v.len()).map(|i| v.get(i)).collect()
 }
 
-/// `bytes` copied to a 16-byte aligned buffer at offset `shift`.
+/// `bytes` copied to a 16-byte aligned address plus `shift`, in a buffer of `u128` (only
+/// 8-aligned on 32-bit Arm, so the start is found in the buffer).
 pub fn placed(bytes: &[u8], shift: usize) -> (Vec<u128>, std::ops::Range<usize>) {
-    let mut b = vec![0u128; (bytes.len() + shift).div_ceil(16)];
+    let mut b = vec![0u128; (bytes.len() + shift).div_ceil(16) + 1];
     let all: &mut [u8] = bytemuck::cast_slice_mut(&mut b);
-    assert_eq!(all.as_ptr() as usize % 16, 0);
-    all[shift..shift + bytes.len()].copy_from_slice(bytes);
-    (b, shift..shift + bytes.len())
+    let at = all.as_ptr().align_offset(16) + shift;
+    all[at..at + bytes.len()].copy_from_slice(bytes);
+    (b, at..at + bytes.len())
 }
 
 pub fn parse(b: &(Vec<u128>, std::ops::Range<usize>)) -> Result<Model<'_>, Error> {
