@@ -318,6 +318,9 @@ const BIAS_BUF: usize = 256;
 /// Forced inline where a SIMD caller compiles it for wider registers ([`Micro::run`]).
 #[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
 fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
+    if takes_3x3_rows(g) {
+        return conv_3x3_rows(g, x, w, bias, act, out);
+    }
     let plane = g.oh * g.ow;
     let in_plane = g.h * g.w;
     for mo in 0..g.m {
@@ -581,6 +584,125 @@ pub(super) fn add_3x3(g: &Geom, xp: &[f32], w: [f32; 9], ob: &mut [f32]) -> Resu
         }
     }
     Ok(())
+}
+
+/// Whether [`conv_fast`] takes `g` through [`conv_3x3_rows`]: a layer [`takes_3x3`] at stride 1
+/// with one padding row and column a side ("same": the output plane is the input plane's size).
+fn takes_3x3_rows(g: &Geom) -> bool {
+    takes_3x3(g) && (g.sh, g.sw, g.pt, g.pl) == (1, 1, 1, 1) && (g.h, g.w) == (g.oh, g.ow)
+}
+
+/// Zeros standing in for a padding row (an output row of at most [`ROW3_MIN`] columns).
+static ZERO_ROW: [f32; ROW3_MIN] = [0.0; ROW3_MIN];
+
+/// Every filter of a layer [`takes_3x3_rows`], one output row at a time held in registers
+/// ([`row_3x3`]), reading the input rows in place: each input is loaded once and added, times
+/// each of the (up to) three weights that read it, onto the outputs it reaches. Each output
+/// sums `bias, then each channel's nine taps in (ky, kx) order`, padding taps adding `w · 0`,
+/// so the results are [`add_3x3`]'s (on a plane started at the bias, activation after) bit for
+/// bit; the bias starts the first channel's rows and the activation ends the last one's, in
+/// registers. For kws_dscnn's 25 × 5 depthwise layers on Cortex-M, which took about 4
+/// instructions per MAC through [`add_3x3`] on the M4F (a bordered plane cleared and filled
+/// per channel, then separate bias and activation passes). Attributes as [`add_3x3`]'s.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
+#[cfg_attr(all(not(any(target_arch = "x86_64", target_arch = "aarch64")), not(target_abi = "eabihf")), inline)]
+#[cfg_attr(target_abi = "eabihf", inline(never))]
+fn conv_3x3_rows(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
+    if !takes_3x3_rows(g) {
+        return Err(OpError::ShapeMismatch);
+    }
+    let (plane, in_plane) = (g.oh * g.ow, g.h * g.w);
+    for mo in 0..g.m {
+        let grp = mo.checked_div(g.mg).unwrap_or(0);
+        let ob = sub_mut(out, mo * plane, plane)?;
+        let b0 = bias.map_or(0.0, |b| b.get(mo));
+        for icl in 0..g.cg {
+            let ic = grp * g.cg + icl;
+            if ic >= g.c {
+                return Err(OpError::ShapeMismatch);
+            }
+            let xp = sub(x, ic * in_plane, in_plane)?;
+            let wbase = (mo * g.cg + icl) * 9;
+            let mut wk = [0.0f32; 9];
+            match w.as_f32().and_then(|ws| ws.get(wbase..wbase + 9)) {
+                Some(ws) => wk.copy_from_slice(ws),
+                None => wk.iter_mut().enumerate().for_each(|(t, v)| *v = w.get(wbase + t)),
+            }
+            let start = (icl == 0).then_some(b0);
+            let end = if icl + 1 == g.cg { act } else { Activation::None };
+            match g.ow {
+                1 => plane_3x3::<1>(g, xp, &wk, start, end, ob)?,
+                2 => plane_3x3::<2>(g, xp, &wk, start, end, ob)?,
+                3 => plane_3x3::<3>(g, xp, &wk, start, end, ob)?,
+                4 => plane_3x3::<4>(g, xp, &wk, start, end, ob)?,
+                5 => plane_3x3::<5>(g, xp, &wk, start, end, ob)?,
+                6 => plane_3x3::<6>(g, xp, &wk, start, end, ob)?,
+                7 => plane_3x3::<7>(g, xp, &wk, start, end, ob)?,
+                8 => plane_3x3::<8>(g, xp, &wk, start, end, ob)?,
+                _ => return Err(OpError::ShapeMismatch),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One input plane `xp` of [`conv_3x3_rows`] onto its output plane `ob`, whose rows are `OW`
+/// wide, row by row through [`row_3x3`]: the three input rows under each output row roll down
+/// the plane (a zero row above the first and below the last), with no index arithmetic.
+#[inline(always)]
+fn plane_3x3<const OW: usize>(
+    g: &Geom,
+    xp: &[f32],
+    wk: &[f32; 9],
+    start: Option<f32>,
+    end: Activation,
+    ob: &mut [f32],
+) -> Result<(), OpError> {
+    let zero = ZERO_ROW.get(..g.w).ok_or(OpError::ShapeMismatch)?;
+    let mut rows = xp.chunks_exact(g.w);
+    let (mut a, mut b) = (zero, rows.next().unwrap_or(zero));
+    for orow in ob.chunks_exact_mut(OW) {
+        let c = rows.next().unwrap_or(zero);
+        row_3x3::<OW>(orow, [a, b, c], wk, start, end);
+        (a, b) = (b, c);
+    }
+    Ok(())
+}
+
+/// One output row of `OW` columns of a 3 × 3, stride-1 kernel with one zero column either side
+/// of the input rows `r` (each at least `OW` long): `o[i] = end(start.unwrap_or(o[i]) + Σ
+/// w[3ky+kx] · p[ky][i+kx])` summed in `(ky, kx)` order, where `p[ky]` is `r[ky]` bordered by
+/// zeros (a border tap adds `w · 0`). Input by input, each loaded once: with `OW` a constant
+/// the loops unroll and the row and the weights stay in registers (9 + `OW` + a few of the
+/// M4F's 32).
+#[inline(always)]
+fn row_3x3<const OW: usize>(o: &mut [f32], r: [&[f32]; 3], w: &[f32; 9], start: Option<f32>, end: Activation) {
+    let (Some(o), Some(r0), Some(r1), Some(r2)) = (o.get_mut(..OW), r[0].get(..OW), r[1].get(..OW), r[2].get(..OW)) else {
+        return;
+    };
+    let mut acc = [0.0f32; OW];
+    match start {
+        Some(b) => acc = [b; OW],
+        None => acc.copy_from_slice(o),
+    }
+    // Bordered column j reaches output j − kx for kx = 0, 1, 2; as j grows, each output's taps
+    // arrive in kx order. Constant bounds throughout, so the loops unroll and `acc` stays in
+    // registers.
+    let mut add_row = |row: &[f32], wr: [f32; 3]| {
+        for j in 0..OW + 2 {
+            let xv = if j == 0 || j == OW + 1 { 0.0 } else { row[j - 1] };
+            for kx in 0..3 {
+                if j >= kx && j - kx < OW {
+                    acc[j - kx] += wr[kx] * xv;
+                }
+            }
+        }
+    };
+    add_row(r0, [w[0], w[1], w[2]]);
+    add_row(r1, [w[3], w[4], w[5]]);
+    add_row(r2, [w[6], w[7], w[8]]);
+    end.apply_all(&mut acc);
+    o.copy_from_slice(&acc);
 }
 
 /// Output pixel by output pixel, two at a time: the input patches under their windows (one
@@ -1136,6 +1258,54 @@ mod tests {
                 Err(_) => {
                     prop_assert!(!super::takes_3x3(&g));
                     prop_assert_eq!(got, start);
+                }
+            }
+        }
+
+        /// `conv_3x3_rows` gives `add_3x3`'s sums bit for bit (a plane started at the bias, each
+        /// input channel's nine taps in turn, the activation after), for every row width it
+        /// takes, depthwise and grouped layers, with and without a bias, weights stored or
+        /// native, infinite weights included; and declines every layer it does not take,
+        /// leaving the outputs alone.
+        #[test]
+        fn rows_3x3_are_add_3x3(h in 1usize..12, w in 1usize..10, cg in 1usize..4, mg in 1usize..4, groups in 1usize..3, stride in 1usize..3,
+                                pl in 0usize..3, act in 0u8..3, bias in any::<bool>(), stored in any::<bool>(), inf in any::<bool>(), seed in 0u64..1000) {
+            let (c, m) = (cg * groups, mg * groups);
+            let pr = if pl == 1 { 1 } else { 2 - pl.min(2) };
+            prop_assume!(w + pl + pr >= 3 && h + 2 >= 3);
+            let (oh, ow) = ((h - 1) / stride + 1, (w + pl + pr - 3) / stride + 1);
+            let g = super::Geom { c, h, w, m, cg, mg, kh: 3, kw: 3, oh, ow, sh: stride, sw: stride, dh: 1, dw: 1, pt: 1, pl };
+            let x = data(c * h * w, seed);
+            let mut wv = data(m * cg * 9, seed + 1);
+            if inf {
+                let at = seed as usize % wv.len();
+                wv[at] = f32::INFINITY;
+            }
+            let b = data(m, seed + 2);
+            let act = ACTS[act as usize];
+            let w16 = f32le(&wv);
+            let wview = if stored { View::F32Le(&w16) } else { View::F32(&wv) };
+            let bview = bias.then_some(View::F32(&b));
+            let mut got = vec![f32::NAN; m * oh * ow];
+            match super::conv_3x3_rows(&g, &x, wview, bview, act, &mut got) {
+                Ok(()) => {
+                    prop_assert!(super::takes_3x3_rows(&g) && super::takes_3x3(&g));
+                    let mut want = vec![0.0f32; m * oh * ow];
+                    for (mo, ob) in want.chunks_exact_mut(oh * ow).enumerate() {
+                        ob.fill(if bias { b[mo] } else { 0.0 });
+                        for icl in 0..cg {
+                            let ic = mo / mg * cg + icl;
+                            let taps: [f32; 9] = wv[(mo * cg + icl) * 9..][..9].try_into().unwrap();
+                            super::add_3x3(&g, &x[ic * h * w..][..h * w], taps, ob).unwrap();
+                        }
+                        act.apply_all(ob);
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    prop_assert_eq!(bits(&got), bits(&want));
+                }
+                Err(_) => {
+                    prop_assert!(!super::takes_3x3_rows(&g));
+                    prop_assert!(got.iter().all(|v| v.is_nan()));
                 }
             }
         }
