@@ -173,7 +173,9 @@ fn a_flash_budget_on_a_real_model_is_met_with_codebooks() {
     let (out, rep) = (dir.path().join("fit.sprig"), dir.path().join("r.json"));
     let onnx = data.join("models/kws_dscnn_fp32.onnx");
     let x = data.join("eval/kws01/inputs.npy");
-    let budget = 150 * 1024;
+    // 150 KiB until 2026-12-07, when the Cortex-M4F runtime grew by 14 KiB of register-blocked
+    // Conv kernels: the model keeps the same room (about 26 KB of weights and tables).
+    let budget = 164 * 1024;
     ok(&[
         "compress",
         s(&onnx),
@@ -182,7 +184,7 @@ fn a_flash_budget_on_a_real_model_is_met_with_codebooks() {
         "--calib-samples",
         "32",
         "--budget",
-        "flash=150KiB",
+        "flash=164KiB",
         "-o",
         s(&out),
         "--json",
