@@ -741,7 +741,23 @@ impl<'a> Model<'a> {
         let input_sparse = (0..self.num_ops()).filter_map(|i| self.op(i)).any(|o| o.kernel == kernel::INPUT_SPARSE);
         let input_sparse = if input_sparse { 1 << crate::kernels::INPUT_SPARSE_BIT } else { 0 };
         let codebook = if uses(encoding::CODEBOOK) { 1 << crate::kernels::CODEBOOK_BIT } else { 0 };
-        ops | sparse | codebook | input_sparse
+        ops | sparse | codebook | input_sparse | self.conv_kernel_bits()
+    }
+
+    /// The register-blocked Conv kernel bits ([`kernels::CONV_QUADS_BIT`](crate::kernels::CONV_QUADS_BIT)
+    /// …) of this model's Convs whose weights are plain (block-sparse and codebook weights run
+    /// kernels of their own).
+    fn conv_kernel_bits(&self) -> u128 {
+        let shape = |o: &OpInfo<'_>, k: usize| self.op_operand(o, k).and_then(|t| self.tensor(t as usize));
+        (0..self.num_ops()).filter_map(|i| self.op(i)).fold(0, |m, o| match o.op {
+            Op::Conv(ref a) if o.kernel == kernel::DEFAULT => match (shape(&o, 0), shape(&o, 1), shape(&o, o.n_inputs)) {
+                (Some(x), Some(w), Some(y)) if w.encoding != encoding::BSR_F32 && w.encoding != encoding::CODEBOOK => {
+                    m | crate::kernels::conv_kernel_bits(a, &x.shape, &w.shape, &y.shape)
+                }
+                _ => m,
+            },
+            _ => m,
+        })
     }
 
     /// Arena bytes a [`Session`](crate::Session) needs.

@@ -7,7 +7,7 @@ mod common;
 use common::{parse, placed, run, weights, with_constants, with_kernel, DIGITS};
 use proptest::prelude::*;
 use sprig_runtime::format::{encode_codebook, encoding, kernel};
-use sprig_runtime::kernels::{ops_mask, ALL_OPS, CODEBOOK_BIT, SPARSE_BIT};
+use sprig_runtime::kernels::{ops_mask, ALL_OPS, CODEBOOK_BIT, CONV_KERNEL_BITS, SPARSE_BIT};
 use sprig_runtime::op::kind;
 use sprig_runtime::{CodebookInfo, Error, Model, View};
 
@@ -83,7 +83,10 @@ fn codebook_weights_run_like_their_dense_twin() {
         let cb = placed(&coded, shift);
         let cm = parse(&cb).unwrap();
         assert_eq!(cm.minor_version(), 2);
-        assert_eq!(cm.ops_mask(), dm.ops_mask() | 1 << CODEBOOK_BIT);
+        // Codebook Convs run their own kernels, not the register-blocked f32 ones.
+        let blocked = CONV_KERNEL_BITS.iter().fold(0u128, |m, &(b, _)| m | 1 << b);
+        assert_eq!(cm.ops_mask() & !blocked, (dm.ops_mask() & !blocked) | 1 << CODEBOOK_BIT);
+        assert_eq!(cm.ops_mask() & blocked & !dm.ops_mask(), 0);
         for (t, bits, f16_values, groups) in WEIGHTS {
             let info = cm.tensor(t).unwrap();
             assert_eq!(encoding::name(info.encoding), "codebook");

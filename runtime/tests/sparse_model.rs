@@ -7,7 +7,7 @@ mod common;
 use common::{parse, placed, run, u32_at, weights, with_constants, DIGITS};
 use proptest::prelude::*;
 use sprig_runtime::format::{encode_bsr, encoding};
-use sprig_runtime::kernels::{ops_mask, ALL_OPS, SPARSE_BIT};
+use sprig_runtime::kernels::{ops_mask, ALL_OPS, CONV_KERNEL_BITS, SPARSE_BIT};
 use sprig_runtime::op::kind;
 use sprig_runtime::{BsrInfo, Error, Model, View};
 
@@ -52,7 +52,10 @@ fn block_sparse_weights_run_like_their_dense_twin() {
         let sb = placed(&sparse, shift);
         let sm = parse(&sb).unwrap();
         assert_eq!(sm.minor_version(), 1);
-        assert_eq!(sm.ops_mask(), dm.ops_mask() | 1 << SPARSE_BIT);
+        // Block-sparse Convs run their own kernels, not the register-blocked f32 ones.
+        let blocked = CONV_KERNEL_BITS.iter().fold(0u128, |m, &(b, _)| m | 1 << b);
+        assert_eq!(sm.ops_mask() & !blocked, (dm.ops_mask() & !blocked) | 1 << SPARSE_BIT);
+        assert_eq!(sm.ops_mask() & blocked & !dm.ops_mask(), 0);
         for (t, br, bc) in WEIGHTS {
             let info = sm.tensor(t).unwrap();
             assert_eq!(encoding::name(info.encoding), "bsr-f32");

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
+use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, CONV_KERNEL_BITS, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::op::kind::{CONV, DENSE};
 use sprig_runtime::Model;
 use std::collections::BTreeMap;
@@ -64,6 +64,11 @@ pub struct TargetSizes {
     /// Absent in older tables (then the per-bit peak holds).
     #[serde(default)]
     pub variant_kind_stack: BTreeMap<u32, BTreeMap<u16, u64>>,
+    /// Extra flash of each register-blocked Conv kernel over the Conv kind alone (kernel-set
+    /// bit → bytes; `CONV_QUADS_BIT` …): a model links only those its Convs' shapes use. Absent
+    /// in older tables.
+    #[serde(default)]
+    pub conv_kernels: BTreeMap<u32, u64>,
     /// Peak stack measured while operators of each kind ran (whole program, bytes).
     pub stack_kinds: BTreeMap<u16, u64>,
     /// The largest peak stack measured on any model.
@@ -132,7 +137,8 @@ fn kind_name(model: &Model<'_>, kind: u16) -> String {
 
 /// The estimate for `model` (a file of `file_len` bytes) on `t`.
 pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Estimate> {
-    let mask = model.ops_mask() & !(1u128 << SPARSE_BIT) & !(1u128 << CODEBOOK_BIT) & !(1u128 << INPUT_SPARSE_BIT);
+    let conv_bits = CONV_KERNEL_BITS.iter().fold(0u128, |m, &(bit, _)| m | (1u128 << bit));
+    let mask = model.ops_mask() & !(1u128 << SPARSE_BIT) & !(1u128 << CODEBOOK_BIT) & !(1u128 << INPUT_SPARSE_BIT) & !conv_bits;
     let mut flash_parts = vec![Part { what: "model file (.sprig, embedded as is)".into(), bytes: file_len }];
     flash_parts.push(Part { what: "runtime base (reader, validation, session)".into(), bytes: t.runtime_base });
     let mut stack = 0;
@@ -147,6 +153,15 @@ pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Est
             Some(&s) => stack = stack.max(s),
             None => unmeasured.push(kind_name(model, kind)),
         }
+    }
+    for (bit, what) in CONV_KERNEL_BITS {
+        if model.ops_mask() & (1u128 << bit) == 0 {
+            continue;
+        }
+        let Some(&bytes) = t.conv_kernels.get(&bit) else {
+            bail!("the size table for {} has no entry for the kernel {what} (regenerate it with sprig-size-table)", t.target)
+        };
+        flash_parts.push(Part { what: format!("  kernel {what}"), bytes });
     }
     for (base, shared, fns, label) in [(UNARY_BITS, t.unary_shared, &t.unary, "unary"), (BINARY_BITS, t.binary_shared, &t.binary, "binary")]
     {

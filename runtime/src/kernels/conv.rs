@@ -1,9 +1,10 @@
 //! Conv (1-D / 2-D, grouped / depthwise, strided, dilated, explicitly padded, fused activation).
 
+use super::conv_quads;
 use super::dense::dot;
 use super::depthwise;
 use super::gemm::{self, Micro};
-use super::{sub, sub_mut, zeroed, Operand};
+use super::{has_fn, sub, sub_mut, zeroed, Operand, CONV_1X1_BLOCKS_BIT, CONV_QUADS_BIT, CONV_ROWS3_BIT, CONV_ROW_BLOCKS_BIT};
 use crate::op::{Activation, ConvAttrs, OpError};
 use crate::shape::Shape;
 use crate::view::View;
@@ -102,8 +103,9 @@ impl Geom {
     }
 }
 
-/// Convolution; inputs `x, w[, bias]` validated by `execute`.
-pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
+/// Convolution; inputs `x, w[, bias]` validated by `execute`. The register-blocked kernels run
+/// only where their bits ([`super::CONV_QUADS_BIT`] …) are in `OPS`; the other paths always.
+pub(super) fn conv<const OPS: u128>(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &Shape) -> Result<(), OpError> {
     let x = &inputs[0];
     let w = &inputs[1];
     let bias = inputs.get(2).map(|b| b.view);
@@ -124,10 +126,13 @@ pub(super) fn conv(a: &ConvAttrs, inputs: &[Operand<'_>], out: &mut [f32], y: &S
             )?,
             (Some(xs), _, Some(mk)) => mk.run(
                 #[inline(always)]
-                || conv_fast(&g, xs, w.view, bias, a.act, ob),
+                || conv_fast::<OPS>(&g, xs, w.view, bias, a.act, ob),
             )?,
+            (Some(xs), Some(ws), None) if has_fn::<OPS>(CONV_QUADS_BIT) && conv_quads::takes(&g) => {
+                conv_quads::conv_quads(&g, xs, ws, bias, a.act, ob)?
+            }
             (Some(xs), Some(ws), None) if g.prefers_patches() => conv_patches(&g, xs, ws, bias, a.act, ob)?,
-            (Some(xs), _, None) => conv_fast(&g, xs, w.view, bias, a.act, ob)?,
+            (Some(xs), _, None) => conv_fast::<OPS>(&g, xs, w.view, bias, a.act, ob)?,
             (None, _, _) => conv_naive(&g, xv, w.view, bias, a.act, ob)?,
         }
     }
@@ -310,6 +315,28 @@ fn subsample<M: Micro>(mk: M, g: &Geom, x: &[f32], buf: &mut [f32]) {
     }
 }
 
+/// [`super::conv_kernel_bits`]: the kernel [`conv`] tries first of those that take the
+/// geometry, and those [`conv_fast`] would (over-inclusive where the patch kernel takes the
+/// layer first on the target: a few KB of flash, never a missing kernel).
+pub(super) fn kernel_bits(a: &ConvAttrs, x: &Shape, w: &Shape, y: &Shape) -> u128 {
+    if x.rank() < 3 || w.rank() != x.rank() || y.rank() != x.rank() {
+        return 0;
+    }
+    let g = Geom::new(a, x, w, y);
+    if conv_quads::takes(&g) {
+        return 1 << CONV_QUADS_BIT;
+    }
+    let mut bits = 0;
+    for (take, bit) in
+        [(takes_3x3_rows(&g), CONV_ROWS3_BIT), (takes_row_blocks(&g), CONV_ROW_BLOCKS_BIT), (takes_1x1_blocks(&g), CONV_1X1_BLOCKS_BIT)]
+    {
+        if take {
+            bits |= 1 << bit;
+        }
+    }
+    bits
+}
+
 /// Most bias values [`conv_simd`] decodes to f32 up front (1 KiB of stack).
 const BIAS_BUF: usize = 256;
 
@@ -317,14 +344,21 @@ const BIAS_BUF: usize = 256;
 /// scaled, strided run of each input row (contiguous output rows, no per-element bound tests).
 /// Forced inline where a SIMD caller compiles it for wider registers ([`Micro::run`]).
 #[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), inline(always))]
-fn conv_fast(g: &Geom, x: &[f32], w: View<'_>, bias: Option<View<'_>>, act: Activation, out: &mut [f32]) -> Result<(), OpError> {
-    if takes_3x3_rows(g) {
+fn conv_fast<const OPS: u128>(
+    g: &Geom,
+    x: &[f32],
+    w: View<'_>,
+    bias: Option<View<'_>>,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), OpError> {
+    if has_fn::<OPS>(CONV_ROWS3_BIT) && takes_3x3_rows(g) {
         return conv_3x3_rows(g, x, w, bias, act, out);
     }
-    if let Some(ws) = w.as_f32().filter(|_| takes_row_blocks(g)) {
+    if let Some(ws) = w.as_f32().filter(|_| has_fn::<OPS>(CONV_ROW_BLOCKS_BIT) && takes_row_blocks(g)) {
         return conv_row_blocks(g, x, ws, bias, act, out);
     }
-    if let Some(ws) = w.as_f32().filter(|_| takes_1x1_blocks(g)) {
+    if let Some(ws) = w.as_f32().filter(|_| has_fn::<OPS>(CONV_1X1_BLOCKS_BIT) && takes_1x1_blocks(g)) {
         return conv_1x1_blocks(g, x, ws, bias, act, out);
     }
     let plane = g.oh * g.ow;
@@ -805,6 +839,7 @@ static ZERO_PITCH: [f32; BLOCK_PITCH] = [0.0; BLOCK_PITCH];
 /// [`BLOCK`] columns whose bordered input rows fit [`BLOCK_PITCH`]; not a layer
 /// [`takes_3x3_rows`]. (At column stride 2, VWW's 48 → 24 and 24 → 12 depthwise layers ran
 /// 1–2 % slower this way on the M4F than through [`add_row3`].)
+#[inline(always)]
 fn takes_row_blocks(g: &Geom) -> bool {
     ROW_BLOCKS
         && g.cg == 1
@@ -1308,6 +1343,69 @@ mod tests {
     use crate::view::View;
     use proptest::prelude::*;
 
+    /// Each register-blocked kernel's bit is set for the real models' layers it was written for,
+    /// and only the first kernel `conv` tries is named where several take a layer.
+    #[test]
+    fn kernel_bits_name_the_kernels_of_the_real_layers() {
+        use super::super::{CONV_1X1_BLOCKS_BIT as P1, CONV_QUADS_BIT as Q, CONV_ROWS3_BIT as R3, CONV_ROW_BLOCKS_BIT as RB};
+        let bits = |group: usize, stride: usize, pads: usize, x: [usize; 4], m: usize, k: usize| {
+            let a = conv_attrs(group, [stride; 2], [1, 1], [pads; 4], 0);
+            let (oh, ow) = ((x[2] + 2 * pads - k) / stride + 1, (x[3] + 2 * pads - k) / stride + 1);
+            super::kernel_bits(&a, &sh_of(&x), &sh_of(&[m, x[1] / group, k, k]), &sh_of(&[1, m, oh, ow]))
+        };
+        assert_eq!(bits(1, 1, 1, [1, 16, 32, 32], 16, 3), 1 << Q, "ResNet-8's 16 -> 16 3 x 3");
+        assert_eq!(bits(1, 2, 1, [1, 16, 32, 32], 32, 3), 1 << Q, "ResNet-8's 16 -> 32 stride 2");
+        assert_eq!(bits(64, 1, 1, [1, 64, 25, 5], 64, 3), 1 << R3, "kws_dscnn's depthwise");
+        assert_eq!(bits(1, 1, 2, [1, 1, 28, 28], 8, 5), 1 << RB, "MNIST's stem");
+        assert_eq!(bits(8, 1, 1, [1, 8, 48, 48], 8, 3), 1 << RB, "VWW's 48-wide depthwise");
+        assert_eq!(bits(1, 1, 0, [1, 8, 48, 48], 16, 1), 1 << P1, "VWW's first pointwise");
+        assert_eq!(bits(1, 2, 0, [1, 16, 32, 32], 32, 1), 0, "ResNet-8's strided shortcut");
+        assert_eq!(bits(1, 1, 1, [1, 1, 8, 8], 4, 7), 0, "7 x 7");
+        let a = conv_attrs(1, [1, 1], [1, 1], [0; 4], 0);
+        assert_eq!(super::kernel_bits(&a, &sh_of(&[1, 4, 8]), &sh_of(&[4, 4, 3]), &sh_of(&[1, 4, 6])), 0, "1-D");
+    }
+
+    /// Without its bit in the kernel set a layer runs the general loops, with the same outputs
+    /// (equal as floats: the sums' order differs); with it, what `execute` gives.
+    #[test]
+    fn a_kernel_set_without_a_blocked_kernel_gives_the_same_outputs() {
+        use super::super::{execute, execute_in, ops_mask, CONV_KERNEL_BITS};
+        use crate::op::kind;
+        const CONV: u128 = ops_mask(&[kind::CONV]);
+        const NONE: u128 = CONV
+            & !((1 << super::CONV_QUADS_BIT)
+                | (1 << super::CONV_1X1_BLOCKS_BIT)
+                | (1 << super::CONV_ROW_BLOCKS_BIT)
+                | (1 << super::CONV_ROWS3_BIT));
+        assert_eq!(CONV_KERNEL_BITS.iter().fold(0, |m, &(b, _)| m | (1u128 << b)), CONV & !NONE);
+        for (group, stride, pads, x, m, k) in [
+            (1, 1, 1, [1, 6, 9, 10], 8, 3),
+            (1, 2, 1, [1, 6, 17, 18], 5, 3),
+            (12, 1, 1, [1, 12, 7, 5], 12, 3),
+            (1, 1, 2, [1, 1, 12, 12], 8, 5),
+            (1, 1, 0, [1, 8, 20, 20], 12, 1),
+        ] {
+            let a = ConvAttrs { act: Activation::Relu, ..conv_attrs(group, [stride; 2], [1, 1], [pads; 4], 0) };
+            let (oh, ow) = ((x[2] + 2 * pads - k) / stride + 1, (x[3] + 2 * pads - k) / stride + 1);
+            let (xs, ws, bs, ys) = (sh_of(&x), sh_of(&[m, x[1] / group, k, k]), sh_of(&[m]), sh_of(&[1, m, oh, ow]));
+            let (xv, wv, bv) = (data(xs.numel().unwrap(), 1), data(ws.numel().unwrap(), 2), data(m, 3));
+            let ops = [
+                Operand { view: View::F32(&xv), shape: xs },
+                Operand { view: View::F32(&wv), shape: ws },
+                Operand { view: View::F32(&bv), shape: bs },
+            ];
+            assert_ne!(super::kernel_bits(&a, &xs, &ws, &ys), 0, "{x:?}");
+            let (mut all, mut with, mut without) =
+                (vec![0.0; ys.numel().unwrap()], vec![0.0; ys.numel().unwrap()], vec![0.0; ys.numel().unwrap()]);
+            execute(&Op::Conv(a), &ops, &mut all, &ys).unwrap();
+            execute_in::<CONV>(&Op::Conv(a), &ops, &mut with, &ys).unwrap();
+            execute_in::<NONE>(&Op::Conv(a), &ops, &mut without, &ys).unwrap();
+            assert_eq!(with.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), all.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            let close = without.iter().zip(&all).all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+            assert!(close, "{x:?}: {without:?} vs {all:?}");
+        }
+    }
+
     #[derive(Debug, Clone)]
     struct Case {
         two_d: bool,
@@ -1377,7 +1475,7 @@ mod tests {
         let g = super::Geom::new(&c.attrs, &sh(&xd), &sh(&wd), &y);
         let bv = c.bias.then_some(View::F32(&b));
         let mut port = vec![f32::NAN; got.len()];
-        super::conv_fast(&g, &x, View::F32(&w), bv, c.attrs.act, &mut port).unwrap();
+        super::conv_fast::<{ super::super::ALL_OPS }>(&g, &x, View::F32(&w), bv, c.attrs.act, &mut port).unwrap();
         close(&port);
         if g.kh * g.kw <= super::PATCH {
             port.fill(f32::NAN);

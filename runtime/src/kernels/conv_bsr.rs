@@ -21,7 +21,7 @@ pub(super) fn conv_bsr(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Bsr<'_>, out: 
     let info = w.info();
     let fits = w.is_whole() && info.rows == g.m && Some(info.cols) == g.cg.checked_mul(taps) && taps > 0 && g.mg > 0;
     let Some(xs) = x.view.as_f32().filter(|_| fits) else {
-        return conv::conv(a, inputs, out, y);
+        return conv::conv::<0>(a, inputs, out, y);
     };
     let (in_len, out_len) = (x.shape.prod(1, x.shape.rank()), y.prod(1, y.rank()));
     // SIMD CPUs, group 1, blocks of at least 4 × 4: the tiled product over the stored blocks,
@@ -79,7 +79,7 @@ pub(super) fn conv_bsr(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Bsr<'_>, out: 
             Ok(())
         })?;
         if !ran {
-            return conv::conv(a, inputs, out, y);
+            return conv::conv::<0>(a, inputs, out, y);
         }
         if a.act != Activation::None {
             a.act.apply_all(ob);

@@ -235,7 +235,7 @@ pub(super) fn conv_codebook(a: &ConvAttrs, inputs: &[Operand<'_>], w: &Codebook<
         }
     }
     let Some(xs) = x.view.as_f32().filter(|_| fits) else {
-        return conv::conv(a, inputs, out, y);
+        return conv::conv::<0>(a, inputs, out, y);
     };
     let batch = x.shape.dim(0);
     if PATCH_BLOCKS && super::gemm::simd().is_none() && g.prefers_patches() {

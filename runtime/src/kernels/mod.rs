@@ -16,6 +16,7 @@ mod concat;
 mod conv;
 mod conv_bsr;
 mod conv_codebook;
+mod conv_quads;
 mod dense;
 mod dense_bsr;
 mod dense_codebook;
@@ -203,7 +204,7 @@ pub(crate) fn run_kernel_in<const OPS: u128>(
             ),
             View::Codebook(w) if const { has_fn::<OPS>(CODEBOOK_BIT) } => conv_codebook::conv_codebook(a, inputs, &w, out, out_shape),
             View::Bsr(_) | View::Codebook(_) => Err(OpError::UnknownKind(kind::CONV)),
-            _ => conv::conv(a, inputs, out, out_shape),
+            _ => conv::conv::<OPS>(a, inputs, out, out_shape),
         },
         Op::Dense { act } if const { has::<OPS>(kind::DENSE) } => match inputs[1].view {
             View::Bsr(w) if const { has_fn::<OPS>(SPARSE_BIT) } => with_simd(
@@ -273,15 +274,51 @@ pub const SPARSE_BIT: u32 = 127;
 /// operator uses the kernel.
 pub const INPUT_SPARSE_BIT: u32 = 63;
 
+/// Bit of [`conv`]'s register-blocked kernel for 3 × 3 Convs at stride 1 or 2 of several input
+/// channels per group (4 filters × 4 pixels; ResNet-8's stages) in a kernel set. This and the
+/// next three bits name Conv kernels that only scalar FPUs (Cortex-M4F/M7/M33, 32-bit Arm Linux)
+/// run, each several KB of code: a firmware built with its model's set (`Model::ops_mask` sets a
+/// bit when one of the model's Convs has a shape the kernel takes) links only those its Convs
+/// use; without the bit a Conv runs the general loops instead, with the same results up to
+/// rounding. Kind codes 59–62 are reserved for these bits.
+pub const CONV_QUADS_BIT: u32 = 59;
+/// Bit of [`conv`]'s 1 × 1 stride-1 kernel in register blocks of 4 filters × 4 pixels (VWW's
+/// wide pointwise layers); see [`CONV_QUADS_BIT`].
+pub const CONV_1X1_BLOCKS_BIT: u32 = 60;
+/// Bit of [`conv`]'s kernel for one-channel groups with 3- or 5-wide kernels in blocks of 8
+/// outputs of a row (MNIST's stem, VWW's wide depthwise layers); see [`CONV_QUADS_BIT`].
+pub const CONV_ROW_BLOCKS_BIT: u32 = 61;
+/// Bit of [`conv`]'s 3 × 3 stride-1 "same" kernel for rows of at most 8 outputs held whole in
+/// registers (kws_dscnn's depthwise layers); see [`CONV_QUADS_BIT`].
+pub const CONV_ROWS3_BIT: u32 = 62;
+/// Every register-blocked Conv kernel bit, with what the kernel is for.
+pub const CONV_KERNEL_BITS: [(u32, &str); 4] = [
+    (CONV_QUADS_BIT, "Conv 3x3, 4 filters x 4 pixels"),
+    (CONV_1X1_BLOCKS_BIT, "Conv 1x1, 4 filters x 4 pixels"),
+    (CONV_ROW_BLOCKS_BIT, "Conv one-channel rows, 8 outputs"),
+    (CONV_ROWS3_BIT, "Conv 3x3 short rows"),
+];
+
+/// The register-blocked Conv kernel bits (see [`CONV_QUADS_BIT`]) a Conv with these attributes
+/// and operand shapes (input, weight, output) can run: the kernels' own conditions on the
+/// geometry, evaluated as on a target with an FPU (on others those kernels are never linked,
+/// whatever the bits).
+pub fn conv_kernel_bits(a: &crate::op::ConvAttrs, x: &Shape, w: &Shape, y: &Shape) -> u128 {
+    conv::kernel_bits(a, x, w, y)
+}
+
 /// The kernel set (for [`execute_in`]) holding the given kind codes, with every function of the
-/// element-wise kinds among them (add [`SPARSE_BIT`] for block-sparse weights, [`CODEBOOK_BIT`]
-/// for codebook weights).
+/// element-wise kinds among them and every Conv kernel when Conv is one (add [`SPARSE_BIT`] for
+/// block-sparse weights, [`CODEBOOK_BIT`] for codebook weights).
 pub const fn ops_mask(kinds: &[u16]) -> u128 {
     let mut m = 0;
     let mut i = 0;
     while i < kinds.len() {
         if kinds[i] < 64 {
             m |= 1 << kinds[i];
+        }
+        if kinds[i] == kind::CONV {
+            m |= (1 << CONV_QUADS_BIT) | (1 << CONV_1X1_BLOCKS_BIT) | (1 << CONV_ROW_BLOCKS_BIT) | (1 << CONV_ROWS3_BIT);
         }
         if kinds[i] == kind::UNARY {
             m |= (u32::MAX as u128) << UNARY_BITS;

@@ -9,7 +9,7 @@
 //! functions missing from the table, against its shared code; a few minutes each).
 
 use anyhow::{bail, Context, Result};
-use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
+use sprig_runtime::kernels::{BINARY_BITS, CODEBOOK_BIT, CONV_KERNEL_BITS, INPUT_SPARSE_BIT, SPARSE_BIT, UNARY_BITS};
 use sprig_runtime::op::kind;
 use sprig_runtime::{Model, UnaryKind};
 
@@ -156,6 +156,13 @@ fn main() -> Result<()> {
         let sparse = Some(with(dense_conv | (1u128 << SPARSE_BIT))?.saturating_sub(dense_conv_flash));
         let codebook = Some(with(dense_conv | (1u128 << CODEBOOK_BIT))?.saturating_sub(dense_conv_flash));
         let input_sparse = Some(with(dense_conv | (1u128 << INPUT_SPARSE_BIT))?.saturating_sub(dense_conv_flash));
+        let conv_flash = base + kinds[&kind::CONV];
+        let mut conv_kernels = BTreeMap::new();
+        for (bit, what) in CONV_KERNEL_BITS {
+            let bytes = with((1u128 << kind::CONV) | (1u128 << bit))?.saturating_sub(conv_flash);
+            eprintln!("{target}: kernel {what} {bytes} B");
+            conv_kernels.insert(bit, bytes);
+        }
         let variant_kinds = variant_kinds(target)?;
         let (variant_stack, variant_kind_stack) = variant_stack(&data, tmp.path(), target)?;
 
@@ -202,6 +209,7 @@ fn main() -> Result<()> {
             variant_kinds,
             variant_stack,
             variant_kind_stack,
+            conv_kernels,
             stack_kinds,
             stack_max,
             stack_models: models.iter().map(|(n, _)| n.clone()).collect(),
