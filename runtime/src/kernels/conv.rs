@@ -1357,6 +1357,8 @@ mod tests {
         assert_eq!(bits(1, 2, 1, [1, 16, 32, 32], 32, 3), 1 << Q, "ResNet-8's 16 -> 32 stride 2");
         assert_eq!(bits(64, 1, 1, [1, 64, 25, 5], 64, 3), 1 << R3, "kws_dscnn's depthwise");
         assert_eq!(bits(1, 1, 2, [1, 1, 28, 28], 8, 5), 1 << RB, "MNIST's stem");
+        assert_eq!(bits(1, 1, 2, [1, 8, 14, 14], 16, 5), 1 << Q, "MNIST's second layer");
+        assert_eq!(bits(1, 2, 2, [1, 8, 14, 14], 16, 5), 0, "5 x 5 at stride 2");
         assert_eq!(bits(8, 1, 1, [1, 8, 48, 48], 8, 3), 1 << RB, "VWW's 48-wide depthwise");
         assert_eq!(bits(1, 1, 0, [1, 8, 48, 48], 16, 1), 1 << P1, "VWW's first pointwise");
         assert_eq!(bits(1, 2, 0, [1, 16, 32, 32], 32, 1), 0, "ResNet-8's strided shortcut");
