@@ -1,10 +1,10 @@
-//! 3 × 3 Convs at stride 1 or 2 of several input channels per group (ResNet-8's stages) on scalar
-//! FPUs, in register blocks of 4 filters × 4 output pixels: for each input channel and kernel
-//! row, the block's input strip (6 values at stride 1, 9 at stride 2) is loaded once and serves
-//! 48 multiply-adds, against two loads per multiply-add pair for
-//! [`super::conv::conv_patches`]' gathered patches. Blocks whose input lies whole inside the
-//! planes read it in place; the others (borders, the last block of a row) read zero-padded
-//! copies of their strips, 8 channels at a time.
+//! 3 × 3 Convs at stride 1 or 2 and 5 × 5 Convs at stride 1 of several input channels per group
+//! (ResNet-8's stages, MNIST's second layer) on scalar FPUs, in register blocks of 4 filters × 4
+//! output pixels: for each input channel and kernel row, the block's input strip (6 values at
+//! stride 1, 9 at stride 2, 8 for 5 × 5) is loaded once and serves 48 (80) multiply-adds,
+//! against two loads per multiply-add pair for [`super::conv::conv_patches`]' gathered patches.
+//! Blocks whose input lies whole inside the planes read it in place; the others (borders, the
+//! last block of a row) read zero-padded copies of their strips, a few channels at a time.
 //!
 //! Every output is its bias, then each input channel's taps in `[ky, kx]` order, each step a
 //! product rounded and then added (`vmla.f32` on hard-float Arm, `a += w · x` elsewhere), then
