@@ -455,43 +455,17 @@ mod vfp {
         };
     }
 
-    /// One channel's three kernel rows through `$row`, then on to the next channel.
+    /// One channel's kernel rows, one per macro named (`$first` and then each of `$more`, the
+    /// strip pointer a row further before each), then on to the next channel, `{n}` times; the
+    /// sums in s0–s15 from and back to `{pa}`, d0–d14 saved and restored around it.
     macro_rules! channel_loop {
-        ($row:ident) => {
+        ($first:ident $(, $more:ident)*) => {
             concat!(
                 "vpush {{d0-d14}}\n",
                 "vldmia {pa}, {{s0-s15}}\n",
                 "2:\n",
-                $row!(),
-                "add {xp}, {xp}, {rs}\n",
-                $row!(),
-                "add {xp}, {xp}, {rs}\n",
-                $row!(),
-                "add {xp}, {xp}, {cs}\n",
-                "subs {n}, {n}, #1\n",
-                "bne 2b\n",
-                "vstmia {pa}, {{s0-s15}}\n",
-                "vpop {{d0-d14}}\n",
-            )
-        };
-    }
-
-    /// [`channel_loop`] with five kernel rows.
-    macro_rules! channel_loop5 {
-        ($row:ident) => {
-            concat!(
-                "vpush {{d0-d14}}\n",
-                "vldmia {pa}, {{s0-s15}}\n",
-                "2:\n",
-                $row!(),
-                "add {xp}, {xp}, {rs}\n",
-                $row!(),
-                "add {xp}, {xp}, {rs}\n",
-                $row!(),
-                "add {xp}, {xp}, {rs}\n",
-                $row!(),
-                "add {xp}, {xp}, {rs}\n",
-                $row!(),
+                $first!(),
+                $("add {xp}, {xp}, {rs}\n", $more!(),)*
                 "add {xp}, {xp}, {cs}\n",
                 "subs {n}, {n}, #1\n",
                 "bne 2b\n",
@@ -509,6 +483,23 @@ mod vfp {
     #[allow(unsafe_code)]
     #[inline(always)]
     pub(super) fn block((s, k): (usize, usize), xs: &[f32], cs: usize, rs: usize, nc: usize, w: [&[f32]; QF], acc: &mut [f32; QF * QP]) {
+        // The loop over channels on these operands, one kernel-row macro per row.
+        macro_rules! run {
+            ($acc:ident, $xs:ident, $rs:ident, $cs:ident, $nc:ident, $w:ident, $k:ident; $($row:ident),+) => {
+                core::arch::asm!(
+                    channel_loop!($($row),+),
+                    pa = in(reg) $acc.as_mut_ptr(),
+                    xp = inout(reg) $xs.as_ptr() => _,
+                    rs = in(reg) $rs * 4,
+                    cs = in(reg) ($cs - ($k - 1) * $rs) * 4,
+                    n = inout(reg) $nc => _,
+                    w0 = inout(reg) $w[0].as_ptr() => _,
+                    w1 = inout(reg) $w[1].as_ptr() => _,
+                    w2 = inout(reg) $w[2].as_ptr() => _,
+                    w3 = inout(reg) $w[3].as_ptr() => _,
+                )
+            };
+        }
         // SAFETY: channel `c`'s kernel row `ky` reads `xs[c · cs + ky · rs ..][..strip(s, k)]`
         // and the next `k` floats of each weight row, `nc ≥ 1` channels of `k` rows: inside the
         // slices (the caller asserts `k² · nc` weights per row and `xs` to the last strip); the
@@ -516,42 +507,9 @@ mod vfp {
         // popped last.
         unsafe {
             match (s, k) {
-                (1, 3) => core::arch::asm!(
-                    channel_loop!(kernel_row_s1),
-                    pa = in(reg) acc.as_mut_ptr(),
-                    xp = inout(reg) xs.as_ptr() => _,
-                    rs = in(reg) rs * 4,
-                    cs = in(reg) (cs - (k - 1) * rs) * 4,
-                    n = inout(reg) nc => _,
-                    w0 = inout(reg) w[0].as_ptr() => _,
-                    w1 = inout(reg) w[1].as_ptr() => _,
-                    w2 = inout(reg) w[2].as_ptr() => _,
-                    w3 = inout(reg) w[3].as_ptr() => _,
-                ),
-                (2, 3) => core::arch::asm!(
-                    channel_loop!(kernel_row_s2),
-                    pa = in(reg) acc.as_mut_ptr(),
-                    xp = inout(reg) xs.as_ptr() => _,
-                    rs = in(reg) rs * 4,
-                    cs = in(reg) (cs - (k - 1) * rs) * 4,
-                    n = inout(reg) nc => _,
-                    w0 = inout(reg) w[0].as_ptr() => _,
-                    w1 = inout(reg) w[1].as_ptr() => _,
-                    w2 = inout(reg) w[2].as_ptr() => _,
-                    w3 = inout(reg) w[3].as_ptr() => _,
-                ),
-                _ => core::arch::asm!(
-                    channel_loop5!(kernel_row_k5),
-                    pa = in(reg) acc.as_mut_ptr(),
-                    xp = inout(reg) xs.as_ptr() => _,
-                    rs = in(reg) rs * 4,
-                    cs = in(reg) (cs - (k - 1) * rs) * 4,
-                    n = inout(reg) nc => _,
-                    w0 = inout(reg) w[0].as_ptr() => _,
-                    w1 = inout(reg) w[1].as_ptr() => _,
-                    w2 = inout(reg) w[2].as_ptr() => _,
-                    w3 = inout(reg) w[3].as_ptr() => _,
-                ),
+                (1, 3) => run!(acc, xs, rs, cs, nc, w, k; kernel_row_s1, kernel_row_s1, kernel_row_s1),
+                (2, 3) => run!(acc, xs, rs, cs, nc, w, k; kernel_row_s2, kernel_row_s2, kernel_row_s2),
+                _ => run!(acc, xs, rs, cs, nc, w, k; kernel_row_k5, kernel_row_k5, kernel_row_k5, kernel_row_k5, kernel_row_k5),
             }
         }
     }
