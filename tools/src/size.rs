@@ -149,19 +149,20 @@ pub fn estimate(model: &Model<'_>, file_len: u64, t: &TargetSizes) -> Result<Est
         }
         let Some(&bytes) = t.kinds.get(&kind) else { bail!("the size table for {} has no entry for operator kind {kind}", t.target) };
         flash_parts.push(Part { what: format!("kernel {}", kind_name(model, kind)), bytes });
+        // The register-blocked Conv kernels its Convs' shapes use, under Conv.
+        for (bit, what) in CONV_KERNEL_BITS.iter().filter(|_| kind == CONV) {
+            if model.ops_mask() & (1u128 << bit) == 0 {
+                continue;
+            }
+            let Some(&bytes) = t.conv_kernels.get(bit) else {
+                bail!("the size table for {} has no entry for the kernel {what} (regenerate it with sprig-size-table)", t.target)
+            };
+            flash_parts.push(Part { what: format!("  kernel {what}"), bytes });
+        }
         match t.stack_kinds.get(&kind) {
             Some(&s) => stack = stack.max(s),
             None => unmeasured.push(kind_name(model, kind)),
         }
-    }
-    for (bit, what) in CONV_KERNEL_BITS {
-        if model.ops_mask() & (1u128 << bit) == 0 {
-            continue;
-        }
-        let Some(&bytes) = t.conv_kernels.get(&bit) else {
-            bail!("the size table for {} has no entry for the kernel {what} (regenerate it with sprig-size-table)", t.target)
-        };
-        flash_parts.push(Part { what: format!("  kernel {what}"), bytes });
     }
     for (base, shared, fns, label) in [(UNARY_BITS, t.unary_shared, &t.unary, "unary"), (BINARY_BITS, t.binary_shared, &t.binary, "binary")]
     {

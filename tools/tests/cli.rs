@@ -252,6 +252,13 @@ fn size_estimates_flash_and_ram_for_every_target_from_the_model_and_its_kernels(
         let names: Vec<&str> = parts.iter().map(|p| p["what"].as_str().unwrap()).collect();
         assert!(names.contains(&"kernel Conv") && names.contains(&"kernel Dense"), "{names:?}");
         assert!(!names.iter().any(|n| n.contains("Resize")), "{names:?}");
+        // Under Conv, the register-blocked Conv kernels its shapes use (its 3 x 3 depthwise rows
+        // and 1 x 1 layers; none of several channels): code only where the core has an FPU.
+        let conv = names.iter().position(|n| *n == "kernel Conv").unwrap();
+        let blocked: Vec<&str> = names[conv + 1..].iter().take_while(|n| n.starts_with("  kernel Conv ")).copied().collect();
+        assert_eq!(blocked, ["  kernel Conv 1x1, 4 filters x 4 pixels", "  kernel Conv 3x3 short rows"], "{names:?}");
+        let soft = e["target"].as_str().unwrap().starts_with("thumbv6m");
+        assert!(parts[conv + 1..conv + 3].iter().all(|p| (p["bytes"].as_u64().unwrap() == 0) == soft), "{parts:?}");
         let ram = e["ram_parts"].as_array().unwrap();
         assert_eq!(ram[0]["bytes"].as_u64().unwrap(), arena);
         assert!(ram[1]["bytes"].as_u64().unwrap() > 1024, "a stack estimate");

@@ -274,8 +274,9 @@ pub const SPARSE_BIT: u32 = 127;
 /// operator uses the kernel.
 pub const INPUT_SPARSE_BIT: u32 = 63;
 
-/// Bit of [`conv`]'s register-blocked kernel for 3 × 3 Convs at stride 1 or 2 of several input
-/// channels per group (4 filters × 4 pixels; ResNet-8's stages) in a kernel set. This and the
+/// Bit of [`conv`]'s register-blocked kernel for 3 × 3 Convs at stride 1 or 2 and 5 × 5 Convs at
+/// stride 1 of several input channels per group (4 filters × 4 pixels; ResNet-8's stages,
+/// MNIST's second layer) in a kernel set. This and the
 /// next three bits name Conv kernels that only scalar FPUs (Cortex-M4F/M7/M33, 32-bit Arm Linux)
 /// run, each several KB of code: a firmware built with its model's set (`Model::ops_mask` sets a
 /// bit when one of the model's Convs has a shape the kernel takes) links only those its Convs
@@ -293,7 +294,7 @@ pub const CONV_ROW_BLOCKS_BIT: u32 = 61;
 pub const CONV_ROWS3_BIT: u32 = 62;
 /// Every register-blocked Conv kernel bit, with what the kernel is for.
 pub const CONV_KERNEL_BITS: [(u32, &str); 4] = [
-    (CONV_QUADS_BIT, "Conv 3x3, 4 filters x 4 pixels"),
+    (CONV_QUADS_BIT, "Conv 3x3/5x5, 4 filters x 4 pixels"),
     (CONV_1X1_BLOCKS_BIT, "Conv 1x1, 4 filters x 4 pixels"),
     (CONV_ROW_BLOCKS_BIT, "Conv one-channel rows, 8 outputs"),
     (CONV_ROWS3_BIT, "Conv 3x3 short rows"),
